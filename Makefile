@@ -1,0 +1,43 @@
+# a2a-grpc developer commands. Every target installs what it needs first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install stubs check-stubs lint breaking test run bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## create .venv with the library and every development tool
+
+stubs: $(STAMP) ## regenerate a2a_grpc/_gen from protos/
+	$(BIN)/python tools/gen_protos.py
+
+check-stubs: $(STAMP) ## fail if a2a_grpc/_gen is stale
+	$(BIN)/python tools/gen_protos.py --check
+
+lint: $(STAMP) ## ruff, mypy (strict, hand-written code), buf lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python tools/buf.py lint
+
+breaking: $(STAMP) ## buf breaking against the main branch
+	$(BIN)/python tools/buf.py breaking --against main
+
+test: $(STAMP) ## run the test suite
+	$(BIN)/pytest -q
+
+run: $(STAMP) ## serve the reference agent over gRPC and HTTP (embedded SQLite store)
+	$(BIN)/a2a-grpc serve
+
+clean: ## remove the virtualenv and build output
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""a2a-grpc: a gRPC-native transport for the A2A protocol v1.0."""

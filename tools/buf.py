@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Run buf offline: ``lint``, or ``breaking`` against a git ref (default: main).
+
+buf would normally fetch googleapis from its registry. We copy the google/api
+protos our files import (and what those import) out of the installed
+googleapis-common-protos package into build/buf-deps, which buf.yaml lists as
+a second module; google/protobuf comes with buf itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPS = Path("build") / "buf-deps"
+IMPORT = re.compile(r'^\s*import\s+(?:public\s+|weak\s+)?"([^"]+)"\s*;', re.MULTILINE)
+
+
+def buf() -> str:
+    exe = shutil.which("buf") or str(Path(sys.executable).parent / "buf")
+    if not Path(exe).exists():
+        raise SystemExit(
+            "buf not found: install the dev extras (pip install -e '.[dev]', which brings buf-bin)"
+        )
+    return exe
+
+
+def copy_deps(workspace: Path) -> None:
+    """Copy the import closure of workspace/protos outside google/protobuf into workspace/build/buf-deps."""
+    import google.api
+
+    source = Path(next(iter(google.api.__path__))).parent.parent
+    dest = workspace / DEPS
+    shutil.rmtree(dest, ignore_errors=True)
+    todo = [p.read_text() for p in (workspace / "protos").rglob("*.proto")]
+    seen: set[str] = set()
+    while todo:
+        for name in IMPORT.findall(todo.pop()):
+            if name in seen or name.startswith("google/protobuf/") or (workspace / "protos" / name).exists():
+                continue
+            seen.add(name)
+            found = source / name
+            if not found.exists():
+                raise SystemExit(f"cannot find {name} in {source} (googleapis-common-protos)")
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(found, dest / name)
+            todo.append(found.read_text())
+
+
+def run(*args: str, cwd: Path = ROOT) -> int:
+    return subprocess.call([buf(), *args], cwd=cwd)
+
+
+def lint() -> int:
+    copy_deps(ROOT)
+    code = run("lint")
+    if code == 0:
+        print("buf lint: ok")
+    return code
+
+
+def breaking(ref: str) -> int:
+    copy_deps(ROOT)
+    if (
+        subprocess.call(
+            ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        != 0
+    ):
+        print(f"buf breaking: no git ref {ref!r} to compare against; skipped")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp)
+        archive = subprocess.run(
+            ["git", "archive", ref, "--", "buf.yaml", "protos"], cwd=ROOT, capture_output=True
+        )
+        if archive.returncode != 0:
+            print(f"buf breaking: {ref} has no protos yet; skipped")
+            return 0
+        subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+        copy_deps(old)
+        image = old / "against.binpb"
+        if run("build", "-o", str(image), cwd=old) != 0:
+            return 1
+        code = run("breaking", "--against", str(image))
+    if code == 0:
+        print(f"buf breaking: no breaking change against {ref}")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("lint", help="buf lint (STANDARD and COMMENTS)")
+    b = sub.add_parser("breaking", help="buf breaking against a git ref")
+    b.add_argument("--against", default="main", help="git ref to compare with (default: main)")
+    sub.add_parser("deps", help="only copy the google/api protos into build/buf-deps")
+    args = parser.parse_args(argv)
+    if args.command == "lint":
+        return lint()
+    if args.command == "breaking":
+        return breaking(args.against)
+    copy_deps(ROOT)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
