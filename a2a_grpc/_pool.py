@@ -41,6 +41,11 @@ def _copy_in(dep: FileDescriptor) -> None:
     POOL.AddSerializedFile(dep.serialized_pb)
 
 
+def include(file: FileDescriptor) -> None:
+    """Make a file of the default pool (e.g. grpc.health.v1) visible in ours, for server reflection."""
+    _copy_in(file)
+
+
 def add_file(serialized: bytes, dependencies: Iterable[FileDescriptor]) -> FileDescriptor:
     """Register one generated file, after the files it imports."""
     for dep in dependencies:

@@ -1,0 +1,228 @@
+"""The ``a2a-grpc`` command: serve an agent, and talk to one."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from a2a_grpc import errors, types
+
+DEFAULT_STORE = "sqlite:///.a2a/tasks.db"
+DEFAULT_GRPC_PORT = 50051
+
+
+class CliError(Exception):
+    """A problem worth one line to the user."""
+
+
+def _json(message: Message) -> str:
+    return json.dumps(json_format.MessageToDict(message), indent=2)
+
+
+def load_agent(spec: str) -> Any:
+    from a2a_grpc.agent import Agent
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise CliError(f"--agent must look like module:attribute, not {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CliError(f"cannot import {module_name!r}: {exc}") from None
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        raise CliError(f"module {module_name!r} has no attribute {attr!r}") from None
+    agent = obj() if isinstance(obj, type) else obj
+    if not isinstance(agent, Agent):
+        raise CliError(f"{spec} is not an a2a_grpc.agent.Agent (or a class of one)")
+    return agent
+
+
+async def serve(args: argparse.Namespace) -> int:
+    from a2a_grpc.push import PushNotifier
+    from a2a_grpc.server import A2AServer, ServerSettings
+    from a2a_grpc.tasks import open_store
+
+    agent = load_agent(args.agent)
+    try:
+        settings = ServerSettings(host=args.host, port=args.grpc_port)
+        store = open_store(args.store)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    notifier = PushNotifier()
+    server = A2AServer(agent, store, settings, notifier=notifier)
+    try:
+        try:
+            await server.start()
+        except (OSError, RuntimeError) as exc:
+            raise CliError(f"cannot listen on {args.host}:{args.grpc_port}: {exc}") from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"a2a-grpc: serving {agent.card.name!r} over gRPC at {server.address}", flush=True)
+        print(f"a2a-grpc: task store {args.store}", flush=True)
+        print(f"a2a-grpc: try  a2a-grpc send {server.address} 'hello'   (Ctrl-C stops)", flush=True)
+        await stop.wait()
+        print("a2a-grpc: stopping", flush=True)
+    finally:
+        await server.stop()
+        await notifier.aclose()
+        await store.close()
+    return 0
+
+
+async def _with_client(args: argparse.Namespace, action: Any) -> int:
+    from a2a_grpc.client import A2AClient
+
+    async with A2AClient(args.address, timeout=args.timeout) as client:
+        return int(await action(client))
+
+
+async def send(args: argparse.Namespace) -> int:
+    from a2a_grpc.client import A2AClient
+
+    request = A2AClient.text_request(
+        args.text, task_id=args.task_id or "", context_id=args.context_id or "",
+        return_immediately=args.return_immediately,
+    )
+
+    async def run(client: A2AClient) -> int:
+        if args.stream:
+            async for event in client.send_streaming_message(request, timeout=args.timeout):
+                print(json.dumps(json_format.MessageToDict(event)), flush=True)
+        else:
+            print(_json(await client.send_message(request)))
+        return 0
+
+    return await _with_client(args, run)
+
+
+async def card(args: argparse.Namespace) -> int:
+    if args.address.startswith(("http://", "https://")):
+        import httpx
+
+        url = args.address.rstrip("/") + "/.well-known/agent-card.json"
+        async with httpx.AsyncClient(timeout=args.timeout) as http:
+            try:
+                response = await http.get(url)
+            except httpx.HTTPError as exc:
+                raise CliError(f"cannot fetch {url}: {exc}") from None
+        if response.status_code != 200:
+            raise CliError(f"{url} answered HTTP {response.status_code}")
+        print(json.dumps(response.json(), indent=2))
+        return 0
+
+    async def run(client: Any) -> int:
+        print(_json(await client.get_extended_agent_card()))
+        return 0
+
+    return await _with_client(args, run)
+
+
+async def tasks(args: argparse.Namespace) -> int:
+    async def run(client: Any) -> int:
+        if args.tasks_command == "get":
+            print(_json(await client.get_task(args.id, history_length=args.history_length)))
+        elif args.tasks_command == "cancel":
+            print(_json(await client.cancel_task(args.id)))
+        else:
+            request = types.ListTasksRequest(context_id=args.context_id or "", page_token=args.page_token or "")
+            if args.status:
+                name = args.status.upper()
+                name = name if name.startswith("TASK_STATE_") else "TASK_STATE_" + name
+                if name not in types.TaskState.keys():
+                    raise CliError(f"unknown status {args.status!r}; one of "
+                                   + ", ".join(k.removeprefix("TASK_STATE_").lower() for k in types.TaskState.keys()))
+                request.status = types.TaskState.Value(name)
+            if args.page_size is not None:
+                request.page_size = args.page_size
+            print(_json(await client.list_tasks(request)))
+        return 0
+
+    return await _with_client(args, run)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="a2a-grpc", description="A gRPC-native transport for the A2A protocol v1.0.")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="serve an agent over gRPC", description="Serve an agent over gRPC "
+                       "(A2AService, health checking, reflection) until interrupted.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT,
+                   help=f"gRPC port; 0 picks a free one (default: {DEFAULT_GRPC_PORT})")
+    p.add_argument("--store", default=DEFAULT_STORE,
+                   help=f"task store: memory, or sqlite:///PATH (default: {DEFAULT_STORE})")
+    p.add_argument("--agent", default="a2a_grpc.reference_agent:ReferenceAgent",
+                   help="the agent, as module:attribute (an Agent or Agent class; default: the reference agent)")
+    p.set_defaults(func=serve)
+
+    def client_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("address", help="the agent's gRPC address, HOST:PORT")
+        p.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds (default: 30)")
+
+    p = sub.add_parser("send", help="send a message", description="Send a text message; print the reply as JSON.")
+    client_args(p)
+    p.add_argument("text", help="the message text (the reference agent reads its first word as the skill)")
+    p.add_argument("--stream", action="store_true", help="stream events (one JSON object per line)")
+    p.add_argument("--task-id", help="continue this task")
+    p.add_argument("--context-id", help="send within this context")
+    p.add_argument("--return-immediately", action="store_true", help="do not wait for the task to finish")
+    p.set_defaults(func=send)
+
+    p = sub.add_parser("card", help="print an agent's card",
+                       description="Print the card: over gRPC (HOST:PORT, GetExtendedAgentCard) or from "
+                       "an http(s):// base URL (/.well-known/agent-card.json).")
+    p.add_argument("address", help="HOST:PORT (gRPC) or http(s)://HOST:PORT")
+    p.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds (default: 30)")
+    p.set_defaults(func=card)
+
+    p = sub.add_parser("tasks", help="get, list or cancel tasks", description="Work with an agent's tasks.")
+    tsub = p.add_subparsers(dest="tasks_command", required=True, metavar="ACTION")
+    g = tsub.add_parser("get", help="print one task")
+    client_args(g)
+    g.add_argument("id", help="task id")
+    g.add_argument("--history-length", type=int, help="at most this many history messages")
+    c = tsub.add_parser("cancel", help="cancel a task")
+    client_args(c)
+    c.add_argument("id", help="task id")
+    ls = tsub.add_parser("list", help="list tasks, most recently updated first")
+    client_args(ls)
+    ls.add_argument("--context-id", help="only this context")
+    ls.add_argument("--status", help="only this state, e.g. working, completed")
+    ls.add_argument("--page-size", type=int, help="1..100 (default 50)")
+    ls.add_argument("--page-token", help="nextPageToken of the previous page")
+    p.set_defaults(func=tasks)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "serve" and args.store.startswith("sqlite:///") and not args.store.startswith("sqlite:////"):
+        Path(args.store.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return asyncio.run(args.func(args))
+    except CliError as exc:
+        print(f"a2a-grpc: error: {exc}", file=sys.stderr)
+        return 1
+    except errors.A2AError as exc:
+        print(f"a2a-grpc: error: {type(exc).__name__}: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

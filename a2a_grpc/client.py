@@ -1,0 +1,224 @@
+"""An async gRPC client for any A2A v1.0 agent: one method per RPC.
+
+    async with A2AClient("127.0.0.1:50051") as client:
+        reply = await client.send_message(A2AClient.text_request("hello"))
+        async for event in client.send_streaming_message(A2AClient.text_request("stream 3")):
+            ...
+
+Every call has a deadline (``timeout`` per call, else the client's default).
+Streams are async iterators that cancel the underlying call when the loop
+exits early, raises, or is cancelled. Failures arrive as one typed exception
+per A2A error (``a2a_grpc.errors``), decoded from the gRPC status details.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from a2a_grpc import errors, types
+from a2a_grpc.agent import new_id
+from a2a_grpc.handler import SUPPORTED_VERSIONS
+
+__all__ = ["A2AClient"]
+
+R = TypeVar("R", bound=Message)
+_PREFIX = f"/{types.A2A_SERVICE.full_name}/"
+
+
+class A2AClient:
+    """A client of one agent at ``target`` (``host:port``)."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float | None = 30.0,
+        metadata: Sequence[tuple[str, str]] = (),
+        extensions: Iterable[str] = (),
+        version: str = SUPPORTED_VERSIONS[-1],
+        channel: grpc.aio.Channel | None = None,
+        max_message_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        base = [("a2a-version", version), *metadata]
+        ext = ",".join(extensions)
+        if ext:
+            base.append(("a2a-extensions", ext))
+        self._metadata = tuple(base)
+        self._own_channel = channel is None
+        self._channel = channel or grpc.aio.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes),
+            ],
+        )
+        self._calls: dict[str, Any] = {}
+        for method in types.A2A_SERVICE.methods:
+            from google.protobuf import message_factory
+
+            req = message_factory.GetMessageClass(method.input_type)
+            resp = message_factory.GetMessageClass(method.output_type)
+            make = self._channel.unary_stream if method.server_streaming else self._channel.unary_unary
+            self._calls[method.name] = make(
+                _PREFIX + method.name, request_serializer=req.SerializeToString, response_deserializer=resp.FromString
+            )
+
+    async def close(self) -> None:
+        if self._own_channel:
+            await self._channel.close()
+
+    async def __aenter__(self) -> A2AClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        """Wait until the channel is connected (useful right after starting a server)."""
+        import asyncio
+
+        await asyncio.wait_for(self._channel.channel_ready(), timeout)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _md(self, metadata: Sequence[tuple[str, str]] | None) -> tuple[tuple[str, str], ...]:
+        return self._metadata + tuple(metadata) if metadata else self._metadata
+
+    async def _unary(
+        self, name: str, request: Message, timeout: float | None, metadata: Sequence[tuple[str, str]] | None
+    ) -> Any:
+        try:
+            return await self._calls[name](
+                request, timeout=self.timeout if timeout is None else timeout, metadata=self._md(metadata)
+            )
+        except grpc.RpcError as exc:
+            raise errors.from_rpc_error(exc) from None
+
+    async def _stream(
+        self, name: str, request: Message, timeout: float | None, metadata: Sequence[tuple[str, str]] | None
+    ) -> AsyncIterator[types.StreamResponse]:
+        call = self._calls[name](request, timeout=timeout, metadata=self._md(metadata))
+        try:
+            async for item in call:
+                yield item
+        except grpc.RpcError as exc:
+            raise errors.from_rpc_error(exc) from None
+        finally:
+            call.cancel()  # a no-op once the stream has ended; stops the server side otherwise
+
+    # -- convenience ---------------------------------------------------------------------------
+
+    @staticmethod
+    def text_request(
+        text: str, *, task_id: str = "", context_id: str = "", return_immediately: bool = False, tenant: str = ""
+    ) -> types.SendMessageRequest:
+        """A SendMessageRequest carrying one user text part."""
+        request = types.SendMessageRequest(tenant=tenant)
+        message = request.message
+        message.message_id, message.role = new_id(), types.ROLE_USER
+        message.task_id, message.context_id = task_id, context_id
+        message.parts.add(text=text)
+        request.configuration.return_immediately = return_immediately
+        return request
+
+    # -- the eleven RPCs -----------------------------------------------------------------------
+
+    async def send_message(
+        self, request: types.SendMessageRequest, *, timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> types.SendMessageResponse:
+        response: types.SendMessageResponse = await self._unary("SendMessage", request, timeout, metadata)
+        return response
+
+    def send_streaming_message(
+        self, request: types.SendMessageRequest, *, timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> AsyncIterator[types.StreamResponse]:
+        """Stream the task's events; ``timeout`` bounds the whole stream (None: no deadline)."""
+        return self._stream("SendStreamingMessage", request, timeout, metadata)
+
+    async def get_task(
+        self, task_id: str, *, history_length: int | None = None, tenant: str = "", timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> types.Task:
+        request = types.GetTaskRequest(id=task_id, tenant=tenant)
+        if history_length is not None:
+            request.history_length = history_length
+        task: types.Task = await self._unary("GetTask", request, timeout, metadata)
+        return task
+
+    async def list_tasks(
+        self, request: types.ListTasksRequest | None = None, *, timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> types.ListTasksResponse:
+        response: types.ListTasksResponse = await self._unary(
+            "ListTasks", request or types.ListTasksRequest(), timeout, metadata
+        )
+        return response
+
+    async def cancel_task(
+        self, task_id: str, *, tenant: str = "", timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> types.Task:
+        task: types.Task = await self._unary("CancelTask", types.CancelTaskRequest(id=task_id, tenant=tenant),
+                                             timeout, metadata)
+        return task
+
+    def subscribe_to_task(
+        self, task_id: str, *, tenant: str = "", timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> AsyncIterator[types.StreamResponse]:
+        return self._stream("SubscribeToTask", types.SubscribeToTaskRequest(id=task_id, tenant=tenant), timeout,
+                            metadata)
+
+    async def create_task_push_notification_config(
+        self, config: types.TaskPushNotificationConfig, *, timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> types.TaskPushNotificationConfig:
+        created: types.TaskPushNotificationConfig = await self._unary(
+            "CreateTaskPushNotificationConfig", config, timeout, metadata
+        )
+        return created
+
+    async def get_task_push_notification_config(
+        self, task_id: str, config_id: str, *, tenant: str = "", timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> types.TaskPushNotificationConfig:
+        request = types.GetTaskPushNotificationConfigRequest(task_id=task_id, id=config_id, tenant=tenant)
+        config: types.TaskPushNotificationConfig = await self._unary(
+            "GetTaskPushNotificationConfig", request, timeout, metadata
+        )
+        return config
+
+    async def list_task_push_notification_configs(
+        self, task_id: str, *, page_size: int = 0, page_token: str = "", tenant: str = "",
+        timeout: float | None = None, metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> types.ListTaskPushNotificationConfigsResponse:
+        request = types.ListTaskPushNotificationConfigsRequest(
+            task_id=task_id, page_size=page_size, page_token=page_token, tenant=tenant
+        )
+        response: types.ListTaskPushNotificationConfigsResponse = await self._unary(
+            "ListTaskPushNotificationConfigs", request, timeout, metadata
+        )
+        return response
+
+    async def delete_task_push_notification_config(
+        self, task_id: str, config_id: str, *, tenant: str = "", timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> None:
+        request = types.DeleteTaskPushNotificationConfigRequest(task_id=task_id, id=config_id, tenant=tenant)
+        await self._unary("DeleteTaskPushNotificationConfig", request, timeout, metadata)
+
+    async def get_extended_agent_card(
+        self, *, tenant: str = "", timeout: float | None = None, metadata: Sequence[tuple[str, str]] | None = None
+    ) -> types.AgentCard:
+        card: types.AgentCard = await self._unary(
+            "GetExtendedAgentCard", types.GetExtendedAgentCardRequest(tenant=tenant), timeout, metadata
+        )
+        return card

@@ -1,0 +1,418 @@
+"""The eleven A2A operations, independent of any binding.
+
+The gRPC servicer and the JSON bridge are thin adapters over one
+:class:`RequestHandler`: they decode a request, call the method of the same
+name, and encode the result or the :class:`~a2a_grpc.errors.A2AError` it raised.
+Semantics follow the specification, section 3 (operations) and 3.3.4
+(capability checks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from google.protobuf import json_format
+
+from a2a_grpc import errors, types
+from a2a_grpc.agent import Agent, RequestContext, new_id, text_message
+
+from a2a_grpc.taskrun import REST_STATES, Execution, TaskRun
+from a2a_grpc.tasks import InvalidListRequestError, TaskStore, trim_task
+from a2a_grpc.validation import invalid, require, validate_send, validate_state
+
+if TYPE_CHECKING:
+    from a2a_grpc.push import PushNotifier
+
+__all__ = ["SUPPORTED_VERSIONS", "CallContext", "RequestHandler"]
+
+log = logging.getLogger("a2a_grpc.handler")
+
+SUPPORTED_VERSIONS = ("1.0",)
+"""A2A versions (Major.Minor) this implementation speaks."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """What a binding knows about the call besides the request message."""
+
+    version: str | None = None
+    """The ``a2a-version`` service parameter, if sent."""
+    extensions: frozenset[str] = frozenset()
+    """The ``a2a-extensions`` service parameter, split on commas."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def parse_extensions(value: str | None) -> frozenset[str]:
+    if not value:
+        return frozenset()
+    return frozenset(uri.strip() for uri in value.split(",") if uri.strip())
+
+
+def version_supported(version: str) -> bool:
+    # Patch numbers are ignored (spec 3.6); "1" is read as "1.0".
+    parts = version.strip().split(".")
+    major_minor = ".".join((parts + ["0"])[:2]) if parts[0] else ""
+    return major_minor in SUPPORTED_VERSIONS
+
+
+class RequestHandler:
+    """Serves one agent: runs its executions, keeps its tasks, answers the A2A operations."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        store: TaskStore,
+        *,
+        card: types.AgentCard | None = None,
+        notifier: PushNotifier | None = None,
+        window: int = 256,
+    ) -> None:
+        self.agent = agent
+        self.store = store
+        self.card = card if card is not None else agent.card
+        self.notifier = notifier
+        self.window = window
+        self._runs: dict[tuple[str, str], TaskRun] = {}
+        self._jobs: set[asyncio.Task[None]] = set()
+        caps = self.card.capabilities
+        self._streaming = caps.streaming
+        self._push = caps.push_notifications
+        self._required_extensions = frozenset(e.uri for e in caps.extensions if e.required)
+
+    # -- service parameters --------------------------------------------------------------------
+
+    def check_call(self, call: CallContext) -> None:
+        """VersionNotSupported / ExtensionSupportRequired, before any operation runs."""
+        if call.version is not None and not version_supported(call.version):
+            raise errors.VersionNotSupportedError(
+                f"A2A version {call.version!r} is not supported; this agent speaks "
+                + ", ".join(SUPPORTED_VERSIONS),
+                metadata={"supported_versions": ",".join(SUPPORTED_VERSIONS)},
+            )
+        missing = self._required_extensions - call.extensions
+        if missing:
+            names = ",".join(sorted(missing))
+            raise errors.ExtensionSupportRequiredError(
+                f"this agent requires extension(s) {names}: declare them in a2a-extensions",
+                metadata={"extensions": names},
+            )
+
+    def _require_streaming(self) -> None:
+        if not self._streaming:
+            raise errors.UnsupportedOperationError("this agent does not support streaming")
+
+    def _require_push(self) -> None:
+        if not self._push:
+            raise errors.PushNotificationNotSupportedError("this agent does not support push notifications")
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    async def _load_run(self, tenant: str, task_id: str) -> TaskRun | None:
+        run = self._runs.get((tenant, task_id))
+        if run is not None:
+            return run
+        task = await self.store.get(tenant, task_id)
+        if task is None:
+            return None
+        configs: list[types.TaskPushNotificationConfig] = []
+        if self._push and self.notifier is not None:
+            configs, _ = await self.store.list_push_configs(tenant, task_id, 100, "")
+        run = self._runs.get((tenant, task_id))  # another call may have loaded it meanwhile
+        if run is None:
+            run = self._new_run(tenant, task, configs)
+        return run
+
+    def _new_run(
+        self, tenant: str, task: types.Task, configs: list[types.TaskPushNotificationConfig]
+    ) -> TaskRun:
+        run = TaskRun(tenant, task, self.store, self.notifier, configs, self.window, self._forget)
+        self._runs[(tenant, task.id)] = run
+        return run
+
+    def _forget(self, run: TaskRun) -> None:
+        if self._runs.get((run.tenant, run.task.id)) is run:
+            del self._runs[(run.tenant, run.task.id)]
+
+    async def _create_task(self, execution: Execution, request: types.SendMessageRequest) -> TaskRun:
+        ctx = execution.context
+        task = types.Task(id=ctx.task_id, context_id=ctx.context_id)
+        task.status.state = types.TASK_STATE_SUBMITTED
+        task.status.timestamp.GetCurrentTime()
+        task.history.append(ctx.message)
+        configs: list[types.TaskPushNotificationConfig] = []
+        if request.configuration.HasField("task_push_notification_config"):
+            config = types.TaskPushNotificationConfig()
+            config.CopyFrom(request.configuration.task_push_notification_config)
+            config.task_id, config.tenant = task.id, ctx.tenant
+            config.id = config.id or new_id()
+            await self.store.put_push_config(ctx.tenant, config)
+            configs.append(config)
+        run = self._new_run(ctx.tenant, task, configs)
+        await self.store.save(ctx.tenant, task)
+        return run
+
+    # -- SendMessage / SendStreamingMessage ----------------------------------------------------
+
+    async def _start(self, request: types.SendMessageRequest, call: CallContext, subscribe: bool) -> Execution:
+        validate_send(request)
+        if request.configuration.HasField("task_push_notification_config"):
+            self._require_push()
+        tenant, message = request.tenant, request.message
+        run: TaskRun | None = None
+        before: types.Task | None = None
+        if message.task_id:
+            run = await self._load_run(tenant, message.task_id)
+            if run is None:
+                raise errors.TaskNotFoundError(f"task {message.task_id!r} not found")
+            if run.finished:
+                raise errors.UnsupportedOperationError(
+                    f"task {message.task_id!r} is {types.TaskState.Name(run.state)}: "
+                    "a task in a terminal state accepts no more messages"
+                )
+            if message.context_id and message.context_id != run.task.context_id:
+                raise invalid("message.context_id", f"does not match the context of task {message.task_id!r}")
+            message.context_id = run.task.context_id
+            before = types.Task()
+            before.CopyFrom(run.task)
+            run.task.history.append(message)
+        else:
+            message.task_id = new_id()
+            message.context_id = message.context_id or new_id()
+        metadata = json_format.MessageToDict(request.metadata) if request.HasField("metadata") else {}
+        context = RequestContext(
+            message=message,
+            task_id=message.task_id,
+            context_id=message.context_id,
+            task=before,
+            tenant=tenant,
+            metadata=metadata,
+            extensions=call.extensions,
+            headers=call.headers,
+        )
+
+        async def create(execution: Execution) -> TaskRun:
+            return await self._create_task(execution, request)
+
+        execution = Execution(context, create, run, subscribe=subscribe)
+        job = asyncio.get_running_loop().create_task(self._execute(execution))
+        execution.job = job
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+        return execution
+
+    async def _execute(self, execution: Execution) -> None:
+        error: BaseException | None = None
+        try:
+            await self.agent.execute(execution.context, execution.updater)
+        except asyncio.CancelledError:
+            pass  # CancelTask (or shutdown) stopped it; the canceller sets the final state
+        except Exception as exc:
+            error = exc
+            run = execution.run
+            if run is not None and not run.finished:
+                if not isinstance(exc, errors.A2AError):
+                    log.exception("agent failed on task %s", run.task.id)
+                text = exc.message if isinstance(exc, errors.A2AError) else errors.INTERNAL_MESSAGE
+                await run.fail_safely(text_message(text, task_id=run.task.id, context_id=run.task.context_id))
+        finally:
+            run = execution.run
+            if run is not None and run.dirty:
+                await run.save()
+            execution.finish(error if execution.run is None else None)
+
+    async def send_message(self, request: types.SendMessageRequest, call: CallContext) -> types.SendMessageResponse:
+        execution = await self._start(request, call, subscribe=False)
+        first = await asyncio.shield(execution.first)
+        if isinstance(first, types.Message):
+            return types.SendMessageResponse(message=first)
+        if not request.configuration.return_immediately:
+            await asyncio.shield(execution.at_rest)
+        config = request.configuration
+        history = config.history_length if config.HasField("history_length") else None
+        return types.SendMessageResponse(task=trim_task(first.task, history))
+
+    async def send_streaming_message(
+        self, request: types.SendMessageRequest, call: CallContext
+    ) -> AsyncIterator[types.StreamResponse]:
+        self._require_streaming()
+        execution = await self._start(request, call, subscribe=True)
+        first = await asyncio.shield(execution.first)
+        if isinstance(first, types.Message):
+            yield types.StreamResponse(message=first)
+            return
+        sub = execution.first_subscription
+        assert sub is not None
+        try:
+            yield types.StreamResponse(task=sub.snapshot)
+            async for event in sub.events():
+                yield event
+                if event.HasField("status_update") and event.status_update.status.state in REST_STATES:
+                    return
+        finally:
+            sub.close()
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    async def _existing(self, tenant: str, task_id: str, field_name: str = "id") -> types.Task:
+        require(task_id, field_name)
+        run = self._runs.get((tenant, task_id))
+        task = run.task if run is not None else await self.store.get(tenant, task_id)
+        if task is None:
+            raise errors.TaskNotFoundError(f"task {task_id!r} not found", metadata={"task_id": task_id})
+        return task
+
+    async def get_task(self, request: types.GetTaskRequest, call: CallContext) -> types.Task:
+        if request.HasField("history_length") and request.history_length < 0:
+            raise invalid("history_length", "must not be negative")
+        task = await self._existing(request.tenant, request.id)
+        history = request.history_length if request.HasField("history_length") else None
+        return trim_task(task, history)
+
+    async def list_tasks(self, request: types.ListTasksRequest, call: CallContext) -> types.ListTasksResponse:
+        validate_state(request.status, "status")
+        try:
+            return await self.store.list(request.tenant, request)
+        except InvalidListRequestError as exc:
+            raise invalid(exc.field, str(exc)) from None
+
+    async def cancel_task(self, request: types.CancelTaskRequest, call: CallContext) -> types.Task:
+        require(request.id, "id")
+        run = await self._load_run(request.tenant, request.id)
+        if run is None:
+            raise errors.TaskNotFoundError(f"task {request.id!r} not found", metadata={"task_id": request.id})
+        if run.finished:
+            raise errors.TaskNotCancelableError(
+                f"task {request.id!r} is {types.TaskState.Name(run.state)}: only unfinished tasks can be canceled",
+                metadata={"task_id": request.id},
+            )
+        running = [e for e in run.executions if e.job is not None]
+        last = run.task.history[-1] if run.task.history else types.Message()
+        context = RequestContext(
+            message=last, task_id=run.task.id, context_id=run.task.context_id, task=trim_task(run.task, None),
+            tenant=request.tenant, extensions=call.extensions, headers=call.headers,
+        )
+        execution = Execution(context, None, run, subscribe=False)
+        try:
+            await self.agent.cancel(context, execution.updater)
+        finally:
+            for other in running:
+                assert other.job is not None
+                other.job.cancel()
+            if not run.finished:
+                await run.set_status(types.TASK_STATE_CANCELED, None)
+            execution.finish(None)
+        return trim_task(run.task, None)
+
+    async def subscribe_to_task(
+        self, request: types.SubscribeToTaskRequest, call: CallContext
+    ) -> AsyncIterator[types.StreamResponse]:
+        self._require_streaming()
+        require(request.id, "id")
+        run = await self._load_run(request.tenant, request.id)
+        if run is None:
+            raise errors.TaskNotFoundError(f"task {request.id!r} not found", metadata={"task_id": request.id})
+        if run.finished:
+            raise errors.UnsupportedOperationError(
+                f"task {request.id!r} is {types.TaskState.Name(run.state)}: "
+                "subscriptions are for tasks that are not finished"
+            )
+        sub = run.subscribe()
+        try:
+            yield types.StreamResponse(task=sub.snapshot)
+            async for event in sub.events():
+                yield event
+        finally:
+            sub.close()
+
+    # -- push notification configs -------------------------------------------------------------
+
+    async def create_task_push_notification_config(
+        self, request: types.TaskPushNotificationConfig, call: CallContext
+    ) -> types.TaskPushNotificationConfig:
+        self._require_push()
+        await self._existing(request.tenant, request.task_id, "task_id")
+        url = require(request.url, "url")
+        if not url.startswith(("http://", "https://")):
+            raise invalid("url", "must be an http:// or https:// URL")
+        config = types.TaskPushNotificationConfig()
+        config.CopyFrom(request)
+        config.id = config.id or new_id()
+        await self.store.put_push_config(request.tenant, config)
+        run = self._runs.get((request.tenant, request.task_id))
+        if run is not None:
+            run.push_configs = [c for c in run.push_configs if c.id != config.id] + [config]
+        return config
+
+    async def get_task_push_notification_config(
+        self, request: types.GetTaskPushNotificationConfigRequest, call: CallContext
+    ) -> types.TaskPushNotificationConfig:
+        self._require_push()
+        require(request.task_id, "task_id")
+        require(request.id, "id")
+        config = await self.store.get_push_config(request.tenant, request.task_id, request.id)
+        if config is None:
+            raise errors.TaskNotFoundError(
+                f"push notification config {request.id!r} of task {request.task_id!r} not found",
+                metadata={"task_id": request.task_id, "config_id": request.id},
+            )
+        return config
+
+    async def list_task_push_notification_configs(
+        self, request: types.ListTaskPushNotificationConfigsRequest, call: CallContext
+    ) -> types.ListTaskPushNotificationConfigsResponse:
+        self._require_push()
+        await self._existing(request.tenant, request.task_id, "task_id")
+        if request.page_size < 0:
+            raise invalid("page_size", "must not be negative")
+        try:
+            configs, token = await self.store.list_push_configs(
+                request.tenant, request.task_id, request.page_size, request.page_token
+            )
+        except InvalidListRequestError as exc:
+            raise invalid(exc.field, str(exc)) from None
+        return types.ListTaskPushNotificationConfigsResponse(configs=configs, next_page_token=token)
+
+    async def delete_task_push_notification_config(
+        self, request: types.DeleteTaskPushNotificationConfigRequest, call: CallContext
+    ) -> None:
+        self._require_push()
+        await self._existing(request.tenant, request.task_id, "task_id")
+        require(request.id, "id")
+        await self.store.delete_push_config(request.tenant, request.task_id, request.id)
+        run = self._runs.get((request.tenant, request.task_id))
+        if run is not None:
+            run.push_configs = [c for c in run.push_configs if c.id != request.id]
+
+    # -- cards ---------------------------------------------------------------------------------
+
+    async def get_extended_agent_card(
+        self, request: types.GetExtendedAgentCardRequest, call: CallContext
+    ) -> types.AgentCard:
+        if not self.card.capabilities.extended_agent_card:
+            raise errors.UnsupportedOperationError("this agent has no extended agent card")
+        extended = self.agent.extended_card
+        if extended is None:
+            raise errors.ExtendedAgentCardNotConfiguredError(
+                "this agent declares an extended agent card but has none configured"
+            )
+        card = types.AgentCard()
+        card.CopyFrom(extended)
+        if not card.supported_interfaces:
+            card.supported_interfaces.extend(self.card.supported_interfaces)
+        return card
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    async def aclose(self, grace: float = 5.0) -> None:
+        """Let running executions finish for up to ``grace`` seconds, then cancel them."""
+        jobs = list(self._jobs)
+        if jobs:
+            _, pending = await asyncio.wait(jobs, timeout=grace)
+            for job in pending:
+                job.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=grace)

@@ -1,0 +1,223 @@
+"""The gRPC server: A2AService over a RequestHandler, plus health checking and reflection.
+
+``A2AServer`` binds (port 0 picks a free port and :attr:`A2AServer.port` tells
+which), fills the card's ``supported_interfaces`` with the address it serves,
+and stops gracefully. The servicer is built from the service descriptor: each
+RPC calls the RequestHandler method of the same (snake_case) name, and every
+exception is turned into a gRPC status in one place (``errors.abort``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.message import Message
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+from a2a_grpc import _pool, errors, types
+from a2a_grpc.agent import Agent
+from a2a_grpc.handler import SUPPORTED_VERSIONS, CallContext, RequestHandler, parse_extensions
+
+__all__ = ["A2AServer", "ServerSettings", "call_context", "servicer_handler"]
+
+log = logging.getLogger("a2a_grpc.server")
+SERVICE = types.A2A_SERVICE.full_name
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """How the gRPC server listens and what it accepts. Defaults suit one machine."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    """0 picks a free port; read it back from ``A2AServer.port``."""
+    max_receive_message_bytes: int = 16 * MiB
+    """Larger requests fail with RESOURCE_EXHAUSTED before any handler runs."""
+    max_send_message_bytes: int = 64 * MiB
+    keepalive_time_ms: int = 30_000
+    """Ping an idle client this often, to notice dead peers and keep middleboxes open."""
+    keepalive_timeout_ms: int = 10_000
+    stream_window: int = 256
+    """Unread events a subscriber may hold before the agent's next report waits (backpressure)."""
+    grace_seconds: float = 5.0
+    """On stop: how long running calls and executions may finish."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, not {self.port}")
+        for name in ("max_receive_message_bytes", "max_send_message_bytes", "stream_window"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.grace_seconds < 0:
+            raise ValueError(f"grace_seconds must not be negative, not {self.grace_seconds}")
+
+    def grpc_options(self) -> list[tuple[str, int]]:
+        return [
+            ("grpc.max_receive_message_length", self.max_receive_message_bytes),
+            ("grpc.max_send_message_length", self.max_send_message_bytes),
+            ("grpc.keepalive_time_ms", self.keepalive_time_ms),
+            ("grpc.keepalive_timeout_ms", self.keepalive_timeout_ms),
+            ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ]
+
+
+def call_context(context: grpc.aio.ServicerContext) -> CallContext:
+    version = extensions = None
+    headers: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if isinstance(value, str):
+            headers[key] = value
+            if key == "a2a-version":
+                version = value
+            elif key == "a2a-extensions":
+                extensions = value
+    return CallContext(version=version, extensions=parse_extensions(extensions), headers=headers)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def servicer_handler(handler: RequestHandler) -> grpc.GenericRpcHandler:
+    """The lf.a2a.v1.A2AService implementation, derived from the service descriptor."""
+    methods: dict[str, grpc.RpcMethodHandler] = {}
+    for method in types.A2A_SERVICE.methods:
+        request_cls = message_factory.GetMessageClass(method.input_type)
+        response_cls = message_factory.GetMessageClass(method.output_type)
+        fn = getattr(handler, _snake(method.name))
+        if method.server_streaming:
+            methods[method.name] = grpc.unary_stream_rpc_method_handler(
+                _streaming(handler, fn),
+                request_deserializer=request_cls.FromString,
+                response_serializer=response_cls.SerializeToString,
+            )
+        else:
+            methods[method.name] = grpc.unary_unary_rpc_method_handler(
+                _unary(handler, fn, response_cls),
+                request_deserializer=request_cls.FromString,
+                response_serializer=response_cls.SerializeToString,
+            )
+    return grpc.method_handlers_generic_handler(SERVICE, methods)
+
+
+def _unary(
+    handler: RequestHandler, fn: Callable[[Any, CallContext], Awaitable[Any]], response_cls: type[Message]
+) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]:
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Message:
+        try:
+            ctx = call_context(context)
+            handler.check_call(ctx)
+            result = await fn(request, ctx)
+        except Exception as exc:
+            await errors.abort(context, exc)
+        return response_cls() if result is None else result  # DeleteTaskPushNotificationConfig: Empty
+
+    return call
+
+
+def _streaming(
+    handler: RequestHandler, fn: Callable[[Any, CallContext], AsyncIterator[Message]]
+) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Message]]:
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Message]:
+        try:
+            ctx = call_context(context)
+            handler.check_call(ctx)
+            # aclosing: a client that leaves closes the event stream (and its subscription) at once.
+            async with contextlib.aclosing(fn(request, ctx)) as events:
+                async for event in events:
+                    yield event
+        except Exception as exc:
+            await errors.abort(context, exc)
+
+    return call
+
+
+class A2AServer:
+    """One agent served over gRPC: A2AService, grpc.health.v1 and server reflection."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        store: Any,
+        settings: ServerSettings | None = None,
+        *,
+        notifier: Any = None,
+        extra_interfaces: list[types.AgentInterface] | None = None,
+    ) -> None:
+        self.agent = agent
+        self.store = store
+        self.settings = settings or ServerSettings()
+        self.notifier = notifier
+        self.extra_interfaces = list(extra_interfaces or [])
+        self.port = 0
+        self.handler: RequestHandler | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.port}"
+
+    def card(self) -> types.AgentCard:
+        """The public card with this server's interfaces, the gRPC one first."""
+        card = types.AgentCard()
+        card.CopyFrom(self.agent.card)
+        others = [i for i in card.supported_interfaces if i.protocol_binding != "GRPC"]
+        del card.supported_interfaces[:]
+        card.supported_interfaces.add(url=self.address, protocol_binding="GRPC", protocol_version=SUPPORTED_VERSIONS[-1])
+        card.supported_interfaces.extend(self.extra_interfaces + others)
+        return card
+
+    async def start(self) -> int:
+        s = self.settings
+        server = grpc.aio.server(options=s.grpc_options())
+        port = server.add_insecure_port(f"{s.host}:{s.port}")
+        if port == 0:
+            raise OSError(f"cannot listen on {s.host}:{s.port}")
+        self.port = port
+        self.handler = RequestHandler(
+            self.agent, self.store, card=self.card(), notifier=self.notifier, window=s.stream_window
+        )
+        server.add_generic_rpc_handlers((servicer_handler(self.handler),))
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        for name in ("", SERVICE):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        _pool.include(health_pb2.DESCRIPTOR)
+        _pool.include(reflection_pb2.DESCRIPTOR)
+        names = (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server, pool=_pool.POOL)
+        await server.start()
+        self._server = server
+        log.info("serving %s on %s", self.agent.card.name, self.address)
+        return port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls, let running ones finish for ``grace`` seconds, then stop executions."""
+        grace = self.settings.grace_seconds if grace is None else grace
+        await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+        if self.handler is not None:
+            await self.handler.aclose(grace)
+
+    async def wait(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def __aenter__(self) -> A2AServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,287 @@
+"""A live task: its snapshot, its ordered event log, its subscribers, its executions.
+
+One :class:`TaskRun` exists per task that is being worked on or watched. Every
+event the agent reports is applied to the snapshot (after the lifecycle check),
+persisted when the status changes, handed to push notification webhooks, and
+appended to a log that every subscriber reads at its own pace, so all
+subscribers see the same events in the same order. The log only keeps what
+some subscriber has not read yet; when it holds ``window`` unread events the
+agent's next report waits (a slow consumer slows its producer instead of
+growing memory). A subscriber that leaves releases its hold at once.
+
+A task's life does not depend on any stream: executions run in their own
+asyncio tasks, and a client that disconnects only loses its subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from a2a_grpc import errors, types
+from a2a_grpc.agent import RequestContext, TaskUpdater
+from a2a_grpc.tasks import INTERRUPTED_STATES, TERMINAL_STATES, check_transition
+
+if TYPE_CHECKING:
+    from a2a_grpc.push import PushNotifier
+    from a2a_grpc.tasks import TaskStore
+
+__all__ = ["REST_STATES", "Execution", "Subscription", "TaskRun"]
+
+log = logging.getLogger("a2a_grpc.tasks")
+REST_STATES = TERMINAL_STATES | INTERRUPTED_STATES
+
+
+class Subscription:
+    """One reader of a run's event log. Iterate it; close it when done (the stream helpers do)."""
+
+    __slots__ = ("_closed", "_run", "pos", "snapshot")
+
+    def __init__(self, run: TaskRun, pos: int, snapshot: types.Task) -> None:
+        self._run = run
+        self.pos = pos
+        self.snapshot = snapshot
+        self._closed = False
+
+    async def events(self) -> AsyncIterator[types.StreamResponse]:
+        run = self._run
+        while not self._closed:
+            end = run.base + len(run.log)
+            if self.pos < end:
+                event = run.log[self.pos - run.base]
+                self.pos += 1
+                run.trim()
+                yield event
+            elif run.finished:
+                return
+            else:
+                await asyncio.shield(run.changed)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._run.unsubscribe(self)
+
+
+class TaskRun:
+    """The live state of one task. Created and looked up by the RequestHandler only."""
+
+    def __init__(
+        self,
+        tenant: str,
+        task: types.Task,
+        store: TaskStore,
+        notifier: PushNotifier | None,
+        push_configs: list[types.TaskPushNotificationConfig],
+        window: int,
+        on_idle: Callable[[TaskRun], None],
+    ) -> None:
+        self.tenant = tenant
+        self.task = task
+        self.store = store
+        self.notifier = notifier
+        self.push_configs = push_configs
+        self.window = window
+        self.log: deque[types.StreamResponse] = deque()
+        self.base = 0
+        self.subscribers: set[Subscription] = set()
+        self.executions: set[Execution] = set()
+        self.changed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.dirty = False  # artifacts not yet persisted (they are saved with the next status)
+        self._space: asyncio.Future[None] | None = None
+        self._on_idle = on_idle
+
+    @property
+    def state(self) -> int:
+        return self.task.status.state
+
+    @property
+    def finished(self) -> bool:
+        return self.task.status.state in TERMINAL_STATES
+
+    # -- subscribers ---------------------------------------------------------------------------
+
+    def subscribe(self) -> Subscription:
+        """Events from now on, with a snapshot of the task as it stands now."""
+        snapshot = types.Task()
+        snapshot.CopyFrom(self.task)
+        sub = Subscription(self, self.base + len(self.log), snapshot)
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.subscribers.discard(sub)
+        self.trim()
+        self._maybe_idle()
+
+    def trim(self) -> None:
+        """Drop the events every subscriber has read; wake a producer waiting for room."""
+        low = min((s.pos for s in self.subscribers), default=self.base + len(self.log))
+        while self.base < low and self.log:
+            self.log.popleft()
+            self.base += 1
+        if self._space is not None and len(self.log) < self.window:
+            self._space.set_result(None)
+            self._space = None
+
+    def _maybe_idle(self) -> None:
+        if not self.subscribers and not self.executions:
+            self._on_idle(self)
+
+    # -- events --------------------------------------------------------------------------------
+
+    async def _publish(self, event: types.StreamResponse) -> None:
+        if self.subscribers:
+            while len(self.log) >= self.window:
+                if self._space is None:
+                    self._space = asyncio.get_running_loop().create_future()
+                await asyncio.shield(self._space)
+            self.log.append(event)
+            changed, self.changed = self.changed, asyncio.get_running_loop().create_future()
+            changed.set_result(None)
+        else:
+            self.base += 1  # nobody is reading: nothing to keep, the snapshot has it all
+        if self.notifier is not None:
+            for config in self.push_configs:
+                self.notifier.notify(config, event)
+
+    async def set_status(self, state: int, message: types.Message | None) -> None:
+        check_transition(self.task.status.state, state)
+        status = types.TaskStatus(state=state)
+        status.timestamp.GetCurrentTime()
+        if message is not None:
+            status.message.CopyFrom(message)
+            self.task.history.append(message)
+        self.task.status.CopyFrom(status)
+        await self.save()
+        event = types.StreamResponse()
+        update = event.status_update
+        update.task_id, update.context_id = self.task.id, self.task.context_id
+        update.status.CopyFrom(status)
+        await self._publish(event)
+        for execution in list(self.executions):
+            execution.on_status(state)
+        if state in TERMINAL_STATES:
+            self._wake_all()
+
+    async def save(self) -> None:
+        self.dirty = False
+        await self.store.save(self.tenant, self.task)
+
+    async def add_artifact(self, artifact: types.Artifact, append: bool, last_chunk: bool) -> None:
+        if self.finished:
+            raise errors.UnsupportedOperationError(
+                f"task {self.task.id!r} is {types.TaskState.Name(self.state)}: it takes no more artifacts"
+            )
+        existing = next((a for a in self.task.artifacts if a.artifact_id == artifact.artifact_id), None)
+        if append and existing is not None:
+            existing.parts.extend(artifact.parts)
+        elif existing is not None:
+            existing.CopyFrom(artifact)
+        else:
+            self.task.artifacts.append(artifact)
+        self.dirty = True
+        event = types.StreamResponse()
+        update = event.artifact_update
+        update.task_id, update.context_id = self.task.id, self.task.context_id
+        update.artifact.CopyFrom(artifact)
+        update.append, update.last_chunk = append, last_chunk
+        await self._publish(event)
+
+    async def fail_safely(self, message: types.Message) -> None:
+        """Mark the task failed, whatever else has gone wrong: no subscriber may be left waiting."""
+        try:
+            await self.set_status(types.TASK_STATE_FAILED, message)
+        except Exception:
+            log.exception("could not record the failure of task %s; failing it in memory", self.task.id)
+            self.task.status.state = types.TASK_STATE_FAILED
+            self._wake_all()
+
+    def _wake_all(self) -> None:
+        changed, self.changed = self.changed, asyncio.get_running_loop().create_future()
+        changed.set_result(None)
+
+
+class Execution:
+    """One incoming message being handled by the agent."""
+
+    def __init__(
+        self,
+        context: RequestContext,
+        start_run: Callable[[Execution], Awaitable[TaskRun]] | None,
+        run: TaskRun | None,
+        *,
+        subscribe: bool,
+    ) -> None:
+        self.context = context
+        self.run = run
+        self._start_run = start_run
+        self.first: asyncio.Future[types.Message | TaskRun] = asyncio.get_running_loop().create_future()
+        self.at_rest: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.first_subscription: Subscription | None = None
+        self.want_subscription = subscribe
+        self.updater = TaskUpdater(self)
+        self.job: asyncio.Task[None] | None = None
+        self._replied = False
+        if run is not None:
+            self._attach(run)
+
+    def _attach(self, run: TaskRun) -> None:
+        self.run = run
+        run.executions.add(self)
+        if self.want_subscription:
+            self.first_subscription = run.subscribe()
+        if not self.first.done():
+            self.first.set_result(run)
+
+    async def _ensure_run(self) -> TaskRun:
+        if self._replied:
+            raise errors.InvalidAgentResponseError("the agent replied with a message, then reported task events")
+        if self.run is None:
+            if self._start_run is None:
+                raise errors.InvalidAgentResponseError("no task can be created here")
+            self._attach(await self._start_run(self))
+        assert self.run is not None
+        return self.run
+
+    async def status(self, state: int, message: types.Message | None) -> None:
+        await (await self._ensure_run()).set_status(state, message)
+
+    async def artifact(self, artifact: types.Artifact, append: bool, last_chunk: bool) -> None:
+        await (await self._ensure_run()).add_artifact(artifact, append, last_chunk)
+
+    async def reply(self, message: types.Message) -> None:
+        if self.run is not None or self._replied:
+            raise errors.InvalidAgentResponseError(
+                "a direct reply must be the agent's first and only output for a request"
+            )
+        self._replied = True
+        if not message.context_id:
+            message.context_id = self.context.context_id
+        self.first.set_result(message)
+        self._rest()
+
+    def on_status(self, state: int) -> None:
+        if state in REST_STATES:
+            self._rest()
+
+    def _rest(self) -> None:
+        if not self.at_rest.done():
+            self.at_rest.set_result(None)
+
+    def finish(self, error: BaseException | None) -> None:
+        """Called when the agent's coroutine ends, however it ends."""
+        if not self.first.done():
+            if error is not None:
+                self.first.set_exception(error)
+            else:
+                self.first.set_exception(
+                    errors.InvalidAgentResponseError("the agent finished without a reply or a task")
+                )
+        self._rest()
+        if self.run is not None:
+            self.run.executions.discard(self)
+            self.run._maybe_idle()

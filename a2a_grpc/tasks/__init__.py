@@ -1,0 +1,66 @@
+"""Task lifecycle rules and task storage.
+
+``open_store(url)`` picks a backend:
+
+* ``memory`` (or ``memory://``): :class:`InMemoryTaskStore`, process-local, lost on exit.
+* ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``: :class:`SqliteTaskStore`
+  (three slashes, then the path; a fourth slash makes it absolute, as in SQLAlchemy).
+  ``sqlite:///:memory:`` is a private in-memory SQLite database.
+"""
+
+from __future__ import annotations
+
+from a2a_grpc.tasks._errors import InvalidListRequestError, InvalidPageTokenError, InvalidTransitionError
+from a2a_grpc.tasks.lifecycle import (
+    ALLOWED_TRANSITIONS,
+    INTERRUPTED_STATES,
+    TERMINAL_STATES,
+    check_transition,
+    is_interrupted,
+    is_terminal,
+)
+from a2a_grpc.tasks.memory import InMemoryTaskStore
+from a2a_grpc.tasks.sqlite import SqliteTaskStore
+from a2a_grpc.tasks.store import TaskStore, trim_task
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "INTERRUPTED_STATES",
+    "TERMINAL_STATES",
+    "InMemoryTaskStore",
+    "InvalidListRequestError",
+    "InvalidPageTokenError",
+    "InvalidTransitionError",
+    "SqliteTaskStore",
+    "TaskStore",
+    "check_transition",
+    "is_interrupted",
+    "is_terminal",
+    "open_store",
+    "trim_task",
+]
+
+_SQLITE_PREFIX = "sqlite:///"
+
+
+def open_store(url: str) -> TaskStore:
+    """Open the task store named by ``url`` (see the module docstring); ValueError if unsupported."""
+    if url in ("memory", "memory://"):
+        return InMemoryTaskStore()
+    if url.startswith(_SQLITE_PREFIX):
+        path = url[len(_SQLITE_PREFIX) :]
+        if not path or path.endswith("/"):
+            raise ValueError(f"task store URL {url!r} has no database file path, e.g. sqlite:///tasks.db")
+        return SqliteTaskStore(path)
+    scheme, sep, _ = url.partition("://")
+    if sep and scheme == "sqlite":
+        raise ValueError(
+            f"task store URL {url!r} is malformed: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        )
+    if sep:
+        raise ValueError(
+            f"task store scheme {scheme!r} is not supported yet; use 'memory' or 'sqlite:///path/to/tasks.db'"
+        )
+    raise ValueError(
+        f"task store URL {url!r} is not recognised; use 'memory' or 'sqlite:///path/to/tasks.db'"
+    )

@@ -1,0 +1,324 @@
+"""The task store interface, plus the pure helpers both backends share.
+
+ListTasks semantics (specification §3.1.4, ``ListTasksRequest`` in ``a2a.proto``, §6.5):
+
+* ``page_size`` 1..100; unset or 0 means 50; anything else is refused (§6.5 shows 150 as a
+  validation error, "Must be between 1 and 100 inclusive").
+* ``history_length`` unset = all history, 0 = none, N = the N most recent messages (§3.2.4);
+  negative is refused.
+* ``include_artifacts`` false (the default) drops artifacts entirely.
+* ``status_timestamp_after``: only tasks whose status timestamp is >= that instant.
+* Order: most recently updated first (§3.1.4 "Ordering"), i.e. by status timestamp
+  descending, then task id descending as a tie-break so the order is total.
+* Cursor-based pagination (§3.1.4 "Pagination Strategy"): the token carries the sort key of
+  the last task returned and the next page starts strictly after it. A task added or updated
+  while a client pages moves to the front, so it never shows up twice nor shifts the rest.
+* ``total_size`` counts every task matching the filters, across all pages.
+
+Page tokens are opaque: urlsafe base64 (no padding) of
+``version | kind | filter fingerprint (8) | cursor | checksum (8)``. The fingerprint binds a
+token to its tenant and filters, so one cannot be replayed against another query; the
+checksum catches truncation and edits. The checksum is not a secret MAC: a forged cursor can
+only move the starting point inside the caller's own, already authorised result set.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import struct
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from a2a_grpc import types
+from a2a_grpc.tasks._errors import InvalidListRequestError, InvalidPageTokenError
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "PUSH_DEFAULT_PAGE_SIZE",
+    "PUSH_MAX_PAGE_SIZE",
+    "PushConfigPage",
+    "PushQuery",
+    "TaskQuery",
+    "TaskStore",
+    "copy_push_config",
+    "copy_task",
+    "encode_push_cursor",
+    "encode_task_cursor",
+    "parse_list_request",
+    "parse_push_query",
+    "task_sort_key",
+    "timestamp_micros",
+    "trim_task",
+    "trim_task_in_place",
+]
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
+# The spec gives no bounds for push configs; a task rarely has more than a handful.
+PUSH_DEFAULT_PAGE_SIZE = 100
+PUSH_MAX_PAGE_SIZE = 100
+
+PushConfigPage = tuple[list[types.TaskPushNotificationConfig], str]
+"""One page of push configs and the token of the next page ("" on the last page)."""
+
+_VALID_STATES = frozenset(types.TaskState.values())
+
+
+@runtime_checkable
+class TaskStore(Protocol):
+    """Where tasks and their push-notification configs live, partitioned by tenant.
+
+    Every method copies: what ``save``/``put_push_config`` receive and what the getters
+    return are never shared with the store, so callers may mutate them freely.
+    The tenant ``""`` is the default tenant.
+    """
+
+    async def get(self, tenant: str, task_id: str) -> types.Task | None:
+        """The full task (all history and artifacts), or None."""
+        ...
+
+    async def save(self, tenant: str, task: types.Task) -> None:
+        """Insert or replace the task by ``task.id`` with this full snapshot."""
+        ...
+
+    async def list(self, tenant: str, request: types.ListTasksRequest) -> types.ListTasksResponse:
+        """One page of ListTasks; raises InvalidListRequestError / InvalidPageTokenError.
+
+        ``request.tenant`` is ignored: the caller resolves the tenant and passes it.
+        """
+        ...
+
+    async def put_push_config(self, tenant: str, config: types.TaskPushNotificationConfig) -> None:
+        """Insert or replace the config keyed by (``config.task_id``, ``config.id``), both required."""
+        ...
+
+    async def get_push_config(
+        self, tenant: str, task_id: str, config_id: str
+    ) -> types.TaskPushNotificationConfig | None: ...
+
+    async def list_push_configs(
+        self, tenant: str, task_id: str, page_size: int, page_token: str
+    ) -> PushConfigPage:
+        """The task's configs ordered by id; ``page_size`` 0 means the default (100)."""
+        ...
+
+    async def delete_push_config(self, tenant: str, task_id: str, config_id: str) -> bool:
+        """Remove the config; True if it existed (deleting twice is harmless)."""
+        ...
+
+    async def close(self) -> None:
+        """Release resources; the store is unusable afterwards. Idempotent."""
+        ...
+
+
+# ---------------------------------------------------------------- copying and trimming
+
+
+def copy_task(task: types.Task) -> types.Task:
+    out = types.Task()
+    out.CopyFrom(task)
+    return out
+
+
+def copy_push_config(config: types.TaskPushNotificationConfig) -> types.TaskPushNotificationConfig:
+    out = types.TaskPushNotificationConfig()
+    out.CopyFrom(config)
+    return out
+
+
+def trim_task_in_place(task: types.Task, history_length: int | None, include_artifacts: bool) -> None:
+    """Keep the ``history_length`` most recent messages (None = all) and drop artifacts unless asked."""
+    if history_length is not None:
+        if history_length <= 0:
+            task.ClearField("history")
+        elif len(task.history) > history_length:
+            del task.history[: len(task.history) - history_length]
+    if not include_artifacts:
+        task.ClearField("artifacts")
+
+
+def trim_task(task: types.Task, history_length: int | None, include_artifacts: bool = True) -> types.Task:
+    """A trimmed copy of ``task``; the argument is left untouched (also for GetTask)."""
+    out = copy_task(task)
+    trim_task_in_place(out, history_length, include_artifacts)
+    return out
+
+
+def timestamp_micros(ts: Timestamp) -> int:
+    return ts.seconds * 1_000_000 + ts.nanos // 1_000
+
+
+def task_sort_key(task: types.Task) -> tuple[int, str]:
+    """(status timestamp in µs, id): ListTasks returns tasks in descending order of this key."""
+    return timestamp_micros(task.status.timestamp), task.id
+
+
+# ---------------------------------------------------------------- ListTasks parameters
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    """A validated, normalised ListTasks request."""
+
+    tenant: str
+    context_id: str  # "" = any
+    status: int  # TASK_STATE_UNSPECIFIED = any
+    after_micros: int | None  # status timestamp lower bound, inclusive
+    page_size: int
+    history_length: int | None
+    include_artifacts: bool
+    cursor: tuple[int, str] | None  # sort key of the last task already returned
+    fingerprint: bytes
+
+    def matches(self, context_id: str, state: int, ts_micros: int) -> bool:
+        """Whether a task passes the filters (not the cursor)."""
+        return (
+            (not self.context_id or context_id == self.context_id)
+            and (not self.status or state == self.status)
+            and (self.after_micros is None or ts_micros >= self.after_micros)
+        )
+
+
+def parse_list_request(tenant: str, request: types.ListTasksRequest) -> TaskQuery:
+    """Validate and normalise a ListTasksRequest; raises InvalidListRequestError subclasses."""
+    page_size = request.page_size if request.HasField("page_size") else 0
+    if page_size == 0:
+        page_size = DEFAULT_PAGE_SIZE
+    elif not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidListRequestError(
+            f"page_size must be between 1 and {MAX_PAGE_SIZE} inclusive, got {page_size}", field="page_size"
+        )
+    history_length: int | None = None
+    if request.HasField("history_length"):
+        history_length = request.history_length
+        if history_length < 0:
+            raise InvalidListRequestError(
+                f"history_length must be a non-negative integer, got {history_length}", field="history_length"
+            )
+    status = int(request.status)
+    if status not in _VALID_STATES:
+        raise InvalidListRequestError(f"status {status} is not a known TaskState", field="status")
+    after = (
+        timestamp_micros(request.status_timestamp_after)
+        if request.HasField("status_timestamp_after")
+        else None
+    )
+    fingerprint = _fingerprint(_KIND_TASKS, tenant, request.context_id, status, after)
+    cursor: tuple[int, str] | None = None
+    if request.page_token:
+        body = _decode_token(request.page_token, _KIND_TASKS, fingerprint)
+        if len(body) < 8:
+            raise InvalidPageTokenError("page_token is malformed")
+        (ts,) = struct.unpack_from(">q", body)
+        cursor = (ts, _decode_id(body[8:]))
+    return TaskQuery(
+        tenant=tenant,
+        context_id=request.context_id,
+        status=status,
+        after_micros=after,
+        page_size=page_size,
+        history_length=history_length,
+        include_artifacts=request.include_artifacts,
+        cursor=cursor,
+        fingerprint=fingerprint,
+    )
+
+
+def encode_task_cursor(query: TaskQuery, last_key: tuple[int, str]) -> str:
+    """The next_page_token resuming after the task whose sort key is ``last_key``."""
+    return _encode_token(
+        _KIND_TASKS, query.fingerprint, struct.pack(">q", last_key[0]) + last_key[1].encode()
+    )
+
+
+# ---------------------------------------------------------------- push-config paging
+
+
+@dataclass(frozen=True, slots=True)
+class PushQuery:
+    """A validated ListTaskPushNotificationConfigs page request."""
+
+    tenant: str
+    task_id: str
+    page_size: int
+    after_id: str | None  # id of the last config already returned
+    fingerprint: bytes
+
+
+def parse_push_query(tenant: str, task_id: str, page_size: int, page_token: str) -> PushQuery:
+    if page_size < 0:
+        raise InvalidListRequestError(f"page_size must not be negative, got {page_size}", field="page_size")
+    # Clamped rather than refused: the spec sets no upper bound for this operation.
+    size = min(page_size, PUSH_MAX_PAGE_SIZE) if page_size else PUSH_DEFAULT_PAGE_SIZE
+    fingerprint = _fingerprint(_KIND_PUSH, tenant, task_id)
+    after_id = _decode_id(_decode_token(page_token, _KIND_PUSH, fingerprint)) if page_token else None
+    return PushQuery(
+        tenant=tenant, task_id=task_id, page_size=size, after_id=after_id, fingerprint=fingerprint
+    )
+
+
+def encode_push_cursor(query: PushQuery, last_id: str) -> str:
+    return _encode_token(_KIND_PUSH, query.fingerprint, last_id.encode())
+
+
+# ---------------------------------------------------------------- token codec
+
+_TOKEN_VERSION = 1
+_KIND_TASKS = 0x54  # "T"
+_KIND_PUSH = 0x50  # "P"
+_FP_LEN = 8
+_SUM_LEN = 8
+_HEADER_LEN = 2 + _FP_LEN
+_MAX_TOKEN_CHARS = 2048  # ids are short; anything longer is not ours
+_SUM_KEY = b"a2a-grpc/page-token"
+
+
+def _fingerprint(kind: int, *parts: object) -> bytes:
+    # JSON keeps the encoding of the parts unambiguous ("a","bc" differs from "ab","c").
+    data = json.dumps([kind, *parts], separators=(",", ":")).encode()
+    return hashlib.blake2b(data, digest_size=_FP_LEN, person=b"a2a-fp").digest()
+
+
+def _checksum(payload: bytes) -> bytes:
+    return hashlib.blake2b(payload, digest_size=_SUM_LEN, key=_SUM_KEY).digest()
+
+
+def _encode_token(kind: int, fingerprint: bytes, body: bytes) -> str:
+    payload = bytes((_TOKEN_VERSION, kind)) + fingerprint + body
+    return base64.urlsafe_b64encode(payload + _checksum(payload)).rstrip(b"=").decode("ascii")
+
+
+def _decode_token(token: str, kind: int, fingerprint: bytes) -> bytes:
+    """The cursor body of a token, after checking its integrity, kind and query binding."""
+    if len(token) > _MAX_TOKEN_CHARS:
+        raise InvalidPageTokenError("page_token is malformed (too long)")
+    try:
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidPageTokenError("page_token is malformed (not base64url)") from None
+    if len(raw) < _HEADER_LEN + _SUM_LEN:
+        raise InvalidPageTokenError("page_token is malformed (truncated)")
+    payload, digest = raw[:-_SUM_LEN], raw[-_SUM_LEN:]
+    if not hmac.compare_digest(digest, _checksum(payload)):
+        raise InvalidPageTokenError("page_token is malformed (corrupted or modified)")
+    if payload[0] != _TOKEN_VERSION:
+        raise InvalidPageTokenError(f"page_token has unsupported version {payload[0]}")
+    if payload[1] != kind:
+        raise InvalidPageTokenError("page_token was issued by a different list operation")
+    if payload[2:_HEADER_LEN] != fingerprint:
+        raise InvalidPageTokenError("page_token was issued for a different tenant or different filters")
+    return payload[_HEADER_LEN:]
+
+
+def _decode_id(raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise InvalidPageTokenError("page_token is malformed (bad id)") from None
