@@ -36,7 +36,9 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def text_message(text: str, *, role: int = types.ROLE_AGENT, task_id: str = "", context_id: str = "") -> types.Message:
+def text_message(
+    text: str, *, role: types.Role = types.ROLE_AGENT, task_id: str = "", context_id: str = ""
+) -> types.Message:
     """A message with one text part (an agent's status explanation, a reply)."""
     return types.Message(
         message_id=new_id(), role=role, task_id=task_id, context_id=context_id, parts=[types.Part(text=text)]

@@ -94,7 +94,9 @@ async def send(args: argparse.Namespace) -> int:
     from a2a_grpc.client import A2AClient
 
     request = A2AClient.text_request(
-        args.text, task_id=args.task_id or "", context_id=args.context_id or "",
+        args.text,
+        task_id=args.task_id or "",
+        context_id=args.context_id or "",
         return_immediately=args.return_immediately,
     )
 
@@ -138,14 +140,17 @@ async def tasks(args: argparse.Namespace) -> int:
         elif args.tasks_command == "cancel":
             print(_json(await client.cancel_task(args.id)))
         else:
-            request = types.ListTasksRequest(context_id=args.context_id or "", page_token=args.page_token or "")
+            request = types.ListTasksRequest(
+                context_id=args.context_id or "", page_token=args.page_token or ""
+            )
             if args.status:
                 name = args.status.upper()
                 name = name if name.startswith("TASK_STATE_") else "TASK_STATE_" + name
-                if name not in types.TaskState.keys():
-                    raise CliError(f"unknown status {args.status!r}; one of "
-                                   + ", ".join(k.removeprefix("TASK_STATE_").lower() for k in types.TaskState.keys()))
-                request.status = types.TaskState.Value(name)
+                known = types.TaskState.DESCRIPTOR.values_by_name
+                if name not in known:
+                    choices = ", ".join(k.removeprefix("TASK_STATE_").lower() for k in known)
+                    raise CliError(f"unknown status {args.status!r}; one of {choices}")
+                request.status = known[name].number  # type: ignore[assignment]
             if args.page_size is not None:
                 request.page_size = args.page_size
             print(_json(await client.list_tasks(request)))
@@ -155,25 +160,42 @@ async def tasks(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="a2a-grpc", description="A gRPC-native transport for the A2A protocol v1.0.")
+    top = argparse.ArgumentParser(
+        prog="a2a-grpc", description="A gRPC-native transport for the A2A protocol v1.0."
+    )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("serve", help="serve an agent over gRPC", description="Serve an agent over gRPC "
-                       "(A2AService, health checking, reflection) until interrupted.")
+    p = sub.add_parser(
+        "serve",
+        help="serve an agent over gRPC",
+        description="Serve an agent over gRPC (A2AService, health checking, reflection) until interrupted.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT,
-                   help=f"gRPC port; 0 picks a free one (default: {DEFAULT_GRPC_PORT})")
-    p.add_argument("--store", default=DEFAULT_STORE,
-                   help=f"task store: memory, or sqlite:///PATH (default: {DEFAULT_STORE})")
-    p.add_argument("--agent", default="a2a_grpc.reference_agent:ReferenceAgent",
-                   help="the agent, as module:attribute (an Agent or Agent class; default: the reference agent)")
+    p.add_argument(
+        "--grpc-port",
+        type=int,
+        default=DEFAULT_GRPC_PORT,
+        help=f"gRPC port; 0 picks a free one (default: {DEFAULT_GRPC_PORT})",
+    )
+    p.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        help=f"task store: memory, or sqlite:///PATH (default: {DEFAULT_STORE})",
+    )
+    p.add_argument(
+        "--agent",
+        default="a2a_grpc.reference_agent:ReferenceAgent",
+        help="the agent, as module:attribute (an Agent or Agent class; default: the reference agent)",
+    )
     p.set_defaults(func=serve)
 
     def client_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("address", help="the agent's gRPC address, HOST:PORT")
         p.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds (default: 30)")
 
-    p = sub.add_parser("send", help="send a message", description="Send a text message; print the reply as JSON.")
+    p = sub.add_parser(
+        "send", help="send a message", description="Send a text message; print the reply as JSON."
+    )
     client_args(p)
     p.add_argument("text", help="the message text (the reference agent reads its first word as the skill)")
     p.add_argument("--stream", action="store_true", help="stream events (one JSON object per line)")
@@ -182,9 +204,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--return-immediately", action="store_true", help="do not wait for the task to finish")
     p.set_defaults(func=send)
 
-    p = sub.add_parser("card", help="print an agent's card",
-                       description="Print the card: over gRPC (HOST:PORT, GetExtendedAgentCard) or from "
-                       "an http(s):// base URL (/.well-known/agent-card.json).")
+    p = sub.add_parser(
+        "card",
+        help="print an agent's card",
+        description="Print the card: over gRPC (HOST:PORT, GetExtendedAgentCard) or from "
+        "an http(s):// base URL (/.well-known/agent-card.json).",
+    )
     p.add_argument("address", help="HOST:PORT (gRPC) or http(s)://HOST:PORT")
     p.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds (default: 30)")
     p.set_defaults(func=card)
@@ -210,10 +235,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command == "serve" and args.store.startswith("sqlite:///") and not args.store.startswith("sqlite:////"):
+    if (
+        args.command == "serve"
+        and args.store.startswith("sqlite:///")
+        and not args.store.startswith("sqlite:////")
+    ):
         Path(args.store.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
-        return asyncio.run(args.func(args))
+        return int(asyncio.run(args.func(args)))
     except CliError as exc:
         print(f"a2a-grpc: error: {exc}", file=sys.stderr)
         return 1

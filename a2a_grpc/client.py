@@ -66,7 +66,9 @@ class A2AClient:
             resp = message_factory.GetMessageClass(method.output_type)
             make = self._channel.unary_stream if method.server_streaming else self._channel.unary_unary
             self._calls[method.name] = make(
-                _PREFIX + method.name, request_serializer=req.SerializeToString, response_deserializer=resp.FromString
+                _PREFIX + method.name,
+                request_serializer=req.SerializeToString,
+                response_deserializer=resp.FromString,
             )
 
     async def close(self) -> None:
@@ -116,7 +118,12 @@ class A2AClient:
 
     @staticmethod
     def text_request(
-        text: str, *, task_id: str = "", context_id: str = "", return_immediately: bool = False, tenant: str = ""
+        text: str,
+        *,
+        task_id: str = "",
+        context_id: str = "",
+        return_immediately: bool = False,
+        tenant: str = "",
     ) -> types.SendMessageRequest:
         """A SendMessageRequest carrying one user text part."""
         request = types.SendMessageRequest(tenant=tenant)
@@ -130,21 +137,32 @@ class A2AClient:
     # -- the eleven RPCs -----------------------------------------------------------------------
 
     async def send_message(
-        self, request: types.SendMessageRequest, *, timeout: float | None = None,
+        self,
+        request: types.SendMessageRequest,
+        *,
+        timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
     ) -> types.SendMessageResponse:
         response: types.SendMessageResponse = await self._unary("SendMessage", request, timeout, metadata)
         return response
 
     def send_streaming_message(
-        self, request: types.SendMessageRequest, *, timeout: float | None = None,
+        self,
+        request: types.SendMessageRequest,
+        *,
+        timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
     ) -> AsyncIterator[types.StreamResponse]:
         """Stream the task's events; ``timeout`` bounds the whole stream (None: no deadline)."""
         return self._stream("SendStreamingMessage", request, timeout, metadata)
 
     async def get_task(
-        self, task_id: str, *, history_length: int | None = None, tenant: str = "", timeout: float | None = None,
+        self,
+        task_id: str,
+        *,
+        history_length: int | None = None,
+        tenant: str = "",
+        timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
     ) -> types.Task:
         request = types.GetTaskRequest(id=task_id, tenant=tenant)
@@ -154,7 +172,10 @@ class A2AClient:
         return task
 
     async def list_tasks(
-        self, request: types.ListTasksRequest | None = None, *, timeout: float | None = None,
+        self,
+        request: types.ListTasksRequest | None = None,
+        *,
+        timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
     ) -> types.ListTasksResponse:
         response: types.ListTasksResponse = await self._unary(
@@ -163,22 +184,35 @@ class A2AClient:
         return response
 
     async def cancel_task(
-        self, task_id: str, *, tenant: str = "", timeout: float | None = None,
+        self,
+        task_id: str,
+        *,
+        tenant: str = "",
+        timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
     ) -> types.Task:
-        task: types.Task = await self._unary("CancelTask", types.CancelTaskRequest(id=task_id, tenant=tenant),
-                                             timeout, metadata)
+        task: types.Task = await self._unary(
+            "CancelTask", types.CancelTaskRequest(id=task_id, tenant=tenant), timeout, metadata
+        )
         return task
 
     def subscribe_to_task(
-        self, task_id: str, *, tenant: str = "", timeout: float | None = None,
+        self,
+        task_id: str,
+        *,
+        tenant: str = "",
+        timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
     ) -> AsyncIterator[types.StreamResponse]:
-        return self._stream("SubscribeToTask", types.SubscribeToTaskRequest(id=task_id, tenant=tenant), timeout,
-                            metadata)
+        return self._stream(
+            "SubscribeToTask", types.SubscribeToTaskRequest(id=task_id, tenant=tenant), timeout, metadata
+        )
 
     async def create_task_push_notification_config(
-        self, config: types.TaskPushNotificationConfig, *, timeout: float | None = None,
+        self,
+        config: types.TaskPushNotificationConfig,
+        *,
+        timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
     ) -> types.TaskPushNotificationConfig:
         created: types.TaskPushNotificationConfig = await self._unary(
@@ -187,7 +221,12 @@ class A2AClient:
         return created
 
     async def get_task_push_notification_config(
-        self, task_id: str, config_id: str, *, tenant: str = "", timeout: float | None = None,
+        self,
+        task_id: str,
+        config_id: str,
+        *,
+        tenant: str = "",
+        timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
     ) -> types.TaskPushNotificationConfig:
         request = types.GetTaskPushNotificationConfigRequest(task_id=task_id, id=config_id, tenant=tenant)
@@ -197,8 +236,14 @@ class A2AClient:
         return config
 
     async def list_task_push_notification_configs(
-        self, task_id: str, *, page_size: int = 0, page_token: str = "", tenant: str = "",
-        timeout: float | None = None, metadata: Sequence[tuple[str, str]] | None = None,
+        self,
+        task_id: str,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        tenant: str = "",
+        timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
     ) -> types.ListTaskPushNotificationConfigsResponse:
         request = types.ListTaskPushNotificationConfigsRequest(
             task_id=task_id, page_size=page_size, page_token=page_token, tenant=tenant
@@ -209,14 +254,23 @@ class A2AClient:
         return response
 
     async def delete_task_push_notification_config(
-        self, task_id: str, config_id: str, *, tenant: str = "", timeout: float | None = None,
+        self,
+        task_id: str,
+        config_id: str,
+        *,
+        tenant: str = "",
+        timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
     ) -> None:
         request = types.DeleteTaskPushNotificationConfigRequest(task_id=task_id, id=config_id, tenant=tenant)
         await self._unary("DeleteTaskPushNotificationConfig", request, timeout, metadata)
 
     async def get_extended_agent_card(
-        self, *, tenant: str = "", timeout: float | None = None, metadata: Sequence[tuple[str, str]] | None = None
+        self,
+        *,
+        tenant: str = "",
+        timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
     ) -> types.AgentCard:
         card: types.AgentCard = await self._unary(
             "GetExtendedAgentCard", types.GetExtendedAgentCardRequest(tenant=tenant), timeout, metadata

@@ -45,15 +45,43 @@ from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-unty
 from grpc_status import rpc_status
 
 __all__ = [
-    "BAD_REQUEST_TYPE", "DOMAIN", "ERROR_INFO_TYPE", "ERROR_TABLE", "INTERNAL_MESSAGE",
-    "STATUS_DETAILS_KEY", "TRANSPORT_ERRORS", "A2AError", "ContentTypeNotSupportedError",
-    "DeadlineExceededError", "ErrorSpec", "ExtendedAgentCardNotConfiguredError",
-    "ExtensionSupportRequiredError", "FieldViolation", "InternalError", "InvalidAgentResponseError",
-    "InvalidParamsError", "InvalidRequestError", "MethodNotFoundError", "ParseError",
-    "PushNotificationNotSupportedError", "TaskNotCancelableError", "TaskNotFoundError", "TransportError",
-    "UnavailableError", "UnsupportedOperationError", "VersionNotSupportedError", "abort",
-    "from_jsonrpc_error", "from_rpc_error", "http_status_for", "spec_for_grpc_code",
-    "spec_for_jsonrpc_code", "spec_for_reason", "spec_for_type", "to_jsonrpc_error", "to_rpc_status",
+    "BAD_REQUEST_TYPE",
+    "DOMAIN",
+    "ERROR_INFO_TYPE",
+    "ERROR_TABLE",
+    "INTERNAL_MESSAGE",
+    "STATUS_DETAILS_KEY",
+    "TRANSPORT_ERRORS",
+    "A2AError",
+    "ContentTypeNotSupportedError",
+    "DeadlineExceededError",
+    "ErrorSpec",
+    "ExtendedAgentCardNotConfiguredError",
+    "ExtensionSupportRequiredError",
+    "FieldViolation",
+    "InternalError",
+    "InvalidAgentResponseError",
+    "InvalidParamsError",
+    "InvalidRequestError",
+    "MethodNotFoundError",
+    "ParseError",
+    "PushNotificationNotSupportedError",
+    "TaskNotCancelableError",
+    "TaskNotFoundError",
+    "TransportError",
+    "UnavailableError",
+    "UnsupportedOperationError",
+    "VersionNotSupportedError",
+    "abort",
+    "from_jsonrpc_error",
+    "from_rpc_error",
+    "http_status_for",
+    "spec_for_grpc_code",
+    "spec_for_jsonrpc_code",
+    "spec_for_reason",
+    "spec_for_type",
+    "to_jsonrpc_error",
+    "to_rpc_status",
 ]
 
 _log = logging.getLogger(__name__)
@@ -202,44 +230,163 @@ class DeadlineExceededError(TransportError):
 _C = grpc.StatusCode
 ERROR_TABLE: tuple[ErrorSpec, ...] = (
     # A2A-specific errors: spec section 5.4.
-    ErrorSpec("TaskNotFoundError", TaskNotFoundError, -32001, _C.NOT_FOUND, "TASK_NOT_FOUND", 404,
-              "Task not found", grpc_fallback=True),
-    ErrorSpec("TaskNotCancelableError", TaskNotCancelableError, -32002, _C.FAILED_PRECONDITION,
-              "TASK_NOT_CANCELABLE", 409, "Task cannot be canceled"),
-    ErrorSpec("PushNotificationNotSupportedError", PushNotificationNotSupportedError, -32003,
-              _C.UNIMPLEMENTED, "PUSH_NOTIFICATION_NOT_SUPPORTED", 400, "Push notifications not supported"),
-    ErrorSpec("UnsupportedOperationError", UnsupportedOperationError, -32004, _C.UNIMPLEMENTED,
-              "UNSUPPORTED_OPERATION", 400, "This operation is not supported"),
-    ErrorSpec("ContentTypeNotSupportedError", ContentTypeNotSupportedError, -32005, _C.INVALID_ARGUMENT,
-              "CONTENT_TYPE_NOT_SUPPORTED", 415, "Content type not supported"),
-    ErrorSpec("InvalidAgentResponseError", InvalidAgentResponseError, -32006, _C.INTERNAL,
-              "INVALID_AGENT_RESPONSE", 502, "Invalid agent response"),
-    ErrorSpec("ExtendedAgentCardNotConfiguredError", ExtendedAgentCardNotConfiguredError, -32007,
-              _C.FAILED_PRECONDITION, "EXTENDED_AGENT_CARD_NOT_CONFIGURED", 400,
-              "Extended agent card is not configured"),
-    ErrorSpec("ExtensionSupportRequiredError", ExtensionSupportRequiredError, -32008, _C.FAILED_PRECONDITION,
-              "EXTENSION_SUPPORT_REQUIRED", 400, "Extension support required"),
-    ErrorSpec("VersionNotSupportedError", VersionNotSupportedError, -32009, _C.UNIMPLEMENTED,
-              "VERSION_NOT_SUPPORTED", 400, "Protocol version not supported"),
+    ErrorSpec(
+        "TaskNotFoundError",
+        TaskNotFoundError,
+        -32001,
+        _C.NOT_FOUND,
+        "TASK_NOT_FOUND",
+        404,
+        "Task not found",
+        grpc_fallback=True,
+    ),
+    ErrorSpec(
+        "TaskNotCancelableError",
+        TaskNotCancelableError,
+        -32002,
+        _C.FAILED_PRECONDITION,
+        "TASK_NOT_CANCELABLE",
+        409,
+        "Task cannot be canceled",
+    ),
+    ErrorSpec(
+        "PushNotificationNotSupportedError",
+        PushNotificationNotSupportedError,
+        -32003,
+        _C.UNIMPLEMENTED,
+        "PUSH_NOTIFICATION_NOT_SUPPORTED",
+        400,
+        "Push notifications not supported",
+    ),
+    ErrorSpec(
+        "UnsupportedOperationError",
+        UnsupportedOperationError,
+        -32004,
+        _C.UNIMPLEMENTED,
+        "UNSUPPORTED_OPERATION",
+        400,
+        "This operation is not supported",
+    ),
+    ErrorSpec(
+        "ContentTypeNotSupportedError",
+        ContentTypeNotSupportedError,
+        -32005,
+        _C.INVALID_ARGUMENT,
+        "CONTENT_TYPE_NOT_SUPPORTED",
+        415,
+        "Content type not supported",
+    ),
+    ErrorSpec(
+        "InvalidAgentResponseError",
+        InvalidAgentResponseError,
+        -32006,
+        _C.INTERNAL,
+        "INVALID_AGENT_RESPONSE",
+        502,
+        "Invalid agent response",
+    ),
+    ErrorSpec(
+        "ExtendedAgentCardNotConfiguredError",
+        ExtendedAgentCardNotConfiguredError,
+        -32007,
+        _C.FAILED_PRECONDITION,
+        "EXTENDED_AGENT_CARD_NOT_CONFIGURED",
+        400,
+        "Extended agent card is not configured",
+    ),
+    ErrorSpec(
+        "ExtensionSupportRequiredError",
+        ExtensionSupportRequiredError,
+        -32008,
+        _C.FAILED_PRECONDITION,
+        "EXTENSION_SUPPORT_REQUIRED",
+        400,
+        "Extension support required",
+    ),
+    ErrorSpec(
+        "VersionNotSupportedError",
+        VersionNotSupportedError,
+        -32009,
+        _C.UNIMPLEMENTED,
+        "VERSION_NOT_SUPPORTED",
+        400,
+        "Protocol version not supported",
+    ),
     # Standard JSON-RPC errors: spec section 9.5 (codes, messages); gRPC/HTTP from section 3.3.2.
-    ErrorSpec("JSONParseError", ParseError, -32700, _C.INVALID_ARGUMENT, "JSON_PARSE", 400,
-              "Invalid JSON payload", aliases=("PARSE_ERROR", "JSON_PARSE_ERROR")),
-    ErrorSpec("InvalidRequestError", InvalidRequestError, -32600, _C.INVALID_ARGUMENT, "INVALID_REQUEST", 400,
-              "Request payload validation error"),
-    ErrorSpec("MethodNotFoundError", MethodNotFoundError, -32601, _C.UNIMPLEMENTED, "METHOD_NOT_FOUND", 404,
-              "Method not found", grpc_fallback=True),
-    ErrorSpec("InvalidParamsError", InvalidParamsError, -32602, _C.INVALID_ARGUMENT, "INVALID_PARAMS", 400,
-              "Invalid parameters", grpc_fallback=True),
-    ErrorSpec("InternalError", InternalError, -32603, _C.INTERNAL, "INTERNAL_ERROR", 500, "Internal error",
-              grpc_fallback=True, aliases=("INTERNAL",)),
+    ErrorSpec(
+        "JSONParseError",
+        ParseError,
+        -32700,
+        _C.INVALID_ARGUMENT,
+        "JSON_PARSE",
+        400,
+        "Invalid JSON payload",
+        aliases=("PARSE_ERROR", "JSON_PARSE_ERROR"),
+    ),
+    ErrorSpec(
+        "InvalidRequestError",
+        InvalidRequestError,
+        -32600,
+        _C.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        400,
+        "Request payload validation error",
+    ),
+    ErrorSpec(
+        "MethodNotFoundError",
+        MethodNotFoundError,
+        -32601,
+        _C.UNIMPLEMENTED,
+        "METHOD_NOT_FOUND",
+        404,
+        "Method not found",
+        grpc_fallback=True,
+    ),
+    ErrorSpec(
+        "InvalidParamsError",
+        InvalidParamsError,
+        -32602,
+        _C.INVALID_ARGUMENT,
+        "INVALID_PARAMS",
+        400,
+        "Invalid parameters",
+        grpc_fallback=True,
+    ),
+    ErrorSpec(
+        "InternalError",
+        InternalError,
+        -32603,
+        _C.INTERNAL,
+        "INTERNAL_ERROR",
+        500,
+        "Internal error",
+        grpc_fallback=True,
+        aliases=("INTERNAL",),
+    ),
 )
 """Every error type of the A2A spec; the single source of every mapping."""
 
 TRANSPORT_ERRORS: tuple[ErrorSpec, ...] = (
-    ErrorSpec("UnavailableError", UnavailableError, -32603, _C.UNAVAILABLE, "", 503,
-              "Service unavailable", grpc_fallback=True),
-    ErrorSpec("DeadlineExceededError", DeadlineExceededError, -32603, _C.DEADLINE_EXCEEDED, "", 504,
-              "Deadline exceeded", grpc_fallback=True),
+    ErrorSpec(
+        "UnavailableError",
+        UnavailableError,
+        -32603,
+        _C.UNAVAILABLE,
+        "",
+        503,
+        "Service unavailable",
+        grpc_fallback=True,
+    ),
+    ErrorSpec(
+        "DeadlineExceededError",
+        DeadlineExceededError,
+        -32603,
+        _C.DEADLINE_EXCEEDED,
+        "",
+        504,
+        "Deadline exceeded",
+        grpc_fallback=True,
+    ),
     ErrorSpec("TransportError", TransportError, -32603, _C.UNKNOWN, "", 502, "Transport error"),
 )
 """gRPC failures that are not A2A errors. Not in the spec; never looked up by reason or JSON-RPC code."""
@@ -255,10 +402,19 @@ _BY_JSONRPC = {row.jsonrpc_code: row for row in ERROR_TABLE}
 _BY_GRPC = {row.grpc_code: row for row in ERROR_TABLE + TRANSPORT_ERRORS if row.grpc_fallback}
 # HTTP status of a TransportError by its received code (google.rpc.Code's documented mapping).
 _HTTP_BY_GRPC = {
-    _C.CANCELLED: 499, _C.INVALID_ARGUMENT: 400, _C.NOT_FOUND: 404, _C.ALREADY_EXISTS: 409,
-    _C.PERMISSION_DENIED: 403, _C.UNAUTHENTICATED: 401, _C.RESOURCE_EXHAUSTED: 429,
-    _C.FAILED_PRECONDITION: 400, _C.ABORTED: 409, _C.OUT_OF_RANGE: 400, _C.UNIMPLEMENTED: 501,
-    _C.UNAVAILABLE: 503, _C.DEADLINE_EXCEEDED: 504,
+    _C.CANCELLED: 499,
+    _C.INVALID_ARGUMENT: 400,
+    _C.NOT_FOUND: 404,
+    _C.ALREADY_EXISTS: 409,
+    _C.PERMISSION_DENIED: 403,
+    _C.UNAUTHENTICATED: 401,
+    _C.RESOURCE_EXHAUSTED: 429,
+    _C.FAILED_PRECONDITION: 400,
+    _C.ABORTED: 409,
+    _C.OUT_OF_RANGE: 400,
+    _C.UNIMPLEMENTED: 501,
+    _C.UNAVAILABLE: 503,
+    _C.DEADLINE_EXCEEDED: 504,
 }
 _CODE_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
@@ -402,8 +558,14 @@ def to_jsonrpc_error(exc: BaseException) -> dict[str, Any]:
     err = _coerce(exc)
     data: list[dict[str, Any]] = []
     if err.spec.reason:
-        data.append({"@type": ERROR_INFO_TYPE, "reason": err.spec.reason, "domain": DOMAIN,
-                     "metadata": dict(err.metadata)})
+        data.append(
+            {
+                "@type": ERROR_INFO_TYPE,
+                "reason": err.spec.reason,
+                "domain": DOMAIN,
+                "metadata": dict(err.metadata),
+            }
+        )
     if err.field_violations:
         violations = [{"field": v.field, "description": v.description} for v in err.field_violations]
         data.append({"@type": BAD_REQUEST_TYPE, "fieldViolations": violations})
@@ -442,14 +604,21 @@ def from_jsonrpc_error(obj: Mapping[str, Any]) -> A2AError:
         if kind.endswith("/google.rpc.ErrorInfo") and reason is None and d.get("domain", DOMAIN) == DOMAIN:
             reason, metadata = str(d.get("reason", "")), _str_map(d.get("metadata"))
         elif kind.endswith("/google.rpc.BadRequest") and isinstance(d.get("fieldViolations"), list):
-            violations += [FieldViolation(str(v.get("field", "")), str(v.get("description", "")))
-                           for v in d["fieldViolations"] if isinstance(v, Mapping)]
+            violations += [
+                FieldViolation(str(v.get("field", "")), str(v.get("description", "")))
+                for v in d["fieldViolations"]
+                if isinstance(v, Mapping)
+            ]
     code = obj.get("code")
-    row = (spec_for_reason(reason) if reason else None) or (
-        spec_for_jsonrpc_code(code) if isinstance(code, int) else None) or InternalError.spec
+    row = (
+        (spec_for_reason(reason) if reason else None)
+        or (spec_for_jsonrpc_code(code) if isinstance(code, int) else None)
+        or InternalError.spec
+    )
     message = obj.get("message")
-    return row.exc_type(message if isinstance(message, str) else None, metadata=metadata,
-                        field_violations=violations)
+    return row.exc_type(
+        message if isinstance(message, str) else None, metadata=metadata, field_violations=violations
+    )
 
 
 def http_status_for(exc: BaseException) -> int:

@@ -19,7 +19,6 @@ from google.protobuf import json_format
 
 from a2a_grpc import errors, types
 from a2a_grpc.agent import Agent, RequestContext, new_id, text_message
-
 from a2a_grpc.taskrun import REST_STATES, Execution, TaskRun
 from a2a_grpc.tasks import InvalidListRequestError, TaskStore, trim_task
 from a2a_grpc.validation import invalid, require, validate_send, validate_state
@@ -55,7 +54,7 @@ def parse_extensions(value: str | None) -> frozenset[str]:
 def version_supported(version: str) -> bool:
     # Patch numbers are ignored (spec 3.6); "1" is read as "1.0".
     parts = version.strip().split(".")
-    major_minor = ".".join((parts + ["0"])[:2]) if parts[0] else ""
+    major_minor = ".".join(([*parts, "0"])[:2]) if parts[0] else ""
     return major_minor in SUPPORTED_VERSIONS
 
 
@@ -157,7 +156,9 @@ class RequestHandler:
 
     # -- SendMessage / SendStreamingMessage ----------------------------------------------------
 
-    async def _start(self, request: types.SendMessageRequest, call: CallContext, subscribe: bool) -> Execution:
+    async def _start(
+        self, request: types.SendMessageRequest, call: CallContext, subscribe: bool
+    ) -> Execution:
         validate_send(request)
         if request.configuration.HasField("task_push_notification_config"):
             self._require_push()
@@ -224,7 +225,9 @@ class RequestHandler:
                 await run.save()
             execution.finish(error if execution.run is None else None)
 
-    async def send_message(self, request: types.SendMessageRequest, call: CallContext) -> types.SendMessageResponse:
+    async def send_message(
+        self, request: types.SendMessageRequest, call: CallContext
+    ) -> types.SendMessageResponse:
         execution = await self._start(request, call, subscribe=False)
         first = await asyncio.shield(execution.first)
         if isinstance(first, types.Message):
@@ -286,14 +289,20 @@ class RequestHandler:
             raise errors.TaskNotFoundError(f"task {request.id!r} not found", metadata={"task_id": request.id})
         if run.finished:
             raise errors.TaskNotCancelableError(
-                f"task {request.id!r} is {types.TaskState.Name(run.state)}: only unfinished tasks can be canceled",
+                f"task {request.id!r} is {types.TaskState.Name(run.state)}: "
+                "only unfinished tasks can be canceled",
                 metadata={"task_id": request.id},
             )
         running = [e for e in run.executions if e.job is not None]
         last = run.task.history[-1] if run.task.history else types.Message()
         context = RequestContext(
-            message=last, task_id=run.task.id, context_id=run.task.context_id, task=trim_task(run.task, None),
-            tenant=request.tenant, extensions=call.extensions, headers=call.headers,
+            message=last,
+            task_id=run.task.id,
+            context_id=run.task.context_id,
+            task=trim_task(run.task, None),
+            tenant=request.tenant,
+            extensions=call.extensions,
+            headers=call.headers,
         )
         execution = Execution(context, None, run, subscribe=False)
         try:

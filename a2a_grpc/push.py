@@ -148,7 +148,7 @@ class PushNotifier:
             hook.worker = loop.create_task(self._run(key, hook), name=f"a2a-push {config.id}")
 
     # A drain deadline, not a cancel scope: after it, undelivered updates must still be counted.
-    async def aclose(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def aclose(self, timeout: float = 5.0) -> None:
         """Stop accepting updates, drain for up to ``timeout`` seconds, then cancel what is left."""
         if timeout < 0:
             raise ValueError(f"timeout must be >= 0, got {timeout!r}")

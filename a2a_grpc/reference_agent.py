@@ -30,7 +30,9 @@ MAX_SLOW_SECONDS = 3600.0
 
 
 def _skill(skill_id: str, name: str, description: str, example: str) -> types.AgentSkill:
-    return types.AgentSkill(id=skill_id, name=name, description=description, tags=[skill_id], examples=[example])
+    return types.AgentSkill(
+        id=skill_id, name=name, description=description, tags=[skill_id], examples=[example]
+    )
 
 
 def reference_card() -> types.AgentCard:
@@ -42,20 +44,59 @@ def reference_card() -> types.AgentCard:
         default_output_modes=["text/plain", "application/octet-stream"],
         provider=types.AgentProvider(organization="a2a-grpc", url="https://example.invalid/a2a-grpc"),
         skills=[
-            _skill("echo", "Echo", "Any message not starting with another skill's word: a task completes with "
-                   "one artifact holding the message text.", "echo hello"),
-            _skill("reply", "Direct reply", "'reply TEXT': answers with a Message and creates no task.", "reply hi"),
-            _skill("stream", "Stream chunks", "'stream N': N artifact chunks appended to one artifact "
-                   f"(N <= {MAX_STREAM_CHUNKS}), then completes.", "stream 5"),
-            _skill("slow", "Slow task", "'slow SECONDS': stays working for SECONDS, reporting progress every "
-                   "0.1 s; CancelTask stops it.", "slow 2"),
-            _skill("bytes", "Large artifact", f"'bytes N': one artifact with a raw part of N bytes (N <= {MAX_BYTES}).",
-                   "bytes 1048576"),
-            _skill("fail", "Failure", "'fail [TEXT]': the task fails with TEXT as its status message.", "fail oops"),
-            _skill("ask", "Multi-turn", "'ask': the task asks for input (input-required); the next message sent "
-                   "to the same task completes it, quoting that message.", "ask"),
-            _skill("delegate", "Delegation", "'delegate HOST:PORT TEXT': sends TEXT to the A2A agent at HOST:PORT "
-                   "over gRPC and relays the artifacts it produces.", "delegate 127.0.0.1:50052 echo hi"),
+            _skill(
+                "echo",
+                "Echo",
+                "Any message not starting with another skill's word: a task completes with "
+                "one artifact holding the message text.",
+                "echo hello",
+            ),
+            _skill(
+                "reply",
+                "Direct reply",
+                "'reply TEXT': answers with a Message and creates no task.",
+                "reply hi",
+            ),
+            _skill(
+                "stream",
+                "Stream chunks",
+                "'stream N': N artifact chunks appended to one artifact "
+                f"(N <= {MAX_STREAM_CHUNKS}), then completes.",
+                "stream 5",
+            ),
+            _skill(
+                "slow",
+                "Slow task",
+                "'slow SECONDS': stays working for SECONDS, reporting progress every "
+                "0.1 s; CancelTask stops it.",
+                "slow 2",
+            ),
+            _skill(
+                "bytes",
+                "Large artifact",
+                f"'bytes N': one artifact with a raw part of N bytes (N <= {MAX_BYTES}).",
+                "bytes 1048576",
+            ),
+            _skill(
+                "fail",
+                "Failure",
+                "'fail [TEXT]': the task fails with TEXT as its status message.",
+                "fail oops",
+            ),
+            _skill(
+                "ask",
+                "Multi-turn",
+                "'ask': the task asks for input (input-required); the next message sent "
+                "to the same task completes it, quoting that message.",
+                "ask",
+            ),
+            _skill(
+                "delegate",
+                "Delegation",
+                "'delegate HOST:PORT TEXT': sends TEXT to the A2A agent at HOST:PORT "
+                "over gRPC and relays the artifacts it produces.",
+                "delegate 127.0.0.1:50052 echo hi",
+            ),
         ],
     )
     card.capabilities.streaming = True
@@ -100,8 +141,11 @@ class ReferenceAgent(Agent):
                 await self._slow(updater, _count(word, rest or "1", MAX_SLOW_SECONDS, float))
             case "bytes":
                 size = int(_count(word, rest or "1024", MAX_BYTES, int))
-                await updater.artifact([types.Part(raw=b"\x00" * size, media_type="application/octet-stream")],
-                                       name="bytes", last_chunk=True)
+                await updater.artifact(
+                    [types.Part(raw=b"\x00" * size, media_type="application/octet-stream")],
+                    name="bytes",
+                    last_chunk=True,
+                )
                 await updater.complete()
             case "fail":
                 await updater.fail(rest or "failed on request")
@@ -118,8 +162,11 @@ class ReferenceAgent(Agent):
         artifact_id = None
         for i in range(n):
             artifact_id = await updater.artifact(
-                [types.Part(text=f"chunk {i}")], artifact_id=artifact_id, name="stream",
-                append=i > 0, last_chunk=i == n - 1,
+                [types.Part(text=f"chunk {i}")],
+                artifact_id=artifact_id,
+                name="stream",
+                append=i > 0,
+                last_chunk=i == n - 1,
             )
         await updater.complete()
 
@@ -137,7 +184,9 @@ class ReferenceAgent(Agent):
 
         address, _, text = rest.partition(" ")
         if not address or not text:
-            raise errors.InvalidParamsError("'delegate' takes HOST:PORT and a message: delegate 127.0.0.1:50052 echo hi")
+            raise errors.InvalidParamsError(
+                "'delegate' takes HOST:PORT and a message: delegate 127.0.0.1:50052 echo hi"
+            )
         await updater.working(f"delegating to {address}")
         async with A2AClient(address, timeout=60.0) as client:
             response = await client.send_message(A2AClient.text_request(text))

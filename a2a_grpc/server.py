@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,7 +126,7 @@ def _unary(
 
 
 def _streaming(
-    handler: RequestHandler, fn: Callable[[Any, CallContext], AsyncIterator[Message]]
+    handler: RequestHandler, fn: Callable[[Any, CallContext], AsyncGenerator[Message, None]]
 ) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Message]]:
     async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Message]:
         try:
@@ -174,7 +174,9 @@ class A2AServer:
         card.CopyFrom(self.agent.card)
         others = [i for i in card.supported_interfaces if i.protocol_binding != "GRPC"]
         del card.supported_interfaces[:]
-        card.supported_interfaces.add(url=self.address, protocol_binding="GRPC", protocol_version=SUPPORTED_VERSIONS[-1])
+        card.supported_interfaces.add(
+            url=self.address, protocol_binding="GRPC", protocol_version=SUPPORTED_VERSIONS[-1]
+        )
         card.supported_interfaces.extend(self.extra_interfaces + others)
         return card
 
@@ -199,7 +201,7 @@ class A2AServer:
         await server.start()
         self._server = server
         log.info("serving %s on %s", self.agent.card.name, self.address)
-        return port
+        return int(port)
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let running ones finish for ``grace`` seconds, then stop executions."""

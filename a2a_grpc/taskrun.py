@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from a2a_grpc import errors, types
 from a2a_grpc.agent import RequestContext, TaskUpdater
@@ -150,7 +150,7 @@ class TaskRun:
 
     async def set_status(self, state: int, message: types.Message | None) -> None:
         check_transition(self.task.status.state, state)
-        status = types.TaskStatus(state=state)
+        status = types.TaskStatus(state=cast("types.TaskState", state))
         status.timestamp.GetCurrentTime()
         if message is not None:
             status.message.CopyFrom(message)
@@ -239,7 +239,9 @@ class Execution:
 
     async def _ensure_run(self) -> TaskRun:
         if self._replied:
-            raise errors.InvalidAgentResponseError("the agent replied with a message, then reported task events")
+            raise errors.InvalidAgentResponseError(
+                "the agent replied with a message, then reported task events"
+            )
         if self.run is None:
             if self._start_run is None:
                 raise errors.InvalidAgentResponseError("no task can be created here")

@@ -31,39 +31,97 @@ CALL_TIMEOUT = 5.0
 # The spec's tables, copied by hand: section 5.4 (A2A-specific) and 9.5 (standard JSON-RPC).
 # name: (class, JSON-RPC code, gRPC code, ErrorInfo reason, HTTP status, problem type URI)
 SPEC: dict[str, tuple[type[A2AError], int, grpc.StatusCode, str, int, str]] = {
-    "TaskNotFoundError": (errors.TaskNotFoundError, -32001, SC.NOT_FOUND, "TASK_NOT_FOUND", 404,
-                          "https://a2a-protocol.org/errors/task-not-found"),
-    "TaskNotCancelableError": (errors.TaskNotCancelableError, -32002, SC.FAILED_PRECONDITION,
-                               "TASK_NOT_CANCELABLE", 409, "https://a2a-protocol.org/errors/task-not-cancelable"),
+    "TaskNotFoundError": (
+        errors.TaskNotFoundError,
+        -32001,
+        SC.NOT_FOUND,
+        "TASK_NOT_FOUND",
+        404,
+        "https://a2a-protocol.org/errors/task-not-found",
+    ),
+    "TaskNotCancelableError": (
+        errors.TaskNotCancelableError,
+        -32002,
+        SC.FAILED_PRECONDITION,
+        "TASK_NOT_CANCELABLE",
+        409,
+        "https://a2a-protocol.org/errors/task-not-cancelable",
+    ),
     "PushNotificationNotSupportedError": (
-        errors.PushNotificationNotSupportedError, -32003, SC.UNIMPLEMENTED, "PUSH_NOTIFICATION_NOT_SUPPORTED",
-        400, "https://a2a-protocol.org/errors/push-notification-not-supported"),
-    "UnsupportedOperationError": (errors.UnsupportedOperationError, -32004, SC.UNIMPLEMENTED,
-                                  "UNSUPPORTED_OPERATION", 400,
-                                  "https://a2a-protocol.org/errors/unsupported-operation"),
-    "ContentTypeNotSupportedError": (errors.ContentTypeNotSupportedError, -32005, SC.INVALID_ARGUMENT,
-                                     "CONTENT_TYPE_NOT_SUPPORTED", 415,
-                                     "https://a2a-protocol.org/errors/content-type-not-supported"),
-    "InvalidAgentResponseError": (errors.InvalidAgentResponseError, -32006, SC.INTERNAL,
-                                  "INVALID_AGENT_RESPONSE", 502,
-                                  "https://a2a-protocol.org/errors/invalid-agent-response"),
+        errors.PushNotificationNotSupportedError,
+        -32003,
+        SC.UNIMPLEMENTED,
+        "PUSH_NOTIFICATION_NOT_SUPPORTED",
+        400,
+        "https://a2a-protocol.org/errors/push-notification-not-supported",
+    ),
+    "UnsupportedOperationError": (
+        errors.UnsupportedOperationError,
+        -32004,
+        SC.UNIMPLEMENTED,
+        "UNSUPPORTED_OPERATION",
+        400,
+        "https://a2a-protocol.org/errors/unsupported-operation",
+    ),
+    "ContentTypeNotSupportedError": (
+        errors.ContentTypeNotSupportedError,
+        -32005,
+        SC.INVALID_ARGUMENT,
+        "CONTENT_TYPE_NOT_SUPPORTED",
+        415,
+        "https://a2a-protocol.org/errors/content-type-not-supported",
+    ),
+    "InvalidAgentResponseError": (
+        errors.InvalidAgentResponseError,
+        -32006,
+        SC.INTERNAL,
+        "INVALID_AGENT_RESPONSE",
+        502,
+        "https://a2a-protocol.org/errors/invalid-agent-response",
+    ),
     "ExtendedAgentCardNotConfiguredError": (
-        errors.ExtendedAgentCardNotConfiguredError, -32007, SC.FAILED_PRECONDITION,
-        "EXTENDED_AGENT_CARD_NOT_CONFIGURED", 400,
-        "https://a2a-protocol.org/errors/extended-agent-card-not-configured"),
-    "ExtensionSupportRequiredError": (errors.ExtensionSupportRequiredError, -32008, SC.FAILED_PRECONDITION,
-                                      "EXTENSION_SUPPORT_REQUIRED", 400,
-                                      "https://a2a-protocol.org/errors/extension-support-required"),
-    "VersionNotSupportedError": (errors.VersionNotSupportedError, -32009, SC.UNIMPLEMENTED,
-                                 "VERSION_NOT_SUPPORTED", 400,
-                                 "https://a2a-protocol.org/errors/version-not-supported"),
+        errors.ExtendedAgentCardNotConfiguredError,
+        -32007,
+        SC.FAILED_PRECONDITION,
+        "EXTENDED_AGENT_CARD_NOT_CONFIGURED",
+        400,
+        "https://a2a-protocol.org/errors/extended-agent-card-not-configured",
+    ),
+    "ExtensionSupportRequiredError": (
+        errors.ExtensionSupportRequiredError,
+        -32008,
+        SC.FAILED_PRECONDITION,
+        "EXTENSION_SUPPORT_REQUIRED",
+        400,
+        "https://a2a-protocol.org/errors/extension-support-required",
+    ),
+    "VersionNotSupportedError": (
+        errors.VersionNotSupportedError,
+        -32009,
+        SC.UNIMPLEMENTED,
+        "VERSION_NOT_SUPPORTED",
+        400,
+        "https://a2a-protocol.org/errors/version-not-supported",
+    ),
     # Standard JSON-RPC errors: the spec fixes codes; gRPC/HTTP follow section 3.3.2's categories and
     # reasons follow a2a-sdk (the spec names none for these).
     "JSONParseError": (errors.ParseError, -32700, SC.INVALID_ARGUMENT, "JSON_PARSE", 400, ""),
-    "InvalidRequestError": (errors.InvalidRequestError, -32600, SC.INVALID_ARGUMENT, "INVALID_REQUEST", 400,
-                            ""),
-    "MethodNotFoundError": (errors.MethodNotFoundError, -32601, SC.UNIMPLEMENTED, "METHOD_NOT_FOUND", 404,
-                            ""),
+    "InvalidRequestError": (
+        errors.InvalidRequestError,
+        -32600,
+        SC.INVALID_ARGUMENT,
+        "INVALID_REQUEST",
+        400,
+        "",
+    ),
+    "MethodNotFoundError": (
+        errors.MethodNotFoundError,
+        -32601,
+        SC.UNIMPLEMENTED,
+        "METHOD_NOT_FOUND",
+        404,
+        "",
+    ),
     "InvalidParamsError": (errors.InvalidParamsError, -32602, SC.INVALID_ARGUMENT, "INVALID_PARAMS", 400, ""),
     "InternalError": (errors.InternalError, -32603, SC.INTERNAL, "INTERNAL_ERROR", 500, ""),
 }
@@ -124,7 +182,13 @@ def test_row_wire_facts_match_spec(name: str) -> None:
     cls, jsonrpc, grpc_code, reason, http, problem = SPEC[name]
     row = ROWS[name]
     assert (row.exc_type, row.jsonrpc_code, row.grpc_code, row.reason, row.http_status, row.problem_type) == (
-        cls, jsonrpc, grpc_code, reason, http, problem)
+        cls,
+        jsonrpc,
+        grpc_code,
+        reason,
+        http,
+        problem,
+    )
     assert cls.spec is row
     assert errors.spec_for_type(cls) is row
     assert errors.spec_for_reason(reason) is row
@@ -146,8 +210,11 @@ def test_grpc_status_round_trip(row: ErrorSpec) -> None:
     assert rich.message == sent.message
     info = error_details_pb2.ErrorInfo()
     assert rich.details[0].Unpack(info)
-    assert (info.reason, info.domain, dict(info.metadata)) == (row.reason, "a2a-protocol.org",
-                                                                {"taskId": "abc", "attempt": "2"})
+    assert (info.reason, info.domain, dict(info.metadata)) == (
+        row.reason,
+        "a2a-protocol.org",
+        {"taskId": "abc", "attempt": "2"},
+    )
     got = _over_the_wire(sent)
     _assert_same(got, sent)
     assert got.grpc_code == row.grpc_code
@@ -159,15 +226,20 @@ def test_jsonrpc_round_trip(row: ErrorSpec) -> None:
     obj = errors.to_jsonrpc_error(sent)
     assert obj["code"] == row.jsonrpc_code
     assert obj["message"] == sent.message
-    assert obj["data"][0] == {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": row.reason,
-                              "domain": "a2a-protocol.org", "metadata": {"taskId": "abc", "attempt": "2"}}
+    assert obj["data"][0] == {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": row.reason,
+        "domain": "a2a-protocol.org",
+        "metadata": {"taskId": "abc", "attempt": "2"},
+    }
     _assert_same(errors.from_jsonrpc_error(obj), sent)
     _assert_same(errors.from_jsonrpc_error({"jsonrpc": "2.0", "id": 1, "error": obj}), sent)
 
 
 def test_bad_request_carries_field_violations() -> None:
-    sent = errors.InvalidParamsError("Invalid request parameters",
-                                     field_violations=[FieldViolation("message.parts", "At least one part")])
+    sent = errors.InvalidParamsError(
+        "Invalid request parameters", field_violations=[FieldViolation("message.parts", "At least one part")]
+    )
     rich = status_pb2.Status.FromString(errors.to_rpc_status(sent).trailing_metadata[0][1])
     bad = error_details_pb2.BadRequest()
     assert rich.details[1].Unpack(bad)
@@ -237,8 +309,9 @@ def test_foreign_domain_and_broken_trailers_fall_back_to_the_code() -> None:
     info = error_details_pb2.ErrorInfo(reason="TASK_NOT_FOUND", domain="example.com")
     status = status_pb2.Status(code=SC.INTERNAL.value[0], message="x")
     status.details.add().Pack(info)
-    got = errors.from_rpc_error(FakeRpcError(SC.INTERNAL, "x", (("grpc-status-details-bin",
-                                                                   status.SerializeToString()),)))
+    got = errors.from_rpc_error(
+        FakeRpcError(SC.INTERNAL, "x", (("grpc-status-details-bin", status.SerializeToString()),))
+    )
     assert type(got) is errors.InternalError
     broken = (("grpc-status-details-bin", b"\xff\xff"),)
     got = errors.from_rpc_error(FakeRpcError(SC.NOT_FOUND, "gone", broken))
@@ -248,9 +321,22 @@ def test_foreign_domain_and_broken_trailers_fall_back_to_the_code() -> None:
 def test_jsonrpc_decoding_is_tolerant() -> None:
     flat = errors.from_jsonrpc_error({"code": -32001, "message": "Task not found", "data": {"taskId": "t"}})
     assert (type(flat), flat.metadata) == (errors.TaskNotFoundError, {"taskId": "t"})
-    nested = errors.from_jsonrpc_error({"code": -32000, "message": "m", "data": {"details": [
-        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "VERSION_NOT_SUPPORTED",
-         "domain": "a2a-protocol.org", "metadata": {"supported": "1.0"}}]}})
+    nested = errors.from_jsonrpc_error(
+        {
+            "code": -32000,
+            "message": "m",
+            "data": {
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "VERSION_NOT_SUPPORTED",
+                        "domain": "a2a-protocol.org",
+                        "metadata": {"supported": "1.0"},
+                    }
+                ]
+            },
+        }
+    )
     assert (type(nested), nested.metadata) == (errors.VersionNotSupportedError, {"supported": "1.0"})
     unknown = errors.from_jsonrpc_error({"code": -31999, "message": "odd"})
     assert (type(unknown), unknown.message) == (errors.InternalError, "odd")
@@ -291,7 +377,8 @@ async def _start(register: Callable[[grpc.aio.Server], None]) -> tuple[grpc.aio.
 @pytest_asyncio.fixture
 async def target() -> AsyncIterator[str]:
     handler = grpc.method_handlers_generic_handler(
-        SERVICE, {METHOD: grpc.unary_unary_rpc_method_handler(_raise_named)})
+        SERVICE, {METHOD: grpc.unary_unary_rpc_method_handler(_raise_named)}
+    )
     server, address = await _start(lambda s: s.add_generic_rpc_handlers((handler,)))
     try:
         yield address
@@ -302,8 +389,9 @@ async def target() -> AsyncIterator[str]:
 async def _call(address: str, task_id: str) -> grpc.aio.AioRpcError:
     async with grpc.aio.insecure_channel(address) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await channel.unary_unary(PATH)(types.GetTaskRequest(id=task_id).SerializeToString(),
-                                            timeout=CALL_TIMEOUT)
+            await channel.unary_unary(PATH)(
+                types.GetTaskRequest(id=task_id).SerializeToString(), timeout=CALL_TIMEOUT
+            )
     return info.value
 
 
@@ -322,7 +410,11 @@ async def test_aio_transport_errors(target: str) -> None:
     for name, code in (("UnavailableError", SC.UNAVAILABLE), ("DeadlineExceededError", SC.DEADLINE_EXCEEDED)):
         got = errors.from_rpc_error(await _call(target, name))
         assert (type(got).__name__, got.grpc_code, got.message, got.metadata) == (
-            name, code, "downstream is down", {})
+            name,
+            code,
+            "downstream is down",
+            {},
+        )
 
 
 @pytest.mark.asyncio
@@ -375,17 +467,20 @@ async def test_sdk_grpc_client_decodes_our_errors(target: str) -> None:
     try:
         for name, sdk_cls in SDK_COUNTERPART.items():
             with pytest.raises(sdk_errors.A2AError) as info:
-                await transport.get_task(sdk_pb2.GetTaskRequest(id=name),
-                                         context=ClientCallContext(timeout=CALL_TIMEOUT))
+                await transport.get_task(
+                    sdk_pb2.GetTaskRequest(id=name), context=ClientCallContext(timeout=CALL_TIMEOUT)
+                )
             assert type(info.value) is sdk_cls, name
             assert info.value.message == f"{name} for task 'abc'"
             if name == "InvalidParamsError":
-                assert info.value.data == {"errors": [{"field": "message.parts",
-                                                       "message": "At least one part is required"}]}
+                assert info.value.data == {
+                    "errors": [{"field": "message.parts", "message": "At least one part is required"}]
+                }
         # The SDK has no reason for parse errors; it falls back to its generic client error.
         with pytest.raises(A2AClientError):
-            await transport.get_task(sdk_pb2.GetTaskRequest(id="JSONParseError"),
-                                     context=ClientCallContext(timeout=CALL_TIMEOUT))
+            await transport.get_task(
+                sdk_pb2.GetTaskRequest(id="JSONParseError"), context=ClientCallContext(timeout=CALL_TIMEOUT)
+            )
     finally:
         await transport.close()
 
@@ -395,16 +490,16 @@ class _RaisingRequestHandler:
 
     async def on_get_task(self, request: sdk_pb2.GetTaskRequest, context: object) -> None:
         if request.id == "InvalidParamsError":
-            raise sdk_errors.InvalidParamsError("bad params", data={
-                "errors": [{"field": "history_length", "message": "must be >= 0"}]})
+            raise sdk_errors.InvalidParamsError(
+                "bad params", data={"errors": [{"field": "history_length", "message": "must be >= 0"}]}
+            )
         raise getattr(sdk_errors, request.id)(f"sdk {request.id}")
 
 
 @pytest.mark.asyncio
 async def test_we_decode_sdk_grpc_server_errors() -> None:
     sdk_handler = GrpcHandler(_RaisingRequestHandler())  # type: ignore[arg-type]
-    server, address = await _start(
-        lambda s: sdk_grpc.add_A2AServiceServicer_to_server(sdk_handler, s))  # type: ignore[no-untyped-call]
+    server, address = await _start(lambda s: sdk_grpc.add_A2AServiceServicer_to_server(sdk_handler, s))  # type: ignore[no-untyped-call]
     try:
         for name in SDK_COUNTERPART:
             err = await _call(address, name)
@@ -430,7 +525,10 @@ def test_jsonrpc_interop_with_sdk(name: str) -> None:
     assert type(sdk_exc) is SDK_COUNTERPART[name]
     assert sdk_exc.data == {"taskId": "abc", "attempt": "2"}
     sdk_cls = SDK_COUNTERPART[name]
-    sdk_obj = {"code": ROWS[name].jsonrpc_code, "message": "from sdk",
-               "data": build_error_details(sdk_cls("from sdk", data={"taskId": "t"}))}
+    sdk_obj = {
+        "code": ROWS[name].jsonrpc_code,
+        "message": "from sdk",
+        "data": build_error_details(sdk_cls("from sdk", data={"taskId": "t"})),
+    }
     got = errors.from_jsonrpc_error(sdk_obj)
     assert (type(got), got.message, got.metadata) == (SPEC[name][0], "from sdk", {"taskId": "t"})
