@@ -1,4 +1,4 @@
-"""Shared fixtures: a real server on 127.0.0.1 port 0 and a client of it."""
+"""Shared fixtures: a real server on 127.0.0.1 port 0 and a client of it; a webhook receiver."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import InMemoryTaskStore, TaskStore
+
+pytest_plugins = ["tests.webhook"]
 
 
 @dataclass

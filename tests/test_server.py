@@ -7,14 +7,18 @@ import logging
 
 import grpc
 import pytest
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from a2a_grpc import errors, types
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.client import A2AClient
+from a2a_grpc.push import PushNotifier
 from a2a_grpc.reference_agent import ReferenceAgent, reference_card
-from a2a_grpc.tasks import InvalidTransitionError, SqliteTaskStore
+from a2a_grpc.server import A2AServer, ServerSettings
+from a2a_grpc.tasks import InMemoryTaskStore, InvalidTransitionError, SqliteTaskStore
 from tests.conftest import Served, serve, shutdown
+from tests.webhook import Receiver, until
 
 pytestmark = pytest.mark.asyncio
 WAIT = 10.0
@@ -440,3 +444,41 @@ async def test_health_and_reflection(reference: Served) -> None:
         assert "lf.a2a.v1.A2AService" in names
         assert "grpc.health.v1.Health" in names
         assert answers[1].file_descriptor_response.file_descriptor_proto
+
+
+async def test_push_notifications_reach_a_real_webhook(receiver: Receiver) -> None:
+    notifier = PushNotifier(initial_backoff=0.01, max_backoff=0.05, timeout=2.0)
+    agent = ReferenceAgent()
+    server = A2AServer(agent, InMemoryTaskStore(), ServerSettings(port=0), notifier=notifier)
+    await server.start()
+    try:
+        async with A2AClient(server.address, timeout=WAIT) as client:
+            # A webhook given with the message itself.
+            request = A2AClient.text_request("stream 3")
+            hook = request.configuration.task_push_notification_config
+            hook.url, hook.token = receiver.url("first"), "tok-1"
+            task = (await client.send_message(request)).task
+            await until(lambda: len(receiver.paths("first")) == 5)
+            events = [json_format.Parse(r.body, types.StreamResponse()) for r in receiver.paths("first")]
+            assert [e.WhichOneof("payload") for e in events] == ["status_update"] + [
+                "artifact_update"
+            ] * 3 + ["status_update"]
+            assert events[-1].status_update.status.state == types.TASK_STATE_COMPLETED
+            assert {e.status_update.task_id or e.artifact_update.task_id for e in events} == {task.id}
+            assert receiver.paths("first")[0].headers["x-a2a-notification-token"] == "tok-1"
+            # A webhook registered later, on a task waiting for input.
+            waiting = (await client.send_message(A2AClient.text_request("ask"))).task
+            config = types.TaskPushNotificationConfig(task_id=waiting.id, url=receiver.url("second"))
+            config.authentication.scheme, config.authentication.credentials = "Bearer", "abc"
+            await client.create_task_push_notification_config(config)
+            await client.send_message(A2AClient.text_request("answer", task_id=waiting.id))
+            await until(lambda: len(receiver.paths("second")) == 2)
+            states = [
+                json_format.Parse(r.body, types.StreamResponse()).status_update.status.state
+                for r in receiver.paths("second")
+            ]
+            assert states == [types.TASK_STATE_WORKING, types.TASK_STATE_COMPLETED]
+            assert receiver.paths("second")[0].headers["authorization"] == "Bearer abc"
+    finally:
+        await server.stop(grace=1.0)
+        await notifier.aclose()
