@@ -21,7 +21,7 @@ from a2a_grpc import errors, types
 from a2a_grpc.agent import Agent, RequestContext, new_id, text_message
 from a2a_grpc.taskrun import REST_STATES, Execution, TaskRun
 from a2a_grpc.tasks import InvalidListRequestError, TaskStore, trim_task
-from a2a_grpc.validation import invalid, require, validate_send, validate_state
+from a2a_grpc.validation import invalid, require, validate_send, validate_state, validate_webhook_url
 
 if TYPE_CHECKING:
     from a2a_grpc.push import PushNotifier
@@ -32,6 +32,8 @@ log = logging.getLogger("a2a_grpc.handler")
 
 SUPPORTED_VERSIONS = ("1.0",)
 """A2A versions (Major.Minor) this implementation speaks."""
+ABSENT_VERSION = "0.3"
+"""The version a request without A2A-Version is read as (spec 3.6)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +88,12 @@ class RequestHandler:
 
     def check_call(self, call: CallContext) -> None:
         """VersionNotSupported / ExtensionSupportRequired, before any operation runs."""
-        if call.version is not None and not version_supported(call.version):
+        # Spec 3.6: an absent or empty A2A-Version means 0.3, which this implementation does not speak.
+        version = call.version or ABSENT_VERSION
+        if not version_supported(version):
+            shown = f"{version!r}" if call.version else f"{ABSENT_VERSION!r} (no a2a-version was sent)"
             raise errors.VersionNotSupportedError(
-                f"A2A version {call.version!r} is not supported; this agent speaks "
-                + ", ".join(SUPPORTED_VERSIONS),
+                f"A2A version {shown} is not supported; this agent speaks " + ", ".join(SUPPORTED_VERSIONS),
                 metadata={"supported_versions": ",".join(SUPPORTED_VERSIONS)},
             )
         missing = self._required_extensions - call.extensions
@@ -142,17 +146,21 @@ class RequestHandler:
         task.status.state = types.TASK_STATE_SUBMITTED
         task.status.timestamp.GetCurrentTime()
         task.history.append(ctx.message)
-        configs: list[types.TaskPushNotificationConfig] = []
-        if request.configuration.HasField("task_push_notification_config"):
-            config = types.TaskPushNotificationConfig()
-            config.CopyFrom(request.configuration.task_push_notification_config)
-            config.task_id, config.tenant = task.id, ctx.tenant
-            config.id = config.id or new_id()
-            await self.store.put_push_config(ctx.tenant, config)
-            configs.append(config)
-        run = self._new_run(ctx.tenant, task, configs)
+        run = self._new_run(ctx.tenant, task, [])
         await self.store.save(ctx.tenant, task)
+        await self._attach_push_config(run, request)
         return run
+
+    async def _attach_push_config(self, run: TaskRun, request: types.SendMessageRequest) -> None:
+        """Register the webhook a SendMessage carries, for a new task or one it continues."""
+        if not request.configuration.HasField("task_push_notification_config"):
+            return
+        config = types.TaskPushNotificationConfig()
+        config.CopyFrom(request.configuration.task_push_notification_config)
+        config.task_id, config.tenant = run.task.id, run.tenant
+        config.id = config.id or new_id()
+        await self.store.put_push_config(run.tenant, config)
+        run.push_configs = [c for c in run.push_configs if c.id != config.id] + [config]
 
     # -- SendMessage / SendStreamingMessage ----------------------------------------------------
 
@@ -180,6 +188,7 @@ class RequestHandler:
             before = types.Task()
             before.CopyFrom(run.task)
             run.task.history.append(message)
+            await self._attach_push_config(run, request)
         else:
             message.task_id = new_id()
             message.context_id = message.context_id or new_id()
@@ -344,9 +353,7 @@ class RequestHandler:
     ) -> types.TaskPushNotificationConfig:
         self._require_push()
         await self._existing(request.tenant, request.task_id, "task_id")
-        url = require(request.url, "url")
-        if not url.startswith(("http://", "https://")):
-            raise invalid("url", "must be an http:// or https:// URL")
+        validate_webhook_url(request.url, "url")
         config = types.TaskPushNotificationConfig()
         config.CopyFrom(request)
         config.id = config.id or new_id()

@@ -7,7 +7,7 @@ from google.protobuf.message import Message
 from a2a_grpc import errors, types
 from a2a_grpc.errors import FieldViolation
 
-__all__ = ["check_enum", "invalid", "require", "validate_message", "validate_send"]
+__all__ = ["check_enum", "invalid", "require", "validate_message", "validate_send", "validate_webhook_url"]
 
 _ROLES = frozenset(types.Role.values())
 _STATES = frozenset(types.TaskState.values())
@@ -43,6 +43,12 @@ def validate_message(message: types.Message, field: str = "message") -> None:
             raise invalid(f"{field}.parts[{i}]", "a part needs text, raw, url or data")
 
 
+def validate_webhook_url(url: str, field: str) -> None:
+    require(url, field)
+    if not url.startswith(("http://", "https://")):
+        raise invalid(field, "must be an http:// or https:// URL")
+
+
 def validate_send(request: types.SendMessageRequest) -> None:
     if not request.HasField("message"):
         raise invalid("message", "is required")
@@ -50,6 +56,9 @@ def validate_send(request: types.SendMessageRequest) -> None:
     config = request.configuration
     if config.HasField("history_length") and config.history_length < 0:
         raise invalid("configuration.history_length", "must not be negative")
+    if config.HasField("task_push_notification_config"):
+        field = "configuration.task_push_notification_config.url"
+        validate_webhook_url(config.task_push_notification_config.url, field)
 
 
 def validate_state(value: int, field: str) -> None:

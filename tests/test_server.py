@@ -482,3 +482,20 @@ async def test_push_notifications_reach_a_real_webhook(receiver: Receiver) -> No
     finally:
         await server.stop(grace=1.0)
         await notifier.aclose()
+
+
+async def test_a_call_without_a2a_version_is_read_as_0_3_and_refused(reference: Served) -> None:
+    from google.protobuf import message_factory
+
+    method = types.A2A_SERVICE.methods_by_name["GetTask"]
+    async with grpc.aio.insecure_channel(reference.server.address) as channel:
+        call = channel.unary_unary(
+            "/lf.a2a.v1.A2AService/GetTask",
+            request_serializer=types.GetTaskRequest.SerializeToString,
+            response_deserializer=message_factory.GetMessageClass(method.output_type).FromString,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(types.GetTaskRequest(id="x"), timeout=WAIT)
+    error = errors.from_rpc_error(caught.value)
+    assert isinstance(error, errors.VersionNotSupportedError)
+    assert "no a2a-version was sent" in error.message
