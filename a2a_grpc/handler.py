@@ -277,6 +277,13 @@ class RequestHandler:
             raise errors.TaskNotFoundError(f"task {task_id!r} not found", metadata={"task_id": task_id})
         return task
 
+    async def _require_run(self, tenant: str, task_id: str) -> TaskRun:
+        require(task_id, "id")
+        run = await self._load_run(tenant, task_id)
+        if run is None:
+            raise errors.TaskNotFoundError(f"task {task_id!r} not found", metadata={"task_id": task_id})
+        return run
+
     async def get_task(self, request: types.GetTaskRequest, call: CallContext) -> types.Task:
         if request.HasField("history_length") and request.history_length < 0:
             raise invalid("history_length", "must not be negative")
@@ -292,10 +299,7 @@ class RequestHandler:
             raise invalid(exc.field, str(exc)) from None
 
     async def cancel_task(self, request: types.CancelTaskRequest, call: CallContext) -> types.Task:
-        require(request.id, "id")
-        run = await self._load_run(request.tenant, request.id)
-        if run is None:
-            raise errors.TaskNotFoundError(f"task {request.id!r} not found", metadata={"task_id": request.id})
+        run = await self._require_run(request.tenant, request.id)
         if run.finished:
             raise errors.TaskNotCancelableError(
                 f"task {request.id!r} is {types.TaskState.Name(run.state)}: "
@@ -329,10 +333,7 @@ class RequestHandler:
         self, request: types.SubscribeToTaskRequest, call: CallContext
     ) -> AsyncIterator[types.StreamResponse]:
         self._require_streaming()
-        require(request.id, "id")
-        run = await self._load_run(request.tenant, request.id)
-        if run is None:
-            raise errors.TaskNotFoundError(f"task {request.id!r} not found", metadata={"task_id": request.id})
+        run = await self._require_run(request.tenant, request.id)
         if run.finished:
             raise errors.UnsupportedOperationError(
                 f"task {request.id!r} is {types.TaskState.Name(run.state)}: "
