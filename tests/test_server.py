@@ -499,3 +499,17 @@ async def test_a_call_without_a2a_version_is_read_as_0_3_and_refused(reference: 
     error = errors.from_rpc_error(caught.value)
     assert isinstance(error, errors.VersionNotSupportedError)
     assert "no a2a-version was sent" in error.message
+
+
+async def test_delegation_to_another_agent_over_a2a(reference: Served) -> None:
+    other = await serve(ReferenceAgent())
+    try:
+        request = A2AClient.text_request(f"delegate {other.server.address} echo relayed")
+        task = (await reference.client.send_message(request)).task
+        assert task.status.state == types.TASK_STATE_COMPLETED
+        assert task.artifacts[0].parts[0].text == "echo relayed"
+        delegated = await other.client.list_tasks()
+        assert delegated.total_size == 1
+        assert delegated.tasks[0].status.state == types.TASK_STATE_COMPLETED
+    finally:
+        await shutdown(other)

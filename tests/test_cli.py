@@ -1,0 +1,84 @@
+"""The a2a-grpc command against a real server process (cleaned up by PID)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+CLI = [sys.executable, "-m", "a2a_grpc.cli"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="module")
+def address() -> Iterator[str]:
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--grpc-port", "0", "--store", "memory"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the banner names the bound address
+        found = re.search(r"at (127\.0\.0\.1:\d+)", line)
+        assert found, line
+        yield found.group(1)
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["serve"], ["send"], ["card"], ["tasks"], ["tasks", "get"], ["tasks", "list"], ["tasks", "cancel"]],
+)
+def test_every_command_has_help(command: list[str]) -> None:
+    result = run(*command, "--help")
+    assert result.returncode == 0
+    assert "usage: a2a-grpc" in result.stdout
+
+
+def test_send_get_and_list(address: str) -> None:
+    sent = run("send", address, "echo from the cli")
+    assert sent.returncode == 0, sent.stderr
+    assert "TASK_STATE_COMPLETED" in sent.stdout
+    task_id = re.search(r'"id": "([^"]+)"', sent.stdout)
+    assert task_id
+    got = run("tasks", "get", address, task_id.group(1))
+    assert got.returncode == 0
+    assert "echo from the cli" in got.stdout
+    listed = run("tasks", "list", address, "--status", "completed")
+    assert task_id.group(1) in listed.stdout
+    streamed = run("send", address, "stream 2", "--stream")
+    assert streamed.returncode == 0
+    assert len(streamed.stdout.strip().splitlines()) == 5
+
+
+def test_errors_are_one_line_and_non_zero(address: str) -> None:
+    missing = run("tasks", "get", address, "no-such-task")
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [
+        "a2a-grpc: error: TaskNotFoundError: task 'no-such-task' not found"
+    ]
+    bad_status = run("tasks", "list", address, "--status", "sleepy")
+    assert bad_status.returncode == 1
+    assert bad_status.stderr.startswith("a2a-grpc: error: unknown status 'sleepy'")
+    bad_store = run("serve", "--store", "redis://x", "--grpc-port", "0")
+    assert bad_store.returncode == 1
+    assert len(bad_store.stderr.strip().splitlines()) == 1
+    assert "not supported" in bad_store.stderr
