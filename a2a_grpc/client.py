@@ -13,10 +13,12 @@ per A2A error (``a2a_grpc.errors``), decoded from the gRPC status details.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf import message_factory
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
@@ -60,8 +62,6 @@ class A2AClient:
         )
         self._calls: dict[str, Any] = {}
         for method in types.A2A_SERVICE.methods:
-            from google.protobuf import message_factory
-
             req = message_factory.GetMessageClass(method.input_type)
             resp = message_factory.GetMessageClass(method.output_type)
             make = self._channel.unary_stream if method.server_streaming else self._channel.unary_unary
@@ -83,8 +83,6 @@ class A2AClient:
 
     async def wait_ready(self, timeout: float = 10.0) -> None:
         """Wait until the channel is connected (useful right after starting a server)."""
-        import asyncio
-
         await asyncio.wait_for(self._channel.channel_ready(), timeout)
 
     # -- plumbing ------------------------------------------------------------------------------
