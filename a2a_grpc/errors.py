@@ -74,6 +74,7 @@ __all__ = [
     "VersionNotSupportedError",
     "abort",
     "from_jsonrpc_error",
+    "from_rest_error",
     "from_rpc_error",
     "http_status_for",
     "spec_for_grpc_code",
@@ -81,6 +82,8 @@ __all__ = [
     "spec_for_reason",
     "spec_for_type",
     "to_jsonrpc_error",
+    "to_problem_details",
+    "to_rest_error",
     "to_rpc_status",
 ]
 
@@ -553,9 +556,8 @@ def from_rpc_error(err: grpc.RpcError) -> A2AError:
     return row.exc_type(message, metadata=metadata, field_violations=violations, grpc_code=code)
 
 
-def to_jsonrpc_error(exc: BaseException) -> dict[str, Any]:
-    """The JSON-RPC error object for ``exc``: ``code``, ``message`` and typed-details ``data``."""
-    err = _coerce(exc)
+def _typed_detail_list(err: A2AError) -> list[dict[str, Any]]:
+    """The error's details as ProtoJSON ``Any`` objects: an ErrorInfo, then a BadRequest if any."""
     data: list[dict[str, Any]] = []
     if err.spec.reason:
         data.append(
@@ -569,6 +571,13 @@ def to_jsonrpc_error(exc: BaseException) -> dict[str, Any]:
     if err.field_violations:
         violations = [{"field": v.field, "description": v.description} for v in err.field_violations]
         data.append({"@type": BAD_REQUEST_TYPE, "fieldViolations": violations})
+    return data
+
+
+def to_jsonrpc_error(exc: BaseException) -> dict[str, Any]:
+    """The JSON-RPC error object for ``exc``: ``code``, ``message`` and typed-details ``data``."""
+    err = _coerce(exc)
+    data = _typed_detail_list(err)
     obj: dict[str, Any] = {"code": err.spec.jsonrpc_code, "message": err.message}
     if data:
         obj["data"] = data
@@ -589,14 +598,11 @@ def _typed_details(data: object) -> list[Mapping[str, Any]]:
     return [d for d in data if isinstance(d, Mapping)] if isinstance(data, list) else []
 
 
-def from_jsonrpc_error(obj: Mapping[str, Any]) -> A2AError:
-    """The :class:`A2AError` for a JSON-RPC error object (or a whole response holding ``error``)."""
-    if isinstance(obj.get("error"), Mapping):
-        obj = obj["error"]
-    data = obj.get("data")
-    details = _typed_details(data)
+def _read_details(
+    details: list[Mapping[str, Any]],
+) -> tuple[str | None, dict[str, str], list[FieldViolation]]:
     reason: str | None = None
-    metadata = {} if details else _str_map(data)  # a flat ``data`` object is read as metadata
+    metadata: dict[str, str] = {}
     violations: list[FieldViolation] = []
     for d in details:
         kind = d.get("@type")
@@ -609,6 +615,18 @@ def from_jsonrpc_error(obj: Mapping[str, Any]) -> A2AError:
                 for v in d["fieldViolations"]
                 if isinstance(v, Mapping)
             ]
+    return reason, metadata, violations
+
+
+def from_jsonrpc_error(obj: Mapping[str, Any]) -> A2AError:
+    """The :class:`A2AError` for a JSON-RPC error object (or a whole response holding ``error``)."""
+    if isinstance(obj.get("error"), Mapping):
+        obj = obj["error"]
+    data = obj.get("data")
+    details = _typed_details(data)
+    reason, metadata, violations = _read_details(details)
+    if not details:
+        metadata = _str_map(data)  # a flat ``data`` object is read as metadata
     code = obj.get("code")
     row = (
         (spec_for_reason(reason) if reason else None)
@@ -628,3 +646,102 @@ def http_status_for(exc: BaseException) -> int:
     if exc.spec is TransportError.spec:
         return _HTTP_BY_GRPC.get(exc.grpc_code, exc.spec.http_status)
     return exc.spec.http_status
+
+
+def to_rest_error(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and ``google.rpc.Status`` body (HTTP+JSON binding) for ``exc``.
+
+    The body is the JSON mapping of ``google.rpc.Status`` as HTTP APIs carry it:
+    ``{"error": {"code": <HTTP status>, "status": "<gRPC code name>", "message", "details"}}``,
+    the details being the same ``@type``d ErrorInfo / BadRequest objects as on the other bindings.
+    """
+    err = _coerce(exc)
+    http = http_status_for(err)
+    body: dict[str, Any] = {"code": http, "status": _wire_grpc_code(err).name, "message": err.message}
+    details = _typed_detail_list(err)
+    if details:
+        body["details"] = details
+    return http, {"error": body}
+
+
+def to_problem_details(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and RFC 9457 problem object for ``exc`` (``application/problem+json``).
+
+    ``type`` is the spec's URI for A2A-specific errors and ``about:blank`` otherwise; ErrorInfo
+    metadata become extension members, field violations a ``fieldViolations`` member.
+    """
+    err = _coerce(exc)
+    http = http_status_for(err)
+    problem: dict[str, Any] = {
+        "type": err.spec.problem_type or "about:blank",
+        "title": err.spec.default_message,
+        "status": http,
+        "detail": err.message,
+    }
+    if err.spec.reason:
+        problem["reason"] = err.spec.reason
+    for key, value in err.metadata.items():
+        problem.setdefault(key, value)
+    if err.field_violations:
+        problem["fieldViolations"] = [{"field": v.field, "description": v.description} for v in err.field_violations]
+    return http, problem
+
+
+_BY_PROBLEM_TYPE = {row.problem_type: row for row in ERROR_TABLE if row.problem_type}
+_GRPC_BY_NAME = {code.name: code for code in grpc.StatusCode}
+_GRPC_BY_HTTP = {
+    400: _C.INVALID_ARGUMENT,
+    401: _C.UNAUTHENTICATED,
+    403: _C.PERMISSION_DENIED,
+    404: _C.NOT_FOUND,
+    409: _C.ABORTED,
+    429: _C.RESOURCE_EXHAUSTED,
+    499: _C.CANCELLED,
+    501: _C.UNIMPLEMENTED,
+    503: _C.UNAVAILABLE,
+    504: _C.DEADLINE_EXCEEDED,
+}
+
+
+def from_rest_error(http_status: int, body: object) -> A2AError:
+    """The :class:`A2AError` an HTTP+JSON error response carries.
+
+    Reads the ``{"error": google.rpc.Status}`` form (the class from ErrorInfo.reason, else from
+    the ``status`` code name) and the RFC 9457 problem form (the class from ``type``). Anything
+    else, such as a proxy's HTML page, becomes a :class:`TransportError` that keeps the HTTP
+    status (its gRPC code follows google.rpc.Code's HTTP mapping).
+    """
+    reason: str | None = None
+    metadata: dict[str, str] = {}
+    violations: list[FieldViolation] = []
+    message: object = None
+    code: grpc.StatusCode | None = None
+    row: ErrorSpec | None = None
+    if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
+        status = body["error"]
+        reason, metadata, violations = _read_details(_typed_details(status.get("details")))
+        message = status.get("message")
+        name = status.get("status")
+        code = _GRPC_BY_NAME.get(name) if isinstance(name, str) else None
+    elif isinstance(body, Mapping) and isinstance(body.get("type"), str):
+        row = _BY_PROBLEM_TYPE.get(body["type"])
+        message = body.get("detail")
+        metadata = {
+            str(k): v for k, v in body.items() if isinstance(v, str) and k not in ("type", "title", "detail", "reason")
+        }
+        raw = body.get("fieldViolations")
+        if isinstance(raw, list):
+            violations = [
+                FieldViolation(str(v.get("field", "")), str(v.get("description", "")))
+                for v in raw
+                if isinstance(v, Mapping)
+            ]
+    if code is None:
+        code = _GRPC_BY_HTTP.get(http_status, _C.INTERNAL if http_status >= 500 else _C.UNKNOWN)
+    row = row or (spec_for_reason(reason) if reason else None)
+    if row is None and code in (_C.UNAVAILABLE, _C.DEADLINE_EXCEEDED):
+        row = spec_for_grpc_code(code)
+    row = row or TransportError.spec
+    if not isinstance(message, str):
+        message = f"HTTP {http_status} with no A2A error body"
+    return row.exc_type(message, metadata=metadata, field_violations=violations, grpc_code=code)

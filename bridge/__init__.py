@@ -1,0 +1,12 @@
+"""The JSON-over-HTTP bridge of a2a-grpc, both directions.
+
+* HTTP in front of gRPC: :mod:`bridge.app` serves the JSON-RPC (spec section 9) and HTTP+JSON
+  (section 11) bindings over any :class:`bridge.upstream.Upstream`: the request handler in the
+  same process, or a gRPC agent elsewhere.
+* gRPC in front of JSON: :mod:`bridge.grpcfront` serves ``lf.a2a.v1.A2AService`` over an agent
+  that speaks JSON-RPC or HTTP+JSON (:mod:`bridge.jsonclient`).
+
+Everything is derived from the proto: JSON-RPC method names from the service descriptor, REST
+routes from its ``google.api.http`` rules (:mod:`bridge.routes`), JSON from one codec
+(:mod:`bridge.codec`), errors from the one table in :mod:`a2a_grpc.errors`.
+"""

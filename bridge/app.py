@@ -1,0 +1,534 @@
+"""The HTTP front of the bridge: JSON-RPC and HTTP+JSON over any upstream, as one ASGI app.
+
+Served at the bridge's root URL:
+
+* ``POST /``: JSON-RPC 2.0 (spec section 9). Method names are the RPC names of the service
+  descriptor; ``params`` and ``result`` are ProtoJSON; errors carry the section 5.4 code and the
+  ``@type``d ErrorInfo / BadRequest details in ``data``. JSON-RPC errors travel with HTTP 200 (the
+  request reached the JSON-RPC layer); only a refused body (413, 415) has another status.
+* the HTTP+JSON routes (section 11) compiled from the proto's ``google.api.http`` rules, tenant
+  bindings included (:mod:`bridge.routes`); errors as ``google.rpc.Status`` bodies
+  (``{"error": {"code", "status", "message", "details"}}``), or RFC 9457 problem details to a
+  client that asks for ``application/problem+json``;
+* ``GET /.well-known/agent-card.json``: the upstream card with this bridge's JSONRPC and
+  HTTP+JSON interfaces added beside the upstream's own, with ``ETag`` and ``Cache-Control``;
+  ``If-None-Match`` gets a 304;
+* ``GET /healthz``: 200 while the app serves.
+
+Streaming methods answer with Server-Sent Events: the bridge waits for the upstream's first event
+(at most :attr:`BridgeSettings.first_event_wait` seconds) so that a refused request is a real
+HTTP or JSON-RPC error; then the headers go out, each event is flushed as it comes, idle streams
+get a ``: keep-alive`` comment every :attr:`BridgeSettings.heartbeat_seconds`, an error after
+the first event is a final ``event: error``, and a client that goes away cancels the upstream call.
+
+Headers cross to the upstream through an allowlist (``authorization``, ``a2a-*``,
+``traceparent``, ``tracestate``); ``Grpc-Timeout`` (``5S``, ``250m``, or plain seconds) becomes
+the upstream deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from google.protobuf import message_factory
+from google.protobuf.message import Message
+
+from a2a_grpc import errors, types
+from bridge import codec
+from bridge.routes import Route, Router, compile_routes, query_to_json
+from bridge.upstream import METHODS, Call, Upstream, forwardable, parse_timeout
+
+__all__ = ["BridgeApp", "BridgeSettings", "HttpFailure"]
+
+log = logging.getLogger("bridge.app")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+MiB = 1024 * 1024
+CARD_PATH = "/.well-known/agent-card.json"
+JSON_TYPES = ("application/json", "application/a2a+json")
+_STATUS_NAMES = {404: "NOT_FOUND", 405: "UNIMPLEMENTED", 413: "RESOURCE_EXHAUSTED", 415: "INVALID_ARGUMENT"}
+"""google.rpc.Code names for the statuses the app sets itself (the Status body's ``status``)."""
+_REQUEST_CLASSES = {name: message_factory.GetMessageClass(m.input_type) for name, m in METHODS.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeSettings:
+    """How the HTTP front behaves. The defaults suit one machine."""
+
+    max_body_bytes: int = 16 * MiB
+    """Larger request bodies are refused with 413 before they are read in full."""
+    heartbeat_seconds: float = 15.0
+    """An SSE stream idle this long gets a comment line, so proxies and clients keep it open."""
+    first_event_wait: float = 1.0
+    """How long a stream waits for its first event before sending headers (see the module doc)."""
+    card_max_age: int = 300
+    """``Cache-Control: max-age`` of the agent card, in seconds."""
+    public_url: str | None = None
+    """The base URL this bridge is reached at, for the card; default: the address it listens on."""
+    forward_headers: tuple[str, ...] = ()
+    """Headers to pass upstream besides the standard allowlist (lower-case names)."""
+
+    def __post_init__(self) -> None:
+        if self.max_body_bytes <= 0:
+            raise ValueError(f"max_body_bytes must be positive, not {self.max_body_bytes}")
+        if self.heartbeat_seconds <= 0 or self.first_event_wait < 0:
+            raise ValueError("heartbeat_seconds must be positive and first_event_wait not negative")
+
+
+class HttpFailure(Exception):
+    """An A2A error that must go out with an HTTP status of its own (413, 415, 405)."""
+
+    def __init__(self, status: int, error: errors.A2AError, headers: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__(error.message)
+        self.status = status
+        self.error = error
+        self.headers = tuple(headers)
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request was read: nobody to answer."""
+
+
+class _Request:
+    """What one HTTP request brought: headers (lower-case), verb, path, query."""
+
+    __slots__ = ("headers", "path", "query", "verb")
+
+    def __init__(self, scope: Scope) -> None:
+        self.verb: str = scope["method"]
+        self.path: str = scope["path"]
+        self.query: bytes = scope.get("query_string", b"")
+        self.headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            self.headers[name] = f"{self.headers[name]},{value}" if name in self.headers else value
+
+    def wants_problem(self) -> bool:
+        return "application/problem+json" in self.headers.get("accept", "")
+
+
+def _event(data: bytes, name: str | None = None) -> bytes:
+    head = f"event: {name}\n".encode() if name else b""
+    return head + b"data: " + data + b"\n\n"
+
+
+class BridgeApp:
+    """ASGI app serving the JSON-RPC and HTTP+JSON bindings of one upstream agent."""
+
+    def __init__(self, upstream: Upstream, settings: BridgeSettings | None = None) -> None:
+        self.upstream = upstream
+        self.settings = settings or BridgeSettings()
+        self.router = Router(compile_routes())  # refuses to start on a method without an HTTP rule
+        self.public_url: str | None = self.settings.public_url
+
+    # -- ASGI ------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind != "http":
+            return
+        request = _Request(scope)
+        path = request.path
+        try:
+            if path == "/":
+                if request.verb != "POST":
+                    raise HttpFailure(
+                        405,
+                        errors.MethodNotFoundError(f"{request.verb} / is not served: JSON-RPC takes POST"),
+                        [("allow", "POST")],
+                    )
+                await self._jsonrpc(request, receive, send)
+            elif path == CARD_PATH:
+                await self._card(request, send)
+            elif path == "/healthz" and request.verb in ("GET", "HEAD"):
+                await _respond(send, 200, b'{"status":"SERVING"}')
+            else:
+                await self._rest(request, receive, send)
+        except HttpFailure as failure:  # refused before reaching a binding: Status body
+            await self._rest_error(request, send, failure.error, failure.status, failure.headers)
+        except _ClientGone:
+            return
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- request pieces ----------------------------------------------------------------------------
+
+    def _call(self, request: _Request) -> Call:
+        extra = self.settings.forward_headers
+        headers = {k: v for k, v in request.headers.items() if forwardable(k, extra)}
+        timeout = request.headers.get("grpc-timeout")
+        return Call(headers, parse_timeout(timeout) if timeout is not None else None)
+
+    def _check_content_type(self, request: _Request, has_body: bool) -> None:
+        content_type = request.headers.get("content-type")
+        if content_type is None and not has_body:
+            return
+        media = (content_type or "").split(";", 1)[0].strip().lower()
+        if media not in JSON_TYPES:
+            shown = f"{content_type!r}" if content_type else "none"
+            raise HttpFailure(
+                415,
+                errors.InvalidRequestError(
+                    f"unsupported Content-Type {shown}: send application/json",
+                    metadata={"content_type": content_type or ""},
+                ),
+            )
+
+    async def _body(self, request: _Request, receive: Receive) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise self._too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    @staticmethod
+    def _too_large(limit: int) -> HttpFailure:
+        return HttpFailure(
+            413,
+            errors.InvalidRequestError(
+                f"request body exceeds the limit of {limit} bytes", metadata={"limit_bytes": limit}
+            ),
+        )
+
+    # -- JSON-RPC ----------------------------------------------------------------------------------
+
+    async def _jsonrpc(self, request: _Request, receive: Receive, send: Send) -> None:
+        rpc_id: Any = None
+        try:
+            self._check_content_type(request, has_body=True)
+            body = await self._body(request, receive)
+            envelope = codec.loads(body)
+            if not isinstance(envelope, dict):
+                kind = "a batch (array)" if isinstance(envelope, list) else type(envelope).__name__
+                raise errors.InvalidRequestError(f"a JSON-RPC request must be an object, not {kind}")
+            rpc_id = envelope.get("id")
+            if "id" not in envelope:
+                raise errors.InvalidRequestError("request has no id: A2A methods always answer")
+            if not isinstance(rpc_id, str | int) or isinstance(rpc_id, bool):
+                rpc_id = None
+                raise errors.InvalidRequestError("id must be a string or an integer")
+            if envelope.get("jsonrpc") != "2.0":
+                raise errors.InvalidRequestError('jsonrpc must be "2.0"')
+            name = envelope.get("method")
+            if not isinstance(name, str):
+                raise errors.InvalidRequestError("method must be a string")
+            method = METHODS.get(name)
+            if method is None:
+                raise errors.MethodNotFoundError(f"method {name!r} not found", metadata={"method": name})
+            params = envelope.get("params", {})
+            message = codec.decode(params, _REQUEST_CLASSES[name], where="")
+            call = self._call(request)
+        except HttpFailure as failure:
+            body = codec.dumps({"jsonrpc": "2.0", "id": rpc_id, "error": errors.to_jsonrpc_error(failure.error)})
+            await _respond(send, failure.status, body, failure.headers)
+            return
+        except errors.A2AError as exc:
+            await self._jsonrpc_error(send, rpc_id, exc)
+            return
+        if method.server_streaming:
+
+            def encode(event: Message) -> bytes:
+                return _event(codec.dumps({"jsonrpc": "2.0", "id": rpc_id, "result": codec.encode(event)}))
+
+            def encode_error(exc: BaseException) -> bytes:
+                payload = {"jsonrpc": "2.0", "id": rpc_id, "error": errors.to_jsonrpc_error(exc)}
+                return _event(codec.dumps(payload), "error")
+
+            async def refuse(exc: BaseException) -> None:
+                await self._jsonrpc_error(send, rpc_id, exc)
+
+            await self._stream(name, message, call, receive, send, encode, encode_error, refuse)
+            return
+        try:
+            result = await self._unary(name, message, call)
+        except Exception as exc:
+            await self._jsonrpc_error(send, rpc_id, exc)
+            return
+        await _respond(send, 200, codec.dumps({"jsonrpc": "2.0", "id": rpc_id, "result": result}))
+
+    async def _jsonrpc_error(self, send: Send, rpc_id: Any, exc: BaseException) -> None:
+        await _respond(send, 200, codec.dumps({"jsonrpc": "2.0", "id": rpc_id, "error": errors.to_jsonrpc_error(exc)}))
+
+    # -- HTTP+JSON ---------------------------------------------------------------------------------
+
+    def _rest_request(self, route: Route, bound: Mapping[str, str], members: dict[str, Any]) -> Message:
+        fields = route.method.input_type.fields_by_name
+        for name, value in bound.items():
+            json_name = fields[name].json_name
+            given = members.get(json_name, members.get(name))
+            if given not in (None, value):
+                raise errors.InvalidParamsError(
+                    f"{json_name} is {value!r} in the path but {given!r} in the body",
+                    field_violations=[errors.FieldViolation(json_name, "differs from the path")],
+                )
+            members.pop(name, None)
+            members[json_name] = value
+        return codec.decode(members, _REQUEST_CLASSES[route.method.name])
+
+    async def _rest(self, request: _Request, receive: Receive, send: Send) -> None:
+        route, found = self.router.match(request.verb, request.path)
+        if route is None:
+            assert isinstance(found, list)
+            if found:
+                error = errors.MethodNotFoundError(
+                    f"{request.verb} is not allowed on {request.path}; allowed: {', '.join(found)}"
+                )
+                raise HttpFailure(405, error, [("allow", ", ".join(found))])
+            raise HttpFailure(404, errors.MethodNotFoundError(f"no route for {request.verb} {request.path}"))
+        assert isinstance(found, dict)
+        name = route.method.name
+        try:
+            if route.body == "*":
+                body = await self._body(request, receive)
+                self._check_content_type(request, has_body=bool(body.strip()))
+                if request.query:
+                    raise errors.InvalidParamsError(
+                        f"{request.verb} {route.template} reads its parameters from the body, not the query"
+                    )
+                members = codec.loads(body) if body.strip() else {}
+                if not isinstance(members, dict):
+                    raise errors.InvalidParamsError("the request body must be a JSON object")
+            else:
+                query = parse_qsl(request.query.decode("latin-1"), keep_blank_values=True)
+                members = query_to_json(route.method, query)
+            message = self._rest_request(route, found, members)
+            call = self._call(request)
+        except errors.A2AError as exc:
+            await self._rest_error(request, send, exc)
+            return
+        if route.streaming:
+
+            def encode(event: Message) -> bytes:
+                return _event(codec.to_json(event))
+
+            def encode_error(exc: BaseException) -> bytes:
+                return _event(codec.dumps(errors.to_rest_error(exc)[1]), "error")
+
+            async def refuse(exc: BaseException) -> None:
+                await self._rest_error(request, send, exc)
+
+            await self._stream(name, message, call, receive, send, encode, encode_error, refuse)
+            return
+        try:
+            result = await self._unary(name, message, call)
+        except Exception as exc:
+            await self._rest_error(request, send, exc)
+            return
+        await _respond(send, 200, codec.dumps(result))
+
+    async def _rest_error(
+        self,
+        request: _Request,
+        send: Send,
+        exc: BaseException,
+        status: int | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        if request.wants_problem():
+            http, body = errors.to_problem_details(exc)
+            if status is not None:
+                http = body["status"] = status
+            media = "application/problem+json"
+        else:
+            http, body = errors.to_rest_error(exc)
+            if status is not None:
+                http = body["error"]["code"] = status
+                body["error"]["status"] = _STATUS_NAMES.get(status, body["error"]["status"])
+            media = "application/json"
+        await _respond(send, http, codec.dumps(body), headers, media)
+
+    # -- calls -------------------------------------------------------------------------------------
+
+    async def _unary(self, name: str, message: Message, call: Call) -> dict[str, Any]:
+        response = await self.upstream.unary(name, message, call)
+        if isinstance(response, types.AgentCard):
+            response = self._with_interfaces(response)
+        return codec.encode(response)
+
+    async def _stream(
+        self,
+        name: str,
+        message: Message,
+        call: Call,
+        receive: Receive,
+        send: Send,
+        encode: Callable[[Message], bytes],
+        encode_error: Callable[[BaseException], bytes],
+        refuse: Callable[[BaseException], Awaitable[None]],
+    ) -> None:
+        events = self.upstream.stream(name, message, call)
+        gone = asyncio.ensure_future(_disconnected(receive))
+        pending: asyncio.Future[Message] | None = asyncio.ensure_future(anext(events))
+        try:
+            await asyncio.wait({pending, gone}, timeout=self.settings.first_event_wait, return_when="FIRST_COMPLETED")
+            if gone.done():
+                return
+            first: Message | None = None
+            if pending.done():
+                try:
+                    first = pending.result()
+                except StopAsyncIteration:
+                    first = None
+                except Exception as exc:  # refused before any event: a real error response
+                    pending = None
+                    await refuse(exc)
+                    return
+                pending = None
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream; charset=utf-8"),
+                        (b"cache-control", b"no-cache"),
+                        (b"x-accel-buffering", b"no"),
+                    ],
+                }
+            )
+            if first is not None:
+                await _chunk(send, encode(first))
+            elif pending is None:  # the upstream ended without any event
+                await _chunk(send, b"", more=False)
+                return
+            else:
+                await _chunk(send, b": waiting for the first event\n\n")
+            await self._pump(events, pending, gone, send, encode, encode_error)
+        finally:
+            gone.cancel()
+            if pending is not None and not pending.done():
+                pending.cancel()
+                await asyncio.wait({pending})
+            await events.aclose()
+
+    async def _pump(
+        self,
+        events: AsyncGenerator[Message, None],
+        pending: asyncio.Future[Message] | None,
+        gone: asyncio.Future[None],
+        send: Send,
+        encode: Callable[[Message], bytes],
+        encode_error: Callable[[BaseException], bytes],
+    ) -> None:
+        heartbeat = self.settings.heartbeat_seconds
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(events))
+            done, _ = await asyncio.wait({pending, gone}, timeout=heartbeat, return_when="FIRST_COMPLETED")
+            if gone in done:
+                pending.cancel()
+                await asyncio.wait({pending})
+                return
+            if not done:
+                await _chunk(send, b": keep-alive\n\n")
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                await _chunk(send, b"", more=False)
+                return
+            except Exception as exc:
+                await _chunk(send, encode_error(exc), more=False)
+                return
+            pending = None
+            await _chunk(send, encode(event))
+
+    # -- the card ----------------------------------------------------------------------------------
+
+    def _with_interfaces(self, card: types.AgentCard) -> types.AgentCard:
+        if not self.public_url:
+            return card
+        out = types.AgentCard()
+        out.CopyFrom(card)
+        version = card.supported_interfaces[0].protocol_version if card.supported_interfaces else "1.0"
+        have = {(i.protocol_binding, i.url) for i in out.supported_interfaces}
+        base = self.public_url.rstrip("/")
+        for binding, url in (("JSONRPC", base + "/"), ("HTTP+JSON", base)):
+            if (binding, url) not in have:
+                out.supported_interfaces.add(url=url, protocol_binding=binding, protocol_version=version or "1.0")
+        return out
+
+    async def _card(self, request: _Request, send: Send) -> None:
+        if request.verb not in ("GET", "HEAD"):
+            raise HttpFailure(
+                405, errors.MethodNotFoundError(f"{request.verb} {CARD_PATH}: use GET"), [("allow", "GET, HEAD")]
+            )
+        try:
+            card = self._with_interfaces(await self.upstream.card())
+        except Exception as exc:
+            await self._rest_error(request, send, exc)
+            return
+        body = codec.to_json(card)
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        headers = [("etag", etag), ("cache-control", f"public, max-age={self.settings.card_max_age}")]
+        wanted = request.headers.get("if-none-match", "")
+        if wanted.strip() == "*" or etag in (tag.strip().removeprefix("W/") for tag in wanted.split(",")):
+            await send({"type": "http.response.start", "status": 304, "headers": _raw(headers)})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await _respond(send, 200, b"" if request.verb == "HEAD" else body, headers, length=len(body))
+
+
+def _raw(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: Iterable[tuple[str, str]] = (),
+    media: str = "application/json",
+    length: int | None = None,
+) -> None:
+    raw = [
+        (b"content-type", media.encode()),
+        (b"content-length", str(len(body) if length is None else length).encode()),
+        *_raw(headers),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _chunk(send: Send, data: bytes, *, more: bool = True) -> None:
+    await send({"type": "http.response.body", "body": data, "more_body": more})
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns when the client goes away."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+

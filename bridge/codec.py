@@ -1,0 +1,158 @@
+"""The one ProtoJSON codec of a2a-grpc: every JSON body the bridge reads or writes goes through here.
+
+ProtoJSON as the A2A JSON bindings use it (spec sections 5.6, 9, 11):
+
+* out: camelCase member names, enum values by name, int64/uint64 as strings, bytes as base64,
+  ``google.protobuf.Struct``/``Value`` as plain JSON, ``Timestamp`` as RFC 3339, default values
+  omitted except the REQUIRED fields of a top-level response (``ListTasksResponse.nextPageToken``
+  must be present even when empty, spec 3.1.4);
+* in: camelCase or proto (snake_case) member names, enum names or numbers, int64 as string or
+  number, base64 (standard or URL-safe); an unknown member is an error that names it, not a
+  silent loss.
+
+Decoding never raises anything but :class:`a2a_grpc.errors.ParseError` (the bytes are not JSON)
+or :class:`a2a_grpc.errors.InvalidParamsError` naming the offending field path, so every binding
+reports bad input the same way. Golden files under ``tests/golden/`` pin the encoding.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import cache
+from typing import Any, TypeVar
+
+import orjson
+from google.api import field_behavior_pb2
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from a2a_grpc import _pool, errors
+from a2a_grpc.errors import FieldViolation
+
+__all__ = [
+    "MAX_MESSAGE_DEPTH",
+    "decode",
+    "dumps",
+    "encode",
+    "from_json",
+    "loads",
+    "to_json",
+]
+
+M = TypeVar("M", bound=Message)
+
+MAX_MESSAGE_DEPTH = 64
+"""Deepest nesting of messages (Struct values included) a decoded request may have."""
+
+
+def loads(body: bytes | str) -> Any:
+    """Parse JSON text; :class:`ParseError` (-32700) if it is not JSON or nests past 1,024 levels."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise errors.ParseError(f"invalid JSON: {exc}") from None
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+@cache
+def _required_defaults(descriptor: Descriptor) -> tuple[tuple[str, Any], ...]:
+    """REQUIRED scalar/repeated fields without presence, with the JSON of their default value."""
+    out: list[tuple[str, Any]] = []
+    for f in descriptor.fields:
+        behaviors = f.GetOptions().Extensions[field_behavior_pb2.field_behavior]
+        if field_behavior_pb2.REQUIRED not in behaviors or f.has_presence:
+            continue
+        if f.is_repeated:
+            default: Any = {} if f.message_type is not None and f.message_type.GetOptions().map_entry else []
+        elif f.type == FieldDescriptor.TYPE_STRING:
+            default = ""
+        elif f.type == FieldDescriptor.TYPE_BOOL:
+            default = False
+        elif f.type in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64):
+            default = "0"
+        elif f.type == FieldDescriptor.TYPE_ENUM:
+            default = f.enum_type.values_by_number[0].name
+        elif f.type == FieldDescriptor.TYPE_BYTES:
+            default = ""
+        else:
+            default = 0
+        out.append((f.json_name, default))
+    return tuple(out)
+
+
+def encode(message: Message) -> dict[str, Any]:
+    """The ProtoJSON object of ``message`` (a top-level response: its REQUIRED fields always appear)."""
+    obj: dict[str, Any] = json_format.MessageToDict(message, descriptor_pool=_pool.POOL)
+    for name, default in _required_defaults(message.DESCRIPTOR):
+        obj.setdefault(name, default)
+    return obj
+
+
+def to_json(message: Message) -> bytes:
+    return orjson.dumps(encode(message))
+
+
+_NO_FIELD = re.compile(r'has no field named "([^"]+)" at "([^"]*)"')
+_AT = re.compile(r" at ([\w\[\]]+(?:\.[\w\[\]]+)*)\.*$")
+_FAILED = re.compile(r"^Failed to parse (\w+) field: ")
+
+
+def _violation(exc: json_format.ParseError, root: str) -> FieldViolation:
+    """The field path and a short description out of one of json_format's messages."""
+    text = str(exc).split("\n", 1)[0]
+    if (m := _NO_FIELD.search(text)) is not None:
+        where = m.group(2).split(".", 1)[1] if "." in m.group(2) else ""
+        path = f"{where}.{m.group(1)}" if where else m.group(1)
+        return FieldViolation(_join(root, path), "unknown field")
+    chain: list[str] = []
+    while (m := _FAILED.match(text)) is not None:
+        chain.append(m.group(1))
+        text = text[m.end() :]
+    if (m := _AT.search(text)) is not None:
+        text = text[: m.start()]
+        at = m.group(1).split(".", 1)
+        if len(at) == 2:
+            chain = at[1].split(".")
+    text = text.rstrip(".")
+    return FieldViolation(_join(root, ".".join(chain)), text or "invalid value")
+
+
+def _join(root: str, path: str) -> str:
+    return f"{root}.{path}" if root and path else root or path
+
+
+def decode(data: object, cls: type[M], *, where: str = "") -> M:
+    """The ``cls`` message a decoded JSON value describes.
+
+    ``where`` prefixes field paths in errors (``"params"`` for JSON-RPC). Raises
+    :class:`InvalidParamsError` naming the field for anything that does not fit the message.
+    """
+    if not isinstance(data, Mapping):
+        kind = "an array" if isinstance(data, list) else type(data).__name__ if data is not None else "null"
+        name = where or cls.DESCRIPTOR.name
+        raise errors.InvalidParamsError(
+            f"{name} must be a JSON object, not {kind}",
+            field_violations=[FieldViolation(where, f"must be a JSON object ({cls.DESCRIPTOR.full_name})")],
+        )
+    message = cls()
+    try:
+        json_format.ParseDict(
+            data, message, descriptor_pool=_pool.POOL, max_recursion_depth=MAX_MESSAGE_DEPTH
+        )
+    except json_format.ParseError as exc:
+        v = _violation(exc, where)
+        raise errors.InvalidParamsError(f"invalid {v.field or where}: {v.description}", field_violations=[v]) from None
+    except RecursionError:  # pragma: no cover - max_recursion_depth stops it first
+        raise errors.InvalidParamsError(f"{where or 'request'} nests too deeply") from None
+    return message
+
+
+def from_json(body: bytes | str, cls: type[M]) -> M:
+    """``decode(loads(body), cls)``."""
+    return decode(loads(body), cls)
+

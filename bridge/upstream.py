@@ -1,0 +1,260 @@
+"""Where a bridge sends the calls it receives: one interface, several transports.
+
+An :class:`Upstream` takes an A2A request message (by RPC name, as the service descriptor names
+it) plus a :class:`Call` (the service parameters and headers allowed through, and a deadline),
+and returns the response message or an async iterator of stream events. Failures are always
+:class:`a2a_grpc.errors.A2AError`; an unreachable upstream is :class:`UnavailableError`.
+
+* :class:`LocalUpstream`: the request handler of this process (``a2a-grpc serve --http-port``):
+  no network hop, no serialization.
+* :class:`GrpcUpstream`: an A2A agent over gRPC (``a2a-grpc bridge http-to-grpc``).
+* :mod:`bridge.jsonclient`: an agent over JSON-RPC or HTTP+JSON (the reverse bridge).
+
+Fronts (:mod:`bridge.app` for HTTP, :mod:`bridge.grpcfront` for gRPC) serve any of them, so each
+direction of the bridge is one front over one upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import grpc
+import grpc.aio
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import Message
+
+from a2a_grpc import errors, types
+from a2a_grpc.handler import CallContext, RequestHandler, parse_extensions
+
+__all__ = [
+    "FORWARDED_HEADERS",
+    "METHODS",
+    "Call",
+    "GrpcUpstream",
+    "LocalUpstream",
+    "Upstream",
+    "forwardable",
+    "parse_timeout",
+    "snake",
+]
+
+FORWARDED_HEADERS: tuple[str, ...] = ("authorization", "traceparent", "tracestate")
+"""Headers a bridge passes on, besides every ``a2a-*`` one; everything else stays behind."""
+
+METHODS: Mapping[str, MethodDescriptor] = {m.name: m for m in types.A2A_SERVICE.methods}
+"""The A2A RPCs by name: the JSON-RPC method names and the keys of every upstream call."""
+
+
+def snake(name: str) -> str:
+    """``SendMessage`` -> ``send_message`` (the RequestHandler method of an RPC)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def forwardable(name: str, extra: Iterable[str] = ()) -> bool:
+    """Whether a (lower-case) header or metadata key crosses the bridge."""
+    return name.startswith("a2a-") or name in FORWARDED_HEADERS or name in extra
+
+
+_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+
+
+def parse_timeout(text: str) -> float:
+    """Seconds from a ``Grpc-Timeout`` header: ``<digits><unit>`` (H, M, S, m, u, n) or plain seconds."""
+    value = text.strip()
+    try:
+        seconds = float(value[:-1]) * _UNITS[value[-1]] if value and value[-1] in _UNITS else float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise errors.InvalidRequestError(
+            f"invalid Grpc-Timeout {text!r}: use a positive number with a unit, e.g. 5S or 250m"
+        )
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What travels with a request besides its message."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Lower-case names; only :func:`forwardable` ones."""
+    timeout: float | None = None
+    """Seconds the caller is willing to wait (the upstream deadline); None: no deadline."""
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self.headers.items())
+
+
+class Upstream(Protocol):
+    """An A2A agent a bridge forwards to."""
+
+    async def unary(self, method: str, request: Message, call: Call) -> Message:
+        """Send a unary RPC; the response message, or an :class:`A2AError`."""
+        ...
+
+    def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
+        """A server-streaming RPC as an async generator; closing it early cancels the call."""
+        ...
+
+    async def card(self) -> types.AgentCard:
+        """The agent's public card, as the upstream publishes it."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class LocalUpstream:
+    """The request handler in this process: no network hop, no serialization."""
+
+    def __init__(self, handler: RequestHandler) -> None:
+        self.handler = handler
+
+    def _context(self, call: Call) -> CallContext:
+        headers = call.headers
+        ctx = CallContext(
+            version=headers.get("a2a-version"),
+            extensions=parse_extensions(headers.get("a2a-extensions")),
+            headers=dict(headers),
+        )
+        self.handler.check_call(ctx)
+        return ctx
+
+    async def unary(self, method: str, request: Message, call: Call) -> Message:
+        fn = getattr(self.handler, snake(method))
+        ctx = self._context(call)
+        try:
+            async with asyncio.timeout(call.timeout):
+                result = await fn(request, ctx)
+        except TimeoutError:
+            raise errors.DeadlineExceededError(
+                f"{method} did not finish within {call.timeout:g} s", grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED
+            ) from None
+        if result is None:  # DeleteTaskPushNotificationConfig returns google.protobuf.Empty
+            result = message_factory.GetMessageClass(METHODS[method].output_type)()
+        return result  # type: ignore[no-any-return]
+
+    async def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
+        fn = getattr(self.handler, snake(method))
+        ctx = self._context(call)
+        loop = asyncio.get_running_loop()
+        deadline = None if call.timeout is None else loop.time() + call.timeout
+        async with contextlib.aclosing(fn(request, ctx)) as events:
+            iterator: AsyncIterator[Message] = events.__aiter__()
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        event = await anext(iterator)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise errors.DeadlineExceededError(
+                        f"{method} stream did not finish within {call.timeout:g} s",
+                        grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED,
+                    ) from None
+                yield event
+
+    async def card(self) -> types.AgentCard:
+        return self.handler.card
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _unavailable(target: str, exc: errors.A2AError) -> errors.A2AError:
+    if isinstance(exc, errors.UnavailableError):
+        return errors.UnavailableError(
+            f"upstream agent at {target} is unavailable: {exc.message}", grpc_code=grpc.StatusCode.UNAVAILABLE
+        )
+    return exc
+
+
+class GrpcUpstream:
+    """An A2A agent served over gRPC at ``target`` (``host:port``)."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        card: types.AgentCard | None = None,
+        options: Iterable[tuple[str, Any]] = (),
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        self.target = target
+        self._card = card
+        self._channel = channel or grpc.aio.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                ("grpc.max_send_message_length", 16 * 1024 * 1024),
+                *options,
+            ],
+        )
+        prefix = f"/{types.A2A_SERVICE.full_name}/"
+        self._unary: dict[str, grpc.aio.UnaryUnaryMultiCallable[Any, Any]] = {}
+        self._stream: dict[str, grpc.aio.UnaryStreamMultiCallable[Any, Any]] = {}
+        for name, method in METHODS.items():
+            response_cls = message_factory.GetMessageClass(method.output_type)
+            if method.server_streaming:
+                self._stream[name] = self._channel.unary_stream(
+                    prefix + name,
+                    request_serializer=_serialize,
+                    response_deserializer=response_cls.FromString,
+                )
+            else:
+                self._unary[name] = self._channel.unary_unary(
+                    prefix + name,
+                    request_serializer=_serialize,
+                    response_deserializer=response_cls.FromString,
+                )
+
+    async def unary(self, method: str, request: Message, call: Call) -> Message:
+        try:
+            response: Message = await self._unary[method](
+                request, metadata=call.metadata(), timeout=call.timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(self.target, errors.from_rpc_error(exc)) from None
+        return response
+
+    async def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
+        rpc = self._stream[method](request, metadata=call.metadata(), timeout=call.timeout)
+        try:
+            async for event in rpc:
+                yield event
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(self.target, errors.from_rpc_error(exc)) from None
+        finally:
+            rpc.cancel()  # no-op once the stream has ended; stops the upstream call if we leave early
+
+    async def card(self) -> types.AgentCard:
+        """The card given at construction, else the upstream's GetExtendedAgentCard answer."""
+        if self._card is None:
+            card = await self.unary(
+                "GetExtendedAgentCard", types.GetExtendedAgentCardRequest(), Call({"a2a-version": "1.0"}, 10.0)
+            )
+            assert isinstance(card, types.AgentCard)
+            self._card = card
+        return self._card
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Wait until the channel connects; :class:`UnavailableError` after ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout)
+        except TimeoutError:
+            raise errors.UnavailableError(
+                f"upstream agent at {self.target} is unavailable: no connection within {timeout:g} s",
+                grpc_code=grpc.StatusCode.UNAVAILABLE,
+            ) from None
+
+    async def aclose(self) -> None:
+        await self._channel.close()
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
