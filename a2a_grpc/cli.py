@@ -49,6 +49,50 @@ def load_agent(spec: str) -> Any:
     return agent
 
 
+def _address(text: str, flag: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise CliError(f"{flag} must look like HOST:PORT, not {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("a2a-grpc: stopping", flush=True)
+
+
+def _bridge_settings(args: argparse.Namespace) -> Any:
+    from bridge.app import BridgeSettings
+
+    try:
+        return BridgeSettings(
+            public_url=args.public_url,
+            max_body_bytes=args.max_body_mib * 1024 * 1024,
+            heartbeat_seconds=args.heartbeat,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+async def _start_http(app: Any, host: str, port: int) -> Any:
+    # The composition root: the CLI is the one place that puts the bridge and the runtime together.
+    from bridge.httpserver import HttpServer
+
+    http = HttpServer(app, host, port)
+    try:
+        http.bind()
+    except OSError as exc:
+        raise CliError(str(exc)) from None
+    if app.public_url is None:
+        app.public_url = http.url
+    await http.start()
+    return http
+
+
 async def serve(args: argparse.Namespace) -> int:
     from a2a_grpc.push import PushNotifier
     from a2a_grpc.server import A2AServer, ServerSettings
@@ -62,24 +106,115 @@ async def serve(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     notifier = PushNotifier()
     server = A2AServer(agent, store, settings, notifier=notifier)
+    http = None
     try:
         try:
             await server.start()
         except (OSError, RuntimeError) as exc:
             raise CliError(f"cannot listen on {args.host}:{args.grpc_port}: {exc}") from None
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         print(f"a2a-grpc: serving {agent.card.name!r} over gRPC at {server.address}", flush=True)
+        if args.http_port is not None:
+            from bridge.app import BridgeApp
+            from bridge.upstream import LocalUpstream
+
+            assert server.handler is not None  # set by start()
+            app = BridgeApp(LocalUpstream(server.handler), _bridge_settings(args))
+            http = await _start_http(app, args.http_host or args.host, args.http_port)
+            print(f"a2a-grpc: serving JSON-RPC and HTTP+JSON at {http.url}", flush=True)
         print(f"a2a-grpc: task store {args.store}", flush=True)
         print(f"a2a-grpc: try  a2a-grpc send {server.address} 'hello'   (Ctrl-C stops)", flush=True)
-        await stop.wait()
-        print("a2a-grpc: stopping", flush=True)
+        await _until_signal()
     finally:
+        if http is not None:
+            await http.stop()
         await server.stop()
         await notifier.aclose()
         await store.close()
+    return 0
+
+
+async def _card_source(source: str, timeout: float) -> types.AgentCard:
+    """An agent card from a JSON file or an http(s) URL (a base URL gets the well-known path)."""
+    from bridge import codec
+
+    if source.startswith(("http://", "https://")):
+        import httpx
+
+        url = source if source.endswith(".json") else source.rstrip("/") + "/.well-known/agent-card.json"
+        try:
+            async with httpx.AsyncClient(timeout=timeout) as http:
+                response = await http.get(url)
+        except httpx.HTTPError as exc:
+            raise CliError(f"cannot fetch the card at {url}: {exc}") from None
+        if response.status_code != 200:
+            raise CliError(f"cannot fetch the card at {url}: HTTP {response.status_code}")
+        body = response.content
+    else:
+        try:
+            body = await asyncio.to_thread(Path(source).read_bytes)
+        except OSError as exc:
+            raise CliError(f"cannot read the card file {source}: {exc.strerror}") from None
+    try:
+        return codec.from_json(body, types.AgentCard)
+    except errors.A2AError as exc:
+        raise CliError(f"{source} is not an A2A agent card: {exc.message}") from None
+
+
+async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
+    from bridge.app import BridgeApp
+    from bridge.upstream import GrpcUpstream
+
+    host, port = _address(args.listen, "--listen")
+    _address(args.upstream, "--upstream")
+    card = await _card_source(args.card, args.timeout) if args.card else None
+    upstream = GrpcUpstream(args.upstream, card=card)
+    http = None
+    try:
+        await upstream.wait_ready(args.timeout)
+        if card is None:
+            try:
+                await upstream.card()
+            except errors.A2AError as exc:
+                raise CliError(
+                    f"the upstream at {args.upstream} gave no card over gRPC ({type(exc).__name__}: "
+                    f"{exc.message}); pass --card FILE|URL"
+                ) from None
+            print(
+                "a2a-grpc: publishing the upstream's extended card (GetExtendedAgentCard); "
+                "pass --card to publish a public one",
+                flush=True,
+            )
+        app = BridgeApp(upstream, _bridge_settings(args))
+        http = await _start_http(app, host, port)
+        print(f"a2a-grpc: bridging JSON-RPC and HTTP+JSON at {http.url} to gRPC {args.upstream}", flush=True)
+        await _until_signal()
+    finally:
+        if http is not None:
+            await http.stop()
+        await upstream.aclose()
+    return 0
+
+
+async def bridge_grpc_to_http(args: argparse.Namespace) -> int:
+    from a2a_grpc.server import ServerSettings
+    from bridge.grpcfront import GrpcFront
+    from bridge.jsonclient import open_json_upstream
+
+    host, port = _address(args.listen, "--listen")
+    if not args.upstream.startswith(("http://", "https://")):
+        raise CliError(f"--upstream must be an http(s):// URL, not {args.upstream!r}")
+    upstream = await open_json_upstream(args.upstream)
+    front = GrpcFront(upstream, ServerSettings(host=host, port=port))
+    try:
+        try:
+            await front.start()
+        except (OSError, RuntimeError) as exc:
+            raise CliError(f"cannot listen on {args.listen}: {exc}") from None
+        print(f"a2a-grpc: bridging gRPC at {front.address} to {args.upstream}", flush=True)
+        await _until_signal()
+    finally:
+        await front.stop()
+        await upstream.aclose()
     return 0
 
 
@@ -165,10 +300,23 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def http_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--public-url", help="the bridge's base URL as clients reach it, for the agent card")
+        p.add_argument(
+            "--max-body-mib", type=int, default=16, help="largest request body in MiB (default: 16)"
+        )
+        p.add_argument(
+            "--heartbeat",
+            type=float,
+            default=15.0,
+            help="seconds between SSE keep-alive comments (default: 15)",
+        )
+
     p = sub.add_parser(
         "serve",
-        help="serve an agent over gRPC",
-        description="Serve an agent over gRPC (A2AService, health checking, reflection) until interrupted.",
+        help="serve an agent over gRPC (and JSON over HTTP with --http-port)",
+        description="Serve an agent over gRPC (A2AService, health checking, reflection) until interrupted; "
+        "with --http-port, also JSON-RPC and HTTP+JSON in the same process.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument(
@@ -187,7 +335,55 @@ def parser() -> argparse.ArgumentParser:
         default="a2a_grpc.reference_agent:ReferenceAgent",
         help="the agent, as module:attribute (an Agent or Agent class; default: the reference agent)",
     )
+    p.add_argument(
+        "--http-port",
+        type=int,
+        help="also serve JSON-RPC and HTTP+JSON (the bridge, in this process) on this port; 0 picks one",
+    )
+    p.add_argument("--http-host", help="address of the HTTP port (default: --host)")
+    http_args(p)
     p.set_defaults(func=serve)
+
+    p = sub.add_parser(
+        "bridge",
+        help="bridge JSON-over-HTTP and gRPC, either way",
+        description="Run the bridge as its own process: JSON-RPC and HTTP+JSON in front of a gRPC "
+        "agent (http-to-grpc), or gRPC in front of a JSON-RPC / HTTP+JSON agent (grpc-to-http).",
+    )
+    bsub = p.add_subparsers(dest="bridge_command", required=True, metavar="DIRECTION")
+    b = bsub.add_parser(
+        "http-to-grpc",
+        help="JSON-RPC and HTTP+JSON in front of a gRPC agent",
+        description="Serve JSON-RPC (POST /), the HTTP+JSON routes and /.well-known/agent-card.json, "
+        "forwarding every call to a gRPC A2A agent.",
+    )
+    b.add_argument(
+        "--listen", default="127.0.0.1:8080", help="HOST:PORT to serve HTTP on (default: 127.0.0.1:8080)"
+    )
+    b.add_argument("--upstream", required=True, help="the gRPC agent, HOST:PORT")
+    b.add_argument(
+        "--card",
+        help="the public card to publish, a JSON file or http(s) URL (default: the upstream's "
+        "GetExtendedAgentCard answer)",
+    )
+    b.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for the upstream at start (default: 10)"
+    )
+    http_args(b)
+    b.set_defaults(func=bridge_http_to_grpc)
+    b = bsub.add_parser(
+        "grpc-to-http",
+        help="gRPC in front of a JSON-RPC or HTTP+JSON agent",
+        description="Serve lf.a2a.v1.A2AService over gRPC, forwarding every call to an agent that "
+        "speaks JSON-RPC or HTTP+JSON (the first of the two its card lists).",
+    )
+    b.add_argument(
+        "--listen", default="127.0.0.1:50052", help="HOST:PORT to serve gRPC on (default: 127.0.0.1:50052)"
+    )
+    b.add_argument(
+        "--upstream", required=True, help="the JSON agent's base URL (its card is read from there)"
+    )
+    b.set_defaults(func=bridge_grpc_to_http)
 
     def client_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("address", help="the agent's gRPC address, HOST:PORT")

@@ -251,7 +251,9 @@ class BridgeApp:
             message = codec.decode(params, _REQUEST_CLASSES[name], where="")
             call = self._call(request)
         except HttpFailure as failure:
-            body = codec.dumps({"jsonrpc": "2.0", "id": rpc_id, "error": errors.to_jsonrpc_error(failure.error)})
+            body = codec.dumps(
+                {"jsonrpc": "2.0", "id": rpc_id, "error": errors.to_jsonrpc_error(failure.error)}
+            )
             await _respond(send, failure.status, body, failure.headers)
             return
         except errors.A2AError as exc:
@@ -279,7 +281,9 @@ class BridgeApp:
         await _respond(send, 200, codec.dumps({"jsonrpc": "2.0", "id": rpc_id, "result": result}))
 
     async def _jsonrpc_error(self, send: Send, rpc_id: Any, exc: BaseException) -> None:
-        await _respond(send, 200, codec.dumps({"jsonrpc": "2.0", "id": rpc_id, "error": errors.to_jsonrpc_error(exc)}))
+        await _respond(
+            send, 200, codec.dumps({"jsonrpc": "2.0", "id": rpc_id, "error": errors.to_jsonrpc_error(exc)})
+        )
 
     # -- HTTP+JSON ---------------------------------------------------------------------------------
 
@@ -390,79 +394,41 @@ class BridgeApp:
     ) -> None:
         events = self.upstream.stream(name, message, call)
         gone = asyncio.ensure_future(_disconnected(receive))
-        pending: asyncio.Future[Message] | None = asyncio.ensure_future(anext(events))
+        upcoming = asyncio.ensure_future(_next(events))
+        started = False
+        wait = self.settings.first_event_wait
         try:
-            await asyncio.wait({pending, gone}, timeout=self.settings.first_event_wait, return_when="FIRST_COMPLETED")
-            if gone.done():
-                return
-            first: Message | None = None
-            if pending.done():
-                try:
-                    first = pending.result()
-                except StopAsyncIteration:
-                    first = None
-                except Exception as exc:  # refused before any event: a real error response
-                    pending = None
-                    await refuse(exc)
+            while True:
+                done, _ = await asyncio.wait({upcoming, gone}, timeout=wait, return_when="FIRST_COMPLETED")
+                if gone in done:  # the client left: the finally clause cancels the upstream call
                     return
-                pending = None
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", b"text/event-stream; charset=utf-8"),
-                        (b"cache-control", b"no-cache"),
-                        (b"x-accel-buffering", b"no"),
-                    ],
-                }
-            )
-            if first is not None:
-                await _chunk(send, encode(first))
-            elif pending is None:  # the upstream ended without any event
-                await _chunk(send, b"", more=False)
-                return
-            else:
-                await _chunk(send, b": waiting for the first event\n\n")
-            await self._pump(events, pending, gone, send, encode, encode_error)
+                wait = self.settings.heartbeat_seconds
+                if not done:
+                    if not started:
+                        started = await _sse_start(send)
+                    await _chunk(send, b": keep-alive\n\n")
+                    continue
+                try:
+                    event = upcoming.result()
+                except Exception as exc:
+                    if not started:  # refused before any event: a real HTTP / JSON-RPC error
+                        await refuse(exc)
+                    else:
+                        await _chunk(send, encode_error(exc), more=False)
+                    return
+                if not started:
+                    started = await _sse_start(send)
+                if event is None:
+                    await _chunk(send, b"", more=False)
+                    return
+                await _chunk(send, encode(event))
+                upcoming = asyncio.ensure_future(_next(events))
         finally:
             gone.cancel()
-            if pending is not None and not pending.done():
-                pending.cancel()
-                await asyncio.wait({pending})
+            if not upcoming.done():
+                upcoming.cancel()
+                await asyncio.wait({upcoming})
             await events.aclose()
-
-    async def _pump(
-        self,
-        events: AsyncGenerator[Message, None],
-        pending: asyncio.Future[Message] | None,
-        gone: asyncio.Future[None],
-        send: Send,
-        encode: Callable[[Message], bytes],
-        encode_error: Callable[[BaseException], bytes],
-    ) -> None:
-        heartbeat = self.settings.heartbeat_seconds
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(events))
-            done, _ = await asyncio.wait({pending, gone}, timeout=heartbeat, return_when="FIRST_COMPLETED")
-            if gone in done:
-                pending.cancel()
-                await asyncio.wait({pending})
-                return
-            if not done:
-                await _chunk(send, b": keep-alive\n\n")
-                continue
-            try:
-                event = pending.result()
-            except StopAsyncIteration:
-                await _chunk(send, b"", more=False)
-                return
-            except Exception as exc:
-                await _chunk(send, encode_error(exc), more=False)
-                return
-            pending = None
-            await _chunk(send, encode(event))
 
     # -- the card ----------------------------------------------------------------------------------
 
@@ -476,13 +442,17 @@ class BridgeApp:
         base = self.public_url.rstrip("/")
         for binding, url in (("JSONRPC", base + "/"), ("HTTP+JSON", base)):
             if (binding, url) not in have:
-                out.supported_interfaces.add(url=url, protocol_binding=binding, protocol_version=version or "1.0")
+                out.supported_interfaces.add(
+                    url=url, protocol_binding=binding, protocol_version=version or "1.0"
+                )
         return out
 
     async def _card(self, request: _Request, send: Send) -> None:
         if request.verb not in ("GET", "HEAD"):
             raise HttpFailure(
-                405, errors.MethodNotFoundError(f"{request.verb} {CARD_PATH}: use GET"), [("allow", "GET, HEAD")]
+                405,
+                errors.MethodNotFoundError(f"{request.verb} {CARD_PATH}: use GET"),
+                [("allow", "GET, HEAD")],
             )
         try:
             card = self._with_interfaces(await self.upstream.card())
@@ -521,6 +491,29 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
+async def _next(events: AsyncGenerator[Message, None]) -> Message | None:
+    """The next event of a stream, None at its end."""
+    try:
+        return await anext(events)
+    except StopAsyncIteration:
+        return None
+
+
+async def _sse_start(send: Send) -> bool:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+            ],
+        }
+    )
+    return True
+
+
 async def _chunk(send: Send, data: bytes, *, more: bool = True) -> None:
     await send({"type": "http.response.body", "body": data, "more_body": more})
 
@@ -531,4 +524,3 @@ async def _disconnected(receive: Receive) -> None:
         message = await receive()
         if message["type"] == "http.disconnect":
             return
-

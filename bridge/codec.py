@@ -23,7 +23,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 import orjson
-from google.api import field_behavior_pb2
+from google.api import field_behavior_pb2  # type: ignore[import-untyped]
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -76,6 +76,7 @@ def _required_defaults(descriptor: Descriptor) -> tuple[tuple[str, Any], ...]:
         elif f.type in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64):
             default = "0"
         elif f.type == FieldDescriptor.TYPE_ENUM:
+            assert f.enum_type is not None
             default = f.enum_type.values_by_number[0].name
         elif f.type == FieldDescriptor.TYPE_BYTES:
             default = ""
@@ -142,11 +143,13 @@ def decode(data: object, cls: type[M], *, where: str = "") -> M:
     message = cls()
     try:
         json_format.ParseDict(
-            data, message, descriptor_pool=_pool.POOL, max_recursion_depth=MAX_MESSAGE_DEPTH
+            dict(data), message, descriptor_pool=_pool.POOL, max_recursion_depth=MAX_MESSAGE_DEPTH
         )
     except json_format.ParseError as exc:
         v = _violation(exc, where)
-        raise errors.InvalidParamsError(f"invalid {v.field or where}: {v.description}", field_violations=[v]) from None
+        raise errors.InvalidParamsError(
+            f"invalid {v.field or where}: {v.description}", field_violations=[v]
+        ) from None
     except RecursionError:  # pragma: no cover - max_recursion_depth stops it first
         raise errors.InvalidParamsError(f"{where or 'request'} nests too deeply") from None
     return message
@@ -155,4 +158,3 @@ def decode(data: object, cls: type[M], *, where: str = "") -> M:
 def from_json(body: bytes | str, cls: type[M]) -> M:
     """``decode(loads(body), cls)``."""
     return decode(loads(body), cls)
-

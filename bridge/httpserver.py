@@ -53,7 +53,9 @@ class HttpServer:
                 sock.bind((self.host, self.requested_port))
             except OSError as exc:
                 sock.close()
-                raise OSError(exc.errno, f"cannot listen on {self.host}:{self.requested_port}: {exc.strerror}") from None
+                raise OSError(
+                    exc.errno, f"cannot listen on {self.host}:{self.requested_port}: {exc.strerror}"
+                ) from None
             sock.listen(1024)
             sock.setblocking(False)
             self._socket = sock

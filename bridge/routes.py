@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
-from google.api import annotations_pb2, http_pb2
+from google.api import annotations_pb2, http_pb2  # type: ignore[import-untyped]
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
@@ -143,7 +143,9 @@ def _parse_template(template: str) -> tuple[tuple[str | None, ...], tuple[str, .
     if not template.startswith("/"):
         raise RouteError(f"path template {template!r} does not start with '/'")
     raw = template[1:].split("/")
-    last, sep, custom = raw[-1].rpartition(":") if ":" in raw[-1] and not raw[-1].endswith("}") else ("", "", "")
+    last, sep, custom = (
+        raw[-1].rpartition(":") if ":" in raw[-1] and not raw[-1].endswith("}") else ("", "", "")
+    )
     if sep:
         raw[-1] = last
     segments: list[str | None] = []
@@ -152,7 +154,9 @@ def _parse_template(template: str) -> tuple[tuple[str | None, ...], tuple[str, .
         if part.startswith("{"):
             m = _VAR.match(part)
             if m is None:
-                raise RouteError(f"unsupported variable {part!r} in {template!r} (only {{name}} or {{name=*}})")
+                raise RouteError(
+                    f"unsupported variable {part!r} in {template!r} (only {{name}} or {{name=*}})"
+                )
             segments.append(None)
             variables.append(m.group(1))
         elif not part or "{" in part or "}" in part:
@@ -176,10 +180,14 @@ def _route(method: MethodDescriptor, rule: http_pb2.HttpRule, verb: str | None =
     for name in variables:
         field = method.input_type.fields_by_name.get(name)
         if field is None or field.type != FieldDescriptor.TYPE_STRING or field.is_repeated:
-            raise RouteError(f"{method.full_name}: path variable {name!r} is not a string field of the request")
+            raise RouteError(
+                f"{method.full_name}: path variable {name!r} is not a string field of the request"
+            )
     if rule.body not in ("", "*"):
         raise RouteError(f"{method.full_name}: body {rule.body!r} is not supported (only '*' or none)")
-    return Route(method, verb or kind.upper(), template, segments, variables, custom, rule.body, verb is not None)
+    return Route(
+        method, verb or kind.upper(), template, segments, variables, custom, rule.body, verb is not None
+    )
 
 
 def compile_routes(service: ServiceDescriptor = types.A2A_SERVICE) -> list[Route]:
@@ -239,6 +247,7 @@ class Router:
 
 def _enum_value(field: FieldDescriptor, text: str, name: str) -> str:
     enum = field.enum_type
+    assert enum is not None
     if text in enum.values_by_name:
         return text
     prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"

@@ -133,7 +133,8 @@ class LocalUpstream:
                 result = await fn(request, ctx)
         except TimeoutError:
             raise errors.DeadlineExceededError(
-                f"{method} did not finish within {call.timeout:g} s", grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED
+                f"{method} did not finish within {call.timeout:g} s",
+                grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED,
             ) from None
         if result is None:  # DeleteTaskPushNotificationConfig returns google.protobuf.Empty
             result = message_factory.GetMessageClass(METHODS[method].output_type)()
@@ -236,7 +237,9 @@ class GrpcUpstream:
         """The card given at construction, else the upstream's GetExtendedAgentCard answer."""
         if self._card is None:
             card = await self.unary(
-                "GetExtendedAgentCard", types.GetExtendedAgentCardRequest(), Call({"a2a-version": "1.0"}, 10.0)
+                "GetExtendedAgentCard",
+                types.GetExtendedAgentCardRequest(),
+                Call({"a2a-version": "1.0"}, 10.0),
             )
             assert isinstance(card, types.AgentCard)
             self._card = card
