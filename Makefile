@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install stubs check-stubs lint breaking test run bench clean
+.PHONY: help install stubs check-stubs lint breaking test curl run bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,11 +33,14 @@ lint: $(STAMP) ## ruff, mypy (strict, hand-written code), buf lint
 breaking: $(STAMP) ## buf breaking against the main branch
 	$(BIN)/python tools/buf.py breaking --against main
 
-test: $(STAMP) ## run the test suite
+test: $(STAMP) curl ## run the test suite
 	$(BIN)/pytest -q
 
-run: $(STAMP) ## serve the reference agent over gRPC and HTTP (embedded SQLite store)
-	$(BIN)/a2a-grpc serve
+curl: ## make sure curl is there (the README's curl cookbook is executed by the tests)
+	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+
+run: $(STAMP) ## serve the reference agent over gRPC (:50051) and JSON over HTTP (:8080), SQLite store
+	$(BIN)/a2a-grpc serve --grpc-port 50051 --http-port 8080
 
 clean: ## remove the virtualenv and build output
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
