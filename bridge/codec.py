@@ -127,11 +127,14 @@ def _join(root: str, path: str) -> str:
     return f"{root}.{path}" if root and path else root or path
 
 
-def decode(data: object, cls: type[M], *, where: str = "") -> M:
+def decode(data: object, cls: type[M], *, where: str = "", ignore_unknown: bool = False) -> M:
     """The ``cls`` message a decoded JSON value describes.
 
-    ``where`` prefixes field paths in errors (``"params"`` for JSON-RPC). Raises
-    :class:`InvalidParamsError` naming the field for anything that does not fit the message.
+    ``where`` prefixes field paths in errors. Raises :class:`InvalidParamsError` naming the field
+    for anything that does not fit the message. Requests are read strictly (an unknown member is
+    a typo to report); ``ignore_unknown`` reads what an upstream agent answers leniently, since a
+    newer agent or an SDK's compatibility members (a card's v0.3 ``preferredTransport``) must not
+    make its answer unusable.
     """
     if not isinstance(data, Mapping):
         kind = "an array" if isinstance(data, list) else type(data).__name__ if data is not None else "null"
@@ -143,7 +146,11 @@ def decode(data: object, cls: type[M], *, where: str = "") -> M:
     message = cls()
     try:
         json_format.ParseDict(
-            dict(data), message, descriptor_pool=_pool.POOL, max_recursion_depth=MAX_MESSAGE_DEPTH
+            dict(data),
+            message,
+            ignore_unknown_fields=ignore_unknown,
+            descriptor_pool=_pool.POOL,
+            max_recursion_depth=MAX_MESSAGE_DEPTH,
         )
     except json_format.ParseError as exc:
         v = _violation(exc, where)

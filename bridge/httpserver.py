@@ -47,7 +47,9 @@ class HttpServer:
         """Open the listening socket (before :meth:`start`, to learn the port early)."""
         if self._socket is None:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and without
+            # it a kept-alive connection waits ~40 ms (Nagle + delayed ACK) on every answer.
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((self.host, self.requested_port))

@@ -1,0 +1,156 @@
+"""A gRPC ``lf.a2a.v1.A2AService`` in front of any :class:`bridge.upstream.Upstream`.
+
+With :func:`bridge.jsonclient.open_json_upstream` as the upstream this is the gRPC → HTTP bridge:
+gRPC clients reach an agent that only speaks JSON-RPC or HTTP+JSON.
+
+    upstream = await open_json_upstream("http://agent.example:8080")
+    async with GrpcFront(upstream, ServerSettings(port=50051)) as front:
+        await front.wait()
+
+Every RPC of the service descriptor is forwarded by name with the request message as is. The
+service parameters among the call's metadata (:func:`bridge.upstream.forwardable`) travel with
+it, and the call's remaining time becomes the upstream deadline. Errors leave through
+:func:`a2a_grpc.errors.abort`, so an upstream's A2A error reaches the client with the spec's gRPC
+code and its ErrorInfo. A client that leaves a stream closes the upstream stream at once. The
+front also serves ``grpc.health.v1`` and server reflection; it does not close the upstream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+import grpc.aio
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import Message
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+from a2a_grpc import _pool, errors, types
+from a2a_grpc.server import ServerSettings
+from bridge.upstream import Call, Upstream, forwardable
+
+__all__ = ["GrpcFront", "front_handler", "upstream_call"]
+
+log = logging.getLogger("bridge.grpcfront")
+SERVICE = types.A2A_SERVICE.full_name
+
+
+def upstream_call(context: grpc.aio.ServicerContext) -> Call:
+    """The forwardable metadata (lower-case keys, text values) and remaining time of a call."""
+    headers: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        name = key.lower()
+        if isinstance(value, str) and forwardable(name):
+            # gRPC allows a key more than once; HTTP joins repeated fields with commas.
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+    return Call(headers, context.time_remaining())
+
+
+def _unary(
+    upstream: Upstream, method: str
+) -> Callable[[Message, grpc.aio.ServicerContext], Awaitable[Message]]:
+    async def forward(request: Message, context: grpc.aio.ServicerContext) -> Message:
+        try:
+            return await upstream.unary(method, request, upstream_call(context))
+        except Exception as exc:
+            await errors.abort(context, exc)
+
+    return forward
+
+
+def _streaming(
+    upstream: Upstream, method: str
+) -> Callable[[Message, grpc.aio.ServicerContext], AsyncIterator[Message]]:
+    async def forward(request: Message, context: grpc.aio.ServicerContext) -> AsyncIterator[Message]:
+        try:
+            # aclosing: when the client leaves (this task is cancelled), the upstream stream closes now.
+            async with contextlib.aclosing(
+                upstream.stream(method, request, upstream_call(context))
+            ) as events:
+                async for event in events:
+                    yield event
+        except Exception as exc:
+            await errors.abort(context, exc)
+
+    return forward
+
+
+def _handler(upstream: Upstream, method: MethodDescriptor) -> grpc.RpcMethodHandler:
+    request_cls = message_factory.GetMessageClass(method.input_type)
+    response_cls = message_factory.GetMessageClass(method.output_type)
+    if method.server_streaming:
+        return grpc.unary_stream_rpc_method_handler(
+            _streaming(upstream, method.name),
+            request_deserializer=request_cls.FromString,
+            response_serializer=response_cls.SerializeToString,
+        )
+    return grpc.unary_unary_rpc_method_handler(
+        _unary(upstream, method.name),
+        request_deserializer=request_cls.FromString,
+        response_serializer=response_cls.SerializeToString,
+    )
+
+
+def front_handler(upstream: Upstream) -> grpc.GenericRpcHandler:
+    """``lf.a2a.v1.A2AService``, every method forwarded to ``upstream``, from the service descriptor."""
+    methods = {method.name: _handler(upstream, method) for method in types.A2A_SERVICE.methods}
+    return grpc.method_handlers_generic_handler(SERVICE, methods)
+
+
+class GrpcFront:
+    """A gRPC server (A2AService, health, reflection) whose every A2A call goes to ``upstream``."""
+
+    def __init__(self, upstream: Upstream, settings: ServerSettings | None = None) -> None:
+        self.upstream = upstream
+        self.settings = settings or ServerSettings()
+        self.port = 0
+        """The bound port, once started (``settings.port`` 0 picks a free one)."""
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.port}"
+
+    async def start(self) -> int:
+        """Bind and serve; the bound port."""
+        s = self.settings
+        server = grpc.aio.server(options=s.grpc_options())
+        port = server.add_insecure_port(f"{s.host}:{s.port}")
+        if port == 0:
+            raise OSError(f"cannot listen on {s.host}:{s.port}")
+        server.add_generic_rpc_handlers((front_handler(self.upstream),))
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        for name in ("", SERVICE):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        _pool.include(health_pb2.DESCRIPTOR)
+        _pool.include(reflection_pb2.DESCRIPTOR)
+        names = (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server, pool=_pool.POOL)
+        await server.start()
+        self._server, self.port = server, int(port)
+        log.info("serving %s on %s for %s", SERVICE, self.address, type(self.upstream).__name__)
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls and give running ones ``grace`` seconds (default: the settings')."""
+        grace = self.settings.grace_seconds if grace is None else grace
+        await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+
+    async def wait(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def __aenter__(self) -> GrpcFront:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
