@@ -775,8 +775,8 @@ async def stream_once(upstream: Upstream, into: list[Any]) -> None:
         (rpc_reply(id="1", result={"id": "t"}), "answered JSON-RPC id '1' to request id 1"),
         (rpc_reply(), "neither result nor error"),
         (
-            rpc_reply(result={"id": "t", "status": "done"}),
-            "sent a result that is not a Task: .*status",
+            rpc_reply(result={"id": "t", "artifacts": 5}),
+            "sent a result that is not a Task: .*artifacts",
         ),
         (rpc_reply(result=[1]), "sent a result that is not a Task"),
         (rpc_reply(error="oops"), "sent a JSON-RPC error that is not an object"),
