@@ -105,21 +105,39 @@ async def serve(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
     notifier = PushNotifier()
-    server = A2AServer(agent, store, settings, notifier=notifier)
-    http = None
+    http: Any = None
+    interfaces: list[types.AgentInterface] = []
+    if args.http_port is not None:
+        # The composition root: the CLI is the one place that puts the bridge and the runtime together.
+        from bridge.app import BridgeApp
+        from bridge.httpserver import HttpServer
+
+        http = HttpServer(None, args.http_host or args.host, args.http_port)
+        try:
+            http.bind()  # first, so the card can name the port
+        except OSError as exc:
+            await store.close()
+            raise CliError(str(exc)) from None
+        base = (args.public_url or http.url).rstrip("/")
+        interfaces = [
+            types.AgentInterface(url=base + "/", protocol_binding="JSONRPC", protocol_version="1.0"),
+            types.AgentInterface(url=base, protocol_binding="HTTP+JSON", protocol_version="1.0"),
+        ]
+    server = A2AServer(agent, store, settings, notifier=notifier, extra_interfaces=interfaces)
     try:
         try:
             await server.start()
         except (OSError, RuntimeError) as exc:
             raise CliError(f"cannot listen on {args.host}:{args.grpc_port}: {exc}") from None
         print(f"a2a-grpc: serving {agent.card.name!r} over gRPC at {server.address}", flush=True)
-        if args.http_port is not None:
-            from bridge.app import BridgeApp
+        if http is not None:
             from bridge.upstream import LocalUpstream
 
             assert server.handler is not None  # set by start()
             app = BridgeApp(LocalUpstream(server.handler), _bridge_settings(args))
-            http = await _start_http(app, args.http_host or args.host, args.http_port)
+            app.public_url = base
+            http.app = app
+            await http.start()
             print(f"a2a-grpc: serving JSON-RPC and HTTP+JSON at {http.url}", flush=True)
         print(f"a2a-grpc: task store {args.store}", flush=True)
         print(f"a2a-grpc: try  a2a-grpc send {server.address} 'hello'   (Ctrl-C stops)", flush=True)

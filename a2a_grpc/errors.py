@@ -683,7 +683,9 @@ def to_problem_details(exc: BaseException) -> tuple[int, dict[str, Any]]:
     for key, value in err.metadata.items():
         problem.setdefault(key, value)
     if err.field_violations:
-        problem["fieldViolations"] = [{"field": v.field, "description": v.description} for v in err.field_violations]
+        problem["fieldViolations"] = [
+            {"field": v.field, "description": v.description} for v in err.field_violations
+        ]
     return http, problem
 
 
@@ -727,7 +729,9 @@ def from_rest_error(http_status: int, body: object) -> A2AError:
         row = _BY_PROBLEM_TYPE.get(body["type"])
         message = body.get("detail")
         metadata = {
-            str(k): v for k, v in body.items() if isinstance(v, str) and k not in ("type", "title", "detail", "reason")
+            str(k): v
+            for k, v in body.items()
+            if isinstance(v, str) and k not in ("type", "title", "detail", "reason")
         }
         raw = body.get("fieldViolations")
         if isinstance(raw, list):

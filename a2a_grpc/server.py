@@ -26,7 +26,7 @@ from a2a_grpc import _pool, errors, types
 from a2a_grpc.agent import Agent
 from a2a_grpc.handler import SUPPORTED_VERSIONS, CallContext, RequestHandler, parse_extensions
 
-__all__ = ["A2AServer", "ServerSettings", "call_context", "servicer_handler"]
+__all__ = ["A2AServer", "ServerSettings", "add_standard_services", "call_context", "servicer_handler"]
 
 log = logging.getLogger("a2a_grpc.server")
 SERVICE = types.A2A_SERVICE.full_name
@@ -142,6 +142,17 @@ def _streaming(
     return call
 
 
+async def add_standard_services(server: grpc.aio.Server, health_servicer: health.aio.HealthServicer) -> None:
+    """grpc.health.v1 (A2AService and the server SERVING) and reflection over our descriptor pool."""
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    _pool.include(health_pb2.DESCRIPTOR)
+    _pool.include(reflection_pb2.DESCRIPTOR)
+    names = (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server, pool=_pool.POOL)
+
+
 class A2AServer:
     """One agent served over gRPC: A2AService, grpc.health.v1 and server reflection."""
 
@@ -191,13 +202,7 @@ class A2AServer:
             self.agent, self.store, card=self.card(), notifier=self.notifier, window=s.stream_window
         )
         server.add_generic_rpc_handlers((servicer_handler(self.handler),))
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        for name in ("", SERVICE):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        _pool.include(health_pb2.DESCRIPTOR)
-        _pool.include(reflection_pb2.DESCRIPTOR)
-        names = (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, server, pool=_pool.POOL)
+        await add_standard_services(server, self._health)
         await server.start()
         self._server = server
         log.info("serving %s on %s", self.agent.card.name, self.address)

@@ -105,7 +105,10 @@ class _Request:
 
     def __init__(self, scope: Scope) -> None:
         self.verb: str = scope["method"]
-        self.path: str = scope["path"]
+        # Route on the path as sent: uvicorn's "path" is already percent-decoded, and routes decode
+        # each variable once themselves (an id may hold an encoded "/" or ":").
+        raw = scope.get("raw_path")
+        self.path: str = raw.decode("latin-1") if raw else scope["path"]
         self.query: bytes = scope.get("query_string", b"")
         self.headers: dict[str, str] = {}
         for raw_name, raw_value in scope["headers"]:
@@ -294,7 +297,7 @@ class BridgeApp:
             given = members.get(json_name, members.get(name))
             if given not in (None, value):
                 raise errors.InvalidParamsError(
-                    f"{json_name} is {value!r} in the path but {given!r} in the body",
+                    f"{json_name} is {value!r} in the path but {given!r} in the request",
                     field_violations=[errors.FieldViolation(json_name, "differs from the path")],
                 )
             members.pop(name, None)
@@ -459,7 +462,7 @@ class BridgeApp:
         except Exception as exc:
             await self._rest_error(request, send, exc)
             return
-        body = codec.to_json(card)
+        body = codec.dumps_sorted(codec.encode(card))  # sorted: the same card, the same ETag, everywhere
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         headers = [("etag", etag), ("cache-control", f"public, max-age={self.settings.card_max_age}")]
         wanted = request.headers.get("if-none-match", "")

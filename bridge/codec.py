@@ -20,11 +20,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 from google.api import field_behavior_pb2  # type: ignore[import-untyped]
-from google.protobuf import json_format
+from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
@@ -35,6 +35,7 @@ __all__ = [
     "MAX_MESSAGE_DEPTH",
     "decode",
     "dumps",
+    "dumps_sorted",
     "encode",
     "from_json",
     "loads",
@@ -57,6 +58,11 @@ def loads(body: bytes | str) -> Any:
 
 def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
+
+
+def dumps_sorted(obj: Any) -> bytes:
+    """JSON with object keys sorted at every level (a stable body, e.g. for an ETag)."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
 
 
 @cache
@@ -127,6 +133,89 @@ def _join(root: str, path: str) -> str:
     return f"{root}.{path}" if root and path else root or path
 
 
+def _field(descriptor: Descriptor, key: str) -> FieldDescriptor | None:
+    return next((f for f in descriptor.fields if key in (f.json_name, f.name)), None)
+
+
+def _fits(descriptor: Descriptor, members: dict[str, Any], ignore_unknown: bool) -> bool:
+    try:
+        json_format.ParseDict(
+            members,
+            message_factory.GetMessageClass(descriptor)(),
+            ignore_unknown_fields=ignore_unknown,
+            descriptor_pool=_pool.POOL,
+            max_recursion_depth=MAX_MESSAGE_DEPTH,
+        )
+    except (json_format.ParseError, RecursionError):
+        return False
+    return True
+
+
+def _locate(data: object, descriptor: Descriptor, path: str, ignore_unknown: bool) -> str:
+    """The path of the member that makes ``data`` fail to parse, found by parsing it piece by piece.
+
+    json_format's messages lose list indexes (``parts.text`` for ``parts[0].text``), so the failing
+    member is narrowed down member by member, element by element. Only runs on bad input.
+    """
+    if descriptor.full_name.startswith("google.protobuf.") or not isinstance(data, Mapping):
+        return path
+    for key, item in data.items():
+        if _fits(descriptor, {key: item}, ignore_unknown):
+            continue
+        at = _join(path, key)
+        field = _field(descriptor, key)
+        if field is None or (field.message_type is None and not field.is_repeated):
+            return at
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_type = field.message_type.fields_by_name["value"].message_type
+            if isinstance(item, Mapping) and value_type is not None:
+                for k, v in item.items():
+                    if not _fits(descriptor, {key: {k: v}}, ignore_unknown):
+                        return _locate(v, value_type, f"{at}[{k}]", ignore_unknown)
+            return at
+        if field.is_repeated:
+            if not isinstance(item, list):
+                return at
+            for i, element in enumerate(item):
+                if not _fits(descriptor, {key: [element]}, ignore_unknown):
+                    sub = field.message_type
+                    where = f"{at}[{i}]"
+                    return _locate(element, sub, where, ignore_unknown) if sub is not None else where
+            return at
+        return _locate(item, field.message_type, at, ignore_unknown) if field.message_type else at
+    return path  # every member parses alone: they conflict (two members of one oneof)
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+
+
+def _check_bytes(data: object, descriptor: Descriptor, path: str) -> None:
+    """Refuse strings that are not base64 where bytes are expected (json_format decodes them to junk)."""
+    if descriptor.full_name.startswith("google.protobuf.") or not isinstance(data, Mapping):
+        return
+    for key, item in data.items():
+        field = _field(descriptor, key)
+        if field is None or item is None:
+            continue
+        if field.type != FieldDescriptor.TYPE_BYTES and (
+            field.message_type is None or field.message_type.GetOptions().map_entry
+        ):
+            continue
+        at = _join(path, key)
+        elements = enumerate(item) if field.is_repeated and isinstance(item, list) else [(None, item)]
+        for i, element in elements:
+            where = at if i is None else f"{at}[{i}]"
+            if field.type == FieldDescriptor.TYPE_BYTES:
+                if isinstance(element, str) and (
+                    not _BASE64.fullmatch(element) or len(element.rstrip("=")) % 4 == 1
+                ):
+                    raise errors.InvalidParamsError(
+                        f"invalid {where}: not base64", field_violations=[FieldViolation(where, "not base64")]
+                    )
+            elif field.message_type is not None:
+                _check_bytes(element, field.message_type, where)
+
+
 def decode(data: object, cls: type[M], *, where: str = "", ignore_unknown: bool = False) -> M:
     """The ``cls`` message a decoded JSON value describes.
 
@@ -144,21 +233,29 @@ def decode(data: object, cls: type[M], *, where: str = "", ignore_unknown: bool 
             field_violations=[FieldViolation(where, f"must be a JSON object ({cls.DESCRIPTOR.full_name})")],
         )
     message = cls()
+    members = dict(data)
+    descriptor = cast(Descriptor, cls.DESCRIPTOR)
     try:
         json_format.ParseDict(
-            dict(data),
+            members,
             message,
             ignore_unknown_fields=ignore_unknown,
             descriptor_pool=_pool.POOL,
             max_recursion_depth=MAX_MESSAGE_DEPTH,
         )
-    except json_format.ParseError as exc:
-        v = _violation(exc, where)
+    except (json_format.ParseError, RecursionError) as exc:
+        if isinstance(exc, RecursionError):
+            description = "nests too deeply"
+        else:
+            description = _violation(exc, "").description
+        path = _locate(members, descriptor, where, ignore_unknown) or where
+        if "must be in a dict" in description or description.startswith("Failed to parse"):
+            description = "must be a JSON object"
         raise errors.InvalidParamsError(
-            f"invalid {v.field or where}: {v.description}", field_violations=[v]
+            f"invalid {path or cls.DESCRIPTOR.name}: {description}",
+            field_violations=[FieldViolation(path, description)],
         ) from None
-    except RecursionError:  # pragma: no cover - max_recursion_depth stops it first
-        raise errors.InvalidParamsError(f"{where or 'request'} nests too deeply") from None
+    _check_bytes(members, descriptor, where)
     return message
 
 

@@ -26,11 +26,10 @@ import grpc.aio
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection, reflection_pb2
+from grpc_health.v1 import health
 
-from a2a_grpc import _pool, errors, types
-from a2a_grpc.server import ServerSettings
+from a2a_grpc import errors, types
+from a2a_grpc.server import ServerSettings, add_standard_services
 from bridge.upstream import Call, Upstream, forwardable
 
 __all__ = ["GrpcFront", "front_handler", "upstream_call"]
@@ -124,13 +123,7 @@ class GrpcFront:
         if port == 0:
             raise OSError(f"cannot listen on {s.host}:{s.port}")
         server.add_generic_rpc_handlers((front_handler(self.upstream),))
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        for name in ("", SERVICE):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        _pool.include(health_pb2.DESCRIPTOR)
-        _pool.include(reflection_pb2.DESCRIPTOR)
-        names = (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, server, pool=_pool.POOL)
+        await add_standard_services(server, self._health)
         await server.start()
         self._server, self.port = server, int(port)
         log.info("serving %s on %s for %s", SERVICE, self.address, type(self.upstream).__name__)
