@@ -29,6 +29,7 @@ the upstream deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, MutableMapping
@@ -164,6 +165,10 @@ class BridgeApp:
             await self._rest_error(request, send, failure.error, failure.status, failure.headers)
         except _ClientGone:
             return
+        except Exception:  # a bug of ours: logged with its traceback, answered as "internal error"
+            log.exception("unhandled error serving %s %s", request.verb, request.path)
+            with contextlib.suppress(Exception):  # fails if the response had already started
+                await self._rest_error(request, send, errors.InternalError(errors.INTERNAL_MESSAGE))
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
