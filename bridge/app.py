@@ -35,7 +35,7 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from google.protobuf import message_factory
 from google.protobuf.message import Message
@@ -109,7 +109,7 @@ class _Request:
         # Route on the path as sent: uvicorn's "path" is already percent-decoded, and routes decode
         # each variable once themselves (an id may hold an encoded "/" or ":").
         raw = scope.get("raw_path")
-        self.path: str = raw.decode("latin-1") if raw else scope["path"]
+        self.path: str = raw.decode("latin-1") if raw else quote(scope["path"], safe="/:@!$&'()*+,;=")
         self.query: bytes = scope.get("query_string", b"")
         self.headers: dict[str, str] = {}
         for raw_name, raw_value in scope["headers"]:
