@@ -71,12 +71,16 @@ class RequestHandler:
         card: types.AgentCard | None = None,
         notifier: PushNotifier | None = None,
         window: int = 256,
+        window_bytes: int = 8 * 1024 * 1024,
+        retain_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.agent = agent
         self.store = store
         self.card = card if card is not None else agent.card
         self.notifier = notifier
         self.window = window
+        self.window_bytes = window_bytes
+        self.retain_bytes = retain_bytes
         self._runs: dict[tuple[str, str], TaskRun] = {}
         self._jobs: set[asyncio.Task[None]] = set()
         caps = self.card.capabilities
@@ -132,7 +136,17 @@ class RequestHandler:
     def _new_run(
         self, tenant: str, task: types.Task, configs: list[types.TaskPushNotificationConfig]
     ) -> TaskRun:
-        run = TaskRun(tenant, task, self.store, self.notifier, configs, self.window, self._forget)
+        run = TaskRun(
+            tenant,
+            task,
+            self.store,
+            self.notifier,
+            configs,
+            self.window,
+            self._forget,
+            window_bytes=self.window_bytes,
+            retain_bytes=self.retain_bytes,
+        )
         self._runs[(tenant, task.id)] = run
         return run
 

@@ -48,13 +48,23 @@ class ServerSettings:
     keepalive_timeout_ms: int = 10_000
     stream_window: int = 256
     """Unread events a subscriber may hold before the agent's next report waits (backpressure)."""
+    stream_window_bytes: int = 8 * MiB
+    """The same bound in bytes: large artifact chunks fill the window sooner."""
+    max_retained_artifact_bytes: int = 16 * MiB
+    """Artifact content kept per task; beyond it content is streamed, not kept (``a2a_grpc.taskrun``)."""
     grace_seconds: float = 5.0
     """On stop: how long running calls and executions may finish."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, not {self.port}")
-        for name in ("max_receive_message_bytes", "max_send_message_bytes", "stream_window"):
+        for name in (
+            "max_receive_message_bytes",
+            "max_send_message_bytes",
+            "stream_window",
+            "stream_window_bytes",
+            "max_retained_artifact_bytes",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
         if self.grace_seconds < 0:
@@ -199,7 +209,13 @@ class A2AServer:
             raise OSError(f"cannot listen on {s.host}:{s.port}")
         self.port = port
         self.handler = RequestHandler(
-            self.agent, self.store, card=self.card(), notifier=self.notifier, window=s.stream_window
+            self.agent,
+            self.store,
+            card=self.card(),
+            notifier=self.notifier,
+            window=s.stream_window,
+            window_bytes=s.stream_window_bytes,
+            retain_bytes=s.max_retained_artifact_bytes,
         )
         server.add_generic_rpc_handlers((servicer_handler(self.handler),))
         await add_standard_services(server, self._health)

@@ -5,9 +5,16 @@ event the agent reports is applied to the snapshot (after the lifecycle check),
 persisted when the status changes, handed to push notification webhooks, and
 appended to a log that every subscriber reads at its own pace, so all
 subscribers see the same events in the same order. The log only keeps what
-some subscriber has not read yet; when it holds ``window`` unread events the
-agent's next report waits (a slow consumer slows its producer instead of
-growing memory). A subscriber that leaves releases its hold at once.
+some subscriber has not read yet; when it holds ``window`` unread events, or
+``window_bytes`` of them, the agent's next report waits (a slow consumer slows
+its producer instead of growing memory). A subscriber that leaves releases its
+hold at once.
+
+The snapshot keeps a task's artifact content up to ``retain_bytes``. Content
+beyond it still reaches every subscriber and webhook, but is not kept: a task
+that large could not be sent back by GetTask anyway (it would exceed the
+message size limit). The artifact's metadata then says how many bytes were not
+kept (``a2a-grpc/unretained-bytes``), and a warning is logged: never silent.
 
 A task's life does not depend on any stream: executions run in their own
 asyncio tasks, and a client that disconnects only loses its subscription.
@@ -29,10 +36,13 @@ if TYPE_CHECKING:
     from a2a_grpc.push import PushNotifier
     from a2a_grpc.tasks import TaskStore
 
-__all__ = ["REST_STATES", "Execution", "Subscription", "TaskRun"]
+__all__ = ["REST_STATES", "UNRETAINED_KEY", "Execution", "Subscription", "TaskRun"]
 
 log = logging.getLogger("a2a_grpc.tasks")
 REST_STATES = TERMINAL_STATES | INTERRUPTED_STATES
+UNRETAINED_KEY = "a2a-grpc/unretained-bytes"
+"""Artifact metadata key: bytes of content streamed but not kept in the task (see the module doc)."""
+MiB = 1024 * 1024
 
 
 class Subscription:
@@ -78,6 +88,9 @@ class TaskRun:
         push_configs: list[types.TaskPushNotificationConfig],
         window: int,
         on_idle: Callable[[TaskRun], None],
+        *,
+        window_bytes: int = 8 * MiB,
+        retain_bytes: int = 16 * MiB,
     ) -> None:
         self.tenant = tenant
         self.task = task
@@ -85,7 +98,13 @@ class TaskRun:
         self.notifier = notifier
         self.push_configs = push_configs
         self.window = window
+        self.window_bytes = window_bytes
+        self.retain_bytes = retain_bytes
         self.log: deque[types.StreamResponse] = deque()
+        self.log_bytes = 0
+        self._sizes: deque[int] = deque()
+        self.retained = sum(a.ByteSize() for a in task.artifacts)
+        """Artifact bytes the snapshot keeps (an upper bound: parts are counted as they arrive)."""
         self.base = 0
         self.subscribers: set[Subscription] = set()
         self.executions: set[Execution] = set()
@@ -122,8 +141,9 @@ class TaskRun:
         low = min((s.pos for s in self.subscribers), default=self.base + len(self.log))
         while self.base < low and self.log:
             self.log.popleft()
+            self.log_bytes -= self._sizes.popleft()
             self.base += 1
-        if self._space is not None and len(self.log) < self.window:
+        if self._space is not None and not self._full():
             self._space.set_result(None)
             self._space = None
 
@@ -133,13 +153,18 @@ class TaskRun:
 
     # -- events --------------------------------------------------------------------------------
 
-    async def _publish(self, event: types.StreamResponse) -> None:
+    def _full(self) -> bool:
+        return len(self.log) >= self.window or (self.log_bytes >= self.window_bytes and bool(self.log))
+
+    async def _publish(self, event: types.StreamResponse, size: int = 0) -> None:
         if self.subscribers:
-            while len(self.log) >= self.window:
+            while self._full():
                 if self._space is None:
                     self._space = asyncio.get_running_loop().create_future()
                 await asyncio.shield(self._space)
             self.log.append(event)
+            self._sizes.append(size)
+            self.log_bytes += size
             changed, self.changed = self.changed, asyncio.get_running_loop().create_future()
             changed.set_result(None)
         else:
@@ -177,19 +202,48 @@ class TaskRun:
                 f"task {self.task.id!r} is {types.TaskState.Name(self.state)}: it takes no more artifacts"
             )
         existing = next((a for a in self.task.artifacts if a.artifact_id == artifact.artifact_id), None)
-        if append and existing is not None:
-            existing.parts.extend(artifact.parts)
-        elif existing is not None:
-            existing.CopyFrom(artifact)
+        size = artifact.ByteSize()
+        replaced = existing.ByteSize() if existing is not None and not append else 0
+        if self.retained - replaced + size <= self.retain_bytes:
+            if append and existing is not None:
+                existing.parts.extend(artifact.parts)
+            elif existing is not None:
+                existing.CopyFrom(artifact)
+            else:
+                self.task.artifacts.append(artifact)
+            self.retained += size - replaced
         else:
-            self.task.artifacts.append(artifact)
+            self._unretained(artifact, existing, append, size)
         self.dirty = True
         event = types.StreamResponse()
         update = event.artifact_update
         update.task_id, update.context_id = self.task.id, self.task.context_id
         update.artifact.CopyFrom(artifact)
         update.append, update.last_chunk = append, last_chunk
-        await self._publish(event)
+        await self._publish(event, size)
+
+    def _unretained(
+        self, artifact: types.Artifact, existing: types.Artifact | None, append: bool, size: int
+    ) -> None:
+        """Keep the artifact's identity, not its content, and say so (see the module doc)."""
+        if existing is None:
+            existing = self.task.artifacts.add()
+            existing.CopyFrom(artifact)
+            del existing.parts[:]
+        elif not append:
+            existing.CopyFrom(artifact)
+            del existing.parts[:]
+        fields = existing.metadata.fields
+        before = fields[UNRETAINED_KEY].number_value if UNRETAINED_KEY in fields else 0.0
+        if not before:
+            log.warning(
+                "task %s: artifact %s exceeds the %d bytes kept per task; further content is streamed "
+                "but not kept",
+                self.task.id,
+                artifact.artifact_id,
+                self.retain_bytes,
+            )
+        existing.metadata[UNRETAINED_KEY] = before + size
 
     async def fail_safely(self, message: types.Message) -> None:
         """Mark the task failed, whatever else has gone wrong: no subscriber may be left waiting."""
