@@ -42,5 +42,8 @@ curl: ## make sure curl is there (the README's curl cookbook is executed by the 
 run: $(STAMP) ## serve the reference agent over gRPC (:50051) and JSON over HTTP (:8080), SQLite store
 	$(BIN)/a2a-grpc serve --grpc-port 50051 --http-port 8080
 
+bench: $(STAMP) ## benchmark our servers against the official SDK and bare grpc.aio (~6 min; docs/performance.md)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
 clean: ## remove the virtualenv and build output
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -127,10 +127,15 @@ class TaskUpdater:
         last_chunk: bool = False,
     ) -> str:
         """Add an artifact, or (``append=True``) more parts to one already sent. Returns its id."""
-        artifact = types.Artifact(
-            artifact_id=artifact_id or new_id(), name=name, description=description, parts=parts
-        )
-        await self._execution.artifact(artifact, append=append, last_chunk=last_chunk)
+        # Built in place inside the event: the run copies it once, into the task it keeps.
+        event = types.StreamResponse()
+        update = event.artifact_update
+        update.append, update.last_chunk = append, last_chunk
+        artifact = update.artifact
+        artifact.artifact_id = artifact_id or new_id()
+        artifact.name, artifact.description = name, description
+        artifact.parts.extend(parts)
+        await self._execution.artifact(event)
         return artifact.artifact_id
 
     async def reply(self, message: types.Message | str) -> None:

@@ -313,6 +313,19 @@ async def tasks(args: argparse.Namespace) -> int:
     return await _with_client(args, run)
 
 
+def _bench(argv: list[str]) -> int:
+    """``a2a-grpc bench``: the benchmark harness (``benchmarks/``), with its own options."""
+    try:
+        from benchmarks import main as bench
+    except ImportError as exc:
+        print(
+            f"a2a-grpc: error: the benchmarks need the development install (make install): {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return int(bench(argv))
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="a2a-grpc", description="A gRPC-native transport for the A2A protocol v1.0."
@@ -404,6 +417,13 @@ def parser() -> argparse.ArgumentParser:
     )
     b.set_defaults(func=bridge_grpc_to_http)
 
+    p = sub.add_parser(
+        "bench",
+        help="benchmark our servers against the official SDK and bare grpc.aio",
+        description="Run the benchmark suite (docs/performance.md); see a2a-grpc bench --help.",
+    )
+    p.set_defaults(func=None)
+
     def client_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("address", help="the agent's gRPC address, HOST:PORT")
         p.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds (default: 30)")
@@ -449,6 +469,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # the harness parses its own options (and --help)
+        return _bench(argv[1:])
     args = parser().parse_args(argv)
     if (
         args.command == "serve"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from a2a_grpc import errors, types
 from a2a_grpc.agent import Agent, RequestContext, new_id, text_message
 from a2a_grpc.taskrun import REST_STATES, Execution, TaskRun
 from a2a_grpc.tasks import InvalidListRequestError, TaskStore, trim_task
+from a2a_grpc.tasks.store import trim_task_in_place
 from a2a_grpc.validation import invalid, require, validate_send, validate_state, validate_webhook_url
 
 if TYPE_CHECKING:
@@ -158,7 +160,7 @@ class RequestHandler:
         ctx = execution.context
         task = types.Task(id=ctx.task_id, context_id=ctx.context_id)
         task.status.state = types.TASK_STATE_SUBMITTED
-        task.status.timestamp.GetCurrentTime()
+        task.status.timestamp.FromNanoseconds(time.time_ns())
         task.history.append(ctx.message)
         run = self._new_run(ctx.tenant, task, [])
         await self.store.save(ctx.tenant, task)
@@ -259,7 +261,10 @@ class RequestHandler:
             await asyncio.shield(execution.at_rest)
         config = request.configuration
         history = config.history_length if config.HasField("history_length") else None
-        return types.SendMessageResponse(task=trim_task(first.task, history))
+        response = types.SendMessageResponse()
+        response.task.CopyFrom(first.task)  # one copy, trimmed in place
+        trim_task_in_place(response.task, history, include_artifacts=True)
+        return response
 
     async def send_streaming_message(
         self, request: types.SendMessageRequest, call: CallContext

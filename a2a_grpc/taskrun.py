@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, cast
@@ -153,6 +154,10 @@ class TaskRun:
 
     # -- events --------------------------------------------------------------------------------
 
+    def _observed(self) -> bool:
+        """Whether an event would reach anyone (a subscriber or a webhook)."""
+        return bool(self.subscribers) or (self.notifier is not None and bool(self.push_configs))
+
     def _full(self) -> bool:
         return len(self.log) >= self.window or (self.log_bytes >= self.window_bytes and bool(self.log))
 
@@ -176,17 +181,20 @@ class TaskRun:
     async def set_status(self, state: int, message: types.Message | None) -> None:
         check_transition(self.task.status.state, state)
         status = types.TaskStatus(state=cast("types.TaskState", state))
-        status.timestamp.GetCurrentTime()
+        status.timestamp.FromNanoseconds(time.time_ns())
         if message is not None:
             status.message.CopyFrom(message)
             self.task.history.append(message)
         self.task.status.CopyFrom(status)
         await self.save()
-        event = types.StreamResponse()
-        update = event.status_update
-        update.task_id, update.context_id = self.task.id, self.task.context_id
-        update.status.CopyFrom(status)
-        await self._publish(event)
+        if self._observed():
+            event = types.StreamResponse()
+            update = event.status_update
+            update.task_id, update.context_id = self.task.id, self.task.context_id
+            update.status.CopyFrom(status)
+            await self._publish(event)
+        else:
+            self.base += 1  # nobody to tell: the snapshot has it all
         for execution in list(self.executions):
             execution.on_status(state)
         if state in TERMINAL_STATES:
@@ -196,11 +204,15 @@ class TaskRun:
         self.dirty = False
         await self.store.save(self.tenant, self.task)
 
-    async def add_artifact(self, artifact: types.Artifact, append: bool, last_chunk: bool) -> None:
+    async def add_artifact(self, event: types.StreamResponse) -> None:
+        """Apply and publish an ``artifact_update`` event (its task and context ids are filled in here)."""
         if self.finished:
             raise errors.UnsupportedOperationError(
                 f"task {self.task.id!r} is {types.TaskState.Name(self.state)}: it takes no more artifacts"
             )
+        update = event.artifact_update
+        update.task_id, update.context_id = self.task.id, self.task.context_id
+        artifact, append = update.artifact, update.append
         existing = next((a for a in self.task.artifacts if a.artifact_id == artifact.artifact_id), None)
         size = artifact.ByteSize()
         replaced = existing.ByteSize() if existing is not None and not append else 0
@@ -215,12 +227,10 @@ class TaskRun:
         else:
             self._unretained(artifact, existing, append, size)
         self.dirty = True
-        event = types.StreamResponse()
-        update = event.artifact_update
-        update.task_id, update.context_id = self.task.id, self.task.context_id
-        update.artifact.CopyFrom(artifact)
-        update.append, update.last_chunk = append, last_chunk
-        await self._publish(event, size)
+        if self._observed():
+            await self._publish(event, size)
+        else:
+            self.base += 1
 
     def _unretained(
         self, artifact: types.Artifact, existing: types.Artifact | None, append: bool, size: int
@@ -306,8 +316,8 @@ class Execution:
     async def status(self, state: int, message: types.Message | None) -> None:
         await (await self._ensure_run()).set_status(state, message)
 
-    async def artifact(self, artifact: types.Artifact, append: bool, last_chunk: bool) -> None:
-        await (await self._ensure_run()).add_artifact(artifact, append, last_chunk)
+    async def artifact(self, event: types.StreamResponse) -> None:
+        await (await self._ensure_run()).add_artifact(event)
 
     async def reply(self, message: types.Message) -> None:
         if self.run is not None or self._replied:

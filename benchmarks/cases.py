@@ -1,0 +1,299 @@
+"""The benchmark cases: each is a server launcher, a load kind and a request builder.
+
+Adding a case is adding one :class:`Case` to :data:`CASES`. ``launch`` starts
+the servers (in a :class:`~benchmarks.servers.ServerSet`, pinned to the server
+core) and says where they listen; ``request`` encodes the request once;
+``load`` turns both into a workload for the load generator. ``requires`` may
+name a reason to skip the case (a missing component), in which case it is
+reported as skipped, never as a number. ``baselines`` are the cases its ratios
+are computed against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from benchmarks import payload
+from benchmarks.agents import EchoAgent
+from benchmarks.httpclient import HttpConnection, HttpError
+from benchmarks.load import Workload
+from benchmarks.servers import SERVER_CPU, Endpoint, ServerError, ServerSet, cli_ready, python_module
+from benchmarks.workload import stream_text
+from benchmarks.workloads import GrpcBidi, GrpcStream, GrpcUnary, HttpStream, HttpUnary
+
+__all__ = ["CASES", "Case", "Options", "case_names"]
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """The run's settings that cases need."""
+
+    workdir: Path
+    stream_events: int
+    artifact_bytes: int
+    artifact_chunk_bytes: int
+
+
+Launcher = Callable[[ServerSet, Options], Awaitable[Endpoint]]
+RequestBuilder = Callable[[Endpoint, Options], payload.Template]
+LoadKind = Callable[[Endpoint, payload.Template, Options], Workload]
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    name: str
+    group: str
+    """``baseline`` (the official SDK, bare gRPC), ``ours`` or ``bridge`` (our JSON bindings)."""
+    summary: str
+    launch: Launcher
+    load: LoadKind | None
+    """None for a single-shot case (``artifact-256mib``), measured once instead of per concurrency."""
+    request: RequestBuilder | None
+    unit: str
+    """Per second, in the table: ``req/s``, ``events/s``, ``msg/s``, ``MB/s``."""
+    baselines: tuple[str, ...]
+    requires: Callable[[], str | None]
+    """None if the case can run, else why not (it is then reported as skipped)."""
+
+
+# -- launchers -----------------------------------------------------------------------------------
+
+
+def _bench_server(kind: str, *extra: str) -> Launcher:
+    """A ``benchmarks.serve`` process of ``kind``; gRPC kinds fill grpc_port, HTTP kinds http_port."""
+
+    async def launch(servers: ServerSet, options: Options) -> Endpoint:
+        args = [kind, "--cpu", str(SERVER_CPU), *(a.format(workdir=options.workdir) for a in extra)]
+        server = await servers.start(kind, python_module("benchmarks.serve", *args))
+        port = int(server.info["port"])
+        http = kind.startswith("sdk-") and kind != "sdk-grpc"
+        return Endpoint(HOST, [server], grpc_port=0 if http else port, http_port=port if http else 0)
+
+    return launch
+
+
+_AGENT = "benchmarks.agents:EchoAgent"
+
+BRIDGE_SERVE = ["serve", "--host", HOST, "--grpc-port", "0", "--http-port", "0", "--store", "memory"]
+"""``a2a-grpc serve`` with the JSON bindings in-process (gRPC and HTTP ports from one process)."""
+BRIDGE_PROXY = [
+    "bridge",
+    "http-to-grpc",
+    "--listen",
+    f"{HOST}:0",
+    "--upstream",
+    "{upstream}",
+    "--card",
+    "{card}",
+]
+"""``a2a-grpc bridge http-to-grpc``: the JSON bindings as a separate process in front of a gRPC agent."""
+
+
+def _bridge_missing() -> str | None:
+    if importlib.util.find_spec("bridge") is None:
+        return "bridge not available"
+    return None
+
+
+def _cli(*args: str) -> list[str]:
+    """``a2a-grpc ARGS`` pinned to the server core (``benchmarks.serve exec`` pins, then execs)."""
+    return python_module(
+        "benchmarks.serve", "exec", "--cpu", str(SERVER_CPU), "--", *python_module("a2a_grpc.cli", *args)
+    )
+
+
+async def _launch_inproc(servers: ServerSet, options: Options) -> Endpoint:
+    server = await servers.start(
+        "a2a-grpc-serve", _cli(*BRIDGE_SERVE, "--agent", _AGENT), cli_ready(want_grpc=True, want_http=True)
+    )
+    endpoint = Endpoint(
+        HOST, [server], grpc_port=int(server.info["grpc_port"]), http_port=int(server.info["http_port"])
+    )
+    endpoint.paths = await _card_paths(HOST, endpoint.http_port)
+    return endpoint
+
+
+async def _launch_proxy(servers: ServerSet, options: Options) -> Endpoint:
+    upstream = await servers.start(
+        "ours", python_module("benchmarks.serve", "ours", "--cpu", str(SERVER_CPU))
+    )
+    target = f"{HOST}:{upstream.info['port']}"
+    card = options.workdir / "echo-card.json"
+    card.write_text(json_format.MessageToJson(EchoAgent.card))
+    args = [a.format(upstream=target, card=card) for a in BRIDGE_PROXY]
+    proxy = await servers.start("a2a-grpc-bridge", _cli(*args), cli_ready(want_grpc=False, want_http=True))
+    endpoint = Endpoint(
+        HOST, [upstream, proxy], grpc_port=int(upstream.info["port"]), http_port=int(proxy.info["http_port"])
+    )
+    endpoint.paths = await _card_paths(HOST, endpoint.http_port)
+    return endpoint
+
+
+CARD_PATH = "/.well-known/agent-card.json"
+
+
+async def _card_paths(host: str, port: int) -> dict[str, str]:
+    """The URL paths the agent card gives for the JSON-RPC and HTTP+JSON interfaces."""
+    conn = HttpConnection(host, port)
+    get = f"GET {CARD_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 0\r\n\r\n".encode()
+    try:
+        async with asyncio.timeout(10):
+            status, body = await conn.request(get)
+    except (OSError, HttpError, TimeoutError) as exc:
+        raise ServerError(f"cannot read the agent card at {CARD_PATH}: {exc}") from None
+    finally:
+        await conn.close()
+    if status != 200:
+        raise ServerError(f"{CARD_PATH} answered HTTP {status}")
+    paths: dict[str, str] = {}
+    for interface in json.loads(body).get("supportedInterfaces", []):
+        url = str(interface.get("url", ""))
+        if url.startswith("http"):
+            path = "/" + url.split("://", 1)[1].partition("/")[2]
+            paths.setdefault(str(interface.get("protocolBinding")), path)
+    return paths
+
+
+# -- requests ------------------------------------------------------------------------------------
+
+
+def _grpc_echo(endpoint: Endpoint, options: Options) -> payload.Template:
+    return payload.grpc_send_request()
+
+
+def _grpc_stream(endpoint: Endpoint, options: Options) -> payload.Template:
+    return payload.grpc_send_request(stream_text(options.stream_events))
+
+
+def _jsonrpc_path(endpoint: Endpoint) -> str:
+    return endpoint.paths.get("JSONRPC", "/")
+
+
+def _rest_prefix(endpoint: Endpoint) -> str:
+    return endpoint.paths.get("HTTP+JSON", "/").rstrip("/")
+
+
+def _jsonrpc_echo(endpoint: Endpoint, options: Options) -> payload.Template:
+    return payload.jsonrpc_send_request(HOST, endpoint.http_port, path=_jsonrpc_path(endpoint))
+
+
+def _jsonrpc_stream(endpoint: Endpoint, options: Options) -> payload.Template:
+    return payload.jsonrpc_send_request(
+        HOST,
+        endpoint.http_port,
+        text=stream_text(options.stream_events),
+        path=_jsonrpc_path(endpoint),
+        method="SendStreamingMessage",
+    )
+
+
+def _rest_echo(endpoint: Endpoint, options: Options) -> payload.Template:
+    return payload.rest_send_request(HOST, endpoint.http_port, path=_rest_prefix(endpoint) + "/message:send")
+
+
+# -- load kinds ----------------------------------------------------------------------------------
+
+
+def _grpc_unary(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
+    return GrpcUnary(endpoint.grpc_target, request)
+
+
+def _grpc_streaming(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
+    return GrpcStream(endpoint.grpc_target, request, options.stream_events)
+
+
+def _grpc_bidi(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
+    return GrpcBidi(endpoint.grpc_target, request)
+
+
+def _http_jsonrpc(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
+    return HttpUnary(HOST, endpoint.http_port, request, jsonrpc=True)
+
+
+def _http_rest(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
+    return HttpUnary(HOST, endpoint.http_port, request, jsonrpc=False)
+
+
+def _sse_jsonrpc(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
+    return HttpStream(HOST, endpoint.http_port, request, options.stream_events, jsonrpc=True)
+
+
+# -- the registry --------------------------------------------------------------------------------
+
+
+def _case(
+    name: str,
+    group: str,
+    summary: str,
+    launch: Launcher,
+    load: LoadKind | None,
+    request: RequestBuilder | None,
+    unit: str,
+    *baselines: str,
+) -> Case:
+    requires = _bridge_missing if group == "bridge" else _always
+    return Case(name, group, summary, launch, load, request, unit, baselines, requires)
+
+
+def _always() -> str | None:
+    return None
+
+
+_SERVE_OURS = _bench_server("ours")
+_SERVE_SQLITE = _bench_server("ours", "--store", "sqlite:///{workdir}/tasks.db")
+_SERVE_SDK_GRPC = _bench_server("sdk-grpc")
+_SERVE_SDK_JSONRPC = _bench_server("sdk-jsonrpc")
+
+CASES: dict[str, Case] = {
+    case.name: case
+    for case in [
+        # -- baselines: the official SDK, and bare grpc.aio as the ceiling
+        _case("sdk-grpc", "baseline", "a2a-sdk echo agent, DefaultRequestHandler + GrpcHandler, SendMessage",
+              _SERVE_SDK_GRPC, _grpc_unary, _grpc_echo, "req/s"),
+        _case("sdk-grpc-stream", "baseline", "a2a-sdk echo agent over gRPC, SendStreamingMessage, N events",
+              _SERVE_SDK_GRPC, _grpc_streaming, _grpc_stream, "events/s"),
+        _case("sdk-jsonrpc", "baseline", "a2a-sdk echo agent, Starlette JSON-RPC routes on uvicorn",
+              _SERVE_SDK_JSONRPC, _http_jsonrpc, _jsonrpc_echo, "req/s"),
+        _case("sdk-jsonrpc-stream", "baseline", "a2a-sdk JSON-RPC SendStreamingMessage (SSE), N events",
+              _SERVE_SDK_JSONRPC, _sse_jsonrpc, _jsonrpc_stream, "events/s"),
+        _case("sdk-rest", "baseline", "a2a-sdk echo agent, Starlette REST routes on uvicorn",
+              _bench_server("sdk-rest"), _http_rest, _rest_echo, "req/s"),
+        _case("grpc-bare", "baseline", "bare grpc.aio handler answering canned SendMessageResponse bytes",
+              _bench_server("grpc-bare"), _grpc_unary, _grpc_echo, "req/s"),
+        _case("grpc-bare-bidi", "baseline", "bare grpc.aio bidirectional stream echoing every message",
+              _bench_server("grpc-bare-bidi"), _grpc_bidi, _grpc_echo, "msg/s"),
+        # -- ours
+        _case("grpc-unary", "ours", "our A2AServer, EchoAgent, memory store, SendMessage",
+              _SERVE_OURS, _grpc_unary, _grpc_echo, "req/s", "sdk-grpc", "grpc-bare"),
+        _case("grpc-unary-sqlite", "ours", "our A2AServer, EchoAgent, SQLite store file, SendMessage",
+              _SERVE_SQLITE, _grpc_unary, _grpc_echo, "req/s", "sdk-grpc", "grpc-bare", "grpc-unary"),
+        _case("grpc-stream", "ours", "our A2AServer, SendStreamingMessage, N artifact events",
+              _SERVE_OURS, _grpc_streaming, _grpc_stream, "events/s", "sdk-grpc-stream"),
+        _case("artifact-256mib", "ours", "our A2AServer streams one chunked artifact: MB/s, RSS growth",
+              _SERVE_OURS, None, None, "MB/s"),
+        # -- our JSON bindings (bridge/), skipped until that package exists
+        _case("jsonrpc-inproc", "bridge", "a2a-grpc serve, in-process JSON-RPC binding, SendMessage",
+              _launch_inproc, _http_jsonrpc, _jsonrpc_echo, "req/s", "sdk-jsonrpc"),
+        _case("rest-inproc", "bridge", "a2a-grpc serve, in-process HTTP+JSON binding, message:send",
+              _launch_inproc, _http_rest, _rest_echo, "req/s", "sdk-rest"),
+        _case("jsonrpc-stream-inproc", "bridge", "in-process JSON-RPC SendStreamingMessage (SSE), N events",
+              _launch_inproc, _sse_jsonrpc, _jsonrpc_stream, "events/s", "sdk-jsonrpc-stream"),
+        _case("jsonrpc-bridge", "bridge", "a2a-grpc bridge process (JSON-RPC) before our gRPC server",
+              _launch_proxy, _http_jsonrpc, _jsonrpc_echo, "req/s", "sdk-jsonrpc", "jsonrpc-inproc"),
+        _case("rest-bridge", "bridge", "a2a-grpc bridge process (HTTP+JSON) before our gRPC server",
+              _launch_proxy, _http_rest, _rest_echo, "req/s", "sdk-rest", "rest-inproc"),
+    ]
+}  # fmt: skip
+
+
+def case_names() -> list[str]:
+    return list(CASES)
