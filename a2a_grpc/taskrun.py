@@ -69,7 +69,7 @@ class Subscription:
             elif run.finished:
                 return
             else:
-                await asyncio.shield(run.changed)
+                await run.changed()
 
     def close(self) -> None:
         if not self._closed:
@@ -109,7 +109,8 @@ class TaskRun:
         self.base = 0
         self.subscribers: set[Subscription] = set()
         self.executions: set[Execution] = set()
-        self.changed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._waiters: list[asyncio.Future[None]] = []
         self.dirty = False  # artifacts not yet persisted (they are saved with the next status)
         self._space: asyncio.Future[None] | None = None
         self._on_idle = on_idle
@@ -165,13 +166,12 @@ class TaskRun:
         if self.subscribers:
             while self._full():
                 if self._space is None:
-                    self._space = asyncio.get_running_loop().create_future()
+                    self._space = self._loop.create_future()
                 await asyncio.shield(self._space)
             self.log.append(event)
             self._sizes.append(size)
             self.log_bytes += size
-            changed, self.changed = self.changed, asyncio.get_running_loop().create_future()
-            changed.set_result(None)
+            self._wake_all()
         else:
             self.base += 1  # nobody is reading: nothing to keep, the snapshot has it all
         if self.notifier is not None:
@@ -264,9 +264,18 @@ class TaskRun:
             self.task.status.state = types.TASK_STATE_FAILED
             self._wake_all()
 
+    def changed(self) -> asyncio.Future[None]:
+        """A future that completes at the next event or state change (each waiter has its own, so
+        a reader that is cancelled while waiting cancels nobody else's wait)."""
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        return waiter
+
     def _wake_all(self) -> None:
-        changed, self.changed = self.changed, asyncio.get_running_loop().create_future()
-        changed.set_result(None)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class Execution:
