@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import grpc
 from google.protobuf import message_factory
@@ -26,7 +26,14 @@ from a2a_grpc import _pool, errors, types
 from a2a_grpc.agent import Agent
 from a2a_grpc.handler import SUPPORTED_VERSIONS, CallContext, RequestHandler, parse_extensions
 
-__all__ = ["A2AServer", "ServerSettings", "add_standard_services", "call_context", "servicer_handler"]
+__all__ = [
+    "A2AServer",
+    "GrpcService",
+    "ServerSettings",
+    "add_standard_services",
+    "call_context",
+    "servicer_handler",
+]
 
 log = logging.getLogger("a2a_grpc.server")
 SERVICE = types.A2A_SERVICE.full_name
@@ -163,7 +170,70 @@ async def add_standard_services(server: grpc.aio.Server, health_servicer: health
     reflection.enable_server_reflection(names, server, pool=_pool.POOL)
 
 
-class A2AServer:
+class GrpcService:
+    """The life of one grpc.aio server carrying A2AService, health checking and reflection.
+
+    Subclasses say what serves A2AService (:meth:`_a2a_handler`) and may add work to
+    :meth:`stop` (``A2AServer`` lets running executions finish; the bridge's ``GrpcFront``
+    forwards to another agent and has none).
+    """
+
+    def __init__(self, settings: ServerSettings | None = None) -> None:
+        self.settings = settings or ServerSettings()
+        self.port = 0
+        """The bound port, once started (``settings.port`` 0 picks a free one)."""
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.port}"
+
+    def _a2a_handler(self) -> grpc.GenericRpcHandler:
+        raise NotImplementedError
+
+    def _bind(self) -> tuple[grpc.aio.Server, int]:
+        s = self.settings
+        server = grpc.aio.server(options=s.grpc_options())
+        port = server.add_insecure_port(f"{s.host}:{s.port}")
+        if port == 0:
+            raise OSError(f"cannot listen on {s.host}:{s.port}")
+        self.port = int(port)
+        return server, self.port
+
+    async def _serve(self, server: grpc.aio.Server) -> int:
+        server.add_generic_rpc_handlers((self._a2a_handler(),))
+        await add_standard_services(server, self._health)
+        await server.start()
+        self._server = server
+        return self.port
+
+    async def start(self) -> int:
+        """Bind and serve; the bound port."""
+        server, _ = self._bind()
+        return await self._serve(server)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls and give running ones ``grace`` seconds (default: the settings')."""
+        grace = self.settings.grace_seconds if grace is None else grace
+        await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+
+    async def wait(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+class A2AServer(GrpcService):
     """One agent served over gRPC: A2AService, grpc.health.v1 and server reflection."""
 
     def __init__(
@@ -175,19 +245,12 @@ class A2AServer:
         notifier: Any = None,
         extra_interfaces: list[types.AgentInterface] | None = None,
     ) -> None:
+        super().__init__(settings)
         self.agent = agent
         self.store = store
-        self.settings = settings or ServerSettings()
         self.notifier = notifier
         self.extra_interfaces = list(extra_interfaces or [])
-        self.port = 0
         self.handler: RequestHandler | None = None
-        self._server: grpc.aio.Server | None = None
-        self._health = health.aio.HealthServicer()
-
-    @property
-    def address(self) -> str:
-        return f"{self.settings.host}:{self.port}"
 
     def card(self) -> types.AgentCard:
         """The public card with this server's interfaces, the gRPC one first."""
@@ -201,13 +264,13 @@ class A2AServer:
         card.supported_interfaces.extend(self.extra_interfaces + others)
         return card
 
+    def _a2a_handler(self) -> grpc.GenericRpcHandler:
+        assert self.handler is not None
+        return servicer_handler(self.handler)
+
     async def start(self) -> int:
+        server, _ = self._bind()  # first: the card names the bound port
         s = self.settings
-        server = grpc.aio.server(options=s.grpc_options())
-        port = server.add_insecure_port(f"{s.host}:{s.port}")
-        if port == 0:
-            raise OSError(f"cannot listen on {s.host}:{s.port}")
-        self.port = port
         self.handler = RequestHandler(
             self.agent,
             self.store,
@@ -217,30 +280,13 @@ class A2AServer:
             window_bytes=s.stream_window_bytes,
             retain_bytes=s.max_retained_artifact_bytes,
         )
-        server.add_generic_rpc_handlers((servicer_handler(self.handler),))
-        await add_standard_services(server, self._health)
-        await server.start()
-        self._server = server
+        port = await self._serve(server)
         log.info("serving %s on %s", self.agent.card.name, self.address)
-        return int(port)
+        return port
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let running ones finish for ``grace`` seconds, then stop executions."""
         grace = self.settings.grace_seconds if grace is None else grace
-        await self._health.enter_graceful_shutdown()
-        if self._server is not None:
-            await self._server.stop(grace)
-            self._server = None
+        await super().stop(grace)
         if self.handler is not None:
             await self.handler.aclose(grace)
-
-    async def wait(self) -> None:
-        if self._server is not None:
-            await self._server.wait_for_termination()
-
-    async def __aenter__(self) -> A2AServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()

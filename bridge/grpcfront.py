@@ -26,10 +26,9 @@ import grpc.aio
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
-from grpc_health.v1 import health
 
 from a2a_grpc import errors, types
-from a2a_grpc.server import ServerSettings, add_standard_services
+from a2a_grpc.server import GrpcService, ServerSettings
 from bridge.upstream import Call, Upstream, forwardable
 
 __all__ = ["GrpcFront", "front_handler", "upstream_call"]
@@ -100,50 +99,17 @@ def front_handler(upstream: Upstream) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(SERVICE, methods)
 
 
-class GrpcFront:
+class GrpcFront(GrpcService):
     """A gRPC server (A2AService, health, reflection) whose every A2A call goes to ``upstream``."""
 
     def __init__(self, upstream: Upstream, settings: ServerSettings | None = None) -> None:
+        super().__init__(settings)
         self.upstream = upstream
-        self.settings = settings or ServerSettings()
-        self.port = 0
-        """The bound port, once started (``settings.port`` 0 picks a free one)."""
-        self._server: grpc.aio.Server | None = None
-        self._health = health.aio.HealthServicer()
 
-    @property
-    def address(self) -> str:
-        return f"{self.settings.host}:{self.port}"
+    def _a2a_handler(self) -> grpc.GenericRpcHandler:
+        return front_handler(self.upstream)
 
     async def start(self) -> int:
-        """Bind and serve; the bound port."""
-        s = self.settings
-        server = grpc.aio.server(options=s.grpc_options())
-        port = server.add_insecure_port(f"{s.host}:{s.port}")
-        if port == 0:
-            raise OSError(f"cannot listen on {s.host}:{s.port}")
-        server.add_generic_rpc_handlers((front_handler(self.upstream),))
-        await add_standard_services(server, self._health)
-        await server.start()
-        self._server, self.port = server, int(port)
+        port = await super().start()
         log.info("serving %s on %s for %s", SERVICE, self.address, type(self.upstream).__name__)
-        return self.port
-
-    async def stop(self, grace: float | None = None) -> None:
-        """Refuse new calls and give running ones ``grace`` seconds (default: the settings')."""
-        grace = self.settings.grace_seconds if grace is None else grace
-        await self._health.enter_graceful_shutdown()
-        if self._server is not None:
-            await self._server.stop(grace)
-            self._server = None
-
-    async def wait(self) -> None:
-        if self._server is not None:
-            await self._server.wait_for_termination()
-
-    async def __aenter__(self) -> GrpcFront:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        return port
