@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -144,15 +144,17 @@ def _unary(
 
 def _streaming(
     handler: RequestHandler, fn: Callable[[Any, CallContext], AsyncGenerator[Message, None]]
-) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Message]]:
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Message]:
+) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]:
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> None:
         try:
             ctx = call_context(context)
             handler.check_call(ctx)
+            # context.write rather than yield: one generator hop less per event.
             # aclosing: a client that leaves closes the event stream (and its subscription) at once.
             async with contextlib.aclosing(fn(request, ctx)) as events:
+                write = context.write
                 async for event in events:
-                    yield event
+                    await write(event)
         except Exception as exc:
             await errors.abort(context, exc)
 

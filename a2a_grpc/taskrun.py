@@ -44,6 +44,8 @@ REST_STATES = TERMINAL_STATES | INTERRUPTED_STATES
 UNRETAINED_KEY = "a2a-grpc/unretained-bytes"
 """Artifact metadata key: bytes of content streamed but not kept in the task (see the module doc)."""
 MiB = 1024 * 1024
+TRIM_EVERY = 32
+"""Readers drop read events from the log once it holds this many (or at once if a producer waits)."""
 
 
 class Subscription:
@@ -64,7 +66,8 @@ class Subscription:
             if self.pos < end:
                 event = run.log[self.pos - run.base]
                 self.pos += 1
-                run.trim()
+                if run.waiting_for_room or len(run.log) >= TRIM_EVERY:
+                    run.trim()  # lazily: read events cost nothing until room is needed
                 yield event
             elif run.finished:
                 return
@@ -155,6 +158,10 @@ class TaskRun:
 
     # -- events --------------------------------------------------------------------------------
 
+    @property
+    def waiting_for_room(self) -> bool:
+        return self._space is not None
+
     def _observed(self) -> bool:
         """Whether an event would reach anyone (a subscriber or a webhook)."""
         return bool(self.subscribers) or (self.notifier is not None and bool(self.push_configs))
@@ -164,6 +171,8 @@ class TaskRun:
 
     async def _publish(self, event: types.StreamResponse, size: int = 0) -> None:
         if self.subscribers:
+            if self._full():
+                self.trim()  # readers drop what they read lazily: count only what is unread
             while self._full():
                 if self._space is None:
                     self._space = self._loop.create_future()
