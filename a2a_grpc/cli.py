@@ -110,7 +110,7 @@ async def serve(args: argparse.Namespace) -> int:
     interfaces: list[types.AgentInterface] = []
     if args.http_port is not None:
         # The composition root: the CLI is the one place that puts the bridge and the runtime together.
-        from bridge.app import BridgeApp
+        from bridge.app import BridgeApp, bridge_interfaces
         from bridge.httpserver import HttpServer
 
         http = HttpServer(None, args.http_host or args.host, args.http_port)
@@ -120,10 +120,7 @@ async def serve(args: argparse.Namespace) -> int:
             await store.close()
             raise CliError(str(exc)) from None
         base = (args.public_url or http.url).rstrip("/")
-        interfaces = [
-            types.AgentInterface(url=base + "/", protocol_binding="JSONRPC", protocol_version="1.0"),
-            types.AgentInterface(url=base, protocol_binding="HTTP+JSON", protocol_version="1.0"),
-        ]
+        interfaces = bridge_interfaces(base)
     server = A2AServer(agent, store, settings, notifier=notifier, extra_interfaces=interfaces)
     try:
         try:
@@ -159,20 +156,17 @@ async def _card_source(source: str, timeout: float) -> types.AgentCard:
     if source.startswith(("http://", "https://")):
         import httpx
 
-        url = source if source.endswith(".json") else source.rstrip("/") + "/.well-known/agent-card.json"
-        try:
-            async with httpx.AsyncClient(timeout=timeout) as http:
-                response = await http.get(url)
-        except httpx.HTTPError as exc:
-            raise CliError(f"cannot fetch the card at {url}: {exc}") from None
-        if response.status_code != 200:
-            raise CliError(f"cannot fetch the card at {url}: HTTP {response.status_code}")
-        body = response.content
-    else:
-        try:
-            body = await asyncio.to_thread(Path(source).read_bytes)
-        except OSError as exc:
-            raise CliError(f"cannot read the card file {source}: {exc.strerror}") from None
+        from bridge.jsonclient import card_url_for, fetch_card
+
+        async with httpx.AsyncClient() as http:
+            try:
+                return await fetch_card(card_url_for(source), client=http, timeout=timeout)
+            except errors.A2AError as exc:
+                raise CliError(f"cannot use the card at {source}: {exc.message}") from None
+    try:
+        body = await asyncio.to_thread(Path(source).read_bytes)
+    except OSError as exc:
+        raise CliError(f"cannot read the card file {source}: {exc.strerror}") from None
     try:
         return codec.from_json(body, types.AgentCard)
     except errors.A2AError as exc:

@@ -648,30 +648,46 @@ def http_status_for(exc: BaseException) -> int:
     return exc.spec.http_status
 
 
-def to_rest_error(exc: BaseException) -> tuple[int, dict[str, Any]]:
+_CODE_OF_REFUSAL = {
+    404: _C.NOT_FOUND,
+    405: _C.UNIMPLEMENTED,
+    413: _C.RESOURCE_EXHAUSTED,
+    415: _C.INVALID_ARGUMENT,
+}
+"""The google.rpc.Code of the HTTP statuses a server sets itself when it refuses a request."""
+
+
+def to_rest_error(exc: BaseException, http_status: int | None = None) -> tuple[int, dict[str, Any]]:
     """The HTTP status and ``google.rpc.Status`` body (HTTP+JSON binding) for ``exc``.
 
     The body is the JSON mapping of ``google.rpc.Status`` as HTTP APIs carry it:
     ``{"error": {"code": <HTTP status>, "status": "<gRPC code name>", "message", "details"}}``,
     the details being the same ``@type``d ErrorInfo / BadRequest objects as on the other bindings.
+    ``http_status`` overrides the table's status, for a request refused before any operation ran
+    (unknown route 404, wrong verb 405, body too large 413, wrong media type 415).
     """
     err = _coerce(exc)
-    http = http_status_for(err)
-    body: dict[str, Any] = {"code": http, "status": _wire_grpc_code(err).name, "message": err.message}
+    code = _wire_grpc_code(err)
+    if http_status is None:
+        http = http_status_for(err)
+    else:
+        http, code = http_status, _CODE_OF_REFUSAL.get(http_status, code)
+    body: dict[str, Any] = {"code": http, "status": code.name, "message": err.message}
     details = _typed_detail_list(err)
     if details:
         body["details"] = details
     return http, {"error": body}
 
 
-def to_problem_details(exc: BaseException) -> tuple[int, dict[str, Any]]:
+def to_problem_details(exc: BaseException, http_status: int | None = None) -> tuple[int, dict[str, Any]]:
     """The HTTP status and RFC 9457 problem object for ``exc`` (``application/problem+json``).
 
     ``type`` is the spec's URI for A2A-specific errors and ``about:blank`` otherwise; ErrorInfo
     metadata become extension members, field violations a ``fieldViolations`` member.
+    ``http_status`` overrides the table's status, as for :func:`to_rest_error`.
     """
     err = _coerce(exc)
-    http = http_status_for(err)
+    http = http_status_for(err) if http_status is None else http_status
     problem: dict[str, Any] = {
         "type": err.spec.problem_type or "about:blank",
         "title": err.spec.default_message,

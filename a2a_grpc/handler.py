@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from a2a_grpc.validation import invalid, require, validate_send, validate_state,
 if TYPE_CHECKING:
     from a2a_grpc.push import PushNotifier
 
-__all__ = ["SUPPORTED_VERSIONS", "CallContext", "RequestHandler"]
+__all__ = ["SUPPORTED_VERSIONS", "CallContext", "RequestHandler", "operation_name", "parse_extensions"]
 
 log = logging.getLogger("a2a_grpc.handler")
 
@@ -47,6 +48,20 @@ class CallContext:
     extensions: frozenset[str] = frozenset()
     """The ``a2a-extensions`` service parameter, split on commas."""
     headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> CallContext:
+        """The context of a call whose service parameters travel as (lower-case) headers or metadata."""
+        return cls(
+            version=headers.get("a2a-version"),
+            extensions=parse_extensions(headers.get("a2a-extensions")),
+            headers=headers,
+        )
+
+
+def operation_name(rpc: str) -> str:
+    """The RequestHandler method of an RPC: ``SendMessage`` -> ``send_message``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", rpc).lower()
 
 
 def parse_extensions(value: str | None) -> frozenset[str]:

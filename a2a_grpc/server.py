@@ -9,28 +9,29 @@ exception is turned into a gRPC status in one place (``errors.abort``).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
-import re
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Self
 
 import grpc
 from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from a2a_grpc import _pool, errors, types
 from a2a_grpc.agent import Agent
-from a2a_grpc.handler import SUPPORTED_VERSIONS, CallContext, RequestHandler, parse_extensions
+from a2a_grpc.handler import SUPPORTED_VERSIONS, CallContext, RequestHandler, operation_name
 
 __all__ = [
     "A2AServer",
     "GrpcService",
     "ServerSettings",
-    "add_standard_services",
+    "a2a_service_handler",
     "call_context",
     "servicer_handler",
 ]
@@ -89,42 +90,48 @@ class ServerSettings:
 
 
 def call_context(context: grpc.aio.ServicerContext) -> CallContext:
-    version = extensions = None
-    headers: dict[str, str] = {}
-    for key, value in context.invocation_metadata() or ():
-        if isinstance(value, str):
-            headers[key] = value
-            if key == "a2a-version":
-                version = value
-            elif key == "a2a-extensions":
-                extensions = value
-    return CallContext(version=version, extensions=parse_extensions(extensions), headers=headers)
+    headers = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+    return CallContext.from_headers(headers)
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+UnaryFn = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]
+StreamFn = Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
 
 
-def servicer_handler(handler: RequestHandler) -> grpc.GenericRpcHandler:
-    """The lf.a2a.v1.A2AService implementation, derived from the service descriptor."""
+def a2a_service_handler(
+    unary: Callable[[MethodDescriptor], UnaryFn], streaming: Callable[[MethodDescriptor], StreamFn]
+) -> grpc.GenericRpcHandler:
+    """lf.a2a.v1.A2AService from the service descriptor: each RPC served by ``unary(method)`` or
+    ``streaming(method)``, with the request and response classes of our pool."""
     methods: dict[str, grpc.RpcMethodHandler] = {}
     for method in types.A2A_SERVICE.methods:
         request_cls = message_factory.GetMessageClass(method.input_type)
         response_cls = message_factory.GetMessageClass(method.output_type)
-        fn = getattr(handler, _snake(method.name))
-        if method.server_streaming:
-            methods[method.name] = grpc.unary_stream_rpc_method_handler(
-                _streaming(handler, fn),
-                request_deserializer=request_cls.FromString,
-                response_serializer=response_cls.SerializeToString,
-            )
-        else:
-            methods[method.name] = grpc.unary_unary_rpc_method_handler(
-                _unary(handler, fn, response_cls),
-                request_deserializer=request_cls.FromString,
-                response_serializer=response_cls.SerializeToString,
-            )
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        fn = streaming(method) if method.server_streaming else unary(method)
+        methods[method.name] = make(
+            fn,
+            request_deserializer=request_cls.FromString,
+            response_serializer=response_cls.SerializeToString,
+        )
     return grpc.method_handlers_generic_handler(SERVICE, methods)
+
+
+def servicer_handler(handler: RequestHandler) -> grpc.GenericRpcHandler:
+    """The lf.a2a.v1.A2AService implementation over a RequestHandler (same-named methods)."""
+
+    def unary(method: MethodDescriptor) -> UnaryFn:
+        response_cls = message_factory.GetMessageClass(method.output_type)
+        return _unary(handler, getattr(handler, operation_name(method.name)), response_cls)
+
+    def streaming(method: MethodDescriptor) -> StreamFn:
+        return _streaming(handler, getattr(handler, operation_name(method.name)))
+
+    return a2a_service_handler(unary, streaming)
 
 
 def _unary(
@@ -161,18 +168,7 @@ def _streaming(
     return call
 
 
-async def add_standard_services(server: grpc.aio.Server, health_servicer: health.aio.HealthServicer) -> None:
-    """grpc.health.v1 (A2AService and the server SERVING) and reflection over our descriptor pool."""
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", SERVICE):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    _pool.include(health_pb2.DESCRIPTOR)
-    _pool.include(reflection_pb2.DESCRIPTOR)
-    names = (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
-    reflection.enable_server_reflection(names, server, pool=_pool.POOL)
-
-
-class GrpcService:
+class GrpcService(abc.ABC):
     """The life of one grpc.aio server carrying A2AService, health checking and reflection.
 
     Subclasses say what serves A2AService (:meth:`_a2a_handler`) and may add work to
@@ -191,8 +187,9 @@ class GrpcService:
     def address(self) -> str:
         return f"{self.settings.host}:{self.port}"
 
+    @abc.abstractmethod
     def _a2a_handler(self) -> grpc.GenericRpcHandler:
-        raise NotImplementedError
+        """What serves lf.a2a.v1.A2AService (called once, at start)."""
 
     def _bind(self) -> tuple[grpc.aio.Server, int]:
         s = self.settings
@@ -205,7 +202,14 @@ class GrpcService:
 
     async def _serve(self, server: grpc.aio.Server) -> int:
         server.add_generic_rpc_handlers((self._a2a_handler(),))
-        await add_standard_services(server, self._health)
+        # grpc.health.v1 (A2AService and the server SERVING) and reflection over our descriptor pool.
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        for name in ("", SERVICE):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        _pool.include(health_pb2.DESCRIPTOR)
+        _pool.include(reflection_pb2.DESCRIPTOR)
+        names = (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server, pool=_pool.POOL)
         await server.start()
         self._server = server
         return self.port

@@ -236,10 +236,7 @@ class TaskRun:
         else:
             self._unretained(artifact, existing, append, size)
         self.dirty = True
-        if self._observed():
-            await self._publish(event, size)
-        else:
-            self.base += 1
+        await self._publish(event, size)
 
     def _unretained(
         self, artifact: types.Artifact, existing: types.Artifact | None, append: bool, size: int

@@ -43,9 +43,9 @@ from google.protobuf.message import Message
 from a2a_grpc import errors, types
 from bridge import codec
 from bridge.routes import Route, Router, compile_routes, query_to_json
-from bridge.upstream import METHODS, Call, Upstream, forwardable, parse_timeout
+from bridge.upstream import CARD_PATH, METHODS, Call, Upstream, forwardable, parse_timeout
 
-__all__ = ["BridgeApp", "BridgeSettings", "HttpFailure"]
+__all__ = ["BridgeApp", "BridgeSettings", "HttpFailure", "bridge_interfaces"]
 
 log = logging.getLogger("bridge.app")
 
@@ -54,10 +54,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 MiB = 1024 * 1024
-CARD_PATH = "/.well-known/agent-card.json"
 JSON_TYPES = ("application/json", "application/a2a+json")
-_STATUS_NAMES = {404: "NOT_FOUND", 405: "UNIMPLEMENTED", 413: "RESOURCE_EXHAUSTED", 415: "INVALID_ARGUMENT"}
-"""google.rpc.Code names for the statuses the app sets itself (the Status body's ``status``)."""
 _REQUEST_CLASSES = {name: message_factory.GetMessageClass(m.input_type) for name, m in METHODS.items()}
 
 
@@ -369,15 +366,10 @@ class BridgeApp:
         headers: Iterable[tuple[str, str]] = (),
     ) -> None:
         if request.wants_problem():
-            http, body = errors.to_problem_details(exc)
-            if status is not None:
-                http = body["status"] = status
+            http, body = errors.to_problem_details(exc, status)
             media = "application/problem+json"
         else:
-            http, body = errors.to_rest_error(exc)
-            if status is not None:
-                http = body["error"]["code"] = status
-                body["error"]["status"] = _STATUS_NAMES.get(status, body["error"]["status"])
+            http, body = errors.to_rest_error(exc, status)
             media = "application/json"
         await _respond(send, http, codec.dumps(body), headers, media)
 
@@ -445,14 +437,11 @@ class BridgeApp:
             return card
         out = types.AgentCard()
         out.CopyFrom(card)
-        version = card.supported_interfaces[0].protocol_version if card.supported_interfaces else "1.0"
+        version = card.supported_interfaces[0].protocol_version if card.supported_interfaces else ""
         have = {(i.protocol_binding, i.url) for i in out.supported_interfaces}
-        base = self.public_url.rstrip("/")
-        for binding, url in (("JSONRPC", base + "/"), ("HTTP+JSON", base)):
-            if (binding, url) not in have:
-                out.supported_interfaces.add(
-                    url=url, protocol_binding=binding, protocol_version=version or "1.0"
-                )
+        for interface in bridge_interfaces(self.public_url, version or "1.0"):
+            if (interface.protocol_binding, interface.url) not in have:
+                out.supported_interfaces.append(interface)
         return out
 
     async def _card(self, request: _Request, send: Send) -> None:
@@ -476,6 +465,15 @@ class BridgeApp:
             await send({"type": "http.response.body", "body": b""})
             return
         await _respond(send, 200, b"" if request.verb == "HEAD" else body, headers, length=len(body))
+
+
+def bridge_interfaces(base_url: str, version: str = "1.0") -> list[types.AgentInterface]:
+    """The card entries of a bridge at ``base_url``: JSON-RPC at its root, HTTP+JSON at its base."""
+    base = base_url.rstrip("/")
+    return [
+        types.AgentInterface(url=base + "/", protocol_binding="JSONRPC", protocol_version=version),
+        types.AgentInterface(url=base, protocol_binding="HTTP+JSON", protocol_version=version),
+    ]
 
 
 def _raw(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

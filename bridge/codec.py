@@ -133,8 +133,27 @@ def _join(root: str, path: str) -> str:
     return f"{root}.{path}" if root and path else root or path
 
 
+@cache
+def _fields(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
+    """A message's fields by JSON name and by proto name (both spellings are read)."""
+    return {**{f.name: f for f in descriptor.fields}, **{f.json_name: f for f in descriptor.fields}}
+
+
 def _field(descriptor: Descriptor, key: str) -> FieldDescriptor | None:
-    return next((f for f in descriptor.fields if key in (f.json_name, f.name)), None)
+    return _fields(descriptor).get(key)
+
+
+@cache
+def _holds_bytes(descriptor: Descriptor, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether a message can contain a bytes field at any depth (else there is nothing to check)."""
+    if descriptor.full_name.startswith("google.protobuf.") or descriptor.full_name in seen:
+        return False
+    seen = seen | {descriptor.full_name}
+    return any(
+        f.type == FieldDescriptor.TYPE_BYTES
+        or (f.message_type is not None and _holds_bytes(f.message_type, seen))
+        for f in descriptor.fields
+    )
 
 
 def _fits(descriptor: Descriptor, members: dict[str, Any], ignore_unknown: bool) -> bool:
@@ -255,7 +274,8 @@ def decode(data: object, cls: type[M], *, where: str = "", ignore_unknown: bool 
             f"invalid {path or cls.DESCRIPTOR.name}: {description}",
             field_violations=[FieldViolation(path, description)],
         ) from None
-    _check_bytes(members, descriptor, where)
+    if _holds_bytes(descriptor):
+        _check_bytes(members, descriptor, where)
     return message
 
 

@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 import grpc.aio
-from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
-from a2a_grpc.server import GrpcService, ServerSettings
+from a2a_grpc.server import GrpcService, ServerSettings, StreamFn, UnaryFn, a2a_service_handler
 from bridge.upstream import Call, Upstream, forwardable
 
 __all__ = ["GrpcFront", "front_handler", "upstream_call"]
@@ -48,55 +46,38 @@ def upstream_call(context: grpc.aio.ServicerContext) -> Call:
     return Call(headers, context.time_remaining())
 
 
-def _unary(
-    upstream: Upstream, method: str
-) -> Callable[[Message, grpc.aio.ServicerContext], Awaitable[Message]]:
+def _unary(upstream: Upstream, method: MethodDescriptor) -> UnaryFn:
+    name = method.name
+
     async def forward(request: Message, context: grpc.aio.ServicerContext) -> Message:
         try:
-            return await upstream.unary(method, request, upstream_call(context))
+            return await upstream.unary(name, request, upstream_call(context))
         except Exception as exc:
             await errors.abort(context, exc)
 
     return forward
 
 
-def _streaming(
-    upstream: Upstream, method: str
-) -> Callable[[Message, grpc.aio.ServicerContext], AsyncIterator[Message]]:
-    async def forward(request: Message, context: grpc.aio.ServicerContext) -> AsyncIterator[Message]:
+def _streaming(upstream: Upstream, method: MethodDescriptor) -> StreamFn:
+    name = method.name
+
+    async def forward(request: Message, context: grpc.aio.ServicerContext) -> None:
         try:
             # aclosing: when the client leaves (this task is cancelled), the upstream stream closes now.
-            async with contextlib.aclosing(
-                upstream.stream(method, request, upstream_call(context))
-            ) as events:
+            async with contextlib.aclosing(upstream.stream(name, request, upstream_call(context))) as events:
                 async for event in events:
-                    yield event
+                    await context.write(event)
         except Exception as exc:
             await errors.abort(context, exc)
 
     return forward
-
-
-def _handler(upstream: Upstream, method: MethodDescriptor) -> grpc.RpcMethodHandler:
-    request_cls = message_factory.GetMessageClass(method.input_type)
-    response_cls = message_factory.GetMessageClass(method.output_type)
-    if method.server_streaming:
-        return grpc.unary_stream_rpc_method_handler(
-            _streaming(upstream, method.name),
-            request_deserializer=request_cls.FromString,
-            response_serializer=response_cls.SerializeToString,
-        )
-    return grpc.unary_unary_rpc_method_handler(
-        _unary(upstream, method.name),
-        request_deserializer=request_cls.FromString,
-        response_serializer=response_cls.SerializeToString,
-    )
 
 
 def front_handler(upstream: Upstream) -> grpc.GenericRpcHandler:
     """``lf.a2a.v1.A2AService``, every method forwarded to ``upstream``, from the service descriptor."""
-    methods = {method.name: _handler(upstream, method) for method in types.A2A_SERVICE.methods}
-    return grpc.method_handlers_generic_handler(SERVICE, methods)
+    return a2a_service_handler(
+        lambda method: _unary(upstream, method), lambda method: _streaming(upstream, method)
+    )
 
 
 class GrpcFront(GrpcService):

@@ -37,7 +37,7 @@ from a2a_grpc.handler import version_supported
 from bridge import codec
 from bridge.routes import Router, compile_routes
 from bridge.sse import SseDecoder, SseEvent
-from bridge.upstream import METHODS, Call, Upstream
+from bridge.upstream import CARD_PATH, METHODS, Call, Upstream
 
 __all__ = [
     "CARD_PATH",
@@ -45,6 +45,7 @@ __all__ = [
     "JSON_BINDINGS",
     "JsonRpcUpstream",
     "RestUpstream",
+    "card_url_for",
     "choose_interface",
     "fetch_card",
     "open_json_upstream",
@@ -52,8 +53,6 @@ __all__ = [
 
 log = logging.getLogger("bridge.jsonclient")
 
-CARD_PATH = "/.well-known/agent-card.json"
-"""Where an agent publishes its public card, under its origin (spec section 8.2)."""
 CARD_TIMEOUT = 10.0
 """Seconds :func:`open_json_upstream` waits for the agent card."""
 JSON_BINDINGS: tuple[str, ...] = ("JSONRPC", "HTTP+JSON")
@@ -351,6 +350,11 @@ def _status_of(body: object) -> int:
 # --- the agent card ------------------------------------------------------------------------------
 
 
+def card_url_for(url: str) -> str:
+    """The card's URL: ``url`` itself if it names a ``.json`` file, else :data:`CARD_PATH` under it."""
+    return url if urlsplit(url).path.endswith(".json") else url.rstrip("/") + CARD_PATH
+
+
 async def fetch_card(
     url: str, *, client: httpx.AsyncClient, timeout: float | None = CARD_TIMEOUT
 ) -> types.AgentCard:
@@ -420,7 +424,7 @@ async def open_json_upstream(
     binding is in ``prefer`` and whose version is 1.0 is used, with its ``tenant``. The upstream
     owns a client it creates; a ``client`` given is left open by ``aclose``.
     """
-    card_url = url if urlsplit(url).path.endswith(".json") else url.rstrip("/") + CARD_PATH
+    card_url = card_url_for(url)
     http = client or httpx.AsyncClient(timeout=None)
     try:
         card = await fetch_card(card_url, client=http, timeout=timeout)

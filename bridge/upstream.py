@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,9 +29,10 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
-from a2a_grpc.handler import CallContext, RequestHandler, parse_extensions
+from a2a_grpc.handler import CallContext, RequestHandler, operation_name
 
 __all__ = [
+    "CARD_PATH",
     "FORWARDED_HEADERS",
     "METHODS",
     "Call",
@@ -41,19 +41,16 @@ __all__ = [
     "Upstream",
     "forwardable",
     "parse_timeout",
-    "snake",
 ]
+
+CARD_PATH = "/.well-known/agent-card.json"
+"""Where an agent publishes its public card, under its origin (spec section 8.2)."""
 
 FORWARDED_HEADERS: tuple[str, ...] = ("authorization", "traceparent", "tracestate")
 """Headers a bridge passes on, besides every ``a2a-*`` one; everything else stays behind."""
 
 METHODS: Mapping[str, MethodDescriptor] = {m.name: m for m in types.A2A_SERVICE.methods}
 """The A2A RPCs by name: the JSON-RPC method names and the keys of every upstream call."""
-
-
-def snake(name: str) -> str:
-    """``SendMessage`` -> ``send_message`` (the RequestHandler method of an RPC)."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def forwardable(name: str, extra: Iterable[str] = ()) -> bool:
@@ -116,17 +113,12 @@ class LocalUpstream:
         self.handler = handler
 
     def _context(self, call: Call) -> CallContext:
-        headers = call.headers
-        ctx = CallContext(
-            version=headers.get("a2a-version"),
-            extensions=parse_extensions(headers.get("a2a-extensions")),
-            headers=dict(headers),
-        )
+        ctx = CallContext.from_headers(dict(call.headers))
         self.handler.check_call(ctx)
         return ctx
 
     async def unary(self, method: str, request: Message, call: Call) -> Message:
-        fn = getattr(self.handler, snake(method))
+        fn = getattr(self.handler, operation_name(method))
         ctx = self._context(call)
         try:
             async with asyncio.timeout(call.timeout):
@@ -141,7 +133,7 @@ class LocalUpstream:
         return result  # type: ignore[no-any-return]
 
     async def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
-        fn = getattr(self.handler, snake(method))
+        fn = getattr(self.handler, operation_name(method))
         ctx = self._context(call)
         loop = asyncio.get_running_loop()
         deadline = None if call.timeout is None else loop.time() + call.timeout

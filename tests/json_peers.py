@@ -18,15 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
-from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, create_rest_routes
-from a2a.server.tasks import InMemoryPushNotificationConfigStore, InMemoryTaskStore
 from a2a.types import a2a_pb2 as sdk
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tests.sdk_peers import SdkAgentExecutor, sdk_card
+from tests.sdk_peers import sdk_card, sdk_handler
 from tests.webhook import until
 
 __all__ = ["JSONRPC_PATH", "JsonPeer", "Recorder", "Seen", "bind", "sdk_json_peer", "serve_asgi"]
@@ -178,18 +176,7 @@ async def sdk_json_peer(
             url=url, protocol_binding=binding, protocol_version=version, tenant=tenant
         )
         served.add(binding)
-    extended_card: sdk.AgentCard | None = None
-    if extended and extended_configured:
-        extended_card = sdk.AgentCard()
-        extended_card.CopyFrom(card)
-        extended_card.description += " (extended)"
-    handler = DefaultRequestHandler(
-        agent_executor=SdkAgentExecutor(),
-        task_store=InMemoryTaskStore(),
-        agent_card=card,
-        push_config_store=InMemoryPushNotificationConfigStore() if push else None,
-        extended_agent_card=extended_card,
-    )
+    handler = sdk_handler(card, push=push, extended_card=extended and extended_configured)
     routes: list[BaseRoute] = [*create_agent_card_routes(card)]
     if "JSONRPC" in served:
         routes += create_jsonrpc_routes(handler, JSONRPC_PATH)

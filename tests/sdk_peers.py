@@ -222,24 +222,30 @@ def sdk_card(*, streaming: bool = True, push: bool = True, extended: bool = True
     return card
 
 
+def sdk_handler(card: sdk.AgentCard, *, push: bool, extended_card: bool) -> DefaultRequestHandler:
+    """The SDK's DefaultRequestHandler over :class:`SdkAgentExecutor`, in-memory stores; with
+    ``extended_card``, an extended card that is ``card`` as it stands now, marked "(extended)"."""
+    extended: sdk.AgentCard | None = None
+    if extended_card:
+        extended = sdk.AgentCard()
+        extended.CopyFrom(card)
+        extended.description += " (extended)"
+    return DefaultRequestHandler(
+        agent_executor=SdkAgentExecutor(),
+        task_store=InMemoryTaskStore(),
+        agent_card=card,
+        push_config_store=InMemoryPushNotificationConfigStore() if push else None,
+        extended_agent_card=extended,
+    )
+
+
 @contextlib.asynccontextmanager
 async def sdk_server(
     *, streaming: bool = True, push: bool = True, extended: bool = True, extended_configured: bool = True
 ) -> AsyncIterator[str]:
     """An a2a-sdk gRPC server (DefaultRequestHandler + GrpcHandler) on 127.0.0.1; yields host:port."""
     card = sdk_card(streaming=streaming, push=push, extended=extended)
-    extended_card: sdk.AgentCard | None = None
-    if extended and extended_configured:
-        extended_card = sdk.AgentCard()
-        extended_card.CopyFrom(card)
-        extended_card.description += " (extended)"
-    handler = DefaultRequestHandler(
-        agent_executor=SdkAgentExecutor(),
-        task_store=InMemoryTaskStore(),
-        agent_card=card,
-        push_config_store=InMemoryPushNotificationConfigStore() if push else None,
-        extended_agent_card=extended_card,
-    )
+    handler = sdk_handler(card, push=push, extended_card=extended and extended_configured)
     server = grpc.aio.server()
     sdk_grpc.add_A2AServiceServicer_to_server(GrpcHandler(handler), server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
