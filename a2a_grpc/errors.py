@@ -73,6 +73,7 @@ __all__ = [
     "UnsupportedOperationError",
     "VersionNotSupportedError",
     "abort",
+    "echo",
     "from_jsonrpc_error",
     "from_rest_error",
     "from_rpc_error",
@@ -96,6 +97,32 @@ BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 INTERNAL_MESSAGE = "internal error"
 """The only text sent for an exception that is not an :class:`A2AError`."""
+MAX_MESSAGE_BYTES = 1024
+"""Longest error message sent, in UTF-8 bytes; longer ones are cut (see :class:`A2AError`)."""
+MAX_DETAIL_BYTES = 256
+"""Longest ErrorInfo metadata value or field-violation text sent, in UTF-8 bytes."""
+ECHO_CHARS = 64
+"""How much of a caller's value an error message quotes back (:func:`echo`)."""
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, marked with an ellipsis when cut."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    return data[: limit - 3].decode(errors="ignore") + "\u2026"
+
+
+def echo(value: object, limit: int = ECHO_CHARS) -> str:
+    """A caller-supplied value quoted for an error message (``repr``), cut to ``limit`` characters.
+
+    Ids and names come from the caller and may be huge; an error that quoted them whole could
+    exceed the transport's metadata limit, or bury the one sentence that matters.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        return repr(text[:limit]) + f"\u2026 ({len(text)} characters)"
+    return repr(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +173,17 @@ class A2AError(Exception):
         field_violations: Iterable[FieldViolation] = (),
         grpc_code: grpc.StatusCode | None = None,
     ) -> None:
-        self.message: str = self.spec.default_message if message is None else message
-        self.metadata: dict[str, str] = {str(k): str(v) for k, v in (metadata or {}).items()}
-        self.field_violations: tuple[FieldViolation, ...] = tuple(field_violations)
+        # Everything here may quote caller input: each piece is bounded, so that an error always
+        # fits the transport (a gRPC status travels in headers, 8 KiB by default).
+        text = self.spec.default_message if message is None else message
+        self.message: str = _cut(text, MAX_MESSAGE_BYTES)
+        self.metadata: dict[str, str] = {
+            _cut(str(k), MAX_DETAIL_BYTES): _cut(str(v), MAX_DETAIL_BYTES) for k, v in (metadata or {}).items()
+        }
+        self.field_violations: tuple[FieldViolation, ...] = tuple(
+            FieldViolation(_cut(v.field, MAX_DETAIL_BYTES), _cut(v.description, MAX_DETAIL_BYTES))
+            for v in field_violations
+        )
         self.grpc_code: grpc.StatusCode = self.spec.grpc_code if grpc_code is None else grpc_code
         super().__init__(self.message)
 
