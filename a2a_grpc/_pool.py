@@ -57,6 +57,11 @@ def message_class(file: FileDescriptor, name: str) -> type[Message]:
     return message_factory.GetMessageClass(file.message_types_by_name[name])
 
 
+def message_class_by_name(full_name: str) -> type[Message]:
+    """The class of a message of our pool by full name (``google.protobuf.Value``)."""
+    return message_factory.GetMessageClass(POOL.FindMessageTypeByName(full_name))
+
+
 def enum_type(file: FileDescriptor, name: str) -> EnumTypeWrapper:
     return EnumTypeWrapper(file.enum_types_by_name[name])
 
