@@ -29,7 +29,7 @@ from a2a_grpc import types
 if TYPE_CHECKING:
     from a2a_grpc.taskrun import Execution
 
-__all__ = ["Agent", "RequestContext", "TaskUpdater", "new_id", "text_message"]
+__all__ = ["Agent", "ArtifactWriter", "RequestContext", "TaskUpdater", "new_id", "text_message"]
 
 
 def new_id() -> str:
@@ -47,7 +47,7 @@ def text_message(
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    """What the agent is asked to do."""
+    """What the agent is asked to do, and how the caller asked."""
 
     message: types.Message
     """The incoming message (its task_id and context_id are filled in)."""
@@ -62,17 +62,48 @@ class RequestContext:
     """Extension URIs the caller asked for (``a2a-extensions``)."""
     headers: Mapping[str, str] = field(default_factory=dict)
     """Call metadata (gRPC metadata or allow-listed HTTP headers), lower-case keys."""
+    configuration: types.SendMessageConfiguration = field(default_factory=types.SendMessageConfiguration)
+    """The request's ``SendMessageConfiguration`` as sent (read it; the properties below say the same)."""
+    streaming: bool = False
+    """Whether the caller follows the task on a stream (SendStreamingMessage), not a single answer."""
 
     @property
     def text(self) -> str:
         """The text parts of the incoming message, joined by newlines."""
         return "\n".join(p.text for p in self.message.parts if p.WhichOneof("content") == "text")
 
+    @property
+    def return_immediately(self) -> bool:
+        """The caller takes the task as soon as it exists and will poll, subscribe or be notified."""
+        return self.configuration.return_immediately
+
+    @property
+    def accepted_output_modes(self) -> tuple[str, ...]:
+        """Media types the caller can consume; empty means the caller did not say."""
+        return tuple(self.configuration.accepted_output_modes)
+
+    @property
+    def history_length(self) -> int | None:
+        """How many history messages the caller wants back with the task; None: all of them."""
+        config = self.configuration
+        return config.history_length if config.HasField("history_length") else None
+
+    @property
+    def push_config(self) -> types.TaskPushNotificationConfig | None:
+        """The webhook sent with the message (already registered for the task), if any."""
+        config = self.configuration
+        if not config.HasField("task_push_notification_config"):
+            return None
+        return config.task_push_notification_config
+
 
 class TaskUpdater:
-    """Reports an agent's progress on one request. Every method may wait (backpressure)."""
+    """Reports an agent's progress on one request. Every method may wait (backpressure).
 
-    __slots__ = ("_execution",)
+    Valid while ``execute`` runs; :meth:`detach` keeps it valid afterwards (see there).
+    """
+
+    __slots__ = ("__weakref__", "_execution")
 
     def __init__(self, execution: Execution) -> None:
         self._execution = execution
@@ -84,6 +115,12 @@ class TaskUpdater:
     @property
     def context_id(self) -> str:
         return self._execution.context.context_id
+
+    @property
+    def state(self) -> int:
+        """The task's current state (``TASK_STATE_UNSPECIFIED`` before the task exists)."""
+        run = self._execution.run
+        return run.state if run is not None else types.TASK_STATE_UNSPECIFIED
 
     def message(self, text: str) -> types.Message:
         """An agent message of this task with one text part."""
@@ -126,7 +163,17 @@ class TaskUpdater:
         append: bool = False,
         last_chunk: bool = False,
     ) -> str:
-        """Add an artifact, or (``append=True``) more parts to one already sent. Returns its id."""
+        """Add an artifact, or (``append=True``) more parts to one already sent. Returns its id.
+
+        Appending needs the id the first call returned (ValueError otherwise: a chunk without it
+        would silently start a new artifact). For content produced piece by piece,
+        :meth:`artifact_writer` keeps the id for you.
+        """
+        if append and not artifact_id:
+            raise ValueError(
+                "append=True needs artifact_id (the id the first call returned); "
+                "updater.artifact_writer() keeps it for you"
+            )
         # Built in place inside the event: the run copies it once, into the task it keeps.
         event = types.StreamResponse()
         update = event.artifact_update
@@ -135,14 +182,79 @@ class TaskUpdater:
         artifact.artifact_id = artifact_id or new_id()
         artifact.name, artifact.description = name, description
         artifact.parts.extend(parts)
+        if not artifact.parts:
+            raise ValueError("an artifact update needs at least one part")
         await self._execution.artifact(event)
         return artifact.artifact_id
+
+    def artifact_writer(self, *, name: str = "", description: str = "") -> ArtifactWriter:
+        """One artifact written in chunks: ``await writer.write(parts)``, the last with ``last=True``."""
+        return ArtifactWriter(self, name=name, description=description)
 
     async def reply(self, message: types.Message | str) -> None:
         """Answer with one message and no task. Only valid as the agent's first and only output."""
         if isinstance(message, str):
             message = text_message(message, context_id=self.context_id)
         await self._execution.reply(message)
+
+    async def detach(self) -> TaskUpdater:
+        """Keep this updater valid after ``execute`` returns, to finish the task later.
+
+        For work that outlives the call: a background job, or credentials that arrive out of
+        band while the task is AUTH_REQUIRED. The task is created now if it does not exist yet
+        (SUBMITTED). Keep the returned updater (it is this one) and drive the task to a terminal
+        state with it. The server does not fail a detached task when ``execute`` returns; but if
+        the updater is dropped (garbage-collected) while the task is SUBMITTED or WORKING, the
+        task is failed, saying so: nothing may look alive that nothing runs.
+        """
+        await self._execution.detach(self)
+        return self
+
+
+class ArtifactWriter:
+    """One artifact sent in chunks: the first write creates it, the next ones append to it.
+
+        writer = updater.artifact_writer(name="story")
+        async for piece in generate():
+            await writer.write([Part(text=piece)])
+        await writer.write([Part(text="The end.")], last=True)
+
+    ``last=True`` marks the final chunk (``lastChunk`` on the wire); writing after it is an error.
+    """
+
+    __slots__ = ("_closed", "_started", "_updater", "artifact_id", "description", "name")
+
+    def __init__(self, updater: TaskUpdater, *, name: str = "", description: str = "") -> None:
+        self._updater = updater
+        self.artifact_id = new_id()
+        self.name = name
+        self.description = description
+        self._started = False
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether the last chunk has been written."""
+        return self._closed
+
+    async def write(self, parts: Iterable[types.Part] | types.Part | str, *, last: bool = False) -> None:
+        """Send one chunk: a part, several parts, or a string (one text part)."""
+        if self._closed:
+            raise ValueError(f"artifact {self.artifact_id} is complete: its last chunk was written")
+        if isinstance(parts, str):
+            parts = [types.Part(text=parts)]
+        elif isinstance(parts, types.Part):
+            parts = [parts]
+        await self._updater.artifact(
+            parts,
+            artifact_id=self.artifact_id,
+            name=self.name,
+            description=self.description,
+            append=self._started,
+            last_chunk=last,
+        )
+        self._started = True
+        self._closed = last
 
 
 class Agent(abc.ABC):

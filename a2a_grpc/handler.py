@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 from google.protobuf import json_format
 
 from a2a_grpc import errors, types
-from a2a_grpc.agent import Agent, RequestContext, new_id, text_message
+from a2a_grpc.agent import Agent, RequestContext, TaskUpdater, new_id, text_message
 from a2a_grpc.taskrun import REST_STATES, Execution, TaskRun
-from a2a_grpc.tasks import InvalidListRequestError, TaskStore, trim_task
+from a2a_grpc.tasks import INTERRUPTED_STATES, InvalidListRequestError, TaskStore, trim_task
 from a2a_grpc.tasks.store import trim_task_in_place
 from a2a_grpc.validation import invalid, require, validate_send, validate_state, validate_webhook_url
 
@@ -68,6 +68,20 @@ def parse_extensions(value: str | None) -> frozenset[str]:
     if not value:
         return frozenset()
     return frozenset(uri.strip() for uri in value.split(",") if uri.strip())
+
+
+_FOREIGN_WKT = re.compile(r"<class 'google\.protobuf\.(struct|timestamp|duration|wrappers)_pb2\.\w+'>")
+
+
+def _hint(exc: BaseException) -> str:
+    """A pointer for the agent author when a standard protobuf message was given to ours."""
+    if isinstance(exc, TypeError) and _FOREIGN_WKT.search(str(exc)):
+        return (
+            " (a2a_grpc messages take a2a_grpc's own well-known types: build data parts with "
+            "a2a_grpc.parts.data_part(...), values with a2a_grpc.parts.to_value(...), timestamps "
+            "from a datetime; see docs/agents.md, 'Data and file parts')"
+        )
+    return ""
 
 
 def version_supported(version: str) -> bool:
@@ -207,19 +221,14 @@ class RequestHandler:
         if message.task_id:
             run = await self._load_run(tenant, message.task_id)
             if run is None:
-                raise errors.TaskNotFoundError(f"task {message.task_id!r} not found")
-            if run.finished:
-                raise errors.UnsupportedOperationError(
-                    f"task {message.task_id!r} is {types.TaskState.Name(run.state)}: "
-                    "a task in a terminal state accepts no more messages"
+                raise errors.TaskNotFoundError(
+                    f"task {errors.echo(message.task_id)} not found", metadata={"task_id": message.task_id}
                 )
-            if message.context_id and message.context_id != run.task.context_id:
-                raise invalid("message.context_id", f"does not match the context of task {message.task_id!r}")
+            self._check_continuable(run, message)
             message.context_id = run.task.context_id
             before = types.Task()
             before.CopyFrom(run.task)
             run.task.history.append(message)
-            await self._attach_push_config(run, request)
         else:
             message.task_id = new_id()
             message.context_id = message.context_id or new_id()
@@ -233,22 +242,61 @@ class RequestHandler:
             metadata=metadata,
             extensions=call.extensions,
             headers=call.headers,
+            configuration=request.configuration,
+            streaming=subscribe,
         )
 
         async def create(execution: Execution) -> TaskRun:
             return await self._create_task(execution, request)
 
+        # Attached to the run before anything awaits: a second message racing this one finds the
+        # task busy (see _check_continuable).
         execution = Execution(context, create, run, subscribe=subscribe)
+        if run is not None:
+            try:
+                await self._attach_push_config(run, request)
+            except BaseException as exc:
+                execution.finish(exc)
+                raise
         job = asyncio.get_running_loop().create_task(self._execute(execution))
         execution.job = job
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
         return execution
 
+    @staticmethod
+    def _check_continuable(run: TaskRun, message: types.Message) -> None:
+        """A message may continue a task only when the task waits for one.
+
+        Terminal tasks take no more messages (spec 3.1.1). A task that is SUBMITTED or WORKING,
+        or one whose agent is still handling the previous message, refuses it too, with the same
+        typed error: a second execution next to the running one would race it for the task
+        (and could finish the task under it). The agent asks for more by moving the task to
+        INPUT_REQUIRED or AUTH_REQUIRED; then the next message is delivered.
+        """
+        task_id = run.task.id
+        state = types.TaskState.Name(run.state)
+        facts = {"task_id": task_id, "state": state}
+        if run.finished:
+            raise errors.UnsupportedOperationError(
+                f"task {errors.echo(task_id)} is {state}: "
+                "a task in a terminal state accepts no more messages",
+                metadata=facts,
+            )
+        if run.state not in INTERRUPTED_STATES or run.busy():
+            raise errors.UnsupportedOperationError(
+                f"task {errors.echo(task_id)} is {state} and busy with an earlier message: it accepts a "
+                "new one when it asks for input (TASK_STATE_INPUT_REQUIRED or TASK_STATE_AUTH_REQUIRED)",
+                metadata=facts,
+            )
+        if message.context_id and message.context_id != run.task.context_id:
+            raise invalid("message.context_id", f"does not match the context of task {errors.echo(task_id)}")
+
     async def _execute(self, execution: Execution) -> None:
         error: BaseException | None = None
+        updater = TaskUpdater(execution)
         try:
-            await self.agent.execute(execution.context, execution.updater)
+            await self.agent.execute(execution.context, updater)
         except asyncio.CancelledError:
             pass  # CancelTask (or shutdown) stopped it; the canceller sets the final state
         except Exception as exc:
@@ -256,14 +304,39 @@ class RequestHandler:
             run = execution.run
             if run is not None and not run.finished:
                 if not isinstance(exc, errors.A2AError):
-                    log.exception("agent failed on task %s", run.task.id)
+                    log.exception("agent failed on task %s%s", run.task.id, _hint(exc))
                 text = exc.message if isinstance(exc, errors.A2AError) else errors.INTERNAL_MESSAGE
                 await run.fail_safely(text_message(text, task_id=run.task.id, context_id=run.task.context_id))
+            elif hint := _hint(exc):  # the traceback is logged where the error is answered
+                log.error("agent failed on a request%s", hint)
+        else:
+            await self._abandoned(execution)
         finally:
             run = execution.run
             if run is not None and run.dirty:
                 await run.save()
             execution.finish(error if execution.run is None else None)
+
+    async def _abandoned(self, execution: Execution) -> None:
+        """``execute`` returned: a task it leaves SUBMITTED or WORKING, that nothing else drives
+        (no detached updater, no other execution), would look alive forever. It is failed, saying so."""
+        run = execution.run
+        if run is None or run.state in REST_STATES or execution.detached or run.driven(besides=execution):
+            return
+        state = types.TaskState.Name(run.state)
+        log.warning(
+            "task %s: %s.execute returned leaving it %s without detaching its updater; failing the task",
+            run.task.id,
+            type(self.agent).__name__,
+            state,
+        )
+        await run.fail_safely(
+            text_message(
+                f"the agent stopped working on this task without finishing it (it was {state})",
+                task_id=run.task.id,
+                context_id=run.task.context_id,
+            )
+        )
 
     async def send_message(
         self, request: types.SendMessageRequest, call: CallContext
@@ -353,7 +426,7 @@ class RequestHandler:
         )
         execution = Execution(context, None, run, subscribe=False)
         try:
-            await self.agent.cancel(context, execution.updater)
+            await self.agent.cancel(context, TaskUpdater(execution))
         finally:
             for other in running:
                 assert other.job is not None

@@ -25,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, cast
 
 from a2a_grpc import errors, types
-from a2a_grpc.agent import RequestContext, TaskUpdater
+from a2a_grpc.agent import RequestContext, TaskUpdater, text_message
 from a2a_grpc.tasks import INTERRUPTED_STATES, TERMINAL_STATES, check_transition
 
 if TYPE_CHECKING:
@@ -156,6 +157,15 @@ class TaskRun:
         if not self.subscribers and not self.executions:
             self._on_idle(self)
 
+    def busy(self) -> bool:
+        """Whether some execution is working on the task and has not yet brought it to rest
+        (a new message then has nobody to go to: see ``RequestHandler``)."""
+        return any(e.driving() and not e.at_rest.done() for e in self.executions)
+
+    def driven(self, *, besides: Execution) -> bool:
+        """Whether an execution other than ``besides`` still drives the task."""
+        return any(e is not besides and e.driving() for e in self.executions)
+
     # -- events --------------------------------------------------------------------------------
 
     @property
@@ -223,6 +233,11 @@ class TaskRun:
         update.task_id, update.context_id = self.task.id, self.task.context_id
         artifact, append = update.artifact, update.append
         existing = next((a for a in self.task.artifacts if a.artifact_id == artifact.artifact_id), None)
+        if append and existing is None:
+            raise ValueError(
+                f"task {self.task.id} has no artifact {artifact.artifact_id!r} to append to: "
+                "send the first chunk without append"
+            )
         size = artifact.ByteSize()
         replaced = existing.ByteSize() if existing is not None and not append else 0
         if self.retained - replaced + size <= self.retain_bytes:
@@ -285,7 +300,7 @@ class TaskRun:
 
 
 class Execution:
-    """One incoming message being handled by the agent."""
+    """One incoming message being handled by the agent (or a CancelTask calling ``Agent.cancel``)."""
 
     def __init__(
         self,
@@ -302,11 +317,18 @@ class Execution:
         self.at_rest: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.first_subscription: Subscription | None = None
         self.want_subscription = subscribe
-        self.updater = TaskUpdater(self)
         self.job: asyncio.Task[None] | None = None
+        self.detached = False
+        """Set by ``TaskUpdater.detach``: the updater outlives ``execute`` and drives the task."""
+        self.finished = False
+        """Whether ``execute`` has returned (or raised)."""
         self._replied = False
         if run is not None:
             self._attach(run)
+
+    def driving(self) -> bool:
+        """Whether this execution may still report on its task: ``execute`` runs, or it is detached."""
+        return (self.job is not None and not self.finished) or self.detached
 
     def _attach(self, run: TaskRun) -> None:
         self.run = run
@@ -326,12 +348,23 @@ class Execution:
                 raise errors.InvalidAgentResponseError("no task can be created here")
             self._attach(await self._start_run(self))
         assert self.run is not None
+        if self.finished and not self.detached:
+            raise RuntimeError(
+                f"task {self.run.task.id}: execute has returned; call `await updater.detach()` "
+                "inside execute to keep reporting on the task afterwards"
+            )
         return self.run
 
     async def status(self, state: int, message: types.Message | None) -> None:
         await (await self._ensure_run()).set_status(state, message)
 
     async def artifact(self, event: types.StreamResponse) -> None:
+        update = event.artifact_update
+        if update.append and self.run is None:  # checked before the task comes into being
+            raise ValueError(
+                f"the task has no artifact {update.artifact.artifact_id!r} to append to yet: "
+                "send the first chunk without append"
+            )
         await (await self._ensure_run()).add_artifact(event)
 
     async def reply(self, message: types.Message) -> None:
@@ -345,9 +378,24 @@ class Execution:
         self.first.set_result(message)
         self._rest()
 
+    async def detach(self, updater: TaskUpdater) -> None:
+        if self.finished:
+            raise RuntimeError("detach() must be called while execute runs")
+        run = await self._ensure_run()
+        if self.detached:
+            return
+        self.detached = True
+        # The updater's owner holds it; when it is dropped with the task still running, nothing
+        # will ever finish the task, so it is failed, truthfully (see TaskUpdater.detach).
+        weakref.finalize(updater, _orphaned, self, run)
+
     def on_status(self, state: int) -> None:
         if state in REST_STATES:
             self._rest()
+        if state in TERMINAL_STATES and self.detached:
+            self.detached = False  # nothing left to drive
+            if self.finished:
+                self._leave()
 
     def _rest(self) -> None:
         if not self.at_rest.done():
@@ -355,6 +403,7 @@ class Execution:
 
     def finish(self, error: BaseException | None) -> None:
         """Called when the agent's coroutine ends, however it ends."""
+        self.finished = True
         if not self.first.done():
             if error is not None:
                 self.first.set_exception(error)
@@ -362,7 +411,51 @@ class Execution:
                 self.first.set_exception(
                     errors.InvalidAgentResponseError("the agent finished without a reply or a task")
                 )
+        if self.detached:
+            return  # the detached updater drives the task from now on
         self._rest()
+        self._leave()
+
+    def _leave(self) -> None:
         if self.run is not None:
             self.run.executions.discard(self)
             self.run._maybe_idle()
+
+
+_orphan_jobs: set[asyncio.Task[None]] = set()
+
+
+def _orphaned(execution: Execution, run: TaskRun) -> None:
+    """A detached updater was garbage-collected (see ``TaskUpdater.detach``)."""
+    if not execution.detached:
+        return
+    execution.detached = False
+    if run.state in REST_STATES or not execution.finished:
+        if execution.finished:
+            execution._leave()
+        return
+    log.warning(
+        "task %s: its detached updater was dropped while the task was %s; failing the task",
+        run.task.id,
+        types.TaskState.Name(run.state),
+    )
+
+    async def fail() -> None:
+        try:
+            await run.fail_safely(
+                text_message(
+                    "the agent stopped working on this task without finishing it",
+                    task_id=run.task.id,
+                    context_id=run.task.context_id,
+                )
+            )
+        finally:
+            execution._rest()
+            execution._leave()
+
+    try:
+        job = asyncio.get_running_loop().create_task(fail())
+    except RuntimeError:  # no running loop (interpreter shutdown): nothing can be recorded any more
+        return
+    _orphan_jobs.add(job)
+    job.add_done_callback(_orphan_jobs.discard)

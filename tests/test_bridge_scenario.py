@@ -650,6 +650,26 @@ def _after(
     return setup
 
 
+def _working(
+    call: Callable[[Binding, types.Task], Awaitable[object]],
+) -> Callable[[Binding], Awaitable[Call]]:
+    """A refusal of a call about a task that is still working (``slow``, returned at once)."""
+
+    async def setup(b: Binding) -> Call:
+        task = await task_of(b, "slow 30", return_immediately=True)
+        assert task.status.state in (types.TASK_STATE_SUBMITTED, types.TASK_STATE_WORKING), task
+
+        async def refused() -> object:
+            try:
+                return await call(b, task)
+            finally:
+                await b.cancel_task(types.CancelTaskRequest(id=task.id))
+
+        return refused
+
+    return setup
+
+
 def _push_call(method: str) -> Callable[[Binding, types.Task], Awaitable[object]]:
     def call(b: Binding, task: types.Task) -> Awaitable[object]:
         match method:
@@ -716,6 +736,7 @@ class Refusal:
 
 E = errors
 NOT_FOUND = ("task_id",)
+TASK_STATE = ("state", "task_id")
 SUPPORTED = ("supported_versions",)
 REFUSALS = [
     # TaskNotFoundError
@@ -741,8 +762,14 @@ REFUSALS = [
         "message-to-unknown-task",
         E.TaskNotFoundError,
         _now(lambda b: b.send_message(text("hi", task_id="no-such-task"))),
+        metadata=NOT_FOUND,
     ),
-    Refusal("stream-to-unknown-task", E.TaskNotFoundError, _now(_stream("hi", task_id="no-such-task"))),
+    Refusal(
+        "stream-to-unknown-task",
+        E.TaskNotFoundError,
+        _now(_stream("hi", task_id="no-such-task")),
+        metadata=NOT_FOUND,
+    ),
     Refusal(
         "push-config-for-unknown-task",
         E.TaskNotFoundError,
@@ -771,11 +798,26 @@ REFUSALS = [
         "message-to-completed-task",
         E.UnsupportedOperationError,
         _after("echo done", lambda b, t: b.send_message(text("more", task_id=t.id))),
+        metadata=TASK_STATE,
     ),
     Refusal(
         "stream-to-completed-task",
         E.UnsupportedOperationError,
         _after("echo done", lambda b, t: collect(b.send_streaming_message(text("more", task_id=t.id)))),
+        metadata=TASK_STATE,
+    ),
+    # A message to a task that is working (not waiting for input) starts no second execution.
+    Refusal(
+        "message-to-working-task",
+        E.UnsupportedOperationError,
+        _working(lambda b, t: b.send_message(text("echo interloper", task_id=t.id))),
+        metadata=TASK_STATE,
+    ),
+    Refusal(
+        "stream-to-working-task",
+        E.UnsupportedOperationError,
+        _working(lambda b, t: collect(b.send_streaming_message(text("echo interloper", task_id=t.id)))),
+        metadata=TASK_STATE,
     ),
     Refusal(
         "subscribe-to-completed-task",
