@@ -934,6 +934,15 @@ REFUSALS = [
         _now(lambda b: b.list_tasks(types.ListTasksRequest(page_size=1000))),
         violations=("page_size",),
     ),
+    *(
+        Refusal(
+            f"page-size-{size}",
+            E.InvalidParamsError,
+            _now(lambda b, size=size: b.list_tasks(types.ListTasksRequest(page_size=size))),
+            violations=("page_size",),
+        )
+        for size in (0, -1, 101)
+    ),
     Refusal(
         "unknown-status-filter",
         E.InvalidParamsError,

@@ -2,8 +2,9 @@
 
 ListTasks semantics (specification §3.1.4, ``ListTasksRequest`` in ``a2a.proto``, §6.5):
 
-* ``page_size`` 1..100; unset or 0 means 50; anything else is refused (§6.5 shows 150 as a
-  validation error, "Must be between 1 and 100 inclusive").
+* ``page_size`` 1..100; unset means 50; anything else, an explicit 0 included, is refused (§6.5
+  shows 150 as a validation error, "Must be between 1 and 100 inclusive"; the field is
+  ``optional``, so an absent size and a 0 are told apart).
 * ``history_length`` unset = all history, 0 = none, N = the N most recent messages (§3.2.4);
   negative is refused.
 * ``include_artifacts`` false (the default) drops artifacts entirely.
@@ -188,10 +189,8 @@ class TaskQuery:
 
 def parse_list_request(tenant: str, request: types.ListTasksRequest) -> TaskQuery:
     """Validate and normalise a ListTasksRequest; raises InvalidListRequestError subclasses."""
-    page_size = request.page_size if request.HasField("page_size") else 0
-    if page_size == 0:
-        page_size = DEFAULT_PAGE_SIZE
-    elif not 1 <= page_size <= MAX_PAGE_SIZE:
+    page_size = request.page_size if request.HasField("page_size") else DEFAULT_PAGE_SIZE
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise InvalidListRequestError(
             f"page_size must be between 1 and {MAX_PAGE_SIZE} inclusive, got {page_size}", field="page_size"
         )
