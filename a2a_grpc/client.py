@@ -9,6 +9,10 @@ Every call has a deadline (``timeout`` per call, else the client's default).
 Streams are async iterators that cancel the underlying call when the loop
 exits early, raises, or is cancelled. Failures arrive as one typed exception
 per A2A error (``a2a_grpc.errors``), decoded from the gRPC status details.
+
+A client made from an agent card (:meth:`A2AClient.from_card`) talks to the card's
+first gRPC interface and puts that interface's ``tenant`` into every request, as the
+specification asks of clients (a request that names its own tenant keeps it).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
 from a2a_grpc.agent import new_id
+from a2a_grpc.discovery import GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
 from a2a_grpc.handler import SUPPORTED_VERSIONS
 
 __all__ = ["A2AClient"]
@@ -38,6 +43,7 @@ class A2AClient:
         self,
         target: str,
         *,
+        tenant: str = "",
         timeout: float | None = 30.0,
         metadata: Sequence[tuple[str, str]] = (),
         extensions: Iterable[str] = (),
@@ -45,7 +51,11 @@ class A2AClient:
         channel: grpc.aio.Channel | None = None,
         max_message_bytes: int = 64 * 1024 * 1024,
     ) -> None:
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be positive seconds or None, not {timeout!r}")
         self.target = target
+        self.tenant = tenant
+        """Put into every request that names no tenant (the selected interface's ``tenant``)."""
         self.timeout = timeout
         base = [("a2a-version", version), *metadata]
         ext = ",".join(extensions)
@@ -70,6 +80,29 @@ class A2AClient:
                 request_serializer=req.SerializeToString,
                 response_deserializer=resp.FromString,
             )
+        self._get_card = self._channel.unary_unary(
+            GET_AGENT_CARD,
+            request_serializer=GetAgentCardRequest.SerializeToString,
+            response_deserializer=GetAgentCardResponse.FromString,
+        )
+
+    @classmethod
+    def from_card(cls, card: types.AgentCard, **options: Any) -> A2AClient:
+        """A client of the first GRPC interface of ``card`` (card order is the agent's preference)
+        that speaks A2A 1.x, with that interface's tenant. ``options`` are the constructor's.
+
+        :class:`errors.UnavailableError` names what the card offers when it has no such interface.
+        """
+        for interface in card.supported_interfaces:
+            version = interface.protocol_version or SUPPORTED_VERSIONS[-1]
+            if interface.protocol_binding.upper() == "GRPC" and version.split(".")[0] == "1":
+                return cls(interface.url, tenant=interface.tenant, **options)
+        offered = ", ".join(
+            f"{i.protocol_binding} {i.protocol_version} at {i.url}" for i in card.supported_interfaces
+        )
+        raise errors.UnavailableError(
+            f"agent {card.name!r} has no GRPC interface for A2A 1.x; its card offers {offered or 'nothing'}"
+        )
 
     async def close(self) -> None:
         if self._own_channel:
@@ -90,12 +123,23 @@ class A2AClient:
     def _md(self, metadata: Sequence[tuple[str, str]] | None) -> tuple[tuple[str, str], ...]:
         return self._metadata + tuple(metadata) if metadata else self._metadata
 
+    def _tenanted(self, request: R) -> R:
+        """``request`` with the client's tenant if it names none (a copy: the caller's is not changed)."""
+        if not self.tenant or getattr(request, "tenant", None) != "":
+            return request
+        copy = type(request)()
+        copy.CopyFrom(request)
+        copy.tenant = self.tenant  # type: ignore[attr-defined]  # every A2A request has one
+        return copy
+
     async def _unary(
         self, name: str, request: Message, timeout: float | None, metadata: Sequence[tuple[str, str]] | None
     ) -> Any:
         try:
             return await self._calls[name](
-                request, timeout=self.timeout if timeout is None else timeout, metadata=self._md(metadata)
+                self._tenanted(request),
+                timeout=self.timeout if timeout is None else timeout,
+                metadata=self._md(metadata),
             )
         except grpc.RpcError as exc:
             raise errors.from_rpc_error(exc) from None
@@ -103,7 +147,7 @@ class A2AClient:
     async def _stream(
         self, name: str, request: Message, timeout: float | None, metadata: Sequence[tuple[str, str]] | None
     ) -> AsyncIterator[types.StreamResponse]:
-        call = self._calls[name](request, timeout=timeout, metadata=self._md(metadata))
+        call = self._calls[name](self._tenanted(request), timeout=timeout, metadata=self._md(metadata))
         try:
             async for item in call:
                 yield item
@@ -262,6 +306,28 @@ class A2AClient:
     ) -> None:
         request = types.DeleteTaskPushNotificationConfigRequest(task_id=task_id, id=config_id, tenant=tenant)
         await self._unary("DeleteTaskPushNotificationConfig", request, timeout, metadata)
+
+    async def get_agent_card(
+        self,
+        *,
+        tenant: str = "",
+        timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
+    ) -> types.AgentCard:
+        """The agent's public card, from a2a-grpc's ``a2a_grpc.discovery.v1.AgentCardService``.
+
+        Not part of A2A (which publishes the public card over HTTP): agents served by other
+        implementations answer :class:`errors.MethodNotFoundError` (UNIMPLEMENTED).
+        """
+        request = GetAgentCardRequest(tenant=tenant or self.tenant)
+        try:
+            response = await self._get_card(
+                request, timeout=self.timeout if timeout is None else timeout, metadata=self._md(metadata)
+            )
+        except grpc.RpcError as exc:
+            raise errors.from_rpc_error(exc) from None
+        card: types.AgentCard = response.card
+        return card
 
     async def get_extended_agent_card(
         self,

@@ -126,7 +126,7 @@ class RequestHandler:
         # Spec 3.6: an absent or empty A2A-Version means 0.3, which this implementation does not speak.
         version = call.version or ABSENT_VERSION
         if not version_supported(version):
-            shown = f"{version!r}" if call.version else f"{ABSENT_VERSION!r} (no a2a-version was sent)"
+            shown = errors.echo(version) if call.version else f"{ABSENT_VERSION!r} (no a2a-version was sent)"
             raise errors.VersionNotSupportedError(
                 f"A2A version {shown} is not supported; this agent speaks " + ", ".join(SUPPORTED_VERSIONS),
                 metadata={"supported_versions": ",".join(SUPPORTED_VERSIONS)},
@@ -381,14 +381,18 @@ class RequestHandler:
         run = self._runs.get((tenant, task_id))
         task = run.task if run is not None else await self.store.get(tenant, task_id)
         if task is None:
-            raise errors.TaskNotFoundError(f"task {task_id!r} not found", metadata={"task_id": task_id})
+            raise errors.TaskNotFoundError(
+                f"task {errors.echo(task_id)} not found", metadata={"task_id": task_id}
+            )
         return task
 
     async def _require_run(self, tenant: str, task_id: str) -> TaskRun:
         require(task_id, "id")
         run = await self._load_run(tenant, task_id)
         if run is None:
-            raise errors.TaskNotFoundError(f"task {task_id!r} not found", metadata={"task_id": task_id})
+            raise errors.TaskNotFoundError(
+                f"task {errors.echo(task_id)} not found", metadata={"task_id": task_id}
+            )
         return run
 
     async def get_task(self, request: types.GetTaskRequest, call: CallContext) -> types.Task:
@@ -409,7 +413,7 @@ class RequestHandler:
         run = await self._require_run(request.tenant, request.id)
         if run.finished:
             raise errors.TaskNotCancelableError(
-                f"task {request.id!r} is {types.TaskState.Name(run.state)}: "
+                f"task {errors.echo(request.id)} is {types.TaskState.Name(run.state)}: "
                 "only unfinished tasks can be canceled",
                 metadata={"task_id": request.id},
             )
@@ -443,7 +447,7 @@ class RequestHandler:
         run = await self._require_run(request.tenant, request.id)
         if run.finished:
             raise errors.UnsupportedOperationError(
-                f"task {request.id!r} is {types.TaskState.Name(run.state)}: "
+                f"task {errors.echo(request.id)} is {types.TaskState.Name(run.state)}: "
                 "subscriptions are for tasks that are not finished"
             )
         sub = run.subscribe()
@@ -480,7 +484,8 @@ class RequestHandler:
         config = await self.store.get_push_config(request.tenant, request.task_id, request.id)
         if config is None:
             raise errors.TaskNotFoundError(
-                f"push notification config {request.id!r} of task {request.task_id!r} not found",
+                f"push notification config {errors.echo(request.id)} "
+                f"of task {errors.echo(request.task_id)} not found",
                 metadata={"task_id": request.task_id, "config_id": request.id},
             )
         return config

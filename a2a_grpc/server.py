@@ -10,8 +10,11 @@ exception is turned into a gRPC status in one place (``errors.abort``).
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 import logging
+import socket
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Self
@@ -19,20 +22,26 @@ from typing import Any, Self
 import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from a2a_grpc import _pool, errors, types
 from a2a_grpc.agent import Agent
+from a2a_grpc.discovery import CARD_SERVICE, GetAgentCardRequest, GetAgentCardResponse
 from a2a_grpc.handler import SUPPORTED_VERSIONS, CallContext, RequestHandler, operation_name
 
 __all__ = [
     "A2AServer",
     "GrpcService",
     "ServerSettings",
+    "Undecodable",
     "a2a_service_handler",
+    "access_logged",
     "call_context",
+    "card_service_handler",
+    "check_decoded",
+    "grpc_interface",
     "servicer_handler",
 ]
 
@@ -62,10 +71,19 @@ class ServerSettings:
     """Artifact content kept per task; beyond it content is streamed, not kept (``a2a_grpc.taskrun``)."""
     grace_seconds: float = 5.0
     """On stop: how long running calls and executions may finish."""
+    public_address: str | None = None
+    """``HOST:PORT`` clients use to reach this server (a load balancer, a container's published
+    port), for the card's GRPC interface; default: the address the server is bound to."""
+    log_requests: bool = False
+    """Log one line per call (method, status, duration, peer) to the ``a2a_grpc.access`` logger at INFO."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, not {self.port}")
+        if self.public_address is not None:
+            host, sep, port = self.public_address.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+                raise ValueError(f"public_address must look like HOST:PORT, not {self.public_address!r}")
         for name in (
             "max_receive_message_bytes",
             "max_send_message_bytes",
@@ -98,11 +116,54 @@ UnaryFn = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]
 StreamFn = Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
 
 
+class Undecodable:
+    """What the deserializer hands on for bytes that are not the method's request message.
+
+    grpc would answer a deserializer's exception with UNKNOWN and a Python class name; the
+    servicer raises :meth:`error` instead, an INVALID_ARGUMENT that says what was wrong.
+    """
+
+    __slots__ = ("problem", "type_name")
+
+    def __init__(self, type_name: str, problem: str) -> None:
+        self.type_name = type_name
+        self.problem = problem
+
+    def error(self) -> errors.InvalidRequestError:
+        return errors.InvalidRequestError(
+            f"the request is not a valid {self.type_name} message ({self.problem})",
+            metadata={"message_type": self.type_name},
+        )
+
+
+def check_decoded(request: object) -> None:
+    """Raise the InvalidRequestError of a request whose bytes did not decode (see Undecodable)."""
+    if type(request) is Undecodable:
+        raise request.error()
+
+
+def _deserializer(cls: type[Message]) -> Callable[[bytes], Message | Undecodable]:
+    parse = cls.FromString
+    name = cls.DESCRIPTOR.full_name
+
+    def deserialize(data: bytes) -> Message | Undecodable:
+        try:
+            return parse(data)
+        except DecodeError:
+            return Undecodable(name, "protobuf could not decode its bytes")
+
+    return deserialize
+
+
 def a2a_service_handler(
-    unary: Callable[[MethodDescriptor], UnaryFn], streaming: Callable[[MethodDescriptor], StreamFn]
+    unary: Callable[[MethodDescriptor], UnaryFn],
+    streaming: Callable[[MethodDescriptor], StreamFn],
+    *,
+    log_requests: bool = False,
 ) -> grpc.GenericRpcHandler:
     """lf.a2a.v1.A2AService from the service descriptor: each RPC served by ``unary(method)`` or
-    ``streaming(method)``, with the request and response classes of our pool."""
+    ``streaming(method)``, with the request and response classes of our pool. The functions
+    receive an :class:`Undecodable` for bytes that do not decode (:func:`check_decoded`)."""
     methods: dict[str, grpc.RpcMethodHandler] = {}
     for method in types.A2A_SERVICE.methods:
         request_cls = message_factory.GetMessageClass(method.input_type)
@@ -112,16 +173,43 @@ def a2a_service_handler(
             if method.server_streaming
             else grpc.unary_unary_rpc_method_handler
         )
-        fn = streaming(method) if method.server_streaming else unary(method)
+        fn: Any = streaming(method) if method.server_streaming else unary(method)
+        if log_requests:  # wrapped only when asked: no cost per call otherwise
+            fn = access_logged(method.name, fn)
         methods[method.name] = make(
             fn,
-            request_deserializer=request_cls.FromString,
+            request_deserializer=_deserializer(request_cls),
             response_serializer=response_cls.SerializeToString,
         )
     return grpc.method_handlers_generic_handler(SERVICE, methods)
 
 
-def servicer_handler(handler: RequestHandler) -> grpc.GenericRpcHandler:
+access_log = logging.getLogger("a2a_grpc.access")
+
+
+def access_logged(name: str, fn: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]) -> Any:
+    """``fn`` logging one line per call: ``grpc <method> <status> <ms> peer=<peer>``."""
+
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        start = time.perf_counter()
+        status = "OK"
+        try:
+            return await fn(request, context)
+        except asyncio.CancelledError:
+            status = "CANCELLED"
+            raise
+        except BaseException:
+            code = context.code()
+            status = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+            raise
+        finally:
+            elapsed = (time.perf_counter() - start) * 1000
+            access_log.info("grpc %s %s %.1f ms peer=%s", name, status, elapsed, context.peer())
+
+    return call
+
+
+def servicer_handler(handler: RequestHandler, *, log_requests: bool = False) -> grpc.GenericRpcHandler:
     """The lf.a2a.v1.A2AService implementation over a RequestHandler (same-named methods)."""
 
     def unary(method: MethodDescriptor) -> UnaryFn:
@@ -131,7 +219,7 @@ def servicer_handler(handler: RequestHandler) -> grpc.GenericRpcHandler:
     def streaming(method: MethodDescriptor) -> StreamFn:
         return _streaming(handler, getattr(handler, operation_name(method.name)))
 
-    return a2a_service_handler(unary, streaming)
+    return a2a_service_handler(unary, streaming, log_requests=log_requests)
 
 
 def _unary(
@@ -139,6 +227,7 @@ def _unary(
 ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]:
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Message:
         try:
+            check_decoded(request)
             ctx = call_context(context)
             handler.check_call(ctx)
             result = await fn(request, ctx)
@@ -154,6 +243,7 @@ def _streaming(
 ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]:
     async def call(request: Any, context: grpc.aio.ServicerContext) -> None:
         try:
+            check_decoded(request)
             ctx = call_context(context)
             handler.check_call(ctx)
             # context.write rather than yield: one generator hop less per event.
@@ -166,6 +256,29 @@ def _streaming(
             await errors.abort(context, exc)
 
     return call
+
+
+def card_service_handler(card: Callable[[], Awaitable[types.AgentCard]]) -> grpc.GenericRpcHandler:
+    """``a2a_grpc.discovery.v1.AgentCardService``: GetAgentCard answers ``await card()``."""
+
+    async def get_agent_card(request: Any, context: grpc.aio.ServicerContext) -> GetAgentCardResponse:
+        try:
+            check_decoded(request)
+            return GetAgentCardResponse(card=await card())
+        except Exception as exc:
+            await errors.abort(context, exc)
+
+    handler = grpc.unary_unary_rpc_method_handler(
+        get_agent_card,
+        request_deserializer=_deserializer(GetAgentCardRequest),
+        response_serializer=GetAgentCardResponse.SerializeToString,
+    )
+    return grpc.method_handlers_generic_handler(CARD_SERVICE.full_name, {"GetAgentCard": handler})
+
+
+def grpc_interface(address: str) -> types.AgentInterface:
+    """The card entry of an A2A gRPC endpoint at ``address`` (``HOST:PORT``)."""
+    return types.AgentInterface(url=address, protocol_binding="GRPC", protocol_version=SUPPORTED_VERSIONS[-1])
 
 
 class GrpcService(abc.ABC):
@@ -187,9 +300,23 @@ class GrpcService(abc.ABC):
     def address(self) -> str:
         return f"{self.settings.host}:{self.port}"
 
+    @property
+    def advertised_address(self) -> str:
+        """Where clients reach this server, for the card: ``public_address``, else the bound address
+        (a wildcard bind, 0.0.0.0 or ::, is advertised under this machine's host name)."""
+        if self.settings.public_address:
+            return self.settings.public_address
+        if self.settings.host in ("0.0.0.0", "::", ""):
+            return f"{socket.gethostname()}:{self.port}"
+        return self.address
+
     @abc.abstractmethod
     def _a2a_handler(self) -> grpc.GenericRpcHandler:
         """What serves lf.a2a.v1.A2AService (called once, at start)."""
+
+    @abc.abstractmethod
+    async def public_card(self) -> types.AgentCard:
+        """The card GetAgentCard answers (a2a_grpc.discovery.v1)."""
 
     def _bind(self) -> tuple[grpc.aio.Server, int]:
         s = self.settings
@@ -201,14 +328,19 @@ class GrpcService(abc.ABC):
         return server, self.port
 
     async def _serve(self, server: grpc.aio.Server) -> int:
-        server.add_generic_rpc_handlers((self._a2a_handler(),))
+        server.add_generic_rpc_handlers((self._a2a_handler(), card_service_handler(self.public_card)))
         # grpc.health.v1 (A2AService and the server SERVING) and reflection over our descriptor pool.
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         for name in ("", SERVICE):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         _pool.include(health_pb2.DESCRIPTOR)
         _pool.include(reflection_pb2.DESCRIPTOR)
-        names = (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+        names = (
+            SERVICE,
+            CARD_SERVICE.full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
         reflection.enable_server_reflection(names, server, pool=_pool.POOL)
         await server.start()
         self._server = server
@@ -259,20 +391,34 @@ class A2AServer(GrpcService):
         self.handler: RequestHandler | None = None
 
     def card(self) -> types.AgentCard:
-        """The public card with this server's interfaces, the gRPC one first."""
+        """The public card as served: the agent's card, completed by the server.
+
+        * ``supported_interfaces``: this server's GRPC interface first (:attr:`advertised_address`),
+          then ``extra_interfaces`` (the bridge's JSON ones), then the agent's own, without repeats.
+        * ``capabilities.streaming`` is true unless the agent's card says otherwise: this server
+          streams for every agent.
+        """
         card = types.AgentCard()
         card.CopyFrom(self.agent.card)
-        others = [i for i in card.supported_interfaces if i.protocol_binding != "GRPC"]
+        if not card.capabilities.HasField("streaming"):
+            card.capabilities.streaming = True
+        own = list(card.supported_interfaces)
         del card.supported_interfaces[:]
-        card.supported_interfaces.add(
-            url=self.address, protocol_binding="GRPC", protocol_version=SUPPORTED_VERSIONS[-1]
-        )
-        card.supported_interfaces.extend(self.extra_interfaces + others)
+        seen: set[tuple[str, str, str]] = set()
+        for interface in [grpc_interface(self.advertised_address), *self.extra_interfaces, *own]:
+            key = (interface.protocol_binding.upper(), interface.url, interface.tenant)
+            if key not in seen:
+                seen.add(key)
+                card.supported_interfaces.append(interface)
         return card
+
+    async def public_card(self) -> types.AgentCard:
+        assert self.handler is not None
+        return self.handler.card
 
     def _a2a_handler(self) -> grpc.GenericRpcHandler:
         assert self.handler is not None
-        return servicer_handler(self.handler)
+        return servicer_handler(self.handler, log_requests=self.settings.log_requests)
 
     async def start(self) -> int:
         server, _ = self._bind()  # first: the card names the bound port
@@ -288,6 +434,13 @@ class A2AServer(GrpcService):
         )
         port = await self._serve(server)
         log.info("serving %s on %s", self.agent.card.name, self.address)
+        if self.settings.host in ("0.0.0.0", "::", "") and not self.settings.public_address:
+            log.warning(
+                "bound to every interface (%s); the card names %s: set public_address "
+                "(--public-address) to the address clients use",
+                self.settings.host or "*",
+                self.advertised_address,
+            )
         return port
 
     async def stop(self, grace: float | None = None) -> None:

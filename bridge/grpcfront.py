@@ -26,7 +26,15 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
-from a2a_grpc.server import GrpcService, ServerSettings, StreamFn, UnaryFn, a2a_service_handler
+from a2a_grpc.server import (
+    GrpcService,
+    ServerSettings,
+    StreamFn,
+    UnaryFn,
+    a2a_service_handler,
+    check_decoded,
+    grpc_interface,
+)
 from bridge.upstream import Call, Upstream, forwardable
 
 __all__ = ["GrpcFront", "front_handler", "upstream_call"]
@@ -51,6 +59,7 @@ def _unary(upstream: Upstream, method: MethodDescriptor) -> UnaryFn:
 
     async def forward(request: Message, context: grpc.aio.ServicerContext) -> Message:
         try:
+            check_decoded(request)
             return await upstream.unary(name, request, upstream_call(context))
         except Exception as exc:
             await errors.abort(context, exc)
@@ -63,6 +72,7 @@ def _streaming(upstream: Upstream, method: MethodDescriptor) -> StreamFn:
 
     async def forward(request: Message, context: grpc.aio.ServicerContext) -> None:
         try:
+            check_decoded(request)
             # aclosing: when the client leaves (this task is cancelled), the upstream stream closes now.
             async with contextlib.aclosing(upstream.stream(name, request, upstream_call(context))) as events:
                 async for event in events:
@@ -73,10 +83,12 @@ def _streaming(upstream: Upstream, method: MethodDescriptor) -> StreamFn:
     return forward
 
 
-def front_handler(upstream: Upstream) -> grpc.GenericRpcHandler:
+def front_handler(upstream: Upstream, *, log_requests: bool = False) -> grpc.GenericRpcHandler:
     """``lf.a2a.v1.A2AService``, every method forwarded to ``upstream``, from the service descriptor."""
     return a2a_service_handler(
-        lambda method: _unary(upstream, method), lambda method: _streaming(upstream, method)
+        lambda method: _unary(upstream, method),
+        lambda method: _streaming(upstream, method),
+        log_requests=log_requests,
     )
 
 
@@ -88,7 +100,19 @@ class GrpcFront(GrpcService):
         self.upstream = upstream
 
     def _a2a_handler(self) -> grpc.GenericRpcHandler:
-        return front_handler(self.upstream)
+        return front_handler(self.upstream, log_requests=self.settings.log_requests)
+
+    async def public_card(self) -> types.AgentCard:
+        """The upstream's public card, with this front's GRPC interface first."""
+        card = types.AgentCard()
+        card.CopyFrom(await self.upstream.card())
+        ours = grpc_interface(self.advertised_address)
+        others = [
+            i for i in card.supported_interfaces if (i.protocol_binding.upper(), i.url) != ("GRPC", ours.url)
+        ]
+        del card.supported_interfaces[:]
+        card.supported_interfaces.extend([ours, *others])
+        return card
 
     async def start(self) -> int:
         port = await super().start()
