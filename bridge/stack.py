@@ -1,0 +1,161 @@
+"""One agent served over gRPC and over the two JSON bindings, from one process: one object.
+
+    from bridge.stack import AgentStack
+
+    async with AgentStack(Shout(), store="sqlite:///tasks.db", grpc_port=50051, http_port=8080) as stack:
+        print(stack.grpc_address, stack.http_url)
+        await stack.wait()
+
+This is what ``a2a-grpc serve --http-port`` runs: an :class:`a2a_grpc.server.A2AServer` (A2AService,
+the public card service, health checking, reflection) and, in the same event loop, the bridge's
+HTTP front (:class:`bridge.app.BridgeApp`) over the server's own request handler, so a JSON call
+costs no extra network hop. The agent card lists the gRPC interface first, then JSON-RPC and
+HTTP+JSON; ``/.well-known/agent-card.json`` serves it. Without ``http_port`` only gRPC is served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Self
+
+from a2a_grpc.agent import Agent
+from a2a_grpc.push import PushNotifier
+from a2a_grpc.server import A2AServer, ServerSettings
+from a2a_grpc.tasks import TaskStore, open_store
+from a2a_grpc.types import AgentCard
+from bridge.app import BridgeApp, BridgeSettings, bridge_interfaces
+from bridge.httpserver import HttpServer
+from bridge.upstream import LocalUpstream
+
+__all__ = ["AgentStack"]
+
+
+class AgentStack:
+    """An agent on gRPC and (with ``http_port``) JSON-RPC + HTTP+JSON; start, then stop, once.
+
+    ``store`` is a :class:`TaskStore` (left open on stop: it is yours) or a store URL for
+    :func:`a2a_grpc.tasks.open_store` (opened on start, closed on stop). ``grpc`` holds the gRPC
+    server's settings; ``grpc_port`` and ``host``, when given, override its port and host.
+    ``http_port`` 0 picks a free port; ``http_host`` defaults to the gRPC host. ``bridge`` holds the
+    HTTP front's settings (its ``public_url`` names the JSON interfaces in the card; default: the
+    address it listens on). Push notifications are delivered by a :class:`PushNotifier` of the
+    stack's own unless one is given.
+    """
+
+    def __init__(
+        self,
+        agent: Agent,
+        store: TaskStore | str = "memory",
+        *,
+        grpc: ServerSettings | None = None,
+        host: str | None = None,
+        grpc_port: int | None = None,
+        http_port: int | None = None,
+        http_host: str | None = None,
+        bridge: BridgeSettings | None = None,
+        notifier: PushNotifier | None = None,
+    ) -> None:
+        settings = grpc or ServerSettings()
+        overrides = {k: v for k, v in (("host", host), ("port", grpc_port)) if v is not None}
+        self.grpc_settings = dataclasses.replace(settings, **overrides) if overrides else settings
+        self.agent = agent
+        self.bridge_settings = bridge or BridgeSettings()
+        self.http_port = http_port
+        self.http_host = http_host or self.grpc_settings.host
+        self._store_spec = store
+        self.store: TaskStore | None = None if isinstance(store, str) else store
+        self._own_notifier = notifier is None
+        self.notifier = notifier
+        self.server: A2AServer | None = None
+        self.http: HttpServer | None = None
+        self._started = False
+
+    # -- where it is -------------------------------------------------------------------------------
+
+    @property
+    def grpc_address(self) -> str:
+        """``HOST:PORT`` of the gRPC server (the bound port, once started)."""
+        return self._server().address
+
+    @property
+    def http_url(self) -> str | None:
+        """Base URL of the JSON bindings (``http://HOST:PORT``), or None without ``http_port``."""
+        return self.http.url if self.http is not None else None
+
+    @property
+    def card(self) -> AgentCard:
+        """The public card as served (gRPC interface first, then the JSON ones)."""
+        handler = self._server().handler
+        assert handler is not None
+        return handler.card
+
+    def _server(self) -> A2AServer:
+        if self.server is None:
+            raise RuntimeError("the AgentStack is not started")
+        return self.server
+
+    # -- life --------------------------------------------------------------------------------------
+
+    async def start(self) -> Self:
+        """Open the store (if given as a URL), bind both ports, serve. OSError if a port is taken."""
+        if self._started:
+            raise RuntimeError("an AgentStack starts once")
+        self._started = True
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def _start(self) -> None:
+        if self.store is None:
+            assert isinstance(self._store_spec, str)
+            self.store = open_store(self._store_spec)
+        if self.notifier is None:
+            self.notifier = PushNotifier()
+        interfaces = []
+        if self.http_port is not None:
+            self.http = HttpServer(None, self.http_host, self.http_port)
+            self.http.bind()  # first, so that the card can name the port
+            public = (self.bridge_settings.public_url or self.http.url).rstrip("/")
+            interfaces = bridge_interfaces(public)
+        self.server = A2AServer(
+            self.agent, self.store, self.grpc_settings, notifier=self.notifier, extra_interfaces=interfaces
+        )
+        await self.server.start()
+        if self.http is not None:
+            assert self.server.handler is not None
+            app = BridgeApp(LocalUpstream(self.server.handler), self.bridge_settings)
+            app.public_url = public
+            self.http.app = app
+            await self.http.start()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking calls, let running ones finish for ``grace`` seconds, then close what the
+        stack opened. Idempotent."""
+        http, self.http = self.http, None
+        if http is not None:
+            await http.stop()
+        if self.server is not None:
+            await self.server.stop(grace)
+        if self._own_notifier and self.notifier is not None:
+            await self.notifier.aclose()
+            self.notifier = None
+        if isinstance(self._store_spec, str) and self.store is not None:
+            store, self.store = self.store, None
+            await store.close()
+
+    async def wait(self) -> None:
+        """Until the gRPC server stops (or the calling task is cancelled)."""
+        if self.server is not None:
+            await self.server.wait()
+        else:  # never started: nothing to wait for
+            await asyncio.sleep(0)
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
