@@ -57,8 +57,11 @@ class AgentStack:
         notifier: PushNotifier | None = None,
     ) -> None:
         settings = grpc or ServerSettings()
-        overrides = {k: v for k, v in (("host", host), ("port", grpc_port)) if v is not None}
-        self.grpc_settings = dataclasses.replace(settings, **overrides) if overrides else settings
+        if host is not None:
+            settings = dataclasses.replace(settings, host=host)
+        if grpc_port is not None:
+            settings = dataclasses.replace(settings, port=grpc_port)
+        self.grpc_settings = settings
         self.agent = agent
         self.bridge_settings = bridge or BridgeSettings()
         self.http_port = http_port
