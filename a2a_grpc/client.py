@@ -98,7 +98,8 @@ class A2AClient:
             if interface.protocol_binding.upper() == "GRPC" and version.split(".")[0] == "1":
                 return cls(interface.url, tenant=interface.tenant, **options)
         offered = ", ".join(
-            f"{i.protocol_binding} {i.protocol_version} at {i.url}" for i in card.supported_interfaces
+            f"{i.protocol_binding} {i.protocol_version or '(no version)'} at {i.url}"
+            for i in card.supported_interfaces
         )
         raise errors.UnavailableError(
             f"agent {card.name!r} has no GRPC interface for A2A 1.x; its card offers {offered or 'nothing'}"
@@ -159,6 +160,37 @@ class A2AClient:
     # -- convenience ---------------------------------------------------------------------------
 
     @staticmethod
+    def message_request(
+        parts: Iterable[types.Part] | str,
+        *,
+        task_id: str = "",
+        context_id: str = "",
+        return_immediately: bool = False,
+        history_length: int | None = None,
+        accepted_output_modes: Iterable[str] = (),
+        tenant: str = "",
+    ) -> types.SendMessageRequest:
+        """A SendMessageRequest carrying one user message: ``parts`` (a string is one text part).
+
+        ``task_id`` continues a task (one waiting for input); ``context_id`` groups a new task
+        with earlier ones. The other options are the request's ``configuration``.
+        """
+        request = types.SendMessageRequest(tenant=tenant)
+        message = request.message
+        message.message_id, message.role = new_id(), types.ROLE_USER
+        message.task_id, message.context_id = task_id, context_id
+        if isinstance(parts, str):
+            message.parts.add(text=parts)
+        else:
+            message.parts.extend(parts)
+        config = request.configuration
+        config.return_immediately = return_immediately
+        config.accepted_output_modes.extend(accepted_output_modes)
+        if history_length is not None:
+            config.history_length = history_length
+        return request
+
+    @staticmethod
     def text_request(
         text: str,
         *,
@@ -167,14 +199,10 @@ class A2AClient:
         return_immediately: bool = False,
         tenant: str = "",
     ) -> types.SendMessageRequest:
-        """A SendMessageRequest carrying one user text part."""
-        request = types.SendMessageRequest(tenant=tenant)
-        message = request.message
-        message.message_id, message.role = new_id(), types.ROLE_USER
-        message.task_id, message.context_id = task_id, context_id
-        message.parts.add(text=text)
-        request.configuration.return_immediately = return_immediately
-        return request
+        """A SendMessageRequest carrying one user text part (see :meth:`message_request`)."""
+        return A2AClient.message_request(
+            text, task_id=task_id, context_id=context_id, return_immediately=return_immediately, tenant=tenant
+        )
 
     # -- the eleven RPCs -----------------------------------------------------------------------
 
