@@ -101,6 +101,7 @@ class Page:
     http: str
     namespace: dict[str, Any] = field(default_factory=lambda: {"__name__": "docs"})
     processes: list[asyncio.subprocess.Process] = field(default_factory=list)
+    drains: list[asyncio.Future[None]] = field(default_factory=list)
     modules: list[str] = field(default_factory=list)
 
     def rewrite(self, code: str) -> str:
@@ -129,7 +130,7 @@ async def run_python(page: Page, block: Block) -> None:
         (page.workdir / block.title).write_text(code)
         page.modules.append(Path(block.title).stem)
     compiled = compile(code, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    result = eval(compiled, page.namespace)  # noqa: S307 - the docs' own code, run on purpose
+    result = eval(compiled, page.namespace)  # the docs' own code, run on purpose
     if inspect.iscoroutine(result):
         async with asyncio.timeout(COMMAND_LIMIT):
             await result
@@ -223,7 +224,7 @@ async def start_server(argv: list[str], page: Page, where: str) -> None:
                     break
     except TimeoutError:
         raise AssertionError(f"{where}: {argv} did not start:\n{''.join(seen)}") from None
-    asyncio.ensure_future(_drain(proc.stdout))
+    page.drains.append(asyncio.ensure_future(_drain(proc.stdout)))
 
 
 async def _drain(stream: asyncio.StreamReader) -> None:
@@ -267,11 +268,11 @@ async def run_sh(page: Page, block: Block) -> None:
         elif program == "a2a-grpc" and argv[1] in ("serve", "bridge"):
             await run_script(script, page, block)
             await start_server(argv, page, where)
-        elif (program == "a2a-grpc" and argv[1] == "bench") or any(
-            a.startswith("benchmarks") for a in argv[1:3]
+        elif (
+            (program == "a2a-grpc" and argv[1] == "bench")
+            or any(a.startswith("benchmarks") for a in argv[1:3])
+            or (program == "buf" and argv[1] == "generate")
         ):
-            await help_check(argv, page, where)
-        elif program == "buf" and argv[1] == "generate":
             await help_check(argv, page, where)
         elif program in ("a2a-grpc", "curl", "echo") or "=" in argv[0] or program.startswith("python"):
             special = False
@@ -332,5 +333,7 @@ async def test_page(
                 except TimeoutError:
                     os.kill(proc.pid, signal.SIGKILL)
                     await proc.wait()
+        if page.drains:
+            await asyncio.wait(page.drains, timeout=10)
         for name in page.modules:
             sys.modules.pop(name, None)
