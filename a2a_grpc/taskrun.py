@@ -386,8 +386,10 @@ class Execution:
             return
         self.detached = True
         # The updater's owner holds it; when it is dropped with the task still running, nothing
-        # will ever finish the task, so it is failed, truthfully (see TaskUpdater.detach).
-        weakref.finalize(updater, _orphaned, self, run)
+        # will ever finish the task, so it is failed, truthfully (see TaskUpdater.detach). The
+        # collector may run anywhere: the work is handed to the loop.
+        finalizer = weakref.finalize(updater, _orphaned, self, run, asyncio.get_running_loop())
+        finalizer.atexit = False  # at interpreter exit there is no loop left to record anything
 
     def on_status(self, state: int) -> None:
         if state in REST_STATES:
@@ -425,8 +427,13 @@ class Execution:
 _orphan_jobs: set[asyncio.Task[None]] = set()
 
 
-def _orphaned(execution: Execution, run: TaskRun) -> None:
+def _orphaned(execution: Execution, run: TaskRun, loop: asyncio.AbstractEventLoop) -> None:
     """A detached updater was garbage-collected (see ``TaskUpdater.detach``)."""
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(_release, execution, run)
+
+
+def _release(execution: Execution, run: TaskRun) -> None:
     if not execution.detached:
         return
     execution.detached = False
@@ -453,9 +460,6 @@ def _orphaned(execution: Execution, run: TaskRun) -> None:
             execution._rest()
             execution._leave()
 
-    try:
-        job = asyncio.get_running_loop().create_task(fail())
-    except RuntimeError:  # no running loop (interpreter shutdown): nothing can be recorded any more
-        return
+    job = asyncio.get_running_loop().create_task(fail())
     _orphan_jobs.add(job)
     job.add_done_callback(_orphan_jobs.discard)
