@@ -460,7 +460,7 @@ async def test_problem_details_for_a_client_that_asks(bridge: HttpBridge) -> Non
     done = await send(bridge, "echo x")
     response = await bridge.client.post(f"/tasks/{done['id']}:cancel", headers=accept)
     problem = response.json()
-    assert (response.status_code, problem["status"]) == (409, 409)
+    assert (response.status_code, problem["status"]) == (400, 400)
     assert problem["type"] == "https://a2a-protocol.org/errors/task-not-cancelable"
 
 
@@ -556,14 +556,17 @@ async def test_http_statuses_follow_the_error_table(bridge: HttpBridge) -> None:
     c = bridge.client
     assert rest_error(await c.get("/tasks/nope"), 404)["status"] == "NOT_FOUND"
     done = await send(bridge, "echo done")
-    error = rest_error(await c.post(f"/tasks/{done['id']}:cancel"), 409)
+    error = rest_error(await c.post(f"/tasks/{done['id']}:cancel"), 400)
     assert (error["status"], info(error["details"])["reason"]) == (
         "FAILED_PRECONDITION",
         "TASK_NOT_CANCELABLE",
     )
     again = send_body("more", message=message("more", taskId=done["id"]))
     error = rest_error(await c.post("/message:send", json=again), 400)
-    assert (error["status"], info(error["details"])["reason"]) == ("UNIMPLEMENTED", "UNSUPPORTED_OPERATION")
+    assert (error["status"], info(error["details"])["reason"]) == (
+        "FAILED_PRECONDITION",
+        "UNSUPPORTED_OPERATION",
+    )
     error = rest_error(
         await c.post("/message:send", json=send_body("echo"), headers={"a2a-version": "0.3"}), 400
     )

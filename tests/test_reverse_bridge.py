@@ -374,13 +374,13 @@ REFUSALS = [
     Refusal(
         "message-to-completed-task",
         errors.UnsupportedOperationError,
-        C.UNIMPLEMENTED,
+        C.FAILED_PRECONDITION,
         _after_completed(lambda c, t: c.send_message(A2AClient.text_request("more", task_id=t))),
     ),
     Refusal(
         "subscribe-to-completed-task",
         errors.UnsupportedOperationError,
-        C.UNIMPLEMENTED,
+        C.FAILED_PRECONDITION,
         _after_completed(lambda c, t: collect(c.subscribe_to_task(t, timeout=TIMEOUT))),
     ),
     Refusal(
@@ -404,14 +404,14 @@ REFUSALS = [
     Refusal(
         "push-unsupported",
         errors.PushNotificationNotSupportedError,
-        C.UNIMPLEMENTED,
+        C.FAILED_PRECONDITION,
         _now(_push),
         LIMITED,
     ),
     Refusal(
         "streaming-unsupported",
         errors.UnsupportedOperationError,
-        C.UNIMPLEMENTED,
+        C.FAILED_PRECONDITION,
         _now(
             lambda c: collect(c.send_streaming_message(A2AClient.text_request("stream 1"), timeout=TIMEOUT))
         ),
@@ -420,7 +420,7 @@ REFUSALS = [
     Refusal(
         "extended-card-unsupported",
         errors.UnsupportedOperationError,
-        C.UNIMPLEMENTED,
+        C.FAILED_PRECONDITION,
         _now(lambda c: c.get_extended_agent_card()),
         LIMITED,
     ),
@@ -434,7 +434,7 @@ REFUSALS = [
     Refusal(
         "version-not-supported",
         errors.VersionNotSupportedError,
-        C.UNIMPLEMENTED,
+        C.FAILED_PRECONDITION,
         _now(lambda c: c.get_task("x")),
         version="0.3",
     ),
