@@ -2,17 +2,19 @@
 
 Served at the bridge's root URL:
 
-* ``POST /``: JSON-RPC 2.0 (spec section 9). Method names are the RPC names of the service
-  descriptor; ``params`` and ``result`` are ProtoJSON; errors carry the section 5.4 code and the
-  ``@type``d ErrorInfo / BadRequest details in ``data``. JSON-RPC errors travel with HTTP 200 (the
-  request reached the JSON-RPC layer); only a refused body (413, 415) has another status.
+* ``POST /``: JSON-RPC 2.0 (spec section 9), ``application/json`` both ways (9.1). Method names
+  are the RPC names of the service descriptor; ``params`` and ``result`` are ProtoJSON; errors
+  carry the section 5.4 code and the ``@type``d ErrorInfo / BadRequest details in ``data``.
+  JSON-RPC errors travel with HTTP 200 (the request reached the JSON-RPC layer); only a refused
+  body or header (413, 415, 431) has another status.
 * the HTTP+JSON routes (section 11) compiled from the proto's ``google.api.http`` rules, tenant
-  bindings included (:mod:`bridge.routes`); errors as ``google.rpc.Status`` bodies
-  (``{"error": {"code", "status", "message", "details"}}``), or RFC 9457 problem details to a
-  client that asks for ``application/problem+json``;
-* ``GET /.well-known/agent-card.json``: the upstream card with this bridge's JSONRPC and
-  HTTP+JSON interfaces added beside the upstream's own, with ``ETag`` and ``Cache-Control``;
-  ``If-None-Match`` gets a 304;
+  bindings included (:mod:`bridge.routes`). Answers are ``application/a2a+json`` (11.1), errors
+  included: ``google.rpc.Status`` bodies (``{"error": {"code", "status", "message", "details"}}``),
+  or RFC 9457 problem details (``application/problem+json``) to a client that asks for them.
+  Request bodies are read as ``application/a2a+json`` or ``application/json``;
+* ``GET /.well-known/agent-card.json``: the upstream card (a plain JSON document,
+  ``application/json``) with this bridge's JSONRPC and HTTP+JSON interfaces added beside the
+  upstream's own, with ``ETag`` and ``Cache-Control``; ``If-None-Match`` gets a 304;
 * ``GET /healthz``: 200 while the app serves.
 
 Streaming methods answer with Server-Sent Events: the bridge waits for the upstream's first event
@@ -54,7 +56,13 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 MiB = 1024 * 1024
-JSON_TYPES = ("application/json", "application/a2a+json")
+JSON = "application/json"
+"""JSON-RPC requests and answers (spec 9.1), the agent card (a plain JSON document, section 8)."""
+A2A_JSON = "application/a2a+json"
+"""HTTP+JSON answers, success and ``google.rpc.Status`` alike (spec 11.1, 14.1)."""
+PROBLEM_JSON = "application/problem+json"
+JSON_TYPES = (JSON, A2A_JSON)
+"""Request bodies are read in either type, with or without parameters (``; charset=utf-8``)."""
 _REQUEST_CLASSES = {name: message_factory.GetMessageClass(m.input_type) for name, m in METHODS.items()}
 
 
@@ -115,7 +123,7 @@ class _Request:
             self.headers[name] = f"{self.headers[name]},{value}" if name in self.headers else value
 
     def wants_problem(self) -> bool:
-        return "application/problem+json" in self.headers.get("accept", "")
+        return PROBLEM_JSON in self.headers.get("accept", "")
 
 
 def _event(data: bytes, name: str | None = None) -> bytes:
@@ -184,17 +192,18 @@ class BridgeApp:
         timeout = request.headers.get("grpc-timeout")
         return Call(headers, parse_timeout(timeout) if timeout is not None else None)
 
-    def _check_content_type(self, request: _Request, has_body: bool) -> None:
+    def _check_content_type(self, request: _Request, has_body: bool, preferred: str) -> None:
         content_type = request.headers.get("content-type")
         if content_type is None and not has_body:
             return
         media = (content_type or "").split(";", 1)[0].strip().lower()
         if media not in JSON_TYPES:
-            shown = f"{content_type!r}" if content_type else "none"
+            shown = errors.echo(content_type) if content_type else "none"
+            also = "" if preferred == JSON else f" (or {JSON})"
             raise HttpFailure(
                 415,
                 errors.InvalidRequestError(
-                    f"unsupported Content-Type {shown}: send application/json",
+                    f"unsupported Content-Type {shown}: send {preferred}{also}",
                     metadata={"content_type": content_type or ""},
                 ),
             )
@@ -232,11 +241,11 @@ class BridgeApp:
     async def _jsonrpc(self, request: _Request, receive: Receive, send: Send) -> None:
         rpc_id: Any = None
         try:
-            self._check_content_type(request, has_body=True)
+            self._check_content_type(request, has_body=True, preferred=JSON)
             body = await self._body(request, receive)
             envelope = codec.loads(body)
             if not isinstance(envelope, dict):
-                kind = "a batch (array)" if isinstance(envelope, list) else type(envelope).__name__
+                kind = "a batch (an array)" if isinstance(envelope, list) else codec.json_kind(envelope)
                 raise errors.InvalidRequestError(f"a JSON-RPC request must be an object, not {kind}")
             rpc_id = envelope.get("id")
             if "id" not in envelope:
@@ -298,8 +307,9 @@ class BridgeApp:
             json_name = fields[name].json_name
             given = members.get(json_name, members.get(name))
             if given not in (None, value):
+                shown = f"{errors.echo(value)} in the path but {errors.echo(given)} in the request"
                 raise errors.InvalidParamsError(
-                    f"{json_name} is {value!r} in the path but {given!r} in the request",
+                    f"{json_name} is {shown}",
                     field_violations=[errors.FieldViolation(json_name, "differs from the path")],
                 )
             members.pop(name, None)
@@ -321,7 +331,7 @@ class BridgeApp:
         try:
             if route.body == "*":
                 body = await self._body(request, receive)
-                self._check_content_type(request, has_body=bool(body.strip()))
+                self._check_content_type(request, has_body=bool(body.strip()), preferred=A2A_JSON)
                 if request.query:
                     raise errors.InvalidParamsError(
                         f"{request.verb} {route.template} reads its parameters from the body, not the query"
@@ -355,7 +365,7 @@ class BridgeApp:
         except Exception as exc:
             await self._rest_error(request, send, exc)
             return
-        await _respond(send, 200, codec.dumps(result))
+        await _respond(send, 200, codec.dumps(result), media=A2A_JSON)
 
     async def _rest_error(
         self,
@@ -367,10 +377,10 @@ class BridgeApp:
     ) -> None:
         if request.wants_problem():
             http, body = errors.to_problem_details(exc, status)
-            media = "application/problem+json"
+            media = PROBLEM_JSON
         else:
             http, body = errors.to_rest_error(exc, status)
-            media = "application/json"
+            media = A2A_JSON
         await _respond(send, http, codec.dumps(body), headers, media)
 
     # -- calls -------------------------------------------------------------------------------------
@@ -485,7 +495,7 @@ async def _respond(
     status: int,
     body: bytes,
     headers: Iterable[tuple[str, str]] = (),
-    media: str = "application/json",
+    media: str = JSON,
     length: int | None = None,
 ) -> None:
     raw = [

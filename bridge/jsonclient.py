@@ -59,6 +59,7 @@ JSON_BINDINGS: tuple[str, ...] = ("JSONRPC", "HTTP+JSON")
 """The ``protocolBinding`` names this module speaks."""
 
 _JSON = "application/json"
+_A2A_JSON = "application/a2a+json"
 _SSE = "text/event-stream"
 _OUTPUT: Mapping[str, type[Message]] = {
     name: message_factory.GetMessageClass(method.output_type) for name, method in METHODS.items()
@@ -128,9 +129,16 @@ class _JsonUpstream:
         copy.tenant = self.tenant  # type: ignore[attr-defined]  # every A2A request has one
         return copy
 
+    media: str = _JSON
+    """The Content-Type of request bodies on this binding."""
+    answers: str = _JSON
+    """The ``Accept`` of a call answered by one JSON document."""
+
     def _request(self, verb: str, url: str, body: object, call: Call, accept: str) -> httpx.Request:
         headers = {_header_name(k): v for k, v in call.headers.items()}
-        headers.update({"Content-Type": _JSON, "Accept": accept})
+        headers["Accept"] = accept
+        if body is not None:
+            headers["Content-Type"] = self.media
         timeout = (
             httpx.Timeout(max(call.timeout, 0.0)) if call.timeout is not None else httpx.USE_CLIENT_DEFAULT
         )
@@ -155,7 +163,7 @@ class _JsonUpstream:
             raise self._invalid(method, str(exc) or type(exc).__name__) from None
 
     async def _send(self, method: str, call: Call, verb: str, url: str, body: object) -> httpx.Response:
-        request = self._request(verb, url, body, call, _JSON)
+        request = self._request(verb, url, body, call, self.answers)
         with self._guard(method, call):
             async with asyncio.timeout_at(_deadline(call)):
                 return await self._client.send(request)
@@ -211,7 +219,7 @@ class _JsonUpstream:
         if data is None and not cls.DESCRIPTOR.fields:  # google.protobuf.Empty may come as null
             return cls()
         try:
-            return codec.decode(data, cls, ignore_unknown=True)
+            return codec.decode(data, cls, lenient=True)
         except errors.InvalidParamsError as exc:
             raise self._invalid(
                 method, f"sent {what} that is not a {cls.DESCRIPTOR.name}: {exc.message}"
@@ -306,9 +314,14 @@ def _router() -> Router:
 
 
 class RestUpstream(_JsonUpstream):
-    """An A2A agent over HTTP+JSON (spec section 11): routes under :attr:`url`, from the proto."""
+    """An A2A agent over HTTP+JSON (spec section 11): routes under :attr:`url`, from the proto.
+
+    Bodies go out as ``application/a2a+json`` (11.1); answers are read in either JSON type.
+    """
 
     binding = "HTTP+JSON"
+    media = _A2A_JSON
+    answers = f"{_A2A_JSON}, {_JSON}"
 
     def _target(self, method: str, request: Message) -> tuple[str, str, object]:
         request = self._tenanted(request)
@@ -381,7 +394,7 @@ async def fetch_card(
         )
     try:
         data = codec.loads(response.content)
-        return codec.decode(data, types.AgentCard, ignore_unknown=True)
+        return codec.decode(data, types.AgentCard, lenient=True)
     except errors.A2AError as exc:
         raise errors.InvalidAgentResponseError(
             f"the agent card at {url} is not valid: {exc.message}"

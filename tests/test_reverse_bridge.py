@@ -604,7 +604,15 @@ async def test_service_parameters_cross_and_nothing_else(bridged: Bridge) -> Non
     assert sent.headers["authorization"] == "Bearer t0k3n"
     assert sent.headers["traceparent"] == metadata[1][1]
     assert sent.headers["a2a-extensions"] == "https://example.invalid/ext/a/v1"
-    assert sent.headers["content-type"] == "application/json"
+    # JSON-RPC is application/json (spec 9.1); HTTP+JSON requests are application/a2a+json (11.1).
+    if bridged.binding == "JSONRPC":
+        assert (sent.headers["content-type"], sent.headers["accept"]) == (
+            "application/json",
+            "application/json",
+        )
+    else:
+        assert sent.headers["content-type"] == "application/a2a+json"
+        assert sent.headers["accept"] == "application/a2a+json, application/json"
     assert "x-private" not in sent.headers
 
 
