@@ -106,11 +106,17 @@ ECHO_CHARS = 64
 
 
 def _cut(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` UTF-8 bytes, marked with an ellipsis when cut."""
+    """``text`` cut to at most ``limit`` UTF-8 bytes, in the middle, marked with an ellipsis.
+
+    The middle, not the end: a message built around a huge caller value ("task '<100 kB>' not
+    found") says what is wrong at its end, which must survive.
+    """
     data = text.encode()
     if len(data) <= limit:
         return text
-    return data[: limit - 3].decode(errors="ignore") + "\u2026"
+    tail = limit // 4
+    head = limit - tail - 3  # the ellipsis is 3 bytes
+    return data[:head].decode(errors="ignore") + "\u2026" + data[len(data) - tail :].decode(errors="ignore")
 
 
 def echo(value: object, limit: int = ECHO_CHARS) -> str:
@@ -689,6 +695,7 @@ _CODE_OF_REFUSAL = {
     405: _C.UNIMPLEMENTED,
     413: _C.RESOURCE_EXHAUSTED,
     415: _C.INVALID_ARGUMENT,
+    431: _C.RESOURCE_EXHAUSTED,
 }
 """The google.rpc.Code of the HTTP statuses a server sets itself when it refuses a request."""
 
@@ -700,7 +707,8 @@ def to_rest_error(exc: BaseException, http_status: int | None = None) -> tuple[i
     ``{"error": {"code": <HTTP status>, "status": "<gRPC code name>", "message", "details"}}``,
     the details being the same ``@type``d ErrorInfo / BadRequest objects as on the other bindings.
     ``http_status`` overrides the table's status, for a request refused before any operation ran
-    (unknown route 404, wrong verb 405, body too large 413, wrong media type 415).
+    (unknown route 404, wrong verb 405, body too large 413, wrong media type 415, headers too
+    large 431).
     """
     err = _coerce(exc)
     code = _wire_grpc_code(err)

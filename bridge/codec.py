@@ -45,6 +45,7 @@ __all__ = [
     "from_json",
     "json_kind",
     "loads",
+    "quote",
     "to_json",
 ]
 
@@ -310,7 +311,7 @@ def json_kind(value: object) -> str:
     return "null"
 
 
-def _shown(value: object) -> str:
+def quote(value: object) -> str:
     """A caller's JSON value as an error message quotes it: short, in JSON's terms."""
     if isinstance(value, str):
         return errors.echo(value)
@@ -345,7 +346,7 @@ def _check_bytes(data: object, descriptor: Descriptor, path: str) -> None:
                     not _BASE64.fullmatch(element) or len(element.rstrip("=")) % 4 == 1
                 ):
                     raise errors.InvalidParamsError(
-                        f"invalid {where}: must be a base64 string, not {_shown(element)}",
+                        f"invalid {where}: must be a base64 string, not {quote(element)}",
                         field_violations=[FieldViolation(where, "must be a base64 string")],
                     )
             elif field.message_type is not None:
@@ -384,7 +385,7 @@ def decode(data: object, cls: type[M], *, where: str = "", lenient: bool = False
         path, description, value = _locate(members, descriptor, where, lenient)
         if isinstance(exc, RecursionError) or "too deep" in str(exc):
             description, value = f"nests too deeply (more than {MAX_MESSAGE_DEPTH} levels)", _WHOLE
-        text = description if value is _WHOLE else f"{description}, not {_shown(value)}"
+        text = description if value is _WHOLE else f"{description}, not {quote(value)}"
         raise errors.InvalidParamsError(
             f"invalid {path or cls.DESCRIPTOR.name}: {text}",
             field_violations=[FieldViolation(path, description)],

@@ -37,7 +37,7 @@ from a2a_grpc.handler import version_supported
 from bridge import codec
 from bridge.routes import Router, compile_routes
 from bridge.sse import SseDecoder, SseEvent
-from bridge.upstream import CARD_PATH, METHODS, Call, Upstream
+from bridge.upstream import CARD_PATH, METHODS, Call, Upstream, check_header
 
 __all__ = [
     "CARD_PATH",
@@ -80,6 +80,22 @@ def _header_name(name: str) -> str:
 
 def _media_type(response: httpx.Response) -> str:
     return str(response.headers.get("content-type", "")).partition(";")[0].strip().lower()
+
+
+_HTTP_FAILURES: tuple[tuple[type[httpx.HTTPError], str], ...] = (
+    (httpx.ConnectError, "no connection could be made"),
+    (httpx.RemoteProtocolError, "its answer broke the HTTP protocol"),
+    (httpx.ProxyError, "the proxy refused the connection"),
+    (httpx.UnsupportedProtocol, "its URL is not http or https"),
+    (httpx.NetworkError, "the connection broke"),
+    (httpx.DecodingError, "its answer's content encoding cannot be decoded"),
+    (httpx.TooManyRedirects, "it redirects too many times"),
+)
+"""What an httpx failure means, in our words (its own text speaks of sockets and libraries); first match."""
+
+
+def _why(exc: httpx.HTTPError) -> str:
+    return next((text for kind, text in _HTTP_FAILURES if isinstance(exc, kind)), "the HTTP exchange failed")
 
 
 def _origin(url: str) -> str:
@@ -135,6 +151,8 @@ class _JsonUpstream:
     """The ``Accept`` of a call answered by one JSON document."""
 
     def _request(self, verb: str, url: str, body: object, call: Call, accept: str) -> httpx.Request:
+        for name, value in call.headers.items():
+            check_header(name, value)  # what httpx cannot write is the caller's error, named
         headers = {_header_name(k): v for k, v in call.headers.items()}
         headers["Accept"] = accept
         if body is not None:
@@ -156,11 +174,13 @@ class _JsonUpstream:
                 f"{method}: upstream agent at {self.url} did not answer{within}"
             ) from None
         except httpx.TransportError as exc:  # refused, DNS, reset, protocol errors
+            log.info("%s to %s failed: %r", method, self.url, exc)
             raise errors.UnavailableError(
-                f"upstream agent at {self.url} is unavailable: {exc or type(exc).__name__}"
+                f"upstream agent at {self.url} is unavailable: {_why(exc)}"
             ) from None
         except httpx.HTTPError as exc:  # undecodable content encoding, redirect loops
-            raise self._invalid(method, str(exc) or type(exc).__name__) from None
+            log.info("%s to %s failed: %r", method, self.url, exc)
+            raise self._invalid(method, _why(exc)) from None
 
     async def _send(self, method: str, call: Call, verb: str, url: str, body: object) -> httpx.Response:
         request = self._request(verb, url, body, call, self.answers)
@@ -291,7 +311,7 @@ class JsonRpcUpstream(_JsonUpstream):
             if got is None or got == rpc_id:  # null: the agent could not read the request's id
                 raise errors.from_jsonrpc_error(error)
         if type(got) is not int or got != rpc_id:
-            raise self._invalid(method, f"answered JSON-RPC id {got!r} to request id {rpc_id}")
+            raise self._invalid(method, f"answered JSON-RPC id {codec.quote(got)} to request id {rpc_id}")
         if "result" not in reply:
             raise self._invalid(method, "sent a JSON-RPC response with neither result nor error")
         return reply["result"]
@@ -385,9 +405,8 @@ async def fetch_card(
             f"upstream agent at {url} is unavailable: no agent card{within}"
         ) from None
     except httpx.HTTPError as exc:
-        raise errors.UnavailableError(
-            f"upstream agent at {url} is unavailable: {exc or type(exc).__name__}"
-        ) from None
+        log.info("fetching the agent card at %s failed: %r", url, exc)
+        raise errors.UnavailableError(f"upstream agent at {url} is unavailable: {_why(exc)}") from None
     if not response.is_success:
         raise errors.UnavailableError(
             f"upstream agent at {url} is unavailable: its agent card answered HTTP {response.status_code}"
@@ -418,7 +437,7 @@ def choose_interface(card: types.AgentCard, prefer: Sequence[str] = JSON_BINDING
         for i in card.supported_interfaces
     )
     raise errors.UnavailableError(
-        f"agent {card.name!r} has no {' or '.join(prefer)} interface for A2A 1.0; "
+        f"agent {errors.echo(card.name)} has no {' or '.join(prefer)} interface for A2A 1.0; "
         f"its card offers {offered or 'no interfaces'}"
     )
 

@@ -319,6 +319,24 @@ def test_foreign_domain_and_broken_trailers_fall_back_to_the_code() -> None:
     assert (type(got), got.message) == (errors.TaskNotFoundError, "gone")
 
 
+# --- bounds ----------------------------------------------------------------------------------------
+
+
+def test_a_long_message_is_cut_in_the_middle_so_its_verdict_survives() -> None:
+    err = errors.TaskNotFoundError(f"task {'x' * 100_000!r} not found", metadata={"task_id": "\u00e9" * 1000})
+    assert len(err.message.encode()) <= errors.MAX_MESSAGE_BYTES
+    assert err.message.startswith("task 'xxx")
+    assert err.message.endswith("xxx' not found")
+    assert "\u2026" in err.message
+    assert len(err.metadata["task_id"].encode()) <= errors.MAX_DETAIL_BYTES
+    assert errors.TaskNotFoundError("short").message == "short"
+
+
+def test_echo_quotes_short() -> None:
+    assert errors.echo("abc") == "'abc'"
+    assert errors.echo("y" * 1000) == repr("y" * errors.ECHO_CHARS) + "\u2026 (1000 characters)"
+
+
 # --- the codes of v1.0.0, still decoded --------------------------------------------------------
 
 V100_GRPC = {
