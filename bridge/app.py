@@ -389,9 +389,13 @@ class BridgeApp:
             if route.body == "*":
                 body = await self._body(request, receive)
                 self._check_content_type(request, has_body=bool(body.strip()), preferred=A2A_JSON)
-                if request.query:
+                query = parse_qsl(request.query.decode("latin-1"), keep_blank_values=True)
+                if given := query_to_json(route.method, query):  # unknown parameters are ignored (5.7)
+                    name = next(iter(given))
                     raise errors.InvalidParamsError(
-                        f"{request.verb} {route.template} reads its parameters from the body, not the query"
+                        f"{request.verb} {route.template} reads its parameters from the body: "
+                        f"send {name} there, not in the query",
+                        field_violations=[errors.FieldViolation(name, "belongs in the body")],
                     )
                 members = codec.loads(body) if body.strip() else {}
                 if not isinstance(members, dict):

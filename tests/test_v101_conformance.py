@@ -711,6 +711,24 @@ async def test_unrecognized_members_are_ignored(
     assert task["artifacts"][0]["parts"][0]["text"] == "echo still read"
 
 
+@ASYNC
+async def test_unknown_query_parameters_are_ignored_on_every_route(stacks: Stacks) -> None:
+    stack = await stacks.get("main")
+    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT, headers={"A2A-Version": "1.0"}) as http:
+        sent = await http.post("/message:send?debug=1&_=123", json=_json(text("echo q")))
+        assert sent.status_code == 200, sent.text
+        task_id = sent.json()["task"]["id"]
+        got = await http.get(f"/tasks/{task_id}?debug=1&historyLength=0")
+        assert (got.status_code, "history" in got.json()) == (200, False)
+        # A known parameter with a bad value, or one that belongs in the body, is still refused.
+        bad = await http.get(f"/tasks/{task_id}?debug=1&historyLength=-", headers={"Accept": PROBLEM})
+        assert (bad.status_code, bad.json()["fieldViolations"][0]["field"]) == (400, "historyLength")
+        misplaced = await http.post("/message:send?tenant=acme", json=_json(text("echo q")))
+        assert misplaced.status_code == 400
+        error = misplaced.json()["error"]
+        assert "send tenant there, not in the query" in error["message"]
+
+
 BESIDE_UNKNOWN = [
     pytest.param({"futureField": 1, "message": {"role": "ROLE_BOSS"}}, "message.role", id="bad-enum"),
     pytest.param({"message": {"futureFlag": 1, "role": 7.5}}, "message.role", id="fractional-enum"),
