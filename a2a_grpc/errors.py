@@ -2,31 +2,31 @@
 
 Each row of :data:`ERROR_TABLE` is an :class:`ErrorSpec` holding, for one error type, the exception
 class and its wire facts: JSON-RPC code, gRPC status code, ``google.rpc.ErrorInfo`` reason, HTTP
-status and RFC 9457 problem ``type`` URI. The nine A2A-specific rows follow the specification's
-"Error Code Mappings" table (section 5.4 of the v1.0 draft, ``a2aproject/A2A`` ``docs/specification.md``);
-the five standard JSON-RPC rows follow section 9.5. Every lookup (by class, reason, JSON-RPC code, or
-bare gRPC code) is derived from the rows, and exceptions become a status in exactly one place
-(:func:`to_rpc_status`), as grpclib does it.
+status and RFC 9457 problem ``type`` URI. The nine A2A-specific rows follow the "Error Code Mappings"
+table of A2A v1.0.1 (section 5.4); the five standard JSON-RPC rows follow section 9.5. Every lookup
+(by class, reason, JSON-RPC code, or bare gRPC code) is derived from the rows, and exceptions become
+a status in exactly one place (:func:`to_rpc_status`), as grpclib does it.
 
 On gRPC an error is ``google.rpc.Status`` (section 10.6) carried in the ``grpc-status-details-bin``
 trailer: an ``ErrorInfo(reason, domain="a2a-protocol.org", metadata)`` and, for validation failures,
 a ``BadRequest`` with field violations. On JSON-RPC, ``error.data`` is the list of the same details in
-ProtoJSON ``Any`` form (``{"@type": "type.googleapis.com/google.rpc.ErrorInfo", ...}``).
+ProtoJSON ``Any`` form (``{"@type": "type.googleapis.com/google.rpc.ErrorInfo", ...}``); on HTTP+JSON
+the ``details`` of a ``google.rpc.Status`` body (section 11.6).
 
-Spec vs. official SDK (a2a-sdk 1.3.0), where they disagree we emit the spec and decode both:
+We emit exactly the v1.0.1 table, which the official SDK (a2a-sdk 1.3) emits too. What we still
+decode besides it:
 
-* gRPC codes: the SDK sends FAILED_PRECONDITION for PushNotificationNotSupported, UnsupportedOperation
-  and VersionNotSupported (spec: UNIMPLEMENTED). Decoding picks the class from ErrorInfo.reason, so
-  either code works; the received code is kept on ``.grpc_code``.
-* HTTP: the SDK uses 400 for TaskNotCancelable (spec 409) and ContentTypeNotSupported (spec 415),
-  and 500 for InvalidAgentResponse (spec 502).
+* The codes of the v1.0.0 text: gRPC UNIMPLEMENTED for PushNotificationNotSupported,
+  UnsupportedOperation and VersionNotSupported; HTTP 409 for TaskNotCancelable, 415 for
+  ContentTypeNotSupported and 502 for InvalidAgentResponse. Decoding picks the class from
+  ErrorInfo.reason, never from the code, so a peer that still sends them decodes to the same class;
+  the received gRPC code is kept on ``.grpc_code``.
 * Standard errors have no reason or gRPC code in the spec. We use the SDK's reasons (INVALID_PARAMS,
   INVALID_REQUEST, METHOD_NOT_FOUND, INTERNAL_ERROR) so its client recognises them; parse errors use
   JSON_PARSE (the spec's naming rule applied to ``JSONParseError``; the SDK defines none). Method not
   found is UNIMPLEMENTED, which is what gRPC itself answers for an unknown method (SDK: NOT_FOUND).
-* JSON-RPC ``data``: the v1.0 draft only says "structured object"; the SDK (and the released text)
-  use a list of typed details. We emit the list and accept a list, ``{"details": [...]}`` or a flat
-  object (read as metadata).
+* JSON-RPC ``data``: v1.0.1 makes it a list of typed details. We emit the list and accept a list,
+  ``{"details": [...]}`` or a flat object (read as metadata), as older peers send them.
 * a2a-sdk's v0.3 gRPC server sends no details, only ``"TaskNotFoundError: message"``; that prefix is
   recognised when no ErrorInfo is present.
 """
@@ -106,11 +106,17 @@ ECHO_CHARS = 64
 
 
 def _cut(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` UTF-8 bytes, marked with an ellipsis when cut."""
+    """``text`` cut to at most ``limit`` UTF-8 bytes, in the middle, marked with an ellipsis.
+
+    The middle, not the end: a message built around a huge caller value ("task '<100 kB>' not
+    found") says what is wrong at its end, which must survive.
+    """
     data = text.encode()
     if len(data) <= limit:
         return text
-    return data[: limit - 3].decode(errors="ignore") + "\u2026"
+    tail = limit // 4
+    head = limit - tail - 3  # the ellipsis is 3 bytes
+    return data[:head].decode(errors="ignore") + "\u2026" + data[len(data) - tail :].decode(errors="ignore")
 
 
 def echo(value: object, limit: int = ECHO_CHARS) -> str:
@@ -268,7 +274,7 @@ class DeadlineExceededError(TransportError):
 
 _C = grpc.StatusCode
 ERROR_TABLE: tuple[ErrorSpec, ...] = (
-    # A2A-specific errors: spec section 5.4.
+    # A2A-specific errors: spec section 5.4 (v1.0.1).
     ErrorSpec(
         "TaskNotFoundError",
         TaskNotFoundError,
@@ -285,14 +291,14 @@ ERROR_TABLE: tuple[ErrorSpec, ...] = (
         -32002,
         _C.FAILED_PRECONDITION,
         "TASK_NOT_CANCELABLE",
-        409,
+        400,
         "Task cannot be canceled",
     ),
     ErrorSpec(
         "PushNotificationNotSupportedError",
         PushNotificationNotSupportedError,
         -32003,
-        _C.UNIMPLEMENTED,
+        _C.FAILED_PRECONDITION,
         "PUSH_NOTIFICATION_NOT_SUPPORTED",
         400,
         "Push notifications not supported",
@@ -301,7 +307,7 @@ ERROR_TABLE: tuple[ErrorSpec, ...] = (
         "UnsupportedOperationError",
         UnsupportedOperationError,
         -32004,
-        _C.UNIMPLEMENTED,
+        _C.FAILED_PRECONDITION,
         "UNSUPPORTED_OPERATION",
         400,
         "This operation is not supported",
@@ -312,7 +318,7 @@ ERROR_TABLE: tuple[ErrorSpec, ...] = (
         -32005,
         _C.INVALID_ARGUMENT,
         "CONTENT_TYPE_NOT_SUPPORTED",
-        415,
+        400,
         "Content type not supported",
     ),
     ErrorSpec(
@@ -321,7 +327,7 @@ ERROR_TABLE: tuple[ErrorSpec, ...] = (
         -32006,
         _C.INTERNAL,
         "INVALID_AGENT_RESPONSE",
-        502,
+        500,
         "Invalid agent response",
     ),
     ErrorSpec(
@@ -346,7 +352,7 @@ ERROR_TABLE: tuple[ErrorSpec, ...] = (
         "VersionNotSupportedError",
         VersionNotSupportedError,
         -32009,
-        _C.UNIMPLEMENTED,
+        _C.FAILED_PRECONDITION,
         "VERSION_NOT_SUPPORTED",
         400,
         "Protocol version not supported",
@@ -689,6 +695,7 @@ _CODE_OF_REFUSAL = {
     405: _C.UNIMPLEMENTED,
     413: _C.RESOURCE_EXHAUSTED,
     415: _C.INVALID_ARGUMENT,
+    431: _C.RESOURCE_EXHAUSTED,
 }
 """The google.rpc.Code of the HTTP statuses a server sets itself when it refuses a request."""
 
@@ -700,7 +707,8 @@ def to_rest_error(exc: BaseException, http_status: int | None = None) -> tuple[i
     ``{"error": {"code": <HTTP status>, "status": "<gRPC code name>", "message", "details"}}``,
     the details being the same ``@type``d ErrorInfo / BadRequest objects as on the other bindings.
     ``http_status`` overrides the table's status, for a request refused before any operation ran
-    (unknown route 404, wrong verb 405, body too large 413, wrong media type 415).
+    (unknown route 404, wrong verb 405, body too large 413, wrong media type 415, headers too
+    large 431).
     """
     err = _coerce(exc)
     code = _wire_grpc_code(err)

@@ -2,17 +2,20 @@
 
 Served at the bridge's root URL:
 
-* ``POST /``: JSON-RPC 2.0 (spec section 9). Method names are the RPC names of the service
-  descriptor; ``params`` and ``result`` are ProtoJSON; errors carry the section 5.4 code and the
-  ``@type``d ErrorInfo / BadRequest details in ``data``. JSON-RPC errors travel with HTTP 200 (the
-  request reached the JSON-RPC layer); only a refused body (413, 415) has another status.
+* ``POST /``: JSON-RPC 2.0 (spec section 9), ``application/json`` both ways (9.1). Method names
+  are the RPC names of the service descriptor; ``params`` and ``result`` are ProtoJSON; errors
+  carry the section 5.4 code and the ``@type``d ErrorInfo / BadRequest details in ``data``.
+  JSON-RPC errors travel with HTTP 200 (the request reached the JSON-RPC layer); only a refused
+  body or header (413, 415, 431) has another status.
 * the HTTP+JSON routes (section 11) compiled from the proto's ``google.api.http`` rules, tenant
-  bindings included (:mod:`bridge.routes`); errors as ``google.rpc.Status`` bodies
-  (``{"error": {"code", "status", "message", "details"}}``), or RFC 9457 problem details to a
-  client that asks for ``application/problem+json``;
-* ``GET /.well-known/agent-card.json``: the upstream card with this bridge's JSONRPC and
-  HTTP+JSON interfaces added beside the upstream's own, with ``ETag`` and ``Cache-Control``;
-  ``If-None-Match`` gets a 304;
+  bindings included (:mod:`bridge.routes`). Answers are ``application/a2a+json`` (11.1), errors
+  included: ``google.rpc.Status`` bodies (``{"error": {"code", "status", "message", "details"}}``),
+  or RFC 9457 problem details (``application/problem+json``) to a client that asks for them.
+  Request bodies are read as ``application/a2a+json`` or ``application/json``;
+* ``GET /.well-known/agent-card.json``: the upstream card (a plain JSON document,
+  ``application/json``) with this bridge's JSONRPC and HTTP+JSON interfaces added beside the
+  upstream's own, with ``ETag``, ``Last-Modified`` (when the served content last changed) and
+  ``Cache-Control`` (spec 8.6); ``If-None-Match``, or without it ``If-Modified-Since``, gets a 304;
 * ``GET /healthz``: 200 while the app serves.
 
 Streaming methods answer with Server-Sent Events: the bridge waits for the upstream's first event
@@ -23,15 +26,20 @@ the first event is a final ``event: error``, and a client that goes away cancels
 
 Headers cross to the upstream through an allowlist (``authorization``, ``a2a-*``,
 ``traceparent``, ``tracestate``); ``Grpc-Timeout`` (``5S``, ``250m``, or plain seconds) becomes
-the upstream deadline.
+the upstream deadline. What crosses must fit gRPC metadata whatever the upstream: printable ASCII
+(an ``a2a-…-bin`` header: base64), else 400 naming the header; at most
+:attr:`BridgeSettings.max_forwarded_header_bytes` in all, else 431.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import email.utils
 import hashlib
 import logging
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +51,16 @@ from google.protobuf.message import Message
 from a2a_grpc import errors, types
 from bridge import codec
 from bridge.routes import Route, Router, compile_routes, query_to_json
-from bridge.upstream import CARD_PATH, METHODS, Call, Upstream, forwardable, parse_timeout
+from bridge.upstream import (
+    CARD_PATH,
+    METHODS,
+    Call,
+    Upstream,
+    check_header,
+    forwardable,
+    metadata_size,
+    parse_timeout,
+)
 
 __all__ = ["BridgeApp", "BridgeSettings", "HttpFailure", "bridge_interfaces"]
 
@@ -54,7 +71,13 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 MiB = 1024 * 1024
-JSON_TYPES = ("application/json", "application/a2a+json")
+JSON = "application/json"
+"""JSON-RPC requests and answers (spec 9.1), the agent card (a plain JSON document, section 8)."""
+A2A_JSON = "application/a2a+json"
+"""HTTP+JSON answers, success and ``google.rpc.Status`` alike (spec 11.1, 14.1)."""
+PROBLEM_JSON = "application/problem+json"
+JSON_TYPES = (JSON, A2A_JSON)
+"""Request bodies are read in either type, with or without parameters (``; charset=utf-8``)."""
 _REQUEST_CLASSES = {name: message_factory.GetMessageClass(m.input_type) for name, m in METHODS.items()}
 
 
@@ -74,16 +97,27 @@ class BridgeSettings:
     """The base URL this bridge is reached at, for the card; default: the address it listens on."""
     forward_headers: tuple[str, ...] = ()
     """Headers to pass upstream besides the standard allowlist (lower-case names)."""
+    max_jsonrpc_id_chars: int = 256
+    """Longest JSON-RPC string ``id`` read; every answer repeats it, so a longer one is refused."""
+    max_forwarded_header_bytes: int = 7 * 1024
+    """The headers passed upstream may take this much, counted as gRPC counts metadata (name, value
+    and 32 bytes each); more is refused with 431. gRPC servers refuse calls whose metadata passes
+    8 KiB (their default soft limit, which includes gRPC's own headers) at random, and all above
+    16 KiB: better one clear refusal here than a flaky one there."""
 
     def __post_init__(self) -> None:
         if self.max_body_bytes <= 0:
             raise ValueError(f"max_body_bytes must be positive, not {self.max_body_bytes}")
+        if self.max_forwarded_header_bytes <= 0:
+            raise ValueError(
+                f"max_forwarded_header_bytes must be positive, not {self.max_forwarded_header_bytes}"
+            )
         if self.heartbeat_seconds <= 0 or self.first_event_wait < 0:
             raise ValueError("heartbeat_seconds must be positive and first_event_wait not negative")
 
 
 class HttpFailure(Exception):
-    """An A2A error that must go out with an HTTP status of its own (413, 415, 405)."""
+    """An A2A error that must go out with an HTTP status of its own (405, 413, 415, 431)."""
 
     def __init__(self, status: int, error: errors.A2AError, headers: Iterable[tuple[str, str]] = ()) -> None:
         super().__init__(error.message)
@@ -115,7 +149,7 @@ class _Request:
             self.headers[name] = f"{self.headers[name]},{value}" if name in self.headers else value
 
     def wants_problem(self) -> bool:
-        return "application/problem+json" in self.headers.get("accept", "")
+        return PROBLEM_JSON in self.headers.get("accept", "")
 
 
 def _event(data: bytes, name: str | None = None) -> bytes:
@@ -131,6 +165,10 @@ class BridgeApp:
         self.settings = settings or BridgeSettings()
         self.router = Router(compile_routes())  # refuses to start on a method without an HTTP rule
         self.public_url: str | None = self.settings.public_url
+        self.clock: Callable[[], float] = time.time
+        """Wall-clock seconds, for the card's ``Last-Modified`` (replaceable in tests)."""
+        self._card_tag = ""
+        self._card_changed = 0
 
     # -- ASGI ------------------------------------------------------------------------------------
 
@@ -148,7 +186,9 @@ class BridgeApp:
                 if request.verb != "POST":
                     raise HttpFailure(
                         405,
-                        errors.MethodNotFoundError(f"{request.verb} / is not served: JSON-RPC takes POST"),
+                        errors.MethodNotFoundError(
+                            f"{errors.echo(request.verb)} / is not served: JSON-RPC takes POST"
+                        ),
                         [("allow", "POST")],
                     )
                 await self._jsonrpc(request, receive, send)
@@ -179,22 +219,38 @@ class BridgeApp:
     # -- request pieces ----------------------------------------------------------------------------
 
     def _call(self, request: _Request) -> Call:
+        """The headers to pass upstream, checked here so that every upstream refuses them alike."""
         extra = self.settings.forward_headers
         headers = {k: v for k, v in request.headers.items() if forwardable(k, extra)}
+        limit = self.settings.max_forwarded_header_bytes
+        if (size := metadata_size(headers)) > limit:
+            largest = max(headers, key=lambda name: len(headers[name]))
+            raise HttpFailure(
+                431,
+                errors.InvalidRequestError(
+                    f"header {largest} ({len(headers[largest])} bytes) is too large to pass on: the "
+                    f"headers sent to the agent may take {limit} bytes (name, value and 32 for each), "
+                    f"these take {size}",
+                    metadata={"header": largest, "limit_bytes": limit},
+                ),
+            )
+        for name, value in headers.items():
+            check_header(name, value)
         timeout = request.headers.get("grpc-timeout")
         return Call(headers, parse_timeout(timeout) if timeout is not None else None)
 
-    def _check_content_type(self, request: _Request, has_body: bool) -> None:
+    def _check_content_type(self, request: _Request, has_body: bool, preferred: str) -> None:
         content_type = request.headers.get("content-type")
         if content_type is None and not has_body:
             return
         media = (content_type or "").split(";", 1)[0].strip().lower()
         if media not in JSON_TYPES:
-            shown = f"{content_type!r}" if content_type else "none"
+            shown = errors.echo(content_type) if content_type else "none"
+            also = "" if preferred == JSON else f" (or {JSON})"
             raise HttpFailure(
                 415,
                 errors.InvalidRequestError(
-                    f"unsupported Content-Type {shown}: send application/json",
+                    f"unsupported Content-Type {shown}: send {preferred}{also}",
                     metadata={"content_type": content_type or ""},
                 ),
             )
@@ -232,11 +288,11 @@ class BridgeApp:
     async def _jsonrpc(self, request: _Request, receive: Receive, send: Send) -> None:
         rpc_id: Any = None
         try:
-            self._check_content_type(request, has_body=True)
+            self._check_content_type(request, has_body=True, preferred=JSON)
             body = await self._body(request, receive)
             envelope = codec.loads(body)
             if not isinstance(envelope, dict):
-                kind = "a batch (array)" if isinstance(envelope, list) else type(envelope).__name__
+                kind = "a batch (an array)" if isinstance(envelope, list) else codec.json_kind(envelope)
                 raise errors.InvalidRequestError(f"a JSON-RPC request must be an object, not {kind}")
             rpc_id = envelope.get("id")
             if "id" not in envelope:
@@ -244,6 +300,10 @@ class BridgeApp:
             if not isinstance(rpc_id, str | int) or isinstance(rpc_id, bool):
                 rpc_id = None
                 raise errors.InvalidRequestError("id must be a string or an integer")
+            if isinstance(rpc_id, str) and len(rpc_id) > (most := self.settings.max_jsonrpc_id_chars):
+                # Every answer (each SSE event too) repeats the id: a huge one is refused, not echoed.
+                rpc_id, length = None, len(rpc_id)
+                raise errors.InvalidRequestError(f"id is {length} characters long: at most {most} are read")
             if envelope.get("jsonrpc") != "2.0":
                 raise errors.InvalidRequestError('jsonrpc must be "2.0"')
             name = envelope.get("method")
@@ -251,7 +311,9 @@ class BridgeApp:
                 raise errors.InvalidRequestError("method must be a string")
             method = METHODS.get(name)
             if method is None:
-                raise errors.MethodNotFoundError(f"method {name!r} not found", metadata={"method": name})
+                raise errors.MethodNotFoundError(
+                    f"method {errors.echo(name)} not found", metadata={"method": name}
+                )
             params = envelope.get("params", {})
             message = codec.decode(params, _REQUEST_CLASSES[name], where="")
             call = self._call(request)
@@ -298,8 +360,9 @@ class BridgeApp:
             json_name = fields[name].json_name
             given = members.get(json_name, members.get(name))
             if given not in (None, value):
+                shown = f"{errors.echo(value)} in the path but {errors.echo(given)} in the request"
                 raise errors.InvalidParamsError(
-                    f"{json_name} is {value!r} in the path but {given!r} in the request",
+                    f"{json_name} is {shown}",
                     field_violations=[errors.FieldViolation(json_name, "differs from the path")],
                 )
             members.pop(name, None)
@@ -312,19 +375,27 @@ class BridgeApp:
             assert isinstance(found, list)
             if found:
                 error = errors.MethodNotFoundError(
-                    f"{request.verb} is not allowed on {request.path}; allowed: {', '.join(found)}"
+                    f"{errors.echo(request.verb)} is not allowed on {errors.echo(request.path)}; "
+                    f"allowed: {', '.join(found)}"
                 )
                 raise HttpFailure(405, error, [("allow", ", ".join(found))])
-            raise HttpFailure(404, errors.MethodNotFoundError(f"no route for {request.verb} {request.path}"))
+            error = errors.MethodNotFoundError(
+                f"no route for {errors.echo(request.verb)} {errors.echo(request.path)}"
+            )
+            raise HttpFailure(404, error)
         assert isinstance(found, dict)
         name = route.method.name
         try:
             if route.body == "*":
                 body = await self._body(request, receive)
-                self._check_content_type(request, has_body=bool(body.strip()))
-                if request.query:
+                self._check_content_type(request, has_body=bool(body.strip()), preferred=A2A_JSON)
+                query = parse_qsl(request.query.decode("latin-1"), keep_blank_values=True)
+                if given := query_to_json(route.method, query):  # unknown parameters are ignored (5.7)
+                    name = next(iter(given))
                     raise errors.InvalidParamsError(
-                        f"{request.verb} {route.template} reads its parameters from the body, not the query"
+                        f"{request.verb} {route.template} reads its parameters from the body: "
+                        f"send {name} there, not in the query",
+                        field_violations=[errors.FieldViolation(name, "belongs in the body")],
                     )
                 members = codec.loads(body) if body.strip() else {}
                 if not isinstance(members, dict):
@@ -355,7 +426,7 @@ class BridgeApp:
         except Exception as exc:
             await self._rest_error(request, send, exc)
             return
-        await _respond(send, 200, codec.dumps(result))
+        await _respond(send, 200, codec.dumps(result), media=A2A_JSON)
 
     async def _rest_error(
         self,
@@ -367,10 +438,10 @@ class BridgeApp:
     ) -> None:
         if request.wants_problem():
             http, body = errors.to_problem_details(exc, status)
-            media = "application/problem+json"
+            media = PROBLEM_JSON
         else:
             http, body = errors.to_rest_error(exc, status)
-            media = "application/json"
+            media = A2A_JSON
         await _respond(send, http, codec.dumps(body), headers, media)
 
     # -- calls -------------------------------------------------------------------------------------
@@ -448,7 +519,7 @@ class BridgeApp:
         if request.verb not in ("GET", "HEAD"):
             raise HttpFailure(
                 405,
-                errors.MethodNotFoundError(f"{request.verb} {CARD_PATH}: use GET"),
+                errors.MethodNotFoundError(f"{errors.echo(request.verb)} {CARD_PATH}: use GET"),
                 [("allow", "GET, HEAD")],
             )
         try:
@@ -458,13 +529,36 @@ class BridgeApp:
             return
         body = codec.dumps_sorted(codec.encode(card))  # sorted: the same card, the same ETag, everywhere
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        headers = [("etag", etag), ("cache-control", f"public, max-age={self.settings.card_max_age}")]
-        wanted = request.headers.get("if-none-match", "")
-        if wanted.strip() == "*" or etag in (tag.strip().removeprefix("W/") for tag in wanted.split(",")):
+        if etag != self._card_tag:  # the content changed (or is served for the first time): now
+            self._card_tag, self._card_changed = etag, int(self.clock())
+        headers = [
+            ("etag", etag),
+            ("last-modified", email.utils.formatdate(self._card_changed, usegmt=True)),
+            ("cache-control", f"public, max-age={self.settings.card_max_age}"),
+        ]
+        if _not_modified(request.headers, etag, self._card_changed):
             await send({"type": "http.response.start", "status": 304, "headers": _raw(headers)})
             await send({"type": "http.response.body", "body": b""})
             return
         await _respond(send, 200, b"" if request.verb == "HEAD" else body, headers, length=len(body))
+
+
+def _not_modified(headers: Mapping[str, str], etag: str, changed: int) -> bool:
+    """Whether a GET or HEAD of the card may be answered 304 (RFC 9110 section 13.2.2)."""
+    wanted = headers.get("if-none-match")
+    if wanted is not None:  # when present it decides alone: If-Modified-Since is not looked at
+        return wanted.strip() == "*" or etag in (tag.strip().removeprefix("W/") for tag in wanted.split(","))
+    since = headers.get("if-modified-since")
+    if since is None or since.count(",") > 1:  # absent, or sent twice (we join repeats with commas)
+        return False
+    try:
+        date = email.utils.parsedate_to_datetime(since)
+    except (TypeError, ValueError):  # not an HTTP-date (or two of them): ignored, RFC 9110 13.1.3
+        return False
+    if date.tzinfo is None:  # "-0000": the date is in UTC all the same
+        date = date.replace(tzinfo=datetime.UTC)
+    # HTTP-dates have one-second resolution; _card_changed is kept in whole seconds to match.
+    return changed <= date.timestamp()
 
 
 def bridge_interfaces(base_url: str, version: str = "1.0") -> list[types.AgentInterface]:
@@ -485,7 +579,7 @@ async def _respond(
     status: int,
     body: bytes,
     headers: Iterable[tuple[str, str]] = (),
-    media: str = "application/json",
+    media: str = JSON,
     length: int | None = None,
 ) -> None:
     raw = [

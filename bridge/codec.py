@@ -7,12 +7,16 @@ ProtoJSON as the A2A JSON bindings use it (spec sections 5.6, 9, 11):
   omitted except the REQUIRED fields of a top-level response (``ListTasksResponse.nextPageToken``
   must be present even when empty, spec 3.1.4);
 * in: camelCase or proto (snake_case) member names, enum names or numbers, int64 as string or
-  number, base64 (standard or URL-safe); an unknown member is an error that names it, not a
-  silent loss.
+  number, base64 (standard or URL-safe). A member the message does not define is ignored, at any
+  depth (spec 5.7: "Implementations SHOULD ignore unrecognized fields"); everything else that
+  does not fit is refused: a wrong JSON type, an unknown enum name or an out-of-range number, a
+  string that is not base64, a non-object where a message belongs, two members of one oneof,
+  nesting past :data:`MAX_MESSAGE_DEPTH`.
 
 Decoding never raises anything but :class:`a2a_grpc.errors.ParseError` (the bytes are not JSON)
-or :class:`a2a_grpc.errors.InvalidParamsError` naming the offending field path, so every binding
-reports bad input the same way. Golden files under ``tests/golden/`` pin the encoding.
+or :class:`a2a_grpc.errors.InvalidParamsError` naming the offending field path and what its value
+must be, in our words (never the parser's), so every binding reports bad input the same way.
+Golden files under ``tests/golden/`` pin the encoding.
 """
 
 from __future__ import annotations
@@ -32,13 +36,16 @@ from a2a_grpc import _pool, errors
 from a2a_grpc.errors import FieldViolation
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "MAX_MESSAGE_DEPTH",
     "decode",
     "dumps",
     "dumps_sorted",
     "encode",
     "from_json",
+    "json_kind",
     "loads",
+    "quote",
     "to_json",
 ]
 
@@ -48,12 +55,27 @@ MAX_MESSAGE_DEPTH = 64
 """Deepest nesting of messages (Struct values included) a decoded request may have."""
 
 
+MAX_JSON_DEPTH = 1024
+"""Deepest nesting of arrays and objects the JSON parser reads (orjson's fixed limit)."""
+
+
 def loads(body: bytes | str) -> Any:
     """Parse JSON text; :class:`ParseError` (-32700) if it is not JSON or nests past 1,024 levels."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise errors.ParseError(f"invalid JSON: {exc}") from None
+        raise errors.ParseError(_not_json(body, exc)) from None
+
+
+def _not_json(body: bytes | str, exc: orjson.JSONDecodeError) -> str:
+    # The parser's own words name its internals; ours say what is wrong and where.
+    if not body.strip():
+        return "invalid JSON: the body is empty"
+    if "depth" in exc.msg:
+        return f"invalid JSON: arrays and objects nest more than {MAX_JSON_DEPTH} levels deep"
+    if "UTF-8" in exc.msg:
+        return "invalid JSON: the body is not UTF-8 text"
+    return f"invalid JSON: a syntax error at line {exc.lineno}, column {exc.colno}"
 
 
 def dumps(obj: Any) -> bytes:
@@ -104,31 +126,6 @@ def to_json(message: Message) -> bytes:
     return orjson.dumps(encode(message))
 
 
-_NO_FIELD = re.compile(r'has no field named "([^"]+)" at "([^"]*)"')
-_AT = re.compile(r" at ([\w\[\]]+(?:\.[\w\[\]]+)*)\.*$")
-_FAILED = re.compile(r"^Failed to parse (\w+) field: ")
-
-
-def _violation(exc: json_format.ParseError, root: str) -> FieldViolation:
-    """The field path and a short description out of one of json_format's messages."""
-    text = str(exc).split("\n", 1)[0]
-    if (m := _NO_FIELD.search(text)) is not None:
-        where = m.group(2).split(".", 1)[1] if "." in m.group(2) else ""
-        path = f"{where}.{m.group(1)}" if where else m.group(1)
-        return FieldViolation(_join(root, path), "unknown field")
-    chain: list[str] = []
-    while (m := _FAILED.match(text)) is not None:
-        chain.append(m.group(1))
-        text = text[m.end() :]
-    if (m := _AT.search(text)) is not None:
-        text = text[: m.start()]
-        at = m.group(1).split(".", 1)
-        if len(at) == 2:
-            chain = at[1].split(".")
-    text = text.rstrip(".")
-    return FieldViolation(_join(root, ".".join(chain)), text or "invalid value")
-
-
 def _join(root: str, path: str) -> str:
     return f"{root}.{path}" if root and path else root or path
 
@@ -156,12 +153,34 @@ def _holds_bytes(descriptor: Descriptor, seen: frozenset[str] = frozenset()) -> 
     )
 
 
-def _fits(descriptor: Descriptor, members: dict[str, Any], ignore_unknown: bool) -> bool:
+def _known(data: object, descriptor: Descriptor) -> Any:
+    """``data`` without the members ``descriptor`` does not define, at every depth (spec 5.7)."""
+    if not isinstance(data, Mapping) or descriptor.full_name.startswith("google.protobuf."):
+        return data  # not ours to trim: a type error for json_format, or free-form JSON (Struct)
+    out: dict[str, Any] = {}
+    for key, item in data.items():
+        field = _field(descriptor, key)
+        if field is None:
+            continue
+        sub = field.message_type
+        if sub is not None and sub.GetOptions().map_entry:
+            values = sub.fields_by_name["value"].message_type
+            if values is not None and isinstance(item, Mapping):
+                item = {k: _known(v, values) for k, v in item.items()}
+        elif sub is not None and field.is_repeated and isinstance(item, list):
+            item = [_known(element, sub) for element in item]
+        elif sub is not None:
+            item = _known(item, sub)
+        out[key] = item
+    return out
+
+
+def _fits(descriptor: Descriptor, members: dict[str, Any], lenient: bool) -> bool:
     try:
         json_format.ParseDict(
             members,
             message_factory.GetMessageClass(descriptor)(),
-            ignore_unknown_fields=ignore_unknown,
+            ignore_unknown_fields=lenient,
             descriptor_pool=_pool.POOL,
             max_recursion_depth=MAX_MESSAGE_DEPTH,
         )
@@ -170,39 +189,137 @@ def _fits(descriptor: Descriptor, members: dict[str, Any], ignore_unknown: bool)
     return True
 
 
-def _locate(data: object, descriptor: Descriptor, path: str, ignore_unknown: bool) -> str:
-    """The path of the member that makes ``data`` fail to parse, found by parsing it piece by piece.
+_Fault = tuple[str, str, object]
+"""Where a value does not fit (field path), what it must be, and the value (:data:`_WHOLE` if moot)."""
+_WHOLE = object()
 
-    json_format's messages lose list indexes (``parts.text`` for ``parts[0].text``), so the failing
-    member is narrowed down member by member, element by element. Only runs on bad input.
+
+def _locate(data: object, descriptor: Descriptor, path: str, lenient: bool) -> _Fault:
+    """The member that makes ``data`` fail to parse, found by parsing it piece by piece.
+
+    json_format's messages lose list indexes (``parts.text`` for ``parts[0].text``) and speak of
+    Python internals, so the failing member is narrowed down member by member, element by element,
+    and described from its field's type. Only runs on bad input.
     """
-    if descriptor.full_name.startswith("google.protobuf.") or not isinstance(data, Mapping):
-        return path
+    if not isinstance(data, Mapping) or descriptor.full_name.startswith("google.protobuf."):
+        return path, _message_shape(descriptor), data
     for key, item in data.items():
-        if _fits(descriptor, {key: item}, ignore_unknown):
+        if _fits(descriptor, {key: item}, lenient):
             continue
         at = _join(path, key)
         field = _field(descriptor, key)
-        if field is None or (field.message_type is None and not field.is_repeated):
-            return at
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            value_type = field.message_type.fields_by_name["value"].message_type
-            if isinstance(item, Mapping) and value_type is not None:
-                for k, v in item.items():
-                    if not _fits(descriptor, {key: {k: v}}, ignore_unknown):
-                        return _locate(v, value_type, f"{at}[{k}]", ignore_unknown)
-            return at
+        if field is None:
+            return at, "is not a field of " + descriptor.name, _WHOLE
+        sub = field.message_type
+        if sub is not None and sub.GetOptions().map_entry:
+            if not isinstance(item, Mapping):
+                return at, "must be a JSON object", item
+            value_field = sub.fields_by_name["value"]
+            for k, v in item.items():
+                if not _fits(descriptor, {key: {k: v}}, lenient):
+                    return _element(value_field, v, f"{at}[{k}]", lenient)
+            return at, "has an invalid key", _WHOLE
         if field.is_repeated:
             if not isinstance(item, list):
-                return at
+                return at, "must be an array", item
             for i, element in enumerate(item):
-                if not _fits(descriptor, {key: [element]}, ignore_unknown):
-                    sub = field.message_type
-                    where = f"{at}[{i}]"
-                    return _locate(element, sub, where, ignore_unknown) if sub is not None else where
-            return at
-        return _locate(item, field.message_type, at, ignore_unknown) if field.message_type else at
-    return path  # every member parses alone: they conflict (two members of one oneof)
+                if not _fits(descriptor, {key: [element]}, lenient):
+                    return _element(field, element, f"{at}[{i}]", lenient)
+            return at, "is invalid", _WHOLE
+        return _element(field, item, at, lenient)
+    return path, _conflict(descriptor, data), _WHOLE  # every member parses alone: they exclude each other
+
+
+def _element(field: FieldDescriptor, value: object, at: str, lenient: bool) -> _Fault:
+    """The fault of one value of ``field`` (a singular value, an element, a map value)."""
+    if value is None:
+        return at, "must not be null", _WHOLE
+    if field.message_type is not None:
+        return _locate(value, field.message_type, at, lenient)
+    return at, _scalar_shape(field), value
+
+
+def _conflict(descriptor: Descriptor, data: Mapping[str, Any]) -> str:
+    for oneof in descriptor.oneofs:
+        names = [f.json_name for f in oneof.fields]
+        given = [f.json_name for f in oneof.fields if data.get(f.json_name, data.get(f.name)) is not None]
+        if len(given) > 1:
+            return f"sets {', '.join(given)}: only one of {', '.join(names)} may be set"
+    return "is invalid"
+
+
+_INT_RANGES = {
+    **dict.fromkeys(
+        (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SFIXED32),
+        (-(2**31), 2**31 - 1),
+    ),
+    **dict.fromkeys((FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32), (0, 2**32 - 1)),
+    **dict.fromkeys(
+        (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SFIXED64),
+        (-(2**63), 2**63 - 1),
+    ),
+    **dict.fromkeys((FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64), (0, 2**64 - 1)),
+}
+_WKT_SHAPES = {
+    "google.protobuf.Timestamp": 'must be an RFC 3339 timestamp string, e.g. "2025-10-28T10:30:00Z"',
+    "google.protobuf.Duration": 'must be a duration string in seconds, e.g. "1.5s"',
+    "google.protobuf.FieldMask": "must be a string of comma-separated field names",
+    "google.protobuf.ListValue": "must be an array",
+}
+
+
+def _message_shape(descriptor: Descriptor) -> str:
+    """What the JSON of a message must look like, in words."""
+    if descriptor.full_name in _WKT_SHAPES:
+        return _WKT_SHAPES[descriptor.full_name]
+    if descriptor.full_name.startswith("google.protobuf.") and descriptor.full_name.endswith("Value"):
+        value = descriptor.fields_by_name.get("value")  # the wrappers: their value's JSON
+        if value is not None:
+            return _scalar_shape(value)
+    return "must be a JSON object"
+
+
+def _scalar_shape(field: FieldDescriptor) -> str:
+    """What the JSON of one scalar or enum value must look like, in words."""
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        enum = field.enum_type
+        assert enum is not None
+        names = ", ".join(v.name for v in enum.values if v.number != 0)
+        return f"must be a {enum.name} name ({names}) or number"
+    if field.type in _INT_RANGES:
+        low, high = _INT_RANGES[field.type]
+        return f"must be an integer from {low} to {high}"
+    return {
+        FieldDescriptor.TYPE_BOOL: "must be true or false",
+        FieldDescriptor.TYPE_STRING: "must be a string",
+        FieldDescriptor.TYPE_BYTES: "must be a base64 string",
+    }.get(field.type, "must be a number")
+
+
+def json_kind(value: object) -> str:
+    """What a decoded JSON value is, in JSON's words ("an array", "a string", ...)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    for kind, name in (
+        (Mapping, "an object"),
+        (list, "an array"),
+        (str, "a string"),
+        (int | float, "a number"),
+    ):
+        if isinstance(value, kind):
+            return name
+    return "null"
+
+
+def quote(value: object) -> str:
+    """A caller's JSON value as an error message quotes it: short, in JSON's terms."""
+    if isinstance(value, str):
+        return errors.echo(value)
+    if isinstance(value, bool) or value is None:
+        return orjson.dumps(value).decode()
+    if isinstance(value, int | float):
+        return errors.echo(value).strip("'")
+    return json_kind(value)
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
@@ -229,49 +346,48 @@ def _check_bytes(data: object, descriptor: Descriptor, path: str) -> None:
                     not _BASE64.fullmatch(element) or len(element.rstrip("=")) % 4 == 1
                 ):
                     raise errors.InvalidParamsError(
-                        f"invalid {where}: not base64", field_violations=[FieldViolation(where, "not base64")]
+                        f"invalid {where}: must be a base64 string, not {quote(element)}",
+                        field_violations=[FieldViolation(where, "must be a base64 string")],
                     )
             elif field.message_type is not None:
                 _check_bytes(element, field.message_type, where)
 
 
-def decode(data: object, cls: type[M], *, where: str = "", ignore_unknown: bool = False) -> M:
+def decode(data: object, cls: type[M], *, where: str = "", lenient: bool = False) -> M:
     """The ``cls`` message a decoded JSON value describes.
 
-    ``where`` prefixes field paths in errors. Raises :class:`InvalidParamsError` naming the field
-    for anything that does not fit the message. Requests are read strictly (an unknown member is
-    a typo to report); ``ignore_unknown`` reads what an upstream agent answers leniently, since a
-    newer agent or an SDK's compatibility members (a card's v0.3 ``preferredTransport``) must not
-    make its answer unusable.
+    Members the message does not define are ignored at every depth (spec 5.7: forward
+    compatibility). Everything else is strict: :class:`InvalidParamsError` naming the field path
+    (``where`` prefixes it) and what the value must be, for a wrong type, an enum name or number
+    out of range, bad base64, a non-object where an object belongs, two members of one oneof, or
+    nesting past :data:`MAX_MESSAGE_DEPTH`. ``lenient`` reads what an upstream agent answers:
+    an enum name this proto does not know becomes the enum's zero value instead of an error, so a
+    newer agent's answer stays usable.
     """
     if not isinstance(data, Mapping):
-        kind = "an array" if isinstance(data, list) else type(data).__name__ if data is not None else "null"
-        name = where or cls.DESCRIPTOR.name
+        name = where or "the request"
         raise errors.InvalidParamsError(
-            f"{name} must be a JSON object, not {kind}",
+            f"{name} must be a JSON object, not {json_kind(data)}",
             field_violations=[FieldViolation(where, f"must be a JSON object ({cls.DESCRIPTOR.full_name})")],
         )
     message = cls()
-    members = dict(data)
     descriptor = cast(Descriptor, cls.DESCRIPTOR)
+    members = _known(data, descriptor)
     try:
         json_format.ParseDict(
             members,
             message,
-            ignore_unknown_fields=ignore_unknown,
+            ignore_unknown_fields=lenient,
             descriptor_pool=_pool.POOL,
             max_recursion_depth=MAX_MESSAGE_DEPTH,
         )
     except (json_format.ParseError, RecursionError) as exc:
-        if isinstance(exc, RecursionError):
-            description = "nests too deeply"
-        else:
-            description = _violation(exc, "").description
-        path = _locate(members, descriptor, where, ignore_unknown) or where
-        if "must be in a dict" in description or description.startswith("Failed to parse"):
-            description = "must be a JSON object"
+        path, description, value = _locate(members, descriptor, where, lenient)
+        if isinstance(exc, RecursionError) or "too deep" in str(exc):
+            description, value = f"nests too deeply (more than {MAX_MESSAGE_DEPTH} levels)", _WHOLE
+        text = description if value is _WHOLE else f"{description}, not {quote(value)}"
         raise errors.InvalidParamsError(
-            f"invalid {path or cls.DESCRIPTOR.name}: {description}",
+            f"invalid {path or cls.DESCRIPTOR.name}: {text}",
             field_violations=[FieldViolation(path, description)],
         ) from None
     if _holds_bytes(descriptor):

@@ -17,6 +17,7 @@ front also serves ``grpc.health.v1`` and server reflection; it does not close th
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 
@@ -35,7 +36,7 @@ from a2a_grpc.server import (
     check_decoded,
     grpc_interface,
 )
-from bridge.upstream import Call, Upstream, forwardable
+from bridge.upstream import Call, Upstream, check_header, forwardable
 
 __all__ = ["GrpcFront", "front_handler", "upstream_call"]
 
@@ -44,13 +45,20 @@ SERVICE = types.A2A_SERVICE.full_name
 
 
 def upstream_call(context: grpc.aio.ServicerContext) -> Call:
-    """The forwardable metadata (lower-case keys, text values) and remaining time of a call."""
+    """The forwardable metadata (lower-case keys, text values) and remaining time of a call.
+
+    A ``-bin`` value (bytes) travels as unpadded base64, as gRPC over HTTP/2 writes it. A value
+    that an HTTP header cannot carry is :class:`InvalidRequestError` (INVALID_ARGUMENT) naming it.
+    """
     headers: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
         name = key.lower()
-        if isinstance(value, str) and forwardable(name):
-            # gRPC allows a key more than once; HTTP joins repeated fields with commas.
-            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        if not forwardable(name):
+            continue
+        text = base64.b64encode(value).decode().rstrip("=") if isinstance(value, bytes) else value
+        check_header(name, text)
+        # gRPC allows a key more than once; HTTP joins repeated fields with commas.
+        headers[name] = f"{headers[name]},{text}" if name in headers else text
     return Call(headers, context.time_remaining())
 
 

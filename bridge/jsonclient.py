@@ -37,7 +37,7 @@ from a2a_grpc.handler import version_supported
 from bridge import codec
 from bridge.routes import Router, compile_routes
 from bridge.sse import SseDecoder, SseEvent
-from bridge.upstream import CARD_PATH, METHODS, Call, Upstream
+from bridge.upstream import CARD_PATH, METHODS, Call, Upstream, check_header
 
 __all__ = [
     "CARD_PATH",
@@ -59,6 +59,7 @@ JSON_BINDINGS: tuple[str, ...] = ("JSONRPC", "HTTP+JSON")
 """The ``protocolBinding`` names this module speaks."""
 
 _JSON = "application/json"
+_A2A_JSON = "application/a2a+json"
 _SSE = "text/event-stream"
 _OUTPUT: Mapping[str, type[Message]] = {
     name: message_factory.GetMessageClass(method.output_type) for name, method in METHODS.items()
@@ -79,6 +80,22 @@ def _header_name(name: str) -> str:
 
 def _media_type(response: httpx.Response) -> str:
     return str(response.headers.get("content-type", "")).partition(";")[0].strip().lower()
+
+
+_HTTP_FAILURES: tuple[tuple[type[httpx.HTTPError], str], ...] = (
+    (httpx.ConnectError, "no connection could be made"),
+    (httpx.RemoteProtocolError, "its answer broke the HTTP protocol"),
+    (httpx.ProxyError, "the proxy refused the connection"),
+    (httpx.UnsupportedProtocol, "its URL is not http or https"),
+    (httpx.NetworkError, "the connection broke"),
+    (httpx.DecodingError, "its answer's content encoding cannot be decoded"),
+    (httpx.TooManyRedirects, "it redirects too many times"),
+)
+"""What an httpx failure means, in our words (its own text speaks of sockets and libraries); first match."""
+
+
+def _why(exc: httpx.HTTPError) -> str:
+    return next((text for kind, text in _HTTP_FAILURES if isinstance(exc, kind)), "the HTTP exchange failed")
 
 
 def _origin(url: str) -> str:
@@ -128,9 +145,18 @@ class _JsonUpstream:
         copy.tenant = self.tenant  # type: ignore[attr-defined]  # every A2A request has one
         return copy
 
+    media: str = _JSON
+    """The Content-Type of request bodies on this binding."""
+    answers: str = _JSON
+    """The ``Accept`` of a call answered by one JSON document."""
+
     def _request(self, verb: str, url: str, body: object, call: Call, accept: str) -> httpx.Request:
+        for name, value in call.headers.items():
+            check_header(name, value)  # what httpx cannot write is the caller's error, named
         headers = {_header_name(k): v for k, v in call.headers.items()}
-        headers.update({"Content-Type": _JSON, "Accept": accept})
+        headers["Accept"] = accept
+        if body is not None:
+            headers["Content-Type"] = self.media
         timeout = (
             httpx.Timeout(max(call.timeout, 0.0)) if call.timeout is not None else httpx.USE_CLIENT_DEFAULT
         )
@@ -148,14 +174,16 @@ class _JsonUpstream:
                 f"{method}: upstream agent at {self.url} did not answer{within}"
             ) from None
         except httpx.TransportError as exc:  # refused, DNS, reset, protocol errors
+            log.info("%s to %s failed: %r", method, self.url, exc)
             raise errors.UnavailableError(
-                f"upstream agent at {self.url} is unavailable: {exc or type(exc).__name__}"
+                f"upstream agent at {self.url} is unavailable: {_why(exc)}"
             ) from None
         except httpx.HTTPError as exc:  # undecodable content encoding, redirect loops
-            raise self._invalid(method, str(exc) or type(exc).__name__) from None
+            log.info("%s to %s failed: %r", method, self.url, exc)
+            raise self._invalid(method, _why(exc)) from None
 
     async def _send(self, method: str, call: Call, verb: str, url: str, body: object) -> httpx.Response:
-        request = self._request(verb, url, body, call, _JSON)
+        request = self._request(verb, url, body, call, self.answers)
         with self._guard(method, call):
             async with asyncio.timeout_at(_deadline(call)):
                 return await self._client.send(request)
@@ -211,7 +239,7 @@ class _JsonUpstream:
         if data is None and not cls.DESCRIPTOR.fields:  # google.protobuf.Empty may come as null
             return cls()
         try:
-            return codec.decode(data, cls, ignore_unknown=True)
+            return codec.decode(data, cls, lenient=True)
         except errors.InvalidParamsError as exc:
             raise self._invalid(
                 method, f"sent {what} that is not a {cls.DESCRIPTOR.name}: {exc.message}"
@@ -283,7 +311,7 @@ class JsonRpcUpstream(_JsonUpstream):
             if got is None or got == rpc_id:  # null: the agent could not read the request's id
                 raise errors.from_jsonrpc_error(error)
         if type(got) is not int or got != rpc_id:
-            raise self._invalid(method, f"answered JSON-RPC id {got!r} to request id {rpc_id}")
+            raise self._invalid(method, f"answered JSON-RPC id {codec.quote(got)} to request id {rpc_id}")
         if "result" not in reply:
             raise self._invalid(method, "sent a JSON-RPC response with neither result nor error")
         return reply["result"]
@@ -306,9 +334,14 @@ def _router() -> Router:
 
 
 class RestUpstream(_JsonUpstream):
-    """An A2A agent over HTTP+JSON (spec section 11): routes under :attr:`url`, from the proto."""
+    """An A2A agent over HTTP+JSON (spec section 11): routes under :attr:`url`, from the proto.
+
+    Bodies go out as ``application/a2a+json`` (11.1); answers are read in either JSON type.
+    """
 
     binding = "HTTP+JSON"
+    media = _A2A_JSON
+    answers = f"{_A2A_JSON}, {_JSON}"
 
     def _target(self, method: str, request: Message) -> tuple[str, str, object]:
         request = self._tenanted(request)
@@ -372,16 +405,15 @@ async def fetch_card(
             f"upstream agent at {url} is unavailable: no agent card{within}"
         ) from None
     except httpx.HTTPError as exc:
-        raise errors.UnavailableError(
-            f"upstream agent at {url} is unavailable: {exc or type(exc).__name__}"
-        ) from None
+        log.info("fetching the agent card at %s failed: %r", url, exc)
+        raise errors.UnavailableError(f"upstream agent at {url} is unavailable: {_why(exc)}") from None
     if not response.is_success:
         raise errors.UnavailableError(
             f"upstream agent at {url} is unavailable: its agent card answered HTTP {response.status_code}"
         )
     try:
         data = codec.loads(response.content)
-        return codec.decode(data, types.AgentCard, ignore_unknown=True)
+        return codec.decode(data, types.AgentCard, lenient=True)
     except errors.A2AError as exc:
         raise errors.InvalidAgentResponseError(
             f"the agent card at {url} is not valid: {exc.message}"
@@ -405,7 +437,7 @@ def choose_interface(card: types.AgentCard, prefer: Sequence[str] = JSON_BINDING
         for i in card.supported_interfaces
     )
     raise errors.UnavailableError(
-        f"agent {card.name!r} has no {' or '.join(prefer)} interface for A2A 1.0; "
+        f"agent {errors.echo(card.name)} has no {' or '.join(prefer)} interface for A2A 1.0; "
         f"its card offers {offered or 'no interfaces'}"
     )
 

@@ -12,7 +12,8 @@ proto's, never a second hand-written list. A :class:`Route` works both ways:
 Query parameters follow section 11.5: camelCase (snake_case also read), booleans ``true`` /
 ``false``, numbers in decimal, enums by name (``TASK_STATE_WORKING``, or ``working`` for short),
 repeated fields by repetition or commas, no nested messages except the well-known scalar-like
-ones (``Timestamp``, ``Duration``, wrappers) in their JSON string form.
+ones (``Timestamp``, ``Duration``, wrappers) in their JSON string form. A parameter that names no
+field is ignored, like an unknown JSON member (section 5.7).
 
 One documented addition: ``SubscribeToTask`` is also accepted with POST, as section 11.3.2 of the
 specification text writes it and the official SDK's REST client sends it; the proto says GET.
@@ -256,9 +257,11 @@ def _enum_value(field: FieldDescriptor, text: str, name: str) -> str:
         return long
     if text.lstrip("-").isdigit():
         return text
+    names = ", ".join(v.name for v in enum.values if v.number != 0)
+    expected = f"must be a {enum.name} name ({names}), short name or number"
     raise errors.InvalidParamsError(
-        f"invalid {name}: {text!r} is not a {enum.name} value",
-        field_violations=[FieldViolation(name, f"{text!r} is not a {enum.name} value")],
+        f"invalid {name}: {expected}, not {errors.echo(text)}",
+        field_violations=[FieldViolation(name, expected)],
     )
 
 
@@ -267,8 +270,8 @@ def _scalar(field: FieldDescriptor, text: str, name: str) -> Any:
         if text in ("true", "false"):
             return text == "true"
         raise errors.InvalidParamsError(
-            f"invalid {name}: {text!r} is not true or false",
-            field_violations=[FieldViolation(name, f"{text!r} is not true or false")],
+            f"invalid {name}: must be true or false, not {errors.echo(text)}",
+            field_violations=[FieldViolation(name, "must be true or false")],
         )
     if field.type == FieldDescriptor.TYPE_ENUM:
         return _enum_value(field, text, name)
@@ -281,23 +284,24 @@ def _scalar(field: FieldDescriptor, text: str, name: str) -> Any:
 
 
 def query_to_json(method: MethodDescriptor, query: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """The JSON members that the URL query parameters of a request stand for (section 11.5)."""
+    """The JSON members that the URL query parameters of a request stand for (section 11.5).
+
+    A parameter that names no field of the request is ignored, as unknown JSON members are
+    (spec 5.7); a known one with a value that does not fit is refused, naming it.
+    """
     fields = method.input_type.fields_by_name
     by_json = {f.json_name: f for f in method.input_type.fields}
     out: dict[str, Any] = {}
     for key, text in query:
         field = by_json.get(key) or fields.get(key)
         if field is None:
-            raise errors.InvalidParamsError(
-                f"unknown query parameter {key!r} for {method.name}",
-                field_violations=[FieldViolation(key, "unknown query parameter")],
-            )
+            continue
         if field.is_repeated:
             items = out.setdefault(field.json_name, [])
             items.extend(_scalar(field, t, key) for t in text.split(",") if t)
         elif field.json_name in out:
             raise errors.InvalidParamsError(
-                f"query parameter {key!r} given twice",
+                f"query parameter {errors.echo(key)} given twice",
                 field_violations=[FieldViolation(key, "given more than once")],
             )
         else:

@@ -17,7 +17,10 @@ direction of the bridge is one front over one upstream.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -39,7 +42,9 @@ __all__ = [
     "GrpcUpstream",
     "LocalUpstream",
     "Upstream",
+    "check_header",
     "forwardable",
+    "metadata_size",
     "parse_timeout",
 ]
 
@@ -58,6 +63,57 @@ def forwardable(name: str, extra: Iterable[str] = ()) -> bool:
     return name.startswith("a2a-") or name in FORWARDED_HEADERS or name in extra
 
 
+_METADATA_KEY = re.compile(r"[0-9a-z_.-]+")
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+
+
+def _shown(char: str) -> str:
+    # Header text is read as Latin-1, so below 256 a character is the byte that was sent.
+    return f"byte 0x{ord(char):02X}" if ord(char) < 256 else f"character U+{ord(char):04X}"
+
+
+def check_header(name: str, value: str) -> None:
+    """Refuse a header that is to cross the bridge but cannot: :class:`InvalidRequestError` naming it.
+
+    What crosses must fit gRPC metadata on every hop: a key of lower-case letters, digits and
+    ``-_.``; a value of printable ASCII (0x20-0x7E), or, for a ``-bin`` key, base64 of the bytes
+    (as gRPC over HTTP/2 writes binary metadata).
+    """
+    meta = {"header": name}
+    if not _METADATA_KEY.fullmatch(name):
+        raise errors.InvalidRequestError(
+            f"header name {errors.echo(name)} cannot be passed on to the agent: "
+            "use letters, digits and '-', '_' or '.' only",
+            metadata=meta,
+        )
+    if name.endswith("-bin"):
+        if _unbase64(value) is None:
+            raise errors.InvalidRequestError(
+                f"header {name} must be base64 (a -bin header carries bytes), not {errors.echo(value)}",
+                metadata=meta,
+            )
+    elif not _PRINTABLE.fullmatch(value):
+        at, char = next((i, c) for i, c in enumerate(value) if not " " <= c <= "~")
+        raise errors.InvalidRequestError(
+            f"header {name} holds {_shown(char)} at position {at}: only printable ASCII (0x20-0x7E) "
+            "can be passed on to the agent (send binary values base64-encoded in an a2a-...-bin header)",
+            metadata=meta,
+        )
+
+
+def metadata_size(headers: Mapping[str, str]) -> int:
+    """The size gRPC counts for ``headers`` as metadata: name, value and 32 bytes per entry (HPACK)."""
+    return sum(len(name) + len(value) + 32 for name, value in headers.items())
+
+
+def _unbase64(value: str) -> bytes | None:
+    """The bytes of padded or unpadded standard base64 (gRPC accepts both); None if it is not."""
+    try:
+        return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
 _UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 
 
@@ -70,7 +126,8 @@ def parse_timeout(text: str) -> float:
         seconds = -1.0
     if not seconds > 0 or seconds != seconds or seconds == float("inf"):
         raise errors.InvalidRequestError(
-            f"invalid Grpc-Timeout {text!r}: use a positive number with a unit, e.g. 5S or 250m"
+            f"invalid Grpc-Timeout {errors.echo(text)}: use a positive number with a unit, e.g. 5S or 250m",
+            metadata={"header": "grpc-timeout"},
         )
     return seconds
 
@@ -80,12 +137,19 @@ class Call:
     """What travels with a request besides its message."""
 
     headers: Mapping[str, str] = field(default_factory=dict)
-    """Lower-case names; only :func:`forwardable` ones."""
+    """Lower-case names; only :func:`forwardable` ones, values as :func:`check_header` allows
+    (a ``-bin`` one in base64)."""
     timeout: float | None = None
     """Seconds the caller is willing to wait (the upstream deadline); None: no deadline."""
 
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        return tuple(self.headers.items())
+    def metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        """The headers as gRPC metadata: a ``-bin`` value as its bytes; :class:`InvalidRequestError`
+        for one that gRPC cannot carry (rather than a failure inside grpc)."""
+        out: list[tuple[str, str | bytes]] = []
+        for name, value in self.headers.items():
+            check_header(name, value)
+            out.append((name, _unbase64(value) or b"") if name.endswith("-bin") else (name, value))
+        return tuple(out)
 
 
 class Upstream(Protocol):

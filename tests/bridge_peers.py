@@ -422,7 +422,7 @@ class JsonRpcBinding(_HttpBinding):
     async def unary(self, method: str, request: Message) -> Message:
         rpc_id, body = self._envelope(method, request)
         response = await self.http.post("/", content=body, headers={"content-type": "application/json"})
-        assert response.headers.get("content-type", "").startswith("application/json"), response.headers
+        assert response.headers.get("content-type") == "application/json", response.headers  # spec 9.1
         return self._result(response, codec.loads(response.content), rpc_id, _OUTPUT[method])
 
     async def stream(self, method: str, request: Message) -> AsyncGenerator[types.StreamResponse, None]:
@@ -499,7 +499,7 @@ class RestBinding(_HttpBinding):
     def _build(self, method: str, request: Message, **headers: str) -> httpx.Request:
         verb, path, query, body = _rest_request(method, request)
         if body is not None:
-            headers["content-type"] = "application/json"
+            headers["content-type"] = "application/a2a+json"
         content = codec.dumps(body) if body is not None else None
         return self.http.build_request(verb, path, params=query, content=content, headers=headers)
 
@@ -512,7 +512,7 @@ class RestBinding(_HttpBinding):
 
     async def unary(self, method: str, request: Message) -> Message:
         response = await self.http.send(self._build(method, request))
-        assert response.headers.get("content-type", "").startswith("application/json"), response.headers
+        assert response.headers.get("content-type") == "application/a2a+json", response.headers  # spec 11.1
         body = codec.loads(response.content)
         if response.status_code != 200:
             raise self._error(response, body)

@@ -1054,7 +1054,11 @@ def check_wire(kind: str, err: errors.A2AError, wire: WireError, *, late: bool =
         return
     # Refused before the first event: a plain error response; after it, an SSE ``event: error``.
     assert wire.in_stream == late
-    assert wire.content_type.startswith("text/event-stream" if late else "application/json"), wire
+    # Spec 9.1: JSON-RPC answers are application/json; 11.1: HTTP+JSON answers application/a2a+json.
+    media = (
+        "text/event-stream" if late else "application/json" if kind == "jsonrpc" else "application/a2a+json"
+    )
+    assert wire.content_type.split(";")[0] == media, wire
     status = {
         "code": row.http_status,
         "status": row.grpc_code.name,

@@ -21,6 +21,7 @@ from a2a.types import a2a_pb2_grpc as sdk_grpc
 from a2a.utils import errors as sdk_errors
 from a2a.utils.error_handlers import build_error_details
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
+from grpc_status import rpc_status
 
 from a2a_grpc import errors, types
 from a2a_grpc.errors import A2AError, ErrorSpec, FieldViolation
@@ -28,7 +29,7 @@ from a2a_grpc.errors import A2AError, ErrorSpec, FieldViolation
 SC = grpc.StatusCode
 CALL_TIMEOUT = 5.0
 
-# The spec's tables, copied by hand: section 5.4 (A2A-specific) and 9.5 (standard JSON-RPC).
+# The spec's tables, copied by hand: v1.0.1 section 5.4 (A2A-specific) and 9.5 (standard JSON-RPC).
 # name: (class, JSON-RPC code, gRPC code, ErrorInfo reason, HTTP status, problem type URI)
 SPEC: dict[str, tuple[type[A2AError], int, grpc.StatusCode, str, int, str]] = {
     "TaskNotFoundError": (
@@ -44,13 +45,13 @@ SPEC: dict[str, tuple[type[A2AError], int, grpc.StatusCode, str, int, str]] = {
         -32002,
         SC.FAILED_PRECONDITION,
         "TASK_NOT_CANCELABLE",
-        409,
+        400,
         "https://a2a-protocol.org/errors/task-not-cancelable",
     ),
     "PushNotificationNotSupportedError": (
         errors.PushNotificationNotSupportedError,
         -32003,
-        SC.UNIMPLEMENTED,
+        SC.FAILED_PRECONDITION,
         "PUSH_NOTIFICATION_NOT_SUPPORTED",
         400,
         "https://a2a-protocol.org/errors/push-notification-not-supported",
@@ -58,7 +59,7 @@ SPEC: dict[str, tuple[type[A2AError], int, grpc.StatusCode, str, int, str]] = {
     "UnsupportedOperationError": (
         errors.UnsupportedOperationError,
         -32004,
-        SC.UNIMPLEMENTED,
+        SC.FAILED_PRECONDITION,
         "UNSUPPORTED_OPERATION",
         400,
         "https://a2a-protocol.org/errors/unsupported-operation",
@@ -68,7 +69,7 @@ SPEC: dict[str, tuple[type[A2AError], int, grpc.StatusCode, str, int, str]] = {
         -32005,
         SC.INVALID_ARGUMENT,
         "CONTENT_TYPE_NOT_SUPPORTED",
-        415,
+        400,
         "https://a2a-protocol.org/errors/content-type-not-supported",
     ),
     "InvalidAgentResponseError": (
@@ -76,7 +77,7 @@ SPEC: dict[str, tuple[type[A2AError], int, grpc.StatusCode, str, int, str]] = {
         -32006,
         SC.INTERNAL,
         "INVALID_AGENT_RESPONSE",
-        502,
+        500,
         "https://a2a-protocol.org/errors/invalid-agent-response",
     ),
     "ExtendedAgentCardNotConfiguredError": (
@@ -98,7 +99,7 @@ SPEC: dict[str, tuple[type[A2AError], int, grpc.StatusCode, str, int, str]] = {
     "VersionNotSupportedError": (
         errors.VersionNotSupportedError,
         -32009,
-        SC.UNIMPLEMENTED,
+        SC.FAILED_PRECONDITION,
         "VERSION_NOT_SUPPORTED",
         400,
         "https://a2a-protocol.org/errors/version-not-supported",
@@ -318,6 +319,81 @@ def test_foreign_domain_and_broken_trailers_fall_back_to_the_code() -> None:
     assert (type(got), got.message) == (errors.TaskNotFoundError, "gone")
 
 
+# --- bounds ----------------------------------------------------------------------------------------
+
+
+def test_a_long_message_is_cut_in_the_middle_so_its_verdict_survives() -> None:
+    err = errors.TaskNotFoundError(f"task {'x' * 100_000!r} not found", metadata={"task_id": "\u00e9" * 1000})
+    assert len(err.message.encode()) <= errors.MAX_MESSAGE_BYTES
+    assert err.message.startswith("task 'xxx")
+    assert err.message.endswith("xxx' not found")
+    assert "\u2026" in err.message
+    assert len(err.metadata["task_id"].encode()) <= errors.MAX_DETAIL_BYTES
+    assert errors.TaskNotFoundError("short").message == "short"
+
+
+def test_echo_quotes_short() -> None:
+    assert errors.echo("abc") == "'abc'"
+    assert errors.echo("y" * 1000) == repr("y" * errors.ECHO_CHARS) + "\u2026 (1000 characters)"
+
+
+# --- the codes of v1.0.0, still decoded --------------------------------------------------------
+
+V100_GRPC = {
+    "PushNotificationNotSupportedError": SC.UNIMPLEMENTED,
+    "UnsupportedOperationError": SC.UNIMPLEMENTED,
+    "VersionNotSupportedError": SC.UNIMPLEMENTED,
+}
+"""Where v1.0.0 gave another gRPC code than v1.0.1 (section 5.4)."""
+V100_HTTP = {
+    "TaskNotCancelableError": 409,
+    "ContentTypeNotSupportedError": 415,
+    "InvalidAgentResponseError": 502,
+}
+"""Where v1.0.0 gave another HTTP status than v1.0.1."""
+
+
+def _v100_status(name: str) -> status_pb2.Status:
+    """A rich status as a v1.0.0 peer sends it: the old code, and the ErrorInfo every version has."""
+    status = status_pb2.Status(code=V100_GRPC[name].value[0], message=f"old {name}")
+    status.details.add().Pack(
+        error_details_pb2.ErrorInfo(reason=ROWS[name].reason, domain=errors.DOMAIN, metadata={"k": "v"})
+    )
+    return status
+
+
+@pytest.mark.parametrize("name", list(V100_GRPC))
+def test_v100_grpc_codes_decode_to_the_class_of_the_reason(name: str) -> None:
+    status = _v100_status(name)
+    trailer = (("grpc-status-details-bin", status.SerializeToString()),)
+    got = errors.from_rpc_error(FakeRpcError(V100_GRPC[name], status.message, trailer))
+    assert (type(got), got.message, got.metadata) == (SPEC[name][0], f"old {name}", {"k": "v"})
+    assert got.grpc_code == SC.UNIMPLEMENTED  # what arrived is kept ...
+    assert errors.to_rpc_status(got).code == SC.FAILED_PRECONDITION  # ... what we send is v1.0.1
+    assert errors.http_status_for(got) == 400
+
+
+@pytest.mark.parametrize("name", list(V100_HTTP))
+def test_v100_http_statuses_decode_to_the_class_of_the_reason(name: str) -> None:
+    row = ROWS[name]
+    old = V100_HTTP[name]
+    info = {
+        "@type": errors.ERROR_INFO_TYPE,
+        "reason": row.reason,
+        "domain": errors.DOMAIN,
+        "metadata": {"k": "v"},
+    }
+    body = {"error": {"code": old, "status": row.grpc_code.name, "message": f"old {name}", "details": [info]}}
+    got = errors.from_rest_error(old, body)
+    assert (type(got), got.message, got.metadata) == (row.exc_type, f"old {name}", {"k": "v"})
+    assert errors.to_rest_error(got)[0] == row.http_status  # re-sent with the v1.0.1 status
+    problem = {"type": row.problem_type, "title": row.default_message, "status": old, "detail": f"old {name}"}
+    assert type(errors.from_rest_error(old, problem)) is row.exc_type
+    for code_name in ("UNIMPLEMENTED", "FAILED_PRECONDITION", "INTERNAL", "INVALID_ARGUMENT"):
+        body["error"]["status"] = code_name  # whatever code name came with it, the reason decides
+        assert type(errors.from_rest_error(old, body)) is row.exc_type
+
+
 def test_jsonrpc_decoding_is_tolerant() -> None:
     flat = errors.from_jsonrpc_error({"code": -32001, "message": "Task not found", "data": {"taskId": "t"}})
     assert (type(flat), flat.metadata) == (errors.TaskNotFoundError, {"taskId": "t"})
@@ -360,6 +436,8 @@ def _error_named(name: str) -> BaseException:
 async def _raise_named(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     """GetTask whose task id names the error to raise, so the SDK's client can call it too."""
     name = types.GetTaskRequest.FromString(request).id
+    if name.startswith("v1.0.0:"):
+        await context.abort_with_status(rpc_status.to_status(_v100_status(name.removeprefix("v1.0.0:"))))
     if name.startswith("trailer:"):
         context.set_trailing_metadata((("x-trace-id", "t-1"),))
         name = name.removeprefix("trailer:")
@@ -403,6 +481,15 @@ async def test_aio_round_trip_every_row(target: str) -> None:
         got = errors.from_rpc_error(err)
         _assert_same(got, _sample(row))
         assert got.grpc_code == row.grpc_code
+
+
+@pytest.mark.asyncio
+async def test_aio_v100_codes_decode_to_the_class_of_the_reason(target: str) -> None:
+    for name in V100_GRPC:
+        err = await _call(target, f"v1.0.0:{name}")
+        assert err.code() == SC.UNIMPLEMENTED
+        got = errors.from_rpc_error(err)
+        assert (type(got), got.message, got.grpc_code) == (SPEC[name][0], f"old {name}", SC.UNIMPLEMENTED)
 
 
 @pytest.mark.asyncio
@@ -510,10 +597,15 @@ async def test_we_decode_sdk_grpc_server_errors() -> None:
                 assert got.field_violations == (FieldViolation("history_length", "must be >= 0"),)
             else:
                 assert got.message == f"sdk {name}"
-        # Where the SDK departs from the spec's code, the class still comes from ErrorInfo.reason.
-        got = errors.from_rpc_error(await _call(address, "UnsupportedOperationError"))
-        assert (type(got), got.grpc_code) == (errors.UnsupportedOperationError, SC.FAILED_PRECONDITION)
-        assert errors.to_rpc_status(got).code == SC.UNIMPLEMENTED
+        # The SDK sends the v1.0.1 codes, as we do: what it sends is what we would send.
+        for name in (
+            "UnsupportedOperationError",
+            "PushNotificationNotSupportedError",
+            "VersionNotSupportedError",
+        ):
+            got = errors.from_rpc_error(await _call(address, name))
+            assert (type(got), got.grpc_code) == (SPEC[name][0], SC.FAILED_PRECONDITION)
+            assert errors.to_rpc_status(got).code == SC.FAILED_PRECONDITION
     finally:
         await server.stop(None)
 

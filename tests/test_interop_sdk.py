@@ -715,7 +715,7 @@ async def test_version_not_supported_on_the_sdk_stub(version: str) -> None:
             await stub.GetTask(
                 sdk.GetTaskRequest(id="x"), metadata=[("a2a-version", version)], timeout=TIMEOUT
             )
-    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION  # spec v1.0.1 section 5.4
     status = status_from_call(info.value)
     assert status is not None
     error_info = error_details_pb2.ErrorInfo()
@@ -997,9 +997,8 @@ class SdkRefusal:
 
 
 C = grpc.StatusCode
-# SDK deviation: a2a-sdk's GrpcHandler sends FAILED_PRECONDITION for UnsupportedOperation and
-# PushNotificationNotSupported, where the spec (section 5.4) says UNIMPLEMENTED. We decode the class
-# from ErrorInfo.reason, so these still arrive as the right class; the received code is on grpc_code.
+# a2a-sdk's GrpcHandler sends the v1.0.1 codes (section 5.4), as we do; the class comes from
+# ErrorInfo.reason either way, and the received code is on grpc_code.
 SDK_REFUSALS = [
     SdkRefusal(
         "get-unknown-task", errors.TaskNotFoundError, C.NOT_FOUND, _now_ours(lambda c: c.get_task("nope"))

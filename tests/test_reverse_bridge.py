@@ -374,13 +374,13 @@ REFUSALS = [
     Refusal(
         "message-to-completed-task",
         errors.UnsupportedOperationError,
-        C.UNIMPLEMENTED,
+        C.FAILED_PRECONDITION,
         _after_completed(lambda c, t: c.send_message(A2AClient.text_request("more", task_id=t))),
     ),
     Refusal(
         "subscribe-to-completed-task",
         errors.UnsupportedOperationError,
-        C.UNIMPLEMENTED,
+        C.FAILED_PRECONDITION,
         _after_completed(lambda c, t: collect(c.subscribe_to_task(t, timeout=TIMEOUT))),
     ),
     Refusal(
@@ -404,14 +404,14 @@ REFUSALS = [
     Refusal(
         "push-unsupported",
         errors.PushNotificationNotSupportedError,
-        C.UNIMPLEMENTED,
+        C.FAILED_PRECONDITION,
         _now(_push),
         LIMITED,
     ),
     Refusal(
         "streaming-unsupported",
         errors.UnsupportedOperationError,
-        C.UNIMPLEMENTED,
+        C.FAILED_PRECONDITION,
         _now(
             lambda c: collect(c.send_streaming_message(A2AClient.text_request("stream 1"), timeout=TIMEOUT))
         ),
@@ -420,7 +420,7 @@ REFUSALS = [
     Refusal(
         "extended-card-unsupported",
         errors.UnsupportedOperationError,
-        C.UNIMPLEMENTED,
+        C.FAILED_PRECONDITION,
         _now(lambda c: c.get_extended_agent_card()),
         LIMITED,
     ),
@@ -434,7 +434,7 @@ REFUSALS = [
     Refusal(
         "version-not-supported",
         errors.VersionNotSupportedError,
-        C.UNIMPLEMENTED,
+        C.FAILED_PRECONDITION,
         _now(lambda c: c.get_task("x")),
         version="0.3",
     ),
@@ -604,7 +604,15 @@ async def test_service_parameters_cross_and_nothing_else(bridged: Bridge) -> Non
     assert sent.headers["authorization"] == "Bearer t0k3n"
     assert sent.headers["traceparent"] == metadata[1][1]
     assert sent.headers["a2a-extensions"] == "https://example.invalid/ext/a/v1"
-    assert sent.headers["content-type"] == "application/json"
+    # JSON-RPC is application/json (spec 9.1); HTTP+JSON requests are application/a2a+json (11.1).
+    if bridged.binding == "JSONRPC":
+        assert (sent.headers["content-type"], sent.headers["accept"]) == (
+            "application/json",
+            "application/json",
+        )
+    else:
+        assert sent.headers["content-type"] == "application/a2a+json"
+        assert sent.headers["accept"] == "application/a2a+json, application/json"
     assert "x-private" not in sent.headers
 
 

@@ -267,7 +267,7 @@ def test_enum_query_parameters_by_full_and_short_name(text: str, state: int) -> 
         ("pageSize=1.5", ["pageSize"]),
         ("historyLength=99999999999", ["historyLength"]),
         ("statusTimestampAfter=yesterday", ["statusTimestampAfter"]),
-        ("colour=red", ["colour"]),
+        ("colour=red&pageSize=ten", ["pageSize"]),
         ("pageSize=1&pageSize=2", ["pageSize"]),
         ("pageSize=1&page_size=2", ["page_size"]),
     ],
@@ -280,13 +280,19 @@ def test_enum_query_parameters_by_full_and_short_name(text: str, state: int) -> 
         "number-fraction",
         "number-range",
         "timestamp",
-        "unknown-parameter",
+        "unknown-parameter-beside-a-bad-one",
         "duplicate",
         "duplicate-both-spellings",
     ],
 )
 def test_bad_query_parameters_are_refused_by_name(query: str, fields: list[str]) -> None:
     assert refused(LIST_TASKS, query) == fields
+
+
+def test_unknown_query_parameters_are_ignored() -> None:
+    # Spec 5.7 (unrecognized fields are ignored), applied to the query a GET route reads.
+    assert list_request("colour=red&pageSize=5&debug") == types.ListTasksRequest(page_size=5)
+    assert query_to_json(LIST_TASKS, [("x" * 100_000, "y")]) == {}
 
 
 def test_repeated_query_parameters_by_repetition_and_commas() -> None:
