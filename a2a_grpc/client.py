@@ -45,7 +45,7 @@ class A2AClient:
         *,
         tenant: str = "",
         timeout: float | None = 30.0,
-        metadata: Sequence[tuple[str, str]] = (),
+        metadata: Sequence[tuple[str, str | bytes]] = (),
         extensions: Iterable[str] = (),
         version: str = SUPPORTED_VERSIONS[-1],
         channel: grpc.aio.Channel | None = None,
@@ -121,7 +121,7 @@ class A2AClient:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _md(self, metadata: Sequence[tuple[str, str]] | None) -> tuple[tuple[str, str], ...]:
+    def _md(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> tuple[tuple[str, str | bytes], ...]:
         return self._metadata + tuple(metadata) if metadata else self._metadata
 
     def _tenanted(self, request: R) -> R:
@@ -134,7 +134,11 @@ class A2AClient:
         return copy
 
     async def _unary(
-        self, name: str, request: Message, timeout: float | None, metadata: Sequence[tuple[str, str]] | None
+        self,
+        name: str,
+        request: Message,
+        timeout: float | None,
+        metadata: Sequence[tuple[str, str | bytes]] | None,
     ) -> Any:
         try:
             return await self._calls[name](
@@ -146,7 +150,11 @@ class A2AClient:
             raise errors.from_rpc_error(exc) from None
 
     async def _stream(
-        self, name: str, request: Message, timeout: float | None, metadata: Sequence[tuple[str, str]] | None
+        self,
+        name: str,
+        request: Message,
+        timeout: float | None,
+        metadata: Sequence[tuple[str, str | bytes]] | None,
     ) -> AsyncIterator[types.StreamResponse]:
         call = self._calls[name](self._tenanted(request), timeout=timeout, metadata=self._md(metadata))
         try:
@@ -211,7 +219,7 @@ class A2AClient:
         request: types.SendMessageRequest,
         *,
         timeout: float | None = None,
-        metadata: Sequence[tuple[str, str]] | None = None,
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
     ) -> types.SendMessageResponse:
         response: types.SendMessageResponse = await self._unary("SendMessage", request, timeout, metadata)
         return response
@@ -221,7 +229,7 @@ class A2AClient:
         request: types.SendMessageRequest,
         *,
         timeout: float | None = None,
-        metadata: Sequence[tuple[str, str]] | None = None,
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
     ) -> AsyncIterator[types.StreamResponse]:
         """Stream the task's events; ``timeout`` bounds the whole stream (None: no deadline)."""
         return self._stream("SendStreamingMessage", request, timeout, metadata)
@@ -233,7 +241,7 @@ class A2AClient:
         history_length: int | None = None,
         tenant: str = "",
         timeout: float | None = None,
-        metadata: Sequence[tuple[str, str]] | None = None,
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
     ) -> types.Task:
         request = types.GetTaskRequest(id=task_id, tenant=tenant)
         if history_length is not None:
@@ -246,7 +254,7 @@ class A2AClient:
         request: types.ListTasksRequest | None = None,
         *,
         timeout: float | None = None,
-        metadata: Sequence[tuple[str, str]] | None = None,
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
     ) -> types.ListTasksResponse:
         response: types.ListTasksResponse = await self._unary(
             "ListTasks", request or types.ListTasksRequest(), timeout, metadata
@@ -259,7 +267,7 @@ class A2AClient:
         *,
         tenant: str = "",
         timeout: float | None = None,
-        metadata: Sequence[tuple[str, str]] | None = None,
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
     ) -> types.Task:
         task: types.Task = await self._unary(
             "CancelTask", types.CancelTaskRequest(id=task_id, tenant=tenant), timeout, metadata
@@ -272,7 +280,7 @@ class A2AClient:
         *,
         tenant: str = "",
         timeout: float | None = None,
-        metadata: Sequence[tuple[str, str]] | None = None,
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
     ) -> AsyncIterator[types.StreamResponse]:
         return self._stream(
             "SubscribeToTask", types.SubscribeToTaskRequest(id=task_id, tenant=tenant), timeout, metadata
@@ -283,7 +291,7 @@ class A2AClient:
         config: types.TaskPushNotificationConfig,
         *,
         timeout: float | None = None,
-        metadata: Sequence[tuple[str, str]] | None = None,
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
     ) -> types.TaskPushNotificationConfig:
         created: types.TaskPushNotificationConfig = await self._unary(
             "CreateTaskPushNotificationConfig", config, timeout, metadata
@@ -297,7 +305,7 @@ class A2AClient:
         *,
         tenant: str = "",
         timeout: float | None = None,
-        metadata: Sequence[tuple[str, str]] | None = None,
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
     ) -> types.TaskPushNotificationConfig:
         request = types.GetTaskPushNotificationConfigRequest(task_id=task_id, id=config_id, tenant=tenant)
         config: types.TaskPushNotificationConfig = await self._unary(
@@ -313,7 +321,7 @@ class A2AClient:
         page_token: str = "",
         tenant: str = "",
         timeout: float | None = None,
-        metadata: Sequence[tuple[str, str]] | None = None,
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
     ) -> types.ListTaskPushNotificationConfigsResponse:
         request = types.ListTaskPushNotificationConfigsRequest(
             task_id=task_id, page_size=page_size, page_token=page_token, tenant=tenant
@@ -330,7 +338,7 @@ class A2AClient:
         *,
         tenant: str = "",
         timeout: float | None = None,
-        metadata: Sequence[tuple[str, str]] | None = None,
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
     ) -> None:
         request = types.DeleteTaskPushNotificationConfigRequest(task_id=task_id, id=config_id, tenant=tenant)
         await self._unary("DeleteTaskPushNotificationConfig", request, timeout, metadata)
@@ -340,7 +348,7 @@ class A2AClient:
         *,
         tenant: str = "",
         timeout: float | None = None,
-        metadata: Sequence[tuple[str, str]] | None = None,
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
     ) -> types.AgentCard:
         """The agent's public card, from a2a-grpc's ``a2a_grpc.discovery.v1.AgentCardService``.
 
@@ -362,7 +370,7 @@ class A2AClient:
         *,
         tenant: str = "",
         timeout: float | None = None,
-        metadata: Sequence[tuple[str, str]] | None = None,
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
     ) -> types.AgentCard:
         card: types.AgentCard = await self._unary(
             "GetExtendedAgentCard", types.GetExtendedAgentCardRequest(tenant=tenant), timeout, metadata

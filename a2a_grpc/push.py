@@ -1,9 +1,10 @@
 """Push notifications: POST a task's updates to its registered webhooks (A2A spec §4.3.3, §13.2).
 
 Each delivery is one HTTP POST of the update as a ``StreamResponse`` in ProtoJSON, with
-``Content-Type: application/json``, ``Authorization: <scheme> <credentials>`` from the config's
-``authentication`` and the config's ``token`` in ``X-A2A-Notification-Token``; the same request
-the official SDK's ``BasePushNotificationSender`` makes.
+``Content-Type: application/a2a+json`` and ``Authorization: <scheme> <credentials>`` from the
+config's ``authentication``, as section 4.3.3 of the specification shows it, plus the config's
+``token`` in ``X-A2A-Notification-Token`` (not in the specification; the official SDK's
+``BasePushNotificationSender`` sends it, and receivers written for it check it).
 
 ``PushNotifier.notify`` only enqueues: encoding and I/O happen in background asyncio tasks, one
 per webhook, so a slow or dead receiver never slows the task or the RPC that produced the update,
@@ -221,7 +222,7 @@ class PushNotifier:
     async def _deliver(self, config: types.TaskPushNotificationConfig, event: types.StreamResponse) -> None:
         payload = json_format.MessageToDict(event)  # camelCase ProtoJSON: the A2A JSON form
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/a2a+json"}
         auth = config.authentication
         if auth.scheme and auth.credentials:
             headers["Authorization"] = f"{auth.scheme} {auth.credentials}"

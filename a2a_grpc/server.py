@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import base64
 import contextlib
 import logging
 import socket
@@ -108,7 +109,14 @@ class ServerSettings:
 
 
 def call_context(context: grpc.aio.ServicerContext) -> CallContext:
-    headers = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+    """The call's service parameters and metadata; a ``-bin`` value (bytes) as unpadded base64,
+    the form it has on the HTTP/2 wire and in the bridge's headers, so an agent sees the same
+    text whichever binding the call came by."""
+    headers: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if isinstance(value, bytes):
+            value = base64.b64encode(value).decode("ascii").rstrip("=")
+        headers[key] = value
     return CallContext.from_headers(headers)
 
 
@@ -258,7 +266,9 @@ def _streaming(
     return call
 
 
-def card_service_handler(card: Callable[[], Awaitable[types.AgentCard]]) -> grpc.GenericRpcHandler:
+def card_service_handler(
+    card: Callable[[], Awaitable[types.AgentCard]], *, log_requests: bool = False
+) -> grpc.GenericRpcHandler:
     """``a2a_grpc.discovery.v1.AgentCardService``: GetAgentCard answers ``await card()``."""
 
     async def get_agent_card(request: Any, context: grpc.aio.ServicerContext) -> GetAgentCardResponse:
@@ -269,7 +279,7 @@ def card_service_handler(card: Callable[[], Awaitable[types.AgentCard]]) -> grpc
             await errors.abort(context, exc)
 
     handler = grpc.unary_unary_rpc_method_handler(
-        get_agent_card,
+        access_logged("GetAgentCard", get_agent_card) if log_requests else get_agent_card,
         request_deserializer=_deserializer(GetAgentCardRequest),
         response_serializer=GetAgentCardResponse.SerializeToString,
     )
@@ -328,7 +338,12 @@ class GrpcService(abc.ABC):
         return server, self.port
 
     async def _serve(self, server: grpc.aio.Server) -> int:
-        server.add_generic_rpc_handlers((self._a2a_handler(), card_service_handler(self.public_card)))
+        server.add_generic_rpc_handlers(
+            (
+                self._a2a_handler(),
+                card_service_handler(self.public_card, log_requests=self.settings.log_requests),
+            )
+        )
         # grpc.health.v1 (A2AService and the server SERVING) and reflection over our descriptor pool.
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         for name in ("", SERVICE):

@@ -50,6 +50,7 @@ from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
 from bridge import codec
+from bridge.accesslog import METHOD_KEY, access_logged
 from bridge.routes import Route, Router, compile_routes, query_to_json
 from bridge.upstream import (
     CARD_PATH,
@@ -99,6 +100,8 @@ class BridgeSettings:
     """Headers to pass upstream besides the standard allowlist (lower-case names)."""
     max_jsonrpc_id_chars: int = 256
     """Longest JSON-RPC string ``id`` read; every answer repeats it, so a longer one is refused."""
+    log_requests: bool = False
+    """Log one line per request (verb, path, status, A2A method, duration, peer) to ``a2a_grpc.access``."""
     max_forwarded_header_bytes: int = 7 * 1024
     """The headers passed upstream may take this much, counted as gRPC counts metadata (name, value
     and 32 bytes each); more is refused with 431. gRPC servers refuse calls whose metadata passes
@@ -133,9 +136,10 @@ class _ClientGone(Exception):
 class _Request:
     """What one HTTP request brought: headers (lower-case), verb, path, query."""
 
-    __slots__ = ("headers", "path", "query", "verb")
+    __slots__ = ("headers", "path", "query", "scope", "verb")
 
     def __init__(self, scope: Scope) -> None:
+        self.scope = scope
         self.verb: str = scope["method"]
         # Route on the path as sent: uvicorn's "path" is already percent-decoded, and routes decode
         # each variable once themselves (an id may hold an encoded "/" or ":").
@@ -173,6 +177,12 @@ class BridgeApp:
     # -- ASGI ------------------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.settings.log_requests and scope["type"] == "http":
+            await access_logged(self._serve, scope, receive, send)
+        else:
+            await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
             await self._lifespan(receive, send)
@@ -310,6 +320,8 @@ class BridgeApp:
             if not isinstance(name, str):
                 raise errors.InvalidRequestError("method must be a string")
             method = METHODS.get(name)
+            if method is not None:
+                request.scope[METHOD_KEY] = name  # for the access log
             if method is None:
                 raise errors.MethodNotFoundError(
                     f"method {errors.echo(name)} not found", metadata={"method": name}
@@ -385,6 +397,7 @@ class BridgeApp:
             raise HttpFailure(404, error)
         assert isinstance(found, dict)
         name = route.method.name
+        request.scope[METHOD_KEY] = name  # for the access log
         try:
             if route.body == "*":
                 body = await self._body(request, receive)

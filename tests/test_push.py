@@ -69,7 +69,7 @@ async def test_payload_and_headers(receiver: Receiver) -> None:
         await until(lambda: notifier.stats.delivered == 1)
     (seen,) = receiver.requests
     assert seen.path == "/hook"
-    assert seen.headers["content-type"] == "application/json"
+    assert seen.headers["content-type"] == "application/a2a+json"  # spec 4.3.3
     assert seen.headers["authorization"] == "Bearer s3cret-credential"
     assert seen.headers[TOKEN_HEADER] == "tok-123"
     assert json.loads(seen.body) == json_format.MessageToDict(event)
@@ -110,8 +110,13 @@ async def test_same_request_as_the_official_sdk(receiver: Receiver) -> None:
         notifier.notify(webhook(receiver.url("ours")), event)
     (theirs,), (ours,) = receiver.paths("sdk"), receiver.paths("ours")
     assert json.loads(ours.body) == json.loads(theirs.body)
-    for name in ("content-type", "authorization", TOKEN_HEADER):
+    for name in ("authorization", TOKEN_HEADER):
         assert ours.headers[name] == theirs.headers[name]
+    # The media type is the specification's (4.3.3); the SDK (1.3) still sends plain JSON.
+    assert (ours.headers["content-type"], theirs.headers["content-type"]) == (
+        "application/a2a+json",
+        "application/json",
+    )
 
 
 @pytest.mark.asyncio

@@ -9,6 +9,7 @@ import logging
 import socket
 
 import grpc
+import httpx
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -265,3 +266,28 @@ async def test_log_requests_writes_one_line_per_call(caplog: pytest.LogCaptureFi
         assert all(" ms peer=ipv" in line for line in lines)
     finally:
         await shutdown(served)
+
+
+class Recorder(Agent):
+    card = types.AgentCard(name="recorder")
+
+    def __init__(self) -> None:
+        self.headers: list[dict[str, str]] = []
+
+    async def execute(self, context: RequestContext, updater: TaskUpdater) -> None:
+        self.headers.append(dict(context.headers))
+        await updater.reply("seen")
+
+
+async def test_binary_metadata_reaches_the_agent_as_the_bridge_would_give_it() -> None:
+    agent = Recorder()
+    async with serve_stack(agent) as stack:
+        async with A2AClient(stack.address, timeout=10) as client:
+            await client.send_message(A2AClient.text_request("x"), metadata=[("a2a-trace-bin", b"\x00\x01")])
+        async with httpx.AsyncClient(base_url=stack.url, timeout=10) as http:
+            body = {"message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": "x"}]}}
+            sent = await http.post(
+                "/message:send", json=body, headers={"A2A-Version": "1.0", "A2A-Trace-Bin": "AAE"}
+            )
+            assert sent.status_code == 200, sent.text
+    assert [h["a2a-trace-bin"] for h in agent.headers] == ["AAE", "AAE"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from pathlib import Path
 
@@ -94,3 +95,30 @@ async def test_a_busy_http_port_fails_start_and_leaves_nothing_running() -> None
             await stack.start()
     with pytest.raises(RuntimeError, match="not started"):
         _ = AgentStack(ReferenceAgent()).grpc_address
+
+
+async def test_log_requests_logs_every_binding(caplog: pytest.LogCaptureFixture) -> None:
+    async with AgentStack(
+        ReferenceAgent(),
+        grpc=ServerSettings(port=0, log_requests=True),
+        http_port=0,
+        bridge=BridgeSettings(log_requests=True),
+    ) as stack:
+        assert stack.http_url is not None
+        with caplog.at_level(logging.INFO, "a2a_grpc.access"):
+            async with A2AClient(stack.grpc_address, timeout=10) as client:
+                await client.get_agent_card()
+                await client.send_message(A2AClient.text_request("echo hi"))
+            async with httpx.AsyncClient(base_url=stack.http_url, timeout=10) as http:
+                await http.get("/tasks/nope", headers=V)
+                body = {"jsonrpc": "2.0", "id": 1, "method": "ListTasks", "params": {}}
+                await http.post("/", json=body, headers=V)
+                await http.get("/" + "x" * 500)
+    lines = [r.getMessage().split(" ms ")[0].rsplit(" ", 1)[0] for r in caplog.records]
+    assert lines == [
+        "grpc GetAgentCard OK",
+        "grpc SendMessage OK",
+        "http GET /tasks/nope 404 GetTask",
+        "http POST / 200 ListTasks",
+        f"http GET /{'x' * 119}\u2026(501) 404 -",
+    ]

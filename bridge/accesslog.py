@@ -1,0 +1,52 @@
+"""One log line per HTTP request of the bridge, on the ``a2a_grpc.access`` logger (INFO).
+
+``http POST /message:send 200 SendMessage 1.4 ms peer=127.0.0.1:53712``: the verb and path (long
+paths cut), the status sent, the A2A method the request was for (the JSON-RPC method, or the
+route's RPC; ``-`` when none was reached), the time until the response ended, and the client.
+The same logger carries the gRPC servers' lines (``a2a_grpc.server.access_logged``), so one
+handler sees every call of a process whichever binding it came by.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+__all__ = ["METHOD_KEY", "access_logged"]
+
+log = logging.getLogger("a2a_grpc.access")
+METHOD_KEY = "a2a_grpc.method"
+"""Scope key where the app records the A2A method a request was for."""
+PATH_CHARS = 120
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+async def access_logged(app: App, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve the request with ``app``, then log its line (also when it fails or the client leaves)."""
+    start = time.perf_counter()
+    status = "-"
+
+    async def sending(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = str(message["status"])
+        await send(message)
+
+    try:
+        await app(scope, receive, sending)
+    finally:
+        path = scope.get("path", "")
+        if len(path) > PATH_CHARS:
+            path = path[:PATH_CHARS] + f"\u2026({len(path)})"
+        client = scope.get("client")
+        peer = f"{client[0]}:{client[1]}" if client else "-"
+        elapsed = (time.perf_counter() - start) * 1000
+        method = scope.get(METHOD_KEY, "-")
+        log.info("http %s %s %s %s %.1f ms peer=%s", scope.get("method"), path, status, method, elapsed, peer)
