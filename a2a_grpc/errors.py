@@ -178,7 +178,8 @@ class A2AError(Exception):
         text = self.spec.default_message if message is None else message
         self.message: str = _cut(text, MAX_MESSAGE_BYTES)
         self.metadata: dict[str, str] = {
-            _cut(str(k), MAX_DETAIL_BYTES): _cut(str(v), MAX_DETAIL_BYTES) for k, v in (metadata or {}).items()
+            _cut(str(k), MAX_DETAIL_BYTES): _cut(str(v), MAX_DETAIL_BYTES)
+            for k, v in (metadata or {}).items()
         }
         self.field_violations: tuple[FieldViolation, ...] = tuple(
             FieldViolation(_cut(v.field, MAX_DETAIL_BYTES), _cut(v.description, MAX_DETAIL_BYTES))
