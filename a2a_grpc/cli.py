@@ -601,15 +601,21 @@ def parser() -> argparse.ArgumentParser:
         return p
 
     def http_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--public-url", help="the bridge's base URL as clients reach it, for the agent card")
+        p.add_argument(
+            "--public-url",
+            metavar="URL",
+            help="the bridge's base URL as clients reach it, for the agent card",
+        )
         p.add_argument(
             "--max-body-mib",
+            metavar="MIB",
             type=_positive_int,
             default=16,
             help="largest request body in MiB (default: 16)",
         )
         p.add_argument(
             "--heartbeat",
+            metavar="SECONDS",
             type=_seconds,
             default=15.0,
             help="seconds between SSE keep-alive comments (default: 15)",
@@ -633,12 +639,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument(
         "--grpc-port",
+        metavar="PORT",
         type=_port,
         default=DEFAULT_GRPC_PORT,
         help=f"gRPC port; 0 picks a free one (default: {DEFAULT_GRPC_PORT})",
     )
     p.add_argument(
         "--store",
+        metavar="URL",
         default=DEFAULT_STORE,
         help=f"task store: memory, or sqlite:///PATH (relative), sqlite:////PATH (absolute) "
         f"(default: {DEFAULT_STORE})",
@@ -653,6 +661,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--agent",
+        metavar="MODULE:ATTR",
         default="a2a_grpc.reference_agent:ReferenceAgent",
         help="the agent, as module:attribute (an Agent or Agent class; default: the reference agent)",
     )
@@ -664,10 +673,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--http-port",
+        metavar="PORT",
         type=_port,
         help="also serve JSON-RPC and HTTP+JSON (the bridge, in this process) on this port; 0 picks one",
     )
-    p.add_argument("--http-host", help="address of the HTTP port (default: --host)")
+    p.add_argument("--http-host", metavar="HOST", help="address of the HTTP port (default: --host)")
     reuse_port_arg(p, "the gRPC and HTTP ports")
     http_args(p)
     p.set_defaults(func=serve)
@@ -689,18 +699,23 @@ def parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--listen",
+        metavar="HOST:PORT",
         type=_listen_address,
         default="127.0.0.1:8080",
         help="HOST:PORT to serve HTTP on; port 0 picks a free one (default: 127.0.0.1:8080)",
     )
-    b.add_argument("--upstream", type=_grpc_address, required=True, help="the gRPC agent, HOST:PORT")
+    b.add_argument(
+        "--upstream", metavar="HOST:PORT", type=_grpc_address, required=True, help="the gRPC agent, HOST:PORT"
+    )
     b.add_argument(
         "--card",
+        metavar="FILE|URL",
         help="the public card to publish, a JSON file or http(s) URL (default: the upstream's "
         "GetExtendedAgentCard answer)",
     )
     b.add_argument(
         "--timeout",
+        metavar="SECONDS",
         type=_seconds,
         default=10.0,
         help="seconds to wait for the upstream at start (default: 10)",
@@ -717,12 +732,14 @@ def parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--listen",
+        metavar="HOST:PORT",
         type=_listen_address,
         default="127.0.0.1:50052",
         help="HOST:PORT to serve gRPC on; port 0 picks a free one (default: 127.0.0.1:50052)",
     )
     b.add_argument(
         "--upstream",
+        metavar="URL",
         type=_http_url,
         required=True,
         help="the JSON agent's base URL (its card is read from there)",
@@ -746,7 +763,11 @@ def parser() -> argparse.ArgumentParser:
             "agent card names its gRPC interface (the first GRPC entry, and its tenant, are used)",
         )
         p.add_argument(
-            "--timeout", type=_seconds, default=30.0, help="deadline in seconds, above 0 (default: 30)"
+            "--timeout",
+            metavar="SECONDS",
+            type=_seconds,
+            default=30.0,
+            help="deadline in seconds, above 0 (default: 30)",
         )
 
     p = command(
@@ -755,8 +776,8 @@ def parser() -> argparse.ArgumentParser:
     client_args(p)
     p.add_argument("text", help="the message text (the reference agent reads its first word as the skill)")
     p.add_argument("--stream", action="store_true", help="stream events (one JSON object per line)")
-    p.add_argument("--task-id", help="continue this task")
-    p.add_argument("--context-id", help="send within this context")
+    p.add_argument("--task-id", metavar="ID", help="continue this task")
+    p.add_argument("--context-id", metavar="ID", help="send within this context")
     p.add_argument("--return-immediately", action="store_true", help="do not wait for the task to finish")
     p.add_argument(
         "--history-length",
@@ -780,7 +801,11 @@ def parser() -> argparse.ArgumentParser:
         help="HOST:PORT (gRPC; [::1]:PORT for IPv6) or http(s)://HOST:PORT",
     )
     p.add_argument(
-        "--timeout", type=_seconds, default=30.0, help="deadline in seconds, above 0 (default: 30)"
+        "--timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=30.0,
+        help="deadline in seconds, above 0 (default: 30)",
     )
     p.set_defaults(func=card)
 
@@ -817,15 +842,15 @@ def parser() -> argparse.ArgumentParser:
         description="List tasks (ListTasks), most recently updated first.",
     )
     client_args(ls)
-    ls.add_argument("--context-id", help="only this context")
-    ls.add_argument("--status", help="only this state, e.g. working, completed")
+    ls.add_argument("--context-id", metavar="ID", help="only this context")
+    ls.add_argument("--status", metavar="STATE", help="only this state, e.g. working, completed")
     ls.add_argument(
         "--page-size",
         type=_page_size,
         metavar="N",
         help=f"tasks per page, 1..{MAX_PAGE_SIZE} (default: the agent's, 50 for ours)",
     )
-    ls.add_argument("--page-token", help="nextPageToken of the previous page")
+    ls.add_argument("--page-token", metavar="TOKEN", help="nextPageToken of the previous page")
     p.set_defaults(func=tasks)
     return top
 
@@ -845,8 +870,7 @@ def _configure_logging(level: str) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _run(argv: list[str]) -> int:
     # `bench` hands everything after it to the harness, which parses its own options (and --help).
     first = 0
     while first < len(argv) and argv[first].startswith("--log-level"):
@@ -858,8 +882,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench(argv[first + 1 :])
     args = parse(argv)
     _configure_logging(args.log_level)
+    return int(asyncio.run(args.func(args)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     try:
-        return int(asyncio.run(args.func(args)))
+        return _run(list(sys.argv[1:] if argv is None else argv))
     except CliError as exc:
         print(f"a2a-grpc: error: {exc}", file=sys.stderr)
         return 1
