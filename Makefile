@@ -3,12 +3,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+GRPC_PORT ?= 50051
+HTTP_PORT ?= 8080
 
 .DEFAULT_GOAL := help
 .PHONY: help install stubs check-stubs lint breaking test curl run bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "variables: make run GRPC_PORT=50061 HTTP_PORT=8081 (other ports), make bench BENCH_ARGS='--smoke'"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +42,8 @@ test: $(STAMP) curl ## run the test suite
 curl: ## make sure curl is there (the README's curl cookbook is executed by the tests)
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 
-run: $(STAMP) ## serve the reference agent over gRPC (:50051) and JSON over HTTP (:8080), SQLite store
-	$(BIN)/a2a-grpc serve --grpc-port 50051 --http-port 8080
+run: $(STAMP) ## serve the reference agent, SQLite store: gRPC on GRPC_PORT (50051), JSON on HTTP_PORT (8080)
+	$(BIN)/a2a-grpc serve --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT)
 
 bench: $(STAMP) ## benchmark our servers against the official SDK and bare grpc.aio (~6 min; docs/performance.md)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)

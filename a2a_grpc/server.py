@@ -77,6 +77,10 @@ class ServerSettings:
     port), for the card's GRPC interface; default: the address the server is bound to."""
     log_requests: bool = False
     """Log one line per call (method, status, duration, peer) to the ``a2a_grpc.access`` logger at INFO."""
+    reuse_port: bool = False
+    """Share the port with other processes that also ask to (SO_REUSEPORT: the kernel spreads new
+    connections among them). Off by default, so a port already in use fails start instead of
+    silently splitting the calls with whoever holds it (grpc on its own would share)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -96,6 +100,8 @@ class ServerSettings:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
         if self.grace_seconds < 0:
             raise ValueError(f"grace_seconds must not be negative, not {self.grace_seconds}")
+        if not isinstance(self.reuse_port, bool):
+            raise ValueError(f"reuse_port must be True or False, not {self.reuse_port!r}")
 
     def grpc_options(self) -> list[tuple[str, int]]:
         return [
@@ -105,6 +111,7 @@ class ServerSettings:
             ("grpc.keepalive_timeout_ms", self.keepalive_timeout_ms),
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.so_reuseport", int(self.reuse_port)),
         ]
 
 
@@ -330,8 +337,32 @@ class GrpcService(abc.ABC):
 
     def _bind(self) -> tuple[grpc.aio.Server, int]:
         s = self.settings
+        # grpc only says "failed to bind" (and logs to stderr): a trial bind with the same socket
+        # options first names the cause, e.g. "address already in use".
+        if s.port:
+            try:
+                resolved = socket.getaddrinfo(s.host, s.port, type=socket.SOCK_STREAM)
+            except socket.gaierror as exc:
+                raise OSError(exc.errno, f"cannot listen on {s.host}:{s.port}: unknown host") from None
+            problems: list[OSError] = []
+            for family, kind, proto, _, where in resolved:
+                with socket.socket(family, kind, proto) as trial:
+                    trial.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    if s.reuse_port and hasattr(socket, "SO_REUSEPORT"):
+                        trial.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                    try:
+                        trial.bind(where)
+                    except OSError as exc:
+                        problems.append(exc)
+            if len(problems) == len(resolved):  # grpc listens if any one of them binds
+                first = problems[0]
+                reason = (first.strerror or str(first)).lower()
+                raise OSError(first.errno, f"cannot listen on {s.host}:{s.port}: {reason}")
         server = grpc.aio.server(options=s.grpc_options())
-        port = server.add_insecure_port(f"{s.host}:{s.port}")
+        try:
+            port = server.add_insecure_port(f"{s.host}:{s.port}")
+        except RuntimeError:
+            port = 0
         if port == 0:
             raise OSError(f"cannot listen on {s.host}:{s.port}")
         self.port = int(port)

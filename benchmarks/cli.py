@@ -28,17 +28,23 @@ SMOKE_CASES = ["sdk-grpc", "grpc-bare", "grpc-unary", "grpc-stream", "sdk-jsonrp
                "jsonrpc-inproc", "rest-inproc"]  # fmt: skip
 
 DESCRIPTION = """\
-Benchmark our A2A servers against the official a2a-sdk's and a bare gRPC ceiling, in one run.
+Measure our A2A servers side by side with the official a2a-sdk's and with a bare gRPC server
+(the ceiling nothing built on grpc.aio can beat), in one run, and print the results as tables.
 
-Every server runs in its own process pinned to CPU core 0; this process is the one shared
-load generator, pinned to core 1. Each case starts its server(s), checks one answer in full,
-then, for each concurrency, runs that many closed-loop workers for --warmup seconds and
-measures for --duration seconds: throughput, p50/p99 latency, server CPU seconds per
-second, client CPU seconds per second, and server peak RSS. Every request is the same
-SendMessage with one 100-byte text part; the agent answers with a completed task holding
-one artifact with that text. Any failed or wrong answer counts as an error and flags the
-case; skipped and failed cases are reported by name, never as a number. Ratios against the
-baselines and the issue's targets (PASS/MISS) are computed from this run only.
+Every server runs in its own process pinned to CPU core 0; this process is the one load
+generator, pinned to core 1. For each case the harness starts its server(s), checks one answer
+in full, then for each --concurrency level runs that many callers, each sending its next request
+as soon as the last one is answered: --warmup seconds unmeasured, then --duration seconds
+measured. It reports requests per second, p50/p99 latency, server and client CPU, and server
+peak memory. Every request is the same SendMessage carrying a 100-byte text; the agent answers
+with a completed task holding one artifact with that text. A failed or wrong answer counts as an
+error and flags the case; skipped and failed cases are reported by name, never as a number.
+
+After the results come two more tables, both computed from this run's figures only. Ratios:
+each of our cases divided by the baseline it is compared with (e.g. grpc-unary / sdk-grpc).
+Targets: the project's speed goals, each a ratio to a baseline or a bound (e.g. "grpc-unary
+throughput >= 5x sdk-grpc", "artifact-256mib peak RSS growth < 64 MiB"), read at concurrency 16
+(or the highest level measured) and marked PASS or MISS.
 """
 
 EPILOG = """\
@@ -56,11 +62,12 @@ client, not the server, set the pace); other CPU = cores used by the rest of the
 (above {noise} the run is listed as unreliable); srv RSS = server peak RSS (VmHWM, reset
 before each run where the kernel allows).
 
---smoke: concurrency 1,4, --duration 0.3, --warmup 0.2, 10 stream events, a 4 MiB artifact,
-and the cases {smoke}; explicit options still win.
+--smoke: a quick run that checks everything works, not a measurement: concurrency 1,4,
+--duration 0.3, --warmup 0.2, 10 stream events, a 4 MiB artifact, and the cases {smoke};
+options given explicitly still win.
 
 exit status: 0 when every selected case was measured without errors (skipped cases are
-fine; a MISS is reported, not fatal), 1 when a case failed or had errors, 2 for bad
+fine; a missed target is reported, not fatal), 1 when a case failed or had errors, 2 for bad
 arguments, 130 when interrupted (the servers are stopped and partial results written).
 
 examples:
@@ -82,31 +89,62 @@ def parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--list", action="store_true", help="list the cases and exit")
-    p.add_argument("--cases", help="comma-separated case names (default: all; with --smoke: the smoke set)")
     p.add_argument(
-        "--concurrency", help=f"comma-separated worker counts (default: {DEFAULTS['concurrency']})"
+        "--list",
+        action="store_true",
+        help="list the cases (what each measures, against which baseline) and exit",
     )
     p.add_argument(
-        "--duration", type=float, help=f"measured seconds per run (default: {DEFAULTS['duration']})"
+        "--cases",
+        metavar="NAMES",
+        help="comma-separated names of the cases to run; --list shows them "
+        "(default: all; with --smoke: the smoke set)",
     )
     p.add_argument(
-        "--warmup", type=float, help=f"unmeasured seconds before each run (default: {DEFAULTS['warmup']})"
+        "--concurrency",
+        metavar="N,N,...",
+        help="comma-separated numbers of simultaneous callers; each case runs once per number "
+        f"(default: {DEFAULTS['concurrency']})",
+    )
+    p.add_argument(
+        "--duration",
+        metavar="SECONDS",
+        type=float,
+        help=f"seconds measured per run (default: {DEFAULTS['duration']})",
+    )
+    p.add_argument(
+        "--warmup",
+        metavar="SECONDS",
+        type=float,
+        help=f"seconds of load before each measured run, not counted (default: {DEFAULTS['warmup']})",
     )
     p.add_argument(
         "--stream-events",
+        metavar="N",
         type=int,
-        help=f"artifact events per streaming call (default: {DEFAULTS['stream_events']})",
+        help=f"artifact events the agent sends per streaming call (default: {DEFAULTS['stream_events']})",
     )
     p.add_argument(
         "--artifact-mib",
+        metavar="MIB",
         type=int,
-        help=f"size of the large artifact in MiB (default: {DEFAULTS['artifact_mib']})",
+        help="size in MiB of the one large artifact that artifact-256mib streams "
+        f"(default: {DEFAULTS['artifact_mib']})",
     )
     p.add_argument(
-        "--artifact-chunk-kib", type=int, default=1024, help="its chunk size in KiB (default: 1024)"
+        "--artifact-chunk-kib",
+        metavar="KIB",
+        type=int,
+        default=1024,
+        help="size in KiB of the chunks that artifact is streamed in (default: 1024)",
     )
-    p.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default: {DEFAULT_JSON})")
+    p.add_argument(
+        "--json",
+        metavar="PATH",
+        type=Path,
+        default=DEFAULT_JSON,
+        help=f"where to write every figure, error sample and machine detail (default: {DEFAULT_JSON})",
+    )
     p.add_argument(
         "--wait-idle",
         type=float,
@@ -115,7 +153,11 @@ def parser() -> argparse.ArgumentParser:
         help="before each run, wait up to this long for the rest of the machine to go idle "
         f"(under {NOISE_CPU} cores busy for {IDLE_PROBES * IDLE_PROBE_SECONDS:g} s); default 0: do not wait",
     )
-    p.add_argument("--smoke", action="store_true", help="a fast run for tests: small and short (see below)")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a quick, small run that checks everything works; its figures mean little (see below)",
+    )
     return p
 
 

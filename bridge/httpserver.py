@@ -2,7 +2,9 @@
 
 :class:`HttpServer` binds its own socket first (port 0 picks a free one, and :attr:`port` tells
 which), so the caller knows the address before any request arrives and the agent card can name
-it. It installs no signal handlers: the process that embeds it (``a2a-grpc serve``) owns those.
+it. A port already in use is an error (``reuse_port=True`` shares it with other processes that ask
+to, as ``ServerSettings.reuse_port`` does for gRPC). It installs no signal handlers: the process
+that embeds it (``a2a-grpc serve``) owns those.
 """
 
 from __future__ import annotations
@@ -23,11 +25,20 @@ log = logging.getLogger("bridge.http")
 class HttpServer:
     """One uvicorn server on one listening socket, started and stopped from async code."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, grace: float = 5.0) -> None:
+    def __init__(
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        grace: float = 5.0,
+        reuse_port: bool = False,
+    ) -> None:
         self.app = app
         self.host = host
         self.requested_port = port
         self.grace = grace
+        self.reuse_port = reuse_port
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -50,13 +61,19 @@ class HttpServer:
             # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and without
             # it a kept-alive connection waits ~40 ms (Nagle + delayed ACK) on every answer.
             sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            # SO_REUSEADDR only lets a restart bind past connections in TIME_WAIT; on its own it
+            # never shares a port another process listens on.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.reuse_port and hasattr(socket, "SO_REUSEPORT"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             try:
                 sock.bind((self.host, self.requested_port))
-            except OSError as exc:
+            except (OSError, OverflowError) as exc:
                 sock.close()
+                errno = getattr(exc, "errno", None)
+                reason = (getattr(exc, "strerror", None) or str(exc)).lower()
                 raise OSError(
-                    exc.errno, f"cannot listen on {self.host}:{self.requested_port}: {exc.strerror}"
+                    errno, f"cannot listen on {self.host}:{self.requested_port}: {reason}"
                 ) from None
             sock.listen(1024)
             sock.setblocking(False)

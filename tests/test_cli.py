@@ -45,7 +45,19 @@ def address() -> Iterator[str]:
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["serve"], ["send"], ["card"], ["tasks"], ["tasks", "get"], ["tasks", "list"], ["tasks", "cancel"]],
+    [
+        [],
+        ["serve"],
+        ["send"],
+        ["card"],
+        ["tasks"],
+        ["tasks", "get"],
+        ["tasks", "list"],
+        ["tasks", "cancel"],
+        ["bridge"],
+        ["bridge", "http-to-grpc"],
+        ["bridge", "grpc-to-http"],
+    ],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     result = run(*command, "--help")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import re
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 
@@ -13,22 +14,24 @@ import pytest
 
 from a2a_grpc import errors, types
 from a2a_grpc.client import A2AClient
+from tests.bridge_peers import serve_stack
 from tests.json_peers import sdk_json_peer
 
 CLI = [sys.executable, "-m", "a2a_grpc.cli"]
 
 
 @contextlib.asynccontextmanager
-async def grpc_to_http(upstream: str) -> AsyncIterator[str]:
+async def grpc_to_http(upstream: str, *extra: str, listen: str = "127.0.0.1:0") -> AsyncIterator[str]:
     """The bridge process; yields the gRPC address it reports, and stops it by PID."""
     proc = await asyncio.create_subprocess_exec(
         *CLI,
         "bridge",
         "grpc-to-http",
         "--listen",
-        "127.0.0.1:0",
+        listen,
         "--upstream",
         upstream,
+        *extra,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -101,3 +104,73 @@ async def test_http_to_grpc_refuses_an_upstream_that_is_down() -> None:
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1
     assert "upstream agent at 127.0.0.1:1 is unavailable" in err.decode(), err.decode()
+
+
+@pytest.mark.asyncio
+async def test_grpc_to_http_on_a_busy_port_fails_in_one_line() -> None:
+    async with serve_stack() as stack:
+        with socket.create_server(("127.0.0.1", 0)) as holder:
+            port = holder.getsockname()[1]
+            proc = await asyncio.create_subprocess_exec(
+                *CLI,
+                "bridge",
+                "grpc-to-http",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--upstream",
+                stack.url,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                _, err = await asyncio.wait_for(proc.communicate(), 30)
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+    assert proc.returncode == 1
+    assert err.decode().strip().splitlines() == [
+        f"a2a-grpc: error: cannot listen on 127.0.0.1:{port}: address already in use (another process "
+        "listens there: pick another port, or start both with --reuse-port to share it)"
+    ]
+
+
+@pytest.mark.asyncio
+async def test_http_to_grpc_on_a_busy_port_fails_in_one_line() -> None:
+    async with serve_stack() as stack:
+        with socket.create_server(("127.0.0.1", 0)) as holder:
+            port = holder.getsockname()[1]
+            proc = await asyncio.create_subprocess_exec(
+                *CLI,
+                "bridge",
+                "http-to-grpc",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--upstream",
+                stack.address,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                out, err = await asyncio.wait_for(proc.communicate(), 30)
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+    assert proc.returncode == 1, out
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"a2a-grpc: error: cannot listen on 127.0.0.1:{port}: address already in use")
+
+
+@pytest.mark.asyncio
+async def test_grpc_to_http_shares_its_port_with_reuse_port() -> None:
+    async with (
+        serve_stack() as stack,
+        grpc_to_http(stack.url, "--reuse-port") as first,
+        grpc_to_http(stack.url, "--reuse-port", listen=first) as second,
+        A2AClient(second, timeout=10) as client,
+    ):
+        assert second == first
+        reply = await client.send_message(A2AClient.text_request("echo shared"))
+        assert reply.task.status.state == types.TASK_STATE_COMPLETED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from a2a_grpc.tasks import (
     InvalidListRequestError,
     InvalidPageTokenError,
     SqliteTaskStore,
+    StoreError,
     TaskStore,
     open_store,
     trim_task,
@@ -513,7 +515,7 @@ def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(RuntimeError, match="newer than the supported"):
+    with pytest.raises(StoreError, match="has schema version 2, newer than the 1 this a2a-grpc supports"):
         SqliteTaskStore(str(path))
 
 
@@ -554,5 +556,120 @@ async def test_open_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     ],
 )
 def test_open_store_rejects_unsupported_urls(url: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(StoreError, match=message):
         open_store(url)
+
+
+# ---------------------------------------------------------------- unusable SQLite files
+
+
+def one_line(error: pytest.ExceptionInfo[StoreError], path: Path) -> str:
+    """The error's message, checked to be one line that names the file."""
+    message = str(error.value)
+    assert "\n" not in message
+    assert str(path) in message
+    assert error.value.path == str(path)
+    return message
+
+
+async def filled_store(path: Path, tasks: int) -> None:
+    store = SqliteTaskStore(str(path))
+    for n in range(tasks):
+        await store.save("", make_task(f"t{n:05d}", ts=BASE_TS + n, history=4))
+    await store.close()  # the last connection checkpoints the WAL into the file
+
+
+def damage_page(path: Path, page: int) -> None:
+    """Overwrite one database page with garbage; the header (page 1) stays valid."""
+    with sqlite3.connect(path) as conn:
+        (size,) = conn.execute("PRAGMA page_size").fetchone()
+    conn.close()
+    with path.open("r+b") as file:
+        file.seek((page - 1) * size)
+        file.write(bytes(range(256)) * (size // 256))
+
+
+def test_sqlite_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    path.write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(StoreError) as error:
+        SqliteTaskStore(str(path))
+    assert "is not an SQLite database" in one_line(error, path)
+    assert "move it aside" in str(error.value)
+
+
+def test_sqlite_refuses_a_directory(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    path.mkdir()
+    with pytest.raises(StoreError) as error:
+        SqliteTaskStore(str(path))
+    assert "is a directory, not a database file" in one_line(error, path)
+
+
+def test_sqlite_refuses_a_path_whose_directory_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("not a directory")
+    path = tmp_path / "data" / "tasks.db"
+    with pytest.raises(StoreError) as error:
+        SqliteTaskStore(str(path))
+    assert "cannot be made: a file is in the way" in one_line(error, path)
+
+
+def unwritable_path(tmp_path: Path) -> Path:
+    """A database path this process may not create: a read-only directory, or for root (whom
+    permissions do not stop) a path in sysfs."""
+    if os.geteuid() != 0:
+        locked = tmp_path / "read-only"
+        locked.mkdir(mode=0o500)
+        return locked / "tasks.db"
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("running as root without sysfs: no path root cannot write")
+    return Path("/sys/kernel/a2a-grpc-test-tasks.db")
+
+
+def test_sqlite_refuses_an_unwritable_path(tmp_path: Path) -> None:
+    path = unwritable_path(tmp_path)
+    with pytest.raises(StoreError) as error:
+        SqliteTaskStore(str(path))
+    assert "cannot be opened for reading and writing: permission denied" in one_line(error, path)
+    assert not path.exists()
+
+
+def test_sqlite_refuses_a_file_another_process_keeps_locked(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    asyncio.run(filled_store(path, 1))
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("DELETE FROM tasks")  # an exclusive lock in WAL mode comes with the first write
+        with pytest.raises(StoreError) as error:
+            SqliteTaskStore(str(path), busy_timeout=0.2)
+        assert "is locked by another process (waited 0.2 s)" in one_line(error, path)
+    finally:
+        holder.close()
+
+
+@pytest.mark.asyncio
+async def test_sqlite_refuses_a_file_with_damaged_pages(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    await filled_store(path, 300)
+    with sqlite3.connect(path) as conn:
+        (index_root,) = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'tasks_by_time'"
+        ).fetchone()
+    conn.close()
+    damage_page(path, index_root)
+
+    # Without the check the store opens, and then fails the calls that read the damaged index.
+    unchecked = SqliteTaskStore(str(path), check_integrity=False)
+    try:
+        with pytest.raises(sqlite3.DatabaseError, match="malformed"):
+            await unchecked.list("", request())
+    finally:
+        await unchecked.close()
+
+    with pytest.raises(StoreError) as error:
+        SqliteTaskStore(str(path))
+    message = one_line(error, path)
+    assert "is damaged (SQLite quick_check:" in message
+    assert "restore it from a backup, or move it aside to start with an empty store" in message

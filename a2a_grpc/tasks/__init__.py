@@ -6,11 +6,20 @@
 * ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``: :class:`SqliteTaskStore`
   (three slashes, then the path; a fourth slash makes it absolute, as in SQLAlchemy).
   ``sqlite:///:memory:`` is a private in-memory SQLite database.
+
+A store that cannot be used (a bad URL; a database file that is damaged, locked by another
+process, unwritable, or a directory) raises :class:`StoreError`, a ``ValueError`` whose message
+is one line naming the file and the problem.
 """
 
 from __future__ import annotations
 
-from a2a_grpc.tasks._errors import InvalidListRequestError, InvalidPageTokenError, InvalidTransitionError
+from a2a_grpc.tasks._errors import (
+    InvalidListRequestError,
+    InvalidPageTokenError,
+    InvalidTransitionError,
+    StoreError,
+)
 from a2a_grpc.tasks.lifecycle import (
     ALLOWED_TRANSITIONS,
     INTERRUPTED_STATES,
@@ -32,6 +41,7 @@ __all__ = [
     "InvalidPageTokenError",
     "InvalidTransitionError",
     "SqliteTaskStore",
+    "StoreError",
     "TaskStore",
     "check_transition",
     "is_interrupted",
@@ -43,24 +53,29 @@ __all__ = [
 _SQLITE_PREFIX = "sqlite:///"
 
 
-def open_store(url: str) -> TaskStore:
-    """Open the task store named by ``url`` (see the module docstring); ValueError if unsupported."""
+def open_store(url: str, *, check_integrity: bool = True) -> TaskStore:
+    """Open the task store named by ``url`` (see the module docstring); :class:`StoreError` if it
+    cannot be used. ``check_integrity``: see :class:`SqliteTaskStore` (other backends ignore it)."""
     if url in ("memory", "memory://"):
         return InMemoryTaskStore()
     if url.startswith(_SQLITE_PREFIX):
         path = url[len(_SQLITE_PREFIX) :]
         if not path or path.endswith("/"):
-            raise ValueError(f"task store URL {url!r} has no database file path, e.g. sqlite:///tasks.db")
-        return SqliteTaskStore(path)
+            raise StoreError(
+                f"task store URL {url!r} has no database file path, e.g. sqlite:///tasks.db", path=path
+            )
+        return SqliteTaskStore(path, check_integrity=check_integrity)
     scheme, sep, _ = url.partition("://")
     if sep and scheme == "sqlite":
-        raise ValueError(
-            f"task store URL {url!r} is malformed: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        raise StoreError(
+            f"task store URL {url!r} is malformed: use sqlite:///relative/path.db or sqlite:////absolute/path.db",
+            path="",
         )
     if sep:
-        raise ValueError(
-            f"task store scheme {scheme!r} is not supported yet; use 'memory' or 'sqlite:///path/to/tasks.db'"
+        raise StoreError(
+            f"task store scheme {scheme!r} is not supported yet; use 'memory' or 'sqlite:///path/to/tasks.db'",
+            path="",
         )
-    raise ValueError(
-        f"task store URL {url!r} is not recognised; use 'memory' or 'sqlite:///path/to/tasks.db'"
+    raise StoreError(
+        f"task store URL {url!r} is not recognised; use 'memory' or 'sqlite:///path/to/tasks.db'", path=""
     )

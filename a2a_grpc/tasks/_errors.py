@@ -1,14 +1,15 @@
-"""Errors raised by the task layer; the server maps them onto A2A errors.
+"""Errors raised by the task layer.
 
-Each carries ``field``: the request field (in proto naming) the error is about, so a
-binding can report it as a field violation (gRPC ``BadRequest``, HTTP ``errors[].field``).
-These are plain ``ValueError`` subclasses on purpose: this package must not depend on
-the transport's error module.
+The request errors carry ``field``: the request field (in proto naming) the error is about, so
+a binding can report it as a field violation (gRPC ``BadRequest``, HTTP ``errors[].field``);
+the server maps them onto A2A errors. :class:`StoreError` is about opening a store, before any
+request. All are plain ``ValueError`` subclasses on purpose: this package must not depend on
+the transport's error module, and ``open_store`` callers catch one type for a bad URL or file.
 """
 
 from __future__ import annotations
 
-__all__ = ["InvalidListRequestError", "InvalidPageTokenError", "InvalidTransitionError"]
+__all__ = ["InvalidListRequestError", "InvalidPageTokenError", "InvalidTransitionError", "StoreError"]
 
 
 class InvalidTransitionError(ValueError):
@@ -36,3 +37,16 @@ class InvalidPageTokenError(InvalidListRequestError):
 
     def __init__(self, message: str, *, field: str = "page_token") -> None:
         super().__init__(message, field=field)
+
+
+class StoreError(ValueError):
+    """A task store that cannot be used: its file is damaged, locked, unwritable or not a file.
+
+    The message is one line that names the file, the problem and what to do about it;
+    ``path`` is the file ("" when the store URL itself is wrong).
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path

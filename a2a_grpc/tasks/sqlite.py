@@ -10,11 +10,18 @@ The database runs in WAL mode with ``synchronous=NORMAL``: readers never block t
 and a commit costs no fsync (durability is that of the last checkpoint on power loss,
 never corruption). Filters, ordering, ``total_size`` and cursor pagination are done in SQL
 (see :mod:`a2a_grpc.tasks.store` for the semantics).
+
+Opening checks the file before any request can reach it: a file that is not a database, is
+damaged, is locked by another process, cannot be written, or is a directory raises
+:class:`~a2a_grpc.tasks.StoreError` with one line naming the file and the problem, rather than
+a server that starts and then fails every call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import os
 import sqlite3
 from collections.abc import Callable
@@ -23,6 +30,7 @@ from functools import partial
 from typing import TypeVar
 
 from a2a_grpc import types
+from a2a_grpc.tasks._errors import StoreError
 from a2a_grpc.tasks.store import (
     PushConfigPage,
     PushQuery,
@@ -75,6 +83,8 @@ ON CONFLICT (tenant, id) DO UPDATE SET
     updated_seq = excluded.updated_seq, body = excluded.body
 """
 
+_RESTORE = "restore it from a backup, or move it aside to start with an empty store"
+
 _UPSERT_PUSH = """
 INSERT INTO push_configs (tenant, task_id, id, body) VALUES (?, ?, ?, ?)
 ON CONFLICT (tenant, task_id, id) DO UPDATE SET body = excluded.body
@@ -86,11 +96,29 @@ class SqliteTaskStore:
 
     Parent directories are created. ``":memory:"`` gives a private, non-persistent database.
     The constructor opens (and if needed creates) the database before returning, so a bad
-    path fails here rather than on first use. Always ``await store.close()``.
+    file fails here, with :class:`~a2a_grpc.tasks.StoreError`, rather than on first use.
+    Always ``await store.close()``.
+
+    ``check_integrity`` runs ``PRAGMA quick_check`` on an existing file at open, so a file
+    with damaged pages refuses to open instead of failing calls later. It reads the whole
+    file, sequentially first (on a cold page cache the check alone reads pages scattered).
+    Measured with ``python -m benchmarks.store_check`` (tasks of ~2.5 KiB: four messages and
+    an artifact; 2-core VM, SSD), it adds to the open: 0.04 s for 10,000 tasks (43 MB) and
+    0.3 s for 100,000 tasks (430 MB), with the file in the page cache or evicted from it
+    (without the sequential read, evicted: 1 s and 9.6 s). Pass False for stores so large
+    that this matters. ``quick_check`` rather than ``integrity_check``: it finds the damaged
+    pages and b-trees that make queries fail, in time linear in the file; ``integrity_check``
+    also matches every index entry with its row, 1.8 times the time at 100,000 tasks (and
+    growing faster), for damage that does not stop a server from answering.
+
+    ``busy_timeout`` is how long, in seconds, a statement waits for another process's lock
+    before failing (at open too: a file another process holds locked fails after it).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, check_integrity: bool = True, busy_timeout: float = 5.0) -> None:
         self._path = path
+        self._check_integrity = check_integrity
+        self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="a2a-task-store")
         self._conn: sqlite3.Connection | None = None
         self._seq = 0  # only touched on the worker thread
@@ -171,36 +199,95 @@ class SqliteTaskStore:
     # ------------------------------------------------------------ worker-thread side
 
     def _open(self) -> None:
-        if self._path != ":memory:":
-            parent = os.path.dirname(os.path.abspath(self._path))
-            os.makedirs(parent, exist_ok=True)
+        try:
+            self._conn = self._connect()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(self._problem(exc), path=self._path) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        on_disk = self._path != ":memory:"
+        if on_disk:
+            if os.path.isdir(self._path):
+                raise IsADirectoryError(errno.EISDIR, "is a directory")
+            os.makedirs(os.path.dirname(os.path.abspath(self._path)), exist_ok=True)
         # Autocommit: every statement is its own transaction unless we BEGIN explicitly.
-        conn = sqlite3.connect(self._path, isolation_level=None)
+        conn = sqlite3.connect(self._path, isolation_level=None, timeout=self._busy_timeout)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")  # another process may hold the write lock
+            # Another process may hold the write lock for a moment.
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
             (version,) = conn.execute("PRAGMA user_version").fetchone()
             if version > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"task store {self._path!r} has schema version {version}, newer than the "
-                    f"supported {SCHEMA_VERSION}; upgrade a2a-grpc"
+                raise StoreError(
+                    f"task store {self._path} has schema version {version}, newer than the "
+                    f"{SCHEMA_VERSION} this a2a-grpc supports: upgrade a2a-grpc",
+                    path=self._path,
                 )
+            if version and self._check_integrity:
+                if on_disk:
+                    _read_through(self._path)
+                # quick_check(1): stop at the first problem, which is all the message names.
+                (verdict,) = conn.execute("PRAGMA quick_check(1)").fetchone()
+                if verdict != "ok":
+                    # e.g. "*** in database main ***\nPage 4: btreeInitPage() returns error code 11"
+                    lines = verdict.splitlines()
+                    found = "; ".join(x for x in lines if x.strip() and not x.startswith("***"))
+                    raise StoreError(
+                        f"task store {self._path} is damaged (SQLite quick_check: {found}); {_RESTORE}",
+                        path=self._path,
+                    )
             if version < SCHEMA_VERSION:
                 # executescript() would commit an open transaction first, so the script
                 # carries its own: schema and version land together or not at all.
                 conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+            elif on_disk:
+                # Take the write lock once: a file we can read but not write (or that another
+                # process keeps locked) fails now, not on the first task.
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
             (self._seq,) = conn.execute("SELECT COALESCE(MAX(updated_seq), 0) FROM tasks").fetchone()
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
+        return conn
+
+    def _problem(self, exc: sqlite3.Error | OSError) -> str:
+        """One line naming the file, what is wrong with it, and what to do."""
+        path = self._path
+        if isinstance(exc, StoreError):
+            return exc.message
+        if isinstance(exc, IsADirectoryError):
+            return f"task store {path} is a directory, not a database file"
+        if isinstance(exc, OSError):
+            parent = os.path.dirname(path) or "."
+            if isinstance(exc, (FileExistsError, NotADirectoryError)):
+                return f"task store {path}: its directory {parent} cannot be made: a file is in the way"
+            return f"task store {path}: its directory {parent} cannot be made: {_reason(exc)}"
+        text = str(exc)
+        if "file is not a database" in text:
+            return (
+                f"task store {path} is not an SQLite database (damaged, or another kind of file); {_RESTORE}"
+            )
+        if "malformed" in text or "corrupt" in text:
+            return f"task store {path} is damaged ({text}); {_RESTORE}"
+        if "locked" in text or "busy" in text:
+            return (
+                f"task store {path} is locked by another process (waited {self._busy_timeout:g} s); "
+                "stop that process, or give this server a store file of its own"
+            )
+        if "unable to open" in text or "readonly" in text or "read-only" in text:
+            why = _unwritable(path) or text
+            return f"task store {path} cannot be opened for reading and writing: {why}"
+        return f"task store {path} cannot be used: {text}"
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
+            # Keeps query-planner statistics fresh; best effort, so a damaged file still closes.
             try:
-                conn.execute("PRAGMA optimize")  # keeps query-planner statistics fresh
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA optimize")
             finally:
                 conn.close()
 
@@ -276,3 +363,35 @@ class SqliteTaskStore:
             rows = rows[: query.page_size]
             token = encode_push_cursor(query, rows[-1][0])
         return [types.TaskPushNotificationConfig.FromString(body) for _, body in rows], token
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
+
+
+def _unwritable(path: str) -> str | None:
+    """Why the operating system will not let us write ``path`` (SQLite does not say), if it will not."""
+    existed = os.path.exists(path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        return _reason(exc)
+    os.close(fd)
+    if not existed:
+        os.unlink(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.access(parent, os.W_OK):  # WAL mode needs the -wal and -shm files beside it
+        return f"its directory {parent} is not writable"
+    return None
+
+
+def _read_through(path: str, chunk: int = 1 << 20) -> None:
+    """Read the file once, in order, into the page cache.
+
+    quick_check visits pages in b-tree order, which on a cold cache is scattered reads: on a
+    100,000-task store this turns ~8 s of them into ~1 s of sequential reading.
+    """
+    buffer = bytearray(chunk)
+    with open(path, "rb", buffering=0) as file:
+        while file.readinto(buffer):
+            pass
