@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import grpc
 from google.protobuf import message_factory
@@ -30,10 +31,39 @@ from a2a_grpc.agent import new_id
 from a2a_grpc.discovery import GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
 from a2a_grpc.handler import SUPPORTED_VERSIONS
 
-__all__ = ["A2AClient"]
+__all__ = ["A2AClient", "grpc_target"]
 
 R = TypeVar("R", bound=Message)
 _PREFIX = f"/{types.A2A_SERVICE.full_name}/"
+
+
+_PLAIN_SCHEMES = {"grpc": False, "http": False, "grpcs": True, "https": True}
+
+
+def grpc_target(url: str) -> tuple[str, bool]:
+    """The gRPC target of an agent card's GRPC interface URL, and whether it takes TLS.
+
+    ``host:port`` and ``[v6]:port`` are plaintext targets as they are; ``grpc://`` and ``http://``
+    URLs are plaintext, ``grpcs://`` and ``https://`` TLS. ValueError for anything else.
+    """
+    if "://" not in url:
+        host, sep, port = url.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"a GRPC interface URL must be HOST:PORT or a URL with a port, not {url!r}")
+        return url, False
+    parts = urlsplit(url)
+    tls = _PLAIN_SCHEMES.get(parts.scheme)
+    try:
+        number = parts.port
+    except ValueError:  # not a number, or out of range
+        number = None
+    if tls is None or not parts.hostname or number is None:
+        raise ValueError(
+            f"a GRPC interface URL must be grpc://, grpcs://, http:// or https:// with a host and a port, "
+            f"not {url!r}"
+        )
+    host = parts.hostname
+    return (f"[{host}]:{number}" if ":" in host else f"{host}:{number}"), tls
 
 
 class A2AClient:
@@ -49,6 +79,7 @@ class A2AClient:
         extensions: Iterable[str] = (),
         version: str = SUPPORTED_VERSIONS[-1],
         channel: grpc.aio.Channel | None = None,
+        tls: bool = False,
         max_message_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         if timeout is not None and not timeout > 0:
@@ -63,13 +94,16 @@ class A2AClient:
             base.append(("a2a-extensions", ext))
         self._metadata = tuple(base)
         self._own_channel = channel is None
-        self._channel = channel or grpc.aio.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_receive_message_length", max_message_bytes),
-                ("grpc.max_send_message_length", max_message_bytes),
-            ],
-        )
+        options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ]
+        if channel is not None:
+            self._channel = channel
+        elif tls:  # the system's root certificates; a channel of your own for anything else
+            self._channel = grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
+        else:
+            self._channel = grpc.aio.insecure_channel(target, options=options)
         self._calls: dict[str, Any] = {}
         for method in types.A2A_SERVICE.methods:
             req = message_factory.GetMessageClass(method.input_type)
@@ -91,12 +125,17 @@ class A2AClient:
         """A client of the first GRPC interface of ``card`` (card order is the agent's preference)
         that speaks A2A 1.x, with that interface's tenant. ``options`` are the constructor's.
 
-        :class:`errors.UnavailableError` names what the card offers when it has no such interface.
+        The interface's URL may be ``host:port`` or ``grpc://``, ``http://`` (plaintext),
+        ``grpcs://`` or ``https://`` (TLS, with the system's root certificates) plus ``host:port``.
+        :class:`errors.UnavailableError` names what the card offers when it has no such interface;
+        ValueError says what is wrong with an interface URL that is not one of those.
         """
         for interface in card.supported_interfaces:
             version = interface.protocol_version or SUPPORTED_VERSIONS[-1]
             if interface.protocol_binding.upper() == "GRPC" and version.split(".")[0] == "1":
-                return cls(interface.url, tenant=interface.tenant, **options)
+                target, tls = grpc_target(interface.url)
+                options.setdefault("tls", tls)
+                return cls(target, tenant=interface.tenant, **options)
         offered = ", ".join(
             f"{i.protocol_binding} {i.protocol_version or '(no version)'} at {i.url}"
             for i in card.supported_interfaces

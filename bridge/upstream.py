@@ -32,6 +32,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
+from a2a_grpc.discovery import GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
 from a2a_grpc.handler import CallContext, RequestHandler, operation_name
 
 __all__ = [
@@ -244,6 +245,8 @@ class GrpcUpstream:
     ) -> None:
         self.target = target
         self._card = card
+        self.card_source = "given" if card is not None else ""
+        """Where :meth:`card` found the card: given, GetAgentCard or GetExtendedAgentCard."""
         self._channel = channel or grpc.aio.insecure_channel(
             target,
             options=[
@@ -269,6 +272,11 @@ class GrpcUpstream:
                     request_serializer=_serialize,
                     response_deserializer=response_cls.FromString,
                 )
+        self._get_card = self._channel.unary_unary(
+            GET_AGENT_CARD,
+            request_serializer=_serialize,
+            response_deserializer=GetAgentCardResponse.FromString,
+        )
 
     async def unary(self, method: str, request: Message, call: Call) -> Message:
         try:
@@ -290,15 +298,23 @@ class GrpcUpstream:
             rpc.cancel()  # no-op once the stream has ended; stops the upstream call if we leave early
 
     async def card(self) -> types.AgentCard:
-        """The card given at construction, else the upstream's GetExtendedAgentCard answer."""
+        """The card given at construction, else the upstream's public card: a2a-grpc's
+        ``AgentCardService.GetAgentCard``, or, from an agent without that service (another
+        implementation), its GetExtendedAgentCard answer. :attr:`card_source` says which."""
         if self._card is None:
-            card = await self.unary(
-                "GetExtendedAgentCard",
-                types.GetExtendedAgentCardRequest(),
-                Call({"a2a-version": "1.0"}, 10.0),
-            )
-            assert isinstance(card, types.AgentCard)
-            self._card = card
+            try:
+                response = await self._get_card(GetAgentCardRequest(), timeout=10.0)
+                self._card, self.card_source = response.card, "GetAgentCard"
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise _unavailable(self.target, errors.from_rpc_error(exc)) from None
+                card = await self.unary(
+                    "GetExtendedAgentCard",
+                    types.GetExtendedAgentCardRequest(),
+                    Call({"a2a-version": "1.0"}, 10.0),
+                )
+                assert isinstance(card, types.AgentCard)
+                self._card, self.card_source = card, "GetExtendedAgentCard"
         return self._card
 
     async def wait_ready(self, timeout: float) -> None:

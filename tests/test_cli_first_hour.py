@@ -550,7 +550,7 @@ async def test_a_url_whose_card_has_no_grpc_interface_says_what_to_do() -> None:
     async with card_site(card) as url:
         for args in (["send", url, "hi"], ["tasks", "list", url]):
             line = error_line(await run_async(*args))
-            assert "lists no GRPC interface" in line
+            assert "has no GRPC interface" in line
             assert "JSONRPC 1.0 at http://127.0.0.1:9/, HTTP+JSON 1.0 at http://127.0.0.1:9" in line
             assert f"a2a-grpc bridge grpc-to-http --upstream {url}" in line
 
@@ -696,7 +696,7 @@ def test_serve_refuses_a_store_with_damaged_pages(tmp_path: Path) -> None:
     assert "restore it from a backup, or move it aside to start with an empty store" in line
     # The check can be skipped (the damage then surfaces in calls that read the damaged index).
     with serving("--grpc-port", "0", "--store", f"sqlite:///{path}", "--no-integrity-check") as s:
-        assert "task store" in s.lines[1]
+        assert any("task store" in line for line in s.lines)
 
 
 def test_serve_help_gives_the_integrity_check_cost() -> None:

@@ -72,15 +72,19 @@ class Block:
 
 
 def blocks(page: str) -> list[Block]:
+    """The page's fenced blocks, each with the heading it sits under (lines inside blocks that look
+    like headings, such as shell comments, are not headings)."""
     text = (ROOT / page).read_text()
     out = []
+    section = ""
+    taken = 0
     for found in FENCE.finditer(text):
-        before = text[: found.start()]
-        headings = re.findall(r"^#+ (.+)$", before, flags=re.M)
-        section = headings[-1].strip() if headings else ""
+        for heading in re.findall(r"^#+ (.+)$", text[taken : found.start()], flags=re.M):
+            section = heading.strip()
+        taken = found.end()
         if (page, section) in SKIPPED_SECTIONS:
             continue
-        line = before.count("\n") + 1
+        line = text[: found.start()].count("\n") + 1
         out.append(Block(page, line, section, found.group(1), found.group(2), found.group(3)))
     return out
 

@@ -1,0 +1,71 @@
+"""The ``a2a-grpc`` command: serve an agent, run the bridge, talk to an agent, run the benchmarks.
+
+One module per kind of command: :mod:`~a2a_grpc.cli.serving` (``serve``, ``bridge``),
+:mod:`~a2a_grpc.cli.calls` (``send``, ``card``, ``tasks``, ``bench``), with the argument types in
+:mod:`~a2a_grpc.cli.args` and every option and help text in :mod:`~a2a_grpc.cli.parser`. The
+command line is the composition root: it imports everything, and nothing imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from a2a_grpc import errors
+from a2a_grpc.cli.calls import bench
+from a2a_grpc.cli.common import CliError
+from a2a_grpc.cli.parser import LOG_LEVELS, parser
+
+__all__ = ["main", "parse", "parser"]
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line, or SystemExit(2) with the usage of the (sub)command that was given it."""
+    top = parser()
+    args, unknown = top.parse_known_args(argv)
+    if unknown:
+        getattr(args, "usage_parser", top).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def _run(argv: list[str]) -> int:
+    # `bench` hands everything after it to the harness, which parses its own options (and --help).
+    first = 0
+    while first < len(argv) and argv[first].startswith("--log-level"):
+        first += 1 if "=" in argv[first] else 2
+    if argv[first : first + 1] == ["bench"]:
+        before = argparse.ArgumentParser(prog="a2a-grpc")
+        before.add_argument("--log-level", choices=LOG_LEVELS, default="warning")
+        configure_logging(before.parse_args(argv[:first]).log_level)
+        return bench(argv[first + 1 :])
+    args = parse(argv)
+    configure_logging(args.log_level)
+    if getattr(args, "log_requests", False):  # one line per call, whatever the level
+        logging.getLogger("a2a_grpc.access").setLevel(logging.INFO)
+    return int(asyncio.run(args.func(args)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except CliError as exc:
+        print(f"a2a-grpc: error: {exc}", file=sys.stderr)
+        return 1
+    except errors.A2AError as exc:
+        print(f"a2a-grpc: error: {type(exc).__name__}: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # the reader went away (`a2a-grpc ... | head`): not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

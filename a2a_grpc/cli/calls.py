@@ -1,0 +1,139 @@
+"""``a2a-grpc send``, ``card`` and ``tasks``: a client of one agent, for humans and scripts.
+
+The agent is a gRPC ``HOST:PORT``, or an http(s) URL whose agent card names a gRPC interface:
+the first GRPC interface of the card is used, and its tenant goes into every request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from google.protobuf import json_format
+
+from a2a_grpc import errors, types
+from a2a_grpc.cli.common import CliError, is_url, to_json
+
+__all__ = ["bench", "card", "send", "tasks"]
+
+
+async def open_client(address: str, timeout: float) -> Any:
+    """A client of ``address``: a gRPC target, or the first GRPC interface of the card at a URL."""
+    from a2a_grpc.client import A2AClient
+
+    if not is_url(address):
+        return A2AClient(address, timeout=timeout)
+    from a2a_grpc.cli.serving import fetch_card
+
+    found = await fetch_card(address, timeout)
+    try:
+        return A2AClient.from_card(found, timeout=timeout)
+    except errors.UnavailableError as exc:
+        raise CliError(
+            f"the card at {address}: {exc.message}; put gRPC in front of it with  "
+            f"a2a-grpc bridge grpc-to-http --upstream {address}"
+        ) from None
+    except ValueError as exc:
+        raise CliError(f"the card at {address}: {exc}") from None
+
+
+async def with_client(args: argparse.Namespace, action: Callable[[Any], Awaitable[int]]) -> int:
+    client = await open_client(args.address, args.timeout)
+    async with client:
+        return await action(client)
+
+
+async def send(args: argparse.Namespace) -> int:
+    from a2a_grpc.client import A2AClient
+
+    request = A2AClient.message_request(
+        args.text,
+        task_id=args.task_id or "",
+        context_id=args.context_id or "",
+        return_immediately=args.return_immediately,
+        history_length=args.history_length,
+    )
+
+    async def run(client: A2AClient) -> int:
+        if args.stream:
+            async for event in client.send_streaming_message(request, timeout=args.timeout):
+                print(json.dumps(json_format.MessageToDict(event)), flush=True)
+        else:
+            print(to_json(await client.send_message(request)))
+        return 0
+
+    return await with_client(args, run)
+
+
+async def card(args: argparse.Namespace) -> int:
+    if is_url(args.address) and not args.extended:  # the public card, as published there
+        from a2a_grpc.cli.serving import fetch_card
+
+        print(to_json(await fetch_card(args.address, args.timeout)))
+        return 0
+
+    async def run(client: Any) -> int:
+        if args.extended:
+            print(to_json(await client.get_extended_agent_card()))
+            return 0
+        try:
+            found = await client.get_agent_card()
+        except errors.MethodNotFoundError:
+            # Not an a2a-grpc server: A2A's gRPC binding has no public card, only the extended one.
+            print(
+                "a2a-grpc: the agent serves no public card over gRPC (it is not an a2a-grpc server); "
+                "printing its extended card",
+                file=sys.stderr,
+                flush=True,
+            )
+            found = await client.get_extended_agent_card()
+        print(to_json(found))
+        return 0
+
+    return await with_client(args, run)
+
+
+async def tasks(args: argparse.Namespace) -> int:
+    async def run(client: Any) -> int:
+        if args.tasks_command == "get":
+            print(to_json(await client.get_task(args.id, history_length=args.history_length)))
+        elif args.tasks_command == "cancel":
+            from a2a_grpc.tasks import trim_task
+
+            task = await client.cancel_task(args.id)
+            # CancelTaskRequest has no history_length: the trim happens here.
+            print(to_json(trim_task(task, args.history_length)))
+        else:
+            request = types.ListTasksRequest(
+                context_id=args.context_id or "", page_token=args.page_token or ""
+            )
+            if args.status:
+                name = args.status.upper()
+                name = name if name.startswith("TASK_STATE_") else "TASK_STATE_" + name
+                known = types.TaskState.DESCRIPTOR.values_by_name
+                if name not in known:
+                    choices = ", ".join(k.removeprefix("TASK_STATE_").lower() for k in known)
+                    raise CliError(f"unknown status {args.status!r}; one of {choices}")
+                request.status = known[name].number  # type: ignore[assignment]
+            if args.page_size is not None:
+                request.page_size = args.page_size
+            print(to_json(await client.list_tasks(request)))
+        return 0
+
+    return await with_client(args, run)
+
+
+def bench(argv: list[str]) -> int:
+    """``a2a-grpc bench``: the benchmark harness (``benchmarks/``), with its own options."""
+    try:
+        from benchmarks import main as run_benchmarks
+    except ImportError as exc:
+        print(
+            f"a2a-grpc: error: the benchmarks need the development install (make install): {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return int(run_benchmarks(argv))

@@ -1,0 +1,347 @@
+"""The ``a2a-grpc`` argument parser: every command, option and help text."""
+
+from __future__ import annotations
+
+import argparse
+from importlib import metadata
+from typing import Any
+
+from a2a_grpc.cli.args import (
+    DEFAULT_GRPC_PORT,
+    agent_address,
+    grpc_address,
+    history_length,
+    http_url,
+    listen_address,
+    page_size,
+    port,
+    positive_int,
+    seconds,
+)
+from a2a_grpc.cli.calls import card, send, tasks
+from a2a_grpc.cli.serving import DEFAULT_STORE, bridge_grpc_to_http, bridge_http_to_grpc, serve
+from a2a_grpc.tasks.store import MAX_PAGE_SIZE
+
+__all__ = ["LOG_LEVELS", "parser"]
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def version() -> str:
+    from a2a_grpc.handler import SUPPORTED_VERSIONS
+
+    try:
+        ours = metadata.version("a2a-grpc")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        ours = "(not installed)"
+    return f"a2a-grpc {ours} (A2A protocol {', '.join(SUPPORTED_VERSIONS)})"
+
+
+LOG_LEVEL_HELP = (
+    "how much the library logs to stderr: debug, info, warning or error (default: warning; "
+    "the serve and bridge start-up lines are printed at any level)"
+)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="a2a-grpc", description="A gRPC-native transport for the A2A protocol v1.0."
+    )
+    top.add_argument("--version", action="version", version=version())
+    top.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="warning", metavar="LEVEL", help=LOG_LEVEL_HELP
+    )
+    # Also accepted after the command; SUPPRESS keeps the top-level value when it is not given there.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS, metavar="LEVEL", help=LOG_LEVEL_HELP
+    )
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(parent: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, parents=[common], **kwargs)
+        # Unknown arguments are reported with the usage of the command that was given them.
+        p.set_defaults(usage_parser=p)
+        return p
+
+    def http_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--public-url",
+            metavar="URL",
+            help="the bridge's base URL as clients reach it, for the agent card",
+        )
+        p.add_argument(
+            "--max-body-mib",
+            metavar="MIB",
+            type=positive_int,
+            default=16,
+            help="largest request body in MiB (default: 16)",
+        )
+        p.add_argument(
+            "--heartbeat",
+            metavar="SECONDS",
+            type=seconds,
+            default=15.0,
+            help="seconds between SSE keep-alive comments (default: 15)",
+        )
+
+    def log_requests_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--log-requests",
+            action="store_true",
+            help="log one line per call (binding, method, status, milliseconds, peer) to stderr, "
+            "whatever --log-level says",
+        )
+
+    def public_address_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--public-address",
+            metavar="HOST:PORT",
+            help="the gRPC address clients use (a load balancer, a container's published port), "
+            "named in the agent card (default: the address listened on)",
+        )
+
+    def reuse_port_arg(p: argparse.ArgumentParser, ports: str) -> None:
+        p.add_argument(
+            "--reuse-port",
+            action="store_true",
+            help=f"share {ports} with other processes started with --reuse-port (the kernel spreads "
+            "connections among them); without it a port in use is an error",
+        )
+
+    p = command(
+        sub,
+        "serve",
+        help="serve an agent over gRPC (and JSON over HTTP with --http-port)",
+        description="Serve an agent over gRPC (A2AService, health checking, reflection) until interrupted; "
+        "with --http-port, also JSON-RPC and HTTP+JSON in the same process.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument(
+        "--grpc-port",
+        metavar="PORT",
+        type=port,
+        default=DEFAULT_GRPC_PORT,
+        help=f"gRPC port; 0 picks a free one (default: {DEFAULT_GRPC_PORT})",
+    )
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        default=DEFAULT_STORE,
+        help=f"task store: memory, or sqlite:///PATH (relative), sqlite:////PATH (absolute) "
+        f"(default: {DEFAULT_STORE})",
+    )
+    p.add_argument(
+        "--no-integrity-check",
+        dest="integrity_check",
+        action="store_false",
+        help="skip the SQLite store's integrity check at start (PRAGMA quick_check reads the whole "
+        "file: about 0.3 s per 100,000 tasks on an SSD; see SqliteTaskStore), for very large stores; "
+        "a damaged store then fails its calls instead of refusing to start",
+    )
+    p.add_argument(
+        "--agent",
+        metavar="MODULE:ATTR",
+        default="a2a_grpc.reference_agent:ReferenceAgent",
+        help="the agent, as module:attribute (an Agent or Agent class; default: the reference agent)",
+    )
+    p.add_argument(
+        "--app-dir",
+        default=".",
+        metavar="DIR",
+        help="look for the --agent module in DIR first (default: the current directory)",
+    )
+    p.add_argument(
+        "--http-port",
+        metavar="PORT",
+        type=port,
+        help="also serve JSON-RPC and HTTP+JSON (the bridge, in this process) on this port; 0 picks one",
+    )
+    p.add_argument("--http-host", metavar="HOST", help="address of the HTTP port (default: --host)")
+    public_address_arg(p)
+    reuse_port_arg(p, "the gRPC and HTTP ports")
+    log_requests_arg(p)
+    http_args(p)
+    p.set_defaults(func=serve)
+
+    p = sub.add_parser(
+        "bridge",
+        parents=[common],
+        help="bridge JSON-over-HTTP and gRPC, either way",
+        description="Run the bridge as its own process: JSON-RPC and HTTP+JSON in front of a gRPC "
+        "agent (http-to-grpc), or gRPC in front of a JSON-RPC / HTTP+JSON agent (grpc-to-http).",
+    )
+    bsub = p.add_subparsers(dest="bridge_command", required=True, metavar="DIRECTION")
+    b = command(
+        bsub,
+        "http-to-grpc",
+        help="JSON-RPC and HTTP+JSON in front of a gRPC agent",
+        description="Serve JSON-RPC (POST /), the HTTP+JSON routes and /.well-known/agent-card.json, "
+        "forwarding every call to a gRPC A2A agent.",
+    )
+    b.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        type=listen_address,
+        default="127.0.0.1:8080",
+        help="HOST:PORT to serve HTTP on; port 0 picks a free one (default: 127.0.0.1:8080)",
+    )
+    b.add_argument(
+        "--upstream", metavar="HOST:PORT", type=grpc_address, required=True, help="the gRPC agent, HOST:PORT"
+    )
+    b.add_argument(
+        "--card",
+        metavar="FILE|URL",
+        help="the public card to publish, a JSON file or http(s) URL (default: the upstream's public "
+        "card over gRPC, or its extended card if it is not an a2a-grpc server)",
+    )
+    b.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=seconds,
+        default=10.0,
+        help="seconds to wait for the upstream at start (default: 10)",
+    )
+    reuse_port_arg(b, "the HTTP port")
+    log_requests_arg(b)
+    http_args(b)
+    b.set_defaults(func=bridge_http_to_grpc)
+    b = command(
+        bsub,
+        "grpc-to-http",
+        help="gRPC in front of a JSON-RPC or HTTP+JSON agent",
+        description="Serve lf.a2a.v1.A2AService over gRPC, forwarding every call to an agent that "
+        "speaks JSON-RPC or HTTP+JSON (the first of the two its card lists).",
+    )
+    b.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        type=listen_address,
+        default="127.0.0.1:50052",
+        help="HOST:PORT to serve gRPC on; port 0 picks a free one (default: 127.0.0.1:50052)",
+    )
+    b.add_argument(
+        "--upstream",
+        metavar="URL",
+        type=http_url,
+        required=True,
+        help="the JSON agent's base URL (its card is read from there)",
+    )
+    public_address_arg(b)
+    reuse_port_arg(b, "the gRPC port")
+    log_requests_arg(b)
+    b.set_defaults(func=bridge_grpc_to_http)
+
+    p = command(
+        sub,
+        "bench",
+        help="benchmark our servers against the official SDK and bare grpc.aio",
+        description="Run the benchmark suite (docs/performance.md); see a2a-grpc bench --help.",
+    )
+    p.set_defaults(func=None)
+
+    def client_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "address",
+            type=agent_address,
+            help="the agent: its gRPC HOST:PORT ([::1]:PORT for IPv6), or an http(s):// URL whose "
+            "agent card names its gRPC interface (the first GRPC entry, and its tenant, are used)",
+        )
+        p.add_argument(
+            "--timeout",
+            metavar="SECONDS",
+            type=seconds,
+            default=30.0,
+            help="deadline in seconds, above 0 (default: 30)",
+        )
+
+    p = command(
+        sub, "send", help="send a message", description="Send a text message; print the reply as JSON."
+    )
+    client_args(p)
+    p.add_argument("text", help="the message text (the reference agent reads its first word as the skill)")
+    p.add_argument("--stream", action="store_true", help="stream events (one JSON object per line)")
+    p.add_argument("--task-id", metavar="ID", help="continue this task")
+    p.add_argument("--context-id", metavar="ID", help="send within this context")
+    p.add_argument("--return-immediately", action="store_true", help="do not wait for the task to finish")
+    p.add_argument(
+        "--history-length",
+        type=history_length,
+        metavar="N",
+        help="the returned task carries at most its N most recent messages, 0: none "
+        "(default: as many as the agent returns)",
+    )
+    p.set_defaults(func=send)
+
+    p = command(
+        sub,
+        "card",
+        help="print an agent's card",
+        description="Print the agent's public card: over gRPC from HOST:PORT (a2a-grpc's "
+        "AgentCardService; from other servers, their extended card), or as published at an "
+        "http(s):// base URL (/.well-known/agent-card.json) or card URL. --extended prints the "
+        "card for authenticated callers (GetExtendedAgentCard) instead.",
+    )
+    p.add_argument(
+        "address",
+        type=agent_address,
+        help="HOST:PORT (gRPC; [::1]:PORT for IPv6) or http(s)://HOST:PORT",
+    )
+    p.add_argument(
+        "--extended",
+        action="store_true",
+        help="the extended card (GetExtendedAgentCard), over gRPC; with a URL, of the card's gRPC interface",
+    )
+    p.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=seconds,
+        default=30.0,
+        help="deadline in seconds, above 0 (default: 30)",
+    )
+    p.set_defaults(func=card)
+
+    p = sub.add_parser(
+        "tasks",
+        parents=[common],
+        help="get, list or cancel tasks",
+        description="Work with an agent's tasks.",
+    )
+    tsub = p.add_subparsers(dest="tasks_command", required=True, metavar="ACTION")
+    g = command(tsub, "get", help="print one task", description="Print one task (GetTask).")
+    client_args(g)
+    g.add_argument("id", help="task id")
+    g.add_argument(
+        "--history-length",
+        type=history_length,
+        metavar="N",
+        help="at most the N most recent history messages, 0: none (default: as many as the agent returns)",
+    )
+    c = command(tsub, "cancel", help="cancel a task", description="Cancel a task (CancelTask); print it.")
+    client_args(c)
+    c.add_argument("id", help="task id")
+    c.add_argument(
+        "--history-length",
+        type=history_length,
+        metavar="N",
+        help="print only the N most recent history messages, 0: none (CancelTask has no such "
+        "field: this command trims the task it gets back; default: all)",
+    )
+    ls = command(
+        tsub,
+        "list",
+        help="list tasks, most recently updated first",
+        description="List tasks (ListTasks), most recently updated first.",
+    )
+    client_args(ls)
+    ls.add_argument("--context-id", metavar="ID", help="only this context")
+    ls.add_argument("--status", metavar="STATE", help="only this state, e.g. working, completed")
+    ls.add_argument(
+        "--page-size",
+        type=page_size,
+        metavar="N",
+        help=f"tasks per page, 1..{MAX_PAGE_SIZE} (default: the agent's, 50 for ours)",
+    )
+    ls.add_argument("--page-token", metavar="TOKEN", help="nextPageToken of the previous page")
+    p.set_defaults(func=tasks)
+    return top

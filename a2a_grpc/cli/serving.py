@@ -1,0 +1,247 @@
+"""``a2a-grpc serve`` and ``a2a-grpc bridge``: the long-running commands.
+
+The command line is the composition root: the one place that puts the runtime (``a2a_grpc``)
+and the bridge (``bridge``) together. Heavy imports happen inside the commands, so ``--help``
+and the client commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from a2a_grpc import errors, types
+from a2a_grpc.cli.common import (
+    CliError,
+    dial_address,
+    failure,
+    is_url,
+    os_reason,
+    self_command,
+    shown,
+    until_signal,
+)
+
+__all__ = ["DEFAULT_STORE", "bridge_grpc_to_http", "bridge_http_to_grpc", "fetch_card", "load_agent", "serve"]
+
+DEFAULT_STORE = "sqlite:///.a2a/tasks.db"
+
+
+def load_agent(spec: str, app_dir: str = ".") -> Any:
+    """The agent named ``module:attribute``, importing ``module`` from ``app_dir`` first."""
+    from a2a_grpc.agent import Agent
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise CliError(f"--agent must look like module:attribute, not {spec!r}")
+    directory = os.path.abspath(app_dir)
+    if not os.path.isdir(directory):
+        raise CliError(f"--app-dir {app_dir!r} is not a directory")
+    # Like uvicorn's --app-dir: the user's own module is found from where they stand. An entry
+    # point script puts only its own bin/ directory on sys.path.
+    if directory not in sys.path[:1]:
+        sys.path.insert(0, directory)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        where = "the current directory" if directory == os.getcwd() else shown(directory)
+        if missing == module_name or module_name.startswith(missing + "."):
+            raise CliError(
+                f"cannot import {module_name!r}: no module {missing!r} in {where} or on the "
+                "Python path (--app-dir DIR says where to look)"
+            ) from None
+        raise CliError(failure(f"importing {module_name!r} failed", exc)) from None
+    except Exception as exc:
+        raise CliError(failure(f"importing {module_name!r} failed", exc)) from None
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        raise CliError(f"module {module_name!r} has no attribute {attr!r}") from None
+    try:
+        agent = obj() if isinstance(obj, type) else obj
+    except Exception as exc:
+        raise CliError(failure(f"creating the agent {spec} failed", exc)) from None
+    if not isinstance(agent, Agent):
+        raise CliError(f"{spec} is not an a2a_grpc.agent.Agent (or a class of one)")
+    return agent
+
+
+def bridge_settings(args: argparse.Namespace) -> Any:
+    from bridge.app import BridgeSettings
+
+    try:
+        return BridgeSettings(
+            public_url=args.public_url,
+            max_body_bytes=args.max_body_mib * 1024 * 1024,
+            heartbeat_seconds=args.heartbeat,
+            log_requests=args.log_requests,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+async def serve(args: argparse.Namespace) -> int:
+    from a2a_grpc.server import ServerSettings
+    from a2a_grpc.tasks import open_store
+    from bridge.stack import AgentStack
+
+    agent = load_agent(args.agent, args.app_dir)
+    try:
+        settings = ServerSettings(
+            host=args.host,
+            port=args.grpc_port,
+            reuse_port=args.reuse_port,
+            public_address=args.public_address,
+            log_requests=args.log_requests,
+        )
+        store = open_store(args.store, check_integrity=args.integrity_check)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    stack = AgentStack(
+        agent,
+        store,
+        grpc=settings,
+        http_port=args.http_port,
+        http_host=args.http_host,
+        bridge=bridge_settings(args),
+    )
+    try:
+        try:
+            await stack.start()
+        except OSError as exc:
+            raise CliError(os_reason(exc)) from None
+        except RuntimeError as exc:
+            raise CliError(f"cannot listen on {args.host}:{args.grpc_port}: {exc}") from None
+        print(f"a2a-grpc: serving {agent.card.name!r} over gRPC at {stack.grpc_address}", flush=True)
+        if stack.http_url is not None:
+            print(f"a2a-grpc: serving JSON-RPC and HTTP+JSON at {stack.http_url}", flush=True)
+        interfaces = ", ".join(f"{i.protocol_binding} {i.url}" for i in stack.card.supported_interfaces)
+        print(f"a2a-grpc: the card names {interfaces}", flush=True)
+        print(f"a2a-grpc: task store {args.store}", flush=True)
+        assert stack.server is not None
+        hint = f"{self_command()} send {dial_address(args.host, stack.server.port)} 'hello'"
+        print(f"a2a-grpc: try  {hint}   (Ctrl-C stops)", flush=True)
+        await until_signal()
+    finally:
+        await stack.stop()
+        await store.close()
+    return 0
+
+
+def bind_http(app: Any, host: str, port: int, reuse_port: bool) -> Any:
+    # The composition root: the CLI is the one place that puts the bridge and the runtime together.
+    from bridge.httpserver import HttpServer
+
+    http = HttpServer(app, host, port, reuse_port=reuse_port)
+    try:
+        http.bind()
+    except OSError as exc:
+        raise CliError(os_reason(exc)) from None
+    return http
+
+
+async def fetch_card(source: str, timeout: float) -> types.AgentCard:
+    """The agent card at an http(s) URL (a base URL gets the well-known path)."""
+    import httpx
+
+    from bridge.jsonclient import card_url_for, fetch_card
+
+    async with httpx.AsyncClient() as http:
+        try:
+            return await fetch_card(card_url_for(source), client=http, timeout=timeout)
+        except errors.A2AError as exc:
+            raise CliError(f"cannot use the card at {source}: {exc.message}") from None
+
+
+async def card_source(source: str, timeout: float) -> types.AgentCard:
+    """An agent card from a JSON file or an http(s) URL (a base URL gets the well-known path)."""
+    from bridge import codec
+
+    if is_url(source):
+        return await fetch_card(source, timeout)
+    try:
+        body = await asyncio.to_thread(Path(source).read_bytes)
+    except OSError as exc:
+        raise CliError(f"cannot read the card file {source}: {exc.strerror}") from None
+    try:
+        return codec.from_json(body, types.AgentCard)
+    except errors.A2AError as exc:
+        raise CliError(f"{source} is not an A2A agent card: {exc.message}") from None
+
+
+async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
+    from bridge.app import BridgeApp
+    from bridge.upstream import GrpcUpstream
+
+    host, port = args.listen
+    card = await card_source(args.card, args.timeout) if args.card else None
+    upstream = GrpcUpstream(args.upstream, card=card)
+    http = None
+    try:
+        await upstream.wait_ready(args.timeout)
+        if card is None:
+            try:
+                await upstream.card()
+            except errors.A2AError as exc:
+                raise CliError(
+                    f"the upstream at {args.upstream} gave no card over gRPC ({type(exc).__name__}: "
+                    f"{exc.message}); pass --card FILE|URL"
+                ) from None
+            if upstream.card_source == "GetExtendedAgentCard":
+                print(
+                    "a2a-grpc: the upstream serves no public card over gRPC: publishing its extended "
+                    "card (GetExtendedAgentCard); pass --card to publish a public one",
+                    flush=True,
+                )
+        app = BridgeApp(upstream, bridge_settings(args))
+        http = bind_http(app, host, port, args.reuse_port)
+        if app.public_url is None:
+            app.public_url = http.url
+        await http.start()
+        print(f"a2a-grpc: bridging JSON-RPC and HTTP+JSON at {http.url} to gRPC {args.upstream}", flush=True)
+        await until_signal()
+    finally:
+        if http is not None:
+            await http.stop()
+        await upstream.aclose()
+    return 0
+
+
+async def bridge_grpc_to_http(args: argparse.Namespace) -> int:
+    from a2a_grpc.server import ServerSettings
+    from bridge.grpcfront import GrpcFront
+    from bridge.jsonclient import open_json_upstream
+
+    host, port = args.listen
+    upstream = await open_json_upstream(args.upstream)
+    try:
+        settings = ServerSettings(
+            host=host,
+            port=port,
+            reuse_port=args.reuse_port,
+            public_address=args.public_address,
+            log_requests=args.log_requests,
+        )
+    except ValueError as exc:
+        await upstream.aclose()
+        raise CliError(str(exc)) from None
+    front = GrpcFront(upstream, settings)
+    try:
+        try:
+            await front.start()
+        except OSError as exc:
+            raise CliError(os_reason(exc)) from None
+        except RuntimeError as exc:
+            raise CliError(f"cannot listen on {host}:{port}: {exc}") from None
+        print(f"a2a-grpc: bridging gRPC at {front.address} to {args.upstream}", flush=True)
+        await until_signal()
+    finally:
+        await front.stop()
+        await upstream.aclose()
+    return 0

@@ -1,0 +1,112 @@
+"""The card commands and the serving options that shape the card: ``card`` (public card over gRPC,
+``--extended``, other implementations), ``bridge http-to-grpc`` without ``--card``,
+``--public-address`` and ``--log-requests``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from a2a_grpc import types
+from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
+from tests.bridge_peers import bridge_process
+from tests.conftest import serve, shutdown
+from tests.sdk_peers import sdk_server
+from tests.test_cli_first_hour import CLI, run, run_async
+
+ASYNC = pytest.mark.asyncio
+
+
+class Plain(Agent):
+    card = types.AgentCard(name="plain", description="no extended card", version="1.0.0")
+
+    async def execute(self, context: RequestContext, updater: TaskUpdater) -> None:
+        await updater.reply("hi")
+
+
+@ASYNC
+async def test_card_prints_the_public_card_of_an_agent_without_an_extended_one() -> None:
+    served = await serve(Plain())
+    try:
+        result = await run_async("card", served.server.address)
+        assert result.returncode == 0, result.stderr
+        card = json.loads(result.stdout)
+        assert card["name"] == "plain"
+        assert card["capabilities"]["streaming"] is True
+        extended = await run_async("card", served.server.address, "--extended")
+        assert extended.returncode == 1
+        assert "UnsupportedOperationError" in extended.stderr
+    finally:
+        await shutdown(served)
+
+
+@ASYNC
+async def test_card_of_another_implementation_falls_back_to_its_extended_card() -> None:
+    async with sdk_server() as address:
+        result = await run_async("card", address)
+    assert result.returncode == 0, result.stderr
+    assert "serves no public card over gRPC" in result.stderr
+    assert json.loads(result.stdout)["name"] == "a2a-sdk peer"
+
+
+@ASYNC
+async def test_the_bridge_publishes_the_public_card_of_a_grpc_only_agent() -> None:
+    served = await serve(Plain())
+    try:
+        async with bridge_process(served.server.address) as url, httpx.AsyncClient() as http:
+            card = (await http.get(url + "/.well-known/agent-card.json")).json()
+        assert card["name"] == "plain"
+        assert [i["protocolBinding"] for i in card["supportedInterfaces"]] == ["GRPC", "JSONRPC", "HTTP+JSON"]
+    finally:
+        await shutdown(served)
+
+
+def test_serve_public_address_names_the_card_and_log_requests_logs(tmp_path: Path) -> None:
+    output = tmp_path / "serve.log"
+    with output.open("w") as sink:
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--grpc-port", "0", "--http-port", "0", "--store", "memory",
+             "--public-address", "agents.example:443", "--log-requests"],
+            stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while "Ctrl-C" not in output.read_text():
+            assert proc.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.05)
+        text = output.read_text()
+        assert "the card names GRPC agents.example:443, JSONRPC" in text
+        grpc_at = re.search(r"over gRPC at (\S+)", text)
+        http_at = re.search(r"HTTP\+JSON at (\S+)", text)
+        assert grpc_at, text
+        assert http_at, text
+        sent = run("send", grpc_at.group(1), "echo hi")
+        assert sent.returncode == 0, sent.stderr
+        card = httpx.get(http_at.group(1) + "/.well-known/agent-card.json", timeout=10).json()
+        assert card["supportedInterfaces"][0]["url"] == "agents.example:443"
+        while "GET /.well-known" not in output.read_text():  # logged once the answer is sent
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    logged = output.read_text()
+    assert re.search(r"grpc SendMessage OK [\d.]+ ms peer=", logged), logged
+    assert "http GET /.well-known/agent-card.json 200 - " in logged
+
+
+def test_a_bad_public_address_is_one_line() -> None:
+    result = run("serve", "--grpc-port", "0", "--store", "memory", "--public-address", "nowhere")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "a2a-grpc: error: public_address must look like HOST:PORT, not 'nowhere'"
+    )
