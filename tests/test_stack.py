@@ -9,10 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import ServerSettings
 from a2a_grpc.tasks import InMemoryTaskStore
+from a2a_grpc.types import AgentCard, Part
 from bridge.app import BridgeSettings
 from bridge.stack import AgentStack
 
@@ -122,3 +124,25 @@ async def test_log_requests_logs_every_binding(caplog: pytest.LogCaptureFixture)
         "http POST / 200 ListTasks",
         f"http GET /{'x' * 119}\u2026(501) 404 -",
     ]
+
+
+async def test_an_agent_whose_card_says_nothing_streams_on_every_binding() -> None:
+    class Quiet(Agent):
+        card = AgentCard(name="quiet")  # no capabilities at all
+
+        async def execute(self, context: RequestContext, updater: TaskUpdater) -> None:
+            await updater.artifact([Part(text="done")], name="out")
+            await updater.complete()
+
+    async with AgentStack(Quiet(), grpc=ServerSettings(port=0), http_port=0) as stack:
+        assert stack.http_url is not None
+        async with httpx.AsyncClient(base_url=stack.http_url, headers=V, timeout=10) as http:
+            card = (await http.get("/.well-known/agent-card.json")).json()
+            assert card["capabilities"]["streaming"] is True
+            message = {"message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": "go"}]}}
+            streamed = await http.post("/message:stream", json=message)
+            assert streamed.headers["content-type"].startswith("text/event-stream")
+            assert '"TASK_STATE_COMPLETED"' in streamed.text
+            call = {"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": message}
+            streamed = await http.post("/", json=call)
+            assert '"TASK_STATE_COMPLETED"' in streamed.text
