@@ -31,7 +31,7 @@ from a2a_grpc.agent import new_id
 from a2a_grpc.discovery import GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
 from a2a_grpc.handler import SUPPORTED_VERSIONS
 
-__all__ = ["A2AClient", "grpc_target"]
+__all__ = ["A2AClient", "grpc_target", "with_tenant"]
 
 R = TypeVar("R", bound=Message)
 _PREFIX = f"/{types.A2A_SERVICE.full_name}/"
@@ -64,6 +64,20 @@ def grpc_target(url: str) -> tuple[str, bool]:
         )
     host = parts.hostname
     return (f"[{host}]:{number}" if ":" in host else f"{host}:{number}"), tls
+
+
+def with_tenant(request: R, tenant: str) -> R:
+    """``request`` with ``tenant`` if it names none (a copy: the caller's is not changed).
+
+    What a client does with its interface's tenant (spec: a client MUST put the selected
+    interface's tenant into every request); a request that names a tenant of its own keeps it.
+    """
+    if not tenant or getattr(request, "tenant", None) != "":
+        return request
+    copy = type(request)()
+    copy.CopyFrom(request)
+    copy.tenant = tenant  # type: ignore[attr-defined]  # every A2A request has one
+    return copy
 
 
 class A2AClient:
@@ -164,13 +178,7 @@ class A2AClient:
         return self._metadata + tuple(metadata) if metadata else self._metadata
 
     def _tenanted(self, request: R) -> R:
-        """``request`` with the client's tenant if it names none (a copy: the caller's is not changed)."""
-        if not self.tenant or getattr(request, "tenant", None) != "":
-            return request
-        copy = type(request)()
-        copy.CopyFrom(request)
-        copy.tenant = self.tenant  # type: ignore[attr-defined]  # every A2A request has one
-        return copy
+        return with_tenant(request, self.tenant)
 
     async def _unary(
         self,

@@ -33,6 +33,7 @@ from google.protobuf import message_factory
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
+from a2a_grpc.client import with_tenant
 from a2a_grpc.handler import version_supported
 from bridge import codec
 from bridge.routes import Router, compile_routes
@@ -138,12 +139,7 @@ class _JsonUpstream:
     # -- requests --------------------------------------------------------------------------------
 
     def _tenanted(self, request: Message) -> Message:
-        if not self.tenant or getattr(request, "tenant", None) != "":
-            return request
-        copy = type(request)()
-        copy.CopyFrom(request)
-        copy.tenant = self.tenant  # type: ignore[attr-defined]  # every A2A request has one
-        return copy
+        return with_tenant(request, self.tenant)
 
     media: str = _JSON
     """The Content-Type of request bodies on this binding."""

@@ -12,6 +12,7 @@ import asyncio
 import importlib
 import os
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,16 @@ def load_agent(spec: str, app_dir: str = ".") -> Any:
     return agent
 
 
+async def listening(start: Awaitable[object], host: str, port: int) -> None:
+    """Await a server's start; a port it cannot take is one line (see common.os_reason)."""
+    try:
+        await start
+    except OSError as exc:
+        raise CliError(os_reason(exc)) from None
+    except RuntimeError as exc:  # grpc's own refusal, when the trial bind did not foresee it
+        raise CliError(f"cannot listen on {host}:{port}: {exc}") from None
+
+
 def bridge_settings(args: argparse.Namespace) -> Any:
     from bridge.app import BridgeSettings
 
@@ -112,12 +123,7 @@ async def serve(args: argparse.Namespace) -> int:
         bridge=bridge_settings(args),
     )
     try:
-        try:
-            await stack.start()
-        except OSError as exc:
-            raise CliError(os_reason(exc)) from None
-        except RuntimeError as exc:
-            raise CliError(f"cannot listen on {args.host}:{args.grpc_port}: {exc}") from None
+        await listening(stack.start(), args.host, args.grpc_port)
         print(f"a2a-grpc: serving {agent.card.name!r} over gRPC at {stack.grpc_address}", flush=True)
         if stack.http_url is not None:
             print(f"a2a-grpc: serving JSON-RPC and HTTP+JSON at {stack.http_url}", flush=True)
@@ -233,12 +239,7 @@ async def bridge_grpc_to_http(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     front = GrpcFront(upstream, settings)
     try:
-        try:
-            await front.start()
-        except OSError as exc:
-            raise CliError(os_reason(exc)) from None
-        except RuntimeError as exc:
-            raise CliError(f"cannot listen on {host}:{port}: {exc}") from None
+        await listening(front.start(), host, port)
         print(f"a2a-grpc: bridging gRPC at {front.address} to {args.upstream}", flush=True)
         await until_signal()
     finally:
