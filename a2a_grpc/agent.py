@@ -22,12 +22,9 @@ import abc
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import ClassVar, Protocol
 
 from a2a_grpc import types
-
-if TYPE_CHECKING:
-    from a2a_grpc.taskrun import Execution
 
 __all__ = ["Agent", "ArtifactWriter", "RequestContext", "TaskUpdater", "new_id", "text_message"]
 
@@ -66,6 +63,8 @@ class RequestContext:
     """The request's ``SendMessageConfiguration`` as sent (read it; the properties below say the same)."""
     streaming: bool = False
     """Whether the caller follows the task on a stream (SendStreamingMessage), not a single answer."""
+    resumed: bool = False
+    """Whether this is :meth:`Agent.resume` carrying on after the server stopped (no caller waits)."""
 
     @property
     def text(self) -> str:
@@ -97,6 +96,24 @@ class RequestContext:
         return config.task_push_notification_config
 
 
+class Reporter(Protocol):
+    """What a TaskUpdater reports to: the server's side of one request (``a2a_grpc.execution``)."""
+
+    @property
+    def context(self) -> RequestContext: ...
+
+    @property
+    def state(self) -> int: ...
+
+    async def status(self, state: int, message: types.Message | None) -> None: ...
+
+    async def artifact(self, event: types.StreamResponse) -> None: ...
+
+    async def reply(self, message: types.Message) -> None: ...
+
+    async def detach(self, updater: TaskUpdater) -> None: ...
+
+
 class TaskUpdater:
     """Reports an agent's progress on one request. Every method may wait (backpressure).
 
@@ -105,7 +122,7 @@ class TaskUpdater:
 
     __slots__ = ("__weakref__", "_execution")
 
-    def __init__(self, execution: Execution) -> None:
+    def __init__(self, execution: Reporter) -> None:
         self._execution = execution
 
     @property
@@ -119,8 +136,7 @@ class TaskUpdater:
     @property
     def state(self) -> int:
         """The task's current state (``TASK_STATE_UNSPECIFIED`` before the task exists)."""
-        run = self._execution.run
-        return run.state if run is not None else types.TASK_STATE_UNSPECIFIED
+        return self._execution.state
 
     def message(self, text: str) -> types.Message:
         """An agent message of this task with one text part."""
@@ -270,6 +286,20 @@ class Agent(abc.ABC):
     async def execute(self, context: RequestContext, updater: TaskUpdater) -> None:
         """Handle one incoming message. Raise an ``a2a_grpc.errors.A2AError`` to refuse it."""
 
+    resumable: ClassVar[bool] = False
+    """Whether a task this agent was working on when its server stopped or died is resumed when
+    a server starts again on the same store (with :meth:`resume`), instead of being failed."""
+
     async def cancel(self, context: RequestContext, updater: TaskUpdater) -> None:
         """Stop work on a task. The default marks it canceled; the running ``execute`` is cancelled."""
         await updater.cancelled()
+
+    async def resume(self, context: RequestContext, updater: TaskUpdater) -> None:
+        """Carry on with a task whose server stopped or died while it was SUBMITTED or WORKING.
+
+        Called at start, for agents that declare ``resumable = True``, once per such task.
+        ``context.task`` is the task as it was stored (every artifact part any client was sent
+        included), ``context.message`` the last message of its history from the client, and
+        ``context.resumed`` is True. The default runs :meth:`execute` again with that context.
+        """
+        await self.execute(context, updater)

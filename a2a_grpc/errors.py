@@ -50,12 +50,15 @@ __all__ = [
     "ERROR_INFO_TYPE",
     "ERROR_TABLE",
     "INTERNAL_MESSAGE",
+    "OUR_DOMAIN",
+    "OUR_ERRORS",
     "STATUS_DETAILS_KEY",
     "TRANSPORT_ERRORS",
     "A2AError",
     "ContentTypeNotSupportedError",
     "DeadlineExceededError",
     "ErrorSpec",
+    "EventsNotRetainedError",
     "ExtendedAgentCardNotConfiguredError",
     "ExtensionSupportRequiredError",
     "FieldViolation",
@@ -92,6 +95,8 @@ _log = logging.getLogger(__name__)
 
 DOMAIN = "a2a-protocol.org"
 """``ErrorInfo.domain`` of every A2A error (spec section 10.6)."""
+OUR_DOMAIN = "a2a-grpc"
+"""``ErrorInfo.domain`` of the errors that are a2a-grpc's own, not the specification's."""
 ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
 BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -152,11 +157,12 @@ class ErrorSpec:
     default_message: str
     grpc_fallback: bool = False  # the row chosen for a bare gRPC code (no ErrorInfo)
     aliases: tuple[str, ...] = ()  # other reasons accepted when decoding
+    domain: str = DOMAIN  # ErrorInfo.domain: the specification's, or OUR_DOMAIN for our own errors
 
     @property
     def problem_type(self) -> str:
         """The RFC 9457 ``type`` URI (spec 5.4, 11.6) of A2A-specific errors; "" for the others."""
-        if not -32099 <= self.jsonrpc_code <= -32001:
+        if self.domain != DOMAIN or not -32099 <= self.jsonrpc_code <= -32001:
             return ""
         return "https://a2a-protocol.org/errors/" + self.reason.lower().replace("_", "-")
 
@@ -255,6 +261,16 @@ class InvalidParamsError(A2AError):
 
 class InternalError(A2AError):
     """An internal error on the server."""
+
+
+class EventsNotRetainedError(A2AError):
+    """a2a-grpc's own error, not A2A's: the events a reader asks for are no longer kept.
+
+    A subscriber that fell behind the task's retained window of events, or a reader asking
+    for a position older than it, gets this instead of a silent gap. ``metadata`` names the
+    task, the position asked for and the oldest position still retained. The task itself is
+    not affected: read it with GetTask and subscribe again.
+    """
 
 
 class TransportError(A2AError):
@@ -436,14 +452,31 @@ TRANSPORT_ERRORS: tuple[ErrorSpec, ...] = (
 )
 """gRPC failures that are not A2A errors. Not in the spec; never looked up by reason or JSON-RPC code."""
 
-for _row in ERROR_TABLE + TRANSPORT_ERRORS:
+OUR_ERRORS: tuple[ErrorSpec, ...] = (
+    # ABORTED: the reader should start again from the task as it stands (google.rpc.Code's advice);
+    # -32090: a server-defined JSON-RPC code clear of the ones A2A assigns from -32001 up.
+    ErrorSpec(
+        "EventsNotRetainedError",
+        EventsNotRetainedError,
+        -32090,
+        _C.ABORTED,
+        "EVENTS_NOT_RETAINED",
+        409,
+        "The requested events are no longer retained",
+        domain=OUR_DOMAIN,
+    ),
+)
+"""a2a-grpc's own errors: an ErrorInfo of domain OUR_DOMAIN, decoded by reason like A2A's."""
+
+for _row in ERROR_TABLE + TRANSPORT_ERRORS + OUR_ERRORS:
     _row.exc_type.spec = _row
 del _row
 A2AError.spec = InternalError.spec  # a bare A2AError (or a direct subclass) is an internal error
 
 _BY_NAME = {row.name: row for row in ERROR_TABLE}
-_BY_REASON = {reason: row for row in ERROR_TABLE for reason in (row.reason, *row.aliases)}
-_BY_JSONRPC = {row.jsonrpc_code: row for row in ERROR_TABLE}
+_BY_REASON = {reason: row for row in ERROR_TABLE + OUR_ERRORS for reason in (row.reason, *row.aliases)}
+_BY_JSONRPC = {row.jsonrpc_code: row for row in ERROR_TABLE + OUR_ERRORS}
+_DOMAINS = frozenset({DOMAIN, OUR_DOMAIN})
 _BY_GRPC = {row.grpc_code: row for row in ERROR_TABLE + TRANSPORT_ERRORS if row.grpc_fallback}
 # HTTP status of a TransportError by its received code (google.rpc.Code's documented mapping).
 _HTTP_BY_GRPC = {
@@ -500,7 +533,9 @@ def _wire_grpc_code(err: A2AError) -> grpc.StatusCode:
 def _status_proto(err: A2AError) -> status_pb2.Status:
     status = status_pb2.Status(code=_wire_grpc_code(err).value[0], message=err.message)
     if err.spec.reason:
-        info = error_details_pb2.ErrorInfo(reason=err.spec.reason, domain=DOMAIN, metadata=err.metadata)
+        info = error_details_pb2.ErrorInfo(
+            reason=err.spec.reason, domain=err.spec.domain, metadata=err.metadata
+        )
         status.details.add().Pack(info)
     if err.field_violations:
         bad = error_details_pb2.BadRequest()
@@ -552,7 +587,7 @@ def _parse_details(status: status_pb2.Status) -> tuple[str | None, dict[str, str
     for detail in status.details:
         if detail.TypeName() == "google.rpc.ErrorInfo" and reason is None:
             info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info) and info.domain == DOMAIN:
+            if detail.Unpack(info) and info.domain in _DOMAINS:
                 reason, metadata = info.reason, dict(info.metadata)
         elif detail.TypeName() == "google.rpc.BadRequest":
             bad = error_details_pb2.BadRequest()
@@ -606,7 +641,7 @@ def _typed_detail_list(err: A2AError) -> list[dict[str, Any]]:
             {
                 "@type": ERROR_INFO_TYPE,
                 "reason": err.spec.reason,
-                "domain": DOMAIN,
+                "domain": err.spec.domain,
                 "metadata": dict(err.metadata),
             }
         )
@@ -649,7 +684,7 @@ def _read_details(
     for d in details:
         kind = d.get("@type")
         kind = kind if isinstance(kind, str) else ""
-        if kind.endswith("/google.rpc.ErrorInfo") and reason is None and d.get("domain", DOMAIN) == DOMAIN:
+        if kind.endswith("/google.rpc.ErrorInfo") and reason is None and d.get("domain", DOMAIN) in _DOMAINS:
             reason, metadata = str(d.get("reason", "")), _str_map(d.get("metadata"))
         elif kind.endswith("/google.rpc.BadRequest") and isinstance(d.get("fieldViolations"), list):
             violations += [

@@ -21,8 +21,13 @@ from google.protobuf import json_format
 
 from a2a_grpc import errors, types
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater, new_id, text_message
-from a2a_grpc.taskrun import REST_STATES, Execution, TaskRun
+from a2a_grpc.execution import Execution, Executions
+from a2a_grpc.runs import Runs
 from a2a_grpc.tasks import INTERRUPTED_STATES, InvalidListRequestError, TaskStore, trim_task
+from a2a_grpc.tasks.eventlog import EventLog, InMemoryEventLog
+from a2a_grpc.tasks.lifecycle import SETTLED_STATES, TERMINAL_STATES
+from a2a_grpc.tasks.registry import InMemoryRegistry, TaskRegistry
+from a2a_grpc.tasks.run import TaskRun
 from a2a_grpc.tasks.store import trim_task_in_place
 from a2a_grpc.validation import invalid, require, validate_send, validate_state, validate_webhook_url
 
@@ -101,23 +106,33 @@ class RequestHandler:
         *,
         card: types.AgentCard | None = None,
         notifier: PushNotifier | None = None,
-        window: int = 256,
-        window_bytes: int = 8 * 1024 * 1024,
+        events: EventLog | None = None,
+        registry: TaskRegistry | None = None,
         retain_bytes: int = 16 * 1024 * 1024,
     ) -> None:
+        """``events``: where task events go (default: in memory, made durable by the store's
+        ``event_sink`` if it has one); ``registry``: who runs which task (default: the store's
+        ``registry``, else one for this process alone)."""
         self.agent = agent
         self.store = store
         self.card = card if card is not None else agent.card
         self.notifier = notifier
-        self.window = window
-        self.window_bytes = window_bytes
-        self.retain_bytes = retain_bytes
-        self._runs: dict[tuple[str, str], TaskRun] = {}
+        if events is None:
+            events = InMemoryEventLog(sink=getattr(store, "event_sink", None))
+        if registry is None:
+            registry = getattr(store, "registry", None) or InMemoryRegistry()
+        self.events: EventLog = events
+        self.registry: TaskRegistry = registry
+        self.executions = Executions()
         self._jobs: set[asyncio.Task[None]] = set()
+        self._stopping = False
         caps = self.card.capabilities
         self._streaming = caps.streaming
         self._push = caps.push_notifications
         self._required_extensions = frozenset(e.uri for e in caps.extensions if e.required)
+        self.runs = Runs(
+            store, self.events, self.registry, notifier=notifier, push=self._push, retain_bytes=retain_bytes
+        )
 
     # -- service parameters --------------------------------------------------------------------
 
@@ -149,49 +164,13 @@ class RequestHandler:
 
     # -- runs ----------------------------------------------------------------------------------
 
-    async def _load_run(self, tenant: str, task_id: str) -> TaskRun | None:
-        run = self._runs.get((tenant, task_id))
-        if run is not None:
-            return run
-        task = await self.store.get(tenant, task_id)
-        if task is None:
-            return None
-        configs: list[types.TaskPushNotificationConfig] = []
-        if self._push and self.notifier is not None:
-            configs, _ = await self.store.list_push_configs(tenant, task_id, 100, "")
-        run = self._runs.get((tenant, task_id))  # another call may have loaded it meanwhile
-        if run is None:
-            run = self._new_run(tenant, task, configs)
-        return run
-
-    def _new_run(
-        self, tenant: str, task: types.Task, configs: list[types.TaskPushNotificationConfig]
-    ) -> TaskRun:
-        run = TaskRun(
-            tenant,
-            task,
-            self.store,
-            self.notifier,
-            configs,
-            self.window,
-            self._forget,
-            window_bytes=self.window_bytes,
-            retain_bytes=self.retain_bytes,
-        )
-        self._runs[(tenant, task.id)] = run
-        return run
-
-    def _forget(self, run: TaskRun) -> None:
-        if self._runs.get((run.tenant, run.task.id)) is run:
-            del self._runs[(run.tenant, run.task.id)]
-
     async def _create_task(self, execution: Execution, request: types.SendMessageRequest) -> TaskRun:
         ctx = execution.context
         task = types.Task(id=ctx.task_id, context_id=ctx.context_id)
         task.status.state = types.TASK_STATE_SUBMITTED
         task.status.timestamp.FromNanoseconds(time.time_ns())
         task.history.append(ctx.message)
-        run = self._new_run(ctx.tenant, task, [])
+        run = self.runs.create(ctx.tenant, task)
         await self.store.save(ctx.tenant, task)
         await self._attach_push_config(run, request)
         return run
@@ -218,8 +197,10 @@ class RequestHandler:
         tenant, message = request.tenant, request.message
         run: TaskRun | None = None
         before: types.Task | None = None
+        if self._stopping:
+            raise errors.UnavailableError("the server is stopping: it takes no new messages")
         if message.task_id:
-            run = await self._load_run(tenant, message.task_id)
+            run = await self.runs.load(tenant, message.task_id)
             if run is None:
                 raise errors.TaskNotFoundError(
                     f"task {errors.echo(message.task_id)} not found", metadata={"task_id": message.task_id}
@@ -251,7 +232,7 @@ class RequestHandler:
 
         # Attached to the run before anything awaits: a second message racing this one finds the
         # task busy (see _check_continuable).
-        execution = Execution(context, create, run, subscribe=subscribe)
+        execution = Execution(context, create, run, subscribe=subscribe, registry=self.executions)
         if run is not None:
             try:
                 await self._attach_push_config(run, request)
@@ -264,8 +245,7 @@ class RequestHandler:
         job.add_done_callback(self._jobs.discard)
         return execution
 
-    @staticmethod
-    def _check_continuable(run: TaskRun, message: types.Message) -> None:
+    def _check_continuable(self, run: TaskRun, message: types.Message) -> None:
         """A message may continue a task only when the task waits for one.
 
         Terminal tasks take no more messages (spec 3.1.1). A task that is SUBMITTED or WORKING,
@@ -283,7 +263,7 @@ class RequestHandler:
                 "a task in a terminal state accepts no more messages",
                 metadata=facts,
             )
-        if run.state not in INTERRUPTED_STATES or run.busy():
+        if run.state not in INTERRUPTED_STATES or self.executions.busy(run):
             raise errors.UnsupportedOperationError(
                 f"task {errors.echo(task_id)} is {state} and busy with an earlier message: it accepts a "
                 "new one when it asks for input (TASK_STATE_INPUT_REQUIRED or TASK_STATE_AUTH_REQUIRED)",
@@ -292,11 +272,14 @@ class RequestHandler:
         if message.context_id and message.context_id != run.task.context_id:
             raise invalid("message.context_id", f"does not match the context of task {errors.echo(task_id)}")
 
-    async def _execute(self, execution: Execution) -> None:
+    async def _execute(self, execution: Execution, *, resume: bool = False) -> None:
         error: BaseException | None = None
         updater = TaskUpdater(execution)
         try:
-            await self.agent.execute(execution.context, updater)
+            if resume:
+                await self.agent.resume(execution.context, updater)
+            else:
+                await self.agent.execute(execution.context, updater)
         except asyncio.CancelledError:
             pass  # CancelTask (or shutdown) stopped it; the canceller sets the final state
         except Exception as exc:
@@ -313,7 +296,7 @@ class RequestHandler:
             await self._abandoned(execution)
         finally:
             run = execution.run
-            if run is not None and run.dirty:
+            if run is not None and run.unsaved:
                 await run.save()
             execution.finish(error if execution.run is None else None)
 
@@ -321,7 +304,12 @@ class RequestHandler:
         """``execute`` returned: a task it leaves SUBMITTED or WORKING, that nothing else drives
         (no detached updater, no other execution), would look alive forever. It is failed, saying so."""
         run = execution.run
-        if run is None or run.state in REST_STATES or execution.detached or run.driven(besides=execution):
+        if (
+            run is None
+            or run.state in SETTLED_STATES
+            or execution.detached
+            or self.executions.driven(run, besides=execution)
+        ):
             return
         state = types.TaskState.Name(run.state)
         log.warning(
@@ -346,7 +334,8 @@ class RequestHandler:
         if isinstance(first, types.Message):
             return types.SendMessageResponse(message=first)
         if not request.configuration.return_immediately:
-            await asyncio.shield(execution.at_rest)
+            await asyncio.shield(execution.settled)
+        await first.log.durable(first.seq)  # nothing reaches the caller that a crash could take back
         config = request.configuration
         history = config.history_length if config.HasField("history_length") else None
         response = types.SendMessageResponse()
@@ -366,10 +355,10 @@ class RequestHandler:
         sub = execution.first_subscription
         assert sub is not None
         try:
-            yield types.StreamResponse(task=sub.snapshot)
+            yield types.StreamResponse(task=await sub.start())
             async for event in sub.events():
                 yield event
-                if event.HasField("status_update") and event.status_update.status.state in REST_STATES:
+                if event.HasField("status_update") and event.status_update.status.state in SETTLED_STATES:
                     return
         finally:
             sub.close()
@@ -378,7 +367,7 @@ class RequestHandler:
 
     async def _existing(self, tenant: str, task_id: str, field_name: str = "id") -> types.Task:
         require(task_id, field_name)
-        run = self._runs.get((tenant, task_id))
+        run = self.runs.get(tenant, task_id)
         task = run.task if run is not None else await self.store.get(tenant, task_id)
         if task is None:
             raise errors.TaskNotFoundError(
@@ -388,7 +377,7 @@ class RequestHandler:
 
     async def _require_run(self, tenant: str, task_id: str) -> TaskRun:
         require(task_id, "id")
-        run = await self._load_run(tenant, task_id)
+        run = await self.runs.load(tenant, task_id)
         if run is None:
             raise errors.TaskNotFoundError(
                 f"task {errors.echo(task_id)} not found", metadata={"task_id": task_id}
@@ -417,16 +406,25 @@ class RequestHandler:
                 "only unfinished tasks can be canceled",
                 metadata={"task_id": request.id},
             )
-        running = [e for e in run.executions if e.job is not None]
+        if not self.executions.of(run) and run.state not in SETTLED_STATES:
+            owner = await self.registry.owner_of(run.tenant, run.task.id)
+            if owner is not None and owner != self.registry.owner:
+                return await self._cancel_elsewhere(run, owner)
+        await self._cancel(run, call)
+        return trim_task(run.task, None)
+
+    async def _cancel(self, run: TaskRun, call: CallContext | None = None) -> None:
+        """Cancel a task this process holds: the agent's ``cancel``, then every execution stops."""
+        running = [e for e in self.executions.of(run) if e.job is not None]
         last = run.task.history[-1] if run.task.history else types.Message()
         context = RequestContext(
             message=last,
             task_id=run.task.id,
             context_id=run.task.context_id,
             task=trim_task(run.task, None),
-            tenant=request.tenant,
-            extensions=call.extensions,
-            headers=call.headers,
+            tenant=run.tenant,
+            extensions=call.extensions if call is not None else frozenset(),
+            headers=call.headers if call is not None else {},
         )
         execution = Execution(context, None, run, subscribe=False)
         try:
@@ -438,7 +436,22 @@ class RequestHandler:
             if not run.finished:
                 await run.set_status(types.TASK_STATE_CANCELED, None)
             execution.finish(None)
-        return trim_task(run.task, None)
+
+    async def _cancel_elsewhere(self, run: TaskRun, owner: str) -> types.Task:
+        """The task runs in another process: signal it there, and wait (a while) to see it end."""
+        tenant, task_id = run.tenant, run.task.id
+        if await self.registry.signal_cancel(tenant, task_id):
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.registry.lease_seconds
+            while loop.time() < deadline:
+                found = await self.store.load(tenant, task_id)
+                if found is not None and found[0].status.state in TERMINAL_STATES:
+                    return trim_task(found[0], None)
+                await asyncio.sleep(0.05)
+        found = await self.store.load(tenant, task_id)
+        task = found[0] if found is not None else run.task
+        log.info("task %s: cancel signalled to its owner %s, not done yet", task_id, owner)
+        return trim_task(task, None)
 
     async def subscribe_to_task(
         self, request: types.SubscribeToTaskRequest, call: CallContext
@@ -452,7 +465,7 @@ class RequestHandler:
             )
         sub = run.subscribe()
         try:
-            yield types.StreamResponse(task=sub.snapshot)
+            yield types.StreamResponse(task=await sub.start())
             async for event in sub.events():
                 yield event
         finally:
@@ -470,7 +483,7 @@ class RequestHandler:
         config.CopyFrom(request)
         config.id = config.id or new_id()
         await self.store.put_push_config(request.tenant, config)
-        run = self._runs.get((request.tenant, request.task_id))
+        run = self.runs.get(request.tenant, request.task_id)
         if run is not None:
             run.push_configs = [c for c in run.push_configs if c.id != config.id] + [config]
         return config
@@ -512,7 +525,7 @@ class RequestHandler:
         await self._existing(request.tenant, request.task_id, "task_id")
         require(request.id, "id")
         await self.store.delete_push_config(request.tenant, request.task_id, request.id)
-        run = self._runs.get((request.tenant, request.task_id))
+        run = self.runs.get(request.tenant, request.task_id)
         if run is not None:
             run.push_configs = [c for c in run.push_configs if c.id != request.id]
 
@@ -534,14 +547,99 @@ class RequestHandler:
             card.supported_interfaces.extend(self.card.supported_interfaces)
         return card
 
-    # -- shutdown ------------------------------------------------------------------------------
+    # -- start and stop --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover what the store says is running but nothing runs (see :meth:`recover`), then keep
+        this process's lease alive and take cancel signals from other processes."""
+        await self.recover()
+        self.runs.start(self._cancel_signalled)
+
+    async def _cancel_signalled(self, tenant: str, task_id: str) -> None:
+        run = self.runs.get(tenant, task_id)
+        if run is not None and not run.finished:
+            log.info("task %s: canceled on a signal from another process", task_id)
+            await self._cancel(run)
+
+    async def recover(self) -> list[str]:
+        """Give every orphan a truthful end: the SUBMITTED or WORKING tasks of the store that no
+        live owner holds (the server stopped or died meanwhile). A ``resumable`` agent resumes
+        each (:meth:`Agent.resume`); otherwise the task is failed, saying why. The ids recovered."""
+        recovered = []
+        for tenant, task_id in await self.registry.orphans():
+            run = await self.runs.load(tenant, task_id)
+            if run is None or run.state in SETTLED_STATES:
+                continue
+            recovered.append(task_id)
+            if self.agent.resumable:
+                log.warning("task %s was %s when its server stopped: resuming it", task_id, _name(run.state))
+                self._resume(run)
+                continue
+            log.warning("task %s was %s when its server stopped: failing it", task_id, _name(run.state))
+            # The run is nobody's: held here only while the failure is recorded.
+            run.holders.add(self)
+            try:
+                await run.fail_safely(
+                    text_message(
+                        f"the server running this task stopped while it was {_name(run.state)}; "
+                        "nothing runs it any more",
+                        task_id=task_id,
+                        context_id=run.task.context_id,
+                    )
+                )
+            finally:
+                run.release(self)
+        return recovered
+
+    def _resume(self, run: TaskRun) -> None:
+        user = [m for m in run.task.history if m.role == types.ROLE_USER]
+        context = RequestContext(
+            message=user[-1] if user else types.Message(),
+            task_id=run.task.id,
+            context_id=run.task.context_id,
+            task=trim_task(run.task, None),
+            tenant=run.tenant,
+            resumed=True,
+        )
+        execution = Execution(context, None, run, subscribe=False, registry=self.executions)
+        job = asyncio.get_running_loop().create_task(self._execute(execution, resume=True))
+        execution.job = job
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+
+    def stop_accepting(self) -> None:
+        """Refuse new messages from now on (UnavailableError); the rest of the API still answers."""
+        self._stopping = True
 
     async def aclose(self, grace: float = 5.0) -> None:
-        """Let running executions finish for up to ``grace`` seconds, then cancel them."""
+        """Stop: refuse new messages, let running executions finish for up to ``grace`` seconds,
+        then give every task still running a truthful end. A resumable agent's tasks are left to
+        be resumed by the next start; every other one is failed, saying the server stopped, so
+        that every reader receives a final status and ends."""
+        self.stop_accepting()
         jobs = list(self._jobs)
         if jobs:
-            _, pending = await asyncio.wait(jobs, timeout=grace)
-            for job in pending:
-                job.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=grace)
+            await asyncio.wait(jobs, timeout=grace)
+        unfinished = {e.run for e in self.executions.running() if e.run is not None and not e.run.finished}
+        for job in self._jobs:
+            job.cancel()
+        if self._jobs:
+            await asyncio.wait(list(self._jobs), timeout=grace)
+        for run in unfinished:
+            if run.finished:
+                continue
+            if self.agent.resumable:
+                await run.save()  # everything up to now, for the next start to resume from
+                continue
+            await run.fail_safely(
+                text_message(
+                    f"the server stopped while this task was {_name(run.state)}",
+                    task_id=run.task.id,
+                    context_id=run.task.context_id,
+                )
+            )
+        await self.runs.stop()
+
+
+def _name(state: int) -> str:
+    return types.TaskState.Name(state)

@@ -31,6 +31,7 @@ from a2a_grpc import _pool, errors, types
 from a2a_grpc.agent import Agent
 from a2a_grpc.discovery import CARD_SERVICE, GetAgentCardRequest, GetAgentCardResponse
 from a2a_grpc.handler import SUPPORTED_VERSIONS, CallContext, RequestHandler, operation_name
+from a2a_grpc.tasks.eventlog import Backpressure, InMemoryEventLog, Retention
 
 __all__ = [
     "A2AServer",
@@ -65,11 +66,19 @@ class ServerSettings:
     """Ping an idle client this often, to notice dead peers and keep middleboxes open."""
     keepalive_timeout_ms: int = 10_000
     stream_window: int = 256
-    """Unread events a subscriber may hold before the agent's next report waits (backpressure)."""
+    """Unread events the caller's own stream may hold before the agent's next report waits: the
+    only backpressure on an agent (other readers never hold it; see ``a2a_grpc.tasks.eventlog``)."""
     stream_window_bytes: int = 8 * MiB
     """The same bound in bytes: large artifact chunks fill the window sooner."""
+    retained_events: int = 1024
+    """A task's latest events kept for readers (subscribers, resumed streams), whoever reads; a
+    reader that falls further behind is ended with EventsNotRetainedError."""
+    retained_event_bytes: int = 16 * MiB
+    """The same bound in bytes (the newest event is always kept)."""
+    retained_seconds: float = 30.0
+    """How long a task's events stay once no run uses them (the task ended, or waits unwatched)."""
     max_retained_artifact_bytes: int = 16 * MiB
-    """Artifact content kept per task; beyond it content is streamed, not kept (``a2a_grpc.taskrun``)."""
+    """Artifact content kept per task; beyond it content is streamed, not kept (``a2a_grpc.tasks.run``)."""
     grace_seconds: float = 5.0
     """On stop: how long running calls and executions may finish."""
     public_address: str | None = None
@@ -94,14 +103,25 @@ class ServerSettings:
             "max_send_message_bytes",
             "stream_window",
             "stream_window_bytes",
+            "retained_events",
+            "retained_event_bytes",
             "max_retained_artifact_bytes",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
         if self.grace_seconds < 0:
             raise ValueError(f"grace_seconds must not be negative, not {self.grace_seconds}")
+        self.backpressure.check_within(self.retention)
         if not isinstance(self.reuse_port, bool):
             raise ValueError(f"reuse_port must be True or False, not {self.reuse_port!r}")
+
+    @property
+    def retention(self) -> Retention:
+        return Retention(self.retained_events, self.retained_event_bytes, self.retained_seconds)
+
+    @property
+    def backpressure(self) -> Backpressure:
+        return Backpressure(self.stream_window, self.stream_window_bytes)
 
     def grpc_options(self) -> list[tuple[str, int]]:
         return [
@@ -469,15 +489,17 @@ class A2AServer(GrpcService):
     async def start(self) -> int:
         server, _ = self._bind()  # first: the card names the bound port
         s = self.settings
+        events = InMemoryEventLog(s.retention, s.backpressure, sink=getattr(self.store, "event_sink", None))
         self.handler = RequestHandler(
             self.agent,
             self.store,
             card=self.card(),
             notifier=self.notifier,
-            window=s.stream_window,
-            window_bytes=s.stream_window_bytes,
+            events=events,
             retain_bytes=s.max_retained_artifact_bytes,
         )
+        # Before the first call: tasks a previous life left running get their truthful end.
+        await self.handler.start()
         port = await self._serve(server)
         log.info("serving %s on %s", self.agent.card.name, self.address)
         if self.settings.host in ("0.0.0.0", "::", "") and not self.settings.public_address:
@@ -490,8 +512,12 @@ class A2AServer(GrpcService):
         return port
 
     async def stop(self, grace: float | None = None) -> None:
-        """Refuse new calls, let running ones finish for ``grace`` seconds, then stop executions."""
+        """Stop gracefully: refuse new messages, let running executions finish for ``grace``
+        seconds, give every task still running a truthful end (which every open stream receives
+        before it ends), then stop the gRPC server."""
         grace = self.settings.grace_seconds if grace is None else grace
-        await super().stop(grace)
+        await self._health.enter_graceful_shutdown()
         if self.handler is not None:
             await self.handler.aclose(grace)
+        # The streams have their final events by now: a moment to send them, then calls end.
+        await super().stop(min(grace, 1.0))

@@ -853,7 +853,8 @@ async def test_a_disconnect_releases_the_subscription_and_the_task_goes_on(
     try:
         await connection.send(subscribe_request(binding, waiting["id"]))
         await connection.read_until(b"data: ")
-        run = handler._runs[("", waiting["id"])]
+        run = handler.runs.get("", waiting["id"])
+        assert run is not None
         assert len(run.subscribers) == 1
     finally:
         await connection.close()

@@ -10,8 +10,9 @@ from a2a_grpc import types
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.client import A2AClient
 from a2a_grpc.handler import CallContext, RequestHandler
-from a2a_grpc.taskrun import UNRETAINED_KEY
 from a2a_grpc.tasks import InMemoryTaskStore
+from a2a_grpc.tasks.eventlog import Backpressure, InMemoryEventLog, Retention
+from a2a_grpc.tasks.run import UNRETAINED_KEY
 from tests.conftest import serve, shutdown
 
 CHUNK = 10_000
@@ -78,7 +79,8 @@ async def test_a_replaced_artifact_frees_its_retained_bytes() -> None:
 @pytest.mark.asyncio
 async def test_the_byte_window_holds_the_agent_back_until_the_subscriber_reads() -> None:
     agent = Chunks()
-    handler = RequestHandler(agent, InMemoryTaskStore(), window=1000, window_bytes=3 * CHUNK)
+    events = InMemoryEventLog(Retention(events=1000), Backpressure(events=1000, bytes=3 * CHUNK))
+    handler = RequestHandler(agent, InMemoryTaskStore(), events=events)
     request = A2AClient.text_request("go 20")
     stream = handler.send_streaming_message(request, CallContext(version="1.0"))
     try:
@@ -86,9 +88,10 @@ async def test_the_byte_window_holds_the_agent_back_until_the_subscriber_reads()
         assert first.HasField("task")
         for _ in range(100):  # let the agent run until the window stops it (bounded)
             await asyncio.sleep(0)
-        (run,) = handler._runs.values()
+        (run,) = handler.runs.all()
         assert agent.reported < 20  # held back, not buffering all 200 kB
-        assert run.log_bytes <= 3 * CHUNK + CHUNK  # at most one event past the bound
+        unread = run.log.appended_bytes - next(iter(run.subscribers)).reader.read_bytes
+        assert unread <= 3 * CHUNK + CHUNK  # at most one event past the bound
         held = agent.reported
         seen = 0
         async for event in stream:

@@ -46,6 +46,7 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "INITIAL_STATES",
     "INTERRUPTED_STATES",
+    "SETTLED_STATES",
     "TERMINAL_STATES",
     "check_transition",
     "is_interrupted",
@@ -69,6 +70,10 @@ INTERRUPTED_STATES: frozenset[int] = frozenset(
 INITIAL_STATES: frozenset[int] = frozenset(
     {types.TASK_STATE_SUBMITTED, types.TASK_STATE_WORKING} | INTERRUPTED_STATES | TERMINAL_STATES
 )
+
+SETTLED_STATES: frozenset[int] = TERMINAL_STATES | INTERRUPTED_STATES
+"""The states in which the agent is not working on the task: it is done, or waits for the client.
+A SendMessage that does not return immediately answers once its task is settled."""
 
 _ACTIVE_TARGETS: frozenset[int] = frozenset({types.TASK_STATE_WORKING}) | INTERRUPTED_STATES | TERMINAL_STATES
 

@@ -11,6 +11,8 @@ import heapq
 from typing import NamedTuple
 
 from a2a_grpc import types
+from a2a_grpc.tasks.eventlog import EventSink
+from a2a_grpc.tasks.registry import InMemoryRegistry
 from a2a_grpc.tasks.store import (
     PushConfigPage,
     copy_push_config,
@@ -33,12 +35,21 @@ class _Entry(NamedTuple):
     context_id: str
     state: int
     task: types.Task
+    seq: int  # the event position the snapshot includes
 
 
 class InMemoryTaskStore:
-    """A :class:`~a2a_grpc.tasks.store.TaskStore` kept in memory; lost when the process exits."""
+    """A :class:`~a2a_grpc.tasks.store.TaskStore` kept in memory; lost when the process exits.
+
+    Its companion :attr:`registry` is an in-memory registry: with nothing surviving the process,
+    no task is ever an orphan. It keeps no events (:attr:`event_sink` is None): a task's events
+    live in the server's in-memory event log only.
+    """
+
+    event_sink: EventSink | None = None
 
     def __init__(self) -> None:
+        self.registry = InMemoryRegistry()
         self._tasks: dict[str, dict[str, _Entry]] = {}
         self._push: dict[tuple[str, str], dict[str, types.TaskPushNotificationConfig]] = {}
         self._closed = False
@@ -49,13 +60,20 @@ class InMemoryTaskStore:
         entry = bucket.get(task_id) if bucket is not None else None
         return copy_task(entry.task) if entry is not None else None
 
-    async def save(self, tenant: str, task: types.Task) -> None:
+    async def load(self, tenant: str, task_id: str) -> tuple[types.Task, int] | None:
+        self._check_open()
+        bucket = self._tasks.get(tenant)
+        entry = bucket.get(task_id) if bucket is not None else None
+        return (copy_task(entry.task), entry.seq) if entry is not None else None
+
+    async def save(self, tenant: str, task: types.Task, *, seq: int = 0) -> None:
         self._check_open()
         if not task.id:
             raise ValueError("cannot save a task without an id")
         copy = copy_task(task)
         status = copy.status
-        entry = _Entry((timestamp_micros(status.timestamp), copy.id), copy.context_id, status.state, copy)
+        key = (timestamp_micros(status.timestamp), copy.id)
+        entry = _Entry(key, copy.context_id, status.state, copy, seq)
         bucket = self._tasks.get(tenant)
         if bucket is None:
             bucket = self._tasks[tenant] = {}

@@ -2,14 +2,30 @@
 
 All SQLite work happens on one dedicated worker thread (a single-worker executor), which
 owns the only connection: SQLite connections are not shareable across threads, and one
-writer avoids lock contention entirely. Coroutines queue their calls on it and never block
-the event loop on disk I/O. Tasks are serialised on the event loop before being handed over,
-so the stored snapshot is exactly what the caller passed, even if it mutates the task later.
+writer avoids lock contention entirely. Coroutines queue their operations and never block the
+event loop on disk I/O. Tasks and events are serialised on the event loop before being handed
+over, so what is stored is exactly what the caller passed, even if it mutates it later.
+
+**Group commit.** Operations queue up while the worker is busy, and the worker runs everything
+queued so far in one transaction: under load, many saves and events share one commit (the
+costly part), and each operation still completes only once its transaction has committed.
+
+**Durable events.** The store is also the server's event sink (:attr:`SqliteTaskStore.event_sink`):
+every event of a task is written as it happens, in the same queue as the task's snapshots, and
+a reader sees an event only once it is committed. After a crash, the last snapshot of a task and
+its events after it rebuild every part any client was sent. What a crash can lose is what no
+client has seen: the events of the transaction in flight (one batch). Events a snapshot covers
+are deleted with that snapshot's save.
+
+**Who runs what.** The store is also a task registry (:attr:`SqliteTaskStore.registry`): a
+snapshot of a SUBMITTED or WORKING task records the owner id of the process that saved it, each
+process renews a lease in the ``owners`` table, and a task whose owner is no longer alive is an
+orphan for the next server to recover (see :mod:`a2a_grpc.tasks.registry`).
 
 The database runs in WAL mode with ``synchronous=NORMAL``: readers never block the writer,
-and a commit costs no fsync (durability is that of the last checkpoint on power loss,
-never corruption). Filters, ordering, ``total_size`` and cursor pagination are done in SQL
-(see :mod:`a2a_grpc.tasks.store` for the semantics).
+and a commit costs no fsync (a process crash loses nothing committed; a power loss, what came
+after the last checkpoint; never corruption). Filters, ordering, ``total_size`` and cursor
+pagination are done in SQL (see :mod:`a2a_grpc.tasks.store` for the semantics).
 
 Opening checks the file before any request can reach it: a file that is not a database, is
 damaged, is locked by another process, cannot be written, or is a directory raises
@@ -20,17 +36,24 @@ a server that starts and then fails every call.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import errno
+import logging
 import os
+import socket
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from a2a_grpc import types
+from a2a_grpc import errors, types
 from a2a_grpc.tasks._errors import StoreError
+from a2a_grpc.tasks.eventlog import TaskLog
+from a2a_grpc.tasks.registry import new_owner_id
 from a2a_grpc.tasks.store import (
     PushConfigPage,
     PushQuery,
@@ -47,8 +70,11 @@ __all__ = ["SCHEMA_VERSION", "SqliteTaskStore"]
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 1
+log = logging.getLogger("a2a_grpc.tasks")
+
+SCHEMA_VERSION = 2
 """Stored in ``PRAGMA user_version``; bump it with a migration when the schema changes."""
+_RUNNING = (types.TASK_STATE_SUBMITTED, types.TASK_STATE_WORKING)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -75,12 +101,38 @@ CREATE TABLE IF NOT EXISTS push_configs (
 );
 """
 
+# Version 2: snapshots say which event they include and who runs the task; events, owners and
+# cancel signals get tables of their own.
+_SCHEMA_2 = """
+ALTER TABLE tasks ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;      -- the event position the body includes
+ALTER TABLE tasks ADD COLUMN owner TEXT NOT NULL DEFAULT '';      -- who runs it (SUBMITTED/WORKING only)
+CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks (owner) WHERE owner != '';
+CREATE TABLE IF NOT EXISTS events (
+    tenant  TEXT    NOT NULL,
+    task_id TEXT    NOT NULL,
+    seq     INTEGER NOT NULL,
+    body    BLOB    NOT NULL,       -- StreamResponse.SerializeToString()
+    PRIMARY KEY (tenant, task_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS owners (
+    owner   TEXT PRIMARY KEY,
+    host    TEXT    NOT NULL,
+    pid     INTEGER NOT NULL,
+    expires REAL    NOT NULL        -- time.time() until which the owner's lease holds
+);
+CREATE TABLE IF NOT EXISTS cancels (
+    tenant  TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    PRIMARY KEY (tenant, task_id)
+);
+"""
+
 _UPSERT_TASK = """
-INSERT INTO tasks (tenant, id, context_id, state, status_ts, updated_seq, body)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO tasks (tenant, id, context_id, state, status_ts, updated_seq, body, seq, owner)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant, id) DO UPDATE SET
     context_id = excluded.context_id, state = excluded.state, status_ts = excluded.status_ts,
-    updated_seq = excluded.updated_seq, body = excluded.body
+    updated_seq = excluded.updated_seq, body = excluded.body, seq = excluded.seq, owner = excluded.owner
 """
 
 _RESTORE = "restore it from a backup, or move it aside to start with an empty store"
@@ -113,9 +165,21 @@ class SqliteTaskStore:
 
     ``busy_timeout`` is how long, in seconds, a statement waits for another process's lock
     before failing (at open too: a file another process holds locked fails after it).
+
+    Besides the :class:`~a2a_grpc.tasks.store.TaskStore` protocol it is the server's
+    :attr:`event_sink` (durable events) and :attr:`registry` (owners and leases); see the
+    module doc. ``owner`` names this process in the registry (default: a fresh owner id).
     """
 
-    def __init__(self, path: str, *, check_integrity: bool = True, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        check_integrity: bool = True,
+        busy_timeout: float = 5.0,
+        owner: str | None = None,
+        lease_seconds: float = 10.0,
+    ) -> None:
         self._path = path
         self._check_integrity = check_integrity
         self._busy_timeout = busy_timeout
@@ -123,8 +187,14 @@ class SqliteTaskStore:
         self._conn: sqlite3.Connection | None = None
         self._seq = 0  # only touched on the worker thread
         self._closed = False
+        self._queue: builtins.list[_Op] = []
+        self._flushing = False
+        self._idle: asyncio.Future[None] | None = None
+        self._events_on_disk: dict[tuple[str, str], int] = {}  # loop side: newest event written per task
+        self.registry = SqliteRegistry(self, owner or new_owner_id(), lease_seconds)
+        self.event_sink = SqliteEventSink(self)
         try:
-            # Blocks the caller once, at startup; every later call goes through _run.
+            # Blocks the caller once, at startup; every later call goes through the queue.
             self._executor.submit(self._open).result()
         except BaseException:
             self._executor.shutdown(wait=True)
@@ -137,66 +207,158 @@ class SqliteTaskStore:
     # ------------------------------------------------------------ TaskStore
 
     async def get(self, tenant: str, task_id: str) -> types.Task | None:
-        return await self._run(partial(self._get_sync, tenant, task_id))
+        found = await self.load(tenant, task_id)
+        return found[0] if found is not None else None
 
-    async def save(self, tenant: str, task: types.Task) -> None:
+    async def load(self, tenant: str, task_id: str) -> tuple[types.Task, int] | None:
+        return await self._call(partial(self._load_sync, tenant, task_id))
+
+    async def save(self, tenant: str, task: types.Task, *, seq: int = 0) -> None:
         if not task.id:
             raise ValueError("cannot save a task without an id")
         # Serialise here, not on the worker: the caller owns `task` and may change it
         # as soon as we yield to the event loop.
         status = task.status
+        owner = self.registry.owner if status.state in _RUNNING else ""
         row = (tenant, task.id, task.context_id, status.state, timestamp_micros(status.timestamp))
-        await self._run(partial(self._save_sync, row, task.SerializeToString()))
+        key = (tenant, task.id)
+        on_disk = self._events_on_disk.get(key, 0)
+        # Events the snapshot covers are no longer needed for recovery: deleted in the same batch.
+        prune = seq if on_disk and seq >= on_disk else 0
+        if prune or (on_disk and status.state not in _RUNNING and seq >= on_disk):
+            self._events_on_disk.pop(key, None)
+        await self._call(partial(self._save_sync, row, task.SerializeToString(), seq, owner, prune))
 
     async def list(self, tenant: str, request: types.ListTasksRequest) -> types.ListTasksResponse:
         query = parse_list_request(tenant, request)  # validation errors without a thread hop
-        return await self._run(partial(self._list_sync, query))
+        return await self._call(partial(self._list_sync, query))
 
     async def put_push_config(self, tenant: str, config: types.TaskPushNotificationConfig) -> None:
         if not config.task_id or not config.id:
             raise ValueError("a push notification config needs both task_id and id to be stored")
         row = (tenant, config.task_id, config.id, config.SerializeToString())
-        await self._run(partial(self._execute_sync, _UPSERT_PUSH, row))
+        await self._call(partial(self._execute_sync, _UPSERT_PUSH, row))
 
     async def get_push_config(
         self, tenant: str, task_id: str, config_id: str
     ) -> types.TaskPushNotificationConfig | None:
-        return await self._run(partial(self._get_push_sync, tenant, task_id, config_id))
+        return await self._call(partial(self._get_push_sync, tenant, task_id, config_id))
 
     async def list_push_configs(
         self, tenant: str, task_id: str, page_size: int, page_token: str
     ) -> PushConfigPage:
         query = parse_push_query(tenant, task_id, page_size, page_token)
-        return await self._run(partial(self._list_push_sync, query))
+        return await self._call(partial(self._list_push_sync, query))
 
     async def delete_push_config(self, tenant: str, task_id: str, config_id: str) -> bool:
         sql = "DELETE FROM push_configs WHERE tenant = ? AND task_id = ? AND id = ?"
-        return await self._run(partial(self._execute_sync, sql, (tenant, task_id, config_id))) > 0
+        return await self._call(partial(self._execute_sync, sql, (tenant, task_id, config_id))) > 0
 
     async def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
+        try:
+            with contextlib.suppress(Exception):  # best effort: a lease also lapses by itself
+                await self.registry.leave()
+            await self._drain()
+        finally:
+            self._closed = True
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._close_sync)
         finally:
             # The queue is empty by now, so this only joins an idle thread.
             self._executor.shutdown(wait=True)
 
-    # ------------------------------------------------------------ plumbing
+    # ------------------------------------------------------------ the queue (group commit)
 
-    async def _run(self, fn: Callable[[], _T]) -> _T:
+    async def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn(connection)`` in the next transaction; its result once that has committed."""
         if self._closed:
             raise RuntimeError("SqliteTaskStore is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._push(_Op(fn, future))
+        result: _T = await future
+        return result
+
+    def _push(self, op: _Op) -> None:
+        self._queue.append(op)
+        if not self._flushing:
+            self._flush()
+
+    def _flush(self) -> None:
+        ops, self._queue = self._queue, []
+        self._flushing = True
+        loop = asyncio.get_running_loop()
+        done = loop.run_in_executor(self._executor, self._batch_sync, ops)
+        done.add_done_callback(partial(self._flushed, ops))
+
+    def _flushed(self, ops: builtins.list[_Op], done: asyncio.Future[BaseException | None]) -> None:
+        failure = done.exception() or done.result()
+        stored: dict[TaskLog, int] = {}
+        for op in ops:
+            if op.log is not None:
+                if failure is None:
+                    stored[op.log] = max(stored.get(op.log, 0), op.seq)
+                else:
+                    op.log.fail(_lost_event(op.log, op.seq, failure))
+            elif op.future is not None and not op.future.done():
+                if failure is not None:
+                    op.future.set_exception(_store_failure(self._path, failure))
+                elif op.error is not None:
+                    op.future.set_exception(op.error)
+                else:
+                    op.future.set_result(op.result)
+        for task_log, seq in stored.items():
+            task_log.stored(seq)
+        self._flushing = False
+        if self._queue:
+            self._flush()
+        elif self._idle is not None:
+            self._idle.set_result(None)
+            self._idle = None
+
+    async def _drain(self) -> None:
+        """Wait until everything queued so far is committed."""
+        while self._flushing or self._queue:
+            if self._idle is None:
+                self._idle = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._idle)
+
+    def _submit_event(self, log: TaskLog, seq: int, event: types.StreamResponse) -> None:
+        row = (log.tenant, log.task_id, seq, event.SerializeToString())
+        self._events_on_disk[(log.tenant, log.task_id)] = seq
+        self._push(_Op(partial(self._event_sync, row), None, log, seq))
+
+    # ------------------------------------------------------------ worker-thread side
+
+    def _batch_sync(self, ops: builtins.list[_Op]) -> BaseException | None:
+        """Run the operations in one transaction; a failing one fails alone (a savepoint each)."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            for op in ops:
+                if op.log is not None:  # an event: nothing else to undo, so no savepoint of its own
+                    op.fn(db)
+                    continue
+                db.execute("SAVEPOINT op")
+                try:
+                    op.result = op.fn(db)
+                except Exception as exc:
+                    db.execute("ROLLBACK TO op")
+                    op.error = exc
+                db.execute("RELEASE op")
+            db.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            return exc
+        return None
 
     @property
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             raise RuntimeError("SqliteTaskStore is closed")
         return self._conn
-
-    # ------------------------------------------------------------ worker-thread side
 
     def _open(self) -> None:
         try:
@@ -240,7 +402,8 @@ class SqliteTaskStore:
             if version < SCHEMA_VERSION:
                 # executescript() would commit an open transaction first, so the script
                 # carries its own: schema and version land together or not at all.
-                conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+                script = (_SCHEMA if version < 1 else "") + _SCHEMA_2
+                conn.executescript(f"BEGIN IMMEDIATE;{script}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
             elif on_disk:
                 # Take the write lock once: a file we can read but not write (or that another
                 # process keeps locked) fails now, not on the first task.
@@ -291,20 +454,44 @@ class SqliteTaskStore:
             finally:
                 conn.close()
 
-    def _execute_sync(self, sql: str, params: tuple[object, ...]) -> int:
-        return self._db.execute(sql, params).rowcount
+    def _execute_sync(self, sql: str, params: tuple[object, ...], db: sqlite3.Connection) -> int:
+        return db.execute(sql, params).rowcount
 
-    def _save_sync(self, row: tuple[str, str, str, int, int], body: bytes) -> None:
+    def _save_sync(
+        self,
+        row: tuple[str, str, str, int, int],
+        body: bytes,
+        seq: int,
+        owner: str,
+        prune: int,
+        db: sqlite3.Connection,
+    ) -> None:
         self._seq += 1
-        self._db.execute(_UPSERT_TASK, (*row, self._seq, body))
+        db.execute(_UPSERT_TASK, (*row, self._seq, body, seq, owner))
+        if prune:
+            db.execute(
+                "DELETE FROM events WHERE tenant = ? AND task_id = ? AND seq <= ?", (row[0], row[1], prune)
+            )
 
-    def _get_sync(self, tenant: str, task_id: str) -> types.Task | None:
-        found = self._db.execute(
-            "SELECT body FROM tasks WHERE tenant = ? AND id = ?", (tenant, task_id)
+    def _event_sync(self, row: tuple[str, str, int, bytes], db: sqlite3.Connection) -> None:
+        db.execute("INSERT OR REPLACE INTO events (tenant, task_id, seq, body) VALUES (?, ?, ?, ?)", row)
+
+    def _load_sync(self, tenant: str, task_id: str, db: sqlite3.Connection) -> tuple[types.Task, int] | None:
+        found = db.execute(
+            "SELECT body, seq FROM tasks WHERE tenant = ? AND id = ?", (tenant, task_id)
         ).fetchone()
-        return types.Task.FromString(found[0]) if found is not None else None
+        return (types.Task.FromString(found[0]), found[1]) if found is not None else None
 
-    def _list_sync(self, query: TaskQuery) -> types.ListTasksResponse:
+    def _events_after_sync(
+        self, tenant: str, task_id: str, seq: int, db: sqlite3.Connection
+    ) -> builtins.list[tuple[int, types.StreamResponse]]:
+        rows = db.execute(
+            "SELECT seq, body FROM events WHERE tenant = ? AND task_id = ? AND seq > ? ORDER BY seq",
+            (tenant, task_id, seq),
+        ).fetchall()
+        return [(n, types.StreamResponse.FromString(body)) for n, body in rows]
+
+    def _list_sync(self, query: TaskQuery, db: sqlite3.Connection) -> types.ListTasksResponse:
         where = ["tenant = ?"]
         params: list[object] = [query.tenant]
         if query.context_id:
@@ -321,18 +508,13 @@ class SqliteTaskStore:
         if query.cursor is not None:
             page_where += " AND (status_ts, id) < (?, ?)"
             page_params = [*params, *query.cursor]
-        db = self._db
-        # One read transaction so total_size and the page come from the same snapshot.
-        db.execute("BEGIN")
-        try:
-            (total,) = db.execute(f"SELECT COUNT(*) FROM tasks WHERE {filters}", params).fetchone()
-            rows = db.execute(
-                f"SELECT status_ts, id, body FROM tasks WHERE {page_where} "
-                "ORDER BY status_ts DESC, id DESC LIMIT ?",
-                (*page_params, query.page_size + 1),  # one extra row: is there a next page?
-            ).fetchall()
-        finally:
-            db.execute("COMMIT")
+        # Both in the batch's transaction: total_size and the page come from the same snapshot.
+        (total,) = db.execute(f"SELECT COUNT(*) FROM tasks WHERE {filters}", params).fetchone()
+        rows = db.execute(
+            f"SELECT status_ts, id, body FROM tasks WHERE {page_where} "
+            "ORDER BY status_ts DESC, id DESC LIMIT ?",
+            (*page_params, query.page_size + 1),  # one extra row: is there a next page?
+        ).fetchall()
         response = types.ListTasksResponse(page_size=query.page_size, total_size=total)
         if len(rows) > query.page_size:
             rows = rows[: query.page_size]
@@ -344,16 +526,16 @@ class SqliteTaskStore:
         return response
 
     def _get_push_sync(
-        self, tenant: str, task_id: str, config_id: str
+        self, tenant: str, task_id: str, config_id: str, db: sqlite3.Connection
     ) -> types.TaskPushNotificationConfig | None:
-        found = self._db.execute(
+        found = db.execute(
             "SELECT body FROM push_configs WHERE tenant = ? AND task_id = ? AND id = ?",
             (tenant, task_id, config_id),
         ).fetchone()
         return types.TaskPushNotificationConfig.FromString(found[0]) if found is not None else None
 
-    def _list_push_sync(self, query: PushQuery) -> PushConfigPage:
-        rows = self._db.execute(
+    def _list_push_sync(self, query: PushQuery, db: sqlite3.Connection) -> PushConfigPage:
+        rows = db.execute(
             "SELECT id, body FROM push_configs WHERE tenant = ? AND task_id = ? AND id > ? "
             "ORDER BY id LIMIT ?",
             (query.tenant, query.task_id, query.after_id or "", query.page_size + 1),
@@ -395,3 +577,139 @@ def _read_through(path: str, chunk: int = 1 << 20) -> None:
     with open(path, "rb", buffering=0) as file:
         while file.readinto(buffer):
             pass
+
+
+@dataclass(slots=True)
+class _Op:
+    """One operation of the queue: ``fn(connection)`` and who waits for it."""
+
+    fn: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any] | None
+    log: TaskLog | None = None  # an event of this log (no future: the log is told)
+    seq: int = 0
+    result: Any = None
+    error: BaseException | None = field(default=None)
+
+
+def _store_failure(path: str, exc: BaseException) -> Exception:
+    if isinstance(exc, sqlite3.Error):
+        return StoreError(f"task store {path}: {exc}", path=path)
+    return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+
+
+def _lost_event(log: TaskLog, seq: int, exc: BaseException) -> errors.InternalError:
+    """An event that could not be stored: readers must not go on as if nothing happened."""
+    logging.getLogger("a2a_grpc.tasks").error(
+        "task %s: event %d could not be stored (%s); its readers are ended", log.task_id, seq, exc
+    )
+    return errors.InternalError(f"task {errors.echo(log.task_id)}: its events could not be stored")
+
+
+class SqliteEventSink:
+    """The store as the event log's sink: events written in the store's queue (see the module doc)."""
+
+    def __init__(self, store: SqliteTaskStore) -> None:
+        self._store = store
+
+    def submit(self, log: TaskLog, seq: int, event: types.StreamResponse) -> None:
+        self._store._submit_event(log, seq, event)
+
+    async def stored_after(
+        self, tenant: str, task_id: str, seq: int
+    ) -> list[tuple[int, types.StreamResponse]]:
+        return await self._store._call(partial(self._store._events_after_sync, tenant, task_id, seq))
+
+
+class SqliteRegistry:
+    """The store as the task registry: owners with leases in the ``owners`` table, the owner of a
+    running task in its row, cancel signals in ``cancels`` (see :mod:`a2a_grpc.tasks.registry`).
+
+    An owner is alive while its lease holds, except one on this host whose process is gone (a
+    previous life of this server, killed), which is dead at once.
+    """
+
+    def __init__(self, store: SqliteTaskStore, owner: str, lease_seconds: float) -> None:
+        self._store = store
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self._host = socket.gethostname()
+
+    async def renew(self) -> list[tuple[str, str]]:
+        return await self._store._call(self._renew_sync)
+
+    def _renew_sync(self, db: sqlite3.Connection) -> list[tuple[str, str]]:
+        db.execute(
+            "INSERT OR REPLACE INTO owners (owner, host, pid, expires) VALUES (?, ?, ?, ?)",
+            (self.owner, self._host, os.getpid(), time.time() + self.lease_seconds),
+        )
+        signalled = db.execute(
+            "SELECT c.tenant, c.task_id FROM cancels c "
+            "JOIN tasks t ON t.tenant = c.tenant AND t.id = c.task_id WHERE t.owner = ?",
+            (self.owner,),
+        ).fetchall()
+        for tenant, task_id in signalled:
+            db.execute("DELETE FROM cancels WHERE tenant = ? AND task_id = ?", (tenant, task_id))
+        return [(tenant, task_id) for tenant, task_id in signalled]
+
+    async def orphans(self) -> list[tuple[str, str]]:
+        return await self._store._call(self._orphans_sync)
+
+    def _orphans_sync(self, db: sqlite3.Connection) -> list[tuple[str, str]]:
+        alive = self._alive(db)
+        # Running tasks saved before owners were recorded (schema 1) have no owner: orphans too.
+        rows = db.execute(
+            "SELECT tenant, id, owner FROM tasks WHERE owner != '' OR (owner = '' AND state IN (?, ?))",
+            _RUNNING,
+        ).fetchall()
+        return [(tenant, task_id) for tenant, task_id, owner in rows if owner not in alive]
+
+    def _alive(self, db: sqlite3.Connection) -> set[str]:
+        now = time.time()
+        alive = {self.owner}
+        for owner, host, pid, expires in db.execute("SELECT owner, host, pid, expires FROM owners"):
+            if expires < now or owner == self.owner:
+                continue
+            if host == self._host and (pid == os.getpid() or not _process_alive(pid)):
+                continue  # a previous life of a process on this host
+            alive.add(owner)
+        return alive
+
+    async def signal_cancel(self, tenant: str, task_id: str) -> bool:
+        return await self._store._call(partial(self._signal_sync, tenant, task_id))
+
+    def _signal_sync(self, tenant: str, task_id: str, db: sqlite3.Connection) -> bool:
+        found = db.execute(
+            "SELECT owner FROM tasks WHERE tenant = ? AND id = ?", (tenant, task_id)
+        ).fetchone()
+        if found is None or not found[0] or found[0] not in self._alive(db):
+            return False
+        db.execute("INSERT OR IGNORE INTO cancels (tenant, task_id) VALUES (?, ?)", (tenant, task_id))
+        return True
+
+    async def owner_of(self, tenant: str, task_id: str) -> str | None:
+        return await self._store._call(partial(self._owner_sync, tenant, task_id))
+
+    def _owner_sync(self, tenant: str, task_id: str, db: sqlite3.Connection) -> str | None:
+        found = db.execute(
+            "SELECT owner FROM tasks WHERE tenant = ? AND id = ?", (tenant, task_id)
+        ).fetchone()
+        if found is None or not found[0] or found[0] not in self._alive(db):
+            return None
+        return str(found[0])
+
+    async def leave(self) -> None:
+        """This owner stops (gracefully): its lease ends now, not when it would have lapsed."""
+        await self._store._call(self._leave_sync)
+
+    def _leave_sync(self, db: sqlite3.Connection) -> None:
+        db.execute("DELETE FROM owners WHERE owner = ?", (self.owner,))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process: alive
+        return True
+    return True

@@ -85,8 +85,17 @@ class TaskStore(Protocol):
         """The full task (all history and artifacts), or None."""
         ...
 
-    async def save(self, tenant: str, task: types.Task) -> None:
-        """Insert or replace the task by ``task.id`` with this full snapshot."""
+    async def save(self, tenant: str, task: types.Task, *, seq: int = 0) -> None:
+        """Insert or replace the task by ``task.id`` with this full snapshot.
+
+        ``seq`` is the position in the task's event log that the snapshot includes (0: none), so
+        that a store which also keeps the events can rebuild the task from the snapshot and the
+        events after it.
+        """
+        ...
+
+    async def load(self, tenant: str, task_id: str) -> tuple[types.Task, int] | None:
+        """The full task and the event position its snapshot includes (see :meth:`save`), or None."""
         ...
 
     async def list(self, tenant: str, request: types.ListTasksRequest) -> types.ListTasksResponse:

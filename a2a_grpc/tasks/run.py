@@ -1,0 +1,291 @@
+"""A live task: the events its agent reports, applied to its snapshot and published to its log.
+
+A :class:`TaskRun` exists for each task that is being worked on or watched in this process. It
+does one thing: apply events. A status change is checked against the lifecycle, applied to the
+snapshot, numbered and appended to the task's :class:`~a2a_grpc.tasks.eventlog.TaskLog`, handed
+to the push notifier and saved; an artifact update is applied (within the retention cap below)
+and appended. Readers read the log, not the run; executions (``a2a_grpc.execution``) and the
+handler that owns runs live apart and only call in.
+
+The snapshot keeps a task's artifact content up to ``retain_bytes``. Content beyond it still
+reaches every reader and webhook, but is not kept: a task that large could not be sent back by
+GetTask anyway (it would exceed the message size limit). The artifact's metadata then says how
+many bytes were not kept (``a2a-grpc/unretained-bytes``), and a warning is logged: never silent.
+
+Snapshots are saved at every status change, and between them whenever the events appended since
+the last save reach half the log's retained window: a store that keeps the events too (SQLite)
+can then rebuild the task after a crash from the last snapshot and the events after it, with
+every part any client was sent (see ``a2a_grpc.tasks.sqlite``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Protocol, cast
+
+from a2a_grpc import errors, types
+from a2a_grpc.tasks.eventlog import EventLog, LogReader, TaskLog
+from a2a_grpc.tasks.lifecycle import TERMINAL_STATES, check_transition, state_name
+
+if TYPE_CHECKING:
+    from a2a_grpc.tasks.store import TaskStore
+
+__all__ = ["UNRETAINED_KEY", "Notifier", "Subscription", "TaskRun", "apply_event"]
+
+log = logging.getLogger("a2a_grpc.tasks")
+UNRETAINED_KEY = "a2a-grpc/unretained-bytes"
+"""Artifact metadata key: bytes of content streamed but not kept in the task (see the module doc)."""
+MiB = 1024 * 1024
+
+
+class Notifier(Protocol):
+    """What delivers a task's events to its webhooks (``a2a_grpc.push.PushNotifier``)."""
+
+    def notify(self, config: types.TaskPushNotificationConfig, event: types.StreamResponse) -> None: ...
+
+
+class Subscription:
+    """A snapshot of the task and a reader of its log from the snapshot's position on."""
+
+    __slots__ = ("_run", "reader", "seq", "snapshot")
+
+    def __init__(self, run: TaskRun, reader: LogReader, snapshot: types.Task, seq: int) -> None:
+        self._run = run
+        self.reader = reader
+        self.snapshot = snapshot
+        self.seq = seq
+
+    async def start(self) -> types.Task:
+        """The snapshot, once what it holds is stored (nothing reaches a client a crash could undo)."""
+        await self._run.log.durable(self.seq)
+        return self.snapshot
+
+    async def events(self) -> AsyncIterator[types.StreamResponse]:
+        async for _, event in self.reader:
+            yield event
+
+    def close(self) -> None:
+        self.reader.close()
+        self._run._unsubscribe(self)
+
+
+class TaskRun:
+    """The live state of one task. Created and looked up by the RequestHandler only."""
+
+    def __init__(
+        self,
+        tenant: str,
+        task: types.Task,
+        store: TaskStore,
+        events: EventLog,
+        on_idle: Callable[[TaskRun], None],
+        *,
+        notifier: Notifier | None = None,
+        push_configs: list[types.TaskPushNotificationConfig] | None = None,
+        retain_bytes: int = 16 * MiB,
+        last_seq: int = 0,
+    ) -> None:
+        self.tenant = tenant
+        self.task = task
+        self.store = store
+        self.events = events
+        self.log: TaskLog = events.open(tenant, task.id, last_seq=last_seq)
+        self.notifier = notifier
+        self.push_configs = list(push_configs or ())
+        self.retain_bytes = retain_bytes
+        self.retained = sum(a.ByteSize() for a in task.artifacts)
+        """Artifact bytes the snapshot keeps (an upper bound: parts are counted as they arrive)."""
+        self.saved_seq = self.log.last
+        """The position of the last snapshot saved."""
+        self._unsaved_bytes = 0
+        self.subscribers: set[Subscription] = set()
+        self.holders: set[object] = set()
+        """What keeps the run in memory besides its subscribers (executions working on it)."""
+        self.listeners: list[Callable[[int], None]] = []
+        """Called with the new state after each status change (executions watch for rest)."""
+        self._on_idle = on_idle
+        if self.finished:
+            events.finish(self.log)
+
+    @property
+    def state(self) -> int:
+        return self.task.status.state
+
+    @property
+    def finished(self) -> bool:
+        return self.task.status.state in TERMINAL_STATES
+
+    @property
+    def seq(self) -> int:
+        """The position of the last event applied to the snapshot."""
+        return self.log.last
+
+    # -- readers ----------------------------------------------------------------------------------
+
+    def subscribe(self, *, primary: bool = False) -> Subscription:
+        """The task as it stands and its events from now on. The ``primary`` subscription (the
+        stream of the call that started the task) is the one reader that may hold the agent back."""
+        snapshot = types.Task()
+        snapshot.CopyFrom(self.task)
+        sub = Subscription(self, self.log.reader(self.log.last, primary=primary), snapshot, self.log.last)
+        self.subscribers.add(sub)
+        return sub
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        self.subscribers.discard(sub)
+        self.maybe_idle()
+
+    def release(self, holder: object) -> None:
+        self.holders.discard(holder)
+        self.maybe_idle()
+
+    def maybe_idle(self) -> None:
+        if not self.subscribers and not self.holders:
+            self._on_idle(self)
+
+    # -- events -----------------------------------------------------------------------------------
+
+    async def set_status(self, state: int, message: types.Message | None) -> None:
+        check_transition(self.task.status.state, state)
+        terminal = state in TERMINAL_STATES
+        if not terminal:  # a final status is never held back: it ends the readers too
+            await self.log.room()
+            check_transition(self.task.status.state, state)  # the task may have moved meanwhile
+        status = types.TaskStatus(state=cast("types.TaskState", state))
+        status.timestamp.FromNanoseconds(time.time_ns())
+        if message is not None:
+            status.message.CopyFrom(message)
+            self.task.history.append(message)
+        self.task.status.CopyFrom(status)
+        event = types.StreamResponse()
+        update = event.status_update
+        update.task_id, update.context_id = self.task.id, self.task.context_id
+        update.status.CopyFrom(status)
+        seq = self.log.append(event, event.ByteSize())
+        self._notify(event)
+        await self.save(seq)
+        if terminal:
+            self.events.finish(self.log)
+        for listener in list(self.listeners):
+            listener(state)
+
+    async def add_artifact(self, event: types.StreamResponse) -> None:
+        """Apply and publish an ``artifact_update`` event (its task and context ids are filled in here)."""
+        if self.finished:
+            raise errors.UnsupportedOperationError(
+                f"task {self.task.id!r} is {state_name(self.state)}: it takes no more artifacts"
+            )
+        update = event.artifact_update
+        artifact = update.artifact
+        if update.append and not any(a.artifact_id == artifact.artifact_id for a in self.task.artifacts):
+            raise ValueError(
+                f"task {self.task.id} has no artifact {artifact.artifact_id!r} to append to: "
+                "send the first chunk without append"
+            )
+        await self.log.room()
+        if self.finished:  # it may have ended while the agent waited for room
+            raise errors.UnsupportedOperationError(
+                f"task {self.task.id!r} is {state_name(self.state)}: it takes no more artifacts"
+            )
+        update.task_id, update.context_id = self.task.id, self.task.context_id
+        size = artifact.ByteSize()
+        self._retain(artifact, update.append, size)
+        seq = self.log.append(event, size)
+        self._notify(event)
+        self._unsaved_bytes += size
+        window = self.log.retention
+        if seq - self.saved_seq >= window.events // 2 or self._unsaved_bytes >= window.bytes // 2:
+            await self.save(seq)  # keep the stored snapshot within reach of the retained events
+
+    def _retain(self, artifact: types.Artifact, append: bool, size: int) -> None:
+        """Keep the artifact's content in the snapshot, up to ``retain_bytes`` per task."""
+        existing = next((a for a in self.task.artifacts if a.artifact_id == artifact.artifact_id), None)
+        replaced = existing.ByteSize() if existing is not None and not append else 0
+        if self.retained - replaced + size <= self.retain_bytes:
+            if append and existing is not None:
+                existing.parts.extend(artifact.parts)
+            elif existing is not None:
+                existing.CopyFrom(artifact)
+            else:
+                self.task.artifacts.append(artifact)
+            self.retained += size - replaced
+        else:
+            self._unretained(artifact, existing, append, size)
+
+    def _unretained(
+        self, artifact: types.Artifact, existing: types.Artifact | None, append: bool, size: int
+    ) -> None:
+        """Keep the artifact's identity, not its content, and say so (see the module doc)."""
+        if existing is None:
+            existing = self.task.artifacts.add()
+            existing.CopyFrom(artifact)
+            del existing.parts[:]
+        elif not append:
+            existing.CopyFrom(artifact)
+            del existing.parts[:]
+        fields = existing.metadata.fields
+        before = fields[UNRETAINED_KEY].number_value if UNRETAINED_KEY in fields else 0.0
+        if not before:
+            log.warning(
+                "task %s: artifact %s exceeds the %d bytes kept per task; further content is streamed "
+                "but not kept",
+                self.task.id,
+                artifact.artifact_id,
+                self.retain_bytes,
+            )
+        existing.metadata[UNRETAINED_KEY] = before + size
+
+    def _notify(self, event: types.StreamResponse) -> None:
+        if self.notifier is not None:
+            for config in self.push_configs:
+                self.notifier.notify(config, event)
+
+    @property
+    def unsaved(self) -> bool:
+        """Whether events were applied since the last saved snapshot."""
+        return self.saved_seq < self.log.last
+
+    async def save(self, seq: int | None = None) -> None:
+        """Save the snapshot as of event ``seq`` (default: the last one applied)."""
+        seq = self.log.last if seq is None else seq
+        self.saved_seq = max(self.saved_seq, seq)
+        self._unsaved_bytes = 0
+        await self.store.save(self.tenant, self.task, seq=seq)
+
+    async def fail_safely(self, message: types.Message) -> None:
+        """Mark the task failed, whatever else has gone wrong: no reader may be left waiting."""
+        try:
+            await self.set_status(types.TASK_STATE_FAILED, message)
+        except Exception:
+            log.exception("could not record the failure of task %s; failing it in memory", self.task.id)
+            self.task.status.state = types.TASK_STATE_FAILED
+            self.events.finish(self.log)
+            for listener in list(self.listeners):
+                listener(types.TASK_STATE_FAILED)
+
+
+def apply_event(task: types.Task, event: types.StreamResponse) -> None:
+    """Apply a stored event to a task snapshot, as the run did when it happened (recovery).
+
+    No lifecycle check: the event was checked when it was first applied. Artifact content is
+    kept whole here: a rebuilt task gets what its events carry.
+    """
+    kind = event.WhichOneof("payload")
+    if kind == "status_update":
+        status = event.status_update.status
+        if status.HasField("message") and not any(
+            m.message_id == status.message.message_id for m in task.history
+        ):
+            task.history.append(status.message)
+        task.status.CopyFrom(status)
+    elif kind == "artifact_update":
+        update = event.artifact_update
+        existing = next((a for a in task.artifacts if a.artifact_id == update.artifact.artifact_id), None)
+        if existing is None:
+            task.artifacts.append(update.artifact)
+        elif update.append:
+            existing.parts.extend(update.artifact.parts)
+        else:
+            existing.CopyFrom(update.artifact)
