@@ -171,7 +171,9 @@ class RequestHandler:
         task.status.timestamp.FromNanoseconds(time.time_ns())
         task.history.append(ctx.message)
         run = self.runs.create(ctx.tenant, task)
-        await self.store.save(ctx.tenant, task)
+        # Not awaited here: the save shares a transaction with the first events; whatever sends
+        # the task to a client waits for it first (TaskRun.durable).
+        run.created = self.store.save(ctx.tenant, task)
         await self._attach_push_config(run, request)
         return run
 
@@ -335,12 +337,13 @@ class RequestHandler:
             return types.SendMessageResponse(message=first)
         if not request.configuration.return_immediately:
             await asyncio.shield(execution.settled)
-        await first.log.durable(first.seq)  # nothing reaches the caller that a crash could take back
         config = request.configuration
         history = config.history_length if config.HasField("history_length") else None
         response = types.SendMessageResponse()
         response.task.CopyFrom(first.task)  # one copy, trimmed in place
+        seq = first.seq
         trim_task_in_place(response.task, history, include_artifacts=True)
+        await first.durable(seq)  # nothing reaches the caller that a crash could take back
         return response
 
     async def send_streaming_message(
@@ -387,9 +390,13 @@ class RequestHandler:
     async def get_task(self, request: types.GetTaskRequest, call: CallContext) -> types.Task:
         if request.HasField("history_length") and request.history_length < 0:
             raise invalid("history_length", "must not be negative")
-        task = await self._existing(request.tenant, request.id)
         history = request.history_length if request.HasField("history_length") else None
-        return trim_task(task, history)
+        run = self.runs.get(request.tenant, request.id)
+        if run is not None:  # live: the snapshot as of now, once that much is stored
+            seq, task = run.seq, trim_task(run.task, history)
+            await run.durable(seq)
+            return task
+        return trim_task(await self._existing(request.tenant, request.id), history)
 
     async def list_tasks(self, request: types.ListTasksRequest, call: CallContext) -> types.ListTasksResponse:
         validate_state(request.status, "status")

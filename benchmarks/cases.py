@@ -278,6 +278,8 @@ CASES: dict[str, Case] = {
               _SERVE_SQLITE, _grpc_unary, _grpc_echo, "req/s", "sdk-grpc", "grpc-bare", "grpc-unary"),
         _case("grpc-stream", "ours", "our A2AServer, SendStreamingMessage, N artifact events",
               _SERVE_OURS, _grpc_streaming, _grpc_stream, "events/s", "sdk-grpc-stream"),
+        _case("grpc-stream-sqlite", "ours", "our A2AServer, SQLite store (events durable), N artifact events",
+              _SERVE_SQLITE, _grpc_streaming, _grpc_stream, "events/s", "sdk-grpc-stream", "grpc-stream"),
         _case("artifact-256mib", "ours", "our A2AServer streams one chunked artifact: MB/s, RSS growth",
               _SERVE_OURS, None, None, "MB/s"),
         # -- our JSON bindings (bridge/), skipped until that package exists

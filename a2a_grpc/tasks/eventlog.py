@@ -56,7 +56,8 @@ class Retention:
     bytes: int = 16 * MiB
     """At most this many bytes of them (serialized size); the newest event is always kept."""
     terminal_seconds: float = 30.0
-    """How long a log stays once no run uses it (its task ended, or waits unwatched), for late readers."""
+    """How long a log stays once no run uses it (its task ended, or waits unwatched), for a reader
+    that left before the end to come back (a log that no reader left early goes at once)."""
 
     def __post_init__(self) -> None:
         if self.events < 1 or self.bytes < 1 or self.terminal_seconds < 0:
@@ -112,12 +113,14 @@ class TaskLog:
         "_primary",
         "_room",
         "_waiters",
+        "abandoned",
         "appended_bytes",
         "backpressure",
         "closed",
         "error",
         "first",
         "last",
+        "read",
         "retained_bytes",
         "retention",
         "sink",
@@ -154,6 +157,10 @@ class TaskLog:
         """The task is terminal: no event will follow ``last``."""
         self.error: Exception | None = None
         """Why the log cannot go on (its sink failed): readers raise it."""
+        self.read = False
+        """Whether any reader ever read this log (one that never was has nobody to come back)."""
+        self.abandoned = False
+        """Whether a reader left before the end: it may come back for what it missed."""
         self._loop = asyncio.get_running_loop()
         self._waiters: list[asyncio.Future[None]] = []
         self._primary: LogReader | None = None
@@ -229,6 +236,7 @@ class TaskLog:
     def reader(self, after: int, *, primary: bool = False) -> LogReader:
         """Events after position ``after``, then live ones. The primary reader holds the producer."""
         reader = LogReader(self, after)
+        self.read = True
         if primary:
             if self._primary is not None:
                 raise RuntimeError(f"task {self.task_id} already has a primary reader")
@@ -316,7 +324,10 @@ class LogReader:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._log._release(self)
+            log = self._log
+            if not log.closed or self.pos < log.last:
+                log.abandoned = True
+            log._release(self)
 
 
 class EventLog(Protocol):
@@ -335,7 +346,8 @@ class EventLog(Protocol):
         ...
 
     def release(self, log: TaskLog) -> None:
-        """No run uses ``log`` any more: drop it after ``Retention.terminal_seconds`` unless reopened."""
+        """No run uses ``log`` any more: drop it after ``Retention.terminal_seconds`` unless reopened
+        (at once if no reader left before its end: nobody will come back for it)."""
         ...
 
     async def stored_after(
@@ -386,6 +398,9 @@ class InMemoryEventLog:
     def release(self, log: TaskLog) -> None:
         key = (log.tenant, log.task_id)
         if key in self._expiries or self._logs.get(key) is not log:
+            return
+        if not log.abandoned:  # every reader read to the end, or there was none: nobody comes back
+            del self._logs[key]
             return
         loop = asyncio.get_running_loop()
         self._expiries[key] = loop.call_later(self.retention.terminal_seconds, self._expire, key, log)

@@ -8,6 +8,7 @@ Listing scans the tenant's tasks, which is fine for the sizes a process-local st
 from __future__ import annotations
 
 import heapq
+from collections.abc import Awaitable, Generator
 from typing import NamedTuple
 
 from a2a_grpc import types
@@ -26,6 +27,17 @@ from a2a_grpc.tasks.store import (
 )
 
 __all__ = ["InMemoryTaskStore"]
+
+
+class _Done:
+    """An awaitable that is already done (what ``save`` returns: the copy is the whole work)."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield
+
+
+_DONE = _Done()
 
 
 class _Entry(NamedTuple):
@@ -66,7 +78,8 @@ class InMemoryTaskStore:
         entry = bucket.get(task_id) if bucket is not None else None
         return (copy_task(entry.task), entry.seq) if entry is not None else None
 
-    async def save(self, tenant: str, task: types.Task, *, seq: int = 0) -> None:
+    def save(self, tenant: str, task: types.Task, *, seq: int = 0) -> Awaitable[None]:
+        # Copied now (see TaskStore.save); nothing to wait for afterwards.
         self._check_open()
         if not task.id:
             raise ValueError("cannot save a task without an id")
@@ -78,6 +91,7 @@ class InMemoryTaskStore:
         if bucket is None:
             bucket = self._tasks[tenant] = {}
         bucket[copy.id] = entry
+        return _DONE
 
     async def list(self, tenant: str, request: types.ListTasksRequest) -> types.ListTasksResponse:
         self._check_open()

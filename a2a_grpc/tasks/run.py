@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
 from a2a_grpc import errors, types
@@ -59,7 +59,7 @@ class Subscription:
 
     async def start(self) -> types.Task:
         """The snapshot, once what it holds is stored (nothing reaches a client a crash could undo)."""
-        await self._run.log.durable(self.seq)
+        await self._run.durable(self.seq)
         return self.snapshot
 
     async def events(self) -> AsyncIterator[types.StreamResponse]:
@@ -105,6 +105,8 @@ class TaskRun:
         """What keeps the run in memory besides its subscribers (executions working on it)."""
         self.listeners: list[Callable[[int], None]] = []
         """Called with the new state after each status change (executions watch for rest)."""
+        self.created: Awaitable[None] | None = None
+        """The save of the task's first snapshot, for a task created here (see :meth:`durable`)."""
         self._on_idle = on_idle
         if self.finished:
             events.finish(self.log)
@@ -241,6 +243,14 @@ class TaskRun:
         if self.notifier is not None:
             for config in self.push_configs:
                 self.notifier.notify(config, event)
+
+    async def durable(self, seq: int | None = None) -> None:
+        """Wait until the task's first snapshot and its events up to ``seq`` (default: all applied)
+        are stored: what is sent to a client after this, a crash cannot take back."""
+        if self.created is not None:
+            await self.created
+            self.created = None
+        await self.log.durable(self.log.last if seq is None else seq)
 
     @property
     def unsaved(self) -> bool:

@@ -48,7 +48,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from a2a_grpc import errors, types
 from a2a_grpc.tasks._errors import StoreError
@@ -107,13 +107,17 @@ _SCHEMA_2 = """
 ALTER TABLE tasks ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;      -- the event position the body includes
 ALTER TABLE tasks ADD COLUMN owner TEXT NOT NULL DEFAULT '';      -- who runs it (SUBMITTED/WORKING only)
 CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks (owner) WHERE owner != '';
+-- A task's events of one transaction, in one row: first_seq..last_seq, each event as a 4-byte
+-- big-endian length and StreamResponse.SerializeToString() (one row, not one per event: the
+-- per-statement cost dominates small events).
 CREATE TABLE IF NOT EXISTS events (
-    tenant  TEXT    NOT NULL,
-    task_id TEXT    NOT NULL,
-    seq     INTEGER NOT NULL,
-    body    BLOB    NOT NULL,       -- StreamResponse.SerializeToString()
-    PRIMARY KEY (tenant, task_id, seq)
-) WITHOUT ROWID;
+    tenant    TEXT    NOT NULL,
+    task_id   TEXT    NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq  INTEGER NOT NULL,
+    body      BLOB    NOT NULL,
+    PRIMARY KEY (tenant, task_id, first_seq)
+);
 CREATE TABLE IF NOT EXISTS owners (
     owner   TEXT PRIMARY KEY,
     host    TEXT    NOT NULL,
@@ -179,6 +183,7 @@ class SqliteTaskStore:
         busy_timeout: float = 5.0,
         owner: str | None = None,
         lease_seconds: float = 10.0,
+        commit_delay: float = 0.002,
     ) -> None:
         self._path = path
         self._check_integrity = check_integrity
@@ -189,8 +194,13 @@ class SqliteTaskStore:
         self._closed = False
         self._queue: builtins.list[_Op] = []
         self._flushing = False
+        self._scheduled = False
+        self._last_commit = 0.0
+        self._width = 0.0
+        self._commit_delay = commit_delay
         self._idle: asyncio.Future[None] | None = None
-        self._events_on_disk: dict[tuple[str, str], int] = {}  # loop side: newest event written per task
+        self._events_on_disk: dict[tuple[str, str], int] = {}  # loop side: newest event stored per task
+        self._pending: dict[tuple[str, str], _Events] = {}  # loop side: events for the next transaction
         self.registry = SqliteRegistry(self, owner or new_owner_id(), lease_seconds)
         self.event_sink = SqliteEventSink(self)
         try:
@@ -213,21 +223,19 @@ class SqliteTaskStore:
     async def load(self, tenant: str, task_id: str) -> tuple[types.Task, int] | None:
         return await self._call(partial(self._load_sync, tenant, task_id))
 
-    async def save(self, tenant: str, task: types.Task, *, seq: int = 0) -> None:
+    def save(self, tenant: str, task: types.Task, *, seq: int = 0) -> asyncio.Future[None]:
+        if self._closed:
+            raise RuntimeError("SqliteTaskStore is closed")
         if not task.id:
             raise ValueError("cannot save a task without an id")
-        # Serialise here, not on the worker: the caller owns `task` and may change it
-        # as soon as we yield to the event loop.
+        # Serialised now (see TaskStore.save): the caller may change `task` at once.
         status = task.status
         owner = self.registry.owner if status.state in _RUNNING else ""
         row = (tenant, task.id, task.context_id, status.state, timestamp_micros(status.timestamp))
-        key = (tenant, task.id)
-        on_disk = self._events_on_disk.get(key, 0)
-        # Events the snapshot covers are no longer needed for recovery: deleted in the same batch.
-        prune = seq if on_disk and seq >= on_disk else 0
-        if prune or (on_disk and status.state not in _RUNNING and seq >= on_disk):
-            self._events_on_disk.pop(key, None)
-        await self._call(partial(self._save_sync, row, task.SerializeToString(), seq, owner, prune))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fn = partial(self._save_sync, row, task.SerializeToString(), seq, owner)
+        self._push(_Op(fn, future, kind=_SAVE, key=(tenant, task.id), seq=seq))
+        return future
 
     async def list(self, tenant: str, request: types.ListTasksRequest) -> types.ListTasksResponse:
         query = parse_list_request(tenant, request)  # validation errors without a thread hop
@@ -280,38 +288,90 @@ class SqliteTaskStore:
         result: _T = await future
         return result
 
-    def _push(self, op: _Op) -> None:
-        self._queue.append(op)
-        if not self._flushing:
-            self._flush()
+    def _push(self, op: _Op | None) -> None:
+        if op is not None:
+            self._queue.append(op)
+        if not self._flushing and not self._scheduled:
+            self._scheduled = True
+            loop = asyncio.get_running_loop()
+            delay = self._commit_delay
+            if self._width > 1.25 and loop.time() - self._last_commit < delay:
+                # Under concurrent load: gather more work into the next commit (the costly part).
+                loop.call_later(delay, self._flush)
+            else:
+                # At the end of this loop iteration: what the same step queues shares the commit.
+                loop.call_soon(self._flush)
 
     def _flush(self) -> None:
+        self._scheduled = False
         ops, self._queue = self._queue, []
+        events, self._pending = self._pending, {}
+        chunks = self._coalesce(ops, events)
         self._flushing = True
         loop = asyncio.get_running_loop()
-        done = loop.run_in_executor(self._executor, self._batch_sync, ops)
-        done.add_done_callback(partial(self._flushed, ops))
+        work = [op for op in ops if not op.skip]
+        done = loop.run_in_executor(self._executor, self._batch_sync, work, chunks)
+        done.add_done_callback(partial(self._flushed, ops, events))
 
-    def _flushed(self, ops: builtins.list[_Op], done: asyncio.Future[BaseException | None]) -> None:
-        failure = done.exception() or done.result()
-        stored: dict[TaskLog, int] = {}
+    def _coalesce(
+        self, ops: builtins.list[_Op], events: dict[tuple[str, str], _Events]
+    ) -> builtins.list[_Chunk]:
+        """What this transaction writes. A later save of a task makes its earlier saves moot, and
+        the events its snapshot includes (they count as stored once it commits); the other events
+        of a task become one row. A save prunes the event rows an earlier transaction stored that
+        its snapshot includes."""
+        last_save: dict[tuple[str, str], _Op] = {}
         for op in ops:
-            if op.log is not None:
-                if failure is None:
-                    stored[op.log] = max(stored.get(op.log, 0), op.seq)
-                else:
-                    op.log.fail(_lost_event(op.log, op.seq, failure))
-            elif op.future is not None and not op.future.done():
+            if op.kind == _SAVE:
+                earlier = last_save.get(op.key)
+                if earlier is not None:
+                    earlier.skip = True
+                last_save[op.key] = op
+        chunks: builtins.list[_Chunk] = []
+        for key, pending in events.items():
+            save = last_save.get(key)
+            cut = save.seq if save is not None else 0
+            items = [(seq, body) for seq, body in pending.items if seq > cut]
+            if items:
+                body = b"".join(len(data).to_bytes(4, "big") + data for _, data in items)
+                chunks.append(_Chunk(key[0], key[1], items[0][0], items[-1][0], body))
+        for key, save in last_save.items():
+            on_disk = self._events_on_disk.get(key, 0)
+            if on_disk:
+                save.prune = save.seq
+                if on_disk <= save.seq:
+                    del self._events_on_disk[key]
+        for chunk in chunks:
+            self._events_on_disk[(chunk.tenant, chunk.task_id)] = chunk.last_seq
+        return chunks
+
+    def _flushed(
+        self,
+        ops: builtins.list[_Op],
+        events: dict[tuple[str, str], _Events],
+        done: asyncio.Future[BaseException | None],
+    ) -> None:
+        failure = done.exception() or done.result()
+        for op in ops:
+            if op.future is not None and not op.future.done():
                 if failure is not None:
                     op.future.set_exception(_store_failure(self._path, failure))
                 elif op.error is not None:
                     op.future.set_exception(op.error)
                 else:
                     op.future.set_result(op.result)
-        for task_log, seq in stored.items():
-            task_log.stored(seq)
+        for pending in events.values():
+            last = pending.items[-1][0]
+            if failure is None:
+                pending.log.stored(last)
+            else:
+                pending.log.fail(_lost_event(pending.log, last, failure))
         self._flushing = False
-        if self._queue:
+        self._last_commit = asyncio.get_running_loop().time()
+        # How many tasks a commit serves, on average lately: above one, callers are concurrent.
+        width = len(events.keys() | {op.key for op in ops if op.kind == _SAVE})
+        self._width += (width - self._width) * 0.2
+        if self._queue or self._pending:
             self._flush()
         elif self._idle is not None:
             self._idle.set_result(None)
@@ -319,26 +379,31 @@ class SqliteTaskStore:
 
     async def _drain(self) -> None:
         """Wait until everything queued so far is committed."""
-        while self._flushing or self._queue:
+        while self._flushing or self._queue or self._pending or self._scheduled:
             if self._idle is None:
                 self._idle = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._idle)
 
     def _submit_event(self, log: TaskLog, seq: int, event: types.StreamResponse) -> None:
-        row = (log.tenant, log.task_id, seq, event.SerializeToString())
-        self._events_on_disk[(log.tenant, log.task_id)] = seq
-        self._push(_Op(partial(self._event_sync, row), None, log, seq))
+        key = (log.tenant, log.task_id)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = _Events(log)
+        pending.items.append((seq, event.SerializeToString()))
+        self._push(None)
 
     # ------------------------------------------------------------ worker-thread side
 
-    def _batch_sync(self, ops: builtins.list[_Op]) -> BaseException | None:
+    def _batch_sync(self, ops: builtins.list[_Op], chunks: builtins.list[_Chunk]) -> BaseException | None:
         """Run the operations in one transaction; a failing one fails alone (a savepoint each)."""
         db = self._db
         db.execute("BEGIN")
         try:
+            if chunks:
+                db.executemany(_INSERT_EVENTS, chunks)
             for op in ops:
-                if op.log is not None:  # an event: nothing else to undo, so no savepoint of its own
-                    op.fn(db)
+                if op.kind == _SAVE:  # the queue's own statements: their failure fails the batch
+                    op.fn(op.prune, db)
                     continue
                 db.execute("SAVEPOINT op")
                 try:
@@ -470,11 +535,9 @@ class SqliteTaskStore:
         db.execute(_UPSERT_TASK, (*row, self._seq, body, seq, owner))
         if prune:
             db.execute(
-                "DELETE FROM events WHERE tenant = ? AND task_id = ? AND seq <= ?", (row[0], row[1], prune)
+                "DELETE FROM events WHERE tenant = ? AND task_id = ? AND last_seq <= ?",
+                (row[0], row[1], prune),
             )
-
-    def _event_sync(self, row: tuple[str, str, int, bytes], db: sqlite3.Connection) -> None:
-        db.execute("INSERT OR REPLACE INTO events (tenant, task_id, seq, body) VALUES (?, ?, ?, ?)", row)
 
     def _load_sync(self, tenant: str, task_id: str, db: sqlite3.Connection) -> tuple[types.Task, int] | None:
         found = db.execute(
@@ -486,10 +549,19 @@ class SqliteTaskStore:
         self, tenant: str, task_id: str, seq: int, db: sqlite3.Connection
     ) -> builtins.list[tuple[int, types.StreamResponse]]:
         rows = db.execute(
-            "SELECT seq, body FROM events WHERE tenant = ? AND task_id = ? AND seq > ? ORDER BY seq",
+            "SELECT first_seq, body FROM events WHERE tenant = ? AND task_id = ? AND last_seq > ? "
+            "ORDER BY first_seq",
             (tenant, task_id, seq),
         ).fetchall()
-        return [(n, types.StreamResponse.FromString(body)) for n, body in rows]
+        out: builtins.list[tuple[int, types.StreamResponse]] = []
+        for first, body in rows:
+            view, at, n = memoryview(body), 0, first
+            while at < len(view):
+                size = int.from_bytes(view[at : at + 4], "big")
+                if n > seq and (not out or n == out[-1][0] + 1):
+                    out.append((n, types.StreamResponse.FromString(bytes(view[at + 4 : at + 4 + size]))))
+                at, n = at + 4 + size, n + 1
+        return out
 
     def _list_sync(self, query: TaskQuery, db: sqlite3.Connection) -> types.ListTasksResponse:
         where = ["tenant = ?"]
@@ -579,14 +651,41 @@ def _read_through(path: str, chunk: int = 1 << 20) -> None:
             pass
 
 
+_SAVE, _OTHER = 1, 0
+_INSERT_EVENTS = (
+    "INSERT OR REPLACE INTO events (tenant, task_id, first_seq, last_seq, body) VALUES (?, ?, ?, ?, ?)"
+)
+
+
+class _Chunk(NamedTuple):
+    """One row of ``events``: a task's events of one transaction."""
+
+    tenant: str
+    task_id: str
+    first_seq: int
+    last_seq: int
+    body: bytes
+
+
+@dataclass(slots=True)
+class _Events:
+    """A task's events waiting for the next transaction."""
+
+    log: TaskLog
+    items: builtins.list[tuple[int, bytes]] = field(default_factory=builtins.list)
+
+
 @dataclass(slots=True)
 class _Op:
     """One operation of the queue: ``fn(connection)`` and who waits for it."""
 
-    fn: Callable[[sqlite3.Connection], Any]
+    fn: Callable[..., Any]
     future: asyncio.Future[Any] | None
-    log: TaskLog | None = None  # an event of this log (no future: the log is told)
     seq: int = 0
+    kind: int = _OTHER
+    key: tuple[str, str] = ("", "")
+    skip: bool = False  # made moot by a later save in the same batch (see _coalesce)
+    prune: int = 0  # a save: delete the task's stored events up to this position
     result: Any = None
     error: BaseException | None = field(default=None)
 

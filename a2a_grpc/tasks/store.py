@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import json
 import struct
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -85,9 +86,11 @@ class TaskStore(Protocol):
         """The full task (all history and artifacts), or None."""
         ...
 
-    async def save(self, tenant: str, task: types.Task, *, seq: int = 0) -> None:
+    def save(self, tenant: str, task: types.Task, *, seq: int = 0) -> Awaitable[None]:
         """Insert or replace the task by ``task.id`` with this full snapshot.
 
+        The snapshot is taken when ``save`` is called, not when its result is awaited: a caller
+        may go on changing ``task`` at once, and await the result later to know it is stored.
         ``seq`` is the position in the task's event log that the snapshot includes (0: none), so
         that a store which also keeps the events can rebuild the task from the snapshot and the
         events after it.
