@@ -138,11 +138,13 @@ class AgentStack:
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, let running ones finish for ``grace`` seconds, then close what the
         stack opened. Idempotent."""
+        # The agent first: running tasks get their final state, which every stream (gRPC and
+        # SSE alike) delivers before it ends; the HTTP server then has nothing left to cut.
+        if self.server is not None:
+            await self.server.stop(grace)
         http, self.http = self.http, None
         if http is not None:
             await http.stop()
-        if self.server is not None:
-            await self.server.stop(grace)
         if self._own_notifier and self.notifier is not None:
             await self.notifier.aclose()
             self.notifier = None
