@@ -243,7 +243,7 @@ async def test_a_resumable_agent_is_resumed_after_kill_9_and_completes(tmp_path:
     db = tmp_path / "tasks.db"
     agent = ("--agent", "counter:Counter", "--app-dir", str(tmp_path))
     async with serving(db, *agent) as server:
-        task_id, received = await read_then_kill(server, "count 300", 50)
+        task_id, _ = await read_then_kill(server, "count 300", 50)
     async with serving(db, *agent) as again, again.client() as client:
         task = await wait_state(client, task_id, types.TASK_STATE_COMPLETED, types.TASK_STATE_FAILED)
         assert task.status.state == types.TASK_STATE_COMPLETED, task.status

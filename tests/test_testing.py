@@ -37,10 +37,16 @@ async def test_serving_gives_a_client_of_the_agent_on_a_free_port() -> None:
 
 async def test_serving_stops_the_server_when_the_test_fails_and_leaves_your_store_open() -> None:
     store = InMemoryTaskStore()
-    with pytest.raises(RuntimeError, match="the test failed"):
+    seen: list[str] = []
+
+    async def failing_test() -> None:
         async with serving(Shout(), store) as served:
-            address = served.address
+            seen.append(served.address)
             raise RuntimeError("the test failed")
+
+    with pytest.raises(RuntimeError, match="the test failed"):
+        await failing_test()
+    (address,) = seen
     with pytest.raises(errors.UnavailableError):
         async with A2AClient(address, timeout=0.5) as late:
             await late.get_task("x")
