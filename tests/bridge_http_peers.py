@@ -34,8 +34,9 @@ from a2a_grpc.agent import RequestContext, TaskUpdater
 from a2a_grpc.reference_agent import ReferenceAgent, reference_card
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import InMemoryTaskStore
-from bridge.app import BridgeApp, BridgeSettings
+from bridge.app import BridgeApp
 from bridge.httpserver import HttpServer
+from bridge.settings import BridgeSettings
 from bridge.upstream import Call, LocalUpstream, Upstream
 
 WAIT = 5.0

@@ -49,9 +49,12 @@ from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import InMemoryTaskStore
-from bridge import codec
-from bridge.app import BridgeApp, BridgeSettings
+from bridge import transcoding
+from bridge.app import BridgeApp
 from bridge.httpserver import HttpServer
+from bridge.jsonrpc import from_jsonrpc_error
+from bridge.rest import from_rest_error
+from bridge.settings import BridgeSettings
 from bridge.upstream import LocalUpstream
 
 __all__ = [
@@ -406,8 +409,8 @@ class JsonRpcBinding(_HttpBinding):
 
     def _envelope(self, method: str, request: Message) -> tuple[int, bytes]:
         rpc_id = next(self._ids)
-        body = {"jsonrpc": "2.0", "id": rpc_id, "method": method, "params": codec.encode(request)}
-        return rpc_id, codec.dumps(body)
+        body = {"jsonrpc": "2.0", "id": rpc_id, "method": method, "params": transcoding.encode(request)}
+        return rpc_id, transcoding.dumps(body)
 
     def _result(self, response: httpx.Response, payload: Any, rpc_id: int, cls: type[Message]) -> Message:
         assert isinstance(payload, dict), payload
@@ -416,14 +419,14 @@ class JsonRpcBinding(_HttpBinding):
         if "error" in payload:
             assert "result" not in payload, payload
             self._refused(response, payload)
-            raise errors.from_jsonrpc_error(payload["error"])
-        return codec.decode(payload["result"], cls)
+            raise from_jsonrpc_error(payload["error"])
+        return transcoding.decode(payload["result"], cls)
 
     async def unary(self, method: str, request: Message) -> Message:
         rpc_id, body = self._envelope(method, request)
         response = await self.http.post("/", content=body, headers={"content-type": "application/json"})
         assert response.headers.get("content-type") == "application/json", response.headers  # spec 9.1
-        return self._result(response, codec.loads(response.content), rpc_id, _OUTPUT[method])
+        return self._result(response, transcoding.loads(response.content), rpc_id, _OUTPUT[method])
 
     async def stream(self, method: str, request: Message) -> AsyncGenerator[types.StreamResponse, None]:
         rpc_id, body = self._envelope(method, request)
@@ -431,14 +434,16 @@ class JsonRpcBinding(_HttpBinding):
         async with self.http.stream("POST", "/", content=body, headers=headers) as response:
             if not response.headers.get("content-type", "").startswith("text/event-stream"):
                 # Refused before the first event: one plain JSON-RPC response.
-                self._result(response, codec.loads(await response.aread()), rpc_id, types.StreamResponse)
+                self._result(
+                    response, transcoding.loads(await response.aread()), rpc_id, types.StreamResponse
+                )
                 raise AssertionError("a non-SSE answer to a streaming method must be an error")
             async for name, data in _sse(response):
-                payload = codec.loads(data)
+                payload = transcoding.loads(data)
                 if name == "error":
                     assert "error" in payload, payload
                     self._refused(response, payload, in_stream=True)
-                    raise errors.from_jsonrpc_error(payload["error"])
+                    raise from_jsonrpc_error(payload["error"])
                 event = self._result(response, payload, rpc_id, types.StreamResponse)
                 yield _as(types.StreamResponse, event)
 
@@ -469,7 +474,7 @@ def _rest_request(
 ) -> tuple[str, str, tuple[tuple[str, str], ...], dict[str, Any] | None]:
     """``(verb, path, query, body)`` of ``request`` on its HTTP+JSON route."""
     verb, template = _REST_ROUTES[method]
-    members = codec.encode(request)
+    members = transcoding.encode(request)
     fields = request.DESCRIPTOR.fields_by_name
 
     def bind(match: re.Match[str]) -> str:
@@ -500,7 +505,7 @@ class RestBinding(_HttpBinding):
         verb, path, query, body = _rest_request(method, request)
         if body is not None:
             headers["content-type"] = "application/a2a+json"
-        content = codec.dumps(body) if body is not None else None
+        content = transcoding.dumps(body) if body is not None else None
         return self.http.build_request(verb, path, params=query, content=content, headers=headers)
 
     def _error(self, response: httpx.Response, body: Any, *, in_stream: bool = False) -> errors.A2AError:
@@ -508,26 +513,26 @@ class RestBinding(_HttpBinding):
         assert isinstance(body.get("error"), dict), body
         self._refused(response, body, in_stream=in_stream)
         status = body["error"].get("code") if in_stream else response.status_code
-        return errors.from_rest_error(status if isinstance(status, int) else 500, body)
+        return from_rest_error(status if isinstance(status, int) else 500, body)
 
     async def unary(self, method: str, request: Message) -> Message:
         response = await self.http.send(self._build(method, request))
         assert response.headers.get("content-type") == "application/a2a+json", response.headers  # spec 11.1
-        body = codec.loads(response.content)
+        body = transcoding.loads(response.content)
         if response.status_code != 200:
             raise self._error(response, body)
-        return codec.decode(body, _OUTPUT[method])
+        return transcoding.decode(body, _OUTPUT[method])
 
     async def stream(self, method: str, request: Message) -> AsyncGenerator[types.StreamResponse, None]:
         response = await self.http.send(self._build(method, request, accept="text/event-stream"), stream=True)
         try:
             if not response.headers.get("content-type", "").startswith("text/event-stream"):
-                raise self._error(response, codec.loads(await response.aread()))
+                raise self._error(response, transcoding.loads(await response.aread()))
             assert response.status_code == 200, response.status_code
             async for name, data in _sse(response):
                 if name == "error":
-                    raise self._error(response, codec.loads(data), in_stream=True)
-                yield codec.from_json(data, types.StreamResponse)
+                    raise self._error(response, transcoding.loads(data), in_stream=True)
+                yield transcoding.from_json(data, types.StreamResponse)
         finally:
             await response.aclose()
 
