@@ -3,8 +3,8 @@
 The public API is small; everything else here is private:
 
 * :func:`serve_stack` runs an agent the way ``a2a-grpc serve --http-port 0`` does, in this event loop:
-  ``A2AServer`` on 127.0.0.1 port 0, and ``BridgeApp(LocalUpstream(server.handler))`` on an
-  ``HttpServer`` (127.0.0.1 port 0) whose URL the agent card names. It yields a :class:`Stack`.
+  ``A2AServer`` on 127.0.0.1 port 0, and ``BridgeApp(LocalUpstream(server.handler, server.service))``
+  on an ``HttpServer`` (127.0.0.1 port 0) whose URL the agent card names. It yields a :class:`Stack`.
 * :func:`bridge_process` runs ``a2a-grpc bridge http-to-grpc`` as a separate process in front of a
   gRPC agent and yields its base URL; the process is stopped by PID when the block exits.
 * :func:`open_binding` opens a :class:`Binding` to a stack: ``"grpc"`` (``A2AClient``, no bridge),
@@ -17,9 +17,10 @@ The public API is small; everything else here is private:
   :data:`LATE_SECONDS`).
 
 The JSON clients here are deliberately independent of the bridge's own code (no ``bridge.routes``,
-no ``bridge.jsonclient``): the REST routes are written out from the proto's ``google.api.http``
+no ``bridge.outbound``): the REST routes are written out from the proto's ``google.api.http``
 rules (spec section 11.3), and the SSE parser is our own, so a bug in the bridge cannot cancel out.
-Only :mod:`bridge.codec` (ProtoJSON) and :mod:`a2a_grpc.errors` (error decoding) are shared.
+Only :mod:`bridge.transcoding` (ProtoJSON) and the error decoders of :mod:`bridge.jsonrpc` and
+:mod:`bridge.rest` are shared.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import A2AServer, ServerSettings
+from a2a_grpc.service import Interceptor
 from a2a_grpc.tasks import InMemoryTaskStore
 from bridge import transcoding
 from bridge.app import BridgeApp
@@ -120,16 +122,21 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def serve_stack(
-    agent: Agent | None = None, settings: BridgeSettings | None = None
+    agent: Agent | None = None,
+    settings: BridgeSettings | None = None,
+    interceptors: Iterable[Interceptor] = (),
 ) -> AsyncIterator[Stack]:
-    """``a2a-grpc serve --grpc-port 0 --http-port 0 --store memory``, in this event loop."""
+    """``a2a-grpc serve --grpc-port 0 --http-port 0 --store memory``, in this event loop; every call,
+    gRPC or JSON, passes ``interceptors``."""
     server = A2AServer(
-        agent or ReferenceAgent(), InMemoryTaskStore(), ServerSettings(host="127.0.0.1", port=0)
+        agent or ReferenceAgent(),
+        InMemoryTaskStore(),
+        ServerSettings(host="127.0.0.1", port=0, interceptors=tuple(interceptors)),
     )
     await server.start()
     try:
         assert server.handler is not None
-        app = BridgeApp(LocalUpstream(server.handler), settings)
+        app = BridgeApp(LocalUpstream(server.handler, server.service), settings)
         http = HttpServer(app, "127.0.0.1", 0, grace=STOP_GRACE)
         http.bind()
         if app.public_url is None:  # as the CLI does: the card names the bound address
