@@ -13,7 +13,6 @@ every exception is turned into a gRPC status in one place
 from __future__ import annotations
 
 import abc
-import asyncio
 import base64
 import contextlib
 import logging
@@ -41,6 +40,7 @@ from a2a_grpc.service import (
     Method,
     Service,
     UnaryCall,
+    deadline_after,
     method_table,
 )
 from a2a_grpc.status import abort
@@ -145,11 +145,10 @@ def call_context(context: grpc.aio.ServicerContext, request: object) -> CallCont
         if isinstance(value, bytes):
             value = base64.b64encode(value).decode("ascii").rstrip("=")
         headers[key] = value
-    remaining = context.time_remaining()
     return CallContext.from_headers(
         headers,
         tenant=getattr(request, "tenant", ""),
-        deadline=None if remaining is None else asyncio.get_running_loop().time() + remaining,
+        deadline=deadline_after(context.time_remaining()),
         peer=context.peer(),
         front="grpc",
     )

@@ -68,6 +68,8 @@ __all__ = [
     "Service",
     "StreamCall",
     "UnaryCall",
+    "deadline_after",
+    "method_table",
     "new_call_id",
     "operation_name",
     "parse_extensions",
