@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
+from a2a_grpc.service import SUPPORTED_VERSIONS
 from bridge import transcoding
 from bridge.exchange import HttpFailure, HttpRequest, Send, raw_headers, respond
 from bridge.upstream import CARD_PATH, Upstream
@@ -26,7 +27,7 @@ from bridge.upstream import CARD_PATH, Upstream
 __all__ = ["CardEndpoint", "bridge_interfaces"]
 
 
-def bridge_interfaces(base_url: str, version: str = "1.0") -> list[types.AgentInterface]:
+def bridge_interfaces(base_url: str, version: str = SUPPORTED_VERSIONS[-1]) -> list[types.AgentInterface]:
     """The card entries of a bridge at ``base_url``: JSON-RPC at its root, HTTP+JSON at its base."""
     base = base_url.rstrip("/")
     return [
@@ -56,7 +57,7 @@ class CardEndpoint:
         out.CopyFrom(answer)
         version = answer.supported_interfaces[0].protocol_version if answer.supported_interfaces else ""
         have = {(i.protocol_binding, i.url) for i in out.supported_interfaces}
-        for interface in bridge_interfaces(self.public_url, version or "1.0"):
+        for interface in bridge_interfaces(self.public_url, version or SUPPORTED_VERSIONS[-1]):
             if (interface.protocol_binding, interface.url) not in have:
                 out.supported_interfaces.append(interface)
         return out
