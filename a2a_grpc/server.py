@@ -445,7 +445,8 @@ class A2AServer(GrpcService):
         return self.handler.card
 
     def _service(self) -> Service:
-        assert self.service is not None
+        assert self.handler is not None
+        self.service = Service.serving(self.handler, self.settings.interceptors)
         return self.service
 
     async def start(self) -> int:
@@ -460,7 +461,6 @@ class A2AServer(GrpcService):
             window_bytes=s.stream_window_bytes,
             retain_bytes=s.max_retained_artifact_bytes,
         )
-        self.service = Service.serving(self.handler, s.interceptors)
         port = await self._serve(server)
         log.info("serving %s on %s", self.agent.card.name, self.address)
         if self.settings.host in ("0.0.0.0", "::", "") and not self.settings.public_address:
