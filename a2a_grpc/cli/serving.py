@@ -182,15 +182,17 @@ async def card_source(source: str, timeout: float) -> types.AgentCard:
 
 
 async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
+    from a2a_grpc.client import ClientSettings
     from bridge.app import BridgeApp
     from bridge.upstream import GrpcUpstream
 
     host, port = args.listen
     card = await card_source(args.card, args.timeout) if args.card else None
-    upstream = GrpcUpstream(args.upstream, card=card)
+    # --timeout bounds every wait at start: the connection, and the card over gRPC.
+    upstream = GrpcUpstream(args.upstream, card=card, settings=ClientSettings(connect_timeout=args.timeout))
     http = None
     try:
-        await upstream.wait_ready(args.timeout)
+        await upstream.wait_ready()
         if card is None:
             try:
                 await upstream.card()
