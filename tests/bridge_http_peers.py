@@ -1,4 +1,4 @@
-"""Peers for the HTTP-front tests (test_bridge_http, test_routes, test_codec).
+"""Peers for the HTTP-front tests (test_bridge_http, test_routes, test_transcoding).
 
 * :func:`http_bridge` serves a :class:`bridge.app.BridgeApp` over any upstream on an
   :class:`bridge.httpserver.HttpServer` (127.0.0.1, port 0) and yields a :class:`HttpBridge` with an

@@ -1,7 +1,7 @@
-"""The ProtoJSON codec: golden files pin the encoding; decoding accepts what ProtoJSON allows and
+"""ProtoJSON transcoding: golden files pin the encoding; decoding accepts what ProtoJSON allows and
 refuses the rest with an error that names the field.
 
-Regenerate the goldens after a deliberate change with ``UPDATE_GOLDEN=1 pytest tests/test_codec.py``
+Regenerate the goldens after a deliberate change with ``UPDATE_GOLDEN=1 pytest tests/test_transcoding.py``
 (the run that writes them fails, so a regeneration is never mistaken for a pass), then review the diff.
 """
 
