@@ -269,20 +269,25 @@ UnaryOperation = Callable[[Any, CallContext], Awaitable[Message | None]]
 StreamOperation = Callable[[Any, CallContext], AsyncIterator[Message]]
 
 
-def _operations(ops: Operations) -> Mapping[str, UnaryOperation | StreamOperation]:
-    # Written out rather than looked up by name, so that mypy checks every callee.
+def _unary_operations(ops: Operations) -> dict[str, UnaryOperation]:
+    # Written out rather than looked up by name, so that mypy checks every callee and its kind.
     return {
         "SendMessage": ops.send_message,
-        "SendStreamingMessage": ops.send_streaming_message,
         "GetTask": ops.get_task,
         "ListTasks": ops.list_tasks,
         "CancelTask": ops.cancel_task,
-        "SubscribeToTask": ops.subscribe_to_task,
         "CreateTaskPushNotificationConfig": ops.create_task_push_notification_config,
         "GetTaskPushNotificationConfig": ops.get_task_push_notification_config,
         "ListTaskPushNotificationConfigs": ops.list_task_push_notification_configs,
         "DeleteTaskPushNotificationConfig": ops.delete_task_push_notification_config,
         "GetExtendedAgentCard": ops.get_extended_agent_card,
+    }
+
+
+def _stream_operations(ops: Operations) -> dict[str, StreamOperation]:
+    return {
+        "SendStreamingMessage": ops.send_streaming_message,
+        "SubscribeToTask": ops.subscribe_to_task,
     }
 
 
@@ -437,12 +442,16 @@ class Service:
     @classmethod
     def serving(cls, operations: Operations, interceptors: Iterable[Interceptor] = ()) -> Service:
         """The A2A operations of ``operations`` (a RequestHandler) behind ``interceptors``."""
-        endpoints: dict[str, UnaryCall | StreamCall] = {}
-        for name, operation in _operations(operations).items():
-            method = METHODS[name]
-            if not method.streaming and not method.response.DESCRIPTOR.fields:
-                operation = _empty_for_none(cast(UnaryOperation, operation), method.response)
-            endpoints[name] = cast(UnaryCall | StreamCall, operation)
+        unary, streams = _unary_operations(operations), _stream_operations(operations)
+        if set(streams) != {name for name, method in METHODS.items() if method.streaming}:
+            raise ValueError("the streaming operations do not match the method table's streaming RPCs")
+        endpoints: dict[str, UnaryCall | StreamCall] = dict(streams)
+        for name, operation in unary.items():
+            response = METHODS[name].response
+            if response.DESCRIPTOR.fields:
+                endpoints[name] = cast(UnaryCall, operation)
+            else:  # google.protobuf.Empty, which the operation answers with None
+                endpoints[name] = _empty_for_none(operation, response)
         return cls(endpoints, interceptors)
 
     def with_outer(self, interceptors: Iterable[Interceptor]) -> Service:
