@@ -18,23 +18,86 @@ specification asks of clients (a request that names its own tenant keeps it).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import grpc
-from google.protobuf import message_factory
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
 from a2a_grpc.agent import new_id
 from a2a_grpc.discovery import GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
-from a2a_grpc.handler import SUPPORTED_VERSIONS
+from a2a_grpc.service import METHODS, SUPPORTED_VERSIONS
+from a2a_grpc.status import from_rpc_error
 
-__all__ = ["A2AClient", "grpc_target", "with_tenant"]
+__all__ = ["A2AClient", "ClientSettings", "channel_calls", "grpc_target", "with_tenant"]
 
 R = TypeVar("R", bound=Message)
-_PREFIX = f"/{types.A2A_SERVICE.full_name}/"
+MiB = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """How the client side calls agents (:class:`A2AClient`, the bridge's ``GrpcUpstream``, the
+    JSON upstreams' card fetch). Defaults suit one machine."""
+
+    timeout: float | None = 30.0
+    """Default deadline of a unary call, in seconds; None: no deadline. Streams have none unless given."""
+    connect_timeout: float = 10.0
+    """How long to wait for an agent to be reachable (``wait_ready``) or to give its card at start."""
+    max_receive_message_bytes: int = 64 * MiB
+    """Larger answers fail with RESOURCE_EXHAUSTED (as large as our server sends)."""
+    max_send_message_bytes: int = 64 * MiB
+    """Larger requests fail here rather than at the server (ours takes 16 MiB)."""
+    keepalive_time_ms: int | None = None
+    """Ping the server this often on an idle connection, to notice a dead peer; None: gRPC's default
+    (no pings). Servers refuse pings more often than every 5 minutes unless configured to allow them
+    (``grpc.http2.min_recv_ping_interval_without_data_ms``): a smaller value gets the connection
+    closed with ``too_many_pings`` by such a server."""
+    keepalive_timeout_ms: int = 20_000
+    """How long a ping may wait for its answer before the connection is declared dead."""
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None and not self.timeout > 0:
+            raise ValueError(f"timeout must be positive seconds or None, not {self.timeout!r}")
+        for name in ("connect_timeout", "max_receive_message_bytes", "max_send_message_bytes"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
+        if self.keepalive_time_ms is not None and self.keepalive_time_ms <= 0:
+            raise ValueError(f"keepalive_time_ms must be positive or None, not {self.keepalive_time_ms}")
+        if self.keepalive_timeout_ms <= 0:
+            raise ValueError(f"keepalive_timeout_ms must be positive, not {self.keepalive_timeout_ms}")
+
+    def grpc_options(self) -> list[tuple[str, int]]:
+        """The channel options these settings stand for."""
+        options = [
+            ("grpc.max_receive_message_length", self.max_receive_message_bytes),
+            ("grpc.max_send_message_length", self.max_send_message_bytes),
+        ]
+        if self.keepalive_time_ms is not None:
+            options += [
+                ("grpc.keepalive_time_ms", self.keepalive_time_ms),
+                ("grpc.keepalive_timeout_ms", self.keepalive_timeout_ms),
+            ]
+        return options
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+def channel_calls(channel: grpc.aio.Channel) -> dict[str, Any]:
+    """A multi-callable per A2A RPC on ``channel`` (unary-unary or unary-stream), by RPC name, from
+    the method table (:data:`a2a_grpc.service.METHODS`)."""
+    calls: dict[str, Any] = {}
+    for name, method in METHODS.items():
+        make = channel.unary_stream if method.streaming else channel.unary_unary
+        calls[name] = make(
+            method.path, request_serializer=_serialize, response_deserializer=method.response.FromString
+        )
+    return calls
 
 
 _PLAIN_SCHEMES = {"grpc": False, "http": False, "grpcs": True, "https": True}
@@ -80,54 +143,63 @@ def with_tenant(request: R, tenant: str) -> R:
     return copy
 
 
+class _Default:
+    """The type of :data:`DEFAULT`."""
+
+
+DEFAULT = _Default()
+"""An argument left to the client's settings."""
+
+
 class A2AClient:
-    """A client of one agent at ``target`` (``host:port``)."""
+    """A client of one agent at ``target`` (``host:port``).
+
+    ``settings`` holds the channel limits, keepalive and default deadline (:class:`ClientSettings`);
+    ``timeout`` and ``max_message_bytes`` override the settings' deadline and both message limits.
+    """
 
     def __init__(
         self,
         target: str,
         *,
         tenant: str = "",
-        timeout: float | None = 30.0,
+        settings: ClientSettings | None = None,
+        timeout: float | _Default | None = DEFAULT,
         metadata: Sequence[tuple[str, str | bytes]] = (),
         extensions: Iterable[str] = (),
         version: str = SUPPORTED_VERSIONS[-1],
         channel: grpc.aio.Channel | None = None,
         tls: bool = False,
-        max_message_bytes: int = 64 * 1024 * 1024,
+        max_message_bytes: int | None = None,
     ) -> None:
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be positive seconds or None, not {timeout!r}")
+        settings = settings or ClientSettings()
+        if not isinstance(timeout, _Default):  # shortcuts for the settings everyone sets
+            settings = dataclasses.replace(settings, timeout=timeout)
+        if max_message_bytes is not None:
+            settings = dataclasses.replace(
+                settings,
+                max_receive_message_bytes=max_message_bytes,
+                max_send_message_bytes=max_message_bytes,
+            )
+        self.settings = settings
         self.target = target
         self.tenant = tenant
         """Put into every request that names no tenant (the selected interface's ``tenant``)."""
-        self.timeout = timeout
+        self.timeout = settings.timeout
         base = [("a2a-version", version), *metadata]
         ext = ",".join(extensions)
         if ext:
             base.append(("a2a-extensions", ext))
         self._metadata = tuple(base)
         self._own_channel = channel is None
-        options = [
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-        ]
+        options = settings.grpc_options()
         if channel is not None:
             self._channel = channel
         elif tls:  # the system's root certificates; a channel of your own for anything else
             self._channel = grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
         else:
             self._channel = grpc.aio.insecure_channel(target, options=options)
-        self._calls: dict[str, Any] = {}
-        for method in types.A2A_SERVICE.methods:
-            req = message_factory.GetMessageClass(method.input_type)
-            resp = message_factory.GetMessageClass(method.output_type)
-            make = self._channel.unary_stream if method.server_streaming else self._channel.unary_unary
-            self._calls[method.name] = make(
-                _PREFIX + method.name,
-                request_serializer=req.SerializeToString,
-                response_deserializer=resp.FromString,
-            )
+        self._calls = channel_calls(self._channel)
         self._get_card = self._channel.unary_unary(
             GET_AGENT_CARD,
             request_serializer=GetAgentCardRequest.SerializeToString,
@@ -168,9 +240,11 @@ class A2AClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def wait_ready(self, timeout: float = 10.0) -> None:
-        """Wait until the channel is connected (useful right after starting a server)."""
-        await asyncio.wait_for(self._channel.channel_ready(), timeout)
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait until the channel is connected (useful right after starting a server); ``timeout``
+        defaults to the settings' ``connect_timeout``."""
+        wait = self.settings.connect_timeout if timeout is None else timeout
+        await asyncio.wait_for(self._channel.channel_ready(), wait)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -194,7 +268,7 @@ class A2AClient:
                 metadata=self._md(metadata),
             )
         except grpc.RpcError as exc:
-            raise errors.from_rpc_error(exc) from None
+            raise from_rpc_error(exc) from None
 
     async def _stream(
         self,
@@ -208,7 +282,7 @@ class A2AClient:
             async for item in call:
                 yield item
         except grpc.RpcError as exc:
-            raise errors.from_rpc_error(exc) from None
+            raise from_rpc_error(exc) from None
         finally:
             call.cancel()  # a no-op once the stream has ended; stops the server side otherwise
 
@@ -408,7 +482,7 @@ class A2AClient:
                 request, timeout=self.timeout if timeout is None else timeout, metadata=self._md(metadata)
             )
         except grpc.RpcError as exc:
-            raise errors.from_rpc_error(exc) from None
+            raise from_rpc_error(exc) from None
         card: types.AgentCard = response.card
         return card
 

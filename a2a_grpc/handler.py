@@ -1,21 +1,23 @@
 """The eleven A2A operations, independent of any binding.
 
-The gRPC servicer and the JSON bridge are thin adapters over one
-:class:`RequestHandler`: they decode a request, call the method of the same
-name, and encode the result or the :class:`~a2a_grpc.errors.A2AError` it raised.
-Semantics follow the specification, section 3 (operations) and 3.3.4
-(capability checks).
+Every front reaches them through the call seam (:mod:`a2a_grpc.service`): it decodes a request,
+calls the operation of the same name with a :class:`~a2a_grpc.service.CallContext`, and encodes
+the result or the :class:`~a2a_grpc.errors.A2AError` it raised. Each operation checks the call's
+service parameters at its entry (:meth:`RequestHandler.check_call`: version, required
+extensions), so no caller can reach one without the checks. Semantics follow the specification,
+section 3 (operations) and 3.3.4 (capability checks).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from google.protobuf import json_format
 
@@ -23,6 +25,7 @@ from a2a_grpc import errors, types
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater, new_id, text_message
 from a2a_grpc.execution import Execution, Executions
 from a2a_grpc.runs import Runs
+from a2a_grpc.service import ABSENT_VERSION, SUPPORTED_VERSIONS, CallContext, version_supported
 from a2a_grpc.tasks import INTERRUPTED_STATES, InvalidListRequestError, TaskStore, trim_task
 from a2a_grpc.tasks.eventlog import EventLog, InMemoryEventLog
 from a2a_grpc.tasks.lifecycle import SETTLED_STATES, TERMINAL_STATES
@@ -34,46 +37,9 @@ from a2a_grpc.validation import invalid, require, validate_send, validate_state,
 if TYPE_CHECKING:
     from a2a_grpc.push import PushNotifier
 
-__all__ = ["SUPPORTED_VERSIONS", "CallContext", "RequestHandler", "operation_name", "parse_extensions"]
+__all__ = ["RequestHandler", "checked"]
 
 log = logging.getLogger("a2a_grpc.handler")
-
-SUPPORTED_VERSIONS = ("1.0",)
-"""A2A versions (Major.Minor) this implementation speaks."""
-ABSENT_VERSION = "0.3"
-"""The version a request without A2A-Version is read as (spec 3.6)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CallContext:
-    """What a binding knows about the call besides the request message."""
-
-    version: str | None = None
-    """The ``a2a-version`` service parameter, if sent."""
-    extensions: frozenset[str] = frozenset()
-    """The ``a2a-extensions`` service parameter, split on commas."""
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> CallContext:
-        """The context of a call whose service parameters travel as (lower-case) headers or metadata."""
-        return cls(
-            version=headers.get("a2a-version"),
-            extensions=parse_extensions(headers.get("a2a-extensions")),
-            headers=headers,
-        )
-
-
-def operation_name(rpc: str) -> str:
-    """The RequestHandler method of an RPC: ``SendMessage`` -> ``send_message``."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", rpc).lower()
-
-
-def parse_extensions(value: str | None) -> frozenset[str]:
-    if not value:
-        return frozenset()
-    return frozenset(uri.strip() for uri in value.split(",") if uri.strip())
-
 
 _FOREIGN_WKT = re.compile(r"<class 'google\.protobuf\.(struct|timestamp|duration|wrappers)_pb2\.\w+'>")
 
@@ -89,11 +55,30 @@ def _hint(exc: BaseException) -> str:
     return ""
 
 
-def version_supported(version: str) -> bool:
-    # Patch numbers are ignored (spec 3.6); "1" is read as "1.0".
-    parts = version.strip().split(".")
-    major_minor = ".".join(([*parts, "0"])[:2]) if parts[0] else ""
-    return major_minor in SUPPORTED_VERSIONS
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def checked(operation: F) -> F:
+    """An operation that checks the call (:meth:`RequestHandler.check_call`) before anything else.
+
+    A streaming operation checks when it is called, before its generator exists, so a refused call
+    raises where it is made; a unary one when it is awaited.
+    """
+    if inspect.isasyncgenfunction(operation):
+
+        @functools.wraps(operation)
+        def stream(self: RequestHandler, request: Any, call: CallContext) -> Any:
+            self.check_call(call)
+            return operation(self, request, call)
+
+        return cast(F, stream)
+
+    @functools.wraps(operation)
+    async def unary(self: RequestHandler, request: Any, call: CallContext) -> Any:
+        self.check_call(call)
+        return await operation(self, request, call)
+
+    return cast(F, unary)
 
 
 class RequestHandler:
@@ -328,6 +313,7 @@ class RequestHandler:
             )
         )
 
+    @checked
     async def send_message(
         self, request: types.SendMessageRequest, call: CallContext
     ) -> types.SendMessageResponse:
@@ -346,6 +332,7 @@ class RequestHandler:
         await first.durable(seq)  # nothing reaches the caller that a crash could take back
         return response
 
+    @checked
     async def send_streaming_message(
         self, request: types.SendMessageRequest, call: CallContext
     ) -> AsyncIterator[types.StreamResponse]:
@@ -387,6 +374,7 @@ class RequestHandler:
             )
         return run
 
+    @checked
     async def get_task(self, request: types.GetTaskRequest, call: CallContext) -> types.Task:
         if request.HasField("history_length") and request.history_length < 0:
             raise invalid("history_length", "must not be negative")
@@ -398,6 +386,7 @@ class RequestHandler:
             return task
         return trim_task(await self._existing(request.tenant, request.id), history)
 
+    @checked
     async def list_tasks(self, request: types.ListTasksRequest, call: CallContext) -> types.ListTasksResponse:
         validate_state(request.status, "status")
         try:
@@ -405,6 +394,7 @@ class RequestHandler:
         except InvalidListRequestError as exc:
             raise invalid(exc.field, str(exc)) from None
 
+    @checked
     async def cancel_task(self, request: types.CancelTaskRequest, call: CallContext) -> types.Task:
         run = await self._require_run(request.tenant, request.id)
         if run.finished:
@@ -460,6 +450,7 @@ class RequestHandler:
         log.info("task %s: cancel signalled to its owner %s, not done yet", task_id, owner)
         return trim_task(task, None)
 
+    @checked
     async def subscribe_to_task(
         self, request: types.SubscribeToTaskRequest, call: CallContext
     ) -> AsyncIterator[types.StreamResponse]:
@@ -480,6 +471,7 @@ class RequestHandler:
 
     # -- push notification configs -------------------------------------------------------------
 
+    @checked
     async def create_task_push_notification_config(
         self, request: types.TaskPushNotificationConfig, call: CallContext
     ) -> types.TaskPushNotificationConfig:
@@ -495,6 +487,7 @@ class RequestHandler:
             run.push_configs = [c for c in run.push_configs if c.id != config.id] + [config]
         return config
 
+    @checked
     async def get_task_push_notification_config(
         self, request: types.GetTaskPushNotificationConfigRequest, call: CallContext
     ) -> types.TaskPushNotificationConfig:
@@ -510,6 +503,7 @@ class RequestHandler:
             )
         return config
 
+    @checked
     async def list_task_push_notification_configs(
         self, request: types.ListTaskPushNotificationConfigsRequest, call: CallContext
     ) -> types.ListTaskPushNotificationConfigsResponse:
@@ -525,6 +519,7 @@ class RequestHandler:
             raise invalid(exc.field, str(exc)) from None
         return types.ListTaskPushNotificationConfigsResponse(configs=configs, next_page_token=token)
 
+    @checked
     async def delete_task_push_notification_config(
         self, request: types.DeleteTaskPushNotificationConfigRequest, call: CallContext
     ) -> None:
@@ -538,6 +533,7 @@ class RequestHandler:
 
     # -- cards ---------------------------------------------------------------------------------
 
+    @checked
     async def get_extended_agent_card(
         self, request: types.GetExtendedAgentCardRequest, call: CallContext
     ) -> types.AgentCard:

@@ -2,35 +2,48 @@
 
 ``A2AServer`` binds (port 0 picks a free port and :attr:`A2AServer.port` tells
 which), fills the card's ``supported_interfaces`` with the address it serves,
-and stops gracefully. The servicer is built from the service descriptor: each
-RPC calls the RequestHandler method of the same (snake_case) name, and every
-exception is turned into a gRPC status in one place (``errors.abort``).
+and stops gracefully. The servicer is a front of the call seam
+(:mod:`a2a_grpc.service`): each RPC of the method table builds the call's
+:class:`~a2a_grpc.service.CallContext` from the gRPC metadata and deadline and
+calls the seam's chain (``ServerSettings.interceptors``, then the operation);
+every exception is turned into a gRPC status in one place
+(:func:`a2a_grpc.status.abort`).
 """
 
 from __future__ import annotations
 
 import abc
-import asyncio
 import base64
 import contextlib
 import logging
 import socket
-import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
 import grpc
-from google.protobuf import message_factory
-from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from a2a_grpc import _pool, errors, types
+from a2a_grpc.accesslog import AccessLog
 from a2a_grpc.agent import Agent
-from a2a_grpc.discovery import CARD_SERVICE, GetAgentCardRequest, GetAgentCardResponse
-from a2a_grpc.handler import SUPPORTED_VERSIONS, CallContext, RequestHandler, operation_name
+from a2a_grpc.discovery import CARD_SERVICE
+from a2a_grpc.handler import RequestHandler
+from a2a_grpc.service import (
+    METHODS,
+    SUPPORTED_VERSIONS,
+    CallContext,
+    EventStream,
+    Interceptor,
+    Method,
+    Service,
+    UnaryCall,
+    deadline_after,
+    method_table,
+)
+from a2a_grpc.status import abort
 from a2a_grpc.tasks.eventlog import Backpressure, InMemoryEventLog, Retention
 
 __all__ = [
@@ -39,12 +52,10 @@ __all__ = [
     "ServerSettings",
     "Undecodable",
     "a2a_service_handler",
-    "access_logged",
     "call_context",
-    "card_service_handler",
+    "card_service",
     "check_decoded",
     "grpc_interface",
-    "servicer_handler",
 ]
 
 log = logging.getLogger("a2a_grpc.server")
@@ -90,6 +101,9 @@ class ServerSettings:
     """Share the port with other processes that also ask to (SO_REUSEPORT: the kernel spreads new
     connections among them). Off by default, so a port already in use fails start instead of
     silently splitting the calls with whoever holds it (grpc on its own would share)."""
+    interceptors: Iterable[Interceptor] = ()
+    """The call seam's chain (:class:`a2a_grpc.service.Interceptor`), first = outermost. Every call
+    passes it whichever front took it: this server's gRPC, and the bridge in the same process."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -114,6 +128,11 @@ class ServerSettings:
         self.backpressure.check_within(self.retention)
         if not isinstance(self.reuse_port, bool):
             raise ValueError(f"reuse_port must be True or False, not {self.reuse_port!r}")
+        chain = tuple(self.interceptors)  # a list given is kept as a tuple: settings stay immutable
+        for link in chain:
+            if not isinstance(link, Interceptor):
+                raise ValueError(f"interceptors must be a2a_grpc.service.Interceptor objects, not {link!r}")
+        object.__setattr__(self, "interceptors", chain)
 
     @property
     def retention(self) -> Retention:
@@ -135,20 +154,24 @@ class ServerSettings:
         ]
 
 
-def call_context(context: grpc.aio.ServicerContext) -> CallContext:
-    """The call's service parameters and metadata; a ``-bin`` value (bytes) as unpadded base64,
-    the form it has on the HTTP/2 wire and in the bridge's headers, so an agent sees the same
-    text whichever binding the call came by."""
+def call_context(context: grpc.aio.ServicerContext, request: object) -> CallContext:
+    """The context of a call: its metadata, a ``-bin`` value (bytes) as unpadded base64 (the form
+    it has on the HTTP/2 wire and in the bridge's headers, so an agent sees the same text whichever
+    binding the call came by); its deadline, peer and tenant. Of a key sent more than once the last
+    value counts: clients put their defaults first and the caller's values after them (the
+    official SDK sends ``a2a-version`` twice that way)."""
     headers: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
         if isinstance(value, bytes):
             value = base64.b64encode(value).decode("ascii").rstrip("=")
         headers[key] = value
-    return CallContext.from_headers(headers)
-
-
-UnaryFn = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]
-StreamFn = Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
+    return CallContext.from_headers(
+        headers,
+        tenant=getattr(request, "tenant", ""),
+        deadline=deadline_after(context.time_remaining()),
+        peer=context.peer(),
+        front="grpc",
+    )
 
 
 class Undecodable:
@@ -190,127 +213,76 @@ def _deserializer(cls: type[Message]) -> Callable[[bytes], Message | Undecodable
     return deserialize
 
 
-def a2a_service_handler(
-    unary: Callable[[MethodDescriptor], UnaryFn],
-    streaming: Callable[[MethodDescriptor], StreamFn],
-    *,
-    log_requests: bool = False,
-) -> grpc.GenericRpcHandler:
-    """lf.a2a.v1.A2AService from the service descriptor: each RPC served by ``unary(method)`` or
-    ``streaming(method)``, with the request and response classes of our pool. The functions
-    receive an :class:`Undecodable` for bytes that do not decode (:func:`check_decoded`)."""
-    methods: dict[str, grpc.RpcMethodHandler] = {}
-    for method in types.A2A_SERVICE.methods:
-        request_cls = message_factory.GetMessageClass(method.input_type)
-        response_cls = message_factory.GetMessageClass(method.output_type)
-        make = (
-            grpc.unary_stream_rpc_method_handler
-            if method.server_streaming
-            else grpc.unary_unary_rpc_method_handler
-        )
-        fn: Any = streaming(method) if method.server_streaming else unary(method)
-        if log_requests:  # wrapped only when asked: no cost per call otherwise
-            fn = access_logged(method.name, fn)
-        methods[method.name] = make(
-            fn,
-            request_deserializer=_deserializer(request_cls),
-            response_serializer=response_cls.SerializeToString,
-        )
-    return grpc.method_handlers_generic_handler(SERVICE, methods)
-
-
-access_log = logging.getLogger("a2a_grpc.access")
-
-
-def access_logged(name: str, fn: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]) -> Any:
-    """``fn`` logging one line per call: ``grpc <method> <status> <ms> peer=<peer>``."""
-
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        start = time.perf_counter()
-        status = "OK"
-        try:
-            return await fn(request, context)
-        except asyncio.CancelledError:
-            status = "CANCELLED"
-            raise
-        except BaseException:
-            code = context.code()
-            status = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
-            raise
-        finally:
-            elapsed = (time.perf_counter() - start) * 1000
-            access_log.info("grpc %s %s %.1f ms peer=%s", name, status, elapsed, context.peer())
-
-    return call
-
-
-def servicer_handler(handler: RequestHandler, *, log_requests: bool = False) -> grpc.GenericRpcHandler:
-    """The lf.a2a.v1.A2AService implementation over a RequestHandler (same-named methods)."""
-
-    def unary(method: MethodDescriptor) -> UnaryFn:
-        response_cls = message_factory.GetMessageClass(method.output_type)
-        return _unary(handler, getattr(handler, operation_name(method.name)), response_cls)
-
-    def streaming(method: MethodDescriptor) -> StreamFn:
-        return _streaming(handler, getattr(handler, operation_name(method.name)))
-
-    return a2a_service_handler(unary, streaming, log_requests=log_requests)
-
-
-def _unary(
-    handler: RequestHandler, fn: Callable[[Any, CallContext], Awaitable[Any]], response_cls: type[Message]
-) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]:
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> Message:
+def _unary_rpc(call: UnaryCall) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]:
+    async def rpc(request: Any, context: grpc.aio.ServicerContext) -> Message:
         try:
             check_decoded(request)
-            ctx = call_context(context)
-            handler.check_call(ctx)
-            result = await fn(request, ctx)
+            return await call(request, call_context(context, request))
         except Exception as exc:
-            await errors.abort(context, exc)
-        return response_cls() if result is None else result  # DeleteTaskPushNotificationConfig: Empty
+            await abort(context, exc)
 
-    return call
+    return rpc
 
 
-def _streaming(
-    handler: RequestHandler, fn: Callable[[Any, CallContext], AsyncGenerator[Message, None]]
+def _stream_rpc(
+    call: Callable[[Message, CallContext], EventStream],
 ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]:
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> None:
+    async def rpc(request: Any, context: grpc.aio.ServicerContext) -> None:
         try:
             check_decoded(request)
-            ctx = call_context(context)
-            handler.check_call(ctx)
             # context.write rather than yield: one generator hop less per event.
-            # aclosing: a client that leaves closes the event stream (and its subscription) at once.
-            async with contextlib.aclosing(fn(request, ctx)) as events:
+            # aclosing: a client that leaves closes the event stream (every link of the chain) at once.
+            async with contextlib.aclosing(call(request, call_context(context, request))) as events:
                 write = context.write
                 async for event in events:
                     await write(event)
         except Exception as exc:
-            await errors.abort(context, exc)
+            await abort(context, exc)
 
-    return call
+    return rpc
 
 
-def card_service_handler(
-    card: Callable[[], Awaitable[types.AgentCard]], *, log_requests: bool = False
-) -> grpc.GenericRpcHandler:
-    """``a2a_grpc.discovery.v1.AgentCardService``: GetAgentCard answers ``await card()``."""
+def _generic_handler(service: Service, methods: Mapping[str, Method]) -> grpc.GenericRpcHandler:
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    service_name = ""
+    for name, method in methods.items():
+        service_name = method.descriptor.containing_service.full_name
+        if method.streaming:
+            handlers[name] = grpc.unary_stream_rpc_method_handler(
+                _stream_rpc(service.stream(name)),
+                request_deserializer=_deserializer(method.request),
+                response_serializer=method.response.SerializeToString,
+            )
+        else:
+            handlers[name] = grpc.unary_unary_rpc_method_handler(
+                _unary_rpc(service.unary(name)),
+                request_deserializer=_deserializer(method.request),
+                response_serializer=method.response.SerializeToString,
+            )
+    return grpc.method_handlers_generic_handler(service_name, handlers)
 
-    async def get_agent_card(request: Any, context: grpc.aio.ServicerContext) -> GetAgentCardResponse:
-        try:
-            check_decoded(request)
-            return GetAgentCardResponse(card=await card())
-        except Exception as exc:
-            await errors.abort(context, exc)
 
-    handler = grpc.unary_unary_rpc_method_handler(
-        access_logged("GetAgentCard", get_agent_card) if log_requests else get_agent_card,
-        request_deserializer=_deserializer(GetAgentCardRequest),
-        response_serializer=GetAgentCardResponse.SerializeToString,
-    )
-    return grpc.method_handlers_generic_handler(CARD_SERVICE.full_name, {"GetAgentCard": handler})
+def a2a_service_handler(service: Service) -> grpc.GenericRpcHandler:
+    """lf.a2a.v1.A2AService, every RPC of the method table served by ``service``'s chain. Bytes
+    that do not decode are refused before the chain (:func:`check_decoded`)."""
+    return _generic_handler(service, METHODS)
+
+
+CARD_METHODS = method_table(CARD_SERVICE)
+"""``a2a_grpc.discovery.v1.AgentCardService``: GetAgentCard."""
+
+
+def card_service(
+    card: Callable[[], Awaitable[types.AgentCard]], interceptors: Iterable[Interceptor] = ()
+) -> Service:
+    """``a2a_grpc.discovery.v1.AgentCardService`` behind ``interceptors``: GetAgentCard answers
+    ``await card()``."""
+    response = CARD_METHODS["GetAgentCard"].response
+
+    async def get_agent_card(request: Message, context: CallContext) -> Message:
+        return response(card=await card())
+
+    return Service({"GetAgentCard": get_agent_card}, interceptors, methods=CARD_METHODS)
 
 
 def grpc_interface(address: str) -> types.AgentInterface:
@@ -321,9 +293,10 @@ def grpc_interface(address: str) -> types.AgentInterface:
 class GrpcService(abc.ABC):
     """The life of one grpc.aio server carrying A2AService, health checking and reflection.
 
-    Subclasses say what serves A2AService (:meth:`_a2a_handler`) and may add work to
+    Subclasses say what serves A2AService (:meth:`_service`, a call seam) and may add work to
     :meth:`stop` (``A2AServer`` lets running executions finish; the bridge's ``GrpcFront``
-    forwards to another agent and has none).
+    forwards to another agent and has none). With ``log_requests`` the access log
+    (:class:`a2a_grpc.accesslog.AccessLog`) is the outermost link of this front's chain.
     """
 
     def __init__(self, settings: ServerSettings | None = None) -> None:
@@ -348,8 +321,12 @@ class GrpcService(abc.ABC):
         return self.address
 
     @abc.abstractmethod
-    def _a2a_handler(self) -> grpc.GenericRpcHandler:
-        """What serves lf.a2a.v1.A2AService (called once, at start)."""
+    def _service(self) -> Service:
+        """The call seam that serves lf.a2a.v1.A2AService (called once, at start)."""
+
+    def _front_links(self) -> list[Interceptor]:
+        """What this front puts in front of the seam's own chain."""
+        return [AccessLog()] if self.settings.log_requests else []
 
     @abc.abstractmethod
     async def public_card(self) -> types.AgentCard:
@@ -389,10 +366,12 @@ class GrpcService(abc.ABC):
         return server, self.port
 
     async def _serve(self, server: grpc.aio.Server) -> int:
+        front = self._front_links()
+        cards = card_service(self.public_card, [*front, *self.settings.interceptors])
         server.add_generic_rpc_handlers(
             (
-                self._a2a_handler(),
-                card_service_handler(self.public_card, log_requests=self.settings.log_requests),
+                a2a_service_handler(self._service().with_outer(front)),
+                _generic_handler(cards, CARD_METHODS),
             )
         )
         # grpc.health.v1 (A2AService and the server SERVING) and reflection over our descriptor pool.
@@ -455,6 +434,9 @@ class A2AServer(GrpcService):
         self.notifier = notifier
         self.extra_interfaces = list(extra_interfaces or [])
         self.handler: RequestHandler | None = None
+        self.service: Service | None = None
+        """The call seam of :attr:`handler` (``settings.interceptors``), once started; the bridge in
+        the same process calls through it too."""
 
     def card(self) -> types.AgentCard:
         """The public card as served: the agent's card, completed by the server.
@@ -482,9 +464,10 @@ class A2AServer(GrpcService):
         assert self.handler is not None
         return self.handler.card
 
-    def _a2a_handler(self) -> grpc.GenericRpcHandler:
+    def _service(self) -> Service:
         assert self.handler is not None
-        return servicer_handler(self.handler, log_requests=self.settings.log_requests)
+        self.service = Service.serving(self.handler, self.settings.interceptors)
+        return self.service
 
     async def start(self) -> int:
         server, _ = self._bind()  # first: the card names the bound port

@@ -4,9 +4,10 @@
   (section 11) bindings over any :class:`bridge.upstream.Upstream`: the request handler in the
   same process, or a gRPC agent elsewhere.
 * gRPC in front of JSON: :mod:`bridge.grpcfront` serves ``lf.a2a.v1.A2AService`` over an agent
-  that speaks JSON-RPC or HTTP+JSON (:mod:`bridge.jsonclient`).
+  that speaks JSON-RPC or HTTP+JSON (:mod:`bridge.outbound`).
 
 Everything is derived from the proto: JSON-RPC method names from the service descriptor, REST
-routes from its ``google.api.http`` rules (:mod:`bridge.routes`), JSON from one codec
-(:mod:`bridge.codec`), errors from the one table in :mod:`a2a_grpc.errors`.
+routes from its ``google.api.http`` rules (:mod:`bridge.routes`), JSON from one ProtoJSON
+transcoder (:mod:`bridge.transcoding`), errors from the one table in :mod:`a2a_grpc.errors`, each
+binding with its own error codec (:mod:`bridge.jsonrpc`, :mod:`bridge.rest`).
 """

@@ -1,16 +1,129 @@
-"""Reading Server-Sent Events (``text/event-stream``), as the WHATWG HTML standard defines them.
+"""Server-Sent Events (``text/event-stream``, as the WHATWG HTML standard defines them), both ways.
 
-The bridge writes SSE in :mod:`bridge.app`; this is the reading side, used by the JSON client of
-the reverse bridge (:mod:`bridge.jsonclient`) and by tests.
+* Writing: :func:`serve_stream` answers a streaming call of either JSON binding with the events of
+  an upstream stream. It waits for the first event (at most ``first_event_wait`` seconds) so that a
+  refused call is a real HTTP or JSON-RPC error; then the headers go out, each event is flushed as
+  it comes, an idle stream gets a ``: keep-alive`` comment every ``heartbeat_seconds``, an error
+  after the first event is a final ``event: error``, and a client that goes away closes the
+  upstream stream (the race of Starlette's streaming response: the loser is cancelled).
+* Reading: :class:`SseDecoder`, used by the JSON upstreams of the reverse bridge
+  (:mod:`bridge.outbound`) and by tests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import re
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
-__all__ = ["SseDecoder", "SseEvent"]
+from google.protobuf.message import Message
+
+from bridge.exchange import Receive, Send
+from bridge.settings import BridgeSettings
+
+__all__ = ["SseDecoder", "SseEvent", "encode_event", "serve_stream"]
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def encode_event(data: bytes, name: str | None = None) -> bytes:
+    """One SSE event carrying ``data`` (one line of JSON), named ``name`` if given."""
+    head = f"event: {name}\n".encode() if name else b""
+    return head + b"data: " + data + b"\n\n"
+
+
+async def serve_stream(
+    events: AsyncGenerator[Message, None],
+    receive: Receive,
+    send: Send,
+    settings: BridgeSettings,
+    *,
+    encode: Callable[[Message], bytes],
+    encode_error: Callable[[BaseException], bytes],
+    refuse: Callable[[BaseException], Awaitable[None]],
+) -> None:
+    """Answer with ``events`` as SSE (see the module doc); ``events`` is closed whatever happens.
+
+    ``encode`` and ``encode_error`` make the binding's event of a message or of an error;
+    ``refuse`` answers an error that comes before the first event, as the binding answers errors.
+    """
+    gone = asyncio.ensure_future(_disconnected(receive))
+    upcoming = asyncio.ensure_future(_next(events))
+    started = False
+    wait = settings.first_event_wait
+    try:
+        while True:
+            done, _ = await asyncio.wait({upcoming, gone}, timeout=wait, return_when="FIRST_COMPLETED")
+            if gone in done:  # the client left: the finally clause closes the upstream stream
+                return
+            wait = settings.heartbeat_seconds
+            if not done:
+                if not started:
+                    started = await _start(send)
+                await _chunk(send, b": keep-alive\n\n")
+                continue
+            try:
+                item = upcoming.result()
+            except Exception as exc:
+                if not started:  # refused before any event: a real HTTP / JSON-RPC error
+                    await refuse(exc)
+                else:
+                    await _chunk(send, encode_error(exc), more=False)
+                return
+            if not started:
+                started = await _start(send)
+            if item is None:
+                await _chunk(send, b"", more=False)
+                return
+            await _chunk(send, encode(item))
+            upcoming = asyncio.ensure_future(_next(events))
+    finally:
+        gone.cancel()
+        if not upcoming.done():
+            upcoming.cancel()
+            await asyncio.wait({upcoming})
+        await events.aclose()
+
+
+async def _next(events: AsyncGenerator[Message, None]) -> Message | None:
+    """The next event of a stream, None at its end."""
+    try:
+        return await anext(events)
+    except StopAsyncIteration:
+        return None
+
+
+async def _start(send: Send) -> bool:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+            ],
+        }
+    )
+    return True
+
+
+async def _chunk(send: Send, data: bytes, *, more: bool = True) -> None:
+    await send({"type": "http.response.body", "body": data, "more_body": more})
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns when the client goes away."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+# -- reading ------------------------------------------------------------------------------------
 
 _EOL = re.compile(r"\r\n|\r|\n")
 

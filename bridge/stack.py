@@ -9,8 +9,10 @@
 This is what ``a2a-grpc serve --http-port`` runs: an :class:`a2a_grpc.server.A2AServer` (A2AService,
 the public card service, health checking, reflection) and, in the same event loop, the bridge's
 HTTP front (:class:`bridge.app.BridgeApp`) over the server's own request handler, so a JSON call
-costs no extra network hop. The agent card lists the gRPC interface first, then JSON-RPC and
-HTTP+JSON; ``/.well-known/agent-card.json`` serves it. Without ``http_port`` only gRPC is served.
+costs no extra network hop; it goes through the server's call seam, so the interceptors of
+``ServerSettings.interceptors`` see the calls of every binding. The agent card lists the gRPC
+interface first, then JSON-RPC and HTTP+JSON; ``/.well-known/agent-card.json`` serves it. Without
+``http_port`` only gRPC is served.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from a2a_grpc.push import PushNotifier
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import TaskStore, open_store
 from a2a_grpc.types import AgentCard
-from bridge.app import BridgeApp, BridgeSettings, bridge_interfaces
+from bridge.app import BridgeApp
+from bridge.card import bridge_interfaces
 from bridge.httpserver import HttpServer
+from bridge.settings import BridgeSettings
 from bridge.upstream import LocalUpstream
 
 __all__ = ["AgentStack"]
@@ -130,7 +134,7 @@ class AgentStack:
         await self.server.start()
         if self.http is not None:
             assert self.server.handler is not None
-            app = BridgeApp(LocalUpstream(self.server.handler), self.bridge_settings)
+            app = BridgeApp(LocalUpstream(self.server.handler, self.server.service), self.bridge_settings)
             app.public_url = public
             self.http.app = app
             await self.http.start()
@@ -140,11 +144,13 @@ class AgentStack:
         stack opened. Idempotent."""
         # The agent first: running tasks get their final state, which every stream (gRPC and
         # SSE alike) delivers before it ends; the HTTP server then has nothing left to cut.
-        if self.server is not None:
-            await self.server.stop(grace)
-        http, self.http = self.http, None
-        if http is not None:
-            await http.stop()
+        try:
+            if self.server is not None:
+                await self.server.stop(grace)
+        finally:
+            http, self.http = self.http, None
+            if http is not None:
+                await http.stop()
         if self._own_notifier and self.notifier is not None:
             await self.notifier.aclose()
             self.notifier = None

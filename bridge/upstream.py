@@ -5,10 +5,11 @@ it) plus a :class:`Call` (the service parameters and headers allowed through, an
 and returns the response message or an async iterator of stream events. Failures are always
 :class:`a2a_grpc.errors.A2AError`; an unreachable upstream is :class:`UnavailableError`.
 
-* :class:`LocalUpstream`: the request handler of this process (``a2a-grpc serve --http-port``):
-  no network hop, no serialization.
+* :class:`LocalUpstream`: the request handler of this process (``a2a-grpc serve --http-port``),
+  through the call seam it shares with the gRPC server (:mod:`a2a_grpc.service`: the same
+  interceptors): no network hop, no serialization.
 * :class:`GrpcUpstream`: an A2A agent over gRPC (``a2a-grpc bridge http-to-grpc``).
-* :mod:`bridge.jsonclient`: an agent over JSON-RPC or HTTP+JSON (the reverse bridge).
+* :mod:`bridge.outbound`: an agent over JSON-RPC or HTTP+JSON (the reverse bridge).
 
 Fronts (:mod:`bridge.app` for HTTP, :mod:`bridge.grpcfront` for gRPC) serve any of them, so each
 direction of the bridge is one front over one upstream.
@@ -27,18 +28,18 @@ from typing import Any, Protocol
 
 import grpc
 import grpc.aio
-from google.protobuf import message_factory
-from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
+from a2a_grpc.client import ClientSettings, channel_calls
 from a2a_grpc.discovery import GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
-from a2a_grpc.handler import CallContext, RequestHandler, operation_name
+from a2a_grpc.handler import RequestHandler
+from a2a_grpc.service import SUPPORTED_VERSIONS, CallContext, Service, deadline_after
+from a2a_grpc.status import from_rpc_error
 
 __all__ = [
     "CARD_PATH",
     "FORWARDED_HEADERS",
-    "METHODS",
     "Call",
     "GrpcUpstream",
     "LocalUpstream",
@@ -54,9 +55,6 @@ CARD_PATH = "/.well-known/agent-card.json"
 
 FORWARDED_HEADERS: tuple[str, ...] = ("authorization", "traceparent", "tracestate")
 """Headers a bridge passes on, besides every ``a2a-*`` one; everything else stays behind."""
-
-METHODS: Mapping[str, MethodDescriptor] = {m.name: m for m in types.A2A_SERVICE.methods}
-"""The A2A RPCs by name: the JSON-RPC method names and the keys of every upstream call."""
 
 
 def forwardable(name: str, extra: Iterable[str] = ()) -> bool:
@@ -142,6 +140,8 @@ class Call:
     (a ``-bin`` one in base64)."""
     timeout: float | None = None
     """Seconds the caller is willing to wait (the upstream deadline); None: no deadline."""
+    peer: str = ""
+    """Who sent the call (the HTTP client's ``host:port``), for the in-process call's context."""
 
     def metadata(self) -> tuple[tuple[str, str | bytes], ...]:
         """The headers as gRPC metadata: a ``-bin`` value as its bytes; :class:`InvalidRequestError`
@@ -172,41 +172,46 @@ class Upstream(Protocol):
 
 
 class LocalUpstream:
-    """The request handler in this process: no network hop, no serialization."""
+    """The request handler in this process: no network hop, no serialization.
 
-    def __init__(self, handler: RequestHandler) -> None:
+    Calls go through ``service``, the call seam of the handler (give the gRPC server's,
+    ``A2AServer.service``, so that both fronts share its interceptors); default: the handler's
+    operations with no interceptors.
+    """
+
+    def __init__(self, handler: RequestHandler, service: Service | None = None) -> None:
         self.handler = handler
+        self.service = service or Service.serving(handler)
 
-    def _context(self, call: Call) -> CallContext:
-        ctx = CallContext.from_headers(dict(call.headers))
-        self.handler.check_call(ctx)
-        return ctx
+    def _context(self, request: Message, call: Call) -> CallContext:
+        return CallContext.from_headers(
+            dict(call.headers),
+            tenant=getattr(request, "tenant", ""),
+            deadline=deadline_after(call.timeout),
+            peer=call.peer,
+            front="http",
+        )
 
     async def unary(self, method: str, request: Message, call: Call) -> Message:
-        fn = getattr(self.handler, operation_name(method))
-        ctx = self._context(call)
+        serve = self.service.unary(method)
+        context = self._context(request, call)
         try:
-            async with asyncio.timeout(call.timeout):
-                result = await fn(request, ctx)
+            async with asyncio.timeout_at(context.deadline):
+                return await serve(request, context)
         except TimeoutError:
             raise errors.DeadlineExceededError(
                 f"{method} did not finish within {call.timeout:g} s",
                 grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED,
             ) from None
-        if result is None:  # DeleteTaskPushNotificationConfig returns google.protobuf.Empty
-            result = message_factory.GetMessageClass(METHODS[method].output_type)()
-        return result  # type: ignore[no-any-return]
 
     async def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
-        fn = getattr(self.handler, operation_name(method))
-        ctx = self._context(call)
-        loop = asyncio.get_running_loop()
-        deadline = None if call.timeout is None else loop.time() + call.timeout
-        async with contextlib.aclosing(fn(request, ctx)) as events:
+        serve = self.service.stream(method)
+        context = self._context(request, call)
+        async with contextlib.aclosing(serve(request, context)) as events:
             iterator: AsyncIterator[Message] = events.__aiter__()
             while True:
                 try:
-                    async with asyncio.timeout_at(deadline):
+                    async with asyncio.timeout_at(context.deadline):
                         event = await anext(iterator)
                 except StopAsyncIteration:
                     return
@@ -233,67 +238,52 @@ def _unavailable(target: str, exc: errors.A2AError) -> errors.A2AError:
 
 
 class GrpcUpstream:
-    """An A2A agent served over gRPC at ``target`` (``host:port``)."""
+    """An A2A agent served over gRPC at ``target`` (``host:port``).
+
+    ``settings`` are the client side's (channel limits, keepalive, how long to wait for the card);
+    ``options`` are more grpc channel options, after those.
+    """
 
     def __init__(
         self,
         target: str,
         *,
         card: types.AgentCard | None = None,
+        settings: ClientSettings | None = None,
         options: Iterable[tuple[str, Any]] = (),
         channel: grpc.aio.Channel | None = None,
     ) -> None:
         self.target = target
+        self.settings = settings or ClientSettings()
         self._card = card
         self.card_source = "given" if card is not None else ""
         """Where :meth:`card` found the card: given, GetAgentCard or GetExtendedAgentCard."""
         self._channel = channel or grpc.aio.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                ("grpc.max_send_message_length", 16 * 1024 * 1024),
-                *options,
-            ],
+            target, options=[*self.settings.grpc_options(), *options]
         )
-        prefix = f"/{types.A2A_SERVICE.full_name}/"
-        self._unary: dict[str, grpc.aio.UnaryUnaryMultiCallable[Any, Any]] = {}
-        self._stream: dict[str, grpc.aio.UnaryStreamMultiCallable[Any, Any]] = {}
-        for name, method in METHODS.items():
-            response_cls = message_factory.GetMessageClass(method.output_type)
-            if method.server_streaming:
-                self._stream[name] = self._channel.unary_stream(
-                    prefix + name,
-                    request_serializer=_serialize,
-                    response_deserializer=response_cls.FromString,
-                )
-            else:
-                self._unary[name] = self._channel.unary_unary(
-                    prefix + name,
-                    request_serializer=_serialize,
-                    response_deserializer=response_cls.FromString,
-                )
+        self._calls = channel_calls(self._channel)
         self._get_card = self._channel.unary_unary(
             GET_AGENT_CARD,
-            request_serializer=_serialize,
+            request_serializer=GetAgentCardRequest.SerializeToString,
             response_deserializer=GetAgentCardResponse.FromString,
         )
 
     async def unary(self, method: str, request: Message, call: Call) -> Message:
         try:
-            response: Message = await self._unary[method](
+            response: Message = await self._calls[method](
                 request, metadata=call.metadata(), timeout=call.timeout
             )
         except grpc.aio.AioRpcError as exc:
-            raise _unavailable(self.target, errors.from_rpc_error(exc)) from None
+            raise _unavailable(self.target, from_rpc_error(exc)) from None
         return response
 
     async def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
-        rpc = self._stream[method](request, metadata=call.metadata(), timeout=call.timeout)
+        rpc = self._calls[method](request, metadata=call.metadata(), timeout=call.timeout)
         try:
             async for event in rpc:
                 yield event
         except grpc.aio.AioRpcError as exc:
-            raise _unavailable(self.target, errors.from_rpc_error(exc)) from None
+            raise _unavailable(self.target, from_rpc_error(exc)) from None
         finally:
             rpc.cancel()  # no-op once the stream has ended; stops the upstream call if we leave early
 
@@ -302,34 +292,33 @@ class GrpcUpstream:
         ``AgentCardService.GetAgentCard``, or, from an agent without that service (another
         implementation), its GetExtendedAgentCard answer. :attr:`card_source` says which."""
         if self._card is None:
+            wait = self.settings.connect_timeout
             try:
-                response = await self._get_card(GetAgentCardRequest(), timeout=10.0)
+                response = await self._get_card(GetAgentCardRequest(), timeout=wait)
                 self._card, self.card_source = response.card, "GetAgentCard"
             except grpc.aio.AioRpcError as exc:
                 if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                    raise _unavailable(self.target, errors.from_rpc_error(exc)) from None
+                    raise _unavailable(self.target, from_rpc_error(exc)) from None
                 card = await self.unary(
                     "GetExtendedAgentCard",
                     types.GetExtendedAgentCardRequest(),
-                    Call({"a2a-version": "1.0"}, 10.0),
+                    Call({"a2a-version": SUPPORTED_VERSIONS[-1]}, wait),
                 )
                 assert isinstance(card, types.AgentCard)
                 self._card, self.card_source = card, "GetExtendedAgentCard"
         return self._card
 
-    async def wait_ready(self, timeout: float) -> None:
-        """Wait until the channel connects; :class:`UnavailableError` after ``timeout`` seconds."""
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait until the channel connects; :class:`UnavailableError` after ``timeout`` seconds
+        (default: the settings' ``connect_timeout``)."""
+        wait = self.settings.connect_timeout if timeout is None else timeout
         try:
-            await asyncio.wait_for(self._channel.channel_ready(), timeout)
+            await asyncio.wait_for(self._channel.channel_ready(), wait)
         except TimeoutError:
             raise errors.UnavailableError(
-                f"upstream agent at {self.target} is unavailable: no connection within {timeout:g} s",
+                f"upstream agent at {self.target} is unavailable: no connection within {wait:g} s",
                 grpc_code=grpc.StatusCode.UNAVAILABLE,
             ) from None
 
     async def aclose(self) -> None:
         await self._channel.close()
-
-
-def _serialize(message: Message) -> bytes:
-    return message.SerializeToString()

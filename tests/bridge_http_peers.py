@@ -1,4 +1,4 @@
-"""Peers for the HTTP-front tests (test_bridge_http, test_routes, test_codec).
+"""Peers for the HTTP-front tests (test_bridge_http, test_routes, test_transcoding).
 
 * :func:`http_bridge` serves a :class:`bridge.app.BridgeApp` over any upstream on an
   :class:`bridge.httpserver.HttpServer` (127.0.0.1, port 0) and yields a :class:`HttpBridge` with an
@@ -34,8 +34,9 @@ from a2a_grpc.agent import RequestContext, TaskUpdater
 from a2a_grpc.reference_agent import ReferenceAgent, reference_card
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import InMemoryTaskStore
-from bridge.app import BridgeApp, BridgeSettings
+from bridge.app import BridgeApp
 from bridge.httpserver import HttpServer
+from bridge.settings import BridgeSettings
 from bridge.upstream import Call, LocalUpstream, Upstream
 
 WAIT = 5.0

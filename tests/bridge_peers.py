@@ -3,8 +3,8 @@
 The public API is small; everything else here is private:
 
 * :func:`serve_stack` runs an agent the way ``a2a-grpc serve --http-port 0`` does, in this event loop:
-  ``A2AServer`` on 127.0.0.1 port 0, and ``BridgeApp(LocalUpstream(server.handler))`` on an
-  ``HttpServer`` (127.0.0.1 port 0) whose URL the agent card names. It yields a :class:`Stack`.
+  ``A2AServer`` on 127.0.0.1 port 0, and ``BridgeApp(LocalUpstream(server.handler, server.service))``
+  on an ``HttpServer`` (127.0.0.1 port 0) whose URL the agent card names. It yields a :class:`Stack`.
 * :func:`bridge_process` runs ``a2a-grpc bridge http-to-grpc`` as a separate process in front of a
   gRPC agent and yields its base URL; the process is stopped by PID when the block exits.
 * :func:`open_binding` opens a :class:`Binding` to a stack: ``"grpc"`` (``A2AClient``, no bridge),
@@ -17,9 +17,10 @@ The public API is small; everything else here is private:
   :data:`LATE_SECONDS`).
 
 The JSON clients here are deliberately independent of the bridge's own code (no ``bridge.routes``,
-no ``bridge.jsonclient``): the REST routes are written out from the proto's ``google.api.http``
+no ``bridge.outbound``): the REST routes are written out from the proto's ``google.api.http``
 rules (spec section 11.3), and the SSE parser is our own, so a bug in the bridge cannot cancel out.
-Only :mod:`bridge.codec` (ProtoJSON) and :mod:`a2a_grpc.errors` (error decoding) are shared.
+Only :mod:`bridge.transcoding` (ProtoJSON) and the error decoders of :mod:`bridge.jsonrpc` and
+:mod:`bridge.rest` are shared.
 """
 
 from __future__ import annotations
@@ -48,10 +49,14 @@ from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import A2AServer, ServerSettings
+from a2a_grpc.service import Interceptor
 from a2a_grpc.tasks import InMemoryTaskStore
-from bridge import codec
-from bridge.app import BridgeApp, BridgeSettings
+from bridge import transcoding
+from bridge.app import BridgeApp
 from bridge.httpserver import HttpServer
+from bridge.jsonrpc import from_jsonrpc_error
+from bridge.rest import from_rest_error
+from bridge.settings import BridgeSettings
 from bridge.upstream import LocalUpstream
 
 __all__ = [
@@ -117,16 +122,21 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def serve_stack(
-    agent: Agent | None = None, settings: BridgeSettings | None = None
+    agent: Agent | None = None,
+    settings: BridgeSettings | None = None,
+    interceptors: Iterable[Interceptor] = (),
 ) -> AsyncIterator[Stack]:
-    """``a2a-grpc serve --grpc-port 0 --http-port 0 --store memory``, in this event loop."""
+    """``a2a-grpc serve --grpc-port 0 --http-port 0 --store memory``, in this event loop; every call,
+    gRPC or JSON, passes ``interceptors``."""
     server = A2AServer(
-        agent or ReferenceAgent(), InMemoryTaskStore(), ServerSettings(host="127.0.0.1", port=0)
+        agent or ReferenceAgent(),
+        InMemoryTaskStore(),
+        ServerSettings(host="127.0.0.1", port=0, interceptors=tuple(interceptors)),
     )
     await server.start()
     try:
         assert server.handler is not None
-        app = BridgeApp(LocalUpstream(server.handler), settings)
+        app = BridgeApp(LocalUpstream(server.handler, server.service), settings)
         http = HttpServer(app, "127.0.0.1", 0, grace=STOP_GRACE)
         http.bind()
         if app.public_url is None:  # as the CLI does: the card names the bound address
@@ -406,8 +416,8 @@ class JsonRpcBinding(_HttpBinding):
 
     def _envelope(self, method: str, request: Message) -> tuple[int, bytes]:
         rpc_id = next(self._ids)
-        body = {"jsonrpc": "2.0", "id": rpc_id, "method": method, "params": codec.encode(request)}
-        return rpc_id, codec.dumps(body)
+        body = {"jsonrpc": "2.0", "id": rpc_id, "method": method, "params": transcoding.encode(request)}
+        return rpc_id, transcoding.dumps(body)
 
     def _result(self, response: httpx.Response, payload: Any, rpc_id: int, cls: type[Message]) -> Message:
         assert isinstance(payload, dict), payload
@@ -416,14 +426,14 @@ class JsonRpcBinding(_HttpBinding):
         if "error" in payload:
             assert "result" not in payload, payload
             self._refused(response, payload)
-            raise errors.from_jsonrpc_error(payload["error"])
-        return codec.decode(payload["result"], cls)
+            raise from_jsonrpc_error(payload["error"])
+        return transcoding.decode(payload["result"], cls)
 
     async def unary(self, method: str, request: Message) -> Message:
         rpc_id, body = self._envelope(method, request)
         response = await self.http.post("/", content=body, headers={"content-type": "application/json"})
         assert response.headers.get("content-type") == "application/json", response.headers  # spec 9.1
-        return self._result(response, codec.loads(response.content), rpc_id, _OUTPUT[method])
+        return self._result(response, transcoding.loads(response.content), rpc_id, _OUTPUT[method])
 
     async def stream(self, method: str, request: Message) -> AsyncGenerator[types.StreamResponse, None]:
         rpc_id, body = self._envelope(method, request)
@@ -431,14 +441,16 @@ class JsonRpcBinding(_HttpBinding):
         async with self.http.stream("POST", "/", content=body, headers=headers) as response:
             if not response.headers.get("content-type", "").startswith("text/event-stream"):
                 # Refused before the first event: one plain JSON-RPC response.
-                self._result(response, codec.loads(await response.aread()), rpc_id, types.StreamResponse)
+                self._result(
+                    response, transcoding.loads(await response.aread()), rpc_id, types.StreamResponse
+                )
                 raise AssertionError("a non-SSE answer to a streaming method must be an error")
             async for name, data in _sse(response):
-                payload = codec.loads(data)
+                payload = transcoding.loads(data)
                 if name == "error":
                     assert "error" in payload, payload
                     self._refused(response, payload, in_stream=True)
-                    raise errors.from_jsonrpc_error(payload["error"])
+                    raise from_jsonrpc_error(payload["error"])
                 event = self._result(response, payload, rpc_id, types.StreamResponse)
                 yield _as(types.StreamResponse, event)
 
@@ -469,7 +481,7 @@ def _rest_request(
 ) -> tuple[str, str, tuple[tuple[str, str], ...], dict[str, Any] | None]:
     """``(verb, path, query, body)`` of ``request`` on its HTTP+JSON route."""
     verb, template = _REST_ROUTES[method]
-    members = codec.encode(request)
+    members = transcoding.encode(request)
     fields = request.DESCRIPTOR.fields_by_name
 
     def bind(match: re.Match[str]) -> str:
@@ -500,7 +512,7 @@ class RestBinding(_HttpBinding):
         verb, path, query, body = _rest_request(method, request)
         if body is not None:
             headers["content-type"] = "application/a2a+json"
-        content = codec.dumps(body) if body is not None else None
+        content = transcoding.dumps(body) if body is not None else None
         return self.http.build_request(verb, path, params=query, content=content, headers=headers)
 
     def _error(self, response: httpx.Response, body: Any, *, in_stream: bool = False) -> errors.A2AError:
@@ -508,26 +520,26 @@ class RestBinding(_HttpBinding):
         assert isinstance(body.get("error"), dict), body
         self._refused(response, body, in_stream=in_stream)
         status = body["error"].get("code") if in_stream else response.status_code
-        return errors.from_rest_error(status if isinstance(status, int) else 500, body)
+        return from_rest_error(status if isinstance(status, int) else 500, body)
 
     async def unary(self, method: str, request: Message) -> Message:
         response = await self.http.send(self._build(method, request))
         assert response.headers.get("content-type") == "application/a2a+json", response.headers  # spec 11.1
-        body = codec.loads(response.content)
+        body = transcoding.loads(response.content)
         if response.status_code != 200:
             raise self._error(response, body)
-        return codec.decode(body, _OUTPUT[method])
+        return transcoding.decode(body, _OUTPUT[method])
 
     async def stream(self, method: str, request: Message) -> AsyncGenerator[types.StreamResponse, None]:
         response = await self.http.send(self._build(method, request, accept="text/event-stream"), stream=True)
         try:
             if not response.headers.get("content-type", "").startswith("text/event-stream"):
-                raise self._error(response, codec.loads(await response.aread()))
+                raise self._error(response, transcoding.loads(await response.aread()))
             assert response.status_code == 200, response.status_code
             async for name, data in _sse(response):
                 if name == "error":
-                    raise self._error(response, codec.loads(data), in_stream=True)
-                yield codec.from_json(data, types.StreamResponse)
+                    raise self._error(response, transcoding.loads(data), in_stream=True)
+                yield transcoding.from_json(data, types.StreamResponse)
         finally:
             await response.aclose()
 

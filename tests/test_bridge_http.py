@@ -29,8 +29,9 @@ from a2a_grpc import errors, types
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import InMemoryTaskStore
-from bridge import codec
-from bridge.app import BridgeSettings
+from bridge import transcoding
+from bridge.errordetails import BAD_REQUEST_TYPE, ERROR_INFO_TYPE
+from bridge.settings import BridgeSettings
 from bridge.upstream import GrpcUpstream
 from tests.bridge_http_peers import (
     HOLD,
@@ -105,7 +106,7 @@ def rest_error(response: httpx.Response, status: int) -> dict[str, Any]:
 
 def info(details: list[dict[str, Any]]) -> dict[str, Any]:
     """The ErrorInfo among typed details."""
-    found = [d for d in details if d["@type"] == errors.ERROR_INFO_TYPE]
+    found = [d for d in details if d["@type"] == ERROR_INFO_TYPE]
     assert len(found) == 1, details
     assert found[0]["domain"] == "a2a-protocol.org"
     return found[0]
@@ -113,7 +114,7 @@ def info(details: list[dict[str, Any]]) -> dict[str, Any]:
 
 def violated(details: list[dict[str, Any]]) -> list[str]:
     """The fields of the BadRequest among typed details."""
-    found = [d for d in details if d["@type"] == errors.BAD_REQUEST_TYPE]
+    found = [d for d in details if d["@type"] == BAD_REQUEST_TYPE]
     assert len(found) == 1, details
     return [v["field"] for v in found[0]["fieldViolations"]]
 
@@ -180,7 +181,7 @@ def payload(binding: str, data: str) -> dict[str, Any]:
     if binding == "jsonrpc":
         assert (obj["jsonrpc"], obj["id"]) == ("2.0", "s-1"), obj
         obj = obj["result"]
-    codec.decode(obj, types.StreamResponse)  # it is a valid StreamResponse
+    transcoding.decode(obj, types.StreamResponse)  # it is a valid StreamResponse
     return obj  # type: ignore[no-any-return]
 
 
@@ -268,7 +269,7 @@ async def test_jsonrpc_unknown_method_names_it(bridge: HttpBridge) -> None:
     response = await bridge.client.post("/", json=rpc("message/send", send_body("echo x")))
     error = rpc_error(response, -32601)
     assert info(error["data"]) == {
-        "@type": errors.ERROR_INFO_TYPE,
+        "@type": ERROR_INFO_TYPE,
         "reason": "METHOD_NOT_FOUND",
         "domain": "a2a-protocol.org",
         "metadata": {"method": "message/send"},
@@ -873,7 +874,7 @@ async def test_the_card_lists_the_bridge_interfaces_after_the_grpc_one(bridge: H
     response = await bridge.client.get(CARD)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    card = codec.decode(response.json(), types.AgentCard)
+    card = transcoding.decode(response.json(), types.AgentCard)
     assert [(i.protocol_binding, i.url, i.protocol_version) for i in card.supported_interfaces] == [
         ("GRPC", bridge.server.address, "1.0"),
         ("JSONRPC", bridge.url + "/", "1.0"),

@@ -32,8 +32,9 @@ from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
 from a2a_grpc.client import A2AClient
-from bridge import codec
-from bridge.app import BridgeSettings
+from bridge import transcoding
+from bridge.errordetails import BAD_REQUEST_TYPE, ERROR_INFO_TYPE
+from bridge.settings import BridgeSettings
 from tests.bridge_peers import (
     BINDINGS,
     LATE_SECONDS,
@@ -134,7 +135,7 @@ def normalize(outcome: Any) -> Any:
 
     def walk(value: Any, key: str = "") -> Any:
         if isinstance(value, Message):
-            value = codec.encode(value)
+            value = transcoding.encode(value)
         elif isinstance(value, errors.A2AError):
             value = {
                 "error": type(value).__name__,
@@ -295,7 +296,7 @@ async def test_get_task(stack: Stack, binding: str) -> None:
     assert "history" not in out["none"]
     (part,) = out["bytes"]["artifacts"][0]["parts"]
     assert (part["raw"], part["mediaType"]) == (
-        codec.encode(types.Part(raw=b"\0" * 1000))["raw"],
+        transcoding.encode(types.Part(raw=b"\0" * 1000))["raw"],
         "application/octet-stream",
     )
 
@@ -1040,7 +1041,7 @@ def check_wire(kind: str, err: errors.A2AError, wire: WireError, *, late: bool =
     assert row is not None
     assert row.exc_type is type(err)
     info = {
-        "@type": errors.ERROR_INFO_TYPE,
+        "@type": ERROR_INFO_TYPE,
         "reason": row.reason,
         "domain": errors.DOMAIN,
         "metadata": err.metadata,
@@ -1048,7 +1049,7 @@ def check_wire(kind: str, err: errors.A2AError, wire: WireError, *, late: bool =
     details: list[dict[str, Any]] = [info]
     if err.field_violations:
         violations = [{"field": v.field, "description": v.description} for v in err.field_violations]
-        details.append({"@type": errors.BAD_REQUEST_TYPE, "fieldViolations": violations})
+        details.append({"@type": BAD_REQUEST_TYPE, "fieldViolations": violations})
     if kind == "grpc":
         assert wire.grpc_code == row.grpc_code
         return

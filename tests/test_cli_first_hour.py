@@ -34,7 +34,7 @@ from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import InMemoryTaskStore, SqliteTaskStore
-from bridge.app import bridge_interfaces
+from bridge.card import bridge_interfaces
 from bridge.httpserver import HttpServer
 from tests.bridge_peers import serve_stack
 

@@ -25,6 +25,10 @@ from grpc_status import rpc_status
 
 from a2a_grpc import errors, types
 from a2a_grpc.errors import A2AError, ErrorSpec, FieldViolation
+from a2a_grpc.status import abort, from_rpc_error, to_rpc_status
+from bridge.errordetails import ERROR_INFO_TYPE
+from bridge.jsonrpc import from_jsonrpc_error, to_jsonrpc_error
+from bridge.rest import from_rest_error, http_status_for, to_rest_error
 
 SC = grpc.StatusCode
 CALL_TIMEOUT = 5.0
@@ -158,8 +162,8 @@ class FakeRpcError(grpc.RpcError):  # type: ignore[misc]  # grpc has no stubs
 
 
 def _over_the_wire(exc: BaseException) -> A2AError:
-    status = errors.to_rpc_status(exc)
-    return errors.from_rpc_error(FakeRpcError(status.code, status.details, tuple(status.trailing_metadata)))
+    status = to_rpc_status(exc)
+    return from_rpc_error(FakeRpcError(status.code, status.details, tuple(status.trailing_metadata)))
 
 
 def _assert_same(got: A2AError, sent: A2AError) -> None:
@@ -194,14 +198,14 @@ def test_row_wire_facts_match_spec(name: str) -> None:
     assert errors.spec_for_type(cls) is row
     assert errors.spec_for_reason(reason) is row
     assert errors.spec_for_jsonrpc_code(jsonrpc) is row
-    assert errors.http_status_for(cls("x")) == http
+    assert http_status_for(cls("x")) == http
     assert cls().message == row.default_message
 
 
 @pytest.mark.parametrize("row", errors.ERROR_TABLE, ids=lambda r: r.name)
 def test_grpc_status_round_trip(row: ErrorSpec) -> None:
     sent = _sample(row)
-    status = errors.to_rpc_status(sent)
+    status = to_rpc_status(sent)
     assert status.code == row.grpc_code
     assert status.details == sent.message
     [(key, blob)] = status.trailing_metadata
@@ -224,7 +228,7 @@ def test_grpc_status_round_trip(row: ErrorSpec) -> None:
 @pytest.mark.parametrize("row", errors.ERROR_TABLE, ids=lambda r: r.name)
 def test_jsonrpc_round_trip(row: ErrorSpec) -> None:
     sent = _sample(row)
-    obj = errors.to_jsonrpc_error(sent)
+    obj = to_jsonrpc_error(sent)
     assert obj["code"] == row.jsonrpc_code
     assert obj["message"] == sent.message
     assert obj["data"][0] == {
@@ -233,20 +237,20 @@ def test_jsonrpc_round_trip(row: ErrorSpec) -> None:
         "domain": "a2a-protocol.org",
         "metadata": {"taskId": "abc", "attempt": "2"},
     }
-    _assert_same(errors.from_jsonrpc_error(obj), sent)
-    _assert_same(errors.from_jsonrpc_error({"jsonrpc": "2.0", "id": 1, "error": obj}), sent)
+    _assert_same(from_jsonrpc_error(obj), sent)
+    _assert_same(from_jsonrpc_error({"jsonrpc": "2.0", "id": 1, "error": obj}), sent)
 
 
 def test_bad_request_carries_field_violations() -> None:
     sent = errors.InvalidParamsError(
         "Invalid request parameters", field_violations=[FieldViolation("message.parts", "At least one part")]
     )
-    rich = status_pb2.Status.FromString(errors.to_rpc_status(sent).trailing_metadata[0][1])
+    rich = status_pb2.Status.FromString(to_rpc_status(sent).trailing_metadata[0][1])
     bad = error_details_pb2.BadRequest()
     assert rich.details[1].Unpack(bad)
     pairs = [(v.field, v.description) for v in bad.field_violations]
     assert pairs == [("message.parts", "At least one part")]
-    assert errors.to_jsonrpc_error(sent)["data"][1] == {
+    assert to_jsonrpc_error(sent)["data"][1] == {
         "@type": "type.googleapis.com/google.rpc.BadRequest",
         "fieldViolations": [{"field": "message.parts", "description": "At least one part"}],
     }
@@ -254,14 +258,14 @@ def test_bad_request_carries_field_violations() -> None:
 
 def test_unknown_exception_is_internal_and_leaks_nothing(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.ERROR, logger="a2a_grpc.errors"):
-        status = errors.to_rpc_status(KeyError("secret"))
-        obj = errors.to_jsonrpc_error(KeyError("secret"))
+        status = to_rpc_status(KeyError("secret"))
+        obj = to_jsonrpc_error(KeyError("secret"))
     assert status.code == SC.INTERNAL
     assert status.details == "internal error"
     assert b"secret" not in b"".join(v for _, v in status.trailing_metadata)
     assert "secret" not in repr(obj)
     assert obj["code"] == -32603
-    assert errors.http_status_for(KeyError("secret")) == 500
+    assert http_status_for(KeyError("secret")) == 500
     assert any(r.exc_info and "secret" in str(r.exc_info[1]) for r in caplog.records)
 
 
@@ -284,10 +288,10 @@ def test_unknown_exception_is_internal_and_leaks_nothing(caplog: pytest.LogCaptu
     ],
 )
 def test_bare_status_code_fallback(code: grpc.StatusCode, cls: type[A2AError], http: int) -> None:
-    got = errors.from_rpc_error(FakeRpcError(code, "boom"))
+    got = from_rpc_error(FakeRpcError(code, "boom"))
     assert type(got) is cls
     assert (got.message, got.grpc_code) == ("boom", code)
-    assert errors.http_status_for(got) == http
+    assert http_status_for(got) == http
     if isinstance(got, errors.TransportError):
         again = _over_the_wire(got)
         assert (type(again), again.grpc_code, again.message) == (cls, code, "boom")
@@ -301,7 +305,7 @@ def test_transport_errors_are_not_in_the_spec_table() -> None:
 
 
 def test_sdk_v03_message_prefix_is_recognised() -> None:
-    got = errors.from_rpc_error(FakeRpcError(SC.NOT_FOUND, "TaskNotCancelableError: task 't1' is done"))
+    got = from_rpc_error(FakeRpcError(SC.NOT_FOUND, "TaskNotCancelableError: task 't1' is done"))
     assert type(got) is errors.TaskNotCancelableError
     assert got.message == "task 't1' is done"
 
@@ -310,12 +314,12 @@ def test_foreign_domain_and_broken_trailers_fall_back_to_the_code() -> None:
     info = error_details_pb2.ErrorInfo(reason="TASK_NOT_FOUND", domain="example.com")
     status = status_pb2.Status(code=SC.INTERNAL.value[0], message="x")
     status.details.add().Pack(info)
-    got = errors.from_rpc_error(
+    got = from_rpc_error(
         FakeRpcError(SC.INTERNAL, "x", (("grpc-status-details-bin", status.SerializeToString()),))
     )
     assert type(got) is errors.InternalError
     broken = (("grpc-status-details-bin", b"\xff\xff"),)
-    got = errors.from_rpc_error(FakeRpcError(SC.NOT_FOUND, "gone", broken))
+    got = from_rpc_error(FakeRpcError(SC.NOT_FOUND, "gone", broken))
     assert (type(got), got.message) == (errors.TaskNotFoundError, "gone")
 
 
@@ -366,11 +370,11 @@ def _v100_status(name: str) -> status_pb2.Status:
 def test_v100_grpc_codes_decode_to_the_class_of_the_reason(name: str) -> None:
     status = _v100_status(name)
     trailer = (("grpc-status-details-bin", status.SerializeToString()),)
-    got = errors.from_rpc_error(FakeRpcError(V100_GRPC[name], status.message, trailer))
+    got = from_rpc_error(FakeRpcError(V100_GRPC[name], status.message, trailer))
     assert (type(got), got.message, got.metadata) == (SPEC[name][0], f"old {name}", {"k": "v"})
     assert got.grpc_code == SC.UNIMPLEMENTED  # what arrived is kept ...
-    assert errors.to_rpc_status(got).code == SC.FAILED_PRECONDITION  # ... what we send is v1.0.1
-    assert errors.http_status_for(got) == 400
+    assert to_rpc_status(got).code == SC.FAILED_PRECONDITION  # ... what we send is v1.0.1
+    assert http_status_for(got) == 400
 
 
 @pytest.mark.parametrize("name", list(V100_HTTP))
@@ -378,26 +382,26 @@ def test_v100_http_statuses_decode_to_the_class_of_the_reason(name: str) -> None
     row = ROWS[name]
     old = V100_HTTP[name]
     info = {
-        "@type": errors.ERROR_INFO_TYPE,
+        "@type": ERROR_INFO_TYPE,
         "reason": row.reason,
         "domain": errors.DOMAIN,
         "metadata": {"k": "v"},
     }
     body = {"error": {"code": old, "status": row.grpc_code.name, "message": f"old {name}", "details": [info]}}
-    got = errors.from_rest_error(old, body)
+    got = from_rest_error(old, body)
     assert (type(got), got.message, got.metadata) == (row.exc_type, f"old {name}", {"k": "v"})
-    assert errors.to_rest_error(got)[0] == row.http_status  # re-sent with the v1.0.1 status
+    assert to_rest_error(got)[0] == row.http_status  # re-sent with the v1.0.1 status
     problem = {"type": row.problem_type, "title": row.default_message, "status": old, "detail": f"old {name}"}
-    assert type(errors.from_rest_error(old, problem)) is row.exc_type
+    assert type(from_rest_error(old, problem)) is row.exc_type
     for code_name in ("UNIMPLEMENTED", "FAILED_PRECONDITION", "INTERNAL", "INVALID_ARGUMENT"):
         body["error"]["status"] = code_name  # whatever code name came with it, the reason decides
-        assert type(errors.from_rest_error(old, body)) is row.exc_type
+        assert type(from_rest_error(old, body)) is row.exc_type
 
 
 def test_jsonrpc_decoding_is_tolerant() -> None:
-    flat = errors.from_jsonrpc_error({"code": -32001, "message": "Task not found", "data": {"taskId": "t"}})
+    flat = from_jsonrpc_error({"code": -32001, "message": "Task not found", "data": {"taskId": "t"}})
     assert (type(flat), flat.metadata) == (errors.TaskNotFoundError, {"taskId": "t"})
-    nested = errors.from_jsonrpc_error(
+    nested = from_jsonrpc_error(
         {
             "code": -32000,
             "message": "m",
@@ -414,7 +418,7 @@ def test_jsonrpc_decoding_is_tolerant() -> None:
         }
     )
     assert (type(nested), nested.metadata) == (errors.VersionNotSupportedError, {"supported": "1.0"})
-    unknown = errors.from_jsonrpc_error({"code": -31999, "message": "odd"})
+    unknown = from_jsonrpc_error({"code": -31999, "message": "odd"})
     assert (type(unknown), unknown.message) == (errors.InternalError, "odd")
 
 
@@ -441,7 +445,7 @@ async def _raise_named(request: bytes, context: grpc.aio.ServicerContext) -> byt
     if name.startswith("trailer:"):
         context.set_trailing_metadata((("x-trace-id", "t-1"),))
         name = name.removeprefix("trailer:")
-    await errors.abort(context, _error_named(name))
+    await abort(context, _error_named(name))
 
 
 async def _start(register: Callable[[grpc.aio.Server], None]) -> tuple[grpc.aio.Server, str]:
@@ -478,7 +482,7 @@ async def test_aio_round_trip_every_row(target: str) -> None:
     for row in errors.ERROR_TABLE:
         err = await _call(target, row.name)
         assert err.code() == row.grpc_code
-        got = errors.from_rpc_error(err)
+        got = from_rpc_error(err)
         _assert_same(got, _sample(row))
         assert got.grpc_code == row.grpc_code
 
@@ -488,14 +492,14 @@ async def test_aio_v100_codes_decode_to_the_class_of_the_reason(target: str) -> 
     for name in V100_GRPC:
         err = await _call(target, f"v1.0.0:{name}")
         assert err.code() == SC.UNIMPLEMENTED
-        got = errors.from_rpc_error(err)
+        got = from_rpc_error(err)
         assert (type(got), got.message, got.grpc_code) == (SPEC[name][0], f"old {name}", SC.UNIMPLEMENTED)
 
 
 @pytest.mark.asyncio
 async def test_aio_transport_errors(target: str) -> None:
     for name, code in (("UnavailableError", SC.UNAVAILABLE), ("DeadlineExceededError", SC.DEADLINE_EXCEEDED)):
-        got = errors.from_rpc_error(await _call(target, name))
+        got = from_rpc_error(await _call(target, name))
         assert (type(got).__name__, got.grpc_code, got.message, got.metadata) == (
             name,
             code,
@@ -512,7 +516,7 @@ async def test_aio_unknown_exception(target: str, caplog: pytest.LogCaptureFixtu
     assert err.details() == "internal error"
     trailer = b"".join(v if isinstance(v, bytes) else v.encode() for _, v in err.trailing_metadata())
     assert b"secret" not in trailer
-    got = errors.from_rpc_error(err)
+    got = from_rpc_error(err)
     assert (type(got), got.message) == (errors.InternalError, "internal error")
     assert any(r.exc_info for r in caplog.records)
 
@@ -521,7 +525,7 @@ async def test_aio_unknown_exception(target: str, caplog: pytest.LogCaptureFixtu
 async def test_aio_abort_keeps_trailing_metadata(target: str) -> None:
     err = await _call(target, "trailer:TaskNotFoundError")
     assert ("x-trace-id", "t-1") in tuple(err.trailing_metadata())
-    assert type(errors.from_rpc_error(err)) is errors.TaskNotFoundError
+    assert type(from_rpc_error(err)) is errors.TaskNotFoundError
 
 
 class _NoAbortContext:
@@ -536,7 +540,7 @@ class _NoAbortContext:
 async def test_abort_reraises_cancellation() -> None:
     cancelled = asyncio.CancelledError()
     with pytest.raises(asyncio.CancelledError) as info:
-        await errors.abort(_NoAbortContext(), cancelled)
+        await abort(_NoAbortContext(), cancelled)
     assert info.value is cancelled
 
 
@@ -590,7 +594,7 @@ async def test_we_decode_sdk_grpc_server_errors() -> None:
     try:
         for name in SDK_COUNTERPART:
             err = await _call(address, name)
-            got = errors.from_rpc_error(err)
+            got = from_rpc_error(err)
             assert type(got) is SPEC[name][0], name
             assert got.grpc_code == err.code()
             if name == "InvalidParamsError":
@@ -603,16 +607,16 @@ async def test_we_decode_sdk_grpc_server_errors() -> None:
             "PushNotificationNotSupportedError",
             "VersionNotSupportedError",
         ):
-            got = errors.from_rpc_error(await _call(address, name))
+            got = from_rpc_error(await _call(address, name))
             assert (type(got), got.grpc_code) == (SPEC[name][0], SC.FAILED_PRECONDITION)
-            assert errors.to_rpc_status(got).code == SC.FAILED_PRECONDITION
+            assert to_rpc_status(got).code == SC.FAILED_PRECONDITION
     finally:
         await server.stop(None)
 
 
 @pytest.mark.parametrize("name", list(SDK_COUNTERPART))
 def test_jsonrpc_interop_with_sdk(name: str) -> None:
-    ours = errors.to_jsonrpc_error(_sample(ROWS[name]))
+    ours = to_jsonrpc_error(_sample(ROWS[name]))
     sdk_exc = JsonRpcTransport._create_jsonrpc_error(None, ours)  # type: ignore[arg-type]
     assert type(sdk_exc) is SDK_COUNTERPART[name]
     assert sdk_exc.data == {"taskId": "abc", "attempt": "2"}
@@ -622,5 +626,5 @@ def test_jsonrpc_interop_with_sdk(name: str) -> None:
         "message": "from sdk",
         "data": build_error_details(sdk_cls("from sdk", data={"taskId": "t"})),
     }
-    got = errors.from_jsonrpc_error(sdk_obj)
+    got = from_jsonrpc_error(sdk_obj)
     assert (type(got), got.message, got.metadata) == (SPEC[name][0], "from sdk", {"taskId": "t"})

@@ -31,13 +31,14 @@ import pytest
 import pytest_asyncio
 from google.protobuf.message import Message
 
-from a2a_grpc import errors, types
+from a2a_grpc import errors, server, types
 from a2a_grpc.client import A2AClient
 from a2a_grpc.server import ServerSettings
 from bridge import grpcfront
-from bridge.app import BridgeSettings
+from bridge.errordetails import ERROR_INFO_TYPE
 from bridge.grpcfront import GrpcFront
-from bridge.jsonclient import JsonRpcUpstream, RestUpstream, open_json_upstream
+from bridge.outbound import JsonRpcUpstream, RestUpstream, open_json_upstream
+from bridge.settings import BridgeSettings
 from bridge.upstream import Call, GrpcUpstream, check_header
 from tests.bridge_http_peers import RawConnection, RecordingAgent, http_bridge, http_request, rpc, send_body
 from tests.bridge_peers import Stack, bridge_process, serve_stack
@@ -115,7 +116,7 @@ def refusal(response: httpx.Response, binding: str, status: int, code: int) -> d
         assert error["code"] == status
         details = error["details"]
     assert not PYTHON_TEXT.search(error["message"]), error["message"]
-    [info] = [d for d in details if d["@type"] == errors.ERROR_INFO_TYPE]
+    [info] = [d for d in details if d["@type"] == ERROR_INFO_TYPE]
     return {"message": error["message"], **info}
 
 
@@ -418,6 +419,9 @@ class _Context:
     def time_remaining(self) -> float:
         return TIMEOUT
 
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:1"
+
     def trailing_metadata(self) -> tuple[()]:
         return ()
 
@@ -442,7 +446,8 @@ async def test_the_grpc_front_refuses_metadata_http_cannot_carry(
 ) -> None:
     # A gRPC client of ours checks its metadata before sending; a peer that does not could still
     # send such a value, which httpx would fail to write (UnicodeEncodeError: an INTERNAL before).
-    forward = grpcfront._unary(_NeverCalled(), types.A2A_SERVICE.methods_by_name["GetTask"])  # type: ignore[arg-type]
+    service = grpcfront.forwarding_service(_NeverCalled())  # type: ignore[arg-type]
+    forward = server._unary_rpc(service.unary("GetTask"))
     context = _Context(metadata)
     with pytest.raises(_Aborted):
         await forward(types.GetTaskRequest(id="x"), context)  # type: ignore[arg-type]

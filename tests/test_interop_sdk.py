@@ -31,6 +31,7 @@ from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 
 from a2a_grpc import errors, types
 from a2a_grpc.client import A2AClient
+from a2a_grpc.status import to_rpc_status
 from tests.sdk_peers import REQUIRED_EXTENSION, SdkPeer, TunedAgent, sdk_peer, sdk_server
 
 pytestmark = pytest.mark.interop
@@ -1121,4 +1122,4 @@ async def test_our_client_raises_the_matching_error_from_sdk(case: SdkRefusal) -
     if case.violation:
         assert case.violation in [v.field for v in err.field_violations], err.field_violations
     # Whatever code the SDK used, we would pass the error on with the spec's code.
-    assert errors.to_rpc_status(err).code == SPEC_CODE[case.error.spec.name]
+    assert to_rpc_status(err).code == SPEC_CODE[case.error.spec.name]

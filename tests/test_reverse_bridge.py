@@ -37,8 +37,9 @@ from starlette.routing import Route
 from a2a_grpc import errors, types
 from a2a_grpc.client import A2AClient
 from a2a_grpc.server import ServerSettings
+from bridge.errordetails import ERROR_INFO_TYPE
 from bridge.grpcfront import GrpcFront
-from bridge.jsonclient import CARD_PATH, JsonRpcUpstream, RestUpstream, open_json_upstream
+from bridge.outbound import CARD_PATH, JsonRpcUpstream, RestUpstream, open_json_upstream
 from bridge.sse import SseDecoder, SseEvent
 from bridge.upstream import Call, Upstream
 from tests.json_peers import JSONRPC_PATH, JsonPeer, Seen, bind, sdk_json_peer, serve_asgi
@@ -821,7 +822,7 @@ async def test_a_jsonrpc_answer_that_is_not_json_is_an_invalid_agent_response(sc
 
 @in_module_loop
 async def test_jsonrpc_errors_and_null_results_decode(scripted: Scripted) -> None:
-    detail = {"@type": errors.ERROR_INFO_TYPE, "reason": "TASK_NOT_FOUND", "domain": errors.DOMAIN}
+    detail = {"@type": ERROR_INFO_TYPE, "reason": "TASK_NOT_FOUND", "domain": errors.DOMAIN}
     scripted.script = rpc_reply(error={"code": -32001, "message": "no such task", "data": [detail]})
     with pytest.raises(errors.TaskNotFoundError, match="no such task"):
         await call_once(scripted.rpc())
@@ -848,7 +849,7 @@ async def test_a_jsonrpc_stream_with_heartbeats_then_an_error_event(scripted: Sc
 
 @in_module_loop
 async def test_a_rest_stream_error_event_after_the_first_event(scripted: Scripted) -> None:
-    detail = {"@type": errors.ERROR_INFO_TYPE, "reason": "TASK_NOT_FOUND", "domain": errors.DOMAIN}
+    detail = {"@type": ERROR_INFO_TYPE, "reason": "TASK_NOT_FOUND", "domain": errors.DOMAIN}
     failure = {"error": {"code": 404, "status": "NOT_FOUND", "message": "gone", "details": [detail]}}
     scripted.script = sse(
         f"data: {status_event('TASK_STATE_WORKING')}\n\n",

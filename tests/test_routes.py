@@ -11,7 +11,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
-from bridge import codec
+from bridge import transcoding
 from bridge.routes import Route, RouteError, Router, compile_routes, query_to_json
 from tests.bridge_http_peers import probe_file
 
@@ -212,7 +212,7 @@ def test_for_method_picks_the_binding_by_tenant_and_never_an_alias() -> None:
 def from_query(method: MethodDescriptor, query: str) -> Message:
     """The request a URL query stands for: query_to_json, then the codec (as the bridge does it)."""
     members = query_to_json(method, parse_qsl(query, keep_blank_values=True))
-    return codec.decode(members, request_class(method))
+    return transcoding.decode(members, request_class(method))
 
 
 def list_request(query: str) -> types.ListTasksRequest:
@@ -305,7 +305,7 @@ def test_repeated_query_parameters_by_repetition_and_commas() -> None:
         "colors": ["COLOR_DEEP_RED", "COLOR_BLUE", "1"],
         "bigCount": "9007199254740993",
     }
-    probe = codec.decode(members, request_class(PROBE_LIST))
+    probe = transcoding.decode(members, request_class(PROBE_LIST))
     assert list(probe.tags) == ["a", "b", "c"]  # type: ignore[attr-defined]
     assert list(probe.colors) == [1, 2, 1]  # type: ignore[attr-defined]
     assert probe.big_count == 2**53 + 1  # type: ignore[attr-defined]
@@ -318,7 +318,7 @@ def test_nested_messages_cannot_be_query_parameters_but_scalar_well_known_types_
     members = query_to_json(
         PROBE_LIST, [("after", "2025-01-02T03:04:05Z"), ("flag", "true"), ("score", "2.5")]
     )
-    probe = codec.decode(members, request_class(PROBE_LIST))
+    probe = transcoding.decode(members, request_class(PROBE_LIST))
     assert probe.after.seconds == 1735787045  # type: ignore[attr-defined]
     assert (probe.flag, probe.score) == (True, 2.5)  # type: ignore[attr-defined]
 
@@ -376,7 +376,7 @@ def full_request(name: str, tenant: str) -> Message:
 def test_expand_then_match_gives_back_the_request(name: str, tenant: str) -> None:
     request = full_request(name, tenant)
     route = ROUTER.for_method(name, tenant)
-    path, body, query = route.expand(request, codec.encode(request))
+    path, body, query = route.expand(request, transcoding.encode(request))
     assert "?" not in path
     matched, bound = ROUTER.match(route.verb, path)
     assert matched is route, (path, matched)
@@ -390,7 +390,7 @@ def test_expand_then_match_gives_back_the_request(name: str, tenant: str) -> Non
     for field_name, value in bound.items():
         assert getattr(request, field_name) == value
         members[route.method.input_type.fields_by_name[field_name].json_name] = value
-    assert codec.decode(members, type(request)) == request
+    assert transcoding.decode(members, type(request)) == request
 
 
 def test_expand_refuses_an_empty_path_variable() -> None:

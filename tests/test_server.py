@@ -16,6 +16,7 @@ from a2a_grpc.client import A2AClient
 from a2a_grpc.push import PushNotifier
 from a2a_grpc.reference_agent import ReferenceAgent, reference_card
 from a2a_grpc.server import A2AServer, ServerSettings
+from a2a_grpc.status import from_rpc_error
 from a2a_grpc.tasks import InMemoryTaskStore, InvalidTransitionError, SqliteTaskStore
 from tests.conftest import Served, serve, shutdown
 from tests.webhook import Receiver, until
@@ -496,7 +497,7 @@ async def test_a_call_without_a2a_version_is_read_as_0_3_and_refused(reference: 
         )
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call(types.GetTaskRequest(id="x"), timeout=WAIT)
-    error = errors.from_rpc_error(caught.value)
+    error = from_rpc_error(caught.value)
     assert isinstance(error, errors.VersionNotSupportedError)
     assert "no a2a-version was sent" in error.message
 

@@ -19,9 +19,10 @@ from a2a_grpc.client import A2AClient
 from a2a_grpc.discovery import GET_AGENT_CARD
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import A2AServer, ServerSettings
+from a2a_grpc.status import from_rpc_error
 from a2a_grpc.tasks import InMemoryTaskStore
 from bridge.grpcfront import GrpcFront
-from bridge.jsonclient import open_json_upstream
+from bridge.outbound import open_json_upstream
 from tests.bridge_peers import serve_stack
 from tests.conftest import Served, serve, shutdown
 
@@ -215,7 +216,7 @@ async def test_undecodable_request_bytes_are_invalid_argument(reference: Served,
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "is not a valid" in (err.details() or "")
     assert "Error" not in (err.details() or "")  # no Python class name
-    decoded = errors.from_rpc_error(err)
+    decoded = from_rpc_error(err)
     assert isinstance(decoded, errors.InvalidRequestError)
     assert (await reference.client.send_message(A2AClient.text_request("echo still here"))).task.id
 

@@ -15,7 +15,7 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from a2a_grpc import errors, types
+from a2a_grpc import errors, status, types
 from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import ServerSettings
@@ -103,7 +103,7 @@ async def test_an_idle_grpc_subscriber_does_not_slow_the_caller_and_is_ended_wit
         assert (chunks, state) == (EVENTS, types.TASK_STATE_COMPLETED)
         with pytest.raises(grpc.aio.AioRpcError) as ended:
             await read_to_the_end(idle)
-    error = errors.from_rpc_error(ended.value)
+    error = status.from_rpc_error(ended.value)
     assert isinstance(error, errors.EventsNotRetainedError), error
     assert ended.value.code() == grpc.StatusCode.ABORTED
     assert int(error.metadata["oldest_retained"]) > int(error.metadata["position"]) + 1  # a real gap, said

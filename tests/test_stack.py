@@ -15,7 +15,7 @@ from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import ServerSettings
 from a2a_grpc.tasks import InMemoryTaskStore
 from a2a_grpc.types import AgentCard, Part
-from bridge.app import BridgeSettings
+from bridge.settings import BridgeSettings
 from bridge.stack import AgentStack
 
 pytestmark = pytest.mark.asyncio

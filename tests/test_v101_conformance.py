@@ -43,12 +43,15 @@ from grpc_status import rpc_status
 from a2a_grpc import errors, types
 from a2a_grpc.agent import RequestContext, TaskUpdater
 from a2a_grpc.client import A2AClient
-from a2a_grpc.handler import operation_name
 from a2a_grpc.server import ServerSettings
-from bridge import codec
+from a2a_grpc.service import operation_name
+from a2a_grpc.status import to_rpc_status
+from bridge import transcoding
 from bridge.app import BridgeApp
+from bridge.errordetails import BAD_REQUEST_TYPE, ERROR_INFO_TYPE
 from bridge.grpcfront import GrpcFront
-from bridge.jsonclient import JsonRpcUpstream, RestUpstream
+from bridge.outbound import JsonRpcUpstream, RestUpstream
+from bridge.rest import http_status_for
 from bridge.upstream import CARD_PATH, Call, GrpcUpstream
 from tests.bridge_http_peers import http_bridge
 from tests.bridge_peers import Stack, _rest_request, serve_stack
@@ -234,7 +237,7 @@ async def http_call(
 
 
 def _json(message: Message) -> Any:
-    return codec.encode(message)
+    return transcoding.encode(message)
 
 
 async def completed_task(binding: str, stack: Stack) -> str:
@@ -368,7 +371,7 @@ def check_jsonrpc(row: Spec, response: httpx.Response) -> None:
     assert (response.status_code, response.headers["content-type"]) == (200, JSON), response.text
     error = response.json()["error"]
     assert error["code"] == row.jsonrpc_code, error
-    info = [d for d in error["data"] if d["@type"] == errors.ERROR_INFO_TYPE]
+    info = [d for d in error["data"] if d["@type"] == ERROR_INFO_TYPE]
     assert [(i["reason"], i["domain"]) for i in info] == [(row.reason, errors.DOMAIN)]
 
 
@@ -382,7 +385,7 @@ def check_rest(row: Spec, response: httpx.Response) -> None:
         row.http_status,
         REFUSED_BY_HTTP.get(row.name, row.grpc_code.name),
     )
-    info = [d for d in error["details"] if d["@type"] == errors.ERROR_INFO_TYPE]
+    info = [d for d in error["details"] if d["@type"] == ERROR_INFO_TYPE]
     assert [(i["reason"], i["domain"]) for i in info] == [(row.reason, errors.DOMAIN)]
 
 
@@ -634,7 +637,7 @@ async def test_the_reverse_bridge_sends_a2a_json_and_reads_either_type(media: st
 
 
 def _info(reason: str) -> dict[str, Any]:
-    return {"@type": errors.ERROR_INFO_TYPE, "reason": reason, "domain": errors.DOMAIN, "metadata": {}}
+    return {"@type": ERROR_INFO_TYPE, "reason": reason, "domain": errors.DOMAIN, "metadata": {}}
 
 
 @pytest.mark.asyncio
@@ -663,8 +666,8 @@ async def test_the_reverse_bridge_decodes_a_v100_agents_codes(
         with pytest.raises(cls) as caught:
             await upstream.unary("CancelTask", types.CancelTaskRequest(id="t"), Call({"a2a-version": "1.0"}))
     # Passed on by our fronts with the v1.0.1 codes.
-    assert errors.to_rpc_status(caught.value).code == cls.spec.grpc_code
-    assert errors.http_status_for(caught.value) == cls.spec.http_status
+    assert to_rpc_status(caught.value).code == cls.spec.grpc_code
+    assert http_status_for(caught.value) == cls.spec.http_status
 
 
 # --- unrecognized members (section 5.7) --------------------------------------------------------------
@@ -763,7 +766,7 @@ async def test_an_unknown_member_never_hides_a_bad_one(
             response = await http.post("/message:send", json=body)
             assert response.status_code == 400, response.text
             details = response.json()["error"]["details"]
-    [bad] = [d for d in details if d["@type"] == errors.BAD_REQUEST_TYPE]
+    [bad] = [d for d in details if d["@type"] == BAD_REQUEST_TYPE]
     assert [v["field"] for v in bad["fieldViolations"]] == [field_path]
 
 
@@ -810,7 +813,7 @@ async def test_the_card_says_when_it_last_changed() -> None:
     async with http_bridge(upstream) as bridge:
         app: BridgeApp = bridge.app
         clock = Clock(T0)
-        app.clock = clock
+        app.card.clock = clock
         first = await bridge.client.get(CARD_PATH)
         assert first.headers["last-modified"] == http_date(int(T0)) == "Mon, 21 Sep 2026 14:13:20 GMT"
         clock.now += 3600  # unchanged an hour later: the same date

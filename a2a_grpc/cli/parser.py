@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from importlib import metadata
 from typing import Any
 
@@ -20,16 +21,30 @@ from a2a_grpc.cli.args import (
 )
 from a2a_grpc.cli.calls import card, send, tasks
 from a2a_grpc.cli.serving import DEFAULT_STORE, bridge_grpc_to_http, bridge_http_to_grpc, serve
+from a2a_grpc.client import ClientSettings
+from a2a_grpc.server import ServerSettings
+from a2a_grpc.service import SUPPORTED_VERSIONS
 from a2a_grpc.tasks.store import MAX_PAGE_SIZE
+from bridge.settings import BridgeSettings, MiB
 
 __all__ = ["LOG_LEVELS", "parser"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-def version() -> str:
-    from a2a_grpc.handler import SUPPORTED_VERSIONS
+def default(settings: type[Any], name: str) -> Any:
+    """The default of a settings field, where it is written once (the settings dataclass)."""
+    return next(f.default for f in dataclasses.fields(settings) if f.name == name)
 
+
+HOST = default(ServerSettings, "host")
+MAX_BODY_MIB = default(BridgeSettings, "max_body_bytes") // MiB
+HEARTBEAT = default(BridgeSettings, "heartbeat_seconds")
+CALL_TIMEOUT = default(ClientSettings, "timeout")
+CONNECT_TIMEOUT = default(ClientSettings, "connect_timeout")
+
+
+def version() -> str:
     try:
         ours = metadata.version("a2a-grpc")
     except metadata.PackageNotFoundError:  # run from a source tree that was never installed
@@ -74,15 +89,15 @@ def parser() -> argparse.ArgumentParser:
             "--max-body-mib",
             metavar="MIB",
             type=positive_int,
-            default=16,
-            help="largest request body in MiB (default: 16)",
+            default=MAX_BODY_MIB,
+            help=f"largest request body in MiB (default: {MAX_BODY_MIB})",
         )
         p.add_argument(
             "--heartbeat",
             metavar="SECONDS",
             type=seconds,
-            default=15.0,
-            help="seconds between SSE keep-alive comments (default: 15)",
+            default=HEARTBEAT,
+            help=f"seconds between SSE keep-alive comments (default: {HEARTBEAT:g})",
         )
 
     def log_requests_arg(p: argparse.ArgumentParser) -> None:
@@ -116,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
         description="Serve an agent over gRPC (A2AService, health checking, reflection) until interrupted; "
         "with --http-port, also JSON-RPC and HTTP+JSON in the same process.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--host", default=HOST, help=f"address to listen on (default: {HOST})")
     p.add_argument(
         "--grpc-port",
         metavar="PORT",
@@ -183,8 +198,8 @@ def parser() -> argparse.ArgumentParser:
         "--listen",
         metavar="HOST:PORT",
         type=listen_address,
-        default="127.0.0.1:8080",
-        help="HOST:PORT to serve HTTP on; port 0 picks a free one (default: 127.0.0.1:8080)",
+        default=f"{HOST}:8080",
+        help=f"HOST:PORT to serve HTTP on; port 0 picks a free one (default: {HOST}:8080)",
     )
     b.add_argument(
         "--upstream", metavar="HOST:PORT", type=grpc_address, required=True, help="the gRPC agent, HOST:PORT"
@@ -199,8 +214,8 @@ def parser() -> argparse.ArgumentParser:
         "--timeout",
         metavar="SECONDS",
         type=seconds,
-        default=10.0,
-        help="seconds to wait for the upstream at start (default: 10)",
+        default=CONNECT_TIMEOUT,
+        help=f"seconds to wait for the upstream at start (default: {CONNECT_TIMEOUT:g})",
     )
     reuse_port_arg(b, "the HTTP port")
     log_requests_arg(b)
@@ -217,8 +232,8 @@ def parser() -> argparse.ArgumentParser:
         "--listen",
         metavar="HOST:PORT",
         type=listen_address,
-        default="127.0.0.1:50052",
-        help="HOST:PORT to serve gRPC on; port 0 picks a free one (default: 127.0.0.1:50052)",
+        default=f"{HOST}:50052",
+        help=f"HOST:PORT to serve gRPC on; port 0 picks a free one (default: {HOST}:50052)",
     )
     b.add_argument(
         "--upstream",
@@ -251,8 +266,8 @@ def parser() -> argparse.ArgumentParser:
             "--timeout",
             metavar="SECONDS",
             type=seconds,
-            default=30.0,
-            help="deadline in seconds, above 0 (default: 30)",
+            default=CALL_TIMEOUT,
+            help=f"deadline in seconds, above 0 (default: {CALL_TIMEOUT:g})",
         )
 
     p = command(
@@ -296,8 +311,8 @@ def parser() -> argparse.ArgumentParser:
         "--timeout",
         metavar="SECONDS",
         type=seconds,
-        default=30.0,
-        help="deadline in seconds, above 0 (default: 30)",
+        default=CALL_TIMEOUT,
+        help=f"deadline in seconds, above 0 (default: {CALL_TIMEOUT:g})",
     )
     p.set_defaults(func=card)
 

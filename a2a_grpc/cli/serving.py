@@ -84,12 +84,12 @@ async def listening(start: Awaitable[object], host: str, port: int) -> None:
 
 
 def bridge_settings(args: argparse.Namespace) -> Any:
-    from bridge.app import BridgeSettings
+    from bridge.settings import BridgeSettings, MiB
 
     try:
         return BridgeSettings(
             public_url=args.public_url,
-            max_body_bytes=args.max_body_mib * 1024 * 1024,
+            max_body_bytes=args.max_body_mib * MiB,
             heartbeat_seconds=args.heartbeat,
             log_requests=args.log_requests,
         )
@@ -156,7 +156,7 @@ async def fetch_card(source: str, timeout: float) -> types.AgentCard:
     """The agent card at an http(s) URL (a base URL gets the well-known path)."""
     import httpx
 
-    from bridge.jsonclient import card_url_for, fetch_card
+    from bridge.outbound import card_url_for, fetch_card
 
     async with httpx.AsyncClient() as http:
         try:
@@ -167,7 +167,7 @@ async def fetch_card(source: str, timeout: float) -> types.AgentCard:
 
 async def card_source(source: str, timeout: float) -> types.AgentCard:
     """An agent card from a JSON file or an http(s) URL (a base URL gets the well-known path)."""
-    from bridge import codec
+    from bridge import transcoding
 
     if is_url(source):
         return await fetch_card(source, timeout)
@@ -176,21 +176,23 @@ async def card_source(source: str, timeout: float) -> types.AgentCard:
     except OSError as exc:
         raise CliError(f"cannot read the card file {source}: {exc.strerror}") from None
     try:
-        return codec.from_json(body, types.AgentCard)
+        return transcoding.from_json(body, types.AgentCard)
     except errors.A2AError as exc:
         raise CliError(f"{source} is not an A2A agent card: {exc.message}") from None
 
 
 async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
+    from a2a_grpc.client import ClientSettings
     from bridge.app import BridgeApp
     from bridge.upstream import GrpcUpstream
 
     host, port = args.listen
     card = await card_source(args.card, args.timeout) if args.card else None
-    upstream = GrpcUpstream(args.upstream, card=card)
+    # --timeout bounds every wait at start: the connection, and the card over gRPC.
+    upstream = GrpcUpstream(args.upstream, card=card, settings=ClientSettings(connect_timeout=args.timeout))
     http = None
     try:
-        await upstream.wait_ready(args.timeout)
+        await upstream.wait_ready()
         if card is None:
             try:
                 await upstream.card()
@@ -222,7 +224,7 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
 async def bridge_grpc_to_http(args: argparse.Namespace) -> int:
     from a2a_grpc.server import ServerSettings
     from bridge.grpcfront import GrpcFront
-    from bridge.jsonclient import open_json_upstream
+    from bridge.outbound import open_json_upstream
 
     host, port = args.listen
     upstream = await open_json_upstream(args.upstream)

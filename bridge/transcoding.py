@@ -1,4 +1,4 @@
-"""The one ProtoJSON codec of a2a-grpc: every JSON body the bridge reads or writes goes through here.
+"""ProtoJSON <-> proto from the descriptors: every JSON body the bridge reads or writes goes through here.
 
 ProtoJSON as the A2A JSON bindings use it (spec sections 5.6, 9, 11):
 

@@ -1,7 +1,7 @@
-"""The ProtoJSON codec: golden files pin the encoding; decoding accepts what ProtoJSON allows and
+"""ProtoJSON transcoding: golden files pin the encoding; decoding accepts what ProtoJSON allows and
 refuses the rest with an error that names the field.
 
-Regenerate the goldens after a deliberate change with ``UPDATE_GOLDEN=1 pytest tests/test_codec.py``
+Regenerate the goldens after a deliberate change with ``UPDATE_GOLDEN=1 pytest tests/test_transcoding.py``
 (the run that writes them fails, so a regeneration is never mistaken for a pass), then review the diff.
 """
 
@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
 from a2a_grpc.reference_agent import reference_card
-from bridge import codec
+from bridge import transcoding
 from tests.bridge_http_peers import probe_file
 
 M = TypeVar("M", bound=Message)
@@ -217,8 +217,8 @@ def golden_text(obj: Any) -> str:
 @pytest.mark.parametrize("name", list(GOLDENS))
 def test_encoding_matches_the_golden_file(name: str) -> None:
     message = GOLDENS[name]()
-    encoded = json.loads(codec.to_json(message))  # what goes on the wire
-    assert encoded == codec.encode(message)
+    encoded = json.loads(transcoding.to_json(message))  # what goes on the wire
+    assert encoded == transcoding.encode(message)
     path = GOLDEN / f"{name}.json"
     if UPDATE:
         GOLDEN.mkdir(exist_ok=True)
@@ -234,8 +234,8 @@ def test_encoding_matches_the_golden_file(name: str) -> None:
 def test_the_golden_decodes_back_to_the_message(name: str) -> None:
     message = GOLDENS[name]()
     golden = json.loads((GOLDEN / f"{name}.json").read_text(encoding="utf-8"))
-    assert codec.decode(golden, type(message)) == message
-    assert codec.from_json(codec.to_json(message), type(message)) == message
+    assert transcoding.decode(golden, type(message)) == message
+    assert transcoding.from_json(transcoding.to_json(message), type(message)) == message
 
 
 def snake_case(obj: Any, descriptor: Any) -> Any:
@@ -259,8 +259,8 @@ def snake_case(obj: Any, descriptor: Any) -> Any:
 @pytest.mark.parametrize("name", list(GOLDENS))
 def test_snake_case_member_names_decode_too(name: str) -> None:
     message = GOLDENS[name]()
-    renamed = snake_case(codec.encode(message), message.DESCRIPTOR)
-    assert codec.decode(renamed, type(message)) == message
+    renamed = snake_case(transcoding.encode(message), message.DESCRIPTOR)
+    assert transcoding.decode(renamed, type(message)) == message
 
 
 def test_member_names_out_are_camel_case() -> None:
@@ -290,54 +290,54 @@ def _all_fields(descriptor: Descriptor) -> list[FieldDescriptor]:
 
 
 def test_enums_out_by_name_and_in_by_name_or_number() -> None:
-    task = codec.encode(full_task())
+    task = transcoding.encode(full_task())
     assert task["status"]["state"] == "TASK_STATE_WORKING"
     assert task["history"][0]["role"] == "ROLE_USER"
-    by_number = codec.decode({"status": {"state": 3}, "history": [{"role": 2}]}, types.Task)
+    by_number = transcoding.decode({"status": {"state": 3}, "history": [{"role": 2}]}, types.Task)
     assert by_number.status.state == types.TASK_STATE_COMPLETED
     assert by_number.history[0].role == types.ROLE_AGENT
-    by_name = codec.decode({"status": {"state": "TASK_STATE_COMPLETED"}}, types.Task)
-    assert by_name == codec.decode({"status": {"state": "3"}}, types.Task)
+    by_name = transcoding.decode({"status": {"state": "TASK_STATE_COMPLETED"}}, types.Task)
+    assert by_name == transcoding.decode({"status": {"state": "3"}}, types.Task)
 
 
 def test_int64_goes_out_as_a_string_and_comes_in_as_string_or_number() -> None:
     big = 2**53 + 1  # not representable as a double: a JSON number would lose it
-    encoded = codec.encode(PROBE(big_count=big, huge=2**64 - 1, small=7))
+    encoded = transcoding.encode(PROBE(big_count=big, huge=2**64 - 1, small=7))
     assert encoded["bigCount"] == str(big)
     assert encoded["huge"] == str(2**64 - 1)
     assert encoded["small"] == 7  # int32 stays a number
-    assert codec.decode({"bigCount": str(big)}, PROBE).big_count == big  # type: ignore[attr-defined]
-    assert codec.decode({"bigCount": 42}, PROBE).big_count == 42  # type: ignore[attr-defined]
-    assert codec.decode({"big_count": "-5"}, PROBE).big_count == -5  # type: ignore[attr-defined]
+    assert transcoding.decode({"bigCount": str(big)}, PROBE).big_count == big  # type: ignore[attr-defined]
+    assert transcoding.decode({"bigCount": 42}, PROBE).big_count == 42  # type: ignore[attr-defined]
+    assert transcoding.decode({"big_count": "-5"}, PROBE).big_count == -5  # type: ignore[attr-defined]
 
 
 def test_required_members_of_a_response_are_present_even_when_default() -> None:
-    assert codec.encode(types.ListTasksResponse()) == {
+    assert transcoding.encode(types.ListTasksResponse()) == {
         "tasks": [],
         "nextPageToken": "",
         "pageSize": 0,
         "totalSize": 0,
     }
-    assert codec.encode(PROBE())["mustCount"] == "0"  # a REQUIRED int64 defaults to "0", a string
-    assert "bigCount" not in codec.encode(PROBE())  # not REQUIRED: omitted
+    assert transcoding.encode(PROBE())["mustCount"] == "0"  # a REQUIRED int64 defaults to "0", a string
+    assert "bigCount" not in transcoding.encode(PROBE())  # not REQUIRED: omitted
 
 
 def test_bytes_go_out_as_standard_base64_and_come_in_either_way() -> None:
-    part = codec.encode(types.Part(raw=RAW))
+    part = transcoding.encode(types.Part(raw=RAW))
     assert part == {"raw": "+/+/AA=="}
     for text in ("+/+/AA==", "-_-_AA==", "-_-_AA", "+/+/AA"):
-        assert codec.decode({"raw": text}, types.Part).raw == RAW, text
+        assert transcoding.decode({"raw": text}, types.Part).raw == RAW, text
 
 
 def test_invalid_base64_is_refused_not_decoded_into_other_bytes() -> None:
     # A typo must not silently become different (here: empty) bytes.
     with pytest.raises(errors.InvalidParamsError) as caught:
-        codec.decode({"parts": [{"raw": "!!!!"}]}, types.Message)
+        transcoding.decode({"parts": [{"raw": "!!!!"}]}, types.Message)
     assert [v.field for v in caught.value.field_violations] == ["parts[0].raw"]
 
 
 def test_struct_and_value_are_plain_json() -> None:
-    task = codec.encode(full_task())
+    task = transcoding.encode(full_task())
     assert task["metadata"] == {
         "priority": "high",
         "attempt": 2,
@@ -347,7 +347,7 @@ def test_struct_and_value_are_plain_json() -> None:
     }
     assert task["artifacts"][0]["parts"][3] == {"data": [1, "two", True, None, {"three": 3.5}]}
     assert task["status"]["timestamp"] == "2025-10-28T10:30:00.123Z"
-    value = codec.decode({"parts": [{"data": "just a string"}]}, types.Message).parts[0].data
+    value = transcoding.decode({"parts": [{"data": "just a string"}]}, types.Message).parts[0].data
     assert value.string_value == "just a string"
 
 
@@ -356,7 +356,7 @@ def test_struct_and_value_are_plain_json() -> None:
 
 def violations(data: object, cls: type[Message] = types.SendMessageRequest, where: str = "") -> list[str]:
     with pytest.raises(errors.InvalidParamsError) as caught:
-        codec.decode(data, cls, where=where)
+        transcoding.decode(data, cls, where=where)
     assert caught.value.message
     return [v.field for v in caught.value.field_violations]
 
@@ -387,7 +387,9 @@ MESSAGE = {"messageId": "m-1", "role": "ROLE_USER", "parts": [{"text": "x"}]}
 )
 def test_an_unknown_member_is_ignored_at_any_depth(data: dict[str, Any], known: dict[str, Any]) -> None:
     # Spec 5.7: "Implementations SHOULD ignore unrecognized fields in messages."
-    assert codec.decode(data, types.SendMessageRequest) == codec.decode(known, types.SendMessageRequest)
+    assert transcoding.decode(data, types.SendMessageRequest) == transcoding.decode(
+        known, types.SendMessageRequest
+    )
 
 
 @pytest.mark.parametrize(
@@ -411,7 +413,9 @@ def test_json_format_lenient_mode_would_drop_unknown_enum_names() -> None:
     assert lenient.role == types.ROLE_UNSPECIFIED
     assert violations({"role": "ROLE_BOSS", "unknown": 1}, types.Message) == ["role"]
     # Answers of an upstream agent are read leniently on purpose: a newer agent's new state.
-    task = codec.decode({"id": "t", "status": {"state": "TASK_STATE_NEW"}, "x": 1}, types.Task, lenient=True)
+    task = transcoding.decode(
+        {"id": "t", "status": {"state": "TASK_STATE_NEW"}, "x": 1}, types.Task, lenient=True
+    )
     assert task.status.state == types.TASK_STATE_UNSPECIFIED
 
 
@@ -478,13 +482,13 @@ def test_a_non_object_is_invalid_params(data: object) -> None:
 )
 def test_what_is_not_json_is_a_parse_error(body: bytes) -> None:
     with pytest.raises(errors.ParseError, match="invalid JSON"):
-        codec.loads(body)
+        transcoding.loads(body)
     with pytest.raises(errors.ParseError):
-        codec.from_json(body, types.GetTaskRequest)
+        transcoding.from_json(body, types.GetTaskRequest)
 
 
 def test_json_up_to_1024_levels_parses() -> None:
-    assert codec.loads(b"[" * 1024 + b"]" * 1024)
+    assert transcoding.loads(b"[" * 1024 + b"]" * 1024)
 
 
 def nested(levels: int) -> dict[str, Any]:
@@ -495,7 +499,7 @@ def nested(levels: int) -> dict[str, Any]:
 
 
 def test_deep_struct_nesting_is_invalid_params_naming_the_field() -> None:
-    assert codec.decode({"metadata": nested(20)}, types.SendMessageRequest).metadata["k"]
+    assert transcoding.decode({"metadata": nested(20)}, types.SendMessageRequest).metadata["k"]
     assert violations({"metadata": nested(200)}) == ["metadata"]
     assert violations({"message": {"parts": [{"text": "x", "metadata": nested(200)}]}})[0].startswith(
         "message.parts"

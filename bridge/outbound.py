@@ -1,11 +1,14 @@
-"""Upstreams that speak the A2A JSON bindings: JSON-RPC (spec section 9) and HTTP+JSON (section 11).
+"""Calls going out to agents that speak the A2A JSON bindings: JSON-RPC (spec section 9) and
+HTTP+JSON (section 11).
 
 :class:`JsonRpcUpstream` and :class:`RestUpstream` implement :class:`bridge.upstream.Upstream`
 over ``httpx``, so :class:`bridge.grpcfront.GrpcFront` can serve gRPC in front of any agent that
 only speaks JSON. :func:`open_json_upstream` reads the agent's card and picks the interface.
 
-* Requests and responses are ProtoJSON through :mod:`bridge.codec`; REST verbs, paths and query
-  strings come from the proto's HTTP rules (:mod:`bridge.routes`).
+* Requests and responses are ProtoJSON through :mod:`bridge.transcoding`, the classes from the
+  method table (:data:`a2a_grpc.service.METHODS`); REST verbs, paths and query strings come from
+  the proto's HTTP rules (:mod:`bridge.routes`); errors are read by each binding's codec
+  (:func:`bridge.jsonrpc.from_jsonrpc_error`, :func:`bridge.rest.from_rest_error`).
 * ``Call.headers`` (already filtered to service parameters) become HTTP headers, ``a2a-*`` ones
   spelled as the spec does (``A2A-Version``). No version is invented when the caller sent none:
   the agent then reads the call as 0.3, exactly as it would without the bridge.
@@ -29,16 +32,17 @@ from typing import Any, NoReturn
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from google.protobuf import message_factory
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
-from a2a_grpc.client import with_tenant
-from a2a_grpc.handler import version_supported
-from bridge import codec
+from a2a_grpc.client import ClientSettings, with_tenant
+from a2a_grpc.service import METHODS, version_supported
+from bridge import transcoding
+from bridge.jsonrpc import from_jsonrpc_error
+from bridge.rest import from_rest_error
 from bridge.routes import Router, compile_routes
 from bridge.sse import SseDecoder, SseEvent
-from bridge.upstream import CARD_PATH, METHODS, Call, Upstream, check_header
+from bridge.upstream import CARD_PATH, Call, Upstream, check_header
 
 __all__ = [
     "CARD_PATH",
@@ -52,19 +56,16 @@ __all__ = [
     "open_json_upstream",
 ]
 
-log = logging.getLogger("bridge.jsonclient")
+log = logging.getLogger("bridge.outbound")
 
-CARD_TIMEOUT = 10.0
-"""Seconds :func:`open_json_upstream` waits for the agent card."""
+CARD_TIMEOUT = ClientSettings().connect_timeout
+"""Seconds :func:`open_json_upstream` waits for the agent card (the client side's ``connect_timeout``)."""
 JSON_BINDINGS: tuple[str, ...] = ("JSONRPC", "HTTP+JSON")
 """The ``protocolBinding`` names this module speaks."""
 
 _JSON = "application/json"
 _A2A_JSON = "application/a2a+json"
 _SSE = "text/event-stream"
-_OUTPUT: Mapping[str, type[Message]] = {
-    name: message_factory.GetMessageClass(method.output_type) for name, method in METHODS.items()
-}
 
 
 # --- what both bindings share --------------------------------------------------------------------
@@ -156,7 +157,7 @@ class _JsonUpstream:
         timeout = (
             httpx.Timeout(max(call.timeout, 0.0)) if call.timeout is not None else httpx.USE_CLIENT_DEFAULT
         )
-        content = None if body is None else codec.dumps(body)
+        content = None if body is None else transcoding.dumps(body)
         return self._client.build_request(verb, url, content=content, headers=headers, timeout=timeout)
 
     @contextlib.contextmanager
@@ -227,7 +228,7 @@ class _JsonUpstream:
 
     def _json(self, method: str, text: bytes | str, what: str) -> Any:
         try:
-            return codec.loads(text)
+            return transcoding.loads(text)
         except errors.ParseError as exc:
             raise self._invalid(method, f"sent {what} that is not JSON ({exc.message})") from None
 
@@ -235,7 +236,7 @@ class _JsonUpstream:
         if data is None and not cls.DESCRIPTOR.fields:  # google.protobuf.Empty may come as null
             return cls()
         try:
-            return codec.decode(data, cls, lenient=True)
+            return transcoding.decode(data, cls, lenient=True)
         except errors.InvalidParamsError as exc:
             raise self._invalid(
                 method, f"sent {what} that is not a {cls.DESCRIPTOR.name}: {exc.message}"
@@ -244,7 +245,7 @@ class _JsonUpstream:
     def _body(self, response: httpx.Response) -> object:
         """The JSON of an error response, or its text if it is not JSON (a proxy's page)."""
         try:
-            return codec.loads(response.content)
+            return transcoding.loads(response.content)
         except errors.ParseError:
             return response.text
 
@@ -275,7 +276,7 @@ class JsonRpcUpstream(_JsonUpstream):
 
     def _envelope(self, method: str, request: Message) -> tuple[int, dict[str, Any]]:
         rpc_id = next(self._ids)
-        params = codec.encode(self._tenanted(request))
+        params = transcoding.encode(self._tenanted(request))
         return rpc_id, {"jsonrpc": "2.0", "id": rpc_id, "method": method, "params": params}
 
     async def unary(self, method: str, request: Message, call: Call) -> Message:
@@ -284,7 +285,7 @@ class JsonRpcUpstream(_JsonUpstream):
         if not response.is_success:
             self._refuse(method, response)
         result = self._result(method, rpc_id, self._json(method, response.content, "a response"))
-        return self._decode(method, result, _OUTPUT[method], "a result")
+        return self._decode(method, result, METHODS[method].response, "a result")
 
     async def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
         rpc_id, envelope = self._envelope(method, request)
@@ -293,7 +294,7 @@ class JsonRpcUpstream(_JsonUpstream):
                 result = self._result(method, rpc_id, self._json(method, event.data, "an event"))
                 if event.event == "error":
                     raise self._invalid(method, "sent an error event without a JSON-RPC error")
-                yield self._decode(method, result, _OUTPUT[method], "an event")
+                yield self._decode(method, result, METHODS[method].response, "an event")
 
     def _result(self, method: str, rpc_id: int, reply: object) -> object:
         """The ``result`` of a JSON-RPC response to request ``rpc_id``; its ``error`` is raised."""
@@ -305,9 +306,11 @@ class JsonRpcUpstream(_JsonUpstream):
             if not isinstance(error, Mapping):
                 raise self._invalid(method, "sent a JSON-RPC error that is not an object")
             if got is None or got == rpc_id:  # null: the agent could not read the request's id
-                raise errors.from_jsonrpc_error(error)
+                raise from_jsonrpc_error(error)
         if type(got) is not int or got != rpc_id:
-            raise self._invalid(method, f"answered JSON-RPC id {codec.quote(got)} to request id {rpc_id}")
+            raise self._invalid(
+                method, f"answered JSON-RPC id {transcoding.quote(got)} to request id {rpc_id}"
+            )
         if "result" not in reply:
             raise self._invalid(method, "sent a JSON-RPC response with neither result nor error")
         return reply["result"]
@@ -315,9 +318,9 @@ class JsonRpcUpstream(_JsonUpstream):
     def _refuse(self, method: str, response: httpx.Response) -> NoReturn:
         body = self._body(response)
         if isinstance(body, Mapping) and "jsonrpc" in body and isinstance(body.get("error"), Mapping):
-            raise errors.from_jsonrpc_error(body["error"])
+            raise from_jsonrpc_error(body["error"])
         if not response.is_success:
-            raise self._named(errors.from_rest_error(response.status_code, body))
+            raise self._named(from_rest_error(response.status_code, body))
         raise self._invalid(method, f"answered {_media_type(response) or 'no media type'}, not {_SSE}")
 
 
@@ -342,7 +345,7 @@ class RestUpstream(_JsonUpstream):
     def _target(self, method: str, request: Message) -> tuple[str, str, object]:
         request = self._tenanted(request)
         route = _router().for_method(method, getattr(request, "tenant", ""))
-        path, body, query = route.expand(request, codec.encode(request))
+        path, body, query = route.expand(request, transcoding.encode(request))
         url = self.url.rstrip("/") + path + (f"?{query}" if query else "")
         return route.verb, url, body if route.body == "*" else None
 
@@ -352,7 +355,7 @@ class RestUpstream(_JsonUpstream):
         if not response.is_success:
             self._refuse(method, response)
         data = self._json(method, response.content, "a response") if response.content else None
-        return self._decode(method, data, _OUTPUT[method], "a response")
+        return self._decode(method, data, METHODS[method].response, "a response")
 
     async def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
         verb, url, body = self._target(method, request)
@@ -360,12 +363,12 @@ class RestUpstream(_JsonUpstream):
             async for event in events:
                 data = self._json(method, event.data, "an event")
                 if event.event == "error":
-                    raise self._named(errors.from_rest_error(_status_of(data), data))
-                yield self._decode(method, data, _OUTPUT[method], "an event")
+                    raise self._named(from_rest_error(_status_of(data), data))
+                yield self._decode(method, data, METHODS[method].response, "an event")
 
     def _refuse(self, method: str, response: httpx.Response) -> NoReturn:
         if not response.is_success:
-            raise self._named(errors.from_rest_error(response.status_code, self._body(response)))
+            raise self._named(from_rest_error(response.status_code, self._body(response)))
         raise self._invalid(method, f"answered {_media_type(response) or 'no media type'}, not {_SSE}")
 
 
@@ -408,8 +411,8 @@ async def fetch_card(
             f"upstream agent at {url} is unavailable: its agent card answered HTTP {response.status_code}"
         )
     try:
-        data = codec.loads(response.content)
-        return codec.decode(data, types.AgentCard, lenient=True)
+        data = transcoding.loads(response.content)
+        return transcoding.decode(data, types.AgentCard, lenient=True)
     except errors.A2AError as exc:
         raise errors.InvalidAgentResponseError(
             f"the agent card at {url} is not valid: {exc.message}"

@@ -1,0 +1,50 @@
+"""How the bridge's HTTP front behaves: one validated settings object, every default written here.
+
+:class:`BridgeSettings` is read by each piece of the front (:mod:`bridge.app` and the bindings,
+:mod:`bridge.sse`, :mod:`bridge.card`) and by the ``a2a-grpc`` command line for its defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["BridgeSettings", "MiB"]
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeSettings:
+    """How the HTTP front behaves. The defaults suit one machine."""
+
+    max_body_bytes: int = 16 * MiB
+    """Larger request bodies are refused with 413 before they are read in full."""
+    heartbeat_seconds: float = 15.0
+    """An SSE stream idle this long gets a comment line, so proxies and clients keep it open."""
+    first_event_wait: float = 1.0
+    """How long a stream waits for its first event before sending headers (see :mod:`bridge.sse`)."""
+    card_max_age: int = 300
+    """``Cache-Control: max-age`` of the agent card, in seconds."""
+    public_url: str | None = None
+    """The base URL this bridge is reached at, for the card; default: the address it listens on."""
+    forward_headers: tuple[str, ...] = ()
+    """Headers to pass upstream besides the standard allowlist (lower-case names)."""
+    max_jsonrpc_id_chars: int = 256
+    """Longest JSON-RPC string ``id`` read; every answer repeats it, so a longer one is refused."""
+    log_requests: bool = False
+    """Log one line per request (verb, path, status, A2A method, duration, peer) to ``a2a_grpc.access``."""
+    max_forwarded_header_bytes: int = 7 * 1024
+    """The headers passed upstream may take this much, counted as gRPC counts metadata (name, value
+    and 32 bytes each); more is refused with 431. gRPC servers refuse calls whose metadata passes
+    8 KiB (their default soft limit, which includes gRPC's own headers) at random, and all above
+    16 KiB: better one clear refusal here than a flaky one there."""
+
+    def __post_init__(self) -> None:
+        if self.max_body_bytes <= 0:
+            raise ValueError(f"max_body_bytes must be positive, not {self.max_body_bytes}")
+        if self.max_forwarded_header_bytes <= 0:
+            raise ValueError(
+                f"max_forwarded_header_bytes must be positive, not {self.max_forwarded_header_bytes}"
+            )
+        if self.heartbeat_seconds <= 0 or self.first_event_wait < 0:
+            raise ValueError("heartbeat_seconds must be positive and first_event_wait not negative")
