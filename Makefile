@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 GRPC_PORT ?= 50051
 HTTP_PORT ?= 8080
 
@@ -20,6 +21,14 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 install: $(STAMP) ## create .venv with the library and every development tool
+
+# What running needs, not the development tools: the library and its HTTP extra (the bridge).
+# A development install has all of it already.
+$(RUN_STAMP): pyproject.toml
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then touch $@; else \
+	  $(PYTHON) -m venv $(VENV) && \
+	  $(BIN)/python -m pip install --quiet --upgrade pip && \
+	  $(BIN)/python -m pip install --quiet -e '.[http]' && touch $@; fi
 
 stubs: $(STAMP) ## regenerate a2a_grpc/_gen from protos/
 	$(BIN)/python tools/gen_protos.py
@@ -42,7 +51,7 @@ test: $(STAMP) curl ## run the test suite
 curl: ## make sure curl is there (the README's curl cookbook is executed by the tests)
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 
-run: $(STAMP) ## serve the reference agent, SQLite store: gRPC on GRPC_PORT (50051), JSON on HTTP_PORT (8080)
+run: $(RUN_STAMP) ## serve the reference agent, SQLite store: gRPC on GRPC_PORT (50051), JSON on HTTP_PORT (8080)
 	$(BIN)/a2a-grpc serve --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT)
 
 bench: $(STAMP) ## benchmark our servers against the official SDK and bare grpc.aio (~6 min; docs/performance.md)

@@ -4,7 +4,7 @@
 method, the gRPC status the call ended with (``OK``, the code of the A2A error, ``INTERNAL`` for
 anything else, ``CANCELLED`` when the caller left), the time until the call (a stream: its last
 event) ended, and the caller. ``ServerSettings.log_requests`` puts it first in the gRPC servers'
-chain. The bridge's HTTP requests are logged by :mod:`bridge.accesslog` on the same logger, with
+chain. The bridge's HTTP requests are logged by :mod:`a2a_grpc.bridge.accesslog` on the same logger, with
 HTTP facts, so one handler sees every call of a process whichever binding it came by.
 """
 

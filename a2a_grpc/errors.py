@@ -8,8 +8,8 @@ table of A2A v1.0.1 (section 5.4); the five standard JSON-RPC rows follow sectio
 
 Each wire's codec sits with its binding and reads this table: the gRPC status
 (:mod:`a2a_grpc.status`, used by servers and clients), JSON-RPC error objects
-(:mod:`bridge.jsonrpc`) and HTTP+JSON ``google.rpc.Status`` bodies and problem details
-(:mod:`bridge.rest`). Every one of them sends an exception that is not an :class:`A2AError` as an
+(:mod:`a2a_grpc.bridge.jsonrpc`) and HTTP+JSON ``google.rpc.Status`` bodies and problem details
+(:mod:`a2a_grpc.bridge.rest`). Every one of them sends an exception that is not an :class:`A2AError` as an
 internal error with no content (:func:`to_a2a_error` logs it), as grpclib does.
 
 On gRPC an error is ``google.rpc.Status`` (section 10.6) carried in the ``grpc-status-details-bin``

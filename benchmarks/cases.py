@@ -99,8 +99,8 @@ BRIDGE_PROXY = [
 
 
 def _bridge_missing() -> str | None:
-    if importlib.util.find_spec("bridge") is None:
-        return "bridge not available"
+    if importlib.util.find_spec("uvicorn") is None:
+        return "the bridge's HTTP dependencies are not installed (pip install 'a2a-grpc[http]')"
     return None
 
 

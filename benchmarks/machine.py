@@ -27,7 +27,7 @@ def source_state() -> dict[str, Any]:
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
-    changed = git("status", "--porcelain", "--untracked-files=no", "--", "a2a_grpc", "bridge")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", "a2a_grpc")
     return {
         "commit": git("rev-parse", "--short", "HEAD"),
         "runtime_changed": None if changed is None else bool(changed),

@@ -1,10 +1,10 @@
 """Peers for the HTTP-front tests (test_bridge_http, test_routes, test_transcoding).
 
-* :func:`http_bridge` serves a :class:`bridge.app.BridgeApp` over any upstream on an
-  :class:`bridge.httpserver.HttpServer` (127.0.0.1, port 0) and yields a :class:`HttpBridge` with an
+* :func:`http_bridge` serves a :class:`a2a_grpc.bridge.app.BridgeApp` over any upstream on an
+  :class:`a2a_grpc.bridge.httpserver.HttpServer` (127.0.0.1, port 0) and yields a :class:`HttpBridge` with an
   ``httpx`` client of it; :func:`reference_bridge` does the same over the reference agent behind a
   real :class:`a2a_grpc.server.A2AServer` (``LocalUpstream(server.handler)``).
-* :class:`ScriptedUpstream` is a fake :class:`bridge.upstream.Upstream` for transport-level facts
+* :class:`ScriptedUpstream` is a fake :class:`a2a_grpc.bridge.upstream.Upstream` for transport-level facts
   (a stream that fails after its first event, waits on a gate, or records that it was closed).
 * :class:`RecordingAgent` is the reference agent plus a record of every :class:`RequestContext`.
 * :class:`SseReader` reads Server-Sent Events off an ``httpx`` response, one bounded wait per item;
@@ -31,13 +31,13 @@ from google.protobuf.message import Message
 
 from a2a_grpc import types
 from a2a_grpc.agent import RequestContext, TaskUpdater
+from a2a_grpc.bridge.app import BridgeApp
+from a2a_grpc.bridge.httpserver import HttpServer
+from a2a_grpc.bridge.settings import BridgeSettings
+from a2a_grpc.bridge.upstream import Call, LocalUpstream, Upstream
 from a2a_grpc.reference_agent import ReferenceAgent, reference_card
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import InMemoryTaskStore
-from bridge.app import BridgeApp
-from bridge.httpserver import HttpServer
-from bridge.settings import BridgeSettings
-from bridge.upstream import Call, LocalUpstream, Upstream
 
 WAIT = 5.0
 """The longest any single step of a test waits (an event, a line, a state)."""

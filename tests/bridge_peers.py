@@ -16,11 +16,11 @@ The public API is small; everything else here is private:
   after its headers (serve it with ``BridgeSettings(first_event_wait=...)`` below
   :data:`LATE_SECONDS`).
 
-The JSON clients here are deliberately independent of the bridge's own code (no ``bridge.routes``,
-no ``bridge.outbound``): the REST routes are written out from the proto's ``google.api.http``
+The JSON clients here are deliberately independent of the bridge's own code (no ``a2a_grpc.bridge.routes``,
+no ``a2a_grpc.bridge.outbound``): the REST routes are written out from the proto's ``google.api.http``
 rules (spec section 11.3), and the SSE parser is our own, so a bug in the bridge cannot cancel out.
-Only :mod:`bridge.transcoding` (ProtoJSON) and the error decoders of :mod:`bridge.jsonrpc` and
-:mod:`bridge.rest` are shared.
+Only :mod:`a2a_grpc.bridge.transcoding` (ProtoJSON) and the error decoders of
+:mod:`a2a_grpc.bridge.jsonrpc` and :mod:`a2a_grpc.bridge.rest` are shared.
 """
 
 from __future__ import annotations
@@ -46,18 +46,18 @@ from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
+from a2a_grpc.bridge import transcoding
+from a2a_grpc.bridge.app import BridgeApp
+from a2a_grpc.bridge.httpserver import HttpServer
+from a2a_grpc.bridge.jsonrpc import from_jsonrpc_error
+from a2a_grpc.bridge.rest import from_rest_error
+from a2a_grpc.bridge.settings import BridgeSettings
+from a2a_grpc.bridge.upstream import LocalUpstream
 from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.service import Interceptor
 from a2a_grpc.tasks import InMemoryTaskStore
-from bridge import transcoding
-from bridge.app import BridgeApp
-from bridge.httpserver import HttpServer
-from bridge.jsonrpc import from_jsonrpc_error
-from bridge.rest import from_rest_error
-from bridge.settings import BridgeSettings
-from bridge.upstream import LocalUpstream
 
 __all__ = [
     "BINDINGS",

@@ -26,13 +26,13 @@ import pytest
 import pytest_asyncio
 
 from a2a_grpc import errors, types
+from a2a_grpc.bridge import transcoding
+from a2a_grpc.bridge.errordetails import BAD_REQUEST_TYPE, ERROR_INFO_TYPE
+from a2a_grpc.bridge.settings import BridgeSettings
+from a2a_grpc.bridge.upstream import GrpcUpstream
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import InMemoryTaskStore
-from bridge import transcoding
-from bridge.errordetails import BAD_REQUEST_TYPE, ERROR_INFO_TYPE
-from bridge.settings import BridgeSettings
-from bridge.upstream import GrpcUpstream
 from tests.bridge_http_peers import (
     HOLD,
     VERSION,

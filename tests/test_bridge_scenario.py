@@ -31,10 +31,10 @@ import pytest_asyncio
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
+from a2a_grpc.bridge import transcoding
+from a2a_grpc.bridge.errordetails import BAD_REQUEST_TYPE, ERROR_INFO_TYPE
+from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.client import A2AClient
-from bridge import transcoding
-from bridge.errordetails import BAD_REQUEST_TYPE, ERROR_INFO_TYPE
-from bridge.settings import BridgeSettings
 from tests.bridge_peers import (
     BINDINGS,
     LATE_SECONDS,

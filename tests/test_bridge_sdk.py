@@ -27,7 +27,7 @@ from a2a.utils import errors as sdk_errors
 from a2a.utils.constants import TransportProtocol
 
 from a2a_grpc import errors
-from bridge.settings import BridgeSettings
+from a2a_grpc.bridge.settings import BridgeSettings
 from tests.bridge_peers import LATE_SECONDS, LateAgent, Stack, bridge_process, collect, serve_stack
 from tests.sdk_peers import TunedAgent
 

@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -110,3 +111,53 @@ def test_a_bad_public_address_is_one_line() -> None:
     assert result.stderr.strip() == (
         "a2a-grpc: error: public_address must look like HOST:PORT, not 'nowhere'"
     )
+
+
+WITHOUT_HTTP = (
+    "import sys; sys.modules['uvicorn'] = None; sys.modules['orjson'] = None\n"
+    "from a2a_grpc.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))"
+)
+"""The command line in an install without the ``http`` extra (its modules cannot be imported)."""
+
+
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (["serve", "--grpc-port", "0", "--http-port", "0", "--store", "memory"], "--http-port"),
+        (["bridge", "http-to-grpc", "--upstream", "127.0.0.1:1"], "a2a-grpc bridge"),
+        (["bridge", "grpc-to-http", "--upstream", "http://127.0.0.1:1"], "a2a-grpc bridge"),
+        (["send", "http://127.0.0.1:1", "hi"], "reading an agent card from a URL"),
+    ],
+)
+def test_the_json_commands_say_how_to_install_what_they_need(args: list[str], what: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_HTTP, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == (
+        f"a2a-grpc: error: {what} needs the JSON bridge's dependencies (orjson is missing): "
+        "pip install 'a2a-grpc[http]'"
+    )
+
+
+def test_grpc_alone_serves_without_the_http_extra(tmp_path: Path) -> None:
+    output = tmp_path / "serve.log"
+    with output.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WITHOUT_HTTP, "serve", "--grpc-port", "0", "--store", "memory"],
+            stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while "Ctrl-C" not in output.read_text():
+            assert proc.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.05)
+        address = re.search(r"over gRPC at (\S+)", output.read_text())
+        assert address
+        sent = run("send", address.group(1), "echo hi")
+        assert sent.returncode == 0, sent.stderr
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)

@@ -30,12 +30,12 @@ from typing import Any
 import pytest
 
 from a2a_grpc import errors, types
+from a2a_grpc.bridge.card import bridge_interfaces
+from a2a_grpc.bridge.httpserver import HttpServer
 from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import InMemoryTaskStore, SqliteTaskStore
-from bridge.card import bridge_interfaces
-from bridge.httpserver import HttpServer
 from tests.bridge_peers import serve_stack
 
 CLI = [sys.executable, "-m", "a2a_grpc.cli"]

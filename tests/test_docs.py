@@ -36,8 +36,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from a2a_grpc.bridge.stack import AgentStack
 from a2a_grpc.reference_agent import ReferenceAgent
-from bridge.stack import AgentStack
 
 pytestmark = pytest.mark.asyncio
 

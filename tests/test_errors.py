@@ -24,11 +24,11 @@ from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-unty
 from grpc_status import rpc_status
 
 from a2a_grpc import errors, types
+from a2a_grpc.bridge.errordetails import ERROR_INFO_TYPE
+from a2a_grpc.bridge.jsonrpc import from_jsonrpc_error, to_jsonrpc_error
+from a2a_grpc.bridge.rest import from_rest_error, http_status_for, to_rest_error
 from a2a_grpc.errors import A2AError, ErrorSpec, FieldViolation
 from a2a_grpc.status import abort, from_rpc_error, to_rpc_status
-from bridge.errordetails import ERROR_INFO_TYPE
-from bridge.jsonrpc import from_jsonrpc_error, to_jsonrpc_error
-from bridge.rest import from_rest_error, http_status_for, to_rest_error
 
 SC = grpc.StatusCode
 CALL_TIMEOUT = 5.0

@@ -32,14 +32,14 @@ import pytest_asyncio
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, server, types
+from a2a_grpc.bridge import grpcfront
+from a2a_grpc.bridge.errordetails import ERROR_INFO_TYPE
+from a2a_grpc.bridge.grpcfront import GrpcFront
+from a2a_grpc.bridge.outbound import JsonRpcUpstream, RestUpstream, open_json_upstream
+from a2a_grpc.bridge.settings import BridgeSettings
+from a2a_grpc.bridge.upstream import Call, GrpcUpstream, check_header
 from a2a_grpc.client import A2AClient
 from a2a_grpc.server import ServerSettings
-from bridge import grpcfront
-from bridge.errordetails import ERROR_INFO_TYPE
-from bridge.grpcfront import GrpcFront
-from bridge.outbound import JsonRpcUpstream, RestUpstream, open_json_upstream
-from bridge.settings import BridgeSettings
-from bridge.upstream import Call, GrpcUpstream, check_header
 from tests.bridge_http_peers import RawConnection, RecordingAgent, http_bridge, http_request, rpc, send_body
 from tests.bridge_peers import Stack, bridge_process, serve_stack
 from tests.json_peers import JSONRPC_PATH, sdk_json_peer

@@ -35,13 +35,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from a2a_grpc import errors, types
+from a2a_grpc.bridge.errordetails import ERROR_INFO_TYPE
+from a2a_grpc.bridge.grpcfront import GrpcFront
+from a2a_grpc.bridge.outbound import CARD_PATH, JsonRpcUpstream, RestUpstream, open_json_upstream
+from a2a_grpc.bridge.sse import SseDecoder, SseEvent
+from a2a_grpc.bridge.upstream import Call, Upstream
 from a2a_grpc.client import A2AClient
 from a2a_grpc.server import ServerSettings
-from bridge.errordetails import ERROR_INFO_TYPE
-from bridge.grpcfront import GrpcFront
-from bridge.outbound import CARD_PATH, JsonRpcUpstream, RestUpstream, open_json_upstream
-from bridge.sse import SseDecoder, SseEvent
-from bridge.upstream import Call, Upstream
 from tests.json_peers import JSONRPC_PATH, JsonPeer, Seen, bind, sdk_json_peer, serve_asgi
 from tests.webhook import until
 

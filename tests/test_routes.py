@@ -11,8 +11,8 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
-from bridge import transcoding
-from bridge.routes import Route, RouteError, Router, compile_routes, query_to_json
+from a2a_grpc.bridge import transcoding
+from a2a_grpc.bridge.routes import Route, RouteError, Router, compile_routes, query_to_json
 from tests.bridge_http_peers import probe_file
 
 # Spec section 11.3 / the proto's rules, written out by hand: a route the compiler invents or

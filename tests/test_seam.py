@@ -22,6 +22,8 @@ from google.protobuf.message import Message
 from a2a_grpc import errors, types
 from a2a_grpc.accesslog import AccessLog
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
+from a2a_grpc.bridge.grpcfront import GrpcFront
+from a2a_grpc.bridge.outbound import open_json_upstream
 from a2a_grpc.client import A2AClient
 from a2a_grpc.handler import RequestHandler
 from a2a_grpc.reference_agent import ReferenceAgent
@@ -37,8 +39,6 @@ from a2a_grpc.service import (
     operation_name,
 )
 from a2a_grpc.tasks import InMemoryTaskStore
-from bridge.grpcfront import GrpcFront
-from bridge.outbound import open_json_upstream
 from tests.bridge_peers import Binding, Stack, collect, open_binding, serve_stack
 
 pytestmark = pytest.mark.asyncio

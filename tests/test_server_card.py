@@ -15,14 +15,14 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from a2a_grpc import errors, types
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
+from a2a_grpc.bridge.grpcfront import GrpcFront
+from a2a_grpc.bridge.outbound import open_json_upstream
 from a2a_grpc.client import A2AClient
 from a2a_grpc.discovery import GET_AGENT_CARD
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.status import from_rpc_error
 from a2a_grpc.tasks import InMemoryTaskStore
-from bridge.grpcfront import GrpcFront
-from bridge.outbound import open_json_upstream
 from tests.bridge_peers import serve_stack
 from tests.conftest import Served, serve, shutdown
 

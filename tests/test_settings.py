@@ -9,12 +9,12 @@ import grpc
 import pytest
 
 from a2a_grpc import errors, types
+from a2a_grpc.bridge.settings import BridgeSettings, MiB
+from a2a_grpc.bridge.upstream import Call, GrpcUpstream
 from a2a_grpc.cli import parse
 from a2a_grpc.client import A2AClient, ClientSettings
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import ServerSettings
-from bridge.settings import BridgeSettings, MiB
-from bridge.upstream import Call, GrpcUpstream
 from tests.conftest import Served, serve, shutdown
 
 SERVER, BRIDGE, CLIENT = ServerSettings(), BridgeSettings(), ClientSettings()

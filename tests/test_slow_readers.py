@@ -16,10 +16,10 @@ import pytest
 import pytest_asyncio
 
 from a2a_grpc import errors, status, types
+from a2a_grpc.bridge.stack import AgentStack
 from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import ServerSettings
-from bridge.stack import AgentStack
 from tests.bridge_http_peers import RawConnection
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]

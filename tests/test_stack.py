@@ -10,13 +10,13 @@ import httpx
 import pytest
 
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
+from a2a_grpc.bridge.settings import BridgeSettings
+from a2a_grpc.bridge.stack import AgentStack
 from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import ServerSettings
 from a2a_grpc.tasks import InMemoryTaskStore
 from a2a_grpc.types import AgentCard, Part
-from bridge.settings import BridgeSettings
-from bridge.stack import AgentStack
 
 pytestmark = pytest.mark.asyncio
 V = {"A2A-Version": "1.0"}

@@ -19,8 +19,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
+from a2a_grpc.bridge import transcoding
 from a2a_grpc.reference_agent import reference_card
-from bridge import transcoding
 from tests.bridge_http_peers import probe_file
 
 M = TypeVar("M", bound=Message)

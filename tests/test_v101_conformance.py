@@ -42,17 +42,17 @@ from grpc_status import rpc_status
 
 from a2a_grpc import errors, types
 from a2a_grpc.agent import RequestContext, TaskUpdater
+from a2a_grpc.bridge import transcoding
+from a2a_grpc.bridge.app import BridgeApp
+from a2a_grpc.bridge.errordetails import BAD_REQUEST_TYPE, ERROR_INFO_TYPE
+from a2a_grpc.bridge.grpcfront import GrpcFront
+from a2a_grpc.bridge.outbound import JsonRpcUpstream, RestUpstream
+from a2a_grpc.bridge.rest import http_status_for
+from a2a_grpc.bridge.upstream import CARD_PATH, Call, GrpcUpstream
 from a2a_grpc.client import A2AClient
 from a2a_grpc.server import ServerSettings
 from a2a_grpc.service import operation_name
 from a2a_grpc.status import to_rpc_status
-from bridge import transcoding
-from bridge.app import BridgeApp
-from bridge.errordetails import BAD_REQUEST_TYPE, ERROR_INFO_TYPE
-from bridge.grpcfront import GrpcFront
-from bridge.outbound import JsonRpcUpstream, RestUpstream
-from bridge.rest import http_status_for
-from bridge.upstream import CARD_PATH, Call, GrpcUpstream
 from tests.bridge_http_peers import http_bridge
 from tests.bridge_peers import Stack, _rest_request, serve_stack
 from tests.sdk_peers import REQUIRED_EXTENSION, TunedAgent

@@ -21,6 +21,7 @@ __all__ = [
     "failure",
     "is_url",
     "os_reason",
+    "require_http_extra",
     "self_command",
     "shown",
     "to_json",
@@ -34,6 +35,19 @@ class CliError(Exception):
 
 def to_json(message: Message) -> str:
     return json.dumps(json_format.MessageToDict(message), indent=2)
+
+
+def require_http_extra(what: str) -> None:
+    """CliError saying how to install the bridge's dependencies, if they are not installed."""
+    try:
+        import httptools  # noqa: F401
+        import orjson  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise CliError(
+            f"{what} needs the JSON bridge's dependencies ({exc.name} is missing): "
+            "pip install 'a2a-grpc[http]'"
+        ) from None
 
 
 def is_url(text: str) -> bool:

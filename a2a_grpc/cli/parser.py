@@ -7,6 +7,7 @@ import dataclasses
 from importlib import metadata
 from typing import Any
 
+from a2a_grpc.bridge.settings import BridgeSettings, MiB
 from a2a_grpc.cli.args import (
     DEFAULT_GRPC_PORT,
     agent_address,
@@ -25,7 +26,6 @@ from a2a_grpc.client import ClientSettings
 from a2a_grpc.server import ServerSettings
 from a2a_grpc.service import SUPPORTED_VERSIONS
 from a2a_grpc.tasks.store import MAX_PAGE_SIZE
-from bridge.settings import BridgeSettings, MiB
 
 __all__ = ["LOG_LEVELS", "parser"]
 

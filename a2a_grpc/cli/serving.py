@@ -23,6 +23,7 @@ from a2a_grpc.cli.common import (
     failure,
     is_url,
     os_reason,
+    require_http_extra,
     self_command,
     shown,
     until_signal,
@@ -84,7 +85,7 @@ async def listening(start: Awaitable[object], host: str, port: int) -> None:
 
 
 def bridge_settings(args: argparse.Namespace) -> Any:
-    from bridge.settings import BridgeSettings, MiB
+    from a2a_grpc.bridge.settings import BridgeSettings, MiB
 
     try:
         return BridgeSettings(
@@ -98,9 +99,11 @@ def bridge_settings(args: argparse.Namespace) -> Any:
 
 
 async def serve(args: argparse.Namespace) -> int:
+    if args.http_port is not None:
+        require_http_extra("--http-port")
+    from a2a_grpc.bridge.stack import AgentStack
     from a2a_grpc.server import ServerSettings
     from a2a_grpc.tasks import open_store
-    from bridge.stack import AgentStack
 
     agent = load_agent(args.agent, args.app_dir)
     try:
@@ -142,7 +145,7 @@ async def serve(args: argparse.Namespace) -> int:
 
 def bind_http(app: Any, host: str, port: int, reuse_port: bool) -> Any:
     # The composition root: the CLI is the one place that puts the bridge and the runtime together.
-    from bridge.httpserver import HttpServer
+    from a2a_grpc.bridge.httpserver import HttpServer
 
     http = HttpServer(app, host, port, reuse_port=reuse_port)
     try:
@@ -154,9 +157,10 @@ def bind_http(app: Any, host: str, port: int, reuse_port: bool) -> Any:
 
 async def fetch_card(source: str, timeout: float) -> types.AgentCard:
     """The agent card at an http(s) URL (a base URL gets the well-known path)."""
+    require_http_extra("reading an agent card from a URL")
     import httpx
 
-    from bridge.outbound import card_url_for, fetch_card
+    from a2a_grpc.bridge.outbound import card_url_for, fetch_card
 
     async with httpx.AsyncClient() as http:
         try:
@@ -167,7 +171,7 @@ async def fetch_card(source: str, timeout: float) -> types.AgentCard:
 
 async def card_source(source: str, timeout: float) -> types.AgentCard:
     """An agent card from a JSON file or an http(s) URL (a base URL gets the well-known path)."""
-    from bridge import transcoding
+    from a2a_grpc.bridge import transcoding
 
     if is_url(source):
         return await fetch_card(source, timeout)
@@ -182,9 +186,10 @@ async def card_source(source: str, timeout: float) -> types.AgentCard:
 
 
 async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
+    require_http_extra("a2a-grpc bridge")
+    from a2a_grpc.bridge.app import BridgeApp
+    from a2a_grpc.bridge.upstream import GrpcUpstream
     from a2a_grpc.client import ClientSettings
-    from bridge.app import BridgeApp
-    from bridge.upstream import GrpcUpstream
 
     host, port = args.listen
     card = await card_source(args.card, args.timeout) if args.card else None
@@ -222,9 +227,10 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
 
 
 async def bridge_grpc_to_http(args: argparse.Namespace) -> int:
+    require_http_extra("a2a-grpc bridge")
+    from a2a_grpc.bridge.grpcfront import GrpcFront
+    from a2a_grpc.bridge.outbound import open_json_upstream
     from a2a_grpc.server import ServerSettings
-    from bridge.grpcfront import GrpcFront
-    from bridge.outbound import open_json_upstream
 
     host, port = args.listen
     upstream = await open_json_upstream(args.upstream)

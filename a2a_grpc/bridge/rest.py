@@ -1,12 +1,12 @@
 """The HTTP+JSON binding (spec section 11): the proto's REST routes, and its error bodies.
 
-Routes are compiled from the ``google.api.http`` rules (:mod:`bridge.routes`), tenant bindings
+Routes are compiled from the ``google.api.http`` rules (:mod:`a2a_grpc.bridge.routes`), tenant bindings
 included. Answers are ``application/a2a+json`` (11.1), errors included: ``google.rpc.Status``
 bodies (``{"error": {"code", "status", "message", "details"}}``, :func:`to_rest_error`), or RFC
 9457 problem details (``application/problem+json``, :func:`to_problem_details`) to a client that
 asks for them; :func:`from_rest_error` reads either back, for the reverse bridge. Request bodies
 are read as ``application/a2a+json`` or ``application/json``; the other routes read the query
-string. Streaming routes answer with Server-Sent Events of ``StreamResponse`` (:mod:`bridge.sse`).
+string. Streaming routes answer with Server-Sent Events of ``StreamResponse`` (:mod:`a2a_grpc.bridge.sse`).
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ import grpc
 from google.protobuf.message import Message
 
 from a2a_grpc import errors
-from a2a_grpc.errors import A2AError, ErrorSpec, FieldViolation
-from a2a_grpc.service import METHODS
-from bridge import transcoding
-from bridge.accesslog import METHOD_KEY
-from bridge.card import CardEndpoint
-from bridge.errordetails import detail_list, read_details, typed_details
-from bridge.exchange import (
+from a2a_grpc.bridge import transcoding
+from a2a_grpc.bridge.accesslog import METHOD_KEY
+from a2a_grpc.bridge.card import CardEndpoint
+from a2a_grpc.bridge.errordetails import detail_list, read_details, typed_details
+from a2a_grpc.bridge.exchange import (
     A2A_JSON,
     PROBLEM_JSON,
     HttpFailure,
@@ -37,10 +35,12 @@ from bridge.exchange import (
     respond,
     upstream_call,
 )
-from bridge.routes import Route, Router, compile_routes, query_to_json
-from bridge.settings import BridgeSettings
-from bridge.sse import encode_event, serve_stream
-from bridge.upstream import Upstream
+from a2a_grpc.bridge.routes import Route, Router, compile_routes, query_to_json
+from a2a_grpc.bridge.settings import BridgeSettings
+from a2a_grpc.bridge.sse import encode_event, serve_stream
+from a2a_grpc.bridge.upstream import Upstream
+from a2a_grpc.errors import A2AError, ErrorSpec, FieldViolation
+from a2a_grpc.service import METHODS
 
 __all__ = [
     "RestBinding",

@@ -7,7 +7,7 @@
   after the first event is a final ``event: error``, and a client that goes away closes the
   upstream stream (the race of Starlette's streaming response: the loser is cancelled).
 * Reading: :class:`SseDecoder`, used by the JSON upstreams of the reverse bridge
-  (:mod:`bridge.outbound`) and by tests.
+  (:mod:`a2a_grpc.bridge.outbound`) and by tests.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
-from bridge.exchange import Receive, Send
-from bridge.settings import BridgeSettings
+from a2a_grpc.bridge.exchange import Receive, Send
+from a2a_grpc.bridge.settings import BridgeSettings
 
 __all__ = ["SseDecoder", "SseEvent", "encode_event", "serve_stream"]
 

@@ -2,11 +2,11 @@
 
 Requests and answers are ``application/json`` (9.1). Method names are the RPC names of the
 method table (:data:`a2a_grpc.service.METHODS`); ``params`` and ``result`` are ProtoJSON
-(:mod:`bridge.transcoding`). Errors carry the section 5.4 code and the ``@type``d ErrorInfo /
+(:mod:`a2a_grpc.bridge.transcoding`). Errors carry the section 5.4 code and the ``@type``d ErrorInfo /
 BadRequest details in ``data`` (:func:`to_jsonrpc_error`; :func:`from_jsonrpc_error` reads them
 back, for the reverse bridge). JSON-RPC errors travel with HTTP 200 (the request reached the
 JSON-RPC layer); only a refused body or header (413, 415, 431) has another status. Streaming
-methods answer with Server-Sent Events whose data are JSON-RPC responses (:mod:`bridge.sse`).
+methods answer with Server-Sent Events whose data are JSON-RPC responses (:mod:`a2a_grpc.bridge.sse`).
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from typing import Any
 from google.protobuf.message import Message
 
 from a2a_grpc import errors
-from a2a_grpc.service import METHODS
-from bridge import transcoding
-from bridge.accesslog import METHOD_KEY
-from bridge.card import CardEndpoint
-from bridge.errordetails import detail_list, read_details, string_map, typed_details
-from bridge.exchange import (
+from a2a_grpc.bridge import transcoding
+from a2a_grpc.bridge.accesslog import METHOD_KEY
+from a2a_grpc.bridge.card import CardEndpoint
+from a2a_grpc.bridge.errordetails import detail_list, read_details, string_map, typed_details
+from a2a_grpc.bridge.exchange import (
     JSON,
     HttpFailure,
     HttpRequest,
@@ -33,9 +32,10 @@ from bridge.exchange import (
     respond,
     upstream_call,
 )
-from bridge.settings import BridgeSettings
-from bridge.sse import encode_event, serve_stream
-from bridge.upstream import Upstream
+from a2a_grpc.bridge.settings import BridgeSettings
+from a2a_grpc.bridge.sse import encode_event, serve_stream
+from a2a_grpc.bridge.upstream import Upstream
+from a2a_grpc.service import METHODS
 
 __all__ = ["JsonRpcBinding", "from_jsonrpc_error", "to_jsonrpc_error"]
 

@@ -19,7 +19,7 @@ import uvicorn
 
 __all__ = ["HttpServer"]
 
-log = logging.getLogger("bridge.http")
+log = logging.getLogger("a2a_grpc.bridge.http")
 
 
 class HttpServer:

@@ -1,6 +1,6 @@
-"""A gRPC ``lf.a2a.v1.A2AService`` in front of any :class:`bridge.upstream.Upstream`.
+"""A gRPC ``lf.a2a.v1.A2AService`` in front of any :class:`a2a_grpc.bridge.upstream.Upstream`.
 
-With :func:`bridge.outbound.open_json_upstream` as the upstream this is the gRPC → HTTP bridge:
+With :func:`a2a_grpc.bridge.outbound.open_json_upstream` as the upstream this is the gRPC → HTTP bridge:
 gRPC clients reach an agent that only speaks JSON-RPC or HTTP+JSON.
 
     upstream = await open_json_upstream("http://agent.example:8080")
@@ -10,7 +10,7 @@ gRPC clients reach an agent that only speaks JSON-RPC or HTTP+JSON.
 Every call passes the call seam (:mod:`a2a_grpc.service`), so the interceptors of
 ``ServerSettings.interceptors`` see it, then goes to the upstream by name with the request message
 as is (:func:`forwarding_service`). The service parameters among the call's metadata
-(:func:`bridge.upstream.forwardable`) travel with it, and the call's deadline becomes the upstream
+(:func:`a2a_grpc.bridge.upstream.forwardable`) travel with it, and the call's deadline becomes the upstream
 deadline. Errors leave through :func:`a2a_grpc.status.abort`, so an upstream's A2A error reaches
 the client with the spec's gRPC code and its ErrorInfo. A client that leaves a stream closes the
 upstream stream at once. The front also serves ``grpc.health.v1`` and server reflection; it does
@@ -25,13 +25,13 @@ from collections.abc import AsyncIterator, Iterable
 from google.protobuf.message import Message
 
 from a2a_grpc import types
+from a2a_grpc.bridge.upstream import Call, Upstream, check_header, forwardable
 from a2a_grpc.server import GrpcService, ServerSettings, grpc_interface
 from a2a_grpc.service import METHODS, CallContext, Interceptor, Method, Service, StreamCall, UnaryCall
-from bridge.upstream import Call, Upstream, check_header, forwardable
 
 __all__ = ["GrpcFront", "forwarding_service", "upstream_call"]
 
-log = logging.getLogger("bridge.grpcfront")
+log = logging.getLogger("a2a_grpc.bridge.grpcfront")
 SERVICE = types.A2A_SERVICE.full_name
 
 

@@ -1,20 +1,20 @@
 """The HTTP front of the bridge: one ASGI app that dispatches each request to what serves it.
 
-Served at the bridge's root URL, over any upstream (:mod:`bridge.upstream`):
+Served at the bridge's root URL, over any upstream (:mod:`a2a_grpc.bridge.upstream`):
 
-* ``POST /``: JSON-RPC 2.0 (spec section 9, :mod:`bridge.jsonrpc`);
-* the HTTP+JSON routes (section 11, :mod:`bridge.rest`) compiled from the proto's
+* ``POST /``: JSON-RPC 2.0 (spec section 9, :mod:`a2a_grpc.bridge.jsonrpc`);
+* the HTTP+JSON routes (section 11, :mod:`a2a_grpc.bridge.rest`) compiled from the proto's
   ``google.api.http`` rules, tenant bindings included;
 * ``GET /.well-known/agent-card.json``: the upstream card with this bridge's interfaces
-  (:mod:`bridge.card`);
+  (:mod:`a2a_grpc.bridge.card`);
 * ``GET /healthz``: 200 while the app serves.
 
-Streaming methods answer with Server-Sent Events (:mod:`bridge.sse`). Headers cross to the upstream
+Streaming methods answer with Server-Sent Events (:mod:`a2a_grpc.bridge.sse`). Headers cross to the upstream
 through an allowlist (``authorization``, ``a2a-*``, ``traceparent``, ``tracestate``);
 ``Grpc-Timeout`` (``5S``, ``250m``, or plain seconds) becomes the upstream deadline. What crosses
 must fit gRPC metadata whatever the upstream: printable ASCII (an ``a2a-…-bin`` header: base64),
 else 400 naming the header; at most :attr:`BridgeSettings.max_forwarded_header_bytes` in all, else
-431 (:func:`bridge.exchange.upstream_call`). A request refused before it reaches a binding (405,
+431 (:func:`a2a_grpc.bridge.exchange.upstream_call`). A request refused before it reaches a binding (405,
 413, 415, 431, unknown route) is answered with a ``google.rpc.Status`` body; a bug of ours with a
 logged traceback and an "internal error".
 """
@@ -25,17 +25,17 @@ import contextlib
 import logging
 
 from a2a_grpc import errors
-from bridge.accesslog import access_logged
-from bridge.card import CardEndpoint
-from bridge.exchange import ClientGone, HttpFailure, HttpRequest, Receive, Scope, Send, respond
-from bridge.jsonrpc import JsonRpcBinding
-from bridge.rest import RestBinding, send_rest_error
-from bridge.settings import BridgeSettings
-from bridge.upstream import CARD_PATH, Upstream
+from a2a_grpc.bridge.accesslog import access_logged
+from a2a_grpc.bridge.card import CardEndpoint
+from a2a_grpc.bridge.exchange import ClientGone, HttpFailure, HttpRequest, Receive, Scope, Send, respond
+from a2a_grpc.bridge.jsonrpc import JsonRpcBinding
+from a2a_grpc.bridge.rest import RestBinding, send_rest_error
+from a2a_grpc.bridge.settings import BridgeSettings
+from a2a_grpc.bridge.upstream import CARD_PATH, Upstream
 
 __all__ = ["BridgeApp"]
 
-log = logging.getLogger("bridge.app")
+log = logging.getLogger("a2a_grpc.bridge.app")
 
 
 class BridgeApp:

@@ -19,10 +19,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
+from a2a_grpc.bridge import transcoding
+from a2a_grpc.bridge.exchange import HttpFailure, HttpRequest, Send, raw_headers, respond
+from a2a_grpc.bridge.upstream import CARD_PATH, Upstream
 from a2a_grpc.service import SUPPORTED_VERSIONS
-from bridge import transcoding
-from bridge.exchange import HttpFailure, HttpRequest, Send, raw_headers, respond
-from bridge.upstream import CARD_PATH, Upstream
 
 __all__ = ["CardEndpoint", "bridge_interfaces"]
 

@@ -2,8 +2,8 @@
 
 The ``ErrorInfo`` (reason, domain ``a2a-protocol.org``, metadata) and, for validation failures,
 the ``BadRequest`` (field violations) that gRPC carries in its status trailer, as ``@type``d
-ProtoJSON ``Any`` objects: the ``data`` of a JSON-RPC error (:mod:`bridge.jsonrpc`) and the
-``details`` of an HTTP+JSON ``google.rpc.Status`` body (:mod:`bridge.rest`).
+ProtoJSON ``Any`` objects: the ``data`` of a JSON-RPC error (:mod:`a2a_grpc.bridge.jsonrpc`) and the
+``details`` of an HTTP+JSON ``google.rpc.Status`` body (:mod:`a2a_grpc.bridge.rest`).
 """
 
 from __future__ import annotations

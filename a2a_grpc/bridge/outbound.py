@@ -1,14 +1,14 @@
 """Calls going out to agents that speak the A2A JSON bindings: JSON-RPC (spec section 9) and
 HTTP+JSON (section 11).
 
-:class:`JsonRpcUpstream` and :class:`RestUpstream` implement :class:`bridge.upstream.Upstream`
-over ``httpx``, so :class:`bridge.grpcfront.GrpcFront` can serve gRPC in front of any agent that
+:class:`JsonRpcUpstream` and :class:`RestUpstream` implement :class:`a2a_grpc.bridge.upstream.Upstream`
+over ``httpx``, so :class:`a2a_grpc.bridge.grpcfront.GrpcFront` can serve gRPC in front of any agent that
 only speaks JSON. :func:`open_json_upstream` reads the agent's card and picks the interface.
 
-* Requests and responses are ProtoJSON through :mod:`bridge.transcoding`, the classes from the
+* Requests and responses are ProtoJSON through :mod:`a2a_grpc.bridge.transcoding`, the classes from the
   method table (:data:`a2a_grpc.service.METHODS`); REST verbs, paths and query strings come from
-  the proto's HTTP rules (:mod:`bridge.routes`); errors are read by each binding's codec
-  (:func:`bridge.jsonrpc.from_jsonrpc_error`, :func:`bridge.rest.from_rest_error`).
+  the proto's HTTP rules (:mod:`a2a_grpc.bridge.routes`); errors are read by each binding's codec
+  (:func:`a2a_grpc.bridge.jsonrpc.from_jsonrpc_error`, :func:`a2a_grpc.bridge.rest.from_rest_error`).
 * ``Call.headers`` (already filtered to service parameters) become HTTP headers, ``a2a-*`` ones
   spelled as the spec does (``A2A-Version``). No version is invented when the caller sent none:
   the agent then reads the call as 0.3, exactly as it would without the bridge.
@@ -35,14 +35,14 @@ import httpx
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
+from a2a_grpc.bridge import transcoding
+from a2a_grpc.bridge.jsonrpc import from_jsonrpc_error
+from a2a_grpc.bridge.rest import from_rest_error
+from a2a_grpc.bridge.routes import Router, compile_routes
+from a2a_grpc.bridge.sse import SseDecoder, SseEvent
+from a2a_grpc.bridge.upstream import CARD_PATH, Call, Upstream, check_header
 from a2a_grpc.client import ClientSettings, with_tenant
 from a2a_grpc.service import METHODS, version_supported
-from bridge import transcoding
-from bridge.jsonrpc import from_jsonrpc_error
-from bridge.rest import from_rest_error
-from bridge.routes import Router, compile_routes
-from bridge.sse import SseDecoder, SseEvent
-from bridge.upstream import CARD_PATH, Call, Upstream, check_header
 
 __all__ = [
     "CARD_PATH",
@@ -56,7 +56,7 @@ __all__ = [
     "open_json_upstream",
 ]
 
-log = logging.getLogger("bridge.outbound")
+log = logging.getLogger("a2a_grpc.bridge.outbound")
 
 CARD_TIMEOUT = ClientSettings().connect_timeout
 """Seconds :func:`open_json_upstream` waits for the agent card (the client side's ``connect_timeout``)."""

@@ -9,10 +9,10 @@ and returns the response message or an async iterator of stream events. Failures
   through the call seam it shares with the gRPC server (:mod:`a2a_grpc.service`: the same
   interceptors): no network hop, no serialization.
 * :class:`GrpcUpstream`: an A2A agent over gRPC (``a2a-grpc bridge http-to-grpc``).
-* :mod:`bridge.outbound`: an agent over JSON-RPC or HTTP+JSON (the reverse bridge).
+* :mod:`a2a_grpc.bridge.outbound`: an agent over JSON-RPC or HTTP+JSON (the reverse bridge).
 
-Fronts (:mod:`bridge.app` for HTTP, :mod:`bridge.grpcfront` for gRPC) serve any of them, so each
-direction of the bridge is one front over one upstream.
+Fronts (:mod:`a2a_grpc.bridge.app` for HTTP, :mod:`a2a_grpc.bridge.grpcfront` for gRPC) serve any
+of them, so each direction of the bridge is one front over one upstream.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One agent served over gRPC and over the two JSON bindings, from one process: one object.
 
-    from bridge.stack import AgentStack
+    from a2a_grpc.bridge.stack import AgentStack
 
     async with AgentStack(Shout(), store="sqlite:///tasks.db", grpc_port=50051, http_port=8080) as stack:
         print(stack.grpc_address, stack.http_url)
@@ -8,7 +8,7 @@
 
 This is what ``a2a-grpc serve --http-port`` runs: an :class:`a2a_grpc.server.A2AServer` (A2AService,
 the public card service, health checking, reflection) and, in the same event loop, the bridge's
-HTTP front (:class:`bridge.app.BridgeApp`) over the server's own request handler, so a JSON call
+HTTP front (:class:`a2a_grpc.bridge.app.BridgeApp`) over the server's own request handler, so a JSON call
 costs no extra network hop; it goes through the server's call seam, so the interceptors of
 ``ServerSettings.interceptors`` see the calls of every binding. The agent card lists the gRPC
 interface first, then JSON-RPC and HTTP+JSON; ``/.well-known/agent-card.json`` serves it. Without
@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from a2a_grpc.agent import Agent
+from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.push import PushNotifier
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import TaskStore, open_store
 from a2a_grpc.types import AgentCard
-from bridge.app import BridgeApp
-from bridge.card import bridge_interfaces
-from bridge.httpserver import HttpServer
-from bridge.settings import BridgeSettings
-from bridge.upstream import LocalUpstream
+
+if TYPE_CHECKING:
+    from a2a_grpc.bridge.httpserver import HttpServer
 
 __all__ = ["AgentStack"]
 
@@ -124,6 +123,10 @@ class AgentStack:
             self.notifier = PushNotifier()
         interfaces = []
         if self.http_port is not None:
+            # Imported here: serving gRPC alone needs none of the HTTP extra (uvicorn, orjson).
+            from a2a_grpc.bridge.card import bridge_interfaces
+            from a2a_grpc.bridge.httpserver import HttpServer
+
             self.http = HttpServer(None, self.http_host, self.http_port)
             self.http.bind()  # first, so that the card can name the port
             public = (self.bridge_settings.public_url or self.http.url).rstrip("/")
@@ -133,6 +136,9 @@ class AgentStack:
         )
         await self.server.start()
         if self.http is not None:
+            from a2a_grpc.bridge.app import BridgeApp
+            from a2a_grpc.bridge.upstream import LocalUpstream
+
             assert self.server.handler is not None
             app = BridgeApp(LocalUpstream(self.server.handler, self.server.service), self.bridge_settings)
             app.public_url = public

@@ -1,6 +1,7 @@
 """One HTTP exchange of the bridge's front: the request as read, and a whole response written.
 
-What both JSON bindings (:mod:`bridge.jsonrpc`, :mod:`bridge.rest`) and the card endpoint share:
+What both JSON bindings (:mod:`a2a_grpc.bridge.jsonrpc`, :mod:`a2a_grpc.bridge.rest`) and the card
+endpoint share:
 the request's headers, verb and path (:class:`HttpRequest`), its body read within the size limit,
 its Content-Type checked, the headers that may cross to the upstream (:func:`upstream_call`), and
 a response sent in one piece (:func:`respond`). A request refused here, before any binding reads
@@ -14,8 +15,8 @@ from typing import Any
 from urllib.parse import quote
 
 from a2a_grpc import errors
-from bridge.settings import BridgeSettings
-from bridge.upstream import Call, check_header, forwardable, metadata_size, parse_timeout
+from a2a_grpc.bridge.settings import BridgeSettings
+from a2a_grpc.bridge.upstream import Call, check_header, forwardable, metadata_size, parse_timeout
 
 __all__ = [
     "A2A_JSON",

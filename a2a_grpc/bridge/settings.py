@@ -1,7 +1,8 @@
 """How the bridge's HTTP front behaves: one validated settings object, every default written here.
 
-:class:`BridgeSettings` is read by each piece of the front (:mod:`bridge.app` and the bindings,
-:mod:`bridge.sse`, :mod:`bridge.card`) and by the ``a2a-grpc`` command line for its defaults.
+:class:`BridgeSettings` is read by each piece of the front (:mod:`a2a_grpc.bridge.app` and the
+bindings, :mod:`a2a_grpc.bridge.sse`, :mod:`a2a_grpc.bridge.card`) and by the ``a2a-grpc`` command
+line for its defaults.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class BridgeSettings:
     heartbeat_seconds: float = 15.0
     """An SSE stream idle this long gets a comment line, so proxies and clients keep it open."""
     first_event_wait: float = 1.0
-    """How long a stream waits for its first event before sending headers (see :mod:`bridge.sse`)."""
+    """How long a stream waits for its first event before sending headers (see :mod:`a2a_grpc.bridge.sse`)."""
     card_max_age: int = 300
     """``Cache-Control: max-age`` of the agent card, in seconds."""
     public_url: str | None = None
