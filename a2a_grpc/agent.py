@@ -97,7 +97,7 @@ class RequestContext:
 
 
 class Reporter(Protocol):
-    """What a TaskUpdater reports to: the server's side of one request (``a2a_grpc.execution``)."""
+    """What a TaskUpdater reports to: the server's side of one request (``a2a_grpc._execution``)."""
 
     @property
     def context(self) -> RequestContext: ...

@@ -27,10 +27,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from a2a_grpc import _pool, errors, types
-from a2a_grpc.accesslog import AccessLog
+from a2a_grpc._accesslog import AccessLog
+from a2a_grpc._handler import RequestHandler
 from a2a_grpc.agent import Agent
 from a2a_grpc.discovery import CARD_SERVICE
-from a2a_grpc.handler import RequestHandler
 from a2a_grpc.service import (
     METHODS,
     SUPPORTED_VERSIONS,
@@ -296,7 +296,7 @@ class GrpcService(abc.ABC):
     Subclasses say what serves A2AService (:meth:`_service`, a call seam) and may add work to
     :meth:`stop` (``A2AServer`` lets running executions finish; the bridge's ``GrpcFront``
     forwards to another agent and has none). With ``log_requests`` the access log
-    (:class:`a2a_grpc.accesslog.AccessLog`) is the outermost link of this front's chain.
+    (:class:`a2a_grpc._accesslog.AccessLog`) is the outermost link of this front's chain.
     """
 
     def __init__(self, settings: ServerSettings | None = None) -> None:

@@ -222,7 +222,7 @@ METHODS: Mapping[str, Method] = method_table(types.A2A_SERVICE)
 
 
 class Operations(Protocol):
-    """The eleven A2A operations, as :class:`a2a_grpc.handler.RequestHandler` serves them."""
+    """The eleven A2A operations, as :class:`a2a_grpc._handler.RequestHandler` serves them."""
 
     async def send_message(
         self, request: types.SendMessageRequest, call: CallContext

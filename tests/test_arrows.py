@@ -39,9 +39,9 @@ def within(module: str, *packages: str) -> bool:
 CORE = [m for m in MODULES if not within(m, "a2a_grpc.bridge", "a2a_grpc.cli")]
 BRIDGE = [m for m in MODULES if within(m, "a2a_grpc.bridge")]
 SERVER_SIDE = (
-    "a2a_grpc.handler",
-    "a2a_grpc.execution",
-    "a2a_grpc.runs",
+    "a2a_grpc._handler",
+    "a2a_grpc._execution",
+    "a2a_grpc._runs",
     "a2a_grpc.tasks",
     "a2a_grpc.server",
     "a2a_grpc.push",

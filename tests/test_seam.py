@@ -20,12 +20,12 @@ import pytest
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
-from a2a_grpc.accesslog import AccessLog
+from a2a_grpc._accesslog import AccessLog
+from a2a_grpc._handler import RequestHandler
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.bridge.grpcfront import GrpcFront
 from a2a_grpc.bridge.outbound import open_json_upstream
 from a2a_grpc.client import A2AClient
-from a2a_grpc.handler import RequestHandler
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.service import (

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from a2a_grpc import types
+from a2a_grpc._handler import RequestHandler
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.client import A2AClient
-from a2a_grpc.handler import RequestHandler
 from a2a_grpc.service import CallContext
 from a2a_grpc.tasks import InMemoryTaskStore
 from a2a_grpc.tasks.eventlog import Backpressure, InMemoryEventLog, Retention

@@ -3,7 +3,7 @@
 ``http POST /message:send 200 SendMessage 1.4 ms peer=127.0.0.1:53712``: the verb and path (long
 paths cut), the status sent, the A2A method the request was for (the JSON-RPC method, or the
 route's RPC; ``-`` when none was reached), the time until the response ended, and the client.
-The same logger carries the gRPC servers' lines (``a2a_grpc.accesslog.AccessLog``), so one
+The same logger carries the gRPC servers' lines (``a2a_grpc._accesslog.AccessLog``), so one
 handler sees every call of a process whichever binding it came by.
 """
 

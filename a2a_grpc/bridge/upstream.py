@@ -31,9 +31,9 @@ import grpc.aio
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
+from a2a_grpc._handler import RequestHandler
 from a2a_grpc.client import ClientSettings, channel_calls
 from a2a_grpc.discovery import GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
-from a2a_grpc.handler import RequestHandler
 from a2a_grpc.service import SUPPORTED_VERSIONS, CallContext, Service, deadline_after
 from a2a_grpc.status import from_rpc_error
 

@@ -4,7 +4,7 @@ A :class:`TaskRun` exists for each task that is being worked on or watched in th
 does one thing: apply events. A status change is checked against the lifecycle, applied to the
 snapshot, numbered and appended to the task's :class:`~a2a_grpc.tasks.eventlog.TaskLog`, handed
 to the push notifier and saved; an artifact update is applied (within the retention cap below)
-and appended. Readers read the log, not the run; executions (``a2a_grpc.execution``) and the
+and appended. Readers read the log, not the run; executions (``a2a_grpc._execution``) and the
 handler that owns runs live apart and only call in.
 
 The snapshot keeps a task's artifact content up to ``retain_bytes``. Content beyond it still

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from google.protobuf import json_format
 
 from a2a_grpc import errors, types
+from a2a_grpc._execution import Execution, Executions
+from a2a_grpc._runs import Runs
+from a2a_grpc._validation import invalid, require, validate_send, validate_state, validate_webhook_url
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater, new_id, text_message
-from a2a_grpc.execution import Execution, Executions
-from a2a_grpc.runs import Runs
 from a2a_grpc.service import ABSENT_VERSION, SUPPORTED_VERSIONS, CallContext, version_supported
 from a2a_grpc.tasks import INTERRUPTED_STATES, InvalidListRequestError, TaskStore, trim_task
 from a2a_grpc.tasks.eventlog import EventLog, InMemoryEventLog
@@ -32,7 +33,6 @@ from a2a_grpc.tasks.lifecycle import SETTLED_STATES, TERMINAL_STATES
 from a2a_grpc.tasks.registry import InMemoryRegistry, TaskRegistry
 from a2a_grpc.tasks.run import TaskRun
 from a2a_grpc.tasks.store import trim_task_in_place
-from a2a_grpc.validation import invalid, require, validate_send, validate_state, validate_webhook_url
 
 if TYPE_CHECKING:
     from a2a_grpc.push import PushNotifier
