@@ -186,7 +186,12 @@ class Executions:
         self._by_task: dict[tuple[str, str], set[Execution]] = {}
 
     def add(self, run: TaskRun, execution: Execution) -> None:
-        self._by_task.setdefault((run.tenant, run.task.id), set()).add(execution)
+        key = (run.tenant, run.task.id)
+        executions = self._by_task.get(key)
+        if executions is None:
+            self._by_task[key] = {execution}
+        else:
+            executions.add(execution)
 
     def discard(self, run: TaskRun, execution: Execution) -> None:
         key = (run.tenant, run.task.id)

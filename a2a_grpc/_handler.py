@@ -158,7 +158,10 @@ class RequestHandler:
         run = self.runs.create(ctx.tenant, task)
         # Not awaited here: the save shares a transaction with the first events; whatever sends
         # the task to a client waits for it first (TaskRun.durable).
-        run.created = self.store.save(ctx.tenant, task)
+        saved = self.store.save(ctx.tenant, task)
+        done = getattr(saved, "done", None)
+        if not (callable(done) and done()):
+            run.created = saved
         await self._attach_push_config(run, request)
         return run
 
@@ -329,7 +332,8 @@ class RequestHandler:
         response.task.CopyFrom(first.task)  # one copy, trimmed in place
         seq = first.seq
         trim_task_in_place(response.task, history, include_artifacts=True)
-        await first.durable(seq)  # nothing reaches the caller that a crash could take back
+        if not first.is_durable(seq):
+            await first.durable(seq)  # nothing reaches the caller that a crash could take back
         return response
 
     @checked

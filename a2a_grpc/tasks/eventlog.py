@@ -90,6 +90,9 @@ class _Entry(NamedTuple):
     size: int
 
 
+_new_entry = tuple.__new__  # _Entry(...) without NamedTuple's keyword handling, on the hot path
+
+
 class EventSink(Protocol):
     """Where a log's events are made durable, in order; :meth:`TaskLog.stored` reports progress."""
 
@@ -172,17 +175,22 @@ class TaskLog:
         """Number ``event`` (``size``: its serialized bytes), keep it, hand it to the sink; its seq."""
         if self.closed:
             raise RuntimeError(f"task {self.task_id}: its log is closed, it takes no more events")
+        # The hot path of every event: plain tuples, and the trim only when a bound is passed.
         seq = self.last + 1
         self.last = seq
-        self._entries.append(_Entry(seq, event, size))
+        entries = self._entries
+        entries.append(_new_entry(_Entry, (seq, event, size)))
         self.retained_bytes += size
         self.appended_bytes += size
-        self._trim()
+        retention = self.retention
+        if len(entries) > retention.events or self.retained_bytes > retention.bytes:
+            self._trim()
         if self.sink is not None:
             self.sink.submit(self, seq, event)
         else:
             self.visible = seq
-            self._wake()
+            if self._waiters:
+                self._wake()
         return seq
 
     def stored(self, seq: int) -> None:
@@ -201,6 +209,11 @@ class TaskLog:
         """No more events (the task is terminal): readers end once they have read what there is."""
         self.closed = True
         self._wake()
+
+    def holding(self) -> bool:
+        """Whether the primary reader has its allowance unread: :meth:`room` would wait."""
+        primary = self._primary
+        return primary is not None and self._lagging(primary)
 
     async def room(self) -> None:
         """Wait while the primary reader has its allowance unread (the only backpressure)."""
@@ -292,25 +305,19 @@ class LogReader:
         self._closed = False
 
     def __aiter__(self) -> AsyncIterator[tuple[int, types.StreamResponse]]:
-        return self._events()
+        return self._entries()
 
-    async def _events(self) -> AsyncIterator[tuple[int, types.StreamResponse]]:
-        log = self._log
-        while not self._closed:
-            if log.error is not None:
-                raise log.error
-            if self.pos < log.visible:
-                if self.pos + 1 < log.first:
-                    raise self._lost()
-                entry = log.entry(self.pos + 1)
-                self.pos = entry.seq
-                self.read_bytes += entry.size
-                log._read(self)
-                yield entry.seq, entry.event
-            elif log.closed and log.visible >= log.last:
-                return
-            else:
-                await log.changed()
+    async def _entries(self) -> AsyncIterator[tuple[int, types.StreamResponse]]:
+        async for entry in self._walk():
+            yield entry.seq, entry.event
+
+    async def events(self) -> AsyncIterator[types.StreamResponse]:
+        """The events alone, in order (what a stream sends)."""
+        async for entry in self._walk():
+            yield entry.event
+
+    def _walk(self) -> AsyncIterator[_Entry]:
+        return _walk(self)
 
     def _lost(self) -> errors.EventsNotRetainedError:
         log = self._log
@@ -328,6 +335,29 @@ class LogReader:
             if not log.closed or self.pos < log.last:
                 log.abandoned = True
             log._release(self)
+
+
+async def _walk(reader: LogReader) -> AsyncIterator[_Entry]:
+    """Every entry after the reader's position, then live ones (the hot loop of every reader)."""
+    log = reader._log
+    primary = reader is log._primary
+    while not reader._closed:
+        if log.error is not None:
+            raise log.error
+        pos = reader.pos
+        if pos < log.visible:
+            if pos + 1 < log.first:
+                raise reader._lost()
+            entry = log._entries[pos + 1 - log.first]
+            reader.pos = entry.seq
+            reader.read_bytes += entry.size
+            if primary:
+                log._read(reader)
+            yield entry
+        elif log.closed and log.visible >= log.last:
+            return
+        else:
+            await log.changed()
 
 
 class EventLog(Protocol):

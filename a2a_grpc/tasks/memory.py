@@ -36,6 +36,10 @@ class _Done:
         return
         yield
 
+    def done(self) -> bool:
+        """Always: like a finished asyncio.Future (callers may skip awaiting it)."""
+        return True
+
 
 _DONE = _Done()
 

@@ -38,6 +38,8 @@ log = logging.getLogger("a2a_grpc.tasks")
 UNRETAINED_KEY = "a2a-grpc/unretained-bytes"
 """Artifact metadata key: bytes of content streamed but not kept in the task (see the module doc)."""
 MiB = 1024 * 1024
+_STATUS_SIZE = 64
+"""What a status update without a message is counted as (its serialized size, near enough)."""
 
 
 class Notifier(Protocol):
@@ -62,9 +64,9 @@ class Subscription:
         await self._run.durable(self.seq)
         return self.snapshot
 
-    async def events(self) -> AsyncIterator[types.StreamResponse]:
-        async for _, event in self.reader:
-            yield event
+    def events(self) -> AsyncIterator[types.StreamResponse]:
+        """The events after the snapshot, as they come (the reader's own iteration: no extra hop)."""
+        return self.reader.events()
 
     def close(self) -> None:
         self.reader.close()
@@ -152,25 +154,31 @@ class TaskRun:
     async def set_status(self, state: int, message: types.Message | None) -> None:
         check_transition(self.task.status.state, state)
         terminal = state in TERMINAL_STATES
-        if not terminal:  # a final status is never held back: it ends the readers too
+        # A final status is never held back: it ends the readers too.
+        if not terminal and self.log.holding():
             await self.log.room()
             check_transition(self.task.status.state, state)  # the task may have moved meanwhile
-        status = types.TaskStatus(state=cast("types.TaskState", state))
+        task = self.task
+        event = types.StreamResponse()
+        update = event.status_update
+        update.task_id, update.context_id = task.id, task.context_id
+        status = update.status
+        status.state = cast("types.TaskState", state)
         status.timestamp.FromNanoseconds(time.time_ns())
         if message is not None:
             status.message.CopyFrom(message)
-            self.task.history.append(message)
-        self.task.status.CopyFrom(status)
-        event = types.StreamResponse()
-        update = event.status_update
-        update.task_id, update.context_id = self.task.id, self.task.context_id
-        update.status.CopyFrom(status)
-        seq = self.log.append(event, event.ByteSize())
-        self._notify(event)
+            task.history.append(message)
+            size = event.ByteSize()
+        else:
+            size = _STATUS_SIZE  # near enough for the byte bounds, without measuring
+        task.status.CopyFrom(status)
+        seq = self.log.append(event, size)
+        if self.push_configs:
+            self._notify(event)
         await self.save(seq)
         if terminal:
             self.events.finish(self.log)
-        for listener in list(self.listeners):
+        for listener in self.listeners[:]:
             listener(state)
 
     async def add_artifact(self, event: types.StreamResponse) -> None:
@@ -181,29 +189,39 @@ class TaskRun:
             )
         update = event.artifact_update
         artifact = update.artifact
-        if update.append and not any(a.artifact_id == artifact.artifact_id for a in self.task.artifacts):
+        wanted = artifact.artifact_id
+        existing = None
+        for candidate in self.task.artifacts:  # one scan, for both the check and the retention
+            if candidate.artifact_id == wanted:
+                existing = candidate
+                break
+        if update.append and existing is None:
             raise ValueError(
                 f"task {self.task.id} has no artifact {artifact.artifact_id!r} to append to: "
                 "send the first chunk without append"
             )
-        await self.log.room()
-        if self.finished:  # it may have ended while the agent waited for room
-            raise errors.UnsupportedOperationError(
-                f"task {self.task.id!r} is {state_name(self.state)}: it takes no more artifacts"
-            )
+        if self.log.holding():
+            await self.log.room()
+            if self.finished:  # it may have ended while the agent waited for room
+                raise errors.UnsupportedOperationError(
+                    f"task {self.task.id!r} is {state_name(self.state)}: it takes no more artifacts"
+                )
+            existing = next((a for a in self.task.artifacts if a.artifact_id == wanted), None)
         update.task_id, update.context_id = self.task.id, self.task.context_id
         size = artifact.ByteSize()
-        self._retain(artifact, update.append, size)
+        self._retain(artifact, existing, update.append, size)
         seq = self.log.append(event, size)
-        self._notify(event)
+        if self.push_configs:
+            self._notify(event)
         self._unsaved_bytes += size
         window = self.log.retention
         if seq - self.saved_seq >= window.events // 2 or self._unsaved_bytes >= window.bytes // 2:
             await self.save(seq)  # keep the stored snapshot within reach of the retained events
 
-    def _retain(self, artifact: types.Artifact, append: bool, size: int) -> None:
+    def _retain(
+        self, artifact: types.Artifact, existing: types.Artifact | None, append: bool, size: int
+    ) -> None:
         """Keep the artifact's content in the snapshot, up to ``retain_bytes`` per task."""
-        existing = next((a for a in self.task.artifacts if a.artifact_id == artifact.artifact_id), None)
         replaced = existing.ByteSize() if existing is not None and not append else 0
         if self.retained - replaced + size <= self.retain_bytes:
             if append and existing is not None:
@@ -243,6 +261,10 @@ class TaskRun:
         if self.notifier is not None:
             for config in self.push_configs:
                 self.notifier.notify(config, event)
+
+    def is_durable(self, seq: int) -> bool:
+        """Whether :meth:`durable` would return at once."""
+        return self.created is None and self.log.visible >= seq
 
     async def durable(self, seq: int | None = None) -> None:
         """Wait until the task's first snapshot and its events up to ``seq`` (default: all applied)
