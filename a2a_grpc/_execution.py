@@ -71,16 +71,21 @@ class Execution:
         return self.run.state if self.run is not None else types.TASK_STATE_UNSPECIFIED
 
     async def status(self, state: int, message: types.Message | None) -> None:
-        await (await self._ensure_run()).set_status(state, message)
+        run = self.run
+        if run is None or self.finished:  # the usual report needs no check: no coroutine for it
+            run = await self._ensure_run()
+        await run.set_status(state, message)
 
     async def artifact(self, event: types.StreamResponse) -> None:
-        update = event.artifact_update
-        if update.append and self.run is None:  # checked before the task comes into being
-            raise ValueError(
-                f"the task has no artifact {update.artifact.artifact_id!r} to append to yet: "
-                "send the first chunk without append"
-            )
-        await (await self._ensure_run()).add_artifact(event)
+        run = self.run
+        if run is None or self.finished:
+            if event.artifact_update.append and run is None:  # checked before the task exists
+                raise ValueError(
+                    f"the task has no artifact {event.artifact_update.artifact.artifact_id!r} to "
+                    "append to yet: send the first chunk without append"
+                )
+            run = await self._ensure_run()
+        await run.add_artifact(event)
 
     async def reply(self, message: types.Message) -> None:
         if self.run is not None or self._replied:

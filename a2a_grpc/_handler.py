@@ -61,8 +61,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 def checked(operation: F) -> F:
     """An operation that checks the call (:meth:`RequestHandler.check_call`) before anything else.
 
-    A streaming operation checks when it is called, before its generator exists, so a refused call
-    raises where it is made; a unary one when it is awaited.
+    The check runs when the operation is called, before its coroutine or generator exists, so a
+    refused call raises where it is made.
     """
     if inspect.isasyncgenfunction(operation):
 
@@ -73,10 +73,11 @@ def checked(operation: F) -> F:
 
         return cast(F, stream)
 
+    # A plain function returning the operation's coroutine: no second coroutine frame per call.
     @functools.wraps(operation)
-    async def unary(self: RequestHandler, request: Any, call: CallContext) -> Any:
+    def unary(self: RequestHandler, request: Any, call: CallContext) -> Any:
         self.check_call(call)
-        return await operation(self, request, call)
+        return operation(self, request, call)
 
     return cast(F, unary)
 
@@ -131,7 +132,7 @@ class RequestHandler:
                 f"A2A version {shown} is not supported; this agent speaks " + ", ".join(SUPPORTED_VERSIONS),
                 metadata={"supported_versions": ",".join(SUPPORTED_VERSIONS)},
             )
-        missing = self._required_extensions - call.extensions
+        missing = self._required_extensions - call.extensions if self._required_extensions else None
         if missing:
             names = ",".join(sorted(missing))
             raise errors.ExtensionSupportRequiredError(
@@ -162,7 +163,8 @@ class RequestHandler:
         done = getattr(saved, "done", None)
         if not (callable(done) and done()):
             run.created = saved
-        await self._attach_push_config(run, request)
+        if request.configuration.HasField("task_push_notification_config"):
+            await self._attach_push_config(run, request)
         return run
 
     async def _attach_push_config(self, run: TaskRun, request: types.SendMessageRequest) -> None:

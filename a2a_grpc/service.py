@@ -85,6 +85,8 @@ ABSENT_VERSION = "0.3"
 def version_supported(version: str) -> bool:
     """Whether ``version`` is one of :data:`SUPPORTED_VERSIONS` (patch numbers ignored, spec 3.6;
     "1" is read as "1.0")."""
+    if version in SUPPORTED_VERSIONS:  # every call asks; most send exactly "1.0"
+        return True
     parts = version.strip().split(".")
     major_minor = ".".join(([*parts, "0"])[:2]) if parts[0] else ""
     return major_minor in SUPPORTED_VERSIONS

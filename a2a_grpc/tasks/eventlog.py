@@ -30,7 +30,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, cast
 
 from a2a_grpc import errors, types
 
@@ -305,19 +305,11 @@ class LogReader:
         self._closed = False
 
     def __aiter__(self) -> AsyncIterator[tuple[int, types.StreamResponse]]:
-        return self._entries()
+        return cast("AsyncIterator[tuple[int, types.StreamResponse]]", _walk(self, numbered=True))
 
-    async def _entries(self) -> AsyncIterator[tuple[int, types.StreamResponse]]:
-        async for entry in self._walk():
-            yield entry.seq, entry.event
-
-    async def events(self) -> AsyncIterator[types.StreamResponse]:
+    def events(self) -> AsyncIterator[types.StreamResponse]:
         """The events alone, in order (what a stream sends)."""
-        async for entry in self._walk():
-            yield entry.event
-
-    def _walk(self) -> AsyncIterator[_Entry]:
-        return _walk(self)
+        return cast("AsyncIterator[types.StreamResponse]", _walk(self, numbered=False))
 
     def _lost(self) -> errors.EventsNotRetainedError:
         log = self._log
@@ -337,8 +329,9 @@ class LogReader:
             log._release(self)
 
 
-async def _walk(reader: LogReader) -> AsyncIterator[_Entry]:
-    """Every entry after the reader's position, then live ones (the hot loop of every reader)."""
+async def _walk(reader: LogReader, *, numbered: bool) -> AsyncIterator[object]:
+    """Every event after the reader's position, then live ones, as ``(seq, event)`` pairs or events
+    alone (the hot loop of every reader: one generator, no second one to reshape what it yields)."""
     log = reader._log
     primary = reader is log._primary
     while not reader._closed:
@@ -353,7 +346,7 @@ async def _walk(reader: LogReader) -> AsyncIterator[_Entry]:
             reader.read_bytes += entry.size
             if primary:
                 log._read(reader)
-            yield entry
+            yield (entry.seq, entry.event) if numbered else entry.event
         elif log.closed and log.visible >= log.last:
             return
         else:

@@ -95,9 +95,9 @@ class TaskRun:
         self.events = events
         self.log: TaskLog = events.open(tenant, task.id, last_seq=last_seq)
         self.notifier = notifier
-        self.push_configs = list(push_configs or ())
+        self.push_configs = list(push_configs) if push_configs else []
         self.retain_bytes = retain_bytes
-        self.retained = sum(a.ByteSize() for a in task.artifacts)
+        self.retained = sum(a.ByteSize() for a in task.artifacts) if task.artifacts else 0
         """Artifact bytes the snapshot keeps (an upper bound: parts are counted as they arrive)."""
         self.saved_seq = self.log.last
         """The position of the last snapshot saved."""
