@@ -39,11 +39,14 @@ class Execution:
         *,
         subscribe: bool,
         registry: Executions | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
+        """``loop``: the running loop, if the caller has it at hand (asking costs a system call)."""
         self._context = context
         self.run = run
         self._start_run = start_run
-        loop = asyncio.get_running_loop()
+        if loop is None:
+            loop = asyncio.get_running_loop()
         self.first: asyncio.Future[types.Message | TaskRun] = loop.create_future()
         """The task (its run) once it exists, or the direct reply; or the error that ended execute."""
         self.settled: asyncio.Future[None] = loop.create_future()

@@ -224,14 +224,15 @@ class RequestHandler:
 
         # Attached to the run before anything awaits: a second message racing this one finds the
         # task busy (see _check_continuable).
-        execution = Execution(context, create, run, subscribe=subscribe, registry=self.executions)
+        loop = asyncio.get_running_loop()
+        execution = Execution(context, create, run, subscribe=subscribe, registry=self.executions, loop=loop)
         if run is not None:
             try:
                 await self._attach_push_config(run, request)
             except BaseException as exc:
                 execution.finish(exc)
                 raise
-        job = asyncio.get_running_loop().create_task(self._execute(execution))
+        job = loop.create_task(self._execute(execution))
         execution.job = job
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)

@@ -43,9 +43,9 @@ inside ``contextlib.aclosing``, and encode what comes out.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
@@ -132,7 +132,8 @@ class CallContext:
     tenant: str = ""
     """The request's tenant ("" for the default one)."""
     deadline: float | None = None
-    """When the caller stops waiting, in the running loop's time (``loop.time()``); None: never."""
+    """When the caller stops waiting, in ``time.monotonic()`` seconds (the clock of asyncio's
+    ``loop.time()``, so ``asyncio.timeout_at(deadline)`` works); None: never."""
     call_id: str = field(default_factory=new_call_id)
     """Unique to this call (logs, traces, the session binding's frames)."""
     principal: object | None = None
@@ -172,12 +173,16 @@ class CallContext:
 
     def time_remaining(self) -> float | None:
         """Seconds until :attr:`deadline` (negative once passed); None without a deadline."""
-        return None if self.deadline is None else self.deadline - asyncio.get_running_loop().time()
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
 
 def deadline_after(seconds: float | None) -> float | None:
-    """The :attr:`CallContext.deadline` of a call that may take ``seconds`` from now (None: no deadline)."""
-    return None if seconds is None else asyncio.get_running_loop().time() + seconds
+    """The :attr:`CallContext.deadline` of a call that may take ``seconds`` from now (None: no deadline).
+
+    Read from ``time.monotonic()``, the clock of asyncio's event loops (``loop.time()``), rather
+    than from the running loop: looking the loop up costs a system call, and this runs every call.
+    """
+    return None if seconds is None else time.monotonic() + seconds
 
 
 # -- the method table ---------------------------------------------------------------------------

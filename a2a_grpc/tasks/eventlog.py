@@ -112,7 +112,6 @@ class TaskLog:
 
     __slots__ = (
         "_entries",
-        "_loop",
         "_primary",
         "_room",
         "_waiters",
@@ -164,7 +163,6 @@ class TaskLog:
         """Whether any reader ever read this log (one that never was has nobody to come back)."""
         self.abandoned = False
         """Whether a reader left before the end: it may come back for what it missed."""
-        self._loop = asyncio.get_running_loop()
         self._waiters: list[asyncio.Future[None]] = []
         self._primary: LogReader | None = None
         self._room: asyncio.Future[None] | None = None
@@ -219,7 +217,7 @@ class TaskLog:
         """Wait while the primary reader has its allowance unread (the only backpressure)."""
         while (primary := self._primary) is not None and self._lagging(primary):
             if self._room is None:
-                self._room = self._loop.create_future()
+                self._room = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._room)
 
     def _lagging(self, reader: LogReader) -> bool:
@@ -268,7 +266,7 @@ class TaskLog:
     def changed(self) -> asyncio.Future[None]:
         """A future that completes at the next event, store progress or close (one per waiter,
         so a reader cancelled while waiting cancels nobody else's wait)."""
-        waiter = self._loop.create_future()
+        waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         return waiter
 
