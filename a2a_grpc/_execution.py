@@ -42,7 +42,8 @@ class Execution:
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         """``loop``: the running loop, if the caller has it at hand (asking costs a system call)."""
-        self._context = context
+        self.context = context
+        """The request (what the TaskUpdater's task_id and context_id read)."""
         self.run = run
         self._start_run = start_run
         if loop is None:
@@ -64,10 +65,6 @@ class Execution:
             self._attach(run)
 
     # -- Reporter (what a TaskUpdater calls) ------------------------------------------------------
-
-    @property
-    def context(self) -> RequestContext:
-        return self._context
 
     @property
     def state(self) -> int:
@@ -97,7 +94,7 @@ class Execution:
             )
         self._replied = True
         if not message.context_id:
-            message.context_id = self._context.context_id
+            message.context_id = self.context.context_id
         self.first.set_result(message)
         self._settle()
 
@@ -149,8 +146,8 @@ class Execution:
         return self.run
 
     def on_status(self, state: int) -> None:
-        if state in SETTLED_STATES:
-            self._settle()
+        if state in SETTLED_STATES and not self.settled.done():
+            self.settled.set_result(None)
         if state in TERMINAL_STATES and self.detached:
             self.detached = False  # nothing left to drive
             if self.finished:
@@ -172,7 +169,8 @@ class Execution:
                 )
         if self.detached:
             return  # the detached updater drives the task from now on
-        self._settle()
+        if not self.settled.done():
+            self.settled.set_result(None)
         self.leave()
 
     def leave(self) -> None:

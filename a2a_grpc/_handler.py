@@ -32,7 +32,7 @@ from a2a_grpc.tasks.eventlog import EventLog, InMemoryEventLog
 from a2a_grpc.tasks.lifecycle import SETTLED_STATES, TERMINAL_STATES
 from a2a_grpc.tasks.registry import InMemoryRegistry, TaskRegistry
 from a2a_grpc.tasks.run import TaskRun
-from a2a_grpc.tasks.store import trim_task_in_place
+from a2a_grpc.tasks.store import STORED, trim_task_in_place
 
 if TYPE_CHECKING:
     from a2a_grpc.push import PushNotifier
@@ -160,8 +160,7 @@ class RequestHandler:
         # Not awaited here: the save shares a transaction with the first events; whatever sends
         # the task to a client waits for it first (TaskRun.durable).
         saved = self.store.save(ctx.tenant, task)
-        done = getattr(saved, "done", None)
-        if not (callable(done) and done()):
+        if saved is not STORED:
             run.created = saved
         if request.configuration.HasField("task_push_notification_config"):
             await self._attach_push_config(run, request)
@@ -286,10 +285,12 @@ class RequestHandler:
             elif hint := _hint(exc):  # the traceback is logged where the error is answered
                 log.error("agent failed on a request%s", hint)
         else:
-            await self._abandoned(execution)
+            run = execution.run
+            if run is not None and run.task.status.state not in SETTLED_STATES:
+                await self._abandoned(execution)
         finally:
             run = execution.run
-            if run is not None and run.unsaved:
+            if run is not None and run.saved_seq < run.log.last:  # events since the last snapshot
                 await run.save()
             execution.finish(error if execution.run is None else None)
 

@@ -206,7 +206,8 @@ class TaskLog:
     def close(self) -> None:
         """No more events (the task is terminal): readers end once they have read what there is."""
         self.closed = True
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def holding(self) -> bool:
         """Whether the primary reader has its allowance unread: :meth:`room` would wait."""

@@ -8,13 +8,14 @@ Listing scans the tenant's tasks, which is fine for the sizes a process-local st
 from __future__ import annotations
 
 import heapq
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable
 from typing import NamedTuple
 
 from a2a_grpc import types
 from a2a_grpc.tasks.eventlog import EventSink
 from a2a_grpc.tasks.registry import InMemoryRegistry
 from a2a_grpc.tasks.store import (
+    STORED,
     PushConfigPage,
     copy_push_config,
     copy_task,
@@ -27,21 +28,6 @@ from a2a_grpc.tasks.store import (
 )
 
 __all__ = ["InMemoryTaskStore"]
-
-
-class _Done:
-    """An awaitable that is already done (what ``save`` returns: the copy is the whole work)."""
-
-    def __await__(self) -> Generator[None, None, None]:
-        return
-        yield
-
-    def done(self) -> bool:
-        """Always: like a finished asyncio.Future (callers may skip awaiting it)."""
-        return True
-
-
-_DONE = _Done()
 
 
 class _Entry(NamedTuple):
@@ -84,7 +70,8 @@ class InMemoryTaskStore:
 
     def save(self, tenant: str, task: types.Task, *, seq: int = 0) -> Awaitable[None]:
         # Copied now (see TaskStore.save); nothing to wait for afterwards.
-        self._check_open()
+        if self._closed:
+            self._check_open()
         if not task.id:
             raise ValueError("cannot save a task without an id")
         copy = copy_task(task)
@@ -95,7 +82,7 @@ class InMemoryTaskStore:
         if bucket is None:
             bucket = self._tasks[tenant] = {}
         bucket[copy.id] = entry
-        return _DONE
+        return STORED
 
     async def list(self, tenant: str, request: types.ListTasksRequest) -> types.ListTasksResponse:
         self._check_open()

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 from a2a_grpc import errors, types
 from a2a_grpc.tasks.eventlog import EventLog, LogReader, TaskLog
 from a2a_grpc.tasks.lifecycle import TERMINAL_STATES, check_transition, state_name
+from a2a_grpc.tasks.store import STORED
 
 if TYPE_CHECKING:
     from a2a_grpc.tasks.store import TaskStore
@@ -183,7 +184,7 @@ class TaskRun:
 
     async def add_artifact(self, event: types.StreamResponse) -> None:
         """Apply and publish an ``artifact_update`` event (its task and context ids are filled in here)."""
-        if self.finished:
+        if self.task.status.state in TERMINAL_STATES:
             raise errors.UnsupportedOperationError(
                 f"task {self.task.id!r} is {state_name(self.state)}: it takes no more artifacts"
             )
@@ -284,7 +285,9 @@ class TaskRun:
         seq = self.log.last if seq is None else seq
         self.saved_seq = max(self.saved_seq, seq)
         self._unsaved_bytes = 0
-        await self.store.save(self.tenant, self.task, seq=seq)
+        saved = self.store.save(self.tenant, self.task, seq=seq)
+        if saved is not STORED:
+            await saved
 
     async def fail_safely(self, message: types.Message) -> None:
         """Mark the task failed, whatever else has gone wrong: no reader may be left waiting."""

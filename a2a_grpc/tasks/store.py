@@ -31,7 +31,7 @@ import hashlib
 import hmac
 import json
 import struct
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Generator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -45,6 +45,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "PUSH_DEFAULT_PAGE_SIZE",
     "PUSH_MAX_PAGE_SIZE",
+    "STORED",
     "PushConfigPage",
     "PushQuery",
     "TaskQuery",
@@ -73,6 +74,24 @@ PushConfigPage = tuple[list[types.TaskPushNotificationConfig], str]
 _VALID_STATES = frozenset(types.TaskState.values())
 
 
+class _Stored:
+    """An awaitable that is done already (see :data:`STORED`)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield
+
+    def done(self) -> bool:
+        return True
+
+
+STORED: Awaitable[None] = _Stored()
+"""What :meth:`TaskStore.save` returns when the snapshot is stored by the time it returns (an
+in-memory store): awaiting it returns at once, and callers on a hot path may skip the await."""
+
+
 @runtime_checkable
 class TaskStore(Protocol):
     """Where tasks and their push-notification configs live, partitioned by tenant.
@@ -93,7 +112,8 @@ class TaskStore(Protocol):
         may go on changing ``task`` at once, and await the result later to know it is stored.
         ``seq`` is the position in the task's event log that the snapshot includes (0: none), so
         that a store which also keeps the events can rebuild the task from the snapshot and the
-        events after it.
+        events after it. A store that has stored the snapshot when ``save`` returns returns
+        :data:`STORED`.
         """
         ...
 
