@@ -109,7 +109,10 @@ async def test_only_the_primary_reader_holds_the_producer_back() -> None:
     waiting = asyncio.ensure_future(log.room())
     await asyncio.sleep(0.01)
     assert not waiting.done()  # the primary has its allowance unread
-    assert await read(primary, 1) == [1]
+    assert await read(primary, 2) == [1, 2]
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # 3 of 5 unread: a waiting producer resumes at half (2)
+    assert await read(primary, 1) == [3]
     await asyncio.wait_for(waiting, 1)  # reading made room
     primary.close()
     for i in range(50):  # a primary that left holds nothing any more

@@ -10,8 +10,8 @@ gets :class:`~a2a_grpc.errors.EventsNotRetainedError`, never a silent gap.
 **Who may slow the agent.** One reader of a log may be its *primary* reader: the stream of the
 call that started the task. Only it holds the producer back: before each event the producer
 waits (:meth:`TaskLog.room`) while the primary reader has ``Backpressure.events`` events or
-``Backpressure.bytes`` bytes unread, so a slow caller pauses its own agent and memory stays
-bounded. Every other reader (SubscribeToTask, a second stream) reads at its own pace, and one
+``Backpressure.bytes`` bytes unread, and once it waited, until the reader has read half of that,
+so a slow caller pauses its own agent and memory stays bounded. Every other reader (SubscribeToTask, a second stream) reads at its own pace, and one
 that falls behind the window is ended with the typed error; none can stall the task.
 
 **Durability.** A log may have a :class:`EventSink` (the SQLite store is one): each event is
@@ -278,10 +278,17 @@ class TaskLog:
                 waiter.set_result(None)
 
     def _read(self, reader: LogReader) -> None:
-        """A reader moved on: the producer may have room again."""
-        if reader is self._primary and self._room is not None and not self._lagging(reader):
-            self._room.set_result(None)
-            self._room = None
+        """The primary reader moved on: a waiting producer resumes once it has read half its
+        allowance (not after every event: the producer then writes in runs, and a sink stores
+        them in runs, instead of one event per wake-up and per transaction)."""
+        if reader is self._primary and self._room is not None:
+            allowance = self.backpressure
+            if (
+                self.last - reader.pos <= allowance.events // 2
+                and self.appended_bytes - reader.read_bytes <= allowance.bytes // 2
+            ):
+                self._room.set_result(None)
+                self._room = None
 
     def _release(self, reader: LogReader) -> None:
         if reader is self._primary:
