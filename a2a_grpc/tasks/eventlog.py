@@ -11,8 +11,9 @@ gets :class:`~a2a_grpc.errors.EventsNotRetainedError`, never a silent gap.
 call that started the task. Only it holds the producer back: before each event the producer
 waits (:meth:`TaskLog.room`) while the primary reader has ``Backpressure.events`` events or
 ``Backpressure.bytes`` bytes unread, and once it waited, until the reader has read half of that,
-so a slow caller pauses its own agent and memory stays bounded. Every other reader (SubscribeToTask, a second stream) reads at its own pace, and one
-that falls behind the window is ended with the typed error; none can stall the task.
+so a slow caller pauses its own agent and memory stays bounded. Every other reader
+(SubscribeToTask, a second stream) reads at its own pace, and one that falls behind the window
+is ended with the typed error; none can stall the task.
 
 **Durability.** A log may have a :class:`EventSink` (the SQLite store is one): each event is
 handed to it as it is appended, and readers see an event only once the sink reports it stored
