@@ -77,8 +77,9 @@ class ServerSettings:
     """Ping an idle client this often, to notice dead peers and keep middleboxes open."""
     keepalive_timeout_ms: int = 10_000
     stream_window: int = 256
-    """Unread events the caller's own stream may hold before the agent's next report waits: the
-    only backpressure on an agent (other readers never hold it; see ``a2a_grpc.tasks.eventlog``)."""
+    """Unread events the caller's own stream may hold before the agent's next report waits (until
+    half are read): the only backpressure on an agent (other readers never hold it; see
+    ``a2a_grpc.tasks.eventlog``)."""
     stream_window_bytes: int = 8 * MiB
     """The same bound in bytes: large artifact chunks fill the window sooner."""
     retained_events: int = 1024

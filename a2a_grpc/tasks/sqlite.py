@@ -14,8 +14,9 @@ costly part), and each operation still completes only once its transaction has c
 every event of a task is written as it happens, in the same queue as the task's snapshots, and
 a reader sees an event only once it is committed. After a crash, the last snapshot of a task and
 its events after it rebuild every part any client was sent. What a crash can lose is what no
-client has seen: the events of the transaction in flight (one batch). Events a snapshot covers
-are deleted with that snapshot's save.
+client has seen: the events not yet committed, at most the caller's stream window for a streamed
+task and half the retained window otherwise (``tests/test_recovery.py`` measures both). Events
+a snapshot covers are deleted with that snapshot's save.
 
 **Who runs what.** The store is also a task registry (:attr:`SqliteTaskStore.registry`): a
 snapshot of a SUBMITTED or WORKING task records the owner id of the process that saved it, each
