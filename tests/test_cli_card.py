@@ -70,20 +70,32 @@ async def test_the_bridge_publishes_the_public_card_of_a_grpc_only_agent() -> No
         await shutdown(served)
 
 
-def test_serve_public_address_names_the_card_and_log_requests_logs(tmp_path: Path) -> None:
-    output = tmp_path / "serve.log"
+def start_serving(command: list[str], output: Path) -> subprocess.Popen[bytes]:
+    """Start ``command`` (a ``serve``) with its output in ``output``; return once it serves."""
     with output.open("w") as sink:
-        proc = subprocess.Popen(
-            [*CLI, "serve", "--grpc-port", "0", "--http-port", "0", "--store", "memory",
-             "--public-address", "agents.example:443", "--log-requests"],
-            stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
     try:
-        deadline = time.monotonic() + 20
         while "Ctrl-C" not in output.read_text():
             assert proc.poll() is None, output.read_text()
             assert time.monotonic() < deadline, output.read_text()
             time.sleep(0.05)
+    except BaseException:
+        proc.kill()
+        proc.wait(timeout=15)
+        raise
+    return proc
+
+
+def test_serve_public_address_names_the_card_and_log_requests_logs(tmp_path: Path) -> None:
+    output = tmp_path / "serve.log"
+    proc = start_serving(
+        [*CLI, "serve", "--grpc-port", "0", "--http-port", "0", "--store", "memory",
+         "--public-address", "agents.example:443", "--log-requests"],
+        output,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
         text = output.read_text()
         assert "the card names GRPC agents.example:443, JSONRPC" in text
         grpc_at = re.search(r"over gRPC at (\S+)", text)
@@ -143,17 +155,10 @@ def test_the_json_commands_say_how_to_install_what_they_need(args: list[str], wh
 
 def test_grpc_alone_serves_without_the_http_extra(tmp_path: Path) -> None:
     output = tmp_path / "serve.log"
-    with output.open("w") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", WITHOUT_HTTP, "serve", "--grpc-port", "0", "--store", "memory"],
-            stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    proc = start_serving(
+        [sys.executable, "-c", WITHOUT_HTTP, "serve", "--grpc-port", "0", "--store", "memory"], output
+    )
     try:
-        deadline = time.monotonic() + 20
-        while "Ctrl-C" not in output.read_text():
-            assert proc.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, output.read_text()
-            time.sleep(0.05)
         address = re.search(r"over gRPC at (\S+)", output.read_text())
         assert address
         sent = run("send", address.group(1), "echo hi")
