@@ -31,7 +31,7 @@ from a2a_grpc.tasks import INTERRUPTED_STATES, InvalidListRequestError, TaskStor
 from a2a_grpc.tasks.eventlog import EventLog, InMemoryEventLog
 from a2a_grpc.tasks.lifecycle import SETTLED_STATES, TERMINAL_STATES
 from a2a_grpc.tasks.registry import InMemoryRegistry, TaskRegistry
-from a2a_grpc.tasks.run import TaskRun
+from a2a_grpc.tasks.run import DEFAULT_RETAIN_BYTES, TaskRun
 from a2a_grpc.tasks.store import STORED, trim_task_in_place
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class RequestHandler:
         notifier: PushNotifier | None = None,
         events: EventLog | None = None,
         registry: TaskRegistry | None = None,
-        retain_bytes: int = 16 * 1024 * 1024,
+        retain_bytes: int = DEFAULT_RETAIN_BYTES,
     ) -> None:
         """``events``: where task events go (default: in memory, made durable by the store's
         ``event_sink`` if it has one); ``registry``: who runs which task (default: the store's

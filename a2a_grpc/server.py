@@ -44,7 +44,14 @@ from a2a_grpc.service import (
     method_table,
 )
 from a2a_grpc.status import abort
-from a2a_grpc.tasks.eventlog import Backpressure, InMemoryEventLog, Retention
+from a2a_grpc.tasks.eventlog import (
+    DEFAULT_BACKPRESSURE,
+    DEFAULT_RETENTION,
+    Backpressure,
+    InMemoryEventLog,
+    Retention,
+)
+from a2a_grpc.tasks.run import DEFAULT_RETAIN_BYTES
 
 __all__ = [
     "A2AServer",
@@ -76,20 +83,20 @@ class ServerSettings:
     keepalive_time_ms: int = 30_000
     """Ping an idle client this often, to notice dead peers and keep middleboxes open."""
     keepalive_timeout_ms: int = 10_000
-    stream_window: int = 256
+    stream_window: int = DEFAULT_BACKPRESSURE.events
     """Unread events the caller's own stream may hold before the agent's next report waits (until
     half are read): the only backpressure on an agent (other readers never hold it; see
     ``a2a_grpc.tasks.eventlog``)."""
-    stream_window_bytes: int = 8 * MiB
+    stream_window_bytes: int = DEFAULT_BACKPRESSURE.bytes
     """The same bound in bytes: large artifact chunks fill the window sooner."""
-    retained_events: int = 1024
+    retained_events: int = DEFAULT_RETENTION.events
     """A task's latest events kept for readers (subscribers, resumed streams), whoever reads; a
     reader that falls further behind is ended with EventsNotRetainedError."""
-    retained_event_bytes: int = 16 * MiB
+    retained_event_bytes: int = DEFAULT_RETENTION.bytes
     """The same bound in bytes (the newest event is always kept)."""
-    retained_seconds: float = 30.0
+    retained_seconds: float = DEFAULT_RETENTION.terminal_seconds
     """How long a task's events stay once no run uses them (the task ended, or waits unwatched)."""
-    max_retained_artifact_bytes: int = 16 * MiB
+    max_retained_artifact_bytes: int = DEFAULT_RETAIN_BYTES
     """Artifact content kept per task; beyond it content is streamed, not kept (``a2a_grpc.tasks.run``)."""
     grace_seconds: float = 5.0
     """On stop: how long running calls and executions may finish."""

@@ -36,6 +36,8 @@ from typing import NamedTuple, Protocol, cast
 from a2a_grpc import errors, types
 
 __all__ = [
+    "DEFAULT_BACKPRESSURE",
+    "DEFAULT_RETENTION",
     "Backpressure",
     "EventLog",
     "EventSink",
@@ -83,6 +85,11 @@ class Backpressure:
                 f"the stream window ({self.events} events, {self.bytes} bytes) must fit in the "
                 f"retained window ({retention.events} events, {retention.bytes} bytes)"
             )
+
+
+DEFAULT_RETENTION = Retention()
+DEFAULT_BACKPRESSURE = Backpressure()
+"""The defaults, written once: ``ServerSettings`` reads its own from these."""
 
 
 class _Entry(NamedTuple):

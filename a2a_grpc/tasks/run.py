@@ -33,12 +33,14 @@ from a2a_grpc.tasks.store import STORED
 if TYPE_CHECKING:
     from a2a_grpc.tasks.store import TaskStore
 
-__all__ = ["UNRETAINED_KEY", "Notifier", "Subscription", "TaskRun", "apply_event"]
+__all__ = ["DEFAULT_RETAIN_BYTES", "UNRETAINED_KEY", "Notifier", "Subscription", "TaskRun", "apply_event"]
 
 log = logging.getLogger("a2a_grpc.tasks")
 UNRETAINED_KEY = "a2a-grpc/unretained-bytes"
 """Artifact metadata key: bytes of content streamed but not kept in the task (see the module doc)."""
 MiB = 1024 * 1024
+DEFAULT_RETAIN_BYTES = 16 * MiB
+"""Artifact content a task's snapshot keeps by default (see the module doc)."""
 _STATUS_SIZE = 64
 """What a status update without a message is counted as (its serialized size, near enough)."""
 
@@ -87,7 +89,7 @@ class TaskRun:
         *,
         notifier: Notifier | None = None,
         push_configs: list[types.TaskPushNotificationConfig] | None = None,
-        retain_bytes: int = 16 * MiB,
+        retain_bytes: int = DEFAULT_RETAIN_BYTES,
         last_seq: int = 0,
     ) -> None:
         self.tenant = tenant
