@@ -29,9 +29,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
-import os
 import re
-import signal
 import ssl
 import sys
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
@@ -58,6 +56,7 @@ from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.service import Interceptor
 from a2a_grpc.tasks import InMemoryTaskStore
+from tests.conftest import stop_process
 
 __all__ = [
     "BINDINGS",
@@ -198,13 +197,7 @@ async def bridge_process(upstream: str, *extra_args: str) -> AsyncIterator[str]:
         drain = asyncio.create_task(_drain(proc.stdout, output))
         yield url
     finally:
-        if proc.returncode is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                os.kill(proc.pid, signal.SIGKILL)
-                await asyncio.wait_for(proc.wait(), 10)
+        await stop_process(proc)
         await asyncio.wait_for(drain or _drain(proc.stdout, output), 10)
 
 

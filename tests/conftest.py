@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -45,3 +48,17 @@ async def reference() -> AsyncIterator[Served]:
         yield served
     finally:
         await shutdown(served)
+
+
+async def stop_process(
+    proc: asyncio.subprocess.Process, sig: int = signal.SIGTERM, grace: float = 10.0
+) -> None:
+    """Stop a process a test started, by PID: ``sig``, then SIGKILL if it has not exited in ``grace`` s."""
+    if proc.returncode is not None:
+        return
+    os.kill(proc.pid, sig)
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        os.kill(proc.pid, signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), 10)

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shlex
-import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ import pytest_asyncio
 
 from a2a_grpc.bridge.stack import AgentStack
 from a2a_grpc.reference_agent import ReferenceAgent
+from tests.conftest import stop_process
 
 pytestmark = pytest.mark.asyncio
 
@@ -330,13 +330,7 @@ async def test_page(
         await run_defined(page)
     finally:
         for proc in page.processes:
-            if proc.returncode is None:
-                os.kill(proc.pid, signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 10)
-                except TimeoutError:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    await proc.wait()
+            await stop_process(proc)
         if page.drains:
             await asyncio.wait(page.drains, timeout=10)
         for name in page.modules:

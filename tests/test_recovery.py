@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import signal
 import sys
@@ -23,6 +22,7 @@ from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.client import A2AClient
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import SqliteTaskStore
+from tests.conftest import stop_process
 from tests.webhook import Receiver, until
 
 pytestmark = pytest.mark.asyncio
@@ -82,13 +82,7 @@ async def serving(
 
 
 async def stop(proc: asyncio.subprocess.Process, sig: int) -> None:
-    if proc.returncode is None:
-        os.kill(proc.pid, sig)
-        try:
-            await asyncio.wait_for(proc.wait(), 20)
-        except TimeoutError:
-            os.kill(proc.pid, signal.SIGKILL)
-            await proc.wait()
+    await stop_process(proc, sig, grace=20)
 
 
 async def wait_state(client: A2AClient, task_id: str, *states: int) -> types.Task:
