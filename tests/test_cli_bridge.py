@@ -16,6 +16,7 @@ from a2a_grpc import errors, types
 from a2a_grpc.client import A2AClient
 from tests.bridge_peers import serve_stack
 from tests.json_peers import sdk_json_peer
+from tests.test_cli_first_hour import run_async
 
 CLI = [sys.executable, "-m", "a2a_grpc.cli"]
 
@@ -111,25 +112,11 @@ async def test_grpc_to_http_on_a_busy_port_fails_in_one_line() -> None:
     async with serve_stack() as stack:
         with socket.create_server(("127.0.0.1", 0)) as holder:
             port = holder.getsockname()[1]
-            proc = await asyncio.create_subprocess_exec(
-                *CLI,
-                "bridge",
-                "grpc-to-http",
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--upstream",
-                stack.url,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+            result = await run_async(
+                "bridge", "grpc-to-http", "--listen", f"127.0.0.1:{port}", "--upstream", stack.url
             )
-            try:
-                _, err = await asyncio.wait_for(proc.communicate(), 30)
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
-    assert proc.returncode == 1
-    assert err.decode().strip().splitlines() == [
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
         f"a2a-grpc: error: cannot listen on 127.0.0.1:{port}: address already in use (another process "
         "listens there: pick another port, or start both with --reuse-port to share it)"
     ]
@@ -140,25 +127,11 @@ async def test_http_to_grpc_on_a_busy_port_fails_in_one_line() -> None:
     async with serve_stack() as stack:
         with socket.create_server(("127.0.0.1", 0)) as holder:
             port = holder.getsockname()[1]
-            proc = await asyncio.create_subprocess_exec(
-                *CLI,
-                "bridge",
-                "http-to-grpc",
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--upstream",
-                stack.address,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+            result = await run_async(
+                "bridge", "http-to-grpc", "--listen", f"127.0.0.1:{port}", "--upstream", stack.address
             )
-            try:
-                out, err = await asyncio.wait_for(proc.communicate(), 30)
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
-    assert proc.returncode == 1, out
-    lines = err.decode().strip().splitlines()
+    assert result.returncode == 1, result.stdout
+    lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"a2a-grpc: error: cannot listen on 127.0.0.1:{port}: address already in use")
 
