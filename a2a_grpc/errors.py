@@ -46,6 +46,7 @@ from typing import ClassVar
 import grpc
 
 __all__ = [
+    "CHALLENGE_KEY",
     "DOMAIN",
     "DOMAINS",
     "ERROR_TABLE",
@@ -67,10 +68,12 @@ __all__ = [
     "InvalidRequestError",
     "MethodNotFoundError",
     "ParseError",
+    "PermissionDeniedError",
     "PushNotificationNotSupportedError",
     "TaskNotCancelableError",
     "TaskNotFoundError",
     "TransportError",
+    "UnauthenticatedError",
     "UnavailableError",
     "UnsupportedOperationError",
     "VersionNotSupportedError",
@@ -266,6 +269,43 @@ class EventsNotRetainedError(A2AError):
     """
 
 
+CHALLENGE_KEY = "www_authenticate"
+"""The ErrorInfo metadata key of an :class:`UnauthenticatedError`'s challenge: the
+``WWW-Authenticate`` value HTTP fronts send with its 401 (RFC 9110 11.6.1), kept in the error
+itself so that it crosses every binding and the bridge in both directions."""
+
+
+class UnauthenticatedError(A2AError):
+    """a2a-grpc's own error (the specification names the category, section 3.3.2, not an error
+    type): the call carries no credentials, or credentials that no configured scheme accepts.
+    gRPC UNAUTHENTICATED, HTTP 401 with ``WWW-Authenticate`` (``metadata["www_authenticate"]``)."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        challenge: str = "",
+        metadata: Mapping[str, object] | None = None,
+        field_violations: Iterable[FieldViolation] = (),
+        grpc_code: grpc.StatusCode | None = None,
+    ) -> None:
+        facts = dict(metadata or {})
+        if challenge:
+            facts[CHALLENGE_KEY] = challenge
+        super().__init__(message, metadata=facts, field_violations=field_violations, grpc_code=grpc_code)
+
+    @property
+    def challenge(self) -> str:
+        """The ``WWW-Authenticate`` value naming the schemes this agent accepts ("" if unknown)."""
+        return self.metadata.get(CHALLENGE_KEY, "")
+
+
+class PermissionDeniedError(A2AError):
+    """a2a-grpc's own error: the caller is authenticated but may not do this (a request for a
+    tenant its credential does not grant). gRPC PERMISSION_DENIED, HTTP 403. Never used for
+    another principal's task, which is simply not found (no existence leak, spec 3.3.2)."""
+
+
 class TransportError(A2AError):
     """A gRPC failure that is no A2A error (not in the spec's table, no ErrorInfo on the wire).
 
@@ -458,6 +498,30 @@ OUR_ERRORS: tuple[ErrorSpec, ...] = (
         "The requested events are no longer retained",
         domain=OUR_DOMAIN,
     ),
+    # Authentication and authorization: section 3.3.2 names the categories and their gRPC and
+    # HTTP codes, and leaves JSON-RPC a custom code: ours follow on from -32090.
+    ErrorSpec(
+        "UnauthenticatedError",
+        UnauthenticatedError,
+        -32091,
+        _C.UNAUTHENTICATED,
+        "UNAUTHENTICATED",
+        401,
+        "Authentication required",
+        grpc_fallback=True,
+        domain=OUR_DOMAIN,
+    ),
+    ErrorSpec(
+        "PermissionDeniedError",
+        PermissionDeniedError,
+        -32092,
+        _C.PERMISSION_DENIED,
+        "PERMISSION_DENIED",
+        403,
+        "Permission denied",
+        grpc_fallback=True,
+        domain=OUR_DOMAIN,
+    ),
 )
 """a2a-grpc's own errors: an ErrorInfo of domain OUR_DOMAIN, decoded by reason like A2A's."""
 
@@ -469,7 +533,7 @@ A2AError.spec = InternalError.spec  # a bare A2AError (or a direct subclass) is 
 _BY_NAME = {row.name: row for row in ERROR_TABLE}
 _BY_REASON = {reason: row for row in ERROR_TABLE + OUR_ERRORS for reason in (row.reason, *row.aliases)}
 _BY_JSONRPC = {row.jsonrpc_code: row for row in ERROR_TABLE + OUR_ERRORS}
-_BY_GRPC = {row.grpc_code: row for row in ERROR_TABLE + TRANSPORT_ERRORS if row.grpc_fallback}
+_BY_GRPC = {row.grpc_code: row for row in ERROR_TABLE + TRANSPORT_ERRORS + OUR_ERRORS if row.grpc_fallback}
 _BY_PROBLEM_TYPE = {row.problem_type: row for row in ERROR_TABLE if row.problem_type}
 
 

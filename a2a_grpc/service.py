@@ -55,6 +55,7 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 from a2a_grpc import types
+from a2a_grpc.security.identity import ClientCertificate, Principal
 
 __all__ = [
     "ABSENT_VERSION",
@@ -136,9 +137,10 @@ class CallContext:
     ``loop.time()``, so ``asyncio.timeout_at(deadline)`` works); None: never."""
     call_id: str = field(default_factory=new_call_id)
     """Unique to this call (logs, traces, the session binding's frames)."""
-    principal: object | None = None
-    """Who is calling. Always None for now: authentication is a later issue, which will set it in
-    an interceptor and make every task belong to its principal."""
+    principal: Principal | None = None
+    """Who is calling, once an authentication scheme accepted the call's credentials
+    (:mod:`a2a_grpc.security`); None when the server runs without authentication. Every task
+    belongs to the principal and tenant that created it."""
     traceparent: str | None = None
     """The W3C ``traceparent`` header as received (no tracing library is involved yet)."""
     tracestate: str | None = None
@@ -147,6 +149,9 @@ class CallContext:
     """Who sent the call, as the front names it (gRPC: ``ipv4:127.0.0.1:5555``); "" if unknown."""
     front: str = ""
     """Which front took the call: ``grpc``, ``http`` (the in-process bridge), later ``session``."""
+    client_certificate: ClientCertificate | None = None
+    """The certificate the client presented on a mutual-TLS listener, verified by the front
+    against its client CA; None on a plain or server-only TLS connection."""
 
     @classmethod
     def from_headers(
@@ -157,6 +162,7 @@ class CallContext:
         deadline: float | None = None,
         peer: str = "",
         front: str = "",
+        client_certificate: ClientCertificate | None = None,
     ) -> CallContext:
         """The context of a call whose service parameters travel as (lower-case) headers or metadata."""
         return cls(
@@ -169,6 +175,7 @@ class CallContext:
             tracestate=headers.get("tracestate"),
             peer=peer,
             front=front,
+            client_certificate=client_certificate,
         )
 
     def time_remaining(self) -> float | None:
