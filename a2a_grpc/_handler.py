@@ -26,6 +26,7 @@ from a2a_grpc._execution import Execution, Executions
 from a2a_grpc._runs import Runs
 from a2a_grpc._validation import invalid, require, validate_send, validate_state, validate_webhook_url
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater, new_id, text_message
+from a2a_grpc.security.authentication import owner_key, request_tenant, tenant_of
 from a2a_grpc.service import ABSENT_VERSION, SUPPORTED_VERSIONS, CallContext, version_supported
 from a2a_grpc.tasks import INTERRUPTED_STATES, InvalidListRequestError, TaskStore, trim_task
 from a2a_grpc.tasks.eventlog import EventLog, InMemoryEventLog
@@ -150,16 +151,26 @@ class RequestHandler:
 
     # -- runs ----------------------------------------------------------------------------------
 
-    async def _create_task(self, execution: Execution, request: types.SendMessageRequest) -> TaskRun:
+    @staticmethod
+    def _owner(call: CallContext, tenant: str) -> tuple[str, str]:
+        """The tenant a call acts in, and the key of what it owns there (tasks, their push
+        configs): the caller's principal's tasks in that tenant, no one else's
+        (:func:`a2a_grpc.security.authentication.owner_key`)."""
+        tenant = request_tenant(call.principal, tenant)
+        return tenant, owner_key(call.principal, tenant)
+
+    async def _create_task(
+        self, execution: Execution, request: types.SendMessageRequest, key: str
+    ) -> TaskRun:
         ctx = execution.context
         task = types.Task(id=ctx.task_id, context_id=ctx.context_id)
         task.status.state = types.TASK_STATE_SUBMITTED
         task.status.timestamp.FromNanoseconds(time.time_ns())
         task.history.append(ctx.message)
-        run = self.runs.create(ctx.tenant, task)
+        run = self.runs.create(key, task)
         # Not awaited here: the save shares a transaction with the first events; whatever sends
         # the task to a client waits for it first (TaskRun.durable).
-        saved = self.store.save(ctx.tenant, task)
+        saved = self.store.save(key, task)
         if saved is not STORED:
             run.created = saved
         if request.configuration.HasField("task_push_notification_config"):
@@ -172,7 +183,7 @@ class RequestHandler:
             return
         config = types.TaskPushNotificationConfig()
         config.CopyFrom(request.configuration.task_push_notification_config)
-        config.task_id, config.tenant = run.task.id, run.tenant
+        config.task_id, config.tenant = run.task.id, tenant_of(run.tenant)
         config.id = config.id or new_id()
         await self.store.put_push_config(run.tenant, config)
         run.push_configs = [c for c in run.push_configs if c.id != config.id] + [config]
@@ -185,13 +196,14 @@ class RequestHandler:
         validate_send(request)
         if request.configuration.HasField("task_push_notification_config"):
             self._require_push()
-        tenant, message = request.tenant, request.message
+        tenant, key = self._owner(call, request.tenant)
+        message = request.message
         run: TaskRun | None = None
         before: types.Task | None = None
         if self._stopping:
             raise errors.UnavailableError("the server is stopping: it takes no new messages")
         if message.task_id:
-            run = await self.runs.load(tenant, message.task_id)
+            run = await self.runs.load(key, message.task_id)
             if run is None:
                 raise errors.TaskNotFoundError(
                     f"task {errors.echo(message.task_id)} not found", metadata={"task_id": message.task_id}
@@ -216,10 +228,11 @@ class RequestHandler:
             headers=call.headers,
             configuration=request.configuration,
             streaming=subscribe,
+            principal=call.principal,
         )
 
         async def create(execution: Execution) -> TaskRun:
-            return await self._create_task(execution, request)
+            return await self._create_task(execution, request, key)
 
         # Attached to the run before anything awaits: a second message racing this one finds the
         # task busy (see _check_continuable).
@@ -387,24 +400,25 @@ class RequestHandler:
         if request.HasField("history_length") and request.history_length < 0:
             raise invalid("history_length", "must not be negative")
         history = request.history_length if request.HasField("history_length") else None
-        run = self.runs.get(request.tenant, request.id)
+        _, key = self._owner(call, request.tenant)
+        run = self.runs.get(key, request.id)
         if run is not None:  # live: the snapshot as of now, once that much is stored
             seq, task = run.seq, trim_task(run.task, history)
             await run.durable(seq)
             return task
-        return trim_task(await self._existing(request.tenant, request.id), history)
+        return trim_task(await self._existing(key, request.id), history)
 
     @checked
     async def list_tasks(self, request: types.ListTasksRequest, call: CallContext) -> types.ListTasksResponse:
         validate_state(request.status, "status")
         try:
-            return await self.store.list(request.tenant, request)
+            return await self.store.list(self._owner(call, request.tenant)[1], request)
         except InvalidListRequestError as exc:
             raise invalid(exc.field, str(exc)) from None
 
     @checked
     async def cancel_task(self, request: types.CancelTaskRequest, call: CallContext) -> types.Task:
-        run = await self._require_run(request.tenant, request.id)
+        run = await self._require_run(self._owner(call, request.tenant)[1], request.id)
         if run.finished:
             raise errors.TaskNotCancelableError(
                 f"task {errors.echo(request.id)} is {types.TaskState.Name(run.state)}: "
@@ -427,9 +441,10 @@ class RequestHandler:
             task_id=run.task.id,
             context_id=run.task.context_id,
             task=trim_task(run.task, None),
-            tenant=run.tenant,
+            tenant=tenant_of(run.tenant),
             extensions=call.extensions if call is not None else frozenset(),
             headers=call.headers if call is not None else {},
+            principal=call.principal if call is not None else None,
         )
         execution = Execution(context, None, run, subscribe=False)
         try:
@@ -463,7 +478,7 @@ class RequestHandler:
         self, request: types.SubscribeToTaskRequest, call: CallContext
     ) -> AsyncIterator[types.StreamResponse]:
         self._require_streaming()
-        run = await self._require_run(request.tenant, request.id)
+        run = await self._require_run(self._owner(call, request.tenant)[1], request.id)
         if run.finished:
             raise errors.UnsupportedOperationError(
                 f"task {errors.echo(request.id)} is {types.TaskState.Name(run.state)}: "
@@ -484,13 +499,15 @@ class RequestHandler:
         self, request: types.TaskPushNotificationConfig, call: CallContext
     ) -> types.TaskPushNotificationConfig:
         self._require_push()
-        await self._existing(request.tenant, request.task_id, "task_id")
+        tenant, key = self._owner(call, request.tenant)
+        await self._existing(key, request.task_id, "task_id")
         validate_webhook_url(request.url, "url")
         config = types.TaskPushNotificationConfig()
         config.CopyFrom(request)
         config.id = config.id or new_id()
-        await self.store.put_push_config(request.tenant, config)
-        run = self.runs.get(request.tenant, request.task_id)
+        config.tenant = tenant
+        await self.store.put_push_config(key, config)
+        run = self.runs.get(key, request.task_id)
         if run is not None:
             run.push_configs = [c for c in run.push_configs if c.id != config.id] + [config]
         return config
@@ -502,7 +519,8 @@ class RequestHandler:
         self._require_push()
         require(request.task_id, "task_id")
         require(request.id, "id")
-        config = await self.store.get_push_config(request.tenant, request.task_id, request.id)
+        _, key = self._owner(call, request.tenant)
+        config = await self.store.get_push_config(key, request.task_id, request.id)
         if config is None:
             raise errors.TaskNotFoundError(
                 f"push notification config {errors.echo(request.id)} "
@@ -516,12 +534,13 @@ class RequestHandler:
         self, request: types.ListTaskPushNotificationConfigsRequest, call: CallContext
     ) -> types.ListTaskPushNotificationConfigsResponse:
         self._require_push()
-        await self._existing(request.tenant, request.task_id, "task_id")
+        _, key = self._owner(call, request.tenant)
+        await self._existing(key, request.task_id, "task_id")
         if request.page_size < 0:
             raise invalid("page_size", "must not be negative")
         try:
             configs, token = await self.store.list_push_configs(
-                request.tenant, request.task_id, request.page_size, request.page_token
+                key, request.task_id, request.page_size, request.page_token
             )
         except InvalidListRequestError as exc:
             raise invalid(exc.field, str(exc)) from None
@@ -532,10 +551,11 @@ class RequestHandler:
         self, request: types.DeleteTaskPushNotificationConfigRequest, call: CallContext
     ) -> None:
         self._require_push()
-        await self._existing(request.tenant, request.task_id, "task_id")
+        _, key = self._owner(call, request.tenant)
+        await self._existing(key, request.task_id, "task_id")
         require(request.id, "id")
-        await self.store.delete_push_config(request.tenant, request.task_id, request.id)
-        run = self.runs.get(request.tenant, request.task_id)
+        await self.store.delete_push_config(key, request.task_id, request.id)
+        run = self.runs.get(key, request.task_id)
         if run is not None:
             run.push_configs = [c for c in run.push_configs if c.id != request.id]
 
@@ -547,6 +567,11 @@ class RequestHandler:
     ) -> types.AgentCard:
         if not self.card.capabilities.extended_agent_card:
             raise errors.UnsupportedOperationError("this agent has no extended agent card")
+        if call.principal is None:  # spec 13.3: only for authenticated callers
+            raise errors.UnauthenticatedError(
+                "the extended agent card is only for authenticated callers, and this server "
+                "authenticates none (it runs without authentication)"
+            )
         extended = self.agent.extended_card
         if extended is None:
             raise errors.ExtendedAgentCardNotConfiguredError(
@@ -609,7 +634,7 @@ class RequestHandler:
             task_id=run.task.id,
             context_id=run.task.context_id,
             task=trim_task(run.task, None),
-            tenant=run.tenant,
+            tenant=tenant_of(run.tenant),
             resumed=True,
         )
         execution = Execution(context, None, run, subscribe=False, registry=self.executions)

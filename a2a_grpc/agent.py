@@ -22,9 +22,12 @@ import abc
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from a2a_grpc import types
+
+if TYPE_CHECKING:  # the security package builds on the call seam, which builds on this module
+    from a2a_grpc.security.identity import Principal
 
 __all__ = ["Agent", "ArtifactWriter", "RequestContext", "TaskUpdater", "new_id", "text_message"]
 
@@ -73,6 +76,9 @@ class RequestContext:
     """Whether the caller follows the task on a stream (SendStreamingMessage), not a single answer."""
     resumed: bool = False
     """Whether this is :meth:`Agent.resume` carrying on after the server stopped (no caller waits)."""
+    principal: Principal | None = None
+    """Who sent the message, as the server's authentication established it (None without
+    authentication, and for a resumed task): an agent may authorize on it (spec 7.5)."""
 
     @property
     def text(self) -> str:

@@ -29,6 +29,7 @@ from google.protobuf.message import Message
 from a2a_grpc import errors, types
 from a2a_grpc.agent import new_id
 from a2a_grpc.discovery import GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
+from a2a_grpc.security.credentials import Credentials
 from a2a_grpc.service import METHODS, SUPPORTED_VERSIONS
 from a2a_grpc.status import from_rpc_error
 
@@ -171,6 +172,7 @@ class A2AClient:
         channel: grpc.aio.Channel | None = None,
         tls: bool = False,
         max_message_bytes: int | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         settings = settings or ClientSettings()
         if not isinstance(timeout, _Default):  # shortcuts for the settings everyone sets
@@ -186,7 +188,9 @@ class A2AClient:
         self.tenant = tenant
         """Put into every request that names no tenant (the selected interface's ``tenant``)."""
         self.timeout = settings.timeout
-        base = [("a2a-version", version), *metadata]
+        # Credentials first: explicit metadata may override them.
+        presented = credentials.headers() if credentials is not None else ()
+        base = [("a2a-version", version), *presented, *metadata]
         ext = ",".join(extensions)
         if ext:
             base.append(("a2a-extensions", ext))
@@ -211,6 +215,9 @@ class A2AClient:
         """A client of the first GRPC interface of ``card`` (card order is the agent's preference)
         that speaks A2A 1.x, with that interface's tenant. ``options`` are the constructor's.
 
+        ``credentials`` (:class:`a2a_grpc.security.credentials.Credentials`) are presented as the
+        card's ``securityRequirements`` ask (ValueError if they meet none of them).
+
         The interface's URL may be ``host:port`` or ``grpc://``, ``http://`` (plaintext),
         ``grpcs://`` or ``https://`` (TLS, with the system's root certificates) plus ``host:port``.
         :class:`errors.UnavailableError` names what the card offers when it has no such interface;
@@ -221,6 +228,10 @@ class A2AClient:
             if interface.protocol_binding.upper() == "GRPC" and version.split(".")[0] == "1":
                 target, tls = grpc_target(interface.url)
                 options.setdefault("tls", tls)
+                credentials = options.pop("credentials", None)
+                if credentials is not None:  # what the card asks for, nothing more
+                    presented = credentials.headers(card)
+                    options["metadata"] = (*presented, *options.get("metadata", ()))
                 return cls(target, tenant=interface.tenant, **options)
         offered = ", ".join(
             f"{i.protocol_binding} {i.protocol_version or '(no version)'} at {i.url}"

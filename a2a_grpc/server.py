@@ -31,6 +31,7 @@ from a2a_grpc._accesslog import AccessLog
 from a2a_grpc._handler import RequestHandler
 from a2a_grpc.agent import Agent
 from a2a_grpc.discovery import CARD_SERVICE
+from a2a_grpc.security.authentication import Authentication, check_exposure
 from a2a_grpc.service import (
     METHODS,
     SUPPORTED_VERSIONS,
@@ -112,6 +113,13 @@ class ServerSettings:
     interceptors: Iterable[Interceptor] = ()
     """The call seam's chain (:class:`a2a_grpc.service.Interceptor`), first = outermost. Every call
     passes it whichever front took it: this server's gRPC, and the bridge in the same process."""
+    authentication: Authentication | None = None
+    """The schemes every call must satisfy (:class:`a2a_grpc.security.Authentication`), checked
+    in the call seam before ``interceptors`` and declared in the card; None: no authentication,
+    which a server listening beyond loopback refuses unless ``allow_unauthenticated``."""
+    allow_unauthenticated: bool = False
+    """Serve without authentication on an address other than loopback (every caller is the same
+    anonymous nobody and sees every task). Off: such a server refuses to start."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -141,6 +149,16 @@ class ServerSettings:
             if not isinstance(link, Interceptor):
                 raise ValueError(f"interceptors must be a2a_grpc.service.Interceptor objects, not {link!r}")
         object.__setattr__(self, "interceptors", chain)
+        if self.authentication is not None and not isinstance(self.authentication, Authentication):
+            raise ValueError(
+                f"authentication must be an a2a_grpc.security.Authentication, not {self.authentication!r}"
+            )
+
+    @property
+    def chain(self) -> tuple[Interceptor, ...]:
+        """What every call passes before the operation: authentication, then ``interceptors``."""
+        auth = (self.authentication,) if self.authentication is not None else ()
+        return (*auth, *self.interceptors)
 
     @property
     def retention(self) -> Retention:
@@ -458,6 +476,8 @@ class A2AServer(GrpcService):
         card.CopyFrom(self.agent.card)
         if not card.capabilities.HasField("streaming"):
             card.capabilities.streaming = True
+        if self.settings.authentication is not None:
+            self.settings.authentication.declare(card)
         own = list(card.supported_interfaces)
         del card.supported_interfaces[:]
         seen: set[tuple[str, str, str]] = set()
@@ -474,12 +494,15 @@ class A2AServer(GrpcService):
 
     def _service(self) -> Service:
         assert self.handler is not None
-        self.service = Service.serving(self.handler, self.settings.interceptors)
+        self.service = Service.serving(self.handler, self.settings.chain)
         return self.service
 
     async def start(self) -> int:
-        server, _ = self._bind()  # first: the card names the bound port
         s = self.settings
+        check_exposure(s.host, s.authentication, s.allow_unauthenticated, "gRPC")
+        if s.authentication is not None:
+            await s.authentication.start()  # keys first (a JWKS URL that cannot be read fails start)
+        server, _ = self._bind()  # first: the card names the bound port
         events = InMemoryEventLog(s.retention, s.backpressure, sink=getattr(self.store, "event_sink", None))
         self.handler = RequestHandler(
             self.agent,
@@ -512,3 +535,5 @@ class A2AServer(GrpcService):
             await self.handler.aclose(grace)
         # The streams have their final events by now: a moment to send them, then calls end.
         await super().stop(min(grace, 1.0))
+        if self.settings.authentication is not None:
+            await self.settings.authentication.aclose()

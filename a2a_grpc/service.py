@@ -48,14 +48,16 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 from a2a_grpc import types
-from a2a_grpc.security.identity import ClientCertificate, Principal
+
+if TYPE_CHECKING:  # the security package builds on this module
+    from a2a_grpc.security.identity import ClientCertificate, Principal
 
 __all__ = [
     "ABSENT_VERSION",

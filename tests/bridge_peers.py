@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import itertools
 import re
@@ -53,6 +54,7 @@ from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.upstream import LocalUpstream
 from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import ReferenceAgent
+from a2a_grpc.security import Authentication
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.service import Interceptor
 from a2a_grpc.tasks import InMemoryTaskStore
@@ -124,14 +126,21 @@ async def serve_stack(
     agent: Agent | None = None,
     settings: BridgeSettings | None = None,
     interceptors: Iterable[Interceptor] = (),
+    authentication: Authentication | None = None,
 ) -> AsyncIterator[Stack]:
     """``a2a-grpc serve --grpc-port 0 --http-port 0 --store memory``, in this event loop; every call,
-    gRPC or JSON, passes ``interceptors``."""
+    gRPC or JSON, passes ``authentication`` (if any), then ``interceptors``."""
     server = A2AServer(
         agent or ReferenceAgent(),
         InMemoryTaskStore(),
-        ServerSettings(host="127.0.0.1", port=0, interceptors=tuple(interceptors)),
+        ServerSettings(
+            host="127.0.0.1", port=0, interceptors=tuple(interceptors), authentication=authentication
+        ),
     )
+    if authentication is not None:  # as AgentStack does: the schemes' headers reach the seam
+        settings = settings or BridgeSettings()
+        forwarded = (*settings.forward_headers, *authentication.headers)
+        settings = dataclasses.replace(settings, forward_headers=forwarded)
     await server.start()
     try:
         assert server.handler is not None
@@ -310,10 +319,21 @@ class GrpcBinding(Binding):
 
     kind = "grpc"
 
-    def __init__(self, address: str, *, version: str, extensions: Iterable[str], timeout: float) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        version: str,
+        extensions: Iterable[str],
+        timeout: float,
+        headers: Mapping[str, str] = {},
+    ) -> None:
         super().__init__()
         self.timeout = timeout
-        self.client = A2AClient(address, timeout=timeout, version=version, extensions=extensions)
+        metadata = tuple((k.lower(), v) for k, v in headers.items())
+        self.client = A2AClient(
+            address, timeout=timeout, version=version, extensions=extensions, metadata=metadata
+        )
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -381,9 +401,17 @@ def _tls() -> ssl.SSLContext:
 class _HttpBinding(Binding):
     """What the two JSON bindings share: one httpx client with the service parameters as headers."""
 
-    def __init__(self, url: str, *, version: str | None, extensions: Iterable[str], timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        version: str | None,
+        extensions: Iterable[str],
+        timeout: float,
+        headers: Mapping[str, str] = {},
+    ) -> None:
         super().__init__()
-        headers = {} if version is None else {"A2A-Version": version}
+        headers = {**({} if version is None else {"A2A-Version": version}), **headers}
         if ext := ",".join(extensions):
             headers["A2A-Extensions"] = ext
         self.http = httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout, verify=_tls())
@@ -565,20 +593,28 @@ async def open_binding(
     version: str | None = "1.0",
     extensions: Iterable[str] = (),
     timeout: float = TIMEOUT,
+    headers: Mapping[str, str] = {},
 ) -> AsyncIterator[Binding]:
     """A :class:`Binding` of ``kind`` (one of :data:`BINDINGS`) to ``stack``.
 
     ``version`` is the ``A2A-Version`` service parameter ("" sends it empty; None, JSON only, omits
     it), ``extensions`` the ``A2A-Extensions`` one. ``timeout`` bounds every call and every read.
+    ``headers`` go with every call (credentials).
     """
     binding: Binding
     if kind == "grpc":
         assert version is not None, "A2AClient always sends a2a-version"
-        binding = GrpcBinding(stack.address, version=version, extensions=extensions, timeout=timeout)
+        binding = GrpcBinding(
+            stack.address, version=version, extensions=extensions, timeout=timeout, headers=headers
+        )
     elif kind == "jsonrpc":
-        binding = JsonRpcBinding(stack.url, version=version, extensions=extensions, timeout=timeout)
+        binding = JsonRpcBinding(
+            stack.url, version=version, extensions=extensions, timeout=timeout, headers=headers
+        )
     elif kind == "rest":
-        binding = RestBinding(stack.url, version=version, extensions=extensions, timeout=timeout)
+        binding = RestBinding(
+            stack.url, version=version, extensions=extensions, timeout=timeout, headers=headers
+        )
     else:
         raise ValueError(f"unknown binding {kind!r}; one of {BINDINGS}")
     try:

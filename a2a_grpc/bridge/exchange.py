@@ -115,6 +115,14 @@ def upstream_call(request: HttpRequest, settings: BridgeSettings) -> Call:
     return Call(headers, parse_timeout(timeout) if timeout is not None else None, request.peer)
 
 
+def challenge_headers(exc: BaseException) -> list[tuple[str, str]]:
+    """``WWW-Authenticate`` for a refusal of credentials (RFC 9110 11.6.1: a 401 carries one),
+    naming the schemes the agent accepts; nothing for any other error."""
+    if isinstance(exc, errors.UnauthenticatedError) and exc.challenge:
+        return [("www-authenticate", exc.challenge)]
+    return []
+
+
 def check_content_type(request: HttpRequest, has_body: bool, preferred: str) -> None:
     """:class:`HttpFailure` 415 unless a request with a body says it is JSON (either type)."""
     content_type = request.headers.get("content-type")

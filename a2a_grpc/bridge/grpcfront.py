@@ -80,7 +80,7 @@ class GrpcFront(GrpcService):
     def __init__(self, upstream: Upstream, settings: ServerSettings | None = None) -> None:
         super().__init__(settings)
         self.upstream = upstream
-        self.service = forwarding_service(upstream, self.settings.interceptors)
+        self.service = forwarding_service(upstream, self.settings.chain)
 
     def _service(self) -> Service:
         return self.service
@@ -98,6 +98,13 @@ class GrpcFront(GrpcService):
         return card
 
     async def start(self) -> int:
+        if self.settings.authentication is not None:
+            await self.settings.authentication.start()
         port = await super().start()
         log.info("serving %s on %s for %s", SERVICE, self.address, type(self.upstream).__name__)
         return port
+
+    async def stop(self, grace: float | None = None) -> None:
+        await super().stop(grace)
+        if self.settings.authentication is not None:
+            await self.settings.authentication.aclose()

@@ -27,6 +27,7 @@ from a2a_grpc.bridge.exchange import (
     HttpRequest,
     Receive,
     Send,
+    challenge_headers,
     check_content_type,
     read_body,
     respond,
@@ -146,4 +147,8 @@ class JsonRpcBinding:
         await respond(send, 200, _answer(rpc_id, "result", transcoding.encode(result)))
 
     async def _error(self, send: Send, rpc_id: Any, exc: BaseException) -> None:
-        await respond(send, 200, _answer(rpc_id, "error", to_jsonrpc_error(exc)))
+        # A refusal of credentials is an HTTP 401 with its challenge (the body still a JSON-RPC
+        # error): HTTP clients and proxies handle authentication at that level.
+        challenge = challenge_headers(exc)
+        body = _answer(rpc_id, "error", to_jsonrpc_error(exc))
+        await respond(send, 401 if challenge else 200, body, challenge)

@@ -30,6 +30,7 @@ from a2a_grpc.bridge.exchange import (
     HttpRequest,
     Receive,
     Send,
+    challenge_headers,
     check_content_type,
     read_body,
     respond,
@@ -213,7 +214,7 @@ async def send_rest_error(
     else:
         http, body = to_rest_error(exc, status)
         media = A2A_JSON
-    await respond(send, http, transcoding.dumps(body), headers, media)
+    await respond(send, http, transcoding.dumps(body), [*headers, *challenge_headers(exc)], media)
 
 
 # -- the binding --------------------------------------------------------------------------------

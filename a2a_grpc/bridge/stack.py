@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Self
 from a2a_grpc.agent import Agent
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.push import PushNotifier
+from a2a_grpc.security.authentication import check_exposure
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import TaskStore, open_store
 from a2a_grpc.types import AgentCard
@@ -123,6 +124,13 @@ class AgentStack:
             self.notifier = PushNotifier()
         interfaces = []
         if self.http_port is not None:
+            auth = self.grpc_settings.authentication
+            check_exposure(
+                self.http_host, auth, self.grpc_settings.allow_unauthenticated, "JSON-RPC and HTTP+JSON"
+            )
+            if auth is not None:  # the headers the schemes read must reach the seam
+                forwarded = tuple(dict.fromkeys([*self.bridge_settings.forward_headers, *auth.headers]))
+                self.bridge_settings = dataclasses.replace(self.bridge_settings, forward_headers=forwarded)
             # Imported here: serving gRPC alone needs none of the HTTP extra (uvicorn, orjson).
             from a2a_grpc.bridge.card import bridge_interfaces
             from a2a_grpc.bridge.httpserver import HttpServer
