@@ -518,8 +518,9 @@ class RequestHandler:
     ) -> types.TaskPushNotificationConfig:
         self._require_push()
         require(request.task_id, "task_id")
-        require(request.id, "id")
         _, key = self._owner(call, request.tenant)
+        await self._existing(key, request.task_id, "task_id")
+        require(request.id, "id")
         config = await self.store.get_push_config(key, request.task_id, request.id)
         if config is None:
             raise errors.TaskNotFoundError(

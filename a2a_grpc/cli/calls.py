@@ -16,21 +16,25 @@ from google.protobuf import json_format
 
 from a2a_grpc import errors, types
 from a2a_grpc.cli.common import CliError, is_url, to_json
+from a2a_grpc.cli.security import credentials_from
 
 __all__ = ["bench", "card", "send", "tasks"]
 
 
 async def open_client(address: str, timeout: float) -> Any:
-    """A client of ``address``: a gRPC target, or the first GRPC interface of the card at a URL."""
+    """A client of ``address``: a gRPC target, or the first GRPC interface of the card at a URL.
+    Credentials come from the environment (``A2A_GRPC_API_KEY``, ``A2A_GRPC_BEARER_TOKEN``); with a
+    card, only what it asks for is sent."""
     from a2a_grpc.client import A2AClient
 
+    credentials = credentials_from()
     if not is_url(address):
-        return A2AClient(address, timeout=timeout)
+        return A2AClient(address, timeout=timeout, credentials=credentials)
     from a2a_grpc.cli.serving import fetch_card
 
     found = await fetch_card(address, timeout)
     try:
-        return A2AClient.from_card(found, timeout=timeout)
+        return A2AClient.from_card(found, timeout=timeout, credentials=credentials)
     except errors.UnavailableError as exc:
         raise CliError(
             f"the card at {address}: {exc.message}; put gRPC in front of it with  "

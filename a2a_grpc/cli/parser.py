@@ -21,6 +21,7 @@ from a2a_grpc.cli.args import (
     seconds,
 )
 from a2a_grpc.cli.calls import card, send, tasks
+from a2a_grpc.cli.security import API_KEY_ENV, BEARER_TOKEN_ENV, auth_args
 from a2a_grpc.cli.serving import DEFAULT_STORE, bridge_grpc_to_http, bridge_http_to_grpc, serve
 from a2a_grpc.client import ClientSettings
 from a2a_grpc.server import ServerSettings
@@ -177,6 +178,7 @@ def parser() -> argparse.ArgumentParser:
     reuse_port_arg(p, "the gRPC and HTTP ports")
     log_requests_arg(p)
     http_args(p)
+    auth_args(p)
     p.set_defaults(func=serve)
 
     p = sub.add_parser(
@@ -268,6 +270,10 @@ def parser() -> argparse.ArgumentParser:
             type=seconds,
             default=CALL_TIMEOUT,
             help=f"deadline in seconds, above 0 (default: {CALL_TIMEOUT:g})",
+        )
+        p.epilog = (
+            f"credentials: the environment's {API_KEY_ENV} (an API key) or {BEARER_TOKEN_ENV} (a bearer "
+            "token), presented as the agent's card asks (docs/security.md)"
         )
 
     p = command(

@@ -28,6 +28,8 @@ from a2a_grpc.cli.common import (
     shown,
     until_signal,
 )
+from a2a_grpc.cli.security import authentication_from
+from a2a_grpc.security.authentication import Unprotected
 
 __all__ = ["DEFAULT_STORE", "bridge_grpc_to_http", "bridge_http_to_grpc", "fetch_card", "load_agent", "serve"]
 
@@ -82,6 +84,8 @@ async def listening(start: Awaitable[object], host: str, port: int) -> None:
         raise CliError(os_reason(exc)) from None
     except RuntimeError as exc:  # grpc's own refusal, when the trial bind did not foresee it
         raise CliError(f"cannot listen on {host}:{port}: {exc}") from None
+    except Unprotected as exc:
+        raise CliError(str(exc)) from None
 
 
 def bridge_settings(args: argparse.Namespace) -> Any:
@@ -113,6 +117,8 @@ async def serve(args: argparse.Namespace) -> int:
             reuse_port=args.reuse_port,
             public_address=args.public_address,
             log_requests=args.log_requests,
+            authentication=authentication_from(args),
+            allow_unauthenticated=args.allow_unauthenticated,
         )
         store = open_store(args.store, check_integrity=args.integrity_check)
     except (ValueError, OSError) as exc:

@@ -1,0 +1,93 @@
+"""The CLI with authentication: a server that checks API keys, a client that presents one from the
+environment, and a server beyond loopback that refuses to start without a scheme."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from a2a_grpc.cli.security import API_KEY_ENV, BEARER_TOKEN_ENV
+
+CLI = [sys.executable, "-m", "a2a_grpc.cli"]
+KEY = "cli-test-key-0123456789"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in (API_KEY_ENV, BEARER_TOKEN_ENV)}
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=60, check=False, env={**environ, **(env or {})}
+    )
+
+
+@pytest.fixture(scope="module")
+def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    keys = tmp_path_factory.mktemp("keys") / "keys.txt"
+    keys.write_text(f"# who key\nops {KEY}\n")
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--grpc-port", "0", "--store", "memory", "--api-keys-file", str(keys)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the banner names the bound address
+        found = re.search(r"at (127\.0\.0\.1:\d+)", line)
+        assert found, line
+        yield found.group(1)
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_a_call_without_the_key_is_refused_and_with_it_served(address: str) -> None:
+    refused = run("send", address, "echo hi")
+    assert refused.returncode != 0
+    assert "UnauthenticatedError" in refused.stderr
+    assert "requires credentials" in refused.stderr
+    wrong = run("send", address, "echo hi", env={API_KEY_ENV: "not-the-key-at-all-000"})
+    assert wrong.returncode != 0
+    assert "is not valid" in wrong.stderr
+    served = run("send", address, "echo hi", env={API_KEY_ENV: KEY})
+    assert served.returncode == 0, served.stderr
+    assert "TASK_STATE_COMPLETED" in served.stdout
+    card = run("card", address)
+    assert card.returncode == 0  # the public card needs no credential, and declares the scheme
+    assert '"apiKeySecurityScheme"' in card.stdout
+    assert KEY not in card.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--host", "0.0.0.0"], "refusing to serve gRPC on 0.0.0.0 without authentication"),
+        (["--jwt-issuer", "https://issuer.test"], "need --jwt-issuer, --jwt-audience and"),
+        (["--api-keys-file", "/nonexistent/keys.txt"], "cannot read /nonexistent/keys.txt"),
+    ],
+)
+def test_an_unsafe_or_incomplete_configuration_does_not_start(args: list[str], problem: str) -> None:
+    result = run("serve", "--grpc-port", "0", "--store", "memory", *args)
+    assert result.returncode != 0
+    assert problem in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_key_file_names_the_line(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"ops {KEY}\nshort abc\n")
+    result = run("serve", "--grpc-port", "0", "--store", "memory", "--api-keys-file", str(keys))
+    assert result.returncode != 0
+    assert "keys.txt:2: API key of 'short' is too short" in result.stderr
