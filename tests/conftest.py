@@ -3,20 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest_asyncio
+from google.protobuf.message import Message
 
 from a2a_grpc.agent import Agent
 from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import ReferenceAgent
+from a2a_grpc.security import Principal
 from a2a_grpc.server import A2AServer, ServerSettings
+from a2a_grpc.service import CallContext, Interceptor, Method, StreamCall, UnaryCall
 from a2a_grpc.tasks import InMemoryTaskStore, TaskStore
 
 pytest_plugins = ["tests.webhook"]
+
+
+class Authenticated(Interceptor):
+    """Tests only: every call comes from the principal ``tester``, as if a scheme had accepted its
+    credential. For tests of what authenticated callers get (the extended card), whose subject is
+    not authentication itself (tests/test_auth.py is, with real schemes)."""
+
+    principal = Principal("tester", "test")
+
+    async def unary(
+        self, method: Method, request: Message, context: CallContext, call_next: UnaryCall
+    ) -> Message:
+        return await call_next(request, dataclasses.replace(context, principal=self.principal))
+
+    def stream(
+        self, method: Method, request: Message, context: CallContext, call_next: StreamCall
+    ) -> AsyncIterator[Message]:
+        return call_next(request, dataclasses.replace(context, principal=self.principal))
 
 
 @dataclass

@@ -34,6 +34,7 @@ from a2a_grpc.agent import TaskUpdater as OurTaskUpdater
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import InMemoryTaskStore as OurTaskStore
+from tests.conftest import Authenticated
 
 __all__ = [
     "REQUIRED_EXTENSION",
@@ -90,8 +91,10 @@ class TunedAgent(ReferenceAgent):
 
 @contextlib.asynccontextmanager
 async def serve(agent: ReferenceAgent | None = None) -> AsyncIterator[A2AServer]:
-    """Our A2AServer on 127.0.0.1, a free port, with an in-memory task store."""
-    server = A2AServer(agent or ReferenceAgent(), OurTaskStore(), ServerSettings(host="127.0.0.1", port=0))
+    """Our A2AServer on 127.0.0.1, a free port, with an in-memory task store; every caller is
+    authenticated (as tests.conftest.Authenticated does), so the extended card is served."""
+    settings = ServerSettings(host="127.0.0.1", port=0, interceptors=[Authenticated()])
+    server = A2AServer(agent or ReferenceAgent(), OurTaskStore(), settings)
     await server.start()
     try:
         yield server

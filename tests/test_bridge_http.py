@@ -50,6 +50,8 @@ from tests.bridge_http_peers import (
     send_body,
     status_event,
 )
+from tests.bridge_peers import serve_stack
+from tests.conftest import Authenticated
 from tests.webhook import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")  # the shared bridges live in the module's loop
@@ -602,12 +604,17 @@ async def test_path_variables_are_percent_decoded_exactly_once(bridge: HttpBridg
     assert response.json()["id"] == config_id
 
 
-async def test_extended_card_route_carries_the_bridge_interfaces(bridge: HttpBridge) -> None:
-    card = (await bridge.client.get("/extendedAgentCard")).json()
+async def test_extended_card_route_carries_the_bridge_interfaces() -> None:
+    # The extended card is for authenticated callers: a server whose every caller is.
+    async with (
+        serve_stack(ReferenceAgent(), interceptors=[Authenticated()]) as stack,
+        httpx.AsyncClient(base_url=stack.url, headers={"A2A-Version": "1.0"}, timeout=10) as http,
+    ):
+        card = (await http.get("/extendedAgentCard")).json()
     assert "extended card" in card["description"]
     bindings = [(i["protocolBinding"], i["url"]) for i in card["supportedInterfaces"]]
-    assert ("JSONRPC", bridge.url + "/") in bindings
-    assert ("HTTP+JSON", bridge.url) in bindings
+    assert ("JSONRPC", stack.url + "/") in bindings
+    assert ("HTTP+JSON", stack.url) in bindings
 
 
 # -- streams --------------------------------------------------------------------------------------

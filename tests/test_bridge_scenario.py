@@ -47,6 +47,7 @@ from tests.bridge_peers import (
     open_binding,
     serve_stack,
 )
+from tests.conftest import Authenticated
 from tests.sdk_peers import REQUIRED_EXTENSION, TunedAgent
 
 ASYNC = pytest.mark.asyncio(loop_scope="module")
@@ -62,8 +63,9 @@ Call = Callable[[], Awaitable[object]]
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def main() -> AsyncIterator[Stack]:
-    """The reference agent with every capability (and TunedAgent's ``crash`` and ``silent``)."""
-    async with serve_stack(TunedAgent()) as stack:
+    """The reference agent with every capability (and TunedAgent's ``crash`` and ``silent``); every
+    caller is authenticated (the extended card is only for them)."""
+    async with serve_stack(TunedAgent(), interceptors=[Authenticated()]) as stack:
         yield stack
 
 
@@ -77,7 +79,7 @@ async def limited() -> AsyncIterator[Stack]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def unconfigured() -> AsyncIterator[Stack]:
     """A card that declares an extended card the agent does not have."""
-    async with serve_stack(TunedAgent(extended_configured=False)) as stack:
+    async with serve_stack(TunedAgent(extended_configured=False), interceptors=[Authenticated()]) as stack:
         yield stack
 
 

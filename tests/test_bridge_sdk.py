@@ -29,6 +29,7 @@ from a2a.utils.constants import TransportProtocol
 from a2a_grpc import errors
 from a2a_grpc.bridge.settings import BridgeSettings
 from tests.bridge_peers import LATE_SECONDS, LateAgent, Stack, bridge_process, collect, serve_stack
+from tests.conftest import Authenticated
 from tests.sdk_peers import TunedAgent
 
 pytestmark = pytest.mark.interop
@@ -46,7 +47,7 @@ PROTOCOLS = {"jsonrpc": TransportProtocol.JSONRPC, "rest": TransportProtocol.HTT
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def main() -> AsyncIterator[Stack]:
-    async with serve_stack(TunedAgent()) as stack:
+    async with serve_stack(TunedAgent(), interceptors=[Authenticated()]) as stack:
         yield stack
 
 

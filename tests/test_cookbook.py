@@ -129,7 +129,9 @@ def check_subscribe(out: str) -> None:
 
 
 def check_extended(out: str) -> None:
-    assert "extended card" in json.loads(out)["description"]
+    error = json.loads(out)["error"]
+    assert (error["code"], error["status"]) == (401, "UNAUTHENTICATED")
+    assert "only for authenticated callers" in error["message"]
 
 
 def check_tenant(out: str) -> None:

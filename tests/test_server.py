@@ -18,7 +18,7 @@ from a2a_grpc.reference_agent import ReferenceAgent, reference_card
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.status import from_rpc_error
 from a2a_grpc.tasks import InMemoryTaskStore, InvalidTransitionError, SqliteTaskStore
-from tests.conftest import Served, serve, shutdown
+from tests.conftest import Authenticated, Served, serve, shutdown
 from tests.webhook import Receiver, until
 
 pytestmark = pytest.mark.asyncio
@@ -367,7 +367,7 @@ async def test_capability_checks() -> None:
     agent.card.capabilities.streaming = False
     agent.card.capabilities.push_notifications = False
     agent.card.capabilities.extended_agent_card = False
-    served = await serve(agent)
+    served = await serve(agent, interceptors=[Authenticated()])
     try:
         client = served.client
         with pytest.raises(errors.UnsupportedOperationError, match="streaming"):
@@ -386,7 +386,7 @@ async def test_capability_checks() -> None:
         await shutdown(served)
     agent = ReferenceAgent()
     agent.extended_card = None
-    served = await serve(agent)
+    served = await serve(agent, interceptors=[Authenticated()])
     try:
         with pytest.raises(errors.ExtendedAgentCardNotConfiguredError):
             await served.client.get_extended_agent_card()
@@ -416,14 +416,18 @@ async def test_push_notification_configs(reference: Served) -> None:
         )
 
 
-async def test_card_declares_the_grpc_interface(reference: Served) -> None:
-    card = reference.server.card()
-    grpc_interface = card.supported_interfaces[0]
-    assert grpc_interface.protocol_binding == "GRPC"
-    assert grpc_interface.url == reference.server.address
-    assert "://" not in grpc_interface.url
-    extended = await reference.client.get_extended_agent_card()
-    assert extended.supported_interfaces[0] == grpc_interface
+async def test_card_declares_the_grpc_interface() -> None:
+    served = await serve(ReferenceAgent(), interceptors=[Authenticated()])
+    try:
+        card = served.server.card()
+        grpc_interface = card.supported_interfaces[0]
+        assert grpc_interface.protocol_binding == "GRPC"
+        assert grpc_interface.url == served.server.address
+        assert "://" not in grpc_interface.url
+        extended = await served.client.get_extended_agent_card()
+        assert extended.supported_interfaces[0] == grpc_interface
+    finally:
+        await shutdown(served)
 
 
 async def test_health_and_reflection(reference: Served) -> None:

@@ -104,7 +104,9 @@ async def test_public_address_and_the_agents_own_interfaces() -> None:
 
 
 async def test_a_wildcard_bind_is_advertised_by_host_name(caplog: pytest.LogCaptureFixture) -> None:
-    server = A2AServer(Plain(), InMemoryTaskStore(), ServerSettings(host="0.0.0.0", port=0))
+    server = A2AServer(
+        Plain(), InMemoryTaskStore(), ServerSettings(host="0.0.0.0", port=0, allow_unauthenticated=True)
+    )
     with caplog.at_level(logging.WARNING, "a2a_grpc.server"):
         await server.start()
     try:

@@ -55,6 +55,7 @@ from a2a_grpc.service import operation_name
 from a2a_grpc.status import to_rpc_status
 from tests.bridge_http_peers import http_bridge
 from tests.bridge_peers import Stack, _rest_request, serve_stack
+from tests.conftest import Authenticated
 from tests.sdk_peers import REQUIRED_EXTENSION, TunedAgent
 
 ASYNC = pytest.mark.asyncio(loop_scope="module")
@@ -168,7 +169,10 @@ class Stacks:
             return self._made[key]
         exits = self._exits
         if via in ("local", "direct"):
-            stack = await exits.enter_async_context(serve_stack(AGENTS[agent]()))
+            # Every caller authenticated: the extended card is only for them.
+            stack = await exits.enter_async_context(
+                serve_stack(AGENTS[agent](), interceptors=[Authenticated()])
+            )
             self._made[(agent, "local")] = self._made[(agent, "direct")] = stack
             return stack
         base = await self.get(agent)

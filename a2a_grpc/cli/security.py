@@ -37,10 +37,12 @@ def auth_args(p: argparse.ArgumentParser) -> None:
         default="X-API-Key",
         help="header of the API key (default: X-API-Key)",
     )
-    g.add_argument("--jwt-issuer", metavar="ISS", help="bearer JWTs: the issuer (iss) to trust")
+    g.add_argument("--jwt-issuer", metavar="ISS", help="bearer JWTs: trust tokens whose iss is ISS")
     g.add_argument("--jwt-audience", metavar="AUD", help="bearer JWTs: this agent's audience (aud)")
     keys = g.add_mutually_exclusive_group()
-    keys.add_argument("--jwks-url", metavar="URL", help="bearer JWTs: the issuer's JWKS (https://), cached")
+    keys.add_argument(
+        "--jwks-url", metavar="URL", help="bearer JWTs: the JWKS (https://) of their keys, cached"
+    )
     keys.add_argument("--jwks-file", metavar="PATH", help="bearer JWTs: a JWKS file")
     g.add_argument(
         "--jwt-tenant-claim",

@@ -29,7 +29,7 @@ from a2a_grpc.cli.common import (
     until_signal,
 )
 from a2a_grpc.cli.security import authentication_from
-from a2a_grpc.security.authentication import Unprotected
+from a2a_grpc.security.authentication import Unprotected, is_loopback
 
 __all__ = ["DEFAULT_STORE", "bridge_grpc_to_http", "bridge_http_to_grpc", "fetch_card", "load_agent", "serve"]
 
@@ -139,6 +139,13 @@ async def serve(args: argparse.Namespace) -> int:
         interfaces = ", ".join(f"{i.protocol_binding} {i.url}" for i in stack.card.supported_interfaces)
         print(f"a2a-grpc: the card names {interfaces}", flush=True)
         print(f"a2a-grpc: task store {args.store}", flush=True)
+        auth = settings.authentication
+        if auth is not None:
+            print(f"a2a-grpc: authentication: {', '.join(s.name for s in auth.schemes)}", flush=True)
+        else:
+            hosts = (args.host, args.http_host or args.host)
+            why = "loopback only" if all(is_loopback(h) for h in hosts) else "--allow-unauthenticated"
+            print(f"a2a-grpc: authentication: none ({why}: every caller reaches every task)", flush=True)
         assert stack.server is not None
         hint = f"{self_command()} send {dial_address(args.host, stack.server.port)} 'hello'"
         print(f"a2a-grpc: try  {hint}   (Ctrl-C stops)", flush=True)

@@ -74,7 +74,7 @@ def check_exposure(
     if authentication is not None:
         return
     if is_loopback(host):
-        log.warning(
+        log.info(
             "%s on %s: no authentication (loopback only): every local caller is the same anonymous "
             "principal and reaches every task",
             listener,
