@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import email.utils
 import json
 import logging
@@ -57,6 +58,23 @@ TOKEN_HEADER: Final = "X-A2A-Notification-Token"
 _DROP_LOG_INTERVAL: Final = 1.0  # seconds; an overload must not turn into a log flood
 MIN_SIGNING_SECRET_BYTES: Final = 16
 """Shortest signing secret accepted: an HMAC key shorter than this is guessable."""
+
+
+_DELIVERING: Final = contextvars.ContextVar("a2a_grpc_push_delivering", default=False)
+"""True in the notifier's worker tasks (each runs in a context of its own)."""
+
+
+class _RedactDeliveryUrls(logging.Filter):
+    """httpx logs every request's whole URL at INFO; a webhook's URL may carry its secret in the path
+    or query, so while a worker delivers, the URL in those records becomes ``scheme://host[:port]``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _DELIVERING.get() and isinstance(record.args, tuple):
+            record.args = tuple(redact_url(str(a)) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactDeliveryUrls())
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +233,7 @@ class PushNotifier:
     async def _run(self, key: tuple[str, str, str], hook: _Webhook) -> None:
         # One worker per webhook, alive while it has updates: per-webhook order with no
         # head-of-line blocking between webhooks. The item leaves the deque only once handled.
+        _DELIVERING.set(True)  # this task's own context: see _RedactDeliveryUrls
         try:
             while hook.pending:
                 config, event = hook.pending[0]

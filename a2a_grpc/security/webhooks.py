@@ -340,6 +340,8 @@ def redact_url(url: str) -> str:
     User info, path and query are dropped: secrets live there (chat webhooks carry their token in the
     path). Never raises; an unreadable URL is ``<unparsable url>``.
     """
+    if any(c < " " or c == "\x7f" for c in url):  # urlsplit drops some silently: not what was given
+        return "<unparsable url>"
     try:
         parts = urllib.parse.urlsplit(url)
         host = parts.hostname or ""
