@@ -218,6 +218,8 @@ class WebhookPolicy:
                     if reason is not None:
                         raise WebhookRefusedError(f"host {parsed.host} resolves to {reason}")
             address = addresses[0]
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # connect over IPv4: no dual-stack socket needed
         return PinnedTarget(
             parsed.scheme, parsed.host, parsed.port, str(address), parsed.target, parsed.explicit_port
         )
