@@ -24,7 +24,14 @@ from google.protobuf import json_format
 from a2a_grpc import errors, types
 from a2a_grpc._execution import Execution, Executions
 from a2a_grpc._runs import Runs
-from a2a_grpc._validation import invalid, require, validate_send, validate_state, validate_webhook_url
+from a2a_grpc._validation import (
+    invalid,
+    require,
+    validate_send,
+    validate_state,
+    validate_webhook_url,
+    webhook_policy,
+)
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater, new_id, text_message
 from a2a_grpc.security.authentication import owner_key, request_tenant, tenant_of
 from a2a_grpc.service import ABSENT_VERSION, SUPPORTED_VERSIONS, CallContext, version_supported
@@ -193,7 +200,7 @@ class RequestHandler:
     async def _start(
         self, request: types.SendMessageRequest, call: CallContext, subscribe: bool
     ) -> Execution:
-        validate_send(request)
+        validate_send(request, webhook_policy(self.notifier))
         if request.configuration.HasField("task_push_notification_config"):
             self._require_push()
         tenant, key = self._owner(call, request.tenant)
@@ -501,7 +508,7 @@ class RequestHandler:
         self._require_push()
         tenant, key = self._owner(call, request.tenant)
         await self._existing(key, request.task_id, "task_id")
-        validate_webhook_url(request.url, "url")
+        validate_webhook_url(request.url, "url", webhook_policy(self.notifier))
         config = types.TaskPushNotificationConfig()
         config.CopyFrom(request)
         config.id = config.id or new_id()

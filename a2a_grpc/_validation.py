@@ -6,8 +6,19 @@ from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
 from a2a_grpc.errors import FieldViolation
+from a2a_grpc.security.webhooks import WebhookPolicy
 
-__all__ = ["check_enum", "invalid", "require", "validate_message", "validate_send", "validate_webhook_url"]
+__all__ = [
+    "check_enum",
+    "invalid",
+    "require",
+    "validate_message",
+    "validate_send",
+    "validate_webhook_url",
+    "webhook_policy",
+]
+
+_DEFAULT_WEBHOOK_POLICY = WebhookPolicy()
 
 _ROLES = frozenset(types.Role.values())
 _STATES = frozenset(types.TaskState.values())
@@ -43,13 +54,19 @@ def validate_message(message: types.Message, field: str = "message") -> None:
             raise invalid(f"{field}.parts[{i}]", "a part needs text, raw, url or data")
 
 
-def validate_webhook_url(url: str, field: str) -> None:
+def webhook_policy(notifier: object) -> WebhookPolicy:
+    """The policy of the notifier that will deliver (``PushNotifier.policy``), else the default one."""
+    policy = getattr(notifier, "policy", None)
+    return policy if isinstance(policy, WebhookPolicy) else _DEFAULT_WEBHOOK_POLICY
+
+
+def validate_webhook_url(url: str, field: str, policy: WebhookPolicy | None = None) -> None:
+    """Refuse a webhook URL the policy forbids (spec §13.2: SSRF); names are judged at delivery."""
     require(url, field)
-    if not url.startswith(("http://", "https://")):
-        raise invalid(field, "must be an http:// or https:// URL")
+    (policy or _DEFAULT_WEBHOOK_POLICY).check(url, field)
 
 
-def validate_send(request: types.SendMessageRequest) -> None:
+def validate_send(request: types.SendMessageRequest, policy: WebhookPolicy | None = None) -> None:
     if not request.HasField("message"):
         raise invalid("message", "is required")
     validate_message(request.message)
@@ -58,7 +75,7 @@ def validate_send(request: types.SendMessageRequest) -> None:
         raise invalid("configuration.history_length", "must not be negative")
     if config.HasField("task_push_notification_config"):
         field = "configuration.task_push_notification_config.url"
-        validate_webhook_url(config.task_push_notification_config.url, field)
+        validate_webhook_url(config.task_push_notification_config.url, field, policy)
 
 
 def validate_state(value: int, field: str) -> None:

@@ -8,21 +8,29 @@ config's ``authentication``, as section 4.3.3 of the specification shows it, plu
 
 ``PushNotifier.notify`` only enqueues: encoding and I/O happen in background asyncio tasks, one
 per webhook, so a slow or dead receiver never slows the task or the RPC that produced the update,
-and updates to one webhook arrive in order. Webhook URLs are not screened here: SSRF checks
-(spec §13.2) belong where a config is accepted, before it reaches the notifier.
+and updates to one webhook arrive in order.
+
+Every attempt goes through the notifier's :class:`~a2a_grpc.security.webhooks.WebhookPolicy`
+(spec §13.2): the host is resolved once and judged, and the request connects to that checked
+address (``Host`` and, for https, the TLS server name stay the URL's host), so a name cannot pass
+the check with a public address and then be connected to a private one. A refused target is a
+failed delivery (counted in ``refused`` and ``failed``, logged), never retried. Redirects are not
+followed. With a ``signing_secret`` each attempt carries ``A2A-Grpc-Signature`` (see
+:func:`~a2a_grpc.security.webhooks.verify_signature`). Logs name a webhook by
+``scheme://host[:port]`` only: paths, queries and user info may hold secrets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import email.utils
 import json
 import logging
 import math
 import random
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final
@@ -31,6 +39,14 @@ import httpx
 from google.protobuf import json_format
 
 from a2a_grpc import types
+from a2a_grpc.security.webhooks import (
+    SIGNATURE_HEADER,
+    WebhookPolicy,
+    WebhookRefusedError,
+    WebhookResolveError,
+    redact_url,
+    sign,
+)
 
 __all__ = ["TOKEN_HEADER", "PushNotifier", "PushSettings", "PushStats"]
 
@@ -40,6 +56,25 @@ TOKEN_HEADER: Final = "X-A2A-Notification-Token"
 """The header carrying ``TaskPushNotificationConfig.token``; the name the spec's examples and the SDK use."""
 
 _DROP_LOG_INTERVAL: Final = 1.0  # seconds; an overload must not turn into a log flood
+MIN_SIGNING_SECRET_BYTES: Final = 16
+"""Shortest signing secret accepted: an HMAC key shorter than this is guessable."""
+
+
+_DELIVERING: Final = contextvars.ContextVar("a2a_grpc_push_delivering", default=False)
+"""True in the notifier's worker tasks (each runs in a context of its own)."""
+
+
+class _RedactDeliveryUrls(logging.Filter):
+    """httpx logs every request's whole URL at INFO; a webhook's URL may carry its secret in the path
+    or query, so while a worker delivers, the URL in those records becomes ``scheme://host[:port]``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _DELIVERING.get() and isinstance(record.args, tuple):
+            record.args = tuple(redact_url(str(a)) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactDeliveryUrls())
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +113,14 @@ class PushSettings:
 
 @dataclass(slots=True)
 class PushStats:
-    """Counters since construction. ``retried`` counts extra attempts, not updates."""
+    """Counters since construction. ``retried`` counts extra attempts, not updates; ``failed``
+    counts updates given up on, ``refused`` those of them whose target the webhook policy refused."""
 
     delivered: int = 0
     retried: int = 0
     failed: int = 0
     dropped: int = 0
+    refused: int = 0
 
 
 @dataclass(slots=True)
@@ -106,8 +143,20 @@ class PushNotifier:
         max_backoff: float = 5.0,
         timeout: float = 10.0,
         queue_size: int = 10_000,
+        policy: WebhookPolicy | None = None,
+        signing_secret: bytes | str | None = None,
     ) -> None:
+        """``policy``: which targets may be reached (default: public addresses only, see
+        :class:`WebhookPolicy`). ``signing_secret``: when given (at least 16 bytes), every attempt
+        is signed in ``A2A-Grpc-Signature``."""
         self.settings = PushSettings(max_attempts, initial_backoff, max_backoff, timeout, queue_size)
+        self.policy = policy if policy is not None else WebhookPolicy()
+        if not isinstance(self.policy, WebhookPolicy):
+            raise TypeError(f"policy must be a WebhookPolicy, got {type(policy).__name__}")
+        secret = signing_secret.encode() if isinstance(signing_secret, str) else signing_secret
+        if secret is not None and len(secret) < MIN_SIGNING_SECRET_BYTES:
+            raise ValueError(f"signing_secret must have at least {MIN_SIGNING_SECRET_BYTES} bytes")
+        self._signing_key = secret
         self.stats = PushStats()
         # Redirects are never followed (also forced per request, for a caller's client): a 3xx
         # could bounce the credentials and the payload to a host the client never registered.
@@ -184,6 +233,7 @@ class PushNotifier:
     async def _run(self, key: tuple[str, str, str], hook: _Webhook) -> None:
         # One worker per webhook, alive while it has updates: per-webhook order with no
         # head-of-line blocking between webhooks. The item leaves the deque only once handled.
+        _DELIVERING.set(True)  # this task's own context: see _RedactDeliveryUrls
         try:
             while hook.pending:
                 config, event = hook.pending[0]
@@ -215,7 +265,7 @@ class PushNotifier:
             left,
             _task_id(config, event),
             config.id,
-            _redact(config.url),
+            redact_url(config.url),
         )
         hook.pending.clear()
 
@@ -233,25 +283,45 @@ class PushNotifier:
         for attempt in range(1, settings.max_attempts + 1):
             wait: float | None = None
             try:
-                request = self._client.build_request(
-                    "POST", config.url, content=body, headers=headers, timeout=self._timeout
-                )
-                # Streamed so the receiver's response body is never read: only its status matters.
-                response = await self._client.send(request, stream=True, follow_redirects=False)
-                await response.aclose()
-            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-                last = type(exc).__name__  # not str(exc): it may quote the URL, credentials and all
-                break  # retrying cannot fix the URL
-            except httpx.TransportError as exc:  # connect/read/write errors and timeouts
-                last = type(exc).__name__
+                # Resolved and judged on every attempt, and the connection goes to the address that
+                # was judged: no window for DNS rebinding between the check and the connection.
+                target = await self.policy.resolve(config.url)
+            except WebhookRefusedError as exc:
+                self.stats.refused += 1
+                last = f"refused: {exc.reason}"  # reasons name the host, never the path or user info
+                break
+            except WebhookResolveError as exc:
+                last = str(exc)
             else:
-                if response.is_success:
-                    self.stats.delivered += 1
-                    return
-                last = f"HTTP {response.status_code}"
-                if response.status_code != 429 and response.status_code < 500:
-                    break  # 3xx (never followed) and 4xx: the receiver will not change its mind
-                wait = _retry_after(response.headers.get("Retry-After"))
+                pinned = dict(headers, Host=target.host_header)
+                if self._signing_key is not None:
+                    pinned[SIGNATURE_HEADER] = sign(self._signing_key, body)
+                sni = target.sni_hostname
+                try:
+                    request = self._client.build_request(
+                        "POST",
+                        target.url,
+                        content=body,
+                        headers=pinned,
+                        timeout=self._timeout,
+                        extensions={"sni_hostname": sni} if sni else None,
+                    )
+                    # Streamed so the receiver's response body is never read: only its status matters.
+                    response = await self._client.send(request, stream=True, follow_redirects=False)
+                    await response.aclose()
+                except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+                    last = type(exc).__name__  # not str(exc): it may quote the URL, credentials and all
+                    break  # retrying cannot fix the URL
+                except httpx.TransportError as exc:  # connect/read/write errors and timeouts
+                    last = type(exc).__name__
+                else:
+                    if response.is_success:
+                        self.stats.delivered += 1
+                        return
+                    last = f"HTTP {response.status_code}"
+                    if response.status_code != 429 and response.status_code < 500:
+                        break  # 3xx (never followed) and 4xx: the receiver will not change its mind
+                    wait = _retry_after(response.headers.get("Retry-After"))
             if attempt == settings.max_attempts:
                 break
             if wait is None:
@@ -266,7 +336,7 @@ class PushNotifier:
             attempt,
             _task_id(config, event),
             config.id,
-            _redact(config.url),
+            redact_url(config.url),
             last,
         )
 
@@ -291,16 +361,3 @@ def _task_id(config: types.TaskPushNotificationConfig, event: types.StreamRespon
     inner = getattr(event, kind) if kind else None
     found: str = "" if inner is None else inner.id if kind == "task" else inner.task_id
     return found or config.task_id
-
-
-def _redact(url: str) -> str:
-    """The URL for logs: no userinfo, query or fragment, which may carry secrets (spec §13.4)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = f"{host}:{parts.port}" if parts.port is not None else host
-    except ValueError:
-        return "<unparsable url>"
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))

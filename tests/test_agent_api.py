@@ -163,14 +163,14 @@ async def test_request_context_exposes_the_configuration(stack: Stack, kind: str
         configured = request("config", return_immediately=True)
         configured.configuration.accepted_output_modes.extend(["application/json", "text/plain"])
         configured.configuration.history_length = 3
-        configured.configuration.task_push_notification_config.url = "http://127.0.0.1:9/hook"
+        configured.configuration.task_push_notification_config.url = "https://hooks.example.com/hook"
         first = await b.send_message(configured)
         task = await wait_state(b, first.task.id, types.TASK_STATE_COMPLETED)
         assert part_data(task.artifacts[0].parts[0]) == {
             "returnImmediately": True,
             "acceptedOutputModes": ["application/json", "text/plain"],
             "historyLength": 3.0,
-            "pushUrl": "http://127.0.0.1:9/hook",
+            "pushUrl": "https://hooks.example.com/hook",
             "streaming": False,
         }
         events = await collect(b.send_streaming_message(request("config")))

@@ -582,7 +582,7 @@ async def test_http_statuses_follow_the_error_table(bridge: HttpBridge) -> None:
     assert info(error["details"])["reason"] == "INVALID_PARAMS"
     error = rest_error(await c.get(f"/tasks/{done['id']}/pushNotificationConfigs/nope"), 404)
     assert info(error["details"])["reason"] == "TASK_NOT_FOUND"
-    hook = {"url": "http://127.0.0.1:9/hook", "id": "cfg-1"}
+    hook = {"url": "https://hooks.example.com/hook", "id": "cfg-1"}
     created = await c.post(f"/tasks/{done['id']}/pushNotificationConfigs", json=hook)
     assert created.json() == {"id": "cfg-1", "taskId": done["id"], "url": hook["url"]}
     listed = await c.get(f"/tasks/{done['id']}/pushNotificationConfigs")
@@ -595,7 +595,7 @@ async def test_path_variables_are_percent_decoded_exactly_once(bridge: HttpBridg
     # Route.expand (the reverse bridge's client) escapes "/", "%" and ":" in path variables; the
     # front must route on the raw path and decode each variable once.
     task = await send(bridge, "echo hooks")
-    hook = {"id": config_id, "url": "http://127.0.0.1:9/hook"}
+    hook = {"id": config_id, "url": "https://hooks.example.com/hook"}
     created = await bridge.client.post(f"/tasks/{task['id']}/pushNotificationConfigs", json=hook)
     assert created.json()["id"] == config_id
     path = f"/tasks/{task['id']}/pushNotificationConfigs/{quote(config_id, safe='')}"

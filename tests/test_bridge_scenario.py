@@ -53,7 +53,7 @@ from tests.sdk_peers import REQUIRED_EXTENSION, TunedAgent
 ASYNC = pytest.mark.asyncio(loop_scope="module")
 """Every async test runs in the module's event loop, where the module-scoped servers live."""
 
-HOOK = "http://127.0.0.1:9/hook"
+HOOK = "https://hooks.example.com/hook"  # a public name: the webhook policy refuses loopback
 Scenario = Callable[[Binding], Awaitable[Any]]
 Call = Callable[[], Awaitable[object]]
 

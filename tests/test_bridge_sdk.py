@@ -38,7 +38,7 @@ ASYNC = pytest.mark.asyncio(loop_scope="module")
 
 TIMEOUT = 10.0
 CTX = ClientCallContext(timeout=TIMEOUT)
-HOOK = "http://127.0.0.1:9/hook"
+HOOK = "https://hooks.example.com/hook"  # a public name: the webhook policy refuses loopback
 PROTOCOLS = {"jsonrpc": TransportProtocol.JSONRPC, "rest": TransportProtocol.HTTP_JSON}
 
 

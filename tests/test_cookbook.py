@@ -109,7 +109,7 @@ def check_jsonrpc_list(out: str) -> None:
 def check_push_config(out: str) -> None:
     config = json.loads(out)
     assert config["id"] == "hook-1"
-    assert config["url"] == "http://127.0.0.1:9/hook"
+    assert config["url"] == "https://hooks.example.com/hook"
 
 
 def check_push_list(out: str) -> None:

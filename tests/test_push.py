@@ -13,9 +13,12 @@ from google.protobuf import json_format
 
 from a2a_grpc import types
 from a2a_grpc.push import TOKEN_HEADER, PushNotifier, PushSettings, PushStats
+from a2a_grpc.security.webhooks import WebhookPolicy
 from tests.webhook import Receiver, until
 
-FAST = {"initial_backoff": 0.01, "max_backoff": 0.05, "timeout": 2.0}
+LOOPBACK = WebhookPolicy(allow=("127.0.0.0/8",))
+"""The receivers here listen on loopback, which the default policy refuses (spec 13.2, SSRF)."""
+FAST = {"initial_backoff": 0.01, "max_backoff": 0.05, "timeout": 2.0, "policy": LOOPBACK}
 
 
 def webhook(
@@ -146,7 +149,7 @@ async def test_retries_5xx_then_succeeds(receiver: Receiver) -> None:
 @pytest.mark.asyncio
 async def test_429_honours_retry_after_capped_by_max_backoff(receiver: Receiver) -> None:
     receiver.script = [(429, {"Retry-After": "30"})]
-    settings = {"initial_backoff": 0.001, "max_backoff": 0.3, "timeout": 2.0}
+    settings = {"initial_backoff": 0.001, "max_backoff": 0.3, "timeout": 2.0, "policy": LOOPBACK}
     async with PushNotifier(**settings) as notifier:  # type: ignore[arg-type]
         notifier.notify(webhook(receiver.url()), status_event())
         await until(lambda: notifier.stats.delivered == 1)
@@ -174,7 +177,7 @@ async def test_unreachable_fails_after_max_attempts(caplog: pytest.LogCaptureFix
     with socket.socket() as sock:  # a port that was just free: nothing listens there
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    url = f"http://user:pa55word@127.0.0.1:{port}/hook?sig=secret-query"
+    url = f"http://127.0.0.1:{port}/hook-pa55word?sig=secret-query"
     with caplog.at_level(logging.ERROR, logger="a2a_grpc.push"):
         async with PushNotifier(max_attempts=3, **FAST) as notifier:  # type: ignore[arg-type]
             notifier.notify(webhook(url, config_id="cfg-x", task_id="task-x"), status_event(task_id="task-x"))
@@ -185,7 +188,7 @@ async def test_unreachable_fails_after_max_attempts(caplog: pytest.LogCaptureFix
     assert "after 3 attempt(s)" in message
     assert "task=task-x" in message
     assert "config=cfg-x" in message
-    assert f"url=http://127.0.0.1:{port}/hook " in message
+    assert f"url=http://127.0.0.1:{port}/… " in message  # path and query may hold secrets
     assert "last=ConnectError" in message
     assert "pa55word" not in caplog.text
     assert "secret" not in caplog.text

@@ -260,10 +260,13 @@ class Asker(Agent):
 
 async def test_a_task_keeps_all_150_push_configs_after_a_restart(tmp_path: Path, receiver: Receiver) -> None:
     from a2a_grpc.push import PushNotifier
+    from a2a_grpc.security.webhooks import WebhookPolicy
 
+    loopback = WebhookPolicy(allow=("127.0.0.0/8",))  # the receiver's address; refused by default
     db = str(tmp_path / "tasks.db")
     store = SqliteTaskStore(db)
-    first = A2AServer(Asker(), store, ServerSettings(port=0))
+    first_notifier = PushNotifier(policy=loopback)
+    first = A2AServer(Asker(), store, ServerSettings(port=0), notifier=first_notifier)
     await first.start()
     try:
         async with A2AClient(first.address, timeout=WAIT) as client:
@@ -275,9 +278,10 @@ async def test_a_task_keeps_all_150_push_configs_after_a_restart(tmp_path: Path,
                 await client.create_task_push_notification_config(hook)
     finally:
         await first.stop(0)
+        await first_notifier.aclose()
         await store.close()
     store = SqliteTaskStore(db)
-    notifier = PushNotifier(initial_backoff=0.01, max_backoff=0.05)
+    notifier = PushNotifier(initial_backoff=0.01, max_backoff=0.05, policy=loopback)
     second = A2AServer(Asker(), store, ServerSettings(port=0), notifier=notifier)
     await second.start()
     try:

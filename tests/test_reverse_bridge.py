@@ -50,7 +50,7 @@ C = grpc.StatusCode
 TIMEOUT = 5.0
 LIMIT = 5.0
 """Upper bound of every wait for something to happen server-side."""
-HOOK = "http://127.0.0.1:9/hook"
+HOOK = "https://hooks.example.com/hook"  # a public name: the webhook policy refuses loopback
 BINDINGS = ["JSONRPC", "HTTP+JSON"]
 SETTINGS = ServerSettings(host="127.0.0.1", port=0, grace_seconds=1.0)
 V1 = {"a2a-version": "1.0"}

@@ -15,6 +15,7 @@ from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.client import A2AClient
 from a2a_grpc.push import PushNotifier
 from a2a_grpc.reference_agent import ReferenceAgent, reference_card
+from a2a_grpc.security.webhooks import WebhookPolicy
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.status import from_rpc_error
 from a2a_grpc.tasks import InMemoryTaskStore, InvalidTransitionError, SqliteTaskStore
@@ -375,7 +376,7 @@ async def test_capability_checks() -> None:
         task = (await client.send_message(A2AClient.text_request("echo x"))).task
         with pytest.raises(errors.UnsupportedOperationError, match="streaming"):
             await collect(client.subscribe_to_task(task.id))
-        config = types.TaskPushNotificationConfig(task_id=task.id, url="http://127.0.0.1:9/hook")
+        config = types.TaskPushNotificationConfig(task_id=task.id, url="https://hooks.example.com/hook")
         with pytest.raises(errors.PushNotificationNotSupportedError):
             await client.create_task_push_notification_config(config)
         with pytest.raises(errors.PushNotificationNotSupportedError):
@@ -397,7 +398,7 @@ async def test_capability_checks() -> None:
 async def test_push_notification_configs(reference: Served) -> None:
     client = reference.client
     task = (await client.send_message(A2AClient.text_request("echo x"))).task
-    config = types.TaskPushNotificationConfig(task_id=task.id, url="http://127.0.0.1:9/hook", token="t")
+    config = types.TaskPushNotificationConfig(task_id=task.id, url="https://hooks.example.com/h", token="t")
     created = await client.create_task_push_notification_config(config)
     assert created.id
     assert created.url == config.url
@@ -452,7 +453,8 @@ async def test_health_and_reflection(reference: Served) -> None:
 
 
 async def test_push_notifications_reach_a_real_webhook(receiver: Receiver) -> None:
-    notifier = PushNotifier(initial_backoff=0.01, max_backoff=0.05, timeout=2.0)
+    loopback = WebhookPolicy(allow=("127.0.0.0/8",))  # the receiver's address; refused by default
+    notifier = PushNotifier(initial_backoff=0.01, max_backoff=0.05, timeout=2.0, policy=loopback)
     agent = ReferenceAgent()
     server = A2AServer(agent, InMemoryTaskStore(), ServerSettings(port=0), notifier=notifier)
     await server.start()

@@ -167,7 +167,7 @@ async def test_a_client_from_a_card_sends_the_interfaces_tenant_everywhere(refer
         assert (await acme.get_task(ask.id)).id == ask.id
         listed = await acme.list_tasks()
         assert [t.id for t in listed.tasks] == [ask.id]
-        hook = types.TaskPushNotificationConfig(task_id=ask.id, id="h", url="http://127.0.0.1:9/h")
+        hook = types.TaskPushNotificationConfig(task_id=ask.id, id="h", url="https://hooks.example.com/h")
         assert (await acme.create_task_push_notification_config(hook)).tenant == "acme"
         assert (await acme.get_task_push_notification_config(ask.id, "h")).url == hook.url
         assert len((await acme.list_task_push_notification_configs(ask.id)).configs) == 1

@@ -62,7 +62,7 @@ ASYNC = pytest.mark.asyncio(loop_scope="module")
 """Every async test runs in the module's event loop, where the module-scoped servers live."""
 
 TIMEOUT = 10.0
-HOOK = "http://127.0.0.1:9/hook"
+HOOK = "https://hooks.example.com/hook"  # a public name: the webhook policy refuses loopback
 JSON, A2A_JSON, PROBLEM, SSE = (
     "application/json",
     "application/a2a+json",

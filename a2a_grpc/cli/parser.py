@@ -174,6 +174,24 @@ def parser() -> argparse.ArgumentParser:
         help="also serve JSON-RPC and HTTP+JSON (the bridge, in this process) on this port; 0 picks one",
     )
     p.add_argument("--http-host", metavar="HOST", help="address of the HTTP port (default: --host)")
+    # Push notification webhooks (docs/webhooks.md): the safe default refuses private targets.
+    p.add_argument(
+        "--webhook-allow",
+        metavar="CIDR_OR_HOST",
+        action="append",
+        default=[],
+        help="let push notifications reach this network (127.0.0.0/8, 10.0.0.0/8, ::1/128) or host "
+        "name (hooks.internal; *.svc.cluster.local for every name below) although it is private; "
+        "repeatable. Without it webhooks may target public addresses only: for a receiver on this "
+        "machine pass --webhook-allow 127.0.0.0/8",
+    )
+    p.add_argument(
+        "--webhook-signing-secret-file",
+        metavar="PATH",
+        help="sign every push notification with the secret in PATH (at least 16 bytes; surrounding "
+        "whitespace ignored): header A2A-Grpc-Signature: t=UNIX_SECONDS,v1=HEX, the HMAC-SHA256 of "
+        "'t.' + body; receivers check it with a2a_grpc.security.webhooks.verify_signature",
+    )
     public_address_arg(p)
     reuse_port_arg(p, "the gRPC and HTTP ports")
     log_requests_arg(p)

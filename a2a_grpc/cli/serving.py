@@ -102,6 +102,24 @@ def bridge_settings(args: argparse.Namespace) -> Any:
         raise CliError(str(exc)) from None
 
 
+def push_notifier(args: argparse.Namespace) -> Any:
+    """The notifier of ``serve``: its webhook policy and signing secret from the command line."""
+    from a2a_grpc.push import PushNotifier
+    from a2a_grpc.security.webhooks import WebhookPolicy
+
+    secret = None
+    if args.webhook_signing_secret_file:
+        path = args.webhook_signing_secret_file
+        try:
+            secret = Path(path).read_bytes().strip()
+        except OSError as exc:
+            raise CliError(f"cannot read the webhook signing secret {shown(path)}: {exc.strerror}") from None
+    try:
+        return PushNotifier(policy=WebhookPolicy(allow=tuple(args.webhook_allow)), signing_secret=secret)
+    except ValueError as exc:
+        raise CliError(f"webhooks: {exc}") from None
+
+
 async def serve(args: argparse.Namespace) -> int:
     if args.http_port is not None:
         require_http_extra("--http-port")
@@ -110,6 +128,7 @@ async def serve(args: argparse.Namespace) -> int:
     from a2a_grpc.tasks import open_store
 
     agent = load_agent(args.agent, args.app_dir)
+    notifier = push_notifier(args)  # before the store: it holds no connection until it delivers
     try:
         settings = ServerSettings(
             host=args.host,
@@ -130,6 +149,7 @@ async def serve(args: argparse.Namespace) -> int:
         http_port=args.http_port,
         http_host=args.http_host,
         bridge=bridge_settings(args),
+        notifier=notifier,
     )
     try:
         await listening(stack.start(), args.host, args.grpc_port)
@@ -152,6 +172,7 @@ async def serve(args: argparse.Namespace) -> int:
         await until_signal()
     finally:
         await stack.stop()
+        await notifier.aclose()  # given to the stack, so not closed by it
         await store.close()
     return 0
 
