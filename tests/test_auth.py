@@ -503,7 +503,7 @@ async def test_a_verified_token_is_checked_once_but_not_past_its_expiry(
 
 
 def test_without_authentication_only_loopback_is_served(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="a2a_grpc.security"):
+    with caplog.at_level(logging.INFO, logger="a2a_grpc.security"):
         for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
             check_exposure(host, None, False, "gRPC")
     assert "no authentication (loopback only)" in caplog.text

@@ -9,9 +9,11 @@ See docs/security.md.
 """
 
 from a2a_grpc.security.authentication import Authentication, Unprotected
+from a2a_grpc.security.bearer import BearerJwtScheme
 from a2a_grpc.security.credentials import Credentials
 from a2a_grpc.security.identity import ClientCertificate, Principal
-from a2a_grpc.security.schemes import ApiKey, ApiKeyScheme, BearerJwtScheme, MutualTlsScheme, Scheme
+from a2a_grpc.security.schemes import ApiKey, ApiKeyScheme, MutualTlsScheme, Scheme
+from a2a_grpc.security.webhooks import WebhookPolicy, verify_signature
 
 __all__ = [
     "ApiKey",
@@ -24,4 +26,6 @@ __all__ = [
     "Principal",
     "Scheme",
     "Unprotected",
+    "WebhookPolicy",
+    "verify_signature",
 ]
