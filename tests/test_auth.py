@@ -520,3 +520,42 @@ async def test_a_server_beyond_loopback_without_authentication_does_not_start() 
     with pytest.raises(Unprotected, match="--allow-unauthenticated"):
         await server.start()
     assert server.handler is None  # refused before anything was bound or started
+
+
+# --- through the bridges: the caller's credential crosses, as the upstream's card asks -----------------
+
+
+@ASYNC
+@pytest.mark.parametrize("binding", ["jsonrpc", "rest"])
+async def test_the_reverse_bridge_passes_the_callers_key_to_a_json_agent(stack: Stack, binding: str) -> None:
+    """gRPC callers of our front in front of a JSON agent that wants an API key (its card says in
+    which header): the key crosses; a caller without one gets the agent's 401 as UNAUTHENTICATED."""
+    from a2a_grpc.bridge.grpcfront import GrpcFront
+    from a2a_grpc.bridge.outbound import open_json_upstream
+
+    upstream = await open_json_upstream(
+        stack.url, prefer=["JSONRPC" if binding == "jsonrpc" else "HTTP+JSON"]
+    )
+    try:
+        async with GrpcFront(upstream, ServerSettings(host="127.0.0.1", port=0)) as front:
+            assert "x-api-key" in front.forward_headers
+            outcome = await list_tasks("grpc", Stack(front.address, stack.url, stack.server), api_key("bob"))
+            assert_answered("grpc", outcome)
+            refused = await list_tasks("grpc", Stack(front.address, stack.url, stack.server), {})
+            assert_refused("grpc", refused, reason="requires credentials", schemes=("ApiKey", "Bearer"))
+    finally:
+        await upstream.aclose()
+
+
+@ASYNC
+async def test_the_http_bridge_passes_the_callers_key_to_a_grpc_agent(stack: Stack) -> None:
+    """``a2a-grpc bridge http-to-grpc`` in front of an agent that wants an API key: the bridge reads
+    the header name from the card and lets it cross; without it, the agent's 401 comes back."""
+    from tests.bridge_peers import bridge_process
+
+    async with bridge_process(stack.address) as url:
+        bridged = Stack(stack.address, url, stack.server)
+        for binding in ("jsonrpc", "rest"):
+            assert_answered(binding, await list_tasks(binding, bridged, api_key("alice")))
+            refused = await list_tasks(binding, bridged, {})
+            assert_refused(binding, refused, reason="requires credentials", schemes=("ApiKey",))

@@ -24,8 +24,9 @@ from collections.abc import AsyncIterator, Iterable
 
 from google.protobuf.message import Message
 
-from a2a_grpc import types
+from a2a_grpc import errors, types
 from a2a_grpc.bridge.upstream import Call, Upstream, check_header, forwardable
+from a2a_grpc.security.credentials import credential_headers
 from a2a_grpc.server import GrpcService, ServerSettings, grpc_interface
 from a2a_grpc.service import METHODS, CallContext, Interceptor, Method, Service, StreamCall, UnaryCall
 
@@ -35,40 +36,47 @@ log = logging.getLogger("a2a_grpc.bridge.grpcfront")
 SERVICE = types.A2A_SERVICE.full_name
 
 
-def upstream_call(context: CallContext) -> Call:
-    """The forwardable headers (lower-case keys, text values) and remaining time of a call.
+def upstream_call(context: CallContext, extra: Iterable[str] = ()) -> Call:
+    """The forwardable headers (lower-case keys, text values; ``extra`` names more) and remaining
+    time of a call.
 
     A ``-bin`` value travels as unpadded base64, as gRPC over HTTP/2 writes it. A value that an
     HTTP header cannot carry is :class:`InvalidRequestError` (INVALID_ARGUMENT) naming it.
     """
-    headers = {name: value for name, value in context.headers.items() if forwardable(name)}
+    headers = {name: value for name, value in context.headers.items() if forwardable(name, extra)}
     for name, value in headers.items():
         check_header(name, value)
     return Call(headers, context.time_remaining(), context.peer)
 
 
-def _forward_unary(upstream: Upstream, method: Method) -> UnaryCall:
+def _forward_unary(upstream: Upstream, method: Method, extra: set[str]) -> UnaryCall:
     name = method.name
 
     async def forward(request: Message, context: CallContext) -> Message:
-        return await upstream.unary(name, request, upstream_call(context))
+        return await upstream.unary(name, request, upstream_call(context, extra))
 
     return forward
 
 
-def _forward_stream(upstream: Upstream, method: Method) -> StreamCall:
+def _forward_stream(upstream: Upstream, method: Method, extra: set[str]) -> StreamCall:
     name = method.name
 
     def forward(request: Message, context: CallContext) -> AsyncIterator[Message]:
-        return upstream.stream(name, request, upstream_call(context))
+        return upstream.stream(name, request, upstream_call(context, extra))
 
     return forward
 
 
-def forwarding_service(upstream: Upstream, interceptors: Iterable[Interceptor] = ()) -> Service:
-    """Every A2A method forwarded to ``upstream``, behind ``interceptors``."""
+def forwarding_service(
+    upstream: Upstream, interceptors: Iterable[Interceptor] = (), forward_headers: set[str] | None = None
+) -> Service:
+    """Every A2A method forwarded to ``upstream``, behind ``interceptors``; ``forward_headers``
+    (read at each call, so it may be filled later) names headers to pass on besides the usual."""
+    extra = forward_headers if forward_headers is not None else set()
     endpoints: dict[str, UnaryCall | StreamCall] = {
-        name: _forward_stream(upstream, method) if method.streaming else _forward_unary(upstream, method)
+        name: _forward_stream(upstream, method, extra)
+        if method.streaming
+        else _forward_unary(upstream, method, extra)
         for name, method in METHODS.items()
     }
     return Service(endpoints, interceptors)
@@ -80,7 +88,10 @@ class GrpcFront(GrpcService):
     def __init__(self, upstream: Upstream, settings: ServerSettings | None = None) -> None:
         super().__init__(settings)
         self.upstream = upstream
-        self.service = forwarding_service(upstream, self.settings.chain)
+        self.forward_headers: set[str] = set()
+        """Headers passed on besides the usual ones: those carrying the credentials the upstream's
+        card asks for (an API key's header), filled in at start."""
+        self.service = forwarding_service(upstream, self.settings.chain, self.forward_headers)
 
     def _service(self) -> Service:
         return self.service
@@ -100,6 +111,13 @@ class GrpcFront(GrpcService):
     async def start(self) -> int:
         if self.settings.authentication is not None:
             await self.settings.authentication.start()
+        try:
+            self.forward_headers.update(credential_headers(await self.upstream.card()))
+        except errors.A2AError as exc:  # no card now: the usual headers only (authorization among them)
+            log.warning(
+                "the upstream's card could not be read (%s): its API key header, if any, is not passed on",
+                exc.message,
+            )
         port = await super().start()
         log.info("serving %s on %s for %s", SERVICE, self.address, type(self.upstream).__name__)
         return port

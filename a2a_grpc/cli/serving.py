@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 import os
 import sys
@@ -30,6 +31,7 @@ from a2a_grpc.cli.common import (
 )
 from a2a_grpc.cli.security import authentication_from
 from a2a_grpc.security.authentication import Unprotected, is_loopback
+from a2a_grpc.security.credentials import credential_headers
 
 __all__ = ["DEFAULT_STORE", "bridge_grpc_to_http", "bridge_http_to_grpc", "fetch_card", "load_agent", "serve"]
 
@@ -234,7 +236,7 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
         await upstream.wait_ready()
         if card is None:
             try:
-                await upstream.card()
+                card = await upstream.card()
             except errors.A2AError as exc:
                 raise CliError(
                     f"the upstream at {args.upstream} gave no card over gRPC ({type(exc).__name__}: "
@@ -246,7 +248,10 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
                     "card (GetExtendedAgentCard); pass --card to publish a public one",
                     flush=True,
                 )
-        app = BridgeApp(upstream, bridge_settings(args))
+        settings = bridge_settings(args)
+        # The headers that carry the credentials the upstream's card asks for (an API key's) cross.
+        forwarded = (*settings.forward_headers, *credential_headers(card))
+        app = BridgeApp(upstream, dataclasses.replace(settings, forward_headers=forwarded))
         http = bind_http(app, host, port, args.reuse_port)
         if app.public_url is None:
             app.public_url = http.url

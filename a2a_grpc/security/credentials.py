@@ -13,7 +13,25 @@ from dataclasses import dataclass, field
 
 from a2a_grpc import types
 
-__all__ = ["Credentials"]
+__all__ = ["Credentials", "credential_headers"]
+
+
+def credential_headers(card: types.AgentCard) -> tuple[str, ...]:
+    """The (lower-case) headers that carry the credentials ``card``'s schemes ask for: what a
+    bridge in front of that agent must pass on for its callers to be recognised."""
+    names = []
+    for scheme in card.security_schemes.values():
+        kind = scheme.WhichOneof("scheme")
+        if kind == "api_key_security_scheme":
+            if scheme.api_key_security_scheme.location.lower() == "header":
+                names.append(scheme.api_key_security_scheme.name.lower())
+        elif kind in (
+            "http_auth_security_scheme",
+            "oauth2_security_scheme",
+            "open_id_connect_security_scheme",
+        ):
+            names.append("authorization")
+    return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True, slots=True)
