@@ -24,6 +24,7 @@ from benchmarks import payload
 from benchmarks.agents import EchoAgent
 from benchmarks.httpclient import HttpConnection, HttpError
 from benchmarks.load import Workload
+from benchmarks.payload import BENCH_API_KEY, GRPC_METADATA
 from benchmarks.servers import SERVER_CPU, Endpoint, ServerError, ServerSet, cli_ready, python_module
 from benchmarks.workload import stream_text
 from benchmarks.workloads import GrpcBidi, GrpcStream, GrpcUnary, HttpStream, HttpUnary
@@ -252,6 +253,37 @@ _SERVE_OURS = _bench_server("ours")
 _SERVE_SQLITE = _bench_server("ours", "--store", "sqlite:///{workdir}/tasks.db")
 _SERVE_SDK_GRPC = _bench_server("sdk-grpc")
 _SERVE_SDK_JSONRPC = _bench_server("sdk-jsonrpc")
+_SERVE_APIKEY = _bench_server("ours", "--auth", "apikey")
+_SERVE_JWT = _bench_server("ours", "--auth", "jwt:{workdir}/jwks.json")
+
+
+async def _launch_jwt(servers: ServerSet, options: Options) -> Endpoint:
+    """Our server checking ES256 bearer JWTs against a JWKS file; the token the load sends is
+    written beside it (one token, as a planner reuses its token for thousands of calls)."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    (options.workdir / "jwks.json").write_text(
+        json.dumps({"keys": [{**public, "kid": "bench", "alg": "ES256"}]})
+    )
+    claims = {"iss": "bench", "aud": "bench", "sub": "planner", "exp": 2**31 - 1}
+    token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "bench"})
+    (options.workdir / "token.txt").write_text(token)
+    return await _SERVE_JWT(servers, options)
+
+
+def _grpc_unary_apikey(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
+    return GrpcUnary(endpoint.grpc_target, request, metadata=(*GRPC_METADATA, ("x-api-key", BENCH_API_KEY)))
+
+
+def _grpc_unary_jwt(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
+    token = (options.workdir / "token.txt").read_text()
+    return GrpcUnary(
+        endpoint.grpc_target, request, metadata=(*GRPC_METADATA, ("authorization", f"Bearer {token}"))
+    )
+
 
 CASES: dict[str, Case] = {
     case.name: case
@@ -276,6 +308,10 @@ CASES: dict[str, Case] = {
               _SERVE_OURS, _grpc_unary, _grpc_echo, "req/s", "sdk-grpc", "grpc-bare"),
         _case("grpc-unary-sqlite", "ours", "our A2AServer, EchoAgent, SQLite store file, SendMessage",
               _SERVE_SQLITE, _grpc_unary, _grpc_echo, "req/s", "sdk-grpc", "grpc-bare", "grpc-unary"),
+        _case("grpc-unary-apikey", "ours", "grpc-unary, API keys checked per call (X-API-Key)",
+              _SERVE_APIKEY, _grpc_unary_apikey, _grpc_echo, "req/s", "grpc-unary"),
+        _case("grpc-unary-jwt", "ours", "grpc-unary with bearer JWTs (ES256, one token reused, JWKS file)",
+              _launch_jwt, _grpc_unary_jwt, _grpc_echo, "req/s", "grpc-unary"),
         _case("grpc-stream", "ours", "our A2AServer, SendStreamingMessage, N artifact events",
               _SERVE_OURS, _grpc_streaming, _grpc_stream, "events/s", "sdk-grpc-stream"),
         _case("grpc-stream-sqlite", "ours", "our A2AServer, SQLite store (events durable), N artifact events",

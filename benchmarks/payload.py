@@ -19,6 +19,7 @@ from benchmarks.httpclient import http_request
 from benchmarks.workload import TEXT
 
 __all__ = [
+    "BENCH_API_KEY",
     "GRPC_METADATA",
     "Template",
     "check_json_task",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 GRPC_METADATA = (("a2a-version", "1.0"),)
+BENCH_API_KEY = "bench-api-key-0123456789abcdef"
+"""The API key of the ``grpc-unary-apikey`` case (a benchmark secret, nothing else)."""
 """Our server refuses a call without the protocol version (read as 0.3); the SDK accepts it too."""
 HTTP_HEADERS = {"Content-Type": "application/json", "A2A-Version": "1.0"}
 SSE_HEADERS = {**HTTP_HEADERS, "Accept": "text/event-stream"}

@@ -95,7 +95,8 @@ async def _serve_ours(args: argparse.Namespace, announce: Announce) -> None:
     from benchmarks.agents import EchoAgent
 
     store = open_store(args.store)
-    server = A2AServer(EchoAgent(), store, ServerSettings(host=HOST, port=0))
+    settings = ServerSettings(host=HOST, port=0, authentication=_authentication(args.auth))
+    server = A2AServer(EchoAgent(), store, settings)
     await server.start()
     try:
         announce(server.port, store=args.store)
@@ -103,6 +104,22 @@ async def _serve_ours(args: argparse.Namespace, announce: Announce) -> None:
     finally:
         await server.stop(STOP_GRACE_SECONDS)
         await store.close()
+
+
+def _authentication(spec: str | None) -> Any:
+    """``apikey`` (the key :data:`benchmarks.payload.BENCH_API_KEY`) or ``jwt:JWKS_PATH`` (issuer and
+    audience ``bench``); None: no authentication."""
+    if spec is None:
+        return None
+    from a2a_grpc.security import ApiKey, ApiKeyScheme, Authentication, BearerJwtScheme
+    from benchmarks.payload import BENCH_API_KEY
+
+    if spec == "apikey":
+        return Authentication([ApiKeyScheme([ApiKey("bench", key=BENCH_API_KEY)])])
+    kind, _, path = spec.partition(":")
+    if kind != "jwt" or not path:
+        raise SystemExit(f"--auth takes apikey or jwt:JWKS_PATH, not {spec!r}")
+    return Authentication([BearerJwtScheme(issuer="bench", audience="bench", jwks_file=path)])
 
 
 def _sdk_handler(url: str, binding: str) -> Any:
@@ -261,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("kind", choices=[*KINDS, "exec"])
     parser.add_argument("--cpu", type=int, default=None, help="pin to this core")
     parser.add_argument("--store", default="memory", help="task store URL (kind 'ours')")
+    parser.add_argument("--auth", metavar="SCHEME", help="kind 'ours': apikey, or jwt:JWKS_PATH")
     parser.add_argument("--cprofile", metavar="PATH", help="run under cProfile; write its stats here on exit")
     args = parser.parse_args(argv)
     pinned = pin_to_cpu(args.cpu)

@@ -74,8 +74,14 @@ class GrpcUnary:
 
     unit = "req"
 
-    def __init__(self, target: str, request: Template, path: str = SEND_MESSAGE) -> None:
-        self.target, self.request, self.path = target, request, path
+    def __init__(
+        self,
+        target: str,
+        request: Template,
+        path: str = SEND_MESSAGE,
+        metadata: tuple[tuple[str, str], ...] = GRPC_METADATA,
+    ) -> None:
+        self.target, self.request, self.path, self.metadata = target, request, path, metadata
         self._channel: grpc.aio.Channel | None = None
 
     async def open(self) -> None:
@@ -88,10 +94,10 @@ class GrpcUnary:
     async def operation(self, index: int) -> Operation:
         assert self._channel is not None
         call = self._channel.unary_unary(self.path)
-        render, sampler = self.request.render, _Sampler()
+        render, sampler, metadata = self.request.render, _Sampler(), self.metadata
 
         async def send() -> int:
-            data: bytes = await call(render(), metadata=GRPC_METADATA, timeout=CALL_TIMEOUT_SECONDS)
+            data: bytes = await call(render(), metadata=metadata, timeout=CALL_TIMEOUT_SECONDS)
             if not data or data[0] != _TAG_TASK:
                 raise WorkloadError(f"answer is not a task: {data[:40]!r}")
             if sampler.due() and (problem := check_task_bytes(data)):
