@@ -24,8 +24,16 @@ from google.protobuf import json_format
 from a2a_grpc import errors, types
 from a2a_grpc._execution import Execution, Executions
 from a2a_grpc._runs import Runs
-from a2a_grpc._validation import invalid, require, validate_send, validate_state, validate_webhook_url
+from a2a_grpc._validation import (
+    check_identifiers,
+    invalid,
+    require,
+    validate_send,
+    validate_state,
+    validate_webhook_url,
+)
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater, new_id, text_message
+from a2a_grpc.security.redact import without_credentials
 from a2a_grpc.service import ABSENT_VERSION, SUPPORTED_VERSIONS, CallContext, version_supported
 from a2a_grpc.tasks import INTERRUPTED_STATES, InvalidListRequestError, TaskStore, trim_task
 from a2a_grpc.tasks.eventlog import EventLog, InMemoryEventLog
@@ -59,7 +67,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def checked(operation: F) -> F:
-    """An operation that checks the call (:meth:`RequestHandler.check_call`) before anything else.
+    """An operation that checks the call (:meth:`RequestHandler.check_call`) and the ids and
+    tenants of its request (:func:`a2a_grpc._validation.check_identifiers`) before anything else.
 
     The check runs when the operation is called, before its coroutine or generator exists, so a
     refused call raises where it is made.
@@ -69,6 +78,7 @@ def checked(operation: F) -> F:
         @functools.wraps(operation)
         def stream(self: RequestHandler, request: Any, call: CallContext) -> Any:
             self.check_call(call)
+            check_identifiers(request)
             return operation(self, request, call)
 
         return cast(F, stream)
@@ -77,6 +87,7 @@ def checked(operation: F) -> F:
     @functools.wraps(operation)
     def unary(self: RequestHandler, request: Any, call: CallContext) -> Any:
         self.check_call(call)
+        check_identifiers(request)
         return operation(self, request, call)
 
     return cast(F, unary)
@@ -493,7 +504,7 @@ class RequestHandler:
         run = self.runs.get(request.tenant, request.task_id)
         if run is not None:
             run.push_configs = [c for c in run.push_configs if c.id != config.id] + [config]
-        return config
+        return without_credentials(config)
 
     @checked
     async def get_task_push_notification_config(
@@ -509,7 +520,7 @@ class RequestHandler:
                 f"of task {errors.echo(request.task_id)} not found",
                 metadata={"task_id": request.task_id, "config_id": request.id},
             )
-        return config
+        return without_credentials(config)
 
     @checked
     async def list_task_push_notification_configs(
@@ -525,7 +536,8 @@ class RequestHandler:
             )
         except InvalidListRequestError as exc:
             raise invalid(exc.field, str(exc)) from None
-        return types.ListTaskPushNotificationConfigsResponse(configs=configs, next_page_token=token)
+        page = types.ListTaskPushNotificationConfigsResponse(configs=configs, next_page_token=token)
+        return without_credentials(page)
 
     @checked
     async def delete_task_push_notification_config(
