@@ -18,6 +18,9 @@ only speaks JSON. :func:`open_json_upstream` reads the agent's card and picks th
   binding's error form, :class:`UnavailableError` naming the agent's URL when it cannot be reached,
   :class:`DeadlineExceededError` when ``Call.timeout`` passes (it bounds the whole call, stream
   included), :class:`InvalidAgentResponseError` saying what is wrong with an answer we cannot use.
+  The agent's URL in them, and in log lines, is shown without its userinfo (``user:password@``):
+  credentials in the URL are used for the calls (httpx sends them as Basic authentication) but
+  never shown.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from a2a_grpc.bridge.routes import Router, compile_routes
 from a2a_grpc.bridge.sse import SseDecoder, SseEvent
 from a2a_grpc.bridge.upstream import CARD_PATH, Call, Upstream, check_header
 from a2a_grpc.client import ClientSettings, with_tenant
+from a2a_grpc.security.redact import redact_userinfo, scrub_urls
 from a2a_grpc.service import METHODS, version_supported
 
 __all__ = [
@@ -119,6 +123,8 @@ class _JsonUpstream:
     ) -> None:
         self.url = url
         """The interface URL, as the agent card gives it."""
+        self.shown_url = redact_userinfo(url)
+        """:attr:`url` as errors and logs show it: without the userinfo it may carry (a credential)."""
         self.tenant = tenant
         """Sent with every request that names no tenant of its own (the interface's ``tenant``)."""
         self.card_url = card_url or _origin(url) + CARD_PATH
@@ -168,15 +174,15 @@ class _JsonUpstream:
         except (TimeoutError, httpx.TimeoutException):
             within = "" if call.timeout is None else f" within {max(call.timeout, 0.0):g} s"
             raise errors.DeadlineExceededError(
-                f"{method}: upstream agent at {self.url} did not answer{within}"
+                f"{method}: upstream agent at {self.shown_url} did not answer{within}"
             ) from None
         except httpx.TransportError as exc:  # refused, DNS, reset, protocol errors
-            log.info("%s to %s failed: %r", method, self.url, exc)
+            log.info("%s to %s failed: %s", method, self.shown_url, scrub_urls(repr(exc)))
             raise errors.UnavailableError(
-                f"upstream agent at {self.url} is unavailable: {_why(exc)}"
+                f"upstream agent at {self.shown_url} is unavailable: {_why(exc)}"
             ) from None
         except httpx.HTTPError as exc:  # undecodable content encoding, redirect loops
-            log.info("%s to %s failed: %r", method, self.url, exc)
+            log.info("%s to %s failed: %s", method, self.shown_url, scrub_urls(repr(exc)))
             raise self._invalid(method, _why(exc)) from None
 
     async def _send(self, method: str, call: Call, verb: str, url: str, body: object) -> httpx.Response:
@@ -218,12 +224,14 @@ class _JsonUpstream:
     # -- answers ---------------------------------------------------------------------------------
 
     def _invalid(self, method: str, problem: str) -> errors.InvalidAgentResponseError:
-        return errors.InvalidAgentResponseError(f"{method}: upstream agent at {self.url} {problem}")
+        return errors.InvalidAgentResponseError(f"{method}: upstream agent at {self.shown_url} {problem}")
 
     def _named(self, err: errors.A2AError) -> errors.A2AError:
         """An error status of the agent's HTTP server, with the agent's URL if it says unavailable."""
         if isinstance(err, errors.UnavailableError):
-            return errors.UnavailableError(f"upstream agent at {self.url} is unavailable: {err.message}")
+            return errors.UnavailableError(
+                f"upstream agent at {self.shown_url} is unavailable: {err.message}"
+            )
         return err
 
     def _json(self, method: str, text: bytes | str, what: str) -> Any:
@@ -395,27 +403,28 @@ async def fetch_card(
     :class:`UnavailableError` if it cannot be fetched, :class:`InvalidAgentResponseError` if what
     comes back is no agent card. Members our proto does not define are ignored.
     """
+    shown = redact_userinfo(url)
     try:
         async with asyncio.timeout(timeout):
             response = await client.get(url, headers={"Accept": _JSON}, follow_redirects=True)
     except (TimeoutError, httpx.TimeoutException):
         within = "" if timeout is None else f" within {timeout:g} s"
         raise errors.UnavailableError(
-            f"upstream agent at {url} is unavailable: no agent card{within}"
+            f"upstream agent at {shown} is unavailable: no agent card{within}"
         ) from None
     except httpx.HTTPError as exc:
-        log.info("fetching the agent card at %s failed: %r", url, exc)
-        raise errors.UnavailableError(f"upstream agent at {url} is unavailable: {_why(exc)}") from None
+        log.info("fetching the agent card at %s failed: %s", shown, scrub_urls(repr(exc)))
+        raise errors.UnavailableError(f"upstream agent at {shown} is unavailable: {_why(exc)}") from None
     if not response.is_success:
         raise errors.UnavailableError(
-            f"upstream agent at {url} is unavailable: its agent card answered HTTP {response.status_code}"
+            f"upstream agent at {shown} is unavailable: its agent card answered HTTP {response.status_code}"
         )
     try:
         data = transcoding.loads(response.content)
         return transcoding.decode(data, types.AgentCard, lenient=True)
     except errors.A2AError as exc:
         raise errors.InvalidAgentResponseError(
-            f"the agent card at {url} is not valid: {exc.message}"
+            f"the agent card at {shown} is not valid: {exc.message}"
         ) from None
 
 
@@ -432,7 +441,7 @@ def choose_interface(card: types.AgentCard, prefer: Sequence[str] = JSON_BINDING
         if interface.protocol_binding.upper() in wanted and (not version or version_supported(version)):
             return interface
     offered = ", ".join(
-        f"{i.protocol_binding or '?'} {i.protocol_version or '(no version)'} at {i.url}"
+        f"{i.protocol_binding or '?'} {i.protocol_version or '(no version)'} at {redact_userinfo(i.url)}"
         for i in card.supported_interfaces
     )
     raise errors.UnavailableError(

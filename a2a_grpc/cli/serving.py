@@ -28,6 +28,7 @@ from a2a_grpc.cli.common import (
     shown,
     until_signal,
 )
+from a2a_grpc.security.redact import redact_userinfo
 
 __all__ = ["DEFAULT_STORE", "bridge_grpc_to_http", "bridge_http_to_grpc", "fetch_card", "load_agent", "serve"]
 
@@ -166,7 +167,7 @@ async def fetch_card(source: str, timeout: float) -> types.AgentCard:
         try:
             return await fetch_card(card_url_for(source), client=http, timeout=timeout)
         except errors.A2AError as exc:
-            raise CliError(f"cannot use the card at {source}: {exc.message}") from None
+            raise CliError(f"cannot use the card at {redact_userinfo(source)}: {exc.message}") from None
 
 
 async def card_source(source: str, timeout: float) -> types.AgentCard:
@@ -248,7 +249,7 @@ async def bridge_grpc_to_http(args: argparse.Namespace) -> int:
     front = GrpcFront(upstream, settings)
     try:
         await listening(front.start(), host, port)
-        print(f"a2a-grpc: bridging gRPC at {front.address} to {args.upstream}", flush=True)
+        print(f"a2a-grpc: bridging gRPC at {front.address} to {redact_userinfo(args.upstream)}", flush=True)
         await until_signal()
     finally:
         await front.stop()
