@@ -18,9 +18,9 @@ only speaks JSON. :func:`open_json_upstream` reads the agent's card and picks th
   binding's error form, :class:`UnavailableError` naming the agent's URL when it cannot be reached,
   :class:`DeadlineExceededError` when ``Call.timeout`` passes (it bounds the whole call, stream
   included), :class:`InvalidAgentResponseError` saying what is wrong with an answer we cannot use.
-  The agent's URL in them, and in log lines, is shown without its userinfo (``user:password@``):
-  credentials in the URL are used for the calls (httpx sends them as Basic authentication) but
-  never shown.
+  The agent's URL in them, and in log lines (ours and httpx's), is shown without its userinfo
+  (``user:password@``): credentials in the URL are sent as Basic authentication, as httpx would,
+  but are never part of a URL that is shown.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from a2a_grpc.bridge.routes import Router, compile_routes
 from a2a_grpc.bridge.sse import SseDecoder, SseEvent
 from a2a_grpc.bridge.upstream import CARD_PATH, Call, Upstream, check_header
 from a2a_grpc.client import ClientSettings, with_tenant
-from a2a_grpc.security.redact import redact_userinfo, scrub_urls
+from a2a_grpc.security.redact import redact_userinfo, scrub_urls, split_userinfo
 from a2a_grpc.service import METHODS, version_supported
 
 __all__ = [
@@ -104,6 +104,11 @@ def _why(exc: httpx.HTTPError) -> str:
     return next((text for kind, text in _HTTP_FAILURES if isinstance(exc, kind)), "the HTTP exchange failed")
 
 
+def _basic(credentials: tuple[str, str] | None) -> httpx.BasicAuth | httpx._client.UseClientDefault:
+    # As httpx does with a URL's userinfo, without the URL (and so its log lines) carrying it.
+    return httpx.USE_CLIENT_DEFAULT if credentials is None else httpx.BasicAuth(*credentials)
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
@@ -121,10 +126,10 @@ class _JsonUpstream:
         card: types.AgentCard | None = None,
         card_url: str | None = None,
     ) -> None:
-        self.url = url
-        """The interface URL, as the agent card gives it."""
-        self.shown_url = redact_userinfo(url)
-        """:attr:`url` as errors and logs show it: without the userinfo it may carry (a credential)."""
+        self.url, credentials = split_userinfo(url)
+        """The interface URL, as the agent card gives it, without userinfo (``user:password@``):
+        those credentials go as Basic authentication, and the URL is shown in errors and logs."""
+        self._auth = _basic(credentials)
         self.tenant = tenant
         """Sent with every request that names no tenant of its own (the interface's ``tenant``)."""
         self.card_url = card_url or _origin(url) + CARD_PATH
@@ -174,22 +179,22 @@ class _JsonUpstream:
         except (TimeoutError, httpx.TimeoutException):
             within = "" if call.timeout is None else f" within {max(call.timeout, 0.0):g} s"
             raise errors.DeadlineExceededError(
-                f"{method}: upstream agent at {self.shown_url} did not answer{within}"
+                f"{method}: upstream agent at {self.url} did not answer{within}"
             ) from None
         except httpx.TransportError as exc:  # refused, DNS, reset, protocol errors
-            log.info("%s to %s failed: %s", method, self.shown_url, scrub_urls(repr(exc)))
+            log.info("%s to %s failed: %s", method, self.url, scrub_urls(repr(exc)))
             raise errors.UnavailableError(
-                f"upstream agent at {self.shown_url} is unavailable: {_why(exc)}"
+                f"upstream agent at {self.url} is unavailable: {_why(exc)}"
             ) from None
         except httpx.HTTPError as exc:  # undecodable content encoding, redirect loops
-            log.info("%s to %s failed: %s", method, self.shown_url, scrub_urls(repr(exc)))
+            log.info("%s to %s failed: %s", method, self.url, scrub_urls(repr(exc)))
             raise self._invalid(method, _why(exc)) from None
 
     async def _send(self, method: str, call: Call, verb: str, url: str, body: object) -> httpx.Response:
         request = self._request(verb, url, body, call, self.answers)
         with self._guard(method, call):
             async with asyncio.timeout_at(_deadline(call)):
-                return await self._client.send(request)
+                return await self._client.send(request, auth=self._auth)
 
     async def _events(
         self, method: str, call: Call, verb: str, url: str, body: object
@@ -199,7 +204,7 @@ class _JsonUpstream:
         request = self._request(verb, url, body, call, _SSE)
         with self._guard(method, call):
             async with asyncio.timeout_at(deadline):
-                response = await self._client.send(request, stream=True)
+                response = await self._client.send(request, stream=True, auth=self._auth)
         try:
             if not (response.is_success and _media_type(response) == _SSE):
                 with self._guard(method, call):
@@ -224,14 +229,12 @@ class _JsonUpstream:
     # -- answers ---------------------------------------------------------------------------------
 
     def _invalid(self, method: str, problem: str) -> errors.InvalidAgentResponseError:
-        return errors.InvalidAgentResponseError(f"{method}: upstream agent at {self.shown_url} {problem}")
+        return errors.InvalidAgentResponseError(f"{method}: upstream agent at {self.url} {problem}")
 
     def _named(self, err: errors.A2AError) -> errors.A2AError:
         """An error status of the agent's HTTP server, with the agent's URL if it says unavailable."""
         if isinstance(err, errors.UnavailableError):
-            return errors.UnavailableError(
-                f"upstream agent at {self.shown_url} is unavailable: {err.message}"
-            )
+            return errors.UnavailableError(f"upstream agent at {self.url} is unavailable: {err.message}")
         return err
 
     def _json(self, method: str, text: bytes | str, what: str) -> Any:
@@ -403,10 +406,12 @@ async def fetch_card(
     :class:`UnavailableError` if it cannot be fetched, :class:`InvalidAgentResponseError` if what
     comes back is no agent card. Members our proto does not define are ignored.
     """
-    shown = redact_userinfo(url)
+    shown, credentials = split_userinfo(url)
     try:
         async with asyncio.timeout(timeout):
-            response = await client.get(url, headers={"Accept": _JSON}, follow_redirects=True)
+            response = await client.get(
+                shown, headers={"Accept": _JSON}, follow_redirects=True, auth=_basic(credentials)
+            )
     except (TimeoutError, httpx.TimeoutException):
         within = "" if timeout is None else f" within {timeout:g} s"
         raise errors.UnavailableError(

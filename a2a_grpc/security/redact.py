@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import re
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from google.protobuf.message import Message
 
 from a2a_grpc import types
 
-__all__ = ["redact_userinfo", "scrub_urls", "without_credentials"]
+__all__ = ["redact_userinfo", "scrub_urls", "split_userinfo", "without_credentials"]
 
 M = TypeVar("M", bound=Message)
 
@@ -38,6 +38,20 @@ def redact_userinfo(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without its userinfo, and the (percent-decoded) user and password it held, if any.
+
+    For clients that send URL credentials as an ``Authorization`` header themselves: an HTTP
+    library given the URL whole would write it, password and all, into its own log lines.
+    """
+    bare = redact_userinfo(url)
+    if bare == url:
+        return url, None
+    userinfo = urlsplit(url).netloc.rpartition("@")[0]
+    user, _, password = userinfo.partition(":")
+    return bare, (unquote(user), unquote(password))
 
 
 def scrub_urls(text: str) -> str:
