@@ -114,6 +114,21 @@ class Sealer:
         """
         if not is_sealed(value):
             return value
+        self.check(value, where=where)
+        header = value[:_HEADER_BYTES]
+        nonce = value[_HEADER_BYTES : _HEADER_BYTES + _NONCE_BYTES]
+        try:
+            return self._aead.decrypt(nonce, value[_HEADER_BYTES + _NONCE_BYTES :], header + _identity(row))
+        except InvalidTag:
+            raise StoreError(
+                f"{where}: a push config of task {row[-2]!r} fails its integrity check "
+                "(damaged, or copied from another row)",
+                path="",
+            ) from None
+
+    def check(self, value: bytes, *, where: str) -> None:
+        """:class:`StoreError` if the sealed ``value`` is of a format or key this sealer cannot open
+        (without decrypting it: one damaged value does not make the whole store unusable)."""
         header = value[:_HEADER_BYTES]
         if len(header) < _HEADER_BYTES or header[1] != _VERSION:
             raise StoreError(
@@ -128,15 +143,6 @@ class Sealer:
                 "its key file)",
                 path="",
             )
-        nonce = value[_HEADER_BYTES : _HEADER_BYTES + _NONCE_BYTES]
-        try:
-            return self._aead.decrypt(nonce, value[_HEADER_BYTES + _NONCE_BYTES :], header + _identity(row))
-        except InvalidTag:
-            raise StoreError(
-                f"{where}: a push config of task {row[-2]!r} fails its integrity check "
-                "(damaged, or copied from another row)",
-                path="",
-            ) from None
 
 
 def is_sealed(value: bytes) -> bool:

@@ -529,7 +529,7 @@ class SqliteTaskStore:
         """A key that cannot open the sealed configs fails the open, not every later push."""
         found = conn.execute(_A_SEALED_CONFIG, (MARK,)).fetchone()
         if found is not None:
-            self._config(*found)
+            self._sealing.check(found[3], where=f"task store {self._path}")
 
     def _seal_plain_configs(self, conn: sqlite3.Connection) -> None:
         """Seal the push configs an earlier a2a-grpc stored in clear, overwriting the clear bytes."""
