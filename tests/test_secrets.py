@@ -191,6 +191,9 @@ def test_without_credentials_copies_and_leaves_the_original() -> None:
     assert page.configs[0].authentication.credentials == CREDENTIALS
     plain = types.TaskPushNotificationConfig(id="p", url=HOOK)
     assert without_credentials(plain) is plain
+    mixed = without_credentials(types.ListTaskPushNotificationConfigsResponse(configs=[plain, config]))
+    assert not mixed.configs[0].HasField("authentication")  # not made present by the blanking
+    assert mixed.configs[1].authentication.scheme == "Bearer"
 
 
 # ==== 3. sealed at rest ==============================================================================

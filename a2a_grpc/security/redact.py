@@ -60,7 +60,9 @@ def scrub_urls(text: str) -> str:
 
 
 def _blank(config: types.TaskPushNotificationConfig) -> None:
-    config.authentication.credentials = ""
+    # Read first: writing to an absent `authentication` would make it present (an empty object).
+    if config.authentication.credentials:
+        config.authentication.credentials = ""
 
 
 def without_credentials(answer: M) -> M:
