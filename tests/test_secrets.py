@@ -135,6 +135,17 @@ async def test_an_existing_open_file_is_tightened_with_a_warning(
     assert any(f"{db}.key" in line and "0640" in line for line in warned), warned
 
 
+@pytest.mark.usefixtures("umask_022")
+def test_a_file_that_is_not_a_store_is_not_touched(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database, given by mistake\n" * 100)
+    os.chmod(notes, 0o644)
+    with pytest.raises(StoreError, match="is not an SQLite database"):
+        SqliteTaskStore(str(notes))
+    assert mode(notes) == 0o644
+    assert not exists(f"{notes}.key")
+
+
 # ==== 2. no credentials in answers ==================================================================
 
 

@@ -40,15 +40,13 @@ def make_private_dirs(path: str) -> None:
 
 
 def make_private_file(path: str) -> bool:
-    """Create ``path`` empty with mode ``0600`` if it does not exist (True), else tighten it (False).
+    """Create ``path`` empty with mode ``0600`` if it does not exist (True); an existing file is
+    left as it is (False: see :func:`tighten`).
 
     An OSError while creating is left to the caller's own open to report (in its words).
     """
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-    except FileExistsError:
-        tighten(path)
-        return False
     except OSError:
         return False
     os.close(fd)

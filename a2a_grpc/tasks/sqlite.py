@@ -476,8 +476,6 @@ class SqliteTaskStore:
             # Created private before SQLite opens it: SQLite would create it through the umask
             # (0644 under the usual 022), then give -wal and -shm that mode too.
             make_private_file(self._path)
-            for companion in ("-wal", "-shm"):
-                tighten(self._path + companion)
         # Autocommit: every statement is its own transaction unless we BEGIN explicitly.
         conn = sqlite3.connect(self._path, isolation_level=None, timeout=self._busy_timeout)
         try:
@@ -516,6 +514,10 @@ class SqliteTaskStore:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute("ROLLBACK")
             (self._seq,) = conn.execute("SELECT COALESCE(MAX(updated_seq), 0) FROM tasks").fetchone()
+            if on_disk:
+                # Only once it has opened as our database: a file given by mistake is not touched.
+                for name in ("", "-wal", "-shm"):
+                    tighten(self._path + name)
             self._sealer = store_sealer(self._path, self._key, partial(_holds_sealed, conn))
             self._check_key(conn)
             if on_disk:
