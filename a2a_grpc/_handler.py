@@ -25,6 +25,7 @@ from a2a_grpc import errors, types
 from a2a_grpc._execution import Execution, Executions
 from a2a_grpc._runs import Runs
 from a2a_grpc._validation import (
+    check_identifiers,
     invalid,
     require,
     validate_send,
@@ -34,6 +35,7 @@ from a2a_grpc._validation import (
 )
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater, new_id, text_message
 from a2a_grpc.security.authentication import owner_key, request_tenant, tenant_of
+from a2a_grpc.security.redact import without_credentials
 from a2a_grpc.service import ABSENT_VERSION, SUPPORTED_VERSIONS, CallContext, version_supported
 from a2a_grpc.tasks import INTERRUPTED_STATES, InvalidListRequestError, TaskStore, trim_task
 from a2a_grpc.tasks.eventlog import EventLog, InMemoryEventLog
@@ -67,7 +69,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def checked(operation: F) -> F:
-    """An operation that checks the call (:meth:`RequestHandler.check_call`) before anything else.
+    """An operation that checks the call (:meth:`RequestHandler.check_call`) and the ids and
+    tenants of its request (:func:`a2a_grpc._validation.check_identifiers`) before anything else.
 
     The check runs when the operation is called, before its coroutine or generator exists, so a
     refused call raises where it is made.
@@ -77,6 +80,7 @@ def checked(operation: F) -> F:
         @functools.wraps(operation)
         def stream(self: RequestHandler, request: Any, call: CallContext) -> Any:
             self.check_call(call)
+            check_identifiers(request)
             return operation(self, request, call)
 
         return cast(F, stream)
@@ -85,6 +89,7 @@ def checked(operation: F) -> F:
     @functools.wraps(operation)
     def unary(self: RequestHandler, request: Any, call: CallContext) -> Any:
         self.check_call(call)
+        check_identifiers(request)
         return operation(self, request, call)
 
     return cast(F, unary)
@@ -517,7 +522,7 @@ class RequestHandler:
         run = self.runs.get(key, request.task_id)
         if run is not None:
             run.push_configs = [c for c in run.push_configs if c.id != config.id] + [config]
-        return config
+        return without_credentials(config)
 
     @checked
     async def get_task_push_notification_config(
@@ -535,7 +540,7 @@ class RequestHandler:
                 f"of task {errors.echo(request.task_id)} not found",
                 metadata={"task_id": request.task_id, "config_id": request.id},
             )
-        return config
+        return without_credentials(config)
 
     @checked
     async def list_task_push_notification_configs(
@@ -552,7 +557,8 @@ class RequestHandler:
             )
         except InvalidListRequestError as exc:
             raise invalid(exc.field, str(exc)) from None
-        return types.ListTaskPushNotificationConfigsResponse(configs=configs, next_page_token=token)
+        page = types.ListTaskPushNotificationConfigsResponse(configs=configs, next_page_token=token)
+        return without_credentials(page)
 
     @checked
     async def delete_task_push_notification_config(

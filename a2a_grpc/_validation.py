@@ -1,6 +1,25 @@
-"""Request validation: every refusal names the field, as google.rpc.BadRequest wants."""
+"""Request validation: every refusal names the field, as google.rpc.BadRequest wants.
+
+**Identifiers.** Task, context, message and push config ids and tenants are opaque strings to
+the spec, but they travel into URL paths (the JSON bindings, the reverse bridge), store keys and
+log lines. Every operation checks the identifiers of its request at its entry
+(:func:`check_identifiers`, from :func:`a2a_grpc._handler.checked`), refusing with
+InvalidParamsError naming the field:
+
+* ``.`` and ``..``: URL dot segments, which HTTP clients remove from a path, so ``GetTask(id="..")``
+  would reach another resource than a task;
+* control characters (C0, DEL, C1), the line and paragraph separators U+2028/U+2029, and the
+  bidirectional embedding, override and isolate controls: they forge or reorder log lines;
+* more than :data:`MAX_ID_CHARS` characters.
+
+Everything else is allowed (unicode letters, ``a.b``, ``..a``, ``/``, ``%``...); an empty value is
+refused only where the operation requires the field.
+"""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Mapping
 
 from google.protobuf.message import Message
 
@@ -9,7 +28,12 @@ from a2a_grpc.errors import FieldViolation
 from a2a_grpc.security.webhooks import WebhookPolicy
 
 __all__ = [
+    "DOT_SEGMENTS",
+    "IDENTIFIER_FIELDS",
+    "MAX_ID_CHARS",
     "check_enum",
+    "check_identifier",
+    "check_identifiers",
     "invalid",
     "require",
     "validate_message",
@@ -84,3 +108,74 @@ def validate_state(value: int, field: str) -> None:
 
 def has(message: Message, field: str) -> bool:
     return message.HasField(field)
+
+
+# -- identifiers -------------------------------------------------------------------------------------
+
+MAX_ID_CHARS = 256
+"""The longest id or tenant accepted, in characters: far above a UUID (36) or any tenant name, and
+small enough that an id never dominates a log line, a store key or an error's metadata."""
+
+DOT_SEGMENTS = frozenset({".", ".."})
+"""Values an HTTP client removes from a URL path (RFC 3986 section 5.2.4) instead of sending."""
+
+# C0, DEL, C1; U+2028/U+2029 (line breaks to many log viewers); bidi embeddings, overrides and
+# isolates (they reorder what a log line shows).
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+_PUSH = ("tenant", "task_id", "id")
+IDENTIFIER_FIELDS: Mapping[type[Message], tuple[str, ...]] = {
+    types.SendMessageRequest: (
+        "tenant",
+        "message.message_id",
+        "message.context_id",
+        "message.task_id",
+        "message.reference_task_ids",
+        *(f"configuration.task_push_notification_config.{name}" for name in _PUSH),
+    ),
+    types.GetTaskRequest: ("tenant", "id"),
+    types.ListTasksRequest: ("tenant", "context_id"),
+    types.CancelTaskRequest: ("tenant", "id"),
+    types.SubscribeToTaskRequest: ("tenant", "id"),
+    types.TaskPushNotificationConfig: _PUSH,
+    types.GetTaskPushNotificationConfigRequest: _PUSH,
+    types.ListTaskPushNotificationConfigsRequest: ("tenant", "task_id"),
+    types.DeleteTaskPushNotificationConfigRequest: _PUSH,
+    types.GetExtendedAgentCardRequest: ("tenant",),
+}
+"""The id and tenant fields of each operation's request, as dotted field paths (a repeated field
+checks each of its values)."""
+
+
+def check_identifier(value: str, field: str) -> None:
+    """InvalidParamsError naming ``field`` if ``value`` cannot be an id or tenant (module doc)."""
+    if not value:
+        return
+    if len(value) > MAX_ID_CHARS:
+        # Not echoed: the point is that it is too long to quote.
+        raise invalid(field, f"is {len(value)} characters long; at most {MAX_ID_CHARS} are allowed")
+    if value in DOT_SEGMENTS:
+        raise invalid(field, f"{errors.echo(value)} is a URL dot segment, not an identifier")
+    bad = _FORBIDDEN.search(value)
+    if bad is not None:
+        # Named by code point and position only: the value itself is what could forge a log line.
+        raise invalid(
+            field,
+            f"holds U+{ord(bad.group()):04X} at position {bad.start()}: control, line separator and "
+            "bidirectional control characters are not allowed",
+        )
+
+
+def check_identifiers(request: Message) -> None:
+    """Check every identifier field of ``request`` (:data:`IDENTIFIER_FIELDS`); other types pass."""
+    for path in IDENTIFIER_FIELDS.get(type(request), ()):
+        *parents, name = path.split(".")
+        holder = request
+        for parent in parents:
+            holder = getattr(holder, parent)  # an unset message reads as its (empty) default
+        value = getattr(holder, name)
+        if isinstance(value, str):
+            check_identifier(value, path)
+        else:
+            for i, item in enumerate(value):
+                check_identifier(item, f"{path}[{i}]")

@@ -32,6 +32,7 @@ import pytest_asyncio
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, server, types
+from a2a_grpc._validation import MAX_ID_CHARS
 from a2a_grpc.bridge import grpcfront
 from a2a_grpc.bridge.errordetails import ERROR_INFO_TYPE
 from a2a_grpc.bridge.grpcfront import GrpcFront
@@ -275,13 +276,13 @@ async def test_huge_values_get_small_answers_that_say_what_is_wrong(fronts: Fron
         info = refusal(response, "jsonrpc", 200, -32600)
         assert response.json()["id"] is None
         assert info["message"] == f"id is {HUGE} characters long: at most 256 are read"
-        # JSON-RPC and HTTP+JSON: a task id
+        # JSON-RPC and HTTP+JSON: a task id (past MAX_ID_CHARS: refused, not quoted back)
         response = await http.post("/", json=rpc("GetTask", {"id": huge}), headers=version)
-        info = refusal(response, "jsonrpc", 200, -32001)
-        assert info["message"].endswith(f"\u2026 ({HUGE} characters) not found")
+        info = refusal(response, "jsonrpc", 200, -32602)
+        assert info["message"] == f"invalid id: is {HUGE} characters long; at most {MAX_ID_CHARS} are allowed"
         response = await raw_get(fronts.urls[via], f"/tasks/{long}")
-        message = refusal(response, "rest", 404, 0)["message"]
-        assert message.endswith(f"\u2026 ({IN_URL} characters) not found")
+        message = refusal(response, "rest", 400, 0)["message"]
+        assert message == f"invalid id: is {IN_URL} characters long; at most {MAX_ID_CHARS} are allowed"
         # HTTP+JSON: a path that is no route
         path = f"/{long}/nowhere/at/all"
         info = refusal(await raw_get(fronts.urls[via], path), "rest", 404, 0)

@@ -7,7 +7,9 @@
    it, and the front serves on), a client that leaves a stream (the HTTP stream is closed), a
    deadline (the HTTP call is cut), service parameters and the interface's tenant.
 3. The JSON wire itself, against a scripted HTTP server: answers the bridge must refuse, error
-   forms of both bindings, and errors that arrive as SSE events after the stream has started.
+   forms of both bindings, and errors that arrive as SSE events after the stream has started;
+   ids and tenants that would climb out of the agent's path (``..``) refused before anything is
+   sent, every other value one segment of an A2A route (a recording agent sees the raw paths).
 4. The SSE parser.
 """
 
@@ -38,6 +40,7 @@ from a2a_grpc import errors, types
 from a2a_grpc.bridge.errordetails import ERROR_INFO_TYPE
 from a2a_grpc.bridge.grpcfront import GrpcFront
 from a2a_grpc.bridge.outbound import CARD_PATH, JsonRpcUpstream, RestUpstream, open_json_upstream
+from a2a_grpc.bridge.routes import Router, compile_routes
 from a2a_grpc.bridge.sse import SseDecoder, SseEvent
 from a2a_grpc.bridge.upstream import Call, Upstream
 from a2a_grpc.client import A2AClient
@@ -932,6 +935,185 @@ async def test_an_invalid_answer_reaches_the_grpc_client_as_internal(scripted: S
         await upstream.aclose()
     assert info.value.grpc_code == C.INTERNAL
     assert "answered JSON-RPC id 7" in info.value.message
+
+
+# ==== 3b. path variables from hostile ids: only A2A routes reach the agent ==========================
+
+UPSTREAM_BASE = "/agents/a"
+"""Where the recording agent's HTTP+JSON interface lives: '..' would climb out of it."""
+
+
+class PathRecorder:
+    """An HTTP+JSON agent that records the raw path of every request and answers ``{}``."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.seen: list[tuple[str, str]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body", False):
+            pass
+        raw = scope["raw_path"].decode("latin-1")
+        if raw == CARD_PATH:
+            body = orjson.dumps(
+                {
+                    "name": "recorder",
+                    "supportedInterfaces": [
+                        {
+                            "url": f"http://127.0.0.1:{self.port}{UPSTREAM_BASE}",
+                            "protocolBinding": "HTTP+JSON",
+                            "protocolVersion": "1.0",
+                        }
+                    ],
+                    "capabilities": {"streaming": True, "pushNotifications": True},
+                }
+            )
+        else:
+            self.seen.append((scope["method"], raw))
+            body = b"{}"
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+@dataclass
+class Recorded:
+    agent: PathRecorder
+    client: A2AClient
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def recorded_bridge() -> AsyncIterator[Recorded]:
+    agent = PathRecorder()
+    async with serve_asgi(agent) as port:
+        agent.port = port
+        upstream = await open_json_upstream(f"http://127.0.0.1:{port}")
+        assert isinstance(upstream, RestUpstream)
+        try:
+            async with (
+                GrpcFront(upstream, SETTINGS) as front,
+                A2AClient(front.address, timeout=TIMEOUT) as client,
+            ):
+                yield Recorded(agent, client)
+        finally:
+            await upstream.aclose()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def recorded(recorded_bridge: Recorded) -> Recorded:
+    recorded_bridge.agent.seen.clear()
+    return recorded_bridge
+
+
+PathCall = Callable[[A2AClient, str], Awaitable[object]]
+
+
+async def _first_event(events: AsyncIterable[object]) -> None:
+    async for _ in events:
+        return
+
+
+PATH_CALLS: dict[str, tuple[str, str, PathCall]] = {
+    # name: (the field the value goes in, the RPC, the call)
+    "GetTask id": ("id", "GetTask", lambda c, v: c.get_task(v)),
+    "GetTask tenant": ("tenant", "GetTask", lambda c, v: c.get_task("t", tenant=v)),
+    "CancelTask id": ("id", "CancelTask", lambda c, v: c.cancel_task(v)),
+    "ListPushConfigs task_id": (
+        "task_id",
+        "ListTaskPushNotificationConfigs",
+        lambda c, v: c.list_task_push_notification_configs(v),
+    ),
+    "GetPushConfig task_id": (
+        "task_id",
+        "GetTaskPushNotificationConfig",
+        lambda c, v: c.get_task_push_notification_config(v, "p"),
+    ),
+    "GetPushConfig id": (
+        "id",
+        "GetTaskPushNotificationConfig",
+        lambda c, v: c.get_task_push_notification_config("t", v),
+    ),
+    "DeletePushConfig id": (
+        "id",
+        "DeleteTaskPushNotificationConfig",
+        lambda c, v: c.delete_task_push_notification_config("t", v, tenant="admin"),
+    ),
+    "DeletePushConfig tenant": (
+        "tenant",
+        "DeleteTaskPushNotificationConfig",
+        lambda c, v: c.delete_task_push_notification_config("t", "p", tenant=v),
+    ),
+    "CreatePushConfig task_id": (
+        "task_id",
+        "CreateTaskPushNotificationConfig",
+        lambda c, v: c.create_task_push_notification_config(
+            types.TaskPushNotificationConfig(task_id=v, url=HOOK)
+        ),
+    ),
+}
+
+
+@in_module_loop
+@pytest.mark.parametrize("operation", list(PATH_CALLS))
+@pytest.mark.parametrize("value", [".", ".."])
+async def test_a_dot_segment_id_is_refused_before_anything_is_sent(
+    recorded: Recorded, operation: str, value: str
+) -> None:
+    field, _, call = PATH_CALLS[operation]
+    with pytest.raises(errors.InvalidParamsError) as info:
+        await call(recorded.client, value)
+    assert info.value.grpc_code == C.INVALID_ARGUMENT
+    assert [v.field for v in info.value.field_violations] == [field]
+    assert recorded.agent.seen == []
+
+
+@in_module_loop
+async def test_the_attackers_calls_reach_nothing(recorded: Recorded) -> None:
+    """The measured attack: GetTask("..") was a GET of the base path, Delete(admin, .., ..) a
+    DELETE /agents/a/admin with the caller's credentials."""
+    with pytest.raises(errors.InvalidParamsError):
+        await recorded.client.get_task("..")
+    with pytest.raises(errors.InvalidParamsError):
+        await recorded.client.delete_task_push_notification_config("..", "..", tenant="admin")
+    with pytest.raises(errors.InvalidParamsError):
+        await _first_event(recorded.client.subscribe_to_task(".."))
+    assert recorded.agent.seen == []
+
+
+ODD_VALUES = [
+    "%2e%2e",
+    "%2E%2E",
+    ".%2e",
+    "a/../b",
+    "/",
+    "../..",
+    "..%2f..",
+    "?x=1",
+    "#f",
+    ";x",
+    "a\\..\\b",
+    "a\nb",
+]
+
+
+@in_module_loop
+@pytest.mark.parametrize("operation", list(PATH_CALLS))
+async def test_any_other_value_stays_one_segment_of_an_a2a_route(recorded: Recorded, operation: str) -> None:
+    field, method, call = PATH_CALLS[operation]
+    router = Router(compile_routes())
+    for value in ODD_VALUES:
+        recorded.agent.seen.clear()
+        await call(recorded.client, value)
+        ((verb, raw),) = recorded.agent.seen
+        assert raw.startswith(UPSTREAM_BASE + "/"), (value, raw)
+        path = raw[len(UPSTREAM_BASE) :].partition("?")[0]
+        route, bound = router.match(verb, path)
+        assert route is not None, (value, raw)
+        assert route.method.name == method, (value, raw)
+        assert isinstance(bound, dict)
+        assert bound[field] == value, (value, raw)
 
 
 # ==== 4. the SSE parser =============================================================================

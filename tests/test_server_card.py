@@ -14,6 +14,7 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from a2a_grpc import errors, types
+from a2a_grpc._validation import MAX_ID_CHARS
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.bridge.grpcfront import GrpcFront
 from a2a_grpc.bridge.outbound import open_json_upstream
@@ -238,17 +239,19 @@ async def test_the_reverse_bridge_refuses_undecodable_bytes_too() -> None:
 
 
 async def test_a_huge_id_is_not_echoed_whole(reference: Served) -> None:
-    huge = "x" * 100_000
-    for call in (
-        lambda: reference.client.get_task(huge),
-        lambda: reference.client.cancel_task(huge),
-        lambda: reference.client.send_message(A2AClient.text_request("hi", task_id=huge)),
-    ):
-        with pytest.raises(errors.TaskNotFoundError) as missing:
-            await call()
-        assert len(missing.value.message) < 200
-        assert "(100000 characters)" in missing.value.message
-        assert len(missing.value.metadata["task_id"]) <= errors.MAX_DETAIL_BYTES
+    # Past MAX_ID_CHARS an id is refused unquoted; up to it, an unknown one is quoted cut short.
+    for size, refusal in ((100_000, errors.InvalidParamsError), (MAX_ID_CHARS, errors.TaskNotFoundError)):
+        huge = "x" * size
+        for call in (
+            lambda v: reference.client.get_task(v),
+            lambda v: reference.client.cancel_task(v),
+            lambda v: reference.client.send_message(A2AClient.text_request("hi", task_id=v)),
+        ):
+            with pytest.raises(refusal) as missing:
+                await call(huge)
+            assert len(missing.value.message) < 200
+            assert f"{size} characters" in missing.value.message
+            assert len(missing.value.metadata.get("task_id", "")) <= errors.MAX_DETAIL_BYTES
 
 
 async def test_log_requests_writes_one_line_per_call(caplog: pytest.LogCaptureFixture) -> None:

@@ -18,6 +18,9 @@ only speaks JSON. :func:`open_json_upstream` reads the agent's card and picks th
   binding's error form, :class:`UnavailableError` naming the agent's URL when it cannot be reached,
   :class:`DeadlineExceededError` when ``Call.timeout`` passes (it bounds the whole call, stream
   included), :class:`InvalidAgentResponseError` saying what is wrong with an answer we cannot use.
+  The agent's URL in them, and in log lines (ours and httpx's), is shown without its userinfo
+  (``user:password@``): credentials in the URL are sent as Basic authentication, as httpx would,
+  but are never part of a URL that is shown.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from a2a_grpc.bridge.routes import Router, compile_routes
 from a2a_grpc.bridge.sse import SseDecoder, SseEvent
 from a2a_grpc.bridge.upstream import CARD_PATH, Call, Upstream, check_header
 from a2a_grpc.client import ClientSettings, with_tenant
+from a2a_grpc.security.redact import redact_userinfo, scrub_urls, split_userinfo
 from a2a_grpc.service import METHODS, version_supported
 
 __all__ = [
@@ -100,6 +104,11 @@ def _why(exc: httpx.HTTPError) -> str:
     return next((text for kind, text in _HTTP_FAILURES if isinstance(exc, kind)), "the HTTP exchange failed")
 
 
+def _basic(credentials: tuple[str, str] | None) -> httpx.BasicAuth | httpx._client.UseClientDefault:
+    # As httpx does with a URL's userinfo, without the URL (and so its log lines) carrying it.
+    return httpx.USE_CLIENT_DEFAULT if credentials is None else httpx.BasicAuth(*credentials)
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
@@ -117,8 +126,10 @@ class _JsonUpstream:
         card: types.AgentCard | None = None,
         card_url: str | None = None,
     ) -> None:
-        self.url = url
-        """The interface URL, as the agent card gives it."""
+        self.url, credentials = split_userinfo(url)
+        """The interface URL, as the agent card gives it, without userinfo (``user:password@``):
+        those credentials go as Basic authentication, and the URL is shown in errors and logs."""
+        self._auth = _basic(credentials)
         self.tenant = tenant
         """Sent with every request that names no tenant of its own (the interface's ``tenant``)."""
         self.card_url = card_url or _origin(url) + CARD_PATH
@@ -171,19 +182,19 @@ class _JsonUpstream:
                 f"{method}: upstream agent at {self.url} did not answer{within}"
             ) from None
         except httpx.TransportError as exc:  # refused, DNS, reset, protocol errors
-            log.info("%s to %s failed: %r", method, self.url, exc)
+            log.info("%s to %s failed: %s", method, self.url, scrub_urls(repr(exc)))
             raise errors.UnavailableError(
                 f"upstream agent at {self.url} is unavailable: {_why(exc)}"
             ) from None
         except httpx.HTTPError as exc:  # undecodable content encoding, redirect loops
-            log.info("%s to %s failed: %r", method, self.url, exc)
+            log.info("%s to %s failed: %s", method, self.url, scrub_urls(repr(exc)))
             raise self._invalid(method, _why(exc)) from None
 
     async def _send(self, method: str, call: Call, verb: str, url: str, body: object) -> httpx.Response:
         request = self._request(verb, url, body, call, self.answers)
         with self._guard(method, call):
             async with asyncio.timeout_at(_deadline(call)):
-                return await self._client.send(request)
+                return await self._client.send(request, auth=self._auth)
 
     async def _events(
         self, method: str, call: Call, verb: str, url: str, body: object
@@ -193,7 +204,7 @@ class _JsonUpstream:
         request = self._request(verb, url, body, call, _SSE)
         with self._guard(method, call):
             async with asyncio.timeout_at(deadline):
-                response = await self._client.send(request, stream=True)
+                response = await self._client.send(request, stream=True, auth=self._auth)
         try:
             if not (response.is_success and _media_type(response) == _SSE):
                 with self._guard(method, call):
@@ -395,27 +406,30 @@ async def fetch_card(
     :class:`UnavailableError` if it cannot be fetched, :class:`InvalidAgentResponseError` if what
     comes back is no agent card. Members our proto does not define are ignored.
     """
+    shown, credentials = split_userinfo(url)
     try:
         async with asyncio.timeout(timeout):
-            response = await client.get(url, headers={"Accept": _JSON}, follow_redirects=True)
+            response = await client.get(
+                shown, headers={"Accept": _JSON}, follow_redirects=True, auth=_basic(credentials)
+            )
     except (TimeoutError, httpx.TimeoutException):
         within = "" if timeout is None else f" within {timeout:g} s"
         raise errors.UnavailableError(
-            f"upstream agent at {url} is unavailable: no agent card{within}"
+            f"upstream agent at {shown} is unavailable: no agent card{within}"
         ) from None
     except httpx.HTTPError as exc:
-        log.info("fetching the agent card at %s failed: %r", url, exc)
-        raise errors.UnavailableError(f"upstream agent at {url} is unavailable: {_why(exc)}") from None
+        log.info("fetching the agent card at %s failed: %s", shown, scrub_urls(repr(exc)))
+        raise errors.UnavailableError(f"upstream agent at {shown} is unavailable: {_why(exc)}") from None
     if not response.is_success:
         raise errors.UnavailableError(
-            f"upstream agent at {url} is unavailable: its agent card answered HTTP {response.status_code}"
+            f"upstream agent at {shown} is unavailable: its agent card answered HTTP {response.status_code}"
         )
     try:
         data = transcoding.loads(response.content)
         return transcoding.decode(data, types.AgentCard, lenient=True)
     except errors.A2AError as exc:
         raise errors.InvalidAgentResponseError(
-            f"the agent card at {url} is not valid: {exc.message}"
+            f"the agent card at {shown} is not valid: {exc.message}"
         ) from None
 
 
@@ -432,7 +446,7 @@ def choose_interface(card: types.AgentCard, prefer: Sequence[str] = JSON_BINDING
         if interface.protocol_binding.upper() in wanted and (not version or version_supported(version)):
             return interface
     offered = ", ".join(
-        f"{i.protocol_binding or '?'} {i.protocol_version or '(no version)'} at {i.url}"
+        f"{i.protocol_binding or '?'} {i.protocol_version or '(no version)'} at {redact_userinfo(i.url)}"
         for i in card.supported_interfaces
     )
     raise errors.UnavailableError(

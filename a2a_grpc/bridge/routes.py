@@ -7,7 +7,9 @@ proto's, never a second hand-written list. A :class:`Route` works both ways:
 * :meth:`Router.match` turns an incoming verb and path into the method and its path variables
   (``/{tenant}/tasks/{id=*}:cancel`` binds ``tenant`` and ``id``);
 * :meth:`Route.expand` turns a request message into the verb, path, query and body to send
-  (the reverse bridge's REST client).
+  (the reverse bridge's REST client). Each path variable is percent-encoded as exactly one
+  segment, and a value that is a dot segment (``.``, ``..``) is refused (InvalidParamsError
+  naming the field) before anything is sent: an HTTP client would resolve it away.
 
 Query parameters follow section 11.5: camelCase (snake_case also read), booleans ``true`` /
 ``false``, numbers in decimal, enums by name (``TASK_STATE_WORKING``, or ``working`` for short),
@@ -32,6 +34,7 @@ from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor, Servic
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
+from a2a_grpc._validation import DOT_SEGMENTS, invalid
 from a2a_grpc.errors import FieldViolation
 
 __all__ = ["EXTRA_VERBS", "Route", "RouteError", "Router", "compile_routes", "query_to_json"]
@@ -122,7 +125,13 @@ class Route:
                 raise errors.InvalidParamsError(
                     f"{name} is required", field_violations=[FieldViolation(name, "is required")]
                 )
+            if value in DOT_SEGMENTS:
+                # An HTTP client removes these from the path (RFC 3986 5.2.4): the request
+                # would reach another resource, e.g. the agent's base path for GetTask("..").
+                raise invalid(name, f"{errors.echo(value)} cannot be sent as a URL path segment")
             rest.pop(field.json_name, None)
+            # One segment whatever the value holds: "/" becomes %2F, "%" %25, so nothing in it
+            # can add, remove or climb segments.
             path_parts.append(quote(str(value), safe=""))
         path = "/" + "/".join(path_parts) + (f":{self.custom_verb}" if self.custom_verb else "")
         if self.body == "*":

@@ -17,6 +17,7 @@ from google.protobuf import json_format
 from a2a_grpc import errors, types
 from a2a_grpc.cli.common import CliError, is_url, to_json
 from a2a_grpc.cli.security import credentials_from
+from a2a_grpc.security.redact import redact_userinfo, scrub_urls
 
 __all__ = ["bench", "card", "send", "tasks"]
 
@@ -36,12 +37,13 @@ async def open_client(address: str, timeout: float) -> Any:
     try:
         return A2AClient.from_card(found, timeout=timeout, credentials=credentials)
     except errors.UnavailableError as exc:
+        shown = redact_userinfo(address)
         raise CliError(
-            f"the card at {address}: {exc.message}; put gRPC in front of it with  "
-            f"a2a-grpc bridge grpc-to-http --upstream {address}"
+            f"the card at {shown}: {exc.message}; put gRPC in front of it with  "
+            f"a2a-grpc bridge grpc-to-http --upstream {shown}"
         ) from None
     except ValueError as exc:
-        raise CliError(f"the card at {address}: {exc}") from None
+        raise CliError(f"the card at {redact_userinfo(address)}: {scrub_urls(str(exc))}") from None
 
 
 async def with_client(args: argparse.Namespace, action: Callable[[Any], Awaitable[int]]) -> int:

@@ -32,6 +32,7 @@ from a2a_grpc.cli.common import (
 from a2a_grpc.cli.security import authentication_from
 from a2a_grpc.security.authentication import Unprotected, is_loopback
 from a2a_grpc.security.credentials import credential_headers
+from a2a_grpc.security.redact import redact_userinfo
 
 __all__ = ["DEFAULT_STORE", "bridge_grpc_to_http", "bridge_http_to_grpc", "fetch_card", "load_agent", "serve"]
 
@@ -202,7 +203,7 @@ async def fetch_card(source: str, timeout: float) -> types.AgentCard:
         try:
             return await fetch_card(card_url_for(source), client=http, timeout=timeout)
         except errors.A2AError as exc:
-            raise CliError(f"cannot use the card at {source}: {exc.message}") from None
+            raise CliError(f"cannot use the card at {redact_userinfo(source)}: {exc.message}") from None
 
 
 async def card_source(source: str, timeout: float) -> types.AgentCard:
@@ -287,7 +288,7 @@ async def bridge_grpc_to_http(args: argparse.Namespace) -> int:
     front = GrpcFront(upstream, settings)
     try:
         await listening(front.start(), host, port)
-        print(f"a2a-grpc: bridging gRPC at {front.address} to {args.upstream}", flush=True)
+        print(f"a2a-grpc: bridging gRPC at {front.address} to {redact_userinfo(args.upstream)}", flush=True)
         await until_signal()
     finally:
         await front.stop()

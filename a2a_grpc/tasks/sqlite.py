@@ -28,6 +28,15 @@ and a commit costs no fsync (a process crash loses nothing committed; a power lo
 after the last checkpoint; never corruption). Filters, ordering, ``total_size`` and cursor
 pagination are done in SQL (see :mod:`a2a_grpc.tasks.store` for the semantics).
 
+**Private files, sealed secrets.** The store's folder (when the store creates it) is made
+``0700``, its database file ``0600`` before SQLite opens it (SQLite gives ``-wal`` and ``-shm``
+the database file's mode), whatever the umask; an existing database, ``-wal`` or ``-shm`` file
+that other users may read is made ``0600``, with a warning naming it (:mod:`a2a_grpc.tasks.files`).
+Push configs (webhook URLs, tokens, credentials) are stored encrypted with AES-256-GCM, under
+a key from ``key``, ``A2A_GRPC_STORE_KEY`` or the key file ``<database>.key``; see
+:mod:`a2a_grpc.tasks.sealing` for what that protects against and what it does not. Push configs
+a store wrote before it sealed them load as they are, and are sealed when the store opens.
+
 Opening checks the file before any request can reach it: a file that is not a database, is
 damaged, is locked by another process, cannot be written, or is a directory raises
 :class:`~a2a_grpc.tasks.StoreError` with one line naming the file and the problem, rather than
@@ -54,7 +63,9 @@ from typing import Any, NamedTuple, TypeVar
 from a2a_grpc import errors, types
 from a2a_grpc.tasks._errors import StoreError
 from a2a_grpc.tasks.eventlog import TaskLog
+from a2a_grpc.tasks.files import make_private_dirs, make_private_file, tighten
 from a2a_grpc.tasks.registry import new_owner_id
+from a2a_grpc.tasks.sealing import MARK, Sealer, store_sealer
 from a2a_grpc.tasks.store import (
     PushConfigPage,
     PushQuery,
@@ -73,8 +84,11 @@ _T = TypeVar("_T")
 
 log = logging.getLogger("a2a_grpc.tasks")
 
-SCHEMA_VERSION = 2
-"""Stored in ``PRAGMA user_version``; bump it with a migration when the schema changes."""
+SCHEMA_VERSION = 3
+"""Stored in ``PRAGMA user_version``; bump it with a migration when the schema changes.
+
+Version 3 changes no table: ``push_configs.body`` may be sealed (:mod:`a2a_grpc.tasks.sealing`),
+which an a2a-grpc that reads version 2 would take for damaged protobuf; it refuses the file instead."""
 _RUNNING = (types.TASK_STATE_SUBMITTED, types.TASK_STATE_WORKING)
 
 _SCHEMA = """
@@ -97,7 +111,7 @@ CREATE TABLE IF NOT EXISTS push_configs (
     tenant  TEXT NOT NULL,
     task_id TEXT NOT NULL,
     id      TEXT NOT NULL,
-    body    BLOB NOT NULL,          -- TaskPushNotificationConfig.SerializeToString()
+    body    BLOB NOT NULL,          -- TaskPushNotificationConfig.SerializeToString(), sealed (v3)
     PRIMARY KEY (tenant, task_id, id)
 );
 """
@@ -168,6 +182,11 @@ class SqliteTaskStore:
     also matches every index entry with its row, 1.8 times the time at 100,000 tasks (and
     growing faster), for damage that does not stop a server from answering.
 
+    ``key`` is the key push configs are sealed with (32 bytes, or their base64); without it the
+    key comes from ``A2A_GRPC_STORE_KEY``, else from the key file ``<path>.key``, created (mode
+    ``0600``) when missing (see :mod:`a2a_grpc.tasks.sealing`). A store whose sealed configs were
+    written with another key refuses to open, with :class:`~a2a_grpc.tasks.StoreError`.
+
     ``busy_timeout`` is how long, in seconds, a statement waits for another process's lock
     before failing (at open too: a file another process holds locked fails after it).
 
@@ -185,8 +204,11 @@ class SqliteTaskStore:
         owner: str | None = None,
         lease_seconds: float = 10.0,
         commit_delay: float = 0.002,
+        key: bytes | str | None = None,
     ) -> None:
         self._path = path
+        self._key = key
+        self._sealer: Sealer | None = None  # set by the open, from key, the environment or a key file
         self._check_integrity = check_integrity
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="a2a-task-store")
@@ -245,7 +267,8 @@ class SqliteTaskStore:
     async def put_push_config(self, tenant: str, config: types.TaskPushNotificationConfig) -> None:
         if not config.task_id or not config.id:
             raise ValueError("a push notification config needs both task_id and id to be stored")
-        row = (tenant, config.task_id, config.id, config.SerializeToString())
+        sealed = self._sealing.seal(config.SerializeToString(), tenant, config.task_id, config.id)
+        row = (tenant, config.task_id, config.id, sealed)
         await self._call(partial(self._execute_sync, _UPSERT_PUSH, row))
 
     async def get_push_config(
@@ -421,6 +444,18 @@ class SqliteTaskStore:
         return None
 
     @property
+    def _sealing(self) -> Sealer:
+        if self._sealer is None:
+            raise RuntimeError("SqliteTaskStore is closed")
+        return self._sealer
+
+    def _config(
+        self, tenant: str, task_id: str, config_id: str, body: bytes
+    ) -> types.TaskPushNotificationConfig:
+        plain = self._sealing.open(body, tenant, task_id, config_id, where=f"task store {self._path}")
+        return types.TaskPushNotificationConfig.FromString(plain)
+
+    @property
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             raise RuntimeError("SqliteTaskStore is closed")
@@ -437,7 +472,10 @@ class SqliteTaskStore:
         if on_disk:
             if os.path.isdir(self._path):
                 raise IsADirectoryError(errno.EISDIR, "is a directory")
-            os.makedirs(os.path.dirname(os.path.abspath(self._path)), exist_ok=True)
+            make_private_dirs(os.path.dirname(os.path.abspath(self._path)))
+            # Created private before SQLite opens it: SQLite would create it through the umask
+            # (0644 under the usual 022), then give -wal and -shm that mode too.
+            make_private_file(self._path)
         # Autocommit: every statement is its own transaction unless we BEGIN explicitly.
         conn = sqlite3.connect(self._path, isolation_level=None, timeout=self._busy_timeout)
         try:
@@ -468,7 +506,7 @@ class SqliteTaskStore:
             if version < SCHEMA_VERSION:
                 # executescript() would commit an open transaction first, so the script
                 # carries its own: schema and version land together or not at all.
-                script = (_SCHEMA if version < 1 else "") + _SCHEMA_2
+                script = (_SCHEMA if version < 1 else "") + (_SCHEMA_2 if version < 2 else "")
                 conn.executescript(f"BEGIN IMMEDIATE;{script}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
             elif on_disk:
                 # Take the write lock once: a file we can read but not write (or that another
@@ -476,10 +514,52 @@ class SqliteTaskStore:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute("ROLLBACK")
             (self._seq,) = conn.execute("SELECT COALESCE(MAX(updated_seq), 0) FROM tasks").fetchone()
+            if on_disk:
+                # Only once it has opened as our database: a file given by mistake is not touched.
+                for name in ("", "-wal", "-shm"):
+                    tighten(self._path + name)
+            self._sealer = store_sealer(self._path, self._key, partial(_holds_sealed, conn))
+            self._check_key(conn)
+            if on_disk:
+                self._seal_plain_configs(conn)
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _check_key(self, conn: sqlite3.Connection) -> None:
+        """A key that cannot open the sealed configs fails the open, not every later push."""
+        found = conn.execute(_A_SEALED_CONFIG, (MARK,)).fetchone()
+        if found is not None:
+            self._sealing.check(found[3], where=f"task store {self._path}")
+
+    def _seal_plain_configs(self, conn: sqlite3.Connection) -> None:
+        """Seal the push configs an earlier a2a-grpc stored in clear, overwriting the clear bytes."""
+        rows = conn.execute(
+            "SELECT tenant, task_id, id, body FROM push_configs WHERE substr(body, 1, 1) != ?", (MARK,)
+        ).fetchall()
+        if not rows:
+            return
+        sealing = self._sealing
+        # secure_delete: the pages' old contents are zeroed, not left in free space.
+        conn.execute("PRAGMA secure_delete=ON")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for tenant, task_id, config_id, body in rows:
+                    conn.execute(
+                        "UPDATE push_configs SET body = ? WHERE tenant = ? AND task_id = ? AND id = ?",
+                        (sealing.seal(body, tenant, task_id, config_id), tenant, task_id, config_id),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.execute("PRAGMA secure_delete=OFF")
+        # The clear pages also sit in the WAL until a checkpoint: write them back and empty it.
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        log.info("task store %s: %d push config(s) stored in clear are now sealed", self._path, len(rows))
 
     def _problem(self, exc: sqlite3.Error | OSError) -> str:
         """One line naming the file, what is wrong with it, and what to do."""
@@ -605,7 +685,7 @@ class SqliteTaskStore:
             "SELECT body FROM push_configs WHERE tenant = ? AND task_id = ? AND id = ?",
             (tenant, task_id, config_id),
         ).fetchone()
-        return types.TaskPushNotificationConfig.FromString(found[0]) if found is not None else None
+        return self._config(tenant, task_id, config_id, found[0]) if found is not None else None
 
     def _list_push_sync(self, query: PushQuery, db: sqlite3.Connection) -> PushConfigPage:
         rows = db.execute(
@@ -617,7 +697,7 @@ class SqliteTaskStore:
         if len(rows) > query.page_size:
             rows = rows[: query.page_size]
             token = encode_push_cursor(query, rows[-1][0])
-        return [types.TaskPushNotificationConfig.FromString(body) for _, body in rows], token
+        return [self._config(query.tenant, query.task_id, i, body) for i, body in rows], token
 
 
 def _reason(exc: OSError) -> str:
@@ -628,7 +708,7 @@ def _unwritable(path: str) -> str | None:
     """Why the operating system will not let us write ``path`` (SQLite does not say), if it will not."""
     existed = os.path.exists(path)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         return _reason(exc)
     os.close(fd)
@@ -650,6 +730,13 @@ def _read_through(path: str, chunk: int = 1 << 20) -> None:
     with open(path, "rb", buffering=0) as file:
         while file.readinto(buffer):
             pass
+
+
+_A_SEALED_CONFIG = "SELECT tenant, task_id, id, body FROM push_configs WHERE substr(body, 1, 1) = ? LIMIT 1"
+
+
+def _holds_sealed(conn: sqlite3.Connection) -> bool:
+    return conn.execute(_A_SEALED_CONFIG, (MARK,)).fetchone() is not None
 
 
 _SAVE, _OTHER = 1, 0
