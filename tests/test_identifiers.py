@@ -34,7 +34,7 @@ from a2a_grpc.service import METHODS
 
 V = {"a2a-version": "1.0"}
 TIMEOUT = 10.0
-HOOK = "http://127.0.0.1:9/hook"
+HOOK = "https://hooks.example.com/hook"  # stored, never delivered to
 FORGED = "INFO forged"
 HOSTILE = [".", "..", "a\nINFO forged", "a\rb", "a\x00b", "a\x7fb", "a\x85b", "a\u2028b", "a\u202eb"]
 LEGIT = [
