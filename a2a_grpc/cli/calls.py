@@ -16,21 +16,23 @@ from google.protobuf import json_format
 
 from a2a_grpc import errors, types
 from a2a_grpc.cli.common import CliError, is_url, to_json
+from a2a_grpc.cli.tls import caller_tls
 
 __all__ = ["bench", "card", "send", "tasks"]
 
 
-async def open_client(address: str, timeout: float) -> Any:
-    """A client of ``address``: a gRPC target, or the first GRPC interface of the card at a URL."""
+async def open_client(address: str, timeout: float, tls: Any = None) -> Any:
+    """A client of ``address``: a gRPC target, or the first GRPC interface of the card at a URL;
+    over TLS with ``tls`` (a ClientTls)."""
     from a2a_grpc.client import A2AClient
 
     if not is_url(address):
-        return A2AClient(address, timeout=timeout)
+        return A2AClient(address, timeout=timeout, tls=tls or False)
     from a2a_grpc.cli.serving import fetch_card
 
-    found = await fetch_card(address, timeout)
+    found = await fetch_card(address, timeout, tls)
     try:
-        return A2AClient.from_card(found, timeout=timeout)
+        return A2AClient.from_card(found, timeout=timeout, tls=tls or False)
     except errors.UnavailableError as exc:
         raise CliError(
             f"the card at {address}: {exc.message}; put gRPC in front of it with  "
@@ -41,7 +43,7 @@ async def open_client(address: str, timeout: float) -> Any:
 
 
 async def with_client(args: argparse.Namespace, action: Callable[[Any], Awaitable[int]]) -> int:
-    client = await open_client(args.address, args.timeout)
+    client = await open_client(args.address, args.timeout, caller_tls(args))
     async with client:
         return await action(client)
 
@@ -72,7 +74,7 @@ async def card(args: argparse.Namespace) -> int:
     if is_url(args.address) and not args.extended:  # the public card, as published there
         from a2a_grpc.cli.serving import fetch_card
 
-        print(to_json(await fetch_card(args.address, args.timeout)))
+        print(to_json(await fetch_card(args.address, args.timeout, caller_tls(args))))
         return 0
 
     async def run(client: Any) -> int:

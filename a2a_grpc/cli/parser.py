@@ -22,6 +22,7 @@ from a2a_grpc.cli.args import (
 )
 from a2a_grpc.cli.calls import card, send, tasks
 from a2a_grpc.cli.serving import DEFAULT_STORE, bridge_grpc_to_http, bridge_http_to_grpc, serve
+from a2a_grpc.cli.tls import caller_args, listener_args
 from a2a_grpc.client import ClientSettings
 from a2a_grpc.server import ServerSettings
 from a2a_grpc.service import SUPPORTED_VERSIONS
@@ -177,6 +178,16 @@ def parser() -> argparse.ArgumentParser:
     reuse_port_arg(p, "the gRPC and HTTP ports")
     log_requests_arg(p)
     http_args(p)
+    p.add_argument(
+        "--delegate-allow",
+        metavar="PEERS",
+        action="append",
+        default=[],
+        help="peers the reference agent's 'delegate' may call: HOST:PORT, an address, a network "
+        "(10.1.0.0/16) or a host name, comma-separated or repeated (default: none, delegation refused)",
+    )
+    listener_args(p, "the gRPC and HTTP ports")
+    caller_args(p, "delegations")
     p.set_defaults(func=serve)
 
     p = sub.add_parser(
@@ -220,6 +231,8 @@ def parser() -> argparse.ArgumentParser:
     reuse_port_arg(b, "the HTTP port")
     log_requests_arg(b)
     http_args(b)
+    listener_args(b, "the HTTP port")
+    caller_args(b, "the calls to the upstream")
     b.set_defaults(func=bridge_http_to_grpc)
     b = command(
         bsub,
@@ -245,6 +258,8 @@ def parser() -> argparse.ArgumentParser:
     public_address_arg(b)
     reuse_port_arg(b, "the gRPC port")
     log_requests_arg(b)
+    listener_args(b, "the gRPC port")
+    caller_args(b, "the calls to the upstream", urls=True)
     b.set_defaults(func=bridge_grpc_to_http)
 
     p = command(
@@ -269,6 +284,7 @@ def parser() -> argparse.ArgumentParser:
             default=CALL_TIMEOUT,
             help=f"deadline in seconds, above 0 (default: {CALL_TIMEOUT:g})",
         )
+        caller_args(p, "the calls to the agent", urls=True)
 
     p = command(
         sub, "send", help="send a message", description="Send a text message; print the reply as JSON."
@@ -314,6 +330,7 @@ def parser() -> argparse.ArgumentParser:
         default=CALL_TIMEOUT,
         help=f"deadline in seconds, above 0 (default: {CALL_TIMEOUT:g})",
     )
+    caller_args(p, "the calls to the agent", urls=True)
     p.set_defaults(func=card)
 
     p = sub.add_parser(

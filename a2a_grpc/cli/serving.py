@@ -28,6 +28,7 @@ from a2a_grpc.cli.common import (
     shown,
     until_signal,
 )
+from a2a_grpc.cli.tls import caller_tls, listener_tls
 
 __all__ = ["DEFAULT_STORE", "bridge_grpc_to_http", "bridge_http_to_grpc", "fetch_card", "load_agent", "serve"]
 
@@ -106,6 +107,8 @@ async def serve(args: argparse.Namespace) -> int:
     from a2a_grpc.tasks import open_store
 
     agent = load_agent(args.agent, args.app_dir)
+    delegation(agent, args)
+    tls = listener_tls(args)
     try:
         settings = ServerSettings(
             host=args.host,
@@ -113,6 +116,7 @@ async def serve(args: argparse.Namespace) -> int:
             reuse_port=args.reuse_port,
             public_address=args.public_address,
             log_requests=args.log_requests,
+            tls=tls,
         )
         store = open_store(args.store, check_integrity=args.integrity_check)
     except (ValueError, OSError) as exc:
@@ -135,6 +139,10 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"a2a-grpc: task store {args.store}", flush=True)
         assert stack.server is not None
         hint = f"{self_command()} send {dial_address(args.host, stack.server.port)} 'hello'"
+        if tls is not None:
+            hint += " --tls-ca CA_FILE" + (
+                " --tls-client-cert CERT --tls-client-key KEY" if tls.require_client_cert else ""
+            )
         print(f"a2a-grpc: try  {hint}   (Ctrl-C stops)", flush=True)
         await until_signal()
     finally:
@@ -143,11 +151,28 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def bind_http(app: Any, host: str, port: int, reuse_port: bool) -> Any:
+def delegation(agent: Any, args: argparse.Namespace) -> None:
+    """Give the reference agent its delegation policy (--delegate-allow and the caller TLS options)."""
+    from a2a_grpc.reference_agent import DelegationPolicy, ReferenceAgent
+
+    tls = caller_tls(args)
+    if not isinstance(agent, ReferenceAgent):
+        if args.delegate_allow or tls is not None:
+            raise CliError(
+                "--delegate-allow and the caller --tls options configure the reference agent's delegate"
+            )
+        return
+    try:
+        agent.delegation = DelegationPolicy(allow=args.delegate_allow, tls=tls)
+    except ValueError as exc:
+        raise CliError(f"--delegate-allow: {exc}") from None
+
+
+def bind_http(app: Any, host: str, port: int, reuse_port: bool, tls: Any = None) -> Any:
     # The composition root: the CLI is the one place that puts the bridge and the runtime together.
     from a2a_grpc.bridge.httpserver import HttpServer
 
-    http = HttpServer(app, host, port, reuse_port=reuse_port)
+    http = HttpServer(app, host, port, reuse_port=reuse_port, tls=tls)
     try:
         http.bind()
     except OSError as exc:
@@ -155,26 +180,27 @@ def bind_http(app: Any, host: str, port: int, reuse_port: bool) -> Any:
     return http
 
 
-async def fetch_card(source: str, timeout: float) -> types.AgentCard:
-    """The agent card at an http(s) URL (a base URL gets the well-known path)."""
+async def fetch_card(source: str, timeout: float, tls: Any = None) -> types.AgentCard:
+    """The agent card at an http(s) URL (a base URL gets the well-known path); ``tls`` (a
+    ClientTls) says whom to trust and what to present."""
     require_http_extra("reading an agent card from a URL")
     import httpx
 
     from a2a_grpc.bridge.outbound import card_url_for, fetch_card
 
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(verify=tls.ssl_context() if tls is not None else True) as http:
         try:
             return await fetch_card(card_url_for(source), client=http, timeout=timeout)
         except errors.A2AError as exc:
             raise CliError(f"cannot use the card at {source}: {exc.message}") from None
 
 
-async def card_source(source: str, timeout: float) -> types.AgentCard:
+async def card_source(source: str, timeout: float, tls: Any = None) -> types.AgentCard:
     """An agent card from a JSON file or an http(s) URL (a base URL gets the well-known path)."""
     from a2a_grpc.bridge import transcoding
 
     if is_url(source):
-        return await fetch_card(source, timeout)
+        return await fetch_card(source, timeout, tls)
     try:
         body = await asyncio.to_thread(Path(source).read_bytes)
     except OSError as exc:
@@ -192,9 +218,12 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
     from a2a_grpc.client import ClientSettings
 
     host, port = args.listen
-    card = await card_source(args.card, args.timeout) if args.card else None
+    tls, upstream_tls = listener_tls(args), caller_tls(args)
+    card = await card_source(args.card, args.timeout, upstream_tls) if args.card else None
     # --timeout bounds every wait at start: the connection, and the card over gRPC.
-    upstream = GrpcUpstream(args.upstream, card=card, settings=ClientSettings(connect_timeout=args.timeout))
+    upstream = GrpcUpstream(
+        args.upstream, card=card, settings=ClientSettings(connect_timeout=args.timeout), tls=upstream_tls
+    )
     http = None
     try:
         await upstream.wait_ready()
@@ -213,7 +242,7 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
                     flush=True,
                 )
         app = BridgeApp(upstream, bridge_settings(args))
-        http = bind_http(app, host, port, args.reuse_port)
+        http = bind_http(app, host, port, args.reuse_port, tls)
         if app.public_url is None:
             app.public_url = http.url
         await http.start()
@@ -228,12 +257,21 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
 
 async def bridge_grpc_to_http(args: argparse.Namespace) -> int:
     require_http_extra("a2a-grpc bridge")
+    import httpx
+
     from a2a_grpc.bridge.grpcfront import GrpcFront
     from a2a_grpc.bridge.outbound import open_json_upstream
     from a2a_grpc.server import ServerSettings
 
     host, port = args.listen
-    upstream = await open_json_upstream(args.upstream)
+    tls, upstream_tls = listener_tls(args), caller_tls(args)
+    # No per-read timeout: a call's deadline is the only bound (as open_json_upstream's own client).
+    client = httpx.AsyncClient(timeout=None, verify=upstream_tls.ssl_context() if upstream_tls else True)
+    try:
+        upstream = await open_json_upstream(args.upstream, client=client)
+    except BaseException:
+        await client.aclose()
+        raise
     try:
         settings = ServerSettings(
             host=host,
@@ -241,9 +279,11 @@ async def bridge_grpc_to_http(args: argparse.Namespace) -> int:
             reuse_port=args.reuse_port,
             public_address=args.public_address,
             log_requests=args.log_requests,
+            tls=tls,
         )
     except ValueError as exc:
         await upstream.aclose()
+        await client.aclose()
         raise CliError(str(exc)) from None
     front = GrpcFront(upstream, settings)
     try:
@@ -253,4 +293,5 @@ async def bridge_grpc_to_http(args: argparse.Namespace) -> int:
     finally:
         await front.stop()
         await upstream.aclose()
+        await client.aclose()
     return 0
