@@ -263,7 +263,7 @@ def _deserializer(cls: type[Message]) -> Callable[[bytes], Message | Undecodable
 
 
 def _unary_rpc(
-    call: UnaryCall, certificates: bool
+    call: UnaryCall, certificates: bool = False
 ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]:
     async def rpc(request: Any, context: grpc.aio.ServicerContext) -> Message:
         try:
@@ -276,7 +276,7 @@ def _unary_rpc(
 
 
 def _stream_rpc(
-    call: Callable[[Message, CallContext], EventStream], certificates: bool
+    call: Callable[[Message, CallContext], EventStream], certificates: bool = False
 ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]:
     async def rpc(request: Any, context: grpc.aio.ServicerContext) -> None:
         try:
