@@ -13,6 +13,13 @@ per A2A error (``a2a_grpc.errors``), decoded from the gRPC status details.
 A client made from an agent card (:meth:`A2AClient.from_card`) talks to the card's
 first gRPC interface and puts that interface's ``tenant`` into every request, as the
 specification asks of clients (a request that names its own tenant keeps it).
+
+TLS: ``tls=True`` verifies the server against the system's root certificates;
+``tls=ClientTls(ca_file=..., cert_file=..., key_file=...)`` (:mod:`a2a_grpc.security.tls`) against
+the given CA, presenting a client certificate for mutual TLS.
+
+    async with A2AClient("agent.internal:50051", tls=ClientTls(ca_file="ca.pem")) as client:
+        ...
 """
 
 from __future__ import annotations
@@ -30,10 +37,19 @@ from a2a_grpc import errors, types
 from a2a_grpc.agent import new_id
 from a2a_grpc.discovery import GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
 from a2a_grpc.security.credentials import Credentials
+from a2a_grpc.security.tls import ClientTls
 from a2a_grpc.service import METHODS, SUPPORTED_VERSIONS
 from a2a_grpc.status import from_rpc_error
 
-__all__ = ["A2AClient", "ClientSettings", "channel_calls", "grpc_target", "with_tenant"]
+__all__ = [
+    "A2AClient",
+    "ClientSettings",
+    "ClientTls",
+    "channel_calls",
+    "grpc_target",
+    "open_channel",
+    "with_tenant",
+]
 
 R = TypeVar("R", bound=Message)
 MiB = 1024 * 1024
@@ -83,6 +99,17 @@ class ClientSettings:
                 ("grpc.keepalive_timeout_ms", self.keepalive_timeout_ms),
             ]
         return options
+
+
+def open_channel(target: str, settings: ClientSettings, tls: bool | ClientTls = False) -> grpc.aio.Channel:
+    """A grpc.aio channel to ``target`` with ``settings``' options: plaintext (``tls`` False), TLS
+    with the system's roots (True), or as a :class:`ClientTls` says."""
+    options = settings.grpc_options()
+    if isinstance(tls, ClientTls):
+        return tls.secure_channel(target, options)
+    if tls:
+        return grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
+    return grpc.aio.insecure_channel(target, options=options)
 
 
 def _serialize(message: Message) -> bytes:
@@ -157,6 +184,8 @@ class A2AClient:
 
     ``settings`` holds the channel limits, keepalive and default deadline (:class:`ClientSettings`);
     ``timeout`` and ``max_message_bytes`` override the settings' deadline and both message limits.
+    ``tls``: False for plaintext, True for TLS verified against the system's root certificates, a
+    :class:`~a2a_grpc.security.tls.ClientTls` for a CA of your own and a client certificate.
     """
 
     def __init__(
@@ -170,7 +199,7 @@ class A2AClient:
         extensions: Iterable[str] = (),
         version: str = SUPPORTED_VERSIONS[-1],
         channel: grpc.aio.Channel | None = None,
-        tls: bool = False,
+        tls: bool | ClientTls = False,
         max_message_bytes: int | None = None,
         credentials: Credentials | None = None,
     ) -> None:
@@ -196,13 +225,10 @@ class A2AClient:
             base.append(("a2a-extensions", ext))
         self._metadata = tuple(base)
         self._own_channel = channel is None
-        options = settings.grpc_options()
         if channel is not None:
             self._channel = channel
-        elif tls:  # the system's root certificates; a channel of your own for anything else
-            self._channel = grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
         else:
-            self._channel = grpc.aio.insecure_channel(target, options=options)
+            self._channel = open_channel(target, settings, tls)
         self._calls = channel_calls(self._channel)
         self._get_card = self._channel.unary_unary(
             GET_AGENT_CARD,
@@ -220,6 +246,9 @@ class A2AClient:
 
         The interface's URL may be ``host:port`` or ``grpc://``, ``http://`` (plaintext),
         ``grpcs://`` or ``https://`` (TLS, with the system's root certificates) plus ``host:port``.
+        A ``tls`` option that asks for TLS (True or a ClientTls) is used whatever the URL says: a
+        card names a TLS gRPC interface as plain ``host:port`` (see
+        :func:`a2a_grpc.server.grpc_interface`); a TLS URL is never called in plaintext.
         :class:`errors.UnavailableError` names what the card offers when it has no such interface;
         ValueError says what is wrong with an interface URL that is not one of those.
         """
@@ -227,7 +256,8 @@ class A2AClient:
             version = interface.protocol_version or SUPPORTED_VERSIONS[-1]
             if interface.protocol_binding.upper() == "GRPC" and version.split(".")[0] == "1":
                 target, tls = grpc_target(interface.url)
-                options.setdefault("tls", tls)
+                if not options.get("tls"):
+                    options["tls"] = tls
                 credentials = options.pop("credentials", None)
                 if credentials is not None:  # what the card asks for, nothing more
                     presented = credentials.headers(card)

@@ -13,16 +13,61 @@ from a terminal, a test or a benchmark:
 | ``fail [TEXT]``        | the task fails with TEXT                                                 |
 | ``ask``                | input-required; the next message to the task completes it               |
 | ``delegate ADDR TEXT`` | sends TEXT to the agent at ADDR over A2A gRPC, relays its artifacts      |
+
+``delegate`` follows :class:`DelegationPolicy` (``ReferenceAgent(delegation=...)``, or
+``a2a-grpc serve --delegate-allow``): it reaches only allowlisted peers (none by default), reports
+every failure with one text whatever its cause (so that it cannot be used to probe which ports are
+open), and bounds how deep delegations may nest (each call carries
+:data:`DELEGATION_DEPTH_HEADER`), so that an agent delegating to itself stops quickly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from a2a_grpc import errors, types
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
+from a2a_grpc.security.peers import PeerAllowlist, parse_peer_address
+from a2a_grpc.security.tls import ClientTls
 
-__all__ = ["ReferenceAgent", "reference_card"]
+__all__ = ["DELEGATION_DEPTH_HEADER", "DelegationPolicy", "ReferenceAgent", "reference_card"]
+
+log = logging.getLogger("a2a_grpc.reference_agent")
+
+DELEGATION_DEPTH_HEADER = "a2a-grpc-delegation-depth"
+"""Metadata of a delegated call: how many delegations led to it (1 for the first). An ``a2a-``
+name, so that it crosses the bridge too."""
+
+
+@dataclass(frozen=True, slots=True)
+class DelegationPolicy:
+    """Where the ``delegate`` skill may send messages, and how.
+
+    ``allow``: the peers (:class:`a2a_grpc.security.peers.PeerAllowlist` entries: ``HOST:PORT``,
+    an address, a network such as ``10.1.0.0/16``, a host name); empty refuses every delegation.
+    ``max_depth``: how many delegations may nest; a request that arrives deeper fails, and a request
+    at the limit does not delegate further. ``tls``: call peers over TLS with these settings (None:
+    plaintext). ``timeout``: seconds a delegated call may take.
+    """
+
+    allow: Iterable[str] | PeerAllowlist = ()
+    max_depth: int = 2
+    tls: ClientTls | None = None
+    timeout: float = 30.0
+    peers: PeerAllowlist = field(init=False, repr=False, compare=False, default=PeerAllowlist())
+
+    def __post_init__(self) -> None:
+        peers = self.allow if isinstance(self.allow, PeerAllowlist) else PeerAllowlist.of(self.allow)
+        object.__setattr__(self, "allow", peers.entries)
+        object.__setattr__(self, "peers", peers)
+        if not isinstance(self.max_depth, int) or self.max_depth < 0:
+            raise ValueError(f"max_depth must be a whole number >= 0, not {self.max_depth!r}")
+        if not self.timeout > 0:
+            raise ValueError(f"timeout must be positive seconds, not {self.timeout!r}")
+
 
 MAX_STREAM_CHUNKS = 100_000
 MAX_BYTES = 1 << 30
@@ -94,7 +139,8 @@ def reference_card() -> types.AgentCard:
                 "delegate",
                 "Delegation",
                 "'delegate HOST:PORT TEXT': sends TEXT to the A2A agent at HOST:PORT "
-                "over gRPC and relays the artifacts it produces.",
+                "over gRPC and relays the artifacts it produces. Only peers the operator allowed "
+                "(none unless configured); delegations nest at most a few levels deep.",
                 "delegate 127.0.0.1:50052 echo hi",
             ),
         ],
@@ -116,9 +162,11 @@ def _count(word: str, arg: str, limit: float, kind: type[int] | type[float]) -> 
 
 
 class ReferenceAgent(Agent):
-    """See the module docstring for the skills."""
+    """See the module docstring for the skills; ``delegation`` says where ``delegate`` may go
+    (default: nowhere)."""
 
-    def __init__(self) -> None:
+    def __init__(self, delegation: DelegationPolicy | None = None) -> None:
+        self.delegation = delegation or DelegationPolicy()
         self.card = reference_card()
         extended = types.AgentCard()
         extended.CopyFrom(self.card)
@@ -126,6 +174,14 @@ class ReferenceAgent(Agent):
         self.extended_card = extended
 
     async def execute(self, context: RequestContext, updater: TaskUpdater) -> None:
+        depth = _depth(context)
+        if depth is None or depth > self.delegation.max_depth:
+            came = "an unreadable number of" if depth is None else str(depth)
+            await updater.fail(
+                f"refused: this request comes {came} delegations deep ({DELEGATION_DEPTH_HEADER}), "
+                f"beyond this agent's limit of {self.delegation.max_depth}"
+            )
+            return
         if context.task is not None and context.task.status.state == types.TASK_STATE_INPUT_REQUIRED:
             await updater.working()
             await updater.complete(f"thanks, you said: {context.text}")
@@ -152,7 +208,7 @@ class ReferenceAgent(Agent):
             case "ask":
                 await updater.require_input("what should I work on?")
             case "delegate":
-                await self._delegate(updater, rest)
+                await self._delegate(updater, rest, depth)
             case _:
                 await updater.artifact([types.Part(text=context.text)], name="echo", last_chunk=True)
                 await updater.complete()
@@ -179,17 +235,33 @@ class ReferenceAgent(Agent):
             await updater.working(f"{max(0.0, end - loop.time()):.1f}s left")
         await updater.complete("done")
 
-    async def _delegate(self, updater: TaskUpdater, rest: str) -> None:
-        from a2a_grpc.client import A2AClient
-
-        address, _, text = rest.partition(" ")
-        if not address or not text:
+    async def _delegate(self, updater: TaskUpdater, rest: str, depth: int) -> None:
+        words = rest.split(maxsplit=1)
+        if len(words) < 2:
             raise errors.InvalidParamsError(
                 "'delegate' takes HOST:PORT and a message: delegate 127.0.0.1:50052 echo hi"
             )
+        address, text = words
+        try:
+            host, port = parse_peer_address(address)
+        except ValueError as exc:
+            raise errors.InvalidParamsError(f"'delegate' takes HOST:PORT first: {exc}") from None
+        policy = self.delegation
+        if depth >= policy.max_depth:
+            await updater.fail(
+                f"delegation refused: this request is already {depth} delegations deep "
+                f"(the limit is {policy.max_depth})"
+            )
+            return
         await updater.working(f"delegating to {address}")
-        async with A2AClient(address, timeout=60.0) as client:
-            response = await client.send_message(A2AClient.text_request(text))
+        try:
+            response = await self._send(host, port, text, depth + 1)
+        except Exception as exc:
+            # One text for every cause (not allowed, unknown name, closed or filtered port, the
+            # peer's error): the caller must not learn which ports answer. The reason is logged.
+            log.info("delegation to %s failed: %s: %s", address, type(exc).__name__, exc)
+            await updater.fail(f"delegation to {address} failed")
+            return
         if response.HasField("message"):
             await updater.artifact(response.message.parts, name=f"from {address}", last_chunk=True)
             await updater.complete()
@@ -200,4 +272,41 @@ class ReferenceAgent(Agent):
         if task.status.state == types.TASK_STATE_COMPLETED:
             await updater.complete(f"delegated task {task.id} completed")
         else:
-            await updater.fail(f"delegated task {task.id} ended {types.TaskState.Name(task.status.state)}")
+            said = " ".join(p.text for p in task.status.message.parts if p.text)[:500]
+            state = types.TaskState.Name(task.status.state)
+            await updater.fail(f"delegated task {task.id} ended {state}" + (f": {said}" if said else ""))
+
+    async def _send(self, host: str, port: int, text: str, depth: int) -> types.SendMessageResponse:
+        """Send ``text`` to an allowed peer (PermissionError if it is not), to the address its name
+        resolved to when it was checked."""
+        from a2a_grpc.client import A2AClient, ClientSettings, open_channel
+
+        policy = self.delegation
+        dial = await policy.peers.resolve(host, port)
+        if dial is None:
+            raise PermissionError(f"{host}:{port} is not in the delegation allowlist")
+        target = f"[{dial}]:{port}" if ":" in dial else f"{dial}:{port}"
+        settings = ClientSettings(timeout=policy.timeout, connect_timeout=policy.timeout)
+        if policy.tls is not None:
+            # Dialled by address, verified by name: the certificate must be the name's.
+            name = policy.tls.server_name or host
+            verify = [("grpc.ssl_target_name_override", name)] if name != dial else []
+            channel = policy.tls.secure_channel(target, [*settings.grpc_options(), *verify])
+        else:
+            channel = open_channel(target, settings)
+        try:
+            async with A2AClient(target, settings=settings, channel=channel) as client:
+                return await client.send_message(
+                    A2AClient.text_request(text), metadata=[(DELEGATION_DEPTH_HEADER, str(depth))]
+                )
+        finally:
+            await channel.close()
+
+
+def _depth(context: RequestContext) -> int | None:
+    """How many delegations led to this request (0 when not delegated); None if the header is not a
+    small whole number."""
+    value = context.headers.get(DELEGATION_DEPTH_HEADER)
+    if value is None:
+        return 0
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 3 else None

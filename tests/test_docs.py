@@ -109,7 +109,9 @@ class Page:
     modules: list[str] = field(default_factory=list)
 
     def rewrite(self, code: str) -> str:
-        code = code.replace("http://127.0.0.1:8080", self.http).replace("127.0.0.1:50051", self.grpc)
+        for base in ("https://127.0.0.1:8080", "http://127.0.0.1:8080"):  # the server's scheme wins
+            code = code.replace(base, self.http)
+        code = code.replace("127.0.0.1:50051", self.grpc)
         for name, port in (("grpc_port", "50051"), ("http_port", "8080")):
             code = code.replace(f"{name}={port}", f"{name}=0")
         for flag, port in (("--grpc-port", "50051"), ("--http-port", "8080")):
@@ -198,7 +200,7 @@ async def run_process(argv: list[str], page: Page, *, cwd: Path | None = None) -
 
 
 _GRPC_BANNER = re.compile(r"(?:over gRPC at|bridging gRPC at) (\S+)")
-_HTTP_BANNER = re.compile(r"(?:JSON-RPC and HTTP\+JSON at) (http://\S+)")
+_HTTP_BANNER = re.compile(r"(?:JSON-RPC and HTTP\+JSON at) (https?://\S+)")
 
 
 async def start_server(argv: list[str], page: Page, where: str) -> None:
@@ -278,7 +280,11 @@ async def run_sh(page: Page, block: Block) -> None:
             or (program == "buf" and argv[1] == "generate")
         ):
             await help_check(argv, page, where)
-        elif program in ("a2a-grpc", "curl", "echo") or "=" in argv[0] or program.startswith("python"):
+        elif (
+            program in ("a2a-grpc", "curl", "echo", "openssl")
+            or "=" in argv[0]
+            or program.startswith("python")
+        ):
             special = False
             script.append(command)
         else:

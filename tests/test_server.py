@@ -14,7 +14,7 @@ from a2a_grpc import errors, types
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.client import A2AClient
 from a2a_grpc.push import PushNotifier
-from a2a_grpc.reference_agent import ReferenceAgent, reference_card
+from a2a_grpc.reference_agent import DelegationPolicy, ReferenceAgent, reference_card
 from a2a_grpc.security.webhooks import WebhookPolicy
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.status import from_rpc_error
@@ -508,8 +508,9 @@ async def test_a_call_without_a2a_version_is_read_as_0_3_and_refused(reference: 
     assert "no a2a-version was sent" in error.message
 
 
-async def test_delegation_to_another_agent_over_a2a(reference: Served) -> None:
+async def test_delegation_to_another_agent_over_a2a() -> None:
     other = await serve(ReferenceAgent())
+    reference = await serve(ReferenceAgent(DelegationPolicy(allow=[other.server.address])))
     try:
         request = A2AClient.text_request(f"delegate {other.server.address} echo relayed")
         task = (await reference.client.send_message(request)).task
@@ -519,4 +520,5 @@ async def test_delegation_to_another_agent_over_a2a(reference: Served) -> None:
         assert delegated.total_size == 1
         assert delegated.tasks[0].status.state == types.TASK_STATE_COMPLETED
     finally:
+        await shutdown(reference)
         await shutdown(other)

@@ -17,9 +17,11 @@ from urllib.parse import quote
 from a2a_grpc import errors
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.upstream import Call, check_header, forwardable, metadata_size, parse_timeout
+from a2a_grpc.security.identity import ClientCertificate
 
 __all__ = [
     "A2A_JSON",
+    "CLIENT_CERTIFICATE",
     "JSON",
     "JSON_TYPES",
     "PROBLEM_JSON",
@@ -47,6 +49,9 @@ A2A_JSON = "application/a2a+json"
 PROBLEM_JSON = "application/problem+json"
 JSON_TYPES = (JSON, A2A_JSON)
 """Request bodies are read in either type, with or without parameters (``; charset=utf-8``)."""
+CLIENT_CERTIFICATE = "a2a_grpc.client_certificate"
+"""The ASGI scope extension holding the TLS connection's verified client certificate (a
+:class:`ClientCertificate`), put there by :class:`a2a_grpc.bridge.httpserver.HttpServer`."""
 
 
 class HttpFailure(Exception):
@@ -91,6 +96,13 @@ class HttpRequest:
         client = self.scope.get("client")
         return f"{client[0]}:{client[1]}" if client else ""
 
+    @property
+    def client_certificate(self) -> ClientCertificate | None:
+        """The certificate the client presented on a TLS connection, as the listener verified it
+        (:data:`CLIENT_CERTIFICATE`); None without one."""
+        extensions = self.scope.get("extensions")
+        return extensions.get(CLIENT_CERTIFICATE) if extensions else None
+
 
 def upstream_call(request: HttpRequest, settings: BridgeSettings) -> Call:
     """The headers to pass upstream, checked here so that every upstream refuses them alike, and
@@ -112,7 +124,12 @@ def upstream_call(request: HttpRequest, settings: BridgeSettings) -> Call:
     for name, value in headers.items():
         check_header(name, value)
     timeout = request.headers.get("grpc-timeout")
-    return Call(headers, parse_timeout(timeout) if timeout is not None else None, request.peer)
+    return Call(
+        headers,
+        parse_timeout(timeout) if timeout is not None else None,
+        request.peer,
+        client_certificate=request.client_certificate,
+    )
 
 
 def challenge_headers(exc: BaseException) -> list[tuple[str, str]]:

@@ -5,6 +5,13 @@ which), so the caller knows the address before any request arrives and the agent
 it. A port already in use is an error (``reuse_port=True`` shares it with other processes that ask
 to, as ``ServerSettings.reuse_port`` does for gRPC). It installs no signal handlers: the process
 that embeds it (``a2a-grpc serve``) owns those.
+
+With ``tls`` (:class:`a2a_grpc.security.tls.TlsSettings`) it serves HTTPS, and on a connection
+where the client presented a verified certificate the ASGI app finds it in the request scope: the
+ASGI TLS extension (``scope["extensions"]["tls"]``, its ``client_cert_chain`` in PEM) and, parsed
+once per connection, :data:`a2a_grpc.bridge.exchange.CLIENT_CERTIFICATE` (a
+:class:`a2a_grpc.security.identity.ClientCertificate`). uvicorn itself puts neither in the scope:
+:func:`tls_protocol` adds them.
 """
 
 from __future__ import annotations
@@ -13,13 +20,69 @@ import asyncio
 import importlib.util
 import logging
 import socket
+import ssl
 from typing import Any
 
 import uvicorn
 
-__all__ = ["HttpServer"]
+from a2a_grpc.bridge.exchange import CLIENT_CERTIFICATE
+from a2a_grpc.security.identity import ClientCertificate
+from a2a_grpc.security.tls import TlsSettings
+
+__all__ = ["HttpServer", "tls_protocol"]
 
 log = logging.getLogger("a2a_grpc.bridge.http")
+
+_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+"""``tls_version`` as the ASGI TLS extension writes it: the protocol's number on the wire."""
+
+
+def _tls_extensions(transport: Any) -> dict[str, Any] | None:
+    """The scope extensions of a TLS connection (None for plaintext), read once per connection."""
+    tls: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
+    if tls is None:
+        return None
+    der = tls.getpeercert(binary_form=True)  # only ever a certificate the handshake verified
+    certificate = ClientCertificate.from_der(der) if der else None
+    return {
+        "tls": {
+            "server_cert": None,
+            # Python's ssl hands over the client's own certificate, not the chain it sent.
+            "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
+            "client_cert_name": certificate.subject if certificate else None,
+            "client_cert_error": None,
+            "tls_version": _TLS_VERSIONS.get(tls.version() or ""),
+            "cipher_suite": None,
+        },
+        CLIENT_CERTIFICATE: certificate,
+    }
+
+
+def tls_protocol(base: type[asyncio.Protocol]) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol class ``base`` (httptools' or h11's), adding the TLS scope extensions.
+
+    Both protocols read the ASGI app from ``self.app`` for every request: on a TLS connection the
+    subclass wraps it once, in ``connection_made`` (the handshake is over by then), with a function
+    that puts the connection's extensions into each request's scope.
+    """
+
+    class TlsScopeProtocol(base):  # type: ignore[valid-type,misc]
+        app: Any  # set by uvicorn's protocol: the ASGI app
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            extensions = _tls_extensions(transport)
+            if extensions is not None:
+                app = self.app
+
+                async def with_tls(scope: Any, receive: Any, send: Any) -> None:
+                    scope["extensions"] = {**scope.get("extensions", {}), **extensions}
+                    await app(scope, receive, send)
+
+                self.app = with_tls
+
+    TlsScopeProtocol.__name__ = TlsScopeProtocol.__qualname__ = f"TlsScope{base.__name__}"
+    return TlsScopeProtocol
 
 
 class HttpServer:
@@ -33,8 +96,10 @@ class HttpServer:
         *,
         grace: float = 5.0,
         reuse_port: bool = False,
+        tls: TlsSettings | None = None,
     ) -> None:
         self.app = app
+        self.tls = tls
         self.host = host
         self.requested_port = port
         self.grace = grace
@@ -52,7 +117,7 @@ class HttpServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def bind(self) -> int:
         """Open the listening socket (before :meth:`start`, to learn the port early)."""
@@ -83,14 +148,25 @@ class HttpServer:
     async def start(self, timeout: float = 10.0) -> int:
         self.bind()
         assert self._socket is not None
+        http: str | type[asyncio.Protocol] = "httptools" if importlib.util.find_spec("httptools") else "h11"
+        tls: dict[str, Any] = {}
+        if self.tls is not None:
+            context = self.tls.ssl_context()
+            if http == "httptools":
+                from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as base
+            else:
+                from uvicorn.protocols.http.h11_impl import H11Protocol as base  # type: ignore[assignment]
+            http = tls_protocol(base)
+            tls = {"ssl_context_factory": lambda config, default: context}
         config = uvicorn.Config(
             self.app,
             lifespan="off",
             log_level="warning",
             access_log=False,
             ws="none",
-            http="httptools" if importlib.util.find_spec("httptools") else "h11",
+            http=http,
             timeout_graceful_shutdown=int(max(self.grace, 1)),
+            **tls,
         )
         server = uvicorn.Server(config)
         self._server = server

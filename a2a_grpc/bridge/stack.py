@@ -43,8 +43,8 @@ class AgentStack:
     server's settings; ``grpc_port`` and ``host``, when given, override its port and host.
     ``http_port`` 0 picks a free port; ``http_host`` defaults to the gRPC host. ``bridge`` holds the
     HTTP front's settings (its ``public_url`` names the JSON interfaces in the card; default: the
-    address it listens on). Push notifications are delivered by a :class:`PushNotifier` of the
-    stack's own unless one is given.
+    address it listens on). With ``grpc.tls`` both ports serve TLS with those settings. Push
+    notifications are delivered by a :class:`PushNotifier` of the stack's own unless one is given.
     """
 
     def __init__(
@@ -87,7 +87,8 @@ class AgentStack:
 
     @property
     def http_url(self) -> str | None:
-        """Base URL of the JSON bindings (``http://HOST:PORT``), or None without ``http_port``."""
+        """Base URL of the JSON bindings (``http://HOST:PORT``, ``https://`` with TLS), or None
+        without ``http_port``."""
         return self.http.url if self.http is not None else None
 
     @property
@@ -135,7 +136,8 @@ class AgentStack:
             from a2a_grpc.bridge.card import bridge_interfaces
             from a2a_grpc.bridge.httpserver import HttpServer
 
-            self.http = HttpServer(None, self.http_host, self.http_port)
+            # Every listener of the stack serves TLS alike: the gRPC settings' (https:// in the card).
+            self.http = HttpServer(None, self.http_host, self.http_port, tls=self.grpc_settings.tls)
             self.http.bind()  # first, so that the card can name the port
             public = (self.bridge_settings.public_url or self.http.url).rstrip("/")
             interfaces = bridge_interfaces(public)

@@ -34,6 +34,8 @@ from a2a_grpc import errors, types
 from a2a_grpc._handler import RequestHandler
 from a2a_grpc.client import ClientSettings, channel_calls
 from a2a_grpc.discovery import GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
+from a2a_grpc.security.identity import ClientCertificate
+from a2a_grpc.security.tls import ClientTls
 from a2a_grpc.service import SUPPORTED_VERSIONS, CallContext, Service, deadline_after
 from a2a_grpc.status import from_rpc_error
 
@@ -142,6 +144,9 @@ class Call:
     """Seconds the caller is willing to wait (the upstream deadline); None: no deadline."""
     peer: str = ""
     """Who sent the call (the HTTP client's ``host:port``), for the in-process call's context."""
+    client_certificate: ClientCertificate | None = None
+    """The certificate the caller presented to a mutual-TLS front, for the in-process call's
+    context; never sent on: the next hop sees this process's own identity."""
 
     def metadata(self) -> tuple[tuple[str, str | bytes], ...]:
         """The headers as gRPC metadata: a ``-bin`` value as its bytes; :class:`InvalidRequestError`
@@ -190,6 +195,7 @@ class LocalUpstream:
             deadline=deadline_after(call.timeout),
             peer=call.peer,
             front="http",
+            client_certificate=call.client_certificate,
         )
 
     async def unary(self, method: str, request: Message, call: Call) -> Message:
@@ -241,7 +247,8 @@ class GrpcUpstream:
     """An A2A agent served over gRPC at ``target`` (``host:port``).
 
     ``settings`` are the client side's (channel limits, keepalive, how long to wait for the card);
-    ``options`` are more grpc channel options, after those.
+    ``options`` are more grpc channel options, after those; ``tls`` calls the agent over TLS
+    (:class:`a2a_grpc.security.tls.ClientTls`: its CA, a client certificate for mutual TLS).
     """
 
     def __init__(
@@ -252,15 +259,21 @@ class GrpcUpstream:
         settings: ClientSettings | None = None,
         options: Iterable[tuple[str, Any]] = (),
         channel: grpc.aio.Channel | None = None,
+        tls: ClientTls | None = None,
     ) -> None:
         self.target = target
         self.settings = settings or ClientSettings()
         self._card = card
         self.card_source = "given" if card is not None else ""
         """Where :meth:`card` found the card: given, GetAgentCard or GetExtendedAgentCard."""
-        self._channel = channel or grpc.aio.insecure_channel(
-            target, options=[*self.settings.grpc_options(), *options]
-        )
+        if channel is not None:
+            self._channel = channel
+        elif tls is not None:
+            self._channel = tls.secure_channel(target, [*self.settings.grpc_options(), *options])
+        else:
+            self._channel = grpc.aio.insecure_channel(
+                target, options=[*self.settings.grpc_options(), *options]
+            )
         self._calls = channel_calls(self._channel)
         self._get_card = self._channel.unary_unary(
             GET_AGENT_CARD,

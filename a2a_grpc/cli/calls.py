@@ -17,25 +17,26 @@ from google.protobuf import json_format
 from a2a_grpc import errors, types
 from a2a_grpc.cli.common import CliError, is_url, to_json
 from a2a_grpc.cli.security import credentials_from
+from a2a_grpc.cli.tls import caller_tls
 from a2a_grpc.security.redact import redact_userinfo, scrub_urls
 
 __all__ = ["bench", "card", "send", "tasks"]
 
 
-async def open_client(address: str, timeout: float) -> Any:
-    """A client of ``address``: a gRPC target, or the first GRPC interface of the card at a URL.
-    Credentials come from the environment (``A2A_GRPC_API_KEY``, ``A2A_GRPC_BEARER_TOKEN``); with a
-    card, only what it asks for is sent."""
+async def open_client(address: str, timeout: float, tls: Any = None) -> Any:
+    """A client of ``address``: a gRPC target, or the first GRPC interface of the card at a URL;
+    over TLS with ``tls`` (a ClientTls). Credentials come from the environment
+    (``A2A_GRPC_API_KEY``, ``A2A_GRPC_BEARER_TOKEN``); with a card, only what it asks for is sent."""
     from a2a_grpc.client import A2AClient
 
     credentials = credentials_from()
     if not is_url(address):
-        return A2AClient(address, timeout=timeout, credentials=credentials)
+        return A2AClient(address, timeout=timeout, credentials=credentials, tls=tls or False)
     from a2a_grpc.cli.serving import fetch_card
 
-    found = await fetch_card(address, timeout)
+    found = await fetch_card(address, timeout, tls)
     try:
-        return A2AClient.from_card(found, timeout=timeout, credentials=credentials)
+        return A2AClient.from_card(found, timeout=timeout, credentials=credentials, tls=tls or False)
     except errors.UnavailableError as exc:
         shown = redact_userinfo(address)
         raise CliError(
@@ -47,7 +48,7 @@ async def open_client(address: str, timeout: float) -> Any:
 
 
 async def with_client(args: argparse.Namespace, action: Callable[[Any], Awaitable[int]]) -> int:
-    client = await open_client(args.address, args.timeout)
+    client = await open_client(args.address, args.timeout, caller_tls(args))
     async with client:
         return await action(client)
 
@@ -78,7 +79,7 @@ async def card(args: argparse.Namespace) -> int:
     if is_url(args.address) and not args.extended:  # the public card, as published there
         from a2a_grpc.cli.serving import fetch_card
 
-        print(to_json(await fetch_card(args.address, args.timeout)))
+        print(to_json(await fetch_card(args.address, args.timeout, caller_tls(args))))
         return 0
 
     async def run(client: Any) -> int:

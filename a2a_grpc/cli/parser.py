@@ -23,6 +23,7 @@ from a2a_grpc.cli.args import (
 from a2a_grpc.cli.calls import card, send, tasks
 from a2a_grpc.cli.security import API_KEY_ENV, BEARER_TOKEN_ENV, auth_args
 from a2a_grpc.cli.serving import DEFAULT_STORE, bridge_grpc_to_http, bridge_http_to_grpc, serve
+from a2a_grpc.cli.tls import caller_args, listener_args
 from a2a_grpc.client import ClientSettings
 from a2a_grpc.server import ServerSettings
 from a2a_grpc.service import SUPPORTED_VERSIONS
@@ -197,6 +198,16 @@ def parser() -> argparse.ArgumentParser:
     log_requests_arg(p)
     http_args(p)
     auth_args(p)
+    p.add_argument(
+        "--delegate-allow",
+        metavar="PEERS",
+        action="append",
+        default=[],
+        help="peers the reference agent's 'delegate' may call: HOST:PORT, an address, a network "
+        "(10.1.0.0/16) or a host name, comma-separated or repeated (default: none, delegation refused)",
+    )
+    listener_args(p, "the gRPC and HTTP ports")
+    caller_args(p, "delegations")
     p.set_defaults(func=serve)
 
     p = sub.add_parser(
@@ -240,6 +251,8 @@ def parser() -> argparse.ArgumentParser:
     reuse_port_arg(b, "the HTTP port")
     log_requests_arg(b)
     http_args(b)
+    listener_args(b, "the HTTP port")
+    caller_args(b, "the calls to the upstream")
     b.set_defaults(func=bridge_http_to_grpc)
     b = command(
         bsub,
@@ -265,6 +278,8 @@ def parser() -> argparse.ArgumentParser:
     public_address_arg(b)
     reuse_port_arg(b, "the gRPC port")
     log_requests_arg(b)
+    listener_args(b, "the gRPC port")
+    caller_args(b, "the calls to the upstream", urls=True)
     b.set_defaults(func=bridge_grpc_to_http)
 
     p = command(
@@ -293,6 +308,7 @@ def parser() -> argparse.ArgumentParser:
             f"credentials: the environment's {API_KEY_ENV} (an API key) or {BEARER_TOKEN_ENV} (a bearer "
             "token), presented as the agent's card asks (docs/security.md)"
         )
+        caller_args(p, "the calls to the agent", urls=True)
 
     p = command(
         sub, "send", help="send a message", description="Send a text message; print the reply as JSON."
@@ -338,6 +354,7 @@ def parser() -> argparse.ArgumentParser:
         default=CALL_TIMEOUT,
         help=f"deadline in seconds, above 0 (default: {CALL_TIMEOUT:g})",
     )
+    caller_args(p, "the calls to the agent", urls=True)
     p.set_defaults(func=card)
 
     p = sub.add_parser(

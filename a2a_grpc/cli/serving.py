@@ -30,6 +30,7 @@ from a2a_grpc.cli.common import (
     until_signal,
 )
 from a2a_grpc.cli.security import authentication_from
+from a2a_grpc.cli.tls import caller_tls, listener_tls
 from a2a_grpc.security.authentication import Unprotected, is_loopback
 from a2a_grpc.security.credentials import credential_headers
 from a2a_grpc.security.redact import redact_userinfo
@@ -132,6 +133,8 @@ async def serve(args: argparse.Namespace) -> int:
 
     agent = load_agent(args.agent, args.app_dir)
     notifier = push_notifier(args)  # before the store: it holds no connection until it delivers
+    delegation(agent, args)
+    tls = listener_tls(args)
     try:
         settings = ServerSettings(
             host=args.host,
@@ -141,6 +144,7 @@ async def serve(args: argparse.Namespace) -> int:
             log_requests=args.log_requests,
             authentication=authentication_from(args),
             allow_unauthenticated=args.allow_unauthenticated,
+            tls=tls,
         )
         store = open_store(args.store, check_integrity=args.integrity_check)
     except (ValueError, OSError) as exc:
@@ -171,6 +175,10 @@ async def serve(args: argparse.Namespace) -> int:
             print(f"a2a-grpc: authentication: none ({why}: every caller reaches every task)", flush=True)
         assert stack.server is not None
         hint = f"{self_command()} send {dial_address(args.host, stack.server.port)} 'hello'"
+        if tls is not None:
+            hint += " --tls-ca CA_FILE" + (
+                " --tls-client-cert CERT --tls-client-key KEY" if tls.require_client_cert else ""
+            )
         print(f"a2a-grpc: try  {hint}   (Ctrl-C stops)", flush=True)
         await until_signal()
     finally:
@@ -180,11 +188,28 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def bind_http(app: Any, host: str, port: int, reuse_port: bool) -> Any:
+def delegation(agent: Any, args: argparse.Namespace) -> None:
+    """Give the reference agent its delegation policy (--delegate-allow and the caller TLS options)."""
+    from a2a_grpc.reference_agent import DelegationPolicy, ReferenceAgent
+
+    tls = caller_tls(args)
+    if not isinstance(agent, ReferenceAgent):
+        if args.delegate_allow or tls is not None:
+            raise CliError(
+                "--delegate-allow and the caller --tls options configure the reference agent's delegate"
+            )
+        return
+    try:
+        agent.delegation = DelegationPolicy(allow=args.delegate_allow, tls=tls)
+    except ValueError as exc:
+        raise CliError(f"--delegate-allow: {exc}") from None
+
+
+def bind_http(app: Any, host: str, port: int, reuse_port: bool, tls: Any = None) -> Any:
     # The composition root: the CLI is the one place that puts the bridge and the runtime together.
     from a2a_grpc.bridge.httpserver import HttpServer
 
-    http = HttpServer(app, host, port, reuse_port=reuse_port)
+    http = HttpServer(app, host, port, reuse_port=reuse_port, tls=tls)
     try:
         http.bind()
     except OSError as exc:
@@ -192,26 +217,27 @@ def bind_http(app: Any, host: str, port: int, reuse_port: bool) -> Any:
     return http
 
 
-async def fetch_card(source: str, timeout: float) -> types.AgentCard:
-    """The agent card at an http(s) URL (a base URL gets the well-known path)."""
+async def fetch_card(source: str, timeout: float, tls: Any = None) -> types.AgentCard:
+    """The agent card at an http(s) URL (a base URL gets the well-known path); ``tls`` (a
+    ClientTls) says whom to trust and what to present."""
     require_http_extra("reading an agent card from a URL")
     import httpx
 
     from a2a_grpc.bridge.outbound import card_url_for, fetch_card
 
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(verify=tls.ssl_context() if tls is not None else True) as http:
         try:
             return await fetch_card(card_url_for(source), client=http, timeout=timeout)
         except errors.A2AError as exc:
             raise CliError(f"cannot use the card at {redact_userinfo(source)}: {exc.message}") from None
 
 
-async def card_source(source: str, timeout: float) -> types.AgentCard:
+async def card_source(source: str, timeout: float, tls: Any = None) -> types.AgentCard:
     """An agent card from a JSON file or an http(s) URL (a base URL gets the well-known path)."""
     from a2a_grpc.bridge import transcoding
 
     if is_url(source):
-        return await fetch_card(source, timeout)
+        return await fetch_card(source, timeout, tls)
     try:
         body = await asyncio.to_thread(Path(source).read_bytes)
     except OSError as exc:
@@ -229,9 +255,12 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
     from a2a_grpc.client import ClientSettings
 
     host, port = args.listen
-    card = await card_source(args.card, args.timeout) if args.card else None
+    tls, upstream_tls = listener_tls(args), caller_tls(args)
+    card = await card_source(args.card, args.timeout, upstream_tls) if args.card else None
     # --timeout bounds every wait at start: the connection, and the card over gRPC.
-    upstream = GrpcUpstream(args.upstream, card=card, settings=ClientSettings(connect_timeout=args.timeout))
+    upstream = GrpcUpstream(
+        args.upstream, card=card, settings=ClientSettings(connect_timeout=args.timeout), tls=upstream_tls
+    )
     http = None
     try:
         await upstream.wait_ready()
@@ -253,7 +282,7 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
         # The headers that carry the credentials the upstream's card asks for (an API key's) cross.
         forwarded = (*settings.forward_headers, *credential_headers(card))
         app = BridgeApp(upstream, dataclasses.replace(settings, forward_headers=forwarded))
-        http = bind_http(app, host, port, args.reuse_port)
+        http = bind_http(app, host, port, args.reuse_port, tls)
         if app.public_url is None:
             app.public_url = http.url
         await http.start()
@@ -268,12 +297,21 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
 
 async def bridge_grpc_to_http(args: argparse.Namespace) -> int:
     require_http_extra("a2a-grpc bridge")
+    import httpx
+
     from a2a_grpc.bridge.grpcfront import GrpcFront
     from a2a_grpc.bridge.outbound import open_json_upstream
     from a2a_grpc.server import ServerSettings
 
     host, port = args.listen
-    upstream = await open_json_upstream(args.upstream)
+    tls, upstream_tls = listener_tls(args), caller_tls(args)
+    # No per-read timeout: a call's deadline is the only bound (as open_json_upstream's own client).
+    client = httpx.AsyncClient(timeout=None, verify=upstream_tls.ssl_context() if upstream_tls else True)
+    try:
+        upstream = await open_json_upstream(args.upstream, client=client)
+    except BaseException:
+        await client.aclose()
+        raise
     try:
         settings = ServerSettings(
             host=host,
@@ -281,9 +319,11 @@ async def bridge_grpc_to_http(args: argparse.Namespace) -> int:
             reuse_port=args.reuse_port,
             public_address=args.public_address,
             log_requests=args.log_requests,
+            tls=tls,
         )
     except ValueError as exc:
         await upstream.aclose()
+        await client.aclose()
         raise CliError(str(exc)) from None
     front = GrpcFront(upstream, settings)
     try:
@@ -293,4 +333,5 @@ async def bridge_grpc_to_http(args: argparse.Namespace) -> int:
     finally:
         await front.stop()
         await upstream.aclose()
+        await client.aclose()
     return 0
