@@ -27,9 +27,11 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from a2a_grpc import errors, types
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
+from a2a_grpc.security.credentials import Credentials
 from a2a_grpc.security.peers import PeerAllowlist, parse_peer_address
 from a2a_grpc.security.tls import ClientTls
 
@@ -50,13 +52,16 @@ class DelegationPolicy:
     an address, a network such as ``10.1.0.0/16``, a host name); empty refuses every delegation.
     ``max_depth``: how many delegations may nest; a request that arrives deeper fails, and a request
     at the limit does not delegate further. ``tls``: call peers over TLS with these settings (None:
-    plaintext). ``timeout``: seconds a delegated call may take.
+    plaintext). ``timeout``: seconds a delegated call may take. ``credentials``: what to present to
+    peers, as each peer's card asks (read over gRPC first; a peer that serves no card over gRPC gets
+    every credential held).
     """
 
     allow: Iterable[str] | PeerAllowlist = ()
     max_depth: int = 2
     tls: ClientTls | None = None
     timeout: float = 30.0
+    credentials: Credentials | None = None
     peers: PeerAllowlist = field(init=False, repr=False, compare=False, default=PeerAllowlist())
 
     def __post_init__(self) -> None:
@@ -296,11 +301,24 @@ class ReferenceAgent(Agent):
             channel = open_channel(target, settings)
         try:
             async with A2AClient(target, settings=settings, channel=channel) as client:
+                presented = await self._credentials_for(client)
                 return await client.send_message(
-                    A2AClient.text_request(text), metadata=[(DELEGATION_DEPTH_HEADER, str(depth))]
+                    A2AClient.text_request(text), metadata=[*presented, (DELEGATION_DEPTH_HEADER, str(depth))]
                 )
         finally:
             await channel.close()
+
+    async def _credentials_for(self, client: Any) -> tuple[tuple[str, str], ...]:
+        """The headers of the policy's credentials that the peer's card asks for (ValueError if they
+        meet none of its requirements)."""
+        credentials = self.delegation.credentials
+        if credentials is None:
+            return ()
+        try:
+            card = await client.get_agent_card()
+        except errors.A2AError:  # a peer without our card service: it is allowlisted, send what we hold
+            return credentials.headers()
+        return credentials.headers(card)
 
 
 def _depth(context: RequestContext) -> int | None:

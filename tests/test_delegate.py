@@ -209,3 +209,33 @@ def test_serve_refuses_a_bad_allowlist_entry() -> None:
     result = run("serve", "--grpc-port", "0", "--store", "memory", "--delegate-allow", "10.0.0.1/8")
     assert result.returncode == 1
     assert "--delegate-allow: allowlist entry '10.0.0.1/8'" in result.stderr
+
+
+@ASYNC
+async def test_delegation_presents_the_credentials_the_peers_card_asks_for() -> None:
+    from a2a_grpc.security import ApiKey, ApiKeyScheme, Authentication, Credentials
+
+    key = "peer-key-0123456789abcdef"
+    auth = Authentication([ApiKeyScheme([ApiKey("planner", key=key)], header="X-Peer-Key")])
+    async with served(ReferenceAgent(), authentication=auth) as peer:
+        allow = [f"127.0.0.1:{peer.server.port}"]
+        address = f"127.0.0.1:{peer.server.port}"
+        without = ReferenceAgent(DelegationPolicy(allow=allow))
+        wrong = ReferenceAgent(DelegationPolicy(allow=allow, credentials=Credentials(bearer_token="t" * 20)))
+        right = ReferenceAgent(DelegationPolicy(allow=allow, credentials=Credentials(api_key=key)))
+        for agent, state in (
+            (without, types.TASK_STATE_FAILED),  # refused by the peer: the same one text
+            (wrong, types.TASK_STATE_FAILED),  # the card asks for an API key; a token meets nothing
+            (right, types.TASK_STATE_COMPLETED),  # sent in the header the peer's card names
+        ):
+            async with served(agent) as running:
+                task = await delegate(running.client, address, "echo with a key")
+                assert task.status.state == state, said(task)
+                if state == types.TASK_STATE_FAILED:
+                    assert said(task) == f"delegation to {address} failed"
+                    assert key not in said(task)
+        planner = Credentials(api_key=key, api_key_header="X-Peer-Key")
+        async with A2AClient(peer.server.address, credentials=planner) as client:
+            listed = await client.list_tasks()
+        # planner's one task (the refused attempts created none at the peer)
+        assert [t.status.state for t in listed.tasks] == [types.TASK_STATE_COMPLETED]

@@ -29,7 +29,7 @@ from a2a_grpc.cli.common import (
     shown,
     until_signal,
 )
-from a2a_grpc.cli.security import authentication_from
+from a2a_grpc.cli.security import authentication_from, credentials_from
 from a2a_grpc.cli.tls import caller_tls, listener_tls
 from a2a_grpc.security.authentication import Unprotected, is_loopback
 from a2a_grpc.security.credentials import credential_headers
@@ -200,7 +200,10 @@ def delegation(agent: Any, args: argparse.Namespace) -> None:
             )
         return
     try:
-        agent.delegation = DelegationPolicy(allow=args.delegate_allow, tls=tls)
+        # Credentials for peers come from the environment, as for every client command.
+        agent.delegation = DelegationPolicy(
+            allow=args.delegate_allow, tls=tls, credentials=credentials_from()
+        )
     except ValueError as exc:
         raise CliError(f"--delegate-allow: {exc}") from None
 
