@@ -517,3 +517,63 @@ def test_the_tls_options_are_in_the_help() -> None:
             assert option in out, (command, option)
         if command[0] not in ("send", "card"):
             assert "--tls-require-client-cert" in out, command
+
+
+# --- the mutual-TLS authentication scheme, end to end ----------------------------------------------------
+
+
+@ASYNC
+async def test_the_client_certificate_authenticates_on_every_binding(tmp_path: Path) -> None:
+    """``MutualTlsScheme`` on a listener that requires client certificates: the certificate's
+    common name picks the principal; a certificate from the right CA that names no listed caller is
+    refused with UNAUTHENTICATED / 401 and the MutualTLS challenge; each caller sees its own tasks."""
+    from a2a_grpc.security import Authentication, MutualTlsScheme
+
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    planner = ca.issue_cert("planner.mesh", common_name="planner-7")
+    intruder = ca.issue_cert("intruder.mesh", common_name="intruder")  # the right CA, an unlisted name
+    paths: dict[str, str] = {}
+    for name, blob in (
+        ("ca.pem", ca.cert_pem),
+        ("server.pem", server.cert_chain_pems[0]),
+        ("server.key", server.private_key_pem),
+        ("planner.pem", planner.cert_chain_pems[0]),
+        ("planner.key", planner.private_key_pem),
+        ("intruder.pem", intruder.cert_chain_pems[0]),
+        ("intruder.key", intruder.private_key_pem),
+    ):
+        blob.write_to_path(str(tmp_path / name))
+        paths[name] = str(tmp_path / name)
+    scheme = MutualTlsScheme(identity="common_name", principals={"planner-7": "planner"})
+    settings = ServerSettings(
+        tls=TlsSettings(paths["server.pem"], paths["server.key"], paths["ca.pem"], require_client_cert=True),
+        authentication=Authentication([scheme]),
+        grace_seconds=1.0,
+    )
+    as_planner = ClientTls(paths["ca.pem"], paths["planner.pem"], paths["planner.key"])
+    as_intruder = ClientTls(paths["ca.pem"], paths["intruder.pem"], paths["intruder.key"])
+    async with AgentStack(
+        ReferenceAgent(), grpc=settings, host="127.0.0.1", grpc_port=0, http_port=0
+    ) as running:
+        card = running.card
+        assert card.security_schemes["mtls"].WhichOneof("scheme") == "mtls_security_scheme"
+        url = running.http_url
+        assert url is not None
+        async with A2AClient(running.grpc_address, tls=as_planner, timeout=WAIT) as client:
+            task = (await client.send_message(A2AClient.text_request("echo mine"))).task
+        async with httpx.AsyncClient(verify=as_planner.ssl_context(), timeout=WAIT, headers=A2A) as http:
+            by_rpc = await http.post(
+                url + "/", json={**jsonrpc(""), "method": "GetTask", "params": {"id": task.id}}
+            )
+            assert by_rpc.json()["result"]["id"] == task.id
+            by_rest = await http.get(f"{url}/tasks/{task.id}")
+            assert by_rest.status_code == 200
+        async with A2AClient(running.grpc_address, tls=as_intruder, timeout=WAIT) as client:
+            with pytest.raises(errors.UnauthenticatedError, match="not one this agent accepts") as refused:
+                await client.get_task(task.id)
+        assert refused.value.challenge == 'MutualTLS realm="a2a"'
+        async with httpx.AsyncClient(verify=as_intruder.ssl_context(), timeout=WAIT, headers=A2A) as http:
+            answer = await http.get(f"{url}/tasks/{task.id}")
+        assert answer.status_code == 401
+        assert answer.headers["www-authenticate"] == 'MutualTLS realm="a2a"'
