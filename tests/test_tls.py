@@ -577,3 +577,59 @@ async def test_the_client_certificate_authenticates_on_every_binding(tmp_path: P
             answer = await http.get(f"{url}/tasks/{task.id}")
         assert answer.status_code == 401
         assert answer.headers["www-authenticate"] == 'MutualTLS realm="a2a"'
+
+
+@ASYNC
+@pytest.mark.parametrize(
+    "binding", [TransportProtocol.GRPC, TransportProtocol.JSONRPC, TransportProtocol.HTTP_JSON]
+)
+async def test_the_sdk_clients_work_over_mutual_tls_and_are_known_by_their_certificate(
+    certs: Certs, binding: str
+) -> None:
+    """The official SDK's clients with a client certificate, against listeners that require one and
+    a mutual-TLS scheme that names the caller by it: served, and the task is the certificate's."""
+    from a2a_grpc.security import Authentication, MutualTlsScheme
+
+    recorder = Recorder()
+    settings = ServerSettings(
+        tls=certs.server(mutual=True),
+        authentication=Authentication([MutualTlsScheme()]),
+        interceptors=[recorder],
+        grace_seconds=1.0,
+    )
+    mutual = certs.client(mutual=True)
+    async with (
+        AgentStack(ReferenceAgent(), grpc=settings, host="127.0.0.1", grpc_port=0, http_port=0) as running,
+        httpx.AsyncClient(verify=mutual.ssl_context(), timeout=WAIT) as http,
+    ):
+        assert running.http_url is not None
+        card = await A2ACardResolver(http, running.http_url).get_agent_card()
+        credentials = grpc.ssl_channel_credentials(
+            *[
+                await asyncio.to_thread(Path(p).read_bytes)
+                for p in (certs.ca, certs.client_key, certs.client_cert)
+            ]
+        )
+        config = ClientConfig(
+            streaming=False,
+            httpx_client=http,
+            supported_protocol_bindings=[binding],
+            grpc_channel_factory=lambda url: grpc.aio.secure_channel(url, credentials),
+        )
+        client = ClientFactory(config).create(card)
+        try:
+            request = sdk.SendMessageRequest(
+                message=sdk.Message(
+                    message_id="m-1", role=sdk.ROLE_USER, parts=[sdk.Part(text="echo mutual")]
+                )
+            )
+            events = [e async for e in client.send_message(request, context=ClientCallContext(timeout=WAIT))]
+            assert events[-1].task.artifacts[0].parts[0].text == "echo mutual"
+        finally:
+            await client.close()
+        async with A2AClient(running.grpc_address, tls=mutual, timeout=WAIT) as ours:
+            mine = await ours.list_tasks()  # the same certificate: the same principal, agent-7
+        assert [t.id for t in mine.tasks] == [events[-1].task.id]
+    assert recorder.seen
+    for _, certificate in recorder.seen:
+        assert_is_client(certs, certificate)
