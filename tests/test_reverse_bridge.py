@@ -1070,6 +1070,16 @@ async def test_a_dot_segment_id_is_refused_before_anything_is_sent(
 
 
 @in_module_loop
+@pytest.mark.parametrize("value", ["a\nINFO forged", "a\x00b", "x" * 257, "\u202eevil"])
+async def test_an_id_no_agent_could_hold_is_refused_at_the_front(recorded: Recorded, value: str) -> None:
+    """The front checks ids as our server does (control characters, length), before any URL is built."""
+    with pytest.raises(errors.InvalidParamsError) as info:
+        await recorded.client.get_task(value)
+    assert [v.field for v in info.value.field_violations] == ["id"]
+    assert recorded.agent.seen == []
+
+
+@in_module_loop
 async def test_the_attackers_calls_reach_nothing(recorded: Recorded) -> None:
     """The measured attack: GetTask("..") was a GET of the base path, Delete(admin, .., ..) a
     DELETE /agents/a/admin with the caller's credentials."""
@@ -1094,7 +1104,8 @@ ODD_VALUES = [
     "#f",
     ";x",
     "a\\..\\b",
-    "a\nb",
+    "a b",
+    "caf\u00e9",
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import hashlib
 import re
 import ssl
@@ -533,6 +534,11 @@ async def test_the_client_certificate_authenticates_on_every_binding(tmp_path: P
     server = ca.issue_cert("127.0.0.1", "localhost")
     planner = ca.issue_cert("planner.mesh", common_name="planner-7")
     intruder = ca.issue_cert("intruder.mesh", common_name="intruder")  # the right CA, an unlisted name
+    day = datetime.timedelta(days=1)
+    now = datetime.datetime.now(datetime.UTC)
+    expired = ca.issue_cert(
+        "planner.mesh", common_name="planner-7", not_before=now - 2 * day, not_after=now - day
+    )
     paths: dict[str, str] = {}
     for name, blob in (
         ("ca.pem", ca.cert_pem),
@@ -542,6 +548,8 @@ async def test_the_client_certificate_authenticates_on_every_binding(tmp_path: P
         ("planner.key", planner.private_key_pem),
         ("intruder.pem", intruder.cert_chain_pems[0]),
         ("intruder.key", intruder.private_key_pem),
+        ("expired.pem", expired.cert_chain_pems[0]),
+        ("expired.key", expired.private_key_pem),
     ):
         blob.write_to_path(str(tmp_path / name))
         paths[name] = str(tmp_path / name)
@@ -577,6 +585,14 @@ async def test_the_client_certificate_authenticates_on_every_binding(tmp_path: P
             answer = await http.get(f"{url}/tasks/{task.id}")
         assert answer.status_code == 401
         assert answer.headers["www-authenticate"] == 'MutualTLS realm="a2a"'
+        # A listed name on an expired certificate: refused by TLS itself, on both listeners.
+        as_expired = ClientTls(paths["ca.pem"], paths["expired.pem"], paths["expired.key"])
+        async with A2AClient(running.grpc_address, tls=as_expired, timeout=WAIT) as client:
+            with pytest.raises(errors.UnavailableError):
+                await client.get_task(task.id)
+        async with httpx.AsyncClient(verify=as_expired.ssl_context(), timeout=WAIT, headers=A2A) as http:
+            with pytest.raises(httpx.TransportError):
+                await http.get(f"{url}/tasks/{task.id}")
 
 
 @ASYNC

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Iterable
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
+from a2a_grpc._validation import check_identifiers
 from a2a_grpc.bridge.upstream import Call, Upstream, check_header, forwardable
 from a2a_grpc.security.credentials import credential_headers
 from a2a_grpc.server import GrpcService, ServerSettings, grpc_interface
@@ -53,6 +54,7 @@ def _forward_unary(upstream: Upstream, method: Method, extra: set[str]) -> Unary
     name = method.name
 
     async def forward(request: Message, context: CallContext) -> Message:
+        check_identifiers(request)  # before they reach the upstream's URL paths or a log line
         return await upstream.unary(name, request, upstream_call(context, extra))
 
     return forward
@@ -62,6 +64,7 @@ def _forward_stream(upstream: Upstream, method: Method, extra: set[str]) -> Stre
     name = method.name
 
     def forward(request: Message, context: CallContext) -> AsyncIterator[Message]:
+        check_identifiers(request)
         return upstream.stream(name, request, upstream_call(context, extra))
 
     return forward
