@@ -116,6 +116,7 @@ class RequestHandler:
         self.store = store
         self.card = card if card is not None else agent.card
         self.notifier = notifier
+        self._webhook_policy = webhook_policy(notifier)  # the notifier's, judged once
         if events is None:
             events = InMemoryEventLog(sink=getattr(store, "event_sink", None))
         if registry is None:
@@ -168,8 +169,11 @@ class RequestHandler:
         """The tenant a call acts in, and the key of what it owns there (tasks, their push
         configs): the caller's principal's tasks in that tenant, no one else's
         (:func:`a2a_grpc.security.authentication.owner_key`)."""
-        tenant = request_tenant(call.principal, tenant)
-        return tenant, owner_key(call.principal, tenant)
+        principal = call.principal
+        if principal is None:  # no authentication: the tenant alone (every call asks; no calls)
+            return tenant, tenant
+        tenant = request_tenant(principal, tenant)
+        return tenant, owner_key(principal, tenant)
 
     async def _create_task(
         self, execution: Execution, request: types.SendMessageRequest, key: str
@@ -205,7 +209,7 @@ class RequestHandler:
     async def _start(
         self, request: types.SendMessageRequest, call: CallContext, subscribe: bool
     ) -> Execution:
-        validate_send(request, webhook_policy(self.notifier))
+        validate_send(request, self._webhook_policy)
         if request.configuration.HasField("task_push_notification_config"):
             self._require_push()
         tenant, key = self._owner(call, request.tenant)
@@ -513,7 +517,7 @@ class RequestHandler:
         self._require_push()
         tenant, key = self._owner(call, request.tenant)
         await self._existing(key, request.task_id, "task_id")
-        validate_webhook_url(request.url, "url", webhook_policy(self.notifier))
+        validate_webhook_url(request.url, "url", self._webhook_policy)
         config = types.TaskPushNotificationConfig()
         config.CopyFrom(request)
         config.id = config.id or new_id()
