@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
+import re
 import signal
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest_asyncio
@@ -70,6 +74,36 @@ async def reference() -> AsyncIterator[Served]:
         yield served
     finally:
         await shutdown(served)
+
+
+CLI = [sys.executable, "-m", "a2a_grpc.cli"]
+
+
+@contextlib.contextmanager
+def cli_server(*args: str) -> Iterator[str]:
+    """``a2a-grpc serve --grpc-port 0 --store memory ARGS`` as a subprocess; yields the gRPC address its
+    banner names, and stops it by PID (SIGTERM, then SIGKILL after a grace)."""
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--grpc-port", "0", "--store", "memory", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the banner names the bound address
+        found = re.search(r"at (127\.0\.0\.1:\d+)", line)
+        assert found, line
+        yield found.group(1)
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 async def stop_process(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
+
+from tests.conftest import cli_server
 
 CLI = [sys.executable, "-m", "a2a_grpc.cli"]
 
@@ -20,27 +20,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def address() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--grpc-port", "0", "--store", "memory"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # the banner names the bound address
-        found = re.search(r"at (127\.0\.0\.1:\d+)", line)
-        assert found, line
-        yield found.group(1)
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with cli_server() as served:
+        yield served
 
 
 @pytest.mark.parametrize(

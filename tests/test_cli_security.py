@@ -4,8 +4,6 @@ environment, and a server beyond loopback that refuses to start without a scheme
 from __future__ import annotations
 
 import os
-import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from a2a_grpc.cli.security import API_KEY_ENV, BEARER_TOKEN_ENV
+from tests.conftest import cli_server
 
 CLI = [sys.executable, "-m", "a2a_grpc.cli"]
 KEY = "cli-test-key-0123456789"
@@ -30,27 +29,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     keys = tmp_path_factory.mktemp("keys") / "keys.txt"
     keys.write_text(f"# who key\nops {KEY}\n")
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--grpc-port", "0", "--store", "memory", "--api-keys-file", str(keys)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # the banner names the bound address
-        found = re.search(r"at (127\.0\.0\.1:\d+)", line)
-        assert found, line
-        yield found.group(1)
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with cli_server("--api-keys-file", str(keys)) as served:
+        yield served
 
 
 def test_a_call_without_the_key_is_refused_and_with_it_served(address: str) -> None:
