@@ -55,6 +55,7 @@ __all__ = [
     "OUR_ERRORS",
     "TRANSPORT_ERRORS",
     "A2AError",
+    "CapabilityMismatchError",
     "ContentTypeNotSupportedError",
     "DeadlineExceededError",
     "ErrorSpec",
@@ -300,6 +301,12 @@ class UnauthenticatedError(A2AError):
         return self.metadata.get(CHALLENGE_KEY, "")
 
 
+class CapabilityMismatchError(A2AError):
+    """a2a-grpc's own error: a session's handshake asked for what the server does not offer.
+    ``metadata`` names exactly what is missing: ``missing_skills`` (``id`` or ``id@version``,
+    comma-separated). gRPC FAILED_PRECONDITION, HTTP 400."""
+
+
 class PermissionDeniedError(A2AError):
     """a2a-grpc's own error: the caller is authenticated but may not do this (a request for a
     tenant its credential does not grant). gRPC PERMISSION_DENIED, HTTP 403. Never used for
@@ -509,6 +516,16 @@ OUR_ERRORS: tuple[ErrorSpec, ...] = (
         401,
         "Authentication required",
         grpc_fallback=True,
+        domain=OUR_DOMAIN,
+    ),
+    ErrorSpec(
+        "CapabilityMismatchError",
+        CapabilityMismatchError,
+        -32093,
+        _C.FAILED_PRECONDITION,
+        "CAPABILITY_MISMATCH",
+        400,
+        "The peer does not offer what the session requires",
         domain=OUR_DOMAIN,
     ),
     ErrorSpec(

@@ -31,7 +31,7 @@ from a2a_grpc.errors import (
     wire_grpc_code,
 )
 
-__all__ = ["STATUS_DETAILS_KEY", "abort", "from_rpc_error", "to_rpc_status"]
+__all__ = ["STATUS_DETAILS_KEY", "abort", "from_rpc_error", "from_status", "status_of", "to_rpc_status"]
 
 _log = logging.getLogger(__name__)
 
@@ -53,6 +53,12 @@ def _status_proto(err: A2AError) -> status_pb2.Status:
             bad.field_violations.add(field=v.field, description=v.description)
         status.details.add().Pack(bad)
     return status
+
+
+def status_of(exc: BaseException) -> status_pb2.Status:
+    """``exc`` as a ``google.rpc.Status`` message (code, message, ErrorInfo, BadRequest): what the
+    details trailer carries, and what the session binding's CallEnd carries."""
+    return _status_proto(to_a2a_error(exc))
 
 
 def to_rpc_status(exc: BaseException) -> grpc.Status:
@@ -134,6 +140,15 @@ def from_rpc_error(err: grpc.RpcError) -> A2AError:
     if not isinstance(code, grpc.StatusCode):
         unknown = grpc.StatusCode.UNKNOWN
         code = _CODE_BY_NUMBER.get(status.code, unknown) if status is not None else unknown
+    return _decode(code, message, status)
+
+
+def from_status(status: status_pb2.Status) -> A2AError:
+    """The :class:`A2AError` a ``google.rpc.Status`` message carries (see :func:`from_rpc_error`)."""
+    return _decode(_CODE_BY_NUMBER.get(status.code, grpc.StatusCode.UNKNOWN), status.message, status)
+
+
+def _decode(code: grpc.StatusCode, message: str, status: status_pb2.Status | None) -> A2AError:
     reason, metadata, violations = _parse_details(status) if status is not None else (None, {}, [])
     if status is not None and status.message:
         message = status.message

@@ -1,0 +1,97 @@
+"""The session binding's wire facts: its frames, its URI, and which frame field carries which
+A2A operation and response, all read from the descriptors of ``a2a_grpc.session.v1`` and
+``lf.a2a.v1`` (nothing written out twice)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from google.protobuf.message import Message
+
+from a2a_grpc._gen.a2a_grpc.session.v1 import session_pb2 as pb
+from a2a_grpc._gen.a2a_grpc.session.v1.session_pb2 import (
+    Call,
+    CallEnd,
+    CallEvent,
+    CancelCall,
+    ClientFrame,
+    Credit,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    ServerFrame,
+    Skill,
+    Welcome,
+    Window,
+)
+from a2a_grpc.service import METHODS, Method
+
+__all__ = [
+    "BINDING_URI",
+    "CALLS",
+    "CONNECT",
+    "PAYLOADS",
+    "SESSION_SERVICE",
+    "Call",
+    "CallEnd",
+    "CallEvent",
+    "CancelCall",
+    "ClientFrame",
+    "Credit",
+    "Goodbye",
+    "Heartbeat",
+    "Hello",
+    "ServerFrame",
+    "Skill",
+    "Welcome",
+    "Window",
+    "call_field",
+]
+
+BINDING_URI = "urn:a2a-grpc:binding:session:v1"
+"""The ``protocol_binding`` of the session binding's AgentInterface (A2A 5.8, 12.7); a breaking
+change of the binding gets a new URI."""
+
+SESSION_SERVICE = pb.DESCRIPTOR.services_by_name["SessionService"]
+"""The ``a2a_grpc.session.v1.SessionService`` descriptor."""
+CONNECT = f"/{SESSION_SERVICE.full_name}/Connect"
+"""The method path of the one RPC."""
+
+
+def _calls() -> dict[str, Method]:
+    by_operation = {method.operation: method for method in METHODS.values()}
+    fields = Call.DESCRIPTOR.oneofs_by_name["request"].fields
+    calls = {field.name: by_operation[field.name] for field in fields}
+    if set(calls.values()) != set(METHODS.values()):
+        raise RuntimeError("session.proto's Call.request must name every A2A operation once")
+    return calls
+
+
+CALLS: Mapping[str, Method] = _calls()
+"""The A2A method each ``Call.request`` field starts, by field name (``send_message`` ...)."""
+_FIELD_OF = {method.name: name for name, method in CALLS.items()}
+
+
+def call_field(method: str) -> str:
+    """The ``Call.request`` field of A2A method ``method`` (``SendMessage`` -> ``send_message``)."""
+    return _FIELD_OF[method]
+
+
+def _payloads() -> dict[str, str]:
+    fields = CallEvent.DESCRIPTOR.oneofs_by_name["payload"].fields
+    payloads = {field.message_type.full_name: field.name for field in fields if field.message_type}
+    missing = {m.response.DESCRIPTOR.full_name for m in METHODS.values()} - set(payloads)
+    if missing:
+        raise RuntimeError(f"session.proto's CallEvent.payload lacks {sorted(missing)}")
+    return payloads
+
+
+PAYLOADS: Mapping[str, str] = _payloads()
+"""The ``CallEvent.payload`` field that carries a response or event, by its message's full name."""
+
+
+def event_of(call_id: int, seq: int, message: Message) -> ServerFrame:
+    """The frame carrying ``message`` (a response or a stream event) as event ``seq`` of a call."""
+    event = CallEvent(call_id=call_id, seq=seq)
+    getattr(event, PAYLOADS[message.DESCRIPTOR.full_name]).CopyFrom(message)
+    return ServerFrame(event=event)
