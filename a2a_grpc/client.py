@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import grpc
@@ -40,6 +40,9 @@ from a2a_grpc.security.credentials import Credentials
 from a2a_grpc.security.tls import ClientTls
 from a2a_grpc.service import METHODS, SUPPORTED_VERSIONS
 from a2a_grpc.status import from_rpc_error
+
+if TYPE_CHECKING:  # imported when used: the session client builds on this module
+    from a2a_grpc.session.client import Session, SessionOptions
 
 __all__ = [
     "A2AClient",
@@ -280,6 +283,18 @@ class A2AClient(ClientOperations):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def session(self, options: SessionOptions | None = None, **choices: Any) -> Session:
+        """A session (the session binding) on this client's channel: ``async with client.session()
+        as s:``, then the same methods as this client's, many calls at once over one stream.
+        ``options`` (or its fields as keywords) say what the Hello asks for; the client's service
+        parameters and credentials go into the Hello and hold for every call."""
+        from a2a_grpc.session.client import Session, SessionOptions
+
+        chosen = options or SessionOptions(**choices)
+        carried = {k: v for k, v in self._metadata if isinstance(v, str)}
+        metadata = {**carried, **chosen.metadata}
+        return Session(self._channel, dataclasses.replace(chosen, metadata=metadata), tenant=self.tenant)
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Wait until the channel is connected (useful right after starting a server); ``timeout``

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import grpc
@@ -46,6 +46,9 @@ from a2a_grpc.service import (
     deadline_after,
     method_table,
 )
+from a2a_grpc.session.frames import SESSION_SERVICE
+from a2a_grpc.session.negotiation import SessionSettings
+from a2a_grpc.session.server import session_handler
 from a2a_grpc.status import abort
 from a2a_grpc.tasks.eventlog import (
     DEFAULT_BACKPRESSURE,
@@ -123,6 +126,9 @@ class ServerSettings:
     allow_unauthenticated: bool = False
     """Serve without authentication on an address other than loopback (every caller is the same
     anonymous nobody and sees every task). Off: such a server refuses to start."""
+    session: SessionSettings = field(default_factory=SessionSettings)
+    """How sessions (the session binding, ``a2a_grpc.session``) are run: handshake timeout,
+    heartbeats, frame size, windows, calls per session."""
     tls: TlsSettings | None = None
     """Serve TLS (and with ``require_client_cert`` mutual TLS, each call's
     ``CallContext.client_certificate`` filled in); None: plaintext. ``AgentStack`` serves its HTTP
@@ -452,10 +458,24 @@ class GrpcService(abc.ABC):
         cards = card_service(self.public_card, [*front, *self.settings.interceptors])
         # Only a mutual-TLS listener reads each call's auth context: plaintext calls pay nothing.
         mutual = self.settings.tls is not None and self.settings.tls.require_client_cert
+        service = self._service().with_outer(front)
+
+        def session_context(context: grpc.aio.ServicerContext) -> CallContext:
+            certificate = peer_certificate(context) if mutual else None
+            return CallContext(peer=context.peer(), front="session", client_certificate=certificate)
+
         server.add_generic_rpc_handlers(
             (
-                a2a_service_handler(self._service().with_outer(front), client_certificates=mutual),
+                a2a_service_handler(service, client_certificates=mutual),
                 _generic_handler(cards, CARD_METHODS, mutual),
+                # The session binding: the same seam, many calls over one stream (a2a_grpc.session).
+                session_handler(
+                    service,
+                    self.public_card,
+                    self.settings.session,
+                    self.settings.authentication,
+                    context_of=session_context,
+                ),
             )
         )
         # grpc.health.v1 (A2AService and the server SERVING) and reflection over our descriptor pool.
@@ -467,6 +487,7 @@ class GrpcService(abc.ABC):
         names = (
             SERVICE,
             CARD_SERVICE.full_name,
+            SESSION_SERVICE.full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         )

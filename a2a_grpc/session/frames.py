@@ -5,8 +5,10 @@ A2A operation and response, all read from the descriptors of ``a2a_grpc.session.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from google.protobuf.message import Message
+from google.rpc import status_pb2  # type: ignore[import-untyped]  # .pyi but no py.typed
 
 from a2a_grpc._gen.a2a_grpc.session.v1 import session_pb2 as pb
 from a2a_grpc._gen.a2a_grpc.session.v1.session_pb2 import (
@@ -46,6 +48,9 @@ __all__ = [
     "Welcome",
     "Window",
     "call_field",
+    "end_of",
+    "event_of",
+    "status_in",
 ]
 
 BINDING_URI = "urn:a2a-grpc:binding:session:v1"
@@ -88,6 +93,19 @@ def _payloads() -> dict[str, str]:
 
 PAYLOADS: Mapping[str, str] = _payloads()
 """The ``CallEvent.payload`` field that carries a response or event, by its message's full name."""
+
+
+def end_of(call_id: int, status: Any) -> ServerFrame:
+    """The CallEnd frame of a call with ``status`` (a ``google.rpc.Status``). Copied as bytes: the
+    frame's Status is our descriptor pool's class, not ``google.rpc.status_pb2``'s."""
+    end = CallEnd(call_id=call_id)
+    end.status.MergeFromString(status.SerializeToString())
+    return ServerFrame(end=end)
+
+
+def status_in(end: CallEnd) -> Any:
+    """The ``google.rpc.status_pb2.Status`` a CallEnd carries (see :func:`end_of`)."""
+    return status_pb2.Status.FromString(end.status.SerializeToString())
 
 
 def event_of(call_id: int, seq: int, message: Message) -> ServerFrame:

@@ -1,0 +1,339 @@
+"""The calling side of the session binding: :class:`Session`, the A2A operations over one stream.
+
+    async with A2AClient("127.0.0.1:50051") as client, client.session() as session:
+        reply = await session.send_message(A2AClient.text_request("echo hi"))
+
+A session has the unary client's methods (:class:`a2a_grpc._operations.ClientOperations`), with
+the same typed errors and per-call deadlines; any number of them may run at once. One reader task
+hands each frame to its call; a heartbeat task beats on the negotiated interval and declares the
+server dead when it stays silent for the negotiated number of beats, ending every call with
+:class:`~a2a_grpc.errors.UnavailableError` (their tasks go on: GetTask and SubscribeToTask reach
+them). Closing a streaming call's iterator early cancels that call (CancelCall), and no other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+
+from a2a_grpc import errors, types
+from a2a_grpc._operations import ClientOperations
+from a2a_grpc.client import with_tenant
+from a2a_grpc.service import SUPPORTED_VERSIONS
+from a2a_grpc.session.frames import (
+    CONNECT,
+    Call,
+    CallEnd,
+    CallEvent,
+    CancelCall,
+    ClientFrame,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    ServerFrame,
+    Skill,
+    Welcome,
+    call_field,
+    status_in,
+)
+from a2a_grpc.status import from_rpc_error, from_status
+
+__all__ = ["Session", "SessionOptions"]
+
+log = logging.getLogger("a2a_grpc.session")
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    """What a client asks for in its Hello, and how long it waits for the Welcome."""
+
+    agent_name: str = ""
+    """Who calls, for the server's logs."""
+    required_skills: Iterable[Skill | str] = ()
+    """Skills the server must offer: ``Skill(id=..., version=...)`` or an id."""
+    offered_skills: Iterable[Skill | str] = ()
+    heartbeat_interval: float = 15.0
+    """Seconds; the session uses the shorter of this and the server's."""
+    max_frame_bytes: int = 4 * MiB
+    handshake_timeout: float = 10.0
+    """Seconds to wait for the Welcome: its own setting, apart from call deadlines."""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Service parameters and credentials for every call (``authorization``, an API key's header)."""
+    tenant: str = ""
+
+    def hello(self) -> Hello:
+        def skill(value: Skill | str) -> Skill:
+            return value if isinstance(value, Skill) else Skill(id=value)
+
+        hello = Hello(
+            protocol_versions=list(reversed(SUPPORTED_VERSIONS)),
+            agent_name=self.agent_name,
+            required_skills=[skill(s) for s in self.required_skills],
+            offered_skills=[skill(s) for s in self.offered_skills],
+            max_frame_bytes=self.max_frame_bytes,
+            metadata=dict(self.metadata),
+            tenant=self.tenant,
+        )
+        hello.heartbeat_interval.FromNanoseconds(int(self.heartbeat_interval * 1e9))
+        return hello
+
+
+class _Pending:
+    """One call's frames, as the reader hands them over."""
+
+    __slots__ = ("frames",)
+
+    def __init__(self) -> None:
+        self.frames: asyncio.Queue[CallEvent | CallEnd | BaseException] = asyncio.Queue()
+
+
+class Session(ClientOperations):
+    """An open session (see the module doc); make one with ``A2AClient.session()``."""
+
+    def __init__(self, channel: grpc.aio.Channel, options: SessionOptions, *, tenant: str = "") -> None:
+        self.options = options
+        self.tenant = tenant or options.tenant
+        self.welcome: Welcome | None = None
+        """The server's terms, once open: session id, heartbeat, frame limit, offered skills."""
+        self._channel = channel
+        self._connection: Any = None
+        self._calls: dict[int, _Pending] = {}
+        self._ids = itertools.count(1)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._failure: errors.A2AError | None = None
+        self._last_seen = 0.0
+        self._write_lock = asyncio.Lock()
+
+    # -- life --------------------------------------------------------------------------------------
+
+    async def open(self) -> Session:
+        stub = self._channel.stream_stream(
+            CONNECT,
+            request_serializer=ClientFrame.SerializeToString,
+            response_deserializer=ServerFrame.FromString,
+        )
+        self._connection = stub()
+        timeout = self.options.handshake_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await self._connection.write(ClientFrame(hello=self.options.hello()))
+                first = await self._connection.read()
+        except TimeoutError:
+            self._connection.cancel()
+            raise errors.DeadlineExceededError(
+                f"the session handshake did not complete: no Welcome within {timeout:g} s",
+                grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED,
+            ) from None
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        if first is grpc.aio.EOF or first.WhichOneof("frame") != "welcome":
+            self._connection.cancel()
+            raise errors.InvalidAgentResponseError("the server did not answer the Hello with a Welcome")
+        self.welcome = first.welcome
+        loop = asyncio.get_running_loop()
+        self._last_seen = loop.time()
+        self._tasks = [loop.create_task(self._read()), loop.create_task(self._heartbeats())]
+        return self
+
+    async def close(self) -> None:
+        """Say Goodbye, end the stream, end every call still waiting (UnavailableError)."""
+        if self._connection is None:
+            return
+        stream, self._connection = self._connection, None
+        with contextlib.suppress(Exception):
+            async with self._write_lock:
+                await stream.write(ClientFrame(goodbye=Goodbye(reason="the client closed the session")))
+                await stream.done_writing()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        stream.cancel()
+        self._fail_all(errors.UnavailableError("the session was closed"))
+
+    async def __aenter__(self) -> Session:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def session_id(self) -> str:
+        return self.welcome.session_id if self.welcome is not None else ""
+
+    # -- frames --------------------------------------------------------------------------------------
+
+    async def _send(self, frame: ClientFrame) -> None:
+        if self._connection is None or self._failure is not None:
+            raise self._failure or errors.UnavailableError("the session is closed")
+        async with self._write_lock:
+            try:
+                await self._connection.write(frame)
+            except (grpc.RpcError, asyncio.InvalidStateError) as exc:
+                raise errors.UnavailableError(f"the session's stream failed: {type(exc).__name__}") from None
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                frame = await self._connection.read()
+                if frame is grpc.aio.EOF:
+                    self._fail_all(errors.UnavailableError("the server ended the session"))
+                    return
+                self._last_seen = loop.time()
+                kind = frame.WhichOneof("frame")
+                if kind == "event":
+                    pending = self._calls.get(frame.event.call_id)
+                    if pending is not None:
+                        pending.frames.put_nowait(frame.event)
+                elif kind == "end":
+                    pending = self._calls.pop(frame.end.call_id, None)
+                    if pending is not None:
+                        pending.frames.put_nowait(frame.end)
+                elif kind == "goodbye":
+                    log.info("session %s: the server said goodbye: %s", self.session_id, frame.goodbye.reason)
+        except grpc.RpcError as exc:
+            self._fail_all(from_rpc_error(exc))
+        except asyncio.CancelledError:
+            raise
+
+    async def _heartbeats(self) -> None:
+        assert self.welcome is not None
+        beat = self.welcome.heartbeat_interval.ToTimedelta().total_seconds()
+        missed = self.welcome.missed_heartbeats
+        loop = asyncio.get_running_loop()
+        for count in itertools.count(1):
+            await asyncio.sleep(beat)
+            silent = loop.time() - self._last_seen
+            if silent > beat * missed:
+                self._fail_all(
+                    errors.UnavailableError(
+                        f"the server sent nothing for {silent:.1f} s ({missed} heartbeats): "
+                        "session declared dead"
+                    )
+                )
+                if self._connection is not None:
+                    self._connection.cancel()
+                return
+            with contextlib.suppress(errors.A2AError):
+                await self._send(ClientFrame(heartbeat=Heartbeat(count=count)))
+
+    def _fail_all(self, error: errors.A2AError) -> None:
+        self._failure = self._failure or error
+        calls, self._calls = self._calls, {}
+        for pending in calls.values():
+            pending.frames.put_nowait(error)
+
+    # -- calls ---------------------------------------------------------------------------------------
+
+    async def _begin(
+        self,
+        name: str,
+        request: Message,
+        timeout: float | None,
+        metadata: Sequence[tuple[str, str | bytes]] | None,
+    ) -> tuple[int, _Pending]:
+        call_id = next(self._ids)
+        call = Call(call_id=call_id)
+        getattr(call, call_field(name)).CopyFrom(with_tenant(request, self.tenant))
+        if timeout is not None:
+            call.timeout.FromNanoseconds(int(timeout * 1e9))
+        for key, value in metadata or ():
+            call.metadata[key] = value if isinstance(value, str) else value.decode("latin-1")
+        pending = self._calls[call_id] = _Pending()
+        try:
+            await self._send(ClientFrame(call=call))
+        except BaseException:
+            self._calls.pop(call_id, None)
+            raise
+        return call_id, pending
+
+    async def _next(self, pending: _Pending, deadline: float | None) -> CallEvent | CallEnd:
+        async with asyncio.timeout_at(deadline):
+            item = await pending.frames.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def _cancel(self, call_id: int) -> None:
+        if self._calls.pop(call_id, None) is not None:
+            with contextlib.suppress(errors.A2AError):
+                await self._send(ClientFrame(cancel=CancelCall(call_id=call_id)))
+
+    async def _unary(
+        self,
+        name: str,
+        request: Message,
+        timeout: float | None,
+        metadata: Sequence[tuple[str, str | bytes]] | None,
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        call_id, pending = await self._begin(name, request, timeout, metadata)
+        response: Message | None = None
+        try:
+            while True:
+                item = await self._next(pending, deadline)
+                if isinstance(item, CallEvent):
+                    response = getattr(item, item.WhichOneof("payload"))
+                    continue
+                if item.status.code != 0:
+                    raise from_status(status_in(item))
+                if response is None:
+                    raise errors.InvalidAgentResponseError(f"{name} ended without a response")
+                return response
+        except TimeoutError:
+            await self._cancel(call_id)
+            raise errors.DeadlineExceededError(
+                f"{name} did not finish within {timeout:g} s", grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED
+            ) from None
+        except asyncio.CancelledError:
+            await asyncio.shield(self._cancel(call_id))
+            raise
+
+    async def _stream_call(
+        self,
+        name: str,
+        request: Message,
+        timeout: float | None,
+        metadata: Sequence[tuple[str, str | bytes]] | None,
+    ) -> AsyncIterator[types.StreamResponse]:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        call_id, pending = await self._begin(name, request, timeout, metadata)
+        finished = False
+        try:
+            while True:
+                try:
+                    item = await self._next(pending, deadline)
+                except TimeoutError:
+                    raise errors.DeadlineExceededError(
+                        f"{name} stream did not finish within {timeout:g} s",
+                        grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED,
+                    ) from None
+                if isinstance(item, CallEnd):
+                    finished = True
+                    if item.status.code != 0:
+                        raise from_status(status_in(item))
+                    return
+                yield item.stream_response
+        finally:
+            if not finished:  # the reader left early, or failed: this call ends, no other
+                await asyncio.shield(self._cancel(call_id))
+
+    def _stream(
+        self,
+        name: str,
+        request: Message,
+        timeout: float | None,
+        metadata: Sequence[tuple[str, str | bytes]] | None,
+    ) -> AsyncIterator[types.StreamResponse]:
+        return self._stream_call(name, request, timeout, metadata)

@@ -1,0 +1,372 @@
+"""The serving side of the session binding: ``a2a_grpc.session.v1.SessionService/Connect``.
+
+One :class:`ServerSession` per stream. It reads the Hello (within the handshake timeout),
+negotiates (:func:`~a2a_grpc.session.negotiation.negotiate`), checks the credentials once, then
+reads frames until the stream ends: each Call runs as its own asyncio task through the call seam
+(:class:`a2a_grpc.service.Service`, the same chain the gRPC and JSON fronts use, so
+authentication, ownership and interceptors hold here too), and writes its CallEvents and one
+CallEnd. A writer task sends every frame in order; a heartbeat task beats and watches the peer.
+
+What ends what: an error about one call (an unknown operation, a frame too large, a cancel for a
+call that is not running) ends that call with an error CallEnd; an error about the session (no
+Hello in time, a second Hello, undecodable bytes, an empty frame, a call id in use) ends the
+stream with an error status. Ending a session cancels its calls, never their tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.rpc import status_pb2  # type: ignore[import-untyped]  # .pyi but no py.typed
+
+from a2a_grpc import errors, types
+from a2a_grpc.security.authentication import Authentication
+from a2a_grpc.service import CallContext, Service, deadline_after, parse_extensions
+from a2a_grpc.session.frames import (
+    CALLS,
+    SESSION_SERVICE,
+    ClientFrame,
+    Heartbeat,
+    ServerFrame,
+    end_of,
+    event_of,
+)
+from a2a_grpc.session.negotiation import SessionSettings, negotiate
+from a2a_grpc.status import abort, status_of
+
+__all__ = ["ServerSession", "session_handler"]
+
+log = logging.getLogger("a2a_grpc.session")
+
+_CANCELLED = status_pb2.Status(code=grpc.StatusCode.CANCELLED.value[0], message="the call was canceled")
+
+
+class _Undecodable:
+    """Bytes that are not a ClientFrame: the session ends with INVALID_ARGUMENT."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def _deserialize(data: bytes) -> ClientFrame | _Undecodable:
+    try:
+        return ClientFrame.FromString(data)
+    except Exception:
+        return _Undecodable("protobuf could not decode its bytes")
+
+
+def _lower(metadata: Any) -> dict[str, str]:
+    return {str(k).lower(): str(v) for k, v in metadata.items()}
+
+
+class ServerSession:
+    """One session on one Connect stream (see the module doc)."""
+
+    def __init__(
+        self,
+        service: Service,
+        card: types.AgentCard,
+        settings: SessionSettings,
+        authentication: Authentication | None,
+        context: grpc.aio.ServicerContext,
+        base: CallContext,
+    ) -> None:
+        self.service = service
+        self.card = card
+        self.settings = settings
+        self.authentication = authentication
+        self.context = context
+        self.base = base
+        self.session_id = ""
+        self._calls: dict[int, asyncio.Task[None]] = {}
+        self._out: asyncio.Queue[ServerFrame | None] = asyncio.Queue(maxsize=settings.session_frames)
+        self._last_seen = 0.0
+        self._tenant = ""
+        self._max_frame = settings.max_frame_bytes
+        self._max_calls = settings.max_concurrent_calls
+        self._beat = settings.heartbeat_interval
+        self._missed = settings.missed_heartbeats
+
+    async def run(self, requests: AsyncIterator[ClientFrame | _Undecodable]) -> None:
+        loop = asyncio.get_running_loop()
+        frames = aiter(requests)
+        await self._handshake(frames)
+        self._last_seen = loop.time()
+        writer = loop.create_task(self._write(), name=f"session-{self.session_id}-writer")
+        reader = loop.create_task(self._read(frames), name=f"session-{self.session_id}-reader")
+        watch = loop.create_task(self._heartbeats(), name=f"session-{self.session_id}-heartbeats")
+        failure: BaseException | None = None
+        try:
+            done, _ = await asyncio.wait({reader, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if watch in done:  # the peer is dead
+                reader.cancel()
+                failure = errors.UnavailableError(
+                    f"the session's peer sent nothing for {self._beat * self._missed:g} s "
+                    f"({self._missed} heartbeats): declared dead"
+                )
+            elif not reader.cancelled() and reader.exception() is not None:
+                failure = reader.exception()
+        finally:
+            for task in (reader, watch):
+                task.cancel()
+            await self._close(writer, {reader, watch})
+        if failure is not None:
+            await abort(self.context, failure)
+
+    async def _read(self, frames: AsyncIterator[ClientFrame | _Undecodable]) -> None:
+        loop = asyncio.get_running_loop()
+        async for frame in frames:
+            self._last_seen = loop.time()
+            if not self._take(frame):
+                return
+
+    # -- the handshake ----------------------------------------------------------------------------
+
+    async def _handshake(self, frames: AsyncIterator[ClientFrame | _Undecodable]) -> None:
+        timeout = self.settings.handshake_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                first = await anext(frames)
+        except TimeoutError:
+            await abort(
+                self.context,
+                errors.DeadlineExceededError(
+                    f"the session handshake did not complete: no Hello within {timeout:g} s "
+                    "(the server's handshake timeout)",
+                    grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED,
+                ),
+            )
+        except StopAsyncIteration:
+            await abort(self.context, errors.InvalidRequestError("the stream ended before its Hello"))
+        if isinstance(first, _Undecodable):
+            await abort(
+                self.context,
+                errors.InvalidRequestError(f"the first frame is not a ClientFrame ({first.problem})"),
+            )
+        kind = first.WhichOneof("frame")
+        if kind != "hello":
+            await abort(
+                self.context,
+                errors.InvalidRequestError(
+                    f"a session opens with a Hello frame, not {kind or 'an empty frame'}"
+                ),
+            )
+        hello = first.hello
+        try:
+            welcome = negotiate(hello, self.settings, self.card)
+            base = dataclasses.replace(
+                self.base,
+                headers={**self.base.headers, **_lower(hello.metadata)},
+                version=hello.metadata.get("a2a-version") or welcome.protocol_version,
+            )
+            if self.authentication is not None:  # once here; every call is checked again in the seam
+                base = await self.authentication.authenticate(base)
+        except errors.A2AError as exc:
+            log.info("session from %s refused at its handshake: %s", self.base.peer or "?", exc.message)
+            await abort(self.context, exc)
+        self.base = base
+        self.session_id = welcome.session_id
+        self._tenant = hello.tenant
+        self._max_frame = welcome.max_frame_bytes
+        self._beat = welcome.heartbeat_interval.ToTimedelta().total_seconds()
+        self._missed = welcome.missed_heartbeats
+        await self.context.write(ServerFrame(welcome=welcome))
+        log.info(
+            "session %s open: %s from %s, heartbeat %.3g s, frames up to %d bytes",
+            self.session_id,
+            hello.agent_name or "a client",
+            self.base.peer or "?",
+            self._beat,
+            self._max_frame,
+        )
+
+    # -- frames from the client -------------------------------------------------------------------
+
+    def _take(self, frame: ClientFrame | _Undecodable) -> bool:
+        """Act on one frame; False when the client said Goodbye."""
+        if isinstance(frame, _Undecodable):
+            raise errors.InvalidRequestError(f"a frame is not a ClientFrame ({frame.problem})")
+        kind = frame.WhichOneof("frame")
+        if kind == "call":
+            self._start(frame)
+        elif kind == "cancel":
+            task = self._calls.get(frame.cancel.call_id)
+            if task is None:
+                self._end(
+                    frame.cancel.call_id,
+                    errors.InvalidRequestError(
+                        f"no call {frame.cancel.call_id} is running in this session (it may have just ended)"
+                    ),
+                )
+            else:
+                task.cancel()
+        elif kind in ("heartbeat", "credit"):
+            pass  # a sign of life (counted by the caller); credit windows are not enforced yet
+        elif kind == "goodbye":
+            return False
+        elif kind == "hello":
+            raise errors.InvalidRequestError("a session has one Hello, its first frame")
+        else:
+            raise errors.InvalidRequestError("an empty frame (no field of ClientFrame.frame is set)")
+        return True
+
+    def _start(self, frame: ClientFrame) -> None:
+        call = frame.call
+        call_id = call.call_id
+        if call_id == 0:
+            raise errors.InvalidRequestError("call_id 0 is not a call id (call ids start at 1)")
+        if call_id in self._calls:
+            raise errors.InvalidRequestError(f"call id {call_id} is already running in this session")
+        size = frame.ByteSize()
+        if size > self._max_frame:
+            self._end(
+                call_id,
+                errors.InvalidRequestError(
+                    f"the call's frame is {size} bytes; this session's frames are at most {self._max_frame}"
+                ),
+            )
+            return
+        field = call.WhichOneof("request")
+        if field is None:
+            self._end(
+                call_id, errors.InvalidRequestError("the call names no operation (Call.request is not set)")
+            )
+            return
+        if len(self._calls) >= self._max_calls:
+            self._end(
+                call_id,
+                errors.TransportError(
+                    f"this session already runs {len(self._calls)} calls, its limit",
+                    grpc_code=grpc.StatusCode.RESOURCE_EXHAUSTED,
+                ),
+            )
+            return
+        task = asyncio.get_running_loop().create_task(self._run_call(call_id, field, call))
+        self._calls[call_id] = task
+
+    def _end(self, call_id: int, exc: BaseException) -> None:
+        """End a call that never started: its CallEnd goes out without blocking the reader."""
+        frame = end_of(call_id, status_of(exc))
+        asyncio.get_running_loop().create_task(self._out.put(frame))
+
+    # -- running a call ---------------------------------------------------------------------------
+
+    async def _run_call(self, call_id: int, field: str, call: Any) -> None:
+        method = CALLS[field]
+        request = getattr(call, field)
+        if not request.tenant and self._tenant:
+            request.tenant = self._tenant
+        timeout = call.timeout.ToTimedelta().total_seconds() if call.HasField("timeout") else None
+        headers = {**self.base.headers, **_lower(call.metadata)} if call.metadata else self.base.headers
+        context = dataclasses.replace(
+            self.base,
+            headers=headers,
+            extensions=parse_extensions(headers.get("a2a-extensions")),
+            tenant=request.tenant,
+            deadline=deadline_after(timeout),
+            call_id=f"{self.session_id}/{call_id}",
+        )
+        end = status_pb2.Status()
+        try:
+            async with asyncio.timeout_at(context.deadline):
+                if method.streaming:
+                    seq = 0
+                    async with contextlib.aclosing(
+                        self.service.stream(method.name)(request, context)
+                    ) as events:
+                        async for event in events:
+                            seq += 1
+                            await self._out.put(event_of(call_id, seq, event))
+                else:
+                    response = await self.service.unary(method.name)(request, context)
+                    await self._out.put(event_of(call_id, 1, response))
+        except asyncio.CancelledError:
+            end = _CANCELLED
+        except TimeoutError:
+            end = status_of(
+                errors.DeadlineExceededError(
+                    f"{method.name} did not finish within its {timeout:g} s",
+                    grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED,
+                )
+            )
+        except Exception as exc:
+            end = status_of(exc)
+        finally:
+            self._calls.pop(call_id, None)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._out.put(end_of(call_id, end))
+
+    # -- writing, beating, ending ------------------------------------------------------------------
+
+    async def _write(self) -> None:
+        while (frame := await self._out.get()) is not None:
+            await self.context.write(frame)
+
+    async def _heartbeats(self) -> None:
+        """Beat every interval; return when the peer has been silent for ``missed`` intervals."""
+        loop = asyncio.get_running_loop()
+        count = 0
+        while True:
+            await asyncio.sleep(self._beat)
+            silent = loop.time() - self._last_seen
+            if silent > self._beat * self._missed:
+                log.warning(
+                    "session %s: nothing from %s for %.1f s (%d heartbeats): declaring it dead",
+                    self.session_id,
+                    self.base.peer or "the client",
+                    silent,
+                    self._missed,
+                )
+                return
+            count += 1
+            await self._out.put(ServerFrame(heartbeat=Heartbeat(count=count)))
+
+    async def _close(self, writer: asyncio.Task[None], others: set[asyncio.Task[None]]) -> None:
+        calls = list(self._calls.values())
+        for task in calls:
+            task.cancel()
+        if calls:
+            await asyncio.wait(calls, timeout=5.0)
+        # Let the writer flush what is queued (the calls' CallEnds), then stop it.
+        with contextlib.suppress(asyncio.QueueFull):
+            self._out.put_nowait(None)
+        done, _ = await asyncio.wait({writer}, timeout=5.0)
+        if not done:
+            writer.cancel()
+        await asyncio.wait({writer, *others}, timeout=5.0)
+        log.info("session %s closed", self.session_id)
+
+
+def session_handler(
+    service: Service,
+    card: Callable[[], Awaitable[types.AgentCard]],
+    settings: SessionSettings | None = None,
+    authentication: Authentication | None = None,
+    context_of: Callable[[grpc.aio.ServicerContext], CallContext] | None = None,
+) -> grpc.GenericRpcHandler:
+    """``SessionService/Connect`` over ``service`` (the call seam of the agent's operations).
+    ``card`` gives the card the handshake checks skills against; ``context_of`` the base context
+    of a stream (its peer, its client certificate)."""
+    chosen = settings or SessionSettings()
+
+    async def connect(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+        base = (
+            context_of(context)
+            if context_of is not None
+            else CallContext(peer=context.peer(), front="session")
+        )
+        session = ServerSession(service, await card(), chosen, authentication, context, base)
+        await session.run(requests)
+
+    handler = grpc.stream_stream_rpc_method_handler(
+        connect, request_deserializer=_deserialize, response_serializer=ServerFrame.SerializeToString
+    )
+    return grpc.method_handlers_generic_handler(SESSION_SERVICE.full_name, {"Connect": handler})
