@@ -1,0 +1,466 @@
+"""The session binding: handshake and negotiation, many calls over one stream, cancel, heartbeats,
+dead peers, malformed frames, authentication. Servers bind 127.0.0.1 port 0; every wait is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+import pytest
+
+from a2a_grpc import errors, types
+from a2a_grpc.client import A2AClient
+from a2a_grpc.reference_agent import ReferenceAgent
+from a2a_grpc.server import A2AServer, ServerSettings
+from a2a_grpc.session.frames import (
+    CONNECT,
+    Call,
+    CancelCall,
+    ClientFrame,
+    Heartbeat,
+    Hello,
+    ServerFrame,
+    Skill,
+    Welcome,
+    status_in,
+)
+from a2a_grpc.session.negotiation import SessionSettings, negotiate, skill_met
+from a2a_grpc.status import from_rpc_error, from_status
+from a2a_grpc.tasks import InMemoryTaskStore
+from tests.test_auth import KEYS, authentication
+
+ASYNC = pytest.mark.asyncio
+WAIT = 10.0
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    agent: Any = None, session: SessionSettings | None = None, **settings: Any
+) -> AsyncIterator[A2AServer]:
+    chosen = ServerSettings(session=session or SessionSettings(), grace_seconds=0.5, **settings)
+    server = A2AServer(agent or ReferenceAgent(), InMemoryTaskStore(), chosen)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop(0.5)
+
+
+def card(version: str = "1.4.0", skills: tuple[str, ...] = ("echo", "stream")) -> types.AgentCard:
+    return types.AgentCard(
+        name="peer", version=version, skills=[types.AgentSkill(id=s, name=s) for s in skills]
+    )
+
+
+# --- negotiation, without a network ---------------------------------------------------------------
+
+
+def hello(**fields: Any) -> Hello:
+    made = Hello(protocol_versions=["1.0"], **fields)
+    return made
+
+
+def test_the_shorter_heartbeat_and_the_smaller_limits_are_chosen() -> None:
+    ours = SessionSettings(heartbeat_interval=10.0, max_frame_bytes=4 << 20, call_frames=64)
+    asked = hello(max_frame_bytes=1 << 20)
+    asked.heartbeat_interval.FromSeconds(30)
+    asked.window.call_frames = 1000
+    welcome = negotiate(asked, ours, card())
+    assert welcome.heartbeat_interval.ToSeconds() == 10  # 30 s asked, 10 s offered: 10 s for both
+    assert welcome.max_frame_bytes == 1 << 20
+    assert welcome.window.call_frames == 64
+    assert welcome.protocol_version == "1.0"
+    assert welcome.session_id != negotiate(asked, ours, card()).session_id
+    quick = hello()
+    quick.heartbeat_interval.FromMilliseconds(1)  # a hostile Hello cannot make the server beat 1,000/s
+    assert negotiate(quick, ours, card()).heartbeat_interval.ToSeconds() == 1
+
+
+@pytest.mark.parametrize(
+    ("required", "offered", "met"),
+    [
+        ("", "1.4.0", True),
+        ("1.2", "1.4.0", True),
+        ("1.4", "1.4.0", True),
+        ("1.5", "1.4.0", False),
+        ("2.0", "1.4.0", False),
+        ("1", "1.4.0", True),
+        ("beta", "beta", True),
+        ("beta", "1.0", False),
+    ],
+)
+def test_skill_versions(required: str, offered: str, met: bool) -> None:
+    assert skill_met(Skill(id="x", version=required), offered) is met
+    assert not skill_met(Skill(id="x"), None)
+
+
+def test_a_mismatch_names_exactly_what_is_missing() -> None:
+    wanted = hello(
+        required_skills=[
+            Skill(id="echo", version="1.2"),
+            Skill(id="translate"),
+            Skill(id="stream", version="2.0"),
+        ]
+    )
+    with pytest.raises(errors.CapabilityMismatchError) as mismatch:
+        negotiate(wanted, SessionSettings(), card())
+    assert mismatch.value.metadata["missing_skills"] == "translate,stream@2.0"
+    assert "translate" in mismatch.value.message
+    assert mismatch.value.grpc_code == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(errors.VersionNotSupportedError) as version:
+        negotiate(Hello(protocol_versions=["0.3", "2.0"]), SessionSettings(), card())
+    assert version.value.metadata["unsupported_versions"] == "0.3,2.0"
+    with pytest.raises(errors.CapabilityMismatchError) as both:
+        negotiate(
+            Hello(protocol_versions=["0.3"], required_skills=[Skill(id="fly")]), SessionSettings(), card()
+        )
+    assert both.value.metadata["missing_skills"] == "fly"
+    assert both.value.metadata["unsupported_versions"] == "0.3"
+
+
+# --- over the network -----------------------------------------------------------------------------
+
+
+@ASYNC
+async def test_calls_over_one_session_answer_as_the_unary_binding_does() -> None:
+    async with (
+        serving() as server,
+        A2AClient(server.address, timeout=WAIT) as client,
+        client.session(agent_name="planner", heartbeat_interval=30.0) as session,
+    ):
+        assert session.welcome is not None
+        assert session.welcome.heartbeat_interval.ToSeconds() == 15  # the server's, the shorter
+        assert session.welcome.agent_name == server.card().name
+        sent = await session.send_message(A2AClient.text_request("echo over a session"))
+        assert sent.task.artifacts[0].parts[0].text == "echo over a session"
+        events = [e async for e in session.send_streaming_message(A2AClient.text_request("stream 3"))]
+        assert [e.WhichOneof("payload") for e in events][:2] == ["task", "status_update"]
+        assert events[-1].status_update.status.state == types.TASK_STATE_COMPLETED
+        got = await session.get_task(sent.task.id)
+        assert got.id == sent.task.id
+        listed = await session.list_tasks()
+        assert {t.id for t in listed.tasks} >= {sent.task.id}
+        with pytest.raises(errors.TaskNotFoundError, match="not found"):
+            await session.get_task("no-such-task")
+        with pytest.raises(errors.InvalidParamsError) as invalid:
+            await session.get_task("..")
+        assert [v.field for v in invalid.value.field_violations] == ["id"]
+        assert (await session.get_task(sent.task.id)).id == sent.task.id  # the session goes on
+
+
+@ASYNC
+async def test_a_thousand_concurrent_calls_each_in_order_and_one_canceled() -> None:
+    async with (
+        serving() as server,
+        A2AClient(server.address, timeout=WAIT) as client,
+        client.session() as session,
+    ):
+
+        async def streamed(n: int) -> list[int]:
+            chunks = []
+            async for event in session.send_streaming_message(A2AClient.text_request(f"stream {n % 5 + 1}")):
+                if event.HasField("artifact_update"):
+                    chunks.append(int(event.artifact_update.artifact.parts[0].text.rsplit(" ", 1)[-1]))
+            return chunks
+
+        slow = asyncio.ensure_future(session.send_message(A2AClient.text_request("slow 30")))
+        running = [asyncio.ensure_future(streamed(n)) for n in range(1000)]
+        await asyncio.sleep(0.05)
+        slow.cancel()  # one call canceled while a thousand run ...
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        results = await asyncio.gather(*running)
+        for n, chunks in enumerate(results):
+            assert chunks == sorted(chunks)
+            assert len(chunks) == n % 5 + 1
+        after = await session.send_message(A2AClient.text_request("echo still here"))  # ... the rest go on
+        assert after.task.artifacts[0].parts[0].text == "echo still here"
+
+
+@ASYNC
+async def test_leaving_a_stream_early_cancels_that_call_only() -> None:
+    async with (
+        serving() as server,
+        A2AClient(server.address, timeout=WAIT) as client,
+        client.session() as session,
+    ):
+        other = asyncio.ensure_future(
+            _collect(session.send_streaming_message(A2AClient.text_request("stream 20")))
+        )
+        stream = session.send_streaming_message(A2AClient.text_request("slow 30"))
+        async with contextlib.aclosing(stream) as events:
+            async for _ in events:
+                break  # the first event, then leave
+        assert len(await other) > 20
+        # The slow task is still working: the call ended, not the task.
+        tasks = await session.list_tasks(types.ListTasksRequest(status=types.TASK_STATE_WORKING))
+        assert len(tasks.tasks) == 1
+
+
+async def _collect(stream: Any) -> list[Any]:
+    return [e async for e in stream]
+
+
+@ASYNC
+async def test_a_call_deadline_ends_that_call() -> None:
+    async with (
+        serving() as server,
+        A2AClient(server.address, timeout=WAIT) as client,
+        client.session() as session,
+    ):
+        with pytest.raises(errors.DeadlineExceededError):
+            await session.send_message(A2AClient.text_request("slow 30"), timeout=0.3)
+        assert (await session.send_message(A2AClient.text_request("echo ok"))).task.id
+
+
+# --- the handshake, refused -----------------------------------------------------------------------
+
+
+@ASYNC
+async def test_a_handshake_asking_for_a_missing_skill_is_refused_naming_it() -> None:
+    async with serving() as server, A2AClient(server.address, timeout=WAIT) as client:
+        with pytest.raises(errors.CapabilityMismatchError) as refused:
+            async with client.session(required_skills=["echo", Skill(id="translate", version="2.1")]):
+                raise AssertionError("no session may open")
+        assert refused.value.metadata["missing_skills"] == "translate@2.1"
+        async with client.session(required_skills=["echo", "stream"]) as session:  # offered ones are fine
+            assert session.welcome is not None
+
+
+@ASYNC
+async def test_a_handshake_that_never_comes_fails_at_the_servers_timeout() -> None:
+    async with serving(session=SessionSettings(handshake_timeout=0.3)) as server:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stream = raw(channel)()
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                await asyncio.wait_for(stream.read(), WAIT)
+        error = from_rpc_error(ended.value)
+        assert isinstance(error, errors.DeadlineExceededError)
+        assert "no Hello within 0.3 s" in error.message
+
+
+@ASYNC
+async def test_a_server_that_never_welcomes_fails_at_the_clients_timeout() -> None:
+    server = grpc.aio.server()
+
+    async def mute(requests: Any, context: Any) -> None:
+        await asyncio.sleep(WAIT)
+
+    handler = grpc.stream_stream_rpc_method_handler(mute)
+    server.add_generic_rpc_handlers((fake_session_service(handler),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with A2AClient(f"127.0.0.1:{port}", timeout=WAIT) as client:
+            with pytest.raises(errors.DeadlineExceededError, match=r"no Welcome within 0\.2 s"):
+                async with client.session(handshake_timeout=0.2):
+                    raise AssertionError("no session may open")
+    finally:
+        await server.stop(0)
+
+
+# --- malformed sessions and frames ----------------------------------------------------------------
+
+
+Serializer = Callable[[Any], bytes]
+
+
+def raw(channel: grpc.aio.Channel, serializer: Serializer = ClientFrame.SerializeToString) -> Any:
+    """A bare Connect stream: frames written as they are (or, with another serializer, as bytes)."""
+    return channel.stream_stream(
+        CONNECT, request_serializer=serializer, response_deserializer=ServerFrame.FromString
+    )
+
+
+def fake_session_service(handler: grpc.RpcMethodHandler) -> grpc.GenericRpcHandler:
+    return grpc.method_handlers_generic_handler("a2a_grpc.session.v1.SessionService", {"Connect": handler})
+
+
+async def read_to_the_end(stream: Any, seen: list[ServerFrame] | None = None) -> None:
+    """Read a stream until it ends (EOF); with ``seen``, keep every frame."""
+    async with asyncio.timeout(WAIT):
+        while (frame := await stream.read()) is not grpc.aio.EOF:
+            if seen is not None:
+                seen.append(frame)
+
+
+async def _refusal(
+    server: A2AServer, *frames: Any, serializer: Serializer = ClientFrame.SerializeToString
+) -> errors.A2AError:
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        stream = raw(channel, serializer)()
+        for frame in frames:
+            await stream.write(frame)
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await read_to_the_end(stream)
+        return from_rpc_error(ended.value)
+
+
+@ASYNC
+async def test_a_malformed_session_ends_with_a_clear_status_and_the_server_keeps_serving() -> None:
+    welcome_first = ClientFrame(hello=Hello(protocol_versions=["1.0"]))
+    lookup = types.GetTaskRequest(id="x")
+    assert lookup.id == "x"
+    async with serving() as server:
+        cases = [
+            (
+                (ClientFrame(call=Call(call_id=1, get_task=lookup)),),
+                "opens with a Hello",
+            ),
+            ((ClientFrame(),), "opens with a Hello"),
+            ((welcome_first, welcome_first), "one Hello"),
+            ((welcome_first, ClientFrame()), "empty frame"),
+            (
+                (welcome_first, ClientFrame(call=Call(call_id=0, get_task=lookup))),
+                "call_id 0",
+            ),
+        ]
+        for frames, problem in cases:
+            error = await _refusal(server, *frames)
+            assert isinstance(error, errors.InvalidRequestError), (problem, error)
+            assert problem in error.message
+        garbage = await _refusal(server, b"\xff\xff\xff garbage", serializer=lambda b: b)
+        assert isinstance(garbage, errors.InvalidRequestError)
+        assert "not a ClientFrame" in garbage.message
+        after_hello = await _refusal(
+            server, welcome_first.SerializeToString(), b"\x0a\xff\x01", serializer=lambda b: b
+        )
+        assert isinstance(after_hello, errors.InvalidRequestError)
+        version = await _refusal(server, ClientFrame(hello=Hello(protocol_versions=["0.3"])))
+        assert isinstance(version, errors.VersionNotSupportedError)
+        async with A2AClient(server.address, timeout=WAIT) as client, client.session() as session:
+            assert (await session.send_message(A2AClient.text_request("echo alive"))).task.id
+
+
+@ASYNC
+async def test_a_frame_wrong_about_one_call_ends_that_call_only() -> None:
+    async with serving() as server, grpc.aio.insecure_channel(server.address) as channel:
+        stream = raw(channel)()
+        opening = Hello(protocol_versions=["1.0"], max_frame_bytes=16 * 1024)
+        await stream.write(ClientFrame(hello=opening))
+        welcome = (await stream.read()).welcome
+        assert welcome.max_frame_bytes == 16 * 1024
+        big = A2AClient.text_request("echo " + "x" * 20_000)
+        await stream.write(ClientFrame(cancel=CancelCall(call_id=99)))  # no such call
+        await stream.write(ClientFrame(call=Call(call_id=5)))  # no operation
+        await stream.write(ClientFrame(call=Call(call_id=6, send_message=big)))  # over the frame limit
+        await stream.write(ClientFrame(call=Call(call_id=7, get_task=types.GetTaskRequest(id="missing"))))
+        await stream.write(ClientFrame(heartbeat=Heartbeat(count=1)))
+        ends: dict[int, errors.A2AError | None] = {}
+        async with asyncio.timeout(WAIT):
+            while len(ends) < 4:
+                frame = await stream.read()
+                if frame.WhichOneof("frame") == "end":
+                    status = status_in(frame.end)
+                    ends[frame.end.call_id] = from_status(status) if status.code else None
+        assert "no call 99 is running" in str(ends[99])
+        assert "names no operation" in str(ends[5])
+        assert "frames are at most 16384" in str(ends[6])
+        assert isinstance(ends[7], errors.TaskNotFoundError)
+        await stream.write(
+            ClientFrame(call=Call(call_id=8, send_message=A2AClient.text_request("echo fine")))
+        )
+        async with asyncio.timeout(WAIT):
+            while (frame := await stream.read()).WhichOneof("frame") != "end":
+                pass
+        assert frame.end.call_id == 8
+        assert frame.end.status.code == 0
+        stream.cancel()
+
+
+# --- heartbeats and dead peers --------------------------------------------------------------------
+
+
+@ASYNC
+async def test_a_silent_client_is_declared_dead_and_its_calls_end_but_not_its_tasks() -> None:
+    async with serving(session=SessionSettings(heartbeat_interval=1.0, missed_heartbeats=2)) as server:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stream = raw(channel)()
+            await stream.write(ClientFrame(hello=Hello(protocol_versions=["1.0"])))
+            welcome: Welcome = (await stream.read()).welcome
+            assert (welcome.heartbeat_interval.ToSeconds(), welcome.missed_heartbeats) == (1, 2)
+            await stream.write(
+                ClientFrame(call=Call(call_id=1, send_message=A2AClient.text_request("slow 30")))
+            )
+            seen: list[ServerFrame] = []
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                await read_to_the_end(stream, seen)
+            beats = sum(frame.WhichOneof("frame") == "heartbeat" for frame in seen)
+        error = from_rpc_error(ended.value)
+        assert isinstance(error, errors.UnavailableError)
+        assert "declared dead" in error.message
+        assert beats >= 1  # the server beat while it waited
+        async with A2AClient(server.address, timeout=WAIT) as client:
+            tasks = await client.list_tasks()
+        assert [t.status.state for t in tasks.tasks] == [types.TASK_STATE_WORKING]  # the task goes on
+
+
+@ASYNC
+async def test_a_client_that_beats_stays_alive_through_many_intervals() -> None:
+    async with (
+        serving(session=SessionSettings(heartbeat_interval=1.0, missed_heartbeats=2)) as server,
+        A2AClient(server.address, timeout=WAIT) as client,
+        client.session(heartbeat_interval=1.0) as session,
+    ):
+        done = 0
+        for _ in range(7):  # 3.5 s: past the 2 s a silent peer would last
+            await session.send_message(A2AClient.text_request("echo beat"))
+            done += 1
+            await asyncio.sleep(0.5)
+        assert done == 7
+
+
+@ASYNC
+async def test_a_silent_server_is_declared_dead_and_every_call_ends_with_a_typed_error() -> None:
+    server = grpc.aio.server()
+
+    async def welcome_then_nothing(requests: Any, context: Any) -> None:
+        await anext(aiter(requests))
+        welcome = Welcome(
+            session_id="s", protocol_version="1.0", missed_heartbeats=2, max_frame_bytes=1 << 20
+        )
+        welcome.heartbeat_interval.FromSeconds(1)
+        await context.write(ServerFrame(welcome=welcome))
+        await asyncio.sleep(WAIT)
+
+    handler = grpc.stream_stream_rpc_method_handler(
+        welcome_then_nothing,
+        request_deserializer=ClientFrame.FromString,
+        response_serializer=ServerFrame.SerializeToString,
+    )
+    server.add_generic_rpc_handlers((fake_session_service(handler),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with A2AClient(f"127.0.0.1:{port}", timeout=WAIT) as client, client.session() as session:
+            calls = [session.send_message(A2AClient.text_request(f"echo {i}")) for i in range(3)]
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        assert all(isinstance(o, errors.UnavailableError) for o in outcomes), outcomes
+        assert all("declared dead" in str(o) for o in outcomes)
+    finally:
+        await server.stop(0)
+
+
+# --- authentication and ownership -----------------------------------------------------------------
+
+
+@ASYNC
+async def test_the_handshake_checks_credentials_and_calls_act_as_their_principal() -> None:
+    async with serving(authentication=authentication()) as server:
+        async with A2AClient(server.address, timeout=WAIT) as anonymous:
+            with pytest.raises(errors.UnauthenticatedError, match="requires credentials"):
+                async with anonymous.session():
+                    raise AssertionError("no session without credentials")
+        alice_md = (("x-api-key", KEYS["alice"]),)
+        bob_md = (("x-api-key", KEYS["bob"]),)
+        async with A2AClient(server.address, timeout=WAIT, metadata=alice_md) as alice, alice.session() as s:
+            task = (await s.send_message(A2AClient.text_request("ask"))).task
+        async with A2AClient(server.address, timeout=WAIT, metadata=bob_md) as bob, bob.session() as s:
+            with pytest.raises(errors.TaskNotFoundError):
+                await s.get_task(task.id)
+            with pytest.raises(errors.TaskNotFoundError):
+                await s.cancel_task(task.id)
+            assert task.id not in [t.id for t in (await s.list_tasks()).tasks]
