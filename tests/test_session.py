@@ -464,3 +464,32 @@ async def test_the_handshake_checks_credentials_and_calls_act_as_their_principal
             with pytest.raises(errors.TaskNotFoundError):
                 await s.cancel_task(task.id)
             assert task.id not in [t.id for t in (await s.list_tasks()).tasks]
+
+
+# --- flow control ------------------------------------------------------------------------------------------
+
+
+@ASYNC
+async def test_a_slow_consumer_pauses_its_producer_and_nothing_piles_up() -> None:
+    """A window of 8 frames per call: a client that stops reading a 20,000-chunk stream holds at most
+    8 of its events, and the agent, held by its caller's stream, stops producing (the task stays
+    WORKING, its events far fewer than 20,000) until the client reads again; then all arrive."""
+    settings = SessionSettings(call_frames=8, call_bytes=1 << 20)
+    async with (
+        serving(session=settings) as server,
+        A2AClient(server.address, timeout=WAIT) as client,
+        client.session() as session,
+    ):
+        stream = session.send_streaming_message(A2AClient.text_request("stream 20000"))
+        async with contextlib.aclosing(stream) as events:
+            first = await anext(events)
+            task_id = first.task.id
+            await asyncio.sleep(0.5)  # not reading: unthrottled, 20,000 chunks take far less
+            pending = next(iter(session._calls.values()))  # the stream's queue, inside the client
+            assert pending.frames.qsize() <= 8
+            seen = await session.get_task(task_id, history_length=0)
+            assert seen.status.state == types.TASK_STATE_WORKING
+            produced = len(seen.artifacts[0].parts) if seen.artifacts else 0
+            assert produced < 2000, produced
+            count = 1 + sum([1 async for _ in events])
+        assert count == 20000 + 3  # the task, working, 20,000 chunks, completed

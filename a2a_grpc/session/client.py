@@ -28,6 +28,7 @@ from a2a_grpc import errors, types
 from a2a_grpc._operations import ClientOperations
 from a2a_grpc.client import with_tenant
 from a2a_grpc.service import SUPPORTED_VERSIONS
+from a2a_grpc.session.credit import Ledger
 from a2a_grpc.session.frames import (
     CONNECT,
     Call,
@@ -35,6 +36,7 @@ from a2a_grpc.session.frames import (
     CallEvent,
     CancelCall,
     ClientFrame,
+    Credit,
     Goodbye,
     Heartbeat,
     Hello,
@@ -88,12 +90,13 @@ class SessionOptions:
 
 
 class _Pending:
-    """One call's frames, as the reader hands them over."""
+    """One call's frames, as the reader hands them over, and the credit its taken events owe."""
 
-    __slots__ = ("frames",)
+    __slots__ = ("frames", "ledger")
 
-    def __init__(self) -> None:
-        self.frames: asyncio.Queue[CallEvent | CallEnd | BaseException] = asyncio.Queue()
+    def __init__(self, ledger: Ledger) -> None:
+        self.frames: asyncio.Queue[tuple[CallEvent | CallEnd | BaseException, int]] = asyncio.Queue()
+        self.ledger = ledger
 
 
 class Session(ClientOperations):
@@ -112,6 +115,7 @@ class Session(ClientOperations):
         self._failure: errors.A2AError | None = None
         self._last_seen = 0.0
         self._write_lock = asyncio.Lock()
+        self._session_ledger = Ledger(1, 1)
 
     # -- life --------------------------------------------------------------------------------------
 
@@ -139,6 +143,8 @@ class Session(ClientOperations):
             self._connection.cancel()
             raise errors.InvalidAgentResponseError("the server did not answer the Hello with a Welcome")
         self.welcome = first.welcome
+        window = self.welcome.window
+        self._session_ledger = Ledger(window.session_frames, window.session_bytes)
         loop = asyncio.get_running_loop()
         self._last_seen = loop.time()
         self._tasks = [loop.create_task(self._read()), loop.create_task(self._heartbeats())]
@@ -193,11 +199,13 @@ class Session(ClientOperations):
                 if kind == "event":
                     pending = self._calls.get(frame.event.call_id)
                     if pending is not None:
-                        pending.frames.put_nowait(frame.event)
+                        pending.frames.put_nowait((frame.event, frame.ByteSize()))
+                    else:  # a call we left: its credit is still owed to the session
+                        await self._taken(None, frame.ByteSize())
                 elif kind == "end":
                     pending = self._calls.pop(frame.end.call_id, None)
                     if pending is not None:
-                        pending.frames.put_nowait(frame.end)
+                        pending.frames.put_nowait((frame.end, 0))
                 elif kind == "goodbye":
                     log.info("session %s: the server said goodbye: %s", self.session_id, frame.goodbye.reason)
         except grpc.RpcError as exc:
@@ -230,7 +238,7 @@ class Session(ClientOperations):
         self._failure = self._failure or error
         calls, self._calls = self._calls, {}
         for pending in calls.values():
-            pending.frames.put_nowait(error)
+            pending.frames.put_nowait((error, 0))
 
     # -- calls ---------------------------------------------------------------------------------------
 
@@ -248,7 +256,9 @@ class Session(ClientOperations):
             call.timeout.FromNanoseconds(int(timeout * 1e9))
         for key, value in metadata or ():
             call.metadata[key] = value if isinstance(value, str) else value.decode("latin-1")
-        pending = self._calls[call_id] = _Pending()
+        window = self.welcome.window if self.welcome is not None else None
+        ledger = Ledger(window.call_frames, window.call_bytes) if window is not None else Ledger(1, 1)
+        pending = self._calls[call_id] = _Pending(ledger)
         try:
             await self._send(ClientFrame(call=call))
         except BaseException:
@@ -256,12 +266,26 @@ class Session(ClientOperations):
             raise
         return call_id, pending
 
-    async def _next(self, pending: _Pending, deadline: float | None) -> CallEvent | CallEnd:
+    async def _next(self, call_id: int, pending: _Pending, deadline: float | None) -> CallEvent | CallEnd:
         async with asyncio.timeout_at(deadline):
-            item = await pending.frames.get()
+            item, size = await pending.frames.get()
         if isinstance(item, BaseException):
             raise item
+        if isinstance(item, CallEvent):
+            await self._taken((call_id, pending), size)
         return item
+
+    async def _taken(self, call: tuple[int, _Pending] | None, size: int) -> None:
+        """The application took a frame of ``size`` bytes: give credit back when half a window
+        has been taken (the call's, while it runs; the session's)."""
+        frames: list[ClientFrame] = []
+        if call is not None and call[0] in self._calls and (due := call[1].ledger.take(size)) is not None:
+            frames.append(ClientFrame(credit=Credit(call_id=call[0], frames=due[0], bytes=due[1])))
+        if (session_due := self._session_ledger.take(size)) is not None:
+            frames.append(ClientFrame(credit=Credit(call_id=0, frames=session_due[0], bytes=session_due[1])))
+        for frame in frames:
+            with contextlib.suppress(errors.A2AError):
+                await self._send(frame)
 
     async def _cancel(self, call_id: int) -> None:
         if self._calls.pop(call_id, None) is not None:
@@ -281,7 +305,7 @@ class Session(ClientOperations):
         response: Message | None = None
         try:
             while True:
-                item = await self._next(pending, deadline)
+                item = await self._next(call_id, pending, deadline)
                 if isinstance(item, CallEvent):
                     response = getattr(item, item.WhichOneof("payload"))
                     continue
@@ -313,7 +337,7 @@ class Session(ClientOperations):
         try:
             while True:
                 try:
-                    item = await self._next(pending, deadline)
+                    item = await self._next(call_id, pending, deadline)
                 except TimeoutError:
                     raise errors.DeadlineExceededError(
                         f"{name} stream did not finish within {timeout:g} s",

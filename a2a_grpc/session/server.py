@@ -28,6 +28,7 @@ from google.rpc import status_pb2  # type: ignore[import-untyped]  # .pyi but no
 from a2a_grpc import errors, types
 from a2a_grpc.security.authentication import Authentication
 from a2a_grpc.service import CallContext, Service, deadline_after, parse_extensions
+from a2a_grpc.session.credit import Account
 from a2a_grpc.session.frames import (
     CALLS,
     SESSION_SERVICE,
@@ -87,6 +88,9 @@ class ServerSession:
         self.base = base
         self.session_id = ""
         self._calls: dict[int, asyncio.Task[None]] = {}
+        self._credits: dict[int, Account] = {}
+        self._window = settings.window
+        self._session_credit = Account(settings.session_frames, settings.session_bytes)
         self._out: asyncio.Queue[ServerFrame | None] = asyncio.Queue(maxsize=settings.session_frames)
         self._last_seen = 0.0
         self._tenant = ""
@@ -176,6 +180,8 @@ class ServerSession:
         self.session_id = welcome.session_id
         self._tenant = hello.tenant
         self._max_frame = welcome.max_frame_bytes
+        self._window = welcome.window
+        self._session_credit = Account(welcome.window.session_frames, welcome.window.session_bytes)
         self._beat = welcome.heartbeat_interval.ToTimedelta().total_seconds()
         self._missed = welcome.missed_heartbeats
         await self.context.write(ServerFrame(welcome=welcome))
@@ -208,8 +214,13 @@ class ServerSession:
                 )
             else:
                 task.cancel()
-        elif kind in ("heartbeat", "credit"):
-            pass  # a sign of life (counted by the caller); credit windows are not enforced yet
+        elif kind == "credit":
+            credit = frame.credit
+            account = self._session_credit if credit.call_id == 0 else self._credits.get(credit.call_id)
+            if account is not None:  # credit for a call that just ended is normal: nothing to do
+                account.give(credit.frames, credit.bytes)
+        elif kind == "heartbeat":
+            pass  # a sign of life, counted by the reader
         elif kind == "goodbye":
             return False
         elif kind == "hello":
@@ -249,6 +260,8 @@ class ServerSession:
                 ),
             )
             return
+        window = self._window
+        self._credits[call_id] = Account(window.call_frames, window.call_bytes)
         task = asyncio.get_running_loop().create_task(self._run_call(call_id, field, call))
         self._calls[call_id] = task
 
@@ -284,10 +297,10 @@ class ServerSession:
                     ) as events:
                         async for event in events:
                             seq += 1
-                            await self._out.put(event_of(call_id, seq, event))
+                            await self._emit(call_id, event_of(call_id, seq, event))
                 else:
                     response = await self.service.unary(method.name)(request, context)
-                    await self._out.put(event_of(call_id, 1, response))
+                    await self._emit(call_id, event_of(call_id, 1, response))
         except asyncio.CancelledError:
             end = _CANCELLED
         except TimeoutError:
@@ -301,8 +314,19 @@ class ServerSession:
             end = status_of(exc)
         finally:
             self._calls.pop(call_id, None)
+            self._credits.pop(call_id, None)
         with contextlib.suppress(asyncio.CancelledError):
             await self._out.put(end_of(call_id, end))
+
+    async def _emit(self, call_id: int, frame: ServerFrame) -> None:
+        """Send one CallEvent once the call's and the session's credit allow it (module
+        :mod:`a2a_grpc.session.credit`): a client that does not read pauses this call's producer."""
+        size = frame.ByteSize()
+        account = self._credits.get(call_id)
+        if account is not None:
+            await account.spend(size)
+        await self._session_credit.spend(size)
+        await self._out.put(frame)
 
     # -- writing, beating, ending ------------------------------------------------------------------
 
