@@ -46,7 +46,7 @@ from a2a_grpc.service import (
     deadline_after,
     method_table,
 )
-from a2a_grpc.session.frames import SESSION_SERVICE
+from a2a_grpc.session.frames import BINDING_URI, SESSION_SERVICE
 from a2a_grpc.session.negotiation import SessionSettings
 from a2a_grpc.session.server import session_handler
 from a2a_grpc.status import abort
@@ -70,6 +70,7 @@ __all__ = [
     "check_decoded",
     "grpc_interface",
     "peer_certificate",
+    "session_interface",
 ]
 
 log = logging.getLogger("a2a_grpc.server")
@@ -365,6 +366,13 @@ def card_service(
     return Service({"GetAgentCard": get_agent_card}, interceptors, methods=CARD_METHODS)
 
 
+def session_interface(address: str) -> types.AgentInterface:
+    """The card entry of the session binding at ``address`` (``HOST:PORT``, the gRPC port)."""
+    return types.AgentInterface(
+        url=address, protocol_binding=BINDING_URI, protocol_version=SUPPORTED_VERSIONS[-1]
+    )
+
+
 def grpc_interface(address: str) -> types.AgentInterface:
     """The card entry of an A2A gRPC endpoint at ``address`` (``HOST:PORT``), TLS or not.
 
@@ -547,7 +555,9 @@ class A2AServer(GrpcService):
         """The public card as served: the agent's card, completed by the server.
 
         * ``supported_interfaces``: this server's GRPC interface first (:attr:`advertised_address`),
-          then ``extra_interfaces`` (the bridge's JSON ones), then the agent's own, without repeats.
+          then the session binding at the same address (a custom binding:
+          ``a2a_grpc.session.frames.BINDING_URI``), then ``extra_interfaces`` (the bridge's JSON
+          ones), then the agent's own, without repeats.
         * ``capabilities.streaming`` is true unless the agent's card says otherwise: this server
           streams for every agent.
         """
@@ -560,7 +570,8 @@ class A2AServer(GrpcService):
         own = list(card.supported_interfaces)
         del card.supported_interfaces[:]
         seen: set[tuple[str, str, str]] = set()
-        for interface in [grpc_interface(self.advertised_address), *self.extra_interfaces, *own]:
+        address = self.advertised_address
+        for interface in [grpc_interface(address), session_interface(address), *self.extra_interfaces, *own]:
             key = (interface.protocol_binding.upper(), interface.url, interface.tenant)
             if key not in seen:
                 seen.add(key)

@@ -32,6 +32,7 @@ from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.upstream import GrpcUpstream
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import A2AServer, ServerSettings
+from a2a_grpc.session.frames import BINDING_URI
 from a2a_grpc.tasks import InMemoryTaskStore
 from tests.bridge_http_peers import (
     HOLD,
@@ -884,6 +885,7 @@ async def test_the_card_lists_the_bridge_interfaces_after_the_grpc_one(bridge: H
     card = transcoding.decode(response.json(), types.AgentCard)
     assert [(i.protocol_binding, i.url, i.protocol_version) for i in card.supported_interfaces] == [
         ("GRPC", bridge.server.address, "1.0"),
+        (BINDING_URI, bridge.server.address, "1.0"),  # the session binding, on the gRPC port
         ("JSONRPC", bridge.url + "/", "1.0"),
         ("HTTP+JSON", bridge.url, "1.0"),
     ]

@@ -35,6 +35,7 @@ from a2a_grpc.bridge import transcoding
 from a2a_grpc.bridge.errordetails import BAD_REQUEST_TYPE, ERROR_INFO_TYPE
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.client import A2AClient
+from a2a_grpc.session.frames import BINDING_URI
 from tests.bridge_peers import (
     BINDINGS,
     LATE_SECONDS,
@@ -508,11 +509,13 @@ async def test_get_extended_agent_card(main: Stack, binding: str) -> None:
     assert card["capabilities"] == {"streaming": True, "pushNotifications": True, "extendedAgentCard": True}
     assert [s["name"] for s in card["skills"]][:2] == ["Echo", "Direct reply"]
     grpc_interface = [["GRPC", main.address, "1.0"]]
+    session = [[BINDING_URI, main.address, "1.0"]]
     if binding == "grpc":
-        assert out["interfaces"] == grpc_interface
+        assert out["interfaces"] == [*grpc_interface, *session]
     else:
         assert out["interfaces"] == [
             *grpc_interface,
+            *session,
             ["JSONRPC", main.url + "/", "1.0"],
             ["HTTP+JSON", main.url, "1.0"],
         ]

@@ -28,6 +28,7 @@ from a2a.utils.constants import TransportProtocol
 
 from a2a_grpc import errors
 from a2a_grpc.bridge.settings import BridgeSettings
+from a2a_grpc.session.frames import BINDING_URI
 from tests.bridge_peers import LATE_SECONDS, LateAgent, Stack, bridge_process, collect, serve_stack
 from tests.conftest import Authenticated
 from tests.sdk_peers import TunedAgent
@@ -165,6 +166,7 @@ async def test_sdk_client_is_built_from_the_card_the_bridge_serves(peer: Peer) -
     interfaces = [(i.protocol_binding, i.url, i.protocol_version) for i in peer.card.supported_interfaces]
     assert interfaces == [
         ("GRPC", peer.stack.address, "1.0"),
+        (BINDING_URI, peer.stack.address, "1.0"),
         ("JSONRPC", peer.stack.url + "/", "1.0"),
         ("HTTP+JSON", peer.stack.url, "1.0"),
     ]
@@ -338,6 +340,7 @@ async def test_sdk_get_extended_agent_card(peer: Peer) -> None:
     assert card.description.endswith("(extended card: shown to authenticated callers)")
     assert [(i.protocol_binding, i.url) for i in card.supported_interfaces] == [
         ("GRPC", peer.stack.address),
+        (BINDING_URI, peer.stack.address),
         ("JSONRPC", peer.stack.url + "/"),
         ("HTTP+JSON", peer.stack.url),
     ]

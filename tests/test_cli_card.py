@@ -65,7 +65,8 @@ async def test_the_bridge_publishes_the_public_card_of_a_grpc_only_agent() -> No
         async with bridge_process(served.server.address) as url, httpx.AsyncClient() as http:
             card = (await http.get(url + "/.well-known/agent-card.json")).json()
         assert card["name"] == "plain"
-        assert [i["protocolBinding"] for i in card["supportedInterfaces"]] == ["GRPC", "JSONRPC", "HTTP+JSON"]
+        bindings = [i["protocolBinding"] for i in card["supportedInterfaces"]]
+        assert bindings == ["GRPC", "urn:a2a-grpc:binding:session:v1", "JSONRPC", "HTTP+JSON"]
     finally:
         await shutdown(served)
 
@@ -97,7 +98,8 @@ def test_serve_public_address_names_the_card_and_log_requests_logs(tmp_path: Pat
     try:
         deadline = time.monotonic() + 20
         text = output.read_text()
-        assert "the card names GRPC agents.example:443, JSONRPC" in text
+        named = "GRPC agents.example:443, urn:a2a-grpc:binding:session:v1 agents.example:443, JSONRPC"
+        assert f"the card names {named}" in text
         grpc_at = re.search(r"over gRPC at (\S+)", text)
         http_at = re.search(r"HTTP\+JSON at (\S+)", text)
         assert grpc_at, text

@@ -31,6 +31,7 @@ from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 
 from a2a_grpc import errors, types
 from a2a_grpc.client import A2AClient
+from a2a_grpc.session.frames import BINDING_URI
 from a2a_grpc.status import to_rpc_status
 from tests.sdk_peers import REQUIRED_EXTENSION, SdkPeer, TunedAgent, sdk_peer, sdk_server
 
@@ -411,7 +412,10 @@ async def test_sdk_get_extended_agent_card(peer: SdkPeer) -> None:
     assert isinstance(card, sdk.AgentCard)
     assert card.name == peer.server.card().name
     assert card.description.endswith("(extended card: shown to authenticated callers)")
-    assert [(i.protocol_binding, i.url) for i in card.supported_interfaces] == [("GRPC", peer.server.address)]
+    assert [(i.protocol_binding, i.url) for i in card.supported_interfaces] == [
+        ("GRPC", peer.server.address),
+        (BINDING_URI, peer.server.address),
+    ]
     assert card.capabilities.streaming
     assert card.capabilities.push_notifications
 

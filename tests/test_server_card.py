@@ -22,6 +22,7 @@ from a2a_grpc.client import A2AClient
 from a2a_grpc.discovery import GET_AGENT_CARD
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import A2AServer, ServerSettings
+from a2a_grpc.session.frames import BINDING_URI
 from a2a_grpc.status import from_rpc_error
 from a2a_grpc.tasks import InMemoryTaskStore
 from tests.bridge_peers import serve_stack
@@ -46,7 +47,8 @@ async def test_the_public_card_over_grpc_needs_no_extended_card() -> None:
         card = await served.client.get_agent_card()
         assert card.name == "plain"
         assert [(i.protocol_binding, i.url) for i in card.supported_interfaces] == [
-            ("GRPC", served.server.address)
+            ("GRPC", served.server.address),
+            (BINDING_URI, served.server.address),
         ]
         with pytest.raises(errors.UnsupportedOperationError):
             await served.client.get_extended_agent_card()
@@ -94,6 +96,7 @@ async def test_public_address_and_the_agents_own_interfaces() -> None:
         card = await served.client.get_agent_card()
         assert [(i.protocol_binding, i.url) for i in card.supported_interfaces] == [
             ("GRPC", "agents.example:50051"),
+            (BINDING_URI, "agents.example:50051"),
             ("GRPC", "lb.example:443"),
             ("HTTP+JSON", "https://a.example/a2a"),
         ]

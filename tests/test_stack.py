@@ -15,6 +15,7 @@ from a2a_grpc.bridge.stack import AgentStack
 from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.server import ServerSettings
+from a2a_grpc.session.frames import BINDING_URI
 from a2a_grpc.tasks import InMemoryTaskStore
 from a2a_grpc.types import AgentCard, Part
 
@@ -31,6 +32,7 @@ async def test_one_call_serves_grpc_and_json(tmp_path: Path) -> None:
         bindings = [(i.protocol_binding, i.url) for i in stack.card.supported_interfaces]
         assert bindings == [
             ("GRPC", stack.grpc_address),
+            (BINDING_URI, stack.grpc_address),  # the session binding, on the gRPC port
             ("JSONRPC", stack.http_url + "/"),
             ("HTTP+JSON", stack.http_url),
         ]
@@ -62,7 +64,7 @@ async def test_grpc_only_and_a_store_of_yours_left_open() -> None:
     await stack.start()
     try:
         assert stack.http_url is None
-        assert [i.protocol_binding for i in stack.card.supported_interfaces] == ["GRPC"]
+        assert [i.protocol_binding for i in stack.card.supported_interfaces] == ["GRPC", BINDING_URI]
     finally:
         await stack.stop(0)
     await stack.stop()  # idempotent
@@ -79,6 +81,7 @@ async def test_public_urls_name_the_interfaces() -> None:
     ) as stack:
         assert [i.url for i in stack.card.supported_interfaces] == [
             "agents.example:443",
+            "agents.example:443",  # the session binding
             "https://agents.example/a2a/",
             "https://agents.example/a2a",
         ]
