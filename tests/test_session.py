@@ -493,3 +493,29 @@ async def test_a_slow_consumer_pauses_its_producer_and_nothing_piles_up() -> Non
             assert produced < 2000, produced
             count = 1 + sum([1 async for _ in events])
         assert count == 20000 + 3  # the task, working, 20,000 chunks, completed
+
+
+# --- discovery ---------------------------------------------------------------------------------------
+
+
+@ASYNC
+async def test_a_client_uses_the_session_the_card_offers_and_falls_back_without_one() -> None:
+    from a2a_grpc.session.client import Session, connect, session_interface
+    from a2a_grpc.session.frames import BINDING_URI
+
+    async with serving() as server:
+        card = server.card()
+        offered = session_interface(card)
+        assert offered is not None
+        assert (offered.protocol_binding, offered.url) == (BINDING_URI, server.address)
+        async with connect(card, timeout=WAIT) as calls:
+            assert isinstance(calls, Session)
+            assert (await calls.send_message(A2AClient.text_request("echo by session"))).task.id
+        without = types.AgentCard()
+        without.CopyFrom(card)
+        del without.supported_interfaces[1:]  # a card with the gRPC interface only
+        async with connect(without, timeout=WAIT) as calls:
+            assert isinstance(calls, A2AClient)
+            assert (await calls.send_message(A2AClient.text_request("echo unary"))).task.id
+        async with connect(card, session=False, timeout=WAIT) as calls:  # not asked for
+            assert isinstance(calls, A2AClient)

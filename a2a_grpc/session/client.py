@@ -30,6 +30,7 @@ from a2a_grpc.client import with_tenant
 from a2a_grpc.service import SUPPORTED_VERSIONS
 from a2a_grpc.session.credit import Ledger
 from a2a_grpc.session.frames import (
+    BINDING_URI,
     CONNECT,
     Call,
     CallEnd,
@@ -48,7 +49,7 @@ from a2a_grpc.session.frames import (
 )
 from a2a_grpc.status import from_rpc_error, from_status
 
-__all__ = ["Session", "SessionOptions"]
+__all__ = ["Session", "SessionOptions", "connect", "session_interface"]
 
 log = logging.getLogger("a2a_grpc.session")
 MiB = 1024 * 1024
@@ -361,3 +362,57 @@ class Session(ClientOperations):
         metadata: Sequence[tuple[str, str | bytes]] | None,
     ) -> AsyncIterator[types.StreamResponse]:
         return self._stream_call(name, request, timeout, metadata)
+
+
+def session_interface(card: types.AgentCard) -> types.AgentInterface | None:
+    """The card's session-binding interface for A2A 1.x (its ``BINDING_URI``), if it has one."""
+    for interface in card.supported_interfaces:
+        version = interface.protocol_version or SUPPORTED_VERSIONS[-1]
+        if interface.protocol_binding == BINDING_URI and version.split(".")[0] == "1":
+            return interface
+    return None
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    card: types.AgentCard,
+    *,
+    session: bool = True,
+    options: SessionOptions | None = None,
+    **client_options: Any,
+) -> AsyncIterator[ClientOperations]:
+    """The A2A operations of the agent of ``card``: over a session when ``session`` is asked for
+    and the card offers the session binding, else over the unary binding (the card's first GRPC
+    interface). Either way the same methods, errors and deadlines. ``client_options`` are
+    :class:`~a2a_grpc.client.A2AClient`'s (credentials, tls, timeout ...)."""
+    from a2a_grpc.client import A2AClient, grpc_target
+
+    offered = session_interface(card) if session else None
+    client = A2AClient.from_card(card, **client_options)
+    async with client:
+        if offered is None:
+            yield client
+            return
+        if offered.url != client.target:  # the session binding on another address than gRPC's
+            target, tls = grpc_target(offered.url)
+            client_options.setdefault("tls", tls)
+            elsewhere = A2AClient.from_card(_only(card, offered, target), **client_options)
+            async with elsewhere as other, other.session(options) as opened:
+                yield opened
+            return
+        async with client.session(options) as opened:
+            yield opened
+
+
+def _only(card: types.AgentCard, interface: types.AgentInterface, target: str) -> types.AgentCard:
+    """``card`` with one GRPC interface at ``target`` (where its session binding is served)."""
+    copy = types.AgentCard()
+    copy.CopyFrom(card)
+    del copy.supported_interfaces[:]
+    copy.supported_interfaces.add(
+        url=target,
+        protocol_binding="GRPC",
+        protocol_version=interface.protocol_version,
+        tenant=interface.tenant,
+    )
+    return copy
