@@ -3,6 +3,7 @@ environment, and a server beyond loopback that refuses to start without a scheme
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -71,3 +72,21 @@ def test_a_bad_key_file_names_the_line(tmp_path: Path) -> None:
     result = run("serve", "--grpc-port", "0", "--store", "memory", "--api-keys-file", str(keys))
     assert result.returncode != 0
     assert "keys.txt:2: API key of 'short' is too short" in result.stderr
+
+
+def test_send_over_a_session_and_watch_its_handshake(address: str) -> None:
+    sent = run("send", address, "echo by session", "--session", env={API_KEY_ENV: KEY})
+    assert sent.returncode == 0, sent.stderr
+    assert "echo by session" in sent.stdout
+    watched = run("send", address, "stream 2", "--stream", "--show-handshake", env={API_KEY_ENV: KEY})
+    assert watched.returncode == 0, watched.stderr
+    lines = [json.loads(line) for line in watched.stderr.splitlines() if line.startswith("{")]
+    assert [next(iter(line)) for line in lines] == ["hello", "welcome"]
+    assert lines[0]["hello"]["metadata"]["x-api-key"] == "(hidden)"  # the credential crossed, not shown
+    assert lines[0]["hello"]["metadata"]["a2a-version"] == "1.0"
+    assert lines[1]["welcome"]["sessionId"]
+    assert KEY not in watched.stderr
+    assert len([line for line in watched.stdout.splitlines() if line.startswith("{")]) == 5
+    refused = run("send", address, "echo", "--session")  # no key: the handshake is refused
+    assert refused.returncode != 0
+    assert "UnauthenticatedError" in refused.stderr

@@ -64,15 +64,38 @@ async def send(args: argparse.Namespace) -> int:
         history_length=args.history_length,
     )
 
-    async def run(client: A2AClient) -> int:
+    async def over(calls: Any) -> int:
         if args.stream:
-            async for event in client.send_streaming_message(request, timeout=args.timeout):
+            async for event in calls.send_streaming_message(request, timeout=args.timeout):
                 print(json.dumps(json_format.MessageToDict(event)), flush=True)
         else:
-            print(to_json(await client.send_message(request)))
+            print(to_json(await calls.send_message(request)))
         return 0
 
+    async def run(client: A2AClient) -> int:
+        if not (args.session or args.show_handshake):
+            return await over(client)
+        async with client.session() as session:
+            if args.show_handshake:
+                show_handshake(session)
+            return await over(session)
+
     return await with_client(args, run)
+
+
+SHOWN_METADATA = frozenset({"a2a-version", "a2a-extensions", "traceparent", "tracestate"})
+"""Hello metadata printed with its value by ``--show-handshake``; any other (credentials) is not."""
+
+
+def show_handshake(session: Any) -> None:
+    """Print a session's Hello and Welcome to stderr, one JSON object each (credentials hidden)."""
+    hello = session.options.hello()
+    for key in hello.metadata:
+        if key not in SHOWN_METADATA:
+            hello.metadata[key] = "(hidden)"
+    for name, frame in (("hello", hello), ("welcome", session.welcome)):
+        shown = json_format.MessageToDict(frame, preserving_proto_field_name=False)
+        print(json.dumps({name: shown}), file=sys.stderr, flush=True)
 
 
 async def card(args: argparse.Namespace) -> int:

@@ -320,6 +320,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--context-id", metavar="ID", help="send within this context")
     p.add_argument("--return-immediately", action="store_true", help="do not wait for the task to finish")
     p.add_argument(
+        "--session",
+        action="store_true",
+        help="send over the session binding (one bidirectional stream; docs/session-binding.md)",
+    )
+    p.add_argument(
+        "--show-handshake",
+        action="store_true",
+        help="with --session (implied): print the session's Hello and Welcome to stderr, credentials hidden",
+    )
+    p.add_argument(
         "--history-length",
         type=history_length,
         metavar="N",
