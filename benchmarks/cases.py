@@ -27,7 +27,16 @@ from benchmarks.load import Workload
 from benchmarks.payload import BENCH_API_KEY, GRPC_METADATA
 from benchmarks.servers import SERVER_CPU, Endpoint, ServerError, ServerSet, cli_ready, python_module
 from benchmarks.workload import stream_text
-from benchmarks.workloads import GrpcBidi, GrpcStream, GrpcUnary, HttpStream, HttpUnary
+from benchmarks.workloads import (
+    GrpcBidi,
+    GrpcStream,
+    GrpcUnary,
+    HttpStream,
+    HttpUnary,
+    SessionHandshake,
+    SessionStream,
+    SessionUnary,
+)
 
 __all__ = ["CASES", "Case", "Options", "case_names"]
 
@@ -274,6 +283,18 @@ async def _launch_jwt(servers: ServerSet, options: Options) -> Endpoint:
     return await _SERVE_JWT(servers, options)
 
 
+def _session_unary(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
+    return SessionUnary(endpoint.grpc_target, request)
+
+
+def _session_stream(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
+    return SessionStream(endpoint.grpc_target, request, options.stream_events)
+
+
+def _session_handshake(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
+    return SessionHandshake(endpoint.grpc_target)
+
+
 def _grpc_unary_apikey(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
     return GrpcUnary(endpoint.grpc_target, request, metadata=(*GRPC_METADATA, ("x-api-key", BENCH_API_KEY)))
 
@@ -312,6 +333,12 @@ CASES: dict[str, Case] = {
               _SERVE_APIKEY, _grpc_unary_apikey, _grpc_echo, "req/s", "grpc-unary"),
         _case("grpc-unary-jwt", "ours", "grpc-unary with bearer JWTs (ES256, one token reused, JWKS file)",
               _launch_jwt, _grpc_unary_jwt, _grpc_echo, "req/s", "grpc-unary"),
+        _case("session-unary", "ours", "our A2AServer, SendMessage calls of every worker over ONE session",
+              _SERVE_OURS, _session_unary, _grpc_echo, "req/s", "sdk-grpc", "grpc-bare-bidi", "grpc-unary"),
+        _case("session-stream", "ours", "streaming calls over ONE session, N artifact events each",
+              _SERVE_OURS, _session_stream, _grpc_stream, "events/s", "sdk-grpc-stream", "grpc-stream"),
+        _case("session-handshake", "ours", "open a session (Hello, Welcome) and close it, per operation",
+              _SERVE_OURS, _session_handshake, _grpc_echo, "handshakes/s"),
         _case("grpc-stream", "ours", "our A2AServer, SendStreamingMessage, N artifact events",
               _SERVE_OURS, _grpc_streaming, _grpc_stream, "events/s", "sdk-grpc-stream"),
         _case("grpc-stream-sqlite", "ours", "our A2AServer, SQLite store (events durable), N artifact events",

@@ -25,7 +25,7 @@ DEFAULTS = {
 }
 SMOKE = {"concurrency": "1,4", "duration": 0.3, "warmup": 0.2, "stream_events": 10, "artifact_mib": 4}
 SMOKE_CASES = ["sdk-grpc", "grpc-bare", "grpc-unary", "grpc-stream", "sdk-jsonrpc", "artifact-256mib",
-               "jsonrpc-inproc", "rest-inproc"]  # fmt: skip
+               "jsonrpc-inproc", "rest-inproc", "session-unary"]  # fmt: skip
 
 DESCRIPTION = """\
 Measure our A2A servers side by side with the official a2a-sdk's and with a bare gRPC server
@@ -49,7 +49,9 @@ throughput >= 5x sdk-grpc", "artifact-256mib peak RSS growth < 64 MiB"), read at
 
 EPILOG = """\
 cases (see --list): baselines sdk-grpc, sdk-grpc-stream, sdk-jsonrpc, sdk-jsonrpc-stream,
-sdk-rest, grpc-bare, grpc-bare-bidi; ours grpc-unary, grpc-unary-sqlite, grpc-stream,
+sdk-rest, grpc-bare, grpc-bare-bidi; ours grpc-unary, grpc-unary-sqlite, grpc-unary-apikey,
+grpc-unary-jwt, grpc-stream, grpc-stream-sqlite, session-unary and session-stream (every
+worker's calls over ONE session), session-handshake (open and close a session per operation),
 artifact-256mib (once, not per concurrency: MB/s and server peak RSS growth); our JSON
 bindings jsonrpc-inproc, rest-inproc, jsonrpc-stream-inproc (a2a-grpc serve --http-port)
 and jsonrpc-bridge, rest-bridge (a2a-grpc bridge http-to-grpc in front of our gRPC server),

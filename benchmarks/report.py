@@ -128,6 +128,12 @@ TARGETS = [
            _ratio("grpc-stream-sqlite", "grpc-stream", "units_per_s"), lambda v: v >= 0.7),
     Target("jsonrpc-inproc throughput >= 3x sdk-jsonrpc", ("jsonrpc-inproc", "sdk-jsonrpc"),
            _ratio("jsonrpc-inproc", "sdk-jsonrpc", "units_per_s"), lambda v: v >= 3.0),
+    Target("session-unary throughput >= 10x sdk-grpc", ("session-unary", "sdk-grpc"),
+           _ratio("session-unary", "sdk-grpc", "units_per_s"), lambda v: v >= 10.0),
+    Target("session-unary throughput >= 60% of grpc-bare-bidi", ("session-unary", "grpc-bare-bidi"),
+           _ratio("session-unary", "grpc-bare-bidi", "units_per_s"), lambda v: v >= 0.6),
+    Target("session-stream events/s >= 8x sdk-grpc-stream", ("session-stream", "sdk-grpc-stream"),
+           _ratio("session-stream", "sdk-grpc-stream", "units_per_s"), lambda v: v >= 8.0),
     Target("artifact-256mib peak RSS growth < 64 MiB", ("artifact-256mib",), _rss_growth, lambda v: v < 64.0,
            per_concurrency=False),
 ]  # fmt: skip

@@ -3,6 +3,8 @@
 * :class:`GrpcUnary`: a generic unary call with bytes in and out (no protobuf work in the client).
 * :class:`GrpcStream`: a server-streaming call; units are artifact-update events.
 * :class:`GrpcBidi`: one bidirectional stream per worker; each operation is one message round trip.
+* :class:`SessionUnary`, :class:`SessionStream`: every worker's calls over ONE session (the session
+  binding, our own client); :class:`SessionHandshake`: each operation opens and closes a session.
 * :class:`HttpUnary`: one keep-alive HTTP/1.1 connection per worker; JSON-RPC or REST bodies.
 * :class:`HttpStream`: the same, reading Server-Sent Events; units are artifact-update events.
 
@@ -23,7 +25,17 @@ from benchmarks.httpclient import HttpConnection
 from benchmarks.load import Operation, WorkloadError
 from benchmarks.payload import GRPC_METADATA, Template, check_json_task, check_stream_events, check_task_bytes
 
-__all__ = ["GrpcBidi", "GrpcStream", "GrpcUnary", "HttpStream", "HttpUnary", "grpc_channel"]
+__all__ = [
+    "GrpcBidi",
+    "GrpcStream",
+    "GrpcUnary",
+    "HttpStream",
+    "HttpUnary",
+    "SessionHandshake",
+    "SessionStream",
+    "SessionUnary",
+    "grpc_channel",
+]
 
 FULL_CHECK_EVERY = 64
 CALL_TIMEOUT_SECONDS = 30.0
@@ -183,6 +195,105 @@ class GrpcBidi:
             return 1
 
         return round_trip
+
+
+class _OneSession:
+    """One session on one channel, shared by every worker (the session binding's point)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._client: Any = None
+        self.session: Any = None
+
+    async def open(self) -> None:
+        from a2a_grpc.client import A2AClient
+
+        self._client = A2AClient(self.target, timeout=CALL_TIMEOUT_SECONDS)
+        await self._client.wait_ready(CHANNEL_READY_SECONDS)
+        self.session = await self._client.session(agent_name="bench").open()
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        if self._client is not None:
+            await self._client.close()
+
+
+class SessionUnary(_OneSession):
+    """SendMessage calls, every worker's over one session; a completed task holding the echo succeeds."""
+
+    unit = "req"
+
+    def __init__(self, target: str, request: Template) -> None:
+        super().__init__(target)
+        self.request = request
+
+    async def operation(self, index: int) -> Operation:
+        render, parse = self.request.render, types.SendMessageRequest.FromString
+
+        async def send() -> int:
+            response = await self.session.send_message(parse(render()), timeout=CALL_TIMEOUT_SECONDS)
+            if response.task.status.state != types.TASK_STATE_COMPLETED:
+                raise WorkloadError(f"task ended {response.task.status.state}")
+            return 1
+
+        return send
+
+
+class SessionStream(_OneSession):
+    """SendStreamingMessage calls over one session; units are artifact-update events."""
+
+    unit = "event"
+
+    def __init__(self, target: str, request: Template, events: int) -> None:
+        super().__init__(target)
+        self.request, self.events = request, events
+
+    async def operation(self, index: int) -> Operation:
+        render, parse = self.request.render, types.SendMessageRequest.FromString
+
+        async def stream() -> int:
+            seen = 0
+            async for event in self.session.send_streaming_message(
+                parse(render()), timeout=CALL_TIMEOUT_SECONDS
+            ):
+                seen += event.HasField("artifact_update")
+            if seen != self.events:
+                raise WorkloadError(f"{seen} artifact events, not {self.events}")
+            return seen
+
+        return stream
+
+
+class SessionHandshake:
+    """Each operation opens a session on the worker's channel (Hello, Welcome) and closes it."""
+
+    unit = "handshake"
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._clients: list[Any] = []
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        for client in self._clients:
+            await client.close()
+
+    async def operation(self, index: int) -> Operation:
+        from a2a_grpc.client import A2AClient
+
+        client = A2AClient(self.target, timeout=CALL_TIMEOUT_SECONDS)
+        self._clients.append(client)
+        await client.wait_ready(CHANNEL_READY_SECONDS)
+
+        async def handshake() -> int:
+            session = await client.session(agent_name="bench").open()
+            await session.close()
+            return 1
+
+        return handshake
 
 
 class HttpUnary:
