@@ -19,6 +19,7 @@ from a2a_grpc.session.frames import (
     CONNECT,
     Call,
     CancelCall,
+    Chunk,
     ClientFrame,
     Heartbeat,
     Hello,
@@ -519,3 +520,67 @@ async def test_a_client_uses_the_session_the_card_offers_and_falls_back_without_
             assert (await calls.send_message(A2AClient.text_request("echo unary"))).task.id
         async with connect(card, session=False, timeout=WAIT) as calls:  # not asked for
             assert isinstance(calls, A2AClient)
+
+
+# --- chunking ----------------------------------------------------------------------------------------------
+
+
+@ASYNC
+@pytest.mark.parametrize(("limit", "size"), [(16 * 1024, 100_000), (4 << 20, 6 << 20)], ids=["16KiB", "4MiB"])
+async def test_frames_over_the_limit_travel_in_chunks_byte_exact_both_ways(limit: int, size: int) -> None:
+    """A message larger than the frame limit goes to the server in chunks (the Call), and the
+    answer holding it twice (history and artifact) comes back in chunks; both are byte-exact, and
+    the session goes on."""
+    import random
+
+    text = "".join(random.choices("abcdefghijklmnopqrstuvwxyz0123456789 ", k=size))
+    session_settings = SessionSettings(max_frame_bytes=limit)
+    async with (
+        serving(session=session_settings) as server,
+        A2AClient(server.address, timeout=WAIT, max_message_bytes=64 << 20) as client,
+        client.session(max_frame_bytes=limit) as session,
+    ):
+        assert session.welcome is not None
+        assert session.welcome.max_frame_bytes == limit
+        reply = await session.send_message(A2AClient.text_request(f"echo {text}"))
+        assert reply.task.artifacts[0].parts[0].text == f"echo {text}"
+        assert reply.task.history[0].parts[0].text == f"echo {text}"
+        streamed = [e async for e in session.send_streaming_message(A2AClient.text_request(f"echo {text}"))]
+        chunks = [e.artifact_update.artifact.parts[0].text for e in streamed if e.HasField("artifact_update")]
+        assert chunks == [f"echo {text}"]
+        small = await session.send_message(A2AClient.text_request("echo small"))
+        assert small.task.artifacts[0].parts[0].text == "echo small"
+
+
+@ASYNC
+async def test_chunks_joining_past_the_bound_end_that_call_only() -> None:
+    settings = SessionSettings(max_frame_bytes=16 * 1024, max_joined_bytes=64 * 1024)
+    async with (
+        serving(session=settings) as server,
+        A2AClient(server.address, timeout=WAIT) as client,
+        client.session(max_frame_bytes=16 * 1024) as session,
+    ):
+        with pytest.raises(errors.InvalidRequestError, match="join past 65536 bytes"):
+            await session.send_message(A2AClient.text_request("echo " + "x" * 100_000))
+        assert (await session.send_message(A2AClient.text_request("echo next"))).task.id
+
+
+@ASYNC
+async def test_chunks_that_do_not_make_a_call_end_that_call() -> None:
+    async with serving() as server, grpc.aio.insecure_channel(server.address) as channel:
+        stream = raw(channel)()
+        await stream.write(ClientFrame(hello=Hello(protocol_versions=["1.0"])))
+        await stream.read()
+        await stream.write(ClientFrame(chunk=Chunk(call_id=3, data=b"\xff\xfe not a frame", last=True)))
+        other = ClientFrame(call=Call(call_id=9, get_task=types.GetTaskRequest(id="x"))).SerializeToString()
+        await stream.write(ClientFrame(chunk=Chunk(call_id=4, data=other, last=True)))  # call 9's, sent as 4
+        ends = {}
+        async with asyncio.timeout(WAIT):
+            while len(ends) < 2:
+                frame = await stream.read()
+                if frame.WhichOneof("frame") == "end":
+                    ends[frame.end.call_id] = from_status(status_in(frame.end))
+        for call_id in (3, 4):
+            assert isinstance(ends[call_id], errors.InvalidRequestError)
+            assert "do not make its Call frame" in ends[call_id].message
+        stream.cancel()

@@ -36,6 +36,7 @@ from a2a_grpc.session.frames import (
     CallEnd,
     CallEvent,
     CancelCall,
+    Chunk,
     ClientFrame,
     Credit,
     Goodbye,
@@ -45,6 +46,7 @@ from a2a_grpc.session.frames import (
     Skill,
     Welcome,
     call_field,
+    pieces,
     status_in,
 )
 from a2a_grpc.status import from_rpc_error, from_status
@@ -69,6 +71,8 @@ class SessionOptions:
     max_frame_bytes: int = 4 * MiB
     handshake_timeout: float = 10.0
     """Seconds to wait for the Welcome: its own setting, apart from call deadlines."""
+    max_joined_bytes: int = 64 * MiB
+    """The largest CallEvent frame joined from chunks; a larger one fails its call."""
     metadata: Mapping[str, str] = field(default_factory=dict)
     """Service parameters and credentials for every call (``authorization``, an API key's header)."""
     tenant: str = ""
@@ -93,11 +97,14 @@ class SessionOptions:
 class _Pending:
     """One call's frames, as the reader hands them over, and the credit its taken events owe."""
 
-    __slots__ = ("frames", "ledger")
+    __slots__ = ("frames", "joining", "ledger")
 
     def __init__(self, ledger: Ledger) -> None:
-        self.frames: asyncio.Queue[tuple[CallEvent | CallEnd | BaseException, int]] = asyncio.Queue()
+        self.frames: asyncio.Queue[tuple[CallEvent | CallEnd | BaseException, int, int]] = asyncio.Queue()
+        """(frame, frames it came in, bytes they took): what the reader handed over, in order."""
         self.ledger = ledger
+        self.joining: tuple[bytearray, int, int] | None = None
+        """The chunks of a CallEvent frame so far: (bytes, chunk frames, their sizes)."""
 
 
 class Session(ClientOperations):
@@ -200,13 +207,15 @@ class Session(ClientOperations):
                 if kind == "event":
                     pending = self._calls.get(frame.event.call_id)
                     if pending is not None:
-                        pending.frames.put_nowait((frame.event, frame.ByteSize()))
+                        pending.frames.put_nowait((frame.event, 1, frame.ByteSize()))
                     else:  # a call we left: its credit is still owed to the session
                         await self._taken(None, frame.ByteSize())
+                elif kind == "chunk":
+                    await self._join(frame.chunk, frame.ByteSize())
                 elif kind == "end":
                     pending = self._calls.pop(frame.end.call_id, None)
                     if pending is not None:
-                        pending.frames.put_nowait((frame.end, 0))
+                        pending.frames.put_nowait((frame.end, 0, 0))
                 elif kind == "goodbye":
                     log.info("session %s: the server said goodbye: %s", self.session_id, frame.goodbye.reason)
         except grpc.RpcError as exc:
@@ -235,11 +244,45 @@ class Session(ClientOperations):
             with contextlib.suppress(errors.A2AError):
                 await self._send(ClientFrame(heartbeat=Heartbeat(count=count)))
 
+    async def _join(self, chunk: Any, size: int) -> None:
+        """One chunk of a CallEvent frame larger than the frame limit: the joined frame is handed
+        over as one event, owing the credit of all its chunks."""
+        pending = self._calls.get(chunk.call_id)
+        if pending is None:
+            await self._taken(None, size)
+            return
+        data, frames, sizes = pending.joining or (bytearray(), 0, 0)
+        data += chunk.data
+        pending.joining = (data, frames + 1, sizes + size)
+        if len(data) > self.options.max_joined_bytes:
+            self._calls.pop(chunk.call_id, None)
+            limit = self.options.max_joined_bytes
+            error = errors.InvalidAgentResponseError(f"a response's chunks join past {limit} bytes")
+            pending.frames.put_nowait((error, 0, 0))
+            await self._cancel_sent(chunk.call_id)
+            return
+        if not chunk.last:
+            return
+        pending.joining = None
+        try:
+            frame = ServerFrame.FromString(bytes(data))
+        except Exception:
+            frame = ServerFrame()
+        if frame.WhichOneof("frame") != "event" or frame.event.call_id != chunk.call_id:
+            error = errors.InvalidAgentResponseError("a call's chunks do not make one of its CallEvents")
+            pending.frames.put_nowait((error, 0, 0))
+            return
+        pending.frames.put_nowait((frame.event, frames + 1, sizes + size))
+
+    async def _cancel_sent(self, call_id: int) -> None:
+        with contextlib.suppress(errors.A2AError):
+            await self._send(ClientFrame(cancel=CancelCall(call_id=call_id)))
+
     def _fail_all(self, error: errors.A2AError) -> None:
         self._failure = self._failure or error
         calls, self._calls = self._calls, {}
         for pending in calls.values():
-            pending.frames.put_nowait((error, 0))
+            pending.frames.put_nowait((error, 0, 0))
 
     # -- calls ---------------------------------------------------------------------------------------
 
@@ -260,8 +303,17 @@ class Session(ClientOperations):
         window = self.welcome.window if self.welcome is not None else None
         ledger = Ledger(window.call_frames, window.call_bytes) if window is not None else Ledger(1, 1)
         pending = self._calls[call_id] = _Pending(ledger)
+        frame = ClientFrame(call=call)
+        limit = self.welcome.max_frame_bytes if self.welcome is not None else 0
         try:
-            await self._send(ClientFrame(call=call))
+            if not limit or frame.ByteSize() <= limit:
+                await self._send(frame)
+            else:  # larger than the frame limit: its bytes go in chunks
+                parts = pieces(frame.SerializeToString(), limit)
+                for i, data in enumerate(parts):
+                    await self._send(
+                        ClientFrame(chunk=Chunk(call_id=call_id, data=data, last=i == len(parts) - 1))
+                    )
         except BaseException:
             self._calls.pop(call_id, None)
             raise
@@ -269,20 +321,24 @@ class Session(ClientOperations):
 
     async def _next(self, call_id: int, pending: _Pending, deadline: float | None) -> CallEvent | CallEnd:
         async with asyncio.timeout_at(deadline):
-            item, size = await pending.frames.get()
+            item, frames, size = await pending.frames.get()
         if isinstance(item, BaseException):
             raise item
         if isinstance(item, CallEvent):
-            await self._taken((call_id, pending), size)
+            await self._taken((call_id, pending), size, frames)
         return item
 
-    async def _taken(self, call: tuple[int, _Pending] | None, size: int) -> None:
+    async def _taken(self, call: tuple[int, _Pending] | None, size: int, count: int = 1) -> None:
         """The application took a frame of ``size`` bytes: give credit back when half a window
         has been taken (the call's, while it runs; the session's)."""
         frames: list[ClientFrame] = []
-        if call is not None and call[0] in self._calls and (due := call[1].ledger.take(size)) is not None:
+        if (
+            call is not None
+            and call[0] in self._calls
+            and (due := call[1].ledger.take(size, count)) is not None
+        ):
             frames.append(ClientFrame(credit=Credit(call_id=call[0], frames=due[0], bytes=due[1])))
-        if (session_due := self._session_ledger.take(size)) is not None:
+        if (session_due := self._session_ledger.take(size, count)) is not None:
             frames.append(ClientFrame(credit=Credit(call_id=0, frames=session_due[0], bytes=session_due[1])))
         for frame in frames:
             with contextlib.suppress(errors.A2AError):

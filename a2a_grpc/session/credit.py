@@ -57,9 +57,10 @@ class Ledger:
         self.frames = 0
         self.bytes = 0
 
-    def take(self, size: int) -> tuple[int, int] | None:
-        """Count one taken frame; the (frames, bytes) to give back now, or None."""
-        self.frames += 1
+    def take(self, size: int, frames: int = 1) -> tuple[int, int] | None:
+        """Count ``frames`` taken frames of ``size`` bytes in all (a joined frame counts its
+        chunks); the (frames, bytes) to give back now, or None."""
+        self.frames += frames
         self.bytes += size
         if self.frames * 2 >= self.window_frames or self.bytes * 2 >= self.window_bytes:
             due = (self.frames, self.bytes)

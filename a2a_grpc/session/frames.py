@@ -16,6 +16,7 @@ from a2a_grpc._gen.a2a_grpc.session.v1.session_pb2 import (
     CallEnd,
     CallEvent,
     CancelCall,
+    Chunk,
     ClientFrame,
     Credit,
     Goodbye,
@@ -31,6 +32,7 @@ from a2a_grpc.service import METHODS, Method
 __all__ = [
     "BINDING_URI",
     "CALLS",
+    "CHUNK_OVERHEAD",
     "CONNECT",
     "PAYLOADS",
     "SESSION_SERVICE",
@@ -38,6 +40,7 @@ __all__ = [
     "CallEnd",
     "CallEvent",
     "CancelCall",
+    "Chunk",
     "ClientFrame",
     "Credit",
     "Goodbye",
@@ -50,6 +53,7 @@ __all__ = [
     "call_field",
     "end_of",
     "event_of",
+    "pieces",
     "status_in",
 ]
 
@@ -93,6 +97,18 @@ def _payloads() -> dict[str, str]:
 
 PAYLOADS: Mapping[str, str] = _payloads()
 """The ``CallEvent.payload`` field that carries a response or event, by its message's full name."""
+
+
+CHUNK_OVERHEAD = 64
+"""Bytes a Chunk frame adds around its data (tags, lengths, the call id, ``last``): a chunk's data
+is the frame limit less this, so that every chunk frame fits the limit."""
+
+
+def pieces(data: bytes, limit: int) -> list[bytes]:
+    """``data`` cut into the data of the chunks of a frame, for a session whose limit is ``limit``."""
+    size = max(limit - CHUNK_OVERHEAD, 1)
+    view = memoryview(data)
+    return [bytes(view[at : at + size]) for at in range(0, len(data), size)]
 
 
 def end_of(call_id: int, status: Any) -> ServerFrame:

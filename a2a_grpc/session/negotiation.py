@@ -49,6 +49,8 @@ class SessionSettings:
     """Window: bytes of all calls' frames in flight towards the client."""
     max_concurrent_calls: int = 4096
     """Calls one session may run at once; one more ends with RESOURCE_EXHAUSTED."""
+    max_joined_bytes: int = 64 * MiB
+    """The largest Call frame the server joins from chunks; a larger one ends its call with an error."""
 
     def __post_init__(self) -> None:
         for name in ("handshake_timeout", "heartbeat_interval"):
@@ -65,6 +67,7 @@ class SessionSettings:
             "session_frames",
             "session_bytes",
             "max_concurrent_calls",
+            "max_joined_bytes",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)!r}")

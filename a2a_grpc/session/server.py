@@ -32,11 +32,13 @@ from a2a_grpc.session.credit import Account
 from a2a_grpc.session.frames import (
     CALLS,
     SESSION_SERVICE,
+    Chunk,
     ClientFrame,
     Heartbeat,
     ServerFrame,
     end_of,
     event_of,
+    pieces,
 )
 from a2a_grpc.session.negotiation import SessionSettings, negotiate
 from a2a_grpc.status import abort, status_of
@@ -88,6 +90,7 @@ class ServerSession:
         self.base = base
         self.session_id = ""
         self._calls: dict[int, asyncio.Task[None]] = {}
+        self._joining: dict[int, bytearray | None] = {}  # chunks of call frames; None: refused
         self._credits: dict[int, Account] = {}
         self._window = settings.window
         self._session_credit = Account(settings.session_frames, settings.session_bytes)
@@ -219,6 +222,8 @@ class ServerSession:
             account = self._session_credit if credit.call_id == 0 else self._credits.get(credit.call_id)
             if account is not None:  # credit for a call that just ended is normal: nothing to do
                 account.give(credit.frames, credit.bytes)
+        elif kind == "chunk":
+            self._join(frame.chunk)
         elif kind == "heartbeat":
             pass  # a sign of life, counted by the reader
         elif kind == "goodbye":
@@ -229,14 +234,44 @@ class ServerSession:
             raise errors.InvalidRequestError("an empty frame (no field of ClientFrame.frame is set)")
         return True
 
-    def _start(self, frame: ClientFrame) -> None:
+    def _join(self, chunk: Any) -> None:
+        """One chunk of a Call frame larger than the frame limit; the whole frame starts its call."""
+        call_id = chunk.call_id
+        if call_id == 0:
+            raise errors.InvalidRequestError("call_id 0 is not a call id (call ids start at 1)")
+        joined = self._joining.setdefault(call_id, bytearray())
+        if joined is not None:
+            joined += chunk.data
+            if len(joined) > self.settings.max_joined_bytes:
+                self._joining[call_id] = None  # refused: the rest of its chunks are dropped
+                limit = self.settings.max_joined_bytes
+                self._end(call_id, errors.InvalidRequestError(f"the call's chunks join past {limit} bytes"))
+        if not chunk.last:
+            return
+        data = self._joining.pop(call_id)
+        if data is None:
+            return
+        frame = _deserialize(bytes(data))
+        if (
+            isinstance(frame, _Undecodable)
+            or frame.WhichOneof("frame") != "call"
+            or frame.call.call_id != call_id
+        ):
+            self._end(
+                call_id,
+                errors.InvalidRequestError(f"the chunks of call {call_id} do not make its Call frame"),
+            )
+            return
+        self._start(frame, joined=True)
+
+    def _start(self, frame: ClientFrame, *, joined: bool = False) -> None:
         call = frame.call
         call_id = call.call_id
         if call_id == 0:
             raise errors.InvalidRequestError("call_id 0 is not a call id (call ids start at 1)")
         if call_id in self._calls:
             raise errors.InvalidRequestError(f"call id {call_id} is already running in this session")
-        size = frame.ByteSize()
+        size = 0 if joined else frame.ByteSize()
         if size > self._max_frame:
             self._end(
                 call_id,
@@ -322,11 +357,22 @@ class ServerSession:
         """Send one CallEvent once the call's and the session's credit allow it (module
         :mod:`a2a_grpc.session.credit`): a client that does not read pauses this call's producer."""
         size = frame.ByteSize()
+        if size <= self._max_frame:
+            await self._spend(call_id, size)
+            await self._out.put(frame)
+            return
+        # Larger than the limit: its bytes go in chunks, each a frame for credit.
+        parts = pieces(frame.SerializeToString(), self._max_frame)
+        for i, data in enumerate(parts):
+            chunk = ServerFrame(chunk=Chunk(call_id=call_id, data=data, last=i == len(parts) - 1))
+            await self._spend(call_id, chunk.ByteSize())
+            await self._out.put(chunk)
+
+    async def _spend(self, call_id: int, size: int) -> None:
         account = self._credits.get(call_id)
         if account is not None:
             await account.spend(size)
         await self._session_credit.spend(size)
-        await self._out.put(frame)
 
     # -- writing, beating, ending ------------------------------------------------------------------
 
