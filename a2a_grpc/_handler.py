@@ -381,9 +381,19 @@ class RequestHandler:
             return
         sub = execution.first_subscription
         assert sub is not None
+        cursor = call.cursor
         try:
-            yield types.StreamResponse(task=await sub.start())
-            async for event in sub.events():
+            snapshot = await sub.start()
+            if cursor is None:
+                yield types.StreamResponse(task=snapshot)
+                async for event in sub.events():
+                    yield event
+                    if event.HasField("status_update") and event.status_update.status.state in SETTLED_STATES:
+                        return
+                return
+            cursor.seq = sub.reader.pos  # the last event the snapshot includes
+            yield types.StreamResponse(task=snapshot)
+            async for cursor.seq, event in sub.numbered():
                 yield event
                 if event.HasField("status_update") and event.status_update.status.state in SETTLED_STATES:
                     return
@@ -501,9 +511,17 @@ class RequestHandler:
                 "subscriptions are for tasks that are not finished"
             )
         sub = run.subscribe()
+        cursor = call.cursor
         try:
-            yield types.StreamResponse(task=await sub.start())
-            async for event in sub.events():
+            snapshot = await sub.start()
+            if cursor is None:
+                yield types.StreamResponse(task=snapshot)
+                async for event in sub.events():
+                    yield event
+                return
+            cursor.seq = sub.reader.pos  # the last event the snapshot includes
+            yield types.StreamResponse(task=snapshot)
+            async for cursor.seq, event in sub.numbered():
                 yield event
         finally:
             sub.close()

@@ -48,7 +48,7 @@ from a2a_grpc.service import (
 )
 from a2a_grpc.session.frames import BINDING_URI, SESSION_SERVICE
 from a2a_grpc.session.negotiation import SessionSettings
-from a2a_grpc.session.server import session_handler
+from a2a_grpc.session.server import SessionHost
 from a2a_grpc.status import abort
 from a2a_grpc.tasks.eventlog import (
     DEFAULT_BACKPRESSURE,
@@ -398,6 +398,8 @@ class GrpcService(abc.ABC):
         """The bound port, once started (``settings.port`` 0 picks a free one)."""
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
+        self.sessions: SessionHost | None = None
+        """The session binding's sessions, once serving."""
 
     @property
     def address(self) -> str:
@@ -461,6 +463,14 @@ class GrpcService(abc.ABC):
         self.port = int(port)
         return server, self.port
 
+    def _sessions(
+        self, service: Service, context_of: Callable[[grpc.aio.ServicerContext], CallContext]
+    ) -> SessionHost:
+        self.sessions = SessionHost(
+            service, self.public_card, self.settings.session, self.settings.authentication, context_of
+        )
+        return self.sessions
+
     async def _serve(self, server: grpc.aio.Server) -> int:
         front = self._front_links()
         cards = card_service(self.public_card, [*front, *self.settings.interceptors])
@@ -477,13 +487,7 @@ class GrpcService(abc.ABC):
                 a2a_service_handler(service, client_certificates=mutual),
                 _generic_handler(cards, CARD_METHODS, mutual),
                 # The session binding: the same seam, many calls over one stream (a2a_grpc.session).
-                session_handler(
-                    service,
-                    self.public_card,
-                    self.settings.session,
-                    self.settings.authentication,
-                    context_of=session_context,
-                ),
+                self._sessions(service, session_context).handler(),
             )
         )
         # grpc.health.v1 (A2AService and the server SERVING) and reflection over our descriptor pool.
@@ -513,6 +517,8 @@ class GrpcService(abc.ABC):
         """Refuse new calls and give running ones ``grace`` seconds (default: the settings')."""
         grace = self.settings.grace_seconds if grace is None else grace
         await self._health.enter_graceful_shutdown()
+        if self.sessions is not None:  # sessions live until someone ends them: we do
+            await self.sessions.close("the server is stopping", timeout=max(grace, 0.1))
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None

@@ -64,6 +64,7 @@ __all__ = [
     "METHODS",
     "SUPPORTED_VERSIONS",
     "CallContext",
+    "EventCursor",
     "EventStream",
     "Interceptor",
     "Method",
@@ -154,6 +155,10 @@ class CallContext:
     client_certificate: ClientCertificate | None = None
     """The certificate the client presented on a mutual-TLS listener, verified by the front
     against its client CA; None on a plain or server-only TLS connection."""
+    cursor: EventCursor | None = None
+    """Given by a front that numbers a stream's events (the session binding): a streaming
+    operation sets ``cursor.seq`` to each event's number in the task's event log before yielding
+    it. None: not asked for (and not paid for)."""
 
     @classmethod
     def from_headers(
@@ -183,6 +188,18 @@ class CallContext:
     def time_remaining(self) -> float | None:
         """Seconds until :attr:`deadline` (negative once passed); None without a deadline."""
         return None if self.deadline is None else self.deadline - time.monotonic()
+
+
+class EventCursor:
+    """Where a streaming call is in its task's event log (:attr:`CallContext.cursor`): ``seq`` is
+    the number of the event last yielded; for the task snapshot that opens a stream, the number of
+    the last event the snapshot includes (0: none yet). None: no number (an event that is no
+    task's, a direct Message)."""
+
+    __slots__ = ("seq",)
+
+    def __init__(self) -> None:
+        self.seq: int | None = None
 
 
 def deadline_after(seconds: float | None) -> float | None:

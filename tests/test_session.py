@@ -584,3 +584,61 @@ async def test_chunks_that_do_not_make_a_call_end_that_call() -> None:
             assert isinstance(ends[call_id], errors.InvalidRequestError)
             assert "do not make its Call frame" in ends[call_id].message
         stream.cancel()
+
+
+# --- numbering ---------------------------------------------------------------------------------------------
+
+
+@ASYNC
+async def test_events_carry_their_number_in_the_tasks_event_log() -> None:
+    """Two calls following one task (the stream that started it, and a subscription) number its
+    events alike: by the task's event log, consecutively, the same event under the same number."""
+    async with serving() as server, grpc.aio.insecure_channel(server.address) as channel:
+        stream = raw(channel)()
+        await stream.write(ClientFrame(hello=Hello(protocol_versions=["1.0"])))
+        await stream.read()
+        slow = A2AClient.text_request("slow 1")
+        await stream.write(ClientFrame(call=Call(call_id=1, send_streaming_message=slow)))
+        events: dict[int, list[tuple[int, Any]]] = {1: [], 2: []}
+        ended: set[int] = set()
+        async with asyncio.timeout(WAIT):
+            while len(ended) < 2:
+                frame = await stream.read()
+                kind = frame.WhichOneof("frame")
+                if kind == "event":
+                    event = frame.event
+                    events[event.call_id].append((event.seq, event.stream_response))
+                    if event.call_id == 1 and len(events[1]) == 3:  # a few events in: subscribe
+                        task_id = event.stream_response.status_update.task_id or events[1][0][1].task.id
+                        follow = types.SubscribeToTaskRequest(id=task_id)
+                        await stream.write(ClientFrame(call=Call(call_id=2, subscribe_to_task=follow)))
+                elif kind == "end":
+                    ended.add(frame.end.call_id)
+        stream.cancel()
+    for call_id in (1, 2):
+        numbers = [seq for seq, _ in events[call_id]]
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
+    started = dict(events[1])
+    assert events[1][0][0] == 0  # the new task's snapshot: no event of its log yet
+    assert events[2][0][0] >= 2  # the subscription's snapshot stands where the task's log was
+    for seq, event in events[2][1:]:
+        assert started[seq] == event  # the same event under the same number
+
+
+@ASYNC
+async def test_a_stopping_server_gives_running_calls_their_end_then_says_goodbye() -> None:
+    server = A2AServer(ReferenceAgent(), InMemoryTaskStore(), ServerSettings(grace_seconds=0.5))
+    await server.start()
+    try:
+        async with A2AClient(server.address, timeout=WAIT) as client, client.session() as session:
+            slow = asyncio.ensure_future(session.send_message(A2AClient.text_request("slow 30")))
+            await asyncio.sleep(0.2)
+            await server.stop(0.5)
+            # The call is answered before the session ends (with the task as it stood when its
+            # execution stopped, as on the unary binding); the server then fails the task.
+            ended = await slow
+            assert ended.task.status.state in (types.TASK_STATE_WORKING, types.TASK_STATE_FAILED)
+            with pytest.raises(errors.UnavailableError, match="ended the session"):
+                await session.get_task(ended.task.id)
+    finally:
+        await server.stop(0)

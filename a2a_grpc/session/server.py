@@ -27,13 +27,14 @@ from google.rpc import status_pb2  # type: ignore[import-untyped]  # .pyi but no
 
 from a2a_grpc import errors, types
 from a2a_grpc.security.authentication import Authentication
-from a2a_grpc.service import CallContext, Service, deadline_after, parse_extensions
+from a2a_grpc.service import CallContext, EventCursor, Service, deadline_after, parse_extensions
 from a2a_grpc.session.credit import Account
 from a2a_grpc.session.frames import (
     CALLS,
     SESSION_SERVICE,
     Chunk,
     ClientFrame,
+    Goodbye,
     Heartbeat,
     ServerFrame,
     end_of,
@@ -43,7 +44,7 @@ from a2a_grpc.session.frames import (
 from a2a_grpc.session.negotiation import SessionSettings, negotiate
 from a2a_grpc.status import abort, status_of
 
-__all__ = ["ServerSession", "session_handler"]
+__all__ = ["ServerSession", "SessionHost"]
 
 log = logging.getLogger("a2a_grpc.session")
 
@@ -101,6 +102,8 @@ class ServerSession:
         self._max_calls = settings.max_concurrent_calls
         self._beat = settings.heartbeat_interval
         self._missed = settings.missed_heartbeats
+        self._ending = asyncio.Event()
+        self._goodbye = ""
 
     async def run(self, requests: AsyncIterator[ClientFrame | _Undecodable]) -> None:
         loop = asyncio.get_running_loop()
@@ -110,10 +113,14 @@ class ServerSession:
         writer = loop.create_task(self._write(), name=f"session-{self.session_id}-writer")
         reader = loop.create_task(self._read(frames), name=f"session-{self.session_id}-reader")
         watch = loop.create_task(self._heartbeats(), name=f"session-{self.session_id}-heartbeats")
+        ending = loop.create_task(self._ending.wait(), name=f"session-{self.session_id}-end")
         failure: BaseException | None = None
         try:
-            done, _ = await asyncio.wait({reader, watch}, return_when=asyncio.FIRST_COMPLETED)
-            if watch in done:  # the peer is dead
+            done, _ = await asyncio.wait({reader, watch, ending}, return_when=asyncio.FIRST_COMPLETED)
+            if ending in done:  # the server ends the session: say why, then end it cleanly
+                reader.cancel()
+                await self._out.put(ServerFrame(goodbye=Goodbye(reason=self._goodbye)))
+            elif watch in done:  # the peer is dead
                 reader.cancel()
                 failure = errors.UnavailableError(
                     f"the session's peer sent nothing for {self._beat * self._missed:g} s "
@@ -122,11 +129,17 @@ class ServerSession:
             elif not reader.cancelled() and reader.exception() is not None:
                 failure = reader.exception()
         finally:
-            for task in (reader, watch):
+            for task in (reader, watch, ending):
                 task.cancel()
-            await self._close(writer, {reader, watch})
+            await self._close(writer, {reader, watch, ending})
         if failure is not None:
             await abort(self.context, failure)
+
+    def end(self, reason: str) -> None:
+        """End the session from the server's side: a Goodbye saying ``reason``, then the stream
+        ends (OK); running calls end, their tasks do not."""
+        self._goodbye = reason
+        self._ending.set()
 
     async def _read(self, frames: AsyncIterator[ClientFrame | _Undecodable]) -> None:
         loop = asyncio.get_running_loop()
@@ -326,12 +339,16 @@ class ServerSession:
         try:
             async with asyncio.timeout_at(context.deadline):
                 if method.streaming:
-                    seq = 0
-                    async with contextlib.aclosing(
-                        self.service.stream(method.name)(request, context)
-                    ) as events:
+                    # Events are numbered by the task's event log where the operation knows it
+                    # (resume reads from there); else by their position in the call.
+                    cursor = EventCursor()
+                    numbered = dataclasses.replace(context, cursor=cursor)
+                    stream = self.service.stream(method.name)(request, numbered)
+                    position = 0
+                    async with contextlib.aclosing(stream) as events:
                         async for event in events:
-                            seq += 1
+                            position += 1
+                            seq = position if cursor.seq is None else cursor.seq
                             await self._emit(call_id, event_of(call_id, seq, event))
                 else:
                     response = await self.service.unary(method.name)(request, context)
@@ -399,7 +416,7 @@ class ServerSession:
             count += 1
             await self._out.put(ServerFrame(heartbeat=Heartbeat(count=count)))
 
-    async def _close(self, writer: asyncio.Task[None], others: set[asyncio.Task[None]]) -> None:
+    async def _close(self, writer: asyncio.Task[None], others: set[asyncio.Task[Any]]) -> None:
         calls = list(self._calls.values())
         for task in calls:
             task.cancel()
@@ -415,28 +432,56 @@ class ServerSession:
         log.info("session %s closed", self.session_id)
 
 
-def session_handler(
-    service: Service,
-    card: Callable[[], Awaitable[types.AgentCard]],
-    settings: SessionSettings | None = None,
-    authentication: Authentication | None = None,
-    context_of: Callable[[grpc.aio.ServicerContext], CallContext] | None = None,
-) -> grpc.GenericRpcHandler:
-    """``SessionService/Connect`` over ``service`` (the call seam of the agent's operations).
-    ``card`` gives the card the handshake checks skills against; ``context_of`` the base context
-    of a stream (its peer, its client certificate)."""
-    chosen = settings or SessionSettings()
+class SessionHost:
+    """``SessionService/Connect`` over ``service`` (the call seam of the agent's operations), and
+    the sessions it holds. ``card`` gives the card the handshake checks skills against;
+    ``context_of`` the base context of a stream (its peer, its client certificate)."""
 
-    async def connect(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+    def __init__(
+        self,
+        service: Service,
+        card: Callable[[], Awaitable[types.AgentCard]],
+        settings: SessionSettings | None = None,
+        authentication: Authentication | None = None,
+        context_of: Callable[[grpc.aio.ServicerContext], CallContext] | None = None,
+    ) -> None:
+        self.service = service
+        self.card = card
+        self.settings = settings or SessionSettings()
+        self.authentication = authentication
+        self.context_of = context_of
+        self.sessions: dict[ServerSession, asyncio.Task[Any]] = {}
+        """The sessions open now, and the tasks that serve them."""
+
+    async def _connect(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
         base = (
-            context_of(context)
-            if context_of is not None
+            self.context_of(context)
+            if self.context_of is not None
             else CallContext(peer=context.peer(), front="session")
         )
-        session = ServerSession(service, await card(), chosen, authentication, context, base)
-        await session.run(requests)
+        card = await self.card()
+        session = ServerSession(self.service, card, self.settings, self.authentication, context, base)
+        current = asyncio.current_task()
+        assert current is not None
+        self.sessions[session] = current
+        try:
+            await session.run(requests)
+        finally:
+            self.sessions.pop(session, None)
 
-    handler = grpc.stream_stream_rpc_method_handler(
-        connect, request_deserializer=_deserialize, response_serializer=ServerFrame.SerializeToString
-    )
-    return grpc.method_handlers_generic_handler(SESSION_SERVICE.full_name, {"Connect": handler})
+    def handler(self) -> grpc.GenericRpcHandler:
+        method = grpc.stream_stream_rpc_method_handler(
+            self._connect,
+            request_deserializer=_deserialize,
+            response_serializer=ServerFrame.SerializeToString,
+        )
+        return grpc.method_handlers_generic_handler(SESSION_SERVICE.full_name, {"Connect": method})
+
+    async def close(self, reason: str, timeout: float = 5.0) -> None:
+        """End every open session with a Goodbye saying ``reason`` (their calls end; their tasks
+        do not), waiting up to ``timeout`` seconds for them to be gone."""
+        serving = list(self.sessions.values())
+        for session in list(self.sessions):
+            session.end(reason)
+        if serving:
+            await asyncio.wait(serving, timeout=timeout)

@@ -71,6 +71,10 @@ class Subscription:
         """The events after the snapshot, as they come (the reader's own iteration: no extra hop)."""
         return self.reader.events()
 
+    def numbered(self) -> AsyncIterator[tuple[int, types.StreamResponse]]:
+        """The same, each with its number in the task's event log."""
+        return aiter(self.reader)
+
     def close(self) -> None:
         self.reader.close()
         self._run._unsubscribe(self)
