@@ -34,6 +34,7 @@ from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.security.credentials import Credentials
 from a2a_grpc.security.peers import PeerAllowlist, parse_peer_address
 from a2a_grpc.security.tls import ClientTls
+from a2a_grpc.session.client import SessionOptions, session_interface
 
 __all__ = ["DELEGATION_DEPTH_HEADER", "DelegationPolicy", "ReferenceAgent", "reference_card"]
 
@@ -301,23 +302,35 @@ class ReferenceAgent(Agent):
             channel = open_channel(target, settings)
         try:
             async with A2AClient(target, settings=settings, channel=channel) as client:
-                presented = await self._credentials_for(client)
-                return await client.send_message(
-                    A2AClient.text_request(text), metadata=[*presented, (DELEGATION_DEPTH_HEADER, str(depth))]
-                )
+                card = await self._card_of(client)
+                presented = self._credentials_for(card)
+                request = A2AClient.text_request(text)
+                depth_header = (DELEGATION_DEPTH_HEADER, str(depth))
+                if card is not None and session_interface(card) is not None:
+                    # The peer offers the session binding: the call goes over a session (its Hello
+                    # carries the credentials; the depth travels with the call).
+                    opening = SessionOptions(agent_name=self.card.name, metadata=dict(presented))
+                    async with client.session(opening) as session:
+                        return await session.send_message(request, metadata=[depth_header])
+                return await client.send_message(request, metadata=[*presented, depth_header])
         finally:
             await channel.close()
 
-    async def _credentials_for(self, client: Any) -> tuple[tuple[str, str], ...]:
+    @staticmethod
+    async def _card_of(client: Any) -> types.AgentCard | None:
+        """The peer's public card over gRPC, or None if it serves none (not an a2a-grpc server)."""
+        try:
+            card: types.AgentCard = await client.get_agent_card()
+        except errors.A2AError:
+            return None
+        return card
+
+    def _credentials_for(self, card: types.AgentCard | None) -> tuple[tuple[str, str], ...]:
         """The headers of the policy's credentials that the peer's card asks for (ValueError if they
-        meet none of its requirements)."""
+        meet none of its requirements); without a card, all it holds (the peer is allowlisted)."""
         credentials = self.delegation.credentials
         if credentials is None:
             return ()
-        try:
-            card = await client.get_agent_card()
-        except errors.A2AError:  # a peer without our card service: it is allowlisted, send what we hold
-            return credentials.headers()
         return credentials.headers(card)
 
 

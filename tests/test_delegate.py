@@ -239,3 +239,23 @@ async def test_delegation_presents_the_credentials_the_peers_card_asks_for() -> 
             listed = await client.list_tasks()
         # planner's one task (the refused attempts created none at the peer)
         assert [t.status.state for t in listed.tasks] == [types.TASK_STATE_COMPLETED]
+
+
+@ASYNC
+async def test_delegation_goes_over_a_session_when_the_peer_offers_one() -> None:
+    from a2a_grpc.service import Interceptor
+
+    fronts: list[tuple[str, str]] = []
+
+    class Fronts(Interceptor):
+        async def unary(self, method, request, context, call_next):
+            fronts.append((context.front, method.name))
+            return await call_next(request, context)
+
+    async with served(ReferenceAgent(), interceptors=[Fronts()]) as peer:
+        address = f"127.0.0.1:{peer.server.port}"
+        async with served(ReferenceAgent(DelegationPolicy(allow=[address]))) as running:
+            task = await delegate(running.client, address, "echo by session")
+        assert task.status.state == types.TASK_STATE_COMPLETED, said(task)
+        assert task.artifacts[0].parts[0].text == "echo by session"
+    assert ("session", "SendMessage") in fronts  # the card offered the session binding: it was used
