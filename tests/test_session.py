@@ -365,10 +365,11 @@ async def test_a_frame_wrong_about_one_call_ends_that_call_only() -> None:
             ClientFrame(call=Call(call_id=8, send_message=A2AClient.text_request("echo fine")))
         )
         async with asyncio.timeout(WAIT):
-            while (frame := await stream.read()).WhichOneof("frame") != "end":
+            while (frame := await stream.read()).WhichOneof("frame") != "event":
                 pass
-        assert frame.end.call_id == 8
-        assert frame.end.status.code == 0
+        # A unary call's response ends it: one frame, marked last, no CallEnd after it.
+        assert (frame.event.call_id, frame.event.seq, frame.event.last) == (8, 1, True)
+        assert frame.event.send_message_response.task.artifacts[0].parts[0].text == "echo fine"
         stream.cancel()
 
 

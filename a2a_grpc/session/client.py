@@ -205,9 +205,14 @@ class Session(ClientOperations):
                 self._last_seen = loop.time()
                 kind = frame.WhichOneof("frame")
                 if kind == "event":
-                    pending = self._calls.get(frame.event.call_id)
+                    event = frame.event
+                    pending = (
+                        self._calls.pop(event.call_id, None) if event.last else self._calls.get(event.call_id)
+                    )
                     if pending is not None:
-                        pending.frames.put_nowait((frame.event, 1, frame.ByteSize()))
+                        pending.frames.put_nowait((event, 1, frame.ByteSize()))
+                        if event.last:  # the call ends with it, OK
+                            pending.frames.put_nowait((CallEnd(call_id=event.call_id), 0, 0))
                     else:  # a call we left: its credit is still owed to the session
                         await self._taken(None, frame.ByteSize())
                 elif kind == "chunk":
@@ -273,6 +278,9 @@ class Session(ClientOperations):
             pending.frames.put_nowait((error, 0, 0))
             return
         pending.frames.put_nowait((frame.event, frames + 1, sizes + size))
+        if frame.event.last:  # the call ends with it, OK
+            self._calls.pop(chunk.call_id, None)
+            pending.frames.put_nowait((CallEnd(call_id=chunk.call_id), 0, 0))
 
     async def _cancel_sent(self, call_id: int) -> None:
         with contextlib.suppress(errors.A2AError):

@@ -124,8 +124,9 @@ def status_in(end: CallEnd) -> Any:
     return status_pb2.Status.FromString(end.status.SerializeToString())
 
 
-def event_of(call_id: int, seq: int, message: Message) -> ServerFrame:
-    """The frame carrying ``message`` (a response or a stream event) as event ``seq`` of a call."""
-    event = CallEvent(call_id=call_id, seq=seq)
+def event_of(call_id: int, seq: int, message: Message, *, last: bool = False) -> ServerFrame:
+    """The frame carrying ``message`` (a response or a stream event) as event ``seq`` of a call;
+    ``last``: the call ends with it, OK."""
+    event = CallEvent(call_id=call_id, seq=seq, last=last)
     getattr(event, PAYLOADS[message.DESCRIPTOR.full_name]).CopyFrom(message)
     return ServerFrame(event=event)

@@ -335,7 +335,7 @@ class ServerSession:
             deadline=deadline_after(timeout),
             call_id=f"{self.session_id}/{call_id}",
         )
-        end = status_pb2.Status()
+        end: Any = status_pb2.Status()
         try:
             async with asyncio.timeout_at(context.deadline):
                 if method.streaming:
@@ -352,7 +352,9 @@ class ServerSession:
                             await self._emit(call_id, event_of(call_id, seq, event))
                 else:
                     response = await self.service.unary(method.name)(request, context)
-                    await self._emit(call_id, event_of(call_id, 1, response))
+                    # The response ends the call: one frame, no CallEnd (a write per call saved).
+                    await self._emit(call_id, event_of(call_id, 1, response, last=True))
+                    end = None
         except asyncio.CancelledError:
             end = _CANCELLED
         except TimeoutError:
@@ -367,6 +369,8 @@ class ServerSession:
         finally:
             self._calls.pop(call_id, None)
             self._credits.pop(call_id, None)
+        if end is None:  # the last event said it
+            return
         with contextlib.suppress(asyncio.CancelledError):
             await self._out.put(end_of(call_id, end))
 

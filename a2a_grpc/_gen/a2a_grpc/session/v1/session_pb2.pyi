@@ -168,9 +168,10 @@ class CancelCall(_message.Message):
     def __init__(self, call_id: _Optional[int] = ...) -> None: ...
 
 class CallEvent(_message.Message):
-    __slots__ = ("call_id", "seq", "stream_response", "send_message_response", "task", "list_tasks_response", "task_push_notification_config", "list_task_push_notification_configs_response", "empty", "agent_card")
+    __slots__ = ("call_id", "seq", "last", "stream_response", "send_message_response", "task", "list_tasks_response", "task_push_notification_config", "list_task_push_notification_configs_response", "empty", "agent_card")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
     STREAM_RESPONSE_FIELD_NUMBER: _ClassVar[int]
     SEND_MESSAGE_RESPONSE_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
@@ -181,6 +182,7 @@ class CallEvent(_message.Message):
     AGENT_CARD_FIELD_NUMBER: _ClassVar[int]
     call_id: int
     seq: int
+    last: bool
     stream_response: _a2a_pb2.StreamResponse
     send_message_response: _a2a_pb2.SendMessageResponse
     task: _a2a_pb2.Task
@@ -189,7 +191,7 @@ class CallEvent(_message.Message):
     list_task_push_notification_configs_response: _a2a_pb2.ListTaskPushNotificationConfigsResponse
     empty: _empty_pb2.Empty
     agent_card: _a2a_pb2.AgentCard
-    def __init__(self, call_id: _Optional[int] = ..., seq: _Optional[int] = ..., stream_response: _Optional[_Union[_a2a_pb2.StreamResponse, _Mapping]] = ..., send_message_response: _Optional[_Union[_a2a_pb2.SendMessageResponse, _Mapping]] = ..., task: _Optional[_Union[_a2a_pb2.Task, _Mapping]] = ..., list_tasks_response: _Optional[_Union[_a2a_pb2.ListTasksResponse, _Mapping]] = ..., task_push_notification_config: _Optional[_Union[_a2a_pb2.TaskPushNotificationConfig, _Mapping]] = ..., list_task_push_notification_configs_response: _Optional[_Union[_a2a_pb2.ListTaskPushNotificationConfigsResponse, _Mapping]] = ..., empty: _Optional[_Union[_empty_pb2.Empty, _Mapping]] = ..., agent_card: _Optional[_Union[_a2a_pb2.AgentCard, _Mapping]] = ...) -> None: ...
+    def __init__(self, call_id: _Optional[int] = ..., seq: _Optional[int] = ..., last: _Optional[bool] = ..., stream_response: _Optional[_Union[_a2a_pb2.StreamResponse, _Mapping]] = ..., send_message_response: _Optional[_Union[_a2a_pb2.SendMessageResponse, _Mapping]] = ..., task: _Optional[_Union[_a2a_pb2.Task, _Mapping]] = ..., list_tasks_response: _Optional[_Union[_a2a_pb2.ListTasksResponse, _Mapping]] = ..., task_push_notification_config: _Optional[_Union[_a2a_pb2.TaskPushNotificationConfig, _Mapping]] = ..., list_task_push_notification_configs_response: _Optional[_Union[_a2a_pb2.ListTaskPushNotificationConfigsResponse, _Mapping]] = ..., empty: _Optional[_Union[_empty_pb2.Empty, _Mapping]] = ..., agent_card: _Optional[_Union[_a2a_pb2.AgentCard, _Mapping]] = ...) -> None: ...
 
 class CallEnd(_message.Message):
     __slots__ = ("call_id", "status")
