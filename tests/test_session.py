@@ -643,3 +643,15 @@ async def test_a_stopping_server_gives_running_calls_their_end_then_says_goodbye
                 await session.get_task(ended.task.id)
     finally:
         await server.stop(0)
+
+
+def test_credit_never_grows_past_the_window() -> None:
+    from a2a_grpc.session.credit import Account, Ledger
+
+    account = Account(8, 1000)
+    account.give(10**9, 10**12)  # a peer handing out more than it was given
+    assert account.available == (8, 1000)
+    ledger = Ledger(8, 1000)
+    assert [ledger.take(10) for _ in range(3)] == [None, None, None]
+    assert ledger.take(10) == (4, 40)  # half the frames taken: given back at once
+    assert ledger.take(600) == (1, 600)  # more than half the bytes: likewise

@@ -18,11 +18,12 @@ __all__ = ["Account", "Ledger"]
 class Account:
     """Credit for frames towards one peer (a call's, or the session's): spent by the sender."""
 
-    __slots__ = ("_bytes", "_frames", "_full_bytes", "_room")
+    __slots__ = ("_bytes", "_frames", "_full_bytes", "_full_frames", "_room")
 
     def __init__(self, frames: int, size: int) -> None:
         self._frames = frames
         self._bytes = size
+        self._full_frames = frames
         self._full_bytes = size
         self._room = asyncio.Event()
         self._room.set()
@@ -40,10 +41,16 @@ class Account:
         self._bytes -= size
 
     def give(self, frames: int, size: int) -> None:
-        """Credit returned by the receiver."""
-        self._frames += frames
-        self._bytes += size
+        """Credit returned by the receiver, never beyond the window: a peer that hands out more
+        than it was given cannot make the sender hold more than the window in flight."""
+        self._frames = min(self._frames + frames, self._full_frames)
+        self._bytes = min(self._bytes + size, self._full_bytes)
         self._room.set()
+
+    @property
+    def available(self) -> tuple[int, int]:
+        """(frames, bytes) that may be sent now."""
+        return self._frames, self._bytes
 
 
 class Ledger:
