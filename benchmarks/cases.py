@@ -17,6 +17,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import json_format
 
@@ -51,9 +52,11 @@ class Options:
     stream_events: int
     artifact_bytes: int
     artifact_chunk_bytes: int
+    idle_sessions: int = 10_000
 
 
 Launcher = Callable[[ServerSet, Options], Awaitable[Endpoint]]
+Shot = Callable[[Endpoint, "Options"], Awaitable[dict[str, Any]]]
 RequestBuilder = Callable[[Endpoint, Options], payload.Template]
 LoadKind = Callable[[Endpoint, payload.Template, Options], Workload]
 
@@ -73,6 +76,8 @@ class Case:
     baselines: tuple[str, ...]
     requires: Callable[[], str | None]
     """None if the case can run, else why not (it is then reported as skipped)."""
+    shot: Shot | None = None
+    """What a single-shot case measures (default: the large artifact over the unary binding)."""
 
 
 # -- launchers -----------------------------------------------------------------------------------
@@ -249,9 +254,22 @@ def _case(
     request: RequestBuilder | None,
     unit: str,
     *baselines: str,
+    shot: Shot | None = None,
 ) -> Case:
     requires = _bridge_missing if group == "bridge" else _always
-    return Case(name, group, summary, launch, load, request, unit, baselines, requires)
+    return Case(name, group, summary, launch, load, request, unit, baselines, requires, shot)
+
+
+async def _session_artifact(endpoint: Endpoint, options: Options) -> dict[str, Any]:
+    from benchmarks.session_cases import measure_session_artifact
+
+    return await measure_session_artifact(endpoint, options.artifact_bytes, options.artifact_chunk_bytes)
+
+
+async def _idle_sessions(endpoint: Endpoint, options: Options) -> dict[str, Any]:
+    from benchmarks.session_cases import measure_idle_sessions
+
+    return await measure_idle_sessions(endpoint, options.idle_sessions)
 
 
 def _always() -> str | None:
@@ -345,6 +363,10 @@ CASES: dict[str, Case] = {
               _SERVE_SQLITE, _grpc_streaming, _grpc_stream, "events/s", "sdk-grpc-stream", "grpc-stream"),
         _case("artifact-256mib", "ours", "our A2AServer streams one chunked artifact: MB/s, RSS growth",
               _SERVE_OURS, None, None, "MB/s"),
+        _case("session-artifact-256mib", "ours", "the large artifact over ONE session: MB/s, RSS growth",
+              _SERVE_OURS, None, None, "MB/s", shot=_session_artifact),
+        _case("session-idle", "ours", "10,000 idle sessions held open (heartbeats flowing): server RSS",
+              _SERVE_OURS, None, None, "sessions", shot=_idle_sessions),
         # -- our JSON bindings (bridge/), skipped until that package exists
         _case("jsonrpc-inproc", "bridge", "a2a-grpc serve, in-process JSON-RPC binding, SendMessage",
               _launch_inproc, _http_jsonrpc, _jsonrpc_echo, "req/s", "sdk-jsonrpc"),

@@ -52,6 +52,8 @@ cases (see --list): baselines sdk-grpc, sdk-grpc-stream, sdk-jsonrpc, sdk-jsonrp
 sdk-rest, grpc-bare, grpc-bare-bidi; ours grpc-unary, grpc-unary-sqlite, grpc-unary-apikey,
 grpc-unary-jwt, grpc-stream, grpc-stream-sqlite, session-unary and session-stream (every
 worker's calls over ONE session), session-handshake (open and close a session per operation),
+session-artifact-256mib (the large artifact over one session, 4 MiB frames; once),
+session-idle (10,000 idle sessions held with heartbeats: server RSS; once),
 artifact-256mib (once, not per concurrency: MB/s and server peak RSS growth); our JSON
 bindings jsonrpc-inproc, rest-inproc, jsonrpc-stream-inproc (a2a-grpc serve --http-port)
 and jsonrpc-bridge, rest-bridge (a2a-grpc bridge http-to-grpc in front of our gRPC server),

@@ -107,10 +107,17 @@ def _ratio(case: str, base: str, key: str) -> Callable[[dict[str, CaseResult], i
     return measure
 
 
-def _rss_growth(results: dict[str, CaseResult], c: int) -> float | None:
-    artifact = results["artifact-256mib"].artifact or {}
-    growth = artifact.get("rss_growth_mib")
-    return None if growth is None else float(growth)
+def _shot(case: str, key: str) -> Callable[[dict[str, CaseResult], int], float | None]:
+    """A figure of a single-shot case (``artifact`` dict), e.g. its RSS growth."""
+
+    def measure(results: dict[str, CaseResult], c: int) -> float | None:
+        value = (results[case].artifact or {}).get(key)
+        return None if value is None else float(value)
+
+    return measure
+
+
+_rss_growth = _shot("artifact-256mib", "rss_growth_mib")
 
 
 TARGETS = [
@@ -134,6 +141,13 @@ TARGETS = [
            _ratio("session-unary", "grpc-bare-bidi", "units_per_s"), lambda v: v >= 0.6),
     Target("session-stream events/s >= 8x sdk-grpc-stream", ("session-stream", "sdk-grpc-stream"),
            _ratio("session-stream", "sdk-grpc-stream", "units_per_s"), lambda v: v >= 8.0),
+    Target("session-artifact-256mib server peak RSS growth < 64 MiB", ("session-artifact-256mib",),
+           _shot("session-artifact-256mib", "rss_growth_mib"), lambda v: v < 64.0, per_concurrency=False),
+    Target("session-artifact-256mib client peak RSS growth < 64 MiB", ("session-artifact-256mib",),
+           _shot("session-artifact-256mib", "client_rss_growth_mib"), lambda v: v < 64.0,
+           per_concurrency=False),
+    Target("session-idle: 10,000 sessions in < 1024 MiB server RSS", ("session-idle",),
+           _shot("session-idle", "rss_with_sessions_mib"), lambda v: v < 1024.0, per_concurrency=False),
     Target("artifact-256mib peak RSS growth < 64 MiB", ("artifact-256mib",), _rss_growth, lambda v: v < 64.0,
            per_concurrency=False),
 ]  # fmt: skip

@@ -66,6 +66,12 @@ async def _wait_idle(limit: float) -> None:
 
 
 def _artifact_line(case: str, a: dict[str, Any]) -> str:
+    if "sessions" in a:  # session-idle
+        return (
+            f"  {case:<22} {a['sessions']} sessions open in {a['open_seconds']:.1f} s  "
+            f"server RSS {a['idle_rss_mib']:.0f} -> {a['rss_with_sessions_mib']:.0f} MiB  "
+            f"heartbeats seen {a['server_heartbeats_seen']}  errors {a['errors']}"
+        )
     growth = a["rss_growth_mib"]
     return (
         f"  {case:<22} {a['mb_per_s']:.1f} MB/s in {a['seconds']:.2f} s  "
@@ -94,9 +100,12 @@ async def _run_case(case: Case, settings: Settings, options: Options) -> CaseRes
         try:
             if case.load is None:
                 await _wait_idle(settings.wait_idle)
-                result.artifact = await measure_artifact(
-                    endpoint, options.artifact_bytes, options.artifact_chunk_bytes
-                )
+                if case.shot is not None:
+                    result.artifact = await case.shot(endpoint, options)
+                else:
+                    result.artifact = await measure_artifact(
+                        endpoint, options.artifact_bytes, options.artifact_chunk_bytes
+                    )
                 _progress(_artifact_line(case.name, result.artifact))
             else:
                 assert case.request is not None
