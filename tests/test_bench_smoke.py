@@ -101,3 +101,14 @@ def test_request_templates_give_every_request_a_new_message_id() -> None:
     assert len(first) == len(second)
     with pytest.raises(ValueError, match="slot"):
         Template(b"no slot here")
+
+
+def test_the_chart_is_drawn_from_a_runs_json(smoke: dict[str, object], tmp_path: Path) -> None:
+    from benchmarks.chart import draw
+
+    out = draw(smoke, tmp_path / "chart.png")
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 10_000
+    with pytest.raises(ValueError, match="no measured rate"):
+        draw({"cases": [], "meta": {}}, tmp_path / "empty.png")
