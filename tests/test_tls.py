@@ -571,10 +571,9 @@ async def test_the_client_certificate_authenticates_on_every_binding(tmp_path: P
         assert url is not None
         async with A2AClient(running.grpc_address, tls=as_planner, timeout=WAIT) as client:
             task = (await client.send_message(A2AClient.text_request("echo mine"))).task
+        get = {**jsonrpc(""), "method": "GetTask", "params": {"id": task.id}}
         async with httpx.AsyncClient(verify=as_planner.ssl_context(), timeout=WAIT, headers=A2A) as http:
-            by_rpc = await http.post(
-                url + "/", json={**jsonrpc(""), "method": "GetTask", "params": {"id": task.id}}
-            )
+            by_rpc = await http.post(url + "/", json=get)
             assert by_rpc.json()["result"]["id"] == task.id
             by_rest = await http.get(f"{url}/tasks/{task.id}")
             assert by_rest.status_code == 200
@@ -584,8 +583,12 @@ async def test_the_client_certificate_authenticates_on_every_binding(tmp_path: P
         assert refused.value.challenge == 'MutualTLS realm="a2a"'
         async with httpx.AsyncClient(verify=as_intruder.ssl_context(), timeout=WAIT, headers=A2A) as http:
             answer = await http.get(f"{url}/tasks/{task.id}")
+            by_rpc = await http.post(url + "/", json=get)
         assert answer.status_code == 401
         assert answer.headers["www-authenticate"] == 'MutualTLS realm="a2a"'
+        assert by_rpc.status_code == 401
+        assert by_rpc.json()["error"]["code"] == -32091
+        assert by_rpc.headers["www-authenticate"] == 'MutualTLS realm="a2a"'
         # A listed name on an expired certificate: refused by TLS itself, on both listeners.
         as_expired = ClientTls(paths["ca.pem"], paths["expired.pem"], paths["expired.key"])
         async with A2AClient(running.grpc_address, tls=as_expired, timeout=WAIT) as client:
