@@ -18,6 +18,7 @@ from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.session.frames import (
     CONNECT,
     Call,
+    CallEvent,
     CancelCall,
     Chunk,
     ClientFrame,
@@ -655,3 +656,74 @@ def test_credit_never_grows_past_the_window() -> None:
     assert [ledger.take(10) for _ in range(3)] == [None, None, None]
     assert ledger.take(10) == (4, 40)  # half the frames taken: given back at once
     assert ledger.take(600) == (1, 600)  # more than half the bytes: likewise
+
+
+@ASYNC
+async def test_heartbeats_that_differ_are_agreed_and_a_long_run_drops_nothing() -> None:
+    """The client proposes 30 s, the server 1 s: both use 1 s. Over several intervals of steady
+    work (more than the 2 s a silent peer would last) every task completes and none is lost."""
+    async with (
+        serving(session=SessionSettings(heartbeat_interval=1.0, missed_heartbeats=2)) as server,
+        A2AClient(server.address, timeout=WAIT) as client,
+        client.session(heartbeat_interval=30.0) as session,
+    ):
+        assert session.welcome is not None
+        assert session.welcome.heartbeat_interval.ToSeconds() == 1
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 4.0
+        sent: list[str] = []
+
+        async def worker(n: int) -> None:
+            while loop.time() < end:
+                text = f"echo {n}-{len(sent)}"
+                sent.append(text)
+                reply = await session.send_message(A2AClient.text_request(text))
+                assert reply.task.status.state == types.TASK_STATE_COMPLETED
+                assert reply.task.artifacts[0].parts[0].text == text
+                await asyncio.sleep(0.05)
+
+        await asyncio.gather(*(worker(n) for n in range(8)))
+        listed = await session.list_tasks(types.ListTasksRequest(page_size=100))
+        assert listed.total_size == len(sent)  # every task is there: none dropped
+
+
+@ASYNC
+async def test_a_server_that_ignores_credit_ends_the_session_not_the_clients_memory() -> None:
+    server = grpc.aio.server()
+
+    async def flood(requests: Any, context: Any) -> None:
+        frames = aiter(requests)
+        await anext(frames)
+        welcome = Welcome(
+            session_id="s", protocol_version="1.0", missed_heartbeats=3, max_frame_bytes=1 << 20
+        )
+        welcome.heartbeat_interval.FromSeconds(15)
+        welcome.window.call_frames, welcome.window.session_frames = 4, 64
+        welcome.window.call_bytes = welcome.window.session_bytes = 1 << 20
+        await context.write(ServerFrame(welcome=welcome))
+        call = (await anext(frames)).call
+        for seq in range(1, 1000):  # no credit asked for, none waited for
+            event = CallEvent(call_id=call.call_id, seq=seq)
+            event.stream_response.status_update.task_id = "t"
+            await context.write(ServerFrame(event=event))
+        await asyncio.sleep(WAIT)
+
+    handler = grpc.stream_stream_rpc_method_handler(
+        flood, request_deserializer=ClientFrame.FromString, response_serializer=ServerFrame.SerializeToString
+    )
+    server.add_generic_rpc_handlers((fake_session_service(handler),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with A2AClient(f"127.0.0.1:{port}", timeout=WAIT) as client, client.session() as session:
+
+            async def read_slowly() -> None:  # a reader slower than the flood
+                stream = session.send_streaming_message(A2AClient.text_request("stream 3"))
+                async with contextlib.aclosing(stream) as events:
+                    async for _ in events:
+                        await asyncio.sleep(0.01)
+
+            with pytest.raises(errors.InvalidAgentResponseError, match="more events than the credit"):
+                await read_slowly()
+    finally:
+        await server.stop(0)

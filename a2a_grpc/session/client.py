@@ -124,6 +124,7 @@ class Session(ClientOperations):
         self._last_seen = 0.0
         self._write_lock = asyncio.Lock()
         self._session_ledger = Ledger(1, 1)
+        self._flood_limit = 1 << 30
 
     # -- life --------------------------------------------------------------------------------------
 
@@ -153,6 +154,7 @@ class Session(ClientOperations):
         self.welcome = first.welcome
         window = self.welcome.window
         self._session_ledger = Ledger(window.session_frames, window.session_bytes)
+        self._flood_limit = max(window.call_frames, 1) * 2 + 2
         loop = asyncio.get_running_loop()
         self._last_seen = loop.time()
         self._tasks = [loop.create_task(self._read()), loop.create_task(self._heartbeats())]
@@ -210,6 +212,16 @@ class Session(ClientOperations):
                         self._calls.pop(event.call_id, None) if event.last else self._calls.get(event.call_id)
                     )
                     if pending is not None:
+                        if pending.frames.qsize() >= self._flood_limit:
+                            # More than the credit it was given: a server that ignores flow
+                            # control would grow this queue without bound. The session ends.
+                            self._fail_all(
+                                errors.InvalidAgentResponseError(
+                                    "the server sent more events than the credit it was given"
+                                )
+                            )
+                            self._connection.cancel()
+                            return
                         pending.frames.put_nowait((event, 1, frame.ByteSize()))
                         if event.last:  # the call ends with it, OK
                             pending.frames.put_nowait((CallEnd(call_id=event.call_id), 0, 0))
