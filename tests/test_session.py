@@ -727,3 +727,35 @@ async def test_a_server_that_ignores_credit_ends_the_session_not_the_clients_mem
                 await read_slowly()
     finally:
         await server.stop(0)
+
+
+@pytest.mark.parametrize("call_id", [1, 127, 128, 300, 2**40])
+@pytest.mark.parametrize("seq", [0, 1, 200, 2**33])
+@pytest.mark.parametrize("last", [False, True])
+def test_event_bytes_are_what_protobuf_would_write(call_id: int, seq: int, last: bool) -> None:
+    from a2a_grpc.session.frames import PAYLOADS, event_bytes, event_of
+
+    task = types.Task(id="t" * 300, context_id="c")  # a body past one length byte
+    task.artifacts.add(artifact_id="a").parts.add(text="x" * 5000)
+    samples: list[Any] = [
+        task,
+        types.StreamResponse(task=task),
+        types.SendMessageResponse(task=task),
+        types.ListTasksResponse(tasks=[task], total_size=1),
+        types.TaskPushNotificationConfig(id="p", task_id="t", url="https://hooks.example.com/x"),
+        types.ListTaskPushNotificationConfigsResponse(),
+        types.AgentCard(name="a"),
+    ]
+    from google.protobuf import empty_pb2
+
+    from a2a_grpc._gen.a2a_grpc.session.v1 import session_pb2
+
+    empty_class = type(session_pb2.CallEvent().empty)
+    samples.append(empty_class())
+    assert {m.DESCRIPTOR.full_name for m in samples} == set(PAYLOADS)
+    for message in samples:
+        made = event_bytes(call_id, seq, message, last=last)
+        assert made == event_of(call_id, seq, message, last=last).SerializeToString()
+        parsed = ServerFrame.FromString(made).event
+        assert (parsed.call_id, parsed.seq, parsed.last) == (call_id, seq, last)
+    assert empty_pb2.Empty.DESCRIPTOR.full_name in PAYLOADS

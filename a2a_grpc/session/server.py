@@ -38,8 +38,9 @@ from a2a_grpc.session.frames import (
     Heartbeat,
     ServerFrame,
     end_of,
-    event_of,
+    event_bytes,
     pieces,
+    serialize,
 )
 from a2a_grpc.session.negotiation import SessionSettings, negotiate
 from a2a_grpc.status import abort, status_of
@@ -95,7 +96,7 @@ class ServerSession:
         self._credits: dict[int, Account] = {}
         self._window = settings.window
         self._session_credit = Account(settings.session_frames, settings.session_bytes)
-        self._out: asyncio.Queue[ServerFrame | None] = asyncio.Queue(maxsize=settings.session_frames)
+        self._out: asyncio.Queue[ServerFrame | bytes | None] = asyncio.Queue(maxsize=settings.session_frames)
         self._last_seen = 0.0
         self._tenant = ""
         self._max_frame = settings.max_frame_bytes
@@ -349,11 +350,11 @@ class ServerSession:
                         async for event in events:
                             position += 1
                             seq = position if cursor.seq is None else cursor.seq
-                            await self._emit(call_id, event_of(call_id, seq, event))
+                            await self._emit(call_id, event_bytes(call_id, seq, event))
                 else:
                     response = await self.service.unary(method.name)(request, context)
                     # The response ends the call: one frame, no CallEnd (a write per call saved).
-                    await self._emit(call_id, event_of(call_id, 1, response, last=True))
+                    await self._emit(call_id, event_bytes(call_id, 1, response, last=True))
                     end = None
         except asyncio.CancelledError:
             end = _CANCELLED
@@ -374,16 +375,17 @@ class ServerSession:
         with contextlib.suppress(asyncio.CancelledError):
             await self._out.put(end_of(call_id, end))
 
-    async def _emit(self, call_id: int, frame: ServerFrame) -> None:
-        """Send one CallEvent once the call's and the session's credit allow it (module
-        :mod:`a2a_grpc.session.credit`): a client that does not read pauses this call's producer."""
-        size = frame.ByteSize()
+    async def _emit(self, call_id: int, frame: bytes) -> None:
+        """Send one CallEvent (its serialized frame) once the call's and the session's credit allow
+        it (module :mod:`a2a_grpc.session.credit`): a client that does not read pauses this call's
+        producer."""
+        size = len(frame)
         if size <= self._max_frame:
             await self._spend(call_id, size)
             await self._out.put(frame)
             return
         # Larger than the limit: its bytes go in chunks, each a frame for credit.
-        parts = pieces(frame.SerializeToString(), self._max_frame)
+        parts = pieces(frame, self._max_frame)
         for i, data in enumerate(parts):
             chunk = ServerFrame(chunk=Chunk(call_id=call_id, data=data, last=i == len(parts) - 1))
             await self._spend(call_id, chunk.ByteSize())
@@ -477,7 +479,7 @@ class SessionHost:
         method = grpc.stream_stream_rpc_method_handler(
             self._connect,
             request_deserializer=_deserialize,
-            response_serializer=ServerFrame.SerializeToString,
+            response_serializer=serialize,
         )
         return grpc.method_handlers_generic_handler(SESSION_SERVICE.full_name, {"Connect": method})
 
