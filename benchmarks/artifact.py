@@ -21,7 +21,7 @@ from benchmarks.servers import Endpoint
 from benchmarks.workload import blob_text
 from benchmarks.workloads import SEND_MESSAGE, SEND_STREAMING_MESSAGE, grpc_channel
 
-__all__ = ["measure_artifact"]
+__all__ = ["artifact_result", "measure_artifact"]
 
 IDLE_SETTLE_SECONDS = 0.5
 MIN_SECONDS_PER_MIB = 0.5
@@ -58,10 +58,31 @@ async def measure_artifact(endpoint: Endpoint, total_bytes: int, chunk_bytes: in
         peak = procstat.rss_mib(pid, "VmHWM")
     finally:
         await channel.close()
+    result = artifact_result(
+        total_bytes, chunk_bytes, events, received, last, seconds, (idle, peak), reset, errors
+    )
+    result["server_cpu_per_s"] = None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / seconds
+    return result
+
+
+def artifact_result(
+    total_bytes: int,
+    chunk_bytes: int,
+    events: int,
+    received: int,
+    last: types.StreamResponse,
+    seconds: float,
+    rss: tuple[float | None, float | None],
+    reset: bool,
+    errors: list[str],
+) -> dict[str, Any]:
+    """The figures of one large-artifact transfer, with its errors (bytes missing, no completed
+    status at the end); ``rss`` is the server's (idle, peak) in MiB."""
     if received != total_bytes:
         errors.append(f"received {received} of {total_bytes} bytes")
     if last.status_update.status.state != types.TASK_STATE_COMPLETED:
         errors.append(f"stream did not end with a completed status: {last.WhichOneof('payload')}")
+    idle, peak = rss
     return {
         "total_bytes": total_bytes,
         "chunk_bytes": chunk_bytes,
@@ -73,7 +94,6 @@ async def measure_artifact(endpoint: Endpoint, total_bytes: int, chunk_bytes: in
         "peak_rss_mib": peak,
         "rss_growth_mib": None if idle is None or peak is None or not reset else peak - idle,
         "rss_peak_reset": reset,
-        "server_cpu_per_s": None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / seconds,
         "errors": len(errors),
         "error_samples": errors,
     }

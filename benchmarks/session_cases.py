@@ -22,6 +22,7 @@ from a2a_grpc import types
 from a2a_grpc.client import A2AClient
 from a2a_grpc.session.frames import CONNECT, ClientFrame, Heartbeat, Hello, ServerFrame
 from benchmarks import procstat
+from benchmarks.artifact import artifact_result
 from benchmarks.servers import Endpoint
 from benchmarks.workload import blob_text
 from benchmarks.workloads import grpc_channel
@@ -60,27 +61,12 @@ async def measure_session_artifact(endpoint: Endpoint, total_bytes: int, chunk_b
                     received += sum(len(part.raw) for part in event.artifact_update.artifact.parts)
             seconds = time.perf_counter() - start
             peak, own_peak = procstat.rss_mib(pid, "VmHWM"), procstat.rss_mib(own, "VmHWM")
-    if received != total_bytes:
-        errors.append(f"received {received} of {total_bytes} bytes")
-    if last.status_update.status.state != types.TASK_STATE_COMPLETED:
-        errors.append(f"stream did not end with a completed status: {last.WhichOneof('payload')}")
-    return {
-        "total_bytes": total_bytes,
-        "chunk_bytes": chunk_bytes,
-        "events": events,
-        "received_bytes": received,
-        "seconds": seconds,
-        "mb_per_s": received / 1e6 / seconds if seconds > 0 else float("nan"),
-        "idle_rss_mib": idle,
-        "peak_rss_mib": peak,
-        "rss_growth_mib": None if idle is None or peak is None or not reset else peak - idle,
-        "client_rss_growth_mib": None
-        if own_idle is None or own_peak is None or not reset
-        else own_peak - own_idle,
-        "rss_peak_reset": reset,
-        "errors": len(errors),
-        "error_samples": errors,
-    }
+    result = artifact_result(
+        total_bytes, chunk_bytes, events, received, last, seconds, (idle, peak), reset, errors
+    )
+    growth = None if own_idle is None or own_peak is None or not reset else own_peak - own_idle
+    result["client_rss_growth_mib"] = growth
+    return result
 
 
 async def _open(channel: grpc.aio.Channel) -> Any:
