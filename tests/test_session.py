@@ -281,10 +281,28 @@ def fake_session_service(handler: grpc.RpcMethodHandler) -> grpc.GenericRpcHandl
     return grpc.method_handlers_generic_handler("a2a_grpc.session.v1.SessionService", {"Connect": handler})
 
 
+class Unbatched:
+    """The frames of a bare Connect stream one by one: a Batch is read as the frames it holds."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self._ready: list[ServerFrame] = []
+
+    async def next(self) -> Any:
+        """The next frame, or ``grpc.aio.EOF``."""
+        while not self._ready:
+            frame = await self.stream.read()
+            if frame is grpc.aio.EOF or frame.WhichOneof("frame") != "batch":
+                return frame
+            self._ready = list(frame.batch.frames)
+        return self._ready.pop(0)
+
+
 async def read_to_the_end(stream: Any, seen: list[ServerFrame] | None = None) -> None:
     """Read a stream until it ends (EOF); with ``seen``, keep every frame."""
+    frames = Unbatched(stream)
     async with asyncio.timeout(WAIT):
-        while (frame := await stream.read()) is not grpc.aio.EOF:
+        while (frame := await frames.next()) is not grpc.aio.EOF:
             if seen is not None:
                 seen.append(frame)
 
@@ -352,9 +370,10 @@ async def test_a_frame_wrong_about_one_call_ends_that_call_only() -> None:
         await stream.write(ClientFrame(call=Call(call_id=7, get_task=types.GetTaskRequest(id="missing"))))
         await stream.write(ClientFrame(heartbeat=Heartbeat(count=1)))
         ends: dict[int, errors.A2AError | None] = {}
+        frames = Unbatched(stream)
         async with asyncio.timeout(WAIT):
             while len(ends) < 4:
-                frame = await stream.read()
+                frame = await frames.next()
                 if frame.WhichOneof("frame") == "end":
                     status = status_in(frame.end)
                     ends[frame.end.call_id] = from_status(status) if status.code else None
@@ -366,7 +385,7 @@ async def test_a_frame_wrong_about_one_call_ends_that_call_only() -> None:
             ClientFrame(call=Call(call_id=8, send_message=A2AClient.text_request("echo fine")))
         )
         async with asyncio.timeout(WAIT):
-            while (frame := await stream.read()).WhichOneof("frame") != "event":
+            while (frame := await frames.next()).WhichOneof("frame") != "event":
                 pass
         # A unary call's response ends it: one frame, marked last, no CallEnd after it.
         assert (frame.event.call_id, frame.event.seq, frame.event.last) == (8, 1, True)
@@ -577,9 +596,10 @@ async def test_chunks_that_do_not_make_a_call_end_that_call() -> None:
         other = ClientFrame(call=Call(call_id=9, get_task=types.GetTaskRequest(id="x"))).SerializeToString()
         await stream.write(ClientFrame(chunk=Chunk(call_id=4, data=other, last=True)))  # call 9's, sent as 4
         ends = {}
+        frames = Unbatched(stream)
         async with asyncio.timeout(WAIT):
             while len(ends) < 2:
-                frame = await stream.read()
+                frame = await frames.next()
                 if frame.WhichOneof("frame") == "end":
                     ends[frame.end.call_id] = from_status(status_in(frame.end))
         for call_id in (3, 4):
@@ -603,9 +623,10 @@ async def test_events_carry_their_number_in_the_tasks_event_log() -> None:
         await stream.write(ClientFrame(call=Call(call_id=1, send_streaming_message=slow)))
         events: dict[int, list[tuple[int, Any]]] = {1: [], 2: []}
         ended: set[int] = set()
+        frames = Unbatched(stream)
         async with asyncio.timeout(WAIT):
             while len(ended) < 2:
-                frame = await stream.read()
+                frame = await frames.next()
                 kind = frame.WhichOneof("frame")
                 if kind == "event":
                     event = frame.event
@@ -759,3 +780,34 @@ def test_event_bytes_are_what_protobuf_would_write(call_id: int, seq: int, last:
         parsed = ServerFrame.FromString(made).event
         assert (parsed.call_id, parsed.seq, parsed.last) == (call_id, seq, last)
     assert empty_pb2.Empty.DESCRIPTOR.full_name in PAYLOADS
+
+
+@ASYNC
+async def test_frames_ready_together_go_in_one_batch_within_the_frame_limit() -> None:
+    limit = 16 * 1024
+    async with (
+        serving(session=SessionSettings(max_frame_bytes=limit)) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stream = raw(channel)()
+        await stream.write(ClientFrame(hello=Hello(protocol_versions=["1.0"])))
+        await stream.read()
+        for call_id in range(1, 201):
+            echo = A2AClient.text_request(f"echo {call_id}")
+            await stream.write(ClientFrame(call=Call(call_id=call_id, send_message=echo)))
+        answered: dict[int, str] = {}
+        batches = 0
+        async with asyncio.timeout(WAIT):
+            while len(answered) < 200:
+                frame = await stream.read()
+                inner = list(frame.batch.frames) if frame.WhichOneof("frame") == "batch" else [frame]
+                if len(inner) > 1:
+                    batches += 1
+                    assert frame.ByteSize() <= limit + 16  # the batch's own few bytes of framing
+                for one in inner:
+                    if one.WhichOneof("frame") == "event":
+                        reply = one.event.send_message_response.task.artifacts[0].parts[0].text
+                        answered[one.event.call_id] = reply
+        stream.cancel()
+    assert answered == {n: f"echo {n}" for n in range(1, 201)}
+    assert batches >= 1  # 200 answers ready close together: some went out as batches

@@ -205,40 +205,48 @@ class Session(ClientOperations):
                     self._fail_all(errors.UnavailableError("the server ended the session"))
                     return
                 self._last_seen = loop.time()
-                kind = frame.WhichOneof("frame")
-                if kind == "event":
-                    event = frame.event
-                    pending = (
-                        self._calls.pop(event.call_id, None) if event.last else self._calls.get(event.call_id)
-                    )
-                    if pending is not None:
-                        if pending.frames.qsize() >= self._flood_limit:
-                            # More than the credit it was given: a server that ignores flow
-                            # control would grow this queue without bound. The session ends.
-                            self._fail_all(
-                                errors.InvalidAgentResponseError(
-                                    "the server sent more events than the credit it was given"
-                                )
-                            )
-                            self._connection.cancel()
+                if frame.WhichOneof("frame") == "batch":  # frames sent together: each as if alone
+                    for inner in frame.batch.frames:
+                        if not await self._handle(inner):
                             return
-                        pending.frames.put_nowait((event, 1, frame.ByteSize()))
-                        if event.last:  # the call ends with it, OK
-                            pending.frames.put_nowait((CallEnd(call_id=event.call_id), 0, 0))
-                    else:  # a call we left: its credit is still owed to the session
-                        await self._taken(None, frame.ByteSize())
-                elif kind == "chunk":
-                    await self._join(frame.chunk, frame.ByteSize())
-                elif kind == "end":
-                    pending = self._calls.pop(frame.end.call_id, None)
-                    if pending is not None:
-                        pending.frames.put_nowait((frame.end, 0, 0))
-                elif kind == "goodbye":
-                    log.info("session %s: the server said goodbye: %s", self.session_id, frame.goodbye.reason)
+                elif not await self._handle(frame):
+                    return
         except grpc.RpcError as exc:
             self._fail_all(from_rpc_error(exc))
         except asyncio.CancelledError:
             raise
+
+    async def _handle(self, frame: ServerFrame) -> bool:
+        """Act on one frame from the server; False when the session must end (a flood)."""
+        kind = frame.WhichOneof("frame")
+        if kind == "event":
+            event = frame.event
+            pending = self._calls.pop(event.call_id, None) if event.last else self._calls.get(event.call_id)
+            if pending is None:  # a call we left: its credit is still owed to the session
+                await self._taken(None, frame.ByteSize())
+                return True
+            if pending.frames.qsize() >= self._flood_limit:
+                # More than the credit it was given: a server that ignores flow control would
+                # grow this queue without bound. The session ends.
+                self._fail_all(
+                    errors.InvalidAgentResponseError(
+                        "the server sent more events than the credit it was given"
+                    )
+                )
+                self._connection.cancel()
+                return False
+            pending.frames.put_nowait((event, 1, frame.ByteSize()))
+            if event.last:  # the call ends with it, OK
+                pending.frames.put_nowait((CallEnd(call_id=event.call_id), 0, 0))
+        elif kind == "chunk":
+            await self._join(frame.chunk, frame.ByteSize())
+        elif kind == "end":
+            ended = self._calls.pop(frame.end.call_id, None)
+            if ended is not None:
+                ended.frames.put_nowait((frame.end, 0, 0))
+        elif kind == "goodbye":
+            log.info("session %s: the server said goodbye: %s", self.session_id, frame.goodbye.reason)
+        return True
 
     async def _heartbeats(self) -> None:
         assert self.welcome is not None

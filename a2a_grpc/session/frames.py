@@ -50,6 +50,7 @@ __all__ = [
     "Skill",
     "Welcome",
     "Window",
+    "batch_bytes",
     "call_field",
     "end_of",
     "event_bytes",
@@ -160,6 +161,16 @@ def event_bytes(call_id: int, seq: int, message: Message, *, last: bool = False)
         event += _LAST_TRUE
     event += _PAYLOAD_TAGS[message.DESCRIPTOR.full_name] + _varint(len(body)) + body
     return _EVENT_TAG + _varint(len(event)) + event
+
+
+_BATCH_TAG = _varint(ServerFrame.DESCRIPTOR.fields_by_name["batch"].number << 3 | 2)
+_BATCH_ITEM_TAG = _varint(pb.Batch.DESCRIPTOR.fields_by_name["frames"].number << 3 | 2)
+
+
+def batch_bytes(frames: list[bytes]) -> bytes:
+    """The serialized ServerFrame holding the serialized ``frames`` as one Batch, in order."""
+    body = b"".join(_BATCH_ITEM_TAG + _varint(len(frame)) + frame for frame in frames)
+    return _BATCH_TAG + _varint(len(body)) + body
 
 
 def serialize(frame: ServerFrame | bytes) -> bytes:

@@ -37,6 +37,7 @@ from a2a_grpc.session.frames import (
     Goodbye,
     Heartbeat,
     ServerFrame,
+    batch_bytes,
     end_of,
     event_bytes,
     pieces,
@@ -49,6 +50,8 @@ __all__ = ["ServerSession", "SessionHost"]
 
 log = logging.getLogger("a2a_grpc.session")
 
+MAX_BATCH = 256
+"""Frames sent in one write at most."""
 _CANCELLED = status_pb2.Status(code=grpc.StatusCode.CANCELLED.value[0], message="the call was canceled")
 
 
@@ -400,8 +403,34 @@ class ServerSession:
     # -- writing, beating, ending ------------------------------------------------------------------
 
     async def _write(self) -> None:
-        while (frame := await self._out.get()) is not None:
-            await self.context.write(frame)
+        """Send the queued frames in order. What is ready at once goes in one write, as a Batch of
+        up to the frame limit (a write into grpc costs more than the frame it carries)."""
+        out, write, limit = self._out, self.context.write, self._max_frame
+        carry: ServerFrame | bytes | None = None
+        while True:
+            frame = carry if carry is not None else await out.get()
+            carry = None
+            if frame is None:  # the end
+                return
+            if out.empty():
+                await write(frame)
+                continue
+            ready = [serialize(frame)]
+            size, ended = len(ready[0]), False
+            while not out.empty() and len(ready) < MAX_BATCH:
+                following = out.get_nowait()
+                if following is None:
+                    ended = True
+                    break
+                data = serialize(following)
+                if size + len(data) > limit:
+                    carry = following  # the next write's first frame
+                    break
+                ready.append(data)
+                size += len(data)
+            await write(ready[0] if len(ready) == 1 else batch_bytes(ready))
+            if ended:
+                return
 
     async def _heartbeats(self) -> None:
         """Beat every interval; return when the peer has been silent for ``missed`` intervals."""
