@@ -106,7 +106,8 @@ class _Idle:
     async def _read(self) -> None:
         with contextlib.suppress(grpc.RpcError):
             while (frame := await self.stream.read()) is not grpc.aio.EOF:
-                self.heartbeats += frame.WhichOneof("frame") == "heartbeat"
+                inner = frame.batch.frames if frame.WhichOneof("frame") == "batch" else [frame]
+                self.heartbeats += sum(one.WhichOneof("frame") == "heartbeat" for one in inner)
 
     async def close(self) -> None:
         for task in self.tasks:
