@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import logging
 import re
 import time
@@ -75,24 +74,16 @@ def checked(operation: F) -> F:
     The check runs when the operation is called, before its coroutine or generator exists, so a
     refused call raises where it is made.
     """
-    if inspect.isasyncgenfunction(operation):
 
-        @functools.wraps(operation)
-        def stream(self: RequestHandler, request: Any, call: CallContext) -> Any:
-            self.check_call(call)
-            check_identifiers(request)
-            return operation(self, request, call)
-
-        return cast(F, stream)
-
-    # A plain function returning the operation's coroutine: no second coroutine frame per call.
+    # A plain function returning the operation's coroutine or async generator: no second frame
+    # per call, and the same wrapper for both kinds.
     @functools.wraps(operation)
-    def unary(self: RequestHandler, request: Any, call: CallContext) -> Any:
+    def call_checked(self: RequestHandler, request: Any, call: CallContext) -> Any:
         self.check_call(call)
         check_identifiers(request)
         return operation(self, request, call)
 
-    return cast(F, unary)
+    return cast(F, call_checked)
 
 
 class RequestHandler:

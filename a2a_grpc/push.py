@@ -39,12 +39,12 @@ import httpx
 from google.protobuf import json_format
 
 from a2a_grpc import types
+from a2a_grpc.security.redact import redact_url
 from a2a_grpc.security.webhooks import (
     SIGNATURE_HEADER,
     WebhookPolicy,
     WebhookRefusedError,
     WebhookResolveError,
-    redact_url,
     sign,
 )
 

@@ -20,12 +20,12 @@ from a2a_grpc.client import A2AClient
 from a2a_grpc.push import PushNotifier, PushStats
 from a2a_grpc.security import webhooks
 from a2a_grpc.security.addresses import literal_address
+from a2a_grpc.security.redact import redact_url
 from a2a_grpc.security.webhooks import (
     SIGNATURE_HEADER,
     WebhookPolicy,
     WebhookRefusedError,
     WebhookResolveError,
-    redact_url,
     sign,
     verify_signature,
 )

@@ -2,6 +2,8 @@
 
 * :func:`redact_userinfo` and :func:`scrub_urls`: a URL's ``user:password@`` is a credential; a URL
   shown in an error or a log line is shown without it (spec 13.4: logs must not hold credentials).
+* :func:`redact_url`: a webhook URL in a log line is ``scheme://host[:port]`` only (its path and
+  query may be its secret).
 * :func:`without_credentials`: push notification configs are answered (Create, Get, List) with
   their ``authentication.scheme`` but ``authentication.credentials`` set to the empty string. The
   credentials are the webhook receiver's secret, given once by the client that registered the
@@ -21,7 +23,7 @@ from google.protobuf.message import Message
 
 from a2a_grpc import types
 
-__all__ = ["redact_userinfo", "scrub_urls", "split_userinfo", "without_credentials"]
+__all__ = ["redact_url", "redact_userinfo", "scrub_urls", "split_userinfo", "without_credentials"]
 
 M = TypeVar("M", bound=Message)
 
@@ -88,3 +90,30 @@ def without_credentials(answer: M) -> M:
             _blank(config)
         return page  # type: ignore[return-value]
     return answer
+
+
+# -- webhook URLs in logs ----------------------------------------------------------------------
+
+_LOGGABLE_HOST = re.compile(r"[A-Za-z0-9._:\[\]-]+")
+
+
+def redact_url(url: str) -> str:
+    """``url`` for logs: ``scheme://host[:port]``, then ``/…`` if it had a path or query.
+
+    User info, path and query are dropped: secrets live there (chat webhooks carry their token in the
+    path). Never raises; an unreadable URL is ``<unparsable url>``.
+    """
+    if any(c < " " or c == "\x7f" for c in url):  # urlsplit drops some silently: not what was given
+        return "<unparsable url>"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<unparsable url>"
+    if not parts.scheme.isalpha() or not host or not _LOGGABLE_HOST.fullmatch(host):
+        return "<unparsable url>"
+    if ":" in host:
+        host = f"[{host}]"
+    shown = f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None else "")
+    return shown + ("/…" if parts.path.strip("/") or parts.query or parts.fragment else "")

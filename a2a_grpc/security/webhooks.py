@@ -31,13 +31,13 @@ import ipaddress
 import math
 import re
 import socket
-import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 from a2a_grpc import errors
 from a2a_grpc.security.addresses import IPAddress, forbidden, literal_address, looks_numeric
+from a2a_grpc.security.redact import redact_url
 from a2a_grpc.security.signatures import SIGNATURE_HEADER, sign, verify_signature
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
     "WebhookRefusedError",
     "WebhookResolveError",
     "forbidden",
-    "redact_url",
     "sign",
     "system_resolver",
     "verify_signature",
@@ -329,30 +328,3 @@ def _split_authority(authority: str) -> tuple[str, str | None]:
     if not host:
         raise WebhookRefusedError("has no host")
     return host.lower(), port if colon else None
-
-
-# -- logs ----------------------------------------------------------------------------------------------
-
-_LOGGABLE_HOST: Final = re.compile(r"[A-Za-z0-9._:\[\]-]+")
-
-
-def redact_url(url: str) -> str:
-    """``url`` for logs: ``scheme://host[:port]``, then ``/…`` if it had a path or query.
-
-    User info, path and query are dropped: secrets live there (chat webhooks carry their token in the
-    path). Never raises; an unreadable URL is ``<unparsable url>``.
-    """
-    if any(c < " " or c == "\x7f" for c in url):  # urlsplit drops some silently: not what was given
-        return "<unparsable url>"
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "<unparsable url>"
-    if not parts.scheme.isalpha() or not host or not _LOGGABLE_HOST.fullmatch(host):
-        return "<unparsable url>"
-    if ":" in host:
-        host = f"[{host}]"
-    shown = f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None else "")
-    return shown + ("/…" if parts.path.strip("/") or parts.query or parts.fragment else "")

@@ -374,8 +374,7 @@ class Session(ClientOperations):
 
     async def _cancel(self, call_id: int) -> None:
         if self._calls.pop(call_id, None) is not None:
-            with contextlib.suppress(errors.A2AError):
-                await self._send(ClientFrame(cancel=CancelCall(call_id=call_id)))
+            await self._cancel_sent(call_id)
 
     async def _unary(
         self,
@@ -408,7 +407,7 @@ class Session(ClientOperations):
             await asyncio.shield(self._cancel(call_id))
             raise
 
-    async def _stream_call(
+    async def _stream(
         self,
         name: str,
         request: Message,
@@ -437,15 +436,6 @@ class Session(ClientOperations):
         finally:
             if not finished:  # the reader left early, or failed: this call ends, no other
                 await asyncio.shield(self._cancel(call_id))
-
-    def _stream(
-        self,
-        name: str,
-        request: Message,
-        timeout: float | None,
-        metadata: Sequence[tuple[str, str | bytes]] | None,
-    ) -> AsyncIterator[types.StreamResponse]:
-        return self._stream_call(name, request, timeout, metadata)
 
 
 def session_interface(card: types.AgentCard) -> types.AgentInterface | None:

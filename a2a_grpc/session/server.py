@@ -97,6 +97,7 @@ class ServerSession:
         self._calls: dict[int, asyncio.Task[None]] = {}
         self._joining: dict[int, bytearray | None] = {}  # chunks of call frames; None: refused
         self._credits: dict[int, Account] = {}
+        self._ends: set[asyncio.Task[None]] = set()  # CallEnds of calls that never started, queueing
         self._window = settings.window
         self._session_credit = Account(settings.session_frames, settings.session_bytes)
         self._out: asyncio.Queue[ServerFrame | bytes | None] = asyncio.Queue(maxsize=settings.session_frames)
@@ -320,7 +321,9 @@ class ServerSession:
     def _end(self, call_id: int, exc: BaseException) -> None:
         """End a call that never started: its CallEnd goes out without blocking the reader."""
         frame = end_of(call_id, status_of(exc))
-        asyncio.get_running_loop().create_task(self._out.put(frame))
+        task = asyncio.get_running_loop().create_task(self._out.put(frame))
+        self._ends.add(task)  # held until it is done: the loop keeps only a weak reference
+        task.add_done_callback(self._ends.discard)
 
     # -- running a call ---------------------------------------------------------------------------
 
@@ -463,6 +466,8 @@ class ServerSession:
         done, _ = await asyncio.wait({writer}, timeout=5.0)
         if not done:
             writer.cancel()
+        for task in list(self._ends):  # CallEnds the writer never took: no one reads them now
+            task.cancel()
         await asyncio.wait({writer, *others}, timeout=5.0)
         log.info("session %s closed", self.session_id)
 
