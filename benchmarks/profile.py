@@ -2,7 +2,8 @@
 
 It starts one ``benchmarks.serve`` server (default: ours, memory store) pinned to
 core 0, drives it with the benchmarks' own load generator (SendMessage echo, or
-the streaming request with ``--stream``) from core 1, and profiles the server:
+the streaming request with ``--stream``; every worker's calls over ONE session
+with ``--session``) from core 1, and profiles the server:
 
 * ``--tool py-spy`` samples the running server from outside (``py-spy record
   --nonblocking``: the server is never paused) and reports, per function, the
@@ -31,7 +32,7 @@ from benchmarks.payload import grpc_send_request
 from benchmarks.serve import pin_to_cpu
 from benchmarks.servers import CLIENT_CPU, SERVER_CPU, Endpoint, ServerSet, python_module
 from benchmarks.workload import stream_text
-from benchmarks.workloads import GrpcStream, GrpcUnary
+from benchmarks.workloads import GrpcStream, GrpcUnary, SessionStream, SessionUnary
 
 __all__ = ["main"]
 
@@ -139,12 +140,18 @@ async def _run(args: argparse.Namespace, workdir: Path) -> str:
             ),
         )
         endpoint = Endpoint(HOST, [server], grpc_port=int(server.info["port"]))
+        workload: GrpcUnary | GrpcStream | SessionUnary | SessionStream
+        target = endpoint.grpc_target
         if args.stream:
-            workload: GrpcUnary | GrpcStream = GrpcStream(
-                endpoint.grpc_target, grpc_send_request(stream_text(args.stream)), args.stream
-            )
+            request = grpc_send_request(stream_text(args.stream))
+            if args.session:
+                workload = SessionStream(target, request, args.stream)
+            else:
+                workload = GrpcStream(target, request, args.stream)
+        elif args.session:
+            workload = SessionUnary(target, grpc_send_request())
         else:
-            workload = GrpcUnary(endpoint.grpc_target, grpc_send_request())
+            workload = GrpcUnary(target, grpc_send_request())
         spy: asyncio.Task[int] | None = None
         if args.tool == "py-spy":
             command = [args.py_spy, "record", "--pid", str(server.pid), "--duration", str(int(args.seconds))]
@@ -203,8 +210,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="profiled seconds (default: 15)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before profiling (default: 2)")
     parser.add_argument("--stream", type=int, default=0, metavar="N", help="profile streaming with N events")
+    parser.add_argument(
+        "--session", action="store_true", help="every worker's calls over one session (ours only)"
+    )
     parser.add_argument("--top", type=int, default=25, help="functions to list (default: 25)")
     args = parser.parse_args(argv)
+    if args.session and args.server != "ours":
+        parser.error("--session profiles our server only (the others have no session binding)")
     if args.tool == "py-spy" and shutil.which(args.py_spy) is None:
         print(
             f"python -m benchmarks.profile: error: py-spy not found ({args.py_spy}); pip install py-spy",

@@ -21,7 +21,9 @@ from a2a_grpc.session.frames import (
     CallEvent,
     CancelCall,
     Chunk,
+    ClientBatch,
     ClientFrame,
+    Goodbye,
     Heartbeat,
     Hello,
     ServerFrame,
@@ -337,6 +339,12 @@ async def test_a_malformed_session_ends_with_a_clear_status_and_the_server_keeps
                 (welcome_first, ClientFrame(call=Call(call_id=0, get_task=lookup))),
                 "call_id 0",
             ),
+            (
+                (welcome_first, ClientFrame(batch=ClientBatch(frames=[ClientFrame(batch=ClientBatch())]))),
+                "a batch holds no batch",
+            ),
+            ((welcome_first, ClientFrame(batch=ClientBatch(frames=[welcome_first]))), "one Hello"),
+            ((ClientFrame(batch=ClientBatch(frames=[welcome_first])),), "opens with a Hello"),
         ]
         for frames, problem in cases:
             error = await _refusal(server, *frames)
@@ -391,6 +399,90 @@ async def test_a_frame_wrong_about_one_call_ends_that_call_only() -> None:
         assert (frame.event.call_id, frame.event.seq, frame.event.last) == (8, 1, True)
         assert frame.event.send_message_response.task.artifacts[0].parts[0].text == "echo fine"
         stream.cancel()
+
+
+@ASYNC
+async def test_a_client_batch_is_read_as_the_frames_it_holds_in_order() -> None:
+    """Calls, a cancel for a call that is not running and a heartbeat sent as one ClientBatch: each
+    acts as if it had come alone; a Goodbye inside a batch ends the session there."""
+    async with serving() as server, grpc.aio.insecure_channel(server.address) as channel:
+        stream = raw(channel)()
+        await stream.write(ClientFrame(hello=Hello(protocol_versions=["1.0"])))
+        assert (await stream.read()).WhichOneof("frame") == "welcome"
+        calls = [
+            ClientFrame(call=Call(call_id=i, send_message=A2AClient.text_request(f"echo {i}")))
+            for i in range(1, 41)
+        ]
+        extra = [ClientFrame(cancel=CancelCall(call_id=77)), ClientFrame(heartbeat=Heartbeat(count=1))]
+        await stream.write(ClientFrame(batch=ClientBatch(frames=calls + extra)))
+        answers: dict[int, str] = {}
+        ends: dict[int, str] = {}
+        frames = Unbatched(stream)
+        async with asyncio.timeout(WAIT):
+            while len(answers) < 40 or 77 not in ends:
+                frame = await frames.next()
+                if frame.WhichOneof("frame") == "event":
+                    task = frame.event.send_message_response.task
+                    answers[frame.event.call_id] = task.artifacts[0].parts[0].text
+                elif frame.WhichOneof("frame") == "end":
+                    ends[frame.end.call_id] = status_in(frame.end).message
+        assert answers == {i: f"echo {i}" for i in range(1, 41)}
+        assert "no call 77 is running" in ends[77]
+        late = ClientFrame(call=Call(call_id=99, send_message=A2AClient.text_request("echo never")))
+        await stream.write(ClientFrame(batch=ClientBatch(frames=[ClientFrame(goodbye=Goodbye()), late])))
+        seen: list[ServerFrame] = []
+        await read_to_the_end(stream, seen)  # the server ends the stream, OK
+        assert not [f for f in seen if f.WhichOneof("frame") == "event" and f.event.call_id == 99]
+
+
+@ASYNC
+async def test_calls_started_together_leave_the_client_in_one_batch() -> None:
+    """The client's writer sends what is queued together as one ClientBatch: 50 calls started at
+    once reach the server in far fewer messages than 50."""
+    server = grpc.aio.server()
+    received: list[ClientFrame] = []
+
+    async def answer_every_call(requests: Any, context: Any) -> None:
+        welcome = Welcome(
+            session_id="s", protocol_version="1.0", missed_heartbeats=3, max_frame_bytes=1 << 20
+        )
+        welcome.heartbeat_interval.FromSeconds(10)
+        welcome.window.CopyFrom(
+            negotiate(Hello(protocol_versions=["1.0"]), SessionSettings(), types.AgentCard()).window
+        )
+        async for frame in requests:
+            received.append(frame)
+            if frame.WhichOneof("frame") == "hello":
+                await context.write(ServerFrame(welcome=welcome))
+            inner = frame.batch.frames if frame.WhichOneof("frame") == "batch" else [frame]
+            for one in inner:
+                if one.WhichOneof("frame") == "call":
+                    event = CallEvent(call_id=one.call.call_id, seq=1, last=True)
+                    event.task.id = one.call.get_task.id
+                    await context.write(ServerFrame(event=event))
+
+    handler = grpc.stream_stream_rpc_method_handler(
+        answer_every_call,
+        request_deserializer=ClientFrame.FromString,
+        response_serializer=ServerFrame.SerializeToString,
+    )
+    server.add_generic_rpc_handlers((fake_session_service(handler),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with A2AClient(f"127.0.0.1:{port}", timeout=WAIT) as client, client.session() as session:
+            tasks = await asyncio.gather(*(session.get_task(f"t{i}") for i in range(50)))
+        assert [t.id for t in tasks] == [f"t{i}" for i in range(50)]
+        batches = [f for f in received if f.WhichOneof("frame") == "batch"]
+        assert batches
+        assert len(batches[0].batch.frames) > 1
+        calls = sum(f.WhichOneof("frame") == "call" for b in batches for f in b.batch.frames) + sum(
+            f.WhichOneof("frame") == "call" for f in received
+        )
+        assert calls == 50
+        assert len(received) < 10  # a Hello, the batch(es), a Goodbye
+    finally:
+        await server.stop(0)
 
 
 # --- heartbeats and dead peers --------------------------------------------------------------------
@@ -571,6 +663,32 @@ async def test_frames_over_the_limit_travel_in_chunks_byte_exact_both_ways(limit
         assert chunks == [f"echo {text}"]
         small = await session.send_message(A2AClient.text_request("echo small"))
         assert small.task.artifacts[0].parts[0].text == "echo small"
+
+
+@ASYNC
+async def test_a_frame_larger_than_the_calls_byte_window_still_arrives() -> None:
+    """A response chunked into more bytes than the call's window: the client gives each chunk's
+    credit back as it joins it, so the server never waits for credit only the end would bring."""
+    settings = SessionSettings(max_frame_bytes=16 * 1024, call_bytes=48 * 1024, session_bytes=64 * 1024)
+    text = "w" * 300_000
+    async with (
+        serving(session=settings) as server,
+        A2AClient(server.address, timeout=WAIT) as client,
+        client.session(max_frame_bytes=16 * 1024) as session,
+    ):
+        assert session.welcome is not None
+        assert session.welcome.window.call_bytes == 48 * 1024
+        reply = await session.send_message(A2AClient.text_request(f"echo {text}"), timeout=WAIT)
+        assert reply.task.artifacts[0].parts[0].text == f"echo {text}"
+        streamed = [
+            e
+            async for e in session.send_streaming_message(
+                A2AClient.text_request(f"echo {text}"), timeout=WAIT
+            )
+        ]
+        assert [
+            e.artifact_update.artifact.parts[0].text for e in streamed if e.HasField("artifact_update")
+        ] == [f"echo {text}"]
 
 
 @ASYNC

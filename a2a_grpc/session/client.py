@@ -14,6 +14,7 @@ them). Closing a streaming call's iterator early cancels that call (CancelCall),
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -30,8 +31,11 @@ from a2a_grpc.client import with_tenant
 from a2a_grpc.service import SUPPORTED_VERSIONS
 from a2a_grpc.session.credit import Ledger
 from a2a_grpc.session.frames import (
+    BATCH_OVERHEAD,
     BINDING_URI,
     CONNECT,
+    MAX_BATCH,
+    MAX_BATCH_BYTES,
     Call,
     CallEnd,
     CallEvent,
@@ -45,8 +49,10 @@ from a2a_grpc.session.frames import (
     ServerFrame,
     Skill,
     Welcome,
+    batch_bytes,
     call_field,
     pieces,
+    serialize,
     status_in,
 )
 from a2a_grpc.status import from_rpc_error, from_status
@@ -55,6 +61,8 @@ __all__ = ["Session", "SessionOptions", "connect", "session_interface"]
 
 log = logging.getLogger("a2a_grpc.session")
 MiB = 1024 * 1024
+CLOSE_FLUSH_SECONDS = 5.0
+"""How long closing waits for the frames queued before the Goodbye to be sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +111,8 @@ class _Pending:
         self.frames: asyncio.Queue[tuple[CallEvent | CallEnd | BaseException, int, int]] = asyncio.Queue()
         """(frame, frames it came in, bytes they took): what the reader handed over, in order."""
         self.ledger = ledger
-        self.joining: tuple[bytearray, int, int] | None = None
-        """The chunks of a CallEvent frame so far: (bytes, chunk frames, their sizes)."""
+        self.joining: bytearray | None = None
+        """The data of a CallEvent frame's chunks so far."""
 
 
 class Session(ClientOperations):
@@ -122,7 +130,14 @@ class Session(ClientOperations):
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: errors.A2AError | None = None
         self._last_seen = 0.0
-        self._write_lock = asyncio.Lock()
+        self._outbox: collections.deque[bytes] = collections.deque()
+        """Serialized frames the writer task has not sent yet."""
+        self._outbox_bytes = 0
+        self._outbox_limit = 2 * MiB
+        self._queued = asyncio.Event()  # the outbox has frames for the writer
+        self._room = asyncio.Event()  # the outbox holds no more than its limit
+        self._room.set()
+        self._closing = False
         self._session_ledger = Ledger(1, 1)
         self._flood_limit = 1 << 30
 
@@ -131,7 +146,7 @@ class Session(ClientOperations):
     async def open(self) -> Session:
         stub = self._channel.stream_stream(
             CONNECT,
-            request_serializer=ClientFrame.SerializeToString,
+            request_serializer=serialize,
             response_deserializer=ServerFrame.FromString,
         )
         self._connection = stub()
@@ -155,20 +170,29 @@ class Session(ClientOperations):
         window = self.welcome.window
         self._session_ledger = Ledger(window.session_frames, window.session_bytes)
         self._flood_limit = max(window.call_frames, 1) * 2 + 2
+        # A large call's chunks wait while two frame limits' worth are queued: memory stays bounded.
+        self._outbox_limit = 2 * max(self.welcome.max_frame_bytes, 64 * 1024)
         loop = asyncio.get_running_loop()
         self._last_seen = loop.time()
-        self._tasks = [loop.create_task(self._read()), loop.create_task(self._heartbeats())]
+        self._tasks = [
+            loop.create_task(self._read()),
+            loop.create_task(self._heartbeats()),
+            loop.create_task(self._write()),
+        ]
         return self
 
     async def close(self) -> None:
-        """Say Goodbye, end the stream, end every call still waiting (UnavailableError)."""
+        """Say Goodbye (after every frame queued before it), end the stream, end every call still
+        waiting (UnavailableError)."""
         if self._connection is None:
             return
-        stream, self._connection = self._connection, None
         with contextlib.suppress(Exception):
-            async with self._write_lock:
-                await stream.write(ClientFrame(goodbye=Goodbye(reason="the client closed the session")))
-                await stream.done_writing()
+            await self._send(ClientFrame(goodbye=Goodbye(reason="the client closed the session")))
+        self._closing = True
+        self._queued.set()
+        stream, self._connection = self._connection, None
+        writer = self._tasks[-1]
+        await asyncio.wait({writer}, timeout=CLOSE_FLUSH_SECONDS)  # it half-closes once all is sent
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -188,13 +212,62 @@ class Session(ClientOperations):
     # -- frames --------------------------------------------------------------------------------------
 
     async def _send(self, frame: ClientFrame) -> None:
+        """Queue ``frame`` for the writer task. It returns at once unless the queue holds more than
+        its limit (a large call's chunks), then once the writer has made room."""
         if self._connection is None or self._failure is not None:
             raise self._failure or errors.UnavailableError("the session is closed")
-        async with self._write_lock:
-            try:
-                await self._connection.write(frame)
-            except (grpc.RpcError, asyncio.InvalidStateError) as exc:
-                raise errors.UnavailableError(f"the session's stream failed: {type(exc).__name__}") from None
+        # Always through the writer task, even when it is idle: the frames of other calls started
+        # meanwhile join the same write (writing here at once measured 25 % fewer calls at c=16,
+        # as the server reads each frame alone, and 14 % more at c=1).
+        data = frame.SerializeToString()
+        self._outbox.append(data)
+        self._outbox_bytes += len(data)
+        self._queued.set()
+        if self._outbox_bytes > self._outbox_limit:
+            self._room.clear()
+            await self._room.wait()
+            if self._failure is not None:
+                raise self._failure
+
+    async def _write(self) -> None:
+        """Send the queued frames in order; what is queued together goes in one write, as a
+        ClientBatch within the frame limit (a write into grpc costs the server a read, whatever it
+        carries). Half-closes the stream once closing and everything is sent."""
+        assert self.welcome is not None
+        outbox, connection = self._outbox, self._connection
+        limit = min(self.welcome.max_frame_bytes, MAX_BATCH_BYTES)
+        try:
+            while True:
+                if not outbox:
+                    if self._closing:
+                        await connection.done_writing()
+                        return
+                    self._queued.clear()
+                    await self._queued.wait()
+                    continue
+                ready = [outbox.popleft()]
+                size = len(ready[0])
+                batched = BATCH_OVERHEAD + size
+                while outbox and len(ready) < MAX_BATCH:
+                    if batched + len(outbox[0]) + BATCH_OVERHEAD > limit:
+                        break
+                    data = outbox.popleft()
+                    ready.append(data)
+                    size += len(data)
+                    batched += len(data) + BATCH_OVERHEAD
+                await connection.write(ready[0] if len(ready) == 1 else batch_bytes(ready))
+                self._outbox_bytes -= size
+                if self._outbox_bytes <= self._outbox_limit:
+                    self._room.set()
+        except (grpc.RpcError, asyncio.InvalidStateError) as exc:
+            self._failed_writing(exc)
+        finally:
+            self._room.set()  # a sender waiting for room finds the failure, or the session closed
+
+    def _failed_writing(self, exc: BaseException) -> None:
+        self._fail_all(errors.UnavailableError(f"the session's stream failed: {type(exc).__name__}"))
+        if self._connection is not None:
+            self._connection.cancel()
 
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
@@ -271,14 +344,17 @@ class Session(ClientOperations):
 
     async def _join(self, chunk: Any, size: int) -> None:
         """One chunk of a CallEvent frame larger than the frame limit: the joined frame is handed
-        over as one event, owing the credit of all its chunks."""
+        over as one event. Each chunk's credit goes back as it is joined (the join is bounded by
+        ``max_joined_bytes``): a frame larger than the call's byte window must not wait for credit
+        that only its own end would give back."""
         pending = self._calls.get(chunk.call_id)
         if pending is None:
             await self._taken(None, size)
             return
-        data, frames, sizes = pending.joining or (bytearray(), 0, 0)
+        data = pending.joining if pending.joining is not None else bytearray()
         data += chunk.data
-        pending.joining = (data, frames + 1, sizes + size)
+        pending.joining = data
+        await self._taken((chunk.call_id, pending), size)
         if len(data) > self.options.max_joined_bytes:
             self._calls.pop(chunk.call_id, None)
             limit = self.options.max_joined_bytes
@@ -297,7 +373,7 @@ class Session(ClientOperations):
             error = errors.InvalidAgentResponseError("a call's chunks do not make one of its CallEvents")
             pending.frames.put_nowait((error, 0, 0))
             return
-        pending.frames.put_nowait((frame.event, frames + 1, sizes + size))
+        pending.frames.put_nowait((frame.event, 0, 0))  # its chunks' credit is given back already
         if frame.event.last:  # the call ends with it, OK
             self._calls.pop(chunk.call_id, None)
             pending.frames.put_nowait((CallEnd(call_id=chunk.call_id), 0, 0))
@@ -352,7 +428,7 @@ class Session(ClientOperations):
             item, frames, size = await pending.frames.get()
         if isinstance(item, BaseException):
             raise item
-        if isinstance(item, CallEvent):
+        if frames:  # a CallEvent that came whole (a joined one gave its credit back as it came)
             await self._taken((call_id, pending), size, frames)
         return item
 

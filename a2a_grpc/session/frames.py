@@ -17,6 +17,7 @@ from a2a_grpc._gen.a2a_grpc.session.v1.session_pb2 import (
     CallEvent,
     CancelCall,
     Chunk,
+    ClientBatch,
     ClientFrame,
     Credit,
     Goodbye,
@@ -30,10 +31,13 @@ from a2a_grpc._gen.a2a_grpc.session.v1.session_pb2 import (
 from a2a_grpc.service import METHODS, Method
 
 __all__ = [
+    "BATCH_OVERHEAD",
     "BINDING_URI",
     "CALLS",
     "CHUNK_OVERHEAD",
     "CONNECT",
+    "MAX_BATCH",
+    "MAX_BATCH_BYTES",
     "PAYLOADS",
     "SESSION_SERVICE",
     "Call",
@@ -41,6 +45,7 @@ __all__ = [
     "CallEvent",
     "CancelCall",
     "Chunk",
+    "ClientBatch",
     "ClientFrame",
     "Credit",
     "Goodbye",
@@ -163,18 +168,43 @@ def event_bytes(call_id: int, seq: int, message: Message, *, last: bool = False)
     return _EVENT_TAG + _varint(len(event)) + event
 
 
-_BATCH_TAG = _varint(ServerFrame.DESCRIPTOR.fields_by_name["batch"].number << 3 | 2)
-_BATCH_ITEM_TAG = _varint(pb.Batch.DESCRIPTOR.fields_by_name["frames"].number << 3 | 2)
+MAX_BATCH = 256
+"""Frames sent in one batch at most."""
+MAX_BATCH_BYTES = 256 * 1024
+"""Bytes of frames joined into one batch at most (and never beyond the frame limit): enough to
+make a write's own cost small, without copying megabytes of large frames into a batch."""
+BATCH_OVERHEAD = 6
+"""Bytes a batch adds around each frame it holds, and around itself, at most (a tag, a length up to
+2^32): a writer keeps ``frames + overhead`` within the frame limit."""
+
+
+def _batch_tags() -> tuple[bytes, bytes]:
+    tags = {
+        (
+            _varint(frame.DESCRIPTOR.fields_by_name["batch"].number << 3 | 2),
+            _varint(batch.DESCRIPTOR.fields_by_name["frames"].number << 3 | 2),
+        )
+        for frame, batch in ((ServerFrame, pb.Batch), (ClientFrame, ClientBatch))
+    }
+    if len(tags) != 1:
+        raise RuntimeError("session.proto's ServerFrame.batch and ClientFrame.batch must be numbered alike")
+    return tags.pop()
+
+
+_BATCH_TAG, _BATCH_ITEM_TAG = _batch_tags()
 
 
 def batch_bytes(frames: list[bytes]) -> bytes:
-    """The serialized ServerFrame holding the serialized ``frames`` as one Batch, in order."""
+    """The serialized frame holding the serialized ``frames`` as one batch, in order: a
+    ServerFrame's Batch of ServerFrames, or a ClientFrame's ClientBatch of ClientFrames (the two
+    are numbered alike, so their bytes are written the same way)."""
     body = b"".join(_BATCH_ITEM_TAG + _varint(len(frame)) + frame for frame in frames)
     return _BATCH_TAG + _varint(len(body)) + body
 
 
-def serialize(frame: ServerFrame | bytes) -> bytes:
-    """What a Connect stream writes: a frame, or one already serialized (:func:`event_bytes`)."""
+def serialize(frame: Message | bytes) -> bytes:
+    """What a Connect stream writes, either way: a frame, or one already serialized
+    (:func:`event_bytes`, :func:`batch_bytes`)."""
     return frame if isinstance(frame, bytes) else frame.SerializeToString()
 
 

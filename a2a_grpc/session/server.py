@@ -30,7 +30,10 @@ from a2a_grpc.security.authentication import Authentication
 from a2a_grpc.service import CallContext, EventCursor, Service, deadline_after, parse_extensions
 from a2a_grpc.session.credit import Account
 from a2a_grpc.session.frames import (
+    BATCH_OVERHEAD,
     CALLS,
+    MAX_BATCH,
+    MAX_BATCH_BYTES,
     SESSION_SERVICE,
     Chunk,
     ClientFrame,
@@ -50,8 +53,6 @@ __all__ = ["ServerSession", "SessionHost"]
 
 log = logging.getLogger("a2a_grpc.session")
 
-MAX_BATCH = 256
-"""Frames sent in one write at most."""
 _CANCELLED = status_pb2.Status(code=grpc.StatusCode.CANCELLED.value[0], message="the call was canceled")
 
 
@@ -224,6 +225,12 @@ class ServerSession:
         kind = frame.WhichOneof("frame")
         if kind == "call":
             self._start(frame)
+        elif kind == "batch":  # frames sent together: each as if alone
+            for inner in frame.batch.frames:
+                if inner.WhichOneof("frame") == "batch":
+                    raise errors.InvalidRequestError("a batch holds no batch")
+                if not self._take(inner):
+                    return False
         elif kind == "cancel":
             task = self._calls.get(frame.cancel.call_id)
             if task is None:
@@ -408,7 +415,7 @@ class ServerSession:
     async def _write(self) -> None:
         """Send the queued frames in order. What is ready at once goes in one write, as a Batch of
         up to the frame limit (a write into grpc costs more than the frame it carries)."""
-        out, write, limit = self._out, self.context.write, self._max_frame
+        out, write, limit = self._out, self.context.write, min(self._max_frame, MAX_BATCH_BYTES)
         carry: ServerFrame | bytes | None = None
         while True:
             frame = carry if carry is not None else await out.get()
@@ -419,18 +426,18 @@ class ServerSession:
                 await write(frame)
                 continue
             ready = [serialize(frame)]
-            size, ended = len(ready[0]), False
+            size, ended = BATCH_OVERHEAD + len(ready[0]), False
             while not out.empty() and len(ready) < MAX_BATCH:
                 following = out.get_nowait()
                 if following is None:
                     ended = True
                     break
                 data = serialize(following)
-                if size + len(data) > limit:
+                if size + len(data) + BATCH_OVERHEAD > limit:
                     carry = following  # the next write's first frame
                     break
                 ready.append(data)
-                size += len(data)
+                size += len(data) + BATCH_OVERHEAD
             await write(ready[0] if len(ready) == 1 else batch_bytes(ready))
             if ended:
                 return
