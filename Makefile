@@ -8,7 +8,7 @@ GRPC_PORT ?= 50051
 HTTP_PORT ?= 8080
 
 .DEFAULT_GOAL := help
-.PHONY: help install stubs check-stubs lint breaking test curl openssl run bench clean
+.PHONY: help install stubs check-stubs lint breaking test soak curl openssl run bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ breaking: $(STAMP) ## buf breaking against the main branch
 
 test: $(STAMP) curl openssl ## run the test suite
 	$(BIN)/pytest -q
+
+soak: $(STAMP) ## the long soak tests, outside make test (minutes)
+	$(BIN)/pytest -q -m soak
 
 curl: ## make sure curl is there (the README's curl cookbook is executed by the tests)
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }

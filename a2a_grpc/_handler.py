@@ -702,6 +702,10 @@ class RequestHandler:
                 )
             )
         await self.runs.stop()
+        try:
+            await self.agent.aclose()
+        except Exception:  # the server stops anyway; what the agent failed to release is logged
+            log.exception("the agent's aclose failed")
 
 
 def _name(state: int) -> str:

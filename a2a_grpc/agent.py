@@ -317,3 +317,8 @@ class Agent(abc.ABC):
         ``context.resumed`` is True. The default runs :meth:`execute` again with that context.
         """
         await self.execute(context, updater)
+
+    async def aclose(self) -> None:
+        """Release what the agent holds (pooled connections to peers, files): called once when a
+        server serving it stops, after every task it ran has ended. The default does nothing."""
+        return None

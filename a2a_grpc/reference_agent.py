@@ -24,17 +24,22 @@ open), and bounds how deep delegations may nest (each call carries
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from a2a_grpc import errors, types
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.security.credentials import Credentials
 from a2a_grpc.security.peers import PeerAllowlist, parse_peer_address
 from a2a_grpc.security.tls import ClientTls
-from a2a_grpc.session.client import SessionOptions, session_interface
+from a2a_grpc.session.client import Session, SessionOptions, session_interface
+from a2a_grpc.session.pool import PeerPool
+
+if TYPE_CHECKING:  # imported where used: the client module imports this one's neighbours
+    from a2a_grpc.client import A2AClient
 
 __all__ = ["DELEGATION_DEPTH_HEADER", "DelegationPolicy", "ReferenceAgent", "reference_card"]
 
@@ -73,6 +78,46 @@ class DelegationPolicy:
             raise ValueError(f"max_depth must be a whole number >= 0, not {self.max_depth!r}")
         if not self.timeout > 0:
             raise ValueError(f"timeout must be positive seconds, not {self.timeout!r}")
+
+
+PEER_IDLE_SECONDS = 60.0
+"""A connection to a peer that ``delegate`` has not used for this long is closed."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _PeerKey:
+    """Who a pooled connection reaches, and under which policy (a changed policy opens anew)."""
+
+    host: str
+    dial: str
+    port: int
+    policy: DelegationPolicy
+
+    def _fields(self) -> tuple[str, str, int, int]:
+        return (self.host, self.dial, self.port, id(self.policy))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _PeerKey) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """A pooled connection to a peer: its client, a session when the peer offers one, and the
+    credentials its card asked for (sent per call on the unary binding)."""
+
+    client: A2AClient
+    session: Session | None
+    presented: tuple[tuple[str, str], ...]
+
+    @property
+    def alive(self) -> bool:
+        return self.session is None or self.session.alive
 
 
 MAX_STREAM_CHUNKS = 100_000
@@ -173,6 +218,8 @@ class ReferenceAgent(Agent):
 
     def __init__(self, delegation: DelegationPolicy | None = None) -> None:
         self.delegation = delegation or DelegationPolicy()
+        self.peers: PeerPool[_PeerKey, _Link] = PeerPool(self._open_peer, idle_seconds=PEER_IDLE_SECONDS)
+        """The connections to the peers ``delegate`` calls, one per peer, shared by its calls."""
         self.card = reference_card()
         extended = types.AgentCard()
         extended.CopyFrom(self.card)
@@ -284,13 +331,32 @@ class ReferenceAgent(Agent):
 
     async def _send(self, host: str, port: int, text: str, depth: int) -> types.SendMessageResponse:
         """Send ``text`` to an allowed peer (PermissionError if it is not), to the address its name
-        resolved to when it was checked."""
-        from a2a_grpc.client import A2AClient, ClientSettings, open_channel
+        resolved to when it was checked, over the connection the pool holds for that peer."""
+        from a2a_grpc.client import A2AClient
 
         policy = self.delegation
         dial = await policy.peers.resolve(host, port)
         if dial is None:
             raise PermissionError(f"{host}:{port} is not in the delegation allowlist")
+        request = A2AClient.text_request(text)
+        depth_header = (DELEGATION_DEPTH_HEADER, str(depth))
+        async with self.peers.lease(_PeerKey(host, dial, port, policy)) as link:
+            if link.session is not None:  # its Hello carried the credentials; the depth goes per call
+                return await link.session.send_message(
+                    request, timeout=policy.timeout, metadata=[depth_header]
+                )
+            response: types.SendMessageResponse = await link.client.send_message(
+                request, timeout=policy.timeout, metadata=[*link.presented, depth_header]
+            )
+            return response
+
+    @contextlib.asynccontextmanager
+    async def _open_peer(self, key: _PeerKey) -> AsyncIterator[_Link]:
+        """A connection to an allowed peer: a session if its card offers the session binding (the
+        Hello carries the credentials its card asks for), else the unary binding."""
+        from a2a_grpc.client import A2AClient, ClientSettings, open_channel
+
+        host, dial, port, policy = key.host, key.dial, key.port, key.policy
         target = f"[{dial}]:{port}" if ":" in dial else f"{dial}:{port}"
         settings = ClientSettings(timeout=policy.timeout, connect_timeout=policy.timeout)
         if policy.tls is not None:
@@ -303,18 +369,18 @@ class ReferenceAgent(Agent):
         try:
             async with A2AClient(target, settings=settings, channel=channel) as client:
                 card = await self._card_of(client)
-                presented = self._credentials_for(card)
-                request = A2AClient.text_request(text)
-                depth_header = (DELEGATION_DEPTH_HEADER, str(depth))
+                presented = self._credentials_for(card, policy)
                 if card is not None and session_interface(card) is not None:
-                    # The peer offers the session binding: the call goes over a session (its Hello
-                    # carries the credentials; the depth travels with the call).
                     opening = SessionOptions(agent_name=self.card.name, metadata=dict(presented))
                     async with client.session(opening) as session:
-                        return await session.send_message(request, metadata=[depth_header])
-                return await client.send_message(request, metadata=[*presented, depth_header])
+                        yield _Link(client, session, presented)
+                else:
+                    yield _Link(client, None, presented)
         finally:
             await channel.close()
+
+    async def aclose(self) -> None:
+        await self.peers.aclose()
 
     @staticmethod
     async def _card_of(client: Any) -> types.AgentCard | None:
@@ -325,10 +391,13 @@ class ReferenceAgent(Agent):
             return None
         return card
 
-    def _credentials_for(self, card: types.AgentCard | None) -> tuple[tuple[str, str], ...]:
+    @staticmethod
+    def _credentials_for(
+        card: types.AgentCard | None, policy: DelegationPolicy
+    ) -> tuple[tuple[str, str], ...]:
         """The headers of the policy's credentials that the peer's card asks for (ValueError if they
         meet none of its requirements); without a card, all it holds (the peer is allowlisted)."""
-        credentials = self.delegation.credentials
+        credentials = policy.credentials
         if credentials is None:
             return ()
         return credentials.headers(card)

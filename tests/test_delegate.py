@@ -4,6 +4,7 @@ allowlist it stands on."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +17,7 @@ from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import DELEGATION_DEPTH_HEADER, DelegationPolicy, ReferenceAgent
 from a2a_grpc.security.peers import PeerAllowlist, parse_peer_address
 from a2a_grpc.security.tls import ClientTls, TlsSettings
+from a2a_grpc.session.server import SessionHost
 from tests.conftest import Served, serve, shutdown
 from tests.test_cli_first_hour import run
 
@@ -49,6 +51,16 @@ def closed_port() -> int:
 
 async def delegate(client: A2AClient, address: str, text: str = "echo hi") -> types.Task:
     return (await client.send_message(A2AClient.text_request(f"delegate {address} {text}"))).task
+
+
+def peer_host(peer: Served) -> SessionHost:
+    assert peer.server.sessions is not None
+    return peer.server.sessions
+
+
+def peer_sessions(peer: Served) -> list[object]:
+    """The sessions the peer's server holds open now."""
+    return list(peer_host(peer).sessions)
 
 
 def said(task: types.Task) -> str:
@@ -242,20 +254,60 @@ async def test_delegation_presents_the_credentials_the_peers_card_asks_for() -> 
 
 
 @ASYNC
-async def test_delegation_goes_over_a_session_when_the_peer_offers_one() -> None:
+async def test_delegation_goes_over_one_pooled_session_per_peer_closed_with_the_server() -> None:
     from a2a_grpc.service import Interceptor
 
-    fronts: list[tuple[str, str]] = []
+    fronts: list[tuple[str, str, str]] = []
 
     class Fronts(Interceptor):
         async def unary(self, method, request, context, call_next):
-            fronts.append((context.front, method.name))
+            fronts.append((context.front, method.name, context.call_id.partition("/")[0]))
             return await call_next(request, context)
 
     async with served(ReferenceAgent(), interceptors=[Fronts()]) as peer:
         address = f"127.0.0.1:{peer.server.port}"
-        async with served(ReferenceAgent(DelegationPolicy(allow=[address]))) as running:
-            task = await delegate(running.client, address, "echo by session")
-        assert task.status.state == types.TASK_STATE_COMPLETED, said(task)
-        assert task.artifacts[0].parts[0].text == "echo by session"
-    assert ("session", "SendMessage") in fronts  # the card offered the session binding: it was used
+        agent = ReferenceAgent(DelegationPolicy(allow=[address]))
+        async with served(agent) as running:
+            tasks = [await delegate(running.client, address, f"echo by session {i}") for i in range(3)]
+            assert len(agent.peers) == 1
+            assert len(peer_sessions(peer)) == 1  # the three calls shared one session
+        for i, task in enumerate(tasks):
+            assert task.status.state == types.TASK_STATE_COMPLETED, said(task)
+            assert task.artifacts[0].parts[0].text == f"echo by session {i}"
+        sent = [f for f in fronts if f[1] == "SendMessage"]
+        assert [f[0] for f in sent] == ["session"] * 3  # the card offered the session binding: used
+        assert len({f[2] for f in sent}) == 1  # under one session id
+        # The delegating server stopped: it closed its pooled session (the peer holds none now).
+        for _ in range(100):
+            if not peer_sessions(peer):
+                break
+            await asyncio.sleep(0.05)
+        assert not peer_sessions(peer)
+        assert len(agent.peers) == 0
+
+
+@ASYNC
+async def test_a_pooled_session_that_died_is_opened_again_for_the_next_delegation() -> None:
+    async with served(ReferenceAgent()) as peer:
+        address = f"127.0.0.1:{peer.server.port}"
+        agent = ReferenceAgent(DelegationPolicy(allow=[address]))
+        async with served(agent) as running:
+            first = await delegate(running.client, address, "echo one")
+            (key,) = agent.peers.keys()
+            link = agent.peers.held(key)
+            assert link is not None
+            assert link.session is not None
+            assert link.alive
+            await peer_host(peer).close("the peer drops its sessions")  # the session dies
+            for _ in range(100):  # the delegating side reads the Goodbye and the stream's end
+                if not link.alive:
+                    break
+                await asyncio.sleep(0.02)
+            assert not link.alive
+            second = await delegate(running.client, address, "echo two")
+            reopened = agent.peers.held(key)
+            assert reopened is not None
+            assert reopened is not link  # a new session replaced the dead one
+            assert reopened.alive
+        assert [t.status.state for t in (first, second)] == [types.TASK_STATE_COMPLETED] * 2, said(second)
+        assert second.artifacts[0].parts[0].text == "echo two"

@@ -357,3 +357,44 @@ async def test_what_a_crash_can_lose_is_bounded_and_measured(tmp_path: Path, str
         f"(bound {bound}), the oldest {sink.max_age * 1000:.1f} ms old"
     )
     assert 0 < sink.max_unstored <= bound
+
+
+class Holding(Agent):
+    """Holds something to release at stop; records what it saw then (and can fail doing it)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        from a2a_grpc.reference_agent import reference_card
+
+        self.card = reference_card()
+        self.fail = fail
+        self.closed: list[str] = []
+        self.running = 0
+
+    async def execute(self, context: RequestContext, updater: TaskUpdater) -> None:
+        self.running += 1
+        try:
+            await updater.working()
+            await asyncio.sleep(WAIT * 10)
+        finally:
+            self.running -= 1
+
+    async def aclose(self) -> None:
+        self.closed.append(f"running {self.running}")
+        if self.fail:
+            raise RuntimeError("could not release it")
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["releases", "fails-to-release"])
+async def test_a_stopping_server_calls_the_agents_aclose_once_after_its_tasks_end(
+    fail: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from a2a_grpc.testing import serving as serve_agent
+
+    agent = Holding(fail=fail)
+    async with serve_agent(agent) as served:
+        reply = await served.client.send_message(A2AClient.text_request("hold", return_immediately=True))
+        await until(lambda: agent.running == 1, WAIT)
+    assert agent.closed == ["running 0"]  # once, with no task running any more
+    assert reply.task.id
+    if fail:  # the server stopped anyway, and said why
+        assert "the agent's aclose failed" in caplog.text

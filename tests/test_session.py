@@ -797,10 +797,11 @@ def test_credit_never_grows_past_the_window() -> None:
     assert ledger.take(600) == (1, 600)  # more than half the bytes: likewise
 
 
-@ASYNC
-async def test_heartbeats_that_differ_are_agreed_and_a_long_run_drops_nothing() -> None:
-    """The client proposes 30 s, the server 1 s: both use 1 s. Over several intervals of steady
-    work (more than the 2 s a silent peer would last) every task completes and none is lost."""
+async def work_through_mismatched_heartbeats(seconds: float, *, pauses: bool) -> None:
+    """The client proposes 30 s, the server 1 s: both use 1 s. Steady work for ``seconds`` (more
+    than the 2 s a silent peer would last): quick tasks, and with ``pauses`` also tasks that work
+    across several intervals and idle gaps longer than 2 s when nothing but heartbeats flows.
+    Every task completes and none is lost."""
     async with (
         serving(session=SessionSettings(heartbeat_interval=1.0, missed_heartbeats=2)) as server,
         A2AClient(server.address, timeout=WAIT) as client,
@@ -809,7 +810,7 @@ async def test_heartbeats_that_differ_are_agreed_and_a_long_run_drops_nothing() 
         assert session.welcome is not None
         assert session.welcome.heartbeat_interval.ToSeconds() == 1
         loop = asyncio.get_running_loop()
-        end = loop.time() + 4.0
+        end = loop.time() + seconds
         sent: list[str] = []
 
         async def worker(n: int) -> None:
@@ -821,9 +822,42 @@ async def test_heartbeats_that_differ_are_agreed_and_a_long_run_drops_nothing() 
                 assert reply.task.artifacts[0].parts[0].text == text
                 await asyncio.sleep(0.05)
 
-        await asyncio.gather(*(worker(n) for n in range(8)))
+        async def slow_worker() -> None:
+            while loop.time() < end:
+                sent.append("slow 2.5")
+                events = [e async for e in session.send_streaming_message(A2AClient.text_request("slow 2.5"))]
+                assert events[-1].status_update.status.state == types.TASK_STATE_COMPLETED
+                await asyncio.sleep(2.5)  # the session idles past two intervals: heartbeats alone
+
+        workers = [worker(n) for n in range(8)]
+        if pauses:
+            workers += [slow_worker(), slow_worker()]
+        await asyncio.gather(*workers)
+        assert session.alive
         listed = await session.list_tasks(types.ListTasksRequest(page_size=100))
         assert listed.total_size == len(sent)  # every task is there: none dropped
+        states = set()
+        request = types.ListTasksRequest(page_size=100)
+        while True:
+            page = await session.list_tasks(request)
+            states |= {t.status.state for t in page.tasks}
+            if not page.next_page_token:
+                break
+            request.page_token = page.next_page_token
+        assert states == {types.TASK_STATE_COMPLETED}
+
+
+@ASYNC
+async def test_heartbeats_that_differ_are_agreed_and_a_long_run_drops_nothing() -> None:
+    await work_through_mismatched_heartbeats(4.0, pauses=False)
+
+
+@ASYNC
+@pytest.mark.soak
+@pytest.mark.timeout(180)
+async def test_soak_heartbeats_that_differ_through_a_minute_of_work_and_idle_gaps() -> None:
+    """``make soak``: a minute (60 intervals) of quick and slow tasks and idle gaps."""
+    await work_through_mismatched_heartbeats(60.0, pauses=True)
 
 
 @ASYNC

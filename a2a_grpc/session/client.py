@@ -206,6 +206,11 @@ class Session(ClientOperations):
         await self.close()
 
     @property
+    def alive(self) -> bool:
+        """Open, and neither closed nor failed (its stream ended, or its peer was declared dead)."""
+        return self._connection is not None and self._failure is None
+
+    @property
     def session_id(self) -> str:
         return self.welcome.session_id if self.welcome is not None else ""
 

@@ -1,0 +1,185 @@
+"""Connections to peers, opened once and shared: :class:`PeerPool`.
+
+A session carries any number of calls at once, so an agent that calls the same peer again and
+again (a planner's delegations) wants one session per peer, not one per call: a handshake per call
+would cost what the session binding exists to save. A pool opens a peer's connection on first use,
+lends it to every caller, and closes it once nobody has used it for ``idle_seconds``::
+
+    pool = PeerPool(open_peer, idle_seconds=60)      # open_peer(key) -> async context manager
+    async with pool.lease("10.0.0.7:50051") as peer:  # opened once, shared while it lives
+        reply = await peer.send_message(...)
+    await pool.aclose()                               # closes every peer; the pool stays usable
+
+What ``open_peer`` yields is the pool's to hold (a :class:`~a2a_grpc.session.client.Session`, an
+``A2AClient``, or anything that holds one). A held value that is dead (a Session whose stream
+failed, see :attr:`Session.alive <a2a_grpc.session.client.Session.alive>`, or anything whose
+``alive`` attribute is False) is closed and opened again at the next lease; a lease already running
+keeps what it has and sees its call fail with the session's typed error (resuming a session is
+not the pool's work). A failed opening is not kept: the next lease tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Hashable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import Any, Generic, TypeVar
+
+__all__ = ["PeerPool"]
+
+log = logging.getLogger("a2a_grpc.session")
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+CLOSE_SECONDS = 5.0
+"""How long closing one peer's connection may take before it is left to the garbage collector."""
+
+
+class _Peer(Generic[T]):
+    __slots__ = ("last_used", "opening", "stack", "users")
+
+    def __init__(self, opening: asyncio.Task[T], stack: AsyncExitStack) -> None:
+        self.opening = opening
+        self.stack = stack
+        self.users = 0
+        self.last_used = 0.0
+
+    def alive(self) -> bool:
+        if not self.opening.done():
+            return True  # still opening: its waiters get its outcome
+        if self.opening.cancelled() or self.opening.exception() is not None:
+            return False
+        return bool(getattr(self.opening.result(), "alive", True))
+
+
+class PeerPool(Generic[K, T]):
+    """One shared connection per key (see the module doc). ``open_peer(key)`` gives an async context
+    manager whose value is lent; it is exited when the pool closes that peer. ``max_peers`` bounds
+    the peers held: past it, the least recently used one that nobody is using is closed."""
+
+    def __init__(
+        self,
+        open_peer: Callable[[K], AbstractAsyncContextManager[T]],
+        *,
+        idle_seconds: float = 60.0,
+        max_peers: int = 64,
+    ) -> None:
+        if not idle_seconds > 0:
+            raise ValueError(f"idle_seconds must be positive, not {idle_seconds!r}")
+        if max_peers < 1:
+            raise ValueError(f"max_peers must be at least 1, not {max_peers!r}")
+        self._open_peer = open_peer
+        self.idle_seconds = idle_seconds
+        self.max_peers = max_peers
+        self._peers: dict[K, _Peer[T]] = {}
+        self._reaper: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def held(self, key: K) -> T | None:
+        """What the pool holds for ``key`` once opened (dead or alive); None if nothing is."""
+        peer = self._peers.get(key)
+        if peer is None or not peer.opening.done() or peer.opening.cancelled():
+            return None
+        return None if peer.opening.exception() is not None else peer.opening.result()
+
+    def keys(self) -> list[K]:
+        """The keys of the peers held now."""
+        return list(self._peers)
+
+    @contextlib.asynccontextmanager
+    async def lease(self, key: K) -> AsyncIterator[T]:
+        """The connection to ``key``, opened if there is none (or the one held is dead), shared with
+        every other lease of ``key``. The opener's error propagates; nothing is kept from it."""
+        loop = asyncio.get_running_loop()
+        peer = self._peers.get(key)
+        if peer is not None and not peer.alive():
+            self._forget(key, peer)
+            peer = None
+        if peer is None:
+            self._trim(self.max_peers - 1)  # room for this one
+            stack = AsyncExitStack()
+            peer = _Peer(loop.create_task(self._enter(stack, key), name=f"peer-pool-open-{key!r}"), stack)
+            self._peers[key] = peer
+        peer.users += 1
+        try:
+            value = await asyncio.shield(peer.opening)  # a caller that gives up does not stop it
+        except BaseException:
+            peer.users -= 1
+            if peer.opening.done() and not peer.alive() and self._peers.get(key) is peer:
+                self._forget(key, peer)
+            raise
+        try:
+            yield value
+        finally:
+            peer.users -= 1
+            peer.last_used = loop.time()
+            self._reap_later()
+
+    async def _enter(self, stack: AsyncExitStack, key: K) -> T:
+        return await stack.enter_async_context(self._open_peer(key))
+
+    def _trim(self, limit: int) -> None:
+        """Close the least recently used peers nobody uses until ``limit`` are held; if every one
+        is in use, hold more for now (the reaper trims them once they are not)."""
+        while len(self._peers) > limit:
+            idle = [(p.last_used, k) for k, p in self._peers.items() if p.users == 0 and p.opening.done()]
+            if not idle:
+                return
+            _, key = min(idle)
+            self._forget(key, self._peers[key])
+
+    def _forget(self, key: K, peer: _Peer[T]) -> None:
+        """Stop lending ``peer`` and close it in the background (a lease still using it keeps it
+        until its call ends or fails)."""
+        if self._peers.get(key) is peer:
+            del self._peers[key]
+        task = asyncio.get_running_loop().create_task(self._close(key, peer), name=f"peer-pool-close-{key!r}")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    @staticmethod
+    async def _close(key: K, peer: _Peer[T]) -> None:
+        if not peer.opening.done():
+            peer.opening.cancel()
+        with contextlib.suppress(BaseException):
+            await peer.opening
+        try:
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await peer.stack.aclose()
+        except Exception as exc:  # closing a dead peer may fail: it is gone either way
+            log.info("closing the pooled connection to %r: %s: %s", key, type(exc).__name__, exc)
+
+    def _reap_later(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.get_running_loop().create_task(self._reap(), name="peer-pool-reaper")
+
+    async def _reap(self) -> None:
+        """Close peers idle for ``idle_seconds``; runs while the pool holds any."""
+        loop = asyncio.get_running_loop()
+        while self._peers:
+            await asyncio.sleep(self.idle_seconds / 2)
+            now = loop.time()
+            for key, peer in list(self._peers.items()):
+                idle = peer.users == 0 and peer.opening.done() and now - peer.last_used >= self.idle_seconds
+                if idle or not peer.alive():
+                    self._forget(key, peer)
+            self._trim(self.max_peers)
+
+    async def aclose(self) -> None:
+        """Close every peer (calls still running on one end with its connection's error). The pool
+        stays usable: a later lease opens its peer again."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for key, peer in list(self._peers.items()):
+            self._forget(key, peer)
+        closing: list[Any] = list(self._closing)
+        if closing:
+            await asyncio.wait(closing, timeout=CLOSE_SECONDS * 2)
+        if self._reaper is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
