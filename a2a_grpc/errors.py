@@ -309,8 +309,10 @@ class CapabilityMismatchError(A2AError):
 
 class PermissionDeniedError(A2AError):
     """a2a-grpc's own error: the caller is authenticated but may not do this (a request for a
-    tenant its credential does not grant). gRPC PERMISSION_DENIED, HTTP 403. Never used for
-    another principal's task, which is simply not found (no existence leak, spec 3.3.2)."""
+    tenant its credential does not grant; a delegation token used beyond its task or skill).
+    gRPC PERMISSION_DENIED, HTTP 403. Another principal's task is simply not found (no existence
+    leak, spec 3.3.2); a delegation token gets this error for every task it did not create,
+    existing or not, which leaks nothing either."""
 
 
 class TransportError(A2AError):

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from a2a_grpc import errors, types
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.security.credentials import Credentials
+from a2a_grpc.security.delegation import DELEGATION_HEADER, SKILL_CLAIM, SKILL_HEADER, DelegationMinter
 from a2a_grpc.security.peers import PeerAllowlist, parse_peer_address
 from a2a_grpc.security.tls import ClientTls
 from a2a_grpc.session.client import Session, SessionOptions, session_interface
@@ -60,7 +61,10 @@ class DelegationPolicy:
     at the limit does not delegate further. ``tls``: call peers over TLS with these settings (None:
     plaintext). ``timeout``: seconds a delegated call may take. ``credentials``: what to present to
     peers, as each peer's card asks (read over gRPC first; a peer that serves no card over gRPC gets
-    every credential held).
+    every credential held). ``tokens``: mint a task-scoped delegation token per delegated call
+    (:mod:`a2a_grpc.security.delegation`), for the peer as dialled (``HOST:PORT``), this task, and
+    the skill the text invokes (its first word, if the peer's card has a skill by that id; else the
+    card's first skill), declared in ``a2a-grpc-skill``.
     """
 
     allow: Iterable[str] | PeerAllowlist = ()
@@ -68,6 +72,7 @@ class DelegationPolicy:
     tls: ClientTls | None = None
     timeout: float = 30.0
     credentials: Credentials | None = None
+    tokens: DelegationMinter | None = None
     peers: PeerAllowlist = field(init=False, repr=False, compare=False, default=PeerAllowlist())
 
     def __post_init__(self) -> None:
@@ -92,9 +97,11 @@ class _PeerKey:
     dial: str
     port: int
     policy: DelegationPolicy
+    task_id: str = ""
+    """With delegation tokens, the delegating task: each has its own connection."""
 
-    def _fields(self) -> tuple[str, str, int, int]:
-        return (self.host, self.dial, self.port, id(self.policy))
+    def _fields(self) -> tuple[str, str, int, int, str]:
+        return (self.host, self.dial, self.port, id(self.policy), self.task_id)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _PeerKey) and self._fields() == other._fields()
@@ -114,6 +121,7 @@ class _Link:
     client: A2AClient
     session: Session | None
     presented: tuple[tuple[str, str], ...]
+    card: types.AgentCard | None
 
     @property
     def alive(self) -> bool:
@@ -241,6 +249,7 @@ class ReferenceAgent(Agent):
             return
         word, _, rest = context.text.strip().partition(" ")
         rest = rest.strip()
+        _check_declared_skill(context, word.lower())
         match word.lower():
             case "reply":
                 await updater.reply(rest or "hello")
@@ -308,7 +317,7 @@ class ReferenceAgent(Agent):
             return
         await updater.working(f"delegating to {address}")
         try:
-            response = await self._send(host, port, text, depth + 1)
+            response = await self._send(host, port, text, depth + 1, updater.task_id)
         except Exception as exc:
             # One text for every cause (not allowed, unknown name, closed or filtered port, the
             # peer's error): the caller must not learn which ports answer. The reason is logged.
@@ -329,7 +338,9 @@ class ReferenceAgent(Agent):
             state = types.TaskState.Name(task.status.state)
             await updater.fail(f"delegated task {task.id} ended {state}" + (f": {said}" if said else ""))
 
-    async def _send(self, host: str, port: int, text: str, depth: int) -> types.SendMessageResponse:
+    async def _send(
+        self, host: str, port: int, text: str, depth: int, task_id: str
+    ) -> types.SendMessageResponse:
         """Send ``text`` to an allowed peer (PermissionError if it is not), to the address its name
         resolved to when it was checked, over the connection the pool holds for that peer."""
         from a2a_grpc.client import A2AClient
@@ -339,14 +350,18 @@ class ReferenceAgent(Agent):
         if dial is None:
             raise PermissionError(f"{host}:{port} is not in the delegation allowlist")
         request = A2AClient.text_request(text)
-        depth_header = (DELEGATION_DEPTH_HEADER, str(depth))
-        async with self.peers.lease(_PeerKey(host, dial, port, policy)) as link:
-            if link.session is not None:  # its Hello carried the credentials; the depth goes per call
-                return await link.session.send_message(
-                    request, timeout=policy.timeout, metadata=[depth_header]
-                )
+        # With tokens, a connection serves one delegating task: its session is that task's.
+        key = _PeerKey(host, dial, port, policy, task_id if policy.tokens is not None else "")
+        async with self.peers.lease(key) as link:
+            metadata = [(DELEGATION_DEPTH_HEADER, str(depth))]
+            if policy.tokens is not None:
+                skill = _skill_for(link.card, text)
+                token = policy.tokens.mint(audience=f"{host}:{port}", task_id=task_id, skill=skill)
+                metadata += [(DELEGATION_HEADER, token), (SKILL_HEADER, skill)]
+            if link.session is not None:  # its Hello carried the credentials; the rest goes per call
+                return await link.session.send_message(request, timeout=policy.timeout, metadata=metadata)
             response: types.SendMessageResponse = await link.client.send_message(
-                request, timeout=policy.timeout, metadata=[*link.presented, depth_header]
+                request, timeout=policy.timeout, metadata=[*link.presented, *metadata]
             )
             return response
 
@@ -356,7 +371,7 @@ class ReferenceAgent(Agent):
         Hello carries the credentials its card asks for), else the unary binding."""
         from a2a_grpc.client import A2AClient, ClientSettings, open_channel
 
-        host, dial, port, policy = key.host, key.dial, key.port, key.policy
+        host, dial, port, policy, task_id = key.host, key.dial, key.port, key.policy, key.task_id
         target = f"[{dial}]:{port}" if ":" in dial else f"{dial}:{port}"
         settings = ClientSettings(timeout=policy.timeout, connect_timeout=policy.timeout)
         if policy.tls is not None:
@@ -371,11 +386,16 @@ class ReferenceAgent(Agent):
                 card = await self._card_of(client)
                 presented = self._credentials_for(card, policy)
                 if card is not None and session_interface(card) is not None:
-                    opening = SessionOptions(agent_name=self.card.name, metadata=dict(presented))
+                    hello = dict(presented)
+                    if policy.tokens is not None:  # the handshake's credential: this task's token
+                        hello[DELEGATION_HEADER] = policy.tokens.mint(
+                            audience=f"{host}:{port}", task_id=task_id, skill=_skill_for(card, "")
+                        )
+                    opening = SessionOptions(agent_name=self.card.name, metadata=hello)
                     async with client.session(opening) as session:
-                        yield _Link(client, session, presented)
+                        yield _Link(client, session, presented, card)
                 else:
-                    yield _Link(client, None, presented)
+                    yield _Link(client, None, presented, card)
         finally:
             await channel.close()
 
@@ -401,6 +421,33 @@ class ReferenceAgent(Agent):
         if credentials is None:
             return ()
         return credentials.headers(card)
+
+
+def _skill_for(card: types.AgentCard | None, text: str) -> str:
+    """The peer's skill a delegated ``text`` invokes: its first word if the card has a skill by
+    that id, else the card's first skill ("echo" for a peer without a card)."""
+    word = text.strip().partition(" ")[0].lower()
+    ids = [skill.id for skill in card.skills] if card is not None else []
+    if word in ids:
+        return word
+    return ids[0] if ids else "echo"
+
+
+SKILL_OF_WORD = {word: word for word in ("reply", "stream", "slow", "bytes", "fail", "ask", "delegate")}
+"""The skill id each first word invokes; any other word: ``echo``."""
+
+
+def _check_declared_skill(context: RequestContext, word: str) -> None:
+    """A message that declares its skill (``a2a-grpc-skill``, as delegated calls must) does that
+    skill's work and no other."""
+    declared = context.headers.get(SKILL_HEADER)
+    invoked = SKILL_OF_WORD.get(word, "echo")
+    if declared is not None and declared != invoked:
+        raise errors.PermissionDeniedError(
+            f"the message invokes skill {invoked!r}, not the declared {errors.echo(declared, 64)} "
+            f"({SKILL_HEADER}; for a delegation token, its {SKILL_CLAIM} claim)",
+            metadata={"claim": SKILL_CLAIM},
+        )
 
 
 def _depth(context: RequestContext) -> int | None:

@@ -7,7 +7,9 @@ Served at the bridge's root URL, over any upstream (:mod:`a2a_grpc.bridge.upstre
   ``google.api.http`` rules, tenant bindings included;
 * ``GET /.well-known/agent-card.json``: the upstream card with this bridge's interfaces
   (:mod:`a2a_grpc.bridge.card`);
-* ``GET /healthz``: 200 while the app serves.
+* ``GET /healthz``: 200 while the app serves;
+* ``GET /.well-known/jwks.json``: the public keys of this agent's delegation tokens, when
+  ``BridgeSettings.jwks`` holds them (:mod:`a2a_grpc.security.delegation`).
 
 Streaming methods answer with Server-Sent Events (:mod:`a2a_grpc.bridge.sse`). Headers cross to the upstream
 through an allowlist (``authorization``, ``a2a-*``, ``traceparent``, ``tracestate``);
@@ -22,6 +24,7 @@ logged traceback and an "internal error".
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 
 from a2a_grpc import errors
@@ -37,6 +40,9 @@ __all__ = ["BridgeApp"]
 
 log = logging.getLogger("a2a_grpc.bridge.app")
 
+JWKS_PATH = "/.well-known/jwks.json"
+"""Where the public keys of this agent's delegation tokens are published (``BridgeSettings.jwks``)."""
+
 
 class BridgeApp:
     """ASGI app serving the JSON-RPC and HTTP+JSON bindings and the card of one upstream agent."""
@@ -47,6 +53,8 @@ class BridgeApp:
         self.card = CardEndpoint(upstream, self.settings.card_max_age, self.settings.public_url)
         self.jsonrpc = JsonRpcBinding(upstream, self.settings, self.card)
         self.rest = RestBinding(upstream, self.settings, self.card)
+        jwks = self.settings.jwks
+        self._jwks = json.dumps(dict(jwks), separators=(",", ":")).encode() if jwks is not None else None
 
     @property
     def public_url(self) -> str | None:
@@ -89,6 +97,12 @@ class BridgeApp:
                 await self.jsonrpc.serve(request, receive, send)
             elif path == CARD_PATH:
                 await self.card.serve(request, send, refuse)
+            elif path == JWKS_PATH and self._jwks is not None and request.verb in ("GET", "HEAD"):
+                cache = [("cache-control", f"public, max-age={self.settings.card_max_age}")]
+                body = b"" if request.verb == "HEAD" else self._jwks
+                await respond(
+                    send, 200, body, cache, media="application/jwk-set+json", length=len(self._jwks)
+                )
             elif path == "/healthz" and request.verb in ("GET", "HEAD"):
                 await respond(send, 200, b'{"status":"SERVING"}')
             else:

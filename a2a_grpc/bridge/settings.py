@@ -7,7 +7,9 @@ line for its defaults.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["BridgeSettings", "MiB"]
 
@@ -28,6 +30,9 @@ class BridgeSettings:
     """``Cache-Control: max-age`` of the agent card, in seconds."""
     public_url: str | None = None
     """The base URL this bridge is reached at, for the card; default: the address it listens on."""
+    jwks: Mapping[str, Any] | None = None
+    """A public key set to publish at ``/.well-known/jwks.json``: the keys of this agent's
+    delegation tokens (``DelegationMinter.jwks()``), for the agents it delegates to. None: not served."""
     forward_headers: tuple[str, ...] = ()
     """Headers to pass upstream besides the standard allowlist (lower-case names)."""
     max_jsonrpc_id_chars: int = 256

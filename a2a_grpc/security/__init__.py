@@ -11,6 +11,7 @@ See docs/security.md.
 from a2a_grpc.security.authentication import Authentication, Unprotected
 from a2a_grpc.security.bearer import BearerJwtScheme
 from a2a_grpc.security.credentials import Credentials
+from a2a_grpc.security.delegation import DelegationMinter, DelegationTokenScheme
 from a2a_grpc.security.identity import ClientCertificate, Principal
 from a2a_grpc.security.schemes import ApiKey, ApiKeyScheme, MutualTlsScheme, Scheme
 from a2a_grpc.security.webhooks import WebhookPolicy, verify_signature
@@ -22,6 +23,8 @@ __all__ = [
     "BearerJwtScheme",
     "ClientCertificate",
     "Credentials",
+    "DelegationMinter",
+    "DelegationTokenScheme",
     "MutualTlsScheme",
     "Principal",
     "Scheme",

@@ -141,6 +141,7 @@ class Authentication(Interceptor):
         names = [s.name for s in self.schemes]
         if len(set(names)) != len(names):
             raise ValueError(f"scheme names must differ: {names}")
+        self._scoped = {s.name: s for s in self.schemes if s.scoped}
         self.cache_size = cache_size
         self.cache_seconds = cache_seconds
         self._cache: OrderedDict[tuple[str, str], tuple[float, Principal]] = OrderedDict()
@@ -215,14 +216,36 @@ class Authentication(Interceptor):
             challenge=self.challenge,
         )
 
+    def _scope(self, method: Method, request: Message, context: CallContext) -> Scheme | None:
+        """The scoped scheme that accepted the call's credential, once it allowed the call."""
+        principal = context.principal
+        scheme = self._scoped.get(principal.scheme) if principal is not None and self._scoped else None
+        if scheme is not None:
+            scheme.authorize(method, request, context)
+        return scheme
+
     async def unary(
         self, method: Method, request: Message, context: CallContext, call_next: UnaryCall
     ) -> Message:
-        return await call_next(request, await self.authenticate(context))
+        context = await self.authenticate(context)
+        scheme = self._scope(method, request, context)
+        if scheme is None:
+            return await call_next(request, context)
+        try:
+            return await call_next(request, context)
+        except errors.TaskNotFoundError as exc:
+            raise scheme.out_of_scope(context, exc) from None
 
     async def stream(
         self, method: Method, request: Message, context: CallContext, call_next: StreamCall
     ) -> AsyncIterator[Message]:
-        events = call_next(request, await self.authenticate(context))
-        async for event in events:
-            yield event
+        context = await self.authenticate(context)
+        scheme = self._scope(method, request, context)
+        events = call_next(request, context)
+        try:
+            async for event in events:
+                yield event
+        except errors.TaskNotFoundError as exc:
+            if scheme is None:
+                raise
+            raise scheme.out_of_scope(context, exc) from None

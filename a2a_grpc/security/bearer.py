@@ -80,6 +80,7 @@ class BearerJwtScheme(Scheme):
         fetch_timeout: float = 5.0,
         name: str = "bearer",
         http: Any = None,
+        required_claims: Sequence[str] = (),
     ) -> None:
         if sum(x is not None for x in (jwks, jwks_file, jwks_url)) != 1:
             raise ValueError("give exactly one of jwks, jwks_file, jwks_url")
@@ -99,6 +100,7 @@ class BearerJwtScheme(Scheme):
             raise ValueError(f"scheme name {name!r} must be 1..64 printable ASCII characters")
         self.name = name
         self.headers = ("authorization",)
+        self.required_claims = tuple(required_claims)
         self.issuer = issuer
         self.audience = audience
         self.algorithms = tuple(algorithms)
@@ -186,11 +188,15 @@ class BearerJwtScheme(Scheme):
 
     # -- calls ------------------------------------------------------------------------------------
 
+    def token(self, call: CallContext) -> str | None:
+        """The JWT the call carries for this scheme, if any (``Authorization: Bearer``)."""
+        return _bearer_token(call)
+
     def carries(self, call: CallContext) -> bool:
-        return _bearer_token(call) is not None
+        return self.token(call) is not None
 
     async def authenticate(self, call: CallContext) -> Principal:
-        token = _bearer_token(call)
+        token = self.token(call)
         if not token:
             raise refused(self, "no bearer token")
         try:
@@ -205,7 +211,7 @@ class BearerJwtScheme(Scheme):
             raise refused(self, "the token's kid is not a string")
         key = await self._key(kid)
         if key is None:
-            raise refused(self, "the token is signed with a key this agent does not know")
+            raise refused(self, "the token is signed with a key this agent does not know (header kid)")
         if key.algorithm_name not in (algorithm, None) and not (
             key.key_type == "OKP" and algorithm == "EdDSA"
         ):
@@ -218,16 +224,18 @@ class BearerJwtScheme(Scheme):
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway_seconds,
-                options={"require": ["exp", "iss", "aud", self.principal_claim]},
+                options={"require": ["exp", "iss", "aud", self.principal_claim, *self.required_claims]},
             )
         except jwt.ExpiredSignatureError:
-            raise refused(self, "the token has expired") from None
+            raise refused(self, "the token has expired (claim exp)") from None
         except jwt.ImmatureSignatureError:
-            raise refused(self, "the token is not valid yet") from None
+            raise refused(self, "the token is not valid yet (claim nbf)") from None
         except jwt.InvalidAudienceError:
-            raise refused(self, "the token is not meant for this agent (audience)") from None
+            raise refused(self, "the token is not meant for this agent (audience, claim aud)") from None
         except jwt.InvalidIssuerError:
-            raise refused(self, "the token comes from an issuer this agent does not trust") from None
+            raise refused(
+                self, "the token comes from an issuer this agent does not trust (claim iss)"
+            ) from None
         except jwt.InvalidSignatureError:
             raise refused(self, "the token's signature is not valid") from None
         except jwt.MissingRequiredClaimError as exc:

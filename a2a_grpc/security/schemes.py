@@ -23,7 +23,7 @@ from typing import Any
 
 from a2a_grpc import errors, types
 from a2a_grpc.security.identity import Principal
-from a2a_grpc.service import CallContext
+from a2a_grpc.service import CallContext, Method
 
 __all__ = [
     "ApiKey",
@@ -67,6 +67,20 @@ class Scheme(abc.ABC):
     async def authenticate(self, call: CallContext) -> Principal:
         """The principal behind the call's credential; :class:`UnauthenticatedError` saying what is
         wrong (never echoing the credential) if it does not prove one."""
+
+    scoped: bool = False
+    """Whether a credential of this scheme allows only some calls (:meth:`authorize`), as a
+    task-scoped delegation token does; False: an accepted credential allows every call."""
+
+    def authorize(self, method: Method, request: Any, call: CallContext) -> None:
+        """For a ``scoped`` scheme: refuse (PermissionDeniedError naming what does not match) a
+        call its accepted credential does not cover. Called after :meth:`authenticate`."""
+        return None
+
+    def out_of_scope(self, call: CallContext, exc: errors.TaskNotFoundError) -> errors.A2AError:
+        """For a ``scoped`` scheme: the error for a task its credential does not cover (the call
+        named a task that is not its principal's, or none at all: the same answer either way)."""
+        return exc
 
     @abc.abstractmethod
     def declaration(self) -> types.SecurityScheme:
