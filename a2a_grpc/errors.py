@@ -71,6 +71,11 @@ __all__ = [
     "ParseError",
     "PermissionDeniedError",
     "PushNotificationNotSupportedError",
+    "SessionExpiredError",
+    "SessionNotResumableError",
+    "SessionPositionNotRetainedError",
+    "SessionTokenError",
+    "SessionUnknownError",
     "TaskNotCancelableError",
     "TaskNotFoundError",
     "TransportError",
@@ -307,6 +312,30 @@ class CapabilityMismatchError(A2AError):
     comma-separated). gRPC FAILED_PRECONDITION, HTTP 400."""
 
 
+class SessionNotResumableError(A2AError):
+    """a2a-grpc's own errors: a session cannot be resumed (see the subclasses). The client then
+    reads its calls' tasks with GetTask and SubscribeToTask instead; the tasks are not affected."""
+
+
+class SessionUnknownError(SessionNotResumableError):
+    """The session to resume was never opened here. gRPC NOT_FOUND, HTTP 404."""
+
+
+class SessionExpiredError(SessionNotResumableError):
+    """The session to resume ended: nobody resumed it within its grace period. gRPC NOT_FOUND,
+    HTTP 410."""
+
+
+class SessionTokenError(SessionNotResumableError):
+    """The resume token (or the principal presenting it) is not the session's. gRPC
+    PERMISSION_DENIED, HTTP 403."""
+
+
+class SessionPositionNotRetainedError(SessionNotResumableError):
+    """The client says it received fewer (or more) frames than the server still retains or ever
+    sent: what it missed is gone. gRPC OUT_OF_RANGE, HTTP 416."""
+
+
 class PermissionDeniedError(A2AError):
     """a2a-grpc's own error: the caller is authenticated but may not do this (a request for a
     tenant its credential does not grant; a delegation token used beyond its task or skill).
@@ -528,6 +557,46 @@ OUR_ERRORS: tuple[ErrorSpec, ...] = (
         "CAPABILITY_MISMATCH",
         400,
         "The peer does not offer what the session requires",
+        domain=OUR_DOMAIN,
+    ),
+    ErrorSpec(
+        "SessionUnknownError",
+        SessionUnknownError,
+        -32094,
+        _C.NOT_FOUND,
+        "SESSION_UNKNOWN",
+        404,
+        "No such session",
+        domain=OUR_DOMAIN,
+    ),
+    ErrorSpec(
+        "SessionExpiredError",
+        SessionExpiredError,
+        -32095,
+        _C.NOT_FOUND,
+        "SESSION_EXPIRED",
+        410,
+        "The session expired",
+        domain=OUR_DOMAIN,
+    ),
+    ErrorSpec(
+        "SessionTokenError",
+        SessionTokenError,
+        -32096,
+        _C.PERMISSION_DENIED,
+        "SESSION_TOKEN_INVALID",
+        403,
+        "Not the session's resume token",
+        domain=OUR_DOMAIN,
+    ),
+    ErrorSpec(
+        "SessionPositionNotRetainedError",
+        SessionPositionNotRetainedError,
+        -32097,
+        _C.OUT_OF_RANGE,
+        "SESSION_POSITION_NOT_RETAINED",
+        416,
+        "The session no longer retains that position",
         domain=OUR_DOMAIN,
     ),
     ErrorSpec(

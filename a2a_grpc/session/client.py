@@ -18,6 +18,7 @@ import collections
 import contextlib
 import itertools
 import logging
+import random
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,15 +47,18 @@ from a2a_grpc.session.frames import (
     Goodbye,
     Heartbeat,
     Hello,
+    Resume,
     ServerFrame,
     Skill,
     Welcome,
     batch_bytes,
+    batched,
     call_field,
     pieces,
     serialize,
     status_in,
 )
+from a2a_grpc.session.replay import Replay
 from a2a_grpc.status import from_rpc_error, from_status
 
 __all__ = ["Session", "SessionOptions", "connect", "session_interface"]
@@ -63,6 +67,28 @@ log = logging.getLogger("a2a_grpc.session")
 MiB = 1024 * 1024
 CLOSE_FLUSH_SECONDS = 5.0
 """How long closing waits for the frames queued before the Goodbye to be sent."""
+RESUME_BASE_SECONDS = 0.1
+RESUME_CAP_SECONDS = 5.0
+"""Resume attempts wait 0.1 s, 0.2 s, 0.4 s ... (each with jitter), at most 5 s, between them."""
+_COUNTED = frozenset({"call", "cancel", "chunk", "credit"})
+"""The client's frames a session counts and keeps until acknowledged (see replay)."""
+_RESUMABLE_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+    }
+)
+
+
+def _worth_resuming(exc: grpc.RpcError, cause: errors.A2AError) -> bool:
+    """A broken connection (or a server that declared this side dead and waits for a resume),
+    not a refusal of the session."""
+    code = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None
+    return code in _RESUMABLE_CODES and isinstance(
+        cause, (errors.UnavailableError, errors.TransportError, errors.InternalError)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +110,12 @@ class SessionOptions:
     metadata: Mapping[str, str] = field(default_factory=dict)
     """Service parameters and credentials for every call (``authorization``, an API key's header)."""
     tenant: str = ""
+    resume: bool = True
+    """Resume the session by itself when its connection breaks (the calls carry on); False: a
+    broken connection ends every waiting call with UnavailableError."""
+    resume_timeout: float = 30.0
+    """Seconds to keep trying to resume before the waiting calls end (a call's own deadline may
+    end it sooner)."""
 
     def hello(self) -> Hello:
         def skill(value: Skill | str) -> Skill:
@@ -130,7 +162,7 @@ class Session(ClientOperations):
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: errors.A2AError | None = None
         self._last_seen = 0.0
-        self._outbox: collections.deque[bytes] = collections.deque()
+        self._outbox: collections.deque[tuple[bytes, bool]] = collections.deque()
         """Serialized frames the writer task has not sent yet."""
         self._outbox_bytes = 0
         self._outbox_limit = 2 * MiB
@@ -138,25 +170,51 @@ class Session(ClientOperations):
         self._room = asyncio.Event()  # the outbox holds no more than its limit
         self._room.set()
         self._closing = False
+        self._goodbye: str | None = None  # the server's Goodbye reason, once it said it
+        self._ready = asyncio.Event()  # a connection is there to write to (clear: resuming)
+        self._replay = Replay()  # the counted frames sent, until the server acknowledges them
+        self._received = 0  # the server's counted frames received
+        self._resumes = 0
+        self._drop_reason: errors.A2AError | None = None  # why this side dropped the connection
         self._session_ledger = Ledger(1, 1)
         self._flood_limit = 1 << 30
 
     # -- life --------------------------------------------------------------------------------------
 
     async def open(self) -> Session:
+        first, welcome = await self._handshake(self.options.hello(), self.options.handshake_timeout)
+        self._connection = first
+        self.welcome = welcome
+        window = welcome.window
+        self._session_ledger = Ledger(window.session_frames, window.session_bytes)
+        self._flood_limit = max(window.call_frames, 1) * 2 + 2
+        # A large call's chunks wait while two frame limits' worth are queued: memory stays bounded.
+        self._outbox_limit = 2 * max(welcome.max_frame_bytes, 64 * 1024)
+        loop = asyncio.get_running_loop()
+        self._last_seen = loop.time()
+        self._ready.set()
+        self._tasks = [
+            loop.create_task(self._read()),
+            loop.create_task(self._heartbeats()),
+            loop.create_task(self._write()),
+        ]
+        return self
+
+    async def _handshake(self, hello: Hello, timeout: float, *, wait: bool = False) -> tuple[Any, Welcome]:
+        """A new stream, its Hello written and its Welcome read within ``timeout`` (``wait``: for
+        the channel to reconnect too), or the typed error of the server's refusal."""
         stub = self._channel.stream_stream(
             CONNECT,
             request_serializer=serialize,
             response_deserializer=ServerFrame.FromString,
         )
-        self._connection = stub()
-        timeout = self.options.handshake_timeout
+        stream = stub(wait_for_ready=wait or None)
         try:
             async with asyncio.timeout(timeout):
-                await self._connection.write(ClientFrame(hello=self.options.hello()))
-                first = await self._connection.read()
+                await stream.write(ClientFrame(hello=hello))
+                first = await stream.read()
         except TimeoutError:
-            self._connection.cancel()
+            stream.cancel()
             raise errors.DeadlineExceededError(
                 f"the session handshake did not complete: no Welcome within {timeout:g} s",
                 grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -164,22 +222,9 @@ class Session(ClientOperations):
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
         if first is grpc.aio.EOF or first.WhichOneof("frame") != "welcome":
-            self._connection.cancel()
+            stream.cancel()
             raise errors.InvalidAgentResponseError("the server did not answer the Hello with a Welcome")
-        self.welcome = first.welcome
-        window = self.welcome.window
-        self._session_ledger = Ledger(window.session_frames, window.session_bytes)
-        self._flood_limit = max(window.call_frames, 1) * 2 + 2
-        # A large call's chunks wait while two frame limits' worth are queued: memory stays bounded.
-        self._outbox_limit = 2 * max(self.welcome.max_frame_bytes, 64 * 1024)
-        loop = asyncio.get_running_loop()
-        self._last_seen = loop.time()
-        self._tasks = [
-            loop.create_task(self._read()),
-            loop.create_task(self._heartbeats()),
-            loop.create_task(self._write()),
-        ]
-        return self
+        return stream, first.welcome
 
     async def close(self) -> None:
         """Say Goodbye (after every frame queued before it), end the stream, end every call still
@@ -190,9 +235,9 @@ class Session(ClientOperations):
             await self._send(ClientFrame(goodbye=Goodbye(reason="the client closed the session")))
         self._closing = True
         self._queued.set()
-        stream, self._connection = self._connection, None
         writer = self._tasks[-1]
         await asyncio.wait({writer}, timeout=CLOSE_FLUSH_SECONDS)  # it half-closes once all is sent
+        stream, self._connection = self._connection, None
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -207,12 +252,18 @@ class Session(ClientOperations):
 
     @property
     def alive(self) -> bool:
-        """Open, and neither closed nor failed (its stream ended, or its peer was declared dead)."""
+        """Open, and neither closed nor failed (its stream ended for good, or its peer was declared
+        dead and the session could not be resumed). A session resuming is alive."""
         return self._connection is not None and self._failure is None
 
     @property
     def session_id(self) -> str:
         return self.welcome.session_id if self.welcome is not None else ""
+
+    @property
+    def resumes(self) -> int:
+        """How many times the session was resumed on a new connection."""
+        return self._resumes
 
     # -- frames --------------------------------------------------------------------------------------
 
@@ -225,7 +276,7 @@ class Session(ClientOperations):
         # meanwhile join the same write (writing here at once measured 25 % fewer calls at c=16,
         # as the server reads each frame alone, and 14 % more at c=1).
         data = frame.SerializeToString()
-        self._outbox.append(data)
+        self._outbox.append((data, frame.WhichOneof("frame") in _COUNTED))
         self._outbox_bytes += len(data)
         self._queued.set()
         if self._outbox_bytes > self._outbox_limit:
@@ -237,67 +288,195 @@ class Session(ClientOperations):
     async def _write(self) -> None:
         """Send the queued frames in order; what is queued together goes in one write, as a
         ClientBatch within the frame limit (a write into grpc costs the server a read, whatever it
-        carries). Half-closes the stream once closing and everything is sent."""
+        carries). Counted frames are kept until the server acknowledges them (a resume sends
+        again those it missed). While the session resumes, it waits. Half-closes the stream once
+        closing and everything is sent."""
         assert self.welcome is not None
-        outbox, connection = self._outbox, self._connection
+        outbox, replay = self._outbox, self._replay
         limit = min(self.welcome.max_frame_bytes, MAX_BATCH_BYTES)
         try:
             while True:
                 if not outbox:
                     if self._closing:
-                        await connection.done_writing()
+                        await self._connection.done_writing()
                         return
                     self._queued.clear()
                     await self._queued.wait()
                     continue
-                ready = [outbox.popleft()]
-                size = len(ready[0])
+                await self._ready.wait()
+                connection = self._connection
+                data, counted = outbox.popleft()
+                ready = [data]
+                if counted:
+                    replay.add(data)
+                size = len(data)
                 batched = BATCH_OVERHEAD + size
                 while outbox and len(ready) < MAX_BATCH:
-                    if batched + len(outbox[0]) + BATCH_OVERHEAD > limit:
+                    if batched + len(outbox[0][0]) + BATCH_OVERHEAD > limit:
                         break
-                    data = outbox.popleft()
+                    data, counted = outbox.popleft()
+                    if counted:
+                        replay.add(data)
                     ready.append(data)
                     size += len(data)
                     batched += len(data) + BATCH_OVERHEAD
-                await connection.write(ready[0] if len(ready) == 1 else batch_bytes(ready))
                 self._outbox_bytes -= size
                 if self._outbox_bytes <= self._outbox_limit:
                     self._room.set()
+                try:
+                    await connection.write(
+                        ready[0] if len(ready) == 1 else batch_bytes(ready, self._received)
+                    )
+                except (grpc.RpcError, asyncio.InvalidStateError) as exc:
+                    if not self.options.resume or self._closing:
+                        raise
+                    # The connection broke: what counts is in the replay; the reader resumes.
+                    self._ready.clear()
+                    connection.cancel()
+                    log.debug("session %s: a write failed (%s)", self.session_id, type(exc).__name__)
         except (grpc.RpcError, asyncio.InvalidStateError) as exc:
             self._failed_writing(exc)
         finally:
             self._room.set()  # a sender waiting for room finds the failure, or the session closed
 
+    def _ended_by_server(self) -> errors.UnavailableError:
+        said = f": {self._goodbye}" if self._goodbye else ""
+        return errors.UnavailableError(f"the server ended the session{said}")
+
     def _failed_writing(self, exc: BaseException) -> None:
-        self._fail_all(errors.UnavailableError(f"the session's stream failed: {type(exc).__name__}"))
+        if self._goodbye is not None:  # the server ended it: that is what went wrong
+            self._fail_all(self._ended_by_server())
+        else:
+            self._fail_all(errors.UnavailableError(f"the session's stream failed: {type(exc).__name__}"))
         if self._connection is not None:
             self._connection.cancel()
 
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            while True:
-                frame = await self._connection.read()
-                if frame is grpc.aio.EOF:
-                    self._fail_all(errors.UnavailableError("the server ended the session"))
+        while True:
+            stream = self._connection
+            if stream is None:
+                return
+            try:
+                frame = await stream.read()
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the session is closing
+                # The stream was cancelled under the reader: a dead peer, or a failed write.
+                dropped = self._drop_reason or errors.UnavailableError("the session's connection was dropped")
+                self._drop_reason = None
+                if self._closing or not await self._resume(dropped):
                     return
+                continue
+            except grpc.RpcError as exc:
+                cause = from_rpc_error(exc)
+                if self._closing or not _worth_resuming(exc, cause):
+                    self._fail_all(cause)
+                    return
+                if not await self._resume(cause):
+                    return
+                continue
+            if frame is grpc.aio.EOF:
+                if self._goodbye is not None or self._closing:
+                    self._fail_all(self._ended_by_server())
+                    return
+                gone = errors.UnavailableError("the server ended the stream without a Goodbye")
+                if not await self._resume(gone):
+                    return
+                continue
+            self._last_seen = loop.time()
+            if frame.WhichOneof("frame") == "batch":  # frames sent together: each as if alone
+                for inner in frame.batch.frames:
+                    if not await self._handle(inner):
+                        return
+                if frame.batch.received:
+                    self._replay.ack(frame.batch.received)
+            elif not await self._handle(frame):
+                return
+
+    async def _resume(self, cause: errors.A2AError) -> bool:
+        """Resume the session on a new stream after its connection broke (``cause``): bounded
+        retries with exponential backoff and jitter, within ``resume_timeout``. The server sends
+        what this side missed; this side sends what the server missed. False (every waiting call
+        ended with the reason) when it cannot be resumed."""
+        if not self.options.resume or self.welcome is None or self._closing:
+            self._fail_all(cause)
+            return False
+        self._ready.clear()
+        old = self._connection
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.options.resume_timeout
+        delay, attempts, last = RESUME_BASE_SECONDS, 0, cause
+        log.info("session %s: the connection broke (%s); resuming", self.session_id, cause.message)
+        while True:
+            attempts += 1
+            hello = self.options.hello()
+            hello.resume.CopyFrom(
+                Resume(
+                    session_id=self.welcome.session_id,
+                    resume_token=self.welcome.resume_token,
+                    received=self._received,
+                )
+            )
+            remaining = give_up - loop.time()
+            missed: list[bytes] = []
+            try:
+                stream, welcome = await self._handshake(
+                    hello, max(min(self.options.handshake_timeout, remaining), 0.01), wait=True
+                )
+                if not welcome.resumed:
+                    stream.cancel()
+                    raise errors.InvalidAgentResponseError("the server answered a resume with a new session")
+                missed = self._replay.after(welcome.received)
+                for write in batched(missed, min(self.welcome.max_frame_bytes, MAX_BATCH_BYTES)):
+                    await stream.write(write)
+            except errors.SessionNotResumableError as exc:  # typed: the caller may fall back on it
+                log.info("session %s cannot be resumed: %s", self.session_id, exc.message)
+                self._fail_all(exc)
+                return False
+            except errors.InvalidAgentResponseError as exc:
+                log.info("session %s cannot be resumed: %s", self.session_id, exc.message)
+                self._fail_all(errors.UnavailableError(f"{cause.message}; resuming failed: {exc.message}"))
+                return False
+            except errors.A2AError as exc:
+                last = exc
+            except (grpc.RpcError, asyncio.InvalidStateError) as exc:
+                last = errors.UnavailableError(f"the new stream failed: {type(exc).__name__}")
+            else:
+                if self._closing:
+                    stream.cancel()
+                    return False
+                self._connection = stream
                 self._last_seen = loop.time()
-                if frame.WhichOneof("frame") == "batch":  # frames sent together: each as if alone
-                    for inner in frame.batch.frames:
-                        if not await self._handle(inner):
-                            return
-                elif not await self._handle(frame):
-                    return
-        except grpc.RpcError as exc:
-            self._fail_all(from_rpc_error(exc))
-        except asyncio.CancelledError:
-            raise
+                self._resumes += 1
+                self._ready.set()
+                log.info(
+                    "session %s resumed (attempt %d; %d frames sent again)",
+                    self.session_id,
+                    attempts,
+                    len(missed),
+                )
+                return True
+            remaining = give_up - loop.time()
+            if remaining <= 0 or self._closing:
+                self._fail_all(
+                    errors.UnavailableError(
+                        f"the session's connection broke and it could not be resumed within "
+                        f"{self.options.resume_timeout:g} s ({attempts} attempts; the last: {last.message})"
+                    )
+                )
+                return False
+            await asyncio.sleep(min(remaining, delay * random.uniform(0.5, 1.0)))  # jitter
+            delay = min(delay * 2, RESUME_CAP_SECONDS)
 
     async def _handle(self, frame: ServerFrame) -> bool:
         """Act on one frame from the server; False when the session must end (a flood)."""
         kind = frame.WhichOneof("frame")
         if kind == "event":
+            self._received += 1
             event = frame.event
             pending = self._calls.pop(event.call_id, None) if event.last else self._calls.get(event.call_id)
             if pending is None:  # a call we left: its credit is still owed to the session
@@ -317,13 +496,19 @@ class Session(ClientOperations):
             if event.last:  # the call ends with it, OK
                 pending.frames.put_nowait((CallEnd(call_id=event.call_id), 0, 0))
         elif kind == "chunk":
+            self._received += 1
             await self._join(frame.chunk, frame.ByteSize())
         elif kind == "end":
+            self._received += 1
             ended = self._calls.pop(frame.end.call_id, None)
             if ended is not None:
                 ended.frames.put_nowait((frame.end, 0, 0))
+        elif kind == "heartbeat":
+            if frame.heartbeat.received:
+                self._replay.ack(frame.heartbeat.received)
         elif kind == "goodbye":
             log.info("session %s: the server said goodbye: %s", self.session_id, frame.goodbye.reason)
+            self._goodbye = frame.goodbye.reason or "no reason given"
         return True
 
     async def _heartbeats(self) -> None:
@@ -333,19 +518,26 @@ class Session(ClientOperations):
         loop = asyncio.get_running_loop()
         for count in itertools.count(1):
             await asyncio.sleep(beat)
+            if not self._ready.is_set():
+                continue  # resuming: the reader is on it
             silent = loop.time() - self._last_seen
             if silent > beat * missed:
-                self._fail_all(
-                    errors.UnavailableError(
-                        f"the server sent nothing for {silent:.1f} s ({missed} heartbeats): "
-                        "session declared dead"
-                    )
+                dead = errors.UnavailableError(
+                    f"the server sent nothing for {silent:.1f} s ({missed} heartbeats): session declared dead"
                 )
+                if not self.options.resume:
+                    self._fail_all(dead)
+                    if self._connection is not None:
+                        self._connection.cancel()
+                    return
+                log.info("session %s: %s; resuming", self.session_id, dead.message)
+                self._drop_reason = dead
+                self._ready.clear()
                 if self._connection is not None:
-                    self._connection.cancel()
-                return
+                    self._connection.cancel()  # the reader sees it and resumes
+                continue
             with contextlib.suppress(errors.A2AError):
-                await self._send(ClientFrame(heartbeat=Heartbeat(count=count)))
+                await self._send(ClientFrame(heartbeat=Heartbeat(count=count, received=self._received)))
 
     async def _join(self, chunk: Any, size: int) -> None:
         """One chunk of a CallEvent frame larger than the frame limit: the joined frame is handed
@@ -446,9 +638,11 @@ class Session(ClientOperations):
             and call[0] in self._calls
             and (due := call[1].ledger.take(size, count)) is not None
         ):
-            frames.append(ClientFrame(credit=Credit(call_id=call[0], frames=due[0], bytes=due[1])))
+            credit = Credit(call_id=call[0], frames=due[0], bytes=due[1], received=self._received)
+            frames.append(ClientFrame(credit=credit))
         if (session_due := self._session_ledger.take(size, count)) is not None:
-            frames.append(ClientFrame(credit=Credit(call_id=0, frames=session_due[0], bytes=session_due[1])))
+            credit = Credit(call_id=0, frames=session_due[0], bytes=session_due[1], received=self._received)
+            frames.append(ClientFrame(credit=credit))
         for frame in frames:
             with contextlib.suppress(errors.A2AError):
                 await self._send(frame)

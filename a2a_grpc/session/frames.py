@@ -23,6 +23,7 @@ from a2a_grpc._gen.a2a_grpc.session.v1.session_pb2 import (
     Goodbye,
     Heartbeat,
     Hello,
+    Resume,
     ServerFrame,
     Skill,
     Welcome,
@@ -51,11 +52,13 @@ __all__ = [
     "Goodbye",
     "Heartbeat",
     "Hello",
+    "Resume",
     "ServerFrame",
     "Skill",
     "Welcome",
     "Window",
     "batch_bytes",
+    "batched",
     "call_field",
     "end_of",
     "event_bytes",
@@ -194,12 +197,37 @@ def _batch_tags() -> tuple[bytes, bytes]:
 _BATCH_TAG, _BATCH_ITEM_TAG = _batch_tags()
 
 
-def batch_bytes(frames: list[bytes]) -> bytes:
-    """The serialized frame holding the serialized ``frames`` as one batch, in order: a
-    ServerFrame's Batch of ServerFrames, or a ClientFrame's ClientBatch of ClientFrames (the two
-    are numbered alike, so their bytes are written the same way)."""
+_RECEIVED_TAG = _varint(pb.Batch.DESCRIPTOR.fields_by_name["received"].number << 3)
+if _varint(ClientBatch.DESCRIPTOR.fields_by_name["received"].number << 3) != _RECEIVED_TAG:
+    raise RuntimeError("session.proto's Batch.received and ClientBatch.received must be numbered alike")
+
+
+def batch_bytes(frames: list[bytes], received: int = 0) -> bytes:
+    """The serialized frame holding the serialized ``frames`` as one batch, in order, with the
+    sender's acknowledgement ``received``: a ServerFrame's Batch of ServerFrames, or a
+    ClientFrame's ClientBatch of ClientFrames (the two are numbered alike, so their bytes are
+    written the same way)."""
     body = b"".join(_BATCH_ITEM_TAG + _varint(len(frame)) + frame for frame in frames)
+    if received:
+        body += _RECEIVED_TAG + _varint(received)
     return _BATCH_TAG + _varint(len(body)) + body
+
+
+def batched(frames: list[bytes], limit: int) -> list[bytes]:
+    """``frames`` (serialized) as writes: batches of up to ``limit`` bytes and MAX_BATCH frames,
+    in order (a frame larger than ``limit``, alone)."""
+    writes: list[bytes] = []
+    ready: list[bytes] = []
+    size = BATCH_OVERHEAD
+    for data in frames:
+        if ready and (size + len(data) + BATCH_OVERHEAD > limit or len(ready) >= MAX_BATCH):
+            writes.append(ready[0] if len(ready) == 1 else batch_bytes(ready))
+            ready, size = [], BATCH_OVERHEAD
+        ready.append(data)
+        size += len(data) + BATCH_OVERHEAD
+    if ready:
+        writes.append(ready[0] if len(ready) == 1 else batch_bytes(ready))
+    return writes
 
 
 def serialize(frame: Message | bytes) -> bytes:

@@ -53,11 +53,23 @@ class SessionSettings:
     """Calls one session may run at once; one more ends with RESOURCE_EXHAUSTED."""
     max_joined_bytes: int = 64 * MiB
     """The largest Call frame the server joins from chunks; a larger one ends its call with an error."""
+    resume_grace: float = 30.0
+    """Seconds a session whose connection dropped waits to be resumed once it has no running call
+    (its running calls carry on meanwhile, paused by flow control when nobody reads them); 0: a
+    dropped session ends at once, as it would without resume."""
+    max_detached: float = 300.0
+    """Seconds a dropped session waits at most, running calls or not; then it ends (its calls end,
+    their tasks do not)."""
 
     def __post_init__(self) -> None:
         for name in ("handshake_timeout", "heartbeat_interval"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive seconds, not {getattr(self, name)!r}")
+        if not 0 <= self.resume_grace <= self.max_detached:
+            raise ValueError(
+                f"resume_grace must be from 0 to max_detached ({self.max_detached!r}) seconds, "
+                f"not {self.resume_grace!r}"
+            )
         if self.heartbeat_interval < MIN_HEARTBEAT_SECONDS:
             raise ValueError(f"heartbeat_interval must be at least {MIN_HEARTBEAT_SECONDS:g} s")
         if self.max_frame_bytes < MIN_FRAME_BYTES:

@@ -1,24 +1,33 @@
 """The serving side of the session binding: ``a2a_grpc.session.v1.SessionService/Connect``.
 
-One :class:`ServerSession` per stream. It reads the Hello (within the handshake timeout),
-negotiates (:func:`~a2a_grpc.session.negotiation.negotiate`), checks the credentials once, then
-reads frames until the stream ends: each Call runs as its own asyncio task through the call seam
+:class:`SessionHost` serves Connect: it reads each stream's Hello (within the handshake
+timeout), and either opens a :class:`ServerSession` (negotiation,
+:func:`~a2a_grpc.session.negotiation.negotiate`; the credentials checked once) or, for a Hello
+that resumes, hands the new connection to the session it names. A session reads frames until its
+connection ends: each Call runs as its own asyncio task through the call seam
 (:class:`a2a_grpc.service.Service`, the same chain the gRPC and JSON fronts use, so
 authentication, ownership and interceptors hold here too), and writes its CallEvents and one
-CallEnd. A writer task sends every frame in order; a heartbeat task beats and watches the peer.
+CallEnd. One pump task sends every frame in order and keeps the counted ones until the client
+acknowledges them (:mod:`a2a_grpc.session.replay`); a heartbeat task beats and watches the peer.
 
 What ends what: an error about one call (an unknown operation, a frame too large, a cancel for a
 call that is not running) ends that call with an error CallEnd; an error about the session (no
 Hello in time, a second Hello, undecodable bytes, an empty frame, a call id in use) ends the
-stream with an error status. Ending a session cancels its calls, never their tasks.
+session with an error status; a Goodbye ends it cleanly. A connection that drops (or a peer that
+stops beating) detaches the session: its calls carry on (paused by flow control once nobody reads
+them) and it waits to be resumed, for ``resume_grace`` seconds after its last call ended and
+``max_detached`` at most, then ends. Ending a session cancels its calls, never their tasks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
+import hmac
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -39,14 +48,18 @@ from a2a_grpc.session.frames import (
     ClientFrame,
     Goodbye,
     Heartbeat,
+    Hello,
     ServerFrame,
+    Welcome,
     batch_bytes,
+    batched,
     end_of,
     event_bytes,
     pieces,
     serialize,
 )
 from a2a_grpc.session.negotiation import SessionSettings, negotiate
+from a2a_grpc.session.replay import Replay
 from a2a_grpc.status import abort, status_of
 
 __all__ = ["ServerSession", "SessionHost"]
@@ -54,6 +67,11 @@ __all__ = ["ServerSession", "SessionHost"]
 log = logging.getLogger("a2a_grpc.session")
 
 _CANCELLED = status_pb2.Status(code=grpc.StatusCode.CANCELLED.value[0], message="the call was canceled")
+_COUNTED = frozenset({"event", "end", "chunk"})
+"""The server's frames a session counts and keeps until acknowledged (see replay)."""
+EXPIRED_REMEMBERED = 10_000
+"""Ended sessions remembered, so that resuming one says "expired", not "unknown"."""
+CLOSE_SECONDS = 5.0
 
 
 class _Undecodable:
@@ -76,8 +94,14 @@ def _lower(metadata: Any) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in metadata.items()}
 
 
+def _counted(frame: ServerFrame | bytes) -> bool:
+    # Serialized frames on the queue are CallEvents (event_bytes); the rest are messages.
+    return isinstance(frame, bytes) or frame.WhichOneof("frame") in _COUNTED
+
+
 class ServerSession:
-    """One session on one Connect stream (see the module doc)."""
+    """One session: its calls, its frames, and the connection it is attached to (see the module
+    doc). Opened by :meth:`open` on its first connection; :meth:`resume` attaches a new one."""
 
     def __init__(
         self,
@@ -85,16 +109,18 @@ class ServerSession:
         card: types.AgentCard,
         settings: SessionSettings,
         authentication: Authentication | None,
-        context: grpc.aio.ServicerContext,
         base: CallContext,
     ) -> None:
         self.service = service
         self.card = card
         self.settings = settings
         self.authentication = authentication
-        self.context = context
         self.base = base
         self.session_id = ""
+        self.welcome = Welcome()
+        self.replay = Replay()
+        """The counted frames sent and not yet acknowledged by the client."""
+        self.ended = asyncio.Event()
         self._calls: dict[int, asyncio.Task[None]] = {}
         self._joining: dict[int, bytearray | None] = {}  # chunks of call frames; None: refused
         self._credits: dict[int, Account] = {}
@@ -102,6 +128,7 @@ class ServerSession:
         self._window = settings.window
         self._session_credit = Account(settings.session_frames, settings.session_bytes)
         self._out: asyncio.Queue[ServerFrame | bytes | None] = asyncio.Queue(maxsize=settings.session_frames)
+        self._received = 0  # the client's counted frames received
         self._last_seen = 0.0
         self._tenant = ""
         self._max_frame = settings.max_frame_bytes
@@ -110,95 +137,36 @@ class ServerSession:
         self._missed = settings.missed_heartbeats
         self._ending = asyncio.Event()
         self._goodbye = ""
+        self._conn: grpc.aio.ServicerContext | None = None  # the connection frames are written to
+        self._connection: asyncio.Task[Any] | None = None  # the task serving that connection
+        self._pump: asyncio.Task[None] | None = None
+        self._expiry: asyncio.Task[None] | None = None
+        self._last_call_ended = 0.0
 
-    async def run(self, requests: AsyncIterator[ClientFrame | _Undecodable]) -> None:
-        loop = asyncio.get_running_loop()
-        frames = aiter(requests)
-        await self._handshake(frames)
-        self._last_seen = loop.time()
-        writer = loop.create_task(self._write(), name=f"session-{self.session_id}-writer")
-        reader = loop.create_task(self._read(frames), name=f"session-{self.session_id}-reader")
-        watch = loop.create_task(self._heartbeats(), name=f"session-{self.session_id}-heartbeats")
-        ending = loop.create_task(self._ending.wait(), name=f"session-{self.session_id}-end")
-        failure: BaseException | None = None
-        try:
-            done, _ = await asyncio.wait({reader, watch, ending}, return_when=asyncio.FIRST_COMPLETED)
-            if ending in done:  # the server ends the session: say why, then end it cleanly
-                reader.cancel()
-                await self._out.put(ServerFrame(goodbye=Goodbye(reason=self._goodbye)))
-            elif watch in done:  # the peer is dead
-                reader.cancel()
-                failure = errors.UnavailableError(
-                    f"the session's peer sent nothing for {self._beat * self._missed:g} s "
-                    f"({self._missed} heartbeats): declared dead"
-                )
-            elif not reader.cancelled() and reader.exception() is not None:
-                failure = reader.exception()
-        finally:
-            for task in (reader, watch, ending):
-                task.cancel()
-            await self._close(writer, {reader, watch, ending})
-        if failure is not None:
-            await abort(self.context, failure)
+    @property
+    def attached(self) -> bool:
+        return self._conn is not None
 
     def end(self, reason: str) -> None:
-        """End the session from the server's side: a Goodbye saying ``reason``, then the stream
-        ends (OK); running calls end, their tasks do not."""
+        """End the session from the server's side: a Goodbye saying ``reason`` if it is attached,
+        then the stream ends (OK); running calls end, their tasks do not."""
         self._goodbye = reason
         self._ending.set()
+        if self._conn is None and not self.ended.is_set():
+            asyncio.get_running_loop().create_task(self._finish(), name=f"session-{self.session_id}-end")
 
-    async def _read(self, frames: AsyncIterator[ClientFrame | _Undecodable]) -> None:
-        loop = asyncio.get_running_loop()
-        async for frame in frames:
-            self._last_seen = loop.time()
-            if not self._take(frame):
-                return
+    # -- opening, resuming ------------------------------------------------------------------------
 
-    # -- the handshake ----------------------------------------------------------------------------
-
-    async def _handshake(self, frames: AsyncIterator[ClientFrame | _Undecodable]) -> None:
-        timeout = self.settings.handshake_timeout
-        try:
-            async with asyncio.timeout(timeout):
-                first = await anext(frames)
-        except TimeoutError:
-            await abort(
-                self.context,
-                errors.DeadlineExceededError(
-                    f"the session handshake did not complete: no Hello within {timeout:g} s "
-                    "(the server's handshake timeout)",
-                    grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED,
-                ),
-            )
-        except StopAsyncIteration:
-            await abort(self.context, errors.InvalidRequestError("the stream ended before its Hello"))
-        if isinstance(first, _Undecodable):
-            await abort(
-                self.context,
-                errors.InvalidRequestError(f"the first frame is not a ClientFrame ({first.problem})"),
-            )
-        kind = first.WhichOneof("frame")
-        if kind != "hello":
-            await abort(
-                self.context,
-                errors.InvalidRequestError(
-                    f"a session opens with a Hello frame, not {kind or 'an empty frame'}"
-                ),
-            )
-        hello = first.hello
+    async def open(self, hello: Hello, context: grpc.aio.ServicerContext) -> None:
+        """Negotiate, check the credentials, write the Welcome (or abort the stream)."""
         try:
             welcome = negotiate(hello, self.settings, self.card)
-            base = dataclasses.replace(
-                self.base,
-                headers={**self.base.headers, **_lower(hello.metadata)},
-                version=hello.metadata.get("a2a-version") or welcome.protocol_version,
-            )
-            if self.authentication is not None:  # once here; every call is checked again in the seam
-                base = await self.authentication.authenticate(base)
+            base = await self._authenticated(hello, welcome.protocol_version)
         except errors.A2AError as exc:
             log.info("session from %s refused at its handshake: %s", self.base.peer or "?", exc.message)
-            await abort(self.context, exc)
+            await abort(context, exc)
         self.base = base
+        self.welcome = welcome
         self.session_id = welcome.session_id
         self._tenant = hello.tenant
         self._max_frame = welcome.max_frame_bytes
@@ -206,7 +174,10 @@ class ServerSession:
         self._session_credit = Account(welcome.window.session_frames, welcome.window.session_bytes)
         self._beat = welcome.heartbeat_interval.ToTimedelta().total_seconds()
         self._missed = welcome.missed_heartbeats
-        await self.context.write(ServerFrame(welcome=welcome))
+        await context.write(ServerFrame(welcome=welcome))
+        self._pump = asyncio.get_running_loop().create_task(
+            self._run_pump(), name=f"session-{self.session_id}-pump"
+        )
         log.info(
             "session %s open: %s from %s, heartbeat %.3g s, frames up to %d bytes",
             self.session_id,
@@ -216,6 +187,135 @@ class ServerSession:
             self._max_frame,
         )
 
+    async def _authenticated(self, hello: Hello, version: str) -> CallContext:
+        base = dataclasses.replace(
+            self.base,
+            headers={**self.base.headers, **_lower(hello.metadata)},
+            version=hello.metadata.get("a2a-version") or version,
+        )
+        if self.authentication is not None:  # once here; every call is checked again in the seam
+            base = await self.authentication.authenticate(base)
+        return base
+
+    async def resume(self, hello: Hello, context: grpc.aio.ServicerContext, base: CallContext) -> None:
+        """Attach ``context`` (a new connection whose Hello resumes this session): check the token
+        and the principal, write a Welcome marked resumed, send what the client has not
+        received, then go live. Typed errors (SessionTokenError, SessionPositionNotRetainedError)
+        abort the new stream and leave the session as it was."""
+        resume = hello.resume
+        try:
+            if not hmac.compare_digest(resume.resume_token.encode(), self.welcome.resume_token.encode()):
+                raise errors.SessionTokenError(f"that is not the resume token of session {self.session_id}")
+            caller = base
+            if self.authentication is not None:
+                caller = dataclasses.replace(base, headers={**base.headers, **_lower(hello.metadata)})
+                caller = await self.authentication.authenticate(caller)
+            if _who(caller) != _who(self.base):
+                raise errors.SessionTokenError(f"session {self.session_id} belongs to another principal")
+            missed = self.replay.after(resume.received)
+        except errors.A2AError as exc:
+            log.info("resuming session %s refused: %s", self.session_id, exc.message)
+            await abort(context, exc)
+        old = self._connection
+        self._detach()
+        if old is not None:  # the old connection still looked alive here: it is over now
+            old.cancel()
+        if self._expiry is not None:
+            self._expiry.cancel()
+        welcome = Welcome()
+        welcome.CopyFrom(self.welcome)
+        welcome.resumed = True
+        welcome.received = self._received
+        await context.write(ServerFrame(welcome=welcome))
+        # What the client missed, then whatever the pump kept meanwhile, then live.
+        position = resume.received
+        while position < self.replay.sent:
+            pending = missed if missed else self.replay.after(position)
+            missed = []
+            for write in batched(pending, min(self._max_frame, MAX_BATCH_BYTES)):
+                await context.write(write)
+            position += len(pending)
+        self._conn = context
+        log.info(
+            "session %s resumed by %s at frame %d (%d sent again)",
+            self.session_id,
+            base.peer or "?",
+            resume.received,
+            position - resume.received,
+        )
+
+    # -- one connection -----------------------------------------------------------------------------
+
+    async def serve(
+        self, frames: AsyncIterator[ClientFrame | _Undecodable], context: grpc.aio.ServicerContext
+    ) -> None:
+        """Serve the session on this connection until it ends: the session ends (Goodbye, an error
+        about the session, the server ending it) or detaches (the connection dropped, the peer
+        stopped beating)."""
+        loop = asyncio.get_running_loop()
+        self._conn = context
+        self._connection = asyncio.current_task()
+        self._last_seen = loop.time()
+        reader = loop.create_task(self._read(frames), name=f"session-{self.session_id}-reader")
+        watch = loop.create_task(self._heartbeats(), name=f"session-{self.session_id}-heartbeats")
+        ending = loop.create_task(self._ending.wait(), name=f"session-{self.session_id}-end")
+        failure: BaseException | None = None
+        detach = False
+        try:
+            done, _ = await asyncio.wait({reader, watch, ending}, return_when=asyncio.FIRST_COMPLETED)
+            if ending in done:  # the server ends the session: say why, then end it cleanly
+                await self._out.put(ServerFrame(goodbye=Goodbye(reason=self._goodbye)))
+            elif watch in done:  # the peer is silent: dead, or its network is
+                detach = True
+                failure = errors.UnavailableError(
+                    f"the session's peer sent nothing for {self._beat * self._missed:g} s "
+                    f"({self._missed} heartbeats): declared dead"
+                    + (
+                        f"; the session waits {self.settings.resume_grace:g} s to be resumed"
+                        if self._resumable()
+                        else ""
+                    )
+                )
+            elif reader.cancelled() or isinstance(
+                reader.exception(), (grpc.RpcError, asyncio.InvalidStateError)
+            ):
+                detach = True  # the connection broke under the reader
+            elif reader.exception() is not None:
+                failure = reader.exception()
+            elif not self._ending.is_set():
+                detach = True  # the stream ended without a Goodbye: a drop, as far as we know
+        except asyncio.CancelledError:
+            detach = True  # grpc cancels the handler of a connection that dropped
+        finally:
+            for task in (reader, watch, ending):
+                task.cancel()
+            await asyncio.wait({reader, watch, ending}, timeout=CLOSE_SECONDS)
+            if self._connection is asyncio.current_task():
+                if detach and self._resumable():
+                    self._detach()
+                    self._expiry = loop.create_task(self._expire(), name=f"session-{self.session_id}-expiry")
+                    log.info("session %s detached: waiting to be resumed", self.session_id)
+                else:
+                    await self._finish()
+        if failure is not None:
+            await abort(context, failure)
+
+    def _resumable(self) -> bool:
+        return self.settings.resume_grace > 0 and not self._ending.is_set()
+
+    def _detach(self) -> None:
+        self._conn = None
+        self._connection = None
+
+    async def _read(self, frames: AsyncIterator[ClientFrame | _Undecodable]) -> None:
+        loop = asyncio.get_running_loop()
+        async for frame in frames:
+            self._last_seen = loop.time()
+            if not self._take(frame):
+                self._goodbye = "the client said goodbye"
+                self._ending.set()  # a clean end: no resume
+                return
+
     # -- frames from the client -------------------------------------------------------------------
 
     def _take(self, frame: ClientFrame | _Undecodable) -> bool:
@@ -224,6 +324,7 @@ class ServerSession:
             raise errors.InvalidRequestError(f"a frame is not a ClientFrame ({frame.problem})")
         kind = frame.WhichOneof("frame")
         if kind == "call":
+            self._received += 1
             self._start(frame)
         elif kind == "batch":  # frames sent together: each as if alone
             for inner in frame.batch.frames:
@@ -231,7 +332,10 @@ class ServerSession:
                     raise errors.InvalidRequestError("a batch holds no batch")
                 if not self._take(inner):
                     return False
+            if frame.batch.received:
+                self.replay.ack(frame.batch.received)
         elif kind == "cancel":
+            self._received += 1
             task = self._calls.get(frame.cancel.call_id)
             if task is None:
                 self._end(
@@ -243,14 +347,19 @@ class ServerSession:
             else:
                 task.cancel()
         elif kind == "credit":
+            self._received += 1
             credit = frame.credit
+            if credit.received:
+                self.replay.ack(credit.received)
             account = self._session_credit if credit.call_id == 0 else self._credits.get(credit.call_id)
             if account is not None:  # credit for a call that just ended is normal: nothing to do
                 account.give(credit.frames, credit.bytes)
         elif kind == "chunk":
+            self._received += 1
             self._join(frame.chunk)
-        elif kind == "heartbeat":
-            pass  # a sign of life, counted by the reader
+        elif kind == "heartbeat":  # a sign of life (counted by the reader), and an acknowledgement
+            if frame.heartbeat.received:
+                self.replay.ack(frame.heartbeat.received)
         elif kind == "goodbye":
             return False
         elif kind == "hello":
@@ -383,6 +492,7 @@ class ServerSession:
         finally:
             self._calls.pop(call_id, None)
             self._credits.pop(call_id, None)
+            self._last_call_ended = asyncio.get_running_loop().time()
         if end is None:  # the last event said it
             return
         with contextlib.suppress(asyncio.CancelledError):
@@ -412,20 +522,21 @@ class ServerSession:
 
     # -- writing, beating, ending ------------------------------------------------------------------
 
-    async def _write(self) -> None:
-        """Send the queued frames in order. What is ready at once goes in one write, as a Batch of
-        up to the frame limit (a write into grpc costs more than the frame it carries)."""
-        out, write, limit = self._out, self.context.write, min(self._max_frame, MAX_BATCH_BYTES)
+    async def _run_pump(self) -> None:
+        """Take the queued frames in order, count and keep those that matter to calls (the replay),
+        and write them to the connection, if there is one: what is ready at once goes in one write,
+        as a Batch of up to the frame limit (a write into grpc costs more than the frame it
+        carries). Detached, frames go to the replay only (heartbeats are dropped)."""
+        out, replay, limit = self._out, self.replay, min(self._max_frame, MAX_BATCH_BYTES)
         carry: ServerFrame | bytes | None = None
         while True:
             frame = carry if carry is not None else await out.get()
             carry = None
             if frame is None:  # the end
                 return
-            if out.empty():
-                await write(frame)
-                continue
             ready = [serialize(frame)]
+            if _counted(frame):
+                replay.add(ready[0])
             size, ended = BATCH_OVERHEAD + len(ready[0]), False
             while not out.empty() and len(ready) < MAX_BATCH:
                 following = out.get_nowait()
@@ -436,9 +547,16 @@ class ServerSession:
                 if size + len(data) + BATCH_OVERHEAD > limit:
                     carry = following  # the next write's first frame
                     break
+                if _counted(following):
+                    replay.add(data)
                 ready.append(data)
                 size += len(data) + BATCH_OVERHEAD
-            await write(ready[0] if len(ready) == 1 else batch_bytes(ready))
+            conn = self._conn
+            if conn is not None:
+                try:
+                    await conn.write(ready[0] if len(ready) == 1 else batch_bytes(ready, self._received))
+                except Exception as exc:  # the connection is going: the replay keeps what matters
+                    log.debug("session %s: a write failed (%s)", self.session_id, type(exc).__name__)
             if ended:
                 return
 
@@ -459,24 +577,55 @@ class ServerSession:
                 )
                 return
             count += 1
-            await self._out.put(ServerFrame(heartbeat=Heartbeat(count=count)))
+            await self._out.put(ServerFrame(heartbeat=Heartbeat(count=count, received=self._received)))
 
-    async def _close(self, writer: asyncio.Task[None], others: set[asyncio.Task[Any]]) -> None:
+    async def _expire(self) -> None:
+        """A detached session: end it ``resume_grace`` seconds after its last call ended (calls
+        still running keep it), ``max_detached`` seconds after it detached at most."""
+        loop = asyncio.get_running_loop()
+        detached = loop.time()
+        limit = detached + self.settings.max_detached
+        while True:
+            now = loop.time()
+            if self._calls:
+                wake = limit
+            else:
+                wake = min(limit, max(self._last_call_ended, detached) + self.settings.resume_grace)
+            if now >= wake:
+                break
+            await asyncio.sleep(min(wake - now, 1.0))
+        log.info("session %s ended: nobody resumed it", self.session_id)
+        await self._finish()
+
+    async def _finish(self) -> None:
+        """End the session: its calls end (their tasks go on), what is queued is written if a
+        connection is attached, the pump stops."""
+        if self.ended.is_set():
+            return
+        self.ended.set()
+        if self._expiry is not None and self._expiry is not asyncio.current_task():
+            self._expiry.cancel()
         calls = list(self._calls.values())
         for task in calls:
             task.cancel()
         if calls:
-            await asyncio.wait(calls, timeout=5.0)
-        # Let the writer flush what is queued (the calls' CallEnds), then stop it.
-        with contextlib.suppress(asyncio.QueueFull):
-            self._out.put_nowait(None)
-        done, _ = await asyncio.wait({writer}, timeout=5.0)
-        if not done:
-            writer.cancel()
-        for task in list(self._ends):  # CallEnds the writer never took: no one reads them now
+            await asyncio.wait(calls, timeout=CLOSE_SECONDS)
+        pump = self._pump
+        if pump is not None:
+            with contextlib.suppress(asyncio.QueueFull):
+                self._out.put_nowait(None)  # let the pump flush what is queued (the calls' CallEnds)
+            done, _ = await asyncio.wait({pump}, timeout=CLOSE_SECONDS)
+            if not done:
+                pump.cancel()
+        for task in list(self._ends):  # CallEnds the pump never took: no one reads them now
             task.cancel()
-        await asyncio.wait({writer, *others}, timeout=5.0)
+        self._conn = None
         log.info("session %s closed", self.session_id)
+
+
+def _who(context: CallContext) -> tuple[str, str] | None:
+    principal = context.principal
+    return None if principal is None else (principal.id, principal.tenant)
 
 
 class SessionHost:
@@ -497,8 +646,9 @@ class SessionHost:
         self.settings = settings or SessionSettings()
         self.authentication = authentication
         self.context_of = context_of
-        self.sessions: dict[ServerSession, asyncio.Task[Any]] = {}
-        """The sessions open now, and the tasks that serve them."""
+        self.sessions: dict[str, ServerSession] = {}
+        """The sessions open now (attached to a connection or waiting to be resumed), by id."""
+        self._expired: collections.OrderedDict[str, float] = collections.OrderedDict()
 
     async def _connect(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
         base = (
@@ -506,15 +656,73 @@ class SessionHost:
             if self.context_of is not None
             else CallContext(peer=context.peer(), front="session")
         )
+        frames = aiter(requests)
+        hello = await self._hello(frames, context)
+        if hello.HasField("resume"):
+            session = await self._resumable(hello, context)
+            await session.resume(hello, context, base)
+            await session.serve(frames, context)
+            return
         card = await self.card()
-        session = ServerSession(self.service, card, self.settings, self.authentication, context, base)
-        current = asyncio.current_task()
-        assert current is not None
-        self.sessions[session] = current
+        session = ServerSession(self.service, card, self.settings, self.authentication, base)
+        await session.open(hello, context)
+        self.sessions[session.session_id] = session
+        asyncio.get_running_loop().create_task(self._forget_when_ended(session))
+        await session.serve(frames, context)
+
+    async def _forget_when_ended(self, session: ServerSession) -> None:
+        await session.ended.wait()
+        self.sessions.pop(session.session_id, None)
+        self._expired[session.session_id] = time.time()
+        while len(self._expired) > EXPIRED_REMEMBERED:
+            self._expired.popitem(last=False)
+
+    async def _hello(
+        self, frames: AsyncIterator[ClientFrame | _Undecodable], context: grpc.aio.ServicerContext
+    ) -> Hello:
+        timeout = self.settings.handshake_timeout
         try:
-            await session.run(requests)
-        finally:
-            self.sessions.pop(session, None)
+            async with asyncio.timeout(timeout):
+                first = await anext(frames)
+        except TimeoutError:
+            await abort(
+                context,
+                errors.DeadlineExceededError(
+                    f"the session handshake did not complete: no Hello within {timeout:g} s "
+                    "(the server's handshake timeout)",
+                    grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED,
+                ),
+            )
+        except StopAsyncIteration:
+            await abort(context, errors.InvalidRequestError("the stream ended before its Hello"))
+        if isinstance(first, _Undecodable):
+            await abort(
+                context, errors.InvalidRequestError(f"the first frame is not a ClientFrame ({first.problem})")
+            )
+        kind = first.WhichOneof("frame")
+        if kind != "hello":
+            await abort(
+                context,
+                errors.InvalidRequestError(
+                    f"a session opens with a Hello frame, not {kind or 'an empty frame'}"
+                ),
+            )
+        return first.hello
+
+    async def _resumable(self, hello: Hello, context: grpc.aio.ServicerContext) -> ServerSession:
+        wanted = hello.resume.session_id
+        session = self.sessions.get(wanted)
+        if session is None or session.ended.is_set():
+            shown = errors.echo(wanted, 64)
+            error: errors.A2AError = (
+                errors.SessionExpiredError(f"session {shown} ended: it was not resumed in time")
+                if wanted in self._expired
+                else errors.SessionUnknownError(f"no session {shown} was opened here")
+            )
+            log.info("resuming a session refused: %s", error.message)
+            await abort(context, error)
+        assert session is not None
+        return session
 
     def handler(self) -> grpc.GenericRpcHandler:
         method = grpc.stream_stream_rpc_method_handler(
@@ -525,10 +733,13 @@ class SessionHost:
         return grpc.method_handlers_generic_handler(SESSION_SERVICE.full_name, {"Connect": method})
 
     async def close(self, reason: str, timeout: float = 5.0) -> None:
-        """End every open session with a Goodbye saying ``reason`` (their calls end; their tasks
+        """End every session with a Goodbye saying ``reason`` (their calls end; their tasks
         do not), waiting up to ``timeout`` seconds for them to be gone."""
-        serving = list(self.sessions.values())
-        for session in list(self.sessions):
+        open_now = list(self.sessions.values())
+        for session in open_now:
             session.end(reason)
-        if serving:
-            await asyncio.wait(serving, timeout=timeout)
+        waits = [asyncio.ensure_future(s.ended.wait()) for s in open_now]
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=timeout)
+            for wait in pending:
+                wait.cancel()

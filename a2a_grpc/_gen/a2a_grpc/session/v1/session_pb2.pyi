@@ -54,16 +54,20 @@ class ServerFrame(_message.Message):
     def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., event: _Optional[_Union[CallEvent, _Mapping]] = ..., end: _Optional[_Union[CallEnd, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ..., goodbye: _Optional[_Union[Goodbye, _Mapping]] = ..., batch: _Optional[_Union[Batch, _Mapping]] = ...) -> None: ...
 
 class Batch(_message.Message):
-    __slots__ = ("frames",)
+    __slots__ = ("frames", "received")
     FRAMES_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
     frames: _containers.RepeatedCompositeFieldContainer[ServerFrame]
-    def __init__(self, frames: _Optional[_Iterable[_Union[ServerFrame, _Mapping]]] = ...) -> None: ...
+    received: int
+    def __init__(self, frames: _Optional[_Iterable[_Union[ServerFrame, _Mapping]]] = ..., received: _Optional[int] = ...) -> None: ...
 
 class ClientBatch(_message.Message):
-    __slots__ = ("frames",)
+    __slots__ = ("frames", "received")
     FRAMES_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
     frames: _containers.RepeatedCompositeFieldContainer[ClientFrame]
-    def __init__(self, frames: _Optional[_Iterable[_Union[ClientFrame, _Mapping]]] = ...) -> None: ...
+    received: int
+    def __init__(self, frames: _Optional[_Iterable[_Union[ClientFrame, _Mapping]]] = ..., received: _Optional[int] = ...) -> None: ...
 
 class Skill(_message.Message):
     __slots__ = ("id", "version")
@@ -86,7 +90,7 @@ class Window(_message.Message):
     def __init__(self, call_frames: _Optional[int] = ..., call_bytes: _Optional[int] = ..., session_frames: _Optional[int] = ..., session_bytes: _Optional[int] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("protocol_versions", "agent_name", "required_skills", "offered_skills", "heartbeat_interval", "max_frame_bytes", "window", "metadata", "tenant")
+    __slots__ = ("protocol_versions", "agent_name", "required_skills", "offered_skills", "heartbeat_interval", "max_frame_bytes", "window", "metadata", "tenant", "resume")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +107,7 @@ class Hello(_message.Message):
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
     protocol_versions: _containers.RepeatedScalarFieldContainer[str]
     agent_name: str
     required_skills: _containers.RepeatedCompositeFieldContainer[Skill]
@@ -112,10 +117,21 @@ class Hello(_message.Message):
     window: Window
     metadata: _containers.ScalarMap[str, str]
     tenant: str
-    def __init__(self, protocol_versions: _Optional[_Iterable[str]] = ..., agent_name: _Optional[str] = ..., required_skills: _Optional[_Iterable[_Union[Skill, _Mapping]]] = ..., offered_skills: _Optional[_Iterable[_Union[Skill, _Mapping]]] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_frame_bytes: _Optional[int] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., tenant: _Optional[str] = ...) -> None: ...
+    resume: Resume
+    def __init__(self, protocol_versions: _Optional[_Iterable[str]] = ..., agent_name: _Optional[str] = ..., required_skills: _Optional[_Iterable[_Union[Skill, _Mapping]]] = ..., offered_skills: _Optional[_Iterable[_Union[Skill, _Mapping]]] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_frame_bytes: _Optional[int] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., tenant: _Optional[str] = ..., resume: _Optional[_Union[Resume, _Mapping]] = ...) -> None: ...
+
+class Resume(_message.Message):
+    __slots__ = ("session_id", "resume_token", "received")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    resume_token: str
+    received: int
+    def __init__(self, session_id: _Optional[str] = ..., resume_token: _Optional[str] = ..., received: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("session_id", "resume_token", "protocol_version", "heartbeat_interval", "missed_heartbeats", "max_frame_bytes", "window", "max_concurrent_calls", "offered_skills", "agent_name")
+    __slots__ = ("session_id", "resume_token", "protocol_version", "heartbeat_interval", "missed_heartbeats", "max_frame_bytes", "window", "max_concurrent_calls", "offered_skills", "agent_name", "resumed", "received")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +142,8 @@ class Welcome(_message.Message):
     MAX_CONCURRENT_CALLS_FIELD_NUMBER: _ClassVar[int]
     OFFERED_SKILLS_FIELD_NUMBER: _ClassVar[int]
     AGENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     resume_token: str
     protocol_version: str
@@ -136,7 +154,9 @@ class Welcome(_message.Message):
     max_concurrent_calls: int
     offered_skills: _containers.RepeatedCompositeFieldContainer[Skill]
     agent_name: str
-    def __init__(self, session_id: _Optional[str] = ..., resume_token: _Optional[str] = ..., protocol_version: _Optional[str] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., missed_heartbeats: _Optional[int] = ..., max_frame_bytes: _Optional[int] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., max_concurrent_calls: _Optional[int] = ..., offered_skills: _Optional[_Iterable[_Union[Skill, _Mapping]]] = ..., agent_name: _Optional[str] = ...) -> None: ...
+    resumed: bool
+    received: int
+    def __init__(self, session_id: _Optional[str] = ..., resume_token: _Optional[str] = ..., protocol_version: _Optional[str] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., missed_heartbeats: _Optional[int] = ..., max_frame_bytes: _Optional[int] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., max_concurrent_calls: _Optional[int] = ..., offered_skills: _Optional[_Iterable[_Union[Skill, _Mapping]]] = ..., agent_name: _Optional[str] = ..., resumed: _Optional[bool] = ..., received: _Optional[int] = ...) -> None: ...
 
 class Call(_message.Message):
     __slots__ = ("call_id", "timeout", "metadata", "send_message", "send_streaming_message", "get_task", "list_tasks", "cancel_task", "subscribe_to_task", "create_task_push_notification_config", "get_task_push_notification_config", "list_task_push_notification_configs", "delete_task_push_notification_config", "get_extended_agent_card")
@@ -218,20 +238,24 @@ class CallEnd(_message.Message):
     def __init__(self, call_id: _Optional[int] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("count",)
+    __slots__ = ("count", "received")
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
     count: int
-    def __init__(self, count: _Optional[int] = ...) -> None: ...
+    received: int
+    def __init__(self, count: _Optional[int] = ..., received: _Optional[int] = ...) -> None: ...
 
 class Credit(_message.Message):
-    __slots__ = ("call_id", "frames", "bytes")
+    __slots__ = ("call_id", "frames", "bytes", "received")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
     call_id: int
     frames: int
     bytes: int
-    def __init__(self, call_id: _Optional[int] = ..., frames: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+    received: int
+    def __init__(self, call_id: _Optional[int] = ..., frames: _Optional[int] = ..., bytes: _Optional[int] = ..., received: _Optional[int] = ...) -> None: ...
 
 class Chunk(_message.Message):
     __slots__ = ("call_id", "data", "last")

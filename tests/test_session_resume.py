@@ -1,0 +1,409 @@
+"""Resuming a session on a new connection: the server sends exactly the frames the client missed,
+then live ones, and its calls carry on; refusals are typed (unknown, expired, wrong token or
+principal, a position it does not retain). These tests speak raw frames; the client's own
+resume is tested through a proxy that cuts connections."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+import grpc
+import pytest
+
+from a2a_grpc import errors, types
+from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
+from a2a_grpc.client import A2AClient
+from a2a_grpc.reference_agent import reference_card
+from a2a_grpc.session.frames import (
+    Call,
+    ClientFrame,
+    Heartbeat,
+    Hello,
+    Resume,
+    Welcome,
+    status_in,
+)
+from a2a_grpc.session.negotiation import SessionSettings
+from a2a_grpc.status import from_rpc_error
+from tests.test_session import Unbatched, raw, serving
+
+ASYNC = pytest.mark.asyncio
+WAIT = 10.0
+COUNTED = {"event", "end", "chunk"}
+
+
+class Reader:
+    """A raw session's frames as a client sees them, counting the server's counted frames."""
+
+    def __init__(self, stream: Any) -> None:
+        self.frames = Unbatched(stream)
+        self.received = 0
+
+    async def next(self) -> Any:
+        async with asyncio.timeout(WAIT):
+            frame = await self.frames.next()
+        if frame is not grpc.aio.EOF and frame.WhichOneof("frame") in COUNTED:
+            self.received += 1
+        return frame
+
+
+async def opened(channel: grpc.aio.Channel, hello: Hello | None = None) -> tuple[Any, Welcome, Reader]:
+    stream = raw(channel)()
+    await stream.write(ClientFrame(hello=hello or Hello(protocol_versions=["1.0"])))
+    reader = Reader(stream)
+    first = await reader.next()
+    assert first.WhichOneof("frame") == "welcome", first
+    return stream, first.welcome, reader
+
+
+def resume_hello(welcome: Welcome, received: int, token: str | None = None) -> Hello:
+    return Hello(
+        protocol_versions=["1.0"],
+        resume=Resume(
+            session_id=welcome.session_id, resume_token=token or welcome.resume_token, received=received
+        ),
+    )
+
+
+def chunks_of(frames: list[Any]) -> list[str]:
+    texts = []
+    for frame in frames:
+        if frame.WhichOneof("frame") == "event" and frame.event.stream_response.HasField("artifact_update"):
+            texts += [p.text for p in frame.event.stream_response.artifact_update.artifact.parts]
+    return texts
+
+
+@ASYNC
+async def test_a_resumed_session_sends_exactly_what_was_missed_then_carries_on() -> None:
+    async with serving() as server, grpc.aio.insecure_channel(server.address) as channel:
+        stream, welcome, reader = await opened(channel)
+        await stream.write(
+            ClientFrame(call=Call(call_id=1, send_streaming_message=A2AClient.text_request("stream 200")))
+        )
+        seen: list[Any] = []
+        while len(chunks_of(seen)) < 50:
+            seen.append(await reader.next())
+        stream.cancel()  # the connection drops mid-stream
+        await asyncio.sleep(0.1)
+        assert welcome.session_id in server.sessions.sessions  # detached, waiting
+        again, resumed, reader2 = await opened(channel, resume_hello(welcome, reader.received))
+        assert resumed.resumed
+        assert resumed.session_id == welcome.session_id
+        assert resumed.received == 1  # the server had the one Call
+        while True:
+            frame = await reader2.next()
+            seen.append(frame)
+            if frame.WhichOneof("frame") == "end":
+                break
+        assert status_in(seen[-1].end).code == 0
+        assert chunks_of(seen) == [f"chunk {i}" for i in range(200)]  # no gap, no duplicate
+        seqs = [f.event.seq for f in seen if f.WhichOneof("frame") == "event"]
+        assert seqs == sorted(set(seqs))
+        await again.write(
+            ClientFrame(call=Call(call_id=2, send_message=A2AClient.text_request("echo after")))
+        )
+        while (frame := await reader2.next()).WhichOneof("frame") != "event":
+            pass
+        assert frame.event.send_message_response.task.artifacts[0].parts[0].text == "echo after"
+        again.cancel()
+
+
+@ASYNC
+async def test_frames_the_server_had_not_received_are_counted_and_resent_once() -> None:
+    async with serving() as server, grpc.aio.insecure_channel(server.address) as channel:
+        stream, welcome, reader = await opened(channel)
+        await stream.write(ClientFrame(call=Call(call_id=1, send_message=A2AClient.text_request("echo one"))))
+        while (await reader.next()).WhichOneof("frame") != "event":
+            pass
+        stream.cancel()
+        await asyncio.sleep(0.1)
+        again, resumed, reader2 = await opened(channel, resume_hello(welcome, reader.received))
+        assert resumed.received == 1
+        # The client resends what came after received=1 (here: a new call), exactly once.
+        await again.write(ClientFrame(call=Call(call_id=2, send_message=A2AClient.text_request("echo two"))))
+        while (frame := await reader2.next()).WhichOneof("frame") != "event":
+            pass
+        assert frame.event.call_id == 2
+        again.cancel()
+
+
+async def refused(channel: grpc.aio.Channel, hello: Hello) -> errors.A2AError:
+    stream = raw(channel)()
+    await stream.write(ClientFrame(hello=hello))
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await asyncio.wait_for(read_all(stream), WAIT)
+    return from_rpc_error(ended.value)
+
+
+async def read_all(stream: Any) -> None:
+    while await stream.read() is not grpc.aio.EOF:
+        pass
+
+
+@ASYNC
+async def test_resume_refusals_are_typed_and_leave_the_session_as_it_was() -> None:
+    settings = SessionSettings(resume_grace=0.5, max_detached=5.0)
+    async with serving(session=settings) as server, grpc.aio.insecure_channel(server.address) as channel:
+        stream, welcome, reader = await opened(channel)
+        await stream.write(ClientFrame(call=Call(call_id=1, send_message=A2AClient.text_request("echo x"))))
+        while (await reader.next()).WhichOneof("frame") != "event":
+            pass
+        stream.cancel()
+        await asyncio.sleep(0.1)
+        unknown = Hello(protocol_versions=["1.0"], resume=Resume(session_id="f" * 32, resume_token="t"))
+        assert isinstance(await refused(channel, unknown), errors.SessionUnknownError)
+        wrong = await refused(channel, resume_hello(welcome, reader.received, token="0" * 48))
+        assert isinstance(wrong, errors.SessionTokenError)
+        beyond = await refused(channel, resume_hello(welcome, reader.received + 5))
+        assert isinstance(beyond, errors.SessionPositionNotRetainedError)
+        assert "retains positions" in beyond.message
+        # None of that harmed it: the right Hello resumes it.
+        again, resumed, _ = await opened(channel, resume_hello(welcome, reader.received))
+        assert resumed.resumed
+        again.cancel()
+        await asyncio.sleep(1.2)  # past resume_grace with no call running: it ends
+        expired = await refused(channel, resume_hello(welcome, reader.received))
+        assert isinstance(expired, errors.SessionExpiredError)
+        assert welcome.session_id not in server.sessions.sessions
+
+
+@ASYNC
+async def test_another_principal_cannot_resume_a_session_with_its_token() -> None:
+    from tests.test_auth import KEYS, authentication
+
+    async with (
+        serving(authentication=authentication()) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        alice = Hello(protocol_versions=["1.0"], metadata={"x-api-key": KEYS["alice"]})
+        stream, welcome, _ = await opened(channel, alice)
+        stream.cancel()
+        await asyncio.sleep(0.1)
+        as_bob = resume_hello(welcome, 0)
+        as_bob.metadata["x-api-key"] = KEYS["bob"]
+        error = await refused(channel, as_bob)
+        assert isinstance(error, errors.SessionTokenError)
+        assert "another principal" in error.message
+        as_alice = resume_hello(welcome, 0)
+        as_alice.metadata["x-api-key"] = KEYS["alice"]
+        again, resumed, _ = await opened(channel, as_alice)
+        assert resumed.resumed
+        again.cancel()
+
+
+@ASYNC
+async def test_acknowledged_frames_are_forgotten_and_cannot_be_asked_for_again() -> None:
+    async with serving() as server, grpc.aio.insecure_channel(server.address) as channel:
+        stream, welcome, reader = await opened(channel)
+        await stream.write(
+            ClientFrame(call=Call(call_id=1, send_streaming_message=A2AClient.text_request("stream 20")))
+        )
+        while (await reader.next()).WhichOneof("frame") != "end":
+            pass
+        session = server.sessions.sessions[welcome.session_id]
+        assert len(session.replay) == reader.received  # nothing acknowledged yet: all kept
+        await stream.write(ClientFrame(heartbeat=Heartbeat(count=1, received=reader.received)))
+        for _ in range(100):
+            if not len(session.replay):
+                break
+            await asyncio.sleep(0.01)
+        assert len(session.replay) == 0
+        stream.cancel()
+        await asyncio.sleep(0.1)
+        error = await refused(channel, resume_hello(welcome, 3))  # older than what was acknowledged
+        assert isinstance(error, errors.SessionPositionNotRetainedError)
+
+
+# --- the client resumes by itself: a proxy that cuts connections ---------------------------------------
+
+
+class CuttingProxy:
+    """A TCP proxy on 127.0.0.1 in front of ``target`` that can cut every connection it carries."""
+
+    def __init__(self, target_port: int, cut_after_bytes: list[int] | None = None) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.cuts = 0
+        self.downstream = 0  # bytes forwarded from the server, over every connection
+        self.cut_after_bytes = list(cut_after_bytes or [])
+        """Cut when the server has sent this many bytes, dropping what was read past it: frames the
+        server counts as sent never arrive (each threshold once)."""
+        self._server: asyncio.Server | None = None
+        self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._pumps: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> CuttingProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self.cut(count=False)
+        for task in list(self._pumps):
+            task.cancel()
+        await asyncio.gather(*self._pumps, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        pair = (writer, up_writer)
+        self._pairs.add(pair)
+        for source, sink, down in ((reader, up_writer, False), (up_reader, writer, True)):
+            task = asyncio.ensure_future(self._pump(source, sink, pair, down))
+            self._pumps.add(task)
+            task.add_done_callback(self._pumps.discard)
+
+    async def _pump(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, pair: Any, down: bool
+    ) -> None:
+        try:
+            while data := await source.read(65536):
+                if down and self.cut_after_bytes and self.downstream + len(data) > self.cut_after_bytes[0]:
+                    self.cut_after_bytes.pop(0)
+                    self.cut()  # what was read now is lost with the connection
+                    return
+                if down:
+                    self.downstream += len(data)
+                sink.write(data)
+                await sink.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._pairs.discard(pair)
+            for side in pair:
+                side.transport.abort()
+
+    def cut(self, *, count: bool = True) -> None:
+        """Drop every connection at once (RST), as a load balancer or a network fault would."""
+        for pair in list(self._pairs):
+            for side in pair:
+                side.transport.abort()
+        self._pairs.clear()
+        self.cuts += count
+
+
+async def stream_through_cuts(text: str, cut_at: list[int], expected: int) -> tuple[list[Any], Any]:
+    """Stream ``text`` over a session through a proxy, cutting it when that many artifact events
+    have arrived; return the events and the session."""
+    async with (
+        serving() as server,
+        CuttingProxy(server.port) as proxy,
+        A2AClient(f"127.0.0.1:{proxy.port}", timeout=WAIT) as client,
+        client.session(resume_timeout=WAIT) as session,
+    ):
+        events: list[Any] = []
+        chunks = 0
+        async for event in session.send_streaming_message(A2AClient.text_request(text), timeout=WAIT * 3):
+            events.append(event)
+            if event.HasField("artifact_update"):
+                chunks += 1
+                if cut_at and chunks == cut_at[0]:
+                    cut_at.pop(0)
+                    proxy.cut()
+        assert session.resumes == proxy.cuts
+        assert session.alive
+        after = await session.send_message(A2AClient.text_request("echo after the cuts"))
+        assert after.task.artifacts[0].parts[0].text == "echo after the cuts"
+        return events, session
+
+
+@ASYNC
+@pytest.mark.parametrize("cuts", [[300], [200, 400, 600]], ids=["one-cut", "three-cuts-in-a-row"])
+async def test_a_cut_mid_stream_is_resumed_with_every_event_once_and_in_order(cuts: list[int]) -> None:
+    events, session = await stream_through_cuts("stream 1000", list(cuts), 1000)
+    chunks = [
+        p.text for e in events if e.HasField("artifact_update") for p in e.artifact_update.artifact.parts
+    ]
+    assert chunks == [f"chunk {i}" for i in range(1000)]  # by content: no gap, no duplicate
+    assert events[-1].status_update.status.state == 3  # TASK_STATE_COMPLETED, the last event
+    assert session.resumes == len(cuts)
+
+
+@ASYNC
+async def test_frames_lost_in_flight_are_sent_again_by_the_server(caplog: pytest.LogCaptureFixture) -> None:
+    """The proxy drops the bytes in flight when it cuts (twice, mid-stream): the server sends the
+    frames the client never got again, and the stream is still exactly the agent's."""
+    caplog.set_level("INFO", logger="a2a_grpc.session")
+    async with (
+        serving() as server,
+        CuttingProxy(server.port, cut_after_bytes=[30_000, 60_000]) as proxy,
+        A2AClient(f"127.0.0.1:{proxy.port}", timeout=WAIT) as client,
+        client.session(resume_timeout=WAIT) as session,
+    ):
+        events = [
+            e
+            async for e in session.send_streaming_message(
+                A2AClient.text_request("stream 1000"), timeout=WAIT * 3
+            )
+        ]
+        assert proxy.cuts == 2
+        assert session.resumes == 2
+    chunks = [
+        p.text for e in events if e.HasField("artifact_update") for p in e.artifact_update.artifact.parts
+    ]
+    assert chunks == [f"chunk {i}" for i in range(1000)]
+    resent = [
+        int(r.getMessage().split("(")[-1].split(" ")[0])
+        for r in caplog.records
+        if "sent again)" in r.getMessage() and "resumed by" in r.getMessage()
+    ]
+    assert len(resent) == 2
+    assert sum(resent) > 0  # frames the server had sent and the client never got, sent again
+
+
+class Blob(Agent):
+    """Streams one artifact of BLOB_BYTES in 1 MiB pieces, each piece's bytes naming its index."""
+
+    def __init__(self) -> None:
+        self.card = reference_card()
+
+    async def execute(self, context: RequestContext, updater: TaskUpdater) -> None:
+        await updater.working()
+        pieces = BLOB_BYTES // PIECE
+        artifact_id = None
+        for i in range(pieces):
+            artifact_id = await updater.artifact(
+                [types.Part(raw=piece(i))],
+                artifact_id=artifact_id,
+                name="blob",
+                append=i > 0,
+                last_chunk=i == pieces - 1,
+            )
+        await updater.complete()
+
+
+PIECE = 1 << 20
+BLOB_BYTES = 256 * PIECE
+
+
+def piece(i: int) -> bytes:
+    return i.to_bytes(4, "big") * (PIECE // 4)
+
+
+@ASYNC
+@pytest.mark.timeout(120)
+async def test_a_256_mib_artifact_cut_twice_arrives_byte_exact() -> None:
+    expected = hashlib.sha256()
+    for i in range(BLOB_BYTES // PIECE):
+        expected.update(piece(i))
+    got = hashlib.sha256()
+    received = 0
+    cuts = [60 << 20, 170 << 20]
+    async with (
+        serving(agent=Blob()) as server,
+        CuttingProxy(server.port, cut_after_bytes=cuts) as proxy,
+        A2AClient(f"127.0.0.1:{proxy.port}", timeout=WAIT, max_message_bytes=64 << 20) as client,
+        client.session(resume_timeout=WAIT) as session,
+    ):
+        async for event in session.send_streaming_message(A2AClient.text_request("blob"), timeout=120):
+            if event.HasField("artifact_update"):
+                for part in event.artifact_update.artifact.parts:
+                    got.update(part.raw)
+                    received += len(part.raw)
+        assert (proxy.cuts, session.resumes) == (2, 2)
+    assert received == BLOB_BYTES
+    assert got.hexdigest() == expected.hexdigest()  # every byte, once, in order
