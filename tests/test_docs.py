@@ -14,7 +14,8 @@ http://127.0.0.1:8080 for JSON, ``grpc_port=50051`` ...) are rewritten to the on
   (stopped by PID at the end of the page) and from then on the page's addresses are theirs;
   ``make`` targets are checked with ``make -n``; commands that take minutes (the benchmarks,
   ``buf generate``) are checked against their ``--help``: every option they use must exist.
-* ``json``: must parse. Any other language fails the test: add it here first.
+* ``json``: must parse. ``text``: a diagram (a sequence of arrows between lifelines), not code.
+  Any other language fails the test: add it here first.
 """
 
 from __future__ import annotations
@@ -331,6 +332,10 @@ async def test_page(
                 await run_sh(page, block)
             elif block.lang == "json":
                 json.loads(block.code)
+            elif block.lang == "text":  # a diagram: nothing to run, but it must look like one
+                assert "|" in block.code or "->" in block.code, (
+                    f"{block.where}: a ```text block that is no diagram"
+                )
             else:
                 raise AssertionError(f"{block.where}: a ```{block.lang} block: the docs test cannot run it")
         await run_defined(page)
