@@ -294,7 +294,9 @@ class A2AClient(ClientOperations):
         chosen = options or SessionOptions(**choices)
         carried = {k: v for k, v in self._metadata if isinstance(v, str)}
         metadata = {**carried, **chosen.metadata}
-        return Session(self._channel, dataclasses.replace(chosen, metadata=metadata), tenant=self.tenant)
+        return Session(
+            self._channel, dataclasses.replace(chosen, metadata=metadata), tenant=self.tenant, fallback=self
+        )
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Wait until the channel is connected (useful right after starting a server); ``timeout``

@@ -227,6 +227,8 @@ class CuttingProxy:
         self.port = 0
         self.cuts = 0
         self.downstream = 0  # bytes forwarded from the server, over every connection
+        self.down = False
+        """While True, new connections are closed at once (the network is out)."""
         self.cut_after_bytes = list(cut_after_bytes or [])
         """Cut when the server has sent this many bytes, dropping what was read past it: frames the
         server counts as sent never arrive (each threshold once)."""
@@ -249,6 +251,9 @@ class CuttingProxy:
         await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.transport.abort()
+            return
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         pair = (writer, up_writer)
         self._pairs.add(pair)
@@ -407,3 +412,39 @@ async def test_a_256_mib_artifact_cut_twice_arrives_byte_exact() -> None:
         assert (proxy.cuts, session.resumes) == (2, 2)
     assert received == BLOB_BYTES
     assert got.hexdigest() == expected.hexdigest()  # every byte, once, in order
+
+
+@ASYNC
+@pytest.mark.parametrize("text", ["slow 3", "stream 2000"], ids=["task-still-running", "task-already-over"])
+async def test_a_session_that_cannot_be_resumed_falls_back_to_the_task_and_loses_no_terminal_state(
+    text: str,
+) -> None:
+    """The network is out longer than the server keeps the session: the resume is refused
+    (expired), and the call goes on as SubscribeToTask (or GetTask, for a task already over) on
+    the unary binding: its last event is the task's terminal state."""
+    settings = SessionSettings(resume_grace=0.3, max_detached=0.6)
+    async with (
+        serving(session=settings) as server,
+        CuttingProxy(server.port) as proxy,
+        A2AClient(f"127.0.0.1:{proxy.port}", timeout=WAIT) as client,
+        client.session(resume_timeout=WAIT) as session,
+    ):
+        events: list[Any] = []
+        async for event in session.send_streaming_message(A2AClient.text_request(text), timeout=WAIT * 2):
+            events.append(event)
+            if len(events) == 2:
+                proxy.down = True
+                proxy.cut()
+                await asyncio.sleep(1.5)  # past max_detached: the server ends the session
+                proxy.down = False
+        assert not session.alive  # the session is gone ...
+        last = events[-1]
+        final = last.task.status if last.HasField("task") else last.status_update.status
+        assert final.state == types.TASK_STATE_COMPLETED  # ... its call's task's end is not
+        task_id = events[0].task.id
+        if text.startswith("stream"):  # over before the fallback read it: GetTask's snapshot
+            texts = [p.text for a in last.task.artifacts for p in a.parts]
+            assert texts == [f"chunk {i}" for i in range(2000)]
+        with pytest.raises(errors.SessionExpiredError):  # a new call on the dead session: its typed error
+            await session.get_task(task_id)
+        assert (await client.get_task(task_id)).status.state == types.TASK_STATE_COMPLETED

@@ -150,8 +150,13 @@ class _Pending:
 class Session(ClientOperations):
     """An open session (see the module doc); make one with ``A2AClient.session()``."""
 
-    def __init__(self, channel: grpc.aio.Channel, options: SessionOptions, *, tenant: str = "") -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, options: SessionOptions, *, tenant: str = "", fallback: Any = None
+    ) -> None:
         self.options = options
+        self._fallback = fallback
+        """The unary client of the same channel: where a call's task is read when the session is
+        gone for good (``A2AClient.session()`` gives it)."""
         self.tenant = tenant or options.tenant
         self.welcome: Welcome | None = None
         """The server's terms, once open: session id, heartbeat, frame limit, offered skills."""
@@ -681,6 +686,15 @@ class Session(ClientOperations):
         except asyncio.CancelledError:
             await asyncio.shield(self._cancel(call_id))
             raise
+        except errors.A2AError as exc:
+            if name != "GetTask" or not self._gave_up(exc):
+                raise
+            # A read: asked again on the unary binding, so the answer is not lost with the session.
+            log.info("session %s is gone (%s): GetTask on the unary binding", self.session_id, exc.message)
+            assert self._fallback is not None
+            return await self._fallback._unary(
+                name, request, self._left(deadline), self._metadata_for(metadata)
+            )
 
     async def _stream(
         self,
@@ -693,6 +707,7 @@ class Session(ClientOperations):
         deadline = None if timeout is None else loop.time() + timeout
         call_id, pending = await self._begin(name, request, timeout, metadata)
         finished = False
+        task_id = request.id if name == "SubscribeToTask" else request.message.task_id  # type: ignore[attr-defined]
         try:
             while True:
                 try:
@@ -702,15 +717,84 @@ class Session(ClientOperations):
                         f"{name} stream did not finish within {timeout:g} s",
                         grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED,
                     ) from None
+                except errors.A2AError as exc:
+                    if not task_id or not self._gave_up(exc):
+                        raise
+                    finished = True  # the session's call is gone with it: nothing to cancel
+                    log.info(
+                        "session %s is gone (%s): following task %s on the unary binding",
+                        self.session_id,
+                        exc.message,
+                        task_id,
+                    )
+                    async for event in self._follow(task_id, deadline, metadata):
+                        yield event
+                    return
                 if isinstance(item, CallEnd):
                     finished = True
                     if item.status.code != 0:
                         raise from_status(status_in(item))
                     return
-                yield item.stream_response
+                event = item.stream_response
+                task_id = task_id or _task_of(event)
+                yield event
         finally:
             if not finished:  # the reader left early, or failed: this call ends, no other
                 await asyncio.shield(self._cancel(call_id))
+
+    # -- when the session is gone for good ----------------------------------------------------------
+
+    def _gave_up(self, exc: BaseException) -> bool:
+        """The session failed as a whole (it could not be resumed), not this call alone: a
+        task the call follows can still be read on the unary binding."""
+        return (
+            self._fallback is not None
+            and self._failure is not None
+            and not self._closing
+            and isinstance(exc, (errors.SessionNotResumableError, errors.UnavailableError))
+        )
+
+    @staticmethod
+    def _left(deadline: float | None) -> float | None:
+        return None if deadline is None else max(deadline - asyncio.get_running_loop().time(), 0.001)
+
+    def _metadata_for(
+        self, metadata: Sequence[tuple[str, str | bytes]] | None
+    ) -> list[tuple[str, str | bytes]]:
+        """The call's metadata and the session's own (its Hello's), minus what the unary client
+        sends by itself."""
+        assert self._fallback is not None
+        own = {key for key, _ in self._fallback._metadata}
+        given = list(metadata or ())
+        named = {key for key, _ in given}
+        return given + [(k, v) for k, v in self.options.metadata.items() if k not in own and k not in named]
+
+    async def _follow(
+        self, task_id: str, deadline: float | None, metadata: Sequence[tuple[str, str | bytes]] | None
+    ) -> AsyncIterator[types.StreamResponse]:
+        """The rest of a task's events on the unary binding: SubscribeToTask (its snapshot first),
+        or, for a task already over, its final state from GetTask. No terminal state is lost."""
+        assert self._fallback is not None
+        request = types.SubscribeToTaskRequest(id=task_id, tenant=self.tenant)
+        extra = self._metadata_for(metadata)
+        try:
+            async for event in self._fallback._stream(
+                "SubscribeToTask", request, self._left(deadline), extra
+            ):
+                yield event
+        except errors.UnsupportedOperationError:  # the task is over: its final state
+            get = types.GetTaskRequest(id=task_id, tenant=self.tenant)
+            task = await self._fallback._unary("GetTask", get, self._left(deadline), extra)
+            yield types.StreamResponse(task=task)
+
+
+def _task_of(event: types.StreamResponse) -> str:
+    kind = event.WhichOneof("payload")
+    if kind == "task":
+        return event.task.id
+    if kind in ("status_update", "artifact_update"):
+        return str(getattr(event, kind).task_id)
+    return ""
 
 
 def session_interface(card: types.AgentCard) -> types.AgentInterface | None:
