@@ -376,6 +376,9 @@ class Session(ClientOperations):
                 continue
             except grpc.RpcError as exc:
                 cause = from_rpc_error(exc)
+                if self._goodbye is not None:  # the server ended the session: nothing to resume
+                    self._fail_all(self._ended_by_server())
+                    return
                 if self._closing or not _worth_resuming(exc, cause):
                     self._fail_all(cause)
                     return
@@ -745,12 +748,14 @@ class Session(ClientOperations):
     # -- when the session is gone for good ----------------------------------------------------------
 
     def _gave_up(self, exc: BaseException) -> bool:
-        """The session failed as a whole (it could not be resumed), not this call alone: a
-        task the call follows can still be read on the unary binding."""
+        """The session failed as a whole (its connection broke and it could not be resumed), not
+        this call alone, and not by the server's Goodbye: a task the call follows can still be
+        read on the unary binding."""
         return (
             self._fallback is not None
             and self._failure is not None
             and not self._closing
+            and self._goodbye is None
             and isinstance(exc, (errors.SessionNotResumableError, errors.UnavailableError))
         )
 

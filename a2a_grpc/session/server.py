@@ -121,6 +121,7 @@ class ServerSession:
         self.replay = Replay()
         """The counted frames sent and not yet acknowledged by the client."""
         self.ended = asyncio.Event()
+        self._finishing = False
         self._calls: dict[int, asyncio.Task[None]] = {}
         self._joining: dict[int, bytearray | None] = {}  # chunks of call frames; None: refused
         self._credits: dict[int, Account] = {}
@@ -144,6 +145,11 @@ class ServerSession:
         self._last_call_ended = 0.0
 
     @property
+    def finishing(self) -> bool:
+        """Ending (or ended): it takes no connection any more."""
+        return self._finishing
+
+    @property
     def attached(self) -> bool:
         return self._conn is not None
 
@@ -152,7 +158,7 @@ class ServerSession:
         then the stream ends (OK); running calls end, their tasks do not."""
         self._goodbye = reason
         self._ending.set()
-        if self._conn is None and not self.ended.is_set():
+        if self._conn is None and not self.finishing:
             asyncio.get_running_loop().create_task(self._finish(), name=f"session-{self.session_id}-end")
 
     # -- opening, resuming ------------------------------------------------------------------------
@@ -600,9 +606,9 @@ class ServerSession:
     async def _finish(self) -> None:
         """End the session: its calls end (their tasks go on), what is queued is written if a
         connection is attached, the pump stops."""
-        if self.ended.is_set():
+        if self._finishing:
             return
-        self.ended.set()
+        self._finishing = True
         if self._expiry is not None and self._expiry is not asyncio.current_task():
             self._expiry.cancel()
         calls = list(self._calls.values())
@@ -620,6 +626,7 @@ class ServerSession:
         for task in list(self._ends):  # CallEnds the pump never took: no one reads them now
             task.cancel()
         self._conn = None
+        self.ended.set()  # after the flush: whoever waits for it (a stopping server) may cut now
         log.info("session %s closed", self.session_id)
 
 
@@ -712,7 +719,7 @@ class SessionHost:
     async def _resumable(self, hello: Hello, context: grpc.aio.ServicerContext) -> ServerSession:
         wanted = hello.resume.session_id
         session = self.sessions.get(wanted)
-        if session is None or session.ended.is_set():
+        if session is None or session.finishing:
             shown = errors.echo(wanted, 64)
             error: errors.A2AError = (
                 errors.SessionExpiredError(f"session {shown} ended: it was not resumed in time")
