@@ -53,6 +53,7 @@ class Options:
     artifact_bytes: int
     artifact_chunk_bytes: int
     idle_sessions: int = 10_000
+    resume_cuts: int = 100
 
 
 Launcher = Callable[[ServerSet, Options], Awaitable[Endpoint]]
@@ -266,6 +267,12 @@ async def _session_artifact(endpoint: Endpoint, options: Options) -> dict[str, A
     return await measure_session_artifact(endpoint, options.artifact_bytes, options.artifact_chunk_bytes)
 
 
+async def _session_resume(endpoint: Endpoint, options: Options) -> dict[str, Any]:
+    from benchmarks.session_cases import measure_resume_latency
+
+    return await measure_resume_latency(endpoint, options.resume_cuts)
+
+
 async def _idle_sessions(endpoint: Endpoint, options: Options) -> dict[str, Any]:
     from benchmarks.session_cases import measure_idle_sessions
 
@@ -367,6 +374,8 @@ CASES: dict[str, Case] = {
               _SERVE_OURS, None, None, "MB/s", shot=_session_artifact),
         _case("session-idle", "ours", "10,000 idle sessions held open (heartbeats flowing): server RSS",
               _SERVE_OURS, None, None, "sessions", shot=_idle_sessions),
+        _case("session-resume", "ours", "a stream over ONE session cut 100 times: drop to first frame after",
+              _SERVE_OURS, None, None, "ms", shot=_session_resume),
         # -- our JSON bindings (bridge/), skipped until that package exists
         _case("jsonrpc-inproc", "bridge", "a2a-grpc serve, in-process JSON-RPC binding, SendMessage",
               _launch_inproc, _http_jsonrpc, _jsonrpc_echo, "req/s", "sdk-jsonrpc"),

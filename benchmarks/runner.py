@@ -66,6 +66,11 @@ async def _wait_idle(limit: float) -> None:
 
 
 def _artifact_line(case: str, a: dict[str, Any]) -> str:
+    if "cuts" in a:  # session-resume
+        return (
+            f"  {case:<22} {a['cuts']} cuts: drop to first resumed frame p50 {a['p50_ms']:.1f} ms  "
+            f"p99 {a['p99_ms']:.1f} ms  max {a['max_ms']:.1f} ms  errors {a['errors']}"
+        )
     if "sessions" in a:  # session-idle
         return (
             f"  {case:<22} {a['sessions']} sessions open in {a['open_seconds']:.1f} s  "

@@ -3,6 +3,8 @@
 * :func:`measure_session_artifact`: the large-artifact case (:mod:`benchmarks.artifact`) over one
   session whose frame limit is 4 MiB: MB/s, and the peak RSS growth of the server AND of this
   load generator (the session client), each over its idle RSS.
+* :func:`measure_resume_latency`: a stream over one session through a proxy that cuts its
+  connection again and again: the drop to the first frame on the resumed connection, p50 and p99.
 * :func:`measure_idle_sessions`: ``sessions`` sessions opened from this process (bare streams:
   Hello, Welcome, then nothing but heartbeats), held for a while; the server's RSS with all of them
   open, and the heartbeats it sent meanwhile (they must flow).
@@ -14,7 +16,8 @@ import asyncio
 import contextlib
 import os
 import time
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Any, cast
 
 import grpc
 
@@ -24,16 +27,18 @@ from a2a_grpc.session.frames import CONNECT, ClientFrame, Heartbeat, Hello, Serv
 from benchmarks import procstat
 from benchmarks.artifact import artifact_result
 from benchmarks.servers import Endpoint
-from benchmarks.workload import blob_text
+from benchmarks.workload import blob_text, stream_text
 from benchmarks.workloads import grpc_channel
 
-__all__ = ["measure_idle_sessions", "measure_session_artifact"]
+__all__ = ["measure_idle_sessions", "measure_resume_latency", "measure_session_artifact"]
 
 FRAME_LIMIT = 4 * 2**20
 IDLE_SETTLE_SECONDS = 0.5
 HOLD_SECONDS = 6.0
 """How long the idle sessions are held once all are open (heartbeats every 2 s meanwhile)."""
 HEARTBEAT_SECONDS = 2
+RESUME_EVENTS_BETWEEN = 2000
+"""Events read between two cuts of session-resume (the stream runs at full speed meanwhile)."""
 STREAMS_PER_CHANNEL = 1000
 """Sessions opened over one channel (HTTP/2 connection) before the next one is used."""
 
@@ -161,4 +166,54 @@ async def measure_idle_sessions(endpoint: Endpoint, sessions: int) -> dict[str, 
         "hold_seconds": HOLD_SECONDS,
         "errors": len(errors),
         "error_samples": errors,
+    }
+
+
+async def measure_resume_latency(endpoint: Endpoint, cuts: int) -> dict[str, Any]:
+    """One session through a proxy in this process, one endless stream over it; ``cuts`` times,
+    cut every connection and time the drop to the first frame on the resumed connection (replayed
+    events first, then live ones). Every event must arrive once and in order."""
+    from a2a_grpc.testing import CuttingProxy
+
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    errors: list[str] = []
+    async with (
+        CuttingProxy(endpoint.grpc_port) as proxy,
+        A2AClient(f"127.0.0.1:{proxy.port}", timeout=60) as client,
+        client.session(agent_name="resume-bench") as session,
+    ):
+        stream = cast(
+            AsyncGenerator[types.StreamResponse, None],
+            session.send_streaming_message(A2AClient.text_request(stream_text(100_000_000))),
+        )
+        seen, next_cut, cut_at, last_seq = 0, RESUME_EVENTS_BETWEEN, 0.0, 0
+        async with contextlib.aclosing(stream) as events:
+            async for event in events:
+                seen += 1
+                if event.HasField("artifact_update"):
+                    last_seq += 1
+                if cut_at and session.resumes == proxy.cuts and session.first_frame_after_resume:
+                    latencies.append(session.first_frame_after_resume - cut_at)
+                    cut_at, next_cut = 0.0, seen + RESUME_EVENTS_BETWEEN
+                    if len(latencies) == cuts:
+                        break
+                if not cut_at and seen >= next_cut:
+                    cut_at = loop.time()
+                    session.first_frame_after_resume = None
+                    proxy.cut()
+        if seen != last_seq + 1:  # the Task snapshot first, then one artifact event each
+            errors.append(f"{seen} events, {last_seq} artifact updates: a gap or a duplicate")
+    latencies.sort()
+
+    def at(share: float) -> float:
+        return latencies[min(len(latencies) - 1, int(share * len(latencies)))] * 1000 if latencies else 0.0
+
+    return {
+        "cuts": len(latencies),
+        "p50_ms": at(0.50),
+        "p99_ms": at(0.99),
+        "max_ms": latencies[-1] * 1000 if latencies else 0.0,
+        "errors": len(errors),
+        "error_samples": errors[:3],
     }

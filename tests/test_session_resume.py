@@ -27,6 +27,7 @@ from a2a_grpc.session.frames import (
 )
 from a2a_grpc.session.negotiation import SessionSettings
 from a2a_grpc.status import from_rpc_error
+from a2a_grpc.testing import CuttingProxy
 from tests.test_session import Unbatched, raw, serving
 
 ASYNC = pytest.mark.asyncio
@@ -217,78 +218,6 @@ async def test_acknowledged_frames_are_forgotten_and_cannot_be_asked_for_again()
 
 
 # --- the client resumes by itself: a proxy that cuts connections ---------------------------------------
-
-
-class CuttingProxy:
-    """A TCP proxy on 127.0.0.1 in front of ``target`` that can cut every connection it carries."""
-
-    def __init__(self, target_port: int, cut_after_bytes: list[int] | None = None) -> None:
-        self.target_port = target_port
-        self.port = 0
-        self.cuts = 0
-        self.downstream = 0  # bytes forwarded from the server, over every connection
-        self.down = False
-        """While True, new connections are closed at once (the network is out)."""
-        self.cut_after_bytes = list(cut_after_bytes or [])
-        """Cut when the server has sent this many bytes, dropping what was read past it: frames the
-        server counts as sent never arrive (each threshold once)."""
-        self._server: asyncio.Server | None = None
-        self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
-        self._pumps: set[asyncio.Task[None]] = set()
-
-    async def __aenter__(self) -> CuttingProxy:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        self.cut(count=False)
-        for task in list(self._pumps):
-            task.cancel()
-        await asyncio.gather(*self._pumps, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.down:
-            writer.transport.abort()
-            return
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        pair = (writer, up_writer)
-        self._pairs.add(pair)
-        for source, sink, down in ((reader, up_writer, False), (up_reader, writer, True)):
-            task = asyncio.ensure_future(self._pump(source, sink, pair, down))
-            self._pumps.add(task)
-            task.add_done_callback(self._pumps.discard)
-
-    async def _pump(
-        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, pair: Any, down: bool
-    ) -> None:
-        try:
-            while data := await source.read(65536):
-                if down and self.cut_after_bytes and self.downstream + len(data) > self.cut_after_bytes[0]:
-                    self.cut_after_bytes.pop(0)
-                    self.cut()  # what was read now is lost with the connection
-                    return
-                if down:
-                    self.downstream += len(data)
-                sink.write(data)
-                await sink.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self._pairs.discard(pair)
-            for side in pair:
-                side.transport.abort()
-
-    def cut(self, *, count: bool = True) -> None:
-        """Drop every connection at once (RST), as a load balancer or a network fault would."""
-        for pair in list(self._pairs):
-            for side in pair:
-                side.transport.abort()
-        self._pairs.clear()
-        self.cuts += count
 
 
 async def stream_through_cuts(text: str, cut_at: list[int], expected: int) -> tuple[list[Any], Any]:

@@ -180,6 +180,10 @@ class Session(ClientOperations):
         self._replay = Replay()  # the counted frames sent, until the server acknowledges them
         self._received = 0  # the server's counted frames received
         self._resumes = 0
+        self._first_frame_pending = False
+        self.first_frame_after_resume: float | None = None
+        """When (the event loop's clock) the first frame arrived on the connection of the latest
+        resume: how long a resume took, for who knows when the connection broke."""
         self._drop_reason: errors.A2AError | None = None  # why this side dropped the connection
         self._session_ledger = Ledger(1, 1)
         self._flood_limit = 1 << 30
@@ -394,6 +398,9 @@ class Session(ClientOperations):
                     return
                 continue
             self._last_seen = loop.time()
+            if self._first_frame_pending:
+                self._first_frame_pending = False
+                self.first_frame_after_resume = self._last_seen
             if frame.WhichOneof("frame") == "batch":  # frames sent together: each as if alone
                 for inner in frame.batch.frames:
                     if not await self._handle(inner):
@@ -460,6 +467,7 @@ class Session(ClientOperations):
                 self._connection = stream
                 self._last_seen = loop.time()
                 self._resumes += 1
+                self._first_frame_pending = True
                 self._ready.set()
                 log.info(
                     "session %s resumed (attempt %d; %d frames sent again)",
