@@ -377,3 +377,49 @@ async def test_a_session_that_cannot_be_resumed_falls_back_to_the_task_and_loses
         with pytest.raises(errors.SessionExpiredError):  # a new call on the dead session: its typed error
             await session.get_task(task_id)
         assert (await client.get_task(task_id)).status.state == types.TASK_STATE_COMPLETED
+
+
+# --- credentials and tasks have their own lifetimes ----------------------------------------------------
+
+
+@ASYNC
+async def test_a_task_outlives_the_sessions_token_and_the_client_refreshes_it_on_the_live_session() -> None:
+    import time
+
+    from tests.test_auth import authentication, token
+
+    def fresh(seconds: float, subject: str = "dave") -> dict[str, str]:
+        return {"authorization": f"Bearer {token(sub=subject, exp=int(time.time() + seconds))}"}
+
+    async with (
+        serving(authentication=authentication(leeway_seconds=0)) as server,
+        A2AClient(server.address, timeout=WAIT) as client,
+        client.session(metadata=fresh(2)) as session,
+    ):
+        long = asyncio.ensure_future(session.send_message(A2AClient.text_request("slow 3.5")))
+        await asyncio.sleep(3.0)  # the Hello's token has expired meanwhile
+        with pytest.raises(errors.UnauthenticatedError, match="claim exp"):
+            await session.get_task("any")  # a new call with the expired token
+        reply = await long  # the task started with a valid token: it does not fail
+        assert reply.task.status.state == types.TASK_STATE_COMPLETED
+        with pytest.raises(errors.PermissionDeniedError, match="another principal"):
+            await session.refresh(fresh(60, subject="mallory"))
+        with pytest.raises(errors.UnauthenticatedError):
+            await session.refresh({"authorization": "Bearer not-a-token"})
+        await session.refresh(fresh(60))  # the same principal, a new token
+        assert (await session.get_task(reply.task.id)).id == reply.task.id
+        assert session.alive
+
+
+@ASYNC
+async def test_a_session_the_client_closes_leaves_its_tasks_running() -> None:
+    async with serving() as server, A2AClient(server.address, timeout=WAIT) as client:
+        async with client.session() as session:
+            first = await session.send_message(A2AClient.text_request("slow 1", return_immediately=True))
+        assert first.task.status.state == types.TASK_STATE_WORKING
+        for _ in range(100):
+            task = await client.get_task(first.task.id)
+            if task.status.state == types.TASK_STATE_COMPLETED:
+                break
+            await asyncio.sleep(0.05)
+        assert task.status.state == types.TASK_STATE_COMPLETED  # the session's end was not the task's

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import itertools
 import logging
 import random
@@ -47,6 +48,7 @@ from a2a_grpc.session.frames import (
     Goodbye,
     Heartbeat,
     Hello,
+    Refresh,
     Resume,
     ServerFrame,
     Skill,
@@ -70,7 +72,7 @@ CLOSE_FLUSH_SECONDS = 5.0
 RESUME_BASE_SECONDS = 0.1
 RESUME_CAP_SECONDS = 5.0
 """Resume attempts wait 0.1 s, 0.2 s, 0.4 s ... (each with jitter), at most 5 s, between them."""
-_COUNTED = frozenset({"call", "cancel", "chunk", "credit"})
+_COUNTED = frozenset({"call", "cancel", "chunk", "credit", "refresh"})
 """The client's frames a session counts and keeps until acknowledged (see replay)."""
 _RESUMABLE_CODES = frozenset(
     {
@@ -268,6 +270,32 @@ class Session(ClientOperations):
     @property
     def session_id(self) -> str:
         return self.welcome.session_id if self.welcome is not None else ""
+
+    async def refresh(self, metadata: Mapping[str, str], *, timeout: float | None = None) -> None:
+        """Replace the session's credentials (or other service parameters, by header name) for
+        the calls that start from now on, and for its resumes: a token about to expire, say.
+        Calls already running are not affected. The server checks them as it checked the
+        Hello's; they must prove the same principal (else PermissionDeniedError, and the session
+        keeps the earlier ones)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        call_id = next(self._ids)
+        pending = self._calls[call_id] = _Pending(Ledger(1, 1))
+        fresh = {str(k).lower(): str(v) for k, v in metadata.items()}
+        try:
+            await self._send(ClientFrame(refresh=Refresh(call_id=call_id, metadata=fresh)))
+            try:
+                item = await self._next(call_id, pending, deadline)
+            except TimeoutError:
+                raise errors.DeadlineExceededError(
+                    f"the server did not answer the refresh within {timeout:g} s",
+                    grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED,
+                ) from None
+        finally:
+            self._calls.pop(call_id, None)
+        if isinstance(item, CallEnd) and item.status.code != 0:
+            raise from_status(status_in(item))
+        self.options = dataclasses.replace(self.options, metadata={**self.options.metadata, **fresh})
 
     @property
     def resumes(self) -> int:

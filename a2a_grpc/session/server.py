@@ -340,6 +340,11 @@ class ServerSession:
                     return False
             if frame.batch.received:
                 self.replay.ack(frame.batch.received)
+        elif kind == "refresh":
+            self._received += 1
+            refreshing = asyncio.get_running_loop().create_task(self._refresh(frame.refresh))
+            self._ends.add(refreshing)  # held until done, like a CallEnd being queued
+            refreshing.add_done_callback(self._ends.discard)
         elif kind == "cancel":
             self._received += 1
             task = self._calls.get(frame.cancel.call_id)
@@ -525,6 +530,29 @@ class ServerSession:
         if account is not None:
             await account.spend(size)
         await self._session_credit.spend(size)
+
+    async def _refresh(self, refresh: Any) -> None:
+        """New credentials for the next calls, checked as the Hello's were: the same principal,
+        or refused (the session keeps its earlier ones). Answered with a CallEnd."""
+        status: Any = status_pb2.Status()
+        try:
+            if refresh.call_id == 0:
+                raise errors.InvalidRequestError("call_id 0 is not a call id (call ids start at 1)")
+            candidate = dataclasses.replace(
+                self.base, headers={**self.base.headers, **_lower(refresh.metadata)}, principal=None
+            )
+            if self.authentication is not None:
+                candidate = await self.authentication.authenticate(candidate)
+                if _who(candidate) != _who(self.base):
+                    raise errors.PermissionDeniedError(
+                        "the new credentials prove another principal than the session's: "
+                        "it keeps the earlier ones"
+                    )
+            self.base = candidate
+            log.info("session %s: credentials refreshed", self.session_id)
+        except errors.A2AError as exc:
+            status = status_of(exc)
+        await self._out.put(end_of(refresh.call_id, status))
 
     # -- writing, beating, ending ------------------------------------------------------------------
 
