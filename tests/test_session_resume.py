@@ -21,14 +21,16 @@ from a2a_grpc.session.frames import (
     ClientFrame,
     Heartbeat,
     Hello,
+    Refresh,
     Resume,
+    ServerFrame,
     Welcome,
     status_in,
 )
 from a2a_grpc.session.negotiation import SessionSettings
 from a2a_grpc.status import from_rpc_error
 from a2a_grpc.testing import CuttingProxy
-from tests.test_session import Unbatched, raw, serving
+from tests.test_session import Unbatched, fake_session_service, raw, serving
 
 ASYNC = pytest.mark.asyncio
 WAIT = 10.0
@@ -423,3 +425,67 @@ async def test_a_session_the_client_closes_leaves_its_tasks_running() -> None:
                 break
             await asyncio.sleep(0.05)
         assert task.status.state == types.TASK_STATE_COMPLETED  # the session's end was not the task's
+
+
+# --- hostile peers --------------------------------------------------------------------------------------
+
+
+@ASYNC
+async def test_a_client_that_acknowledges_frames_never_sent_loses_its_session_and_the_server_serves_on() -> (
+    None
+):
+    async with serving() as server, grpc.aio.insecure_channel(server.address) as channel:
+        stream, _, _ = await opened(channel)
+        await stream.write(ClientFrame(heartbeat=Heartbeat(count=1, received=10**12)))
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await read_all(stream)
+        error = from_rpc_error(ended.value)
+        assert isinstance(error, errors.InvalidRequestError)
+        assert "acknowledges" in error.message
+        # A Refresh under call id 0 is refused as that call, and the session goes on.
+        again, _, reader2 = await opened(channel)
+        await again.write(ClientFrame(refresh=Refresh(call_id=0, metadata={"authorization": "Bearer x"})))
+        while (frame := await reader2.next()).WhichOneof("frame") != "end":
+            pass
+        assert "call_id 0" in status_in(frame.end).message
+        await again.write(
+            ClientFrame(call=Call(call_id=1, send_message=A2AClient.text_request("echo alive")))
+        )
+        while (frame := await reader2.next()).WhichOneof("frame") != "event":
+            pass
+        assert frame.event.send_message_response.task.artifacts[0].parts[0].text == "echo alive"
+        again.cancel()
+        # A resume that names no token is a wrong token, and the session is left alone.
+        unknown = Hello(protocol_versions=["1.0"], resume=Resume(session_id="x" * 10_000))
+        error = await refused(channel, unknown)
+        assert isinstance(error, errors.SessionUnknownError)
+        assert len(error.message) < 200  # the id is not echoed whole
+
+
+@ASYNC
+async def test_a_server_that_acknowledges_frames_never_sent_ends_the_session_with_a_typed_error() -> None:
+    fake = grpc.aio.server()
+
+    async def lying(requests: Any, context: Any) -> None:
+        await anext(aiter(requests))
+        welcome = Welcome(session_id="s", resume_token="t", protocol_version="1.0", missed_heartbeats=3)
+        welcome.max_frame_bytes = 1 << 20
+        welcome.heartbeat_interval.FromSeconds(10)
+        await context.write(ServerFrame(welcome=welcome))
+        await asyncio.sleep(0.2)
+        await context.write(ServerFrame(heartbeat=Heartbeat(count=1, received=999)))
+        await asyncio.sleep(WAIT)
+
+    handler = grpc.stream_stream_rpc_method_handler(
+        lying, request_deserializer=ClientFrame.FromString, response_serializer=ServerFrame.SerializeToString
+    )
+    fake.add_generic_rpc_handlers((fake_session_service(handler),))
+    port = fake.add_insecure_port("127.0.0.1:0")
+    await fake.start()
+    try:
+        async with A2AClient(f"127.0.0.1:{port}", timeout=WAIT) as client, client.session() as session:
+            with pytest.raises(errors.InvalidAgentResponseError, match="wrong about the session"):
+                await session.get_task("t1")
+            assert not session.alive
+    finally:
+        await fake.stop(0)

@@ -433,10 +433,24 @@ class Session(ClientOperations):
                 for inner in frame.batch.frames:
                     if not await self._handle(inner):
                         return
-                if frame.batch.received:
-                    self._replay.ack(frame.batch.received)
+                if frame.batch.received and not self._acked(frame.batch.received):
+                    return
             elif not await self._handle(frame):
                 return
+
+    def _acked(self, received: int) -> bool:
+        """The server acknowledges ``received`` of this side's counted frames; False (the session
+        ended) when it claims more than were sent: a server that cannot count cannot resume."""
+        try:
+            self._replay.ack(received)
+        except errors.A2AError as exc:
+            self._fail_all(
+                errors.InvalidAgentResponseError(f"the server is wrong about the session: {exc.message}")
+            )
+            if self._connection is not None:
+                self._connection.cancel()
+            return False
+        return True
 
     async def _resume(self, cause: errors.A2AError) -> bool:
         """Resume the session on a new stream after its connection broke (``cause``): bounded
@@ -548,8 +562,8 @@ class Session(ClientOperations):
             if ended is not None:
                 ended.frames.put_nowait((frame.end, 0, 0))
         elif kind == "heartbeat":
-            if frame.heartbeat.received:
-                self._replay.ack(frame.heartbeat.received)
+            if frame.heartbeat.received and not self._acked(frame.heartbeat.received):
+                return False
         elif kind == "goodbye":
             log.info("session %s: the server said goodbye: %s", self.session_id, frame.goodbye.reason)
             self._goodbye = frame.goodbye.reason or "no reason given"
