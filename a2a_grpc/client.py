@@ -42,6 +42,7 @@ from a2a_grpc.service import METHODS, SUPPORTED_VERSIONS
 from a2a_grpc.status import from_rpc_error
 
 if TYPE_CHECKING:  # imported when used: the session client builds on this module
+    from a2a_grpc.live import LiveStream
     from a2a_grpc.session.client import Session, SessionOptions
 
 __all__ = [
@@ -297,6 +298,24 @@ class A2AClient(ClientOperations):
         return Session(
             self._channel, dataclasses.replace(chosen, metadata=metadata), tenant=self.tenant, fallback=self
         )
+
+    def live(self, first: types.Message | str | None = None, *, task_id: str = "") -> LiveStream:
+        """A live stream (:mod:`a2a_grpc.live`) on this client's channel, bound to one task:
+        ``async with client.live(message) as live:``, iterate it for the events of every turn, and
+        ``await live.send(...)`` the next message when the task asks for input. ``first``: the
+        first message (a new task, or a turn of ``task_id``); None with ``task_id``: reattach to
+        that task (after a dropped connection; it takes over from the earlier stream)."""
+        from a2a_grpc.live import LiveRequest, LiveStream
+
+        request = LiveRequest(task_id=task_id, tenant=self.tenant)
+        if isinstance(first, str):
+            request.message.CopyFrom(A2AClient.text_request(first).message)
+        elif first is not None:
+            request.message.CopyFrom(first)
+        elif not task_id:
+            raise ValueError("a live stream starts with a message, or reattaches to a task_id")
+        carried = [(k, v) for k, v in self._metadata if isinstance(v, str)]
+        return LiveStream(self._channel, request, carried)
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Wait until the channel is connected (useful right after starting a server); ``timeout``

@@ -67,6 +67,7 @@ __all__ = [
     "InvalidAgentResponseError",
     "InvalidParamsError",
     "InvalidRequestError",
+    "LiveStreamActiveError",
     "MethodNotFoundError",
     "ParseError",
     "PermissionDeniedError",
@@ -336,6 +337,12 @@ class SessionPositionNotRetainedError(SessionNotResumableError):
     sent: what it missed is gone. gRPC OUT_OF_RANGE, HTTP 416."""
 
 
+class LiveStreamActiveError(A2AError):
+    """a2a-grpc's own error: a live stream sent a message to a task that another live stream
+    holds (one live stream per task). gRPC FAILED_PRECONDITION, HTTP 409. A stream that only
+    reattaches to the task takes over instead."""
+
+
 class PermissionDeniedError(A2AError):
     """a2a-grpc's own error: the caller is authenticated but may not do this (a request for a
     tenant its credential does not grant; a delegation token used beyond its task or skill).
@@ -597,6 +604,16 @@ OUR_ERRORS: tuple[ErrorSpec, ...] = (
         "SESSION_POSITION_NOT_RETAINED",
         416,
         "The session no longer retains that position",
+        domain=OUR_DOMAIN,
+    ),
+    ErrorSpec(
+        "LiveStreamActiveError",
+        LiveStreamActiveError,
+        -32098,
+        _C.FAILED_PRECONDITION,
+        "LIVE_STREAM_ACTIVE",
+        409,
+        "Another live stream holds the task",
         domain=OUR_DOMAIN,
     ),
     ErrorSpec(

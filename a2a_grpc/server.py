@@ -31,6 +31,7 @@ from a2a_grpc._accesslog import AccessLog
 from a2a_grpc._handler import RequestHandler
 from a2a_grpc.agent import Agent
 from a2a_grpc.discovery import CARD_SERVICE
+from a2a_grpc.live import LIVE_EXTENSION, LiveHost, live_extension
 from a2a_grpc.security.authentication import Authentication, check_exposure
 from a2a_grpc.security.identity import ClientCertificate
 from a2a_grpc.security.tls import TlsSettings
@@ -488,6 +489,10 @@ class GrpcService(abc.ABC):
                 _generic_handler(cards, CARD_METHODS, mutual),
                 # The session binding: the same seam, many calls over one stream (a2a_grpc.session).
                 self._sessions(service, session_context).handler(),
+                # The live stream: the same seam, one task's turns over one call (a2a_grpc.live).
+                LiveHost(
+                    service, lambda context, first: call_context(context, first, client_certificates=mutual)
+                ).handler(),
             )
         )
         # grpc.health.v1 (A2AService and the server SERVING) and reflection over our descriptor pool.
@@ -565,12 +570,15 @@ class A2AServer(GrpcService):
           ``a2a_grpc.session.frames.BINDING_URI``), then ``extra_interfaces`` (the bridge's JSON
           ones), then the agent's own, without repeats.
         * ``capabilities.streaming`` is true unless the agent's card says otherwise: this server
-          streams for every agent.
+          streams for every agent; ``capabilities.extensions`` declares the live stream
+          (``a2a_grpc.live.LIVE_EXTENSION``).
         """
         card = types.AgentCard()
         card.CopyFrom(self.agent.card)
         if not card.capabilities.HasField("streaming"):
             card.capabilities.streaming = True
+        if all(e.uri != LIVE_EXTENSION for e in card.capabilities.extensions):
+            card.capabilities.extensions.append(live_extension())
         if self.settings.authentication is not None:
             self.settings.authentication.declare(card)
         own = list(card.supported_interfaces)
