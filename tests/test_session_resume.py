@@ -381,6 +381,51 @@ async def test_a_session_that_cannot_be_resumed_falls_back_to_the_task_and_loses
         assert (await client.get_task(task_id)).status.state == types.TASK_STATE_COMPLETED
 
 
+def _forget_the_session(session: Any) -> None:
+    session.welcome.session_id = "f" * 32  # as after the server's restart: it knows no such session
+
+
+def _lose_the_token(session: Any) -> None:
+    session.welcome.resume_token = "0" * 48
+
+
+def _claim_too_much(session: Any) -> None:
+    session._received += 10_000  # a position the server never reached
+
+
+@ASYNC
+@pytest.mark.parametrize(
+    ("spoil", "refusal"),
+    [
+        (_forget_the_session, errors.SessionUnknownError),
+        (_lose_the_token, errors.SessionTokenError),
+        (_claim_too_much, errors.SessionPositionNotRetainedError),
+    ],
+    ids=["unknown-session", "wrong-token", "position-not-retained"],
+)
+async def test_every_refused_resume_still_yields_the_tasks_final_state(spoil: Any, refusal: type) -> None:
+    """Each other refusal of a resume (the expired one is above) is its own typed error, and the
+    call's task still ends in front of the caller, read on the unary binding."""
+    async with (
+        serving() as server,
+        CuttingProxy(server.port) as proxy,
+        A2AClient(f"127.0.0.1:{proxy.port}", timeout=WAIT) as client,
+        client.session(resume_timeout=WAIT) as session,
+    ):
+        events: list[Any] = []
+        async for event in session.send_streaming_message(A2AClient.text_request("slow 1.5"), timeout=WAIT):
+            events.append(event)
+            if len(events) == 2:
+                spoil(session)
+                proxy.cut()
+        assert not session.alive
+        with pytest.raises(refusal):  # the session's end says why
+            await session.get_task(events[0].task.id)
+        last = events[-1]
+        final = last.task.status if last.HasField("task") else last.status_update.status
+        assert final.state == types.TASK_STATE_COMPLETED
+
+
 # --- credentials and tasks have their own lifetimes ----------------------------------------------------
 
 
