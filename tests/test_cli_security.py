@@ -90,3 +90,81 @@ def test_send_over_a_session_and_watch_its_handshake(address: str) -> None:
     refused = run("send", address, "echo", "--session")  # no key: the handshake is refused
     assert refused.returncode != 0
     assert "UnauthenticatedError" in refused.stderr
+
+
+def _banner(proc: subprocess.Popen[str], pattern: str) -> str:
+    """The first group of ``pattern`` in the lines the server prints at start."""
+    import re
+
+    assert proc.stdout is not None
+    for _ in range(10):
+        line = proc.stdout.readline()
+        found = re.search(pattern, line)
+        if found:
+            return found.group(1)
+    raise AssertionError(f"the server never printed {pattern!r}")
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def test_serve_mints_delegation_tokens_and_a_sub_agent_trusts_them(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = tmp_path / "planner.pem"
+    key.write_bytes(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    serve = [*CLI, "serve", "--grpc-port", "0", "--store", "memory"]
+    planner = subprocess.Popen(
+        [*serve, "--http-port", "0", "--delegation-key", str(key), "--delegation-issuer", "planner",
+         "--delegate-allow", "127.0.0.1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        planner_address = _banner(planner, r"over gRPC at (127\.0\.0\.1:\d+)")
+        jwks = _banner(planner, r"HTTP\+JSON at (http://\S+)") + "/.well-known/jwks.json"
+        sub = subprocess.Popen(
+            [*serve, "--trust-delegations", f"planner={jwks}"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            sub_address = _banner(sub, r"over gRPC at (127\.0\.0\.1:\d+)")
+            anonymous = run("send", sub_address, "echo hi")
+            assert anonymous.returncode != 0
+            assert "UnauthenticatedError" in anonymous.stderr
+            delegated = run("send", planner_address, f"delegate {sub_address} echo with a token")
+            assert delegated.returncode == 0, delegated.stderr
+            assert "TASK_STATE_COMPLETED" in delegated.stdout
+            assert "echo with a token" in delegated.stdout
+        finally:
+            _stop(sub)
+    finally:
+        _stop(planner)
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--trust-delegations", "planner"], "--trust-delegations takes ISSUER=JWKS"),
+        (["--delegation-audience", "a:1"], "give that too"),
+        (["--delegation-issuer", "planner"], "give that too"),
+        (["--delegation-key", "/nonexistent/key.pem"], "cannot read the delegation key"),
+    ],
+)
+def test_incomplete_delegation_options_do_not_start(args: list[str], problem: str) -> None:
+    result = run("serve", "--grpc-port", "0", "--store", "memory", *args)
+    assert result.returncode != 0
+    assert problem in result.stderr
+    assert "Traceback" not in result.stderr

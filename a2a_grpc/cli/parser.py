@@ -206,6 +206,18 @@ def parser() -> argparse.ArgumentParser:
         help="peers the reference agent's 'delegate' may call: HOST:PORT, an address, a network "
         "(10.1.0.0/16) or a host name, comma-separated or repeated (default: none, delegation refused)",
     )
+    p.add_argument(
+        "--delegation-key",
+        metavar="PEM",
+        help="mint a task-scoped delegation token (Ed25519 or P-256 PKCS#8 key in PEM) for every call "
+        "the reference agent's 'delegate' makes, and publish its public key at "
+        "/.well-known/jwks.json on the HTTP port (make one: openssl genpkey -algorithm ed25519)",
+    )
+    p.add_argument(
+        "--delegation-issuer",
+        metavar="NAME",
+        help="the issuer (iss) of the tokens --delegation-key mints (default: the agent's card name)",
+    )
     listener_args(p, "the gRPC and HTTP ports")
     caller_args(p, "delegations")
     p.set_defaults(func=serve)

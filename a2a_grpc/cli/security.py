@@ -56,6 +56,23 @@ def auth_args(p: argparse.ArgumentParser) -> None:
         "listener that requires client certificates)",
     )
     g.add_argument(
+        "--trust-delegations",
+        metavar="ISSUER=JWKS",
+        action="append",
+        default=[],
+        help="accept task-scoped delegation tokens minted by ISSUER, verified with its public keys "
+        "(JWKS: a file, or the URL the minting server publishes at /.well-known/jwks.json); "
+        "repeatable (docs/security.md)",
+    )
+    g.add_argument(
+        "--delegation-audience",
+        metavar="HOST:PORT",
+        action="append",
+        default=[],
+        help="the names delegators reach this agent by, which their tokens' aud must be (default: "
+        "the address it listens on); repeatable",
+    )
+    g.add_argument(
         "--allow-unauthenticated",
         action="store_true",
         help="serve without authentication on an address other than loopback: every caller is the "
@@ -86,11 +103,44 @@ def authentication_from(args: argparse.Namespace) -> Any:
             )
         if args.mtls_identity:
             schemes.append(MutualTlsScheme(identity=args.mtls_identity))
+        schemes += delegation_schemes(args)
     except OSError as exc:
         raise CliError(f"cannot read {exc.filename}: {exc.strerror}") from None
     except ValueError as exc:
         raise CliError(str(exc)) from None
     return Authentication(schemes) if schemes else None
+
+
+def delegation_schemes(args: argparse.Namespace) -> list[Any]:
+    """One DelegationTokenScheme per --trust-delegations ISSUER=JWKS. Their audiences are
+    --delegation-audience, or filled in with the listening address once the port is bound
+    (:func:`listening_audience`)."""
+    from a2a_grpc.security import DelegationTokenScheme
+
+    trusted = getattr(args, "trust_delegations", [])
+    if getattr(args, "delegation_audience", []) and not trusted:
+        raise CliError("--delegation-audience names this agent for --trust-delegations: give that too")
+    schemes = []
+    for i, entry in enumerate(trusted):
+        issuer, sep, source = entry.partition("=")
+        if not sep or not issuer or not source:
+            raise CliError(f"--trust-delegations takes ISSUER=JWKS (a file or an http(s) URL), not {entry!r}")
+        where = {"jwks_url": source} if source.startswith(("http://", "https://")) else {"jwks_file": source}
+        name = "delegation" if len(trusted) == 1 else f"delegation-{i + 1}"
+        audiences = list(args.delegation_audience) or ["(this agent's address, once bound)"]
+        schemes.append(DelegationTokenScheme(issuer=issuer, audience=audiences, name=name, **where))
+    return schemes
+
+
+def listening_audience(authentication: Any, address: str, args: argparse.Namespace) -> None:
+    """Without --delegation-audience, the delegation schemes take the bound address as audience."""
+    from a2a_grpc.security import DelegationTokenScheme
+
+    if authentication is None or args.delegation_audience:
+        return
+    for scheme in authentication.schemes:
+        if isinstance(scheme, DelegationTokenScheme):
+            scheme.audience[:] = [address]
 
 
 def credentials_from(environ: Any = os.environ) -> Any:

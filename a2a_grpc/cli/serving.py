@@ -29,7 +29,7 @@ from a2a_grpc.cli.common import (
     shown,
     until_signal,
 )
-from a2a_grpc.cli.security import authentication_from, credentials_from
+from a2a_grpc.cli.security import authentication_from, credentials_from, listening_audience
 from a2a_grpc.cli.tls import caller_tls, listener_tls
 from a2a_grpc.security.authentication import Unprotected, is_loopback
 from a2a_grpc.security.credentials import credential_headers
@@ -92,7 +92,7 @@ async def listening(start: Awaitable[object], host: str, port: int) -> None:
         raise CliError(str(exc)) from None
 
 
-def bridge_settings(args: argparse.Namespace) -> Any:
+def bridge_settings(args: argparse.Namespace, jwks: Any = None) -> Any:
     from a2a_grpc.bridge.settings import BridgeSettings, MiB
 
     try:
@@ -101,6 +101,7 @@ def bridge_settings(args: argparse.Namespace) -> Any:
             max_body_bytes=args.max_body_mib * MiB,
             heartbeat_seconds=args.heartbeat,
             log_requests=args.log_requests,
+            jwks=jwks,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None
@@ -133,7 +134,7 @@ async def serve(args: argparse.Namespace) -> int:
 
     agent = load_agent(args.agent, args.app_dir)
     notifier = push_notifier(args)  # before the store: it holds no connection until it delivers
-    delegation(agent, args)
+    minter = delegation(agent, args)
     tls = listener_tls(args)
     try:
         settings = ServerSettings(
@@ -155,11 +156,12 @@ async def serve(args: argparse.Namespace) -> int:
         grpc=settings,
         http_port=args.http_port,
         http_host=args.http_host,
-        bridge=bridge_settings(args),
+        bridge=bridge_settings(args, minter.jwks() if minter is not None else None),
         notifier=notifier,
     )
     try:
         await listening(stack.start(), args.host, args.grpc_port)
+        listening_audience(settings.authentication, stack.grpc_address, args)
         print(f"a2a-grpc: serving {agent.card.name!r} over gRPC at {stack.grpc_address}", flush=True)
         if stack.http_url is not None:
             print(f"a2a-grpc: serving JSON-RPC and HTTP+JSON at {stack.http_url}", flush=True)
@@ -188,24 +190,39 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def delegation(agent: Any, args: argparse.Namespace) -> None:
-    """Give the reference agent its delegation policy (--delegate-allow and the caller TLS options)."""
+def delegation(agent: Any, args: argparse.Namespace) -> Any:
+    """Give the reference agent its delegation policy (--delegate-allow, the caller TLS options,
+    --delegation-key); the token minter, if any (its public keys are published)."""
     from a2a_grpc.reference_agent import DelegationPolicy, ReferenceAgent
+    from a2a_grpc.security import DelegationMinter
 
     tls = caller_tls(args)
     if not isinstance(agent, ReferenceAgent):
-        if args.delegate_allow or tls is not None:
+        if args.delegate_allow or tls is not None or args.delegation_key:
             raise CliError(
-                "--delegate-allow and the caller --tls options configure the reference agent's delegate"
+                "--delegate-allow, --delegation-key and the caller --tls options configure the "
+                "reference agent's delegate"
             )
-        return
+        return None
+    minter = None
+    if args.delegation_key:
+        path = Path(args.delegation_key)
+        try:
+            minter = DelegationMinter.from_pem(path, issuer=args.delegation_issuer or agent.card.name)
+        except OSError as exc:
+            raise CliError(f"cannot read the delegation key {shown(str(path))}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise CliError(f"--delegation-key {shown(str(path))}: {exc}") from None
+    elif args.delegation_issuer:
+        raise CliError("--delegation-issuer names the tokens --delegation-key mints: give that too")
     try:
         # Credentials for peers come from the environment, as for every client command.
         agent.delegation = DelegationPolicy(
-            allow=args.delegate_allow, tls=tls, credentials=credentials_from()
+            allow=args.delegate_allow, tls=tls, credentials=credentials_from(), tokens=minter
         )
     except ValueError as exc:
         raise CliError(f"--delegate-allow: {exc}") from None
+    return minter
 
 
 def bind_http(app: Any, host: str, port: int, reuse_port: bool, tls: Any = None) -> Any:

@@ -126,7 +126,10 @@ class DelegationMinter:
         """A minter with a PKCS#8 PEM private key (bytes, or a file path)."""
         data = Path(pem).read_bytes() if isinstance(pem, Path) else pem
         raw = data.encode() if isinstance(data, str) else data
-        key = serialization.load_pem_private_key(raw, password=None)
+        try:
+            key = serialization.load_pem_private_key(raw, password=None)
+        except TypeError:  # an encrypted key: the minter has no passphrase to give
+            raise ValueError("the delegation key is encrypted; give it unencrypted (PKCS#8 PEM)") from None
         if not isinstance(key, (ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey)):
             raise ValueError("a delegation key is Ed25519 (EdDSA) or P-256 (ES256)")
         return cls(key, issuer=issuer, kid=kid, lifetime=lifetime)
