@@ -185,3 +185,27 @@ async def test_hostile_live_streams_get_typed_errors_and_the_server_keeps_servin
             served.client.live()
         async with served.client.live("begin") as live:  # still serving
             await until_state(aiter(live), types.TASK_STATE_INPUT_REQUIRED)
+
+
+class Gatekeeper(Agent):
+    """Wants credentials first (auth-required), then completes with what it was given."""
+
+    def __init__(self) -> None:
+        self.card = reference_card()
+
+    async def execute(self, context: RequestContext, updater: TaskUpdater) -> None:
+        if context.task is None:
+            await updater.require_auth("sign in first")
+        else:
+            await updater.complete(f"signed in as {context.text}")
+
+
+@ASYNC
+async def test_a_live_stream_stays_open_through_auth_required() -> None:
+    async with serving(Gatekeeper()) as served, served.client.live("open the vault") as live:
+        events = aiter(live)
+        asked = await until_state(events, types.TASK_STATE_AUTH_REQUIRED)
+        assert said(asked) == "sign in first"
+        await live.send("erin")
+        done = await until_state(events, types.TASK_STATE_COMPLETED, snapshots=False)
+        assert said(done) == "signed in as erin"
