@@ -96,14 +96,19 @@ def cli_server(*args: str) -> Iterator[str]:
         assert found, line
         yield found.group(1)
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop_popen(proc)
+
+
+def stop_popen(proc: subprocess.Popen[str]) -> None:
+    """Stop a server process a test started, by PID: SIGTERM, then SIGKILL after a grace."""
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 async def stop_process(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from a2a_grpc.cli.security import API_KEY_ENV, BEARER_TOKEN_ENV
-from tests.conftest import cli_server
+from tests.conftest import cli_server, stop_popen
 
 CLI = [sys.executable, "-m", "a2a_grpc.cli"]
 KEY = "cli-test-key-0123456789"
@@ -105,17 +105,6 @@ def _banner(proc: subprocess.Popen[str], pattern: str) -> str:
     raise AssertionError(f"the server never printed {pattern!r}")
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-    if proc.stdout is not None:
-        proc.stdout.close()
-
-
 def test_serve_mints_delegation_tokens_and_a_sub_agent_trusts_them(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -149,9 +138,9 @@ def test_serve_mints_delegation_tokens_and_a_sub_agent_trusts_them(tmp_path: Pat
             assert "TASK_STATE_COMPLETED" in delegated.stdout
             assert "echo with a token" in delegated.stdout
         finally:
-            _stop(sub)
+            stop_popen(sub)
     finally:
-        _stop(planner)
+        stop_popen(planner)
 
 
 @pytest.mark.parametrize(

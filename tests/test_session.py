@@ -248,22 +248,13 @@ async def test_a_handshake_that_never_comes_fails_at_the_servers_timeout() -> No
 
 @ASYNC
 async def test_a_server_that_never_welcomes_fails_at_the_clients_timeout() -> None:
-    server = grpc.aio.server()
-
     async def mute(requests: Any, context: Any) -> None:
         await asyncio.sleep(WAIT)
 
-    handler = grpc.stream_stream_rpc_method_handler(mute)
-    server.add_generic_rpc_handlers((fake_session_service(handler),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with A2AClient(f"127.0.0.1:{port}", timeout=WAIT) as client:
-            with pytest.raises(errors.DeadlineExceededError, match=r"no Welcome within 0\.2 s"):
-                async with client.session(handshake_timeout=0.2):
-                    raise AssertionError("no session may open")
-    finally:
-        await server.stop(0)
+    async with fake_session_server(mute) as address, A2AClient(address, timeout=WAIT) as client:
+        with pytest.raises(errors.DeadlineExceededError, match=r"no Welcome within 0\.2 s"):
+            async with client.session(handshake_timeout=0.2):
+                raise AssertionError("no session may open")
 
 
 # --- malformed sessions and frames ----------------------------------------------------------------
@@ -281,6 +272,25 @@ def raw(channel: grpc.aio.Channel, serializer: Serializer = ClientFrame.Serializ
 
 def fake_session_service(handler: grpc.RpcMethodHandler) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler("a2a_grpc.session.v1.SessionService", {"Connect": handler})
+
+
+@contextlib.asynccontextmanager
+async def fake_session_server(connect: Callable[[Any, Any], Any]) -> AsyncIterator[str]:
+    """A bare grpc.aio server whose SessionService/Connect is ``connect(requests, context)``: a
+    peer that breaks the binding's rules on purpose. Yields its address."""
+    server = grpc.aio.server()
+    handler = grpc.stream_stream_rpc_method_handler(
+        connect,
+        request_deserializer=ClientFrame.FromString,
+        response_serializer=ServerFrame.SerializeToString,
+    )
+    server.add_generic_rpc_handlers((fake_session_service(handler),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(0)
 
 
 class Unbatched:
@@ -439,7 +449,6 @@ async def test_a_client_batch_is_read_as_the_frames_it_holds_in_order() -> None:
 async def test_calls_started_together_leave_the_client_in_one_batch() -> None:
     """The client's writer sends what is queued together as one ClientBatch: 50 calls started at
     once reach the server in far fewer messages than 50."""
-    server = grpc.aio.server()
     received: list[ClientFrame] = []
 
     async def answer_every_call(requests: Any, context: Any) -> None:
@@ -461,16 +470,8 @@ async def test_calls_started_together_leave_the_client_in_one_batch() -> None:
                     event.task.id = one.call.get_task.id
                     await context.write(ServerFrame(event=event))
 
-    handler = grpc.stream_stream_rpc_method_handler(
-        answer_every_call,
-        request_deserializer=ClientFrame.FromString,
-        response_serializer=ServerFrame.SerializeToString,
-    )
-    server.add_generic_rpc_handlers((fake_session_service(handler),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with A2AClient(f"127.0.0.1:{port}", timeout=WAIT) as client, client.session() as session:
+    async with fake_session_server(answer_every_call) as address:
+        async with A2AClient(address, timeout=WAIT) as client, client.session() as session:
             tasks = await asyncio.gather(*(session.get_task(f"t{i}") for i in range(50)))
         assert [t.id for t in tasks] == [f"t{i}" for i in range(50)]
         batches = [f for f in received if f.WhichOneof("frame") == "batch"]
@@ -481,8 +482,6 @@ async def test_calls_started_together_leave_the_client_in_one_batch() -> None:
         )
         assert calls == 50
         assert len(received) < 10  # a Hello, the batch(es), a Goodbye
-    finally:
-        await server.stop(0)
 
 
 # --- heartbeats and dead peers --------------------------------------------------------------------
@@ -529,8 +528,6 @@ async def test_a_client_that_beats_stays_alive_through_many_intervals() -> None:
 
 @ASYNC
 async def test_a_silent_server_is_declared_dead_and_every_call_ends_with_a_typed_error() -> None:
-    server = grpc.aio.server()
-
     async def welcome_then_nothing(requests: Any, context: Any) -> None:
         await anext(aiter(requests))
         welcome = Welcome(
@@ -540,22 +537,12 @@ async def test_a_silent_server_is_declared_dead_and_every_call_ends_with_a_typed
         await context.write(ServerFrame(welcome=welcome))
         await asyncio.sleep(WAIT)
 
-    handler = grpc.stream_stream_rpc_method_handler(
-        welcome_then_nothing,
-        request_deserializer=ClientFrame.FromString,
-        response_serializer=ServerFrame.SerializeToString,
-    )
-    server.add_generic_rpc_handlers((fake_session_service(handler),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with A2AClient(f"127.0.0.1:{port}", timeout=WAIT) as client, client.session() as session:
+    async with fake_session_server(welcome_then_nothing) as address:
+        async with A2AClient(address, timeout=WAIT) as client, client.session() as session:
             calls = [session.send_message(A2AClient.text_request(f"echo {i}")) for i in range(3)]
             outcomes = await asyncio.gather(*calls, return_exceptions=True)
         assert all(isinstance(o, errors.UnavailableError) for o in outcomes), outcomes
         assert all("declared dead" in str(o) for o in outcomes)
-    finally:
-        await server.stop(0)
 
 
 # --- authentication and ownership -----------------------------------------------------------------
@@ -862,8 +849,6 @@ async def test_soak_heartbeats_that_differ_through_a_minute_of_work_and_idle_gap
 
 @ASYNC
 async def test_a_server_that_ignores_credit_ends_the_session_not_the_clients_memory() -> None:
-    server = grpc.aio.server()
-
     async def flood(requests: Any, context: Any) -> None:
         frames = aiter(requests)
         await anext(frames)
@@ -881,25 +866,20 @@ async def test_a_server_that_ignores_credit_ends_the_session_not_the_clients_mem
             await context.write(ServerFrame(event=event))
         await asyncio.sleep(WAIT)
 
-    handler = grpc.stream_stream_rpc_method_handler(
-        flood, request_deserializer=ClientFrame.FromString, response_serializer=ServerFrame.SerializeToString
-    )
-    server.add_generic_rpc_handlers((fake_session_service(handler),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with A2AClient(f"127.0.0.1:{port}", timeout=WAIT) as client, client.session() as session:
+    async with (
+        fake_session_server(flood) as address,
+        A2AClient(address, timeout=WAIT) as client,
+        client.session() as session,
+    ):
 
-            async def read_slowly() -> None:  # a reader slower than the flood
-                stream = session.send_streaming_message(A2AClient.text_request("stream 3"))
-                async with contextlib.aclosing(stream) as events:
-                    async for _ in events:
-                        await asyncio.sleep(0.01)
+        async def read_slowly() -> None:  # a reader slower than the flood
+            stream = session.send_streaming_message(A2AClient.text_request("stream 3"))
+            async with contextlib.aclosing(stream) as events:
+                async for _ in events:
+                    await asyncio.sleep(0.01)
 
-            with pytest.raises(errors.InvalidAgentResponseError, match="more events than the credit"):
-                await read_slowly()
-    finally:
-        await server.stop(0)
+        with pytest.raises(errors.InvalidAgentResponseError, match="more events than the credit"):
+            await read_slowly()
 
 
 @pytest.mark.parametrize("call_id", [1, 127, 128, 300, 2**40])

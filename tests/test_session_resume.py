@@ -6,7 +6,9 @@ resume is tested through a proxy that cuts connections."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -30,7 +32,7 @@ from a2a_grpc.session.frames import (
 from a2a_grpc.session.negotiation import SessionSettings
 from a2a_grpc.status import from_rpc_error
 from a2a_grpc.testing import CuttingProxy
-from tests.test_session import Unbatched, fake_session_service, raw, serving
+from tests.test_session import Unbatched, fake_session_server, raw, serving
 
 ASYNC = pytest.mark.asyncio
 WAIT = 10.0
@@ -59,6 +61,14 @@ async def opened(channel: grpc.aio.Channel, hello: Hello | None = None) -> tuple
     first = await reader.next()
     assert first.WhichOneof("frame") == "welcome", first
     return stream, first.welcome, reader
+
+
+async def echoed(stream: Any, reader: Reader, call_id: int, text: str) -> str:
+    """Start ``text`` as SendMessage call ``call_id`` on a raw session; the text it answers with."""
+    await stream.write(ClientFrame(call=Call(call_id=call_id, send_message=A2AClient.text_request(text))))
+    while (frame := await reader.next()).WhichOneof("frame") != "event":
+        pass
+    return str(frame.event.send_message_response.task.artifacts[0].parts[0].text)
 
 
 def resume_hello(welcome: Welcome, received: int, token: str | None = None) -> Hello:
@@ -104,12 +114,7 @@ async def test_a_resumed_session_sends_exactly_what_was_missed_then_carries_on()
         assert chunks_of(seen) == [f"chunk {i}" for i in range(200)]  # no gap, no duplicate
         seqs = [f.event.seq for f in seen if f.WhichOneof("frame") == "event"]
         assert seqs == sorted(set(seqs))
-        await again.write(
-            ClientFrame(call=Call(call_id=2, send_message=A2AClient.text_request("echo after")))
-        )
-        while (frame := await reader2.next()).WhichOneof("frame") != "event":
-            pass
-        assert frame.event.send_message_response.task.artifacts[0].parts[0].text == "echo after"
+        assert await echoed(again, reader2, 2, "echo after") == "echo after"
         again.cancel()
 
 
@@ -222,15 +227,30 @@ async def test_acknowledged_frames_are_forgotten_and_cannot_be_asked_for_again()
 # --- the client resumes by itself: a proxy that cuts connections ---------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def through_a_proxy(
+    agent: Any = None,
+    *,
+    session: SessionSettings | None = None,
+    cut_after_bytes: list[int] | None = None,
+    max_message_bytes: int | None = None,
+) -> AsyncIterator[tuple[A2AClient, Any, CuttingProxy]]:
+    """A server (``agent``: the reference agent by default), a cutting proxy before it, and a
+    client's session through the proxy."""
+    extra = {} if max_message_bytes is None else {"max_message_bytes": max_message_bytes}
+    async with (
+        serving(agent, session=session) as server,
+        CuttingProxy(server.port, cut_after_bytes=cut_after_bytes) as proxy,
+        A2AClient(f"127.0.0.1:{proxy.port}", timeout=WAIT, **extra) as client,
+        client.session(resume_timeout=WAIT) as opened,
+    ):
+        yield client, opened, proxy
+
+
 async def stream_through_cuts(text: str, cut_at: list[int], expected: int) -> tuple[list[Any], Any]:
     """Stream ``text`` over a session through a proxy, cutting it when that many artifact events
     have arrived; return the events and the session."""
-    async with (
-        serving() as server,
-        CuttingProxy(server.port) as proxy,
-        A2AClient(f"127.0.0.1:{proxy.port}", timeout=WAIT) as client,
-        client.session(resume_timeout=WAIT) as session,
-    ):
+    async with through_a_proxy() as (_, session, proxy):
         events: list[Any] = []
         chunks = 0
         async for event in session.send_streaming_message(A2AClient.text_request(text), timeout=WAIT * 3):
@@ -264,12 +284,7 @@ async def test_frames_lost_in_flight_are_sent_again_by_the_server(caplog: pytest
     """The proxy drops the bytes in flight when it cuts (twice, mid-stream): the server sends the
     frames the client never got again, and the stream is still exactly the agent's."""
     caplog.set_level("INFO", logger="a2a_grpc.session")
-    async with (
-        serving() as server,
-        CuttingProxy(server.port, cut_after_bytes=[30_000, 60_000]) as proxy,
-        A2AClient(f"127.0.0.1:{proxy.port}", timeout=WAIT) as client,
-        client.session(resume_timeout=WAIT) as session,
-    ):
+    async with through_a_proxy(cut_after_bytes=[30_000, 60_000]) as (_, session, proxy):
         events = [
             e
             async for e in session.send_streaming_message(
@@ -329,11 +344,10 @@ async def test_a_256_mib_artifact_cut_twice_arrives_byte_exact() -> None:
     got = hashlib.sha256()
     received = 0
     cuts = [60 << 20, 170 << 20]
-    async with (
-        serving(agent=Blob()) as server,
-        CuttingProxy(server.port, cut_after_bytes=cuts) as proxy,
-        A2AClient(f"127.0.0.1:{proxy.port}", timeout=WAIT, max_message_bytes=64 << 20) as client,
-        client.session(resume_timeout=WAIT) as session,
+    async with through_a_proxy(Blob(), cut_after_bytes=cuts, max_message_bytes=64 << 20) as (
+        _client,
+        session,
+        proxy,
     ):
         async for event in session.send_streaming_message(A2AClient.text_request("blob"), timeout=120):
             if event.HasField("artifact_update"):
@@ -354,12 +368,7 @@ async def test_a_session_that_cannot_be_resumed_falls_back_to_the_task_and_loses
     (expired), and the call goes on as SubscribeToTask (or GetTask, for a task already over) on
     the unary binding: its last event is the task's terminal state."""
     settings = SessionSettings(resume_grace=0.3, max_detached=0.6)
-    async with (
-        serving(session=settings) as server,
-        CuttingProxy(server.port) as proxy,
-        A2AClient(f"127.0.0.1:{proxy.port}", timeout=WAIT) as client,
-        client.session(resume_timeout=WAIT) as session,
-    ):
+    async with through_a_proxy(session=settings) as (client, session, proxy):
         events: list[Any] = []
         async for event in session.send_streaming_message(A2AClient.text_request(text), timeout=WAIT * 2):
             events.append(event)
@@ -406,12 +415,7 @@ def _claim_too_much(session: Any) -> None:
 async def test_every_refused_resume_still_yields_the_tasks_final_state(spoil: Any, refusal: type) -> None:
     """Each other refusal of a resume (the expired one is above) is its own typed error, and the
     call's task still ends in front of the caller, read on the unary binding."""
-    async with (
-        serving() as server,
-        CuttingProxy(server.port) as proxy,
-        A2AClient(f"127.0.0.1:{proxy.port}", timeout=WAIT) as client,
-        client.session(resume_timeout=WAIT) as session,
-    ):
+    async with through_a_proxy() as (_, session, proxy):
         events: list[Any] = []
         async for event in session.send_streaming_message(A2AClient.text_request("slow 1.5"), timeout=WAIT):
             events.append(event)
@@ -493,14 +497,9 @@ async def test_a_client_that_acknowledges_frames_never_sent_loses_its_session_an
         while (frame := await reader2.next()).WhichOneof("frame") != "end":
             pass
         assert "call_id 0" in status_in(frame.end).message
-        await again.write(
-            ClientFrame(call=Call(call_id=1, send_message=A2AClient.text_request("echo alive")))
-        )
-        while (frame := await reader2.next()).WhichOneof("frame") != "event":
-            pass
-        assert frame.event.send_message_response.task.artifacts[0].parts[0].text == "echo alive"
+        assert await echoed(again, reader2, 1, "echo alive") == "echo alive"
         again.cancel()
-        # A resume that names no token is a wrong token, and the session is left alone.
+        # A resume of a session never opened, under a huge id: refused, the id not echoed whole.
         unknown = Hello(protocol_versions=["1.0"], resume=Resume(session_id="x" * 10_000))
         error = await refused(channel, unknown)
         assert isinstance(error, errors.SessionUnknownError)
@@ -509,8 +508,6 @@ async def test_a_client_that_acknowledges_frames_never_sent_loses_its_session_an
 
 @ASYNC
 async def test_a_server_that_acknowledges_frames_never_sent_ends_the_session_with_a_typed_error() -> None:
-    fake = grpc.aio.server()
-
     async def lying(requests: Any, context: Any) -> None:
         await anext(aiter(requests))
         welcome = Welcome(session_id="s", resume_token="t", protocol_version="1.0", missed_heartbeats=3)
@@ -521,16 +518,11 @@ async def test_a_server_that_acknowledges_frames_never_sent_ends_the_session_wit
         await context.write(ServerFrame(heartbeat=Heartbeat(count=1, received=999)))
         await asyncio.sleep(WAIT)
 
-    handler = grpc.stream_stream_rpc_method_handler(
-        lying, request_deserializer=ClientFrame.FromString, response_serializer=ServerFrame.SerializeToString
-    )
-    fake.add_generic_rpc_handlers((fake_session_service(handler),))
-    port = fake.add_insecure_port("127.0.0.1:0")
-    await fake.start()
-    try:
-        async with A2AClient(f"127.0.0.1:{port}", timeout=WAIT) as client, client.session() as session:
-            with pytest.raises(errors.InvalidAgentResponseError, match="wrong about the session"):
-                await session.get_task("t1")
-            assert not session.alive
-    finally:
-        await fake.stop(0)
+    async with (
+        fake_session_server(lying) as address,
+        A2AClient(address, timeout=WAIT) as client,
+        client.session() as session,
+    ):
+        with pytest.raises(errors.InvalidAgentResponseError, match="wrong about the session"):
+            await session.get_task("t1")
+        assert not session.alive
