@@ -484,6 +484,33 @@ async def test_calls_started_together_leave_the_client_in_one_batch() -> None:
         assert len(received) < 10  # a Hello, the batch(es), a Goodbye
 
 
+@ASYNC
+async def test_a_call_timeout_out_of_range_ends_that_call_or_is_held_to_a_year() -> None:
+    async with serving() as server, grpc.aio.insecure_channel(server.address) as channel:
+        stream = raw(channel)()
+        await stream.write(ClientFrame(hello=Hello(protocol_versions=["1.0"])))
+        assert (await stream.read()).WhichOneof("frame") == "welcome"
+        lookup = types.GetTaskRequest(id="missing")
+        bad = {1: (-5, 0), 2: (0, 0), 3: (1, -1), 4: (1, 10**9)}
+        for call_id, (seconds, nanos) in bad.items():
+            call = Call(call_id=call_id, get_task=lookup)
+            call.timeout.seconds, call.timeout.nanos = seconds, nanos
+            await stream.write(ClientFrame(call=call))
+        huge = Call(call_id=5, get_task=lookup)
+        huge.timeout.seconds = 2**62  # past year 9999: held to a year, not an overflow
+        await stream.write(ClientFrame(call=huge))
+        ends: dict[int, str] = {}
+        frames = Unbatched(stream)
+        async with asyncio.timeout(WAIT):
+            while len(ends) < 5:
+                frame = await frames.next()
+                if frame.WhichOneof("frame") == "end":
+                    ends[frame.end.call_id] = status_in(frame.end).message
+        assert all("timeout must be a positive duration" in ends[i] for i in bad)
+        assert "missing" in ends[5]  # it ran: GetTask found no such task
+        stream.cancel()
+
+
 # --- heartbeats and dead peers --------------------------------------------------------------------
 
 

@@ -677,3 +677,34 @@ async def test_sqlite_refuses_a_file_with_damaged_pages(tmp_path: Path) -> None:
     message = one_line(error, path)
     assert "is damaged (SQLite quick_check:" in message
     assert "restore it from a backup, or move it aside to start with an empty store" in message
+
+
+@pytest.mark.asyncio
+async def test_a_timestamp_outside_the_timestamp_range_is_refused_naming_the_field(store: TaskStore) -> None:
+    await store.save("", make_task("t1", ts=BASE_TS, history=0, artifacts=0))
+    for seconds, nanos in ((2**62, 0), (-(2**62), 0), (253_402_300_800, 0), (BASE_TS, -1), (BASE_TS, 10**9)):
+        asked = request()
+        asked.status_timestamp_after.seconds = seconds
+        asked.status_timestamp_after.nanos = nanos
+        with pytest.raises(InvalidListRequestError, match="0001-01-01 to 9999-12-31") as caught:
+            await store.list("", asked)
+        assert caught.value.field == "status_timestamp_after"
+    last = request()
+    last.status_timestamp_after.seconds = 253_402_300_799  # the last second there is: no task after it
+    assert (await store.list("", last)).tasks == []
+
+
+@pytest.mark.asyncio
+async def test_over_grpc_an_out_of_range_timestamp_is_invalid_params_and_the_server_serves_on() -> None:
+    from a2a_grpc import errors
+    from a2a_grpc.client import A2AClient
+    from a2a_grpc.reference_agent import ReferenceAgent
+    from a2a_grpc.testing import serving
+
+    async with serving(ReferenceAgent()) as served:
+        asked = request()
+        asked.status_timestamp_after.seconds = 2**62
+        with pytest.raises(errors.InvalidParamsError, match="status_timestamp_after"):
+            await served.client.list_tasks(asked)
+        reply = await served.client.send_message(A2AClient.text_request("echo still here"))
+        assert reply.task.artifacts[0].parts[0].text == "echo still here"

@@ -246,8 +246,11 @@ class Session(ClientOperations):
             await self._send(ClientFrame(goodbye=Goodbye(reason="the client closed the session")))
         self._closing = True
         self._queued.set()
-        writer = self._tasks[-1]
+        reader, writer = self._tasks[0], self._tasks[-1]
         await asyncio.wait({writer}, timeout=CLOSE_FLUSH_SECONDS)  # it half-closes once all is sent
+        # The server ends the stream once it has read the Goodbye: cancelling before that could
+        # reach it first, and a stream cancelled without a Goodbye is a drop it keeps for a resume.
+        await asyncio.wait({reader}, timeout=CLOSE_FLUSH_SECONDS)
         stream, self._connection = self._connection, None
         for task in self._tasks:
             task.cancel()
@@ -418,7 +421,9 @@ class Session(ClientOperations):
                     return
                 continue
             if frame is grpc.aio.EOF:
-                if self._goodbye is not None or self._closing:
+                if self._closing:  # the answer to our Goodbye: close() ends the calls
+                    return
+                if self._goodbye is not None:
                     self._fail_all(self._ended_by_server())
                     return
                 gone = errors.UnavailableError("the server ended the stream without a Goodbye")

@@ -68,6 +68,8 @@ log = logging.getLogger("a2a_grpc.session")
 
 _CANCELLED = status_pb2.Status(code=grpc.StatusCode.CANCELLED.value[0], message="the call was canceled")
 _COUNTED = frozenset({"event", "end", "chunk"})
+MAX_CALL_TIMEOUT = 366 * 86400.0
+"""A call's timeout beyond this (a year) counts as this: a deadline the clock can hold."""
 """The server's frames a session counts and keeps until acknowledged (see replay)."""
 EXPIRED_REMEMBERED = 10_000
 """Ended sessions remembered, so that resuming one says "expired", not "unknown"."""
@@ -440,9 +442,23 @@ class ServerSession:
                 ),
             )
             return
+        timeout: float | None = None
+        if call.HasField("timeout"):
+            given = call.timeout
+            if (
+                given.seconds < 0
+                or not 0 <= given.nanos < 1_000_000_000
+                or not (given.seconds or given.nanos)
+            ):
+                self._end(
+                    call_id, errors.InvalidRequestError("the call's timeout must be a positive duration")
+                )
+                return
+            # Arithmetic, not Duration.ToTimedelta(): cheaper, and no OverflowError past year 9999.
+            timeout = min(given.seconds + given.nanos / 1e9, MAX_CALL_TIMEOUT)
         window = self._window
         self._credits[call_id] = Account(window.call_frames, window.call_bytes)
-        task = asyncio.get_running_loop().create_task(self._run_call(call_id, field, call))
+        task = asyncio.get_running_loop().create_task(self._run_call(call_id, field, call, timeout))
         self._calls[call_id] = task
 
     def _end(self, call_id: int, exc: BaseException) -> None:
@@ -454,12 +470,11 @@ class ServerSession:
 
     # -- running a call ---------------------------------------------------------------------------
 
-    async def _run_call(self, call_id: int, field: str, call: Any) -> None:
+    async def _run_call(self, call_id: int, field: str, call: Any, timeout: float | None) -> None:
         method = CALLS[field]
         request = getattr(call, field)
         if not request.tenant and self._tenant:
             request.tenant = self._tenant
-        timeout = call.timeout.ToTimedelta().total_seconds() if call.HasField("timeout") else None
         headers = {**self.base.headers, **_lower(call.metadata)} if call.metadata else self.base.headers
         context = dataclasses.replace(
             self.base,

@@ -184,6 +184,11 @@ def trim_task(task: types.Task, history_length: int | None, include_artifacts: b
     return out
 
 
+MIN_TIMESTAMP_SECONDS = -62_135_596_800
+MAX_TIMESTAMP_SECONDS = 253_402_300_799
+"""google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z."""
+
+
 def timestamp_micros(ts: Timestamp) -> int:
     return ts.seconds * 1_000_000 + ts.nanos // 1_000
 
@@ -236,11 +241,16 @@ def parse_list_request(tenant: str, request: types.ListTasksRequest) -> TaskQuer
     status = int(request.status)
     if status not in _VALID_STATES:
         raise InvalidListRequestError(f"status {status} is not a known TaskState", field="status")
-    after = (
-        timestamp_micros(request.status_timestamp_after)
-        if request.HasField("status_timestamp_after")
-        else None
-    )
+    after: int | None = None
+    if request.HasField("status_timestamp_after"):
+        stamp = request.status_timestamp_after
+        if not (MIN_TIMESTAMP_SECONDS <= stamp.seconds <= MAX_TIMESTAMP_SECONDS and 0 <= stamp.nanos < 10**9):
+            raise InvalidListRequestError(
+                "status_timestamp_after must be a time from 0001-01-01 to 9999-12-31 (RFC 3339), "
+                f"not {stamp.seconds} s and {stamp.nanos} ns from 1970",
+                field="status_timestamp_after",
+            )
+        after = timestamp_micros(stamp)
     fingerprint = _fingerprint(_KIND_TASKS, tenant, request.context_id, status, after)
     cursor: tuple[int, str] | None = None
     if request.page_token:
