@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -103,6 +104,30 @@ class ClientSettings:
                 ("grpc.keepalive_timeout_ms", self.keepalive_timeout_ms),
             ]
         return options
+
+
+_METADATA_KEY = re.compile(r"^[0-9a-z_.-]{1,256}$")
+_METADATA_VALUE = re.compile(r"^[\x20-\x7e]*$")
+
+
+def check_metadata(metadata: Sequence[tuple[str, str | bytes]]) -> None:
+    """Refuse, as InvalidParamsError naming the header, metadata gRPC cannot carry: a key that is
+    not lower-case letters, digits, ``-``, ``_`` or ``.``; a text value that is not printable
+    ASCII; bytes under a key that does not end in ``-bin`` (gRPC would fail the call with an
+    untyped error instead)."""
+    for key, value in metadata:
+        if not isinstance(key, str) or not _METADATA_KEY.match(key):
+            raise errors.InvalidParamsError(
+                f"metadata key {errors.echo(str(key), 64)} is not one gRPC can carry "
+                "(lower-case letters, digits, '-', '_', '.')"
+            )
+        if isinstance(value, bytes):
+            if not key.endswith("-bin"):
+                raise errors.InvalidParamsError(f"metadata {key!r} holds bytes: its key must end in -bin")
+        elif not _METADATA_VALUE.match(value):
+            raise errors.InvalidParamsError(
+                f"metadata {key!r} must be printable ASCII text (bytes go under a key ending in -bin)"
+            )
 
 
 def open_channel(target: str, settings: ClientSettings, tls: bool | ClientTls = False) -> grpc.aio.Channel:
@@ -223,6 +248,7 @@ class A2AClient(ClientOperations):
         self.timeout = settings.timeout
         # Credentials first: explicit metadata may override them.
         presented = credentials.headers() if credentials is not None else ()
+        check_metadata(metadata)
         base = [("a2a-version", version), *presented, *metadata]
         ext = ",".join(extensions)
         if ext:
@@ -326,7 +352,11 @@ class A2AClient(ClientOperations):
     # -- plumbing ------------------------------------------------------------------------------
 
     def _md(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> tuple[tuple[str, str | bytes], ...]:
-        return self._metadata + tuple(metadata) if metadata else self._metadata
+        if not metadata:
+            return self._metadata
+        given = tuple(metadata)
+        check_metadata(given)
+        return self._metadata + given
 
     def _tenanted(self, request: R) -> R:
         return with_tenant(request, self.tenant)

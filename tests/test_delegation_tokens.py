@@ -320,3 +320,20 @@ async def test_the_reference_agents_delegation_carries_a_token_for_its_task(
             assert len((await peer.client.list_tasks(metadata=headers(mine, None))).tasks) == 1
         finally:
             await shutdown(planner)
+
+
+@ASYNC
+async def test_metadata_grpc_cannot_carry_is_a_typed_error_before_any_call() -> None:
+    minter = DelegationMinter.generate(issuer=ISSUER)
+    async with sub_agent(minter) as (served, _):
+        for metadata in (
+            [(DELEGATION_HEADER, "\x7fnot printable")],
+            [("Upper-Case", "x")],
+            [("x-data", b"raw bytes")],
+        ):
+            with pytest.raises(errors.InvalidParamsError, match="metadata"):
+                await served.client.send_message(A2AClient.text_request("echo x"), metadata=metadata)
+        with pytest.raises(errors.InvalidParamsError, match="metadata"):
+            A2AClient(served.server.address, metadata=[("bad key!", "x")])
+        with pytest.raises(errors.UnauthenticatedError):  # bytes under a -bin key travel: auth answers
+            await served.client.list_tasks(metadata=[("x-data-bin", b"\x00\x01")])
