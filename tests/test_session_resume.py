@@ -526,3 +526,23 @@ async def test_a_server_that_acknowledges_frames_never_sent_ends_the_session_wit
         with pytest.raises(errors.InvalidAgentResponseError, match="wrong about the session"):
             await session.get_task("t1")
         assert not session.alive
+
+
+def test_the_replay_forgets_only_what_the_peer_acknowledged() -> None:
+    from a2a_grpc.session.replay import Replay
+
+    replay = Replay()
+    for i in range(1, 6):
+        replay.add(f"frame {i}".encode())
+    assert replay.after(2) == [b"frame 3", b"frame 4", b"frame 5"]  # the peer had 1 and 2
+    assert (replay.acked, len(replay)) == (2, 3)
+    assert replay.since(4) == [b"frame 5"]  # sent again on a new connection: still kept
+    assert (replay.acked, len(replay)) == (2, 3)
+    replay.ack(1)  # an older acknowledgement, overtaken: changes nothing
+    assert replay.acked == 2
+    with pytest.raises(errors.InvalidRequestError, match="acknowledges 9 frames; 5 were sent"):
+        replay.ack(9)
+    with pytest.raises(errors.SessionPositionNotRetainedError):
+        replay.after(1)  # before what was acknowledged: gone
+    replay.ack(5)
+    assert (len(replay), replay.bytes) == (0, 0)

@@ -66,5 +66,11 @@ class Replay:
         self.ack(received)
         return list(self._frames)
 
+    def since(self, position: int) -> list[bytes]:
+        """The frames after ``position`` (at least the oldest kept), without forgetting any: what
+        was sent meanwhile on a connection still being resumed, not yet acknowledged."""
+        skip = max(position - self.acked, 0)
+        return list(self._frames)[skip:]
+
     def __len__(self) -> int:
         return len(self._frames)

@@ -124,6 +124,7 @@ class ServerSession:
         """The counted frames sent and not yet acknowledged by the client."""
         self.ended = asyncio.Event()
         self._finishing = False
+        self._resuming = asyncio.Lock()
         self._calls: dict[int, asyncio.Task[None]] = {}
         self._joining: dict[int, bytearray | None] = {}  # chunks of call frames; None: refused
         self._credits: dict[int, Account] = {}
@@ -210,6 +211,10 @@ class ServerSession:
         and the principal, write a Welcome marked resumed, send what the client has not
         received, then go live. Typed errors (SessionTokenError, SessionPositionNotRetainedError)
         abort the new stream and leave the session as it was."""
+        async with self._resuming:  # one resume at a time; the later takes over
+            await self._resume(hello, context, base)
+
+    async def _resume(self, hello: Hello, context: grpc.aio.ServicerContext, base: CallContext) -> None:
         resume = hello.resume
         try:
             if not hmac.compare_digest(resume.resume_token.encode(), self.welcome.resume_token.encode()):
@@ -238,12 +243,15 @@ class ServerSession:
         # What the client missed, then whatever the pump kept meanwhile, then live.
         position = resume.received
         while position < self.replay.sent:
-            pending = missed if missed else self.replay.after(position)
+            # The kept frames the client missed, then those the pump kept meanwhile: read without
+            # forgetting them, since the client has not acknowledged them yet.
+            pending = missed if missed else self.replay.since(position)
             missed = []
             for write in batched(pending, min(self._max_frame, MAX_BATCH_BYTES)):
                 await context.write(write)
             position += len(pending)
         self._conn = context
+        self._connection = asyncio.current_task()  # serve() takes it from here
         log.info(
             "session %s resumed by %s at frame %d (%d sent again)",
             self.session_id,
