@@ -5,6 +5,7 @@ making a call, ``_unary`` and ``_stream``; everything here is built on them."""
 
 from __future__ import annotations
 
+import abc
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
@@ -16,11 +17,12 @@ from a2a_grpc.agent import new_id
 __all__ = ["ClientOperations"]
 
 
-class ClientOperations:
+class ClientOperations(abc.ABC):
     """The A2A operations over ``_unary`` and ``_stream`` (see the module doc)."""
 
     tenant: str = ""
 
+    @abc.abstractmethod
     async def _unary(
         self,
         name: str,
@@ -28,8 +30,9 @@ class ClientOperations:
         timeout: float | None,
         metadata: Sequence[tuple[str, str | bytes]] | None,
     ) -> Any:
-        raise NotImplementedError
+        """Make a unary call of A2A method ``name``; its response, or the typed error."""
 
+    @abc.abstractmethod
     def _stream(
         self,
         name: str,
@@ -37,7 +40,7 @@ class ClientOperations:
         timeout: float | None,
         metadata: Sequence[tuple[str, str | bytes]] | None,
     ) -> AsyncIterator[types.StreamResponse]:
-        raise NotImplementedError
+        """Make a streaming call of A2A method ``name``; its events, or the typed error."""
 
     # -- convenience ---------------------------------------------------------------------------
 

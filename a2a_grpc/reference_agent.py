@@ -249,7 +249,7 @@ class ReferenceAgent(Agent):
             return
         word, _, rest = context.text.strip().partition(" ")
         rest = rest.strip()
-        _check_declared_skill(context, word.lower())
+        _check_declared_skill(context, self.card)
         match word.lower():
             case "reply":
                 await updater.reply(rest or "hello")
@@ -424,8 +424,9 @@ class ReferenceAgent(Agent):
 
 
 def _skill_for(card: types.AgentCard | None, text: str) -> str:
-    """The peer's skill a delegated ``text`` invokes: its first word if the card has a skill by
-    that id, else the card's first skill ("echo" for a peer without a card)."""
+    """The skill ``text`` invokes at the agent of ``card`` (the reference agent's rule, read from
+    its card): its first word if the card has a skill by that id, else the card's first skill
+    ("echo" for a peer without a card)."""
     word = text.strip().partition(" ")[0].lower()
     ids = [skill.id for skill in card.skills] if card is not None else []
     if word in ids:
@@ -433,16 +434,14 @@ def _skill_for(card: types.AgentCard | None, text: str) -> str:
     return ids[0] if ids else "echo"
 
 
-SKILL_OF_WORD = {word: word for word in ("reply", "stream", "slow", "bytes", "fail", "ask", "delegate")}
-"""The skill id each first word invokes; any other word: ``echo``."""
-
-
-def _check_declared_skill(context: RequestContext, word: str) -> None:
+def _check_declared_skill(context: RequestContext, card: types.AgentCard) -> None:
     """A message that declares its skill (``a2a-grpc-skill``, as delegated calls must) does that
     skill's work and no other."""
     declared = context.headers.get(SKILL_HEADER)
-    invoked = SKILL_OF_WORD.get(word, "echo")
-    if declared is not None and declared != invoked:
+    if declared is None:
+        return
+    invoked = _skill_for(card, context.text)
+    if declared != invoked:
         raise errors.PermissionDeniedError(
             f"the message invokes skill {invoked!r}, not the declared {errors.echo(declared, 64)} "
             f"({SKILL_HEADER}; for a delegation token, its {SKILL_CLAIM} claim)",

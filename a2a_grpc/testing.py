@@ -10,6 +10,8 @@
 The server is the real one (gRPC on a socket, the whole call path), the store is in memory
 unless you give one, and everything is stopped when the block ends, whatever happens in it. For
 the JSON bindings too, serve the agent with ``a2a_grpc.bridge.stack.AgentStack`` (``http_port=0``).
+:class:`CuttingProxy` puts a proxy before it that drops connections on demand, to test that
+callers (a session resuming, a live stream reattaching) survive the network.
 """
 
 from __future__ import annotations

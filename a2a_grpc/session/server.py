@@ -27,7 +27,6 @@ import contextlib
 import dataclasses
 import hmac
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -112,12 +111,14 @@ class ServerSession:
         settings: SessionSettings,
         authentication: Authentication | None,
         base: CallContext,
+        on_ended: Callable[[ServerSession], None] | None = None,
     ) -> None:
         self.service = service
         self.card = card
         self.settings = settings
         self.authentication = authentication
         self.base = base
+        self._on_ended = on_ended
         self.session_id = ""
         self.welcome = Welcome()
         self.replay = Replay()
@@ -161,8 +162,12 @@ class ServerSession:
         then the stream ends (OK); running calls end, their tasks do not."""
         self._goodbye = reason
         self._ending.set()
-        if self._conn is None and not self.finishing:
-            asyncio.get_running_loop().create_task(self._finish(), name=f"session-{self.session_id}-end")
+        if self._conn is None and not self.finishing:  # detached: nothing serves it to see _ending
+            task = asyncio.get_running_loop().create_task(
+                self._finish(), name=f"session-{self.session_id}-end"
+            )
+            self._ends.add(task)  # held until done: the loop keeps only a weak reference
+            task.add_done_callback(self._ends.discard)
 
     # -- opening, resuming ------------------------------------------------------------------------
 
@@ -678,6 +683,8 @@ class ServerSession:
             task.cancel()
         self._conn = None
         self.ended.set()  # after the flush: whoever waits for it (a stopping server) may cut now
+        if self._on_ended is not None:
+            self._on_ended(self)
         log.info("session %s closed", self.session_id)
 
 
@@ -706,7 +713,8 @@ class SessionHost:
         self.context_of = context_of
         self.sessions: dict[str, ServerSession] = {}
         """The sessions open now (attached to a connection or waiting to be resumed), by id."""
-        self._expired: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self._expired: collections.OrderedDict[str, None] = collections.OrderedDict()
+        """The ids of the sessions that ended, oldest first (at most EXPIRED_REMEMBERED)."""
 
     async def _connect(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
         base = (
@@ -722,16 +730,17 @@ class SessionHost:
             await session.serve(frames, context)
             return
         card = await self.card()
-        session = ServerSession(self.service, card, self.settings, self.authentication, base)
+        session = ServerSession(
+            self.service, card, self.settings, self.authentication, base, on_ended=self._forget
+        )
         await session.open(hello, context)
         self.sessions[session.session_id] = session
-        asyncio.get_running_loop().create_task(self._forget_when_ended(session))
         await session.serve(frames, context)
 
-    async def _forget_when_ended(self, session: ServerSession) -> None:
-        await session.ended.wait()
+    def _forget(self, session: ServerSession) -> None:
+        """A session ended: it is no longer open, and resuming it says "expired"."""
         self.sessions.pop(session.session_id, None)
-        self._expired[session.session_id] = time.time()
+        self._expired[session.session_id] = None
         while len(self._expired) > EXPIRED_REMEMBERED:
             self._expired.popitem(last=False)
 
