@@ -39,6 +39,7 @@ decode besides it:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
@@ -51,8 +52,10 @@ __all__ = [
     "DOMAINS",
     "ERROR_TABLE",
     "INTERNAL_MESSAGE",
+    "LIMIT_KEY",
     "OUR_DOMAIN",
     "OUR_ERRORS",
+    "RETRY_AFTER_KEY",
     "TRANSPORT_ERRORS",
     "A2AError",
     "CapabilityMismatchError",
@@ -67,11 +70,13 @@ __all__ = [
     "InvalidAgentResponseError",
     "InvalidParamsError",
     "InvalidRequestError",
+    "LimitExceededError",
     "LiveStreamActiveError",
     "MethodNotFoundError",
     "ParseError",
     "PermissionDeniedError",
     "PushNotificationNotSupportedError",
+    "RateLimitedError",
     "SessionExpiredError",
     "SessionNotResumableError",
     "SessionPositionNotRetainedError",
@@ -351,6 +356,80 @@ class PermissionDeniedError(A2AError):
     existing or not, which leaks nothing either."""
 
 
+LIMIT_KEY = "limit"
+"""The ErrorInfo metadata key naming the limit a :class:`LimitExceededError` or
+:class:`RateLimitedError` is about: the setting's name (``max_parts``, ``requests_per_second``),
+so a caller (or its operator) knows which bound to respect or raise."""
+RETRY_AFTER_KEY = "retry_after_seconds"
+"""The ErrorInfo metadata key of a :class:`RateLimitedError`'s advice: whole seconds to wait before
+trying again. HTTP fronts send it as ``Retry-After``; gRPC as a ``google.rpc.RetryInfo`` too."""
+
+
+class LimitExceededError(A2AError):
+    """a2a-grpc's own error: the request is larger, deeper or more numerous than a configured limit
+    allows (bytes, parts, nesting, history, push configs, stored bytes...). Sending it again will
+    fail again. ``metadata["limit"]`` names the setting and ``metadata["limit_value"]`` its value.
+    gRPC RESOURCE_EXHAUSTED, HTTP 413."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        limit: str = "",
+        value: object = None,
+        metadata: Mapping[str, object] | None = None,
+        field_violations: Iterable[FieldViolation] = (),
+        grpc_code: grpc.StatusCode | None = None,
+    ) -> None:
+        facts = dict(metadata or {})
+        if limit:
+            facts[LIMIT_KEY] = limit
+        if value is not None:
+            facts["limit_value"] = value
+        super().__init__(message, metadata=facts, field_violations=field_violations, grpc_code=grpc_code)
+
+    @property
+    def limit(self) -> str:
+        """The name of the limit passed ("" if the peer did not say)."""
+        return self.metadata.get(LIMIT_KEY, "")
+
+
+class RateLimitedError(LimitExceededError):
+    """a2a-grpc's own error: the caller asks too often, or holds too much at once (running tasks,
+    open streams, sessions), for its share; the same request may succeed later.
+    ``metadata["limit"]`` names the limit, ``metadata["retry_after_seconds"]`` when to try again.
+    gRPC RESOURCE_EXHAUSTED with a ``google.rpc.RetryInfo``, HTTP 429 with ``Retry-After``."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        limit: str = "",
+        value: object = None,
+        retry_after: float | None = None,
+        metadata: Mapping[str, object] | None = None,
+        field_violations: Iterable[FieldViolation] = (),
+        grpc_code: grpc.StatusCode | None = None,
+    ) -> None:
+        facts = dict(metadata or {})
+        if retry_after is not None:
+            facts[RETRY_AFTER_KEY] = max(1, math.ceil(retry_after))
+        super().__init__(
+            message,
+            limit=limit,
+            value=value,
+            metadata=facts,
+            field_violations=field_violations,
+            grpc_code=grpc_code,
+        )
+
+    @property
+    def retry_after(self) -> int | None:
+        """Whole seconds to wait before trying again, if the server said."""
+        text = self.metadata.get(RETRY_AFTER_KEY, "")
+        return int(text) if text.isdigit() else None
+
+
 class TransportError(A2AError):
     """A gRPC failure that is no A2A error (not in the spec's table, no ErrorInfo on the wire).
 
@@ -614,6 +693,29 @@ OUR_ERRORS: tuple[ErrorSpec, ...] = (
         "LIVE_STREAM_ACTIVE",
         409,
         "Another live stream holds the task",
+        domain=OUR_DOMAIN,
+    ),
+    # RESOURCE_EXHAUSTED is gRPC's code for both (and what grpc itself sends for a message over its
+    # size limit, which stays a TransportError: no ErrorInfo). JSON-RPC codes from the far end of
+    # the server-defined range, clear of ours above.
+    ErrorSpec(
+        "LimitExceededError",
+        LimitExceededError,
+        -32099,
+        _C.RESOURCE_EXHAUSTED,
+        "LIMIT_EXCEEDED",
+        413,
+        "The request exceeds a limit",
+        domain=OUR_DOMAIN,
+    ),
+    ErrorSpec(
+        "RateLimitedError",
+        RateLimitedError,
+        -32089,
+        _C.RESOURCE_EXHAUSTED,
+        "RATE_LIMITED",
+        429,
+        "Too many requests",
         domain=OUR_DOMAIN,
     ),
     ErrorSpec(

@@ -20,6 +20,7 @@ from grpc_status import rpc_status
 
 from a2a_grpc.errors import (
     DOMAINS,
+    RETRY_AFTER_KEY,
     A2AError,
     ErrorSpec,
     FieldViolation,
@@ -46,6 +47,11 @@ def _status_proto(err: A2AError) -> status_pb2.Status:
         info = error_details_pb2.ErrorInfo(
             reason=err.spec.reason, domain=err.spec.domain, metadata=err.metadata
         )
+        status.details.add().Pack(info)
+    retry_after = err.metadata.get(RETRY_AFTER_KEY, "")
+    if retry_after.isdigit():  # gRPC's own retry advice, beside ErrorInfo's copy of it
+        info = error_details_pb2.RetryInfo()
+        info.retry_delay.seconds = int(retry_after)
         status.details.add().Pack(info)
     if err.field_violations:
         bad = error_details_pb2.BadRequest()

@@ -241,6 +241,27 @@ def test_jsonrpc_round_trip(row: ErrorSpec) -> None:
     _assert_same(from_jsonrpc_error({"jsonrpc": "2.0", "id": 1, "error": obj}), sent)
 
 
+def test_limit_errors_name_their_limit_and_retry_advice_on_every_wire() -> None:
+    limited = errors.RateLimitedError("slow down", limit="requests_per_second", value=5, retry_after=1.2)
+    facts = (limited.limit, limited.retry_after, limited.metadata["limit_value"])
+    assert facts == ("requests_per_second", 2, "5")
+    status = to_rpc_status(limited)
+    assert status.code == SC.RESOURCE_EXHAUSTED
+    rich = status_pb2.Status.FromString(dict(status.trailing_metadata)["grpc-status-details-bin"])
+    retry = error_details_pb2.RetryInfo()
+    assert any(d.Unpack(retry) for d in rich.details)
+    assert retry.retry_delay.seconds == 2
+    for got in (_over_the_wire(limited), from_jsonrpc_error(to_jsonrpc_error(limited))):
+        assert isinstance(got, errors.RateLimitedError)
+        assert (got.limit, got.retry_after, got.message) == ("requests_per_second", 2, "slow down")
+    assert http_status_for(limited) == 429
+    too_big = errors.LimitExceededError("too many parts", limit="max_parts", value=1000)
+    got = _over_the_wire(too_big)
+    assert type(got) is errors.LimitExceededError
+    assert (got.limit, got.grpc_code, http_status_for(got)) == ("max_parts", SC.RESOURCE_EXHAUSTED, 413)
+    assert from_rest_error(*to_rest_error(too_big)).limit == "max_parts"
+
+
 def test_bad_request_carries_field_violations() -> None:
     sent = errors.InvalidParamsError(
         "Invalid request parameters", field_violations=[FieldViolation("message.parts", "At least one part")]

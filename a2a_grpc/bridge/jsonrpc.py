@@ -147,8 +147,14 @@ class JsonRpcBinding:
         await respond(send, 200, _answer(rpc_id, "result", transcoding.encode(result)))
 
     async def _error(self, send: Send, rpc_id: Any, exc: BaseException) -> None:
-        # A refusal of credentials is an HTTP 401 with its challenge (the body still a JSON-RPC
-        # error): HTTP clients and proxies handle authentication at that level.
-        challenge = challenge_headers(exc)
+        # A refusal of credentials is an HTTP 401 with its challenge, a rate limit a 429 with
+        # Retry-After (the body still a JSON-RPC error): HTTP clients and proxies handle both at
+        # that level.
+        headers = challenge_headers(exc)
+        status = 200
+        if isinstance(exc, errors.UnauthenticatedError) and headers:
+            status = 401
+        elif isinstance(exc, errors.RateLimitedError):
+            status = 429
         body = _answer(rpc_id, "error", to_jsonrpc_error(exc))
-        await respond(send, 401 if challenge else 200, body, challenge)
+        await respond(send, status, body, headers)
