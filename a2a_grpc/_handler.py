@@ -34,6 +34,7 @@ from a2a_grpc._validation import (
 )
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater, new_id, text_message
 from a2a_grpc.security.authentication import owner_key, request_tenant, tenant_of
+from a2a_grpc.security.limits import Limits
 from a2a_grpc.security.redact import without_credentials
 from a2a_grpc.service import ABSENT_VERSION, SUPPORTED_VERSIONS, CallContext, version_supported
 from a2a_grpc.tasks import INTERRUPTED_STATES, InvalidListRequestError, TaskStore, trim_task
@@ -99,6 +100,7 @@ class RequestHandler:
         events: EventLog | None = None,
         registry: TaskRegistry | None = None,
         retain_bytes: int = DEFAULT_RETAIN_BYTES,
+        limits: Limits | None = None,
     ) -> None:
         """``events``: where task events go (default: in memory, made durable by the store's
         ``event_sink`` if it has one); ``registry``: who runs which task (default: the store's
@@ -107,6 +109,7 @@ class RequestHandler:
         self.store = store
         self.card = card if card is not None else agent.card
         self.notifier = notifier
+        self.limits = limits if limits is not None else Limits()
         self._webhook_policy = webhook_policy(notifier)  # the notifier's, judged once
         if events is None:
             events = InMemoryEventLog(sink=getattr(store, "event_sink", None))

@@ -34,6 +34,7 @@ from a2a_grpc.discovery import CARD_SERVICE
 from a2a_grpc.live import LIVE_EXTENSION, LiveHost, live_extension
 from a2a_grpc.security.authentication import Authentication, check_exposure
 from a2a_grpc.security.identity import ClientCertificate
+from a2a_grpc.security.limits import Limits
 from a2a_grpc.security.tls import TlsSettings
 from a2a_grpc.service import (
     METHODS,
@@ -131,6 +132,9 @@ class ServerSettings:
     session: SessionSettings = field(default_factory=SessionSettings)
     """How sessions (the session binding, ``a2a_grpc.session``) are run: handshake timeout,
     heartbeats, frame size, windows, calls per session."""
+    limits: Limits = field(default_factory=Limits)
+    """What one request may hold, one principal may hold at once, and how often it may ask
+    (:class:`a2a_grpc.security.limits.Limits`); every front enforces the same."""
     tls: TlsSettings | None = None
     """Serve TLS (and with ``require_client_cert`` mutual TLS, each call's
     ``CallContext.client_certificate`` filled in); None: plaintext. ``AgentStack`` serves its HTTP
@@ -168,6 +172,8 @@ class ServerSettings:
             if not isinstance(link, Interceptor):
                 raise ValueError(f"interceptors must be a2a_grpc.service.Interceptor objects, not {link!r}")
         object.__setattr__(self, "interceptors", chain)
+        if not isinstance(self.limits, Limits):
+            raise ValueError(f"limits must be a2a_grpc.security.limits.Limits, not {self.limits!r}")
         if self.authentication is not None and not isinstance(self.authentication, Authentication):
             raise ValueError(
                 f"authentication must be an a2a_grpc.security.Authentication, not {self.authentication!r}"
@@ -615,6 +621,7 @@ class A2AServer(GrpcService):
             notifier=self.notifier,
             events=events,
             retain_bytes=s.max_retained_artifact_bytes,
+            limits=s.limits,
         )
         # Before the first call: tasks a previous life left running get their truthful end.
         await self.handler.start()
