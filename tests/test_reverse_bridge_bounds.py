@@ -180,8 +180,8 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
     return Request(verb, path, headers, body)
 
 
-def _head(content_type: str, **headers: str | int) -> bytes:
-    lines = ["HTTP/1.1 200 OK", f"Content-Type: {content_type}"]
+def _head(content_type: str, status: str = "200 OK", **headers: str | int) -> bytes:
+    lines = [f"HTTP/1.1 {status}", f"Content-Type: {content_type}"]
     lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
@@ -197,7 +197,7 @@ def _json_answer(request: Request, result: Any) -> bytes:
 
 async def _normal(writer: asyncio.StreamWriter, request: Request) -> None:
     """A completed task: as a JSON answer, as a stream of one event, or the agent card."""
-    if request.key == "card":
+    if request.key == "card" or request.path.endswith(".json"):
         body, media = orjson.dumps({"name": "hostile", "supportedInterfaces": []}), "application/json"
     elif request.streaming:
         body, media = (
@@ -248,14 +248,14 @@ def bomb_parts(gib: int = 2) -> tuple[bytes, bytes, int, bytes]:
     return head, block, gib * 1024 - 1, tail
 
 
-def gzip_bomb(media: str) -> Answer:
+def gzip_bomb(media: str, status: str = "200 OK", **headers: str) -> Answer:
     """A ``media`` answer with ``Content-Encoding: gzip`` of 2 MiB that inflates to 2 GiB of zeros."""
     bomb_parts()  # built now, not in the time of the case
 
     async def answer(writer: asyncio.StreamWriter, request: Request) -> None:
         head, block, count, tail = bomb_parts()
         size = len(head) + len(block) * count + len(tail)
-        writer.write(_head(media, Content_Encoding="gzip", Content_Length=size) + head)
+        writer.write(_head(media, status, Content_Encoding="gzip", Content_Length=size, **headers) + head)
         for _ in range(count // 64):
             writer.write(block * 64)
             await writer.drain()
@@ -348,6 +348,8 @@ def _reset_peak_rss() -> bool:
 @dataclass
 class Cost:
     error: errors.A2AError
+    started: float
+    """``time.perf_counter()`` when the call was made."""
     seconds: float
     traced_peak: int
     """tracemalloc's peak over the case, in bytes (Python's allocations, zlib's included)."""
@@ -382,16 +384,18 @@ async def cost(call: Callable[[], Awaitable[object]]) -> Cost:
         tracemalloc.stop()
     peak_rss = _status_kib("VmHWM")
     growth = max(0, peak_rss - rss_before) * 1024 if resettable and peak_rss and rss_before else None
-    return Cost(error, seconds, peak, growth)
+    return Cost(error, started, seconds, peak, growth)
 
 
 async def stream_of(client: A2AClient, task_id: str) -> list[types.StreamResponse]:
     return [event async for event in client.subscribe_to_task(task_id)]
 
 
-async def serves_on(b: Bridged) -> None:
+async def serves_on(b: Bridged, spent: Cost) -> None:
     """The upstream saw the bridge hang up; a normal unary and stream call succeed right after."""
     await until(lambda: bool(b.hostile.hung_up), LIMIT)
+    closed = b.hostile.hung_up[0] - spent.started
+    print(f"  the upstream saw the connection closed {closed:.2f} s after the call")
     task = await b.client.get_task("ok")
     assert (task.id, task.status.state) == ("ok", types.TASK_STATE_COMPLETED)
     events = await stream_of(b.client, "ok-stream")
@@ -420,7 +424,7 @@ async def test_an_sse_line_that_never_ends_is_cut_at_max_sse_line_bytes(binding:
         assert_over(spent.error, "max_sse_line_bytes", MiB)
         assert spent.traced_peak < 16 * MiB  # a line of 1 MiB, held once or twice
         assert spent.seconds < 10
-        await serves_on(b)
+        await serves_on(b, spent)
 
 
 @pytest.mark.asyncio
@@ -433,7 +437,7 @@ async def test_an_sse_event_of_endless_lines_is_cut_at_max_sse_event_bytes(bindi
         assert_over(spent.error, "max_sse_event_bytes", MiB)
         assert spent.traced_peak < 16 * MiB
         assert spent.seconds < 10
-        await serves_on(b)
+        await serves_on(b, spent)
 
 
 @pytest.mark.asyncio
@@ -447,7 +451,7 @@ async def test_a_gzip_bomb_answer_is_cut_at_max_response_bytes(binding: str) -> 
         assert "larger than 1048576 bytes" in spent.error.message
         assert spent.traced_peak < 16 * MiB
         assert spent.seconds < 10
-        await serves_on(b)
+        await serves_on(b, spent)
 
 
 @pytest.mark.asyncio
@@ -458,7 +462,7 @@ async def test_a_gzip_bomb_stream_is_cut_at_max_sse_line_bytes() -> None:
         spent.report("gzip bomb, stream (JSONRPC, max_sse_line_bytes 1 MiB)")
         assert_over(spent.error, "max_sse_line_bytes", MiB)
         assert spent.traced_peak < 16 * MiB
-        await serves_on(b)
+        await serves_on(b, spent)
 
 
 @pytest.mark.asyncio
@@ -476,7 +480,7 @@ async def test_the_defaults_stop_a_gzip_bomb(binding: str) -> None:
         if spent.rss_growth is not None:
             assert spent.rss_growth < 256 * MiB
         assert spent.seconds < 20
-        await serves_on(b)
+        await serves_on(b, spent)
 
 
 @pytest.mark.asyncio
@@ -495,6 +499,24 @@ async def test_a_gzip_bomb_agent_card_is_refused() -> None:
 
 
 @pytest.mark.asyncio
+async def test_the_body_of_a_redirect_to_the_card_is_never_read() -> None:
+    """httpx reads a redirect's body whole, inflated, before following it: not for the card."""
+    async with Hostile() as hostile, httpx.AsyncClient() as http:
+        hostile.answers["card"] = gzip_bomb("text/html", "302 Found", Location="/moved/agent-card.json")
+        tracemalloc.start()
+        try:
+            card = await fetch_card(hostile.url + CARD_PATH, client=http, max_bytes=MiB)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        print(f"gzip bomb in a redirect to the card: tracemalloc peak {peak / MiB:.1f} MiB")
+        assert card.name == "hostile"
+        assert [r.path for r in hostile.requests] == [CARD_PATH, "/moved/agent-card.json"]
+        assert peak < 16 * MiB
+        await until(lambda: bool(hostile.hung_up), LIMIT)
+
+
+@pytest.mark.asyncio
 async def test_a_declared_length_over_the_bound_is_refused_unread() -> None:
     async def announced(writer: asyncio.StreamWriter, request: Request) -> None:
         writer.write(_head("application/json", Content_Length=2 * MiB))
@@ -505,7 +527,7 @@ async def test_a_declared_length_over_the_bound_is_refused_unread() -> None:
         b.hostile.answers["big"] = announced
         spent = await cost(lambda: b.client.get_task("big"))
         assert_over(spent.error, "max_response_bytes", MiB)
-        await serves_on(b)
+        await serves_on(b, spent)
 
 
 # ==== times =========================================================================================
@@ -523,7 +545,7 @@ async def test_a_dripping_answer_is_cut_at_unary_timeout(binding: str) -> None:
         assert err.grpc_code == C.DEADLINE_EXCEEDED
         assert "did not answer within 1 s (unary_timeout)" in err.message
         assert 0.9 < spent.seconds < 5
-        await serves_on(b)
+        await serves_on(b, spent)
 
 
 @pytest.mark.asyncio
@@ -539,7 +561,7 @@ async def test_a_dripping_stream_is_cut_at_stream_idle_timeout(binding: str) -> 
         assert err.grpc_code == C.UNAVAILABLE
         assert "stream sent nothing for 1 s (stream_idle_timeout)" in err.message
         assert 0.9 < spent.seconds < 5
-        await serves_on(b)
+        await serves_on(b, spent)
 
 
 @pytest.mark.asyncio
@@ -557,7 +579,7 @@ async def test_an_upstream_that_never_answers(streaming: bool) -> None:
             assert type(spent.error) is errors.DeadlineExceededError, repr(spent.error)
             assert "(unary_timeout)" in spent.error.message
         assert 0.9 < spent.seconds < 5
-        await serves_on(b)
+        await serves_on(b, spent)
 
 
 @pytest.mark.asyncio
@@ -577,7 +599,7 @@ async def test_the_callers_deadline_wins_when_it_is_sooner(streaming: bool) -> N
         assert type(spent.error) is errors.DeadlineExceededError, repr(spent.error)
         assert "timeout" not in spent.error.message  # the caller's deadline, not one of ours
         assert spent.seconds < 5
-        await serves_on(b)
+        await serves_on(b, spent)
 
 
 @pytest.mark.asyncio
@@ -675,10 +697,10 @@ async def test_encodings_we_cannot_read_safely_are_refused(encoding: str, proble
 
     async with bridged("JSONRPC") as b:
         b.hostile.answers["odd"] = answer
-        with pytest.raises(errors.InvalidAgentResponseError) as info:
-            await b.client.get_task("odd")
-        assert problem in info.value.message
-        await serves_on(b)
+        spent = await cost(lambda: b.client.get_task("odd"))
+        assert type(spent.error) is errors.InvalidAgentResponseError, repr(spent.error)
+        assert problem in spent.error.message
+        await serves_on(b, spent)
 
 
 def test_inflating_hands_out_at_most_one_step_at_a_time() -> None:

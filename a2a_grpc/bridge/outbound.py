@@ -246,7 +246,9 @@ class _JsonUpstream:
         deadline, ours = _sooner(_deadline(call), _now() + self.settings.unary_timeout)
         with self._guard(method, call, "unary_timeout" if ours else ""):
             async with asyncio.timeout_at(deadline):
-                response = await self._client.send(request, stream=True, auth=self._auth)
+                response = await self._client.send(
+                    request, stream=True, auth=self._auth, follow_redirects=False
+                )
                 try:
                     return response, await read_body(response, self.settings.max_response_bytes)
                 finally:
@@ -267,7 +269,9 @@ class _JsonUpstream:
         until, ours = _sooner(caller, _now() + settings.stream_idle_timeout)
         with self._guard(method, call, "stream_idle_timeout" if ours else ""):
             async with asyncio.timeout_at(until):
-                response = await self._client.send(request, stream=True, auth=self._auth)
+                response = await self._client.send(
+                    request, stream=True, auth=self._auth, follow_redirects=False
+                )
         try:
             if not (response.is_success and _media_type(response) == _SSE):
                 until, ours = _sooner(caller, _now() + settings.unary_timeout)
@@ -492,20 +496,18 @@ async def fetch_card(
     """
     shown, credentials = split_userinfo(url)
     headers = {"Accept": _JSON, "Accept-Encoding": ACCEPT_ENCODING}
+    content = b""
     try:
         async with asyncio.timeout(timeout):
-            request = client.build_request("GET", shown, headers=headers)
-            response = await client.send(
-                request, follow_redirects=True, auth=_basic(credentials), stream=True
-            )
+            response = await _follow(client, client.build_request("GET", shown, headers=headers), credentials)
             try:
-                content = await read_body(response, max_bytes)
+                if response.is_success:
+                    content = await read_body(response, max_bytes)
             finally:
                 await response.aclose()
     except AnswerError as exc:
         raise errors.InvalidAgentResponseError(
-            f"the agent card at {shown} is not valid: it {exc.problem.removeprefix('sent ')}",
-            metadata=exc.metadata(),
+            f"the agent card at {shown} is not valid: the agent {exc.problem}", metadata=exc.metadata()
         ) from None
     except (TimeoutError, httpx.TimeoutException):
         within = "" if timeout is None else f" within {timeout:g} s"
@@ -526,6 +528,23 @@ async def fetch_card(
         raise errors.InvalidAgentResponseError(
             f"the agent card at {shown} is not valid: {exc.message}"
         ) from None
+
+
+async def _follow(
+    client: httpx.AsyncClient, request: httpx.Request, credentials: tuple[str, str] | None
+) -> httpx.Response:
+    """The response at the end of ``request``'s redirects (``client.max_redirects`` at most), as a
+    stream. httpx would read every redirect's body whole, inflated; here none is read."""
+    auth: httpx.Auth | httpx._client.UseClientDefault | None = _basic(credentials)
+    for _ in range(client.max_redirects + 1):
+        response = await client.send(request, auth=auth, follow_redirects=False, stream=True)
+        if response.next_request is None:
+            return response
+        await response.aclose()
+        # as httpx does: credentials go with the first request only (a redirect keeps an
+        # Authorization header to the same origin, and drops it to another)
+        request, auth = response.next_request, None
+    raise httpx.TooManyRedirects("too many redirects", request=request)
 
 
 def choose_interface(card: types.AgentCard, prefer: Sequence[str] = JSON_BINDINGS) -> types.AgentInterface:
