@@ -517,6 +517,24 @@ async def test_the_body_of_a_redirect_to_the_card_is_never_read() -> None:
 
 
 @pytest.mark.asyncio
+async def test_endless_response_headers_are_refused() -> None:
+    async def endless_header(writer: asyncio.StreamWriter, request: Request) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+        while True:
+            writer.write(b"x" * 65536)
+            await writer.drain()
+
+    async with bridged("JSONRPC") as b:
+        b.hostile.answers["head"] = endless_header
+        spent = await cost(lambda: b.client.get_task("head"))
+        spent.report("endless response header (httpcore's 100 KiB)")
+        assert type(spent.error) is errors.UnavailableError, repr(spent.error)
+        assert "its answer broke the HTTP protocol" in spent.error.message
+        assert spent.traced_peak < 16 * MiB
+        await serves_on(b, spent)
+
+
+@pytest.mark.asyncio
 async def test_a_declared_length_over_the_bound_is_refused_unread() -> None:
     async def announced(writer: asyncio.StreamWriter, request: Request) -> None:
         writer.write(_head("application/json", Content_Length=2 * MiB))

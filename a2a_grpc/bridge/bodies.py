@@ -117,6 +117,14 @@ def content_decoder(codings: Sequence[str]) -> ContentDecoder | None:
 
 async def decoded(response: httpx.Response) -> AsyncGenerator[bytes, None]:
     """The body of a streamed ``response``, inflated :data:`STEP` bytes at most at a time."""
+    try:
+        whole = response.content  # already read and decoded: a response made in memory (MockTransport)
+    except httpx.ResponseNotRead:
+        pass
+    else:
+        for start in range(0, len(whole), STEP):
+            yield whole[start : start + STEP]
+        return
     decoder = content_decoder(response.headers.get_list("content-encoding"))
     async for raw in response.aiter_raw():
         if decoder is None:
