@@ -14,10 +14,16 @@ only speaks JSON. :func:`open_json_upstream` reads the agent's card and picks th
   the agent then reads the call as 0.3, exactly as it would without the bridge.
 * Streams are Server-Sent Events, read by :class:`SseDecoder`. Closing a stream early closes the
   HTTP response, so the agent sees the client leave.
+* Every read is bounded by :class:`a2a_grpc.bridge.settings.OutboundSettings`: an answer's size
+  after decompression (:mod:`a2a_grpc.bridge.bodies` inflates it piece by piece), an SSE line and
+  event, the time of a unary call, a stream's silence, connecting. Whatever the agent sends, the
+  bridge holds little more than those bounds and waits no longer than them.
 * Failures are :class:`a2a_grpc.errors.A2AError`: the agent's own errors decoded from either
-  binding's error form, :class:`UnavailableError` naming the agent's URL when it cannot be reached,
-  :class:`DeadlineExceededError` when ``Call.timeout`` passes (it bounds the whole call, stream
-  included), :class:`InvalidAgentResponseError` saying what is wrong with an answer we cannot use.
+  binding's error form, :class:`UnavailableError` naming the agent's URL when it cannot be reached
+  (or a stream goes silent for ``stream_idle_timeout``), :class:`DeadlineExceededError` when
+  ``Call.timeout`` or ``unary_timeout`` passes (the caller's timeout bounds the whole call, stream
+  included), :class:`InvalidAgentResponseError` saying what is wrong with an answer we cannot use
+  (an answer over a size bound names the setting in ``metadata["limit"]``).
   The agent's URL in them, and in log lines (ours and httpx's), is shown without its userinfo
   (``user:password@``): credentials in the URL are sent as Basic authentication, as httpx would,
   but are never part of a URL that is shown.
@@ -39,9 +45,11 @@ from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
 from a2a_grpc.bridge import transcoding
+from a2a_grpc.bridge.bodies import ACCEPT_ENCODING, AnswerError, decoded, read_body
 from a2a_grpc.bridge.jsonrpc import from_jsonrpc_error
 from a2a_grpc.bridge.rest import from_rest_error
 from a2a_grpc.bridge.routes import Router, compile_routes
+from a2a_grpc.bridge.settings import OutboundSettings
 from a2a_grpc.bridge.sse import SseDecoder, SseEvent
 from a2a_grpc.bridge.upstream import CARD_PATH, Call, Upstream, check_header
 from a2a_grpc.client import ClientSettings, with_tenant
@@ -75,8 +83,17 @@ _SSE = "text/event-stream"
 # --- what both bindings share --------------------------------------------------------------------
 
 
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
 def _deadline(call: Call) -> float | None:
-    return None if call.timeout is None else asyncio.get_running_loop().time() + call.timeout
+    return None if call.timeout is None else _now() + call.timeout
+
+
+def _sooner(caller: float | None, ours: float) -> tuple[float, bool]:
+    """The earlier of the caller's deadline and one of our bounds, and whether ours it is."""
+    return (ours, True) if caller is None or ours < caller else (caller, False)
 
 
 def _header_name(name: str) -> str:
@@ -125,7 +142,10 @@ class _JsonUpstream:
         tenant: str = "",
         card: types.AgentCard | None = None,
         card_url: str | None = None,
+        settings: OutboundSettings | None = None,
     ) -> None:
+        self.settings = settings or OutboundSettings()
+        """The bounds of every read from the agent."""
         self.url, credentials = split_userinfo(url)
         """The interface URL, as the agent card gives it, without userinfo (``user:password@``):
         those credentials go as Basic authentication, and the URL is shown in errors and logs."""
@@ -135,13 +155,15 @@ class _JsonUpstream:
         self.card_url = card_url or _origin(url) + CARD_PATH
         self._card = card
         self._own_client = client is None
-        # No per-read timeout of our own: a call's deadline is the only bound (see Call.timeout).
+        # No per-read timeout in httpx: each call sets its own bounds (see OutboundSettings).
         self._client = client or httpx.AsyncClient(timeout=None)
 
     async def card(self) -> types.AgentCard:
         """The card this upstream was opened from, else the one published at :attr:`card_url`."""
         if self._card is None:
-            self._card = await fetch_card(self.card_url, client=self._client)
+            self._card = await fetch_card(
+                self.card_url, client=self._client, max_bytes=self.settings.max_response_bytes
+            )
         return self._card
 
     async def aclose(self) -> None:
@@ -163,20 +185,45 @@ class _JsonUpstream:
             check_header(name, value)  # what httpx cannot write is the caller's error, named
         headers = {_header_name(k): v for k, v in call.headers.items()}
         headers["Accept"] = accept
+        headers["Accept-Encoding"] = ACCEPT_ENCODING  # what bodies.ContentDecoder reads, bounded
         if body is not None:
             headers["Content-Type"] = self.media
-        timeout = (
-            httpx.Timeout(max(call.timeout, 0.0)) if call.timeout is not None else httpx.USE_CLIENT_DEFAULT
-        )
+        # httpx bounds connecting only; every other wait is bounded around the call, as a whole.
+        timeout = httpx.Timeout(None, connect=self.settings.connect_timeout)
         content = None if body is None else transcoding.dumps(body)
         return self._client.build_request(verb, url, content=content, headers=headers, timeout=timeout)
 
     @contextlib.contextmanager
-    def _guard(self, method: str, call: Call) -> Iterator[None]:
-        """HTTP failures as A2A errors; the agent's own A2A errors pass untouched."""
+    def _guard(self, method: str, call: Call, bound: str = "") -> Iterator[None]:
+        """HTTP failures and answers over a bound as A2A errors; the agent's own A2A errors pass
+        untouched. ``bound`` names the setting whose time runs out first (else the caller's)."""
+        settings = self.settings
         try:
             yield
+        except AnswerError as exc:
+            raise self._invalid(method, exc.problem, exc.metadata()) from None
+        except httpx.ConnectTimeout:
+            seconds = settings.connect_timeout
+            raise errors.UnavailableError(
+                f"upstream agent at {self.url} is unavailable: no connection within {seconds:g} s "
+                "(connect_timeout)",
+                metadata={"limit": "connect_timeout", "limit_value": seconds},
+            ) from None
         except (TimeoutError, httpx.TimeoutException):
+            if bound == "stream_idle_timeout":
+                seconds = settings.stream_idle_timeout
+                raise errors.UnavailableError(
+                    f"upstream agent at {self.url} is unavailable: its {method} stream sent nothing "
+                    f"for {seconds:g} s (stream_idle_timeout)",
+                    metadata={"limit": bound, "limit_value": seconds},
+                ) from None
+            if bound == "unary_timeout":
+                seconds = settings.unary_timeout
+                raise errors.DeadlineExceededError(
+                    f"{method}: upstream agent at {self.url} did not answer within {seconds:g} s "
+                    "(unary_timeout)",
+                    metadata={"limit": bound, "limit_value": seconds},
+                ) from None
             within = "" if call.timeout is None else f" within {max(call.timeout, 0.0):g} s"
             raise errors.DeadlineExceededError(
                 f"{method}: upstream agent at {self.url} did not answer{within}"
@@ -190,46 +237,80 @@ class _JsonUpstream:
             log.info("%s to %s failed: %s", method, self.url, scrub_urls(repr(exc)))
             raise self._invalid(method, _why(exc)) from None
 
-    async def _send(self, method: str, call: Call, verb: str, url: str, body: object) -> httpx.Response:
+    async def _send(
+        self, method: str, call: Call, verb: str, url: str, body: object
+    ) -> tuple[httpx.Response, bytes]:
+        """The response to a unary call and its body, read whole within ``unary_timeout`` (or the
+        caller's deadline, if sooner) and ``max_response_bytes``; the response is closed."""
         request = self._request(verb, url, body, call, self.answers)
-        with self._guard(method, call):
-            async with asyncio.timeout_at(_deadline(call)):
-                return await self._client.send(request, auth=self._auth)
+        deadline, ours = _sooner(_deadline(call), _now() + self.settings.unary_timeout)
+        with self._guard(method, call, "unary_timeout" if ours else ""):
+            async with asyncio.timeout_at(deadline):
+                response = await self._client.send(
+                    request, stream=True, auth=self._auth, follow_redirects=False
+                )
+                try:
+                    return response, await read_body(response, self.settings.max_response_bytes)
+                finally:
+                    await response.aclose()  # at once, if the read stopped short: the agent sees us go
 
     async def _events(
         self, method: str, call: Call, verb: str, url: str, body: object
     ) -> AsyncGenerator[SseEvent, None]:
-        """The events of a streaming call; the HTTP response is closed whenever this generator is."""
-        deadline = _deadline(call)
+        """The events of a streaming call; the HTTP response is closed whenever this generator is.
+
+        The caller's deadline bounds the whole stream; ``stream_idle_timeout`` the time spent
+        waiting for the agent without a line completing (the time our consumer takes between
+        events does not count).
+        """
+        settings = self.settings
+        caller = _deadline(call)
         request = self._request(verb, url, body, call, _SSE)
-        with self._guard(method, call):
-            async with asyncio.timeout_at(deadline):
-                response = await self._client.send(request, stream=True, auth=self._auth)
+        until, ours = _sooner(caller, _now() + settings.stream_idle_timeout)
+        with self._guard(method, call, "stream_idle_timeout" if ours else ""):
+            async with asyncio.timeout_at(until):
+                response = await self._client.send(
+                    request, stream=True, auth=self._auth, follow_redirects=False
+                )
         try:
             if not (response.is_success and _media_type(response) == _SSE):
-                with self._guard(method, call):
-                    async with asyncio.timeout_at(deadline):
-                        await response.aread()
-                self._refuse(method, response)
-            decoder = SseDecoder()
-            chunks = response.aiter_bytes()
-            while True:
-                with self._guard(method, call):
-                    try:
-                        async with asyncio.timeout_at(deadline):
-                            chunk = await anext(chunks)
-                    except StopAsyncIteration:
-                        return
-                for event in decoder.feed(chunk):
-                    if event.data:  # an empty data line carries nothing to decode
-                        yield event
+                until, ours = _sooner(caller, _now() + settings.unary_timeout)
+                with self._guard(method, call, "unary_timeout" if ours else ""):
+                    async with asyncio.timeout_at(until):
+                        content = await read_body(response, settings.max_response_bytes)
+                self._refuse(method, response, content)
+            decoder = SseDecoder(
+                max_sse_line_bytes=settings.max_sse_line_bytes,
+                max_sse_event_bytes=settings.max_sse_event_bytes,
+            )
+            quiet = 0.0  # seconds waited since the last line completed
+            async with contextlib.aclosing(decoded(response)) as chunks:
+                while True:
+                    started = _now()
+                    until, ours = _sooner(caller, started + settings.stream_idle_timeout - quiet)
+                    with self._guard(method, call, "stream_idle_timeout" if ours else ""):
+                        try:
+                            async with asyncio.timeout_at(until):
+                                chunk = await anext(chunks)
+                        except StopAsyncIteration:
+                            return
+                        lines = decoder.lines
+                        events = decoder.feed(chunk)
+                    quiet = 0.0 if decoder.lines > lines else quiet + _now() - started
+                    for event in events:
+                        if event.data:  # an empty data line carries nothing to decode
+                            yield event
         finally:
             await response.aclose()
 
     # -- answers ---------------------------------------------------------------------------------
 
-    def _invalid(self, method: str, problem: str) -> errors.InvalidAgentResponseError:
-        return errors.InvalidAgentResponseError(f"{method}: upstream agent at {self.url} {problem}")
+    def _invalid(
+        self, method: str, problem: str, metadata: Mapping[str, object] | None = None
+    ) -> errors.InvalidAgentResponseError:
+        return errors.InvalidAgentResponseError(
+            f"{method}: upstream agent at {self.url} {problem}", metadata=metadata
+        )
 
     def _named(self, err: errors.A2AError) -> errors.A2AError:
         """An error status of the agent's HTTP server, with the agent's URL if it says unavailable."""
@@ -253,14 +334,14 @@ class _JsonUpstream:
                 method, f"sent {what} that is not a {cls.DESCRIPTOR.name}: {exc.message}"
             ) from None
 
-    def _body(self, response: httpx.Response) -> object:
+    def _body(self, content: bytes) -> object:
         """The JSON of an error response, or its text if it is not JSON (a proxy's page)."""
         try:
-            return transcoding.loads(response.content)
+            return transcoding.loads(content)
         except errors.ParseError:
-            return response.text
+            return content.decode("utf-8", "replace")
 
-    def _refuse(self, method: str, response: httpx.Response) -> NoReturn:
+    def _refuse(self, method: str, response: httpx.Response, content: bytes) -> NoReturn:
         """Raise the error a response that is not the expected one stands for."""
         raise NotImplementedError
 
@@ -281,8 +362,9 @@ class JsonRpcUpstream(_JsonUpstream):
         tenant: str = "",
         card: types.AgentCard | None = None,
         card_url: str | None = None,
+        settings: OutboundSettings | None = None,
     ) -> None:
-        super().__init__(url, client=client, tenant=tenant, card=card, card_url=card_url)
+        super().__init__(url, client=client, tenant=tenant, card=card, card_url=card_url, settings=settings)
         self._ids = itertools.count(1)
 
     def _envelope(self, method: str, request: Message) -> tuple[int, dict[str, Any]]:
@@ -292,10 +374,10 @@ class JsonRpcUpstream(_JsonUpstream):
 
     async def unary(self, method: str, request: Message, call: Call) -> Message:
         rpc_id, envelope = self._envelope(method, request)
-        response = await self._send(method, call, "POST", self.url, envelope)
+        response, content = await self._send(method, call, "POST", self.url, envelope)
         if not response.is_success:
-            self._refuse(method, response)
-        result = self._result(method, rpc_id, self._json(method, response.content, "a response"))
+            self._refuse(method, response, content)
+        result = self._result(method, rpc_id, self._json(method, content, "a response"))
         return self._decode(method, result, METHODS[method].response, "a result")
 
     async def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
@@ -326,8 +408,8 @@ class JsonRpcUpstream(_JsonUpstream):
             raise self._invalid(method, "sent a JSON-RPC response with neither result nor error")
         return reply["result"]
 
-    def _refuse(self, method: str, response: httpx.Response) -> NoReturn:
-        body = self._body(response)
+    def _refuse(self, method: str, response: httpx.Response, content: bytes) -> NoReturn:
+        body = self._body(content)
         if isinstance(body, Mapping) and "jsonrpc" in body and isinstance(body.get("error"), Mapping):
             raise from_jsonrpc_error(body["error"])
         if not response.is_success:
@@ -362,10 +444,10 @@ class RestUpstream(_JsonUpstream):
 
     async def unary(self, method: str, request: Message, call: Call) -> Message:
         verb, url, body = self._target(method, request)
-        response = await self._send(method, call, verb, url, body)
+        response, content = await self._send(method, call, verb, url, body)
         if not response.is_success:
-            self._refuse(method, response)
-        data = self._json(method, response.content, "a response") if response.content else None
+            self._refuse(method, response, content)
+        data = self._json(method, content, "a response") if content else None
         return self._decode(method, data, METHODS[method].response, "a response")
 
     async def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
@@ -377,9 +459,9 @@ class RestUpstream(_JsonUpstream):
                     raise self._named(from_rest_error(_status_of(data), data))
                 yield self._decode(method, data, METHODS[method].response, "an event")
 
-    def _refuse(self, method: str, response: httpx.Response) -> NoReturn:
+    def _refuse(self, method: str, response: httpx.Response, content: bytes) -> NoReturn:
         if not response.is_success:
-            raise self._named(from_rest_error(response.status_code, self._body(response)))
+            raise self._named(from_rest_error(response.status_code, self._body(content)))
         raise self._invalid(method, f"answered {_media_type(response) or 'no media type'}, not {_SSE}")
 
 
@@ -399,19 +481,34 @@ def card_url_for(url: str) -> str:
 
 
 async def fetch_card(
-    url: str, *, client: httpx.AsyncClient, timeout: float | None = CARD_TIMEOUT
+    url: str,
+    *,
+    client: httpx.AsyncClient,
+    timeout: float | None = CARD_TIMEOUT,
+    max_bytes: int = OutboundSettings().max_response_bytes,
 ) -> types.AgentCard:
     """The agent card published at ``url`` (the card's own URL, not the agent's base URL).
 
-    :class:`UnavailableError` if it cannot be fetched, :class:`InvalidAgentResponseError` if what
-    comes back is no agent card. Members our proto does not define are ignored.
+    ``timeout`` bounds the whole fetch, the body included; a body over ``max_bytes`` (counted
+    inflated, the read stopping there) is refused. :class:`UnavailableError` if it cannot be
+    fetched, :class:`InvalidAgentResponseError` if what comes back is no agent card, or too large
+    (``metadata["limit"]`` is ``max_response_bytes``). Members our proto does not define are ignored.
     """
     shown, credentials = split_userinfo(url)
+    headers = {"Accept": _JSON, "Accept-Encoding": ACCEPT_ENCODING}
+    content = b""
     try:
         async with asyncio.timeout(timeout):
-            response = await client.get(
-                shown, headers={"Accept": _JSON}, follow_redirects=True, auth=_basic(credentials)
-            )
+            response = await _follow(client, client.build_request("GET", shown, headers=headers), credentials)
+            try:
+                if response.is_success:
+                    content = await read_body(response, max_bytes)
+            finally:
+                await response.aclose()
+    except AnswerError as exc:
+        raise errors.InvalidAgentResponseError(
+            f"the agent card at {shown} is not valid: the agent {exc.problem}", metadata=exc.metadata()
+        ) from None
     except (TimeoutError, httpx.TimeoutException):
         within = "" if timeout is None else f" within {timeout:g} s"
         raise errors.UnavailableError(
@@ -425,12 +522,29 @@ async def fetch_card(
             f"upstream agent at {shown} is unavailable: its agent card answered HTTP {response.status_code}"
         )
     try:
-        data = transcoding.loads(response.content)
+        data = transcoding.loads(content)
         return transcoding.decode(data, types.AgentCard, lenient=True)
     except errors.A2AError as exc:
         raise errors.InvalidAgentResponseError(
             f"the agent card at {shown} is not valid: {exc.message}"
         ) from None
+
+
+async def _follow(
+    client: httpx.AsyncClient, request: httpx.Request, credentials: tuple[str, str] | None
+) -> httpx.Response:
+    """The response at the end of ``request``'s redirects (``client.max_redirects`` at most), as a
+    stream. httpx would read every redirect's body whole, inflated; here none is read."""
+    auth: httpx.Auth | httpx._client.UseClientDefault | None = _basic(credentials)
+    for _ in range(client.max_redirects + 1):
+        response = await client.send(request, auth=auth, follow_redirects=False, stream=True)
+        if response.next_request is None:
+            return response
+        await response.aclose()
+        # as httpx does: credentials go with the first request only (a redirect keeps an
+        # Authorization header to the same origin, and drops it to another)
+        request, auth = response.next_request, None
+    raise httpx.TooManyRedirects("too many redirects", request=request)
 
 
 def choose_interface(card: types.AgentCard, prefer: Sequence[str] = JSON_BINDINGS) -> types.AgentInterface:
@@ -461,18 +575,21 @@ async def open_json_upstream(
     prefer: Sequence[str] = JSON_BINDINGS,
     client: httpx.AsyncClient | None = None,
     timeout: float | None = CARD_TIMEOUT,
+    settings: OutboundSettings | None = None,
 ) -> Upstream:
     """The agent at ``url`` as an :class:`Upstream`, over the JSON binding its card lists first.
 
     ``url`` is the agent's base URL (its card is read from :data:`CARD_PATH` under it) or the
     card's own URL (ending in ``.json``). Of the card's interfaces, the first (in card order) whose
     binding is in ``prefer`` and whose version is 1.0 is used, with its ``tenant``. The upstream
-    owns a client it creates; a ``client`` given is left open by ``aclose``.
+    owns a client it creates; a ``client`` given is left open by ``aclose``. ``settings`` bound
+    every read from the agent, the card's included (default: :class:`OutboundSettings`'s).
     """
+    settings = settings or OutboundSettings()
     card_url = card_url_for(url)
     http = client or httpx.AsyncClient(timeout=None)
     try:
-        card = await fetch_card(card_url, client=http, timeout=timeout)
+        card = await fetch_card(card_url, client=http, timeout=timeout, max_bytes=settings.max_response_bytes)
         interface = choose_interface(card, prefer)
     except BaseException:
         if client is None:
@@ -480,7 +597,12 @@ async def open_json_upstream(
         raise
     kind = JsonRpcUpstream if interface.protocol_binding.upper() == JsonRpcUpstream.binding else RestUpstream
     upstream = kind(
-        urljoin(card_url, interface.url), client=http, tenant=interface.tenant, card=card, card_url=card_url
+        urljoin(card_url, interface.url),
+        client=http,
+        tenant=interface.tenant,
+        card=card,
+        card_url=card_url,
+        settings=settings,
     )
     upstream._own_client = client is None
     return upstream

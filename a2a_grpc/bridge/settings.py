@@ -1,8 +1,9 @@
-"""How the bridge's HTTP front behaves: one validated settings object, every default written here.
+"""How the bridge behaves: one validated settings object per direction, every default written here.
 
-:class:`BridgeSettings` is read by each piece of the front (:mod:`a2a_grpc.bridge.app` and the
+:class:`BridgeSettings` is read by each piece of the HTTP front (:mod:`a2a_grpc.bridge.app` and the
 bindings, :mod:`a2a_grpc.bridge.sse`, :mod:`a2a_grpc.bridge.card`) and by the ``a2a-grpc`` command
-line for its defaults.
+line for its defaults. :class:`OutboundSettings` bounds what the reverse bridge reads from a JSON
+upstream agent (:mod:`a2a_grpc.bridge.outbound`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BridgeSettings", "MiB"]
+__all__ = ["BridgeSettings", "MiB", "OutboundSettings"]
 
 MiB = 1024 * 1024
 
@@ -54,3 +55,45 @@ class BridgeSettings:
             )
         if self.heartbeat_seconds <= 0 or self.first_event_wait < 0:
             raise ValueError("heartbeat_seconds must be positive and first_event_wait not negative")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundSettings:
+    """What the reverse bridge reads from a JSON upstream agent, and how long it waits for it.
+
+    Every answer is read within these bounds, whatever the agent sends: passing a size is an
+    :class:`InvalidAgentResponseError` whose ``metadata["limit"]`` names the setting, passing a time
+    a :class:`DeadlineExceededError` (a unary call) or :class:`UnavailableError` (connecting, a
+    silent stream) naming it in its message; the connection is closed either way. A gRPC caller's
+    own deadline bounds every call too, whichever comes first.
+    """
+
+    max_response_bytes: int = 16 * MiB
+    """Largest answer body of a unary call (and an error body, and the agent card), counted after
+    decompression as it is read: a compressed answer is inflated piece by piece and the read stops
+    at the bound. As large as the HTTP front's ``max_body_bytes``."""
+    max_sse_line_bytes: int = 16 * MiB
+    """Longest line of an event stream. A JSON event is sent as one ``data:`` line, so this is
+    about the largest event too; a stream that sends more without a line end is cut here."""
+    max_sse_event_bytes: int = 16 * MiB
+    """Largest event of an event stream: the bytes of all its lines (a ``data:`` line each, or many)."""
+    unary_timeout: float = 300.0
+    """Seconds a unary call may take from sending the request to the last byte of the answer. A
+    blocking SendMessage waits for the task, so this is minutes; callers wanting less set a deadline."""
+    stream_idle_timeout: float = 60.0
+    """Seconds a stream may go without completing a line (an event's line or a ``: keep-alive``
+    comment; agents send one every 15 s or so), from the request until the stream ends. Also how
+    long a stream may wait for the agent's response headers. A stream has no total bound but the
+    caller's deadline: a task may work for hours."""
+    connect_timeout: float = 10.0
+    """Seconds to open a connection to the agent (each of the TCP connection and the TLS handshake)."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_response_bytes", "max_sse_line_bytes", "max_sse_event_bytes"):
+            value = getattr(self, name)
+            if type(value) is not int or value <= 0:
+                raise ValueError(f"{name} must be a positive number of bytes, not {value!r}")
+        for name in ("unary_timeout", "stream_idle_timeout", "connect_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")

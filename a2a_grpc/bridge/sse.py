@@ -13,13 +13,13 @@
 from __future__ import annotations
 
 import asyncio
-import codecs
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
+from a2a_grpc.bridge.bodies import AnswerError
 from a2a_grpc.bridge.exchange import Receive, Send
 from a2a_grpc.bridge.settings import BridgeSettings
 
@@ -125,7 +125,8 @@ async def _disconnected(receive: Receive) -> None:
 
 # -- reading ------------------------------------------------------------------------------------
 
-_EOL = re.compile(r"\r\n|\r|\n")
+_EOL = re.compile(rb"\r\n|\r|\n")
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,42 +143,65 @@ class SseDecoder:
     in CRLF, LF or CR (a CRLF may be split across chunks); ``data`` lines of one event are joined
     with LF; lines starting with ``:`` (comments, heartbeats) and ``retry`` are ignored. An event
     the stream ends in the middle of is dropped, as the standard says.
+
+    A line longer than ``max_sse_line_bytes``, or an event whose lines (``data``, ``event``, ``id``)
+    take more than ``max_sse_event_bytes``, is :class:`a2a_grpc.bridge.bodies.AnswerError` naming
+    the bound, raised as soon as the bytes passing it arrive: the decoder never holds more. Lines
+    are split as bytes (a line end is never part of a UTF-8 sequence) and read as UTF-8, an
+    invalid sequence as U+FFFD. :attr:`lines` counts the lines read, so a reader can tell a
+    stream that progresses from one that drips.
     """
 
-    def __init__(self) -> None:
-        self._text = codecs.getincrementaldecoder("utf-8")("replace")
-        self._partial: list[str] = []
+    def __init__(
+        self, *, max_sse_line_bytes: int | None = None, max_sse_event_bytes: int | None = None
+    ) -> None:
+        self.max_line = max_sse_line_bytes
+        self.max_event = max_sse_event_bytes
+        self.lines = 0
+        """Lines read so far (blank ones and comments included)."""
+        self._partial = bytearray()
         self._skip_lf = False
         self._started = False
         self._event = ""
         self._data: list[str] = []
         self._id = ""
+        self._event_bytes = 0
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
-        text = self._text.decode(chunk)
-        if not text:
-            return []
-        if not self._started:
-            self._started = True
-            text = text.removeprefix("\ufeff")
-        if self._skip_lf:
-            text = text.removeprefix("\n")
+        if self._skip_lf and chunk:
+            chunk = chunk.removeprefix(b"\n")
+            self._skip_lf = False
         events: list[SseEvent] = []
         start = 0
-        for eol in _EOL.finditer(text):
-            self._partial.append(text[start : eol.start()])
-            event = self._line("".join(self._partial))
+        for eol in _EOL.finditer(chunk):
+            self._grow(eol.start() - start)
+            self._partial += chunk[start : eol.start()]
+            event = self._line(bytes(self._partial))
             self._partial.clear()
             if event is not None:
                 events.append(event)
             start = eol.end()
-        if start < len(text):
-            self._partial.append(text[start:])
-        self._skip_lf = text.endswith("\r")  # the LF of a CRLF may open the next chunk
+        if start < len(chunk):
+            self._grow(len(chunk) - start)
+            self._partial += chunk[start:]
+        self._skip_lf = chunk.endswith(b"\r")  # the LF of a CRLF may open the next chunk
         return events
 
-    def _line(self, line: str) -> SseEvent | None:
-        if not line:  # a blank line dispatches the event
+    def _grow(self, more: int) -> None:
+        if self.max_line is not None and len(self._partial) + more > self.max_line:
+            raise AnswerError(
+                f"sent an SSE line longer than {self.max_line} bytes (max_sse_line_bytes)",
+                "max_sse_line_bytes",
+                self.max_line,
+            )
+
+    def _line(self, raw: bytes) -> SseEvent | None:
+        self.lines += 1
+        if not self._started:
+            self._started = True
+            raw = raw.removeprefix(_BOM)
+        if not raw:  # a blank line dispatches the event
+            self._event_bytes = 0
             if not self._data:
                 self._event = ""
                 return None
@@ -185,15 +209,25 @@ class SseDecoder:
             self._data.clear()
             self._event = ""
             return event
-        if line.startswith(":"):
+        if raw.startswith(b":"):
             return None
+        line = raw.decode("utf-8", "replace")
         name, colon, value = line.partition(":")
+        if name not in ("data", "event", "id"):
+            return None
+        self._event_bytes += len(raw) + 1
+        if self.max_event is not None and self._event_bytes > self.max_event:
+            raise AnswerError(
+                f"sent an SSE event larger than {self.max_event} bytes (max_sse_event_bytes)",
+                "max_sse_event_bytes",
+                self.max_event,
+            )
         if colon and value.startswith(" "):
             value = value[1:]
         if name == "data":
             self._data.append(value)
         elif name == "event":
             self._event = value
-        elif name == "id" and "\0" not in value:
+        elif "\0" not in value:
             self._id = value
         return None
