@@ -35,6 +35,7 @@ from a2a_grpc._validation import (
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater, new_id, text_message
 from a2a_grpc.security.authentication import owner_key, request_tenant, tenant_of
 from a2a_grpc.security.limits import Limits
+from a2a_grpc.security.quota import Quotas
 from a2a_grpc.security.redact import without_credentials
 from a2a_grpc.service import ABSENT_VERSION, SUPPORTED_VERSIONS, CallContext, version_supported
 from a2a_grpc.tasks import INTERRUPTED_STATES, InvalidListRequestError, TaskStore, trim_task
@@ -101,15 +102,18 @@ class RequestHandler:
         registry: TaskRegistry | None = None,
         retain_bytes: int = DEFAULT_RETAIN_BYTES,
         limits: Limits | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         """``events``: where task events go (default: in memory, made durable by the store's
         ``event_sink`` if it has one); ``registry``: who runs which task (default: the store's
-        ``registry``, else one for this process alone)."""
+        ``registry``, else one for this process alone); ``quotas``: the per-principal counters
+        (default: new ones from ``limits``; a server shares its own with its session host)."""
         self.agent = agent
         self.store = store
         self.card = card if card is not None else agent.card
         self.notifier = notifier
         self.limits = limits if limits is not None else Limits()
+        self.quotas = quotas if quotas is not None else Quotas(self.limits)
         self._webhook_policy = webhook_policy(notifier)  # the notifier's, judged once
         if events is None:
             events = InMemoryEventLog(sink=getattr(store, "event_sink", None))
@@ -201,6 +205,20 @@ class RequestHandler:
     # -- SendMessage / SendStreamingMessage ----------------------------------------------------
 
     async def _start(
+        self, request: types.SendMessageRequest, call: CallContext, subscribe: bool
+    ) -> Execution:
+        # Counted from here (nothing stored yet) until the execution's job is done, however it ends.
+        release = self.quotas.start_task(call)
+        try:
+            execution = await self._begin(request, call, subscribe)
+        except BaseException:
+            release()
+            raise
+        assert execution.job is not None
+        execution.job.add_done_callback(lambda _: release())
+        return execution
+
+    async def _begin(
         self, request: types.SendMessageRequest, call: CallContext, subscribe: bool
     ) -> Execution:
         validate_send(request, self._webhook_policy)

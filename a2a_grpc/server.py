@@ -35,6 +35,7 @@ from a2a_grpc.live import LIVE_EXTENSION, LiveHost, live_extension
 from a2a_grpc.security.authentication import Authentication, check_exposure
 from a2a_grpc.security.identity import ClientCertificate
 from a2a_grpc.security.limits import Limits
+from a2a_grpc.security.quota import Quotas
 from a2a_grpc.security.tls import TlsSettings
 from a2a_grpc.service import (
     METHODS,
@@ -407,6 +408,8 @@ class GrpcService(abc.ABC):
         self._health = health.aio.HealthServicer()
         self.sessions: SessionHost | None = None
         """The session binding's sessions, once serving."""
+        self.quotas = Quotas(self.settings.limits)
+        """Rates and per-principal counts (``settings.limits``), shared by every front."""
 
     @property
     def address(self) -> str:
@@ -474,7 +477,12 @@ class GrpcService(abc.ABC):
         self, service: Service, context_of: Callable[[grpc.aio.ServicerContext], CallContext]
     ) -> SessionHost:
         self.sessions = SessionHost(
-            service, self.public_card, self.settings.session, self.settings.authentication, context_of
+            service,
+            self.public_card,
+            self.settings.session,
+            self.settings.authentication,
+            context_of,
+            quota=self.quotas.sessions,
         )
         return self.sessions
 
@@ -604,7 +612,10 @@ class A2AServer(GrpcService):
 
     def _service(self) -> Service:
         assert self.handler is not None
-        self.service = Service.serving(self.handler, self.settings.chain)
+        # The quota links right after authentication: they count by principal.
+        s = self.settings
+        auth = (s.authentication,) if s.authentication is not None else ()
+        self.service = Service.serving(self.handler, (*auth, *self.quotas.links(), *s.interceptors))
         return self.service
 
     async def start(self) -> int:
@@ -622,6 +633,7 @@ class A2AServer(GrpcService):
             events=events,
             retain_bytes=s.max_retained_artifact_bytes,
             limits=s.limits,
+            quotas=self.quotas,
         )
         # Before the first call: tasks a previous life left running get their truthful end.
         await self.handler.start()
