@@ -129,7 +129,13 @@ class RequestHandler:
         self._push = caps.push_notifications
         self._required_extensions = frozenset(e.uri for e in caps.extensions if e.required)
         self.runs = Runs(
-            store, self.events, self.registry, notifier=notifier, push=self._push, retain_bytes=retain_bytes
+            store,
+            self.events,
+            self.registry,
+            notifier=notifier,
+            push=self._push,
+            retain_bytes=retain_bytes,
+            stored=self.quotas.stored,
         )
 
     # -- service parameters --------------------------------------------------------------------
@@ -238,10 +244,12 @@ class RequestHandler:
                 )
             self._check_continuable(run, message)
             message.context_id = run.task.context_id
+            run.grow(message.ByteSize())  # it joins the history: refused first if that passes a bound
             before = types.Task()
             before.CopyFrom(run.task)
             run.task.history.append(message)
         else:
+            self.quotas.stored.admit(key, message.ByteSize())
             message.task_id = new_id()
             message.context_id = message.context_id or new_id()
         metadata = json_format.MessageToDict(request.metadata) if request.HasField("metadata") else {}

@@ -308,3 +308,77 @@ async def test_past_max_detached_sessions_the_oldest_detached_one_expires() -> N
         bob_again, welcome, reader = await open_raw(channel, resuming(bob_welcome, "bob"))
         assert welcome.resumed
         await goodbye(bob_again, reader)
+
+
+# --- stored bytes ----------------------------------------------------------------------------------
+
+
+@ASYNC
+async def test_a_message_that_would_pass_max_stored_bytes_per_task_is_refused_and_nothing_is_stored() -> None:
+    async with (
+        serve_limited(Limits(max_stored_bytes_per_task=4096)) as stack,
+        grpc_client(stack, "alice") as alice,
+    ):
+        with pytest.raises(errors.LimitExceededError) as caught:
+            await alice.send_message(A2AClient.text_request("echo " + "x" * 5000))
+        assert caught.value.limit == "max_stored_bytes_per_task"
+        assert caught.value.grpc_code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert not isinstance(caught.value, errors.RateLimitedError)  # sending it again fails again
+        refused = await raw_call("rest", stack, "alice", text="echo " + "x" * 5000)
+        assert (refused.status, refused.limit) == (413, "max_stored_bytes_per_task")
+        assert not (await alice.list_tasks()).tasks
+        # A continuation that would pass it: refused, and the task still waits for its input.
+        asked = (await alice.send_message(A2AClient.text_request("ask"))).task
+        assert asked.status.state == types.TASK_STATE_INPUT_REQUIRED
+        with pytest.raises(errors.LimitExceededError) as caught:
+            await alice.send_message(A2AClient.text_request("y" * 5000, task_id=asked.id))
+        assert caught.value.limit == "max_stored_bytes_per_task"
+        waiting = await alice.get_task(asked.id)
+        assert waiting.status.state == types.TASK_STATE_INPUT_REQUIRED
+        assert len(waiting.history) == len(asked.history)
+        done = await alice.send_message(A2AClient.text_request("small", task_id=asked.id))
+        assert done.task.status.state == types.TASK_STATE_COMPLETED
+        echoed = await alice.send_message(A2AClient.text_request("echo still here"))
+        assert echoed.task.artifacts[0].parts[0].text == "echo still here"
+
+
+@ASYNC
+@pytest.mark.parametrize("text", ["bytes 8000", "stream 1000"])
+async def test_an_agent_that_outgrows_max_stored_bytes_per_task_fails_its_task_naming_the_limit(
+    text: str,
+) -> None:
+    async with (
+        serve_limited(Limits(max_stored_bytes_per_task=4096)) as stack,
+        grpc_client(stack, "alice") as alice,
+    ):
+        events = []
+        async with contextlib.aclosing(alice.send_streaming_message(A2AClient.text_request(text))) as stream:
+            async for event in stream:
+                events.append(event)
+        final = events[-1].status_update.status
+        assert final.state == types.TASK_STATE_FAILED
+        assert "max_stored_bytes_per_task" in final.message.parts[0].text
+        task = await alice.get_task(events[0].task.id)
+        assert task.status.state == types.TASK_STATE_FAILED
+        assert task.ByteSize() <= 4096 + 1024  # what was refused was not kept (the failure itself is)
+        echoed = await alice.send_message(A2AClient.text_request("echo after"))
+        assert echoed.task.artifacts[0].parts[0].text == "echo after"
+
+
+@ASYNC
+async def test_max_stored_bytes_per_principal_bounds_what_one_principal_keeps_and_no_one_else() -> None:
+    async with serve_limited(Limits(max_stored_bytes_per_principal=20_000)) as stack:
+        async with grpc_client(stack, "alice") as alice:
+            kept = 0
+            with contextlib.suppress(errors.LimitExceededError):
+                for _ in range(20):
+                    await alice.send_message(A2AClient.text_request("echo " + "z" * 2000))
+                    kept += 1
+            assert 3 <= kept < 10  # each task keeps the text twice (message and artifact)
+            with pytest.raises(errors.LimitExceededError) as caught:
+                await alice.send_message(A2AClient.text_request("echo " + "z" * 2000))
+            assert caught.value.limit == "max_stored_bytes_per_principal"
+            assert len((await alice.list_tasks()).tasks) == kept  # the refused ones left nothing
+        refused = await raw_call("jsonrpc", stack, "alice", text="echo " + "z" * 2000)
+        assert (refused.ok, refused.limit) == (False, "max_stored_bytes_per_principal")
+        assert (await raw_call("rest", stack, "bob", text="echo bob's own")).ok

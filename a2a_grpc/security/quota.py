@@ -39,7 +39,7 @@ from a2a_grpc.security.authentication import OWNER_SEPARATOR
 from a2a_grpc.security.limits import Limits
 from a2a_grpc.service import CallContext, Interceptor, Method, StreamCall, UnaryCall
 
-__all__ = ["Quotas", "SessionQuota", "principal_key"]
+__all__ = ["Quotas", "SessionQuota", "StoredBytesQuota", "principal_key"]
 
 ANONYMOUS = ""
 """The key of every caller of a server without authentication: one shared budget."""
@@ -268,6 +268,50 @@ class SessionQuota:
         return self._open.get(key, 0), len(self._detached.get(key, ()))
 
 
+class StoredBytesQuota:
+    """``max_stored_bytes_per_task`` and ``max_stored_bytes_per_principal``: the bytes tasks keep in
+    the store (history, kept artifacts, metadata), counted where they are added
+    (:class:`a2a_grpc.tasks.run.TaskRun`), by owner (a principal within a tenant).
+
+    The total per owner is this process's: the tasks it created, and what tasks loaded from the
+    store grew by here. It starts from zero when the process starts (reading every stored task to
+    sum them would make a start as slow as the store is large).
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self.per_task = limits.max_stored_bytes_per_task
+        self.per_principal = limits.max_stored_bytes_per_principal
+        self.totals: dict[str, int] = {}
+
+    def admit(self, owner: str, size: int) -> None:
+        """Whether a new task whose record starts at ``size`` bytes may be stored for ``owner``."""
+        self._check(owner, 0, size)
+
+    def grow(self, owner: str, held: int, size: int, *, force: bool = False) -> None:
+        """Count ``size`` more bytes for a task of ``owner`` holding ``held``; refused past a bound
+        unless ``force`` (a final status)."""
+        if not force:
+            self._check(owner, held, size)
+        self.totals[owner] = self.totals.get(owner, 0) + size
+
+    def _check(self, owner: str, held: int, size: int) -> None:
+        if held + size > self.per_task:
+            raise errors.LimitExceededError(
+                f"the task's stored record would take {held + size} bytes, more than "
+                f"max_stored_bytes_per_task ({self.per_task})",
+                limit="max_stored_bytes_per_task",
+                value=self.per_task,
+            )
+        total = self.totals.get(owner, 0)
+        if total + size > self.per_principal:
+            raise errors.LimitExceededError(
+                f"this principal's stored tasks would take {total + size} bytes, more than "
+                f"max_stored_bytes_per_principal ({self.per_principal})",
+                limit="max_stored_bytes_per_principal",
+                value=self.per_principal,
+            )
+
+
 class Quotas:
     """The rate and concurrency bounds of one server (see the module doc)."""
 
@@ -279,6 +323,7 @@ class Quotas:
             "max_running_tasks_per_principal", limits.max_running_tasks_per_principal, "running tasks"
         )
         self.sessions = SessionQuota(limits)
+        self.stored = StoredBytesQuota(limits)
 
     def links(self) -> tuple[Interceptor, ...]:
         """The links for the call seam, right after authentication: the stream count (with the
