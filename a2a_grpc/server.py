@@ -429,6 +429,13 @@ class GrpcService(abc.ABC):
     def _service(self) -> Service:
         """The call seam that serves lf.a2a.v1.A2AService (called once, at start)."""
 
+    def seam_chain(self) -> tuple[Interceptor, ...]:
+        """What every call passes before the operation: authentication, the quotas (which count by
+        the principal authentication names), then ``settings.interceptors``."""
+        s = self.settings
+        auth = (s.authentication,) if s.authentication is not None else ()
+        return (*auth, *self.quotas.links(), *s.interceptors)
+
     def _front_links(self) -> list[Interceptor]:
         """What this front puts in front of the seam's own chain."""
         return [AccessLog()] if self.settings.log_requests else []
@@ -612,10 +619,7 @@ class A2AServer(GrpcService):
 
     def _service(self) -> Service:
         assert self.handler is not None
-        # The quota links right after authentication: they count by principal.
-        s = self.settings
-        auth = (s.authentication,) if s.authentication is not None else ()
-        self.service = Service.serving(self.handler, (*auth, *self.quotas.links(), *s.interceptors))
+        self.service = Service.serving(self.handler, self.seam_chain())
         return self.service
 
     async def start(self) -> int:

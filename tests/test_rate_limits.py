@@ -16,12 +16,15 @@ from typing import Any
 import httpx
 import pytest
 
-from a2a_grpc import errors
+from a2a_grpc import errors, types
 from a2a_grpc.bridge import transcoding
+from a2a_grpc.bridge.grpcfront import GrpcFront
+from a2a_grpc.bridge.outbound import JsonRpcUpstream
 from a2a_grpc.client import A2AClient
 from a2a_grpc.security.identity import Principal
 from a2a_grpc.security.limits import Limits
 from a2a_grpc.security.quota import Quotas
+from a2a_grpc.server import ServerSettings
 from a2a_grpc.service import CallContext
 from tests.quota_peers import grpc_client, headers_of, percentiles, raw_call, serve_limited
 
@@ -249,3 +252,22 @@ def test_rates_and_their_storage_are_validated_naming_the_setting() -> None:
         with pytest.raises(ValueError, match=field):
             Limits(**{field: value})
     assert Limits(rate_per_principal="20/second;1000/minute").rate_per_principal == "20/second;1000/minute"
+
+
+@ASYNC
+async def test_the_reverse_bridge_holds_its_callers_to_the_rate_before_forwarding() -> None:
+    # An upstream that is not there: a forwarded call is UNAVAILABLE, a refused one never leaves.
+    upstream = JsonRpcUpstream("http://127.0.0.1:1/", card=types.AgentCard(name="nowhere"))
+    settings = ServerSettings(host="127.0.0.1", port=0, limits=Limits(rate_per_principal="2/minute"))
+    try:
+        async with GrpcFront(upstream, settings) as front, A2AClient(front.address, timeout=10) as client:
+            outcomes = []
+            for _ in range(4):
+                try:
+                    await client.get_task("t-1")
+                except errors.A2AError as exc:
+                    outcomes.append(type(exc))
+            assert outcomes[:2] == [errors.UnavailableError] * 2
+            assert outcomes[-1] is errors.RateLimitedError
+    finally:
+        await upstream.aclose()
