@@ -182,7 +182,8 @@ class ServerSettings:
 
     @property
     def chain(self) -> tuple[Interceptor, ...]:
-        """What every call passes before the operation: authentication, then ``interceptors``."""
+        """What every call passes before the operation: authentication, then ``interceptors`` (a
+        server puts its quotas between them: ``GrpcService.seam_chain``)."""
         auth = (self.authentication,) if self.authentication is not None else ()
         return (*auth, *self.interceptors)
 
@@ -432,9 +433,9 @@ class GrpcService(abc.ABC):
     def seam_chain(self) -> tuple[Interceptor, ...]:
         """What every call passes before the operation: authentication, the quotas (which count by
         the principal authentication names), then ``settings.interceptors``."""
-        s = self.settings
-        auth = (s.authentication,) if s.authentication is not None else ()
-        return (*auth, *self.quotas.links(), *s.interceptors)
+        chain = self.settings.chain  # authentication first, if any: the quotas go right after it
+        after = 1 if self.settings.authentication is not None else 0
+        return (*chain[:after], *self.quotas.links(), *chain[after:])
 
     def _front_links(self) -> list[Interceptor]:
         """What this front puts in front of the seam's own chain."""

@@ -16,7 +16,9 @@ import pytest
 
 from a2a_grpc import errors, types
 from a2a_grpc.client import A2AClient
+from a2a_grpc.security.identity import Principal
 from a2a_grpc.security.limits import Limits
+from a2a_grpc.service import CallContext
 from a2a_grpc.session.frames import ClientFrame, Goodbye, Hello, Resume
 from a2a_grpc.session.negotiation import SessionSettings
 from a2a_grpc.status import from_rpc_error
@@ -295,6 +297,8 @@ async def test_past_max_detached_sessions_the_oldest_detached_one_expires() -> N
         await until(lambda: not sessions.sessions[first_welcome.session_id].attached, SETTLE)
         second.cancel()  # one detached more than alice may have: the oldest, the first, ends
         await until(lambda: first_welcome.session_id not in sessions.sessions, SETTLE)
+        alice = CallContext(principal=Principal("alice", scheme="apiKey"))
+        assert stack.server.quotas.sessions.held(alice) == (1, 1)  # the ended one no longer counts
 
         def resuming(welcome: Any, name: str = "alice") -> Hello:
             resume = Resume(session_id=welcome.session_id, resume_token=welcome.resume_token)
