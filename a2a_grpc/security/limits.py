@@ -49,14 +49,17 @@ class Limits:
     """Sessions of one principal waiting to be resumed (each keeps its replay); beyond it the
     oldest detached one ends."""
     max_stored_bytes_per_task: int = 64 * MiB
-    """Bytes one stored task may take (history, artifacts kept, metadata)."""
+    """Bytes one stored task may take (history, artifacts kept, metadata). A message that would pass
+    it is refused; an agent update that would is refused to the agent, whose task then fails."""
     max_stored_bytes_per_principal: int = 1 * GiB
-    """Bytes the stored tasks of one principal may take together."""
+    """Bytes the stored tasks of one principal may take together, in each tenant; counted by the
+    serving process from its start (the tasks it created, and what loaded ones grew by there)."""
 
     # -- how often (the ``limits`` library's notation: "100/second", "20/second;1000/minute") -----
     rate_per_principal: str | None = None
     """Calls one principal may make; None: no rate limit. A call over it gets RateLimitedError
-    (RESOURCE_EXHAUSTED / 429) with a ``Retry-After``."""
+    (RESOURCE_EXHAUSTED / 429) with a ``Retry-After``. Without authentication every caller is the
+    same anonymous principal: they share one rate."""
     rate_per_tenant: str | None = None
     """Calls all principals of one tenant may make together; None: no rate limit."""
     rate_storage: str = "async+memory://"

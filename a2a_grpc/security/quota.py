@@ -25,6 +25,7 @@ proxy every caller has the proxy's, and a client opens new connections at will).
 from __future__ import annotations
 
 import collections
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
@@ -148,7 +149,7 @@ class _Rates:
         wait = max(stats.reset_time - time.time(), 0.0)
         whose = "this principal" if limit == "rate_per_principal" else "this tenant"
         return errors.RateLimitedError(
-            f"{whose} calls more often than {item} ({limit}); try again in {max(1, round(wait))} s",
+            f"{whose} calls more often than {item} ({limit}); try again in {max(1, math.ceil(wait))} s",
             limit=limit,
             value=rate,
             retry_after=wait,
