@@ -35,6 +35,7 @@ from a2a_grpc._validation import (
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater, new_id, text_message
 from a2a_grpc.security.authentication import owner_key, request_tenant, tenant_of
 from a2a_grpc.security.limits import Limits
+from a2a_grpc.security.quota import Quotas
 from a2a_grpc.security.redact import without_credentials
 from a2a_grpc.service import ABSENT_VERSION, SUPPORTED_VERSIONS, CallContext, version_supported
 from a2a_grpc.tasks import INTERRUPTED_STATES, InvalidListRequestError, TaskStore, trim_task
@@ -101,15 +102,18 @@ class RequestHandler:
         registry: TaskRegistry | None = None,
         retain_bytes: int = DEFAULT_RETAIN_BYTES,
         limits: Limits | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         """``events``: where task events go (default: in memory, made durable by the store's
         ``event_sink`` if it has one); ``registry``: who runs which task (default: the store's
-        ``registry``, else one for this process alone)."""
+        ``registry``, else one for this process alone); ``quotas``: the per-principal counters
+        (default: new ones from ``limits``; a server shares its own with its session host)."""
         self.agent = agent
         self.store = store
         self.card = card if card is not None else agent.card
         self.notifier = notifier
         self.limits = limits if limits is not None else Limits()
+        self.quotas = quotas if quotas is not None else Quotas(self.limits)
         self._webhook_policy = webhook_policy(notifier)  # the notifier's, judged once
         if events is None:
             events = InMemoryEventLog(sink=getattr(store, "event_sink", None))
@@ -125,7 +129,13 @@ class RequestHandler:
         self._push = caps.push_notifications
         self._required_extensions = frozenset(e.uri for e in caps.extensions if e.required)
         self.runs = Runs(
-            store, self.events, self.registry, notifier=notifier, push=self._push, retain_bytes=retain_bytes
+            store,
+            self.events,
+            self.registry,
+            notifier=notifier,
+            push=self._push,
+            retain_bytes=retain_bytes,
+            stored=self.quotas.stored,
         )
 
     # -- service parameters --------------------------------------------------------------------
@@ -203,6 +213,20 @@ class RequestHandler:
     async def _start(
         self, request: types.SendMessageRequest, call: CallContext, subscribe: bool
     ) -> Execution:
+        # Counted from here (nothing stored yet) until the execution's job is done, however it ends.
+        release = self.quotas.start_task(call)
+        try:
+            execution = await self._begin(request, call, subscribe)
+        except BaseException:
+            release()
+            raise
+        assert execution.job is not None
+        execution.job.add_done_callback(lambda _: release())
+        return execution
+
+    async def _begin(
+        self, request: types.SendMessageRequest, call: CallContext, subscribe: bool
+    ) -> Execution:
         validate_send(request, self._webhook_policy)
         if request.configuration.HasField("task_push_notification_config"):
             self._require_push()
@@ -220,10 +244,12 @@ class RequestHandler:
                 )
             self._check_continuable(run, message)
             message.context_id = run.task.context_id
+            run.grow(message.ByteSize())  # it joins the history: refused first if that passes a bound
             before = types.Task()
             before.CopyFrom(run.task)
             run.task.history.append(message)
         else:
+            self.quotas.stored.admit(key, message.ByteSize())
             message.task_id = new_id()
             message.context_id = message.context_id or new_id()
         metadata = json_format.MessageToDict(request.metadata) if request.HasField("metadata") else {}

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from a2a_grpc import types
 from a2a_grpc.tasks.eventlog import EventLog
 from a2a_grpc.tasks.registry import TaskRegistry
-from a2a_grpc.tasks.run import Notifier, TaskRun, apply_event
+from a2a_grpc.tasks.run import Notifier, StoredBytes, TaskRun, apply_event
 from a2a_grpc.tasks.store import PUSH_MAX_PAGE_SIZE, TaskStore
 
 __all__ = ["Runs"]
@@ -40,8 +40,12 @@ class Runs:
         notifier: Notifier | None,
         push: bool,
         retain_bytes: int,
+        stored: StoredBytes | None = None,
     ) -> None:
         self.store = store
+        self.stored = stored
+        """What bounds the bytes of stored tasks; a task created here counts from its creation,
+        one loaded from the store by what it grows."""
         self.events = events
         self.registry = registry
         self.notifier = notifier
@@ -60,7 +64,10 @@ class Runs:
 
     def create(self, tenant: str, task: types.Task) -> TaskRun:
         """The run of a task that does not exist yet."""
-        return self._new(tenant, task, [], last_seq=0)
+        run = self._new(tenant, task, [], last_seq=0)
+        if self.stored is not None:  # admitted by the handler already: counted, not refused
+            self.stored.grow(tenant, 0, run.stored_bytes, force=True)
+        return run
 
     async def load(self, tenant: str, task_id: str) -> TaskRun | None:
         """The run of a task: in memory, else loaded from the store (None if there is no such task)."""
@@ -123,6 +130,7 @@ class Runs:
             push_configs=configs,
             retain_bytes=self.retain_bytes,
             last_seq=last_seq,
+            stored=self.stored,
         )
         self._runs[(tenant, task.id)] = run
         return run

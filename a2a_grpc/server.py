@@ -35,6 +35,7 @@ from a2a_grpc.live import LIVE_EXTENSION, LiveHost, live_extension
 from a2a_grpc.security.authentication import Authentication, check_exposure
 from a2a_grpc.security.identity import ClientCertificate
 from a2a_grpc.security.limits import Limits
+from a2a_grpc.security.quota import Quotas
 from a2a_grpc.security.tls import TlsSettings
 from a2a_grpc.service import (
     METHODS,
@@ -181,7 +182,8 @@ class ServerSettings:
 
     @property
     def chain(self) -> tuple[Interceptor, ...]:
-        """What every call passes before the operation: authentication, then ``interceptors``."""
+        """What every call passes before the operation: authentication, then ``interceptors`` (a
+        server puts its quotas between them: ``GrpcService.seam_chain``)."""
         auth = (self.authentication,) if self.authentication is not None else ()
         return (*auth, *self.interceptors)
 
@@ -407,6 +409,8 @@ class GrpcService(abc.ABC):
         self._health = health.aio.HealthServicer()
         self.sessions: SessionHost | None = None
         """The session binding's sessions, once serving."""
+        self.quotas = Quotas(self.settings.limits)
+        """Rates and per-principal counts (``settings.limits``), shared by every front."""
 
     @property
     def address(self) -> str:
@@ -425,6 +429,13 @@ class GrpcService(abc.ABC):
     @abc.abstractmethod
     def _service(self) -> Service:
         """The call seam that serves lf.a2a.v1.A2AService (called once, at start)."""
+
+    def seam_chain(self) -> tuple[Interceptor, ...]:
+        """What every call passes before the operation: authentication, the quotas (which count by
+        the principal authentication names), then ``settings.interceptors``."""
+        chain = self.settings.chain  # authentication first, if any: the quotas go right after it
+        after = 1 if self.settings.authentication is not None else 0
+        return (*chain[:after], *self.quotas.links(), *chain[after:])
 
     def _front_links(self) -> list[Interceptor]:
         """What this front puts in front of the seam's own chain."""
@@ -474,7 +485,12 @@ class GrpcService(abc.ABC):
         self, service: Service, context_of: Callable[[grpc.aio.ServicerContext], CallContext]
     ) -> SessionHost:
         self.sessions = SessionHost(
-            service, self.public_card, self.settings.session, self.settings.authentication, context_of
+            service,
+            self.public_card,
+            self.settings.session,
+            self.settings.authentication,
+            context_of,
+            quota=self.quotas.sessions,
         )
         return self.sessions
 
@@ -604,7 +620,7 @@ class A2AServer(GrpcService):
 
     def _service(self) -> Service:
         assert self.handler is not None
-        self.service = Service.serving(self.handler, self.settings.chain)
+        self.service = Service.serving(self.handler, self.seam_chain())
         return self.service
 
     async def start(self) -> int:
@@ -622,6 +638,7 @@ class A2AServer(GrpcService):
             events=events,
             retain_bytes=s.max_retained_artifact_bytes,
             limits=s.limits,
+            quotas=self.quotas,
         )
         # Before the first call: tasks a previous life left running get their truthful end.
         await self.handler.start()

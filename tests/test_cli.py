@@ -75,3 +75,27 @@ def test_errors_are_one_line_and_non_zero(address: str) -> None:
     assert bad_store.returncode == 1
     assert len(bad_store.stderr.strip().splitlines()) == 1
     assert "not supported" in bad_store.stderr
+
+
+def test_serve_holds_callers_to_the_rates_and_quotas_its_flags_set() -> None:
+    with cli_server("--rate-per-principal", "3/minute", "--max-streams-per-principal", "2") as served:
+        outcomes = [run("tasks", "list", served) for _ in range(5)]
+    codes = [o.returncode for o in outcomes]
+    assert codes[:3] == [0, 0, 0]  # three per minute (a fourth only where a window turns)
+    refused = next(o for o in outcomes if o.returncode != 0)
+    assert "rate_per_principal" in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--rate-per-principal", "often"),
+        ("--rate-per-tenant", "5 per fortnight"),
+        ("--max-running-tasks-per-principal", "0"),
+        ("--max-sessions-per-principal", "many"),
+    ],
+)
+def test_serve_refuses_a_bad_rate_or_quota_before_starting(flag: str, value: str) -> None:
+    result = run("serve", "--grpc-port", "0", "--store", "memory", flag, value)
+    assert result.returncode == 2
+    assert flag in result.stderr

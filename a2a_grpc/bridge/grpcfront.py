@@ -94,7 +94,7 @@ class GrpcFront(GrpcService):
         self.forward_headers: set[str] = set()
         """Headers passed on besides the usual ones: those carrying the credentials the upstream's
         card asks for (an API key's header), filled in at start."""
-        self.service = forwarding_service(upstream, self.settings.chain, self.forward_headers)
+        self.service = forwarding_service(upstream, self.seam_chain(), self.forward_headers)
 
     def _service(self) -> Service:
         return self.service

@@ -21,6 +21,7 @@ from a2a_grpc.cli.args import (
     seconds,
 )
 from a2a_grpc.cli.calls import card, send, tasks
+from a2a_grpc.cli.quota import quota_args
 from a2a_grpc.cli.security import API_KEY_ENV, BEARER_TOKEN_ENV, auth_args
 from a2a_grpc.cli.serving import DEFAULT_STORE, bridge_grpc_to_http, bridge_http_to_grpc, serve
 from a2a_grpc.cli.tls import caller_args, listener_args
@@ -198,6 +199,7 @@ def parser() -> argparse.ArgumentParser:
     log_requests_arg(p)
     http_args(p)
     auth_args(p)
+    quota_args(p)
     p.add_argument(
         "--delegate-allow",
         metavar="PEERS",

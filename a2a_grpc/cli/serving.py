@@ -29,6 +29,7 @@ from a2a_grpc.cli.common import (
     shown,
     until_signal,
 )
+from a2a_grpc.cli.quota import quota_limits
 from a2a_grpc.cli.security import authentication_from, credentials_from, listening_audience
 from a2a_grpc.cli.tls import caller_tls, listener_tls
 from a2a_grpc.security.authentication import Unprotected, is_loopback
@@ -146,6 +147,7 @@ async def serve(args: argparse.Namespace) -> int:
             authentication=authentication_from(args),
             allow_unauthenticated=args.allow_unauthenticated,
             tls=tls,
+            limits=quota_limits(args),
         )
         store = open_store(args.store, check_integrity=args.integrity_check)
     except (ValueError, OSError) as exc:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from limits import parse_many
+from limits.errors import ConfigurationError
+from limits.storage import storage_from_string
 
 __all__ = ["GiB", "Limits", "MiB"]
 
@@ -36,9 +38,9 @@ class Limits:
     """Push notification configs one task may hold."""
 
     # -- what one principal may hold at once ------------------------------------------------------
-    max_running_tasks_per_principal: int = 256
+    max_running_tasks_per_principal: int = 1024
     """Tasks of one principal being executed at once; one more is refused until one ends."""
-    max_streams_per_principal: int = 256
+    max_streams_per_principal: int = 1024
     """Open streams (SendStreamingMessage, SubscribeToTask, live streams) of one principal, on
     every binding."""
     max_sessions_per_principal: int = 64
@@ -47,21 +49,40 @@ class Limits:
     """Sessions of one principal waiting to be resumed (each keeps its replay); beyond it the
     oldest detached one ends."""
     max_stored_bytes_per_task: int = 64 * MiB
-    """Bytes one stored task may take (history, artifacts kept, metadata)."""
+    """Bytes one stored task may take (history, artifacts kept, metadata). A message that would pass
+    it is refused; an agent update that would is refused to the agent, whose task then fails."""
     max_stored_bytes_per_principal: int = 1 * GiB
-    """Bytes the stored tasks of one principal may take together."""
+    """Bytes the stored tasks of one principal may take together, in each tenant; counted by the
+    serving process from its start (the tasks it created, and what loaded ones grew by there)."""
 
     # -- how often (the ``limits`` library's notation: "100/second", "20/second;1000/minute") -----
     rate_per_principal: str | None = None
     """Calls one principal may make; None: no rate limit. A call over it gets RateLimitedError
-    (RESOURCE_EXHAUSTED / 429) with a ``Retry-After``."""
+    (RESOURCE_EXHAUSTED / 429) with a ``Retry-After``. Without authentication every caller is the
+    same anonymous principal: they share one rate."""
     rate_per_tenant: str | None = None
     """Calls all principals of one tenant may make together; None: no rate limit."""
+    rate_storage: str = "async+memory://"
+    """Where the rate counters live: an asyncio storage URI of the ``limits`` library. The default
+    counts in this process's memory (each replica its own budget); a shared storage (Redis, once
+    its client is installed) lets replicas share one."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name.startswith("rate_"):
+            if f.name == "rate_storage":
+                # Built once here to be judged (an unknown scheme, a missing client library);
+                # the server builds its own when it serves.
+                try:
+                    if not isinstance(value, str) or not value.startswith("async+"):
+                        raise ConfigurationError("not an asyncio storage")
+                    storage_from_string(value)
+                except ConfigurationError as exc:
+                    raise ValueError(
+                        f"rate_storage must be an asyncio storage URI of the limits library "
+                        f"(async+memory://, async+redis://...), not {value!r}: {exc}"
+                    ) from None
+            elif f.name.startswith("rate_"):
                 if value is not None:
                     try:
                         parse_many(value)

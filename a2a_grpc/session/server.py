@@ -35,6 +35,7 @@ from google.rpc import status_pb2  # type: ignore[import-untyped]  # .pyi but no
 
 from a2a_grpc import errors, types
 from a2a_grpc.security.authentication import Authentication
+from a2a_grpc.security.quota import SessionQuota
 from a2a_grpc.service import CallContext, EventCursor, Service, deadline_after, parse_extensions
 from a2a_grpc.session.credit import Account
 from a2a_grpc.session.frames import (
@@ -112,8 +113,10 @@ class ServerSession:
         authentication: Authentication | None,
         base: CallContext,
         on_ended: Callable[[ServerSession], None] | None = None,
+        quota: SessionQuota | None = None,
     ) -> None:
         self.service = service
+        self.quota = quota
         self.card = card
         self.settings = settings
         self.authentication = authentication
@@ -176,6 +179,8 @@ class ServerSession:
         try:
             welcome = negotiate(hello, self.settings, self.card)
             base = await self._authenticated(hello, welcome.protocol_version)
+            if self.quota is not None:  # counted until it ends (the host releases a failed open)
+                self.quota.open(self, base)
         except errors.A2AError as exc:
             log.info("session from %s refused at its handshake: %s", self.base.peer or "?", exc.message)
             await abort(context, exc)
@@ -257,6 +262,8 @@ class ServerSession:
             position += len(pending)
         self._conn = context
         self._connection = asyncio.current_task()  # serve() takes it from here
+        if self.quota is not None:
+            self.quota.attached(self)
         log.info(
             "session %s resumed by %s at frame %d (%d sent again)",
             self.session_id,
@@ -316,6 +323,8 @@ class ServerSession:
                     self._detach()
                     self._expiry = loop.create_task(self._expire(), name=f"session-{self.session_id}-expiry")
                     log.info("session %s detached: waiting to be resumed", self.session_id)
+                    if self.quota is not None:  # may end the oldest detached one of its principal
+                        self.quota.detached(self)
                 else:
                     await self._finish()
         if failure is not None:
@@ -683,6 +692,8 @@ class ServerSession:
             task.cancel()
         self._conn = None
         self.ended.set()  # after the flush: whoever waits for it (a stopping server) may cut now
+        if self.quota is not None:
+            self.quota.ended(self)
         if self._on_ended is not None:
             self._on_ended(self)
         log.info("session %s closed", self.session_id)
@@ -705,9 +716,12 @@ class SessionHost:
         settings: SessionSettings | None = None,
         authentication: Authentication | None = None,
         context_of: Callable[[grpc.aio.ServicerContext], CallContext] | None = None,
+        quota: SessionQuota | None = None,
     ) -> None:
         self.service = service
         self.card = card
+        self.quota = quota
+        """Sessions per principal (open, and waiting to be resumed); None: not counted."""
         self.settings = settings or SessionSettings()
         self.authentication = authentication
         self.context_of = context_of
@@ -731,9 +745,20 @@ class SessionHost:
             return
         card = await self.card()
         session = ServerSession(
-            self.service, card, self.settings, self.authentication, base, on_ended=self._forget
+            self.service,
+            card,
+            self.settings,
+            self.authentication,
+            base,
+            on_ended=self._forget,
+            quota=self.quota,
         )
-        await session.open(hello, context)
+        try:
+            await session.open(hello, context)
+        except BaseException:
+            if self.quota is not None:  # refused or dropped at its handshake: it never counted
+                self.quota.ended(session)
+            raise
         self.sessions[session.session_id] = session
         await session.serve(frames, context)
 

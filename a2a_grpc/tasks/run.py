@@ -33,7 +33,15 @@ from a2a_grpc.tasks.store import STORED
 if TYPE_CHECKING:
     from a2a_grpc.tasks.store import TaskStore
 
-__all__ = ["DEFAULT_RETAIN_BYTES", "UNRETAINED_KEY", "Notifier", "Subscription", "TaskRun", "apply_event"]
+__all__ = [
+    "DEFAULT_RETAIN_BYTES",
+    "UNRETAINED_KEY",
+    "Notifier",
+    "StoredBytes",
+    "Subscription",
+    "TaskRun",
+    "apply_event",
+]
 
 log = logging.getLogger("a2a_grpc.tasks")
 UNRETAINED_KEY = "a2a-grpc/unretained-bytes"
@@ -49,6 +57,14 @@ class Notifier(Protocol):
     """What delivers a task's events to its webhooks (``a2a_grpc.push.PushNotifier``)."""
 
     def notify(self, config: types.TaskPushNotificationConfig, event: types.StreamResponse) -> None: ...
+
+
+class StoredBytes(Protocol):
+    """What bounds the bytes tasks keep in the store (``a2a_grpc.security.quota.StoredBytesQuota``)."""
+
+    def grow(self, owner: str, held: int, size: int, *, force: bool = False) -> None:
+        """Count ``size`` more bytes for a task of ``owner`` that holds ``held``; LimitExceededError
+        naming the bound it would pass (never with ``force``: a final status is always recorded)."""
 
 
 class Subscription:
@@ -95,8 +111,13 @@ class TaskRun:
         push_configs: list[types.TaskPushNotificationConfig] | None = None,
         retain_bytes: int = DEFAULT_RETAIN_BYTES,
         last_seq: int = 0,
+        stored: StoredBytes | None = None,
     ) -> None:
         self.tenant = tenant
+        self.stored = stored
+        self.stored_bytes = task.ByteSize() if stored is not None else 0
+        """What the task's record holds, near enough (history, kept artifacts, metadata), when
+        ``stored`` bounds it: measured once, then grown by what is added."""
         self.task = task
         self.store = store
         self.events = events
@@ -158,6 +179,13 @@ class TaskRun:
 
     # -- events -----------------------------------------------------------------------------------
 
+    def grow(self, size: int, *, force: bool = False) -> None:
+        """Count ``size`` more bytes in the task's record before they are added; LimitExceededError
+        naming the bound they would pass, and nothing is added (see ``StoredBytes``)."""
+        if self.stored is not None and size > 0:
+            self.stored.grow(self.tenant, self.stored_bytes, size, force=force)
+            self.stored_bytes += size
+
     async def set_status(self, state: int, message: types.Message | None) -> None:
         check_transition(self.task.status.state, state)
         terminal = state in TERMINAL_STATES
@@ -165,6 +193,8 @@ class TaskRun:
         if not terminal and self.log.holding():
             await self.log.room()
             check_transition(self.task.status.state, state)  # the task may have moved meanwhile
+        if message is not None:  # it joins the history: refused here if that passes a bound
+            self.grow(message.ByteSize(), force=terminal)
         task = self.task
         event = types.StreamResponse()
         update = event.status_update
@@ -216,6 +246,10 @@ class TaskRun:
             existing = next((a for a in self.task.artifacts if a.artifact_id == wanted), None)
         update.task_id, update.context_id = self.task.id, self.task.context_id
         size = artifact.ByteSize()
+        if self.stored is not None:  # the content the snapshot will keep counts, before it is kept
+            replaced = existing.ByteSize() if existing is not None and not update.append else 0
+            if self.retained - replaced + size <= self.retain_bytes:
+                self.grow(size - replaced)
         self._retain(artifact, existing, update.append, size)
         seq = self.log.append(event, size)
         if self.push_configs:
