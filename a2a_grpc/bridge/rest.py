@@ -245,7 +245,10 @@ class RestBinding:
         return transcoding.decode(members, METHODS[route.method.name].request)
 
     def _route(self, request: HttpRequest) -> tuple[Route, dict[str, str]]:
-        route, found = self.router.match(request.verb, request.path)
+        try:
+            route, found = self.router.match(request.verb, request.path)
+        except errors.A2AError as exc:  # a path variable that is not UTF-8 text
+            raise HttpFailure(errors.InvalidParamsError.spec.http_status, exc) from None
         if route is None:
             assert isinstance(found, list)
             if found:
