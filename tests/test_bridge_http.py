@@ -415,7 +415,7 @@ async def test_deeply_nested_metadata_is_invalid_params(bridge: HttpBridge, bind
 
 
 @pytest.mark.parametrize(
-    ("verb", "path"), [("GET", "/nope"), ("POST", "/tasks/x:explode"), ("GET", "/v1/tasks/x/y/z")]
+    ("verb", "path"), [("GET", "/nope"), ("POST", "/message:explode"), ("GET", "/v1/tasks/x/y/z")]
 )
 async def test_an_unknown_route_is_404_with_a_status_body(bridge: HttpBridge, verb: str, path: str) -> None:
     error = rest_error(await bridge.client.request(verb, path), 404)
