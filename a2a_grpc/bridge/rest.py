@@ -297,7 +297,8 @@ class RestBinding:
         if route.streaming:
 
             def encode(event: Message) -> bytes:
-                return encode_event(transcoding.to_json(event))
+                answer = transcoding.encode(event, fault=errors.InvalidAgentResponseError)
+                return encode_event(transcoding.dumps(answer))
 
             def encode_error(exc: BaseException) -> bytes:
                 return encode_event(transcoding.dumps(to_rest_error(exc)[1]), "error")
@@ -312,7 +313,8 @@ class RestBinding:
             return
         try:
             result = self.card.published(await self.upstream.unary(name, message, call))
+            answer = transcoding.encode(result, fault=errors.InvalidAgentResponseError)
         except Exception as exc:
             await send_rest_error(request, send, exc)
             return
-        await respond(send, 200, transcoding.dumps(transcoding.encode(result)), media=A2A_JSON)
+        await respond(send, 200, transcoding.dumps(answer), media=A2A_JSON)
