@@ -141,6 +141,12 @@ struct_json = st.recursive(
     max_leaves=10,
 )
 
+hostile_struct_json = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=10,
+)
+
 
 def scalar_values(field: FieldDescriptor) -> st.SearchStrategy[Any]:
     if field.type in _INT_RANGE:
@@ -159,22 +165,33 @@ def scalar_values(field: FieldDescriptor) -> st.SearchStrategy[Any]:
 
 
 @st.composite
-def messages(draw: st.DrawFn, descriptor: Descriptor, depth: int = 0) -> Message:
-    """A valid message of ``descriptor``: every field maybe set, one member of each oneof at most."""
+def messages(draw: st.DrawFn, descriptor: Descriptor, depth: int = 0, hostile: bool = False) -> Message:
+    """A valid message of ``descriptor``: every field maybe set, one member of each oneof at most.
+
+    ``hostile``: what a gRPC peer can send that JSON cannot hold too (Timestamps outside years
+    1-9999, negative nanos, NaN and infinities in Struct values).
+    """
     message = message_factory.GetMessageClass(descriptor)()
     name = descriptor.full_name
     if name == "google.protobuf.Timestamp":
-        message.seconds = draw(st.integers(-62135596800, 253402300799))  # type: ignore[attr-defined]
-        message.nanos = draw(st.integers(0, 999_999_999))  # type: ignore[attr-defined]
+        seconds = st.integers(-(2**63), 2**63 - 1) if hostile else st.integers(-62135596800, 253402300799)
+        nanos = st.integers(-(2**31), 2**31 - 1) if hostile else st.integers(0, 999_999_999)
+        message.seconds = draw(seconds)  # type: ignore[attr-defined]
+        message.nanos = draw(nanos)  # type: ignore[attr-defined]
         return message
+    values = hostile_struct_json if hostile else struct_json
     if name == "google.protobuf.Struct":
-        message.update(draw(st.dictionaries(st.text(max_size=6), struct_json, max_size=3)))  # type: ignore[attr-defined]
+        message.update(draw(st.dictionaries(st.text(max_size=6), values, max_size=3)))  # type: ignore[attr-defined]
         return message
     if name == "google.protobuf.Value":
-        json_format.ParseDict(draw(struct_json), message)
+        value = draw(values)
+        if isinstance(value, float):
+            message.number_value = value  # type: ignore[attr-defined]
+        else:
+            json_format.ParseDict(value, message)
         return message
     if name == "google.protobuf.ListValue":
-        message.extend(draw(st.lists(struct_json, max_size=3)))  # type: ignore[attr-defined]
+        message.extend(draw(st.lists(values, max_size=3)))  # type: ignore[attr-defined]
         return message
     chosen = {oneof.name: draw(st.sampled_from([None, *oneof.fields])) for oneof in descriptor.oneofs}
     for field in descriptor.fields:
@@ -191,14 +208,14 @@ def messages(draw: st.DrawFn, descriptor: Descriptor, depth: int = 0) -> Message
             key_field, value_field = sub.fields_by_name["key"], sub.fields_by_name["value"]
             for key in draw(st.lists(scalar_values(key_field), max_size=2, unique=True)):
                 if value_field.message_type is not None:
-                    target[key].CopyFrom(draw(messages(value_field.message_type, depth + 1)))
+                    target[key].CopyFrom(draw(messages(value_field.message_type, depth + 1, hostile)))
                 else:
                     target[key] = draw(scalar_values(value_field))
         elif sub is not None and field.is_repeated:
-            for element in draw(st.lists(messages(sub, depth + 1), max_size=2)):
+            for element in draw(st.lists(messages(sub, depth + 1, hostile), max_size=2)):
                 target.add().CopyFrom(element)
         elif sub is not None:
-            target.CopyFrom(draw(messages(sub, depth + 1)))
+            target.CopyFrom(draw(messages(sub, depth + 1, hostile)))
         elif field.is_repeated:
             target.extend(draw(st.lists(scalar_values(field), max_size=3)))
         else:
@@ -272,6 +289,20 @@ def test_a_valid_message_round_trips_through_json(message: Message) -> None:
     again = transcoding.decode(transcoding.loads(transcoding.dumps(encoded)), type(message))
     assert again == message
     assert transcoding.encode(again) == encoded
+
+
+@PROPERTY
+@given(st.sampled_from([*REQUESTS, *RESPONSES]).flatmap(lambda cls: messages(cls.DESCRIPTOR, hostile=True)))
+def test_any_message_encodes_or_is_refused_with_a_typed_error(message: Message) -> None:
+    """What a gRPC caller sends the reverse bridge, or a gRPC agent answers the HTTP bridge."""
+    try:
+        encoded = transcoding.encode(message)
+    except errors.InvalidParamsError as exc:
+        refusal = exc
+    else:
+        assert transcoding.loads(transcoding.dumps(encoded)) == encoded
+        return
+    assert [v.field for v in refusal.field_violations] != [""]  # the field is named
 
 
 # -- the route matcher ----------------------------------------------------------------------------
