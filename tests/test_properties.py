@@ -494,7 +494,17 @@ bodies = (
     | json_values.map(lambda value: json.dumps(value).encode())
     | st.binary(max_size=80)
     | st.sampled_from(
-        [b"", b"{", b"[]", b"null", b'{"jsonrpc":"2.0","id":1,"method":"GetTask","params":' + b"[" * 2000]
+        [
+            b"",
+            b"{",
+            b"[]",
+            b"null",
+            b'{"jsonrpc":"2.0","id":1,"method":"GetTask","params":' + b"[" * 2000,
+            b'{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"metadata":'
+            + b'{"a":' * 900
+            + b"1"
+            + b"}" * 902,
+        ]
     )
 )
 
