@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 from a2a_grpc import errors
 from a2a_grpc.bridge import transcoding
 from a2a_grpc.bridge.app import BridgeApp
-from a2a_grpc.bridge.routes import Router, compile_routes
+from a2a_grpc.bridge.routes import RouteError, Router, _parse_template, compile_routes
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.upstream import LocalUpstream
 from a2a_grpc.reference_agent import ReferenceAgent
@@ -343,6 +343,32 @@ def test_any_path_matches_or_is_refused_with_a_typed_error(verb: str, path: str)
         assert isinstance(found, dict)
         assert set(found) == set(route.variables)
         assert all(found.values())
+
+
+templates = st.lists(
+    st.sampled_from(
+        ["tasks", "{id}", "{id=*}", "{tenant}", "a.b", "", ":", "{", "}", "{x=**}", "*", "%", "\n"]
+    )
+    | st.text(max_size=6),
+    max_size=5,
+).map(lambda parts: "/" + "/".join(parts)) | st.text(max_size=30)
+
+
+@PROPERTY
+@given(templates, st.sampled_from(["", ":cancel", ":", ":a:b", ":{v}"]))
+def test_a_template_is_read_exactly_or_refused(template: str, verb: str) -> None:
+    """The proto's path templates: what the parser accepts it reads back exactly (grpc-gateway's
+    httprule is fuzzed the same way); everything else is a RouteError, never another exception."""
+    template += verb
+    try:
+        segments, variables, custom = _parse_template(template)
+    except RouteError:
+        return
+    names = iter(variables)
+    rendered = "/" + "/".join(s if s is not None else "{" + next(names) + "}" for s in segments)
+    assert rendered + (f":{custom}" if custom else "") == template.replace("=*}", "}")
+    assert len(set(variables)) == len(variables)
+    assert all(s is None or ("%" not in s and ":" not in s) for s in segments)
 
 
 def test_a_path_of_a_hundred_thousand_segments_is_no_route() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -14,7 +15,7 @@ from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
 from a2a_grpc.bridge import transcoding
-from a2a_grpc.bridge.routes import Route, RouteError, Router, compile_routes, query_to_json
+from a2a_grpc.bridge.routes import Route, RouteError, Router, _parse_template, compile_routes, query_to_json
 from tests.bridge_http_peers import probe_file
 
 # Spec section 11.3 / the proto's rules, written out by hand: a route the compiler invents or
@@ -84,6 +85,25 @@ def test_a_method_without_an_http_rule_is_refused_by_name() -> None:
 def test_rules_the_router_cannot_serve_are_refused(service: str, said: str) -> None:
     with pytest.raises(RouteError, match=said):
         compile_routes(PROBE.services_by_name[service])
+
+
+@pytest.mark.parametrize(
+    ("template", "said"),
+    [
+        ("/tasks:", "unsupported verb ''"),  # was read as /tasks
+        ("/tasks:a:b", "unsupported segment 'tasks:a'"),  # a literal with a colon
+        ("/a:b/{id}", "unsupported segment 'a:b'"),
+        ("/ta%73ks", "unsupported segment 'ta%73ks'"),  # a literal spelled with an escape
+        ("/{id}/{id}", "variable 'id' bound twice"),
+        ("/{id}\n", "unsupported variable"),
+        ("/tasks:{v}", "unsupported segment 'tasks:{v}'"),
+        ("/", "unsupported segment ''"),
+    ],
+)
+def test_templates_the_router_cannot_read_exactly_are_refused(template: str, said: str) -> None:
+    # Found by tests/test_properties.py (test_a_template_is_read_exactly_or_refused).
+    with pytest.raises(RouteError, match=re.escape(said)):
+        _parse_template(template)
 
 
 def test_a_well_formed_foreign_service_compiles() -> None:

@@ -64,7 +64,8 @@ __all__ = ["EXTRA_VERBS", "Route", "RouteError", "Router", "Target", "compile_ro
 EXTRA_VERBS: Mapping[str, tuple[str, ...]] = {"SubscribeToTask": ("POST",)}
 """Verbs accepted besides the proto's, per method (see the module docstring)."""
 
-_VAR = re.compile(r"^\{([a-z_][a-z0-9_]*)(?:=\*)?\}$")
+_VAR = re.compile(r"\{([a-z_][a-z0-9_]*)(?:=\*)?\}")
+_LITERAL = re.compile(r"[A-Za-z0-9._~-]+")
 _SCALAR_WKT = frozenset(
     {
         "google.protobuf.Timestamp",
@@ -219,26 +220,35 @@ def _encode_query(members: Mapping[str, Any]) -> str:
 
 
 def _parse_template(template: str) -> tuple[tuple[str | None, ...], tuple[str, ...], str]:
+    """Literal segments (None for a variable), variable names and custom verb of a path template.
+
+    What the router can serve: ``/`` then segments that are a literal or a one-segment variable
+    (``{name}`` or ``{name=*}``), then an optional ``:verb``. Literals and the verb are unreserved
+    characters only (letters, digits, ``-._~``), so that a literal is never spelled two ways in a
+    path; anything else is a :class:`RouteError` naming the template.
+    """
     if not template.startswith("/"):
         raise RouteError(f"path template {template!r} does not start with '/'")
     raw = template[1:].split("/")
-    last, sep, custom = (
-        raw[-1].rpartition(":") if ":" in raw[-1] and not raw[-1].endswith("}") else ("", "", "")
-    )
-    if sep:
-        raw[-1] = last
+    custom = ""
+    if ":" in raw[-1] and not raw[-1].endswith("}"):
+        raw[-1], _, custom = raw[-1].rpartition(":")
+        if not _LITERAL.fullmatch(custom):
+            raise RouteError(f"unsupported verb {custom!r} in {template!r}")
     segments: list[str | None] = []
     variables: list[str] = []
     for part in raw:
         if part.startswith("{"):
-            m = _VAR.match(part)
+            m = _VAR.fullmatch(part)
             if m is None:
                 raise RouteError(
                     f"unsupported variable {part!r} in {template!r} (only {{name}} or {{name=*}})"
                 )
+            if m.group(1) in variables:
+                raise RouteError(f"variable {m.group(1)!r} bound twice in {template!r}")
             segments.append(None)
             variables.append(m.group(1))
-        elif not part or "{" in part or "}" in part:
+        elif not _LITERAL.fullmatch(part):
             raise RouteError(f"unsupported segment {part!r} in {template!r}")
         else:
             segments.append(part)
