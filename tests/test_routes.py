@@ -15,7 +15,8 @@ from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
 from a2a_grpc.bridge import transcoding
-from a2a_grpc.bridge.routes import Route, RouteError, Router, _parse_template, compile_routes, query_to_json
+from a2a_grpc.bridge.query import query_to_json
+from a2a_grpc.bridge.routes import Route, RouteError, Router, _parse_template, compile_routes
 from tests.bridge_http_peers import probe_file
 
 # Spec section 11.3 / the proto's rules, written out by hand: a route the compiler invents or

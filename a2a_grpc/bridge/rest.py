@@ -36,7 +36,8 @@ from a2a_grpc.bridge.exchange import (
     respond,
     upstream_call,
 )
-from a2a_grpc.bridge.routes import Route, Router, compile_routes, query_to_json
+from a2a_grpc.bridge.query import query_to_json
+from a2a_grpc.bridge.routes import Route, Router, compile_routes
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.sse import encode_event, serve_stream
 from a2a_grpc.bridge.upstream import Upstream

@@ -33,11 +33,7 @@ proto's, never a second hand-written list. :class:`Router` works both ways:
    A value that is a dot segment (``.``, ``..``) is refused (InvalidParamsError naming the
    field) before anything is sent: an HTTP client would resolve it away.
 
-Query parameters follow section 11.5: camelCase (snake_case also read), booleans ``true`` /
-``false``, numbers in decimal, enums by name (``TASK_STATE_WORKING``, or ``working`` for short),
-repeated fields by repetition or commas, no nested messages except the well-known scalar-like
-ones (``Timestamp``, ``Duration``, wrappers) in their JSON string form. A parameter that names no
-field is ignored, like an unknown JSON member (section 5.7).
+Query parameters (section 11.5) are read and written by :mod:`a2a_grpc.bridge.query`.
 
 One documented addition: ``SubscribeToTask`` is also accepted with POST, as section 11.3.2 of the
 specification text writes it and the official SDK's REST client sends it; the proto says GET.
@@ -57,30 +53,16 @@ from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
 from a2a_grpc._validation import DOT_SEGMENTS, invalid
+from a2a_grpc.bridge.query import encode_query
 from a2a_grpc.errors import FieldViolation
 
-__all__ = ["EXTRA_VERBS", "Route", "RouteError", "Router", "Target", "compile_routes", "query_to_json"]
+__all__ = ["EXTRA_VERBS", "Route", "RouteError", "Router", "Target", "compile_routes"]
 
 EXTRA_VERBS: Mapping[str, tuple[str, ...]] = {"SubscribeToTask": ("POST",)}
 """Verbs accepted besides the proto's, per method (see the module docstring)."""
 
 _VAR = re.compile(r"\{([a-z_][a-z0-9_]*)(?:=\*)?\}")
 _LITERAL = re.compile(r"[A-Za-z0-9._~-]+")
-_SCALAR_WKT = frozenset(
-    {
-        "google.protobuf.Timestamp",
-        "google.protobuf.Duration",
-        "google.protobuf.FieldMask",
-        "google.protobuf.StringValue",
-        "google.protobuf.BoolValue",
-        "google.protobuf.Int32Value",
-        "google.protobuf.Int64Value",
-        "google.protobuf.UInt32Value",
-        "google.protobuf.UInt64Value",
-        "google.protobuf.DoubleValue",
-        "google.protobuf.FloatValue",
-    }
-)
 
 
 class RouteError(ValueError):
@@ -193,7 +175,7 @@ class Route:
         path = "/" + "/".join(path_parts) + (f":{self.custom_verb}" if self.custom_verb else "")
         if self.body == "*":
             return path, rest, ""
-        return path, {}, _encode_query(rest)
+        return path, {}, encode_query(rest)
 
 
 def _segment(value: str, literals: frozenset[str]) -> str:
@@ -207,16 +189,6 @@ def _segment(value: str, literals: frozenset[str]) -> str:
     if value in literals:
         encoded = f"%{ord(value[0]):02X}{encoded[1:]}"  # literals are ASCII: one byte
     return encoded
-
-
-def _encode_query(members: Mapping[str, Any]) -> str:
-    pairs: list[str] = []
-    for key, value in members.items():
-        values = value if isinstance(value, list) else [value]
-        for v in values:
-            text = ("true" if v else "false") if isinstance(v, bool) else str(v)
-            pairs.append(f"{quote(key, safe='')}={quote(text, safe='')}")
-    return "&".join(pairs)
 
 
 def _parse_template(template: str) -> tuple[tuple[str | None, ...], tuple[str, ...], str]:
@@ -369,66 +341,3 @@ class Router:
         route = self.for_method(name, getattr(request, "tenant", ""))
         path, body, query = route.expand(request, encoded, self.literals)
         return Target(route, path, body if route.body == "*" else None, query)
-
-
-def _enum_value(field: FieldDescriptor, text: str, name: str) -> str:
-    enum = field.enum_type
-    assert enum is not None
-    if text in enum.values_by_name:
-        return text
-    prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
-    long = prefix + text.upper()
-    if long in enum.values_by_name:
-        return long
-    if text.lstrip("-").isdigit():
-        return text
-    names = ", ".join(v.name for v in enum.values if v.number != 0)
-    expected = f"must be a {enum.name} name ({names}), short name or number"
-    raise errors.InvalidParamsError(
-        f"invalid {name}: {expected}, not {errors.echo(text)}",
-        field_violations=[FieldViolation(name, expected)],
-    )
-
-
-def _scalar(field: FieldDescriptor, text: str, name: str) -> Any:
-    if field.type == FieldDescriptor.TYPE_BOOL:
-        if text in ("true", "false"):
-            return text == "true"
-        raise errors.InvalidParamsError(
-            f"invalid {name}: must be true or false, not {errors.echo(text)}",
-            field_violations=[FieldViolation(name, "must be true or false")],
-        )
-    if field.type == FieldDescriptor.TYPE_ENUM:
-        return _enum_value(field, text, name)
-    if field.message_type is not None and field.message_type.full_name not in _SCALAR_WKT:
-        raise errors.InvalidParamsError(
-            f"{name} is a message: send it in a request body, not a query parameter",
-            field_violations=[FieldViolation(name, "nested messages cannot be query parameters")],
-        )
-    return text  # ProtoJSON reads numbers, int64 and well-known types from strings
-
-
-def query_to_json(method: MethodDescriptor, query: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """The JSON members that the URL query parameters of a request stand for (section 11.5).
-
-    A parameter that names no field of the request is ignored, as unknown JSON members are
-    (spec 5.7); a known one with a value that does not fit is refused, naming it.
-    """
-    fields = method.input_type.fields_by_name
-    by_json = {f.json_name: f for f in method.input_type.fields}
-    out: dict[str, Any] = {}
-    for key, text in query:
-        field = by_json.get(key) or fields.get(key)
-        if field is None:
-            continue
-        if field.is_repeated:
-            items = out.setdefault(field.json_name, [])
-            items.extend(_scalar(field, t, key) for t in text.split(",") if t)
-        elif field.json_name in out:
-            raise errors.InvalidParamsError(
-                f"query parameter {errors.echo(key)} given twice",
-                field_violations=[FieldViolation(key, "given more than once")],
-            )
-        else:
-            out[field.json_name] = _scalar(field, text, key)
-    return out
