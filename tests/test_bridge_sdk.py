@@ -228,6 +228,26 @@ async def test_sdk_get_task(peer: Peer, history_length: int | None, expected: in
 
 
 @ASYNC
+async def test_sdk_tenant_named_like_a_route_literal_reaches_its_own_tasks(peer: Peer) -> None:
+    """The SDK's REST client writes the tenant into the path as is: ``GET /tasks/tasks`` for the
+    tasks of tenant ``tasks``, ``/tasks/extendedAgentCard`` for its card (docs/bridge.md)."""
+    request = sdk_request("echo for tenant tasks")
+    request.tenant = "tasks"
+    (event,) = await collect(peer.unary.send_message(request, context=CTX))
+    task_id = event.task.id
+    listed = await peer.client.list_tasks(sdk.ListTasksRequest(tenant="tasks"), context=CTX)
+    assert task_id in [t.id for t in listed.tasks]
+    plain = await peer.client.list_tasks(sdk.ListTasksRequest(), context=CTX)
+    assert task_id not in [t.id for t in plain.tasks]
+    got = await peer.client.get_task(sdk.GetTaskRequest(id=task_id, tenant="tasks"), context=CTX)
+    assert got.id == task_id
+    card = await peer.client.get_extended_agent_card(
+        sdk.GetExtendedAgentCardRequest(tenant="tasks"), context=CTX
+    )
+    assert "extended card" in card.description
+
+
+@ASYNC
 async def test_sdk_list_tasks(peer: Peer) -> None:
     context_id = str(uuid.uuid4())
     created = [(await sdk_task(peer, f"echo {i}", context_id=context_id)).id for i in range(3)]

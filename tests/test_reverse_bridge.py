@@ -1092,6 +1092,21 @@ async def test_the_attackers_calls_reach_nothing(recorded: Recorded) -> None:
     assert recorded.agent.seen == []
 
 
+@in_module_loop
+async def test_a_request_json_cannot_hold_is_invalid_params_and_nothing_is_sent(recorded: Recorded) -> None:
+    """A Timestamp past year 9999 is valid protobuf but no RFC 3339 string: json_format raised and
+    the gRPC caller got INTERNAL (found by tests/test_properties.py); now the field is named."""
+    request = types.ListTasksRequest()
+    request.status_timestamp_after.seconds = 2**62
+    with pytest.raises(errors.InvalidParamsError) as info:
+        await recorded.client.list_tasks(request)
+    assert info.value.grpc_code == C.INVALID_ARGUMENT
+    assert [v.field for v in info.value.field_violations] == ["statusTimestampAfter"]
+    assert recorded.agent.seen == []
+    await recorded.client.list_tasks(types.ListTasksRequest())
+    assert [verb for verb, _ in recorded.agent.seen] == ["GET"]
+
+
 ODD_VALUES = [
     "%2e%2e",
     "%2E%2E",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -12,7 +15,8 @@ from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
 from a2a_grpc.bridge import transcoding
-from a2a_grpc.bridge.routes import Route, RouteError, Router, compile_routes, query_to_json
+from a2a_grpc.bridge.query import query_to_json
+from a2a_grpc.bridge.routes import Route, RouteError, Router, _parse_template, compile_routes
 from tests.bridge_http_peers import probe_file
 
 # Spec section 11.3 / the proto's rules, written out by hand: a route the compiler invents or
@@ -84,6 +88,25 @@ def test_rules_the_router_cannot_serve_are_refused(service: str, said: str) -> N
         compile_routes(PROBE.services_by_name[service])
 
 
+@pytest.mark.parametrize(
+    ("template", "said"),
+    [
+        ("/tasks:", "unsupported verb ''"),  # was read as /tasks
+        ("/tasks:a:b", "unsupported segment 'tasks:a'"),  # a literal with a colon
+        ("/a:b/{id}", "unsupported segment 'a:b'"),
+        ("/ta%73ks", "unsupported segment 'ta%73ks'"),  # a literal spelled with an escape
+        ("/{id}/{id}", "variable 'id' bound twice"),
+        ("/{id}\n", "unsupported variable"),
+        ("/tasks:{v}", "unsupported segment 'tasks:{v}'"),
+        ("/", "unsupported segment ''"),
+    ],
+)
+def test_templates_the_router_cannot_read_exactly_are_refused(template: str, said: str) -> None:
+    # Found by tests/test_properties.py (test_a_template_is_read_exactly_or_refused).
+    with pytest.raises(RouteError, match=re.escape(said)):
+        _parse_template(template)
+
+
 def test_a_well_formed_foreign_service_compiles() -> None:
     routes = compile_routes(PROBE.services_by_name["ProbeService"])
     assert [(r.method.name, r.verb, r.template) for r in routes] == [
@@ -115,8 +138,13 @@ def test_a_well_formed_foreign_service_compiles() -> None:
         ("GET", "/tasks", "ListTasks", {}),
         ("GET", "/acme/tasks", "ListTasks", {"tenant": "acme"}),
         ("GET", "/tasks/t1", "GetTask", {"id": "t1"}),
-        # /tasks/{id} and /{tenant}/tasks both fit: the literal first segment wins.
-        ("GET", "/tasks/tasks", "GetTask", {"id": "tasks"}),
+        # /tasks/{id} and /{tenant}/tasks both fit: the later literal wins (the end of a path
+        # names the operation); GetTask of a task named "tasks" is sent with the name encoded.
+        ("GET", "/tasks/tasks", "ListTasks", {"tenant": "tasks"}),
+        ("GET", "/tasks/%74asks", "GetTask", {"id": "tasks"}),
+        ("GET", "/tasks/extendedAgentCard", "GetExtendedAgentCard", {"tenant": "tasks"}),
+        ("GET", "/tasks/extendedAgent%43ard", "GetTask", {"id": "extendedAgentCard"}),
+        ("GET", "/%74asks/tasks", "ListTasks", {"tenant": "tasks"}),
         ("GET", "/acme/tasks/t1", "GetTask", {"tenant": "acme", "id": "t1"}),
         ("POST", "/tasks/t1:cancel", "CancelTask", {"id": "t1"}),
         ("GET", "/tasks/t1:subscribe", "SubscribeToTask", {"id": "t1"}),
@@ -124,7 +152,7 @@ def test_a_well_formed_foreign_service_compiles() -> None:
         ("POST", "/acme/tasks/t1:subscribe", "SubscribeToTask", {"tenant": "acme", "id": "t1"}),
         ("POST", "/tasks/t1/pushNotificationConfigs", "CreateTaskPushNotificationConfig", {"task_id": "t1"}),
         ("GET", "/tasks/t1/pushNotificationConfigs", "ListTaskPushNotificationConfigs", {"task_id": "t1"}),
-        # .../pushNotificationConfigs beats /{tenant}/tasks/{id} for the same reason.
+        # .../pushNotificationConfigs beats /{tenant}/tasks/{id}: its last segment is a literal.
         (
             "GET",
             "/tasks/tasks/pushNotificationConfigs",
@@ -145,6 +173,21 @@ def test_a_well_formed_foreign_service_compiles() -> None:
         ),
         ("GET", "/extendedAgentCard", "GetExtendedAgentCard", {}),
         ("GET", "/acme/extendedAgentCard", "GetExtendedAgentCard", {"tenant": "acme"}),
+        (
+            "GET",
+            "/tasks/tasks/pushNotificationConfigs/pushNotificationConfigs",
+            "ListTaskPushNotificationConfigs",
+            {"tenant": "tasks", "task_id": "pushNotificationConfigs"},
+        ),
+        ("POST", "/tasks/message:send", "SendMessage", {"tenant": "tasks"}),
+        ("POST", "/message/message:send", "SendMessage", {"tenant": "message"}),
+        # A route without a custom verb binds the whole last segment, colons included; one with a
+        # custom verb wins where its verb ends the path.
+        ("GET", "/tasks/urn:task:1", "GetTask", {"id": "urn:task:1"}),
+        ("GET", "/tasks/t1:cancel", "GetTask", {"id": "t1:cancel"}),
+        ("GET", "/tasks/a:b:subscribe", "SubscribeToTask", {"id": "a:b"}),
+        ("POST", "/tasks/a:b:cancel", "CancelTask", {"id": "a:b"}),
+        ("GET", "/tasks/message:send", "GetTask", {"id": "message:send"}),
         # Path variables are percent-decoded once, after splitting on "/" and ":".
         ("GET", "/tasks/a%2Fb", "GetTask", {"id": "a/b"}),
         ("POST", "/tasks/a%3Ab:cancel", "CancelTask", {"id": "a:b"}),
@@ -164,7 +207,8 @@ def test_requests_find_their_route(verb: str, path: str, method: str, bound: dic
     [
         "/nope",
         "/tasks/a/b/c/d",
-        "/tasks/t1:explode",
+        "/message:explode",
+        "/tasks/x/y:explode",
         "/tasks/",
         "//tasks",
         "/message",
@@ -183,7 +227,8 @@ def test_unknown_paths_have_no_route_and_no_verbs(path: str) -> None:
         ("DELETE", "/tasks/t1", ["GET"]),
         ("GET", "/message:send", ["POST"]),
         ("PUT", "/acme/message:stream", ["POST"]),
-        ("GET", "/tasks/t1:cancel", ["POST"]),
+        ("DELETE", "/tasks/t1:cancel", ["GET", "POST"]),
+        ("POST", "/tasks/t1:explode", ["GET"]),
         ("PATCH", "/tasks/t1:subscribe", ["GET", "POST"]),
         ("PUT", "/tasks/t1/pushNotificationConfigs/c1", ["DELETE", "GET"]),
         ("DELETE", "/tasks/t1/pushNotificationConfigs", ["GET", "POST"]),
@@ -398,3 +443,69 @@ def test_expand_refuses_an_empty_path_variable() -> None:
     with pytest.raises(errors.InvalidParamsError) as caught:
         route.expand(types.GetTaskRequest(), {})
     assert [v.field for v in caught.value.field_violations] == ["id"]
+
+
+# -- one reading per path: values spelled like literals ---------------------------------------------
+
+LITERAL_VALUES = ["tasks", "message", "extendedAgentCard", "pushNotificationConfigs"]
+"""Every literal segment of the A2A routes: as a tenant or an id each used to read as another route."""
+TRICKY_VALUES = [*LITERAL_VALUES, "message:send", "tasks:cancel", "card", "%74asks", "Tasks", "t"]
+
+
+def test_the_literals_are_the_routes_literal_segments() -> None:
+    assert ROUTER.literals == frozenset(LITERAL_VALUES)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_every_tenant_and_id_reads_back_as_the_same_operation(name: str) -> None:
+    for tenant, value in itertools.product(["", *TRICKY_VALUES], TRICKY_VALUES):
+        request = request_class(types.A2A_SERVICE.methods_by_name[name])(tenant=tenant)
+        for field in ROUTER.for_method(name, tenant).variables:
+            if field != "tenant":
+                setattr(request, field, value)
+        target = ROUTER.target(name, request, transcoding.encode(request))
+        route, bound = ROUTER.match(target.route.verb, target.path)
+        assert route is target.route, (target.path, route)
+        assert bound == {f: getattr(request, f) for f in route.variables}, target.path
+
+
+@pytest.mark.parametrize(
+    ("name", "fields", "path"),
+    [
+        ("ListTasks", {"tenant": "tasks"}, "/%74asks/tasks"),
+        ("GetTask", {"id": "tasks"}, "/tasks/%74asks"),
+        ("GetExtendedAgentCard", {"tenant": "tasks"}, "/%74asks/extendedAgentCard"),
+        ("GetTask", {"id": "extendedAgentCard"}, "/tasks/%65xtendedAgentCard"),
+        ("SendMessage", {"tenant": "message:send"}, "/message%3Asend/message:send"),
+        ("SendMessage", {"tenant": "message"}, "/%6Dessage/message:send"),
+        ("CancelTask", {"id": "x:cancel"}, "/tasks/x%3Acancel:cancel"),
+        ("GetTask", {"id": "urn:t:1", "tenant": "acme"}, "/acme/tasks/urn%3At%3A1"),
+        (
+            "ListTaskPushNotificationConfigs",
+            {"tenant": "tasks", "task_id": "pushNotificationConfigs"},
+            "/%74asks/tasks/%70ushNotificationConfigs/pushNotificationConfigs",
+        ),
+        ("GetTask", {"id": "Tasks"}, "/tasks/Tasks"),  # literals are case-sensitive: nothing to encode
+    ],
+)
+def test_the_paths_sent_for_values_spelled_like_literals(
+    name: str, fields: dict[str, str], path: str
+) -> None:
+    request = request_class(types.A2A_SERVICE.methods_by_name[name])(**fields)
+    assert ROUTER.target(name, request, transcoding.encode(request)).path == path
+
+
+def test_a_path_variable_that_is_not_utf8_is_refused_by_name() -> None:
+    with pytest.raises(errors.InvalidParamsError) as caught:
+        ROUTER.match("GET", "/acme%FF/tasks/t1")
+    assert [v.field for v in caught.value.field_violations] == ["tenant"]
+    # A raw non-ASCII byte (the request target's bytes read as latin-1) is decoded as UTF-8 too.
+    get_task = ROUTER.for_method("GetTask")
+    assert ROUTER.match("GET", "/tasks/caf\u00c3\u00a9") == (get_task, {"id": "caf\u00e9"})
+
+
+def test_two_routes_that_read_every_path_alike_are_refused() -> None:
+    get = ROUTER.for_method("GetTask")
+    twin = dataclasses.replace(get, method=types.A2A_SERVICE.methods_by_name["SubscribeToTask"])
+    with pytest.raises(RouteError, match=r"GET /tasks/\{id=\*\} .* read every path alike"):
+        Router([get, twin])

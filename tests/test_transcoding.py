@@ -504,3 +504,42 @@ def test_deep_struct_nesting_is_invalid_params_naming_the_field() -> None:
     assert violations({"message": {"parts": [{"text": "x", "metadata": nested(200)}]}})[0].startswith(
         "message.parts"
     )
+
+
+# -- regressions found by the properties (tests/test_properties.py) --------------------------------
+
+
+@pytest.mark.parametrize("number", [2**40, 2**32 + 3, -(2**31) - 1, 1.5, 0.5])
+def test_an_enum_number_that_is_not_a_whole_int32_is_refused(number: float) -> None:
+    # json_format took these and changed them: 2^40 became 0 (no filter), 2^32+3 became 3, 1.5 became 1.
+    with pytest.raises(errors.InvalidParamsError) as caught:
+        transcoding.decode({"status": number}, types.ListTasksRequest)
+    assert [v.field for v in caught.value.field_violations] == ["status"]
+    with pytest.raises(errors.InvalidParamsError) as caught:
+        transcoding.decode({"message": {"role": number}}, types.SendMessageRequest)
+    assert [v.field for v in caught.value.field_violations] == ["message.role"]
+
+
+def test_a_whole_enum_number_is_still_read() -> None:
+    assert transcoding.decode({"status": 3.0}, types.ListTasksRequest).status == types.TASK_STATE_COMPLETED
+    assert transcoding.decode({"status": 2**31 - 1}, types.ListTasksRequest).status == 2**31 - 1
+
+
+def test_an_integer_beyond_a_double_in_free_form_json_is_refused_by_path() -> None:
+    # Struct numbers are doubles: json_format raised a bare OverflowError for 10^400.
+    with pytest.raises(errors.InvalidParamsError) as caught:
+        transcoding.decode({"metadata": {"k": [1, {"z": 10**400}]}}, types.SendMessageRequest)
+    assert [v.field for v in caught.value.field_violations] == ["metadata.k[1].z"]
+
+
+def test_a_value_json_cannot_hold_is_a_typed_error_naming_the_field() -> None:
+    # A gRPC caller can send what ProtoJSON cannot write; json_format raised SerializeToJsonError.
+    request = types.ListTasksRequest()
+    request.status_timestamp_after.seconds = 2**62
+    with pytest.raises(errors.InvalidParamsError) as caught:
+        transcoding.encode(request)
+    assert [v.field for v in caught.value.field_violations] == ["statusTimestampAfter"]
+    assert "253402300799" in caught.value.message
+    answer = with_meta(types.Task(id="t"), {"x": float("nan")})
+    with pytest.raises(errors.InvalidAgentResponseError):
+        transcoding.encode(answer, fault=errors.InvalidAgentResponseError)

@@ -126,7 +126,8 @@ class JsonRpcBinding:
         if method.streaming:
 
             def encode(event: Message) -> bytes:
-                return encode_event(_answer(rpc_id, "result", transcoding.encode(event)))
+                answer = transcoding.encode(event, fault=errors.InvalidAgentResponseError)
+                return encode_event(_answer(rpc_id, "result", answer))
 
             def encode_error(exc: BaseException) -> bytes:
                 return encode_event(_answer(rpc_id, "error", to_jsonrpc_error(exc)), "error")
@@ -141,10 +142,11 @@ class JsonRpcBinding:
             return
         try:
             result = self.card.published(await self.upstream.unary(name, message, call))
+            answer = transcoding.encode(result, fault=errors.InvalidAgentResponseError)
         except Exception as exc:
             await self._error(send, rpc_id, exc)
             return
-        await respond(send, 200, _answer(rpc_id, "result", transcoding.encode(result)))
+        await respond(send, 200, _answer(rpc_id, "result", answer))
 
     async def _error(self, send: Send, rpc_id: Any, exc: BaseException) -> None:
         # A refusal of credentials is an HTTP 401 with its challenge, a rate limit a 429 with

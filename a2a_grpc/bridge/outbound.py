@@ -437,10 +437,9 @@ class RestUpstream(_JsonUpstream):
 
     def _target(self, method: str, request: Message) -> tuple[str, str, object]:
         request = self._tenanted(request)
-        route = _router().for_method(method, getattr(request, "tenant", ""))
-        path, body, query = route.expand(request, transcoding.encode(request))
-        url = self.url.rstrip("/") + path + (f"?{query}" if query else "")
-        return route.verb, url, body if route.body == "*" else None
+        target = _router().target(method, request, transcoding.encode(request))
+        url = self.url.rstrip("/") + target.path + (f"?{target.query}" if target.query else "")
+        return target.route.verb, url, target.body
 
     async def unary(self, method: str, request: Message, call: Call) -> Message:
         verb, url, body = self._target(method, request)

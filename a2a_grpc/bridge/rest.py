@@ -36,7 +36,8 @@ from a2a_grpc.bridge.exchange import (
     respond,
     upstream_call,
 )
-from a2a_grpc.bridge.routes import Route, Router, compile_routes, query_to_json
+from a2a_grpc.bridge.query import query_to_json
+from a2a_grpc.bridge.routes import Route, Router, compile_routes
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.sse import encode_event, serve_stream
 from a2a_grpc.bridge.upstream import Upstream
@@ -245,7 +246,10 @@ class RestBinding:
         return transcoding.decode(members, METHODS[route.method.name].request)
 
     def _route(self, request: HttpRequest) -> tuple[Route, dict[str, str]]:
-        route, found = self.router.match(request.verb, request.path)
+        try:
+            route, found = self.router.match(request.verb, request.path)
+        except errors.A2AError as exc:  # a path variable that is not UTF-8 text
+            raise HttpFailure(errors.InvalidParamsError.spec.http_status, exc) from None
         if route is None:
             assert isinstance(found, list)
             if found:
@@ -294,7 +298,8 @@ class RestBinding:
         if route.streaming:
 
             def encode(event: Message) -> bytes:
-                return encode_event(transcoding.to_json(event))
+                answer = transcoding.encode(event, fault=errors.InvalidAgentResponseError)
+                return encode_event(transcoding.dumps(answer))
 
             def encode_error(exc: BaseException) -> bytes:
                 return encode_event(transcoding.dumps(to_rest_error(exc)[1]), "error")
@@ -309,7 +314,8 @@ class RestBinding:
             return
         try:
             result = self.card.published(await self.upstream.unary(name, message, call))
+            answer = transcoding.encode(result, fault=errors.InvalidAgentResponseError)
         except Exception as exc:
             await send_rest_error(request, send, exc)
             return
-        await respond(send, 200, transcoding.dumps(transcoding.encode(result)), media=A2A_JSON)
+        await respond(send, 200, transcoding.dumps(answer), media=A2A_JSON)

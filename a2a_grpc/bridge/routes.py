@@ -2,20 +2,38 @@
 
 :func:`compile_routes` reads every method of ``lf.a2a.v1.A2AService`` with its rule and
 ``additional_bindings`` and refuses to go on if a method has none: the REST surface is the
-proto's, never a second hand-written list. A :class:`Route` works both ways:
+proto's, never a second hand-written list. :class:`Router` works both ways:
 
-* :meth:`Router.match` turns an incoming verb and path into the method and its path variables
+* :meth:`Router.match` turns an incoming verb and path into the route and its path variables
   (``/{tenant}/tasks/{id=*}:cancel`` binds ``tenant`` and ``id``);
-* :meth:`Route.expand` turns a request message into the verb, path, query and body to send
-  (the reverse bridge's REST client). Each path variable is percent-encoded as exactly one
-  segment, and a value that is a dot segment (``.``, ``..``) is refused (InvalidParamsError
-  naming the field) before anything is sent: an HTTP client would resolve it away.
+* :meth:`Router.target` turns a request message into the verb, path, body and query to send
+  (the reverse bridge's REST client).
 
-Query parameters follow section 11.5: camelCase (snake_case also read), booleans ``true`` /
-``false``, numbers in decimal, enums by name (``TASK_STATE_WORKING``, or ``working`` for short),
-repeated fields by repetition or commas, no nested messages except the well-known scalar-like
-ones (``Timestamp``, ``Duration``, wrappers) in their JSON string form. A parameter that names no
-field is ignored, like an unknown JSON member (section 5.7).
+**One reading per path.** A2A's rules overlap: ``GET /tasks/tasks`` fits both ``/tasks/{id}``
+(GetTask of task ``tasks``) and ``/{tenant}/tasks`` (ListTasks of tenant ``tasks``). The rule:
+
+1. Literal segments are compared with the raw segment as sent, never decoded: ``%74asks`` is a
+   value (``tasks``), never the literal ``tasks``. Variables are percent-decoded once (UTF-8).
+   A route with a custom verb (``:cancel``) takes it off the end of the last segment; a route
+   without one binds the whole last segment, colons included (``GET /tasks/urn:t:1`` is
+   GetTask of ``urn:t:1``, as the official SDK's server and grpc-gateway read it).
+2. When several routes fit, the one whose literals come later wins: routes are compared from
+   the end of the path (the custom verb first, then the last segment, and so on), and at the
+   first place where one has a literal and the other a variable, the literal wins. The end of
+   an A2A path names the operation, its start the tenant: ``/tasks/tasks`` is ListTasks for
+   tenant ``tasks``, ``/tasks/extendedAgentCard`` the extended card of tenant ``tasks``, while
+   ``/tasks/tasks/pushNotificationConfigs`` stays the configs of task ``tasks``. Two routes of
+   one verb with the same literals in the same places are refused when the router is built.
+3. Building a path (:meth:`Route.expand`), each variable becomes exactly one segment: every
+   character but the unreserved ones (letters, digits, ``-._~``) is percent-encoded, and a value
+   spelled exactly like a literal segment of any route (``tasks``, ``message``,
+   ``extendedAgentCard``, ``pushNotificationConfigs``) has its first character encoded too
+   (``%74asks``), so the path reads back as the same operation and values on any server that
+   compares literals with raw segments, and the same as before on one that decodes first.
+   A value that is a dot segment (``.``, ``..``) is refused (InvalidParamsError naming the
+   field) before anything is sent: an HTTP client would resolve it away.
+
+Query parameters (section 11.5) are read and written by :mod:`a2a_grpc.bridge.query`.
 
 One documented addition: ``SubscribeToTask`` is also accepted with POST, as section 11.3.2 of the
 specification text writes it and the official SDK's REST client sends it; the proto says GET.
@@ -27,7 +45,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote_to_bytes
 
 from google.api import annotations_pb2, http_pb2  # type: ignore[import-untyped]
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor, ServiceDescriptor
@@ -35,29 +53,16 @@ from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
 from a2a_grpc._validation import DOT_SEGMENTS, invalid
+from a2a_grpc.bridge.query import encode_query
 from a2a_grpc.errors import FieldViolation
 
-__all__ = ["EXTRA_VERBS", "Route", "RouteError", "Router", "compile_routes", "query_to_json"]
+__all__ = ["EXTRA_VERBS", "Route", "RouteError", "Router", "Target", "compile_routes"]
 
 EXTRA_VERBS: Mapping[str, tuple[str, ...]] = {"SubscribeToTask": ("POST",)}
 """Verbs accepted besides the proto's, per method (see the module docstring)."""
 
-_VAR = re.compile(r"^\{([a-z_][a-z0-9_]*)(?:=\*)?\}$")
-_SCALAR_WKT = frozenset(
-    {
-        "google.protobuf.Timestamp",
-        "google.protobuf.Duration",
-        "google.protobuf.FieldMask",
-        "google.protobuf.StringValue",
-        "google.protobuf.BoolValue",
-        "google.protobuf.Int32Value",
-        "google.protobuf.Int64Value",
-        "google.protobuf.UInt32Value",
-        "google.protobuf.UInt64Value",
-        "google.protobuf.DoubleValue",
-        "google.protobuf.FloatValue",
-    }
-)
+_VAR = re.compile(r"\{([a-z_][a-z0-9_]*)(?:=\*)?\}")
+_LITERAL = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 class RouteError(ValueError):
@@ -86,30 +91,66 @@ class Route:
     def streaming(self) -> bool:
         return self.method.server_streaming
 
-    def _specificity(self) -> tuple[int, ...]:
-        # Literal segments win over variables, earlier positions first: "/tasks/{id}" is
-        # tried before "/{tenant}/tasks" for GET /tasks/x.
-        return tuple(0 if s is not None else 1 for s in self.segments)
+    @property
+    def rank(self) -> tuple[int, ...]:
+        """Which of two routes fitting one path wins: the smaller rank (see the module docstring).
 
-    def match(self, parts: Sequence[str], custom_verb: str) -> dict[str, str] | None:
-        if custom_verb != self.custom_verb or len(parts) != len(self.segments):
+        Read from the end of the path: the custom verb, then the segments last to first; 0 where
+        the route has a literal, 1 where it has a variable.
+        """
+        return (0 if self.custom_verb else 1, *(0 if s is not None else 1 for s in reversed(self.segments)))
+
+    def bind(self, parts: Sequence[str]) -> list[str] | None:
+        """The raw (still percent-encoded) segments the variables take from ``parts``, or None if
+        the path does not fit. Literals are compared with the raw segments."""
+        if len(parts) != len(self.segments):
             return None
-        bound: dict[str, str] = {}
-        names = iter(self.variables)
+        if self.custom_verb:
+            last, sep, verb = parts[-1].rpartition(":")
+            if not sep or verb != self.custom_verb:
+                return None
+            parts = [*parts[:-1], last]
+        values: list[str] = []
         for literal, part in zip(self.segments, parts, strict=True):
             if literal is None:
                 if not part:
                     return None
-                bound[next(names)] = unquote(part)
+                values.append(part)
             elif literal != part:
                 return None
+        return values
+
+    def decode(self, raw: Sequence[str]) -> dict[str, str]:
+        """The variables' values from their raw segments: percent-decoded once, UTF-8.
+
+        InvalidParamsError naming the field if a value's bytes are not UTF-8 text.
+        """
+        bound: dict[str, str] = {}
+        for name, part in zip(self.variables, raw, strict=True):
+            try:
+                data = part.encode("latin-1")  # the request target's bytes, as HttpRequest reads them
+            except UnicodeEncodeError:
+                data = part.encode("utf-8")  # a path given as text
+            try:
+                bound[name] = unquote_to_bytes(data).decode("utf-8")
+            except UnicodeDecodeError:
+                raise invalid(name, "the path segment is not percent-encoded UTF-8 text") from None
         return bound
 
-    def expand(self, request: Message, encoded: Mapping[str, Any]) -> tuple[str, dict[str, Any], str]:
+    def match(self, parts: Sequence[str]) -> dict[str, str] | None:
+        """The decoded variables if ``parts`` (the path's raw segments) fit this route, else None."""
+        raw = self.bind(parts)
+        return None if raw is None else self.decode(raw)
+
+    def expand(
+        self, request: Message, encoded: Mapping[str, Any], literals: frozenset[str] = frozenset()
+    ) -> tuple[str, dict[str, Any], str]:
         """Path, leftover JSON members and the URL query for ``request`` on this route.
 
-        ``encoded`` is the request's ProtoJSON object. Returns ``(path, body, query)``: the body
-        holds what the path does not (for ``body: "*"`` routes), the query the same for the others.
+        ``encoded`` is the request's ProtoJSON object; a value in ``literals`` (the literal
+        segments of every route, :attr:`Router.literals`) is sent with its first character
+        percent-encoded. Returns ``(path, body, query)``: the body holds what the path does not
+        (for ``body: "*"`` routes), the query the same for the others.
         """
         rest = dict(encoded)
         path_parts: list[str] = []
@@ -130,46 +171,56 @@ class Route:
                 # would reach another resource, e.g. the agent's base path for GetTask("..").
                 raise invalid(name, f"{errors.echo(value)} cannot be sent as a URL path segment")
             rest.pop(field.json_name, None)
-            # One segment whatever the value holds: "/" becomes %2F, "%" %25, so nothing in it
-            # can add, remove or climb segments.
-            path_parts.append(quote(str(value), safe=""))
+            path_parts.append(_segment(value, literals))
         path = "/" + "/".join(path_parts) + (f":{self.custom_verb}" if self.custom_verb else "")
         if self.body == "*":
             return path, rest, ""
-        return path, {}, _encode_query(rest)
+        return path, {}, encode_query(rest)
 
 
-def _encode_query(members: Mapping[str, Any]) -> str:
-    pairs: list[str] = []
-    for key, value in members.items():
-        values = value if isinstance(value, list) else [value]
-        for v in values:
-            text = ("true" if v else "false") if isinstance(v, bool) else str(v)
-            pairs.append(f"{quote(key, safe='')}={quote(text, safe='')}")
-    return "&".join(pairs)
+def _segment(value: str, literals: frozenset[str]) -> str:
+    """``value`` as exactly one path segment that no route reads as a literal.
+
+    Everything but the unreserved characters is encoded ("/" becomes %2F, "%" %25, ":" %3A), so
+    nothing in it can add, remove or climb segments or end in a custom verb; a value spelled like
+    a literal gets its first character encoded, since literals are compared with raw segments.
+    """
+    encoded = quote(value, safe="")
+    if value in literals:
+        encoded = f"%{ord(value[0]):02X}{encoded[1:]}"  # literals are ASCII: one byte
+    return encoded
 
 
 def _parse_template(template: str) -> tuple[tuple[str | None, ...], tuple[str, ...], str]:
+    """Literal segments (None for a variable), variable names and custom verb of a path template.
+
+    What the router can serve: ``/`` then segments that are a literal or a one-segment variable
+    (``{name}`` or ``{name=*}``), then an optional ``:verb``. Literals and the verb are unreserved
+    characters only (letters, digits, ``-._~``), so that a literal is never spelled two ways in a
+    path; anything else is a :class:`RouteError` naming the template.
+    """
     if not template.startswith("/"):
         raise RouteError(f"path template {template!r} does not start with '/'")
     raw = template[1:].split("/")
-    last, sep, custom = (
-        raw[-1].rpartition(":") if ":" in raw[-1] and not raw[-1].endswith("}") else ("", "", "")
-    )
-    if sep:
-        raw[-1] = last
+    custom = ""
+    if ":" in raw[-1] and not raw[-1].endswith("}"):
+        raw[-1], _, custom = raw[-1].rpartition(":")
+        if not _LITERAL.fullmatch(custom):
+            raise RouteError(f"unsupported verb {custom!r} in {template!r}")
     segments: list[str | None] = []
     variables: list[str] = []
     for part in raw:
         if part.startswith("{"):
-            m = _VAR.match(part)
+            m = _VAR.fullmatch(part)
             if m is None:
                 raise RouteError(
                     f"unsupported variable {part!r} in {template!r} (only {{name}} or {{name=*}})"
                 )
+            if m.group(1) in variables:
+                raise RouteError(f"variable {m.group(1)!r} bound twice in {template!r}")
             segments.append(None)
             variables.append(m.group(1))
-        elif not part or "{" in part or "}" in part:
+        elif not _LITERAL.fullmatch(part):
             raise RouteError(f"unsupported segment {part!r} in {template!r}")
         else:
             segments.append(part)
@@ -215,35 +266,63 @@ def compile_routes(service: ServiceDescriptor = types.A2A_SERVICE) -> list[Route
     return routes
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where and how to send one request (:meth:`Router.target`)."""
+
+    route: Route
+    path: str
+    """The path under the agent's URL, each variable one percent-encoded segment."""
+    body: dict[str, Any] | None
+    """The JSON body (``body: "*"`` routes), else None."""
+    query: str
+    """The URL query (without ``?``), "" if none."""
+
+
 class Router:
-    """Finds the route of an incoming request."""
+    """Finds the route of an incoming request, and the path of an outgoing one."""
 
     def __init__(self, routes: Iterable[Route]) -> None:
-        self.routes = sorted(routes, key=Route._specificity)
+        self.routes = list(routes)
         self._by_method: dict[str, list[Route]] = {}
+        shapes: dict[tuple[object, ...], Route] = {}
         for route in self.routes:
             self._by_method.setdefault(route.method.name, []).append(route)
+            shape = (route.verb, route.segments, route.custom_verb)
+            other = shapes.setdefault(shape, route)
+            if other is not route:
+                raise RouteError(
+                    f"{route.verb} {route.template} ({route.method.full_name}) and {other.template} "
+                    f"({other.method.full_name}) read every path alike"
+                )
+        self.literals = frozenset(s for route in self.routes for s in route.segments if s is not None)
+        """Every literal segment of every route: path values spelled like one are encoded."""
 
     @staticmethod
-    def split(path: str) -> tuple[list[str], str]:
-        parts = path[1:].split("/") if path.startswith("/") else path.split("/")
-        last, sep, custom = parts[-1].rpartition(":")
-        if sep:
-            parts[-1] = last
-        return parts, custom if sep else ""
+    def split(path: str) -> list[str]:
+        """The raw segments of ``path`` (its custom verb, if any, still on the last one)."""
+        return path[1:].split("/") if path.startswith("/") else path.split("/")
 
     def match(self, verb: str, path: str) -> tuple[Route, dict[str, str]] | tuple[None, list[str]]:
-        """``(route, variables)``, or ``(None, allowed verbs)`` (empty: no such path at all)."""
-        parts, custom = self.split(path)
-        allowed: list[str] = []
+        """``(route, variables)``, or ``(None, allowed verbs)`` (empty: no such path at all).
+
+        ``path`` is the request target's path as sent, its bytes read as latin-1 (not decoded).
+        InvalidParamsError if the winning route's variables are not percent-encoded UTF-8.
+        """
+        parts = self.split(path)
+        best: tuple[Route, list[str]] | None = None
+        allowed: set[str] = set()
         for route in self.routes:
-            bound = route.match(parts, custom)
-            if bound is None:
+            raw = route.bind(parts)
+            if raw is None:
                 continue
-            if route.verb == verb:
-                return route, bound
-            allowed.append(route.verb)
-        return None, sorted(set(allowed))
+            if route.verb != verb:
+                allowed.add(route.verb)
+            elif best is None or route.rank < best[0].rank:
+                best = (route, raw)
+        if best is None:
+            return None, sorted(allowed)
+        return best[0], best[0].decode(best[1])
 
     def for_method(self, name: str, tenant: str = "") -> Route:
         """The route to call ``name`` on: the tenant binding when a tenant is set, else the plain one."""
@@ -254,65 +333,11 @@ class Router:
         wanted = [r for r in sendable if ("tenant" in r.variables) == bool(tenant)]
         return (wanted or sendable)[0]
 
+    def target(self, name: str, request: Message, encoded: Mapping[str, Any]) -> Target:
+        """The route, path, body and query that send ``request`` (RPC ``name``, ProtoJSON ``encoded``).
 
-def _enum_value(field: FieldDescriptor, text: str, name: str) -> str:
-    enum = field.enum_type
-    assert enum is not None
-    if text in enum.values_by_name:
-        return text
-    prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
-    long = prefix + text.upper()
-    if long in enum.values_by_name:
-        return long
-    if text.lstrip("-").isdigit():
-        return text
-    names = ", ".join(v.name for v in enum.values if v.number != 0)
-    expected = f"must be a {enum.name} name ({names}), short name or number"
-    raise errors.InvalidParamsError(
-        f"invalid {name}: {expected}, not {errors.echo(text)}",
-        field_violations=[FieldViolation(name, expected)],
-    )
-
-
-def _scalar(field: FieldDescriptor, text: str, name: str) -> Any:
-    if field.type == FieldDescriptor.TYPE_BOOL:
-        if text in ("true", "false"):
-            return text == "true"
-        raise errors.InvalidParamsError(
-            f"invalid {name}: must be true or false, not {errors.echo(text)}",
-            field_violations=[FieldViolation(name, "must be true or false")],
-        )
-    if field.type == FieldDescriptor.TYPE_ENUM:
-        return _enum_value(field, text, name)
-    if field.message_type is not None and field.message_type.full_name not in _SCALAR_WKT:
-        raise errors.InvalidParamsError(
-            f"{name} is a message: send it in a request body, not a query parameter",
-            field_violations=[FieldViolation(name, "nested messages cannot be query parameters")],
-        )
-    return text  # ProtoJSON reads numbers, int64 and well-known types from strings
-
-
-def query_to_json(method: MethodDescriptor, query: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """The JSON members that the URL query parameters of a request stand for (section 11.5).
-
-    A parameter that names no field of the request is ignored, as unknown JSON members are
-    (spec 5.7); a known one with a value that does not fit is refused, naming it.
-    """
-    fields = method.input_type.fields_by_name
-    by_json = {f.json_name: f for f in method.input_type.fields}
-    out: dict[str, Any] = {}
-    for key, text in query:
-        field = by_json.get(key) or fields.get(key)
-        if field is None:
-            continue
-        if field.is_repeated:
-            items = out.setdefault(field.json_name, [])
-            items.extend(_scalar(field, t, key) for t in text.split(",") if t)
-        elif field.json_name in out:
-            raise errors.InvalidParamsError(
-                f"query parameter {errors.echo(key)} given twice",
-                field_violations=[FieldViolation(key, "given more than once")],
-            )
-        else:
-            out[field.json_name] = _scalar(field, text, key)
-    return out
+        The path reads back, through :meth:`match`, as this route with the request's values.
+        """
+        route = self.for_method(name, getattr(request, "tenant", ""))
+        path, body, query = route.expand(request, encoded, self.literals)
+        return Target(route, path, body if route.body == "*" else None, query)

@@ -67,6 +67,7 @@ async def serve_stream(
                 continue
             try:
                 item = upcoming.result()
+                data = b"" if item is None else encode(item)  # an event JSON cannot hold: typed error
             except Exception as exc:
                 if not started:  # refused before any event: a real HTTP / JSON-RPC error
                     await refuse(exc)
@@ -78,7 +79,7 @@ async def serve_stream(
             if item is None:
                 await _chunk(send, b"", more=False)
                 return
-            await _chunk(send, encode(item))
+            await _chunk(send, data)
             upcoming = asyncio.ensure_future(_next(events))
     finally:
         gone.cancel()

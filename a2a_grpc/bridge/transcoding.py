@@ -11,7 +11,8 @@ ProtoJSON as the A2A JSON bindings use it (spec sections 5.6, 9, 11):
   depth (spec 5.7: "Implementations SHOULD ignore unrecognized fields"); everything else that
   does not fit is refused: a wrong JSON type, an unknown enum name or an out-of-range number, a
   string that is not base64, a non-object where a message belongs, two members of one oneof,
-  nesting past :data:`MAX_MESSAGE_DEPTH`.
+  nesting past :data:`MAX_MESSAGE_DEPTH`, an enum number that is not an int32, an integer beyond a
+  double's range in free-form JSON (``Struct``).
 
 Decoding never raises anything but :class:`a2a_grpc.errors.ParseError` (the bytes are not JSON)
 or :class:`a2a_grpc.errors.InvalidParamsError` naming the offending field path and what its value
@@ -114,12 +115,51 @@ def _required_defaults(descriptor: Descriptor) -> tuple[tuple[str, Any], ...]:
     return tuple(out)
 
 
-def encode(message: Message) -> dict[str, Any]:
-    """The ProtoJSON object of ``message`` (a top-level response: its REQUIRED fields always appear)."""
-    obj: dict[str, Any] = json_format.MessageToDict(message, descriptor_pool=_pool.POOL)
+def encode(message: Message, *, fault: type[errors.A2AError] = errors.InvalidParamsError) -> dict[str, Any]:
+    """The ProtoJSON object of ``message`` (a top-level response: its REQUIRED fields always appear).
+
+    A value ProtoJSON cannot write (a Timestamp outside years 1-9999, a NaN in a Struct) is a
+    ``fault`` naming the field path: InvalidParamsError for a request a caller gave us,
+    InvalidAgentResponseError for an agent's answer.
+    """
+    try:
+        obj: dict[str, Any] = json_format.MessageToDict(message, descriptor_pool=_pool.POOL)
+    except (json_format.SerializeToJsonError, ValueError) as exc:
+        path = _unwritable(message, "")
+        description = "holds a value that cannot be written as JSON"
+        reason = errors.echo(str(exc).rsplit(": ", 1)[-1].rstrip("."), limit=160)
+        raise fault(
+            f"{path or message.DESCRIPTOR.name} {description}: {reason}",
+            field_violations=[FieldViolation(path, description)],
+        ) from None
     for name, default in _required_defaults(message.DESCRIPTOR):
         obj.setdefault(name, default)
     return obj
+
+
+def _unwritable(message: Message, path: str) -> str:
+    """The JSON path of the value ``message`` cannot be written at (runs only when it cannot)."""
+    for field, value in message.ListFields():
+        sub = field.message_type
+        if sub is None:
+            continue
+        at = _join(path, field.json_name)
+        if sub.GetOptions().map_entry:
+            if sub.fields_by_name["value"].message_type is None:
+                continue
+            elements = [(f"{at}[{key}]", item) for key, item in value.items()]
+        elif field.is_repeated:
+            elements = [(f"{at}[{i}]", item) for i, item in enumerate(value)]
+        else:
+            elements = [(at, value)]
+        for where, element in elements:
+            try:
+                json_format.MessageToDict(element, descriptor_pool=_pool.POOL)
+            except (json_format.SerializeToJsonError, ValueError):  # ValueError: a well-known type's own
+                if element.DESCRIPTOR.full_name.startswith("google.protobuf."):
+                    return where
+                return _unwritable(element, where)
+    return path
 
 
 def to_json(message: Message) -> bytes:
@@ -141,14 +181,15 @@ def _field(descriptor: Descriptor, key: str) -> FieldDescriptor | None:
 
 
 @cache
-def _holds_bytes(descriptor: Descriptor, seen: frozenset[str] = frozenset()) -> bool:
-    """Whether a message can contain a bytes field at any depth (else there is nothing to check)."""
+def _needs_check(descriptor: Descriptor, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether a message can hold a bytes or enum field at any depth (else :func:`_check_values`
+    has nothing to look at)."""
     if descriptor.full_name.startswith("google.protobuf.") or descriptor.full_name in seen:
         return False
     seen = seen | {descriptor.full_name}
     return any(
-        f.type == FieldDescriptor.TYPE_BYTES
-        or (f.message_type is not None and _holds_bytes(f.message_type, seen))
+        f.type in (FieldDescriptor.TYPE_BYTES, FieldDescriptor.TYPE_ENUM)
+        or (f.message_type is not None and _needs_check(f.message_type, seen))
         for f in descriptor.fields
     )
 
@@ -184,7 +225,7 @@ def _fits(descriptor: Descriptor, members: dict[str, Any], lenient: bool) -> boo
             descriptor_pool=_pool.POOL,
             max_recursion_depth=MAX_MESSAGE_DEPTH,
         )
-    except (json_format.ParseError, RecursionError):
+    except (json_format.ParseError, RecursionError, OverflowError):
         return False
     return True
 
@@ -323,34 +364,78 @@ def quote(value: object) -> str:
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+_INT32 = _INT_RANGES[FieldDescriptor.TYPE_INT32]
 
 
-def _check_bytes(data: object, descriptor: Descriptor, path: str) -> None:
-    """Refuse strings that are not base64 where bytes are expected (json_format decodes them to junk)."""
+def _refuse(where: str, description: str, value: object) -> errors.InvalidParamsError:
+    return errors.InvalidParamsError(
+        f"invalid {where}: {description}, not {quote(value)}",
+        field_violations=[FieldViolation(where, description)],
+    )
+
+
+def _check_scalar(field: FieldDescriptor, value: object, where: str) -> None:
+    """Refuse what json_format takes but changes: a string that is not base64 where bytes are
+    expected (decoded to junk), an enum number that is fractional or outside int32 (truncated or
+    wrapped: 2^40 became 0, 1.5 became 1)."""
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        if isinstance(value, str) and (not _BASE64.fullmatch(value) or len(value.rstrip("=")) % 4 == 1):
+            raise _refuse(where, "must be a base64 string", value)
+    elif field.type == FieldDescriptor.TYPE_ENUM and not _enum_number_fits(value):
+        raise _refuse(where, _scalar_shape(field), value)
+
+
+def _enum_number_fits(value: object) -> bool:
+    """Whether an enum given as a JSON number is a whole int32 (a name or other type: json_format's call)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return True
+    if isinstance(value, float) and not value.is_integer():
+        return False
+    return _INT32[0] <= value <= _INT32[1]
+
+
+def _check_values(data: object, descriptor: Descriptor, path: str) -> None:
+    """:func:`_check_scalar` over every bytes and enum value of ``data``, at any depth."""
     if descriptor.full_name.startswith("google.protobuf.") or not isinstance(data, Mapping):
         return
     for key, item in data.items():
         field = _field(descriptor, key)
         if field is None or item is None:
             continue
-        if field.type != FieldDescriptor.TYPE_BYTES and (
-            field.message_type is None or field.message_type.GetOptions().map_entry
-        ):
-            continue
         at = _join(path, key)
+        sub = field.message_type
+        if sub is not None and sub.GetOptions().map_entry:
+            value_field = sub.fields_by_name["value"]
+            if isinstance(item, Mapping):
+                for k, v in item.items():
+                    _check_element(value_field, v, f"{at}[{k}]")
+            continue
         elements = enumerate(item) if field.is_repeated and isinstance(item, list) else [(None, item)]
         for i, element in elements:
-            where = at if i is None else f"{at}[{i}]"
-            if field.type == FieldDescriptor.TYPE_BYTES:
-                if isinstance(element, str) and (
-                    not _BASE64.fullmatch(element) or len(element.rstrip("=")) % 4 == 1
-                ):
-                    raise errors.InvalidParamsError(
-                        f"invalid {where}: must be a base64 string, not {quote(element)}",
-                        field_violations=[FieldViolation(where, "must be a base64 string")],
-                    )
-            elif field.message_type is not None:
-                _check_bytes(element, field.message_type, where)
+            _check_element(field, element, at if i is None else f"{at}[{i}]")
+
+
+def _check_element(field: FieldDescriptor, value: object, where: str) -> None:
+    if field.message_type is not None:
+        if _needs_check(field.message_type):
+            _check_values(value, field.message_type, where)
+    else:
+        _check_scalar(field, value, where)
+
+
+_DOUBLE_MAX = 1.7976931348623157e308
+
+
+def _too_large(data: object, path: str) -> str | None:
+    """Where ``data`` holds an integer no JSON number (a double) can be, if anywhere."""
+    if isinstance(data, int) and not isinstance(data, bool):
+        return path if abs(data) > _DOUBLE_MAX else None
+    items = data.items() if isinstance(data, Mapping) else enumerate(data) if isinstance(data, list) else ()
+    for key, item in items:
+        at = f"{path}[{key}]" if isinstance(key, int) else _join(path, str(key))
+        if (found := _too_large(item, at)) is not None:
+            return found
+    return None
 
 
 def decode(data: object, cls: type[M], *, where: str = "", lenient: bool = False) -> M:
@@ -381,6 +466,13 @@ def decode(data: object, cls: type[M], *, where: str = "", lenient: bool = False
             descriptor_pool=_pool.POOL,
             max_recursion_depth=MAX_MESSAGE_DEPTH,
         )
+    except OverflowError:  # a Struct number: an integer beyond a double's range
+        path = _too_large(members, where) or where
+        description = "holds a number beyond the range of a JSON number (a double)"
+        raise errors.InvalidParamsError(
+            f"invalid {path or cls.DESCRIPTOR.name}: {description}",
+            field_violations=[FieldViolation(path, description)],
+        ) from None
     except (json_format.ParseError, RecursionError) as exc:
         path, description, value = _locate(members, descriptor, where, lenient)
         if isinstance(exc, RecursionError) or "too deep" in str(exc):
@@ -390,8 +482,8 @@ def decode(data: object, cls: type[M], *, where: str = "", lenient: bool = False
             f"invalid {path or cls.DESCRIPTOR.name}: {text}",
             field_violations=[FieldViolation(path, description)],
         ) from None
-    if _holds_bytes(descriptor):
-        _check_bytes(members, descriptor, where)
+    if _needs_check(descriptor):
+        _check_values(members, descriptor, where)
     return message
 
 
