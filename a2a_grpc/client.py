@@ -70,7 +70,7 @@ log = logging.getLogger("a2a_grpc.client")
 
 SERVER_MIN_PING_INTERVAL_MS = 300_000
 """How often a gRPC server lets a client ping, unless configured otherwise (grpc's default
-``grpc.http2.min_recv_ping_interval_without_data_ms``; a2a-grpc's server keeps it): a client that
+``grpc.http2.min_ping_interval_without_data_ms``; a2a-grpc's server keeps it): a client that
 pings more often collects strikes, and after two the server ends the connection with GOAWAY
 ``too_many_pings``, failing the calls on it."""
 

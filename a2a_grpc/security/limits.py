@@ -51,6 +51,17 @@ class Limits:
     max_stored_bytes_per_principal: int = 1 * GiB
     """Bytes the stored tasks of one principal may take together."""
 
+    # -- what a server remembers of the messages it received (``a2a_grpc._dedupe``) -------------
+    dedupe_window_seconds: int = 600
+    """How long a SendMessage's ``message_id`` is remembered: a message sent again within it (a
+    client retrying after a lost answer) gets the first one's task or reply instead of running
+    twice."""
+    max_remembered_messages: int = 100_000
+    """Message ids remembered at once, every caller together; beyond it the oldest is forgotten."""
+    max_remembered_reply_bytes: int = 64 * MiB
+    """Bytes of direct replies (an agent's message, no task) kept for repeats; beyond it the oldest
+    receipt is forgotten."""
+
     # -- how often (the ``limits`` library's notation: "100/second", "20/second;1000/minute") -----
     rate_per_principal: str | None = None
     """Calls one principal may make; None: no rate limit. A call over it gets RateLimitedError
