@@ -191,7 +191,8 @@ class CircuitBreaker:
     ``breaker_failure_ratio`` of the last ``breaker_window`` calls failed. Open, it refuses every
     call for ``breaker_cooldown`` seconds, then turns half-open and lets one probe call through;
     the probe's success closes it (counts start afresh), its failure opens it again. A call with no
-    verdict (cancelled by its caller) frees the probe's place without judging the peer.
+    verdict (cancelled by its caller, or out of time) frees the probe's place without judging the
+    peer.
     """
 
     def __init__(self, name: str, policy: ResiliencePolicy, clock: Clock | None = None) -> None:
@@ -236,8 +237,12 @@ class CircuitBreaker:
         )
 
     def record(self, error: BaseException | None) -> None:
-        """The verdict of an admitted call: None (or an error that says nothing about the peer)
-        is a success."""
+        """The verdict of an admitted call: None (or an answer that says nothing about the peer's
+        health) is a success. A deadline that passed is no verdict: the caller may have chosen it
+        too short for the work (see :meth:`release`)."""
+        if isinstance(error, errors.DeadlineExceededError):
+            self.release()
+            return
         failed = error is not None and counts_against_peer(error)
         if self._state is BreakerState.HALF_OPEN:
             self._probing = False

@@ -406,6 +406,9 @@ def test_the_breaker_opens_on_a_failure_ratio_and_lets_one_probe_through() -> No
         breaker.admit()
     breaker.release()  # the probe's caller gave up: no verdict, the next may probe
     breaker.admit()
+    breaker.record(errors.DeadlineExceededError("too slow for its caller"))  # no verdict either
+    assert breaker.state is BreakerState.HALF_OPEN
+    breaker.admit()
     breaker.record(None)
     assert breaker.state is BreakerState.CLOSED
     for outcome in (failure, None, None, None):  # counts started afresh
