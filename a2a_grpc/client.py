@@ -466,7 +466,7 @@ class A2AClient(ClientOperations):
 
     def _route(self) -> _Route:
         """The interface to call: the active one, else (its breaker open) the next that admits a
-        call, which becomes the active one."""
+        call, which becomes the active one (so :attr:`tenant` is always the returned one's)."""
         first = self._routes[self._active]
         try:
             first.breaker.admit()
@@ -528,9 +528,7 @@ class A2AClient(ClientOperations):
             left = self._remaining(deadline, name)
             route = self._route()
             try:
-                response = await route.calls[name](
-                    with_tenant(request, route.tenant), timeout=left, metadata=md
-                )
+                response = await route.calls[name](self._tenanted(request), timeout=left, metadata=md)
             except grpc.RpcError as exc:
                 error = from_rpc_error(exc)
                 self._failed(route, error)
@@ -576,7 +574,7 @@ class A2AClient(ClientOperations):
             attempts += 1
             left = self._remaining(deadline, name)
             route = self._route()
-            call = route.calls[name](with_tenant(request, route.tenant), timeout=left, metadata=md)
+            call = route.calls[name](self._tenanted(request), timeout=left, metadata=md)
             started = False  # once an event is out, the call is judged and never tried again
             try:
                 async for item in call:

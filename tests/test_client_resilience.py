@@ -506,6 +506,43 @@ async def test_a_repeat_that_arrives_while_the_first_runs_joins_it() -> None:
 
 
 @ASYNC
+async def test_a_first_receipt_that_failed_is_not_remembered() -> None:
+    """A message refused before any task or reply exists (here: it continues a task that does not
+    exist) leaves nothing behind: sent again, it is judged again, and the server keeps serving."""
+    agent = Counting()
+    async with serving(agent) as served:
+        handler = served.server.handler
+        assert handler is not None
+        request = A2AClient.text_request("work", task_id="no-such-task")
+        for _ in range(2):
+            with pytest.raises(errors.TaskNotFoundError):
+                await served.client.send_message(request)
+        assert len(handler.repeats) == 0
+        assert (await served.client.send_message(A2AClient.text_request("work"))).task.artifacts
+        assert len(handler.repeats) == 1
+    assert agent.runs == 1
+
+
+@ASYNC
+async def test_a_repeat_waiting_for_a_first_receipt_that_fails_takes_its_place() -> None:
+    repeats = Repeats(Limits())
+    message = A2AClient.text_request("work").message
+    first = await repeats.receive("alice", message)
+    waiting = asyncio.ensure_future(repeats.receive("alice", message))
+    await asyncio.sleep(0)
+    assert not waiting.done()  # a repeat waits for the first to become something
+
+    async def refused() -> Any:
+        raise errors.UnavailableError("the server is stopping")
+
+    with pytest.raises(errors.UnavailableError):
+        await first.started(refused())
+    second = await asyncio.wait_for(waiting, 5)
+    assert second.earlier is None  # a first receipt now, remembered in place of the failed one
+    assert len(repeats) == 1
+
+
+@ASYNC
 async def test_a_send_whose_answer_was_lost_is_retried_and_run_once() -> None:
     """The connection drops while the agent works (a proxy cuts it): the client gets UNAVAILABLE,
     sends the same message again on a new connection, and gets the first's task, finished."""
