@@ -44,7 +44,7 @@ from google.protobuf.message import Message
 from a2a_grpc import errors, types
 from a2a_grpc._operations import ClientOperations
 from a2a_grpc.discovery import GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
-from a2a_grpc.resilience import CircuitBreaker, Clock, ResiliencePolicy, retry_delay
+from a2a_grpc.resilience import CircuitBreaker, Clock, ResiliencePolicy, retry_advice, retry_delay
 from a2a_grpc.security.credentials import Credentials
 from a2a_grpc.security.tls import ClientTls
 from a2a_grpc.service import METHODS, SUPPORTED_VERSIONS
@@ -499,11 +499,19 @@ class A2AClient(ClientOperations):
             self._fall_back((self._active + 1) % len(self._routes), error.message)
 
     async def _pause(
-        self, name: str, request: Message, error: errors.A2AError, attempts: int, deadline: float | None
+        self,
+        name: str,
+        request: Message,
+        error: errors.A2AError,
+        attempts: int,
+        deadline: float | None,
+        advised: float | None,
     ) -> None:
         """Wait before the next attempt, or raise: ``error`` when the call is not tried again,
-        DeadlineExceededError when the wait would outlast the call's deadline."""
-        delay = retry_delay(name, request, error, attempts, self.settings.resilience, self._rng.random())
+        DeadlineExceededError when the wait would outlast the call's deadline. ``advised``: the
+        wait the server's RetryInfo asked for."""
+        policy, chance = self.settings.resilience, self._rng.random()
+        delay = retry_delay(name, request, error, attempts, policy, chance, advised)
         if delay is None:
             raise error
         if deadline is not None and self._clock.now() + delay >= deadline:
@@ -534,7 +542,7 @@ class A2AClient(ClientOperations):
                 self._failed(route, error)
                 if attempts > 1 and name == "CancelTask" and isinstance(error, errors.TaskNotCancelableError):
                     return await self._canceled_already(request, error, deadline, md)
-                await self._pause(name, request, error, attempts, deadline)
+                await self._pause(name, request, error, attempts, deadline, retry_advice(exc))
                 continue
             except BaseException:
                 route.breaker.release()
@@ -590,13 +598,14 @@ class A2AClient(ClientOperations):
                 if started:
                     raise error from None
                 self._failed(route, error)
+                advised = retry_advice(exc)
             except BaseException:
                 if not started:
                     route.breaker.release()
                 raise
             finally:
                 call.cancel()  # a no-op once the stream has ended; stops the server side otherwise
-            await self._pause(name, request, error, attempts, deadline)
+            await self._pause(name, request, error, attempts, deadline, advised)
 
     async def get_agent_card(
         self,

@@ -19,9 +19,9 @@ What is tried again (A2A 1.0.1 section 3.3.1 says which operations are idempoten
 * streams only before their first event (after it, the caller has seen part of the answer).
 
 Only on failures that say the peer did not do it: UNAVAILABLE, and RESOURCE_EXHAUSTED when the
-server said when to come back (a :class:`~a2a_grpc.errors.RateLimitedError` with
-``retry_after``). Never on an A2A error (TaskNotFound, InvalidParams...): asking again gets the
-same answer.
+server said when to come back (a ``google.rpc.RetryInfo``, as a
+:class:`~a2a_grpc.errors.RateLimitedError` carries), waiting what it said. Never on an A2A error
+(TaskNotFound, InvalidParams...): asking again gets the same answer.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ import time
 
 import grpc
 from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]  # .pyi but no py.typed
 
 from a2a_grpc import errors
+from a2a_grpc.status import STATUS_DETAILS_KEY
 
 __all__ = [
     "ALWAYS_RETRIED",
@@ -46,6 +48,7 @@ __all__ = [
     "ResiliencePolicy",
     "counts_against_peer",
     "may_repeat",
+    "retry_advice",
     "retry_delay",
 ]
 
@@ -135,6 +138,25 @@ def may_repeat(method: str, request: Message, policy: ResiliencePolicy) -> bool:
     return False
 
 
+def retry_advice(failure: grpc.RpcError) -> float | None:
+    """The wait a failed call's ``google.rpc.RetryInfo`` advises, in seconds (any server's: the
+    rich status in the ``grpc-status-details-bin`` trailer), if it carries one."""
+    trailers = getattr(failure, "trailing_metadata", None)
+    for key, value in (trailers() if callable(trailers) else None) or ():
+        if key != STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        try:
+            status = status_pb2.Status.FromString(value)
+        except Exception:  # undecodable: no advice (the error itself is decoded elsewhere)
+            return None
+        for detail in status.details:
+            info = error_details_pb2.RetryInfo()
+            if detail.Is(info.DESCRIPTOR) and detail.Unpack(info):
+                delay = info.retry_delay
+                return max(0.0, float(delay.seconds) + float(delay.nanos) / 1e9)
+    return None
+
+
 def retry_delay(
     method: str,
     request: Message,
@@ -142,19 +164,23 @@ def retry_delay(
     attempts: int,
     policy: ResiliencePolicy,
     chance: float,
+    advised: float | None = None,
 ) -> float | None:
     """Seconds to wait before trying ``method`` again after its attempt number ``attempts``
-    failed with ``error``; None: do not try again (the error stands)."""
+    failed with ``error`` (``advised``: the wait its RetryInfo asked for, :func:`retry_advice`);
+    None: do not try again (the error stands)."""
     if attempts >= policy.max_attempts or isinstance(error, CircuitOpenError):
         return None
     if not may_repeat(method, request, policy):
         return None
     if isinstance(error, errors.UnavailableError):
         return policy.backoff(attempts, chance)
-    if isinstance(error, errors.RateLimitedError):
-        after = error.retry_after
-        # The server's advice, as long as we are willing to wait that long.
-        return float(after) if after is not None and after <= policy.backoff_cap else None
+    if error.grpc_code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        if advised is None and isinstance(error, errors.RateLimitedError) and error.retry_after is not None:
+            advised = float(error.retry_after)
+        # Only on the server's advice (a limit without it fails again), as long as we are
+        # willing to wait that long.
+        return advised if advised is not None and advised <= policy.backoff_cap else None
     return None
 
 

@@ -24,6 +24,7 @@ import grpc
 import pytest
 import pytest_asyncio
 from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 
 from a2a_grpc import errors, types
 from a2a_grpc._dedupe import Repeats
@@ -39,7 +40,7 @@ from a2a_grpc.resilience import (
     ResiliencePolicy,
 )
 from a2a_grpc.security.limits import Limits
-from a2a_grpc.status import abort
+from a2a_grpc.status import STATUS_DETAILS_KEY, abort
 from a2a_grpc.testing import CuttingProxy, serving
 
 ASYNC = pytest.mark.asyncio
@@ -124,6 +125,8 @@ class ScriptedPeer(grpc.GenericRpcHandler):
             await abort(context, step)
         if isinstance(step, grpc.StatusCode):
             await context.abort(step, f"scripted {step.name}")
+        if isinstance(step, grpc.Status):
+            await context.abort_with_status(step)
         if isinstance(step, float):  # a slow answer
             await asyncio.sleep(step)
         return step
@@ -279,6 +282,29 @@ async def test_what_is_retried_besides_reads(peer: ScriptedPeer) -> None:
     assert peer.calls["CreateTaskPushNotificationConfig"] == 2
     assert peer.calls["SendMessage"] == 2
     assert clock.slept == pytest.approx([2.0, 0.05, 0.05])
+
+
+class _Advised(grpc.Status):
+    """RESOURCE_EXHAUSTED from some other server: no ErrorInfo, only a RetryInfo of 250 ms."""
+
+    def __init__(self) -> None:
+        status = status_pb2.Status(code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], message="busy")
+        info = error_details_pb2.RetryInfo()
+        info.retry_delay.nanos = 250_000_000
+        status.details.add().Pack(info)
+        self.code = grpc.StatusCode.RESOURCE_EXHAUSTED
+        self.details = "busy"
+        self.trailing_metadata = ((STATUS_DETAILS_KEY, status.SerializeToString()),)
+
+
+@ASYNC
+async def test_resource_exhausted_is_retried_on_any_servers_retry_info(peer: ScriptedPeer) -> None:
+    peer.scripts["GetTask"] = [_Advised()]
+    clock = FakeClock()
+    async with client_of(peer, clock) as client:
+        assert (await client.get_task("t1")).id == "t1"
+    assert clock.slept == [0.25]
+    assert peer.calls["GetTask"] == 2
 
 
 @ASYNC
