@@ -7,8 +7,9 @@ What an agent author and a client user need, from one place::
 Names are loaded on first use, so ``import a2a_grpc`` (and a client) loads no server-side code.
 The modules behind them: :mod:`a2a_grpc.agent`, :mod:`a2a_grpc.client`, :mod:`a2a_grpc.server`,
 :mod:`a2a_grpc.errors`, :mod:`a2a_grpc.parts`, :mod:`a2a_grpc.types`, :mod:`a2a_grpc.tasks`,
-:mod:`a2a_grpc.resilience` (the client's retries and breakers), :mod:`a2a_grpc.service` (interceptors), :mod:`a2a_grpc.testing`, and the JSON bridge,
-:mod:`a2a_grpc.bridge` (its ``AgentStack`` serves an agent over gRPC and both JSON bindings).
+:mod:`a2a_grpc.resilience` (the client's retries and breakers), :mod:`a2a_grpc.service`
+(interceptors), :mod:`a2a_grpc.testing`, and the JSON bridge, :mod:`a2a_grpc.bridge` (its
+``AgentStack`` serves an agent over gRPC and both JSON bindings).
 Modules whose names start with an underscore are internal.
 """
 
