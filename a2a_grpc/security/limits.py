@@ -56,8 +56,10 @@ class Limits:
     """How long a SendMessage's ``message_id`` is remembered: a message sent again within it (a
     client retrying after a lost answer) gets the first one's task or reply instead of running
     twice."""
-    max_remembered_messages: int = 100_000
-    """Message ids remembered at once, every caller together; beyond it the oldest is forgotten."""
+    max_remembered_messages: int = 20_000
+    """Message ids remembered at once, every caller together (about 750 bytes each); beyond it the
+    oldest is forgotten, so at 1,000 messages a second the window is 20 s: still far longer than a
+    client's retries take."""
     max_remembered_reply_bytes: int = 64 * MiB
     """Bytes of direct replies (an agent's message, no task) kept for repeats; beyond it the oldest
     receipt is forgotten."""
