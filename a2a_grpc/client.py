@@ -329,6 +329,12 @@ class A2AClient(ClientOperations):
         """Every interface this client may call, in the order it tries them."""
         return [route.target for route in self._routes]
 
+    @property
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        """The circuit breaker of each interface, by address (its ``state`` says how it stands).
+        Each client has its own: two clients of one agent judge it apart."""
+        return {route.target: route.breaker for route in self._routes}
+
     @classmethod
     def from_card(cls, card: types.AgentCard, **options: Any) -> A2AClient:
         """A client of the GRPC interfaces of ``card`` that speak A2A 1.x, in card order (the

@@ -372,7 +372,7 @@ async def test_a_retried_cancel_that_finds_the_task_canceled_returns_it(peer: Sc
 async def test_the_breaker_opens_half_opens_and_closes(peer: ScriptedPeer) -> None:
     clock = FakeClock()
     async with client_of(peer, clock, max_attempts=1, breaker_failures=3, breaker_cooldown=5.0) as client:
-        breaker = client._routes[0].breaker
+        breaker = client.breakers[peer.address]
         peer.scripts["GetTask"] = [UNAVAILABLE] * 3
         for _ in range(3):
             with pytest.raises(errors.UnavailableError):
@@ -409,7 +409,7 @@ async def test_answers_of_the_protocol_do_not_count_against_the_peer(peer: Scrip
             peer.scripts["GetTask"] = [errors.TaskNotFoundError("no such task")]
             with pytest.raises(errors.TaskNotFoundError):
                 await client.get_task("t9")
-        assert client._routes[0].breaker.state is BreakerState.CLOSED
+        assert client.breakers[peer.address].state is BreakerState.CLOSED
 
 
 def test_the_breaker_opens_on_a_failure_ratio_and_lets_one_probe_through() -> None:
