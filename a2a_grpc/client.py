@@ -436,9 +436,25 @@ class A2AClient(ClientOperations):
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Wait until the channel is connected (useful right after starting a server); ``timeout``
-        defaults to the settings' ``connect_timeout``."""
+        defaults to the settings' ``connect_timeout``. A client of several interfaces waits for
+        any of them, and moves to the first that connects unless the one in use does."""
         wait = self.settings.connect_timeout if timeout is None else timeout
-        await asyncio.wait_for(self._channel.channel_ready(), wait)
+        if len(self._routes) == 1:
+            await asyncio.wait_for(self._channel.channel_ready(), wait)
+            return
+        waits = {
+            asyncio.ensure_future(route.channel.channel_ready()): i for i, route in enumerate(self._routes)
+        }
+        try:
+            done, _ = await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        if not done:
+            raise TimeoutError(f"no interface of {', '.join(self.targets)} connected within {wait:g} s")
+        connected = sorted(waits[d] for d in done)
+        if self._active not in connected:
+            self._fall_back(connected[0], "not connected")
 
     # -- plumbing ------------------------------------------------------------------------------
     #

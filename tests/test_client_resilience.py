@@ -649,6 +649,21 @@ async def test_a_card_client_falls_back_to_the_next_interface(caplog: pytest.Log
 
 
 @ASYNC
+async def test_waiting_for_a_card_client_settles_on_an_interface_that_connects() -> None:
+    async with serving(Counting()) as served:
+        card = types.AgentCard(name="two-doors")
+        card.supported_interfaces.add(url=f"127.0.0.1:{_dead_port()}", protocol_binding="GRPC")
+        card.supported_interfaces.add(url=served.address, protocol_binding="GRPC")
+        async with A2AClient.from_card(card, timeout=10) as client:
+            await client.wait_ready(10)
+            assert client.target == served.address
+        card.supported_interfaces[1].url = f"127.0.0.1:{_dead_port()}"
+        async with A2AClient.from_card(card, timeout=10) as nowhere:
+            with pytest.raises(TimeoutError, match="no interface of"):
+                await nowhere.wait_ready(0.3)
+
+
+@ASYNC
 async def test_a_call_that_may_not_be_repeated_fails_but_the_next_one_falls_back() -> None:
     async with serving(Counting()) as served:
         card = types.AgentCard(name="two-doors")
