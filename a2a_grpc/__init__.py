@@ -7,8 +7,9 @@ What an agent author and a client user need, from one place::
 Names are loaded on first use, so ``import a2a_grpc`` (and a client) loads no server-side code.
 The modules behind them: :mod:`a2a_grpc.agent`, :mod:`a2a_grpc.client`, :mod:`a2a_grpc.server`,
 :mod:`a2a_grpc.errors`, :mod:`a2a_grpc.parts`, :mod:`a2a_grpc.types`, :mod:`a2a_grpc.tasks`,
-:mod:`a2a_grpc.service` (interceptors), :mod:`a2a_grpc.testing`, and the JSON bridge,
-:mod:`a2a_grpc.bridge` (its ``AgentStack`` serves an agent over gRPC and both JSON bindings).
+:mod:`a2a_grpc.resilience` (the client's retries and breakers), :mod:`a2a_grpc.service`
+(interceptors), :mod:`a2a_grpc.testing`, and the JSON bridge, :mod:`a2a_grpc.bridge` (its
+``AgentStack`` serves an agent over gRPC and both JSON bindings).
 Modules whose names start with an underscore are internal.
 """
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from a2a_grpc.client import A2AClient, ClientSettings
     from a2a_grpc.errors import A2AError
     from a2a_grpc.parts import data_part, file_part, part_data, text_part
+    from a2a_grpc.resilience import ResiliencePolicy
     from a2a_grpc.server import A2AServer, ServerSettings
     from a2a_grpc.service import CallContext, Interceptor
     from a2a_grpc.tasks import InMemoryTaskStore, SqliteTaskStore, TaskStore, open_store
@@ -39,6 +41,7 @@ __all__ = [
     "InMemoryTaskStore",
     "Interceptor",
     "RequestContext",
+    "ResiliencePolicy",
     "ServerSettings",
     "SqliteTaskStore",
     "TaskStore",
@@ -57,6 +60,7 @@ __all__ = [
 _WHERE = {
     "A2AClient": "a2a_grpc.client",
     "ClientSettings": "a2a_grpc.client",
+    "ResiliencePolicy": "a2a_grpc.resilience",
     "A2AError": "a2a_grpc.errors",
     "A2AServer": "a2a_grpc.server",
     "ServerSettings": "a2a_grpc.server",

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from google.protobuf import json_format
 
 from a2a_grpc import errors, types
+from a2a_grpc._dedupe import Repeats
 from a2a_grpc._execution import Execution, Executions
 from a2a_grpc._runs import Runs
 from a2a_grpc._validation import (
@@ -137,6 +138,8 @@ class RequestHandler:
             retain_bytes=retain_bytes,
             stored=self.quotas.stored,
         )
+        self.repeats = Repeats(self.limits)
+        """Messages received lately, so that one sent again is not run twice (``a2a_grpc._dedupe``)."""
 
     # -- service parameters --------------------------------------------------------------------
 
@@ -373,7 +376,10 @@ class RequestHandler:
     async def send_message(
         self, request: types.SendMessageRequest, call: CallContext
     ) -> types.SendMessageResponse:
-        execution = await self._start(request, call, subscribe=False)
+        receipt = await self.repeats.receive(self._owner(call, request.tenant)[1], request.message)
+        if receipt.earlier is not None:  # sent again: answered from the first receipt
+            return await receipt.earlier.response(self, request, call)
+        execution = await receipt.started(self._start(request, call, subscribe=False))
         first = await asyncio.shield(execution.first)
         if isinstance(first, types.Message):
             return types.SendMessageResponse(message=first)
@@ -394,7 +400,12 @@ class RequestHandler:
         self, request: types.SendMessageRequest, call: CallContext
     ) -> AsyncIterator[types.StreamResponse]:
         self._require_streaming()
-        execution = await self._start(request, call, subscribe=True)
+        receipt = await self.repeats.receive(self._owner(call, request.tenant)[1], request.message)
+        if receipt.earlier is not None:  # sent again: answered from the first receipt
+            async for event in receipt.earlier.events(self, request, call):
+                yield event
+            return
+        execution = await receipt.started(self._start(request, call, subscribe=True))
         first = await asyncio.shield(execution.first)
         if isinstance(first, types.Message):
             yield types.StreamResponse(message=first)

@@ -12,7 +12,12 @@ per A2A error (``a2a_grpc.errors``), decoded from the gRPC status details.
 
 A client made from an agent card (:meth:`A2AClient.from_card`) talks to the card's
 first gRPC interface and puts that interface's ``tenant`` into every request, as the
-specification asks of clients (a request that names its own tenant keeps it).
+specification asks of clients (a request that names its own tenant keeps it); when that
+interface is unavailable it falls back to the card's next gRPC interface.
+
+Failed calls that may be repeated are tried again with backoff, within the call's deadline, and a
+circuit breaker per interface stops calling a peer that keeps failing (:mod:`a2a_grpc.resilience`,
+``ClientSettings.resilience``).
 
 TLS: ``tls=True`` verifies the server against the system's root certificates;
 ``tls=ClientTls(ca_file=..., cert_file=..., key_file=...)`` (:mod:`a2a_grpc.security.tls`) against
@@ -26,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+import random
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -37,6 +44,7 @@ from google.protobuf.message import Message
 from a2a_grpc import errors, types
 from a2a_grpc._operations import ClientOperations
 from a2a_grpc.discovery import GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
+from a2a_grpc.resilience import CircuitBreaker, Clock, ResiliencePolicy, retry_advice, retry_delay
 from a2a_grpc.security.credentials import Credentials
 from a2a_grpc.security.tls import ClientTls
 from a2a_grpc.service import METHODS, SUPPORTED_VERSIONS
@@ -58,6 +66,13 @@ __all__ = [
 
 R = TypeVar("R", bound=Message)
 MiB = 1024 * 1024
+log = logging.getLogger("a2a_grpc.client")
+
+SERVER_MIN_PING_INTERVAL_MS = 300_000
+"""How often a gRPC server lets a client ping, unless configured otherwise (grpc's default
+``grpc.http2.min_ping_interval_without_data_ms``; a2a-grpc's server keeps it): a client that
+pings more often collects strikes, and after two the server ends the connection with GOAWAY
+``too_many_pings``, failing the calls on it."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -73,13 +88,17 @@ class ClientSettings:
     """Larger answers fail with RESOURCE_EXHAUSTED (as large as our server sends)."""
     max_send_message_bytes: int = 64 * MiB
     """Larger requests fail here rather than at the server (ours takes 16 MiB)."""
-    keepalive_time_ms: int | None = None
-    """Ping the server this often on an idle connection, to notice a dead peer; None: gRPC's default
-    (no pings). Servers refuse pings more often than every 5 minutes unless configured to allow them
-    (``grpc.http2.min_recv_ping_interval_without_data_ms``): a smaller value gets the connection
-    closed with ``too_many_pings`` by such a server."""
+    keepalive_time_ms: int | None = SERVER_MIN_PING_INTERVAL_MS
+    """While a call is open (a long, quiet stream above all), ping the server this often to notice
+    a dead peer or a dropped connection; None: no pings. The default is as often as a gRPC server
+    allows by default (:data:`SERVER_MIN_PING_INTERVAL_MS`, a2a-grpc's included): a smaller value
+    gets the connection closed with ``too_many_pings`` by such a server. An idle connection is not
+    pinged (the server pings it, every ``ServerSettings.keepalive_time_ms``)."""
     keepalive_timeout_ms: int = 20_000
     """How long a ping may wait for its answer before the connection is declared dead."""
+    resilience: ResiliencePolicy = dataclasses.field(default_factory=ResiliencePolicy)
+    """Retries (which calls, how often, how long apart) and circuit breakers
+    (:class:`a2a_grpc.resilience.ResiliencePolicy`)."""
 
     def __post_init__(self) -> None:
         if self.timeout is not None and not self.timeout > 0:
@@ -102,6 +121,12 @@ class ClientSettings:
             options += [
                 ("grpc.keepalive_time_ms", self.keepalive_time_ms),
                 ("grpc.keepalive_timeout_ms", self.keepalive_timeout_ms),
+                # Pings only while a call is open: a server not configured to take pings on an idle
+                # connection counts them as strikes (and the server pings idle clients itself).
+                ("grpc.keepalive_permit_without_calls", 0),
+                # As many pings as a quiet stream needs (grpc stops after 2 without data by default,
+                # which leaves an hour-long quiet stream unwatched): the interval keeps them legal.
+                ("grpc.http2.max_pings_without_data", 0),
             ]
         return options
 
@@ -208,13 +233,27 @@ DEFAULT = _Default()
 """An argument left to the client's settings."""
 
 
+@dataclasses.dataclass(eq=False)
+class _Route:
+    """One interface of the agent the client may call: its channel, calls and breaker."""
+
+    target: str
+    tenant: str
+    channel: grpc.aio.Channel
+    own_channel: bool
+    calls: dict[str, Any]
+    breaker: CircuitBreaker
+
+
 class A2AClient(ClientOperations):
     """A client of one agent at ``target`` (``host:port``).
 
-    ``settings`` holds the channel limits, keepalive and default deadline (:class:`ClientSettings`);
-    ``timeout`` and ``max_message_bytes`` override the settings' deadline and both message limits.
-    ``tls``: False for plaintext, True for TLS verified against the system's root certificates, a
-    :class:`~a2a_grpc.security.tls.ClientTls` for a CA of your own and a client certificate.
+    ``settings`` holds the channel limits, keepalive, default deadline, retries and breakers
+    (:class:`ClientSettings`); ``timeout`` and ``max_message_bytes`` override the settings'
+    deadline and both message limits. ``tls``: False for plaintext, True for TLS verified against
+    the system's root certificates, a :class:`~a2a_grpc.security.tls.ClientTls` for a CA of your
+    own and a client certificate. ``clock`` and ``rng`` are where retries and breakers read time
+    and chance (tests pass their own).
     """
 
     def __init__(
@@ -231,6 +270,8 @@ class A2AClient(ClientOperations):
         tls: bool | ClientTls = False,
         max_message_bytes: int | None = None,
         credentials: Credentials | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         settings = settings or ClientSettings()
         if not isinstance(timeout, _Default):  # shortcuts for the settings everyone sets
@@ -242,9 +283,6 @@ class A2AClient(ClientOperations):
                 max_send_message_bytes=max_message_bytes,
             )
         self.settings = settings
-        self.target = target
-        self.tenant = tenant
-        """Put into every request that names no tenant (the selected interface's ``tenant``)."""
         self.timeout = settings.timeout
         # Credentials first: explicit metadata may override them.
         presented = credentials.headers() if credentials is not None else ()
@@ -254,22 +292,59 @@ class A2AClient(ClientOperations):
         if ext:
             base.append(("a2a-extensions", ext))
         self._metadata = tuple(base)
-        self._own_channel = channel is None
-        if channel is not None:
-            self._channel = channel
-        else:
-            self._channel = open_channel(target, settings, tls)
-        self._calls = channel_calls(self._channel)
-        self._get_card = self._channel.unary_unary(
+        self._clock = clock or Clock()
+        self._rng = rng or random.Random()
+        self._routes: list[_Route] = []
+        self._add_route(target, tenant, channel, tls)
+        self._use(0)
+
+    def _add_route(
+        self, target: str, tenant: str, channel: grpc.aio.Channel | None, tls: bool | ClientTls
+    ) -> None:
+        own = channel is None
+        if channel is None:
+            channel = open_channel(target, self.settings, tls)
+        calls = channel_calls(channel)
+        calls["GetAgentCard"] = channel.unary_unary(
             GET_AGENT_CARD,
             request_serializer=GetAgentCardRequest.SerializeToString,
             response_deserializer=GetAgentCardResponse.FromString,
         )
+        breaker = CircuitBreaker(target, self.settings.resilience, self._clock)
+        self._routes.append(_Route(target, tenant, channel, own, calls, breaker))
+
+    def _use(self, index: int) -> None:
+        """Make the interface at ``index`` the one calls go to."""
+        route = self._routes[index]
+        self._active = index
+        self.target = route.target
+        """The address calls go to now: the card's first gRPC interface, or the one fallen back to."""
+        self.tenant = route.tenant
+        """Put into every request that names no tenant (the selected interface's ``tenant``)."""
+        self._channel = route.channel
+        self._calls = route.calls
+
+    @property
+    def targets(self) -> list[str]:
+        """Every interface this client may call, in the order it tries them."""
+        return [route.target for route in self._routes]
+
+    @property
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        """The circuit breaker of each interface, by address (its ``state`` says how it stands).
+        Each client has its own: two clients of one agent judge it apart."""
+        return {route.target: route.breaker for route in self._routes}
 
     @classmethod
     def from_card(cls, card: types.AgentCard, **options: Any) -> A2AClient:
-        """A client of the first GRPC interface of ``card`` (card order is the agent's preference)
-        that speaks A2A 1.x, with that interface's tenant. ``options`` are the constructor's.
+        """A client of the GRPC interfaces of ``card`` that speak A2A 1.x, in card order (the
+        agent's preference), each with its own tenant. ``options`` are the constructor's.
+
+        Calls go to the first; when it is unavailable (UNAVAILABLE, or its circuit breaker is
+        open) the client falls back to the next, and so on round the list, staying on whichever
+        answers; :attr:`target` says which one it uses, and each move is logged (logger
+        ``a2a_grpc.client``, WARNING). Other bindings on the card (JSON-RPC, HTTP+JSON, the
+        session binding) are not fallen back to: this client speaks gRPC.
 
         ``credentials`` (:class:`a2a_grpc.security.credentials.Credentials`) are presented as the
         card's ``securityRequirements`` ask (ValueError if they meet none of them).
@@ -282,28 +357,44 @@ class A2AClient(ClientOperations):
         :class:`errors.UnavailableError` names what the card offers when it has no such interface;
         ValueError says what is wrong with an interface URL that is not one of those.
         """
+        chosen: list[tuple[str, bool, str]] = []
         for interface in card.supported_interfaces:
             version = interface.protocol_version or SUPPORTED_VERSIONS[-1]
             if interface.protocol_binding.upper() == "GRPC" and version.split(".")[0] == "1":
-                target, tls = grpc_target(interface.url)
-                if not options.get("tls"):
-                    options["tls"] = tls
-                credentials = options.pop("credentials", None)
-                if credentials is not None:  # what the card asks for, nothing more
-                    presented = credentials.headers(card)
-                    options["metadata"] = (*presented, *options.get("metadata", ()))
-                return cls(target, tenant=interface.tenant, **options)
-        offered = ", ".join(
-            f"{i.protocol_binding} {i.protocol_version or '(no version)'} at {i.url}"
-            for i in card.supported_interfaces
-        )
-        raise errors.UnavailableError(
-            f"agent {card.name!r} has no GRPC interface for A2A 1.x; its card offers {offered or 'nothing'}"
-        )
+                try:
+                    target, tls = grpc_target(interface.url)
+                except ValueError:
+                    if not chosen:
+                        raise
+                    log.warning("agent %r: skipping the fallback interface %r", card.name, interface.url)
+                    continue
+                chosen.append((target, tls, interface.tenant))
+        if not chosen:
+            offered = ", ".join(
+                f"{i.protocol_binding} {i.protocol_version or '(no version)'} at {i.url}"
+                for i in card.supported_interfaces
+            )
+            raise errors.UnavailableError(
+                f"agent {card.name!r} has no GRPC interface for A2A 1.x; "
+                f"its card offers {offered or 'nothing'}"
+            )
+        credentials = options.pop("credentials", None)
+        if credentials is not None:  # what the card asks for, nothing more
+            presented = credentials.headers(card)
+            options["metadata"] = (*presented, *options.get("metadata", ()))
+        asked = options.pop("tls", False)
+        if options.get("channel") is not None and len(chosen) > 1:
+            raise ValueError("a client given its own channel has one interface: pass no channel to fall back")
+        (target, tls, tenant), *others = chosen
+        client = cls(target, tenant=tenant, tls=asked or tls, **options)
+        for target, tls, tenant in others:
+            client._add_route(target, tenant, None, asked or tls)
+        return client
 
     async def close(self) -> None:
-        if self._own_channel:
-            await self._channel.close()
+        for route in self._routes:
+            if route.own_channel:
+                await route.channel.close()
 
     async def __aenter__(self) -> A2AClient:
         return self
@@ -345,11 +436,34 @@ class A2AClient(ClientOperations):
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Wait until the channel is connected (useful right after starting a server); ``timeout``
-        defaults to the settings' ``connect_timeout``."""
+        defaults to the settings' ``connect_timeout``. A client of several interfaces waits for
+        any of them, and moves to the first that connects unless the one in use does."""
         wait = self.settings.connect_timeout if timeout is None else timeout
-        await asyncio.wait_for(self._channel.channel_ready(), wait)
+        if len(self._routes) == 1:
+            await asyncio.wait_for(self._channel.channel_ready(), wait)
+            return
+        waits = {
+            asyncio.ensure_future(route.channel.channel_ready()): i for i, route in enumerate(self._routes)
+        }
+        try:
+            done, _ = await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        if not done:
+            raise TimeoutError(f"no interface of {', '.join(self.targets)} connected within {wait:g} s")
+        connected = sorted(waits[d] for d in done)
+        if self._active not in connected:
+            self._fall_back(connected[0], "not connected")
 
     # -- plumbing ------------------------------------------------------------------------------
+    #
+    # Retries are our own loop, not a gRPC retryPolicy in the channel's service config: gRPC's
+    # cannot see which SendMessage carries a message id, wait what a RateLimitedError's
+    # retry_after says, tell a circuit breaker of each failed attempt, move to another interface of
+    # the card, or be driven by an injected clock. gRPC's transparent retries (an attempt that never
+    # left the client) stay on underneath: they are always safe. No retryPolicy is configured, so
+    # the attempts of the two never multiply.
 
     def _md(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> tuple[tuple[str, str | bytes], ...]:
         if not metadata:
@@ -361,6 +475,74 @@ class A2AClient(ClientOperations):
     def _tenanted(self, request: R) -> R:
         return with_tenant(request, self.tenant)
 
+    def _deadline(self, timeout: float | None) -> float | None:
+        return None if timeout is None else self._clock.now() + timeout
+
+    def _remaining(self, deadline: float | None, name: str) -> float | None:
+        if deadline is None:
+            return None
+        left = deadline - self._clock.now()
+        if left <= 0:
+            raise errors.DeadlineExceededError(f"{name}: the deadline passed before the call could be made")
+        return left
+
+    def _route(self) -> _Route:
+        """The interface to call: the active one, else (its breaker open) the next that admits a
+        call, which becomes the active one (so :attr:`tenant` is always the returned one's)."""
+        first = self._routes[self._active]
+        try:
+            first.breaker.admit()
+            return first
+        except errors.UnavailableError as refused:
+            for step in range(1, len(self._routes)):
+                index = (self._active + step) % len(self._routes)
+                try:
+                    self._routes[index].breaker.admit()
+                except errors.UnavailableError:
+                    continue
+                self._fall_back(index, refused.message)
+                return self._routes[index]
+            raise
+
+    def _fall_back(self, index: int, why: str) -> None:
+        log.warning(
+            "interface %s failed (%s): falling back to %s", self.target, why, self._routes[index].target
+        )
+        self._use(index)
+
+    def _failed(self, route: _Route, error: errors.A2AError) -> None:
+        """Judge ``route`` by ``error``; an unavailable interface hands over to the next one."""
+        route.breaker.record(error)
+        if (
+            isinstance(error, errors.UnavailableError)
+            and len(self._routes) > 1
+            and route is self._routes[self._active]
+        ):
+            self._fall_back((self._active + 1) % len(self._routes), error.message)
+
+    async def _pause(
+        self,
+        name: str,
+        request: Message,
+        error: errors.A2AError,
+        attempts: int,
+        deadline: float | None,
+        advised: float | None,
+    ) -> None:
+        """Wait before the next attempt, or raise: ``error`` when the call is not tried again,
+        DeadlineExceededError when the wait would outlast the call's deadline. ``advised``: the
+        wait the server's RetryInfo asked for."""
+        policy, chance = self.settings.resilience, self._rng.random()
+        delay = retry_delay(name, request, error, attempts, policy, chance, advised)
+        if delay is None:
+            raise error
+        if deadline is not None and self._clock.now() + delay >= deadline:
+            raise errors.DeadlineExceededError(
+                f"{name}: attempt {attempts} failed ({error.message}); the next one, in {delay:.3f} s, "
+                "would come after the call's deadline"
+            ) from error
+        await self._clock.sleep(delay)
+
     async def _unary(
         self,
         name: str,
@@ -368,14 +550,45 @@ class A2AClient(ClientOperations):
         timeout: float | None,
         metadata: Sequence[tuple[str, str | bytes]] | None,
     ) -> Any:
+        md = self._md(metadata)
+        deadline = self._deadline(self.timeout if timeout is None else timeout)
+        attempts = 0
+        while True:
+            attempts += 1
+            left = self._remaining(deadline, name)
+            route = self._route()
+            try:
+                response = await route.calls[name](self._tenanted(request), timeout=left, metadata=md)
+            except grpc.RpcError as exc:
+                error = from_rpc_error(exc)
+                self._failed(route, error)
+                if attempts > 1 and name == "CancelTask" and isinstance(error, errors.TaskNotCancelableError):
+                    return await self._canceled_already(request, error, deadline, md)
+                await self._pause(name, request, error, attempts, deadline, retry_advice(exc))
+                continue
+            except BaseException:
+                route.breaker.release()
+                raise
+            route.breaker.record(None)
+            return response
+
+    async def _canceled_already(
+        self,
+        request: Message,
+        error: errors.A2AError,
+        deadline: float | None,
+        md: Sequence[tuple[str, str | bytes]],
+    ) -> types.Task:
+        """A retried CancelTask found the task not cancelable: the attempt whose answer was lost
+        may have canceled it. Then the call did what it was asked, and answers the task."""
+        ask = types.GetTaskRequest(id=request.id, tenant=request.tenant)  # type: ignore[attr-defined]
         try:
-            return await self._calls[name](
-                self._tenanted(request),
-                timeout=self.timeout if timeout is None else timeout,
-                metadata=self._md(metadata),
-            )
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
+            task: types.Task = await self._unary("GetTask", ask, self._remaining(deadline, "CancelTask"), md)
+        except errors.A2AError:
+            raise error from None
+        if task.status.state != types.TASK_STATE_CANCELED:
+            raise error
+        return task
 
     async def _stream(
         self,
@@ -384,14 +597,37 @@ class A2AClient(ClientOperations):
         timeout: float | None,
         metadata: Sequence[tuple[str, str | bytes]] | None,
     ) -> AsyncIterator[types.StreamResponse]:
-        call = self._calls[name](self._tenanted(request), timeout=timeout, metadata=self._md(metadata))
-        try:
-            async for item in call:
-                yield item
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
-        finally:
-            call.cancel()  # a no-op once the stream has ended; stops the server side otherwise
+        md = self._md(metadata)
+        deadline = self._deadline(timeout)
+        attempts = 0
+        while True:
+            attempts += 1
+            left = self._remaining(deadline, name)
+            route = self._route()
+            call = route.calls[name](self._tenanted(request), timeout=left, metadata=md)
+            started = False  # once an event is out, the call is judged and never tried again
+            try:
+                async for item in call:
+                    if not started:
+                        started = True
+                        route.breaker.record(None)
+                    yield item
+                if not started:
+                    route.breaker.record(None)
+                return
+            except grpc.RpcError as exc:
+                error = from_rpc_error(exc)
+                if started:
+                    raise error from None
+                self._failed(route, error)
+                advised = retry_advice(exc)
+            except BaseException:
+                if not started:
+                    route.breaker.release()
+                raise
+            finally:
+                call.cancel()  # a no-op once the stream has ended; stops the server side otherwise
+            await self._pause(name, request, error, attempts, deadline, advised)
 
     async def get_agent_card(
         self,
@@ -405,12 +641,8 @@ class A2AClient(ClientOperations):
         Not part of A2A (which publishes the public card over HTTP): agents served by other
         implementations answer :class:`errors.MethodNotFoundError` (UNIMPLEMENTED).
         """
-        request = GetAgentCardRequest(tenant=tenant or self.tenant)
-        try:
-            response = await self._get_card(
-                request, timeout=self.timeout if timeout is None else timeout, metadata=self._md(metadata)
-            )
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
+        response: GetAgentCardResponse = await self._unary(
+            "GetAgentCard", GetAgentCardRequest(tenant=tenant), timeout, metadata
+        )
         card: types.AgentCard = response.card
         return card

@@ -43,7 +43,8 @@ from a2a_grpc.bridge.outbound import CARD_PATH, JsonRpcUpstream, RestUpstream, o
 from a2a_grpc.bridge.routes import Router, compile_routes
 from a2a_grpc.bridge.sse import SseDecoder, SseEvent
 from a2a_grpc.bridge.upstream import Call, Upstream
-from a2a_grpc.client import A2AClient
+from a2a_grpc.client import A2AClient, ClientSettings
+from a2a_grpc.resilience import ResiliencePolicy
 from a2a_grpc.server import ServerSettings
 from tests.json_peers import JSONRPC_PATH, JsonPeer, Seen, bind, sdk_json_peer, serve_asgi
 from tests.webhook import until
@@ -471,10 +472,12 @@ async def test_sdk_errors_reach_our_client_with_the_spec_code(
 async def test_an_agent_that_goes_away_is_unavailable_and_the_front_serves_on(binding: str) -> None:
     async with sdk_json_peer((binding,)) as agent:
         upstream = await open_json_upstream(agent.url)
+    # The front's own answers are under test: a client that neither retries nor opens a breaker.
+    plain = ClientSettings(timeout=TIMEOUT, resilience=ResiliencePolicy(max_attempts=1))
     try:
         async with (
             GrpcFront(upstream, SETTINGS) as front,
-            A2AClient(front.address, timeout=TIMEOUT) as client,
+            A2AClient(front.address, settings=plain) as client,
         ):
             with pytest.raises(errors.UnavailableError) as unary:
                 await client.get_task("x")

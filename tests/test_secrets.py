@@ -29,8 +29,9 @@ from a2a_grpc import errors, types
 from a2a_grpc.bridge.grpcfront import GrpcFront
 from a2a_grpc.bridge.outbound import JsonRpcUpstream, RestUpstream, open_json_upstream
 from a2a_grpc.bridge.upstream import Call
-from a2a_grpc.client import A2AClient
+from a2a_grpc.client import A2AClient, ClientSettings
 from a2a_grpc.reference_agent import ReferenceAgent
+from a2a_grpc.resilience import ResiliencePolicy
 from a2a_grpc.security.redact import redact_userinfo, scrub_urls, split_userinfo, without_credentials
 from a2a_grpc.server import ServerSettings
 from a2a_grpc.tasks import SqliteTaskStore, StoreError
@@ -416,6 +417,9 @@ class BasicRecorder:
         await send({"type": "http.response.body", "body": body})
 
 
+ONE_ATTEMPT = ClientSettings(timeout=TIMEOUT, resilience=ResiliencePolicy(max_attempts=1))
+
+
 @pytest.mark.asyncio
 async def test_url_credentials_are_sent_but_never_shown(caplog: pytest.LogCaptureFixture) -> None:
     agent = BasicRecorder()
@@ -427,7 +431,8 @@ async def test_url_credentials_are_sent_but_never_shown(caplog: pytest.LogCaptur
             try:
                 async with (
                     GrpcFront(upstream, ServerSettings(host="127.0.0.1", port=0, log_requests=True)) as front,
-                    A2AClient(front.address, timeout=TIMEOUT) as client,
+                    # One GetTask reaches the upstream: a client that does not retry it.
+                    A2AClient(front.address, settings=ONE_ATTEMPT) as client,
                 ):
                     with pytest.raises(errors.UnavailableError) as info:
                         await client.get_task("t1")

@@ -67,12 +67,15 @@ def test_client_settings_are_checked_and_become_channel_options() -> None:
     ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             ClientSettings(**bad)  # type: ignore[arg-type]
-    assert dict(CLIENT.grpc_options()) == {
+    quiet = dict(dataclasses.replace(CLIENT, keepalive_time_ms=None).grpc_options())
+    assert quiet == {
         "grpc.max_receive_message_length": CLIENT.max_receive_message_bytes,
         "grpc.max_send_message_length": CLIENT.max_send_message_bytes,
     }
-    pinging = dict(dataclasses.replace(CLIENT, keepalive_time_ms=300_000).grpc_options())
+    # By default the client pings during calls as often as a default gRPC server allows, no more.
+    pinging = dict(CLIENT.grpc_options())
     assert (pinging["grpc.keepalive_time_ms"], pinging["grpc.keepalive_timeout_ms"]) == (300_000, 20_000)
+    assert pinging["grpc.keepalive_permit_without_calls"] == 0
 
 
 @pytest.mark.asyncio

@@ -55,6 +55,19 @@ class Limits:
     """Bytes the stored tasks of one principal may take together, in each tenant; counted by the
     serving process from its start (the tasks it created, and what loaded ones grew by there)."""
 
+    # -- what a server remembers of the messages it received (``a2a_grpc._dedupe``) -------------
+    dedupe_window_seconds: int = 600
+    """How long a SendMessage's ``message_id`` is remembered: a message sent again within it (a
+    client retrying after a lost answer) gets the first one's task or reply instead of running
+    twice."""
+    max_remembered_messages: int = 20_000
+    """Message ids remembered at once, every caller together (about 750 bytes each); beyond it the
+    oldest is forgotten, so at 1,000 messages a second the window is 20 s: still far longer than a
+    client's retries take."""
+    max_remembered_reply_bytes: int = 64 * MiB
+    """Bytes of direct replies (an agent's message, no task) kept for repeats; beyond it the oldest
+    receipt is forgotten."""
+
     # -- how often (the ``limits`` library's notation: "100/second", "20/second;1000/minute") -----
     rate_per_principal: str | None = None
     """Calls one principal may make; None: no rate limit. A call over it gets RateLimitedError
