@@ -21,7 +21,8 @@ from a2a_grpc.bridge.app import BridgeApp
 from a2a_grpc.bridge.httpserver import HttpServer
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.upstream import LocalUpstream
-from a2a_grpc.client import A2AClient
+from a2a_grpc.client import A2AClient, ClientSettings
+from a2a_grpc.resilience import ResiliencePolicy
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.security import ApiKey, ApiKeyScheme, Authentication
 from a2a_grpc.security.limits import Limits
@@ -49,7 +50,13 @@ def headers_of(name: str) -> dict[str, str]:
     return {"X-API-Key": KEYS[name]}
 
 
+ONCE = ClientSettings(resilience=ResiliencePolicy(max_attempts=1))
+"""A client that tries once: these tests look at the server's refusals, which the default client
+would wait out and retry (``tests/test_rate_limits.py`` shows that too)."""
+
+
 def grpc_client(stack: Stack, name: str, **options: Any) -> A2AClient:
+    options.setdefault("settings", ONCE)
     return A2AClient(stack.address, metadata=(("x-api-key", KEYS[name]),), timeout=TIMEOUT, **options)
 
 

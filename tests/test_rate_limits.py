@@ -20,13 +20,13 @@ from a2a_grpc import errors, types
 from a2a_grpc.bridge import transcoding
 from a2a_grpc.bridge.grpcfront import GrpcFront
 from a2a_grpc.bridge.outbound import JsonRpcUpstream
-from a2a_grpc.client import A2AClient
+from a2a_grpc.client import A2AClient, ClientSettings
 from a2a_grpc.security.identity import Principal
 from a2a_grpc.security.limits import Limits
 from a2a_grpc.security.quota import Quotas
 from a2a_grpc.server import ServerSettings
 from a2a_grpc.service import CallContext
-from tests.quota_peers import grpc_client, headers_of, percentiles, raw_call, serve_limited
+from tests.quota_peers import ONCE, grpc_client, headers_of, percentiles, raw_call, serve_limited
 
 ASYNC = pytest.mark.asyncio
 
@@ -221,11 +221,25 @@ async def test_waiting_as_advised_lets_the_next_call_in() -> None:
 
 
 @ASYNC
+async def test_the_default_client_waits_as_advised_and_its_call_gets_in() -> None:
+    async with (
+        serve_limited(Limits(rate_per_principal="2/second")) as stack,
+        grpc_client(stack, "alice") as once,
+        grpc_client(stack, "alice", settings=ClientSettings()) as patient,
+    ):
+        await typed_until_refused(once.list_tasks, at_most=5)
+        # The same principal's default client is refused too, waits the advised second(s) and
+        # tries again: the call succeeds without the application seeing the refusal.
+        answer = await patient.list_tasks()
+        assert isinstance(answer, types.ListTasksResponse)
+
+
+@ASYNC
 async def test_without_authentication_every_caller_shares_the_anonymous_budget() -> None:
     async with serve_limited(Limits(rate_per_principal="3/minute"), authenticated=False) as stack:
-        async with A2AClient(stack.address, timeout=10) as first:
+        async with A2AClient(stack.address, timeout=10, settings=ONCE) as first:
             await typed_until_refused(first.list_tasks, at_most=5)
-        async with A2AClient(stack.address, timeout=10) as second:  # a new connection, the same nobody
+        async with A2AClient(stack.address, timeout=10, settings=ONCE) as second:  # a new connection, the same nobody
             with pytest.raises(errors.RateLimitedError) as caught:
                 await second.list_tasks()
         assert caught.value.limit == "rate_per_principal"
@@ -267,7 +281,7 @@ async def test_the_reverse_bridge_holds_its_callers_to_the_rate_before_forwardin
     upstream = JsonRpcUpstream("http://127.0.0.1:1/", card=types.AgentCard(name="nowhere"))
     settings = ServerSettings(host="127.0.0.1", port=0, limits=Limits(rate_per_principal="2/minute"))
     try:
-        async with GrpcFront(upstream, settings) as front, A2AClient(front.address, timeout=10) as client:
+        async with GrpcFront(upstream, settings) as front, A2AClient(front.address, timeout=10, settings=ONCE) as client:
             outcomes = []
             for _ in range(4):
                 try:
