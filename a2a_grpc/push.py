@@ -71,7 +71,7 @@ TOKEN_HEADER: Final = "X-A2A-Notification-Token"
 """The header carrying ``TaskPushNotificationConfig.token``; the name the spec's examples and the SDK use."""
 
 _DROP_LOG_INTERVAL: Final = 1.0  # seconds; an overload must not turn into a log flood
-_ENCODER_THREADS: Final = 2  # big updates encoded at once; more would only contend for the GIL
+_ENCODER_THREADS: Final = 4  # updates encoded at once: a few, so two huge ones do not hold up small ones
 _SIGN_INLINE_BYTES: Final = 1024 * 1024  # a longer body is signed on a worker thread
 _DRAIN_BYTES: Final = 64 * 1024  # answer bytes read so a connection can be reused
 _KEEPALIVE_CONNECTIONS: Final = 100  # idle connections kept for the next delivery (all targets)
@@ -267,9 +267,8 @@ class PushNotifier:
             # Room for every target's whole budget: the pool itself never makes one target wait
             # for another's connections (the per-target cap is what bounds them).
             connections = max_targets * target_concurrency
-            limits = httpx.Limits(
-                max_connections=connections, max_keepalive_connections=min(connections, 100)
-            )
+            idle = min(connections, _KEEPALIVE_CONNECTIONS)
+            limits = httpx.Limits(max_connections=connections, max_keepalive_connections=idle)
             # Redirects are never followed (also forced per request, for a caller's client): a 3xx
             # could bounce the credentials and the payload to a host the client never registered.
             client = httpx.AsyncClient(follow_redirects=False, limits=limits)
