@@ -12,8 +12,9 @@ isolated per target, a target being a URL's scheme, host and port:
 
 * each target has its own queue (``target_queue_size``) and its own budget of deliveries in flight
   (``target_concurrency``), served by workers that exist while it has updates and go away when it
-  is idle; at most ``max_targets`` targets are tracked at once. A slow, dripping or dead target
-  spends only its own budget: other targets' deliveries do not wait for it.
+  is idle; at most ``max_targets`` targets are tracked at once, and ``max_connections`` bounds the
+  connections of all of them. A slow, dripping or dead target spends only its own budget: other
+  targets' deliveries do not wait for it.
 * within a target, each webhook (task, config, URL) gets its updates one at a time, in order, and
   webhooks take turns.
 * every attempt has an overall deadline (``attempt_deadline``: resolving, connecting, sending,
@@ -122,9 +123,14 @@ class PushSettings:
     """Deliveries in flight at once to one target: its budget of connections."""
     max_targets: int = 1_000
     """Targets with updates waiting or in flight at once; an update for one more is dropped and counted."""
+    max_connections: int = 512
+    """Connections open at once across all targets (each one a file descriptor). A target holds at most
+    ``target_concurrency`` of them, so it takes ``max_connections / target_concurrency`` targets that
+    hold theirs (each for at most ``attempt_deadline``) before others wait for one."""
 
     def __post_init__(self) -> None:
-        for name in ("max_attempts", "queue_size", "target_queue_size", "target_concurrency", "max_targets"):
+        counts = ("max_attempts", "queue_size", "target_queue_size", "target_concurrency", "max_targets")
+        for name in (*counts, "max_connections"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -236,14 +242,15 @@ class PushNotifier:
         target_queue_size: int = 1_000,
         target_concurrency: int = 4,
         max_targets: int = 1_000,
+        max_connections: int = 512,
         policy: WebhookPolicy | None = None,
         signing_secret: bytes | str | None = None,
     ) -> None:
         """``policy``: which targets may be reached (default: public addresses only, see
         :class:`WebhookPolicy`). ``signing_secret``: when given (at least 16 bytes), every attempt
-        is signed in ``A2A-Grpc-Signature``. ``client``: an HTTP client of the caller's (left open);
-        its connection pool is shared by every target, so give it at least ``max_targets`` times
-        ``target_concurrency`` connections, or one target can make others wait for a connection."""
+        is signed in ``A2A-Grpc-Signature``. ``client``: an HTTP client of the caller's (left open),
+        used instead of the notifier's own; its connection pool is shared by every target (and
+        ``max_connections`` does not apply to it), so give it room for many targets' budgets."""
         self.settings = PushSettings(
             max_attempts,
             initial_backoff,
@@ -254,6 +261,7 @@ class PushNotifier:
             target_queue_size,
             target_concurrency,
             max_targets,
+            max_connections,
         )
         self.policy = policy if policy is not None else WebhookPolicy()
         if not isinstance(self.policy, WebhookPolicy):
@@ -264,11 +272,10 @@ class PushNotifier:
         self._signing_key = secret
         self.stats = PushStats()
         if client is None:
-            # Room for every target's whole budget: the pool itself never makes one target wait
-            # for another's connections (the per-target cap is what bounds them).
-            connections = max_targets * target_concurrency
-            idle = min(connections, _KEEPALIVE_CONNECTIONS)
-            limits = httpx.Limits(max_connections=connections, max_keepalive_connections=idle)
+            # Room for many targets' whole budgets: the per-target cap is what keeps one target from
+            # taking the pool; the pool's own bound keeps the process within its file descriptors.
+            idle = min(max_connections, _KEEPALIVE_CONNECTIONS)
+            limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=idle)
             # Redirects are never followed (also forced per request, for a caller's client): a 3xx
             # could bounce the credentials and the payload to a host the client never registered.
             client = httpx.AsyncClient(follow_redirects=False, limits=limits)

@@ -165,13 +165,15 @@ def test_new_settings_defaults_and_validation() -> None:
         settings.target_queue_size,
         settings.target_concurrency,
         settings.max_targets,
-    ) == (30.0, 1_000, 4, 1_000)
+        settings.max_connections,
+    ) == (30.0, 1_000, 4, 1_000, 512)
     bad: list[tuple[dict[str, object], str]] = [
         ({"attempt_deadline": 0}, "attempt_deadline must be > 0"),
         ({"attempt_deadline": float("nan")}, "attempt_deadline must be a finite number"),
         ({"target_queue_size": 0}, "target_queue_size must be an integer >= 1"),
         ({"target_concurrency": 2.0}, "target_concurrency must be an integer >= 1"),
         ({"max_targets": True}, "max_targets must be an integer >= 1"),
+        ({"max_connections": 0}, "max_connections must be an integer >= 1"),
     ]
     for kwargs, message in bad:
         with pytest.raises(ValueError, match=message):
