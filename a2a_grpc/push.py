@@ -41,12 +41,10 @@ import asyncio
 import collections
 import concurrent.futures
 import contextvars
-import email.utils
 import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final
@@ -54,15 +52,10 @@ from typing import Final
 import httpx
 
 from a2a_grpc import types
+from a2a_grpc._push_attempt import attempt
 from a2a_grpc._push_body import Body, carries_content, encode_in_steps, encode_inline
 from a2a_grpc.security.redact import redact_url
-from a2a_grpc.security.webhooks import (
-    SIGNATURE_HEADER,
-    WebhookPolicy,
-    WebhookRefusedError,
-    WebhookResolveError,
-    sign,
-)
+from a2a_grpc.security.webhooks import WebhookPolicy, sign
 
 __all__ = ["TOKEN_HEADER", "PushNotifier", "PushSettings", "PushStats"]
 
@@ -74,7 +67,6 @@ TOKEN_HEADER: Final = "X-A2A-Notification-Token"
 _DROP_LOG_INTERVAL: Final = 1.0  # seconds; an overload must not turn into a log flood
 _ENCODER_THREADS: Final = 4  # updates encoded at once: a few, so two huge ones do not hold up small ones
 _SIGN_INLINE_BYTES: Final = 1024 * 1024  # a longer body is signed on a worker thread
-_DRAIN_BYTES: Final = 64 * 1024  # answer bytes read so a connection can be reused
 _KEEPALIVE_CONNECTIONS: Final = 100  # idle connections kept for the next delivery (all targets)
 MIN_SIGNING_SECRET_BYTES: Final = 16
 """Shortest signing secret accepted: an HMAC key shorter than this is guessable."""
@@ -214,16 +206,6 @@ class _Target:
     size: int = 0  # updates queued or in flight
     workers: set[asyncio.Task[None]] = field(default_factory=set)
     drops: _DropLog = field(default_factory=_DropLog)
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """How one attempt ended."""
-
-    delivered: bool = False
-    last: str = ""
-    final: bool = False  # retrying cannot help
-    retry_after: float | None = None
 
 
 class PushNotifier:
@@ -495,128 +477,47 @@ class PushNotifier:
             headers[TOKEN_HEADER] = config.token
         settings = self.settings
         last = "no attempt"
-        for attempt in range(1, settings.max_attempts + 1):
-            outcome = await self._attempt(config, body, headers)
+        signer = self._signature if self._signing_key is not None else None
+        for number in range(1, settings.max_attempts + 1):
+            outcome = await attempt(
+                self._client,
+                self.policy,
+                config.url,
+                body,
+                headers,
+                timeout=self._timeout,
+                deadline=settings.attempt_deadline,
+                signer=signer,
+            )
+            self.stats.refused += outcome.refused
+            self.stats.timed_out += outcome.timed_out
             if outcome.delivered:
                 self.stats.delivered += 1
                 return
             last = outcome.last
-            if outcome.final or attempt == settings.max_attempts:
+            if outcome.final or number == settings.max_attempts:
                 break
             wait = outcome.retry_after
             if wait is None:
                 # Exponential backoff with equal jitter, so many webhooks do not retry in lockstep.
-                step = min(settings.max_backoff, settings.initial_backoff * 2 ** (attempt - 1))
+                step = min(settings.max_backoff, settings.initial_backoff * 2 ** (number - 1))
                 wait = step / 2 + self._rng.uniform(0, step / 2)
             self.stats.retried += 1
             await asyncio.sleep(min(wait, settings.max_backoff))
         self.stats.failed += 1
         logger.error(
             "push notification failed after %d attempt(s): task=%s config=%s url=%s last=%s",
-            attempt,
+            number,
             _task_id(config, payload.event),
             config.id,
             redact_url(config.url),
             last,
         )
 
-    async def _attempt(
-        self, config: types.TaskPushNotificationConfig, body: Body, headers: dict[str, str]
-    ) -> _Outcome:
-        """One attempt, within ``attempt_deadline`` from name resolution to the end of the answer."""
-        response: httpx.Response | None = None
-        try:
-            async with asyncio.timeout(self.settings.attempt_deadline):
-                try:
-                    # Resolved and judged on every attempt, and the connection goes to the address
-                    # that was judged: no window for DNS rebinding between the check and the connection.
-                    pinned = await self.policy.resolve(config.url)
-                except WebhookRefusedError as exc:
-                    self.stats.refused += 1
-                    # Reasons name the host, never the path or user info.
-                    return _Outcome(last=f"refused: {exc.reason}", final=True)
-                except WebhookResolveError as exc:
-                    return _Outcome(last=str(exc))
-                request_headers = dict(headers, Host=pinned.host_header)
-                size = sum(len(chunk) for chunk in body)
-                if self._signing_key is not None:
-                    request_headers[SIGNATURE_HEADER] = await self._signature(body, size)
-                content: bytes | AsyncIterator[bytes]
-                if len(body) == 1:
-                    content = body[0]
-                else:  # sent chunk by chunk, never joined; the length is known
-                    content, request_headers["Content-Length"] = _chunks(body), str(size)
-                sni = pinned.sni_hostname
-                try:
-                    request = self._client.build_request(
-                        "POST",
-                        pinned.url,
-                        content=content,
-                        headers=request_headers,
-                        timeout=self._timeout,
-                        extensions={"sni_hostname": sni} if sni else None,
-                    )
-                    response = await self._client.send(request, stream=True, follow_redirects=False)
-                    try:
-                        await _drain(response)
-                    finally:
-                        await response.aclose()
-                except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-                    # Not str(exc): it may quote the URL, credentials and all. Retrying cannot fix the URL.
-                    return _Outcome(last=type(exc).__name__, final=True)
-                except httpx.TransportError as exc:  # connect/read/write errors and httpx's timeouts
-                    if response is None:
-                        return _Outcome(last=type(exc).__name__)
-                    # The status was read; a failure while reading the rest of the answer changes nothing.
-        except TimeoutError:
-            if response is None:
-                self.stats.timed_out += 1
-                return _Outcome(
-                    last=f"deadline exceeded (attempt_deadline={self.settings.attempt_deadline} s)"
-                )
-        if response.is_success:
-            return _Outcome(delivered=True)
-        status = response.status_code
-        if status != 429 and status < 500:
-            return _Outcome(last=f"HTTP {status}", final=True)  # 3xx (never followed), 4xx: no change
-        return _Outcome(last=f"HTTP {status}", retry_after=_retry_after(response.headers.get("Retry-After")))
-
-
-async def _chunks(body: Body) -> AsyncIterator[bytes]:
-    for chunk in body:
-        yield chunk
-
-
-async def _drain(response: httpx.Response) -> None:
-    """Read and drop a short answer, so that its connection can carry the next delivery; only the
-    status matters. A longer answer is left unread (closing the response closes its connection)."""
-    read = 0
-    try:
-        async for chunk in response.aiter_raw():
-            read += len(chunk)
-            if read > _DRAIN_BYTES:
-                return
-    except httpx.StreamError:  # already read (a transport that answers from memory): nothing to drain
-        return
-
 
 def _target_name(url: str) -> str:
     """The target a webhook URL names, as ``scheme://host[:port]``: the unit of isolation."""
     return redact_url(url).removesuffix("/…")
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delay-seconds or HTTP-date), or None if unusable."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _task_id(config: types.TaskPushNotificationConfig, event: types.StreamResponse) -> str:
