@@ -111,7 +111,7 @@ class PushSettings:
     target_queue_size: int = 1_000
     """Updates waiting or in flight for one target (scheme, host and port); beyond it that target's
     new updates are dropped and counted, other targets' are not."""
-    target_concurrency: int = 4
+    target_concurrency: int = 8
     """Deliveries in flight at once to one target: its budget of connections."""
     max_targets: int = 1_000
     """Targets with updates waiting or in flight at once; an update for one more is dropped and counted."""
@@ -222,7 +222,7 @@ class PushNotifier:
         queue_size: int = 10_000,
         attempt_deadline: float = 30.0,
         target_queue_size: int = 1_000,
-        target_concurrency: int = 4,
+        target_concurrency: int = 8,
         max_targets: int = 1_000,
         max_connections: int = 512,
         policy: WebhookPolicy | None = None,

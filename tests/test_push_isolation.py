@@ -166,7 +166,7 @@ def test_new_settings_defaults_and_validation() -> None:
         settings.target_concurrency,
         settings.max_targets,
         settings.max_connections,
-    ) == (30.0, 1_000, 4, 1_000, 512)
+    ) == (30.0, 1_000, 8, 1_000, 512)
     bad: list[tuple[dict[str, object], str]] = [
         ({"attempt_deadline": 0}, "attempt_deadline must be > 0"),
         ({"attempt_deadline": float("nan")}, "attempt_deadline must be a finite number"),
