@@ -44,7 +44,7 @@ from a2a_grpc.tasks.eventlog import EventLog, InMemoryEventLog
 from a2a_grpc.tasks.lifecycle import SETTLED_STATES, TERMINAL_STATES
 from a2a_grpc.tasks.registry import InMemoryRegistry, TaskRegistry
 from a2a_grpc.tasks.run import DEFAULT_RETAIN_BYTES, TaskRun
-from a2a_grpc.tasks.store import STORED, trim_task_in_place
+from a2a_grpc.tasks.store import PUSH_MAX_PAGE_SIZE, STORED, trim_task_in_place
 
 if TYPE_CHECKING:
     from a2a_grpc.push import PushNotifier
@@ -208,8 +208,31 @@ class RequestHandler:
         config.CopyFrom(request.configuration.task_push_notification_config)
         config.task_id, config.tenant = run.task.id, tenant_of(run.tenant)
         config.id = config.id or new_id()
+        await self._check_push_room(run.tenant, run.task.id, config.id, run)
         await self.store.put_push_config(run.tenant, config)
         run.push_configs = [c for c in run.push_configs if c.id != config.id] + [config]
+
+    async def _check_push_room(self, key: str, task_id: str, config_id: str, run: TaskRun | None) -> None:
+        """Refuse one push config more than ``limits.max_push_configs_per_task`` allows; a config
+        replacing one of the same id takes no more room. (Every config is a webhook delivered to on
+        every update: unbounded, one caller could make the server send without end.)"""
+        limit = self.limits.max_push_configs_per_task
+        if run is not None and self.runs.push:  # a run that delivers holds all its task's configs
+            held = {c.id for c in run.push_configs}
+        else:
+            held, token = set(), ""
+            while True:
+                page, token = await self.store.list_push_configs(key, task_id, PUSH_MAX_PAGE_SIZE, token)
+                held.update(c.id for c in page)
+                if not token or len(held) > limit:
+                    break
+        if len(held) >= limit and config_id not in held:
+            raise errors.LimitExceededError(
+                f"task {errors.echo(task_id)} already has {limit} push notification configs, "
+                "the most max_push_configs_per_task allows",
+                limit="max_push_configs_per_task",
+                value=limit,
+            )
 
     # -- SendMessage / SendStreamingMessage ----------------------------------------------------
 
@@ -571,6 +594,7 @@ class RequestHandler:
         config.CopyFrom(request)
         config.id = config.id or new_id()
         config.tenant = tenant
+        await self._check_push_room(key, request.task_id, config.id, self.runs.get(key, request.task_id))
         await self.store.put_push_config(key, config)
         run = self.runs.get(key, request.task_id)
         if run is not None:

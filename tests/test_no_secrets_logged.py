@@ -109,6 +109,7 @@ async def test_no_secret_reaches_a_log_or_an_error(
         await until(lambda: len(receiver.paths(HOOK_PATH)) >= 2)
         delivered = receiver.paths(HOOK_PATH)[0]
         assert delivered.headers["authorization"] == f"Bearer {PUSH_CREDENTIALS}"
+    await notifier.aclose()  # given to the stack, so not closed by it (its connections are kept alive)
     assert len(refusals) >= 4
     texts = [record.getMessage() for record in caplog.records]
     texts += [str(record.args) for record in caplog.records if record.args]

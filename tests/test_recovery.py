@@ -260,13 +260,15 @@ class Asker(Agent):
 
 async def test_a_task_keeps_all_150_push_configs_after_a_restart(tmp_path: Path, receiver: Receiver) -> None:
     from a2a_grpc.push import PushNotifier
+    from a2a_grpc.security.limits import Limits
     from a2a_grpc.security.webhooks import WebhookPolicy
 
     loopback = WebhookPolicy(allow=("127.0.0.0/8",))  # the receiver's address; refused by default
     db = str(tmp_path / "tasks.db")
     store = SqliteTaskStore(db)
     first_notifier = PushNotifier(policy=loopback)
-    first = A2AServer(Asker(), store, ServerSettings(port=0), notifier=first_notifier)
+    limits = Limits(max_push_configs_per_task=150)  # the default allows 16
+    first = A2AServer(Asker(), store, ServerSettings(port=0, limits=limits), notifier=first_notifier)
     await first.start()
     try:
         async with A2AClient(first.address, timeout=WAIT) as client:

@@ -13,6 +13,7 @@ import hmac
 import math
 import re
 import time
+from collections.abc import Sequence
 from typing import Final
 
 __all__ = ["SIGNATURE_HEADER", "sign", "verify_signature"]
@@ -27,13 +28,17 @@ def _key(secret: bytes | str) -> bytes:
     return key
 
 
-def _digest(key: bytes, timestamp: int, body: bytes) -> str:
-    return hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+def _digest(key: bytes, timestamp: int, body: bytes | Sequence[bytes]) -> str:
+    mac = hmac.new(key, f"{timestamp}.".encode(), hashlib.sha256)
+    for chunk in (body,) if isinstance(body, bytes) else body:  # fed in pieces: no copy of the body
+        mac.update(chunk)
+    return mac.hexdigest()
 
 
-def sign(secret: bytes | str, body: bytes, timestamp: int | None = None) -> str:
+def sign(secret: bytes | str, body: bytes | Sequence[bytes], timestamp: int | None = None) -> str:
     """The :data:`SIGNATURE_HEADER` value for ``body``: ``t=<unix seconds>,v1=<hex HMAC-SHA256>``,
-    the HMAC keyed with ``secret`` over ``"<t>."`` followed by the body bytes."""
+    the HMAC keyed with ``secret`` over ``"<t>."`` followed by the body bytes (``body`` may be given
+    as a sequence of chunks, signed as their concatenation)."""
     t = int(time.time()) if timestamp is None else timestamp
     return f"t={t},v1={_digest(_key(secret), t, body)}"
 
