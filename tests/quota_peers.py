@@ -22,8 +22,8 @@ from a2a_grpc.bridge.httpserver import HttpServer
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.upstream import LocalUpstream
 from a2a_grpc.client import A2AClient, ClientSettings
-from a2a_grpc.resilience import ResiliencePolicy
 from a2a_grpc.reference_agent import ReferenceAgent
+from a2a_grpc.resilience import ResiliencePolicy
 from a2a_grpc.security import ApiKey, ApiKeyScheme, Authentication
 from a2a_grpc.security.limits import Limits
 from a2a_grpc.server import A2AServer, ServerSettings

@@ -40,6 +40,7 @@ from a2a_grpc.security import (
     Unprotected,
 )
 from a2a_grpc.security.authentication import check_exposure
+from a2a_grpc.security.bearer import MAX_JWKS_BYTES
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.service import CallContext
 from a2a_grpc.tasks import InMemoryTaskStore
@@ -379,6 +380,55 @@ async def test_an_unreadable_jwks_url_fails_start() -> None:
         )
         with pytest.raises(ValueError, match="cannot fetch the JWKS"):
             await scheme.start()
+
+
+@ASYNC
+async def test_a_hostile_key_server_costs_a_bounded_read_and_wait() -> None:
+    import gzip
+
+    # A usable key set padded past MAX_JWKS_BYTES, gzipped (a few KiB on the wire): refused.
+    padded = {"keys": [jwk(ES_KEY, "es-1", "ES256")], "pad": "0" * MAX_JWKS_BYTES}
+    bomb = gzip.compress(json.dumps(padded).encode())
+    seen: list[str] = []
+
+    def bombs(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("accept-encoding", ""))
+        return httpx.Response(200, content=bomb, headers={"content-encoding": "gzip"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(bombs)) as http:
+        scheme = BearerJwtScheme(
+            issuer=ISSUER, audience=AUDIENCE, jwks_url="https://keys.mesh.test/j", http=http
+        )
+        with pytest.raises(ValueError, match="cannot fetch the JWKS"):
+            await scheme.start()
+    assert seen == ["gzip, deflate"]
+
+    # A key server that never finishes its answer: the whole fetch ends at fetch_timeout.
+    async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(100):
+                writer.write(b" ")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        writer.close()
+
+    server = await asyncio.start_server(drip, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        scheme = BearerJwtScheme(
+            issuer=ISSUER, audience=AUDIENCE, jwks_url=f"http://127.0.0.1:{port}/j", fetch_timeout=0.3
+        )
+        started = time.monotonic()
+        with pytest.raises(ValueError, match="cannot fetch the JWKS"):
+            await scheme.start()
+        elapsed = time.monotonic() - started
+        await scheme.aclose()
+        assert elapsed < 3  # the drip would take 5 s; the bound is 0.3 s
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 @pytest.mark.parametrize(

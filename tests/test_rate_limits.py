@@ -239,7 +239,8 @@ async def test_without_authentication_every_caller_shares_the_anonymous_budget()
     async with serve_limited(Limits(rate_per_principal="3/minute"), authenticated=False) as stack:
         async with A2AClient(stack.address, timeout=10, settings=ONCE) as first:
             await typed_until_refused(first.list_tasks, at_most=5)
-        async with A2AClient(stack.address, timeout=10, settings=ONCE) as second:  # a new connection, the same nobody
+        # A new connection, the same nobody.
+        async with A2AClient(stack.address, timeout=10, settings=ONCE) as second:
             with pytest.raises(errors.RateLimitedError) as caught:
                 await second.list_tasks()
         assert caught.value.limit == "rate_per_principal"
@@ -281,7 +282,10 @@ async def test_the_reverse_bridge_holds_its_callers_to_the_rate_before_forwardin
     upstream = JsonRpcUpstream("http://127.0.0.1:1/", card=types.AgentCard(name="nowhere"))
     settings = ServerSettings(host="127.0.0.1", port=0, limits=Limits(rate_per_principal="2/minute"))
     try:
-        async with GrpcFront(upstream, settings) as front, A2AClient(front.address, timeout=10, settings=ONCE) as client:
+        async with (
+            GrpcFront(upstream, settings) as front,
+            A2AClient(front.address, timeout=10, settings=ONCE) as client,
+        ):
             outcomes = []
             for _ in range(4):
                 try:

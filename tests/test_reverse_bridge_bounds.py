@@ -39,7 +39,7 @@ import orjson
 import pytest
 
 from a2a_grpc import errors, types
-from a2a_grpc.bridge.bodies import STEP, AnswerError, ContentDecoder, content_decoder
+from a2a_grpc._bodies import STEP, AnswerError, ContentDecoder, content_decoder
 from a2a_grpc.bridge.grpcfront import GrpcFront
 from a2a_grpc.bridge.outbound import CARD_PATH, JsonRpcUpstream, RestUpstream, fetch_card, open_json_upstream
 from a2a_grpc.bridge.settings import MiB, OutboundSettings

@@ -15,7 +15,7 @@ only speaks JSON. :func:`open_json_upstream` reads the agent's card and picks th
 * Streams are Server-Sent Events, read by :class:`SseDecoder`. Closing a stream early closes the
   HTTP response, so the agent sees the client leave.
 * Every read is bounded by :class:`a2a_grpc.bridge.settings.OutboundSettings`: an answer's size
-  after decompression (:mod:`a2a_grpc.bridge.bodies` inflates it piece by piece), an SSE line and
+  after decompression (:mod:`a2a_grpc._bodies` inflates it piece by piece), an SSE line and
   event, the time of a unary call, a stream's silence, connecting. Whatever the agent sends, the
   bridge holds little more than those bounds and waits no longer than them.
 * Failures are :class:`a2a_grpc.errors.A2AError`: the agent's own errors decoded from either
@@ -44,8 +44,8 @@ import httpx
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
+from a2a_grpc._bodies import ACCEPT_ENCODING, AnswerError, decoded, read_body
 from a2a_grpc.bridge import transcoding
-from a2a_grpc.bridge.bodies import ACCEPT_ENCODING, AnswerError, decoded, read_body
 from a2a_grpc.bridge.jsonrpc import from_jsonrpc_error
 from a2a_grpc.bridge.rest import from_rest_error
 from a2a_grpc.bridge.routes import Router, compile_routes
@@ -185,7 +185,7 @@ class _JsonUpstream:
             check_header(name, value)  # what httpx cannot write is the caller's error, named
         headers = {_header_name(k): v for k, v in call.headers.items()}
         headers["Accept"] = accept
-        headers["Accept-Encoding"] = ACCEPT_ENCODING  # what bodies.ContentDecoder reads, bounded
+        headers["Accept-Encoding"] = ACCEPT_ENCODING  # what _bodies.ContentDecoder reads, bounded
         if body is not None:
             headers["Content-Type"] = self.media
         # httpx bounds connecting only; every other wait is bounded around the call, as a whole.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
-from a2a_grpc.bridge.bodies import AnswerError
+from a2a_grpc._bodies import AnswerError
 from a2a_grpc.bridge.exchange import Receive, Send
 from a2a_grpc.bridge.settings import BridgeSettings
 

@@ -28,6 +28,9 @@ __all__ = ["ASYMMETRIC_ALGORITHMS", "BearerJwtScheme"]
 
 log = logging.getLogger("a2a_grpc.security")
 
+MAX_JWKS_BYTES = 1024 * 1024
+"""Largest JWKS document read from ``jwks_url``, after decompression (a key set is a few KiB)."""
+
 ASYMMETRIC_ALGORITHMS = (
     "RS256",
     "RS384",
@@ -162,9 +165,20 @@ class BearerJwtScheme(Scheme):
                 self._own_http = True
             self._fetched = time.monotonic()  # a failed fetch waits too: no retry storm
             try:
-                response = await self._http.get(self.jwks_url, timeout=self.fetch_timeout)
-                response.raise_for_status()
-                self._keys = self._parse(response.json())
+                # The whole fetch within fetch_timeout and its body (inflated) within
+                # MAX_JWKS_BYTES: a key server that drips or sends a bomb costs a bounded wait.
+                async with asyncio.timeout(self.fetch_timeout):
+                    from a2a_grpc._bodies import ACCEPT_ENCODING, read_body
+
+                    headers = {"accept": "application/json", "accept-encoding": ACCEPT_ENCODING}
+                    request = self._http.build_request("GET", self.jwks_url, headers=headers)
+                    response = await self._http.send(request, stream=True)
+                    try:
+                        response.raise_for_status()
+                        body = await read_body(response, MAX_JWKS_BYTES, "MAX_JWKS_BYTES")
+                    finally:
+                        await response.aclose()
+                self._keys = self._parse(json.loads(body))
             except Exception as exc:
                 # Keep the keys we have; a call whose key we lack is refused as "unknown key".
                 log.warning("fetching the JWKS of scheme %s failed: %s", self.name, type(exc).__name__)

@@ -1,4 +1,4 @@
-"""Reading an upstream agent's HTTP bodies within bounds (the reverse bridge's side).
+"""Reading a peer's HTTP bodies within bounds (the reverse bridge's upstreams, JWKS key servers).
 
 httpx inflates a compressed body one network read at a time, with no bound on what a read
 inflates to: 64 KiB of gzip can be 64 MiB of zeros. Here bodies are read raw and inflated by
