@@ -112,7 +112,7 @@ def _capacity_limits() -> Any:
     """The per-principal counts lifted out of the way: a benchmark measures what the server carries,
     and its one load generator is one principal (10,000 sessions, thousands of streams, gigabytes of
     tasks over a run)."""
-    from a2a_grpc.security.limits import GiB, Limits
+    from a2a_grpc.security.limits import Limits
 
     many = 1_000_000
     return Limits(
@@ -120,7 +120,6 @@ def _capacity_limits() -> Any:
         max_streams_per_principal=many,
         max_sessions_per_principal=many,
         max_detached_sessions_per_principal=many,
-        max_stored_bytes_per_principal=1024 * GiB,
     )
 
 

@@ -20,6 +20,10 @@ MiB = 1024 * 1024
 GiB = 1024 * MiB
 
 
+_OPTIONAL = frozenset({"max_stored_bytes_per_principal", "rate_per_principal", "rate_per_tenant"})
+"""The bounds that None switches off."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Every per-request and per-principal bound of a server. The defaults let one machine serve
@@ -51,9 +55,11 @@ class Limits:
     max_stored_bytes_per_task: int = 64 * MiB
     """Bytes one stored task may take (history, artifacts kept, metadata). A message that would pass
     it is refused; an agent update that would is refused to the agent, whose task then fails."""
-    max_stored_bytes_per_principal: int = 1 * GiB
-    """Bytes the stored tasks of one principal may take together, in each tenant; counted by the
-    serving process from its start (the tasks it created, and what loaded ones grew by there)."""
+    max_stored_bytes_per_principal: int | None = None
+    """Bytes the stored tasks of one principal may take together, in each tenant; None: no bound.
+    Counted by the serving process from its start (the tasks it created, and what loaded ones grew
+    by there). Stored tasks are never removed, so this is a budget for the life of the process:
+    off by default, for operators who want one."""
 
     # -- what a server remembers of the messages it received (``a2a_grpc._dedupe``) -------------
     dedupe_window_seconds: int = 600
@@ -83,6 +89,8 @@ class Limits:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if value is None and f.name in _OPTIONAL:
+                continue
             if f.name == "rate_storage":
                 # Built once here to be judged (an unknown scheme, a missing client library);
                 # the server builds its own when it serves.

@@ -304,7 +304,7 @@ class StoredBytesQuota:
                 value=self.per_task,
             )
         total = self.totals.get(owner, 0)
-        if total + size > self.per_principal:
+        if self.per_principal is not None and total + size > self.per_principal:
             raise errors.LimitExceededError(
                 f"this principal's stored tasks would take {total + size} bytes, more than "
                 f"max_stored_bytes_per_principal ({self.per_principal})",
