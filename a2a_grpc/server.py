@@ -622,6 +622,7 @@ class A2AServer(GrpcService):
             events=events,
             retain_bytes=s.max_retained_artifact_bytes,
             limits=s.limits,
+            max_send_bytes=s.max_send_message_bytes,
         )
         # Before the first call: tasks a previous life left running get their truthful end.
         await self.handler.start()

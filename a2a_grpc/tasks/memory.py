@@ -3,41 +3,57 @@
 Built for the hot path: ``save`` and ``get`` are one protobuf copy plus a dict operation,
 with no locks (each coroutine step runs alone on the event loop) and no thread hops.
 Listing scans the tenant's tasks, which is fine for the sizes a process-local store holds.
+A task's artifacts are kept apart from the rest of it, so that a listing without them never
+copies them (nor a history it trims: only the messages it returns are copied).
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Awaitable
-from typing import NamedTuple
 
 from a2a_grpc import types
 from a2a_grpc.tasks.eventlog import EventSink
 from a2a_grpc.tasks.registry import InMemoryRegistry
 from a2a_grpc.tasks.store import (
+    DEFAULT_LIST_ANSWER_BYTES,
+    DEFAULT_LIST_PAGE_BYTES,
     STORED,
+    PageBudget,
     PushConfigPage,
+    copy_listed,
     copy_push_config,
-    copy_task,
     encode_push_cursor,
     encode_task_cursor,
     parse_list_request,
     parse_push_query,
     timestamp_micros,
-    trim_task_in_place,
 )
 
 __all__ = ["InMemoryTaskStore"]
 
 
-class _Entry(NamedTuple):
-    # The filter/sort columns are extracted once at save time so listing never re-reads
-    # nested messages.
-    key: tuple[int, str]  # (status timestamp µs, id)
-    context_id: str
-    state: int
-    task: types.Task
-    seq: int  # the event position the snapshot includes
+class _Entry:
+    """One stored task. The filter/sort columns are extracted once at save time so listing never
+    re-reads nested messages; the artifacts are held apart from the rest of the task."""
+
+    __slots__ = ("artifact_bytes", "artifacts", "context_id", "key", "seq", "state", "task")
+
+    def __init__(self, task: types.Task, artifacts: types.Task, seq: int) -> None:
+        status = task.status
+        self.key = (timestamp_micros(status.timestamp), task.id)  # (status timestamp µs, id)
+        self.context_id = task.context_id
+        self.state = status.state
+        self.task = task  # everything but the artifacts
+        self.artifacts = artifacts  # a Task holding only the artifacts
+        self.seq = seq  # the event position the snapshot includes
+        self.artifact_bytes: int | None = None  # their encoded size, once a listing asked for it
+
+    def whole(self) -> types.Task:
+        out = types.Task()
+        out.CopyFrom(self.task)
+        out.MergeFrom(self.artifacts)
+        return out
 
 
 class InMemoryTaskStore:
@@ -60,13 +76,13 @@ class InMemoryTaskStore:
         self._check_open()
         bucket = self._tasks.get(tenant)
         entry = bucket.get(task_id) if bucket is not None else None
-        return copy_task(entry.task) if entry is not None else None
+        return entry.whole() if entry is not None else None
 
     async def load(self, tenant: str, task_id: str) -> tuple[types.Task, int] | None:
         self._check_open()
         bucket = self._tasks.get(tenant)
         entry = bucket.get(task_id) if bucket is not None else None
-        return (copy_task(entry.task), entry.seq) if entry is not None else None
+        return (entry.whole(), entry.seq) if entry is not None else None
 
     def save(self, tenant: str, task: types.Task, *, seq: int = 0) -> Awaitable[None]:
         # Copied now (see TaskStore.save); nothing to wait for afterwards.
@@ -81,15 +97,23 @@ class InMemoryTaskStore:
         # is then held twice at most (the run's and the store's), not three times. Nothing awaits
         # in between, so no reader sees the task missing.
         bucket.pop(task.id, None)
-        copy = copy_task(task)
-        status = copy.status
-        key = (timestamp_micros(status.timestamp), copy.id)
-        bucket[copy.id] = _Entry(key, copy.context_id, status.state, copy, seq)
+        rest, artifacts = types.Task(), types.Task()
+        copy_listed(rest, task, None, include_artifacts=False)
+        artifacts.artifacts.MergeFrom(task.artifacts)
+        bucket[task.id] = _Entry(rest, artifacts, seq)
         return STORED
 
-    async def list(self, tenant: str, request: types.ListTasksRequest) -> types.ListTasksResponse:
+    async def list(
+        self,
+        tenant: str,
+        request: types.ListTasksRequest,
+        *,
+        max_bytes: int = DEFAULT_LIST_PAGE_BYTES,
+        max_answer_bytes: int = DEFAULT_LIST_ANSWER_BYTES,
+    ) -> types.ListTasksResponse:
         self._check_open()
         query = parse_list_request(tenant, request)
+        budget = PageBudget(max_bytes, max_answer_bytes)
         bucket = self._tasks.get(tenant, {})
         matching = [e for e in bucket.values() if query.matches(e.context_id, e.state, e.key[0])]
         after = matching
@@ -99,13 +123,25 @@ class InMemoryTaskStore:
         # One extra row tells whether another page exists without a second pass.
         page = heapq.nlargest(query.page_size + 1, after, key=lambda e: e.key)
         response = types.ListTasksResponse(page_size=query.page_size, total_size=len(matching))
-        if len(page) > query.page_size:
-            page = page[: query.page_size]
-            response.next_page_token = encode_task_cursor(query, page[-1].key)
-        for entry in page:
+        more = len(page) > query.page_size
+        last = page[0].key if page else (0, "")
+        for entry in page[: query.page_size]:
             out = response.tasks.add()
-            out.CopyFrom(entry.task)
-            trim_task_in_place(out, query.history_length, query.include_artifacts)
+            copy_listed(out, entry.task, query.history_length, include_artifacts=False)
+            size = out.ByteSize()
+            if query.include_artifacts:
+                if entry.artifact_bytes is None:
+                    entry.artifact_bytes = entry.artifacts.ByteSize()
+                size += entry.artifact_bytes  # the holder's bytes are exactly the artifacts' fields
+            if not budget.admits(entry.key[1], size):
+                del response.tasks[-1]  # the next page starts with it
+                more = True
+                break
+            if query.include_artifacts:
+                out.MergeFrom(entry.artifacts)
+            last = entry.key
+        if more:
+            response.next_page_token = encode_task_cursor(query, last)
         return response
 
     async def put_push_config(self, tenant: str, config: types.TaskPushNotificationConfig) -> None:

@@ -67,6 +67,9 @@ from a2a_grpc.tasks.files import make_private_dirs, make_private_file, tighten
 from a2a_grpc.tasks.registry import new_owner_id
 from a2a_grpc.tasks.sealing import MARK, Sealer, store_sealer
 from a2a_grpc.tasks.store import (
+    DEFAULT_LIST_ANSWER_BYTES,
+    DEFAULT_LIST_PAGE_BYTES,
+    PageBudget,
     PushConfigPage,
     PushQuery,
     TaskQuery,
@@ -75,7 +78,6 @@ from a2a_grpc.tasks.store import (
     parse_list_request,
     parse_push_query,
     timestamp_micros,
-    trim_task_in_place,
 )
 
 __all__ = ["SCHEMA_VERSION", "SqliteTaskStore"]
@@ -84,11 +86,13 @@ _T = TypeVar("_T")
 
 log = logging.getLogger("a2a_grpc.tasks")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Stored in ``PRAGMA user_version``; bump it with a migration when the schema changes.
 
 Version 3 changes no table: ``push_configs.body`` may be sealed (:mod:`a2a_grpc.tasks.sealing`),
-which an a2a-grpc that reads version 2 would take for damaged protobuf; it refuses the file instead."""
+which an a2a-grpc that reads version 2 would take for damaged protobuf; it refuses the file instead.
+Version 4 keeps a task's history and artifacts apart from the rest of it (a ListTasks reads only
+what it returns); opening an older file moves them, once, in the transaction that upgrades it."""
 _RUNNING = (types.TASK_STATE_SUBMITTED, types.TASK_STATE_WORKING)
 
 _SCHEMA = """
@@ -146,12 +150,24 @@ CREATE TABLE IF NOT EXISTS cancels (
 );
 """
 
+# Version 4: ``body`` holds the task without its history and artifacts, which get columns of
+# their own, each the task's encoded fields as they are (body + history + artifacts, parsed in
+# turn, is the task). Added last, and the artifacts after everything else: SQLite reads a row's
+# columns in order, so a read of the others never walks the pages of megabytes of artifacts.
+_COLUMNS_4 = (
+    ("artifacts_size", "INTEGER NOT NULL DEFAULT 0"),  # length(artifacts), known without reading them
+    ("history", "BLOB NOT NULL DEFAULT x''"),  # the Task's history fields
+    ("artifacts", "BLOB NOT NULL DEFAULT x''"),  # the Task's artifacts fields
+)
+
 _UPSERT_TASK = """
-INSERT INTO tasks (tenant, id, context_id, state, status_ts, updated_seq, body, seq, owner)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO tasks (tenant, id, context_id, state, status_ts, updated_seq, body, seq, owner,
+                   artifacts_size, history, artifacts)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant, id) DO UPDATE SET
     context_id = excluded.context_id, state = excluded.state, status_ts = excluded.status_ts,
-    updated_seq = excluded.updated_seq, body = excluded.body, seq = excluded.seq, owner = excluded.owner
+    updated_seq = excluded.updated_seq, body = excluded.body, seq = excluded.seq, owner = excluded.owner,
+    artifacts_size = excluded.artifacts_size, history = excluded.history, artifacts = excluded.artifacts
 """
 
 _RESTORE = "restore it from a backup, or move it aside to start with an empty store"
@@ -256,13 +272,21 @@ class SqliteTaskStore:
         owner = self.registry.owner if status.state in _RUNNING else ""
         row = (tenant, task.id, task.context_id, status.state, timestamp_micros(status.timestamp))
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        fn = partial(self._save_sync, row, task.SerializeToString(), seq, owner)
+        fn = partial(self._save_sync, row, _split_task(task.SerializeToString()), seq, owner)
         self._push(_Op(fn, future, kind=_SAVE, key=(tenant, task.id), seq=seq))
         return future
 
-    async def list(self, tenant: str, request: types.ListTasksRequest) -> types.ListTasksResponse:
+    async def list(
+        self,
+        tenant: str,
+        request: types.ListTasksRequest,
+        *,
+        max_bytes: int = DEFAULT_LIST_PAGE_BYTES,
+        max_answer_bytes: int = DEFAULT_LIST_ANSWER_BYTES,
+    ) -> types.ListTasksResponse:
         query = parse_list_request(tenant, request)  # validation errors without a thread hop
-        return await self._call(partial(self._list_sync, query))
+        budget = PageBudget(max_bytes, max_answer_bytes)
+        return await self._call(partial(self._list_sync, query, budget))
 
     async def put_push_config(self, tenant: str, config: types.TaskPushNotificationConfig) -> None:
         if not config.task_id or not config.id:
@@ -507,7 +531,17 @@ class SqliteTaskStore:
                 # executescript() would commit an open transaction first, so the script
                 # carries its own: schema and version land together or not at all.
                 script = (_SCHEMA if version < 1 else "") + (_SCHEMA_2 if version < 2 else "")
-                conn.executescript(f"BEGIN IMMEDIATE;{script}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+                try:
+                    # The script opens the transaction and leaves it open: the rows move in it too.
+                    conn.executescript(f"BEGIN IMMEDIATE;{script}")
+                    if version < 4:
+                        self._split_bodies(conn)
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
             elif on_disk:
                 # Take the write lock once: a file we can read but not write (or that another
                 # process keeps locked) fails now, not on the first task.
@@ -526,6 +560,35 @@ class SqliteTaskStore:
             conn.close()
             raise
         return conn
+
+    def _split_bodies(self, conn: sqlite3.Connection) -> None:
+        """Version 4: the columns, then each task's history and artifacts moved out of its body (one
+        row at a time, so that memory holds one task, whatever the store's size). A row whose body
+        holds neither is left as it is, so running it again changes nothing."""
+        have = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+        for name, definition in _COLUMNS_4:
+            if name not in have:
+                conn.execute(f"ALTER TABLE tasks ADD COLUMN {name} {definition}")
+        rowids = [r for (r,) in conn.execute("SELECT rowid FROM tasks")]
+        moved = 0
+        for rowid in rowids:
+            (body,) = conn.execute("SELECT body FROM tasks WHERE rowid = ?", (rowid,)).fetchone()
+            try:
+                rest, history, artifacts = _split_task(body)
+            except ValueError as exc:
+                raise StoreError(
+                    f"task store {self._path} holds a task that is not a task ({exc}); {_RESTORE}",
+                    path=self._path,
+                ) from None
+            if history or artifacts:
+                moved += 1
+                conn.execute(
+                    "UPDATE tasks SET body = ?, history = ?, artifacts = ?, artifacts_size = ? "
+                    "WHERE rowid = ?",
+                    (rest, history, artifacts, len(artifacts), rowid),
+                )
+        if moved:
+            log.info("task store %s: %d task(s) now keep history and artifacts apart", self._path, moved)
 
     def _check_key(self, conn: sqlite3.Connection) -> None:
         """A key that cannot open the sealed configs fails the open, not every later push."""
@@ -606,14 +669,15 @@ class SqliteTaskStore:
     def _save_sync(
         self,
         row: tuple[str, str, str, int, int],
-        body: bytes,
+        parts: tuple[_Blob, _Blob, _Blob],
         seq: int,
         owner: str,
         prune: int,
         db: sqlite3.Connection,
     ) -> None:
         self._seq += 1
-        db.execute(_UPSERT_TASK, (*row, self._seq, body, seq, owner))
+        rest, history, artifacts = parts
+        db.execute(_UPSERT_TASK, (*row, self._seq, rest, seq, owner, len(artifacts), history, artifacts))
         if prune:
             db.execute(
                 "DELETE FROM events WHERE tenant = ? AND task_id = ? AND last_seq <= ?",
@@ -622,9 +686,14 @@ class SqliteTaskStore:
 
     def _load_sync(self, tenant: str, task_id: str, db: sqlite3.Connection) -> tuple[types.Task, int] | None:
         found = db.execute(
-            "SELECT body, seq FROM tasks WHERE tenant = ? AND id = ?", (tenant, task_id)
+            "SELECT body, seq, history, artifacts FROM tasks WHERE tenant = ? AND id = ?", (tenant, task_id)
         ).fetchone()
-        return (types.Task.FromString(found[0]), found[1]) if found is not None else None
+        if found is None:
+            return None
+        task = types.Task.FromString(found[0])
+        task.MergeFromString(found[2])
+        task.MergeFromString(found[3])
+        return task, found[1]
 
     def _events_after_sync(
         self, tenant: str, task_id: str, seq: int, db: sqlite3.Connection
@@ -644,7 +713,9 @@ class SqliteTaskStore:
                 at, n = at + 4 + size, n + 1
         return out
 
-    def _list_sync(self, query: TaskQuery, db: sqlite3.Connection) -> types.ListTasksResponse:
+    def _list_sync(
+        self, query: TaskQuery, budget: PageBudget, db: sqlite3.Connection
+    ) -> types.ListTasksResponse:
         where = ["tenant = ?"]
         params: list[object] = [query.tenant]
         if query.context_id:
@@ -661,21 +732,38 @@ class SqliteTaskStore:
         if query.cursor is not None:
             page_where += " AND (status_ts, id) < (?, ?)"
             page_params = [*params, *query.cursor]
-        # Both in the batch's transaction: total_size and the page come from the same snapshot.
+        # All in the batch's transaction: total_size and the page come from the same snapshot.
         (total,) = db.execute(f"SELECT COUNT(*) FROM tasks WHERE {filters}", params).fetchone()
-        rows = db.execute(
-            f"SELECT status_ts, id, body FROM tasks WHERE {page_where} "
+        # The page's keys and sizes first; each task's columns then only as far as the budget goes,
+        # and of those only what the answer holds (never the artifacts of a listing without them).
+        keys = db.execute(
+            f"SELECT status_ts, id, artifacts_size FROM tasks WHERE {page_where} "
             "ORDER BY status_ts DESC, id DESC LIMIT ?",
             (*page_params, query.page_size + 1),  # one extra row: is there a next page?
         ).fetchall()
         response = types.ListTasksResponse(page_size=query.page_size, total_size=total)
-        if len(rows) > query.page_size:
-            rows = rows[: query.page_size]
-            response.next_page_token = encode_task_cursor(query, (rows[-1][0], rows[-1][1]))
-        for _, _, body in rows:
+        more = len(keys) > query.page_size
+        columns = "body, x''" if query.history_length == 0 else "body, history"
+        read = f"SELECT {columns} FROM tasks WHERE tenant = ? AND id = ?"
+        last = (0, "")
+        for status_ts, task_id, artifacts_size in keys[: query.page_size]:
+            body, history = db.execute(read, (query.tenant, task_id)).fetchone()
+            tail = _history_tail(history, query.history_length)
+            size = len(body) + len(tail) + (artifacts_size if query.include_artifacts else 0)
+            if not budget.admits(task_id, size):
+                more = True  # the next page starts with this task
+                break
             task = response.tasks.add()
             task.ParseFromString(body)
-            trim_task_in_place(task, query.history_length, query.include_artifacts)
+            task.MergeFromString(tail)  # type: ignore[arg-type]  # a view: parsed in place, not copied
+            if query.include_artifacts and artifacts_size:
+                (artifacts,) = db.execute(
+                    "SELECT artifacts FROM tasks WHERE tenant = ? AND id = ?", (query.tenant, task_id)
+                ).fetchone()
+                task.MergeFromString(artifacts)
+            last = (status_ts, task_id)
+        if more:
+            response.next_page_token = encode_task_cursor(query, last)
         return response
 
     def _get_push_sync(
@@ -698,6 +786,84 @@ class SqliteTaskStore:
             rows = rows[: query.page_size]
             token = encode_push_cursor(query, rows[-1][0])
         return [self._config(query.tenant, query.task_id, i, body) for i, body in rows], token
+
+
+_ARTIFACTS_FIELD = types.Task.DESCRIPTOR.fields_by_name["artifacts"].number
+_HISTORY_FIELD = types.Task.DESCRIPTOR.fields_by_name["history"].number
+_Blob = bytes | memoryview
+
+
+def _varint(data: bytes | memoryview, at: int) -> tuple[int, int]:
+    """The varint at ``at`` and where it ends."""
+    value = shift = 0
+    while True:
+        if at >= len(data) or shift > 63:
+            raise ValueError("truncated or overlong varint")
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at, shift = at + 1, shift + 7
+        if byte < 0x80:
+            return value, at
+
+
+def _fields(data: bytes | memoryview) -> builtins.list[tuple[int, int, int]]:
+    """(field number, start, end) of each top-level field of an encoded message: only the tags and
+    lengths are read, never what the fields hold."""
+    out: builtins.list[tuple[int, int, int]] = []
+    at, end = 0, len(data)
+    while at < end:
+        start = at
+        key, at = _varint(data, at)
+        wire = key & 7
+        if wire == 2:
+            size, at = _varint(data, at)
+            at += size
+        elif wire == 0:
+            _, at = _varint(data, at)
+        elif wire == 1:
+            at += 8
+        elif wire == 5:
+            at += 4
+        else:  # groups: nothing of a Task
+            raise ValueError(f"unexpected wire type {wire}")
+        if at > end:
+            raise ValueError("truncated field")
+        out.append((key >> 3, start, at))
+    return out
+
+
+def _split_task(data: bytes) -> tuple[_Blob, _Blob, _Blob]:
+    """An encoded Task as (the rest, its history fields, its artifacts fields), which parsed in turn
+    give the task back. The encoder writes fields in number order, so history and artifacts are
+    each one run: views into ``data``, not copies (the rest, a few small fields, is joined)."""
+    spans: dict[int, builtins.list[tuple[int, int]]] = {_HISTORY_FIELD: [], _ARTIFACTS_FIELD: [], 0: []}
+    for number, start, end in _fields(data):
+        runs = spans.get(number, spans[0])
+        if runs and runs[-1][1] == start:
+            runs[-1] = (runs[-1][0], end)
+        else:
+            runs.append((start, end))
+    view = memoryview(data)
+
+    def part(runs: builtins.list[tuple[int, int]]) -> _Blob:
+        if len(runs) == 1:
+            return view[runs[0][0] : runs[0][1]]
+        return b"".join(view[a:b] for a, b in runs)
+
+    return part(spans[0]), part(spans[_HISTORY_FIELD]), part(spans[_ARTIFACTS_FIELD])
+
+
+def _history_tail(history: bytes, history_length: int | None) -> _Blob:
+    """The encoded history fields of the ``history_length`` most recent messages (None = all),
+    found by their lengths alone: the messages dropped are never parsed."""
+    if history_length is None:
+        return history
+    if history_length <= 0:
+        return b""
+    fields = _fields(history)
+    if len(fields) <= history_length:
+        return history
+    return memoryview(history)[fields[-history_length][1] :]
 
 
 def _reason(exc: OSError) -> str:
