@@ -572,12 +572,15 @@ class SqliteTaskStore:
         rowids = [r for (r,) in conn.execute("SELECT rowid FROM tasks")]
         moved = 0
         for rowid in rowids:
-            (body,) = conn.execute("SELECT body FROM tasks WHERE rowid = ?", (rowid,)).fetchone()
+            tenant, task_id, body = conn.execute(
+                "SELECT tenant, id, body FROM tasks WHERE rowid = ?", (rowid,)
+            ).fetchone()
             try:
                 rest, history, artifacts = _split_task(body)
             except ValueError as exc:
                 raise StoreError(
-                    f"task store {self._path} holds a task that is not a task ({exc}); {_RESTORE}",
+                    f"task store {self._path} holds a damaged task ({errors.echo(task_id)} of tenant "
+                    f"{errors.echo(tenant)}: {exc}); {_RESTORE}",
                     path=self._path,
                 ) from None
             if history or artifacts:
