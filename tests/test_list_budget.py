@@ -27,6 +27,7 @@ from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.security.limits import Limits
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import InMemoryTaskStore, SqliteTaskStore, StoreError, TaskStore
+from a2a_grpc.tasks import sqlite as sqlite_store
 from a2a_grpc.tasks.sqlite import SCHEMA_VERSION
 from a2a_grpc.tasks.store import ANSWER_ROOM, DEFAULT_LIST_PAGE_BYTES, field_bytes
 
@@ -220,24 +221,39 @@ async def test_a_page_stops_exactly_at_the_budget() -> None:
 
 
 @pytest.mark.asyncio
-async def test_sqlite_list_without_artifacts_reads_no_artifact_column(sqlite_file: Path) -> None:
+async def test_sqlite_list_without_artifacts_reads_no_artifact_bytes(
+    sqlite_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Artifacts are read in two ways only: a statement naming their column (the authorizer sees
+    every column a statement reads) or the blob read of ``_artifacts`` (counted here)."""
     store = SqliteTaskStore(str(sqlite_file), check_integrity=False)
     read: set[tuple[str, str]] = set()
+    blobs: list[int] = []
 
     def watch(action: int, table: str | None, column: str | None, *_: object) -> int:
         if action == sqlite3.SQLITE_READ and table and column:
             read.add((table, column))
         return sqlite3.SQLITE_OK
 
+    def counted(db: sqlite3.Connection, rowid: int) -> bytes:
+        data = read_artifacts(db, rowid)
+        blobs.append(len(data))
+        return data
+
+    read_artifacts = sqlite_store._artifacts
+    monkeypatch.setattr(sqlite_store, "_artifacts", counted)
     try:
         await store._call(lambda db: db.set_authorizer(watch))
         await store.list("", types.ListTasksRequest(page_size=100))
         await store.list("", types.ListTasksRequest(page_size=100, history_length=1))
-        assert ("tasks", "body") in read
+        await store.list("", types.ListTasksRequest(page_size=3, include_artifacts=True), max_bytes=MiB)
+        assert ("tasks", "body") in read  # the watch sees what statements read
         assert ("tasks", "artifacts_size") in read
-        assert ("tasks", "artifacts") not in read
-        await store.list("", types.ListTasksRequest(page_size=1, include_artifacts=True))
-        assert ("tasks", "artifacts") in read
+        assert ("tasks", "artifacts") not in read  # never by a statement
+        # One task's artifacts (their encoded field), for the one page that asked (one fits a MiB).
+        assert blobs == [field_bytes(task_of(59).artifacts[0].ByteSize())]
+        await store.get("", "t03")
+        assert len(blobs) == 2
     finally:
         await store._call(lambda db: db.set_authorizer(None))
         await store.close()

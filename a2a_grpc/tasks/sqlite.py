@@ -689,14 +689,17 @@ class SqliteTaskStore:
 
     def _load_sync(self, tenant: str, task_id: str, db: sqlite3.Connection) -> tuple[types.Task, int] | None:
         found = db.execute(
-            "SELECT body, seq, history, artifacts FROM tasks WHERE tenant = ? AND id = ?", (tenant, task_id)
+            "SELECT body, seq, history, artifacts_size, rowid FROM tasks WHERE tenant = ? AND id = ?",
+            (tenant, task_id),
         ).fetchone()
         if found is None:
             return None
-        task = types.Task.FromString(found[0])
-        task.MergeFromString(found[2])
-        task.MergeFromString(found[3])
-        return task, found[1]
+        body, seq, history, artifacts_size, rowid = found
+        task = types.Task.FromString(body)
+        task.MergeFromString(history)
+        if artifacts_size:
+            task.MergeFromString(_artifacts(db, rowid))
+        return task, seq
 
     def _events_after_sync(
         self, tenant: str, task_id: str, seq: int, db: sqlite3.Connection
@@ -740,17 +743,17 @@ class SqliteTaskStore:
         # The page's keys and sizes first; each task's columns then only as far as the budget goes,
         # and of those only what the answer holds (never the artifacts of a listing without them).
         keys = db.execute(
-            f"SELECT status_ts, id, artifacts_size FROM tasks WHERE {page_where} "
+            f"SELECT status_ts, id, artifacts_size, rowid FROM tasks WHERE {page_where} "
             "ORDER BY status_ts DESC, id DESC LIMIT ?",
             (*page_params, query.page_size + 1),  # one extra row: is there a next page?
         ).fetchall()
         response = types.ListTasksResponse(page_size=query.page_size, total_size=total)
         more = len(keys) > query.page_size
         columns = "body, x''" if query.history_length == 0 else "body, history"
-        read = f"SELECT {columns} FROM tasks WHERE tenant = ? AND id = ?"
+        read = f"SELECT {columns} FROM tasks WHERE rowid = ?"
         last = (0, "")
-        for status_ts, task_id, artifacts_size in keys[: query.page_size]:
-            body, history = db.execute(read, (query.tenant, task_id)).fetchone()
+        for status_ts, task_id, artifacts_size, rowid in keys[: query.page_size]:
+            body, history = db.execute(read, (rowid,)).fetchone()
             tail = _history_tail(history, query.history_length)
             size = len(body) + len(tail) + (artifacts_size if query.include_artifacts else 0)
             if not budget.admits(task_id, size):
@@ -760,10 +763,7 @@ class SqliteTaskStore:
             task.ParseFromString(body)
             task.MergeFromString(tail)  # type: ignore[arg-type]  # a view: parsed in place, not copied
             if query.include_artifacts and artifacts_size:
-                (artifacts,) = db.execute(
-                    "SELECT artifacts FROM tasks WHERE tenant = ? AND id = ?", (query.tenant, task_id)
-                ).fetchone()
-                task.MergeFromString(artifacts)
+                task.MergeFromString(_artifacts(db, rowid))
             last = (status_ts, task_id)
         if more:
             response.next_page_token = encode_task_cursor(query, last)
@@ -854,6 +854,14 @@ def _split_task(data: bytes) -> tuple[_Blob, _Blob, _Blob]:
         return b"".join(view[a:b] for a, b in runs)
 
     return part(spans[0]), part(spans[_HISTORY_FIELD]), part(spans[_ARTIFACTS_FIELD])
+
+
+def _artifacts(db: sqlite3.Connection, rowid: int) -> bytes:
+    """A task's artifacts column, read as a blob: SQLite's blob read runs without the GIL, where a
+    column fetched by a query is copied holding it (tens of milliseconds of megabytes, during which
+    the event loop could not run)."""
+    with db.blobopen("tasks", "artifacts", rowid, readonly=True) as blob:
+        return blob.read()
 
 
 def _history_tail(history: bytes, history_length: int | None) -> _Blob:
