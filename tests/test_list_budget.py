@@ -168,6 +168,41 @@ async def test_pages_with_artifacts_stay_within_the_budget(big_store: TaskStore)
 
 
 @pytest.mark.asyncio
+async def test_paging_with_artifacts_leaves_the_event_loop_running(big_store: TaskStore) -> None:
+    """Other callers wait at most for one slice of a page: the SQLite store reads and parses on its
+    thread, the memory store lets the loop run after each few megabytes it copies."""
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        await asyncio.sleep(0.01)
+        token, pages = "", 0
+        for _ in range(COUNT + 1):
+            request = types.ListTasksRequest(page_size=100, include_artifacts=True, page_token=token)
+            token = (await big_store.list("", request)).next_page_token
+            pages += 1
+            await asyncio.sleep(0)  # each page is a call of its own
+            if not token:
+                break
+    finally:
+        done.set()
+        await ticking
+    worst = max(gaps)
+    print(f"\n{type(big_store).__name__}: worst event-loop stall over {pages} pages: {worst * 1000:.1f} ms")
+    assert pages == COUNT // 2
+    assert worst < 1.0  # a page of everything (960 MB) took seconds
+
+
+@pytest.mark.asyncio
 async def test_a_budget_shorter_than_one_task_returns_it_alone(big_store: TaskStore) -> None:
     page = await big_store.list(
         "", types.ListTasksRequest(page_size=3, include_artifacts=True), max_bytes=MiB

@@ -4,11 +4,13 @@ Built for the hot path: ``save`` and ``get`` are one protobuf copy plus a dict o
 with no locks (each coroutine step runs alone on the event loop) and no thread hops.
 Listing scans the tenant's tasks, which is fine for the sizes a process-local store holds.
 A task's artifacts are kept apart from the rest of it, so that a listing without them never
-copies them (nor a history it trims: only the messages it returns are copied).
+copies them (nor a history it trims: only the messages it returns are copied). A listing with
+them copies up to a page's byte budget, and lets other coroutines run after each few megabytes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 from collections.abc import Awaitable
 
@@ -31,6 +33,9 @@ from a2a_grpc.tasks.store import (
 )
 
 __all__ = ["InMemoryTaskStore"]
+
+_COPY_SLICE = 4 * 1024 * 1024
+"""Bytes of artifacts a listing copies before it lets the event loop run (about 2 ms of copying)."""
 
 
 class _Entry:
@@ -125,20 +130,29 @@ class InMemoryTaskStore:
         response = types.ListTasksResponse(page_size=query.page_size, total_size=len(matching))
         more = len(page) > query.page_size
         last = page[0].key if page else (0, "")
+        copied = 0
         for entry in page[: query.page_size]:
             out = response.tasks.add()
             copy_listed(out, entry.task, query.history_length, include_artifacts=False)
             size = out.ByteSize()
+            artifact_bytes = 0
             if query.include_artifacts:
                 if entry.artifact_bytes is None:
-                    entry.artifact_bytes = entry.artifacts.ByteSize()
-                size += entry.artifact_bytes  # the holder's bytes are exactly the artifacts' fields
+                    entry.artifact_bytes = entry.artifacts.ByteSize()  # encodes them: as costly as a copy
+                    copied += entry.artifact_bytes
+                artifact_bytes = entry.artifact_bytes
+                size += artifact_bytes  # the holder's bytes are exactly the artifacts' fields
             if not budget.admits(entry.key[1], size):
                 del response.tasks[-1]  # the next page starts with it
                 more = True
                 break
             if query.include_artifacts:
                 out.MergeFrom(entry.artifacts)
+                copied += artifact_bytes
+                if copied >= _COPY_SLICE:
+                    # Entries are replaced by a save, never changed: the page is the same after this.
+                    copied = 0
+                    await asyncio.sleep(0)
             last = entry.key
         if more:
             response.next_page_token = encode_task_cursor(query, last)
