@@ -294,11 +294,38 @@ async def test_sqlite_list_without_artifacts_reads_no_artifact_bytes(
         await store.close()
 
 
-class Tripwire:
-    """Stands in for a stored task's artifacts: any use of it fails the test."""
+class Untouchable:
+    """Stands in for a stored task's artifacts: whether there are any may be asked, nothing else
+    (no reading, no copying: a protobuf copy would fail on it too)."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Any]:
+        raise AssertionError("the artifacts were read")
+
+    def __getitem__(self, index: object) -> Any:
+        raise AssertionError("the artifacts were read")
 
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"the artifacts were used ({name})")
+
+
+class Guarded:
+    """A stored task whose artifacts are Untouchable; everything else is the task's."""
+
+    def __init__(self, task: types.Task) -> None:
+        self._task = task
+        self.artifacts = Untouchable(len(task.artifacts))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._task, name)
+
+    def ListFields(self) -> list[tuple[Any, Any]]:
+        return [(f, self.artifacts if f.name == "artifacts" else v) for f, v in self._task.ListFields()]
 
 
 @pytest.mark.asyncio
@@ -307,11 +334,21 @@ async def test_memory_list_without_artifacts_never_touches_them() -> None:
     try:
         await fill(store, 5, artifact_bytes=10)
         for entry in store._tasks[""].values():
-            entry.artifacts = Tripwire()  # type: ignore[assignment]
-        page = await store.list("", types.ListTasksRequest(history_length=1))
-        assert [t.id for t in page.tasks] == newest_first(5)
-        assert all(len(t.history) == 1 and not t.artifacts for t in page.tasks)
-        with pytest.raises((AssertionError, TypeError)):  # the same list with artifacts uses them
+            entry.task = Guarded(entry.task)  # type: ignore[assignment]
+        for history_length in (None, 0, 1, 5):
+            listed = types.ListTasksRequest(page_size=3)
+            if history_length is not None:
+                listed.history_length = history_length
+            page = await store.list("", listed)
+            assert [t.id for t in page.tasks] == newest_first(5)[:3]
+            for task in page.tasks:
+                assert not task.artifacts
+                expected = task_of(int(task.id[1:]), artifact_bytes=10)
+                kept = 3 if history_length is None else min(3, history_length)
+                assert list(task.history) == list(expected.history)[3 - kept :]
+                assert task.metadata == expected.metadata
+                assert task.status == expected.status
+        with pytest.raises(AssertionError, match="the artifacts were read"):  # they are, when asked for
             await store.list("", types.ListTasksRequest(include_artifacts=True))
     finally:
         await store.close()

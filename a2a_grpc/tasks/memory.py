@@ -3,8 +3,8 @@
 Built for the hot path: ``save`` and ``get`` are one protobuf copy plus a dict operation,
 with no locks (each coroutine step runs alone on the event loop) and no thread hops.
 Listing scans the tenant's tasks, which is fine for the sizes a process-local store holds.
-A task's artifacts are kept apart from the rest of it, so that a listing without them never
-copies them (nor a history it trims: only the messages it returns are copied). A listing with
+A listing copies only what it returns: never the artifacts of a listing without them, nor the
+messages a ``history_length`` drops (:func:`~a2a_grpc.tasks.store.copy_listed`). A listing with
 them copies up to a page's byte budget, and lets other coroutines run after each few megabytes.
 """
 
@@ -25,8 +25,10 @@ from a2a_grpc.tasks.store import (
     PushConfigPage,
     copy_listed,
     copy_push_config,
+    copy_task,
     encode_push_cursor,
     encode_task_cursor,
+    field_bytes,
     parse_list_request,
     parse_push_query,
     timestamp_micros,
@@ -40,25 +42,20 @@ _COPY_SLICE = 4 * 1024 * 1024
 
 class _Entry:
     """One stored task. The filter/sort columns are extracted once at save time so listing never
-    re-reads nested messages; the artifacts are held apart from the rest of the task."""
+    re-reads nested messages."""
 
-    __slots__ = ("artifact_bytes", "artifacts", "context_id", "key", "seq", "state", "task")
+    __slots__ = ("artifact_bytes", "context_id", "key", "seq", "state", "task")
 
-    def __init__(self, task: types.Task, artifacts: types.Task, seq: int) -> None:
+    def __init__(self, task: types.Task, seq: int) -> None:
         status = task.status
         self.key = (timestamp_micros(status.timestamp), task.id)  # (status timestamp µs, id)
         self.context_id = task.context_id
         self.state = status.state
-        self.task = task  # everything but the artifacts
-        self.artifacts = artifacts  # a Task holding only the artifacts
+        self.task = task  # never changed: a save makes a new entry
         self.seq = seq  # the event position the snapshot includes
-        self.artifact_bytes: int | None = None  # their encoded size, once a listing asked for it
-
-    def whole(self) -> types.Task:
-        out = types.Task()
-        out.CopyFrom(self.task)
-        out.MergeFrom(self.artifacts)
-        return out
+        # The artifacts' encoded size, once a listing with them asked: measuring encodes them, as
+        # costly as a copy, so the hot path (save) never does.
+        self.artifact_bytes: int | None = None
 
 
 class InMemoryTaskStore:
@@ -81,13 +78,13 @@ class InMemoryTaskStore:
         self._check_open()
         bucket = self._tasks.get(tenant)
         entry = bucket.get(task_id) if bucket is not None else None
-        return entry.whole() if entry is not None else None
+        return copy_task(entry.task) if entry is not None else None
 
     async def load(self, tenant: str, task_id: str) -> tuple[types.Task, int] | None:
         self._check_open()
         bucket = self._tasks.get(tenant)
         entry = bucket.get(task_id) if bucket is not None else None
-        return (entry.whole(), entry.seq) if entry is not None else None
+        return (copy_task(entry.task), entry.seq) if entry is not None else None
 
     def save(self, tenant: str, task: types.Task, *, seq: int = 0) -> Awaitable[None]:
         # Copied now (see TaskStore.save); nothing to wait for afterwards.
@@ -102,10 +99,7 @@ class InMemoryTaskStore:
         # is then held twice at most (the run's and the store's), not three times. Nothing awaits
         # in between, so no reader sees the task missing.
         bucket.pop(task.id, None)
-        rest, artifacts = types.Task(), types.Task()
-        copy_listed(rest, task, None, include_artifacts=False)
-        artifacts.artifacts.MergeFrom(task.artifacts)
-        bucket[task.id] = _Entry(rest, artifacts, seq)
+        bucket[task.id] = _Entry(copy_task(task), seq)
         return STORED
 
     async def list(
@@ -138,19 +132,22 @@ class InMemoryTaskStore:
             artifact_bytes = 0
             if query.include_artifacts:
                 if entry.artifact_bytes is None:
-                    entry.artifact_bytes = entry.artifacts.ByteSize()  # encodes them: as costly as a copy
+                    entry.artifact_bytes = sum(field_bytes(a.ByteSize()) for a in entry.task.artifacts)
                     copied += entry.artifact_bytes
                 artifact_bytes = entry.artifact_bytes
-                size += artifact_bytes  # the holder's bytes are exactly the artifacts' fields
+                size += artifact_bytes
             if not budget.admits(entry.key[1], size):
                 del response.tasks[-1]  # the next page starts with it
                 more = True
                 break
             if query.include_artifacts:
-                out.MergeFrom(entry.artifacts)
+                # Entries are replaced by a save, never changed: a pause leaves the page the same.
+                if copied >= _COPY_SLICE:
+                    copied = 0
+                    await asyncio.sleep(0)
+                out.artifacts.MergeFrom(entry.task.artifacts)
                 copied += artifact_bytes
                 if copied >= _COPY_SLICE:
-                    # Entries are replaced by a save, never changed: the page is the same after this.
                     copied = 0
                     await asyncio.sleep(0)
             last = entry.key
