@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from a2a_grpc import errors, types
 from a2a_grpc.client import A2AClient
@@ -534,3 +536,43 @@ async def test_a_previous_schema_database_holding_a_damaged_task_refuses_to_open
         columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
     conn.close()
     assert "artifacts" not in columns
+
+
+# ---------------------------------------------------------------- the split of an encoded task
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    history=st.lists(st.text(max_size=300), max_size=20),
+    artifacts=st.lists(st.binary(max_size=300), max_size=5),
+    metadata=st.dictionaries(st.text(max_size=5), st.integers(-5, 5), max_size=3),
+    keep=st.integers(0, 25),
+)
+def test_an_encoded_task_splits_into_parts_that_give_it_back(
+    history: list[str], artifacts: list[bytes], metadata: dict[str, int], keep: int
+) -> None:
+    task = types.Task(id="t", context_id="c", status=types.TaskStatus(state=types.TASK_STATE_WORKING))
+    for n, text in enumerate(history):
+        task.history.add(message_id=f"m{n}").parts.add(text=text)
+    for n, raw in enumerate(artifacts):
+        task.artifacts.add(artifact_id=f"a{n}").parts.add(raw=raw)
+    task.metadata.update(metadata)
+    rest, history_part, artifacts_part = sqlite_store._split_task(task.SerializeToString())
+    back = types.Task.FromString(bytes(rest))
+    assert not back.history
+    assert not back.artifacts
+    back.MergeFromString(bytes(history_part))
+    back.MergeFromString(bytes(artifacts_part))
+    assert back == task
+    tail = types.Task.FromString(bytes(sqlite_store._history_tail(bytes(history_part), keep)))
+    assert list(tail.history) == list(task.history)[len(task.history) - min(keep, len(task.history)) :]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_bytes_that_are_no_task_split_whole_or_fail_as_value_error(data: bytes) -> None:
+    try:
+        parts = sqlite_store._split_task(data)
+    except ValueError:
+        return
+    assert sum(len(p) for p in parts) == len(data)

@@ -816,11 +816,19 @@ def _fields(data: bytes | memoryview) -> builtins.list[tuple[int, int, int]]:
     at, end = 0, len(data)
     while at < end:
         start = at
-        key, at = _varint(data, at)
+        key = data[at]
+        if key < 0x80:  # the tag of a field numbered up to 15: one byte (every field of a Task)
+            at += 1
+        else:
+            key, at = _varint(data, at)
         wire = key & 7
         if wire == 2:
-            size, at = _varint(data, at)
-            at += size
+            size = data[at] if at < end else 0x80
+            if size < 0x80:
+                at += 1 + size
+            else:
+                size, at = _varint(data, at)
+                at += size
         elif wire == 0:
             _, at = _varint(data, at)
         elif wire == 1:
