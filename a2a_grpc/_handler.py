@@ -114,8 +114,9 @@ class RequestHandler:
         self.card = card if card is not None else agent.card
         self.notifier = notifier
         self.limits = limits if limits is not None else Limits()
-        # What a ListTasks page may hold at most, whatever its budget: an answer that can be sent.
-        self.max_answer_bytes = max(1, max_send_bytes - ANSWER_ROOM)
+        # What a ListTasks page's tasks may take at most, whatever its budget: an answer that can
+        # be sent, with room for its other fields (a send limit set very low keeps half of it).
+        self.max_answer_bytes = max_send_bytes - min(ANSWER_ROOM, max_send_bytes // 2)
         self._webhook_policy = webhook_policy(notifier)  # the notifier's, judged once
         if events is None:
             events = InMemoryEventLog(sink=getattr(store, "event_sink", None))

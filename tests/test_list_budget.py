@@ -30,6 +30,7 @@ from a2a_grpc.security.limits import Limits
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import InMemoryTaskStore, SqliteTaskStore, StoreError, TaskStore
 from a2a_grpc.tasks import sqlite as sqlite_store
+from a2a_grpc.tasks._encoded import history_tail, split_task
 from a2a_grpc.tasks.sqlite import SCHEMA_VERSION
 from a2a_grpc.tasks.store import ANSWER_ROOM, DEFAULT_LIST_PAGE_BYTES, field_bytes
 
@@ -557,14 +558,14 @@ def test_an_encoded_task_splits_into_parts_that_give_it_back(
     for n, raw in enumerate(artifacts):
         task.artifacts.add(artifact_id=f"a{n}").parts.add(raw=raw)
     task.metadata.update(metadata)
-    rest, history_part, artifacts_part = sqlite_store._split_task(task.SerializeToString())
+    rest, history_part, artifacts_part = split_task(task.SerializeToString())
     back = types.Task.FromString(bytes(rest))
     assert not back.history
     assert not back.artifacts
     back.MergeFromString(bytes(history_part))
     back.MergeFromString(bytes(artifacts_part))
     assert back == task
-    tail = types.Task.FromString(bytes(sqlite_store._history_tail(bytes(history_part), keep)))
+    tail = types.Task.FromString(bytes(history_tail(bytes(history_part), keep)))
     assert list(tail.history) == list(task.history)[len(task.history) - min(keep, len(task.history)) :]
 
 
@@ -572,7 +573,7 @@ def test_an_encoded_task_splits_into_parts_that_give_it_back(
 @given(st.binary(max_size=64))
 def test_bytes_that_are_no_task_split_whole_or_fail_as_value_error(data: bytes) -> None:
     try:
-        parts = sqlite_store._split_task(data)
+        parts = split_task(data)
     except ValueError:
         return
     assert sum(len(p) for p in parts) == len(data)

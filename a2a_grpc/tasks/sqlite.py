@@ -61,6 +61,7 @@ from functools import partial
 from typing import Any, NamedTuple, TypeVar
 
 from a2a_grpc import errors, types
+from a2a_grpc.tasks._encoded import Blob, history_tail, split_task
 from a2a_grpc.tasks._errors import StoreError
 from a2a_grpc.tasks.eventlog import TaskLog
 from a2a_grpc.tasks.files import make_private_dirs, make_private_file, tighten
@@ -272,7 +273,7 @@ class SqliteTaskStore:
         owner = self.registry.owner if status.state in _RUNNING else ""
         row = (tenant, task.id, task.context_id, status.state, timestamp_micros(status.timestamp))
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        fn = partial(self._save_sync, row, _split_task(task.SerializeToString()), seq, owner)
+        fn = partial(self._save_sync, row, split_task(task.SerializeToString()), seq, owner)
         self._push(_Op(fn, future, kind=_SAVE, key=(tenant, task.id), seq=seq))
         return future
 
@@ -576,7 +577,7 @@ class SqliteTaskStore:
                 "SELECT tenant, id, body FROM tasks WHERE rowid = ?", (rowid,)
             ).fetchone()
             try:
-                rest, history, artifacts = _split_task(body)
+                rest, history, artifacts = split_task(body)
             except ValueError as exc:
                 raise StoreError(
                     f"task store {self._path} holds a damaged task ({errors.echo(task_id)} of tenant "
@@ -672,7 +673,7 @@ class SqliteTaskStore:
     def _save_sync(
         self,
         row: tuple[str, str, str, int, int],
-        parts: tuple[_Blob, _Blob, _Blob],
+        parts: tuple[Blob, Blob, Blob],
         seq: int,
         owner: str,
         prune: int,
@@ -754,7 +755,7 @@ class SqliteTaskStore:
         last = (0, "")
         for status_ts, task_id, artifacts_size, rowid in keys[: query.page_size]:
             body, history = db.execute(read, (rowid,)).fetchone()
-            tail = _history_tail(history, query.history_length)
+            tail = history_tail(history, query.history_length)
             size = len(body) + len(tail) + (artifacts_size if query.include_artifacts else 0)
             if not budget.admits(task_id, size):
                 more = True  # the next page starts with this task
@@ -791,98 +792,12 @@ class SqliteTaskStore:
         return [self._config(query.tenant, query.task_id, i, body) for i, body in rows], token
 
 
-_ARTIFACTS_FIELD = types.Task.DESCRIPTOR.fields_by_name["artifacts"].number
-_HISTORY_FIELD = types.Task.DESCRIPTOR.fields_by_name["history"].number
-_Blob = bytes | memoryview
-
-
-def _varint(data: bytes | memoryview, at: int) -> tuple[int, int]:
-    """The varint at ``at`` and where it ends."""
-    value = shift = 0
-    while True:
-        if at >= len(data) or shift > 63:
-            raise ValueError("truncated or overlong varint")
-        byte = data[at]
-        value |= (byte & 0x7F) << shift
-        at, shift = at + 1, shift + 7
-        if byte < 0x80:
-            return value, at
-
-
-def _fields(data: bytes | memoryview) -> builtins.list[tuple[int, int, int]]:
-    """(field number, start, end) of each top-level field of an encoded message: only the tags and
-    lengths are read, never what the fields hold."""
-    out: builtins.list[tuple[int, int, int]] = []
-    at, end = 0, len(data)
-    while at < end:
-        start = at
-        key = data[at]
-        if key < 0x80:  # the tag of a field numbered up to 15: one byte (every field of a Task)
-            at += 1
-        else:
-            key, at = _varint(data, at)
-        wire = key & 7
-        if wire == 2:
-            size = data[at] if at < end else 0x80
-            if size < 0x80:
-                at += 1 + size
-            else:
-                size, at = _varint(data, at)
-                at += size
-        elif wire == 0:
-            _, at = _varint(data, at)
-        elif wire == 1:
-            at += 8
-        elif wire == 5:
-            at += 4
-        else:  # groups: nothing of a Task
-            raise ValueError(f"unexpected wire type {wire}")
-        if at > end:
-            raise ValueError("truncated field")
-        out.append((key >> 3, start, at))
-    return out
-
-
-def _split_task(data: bytes) -> tuple[_Blob, _Blob, _Blob]:
-    """An encoded Task as (the rest, its history fields, its artifacts fields), which parsed in turn
-    give the task back. The encoder writes fields in number order, so history and artifacts are
-    each one run: views into ``data``, not copies (the rest, a few small fields, is joined)."""
-    spans: dict[int, builtins.list[tuple[int, int]]] = {_HISTORY_FIELD: [], _ARTIFACTS_FIELD: [], 0: []}
-    for number, start, end in _fields(data):
-        runs = spans.get(number, spans[0])
-        if runs and runs[-1][1] == start:
-            runs[-1] = (runs[-1][0], end)
-        else:
-            runs.append((start, end))
-    view = memoryview(data)
-
-    def part(runs: builtins.list[tuple[int, int]]) -> _Blob:
-        if len(runs) == 1:
-            return view[runs[0][0] : runs[0][1]]
-        return b"".join(view[a:b] for a, b in runs)
-
-    return part(spans[0]), part(spans[_HISTORY_FIELD]), part(spans[_ARTIFACTS_FIELD])
-
-
 def _artifacts(db: sqlite3.Connection, rowid: int) -> bytes:
     """A task's artifacts column, read as a blob: SQLite's blob read runs without the GIL, where a
     column fetched by a query is copied holding it (tens of milliseconds of megabytes, during which
     the event loop could not run)."""
     with db.blobopen("tasks", "artifacts", rowid, readonly=True) as blob:
         return blob.read()
-
-
-def _history_tail(history: bytes, history_length: int | None) -> _Blob:
-    """The encoded history fields of the ``history_length`` most recent messages (None = all),
-    found by their lengths alone: the messages dropped are never parsed."""
-    if history_length is None:
-        return history
-    if history_length <= 0:
-        return b""
-    fields = _fields(history)
-    if len(fields) <= history_length:
-        return history
-    return memoryview(history)[fields[-history_length][1] :]
 
 
 def _reason(exc: OSError) -> str:
