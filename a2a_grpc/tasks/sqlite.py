@@ -28,6 +28,13 @@ and a commit costs no fsync (a process crash loses nothing committed; a power lo
 after the last checkpoint; never corruption). Filters, ordering, ``total_size`` and cursor
 pagination are done in SQL (see :mod:`a2a_grpc.tasks.store` for the semantics).
 
+**Reads proportional to answers.** A task's history and artifacts are kept in columns of their own
+(:mod:`a2a_grpc.tasks._encoded`), its artifacts last in the row with their size beside them. A
+ListTasks reads the page's keys and sizes first, then each task's columns only as far as the page's
+byte budget goes, and of those only what the answer holds: never the artifacts of a listing
+without them, nor the messages a ``history_length`` drops parsed. Artifacts are read as a blob,
+which SQLite copies without holding the GIL.
+
 **Private files, sealed secrets.** The store's folder (when the store creates it) is made
 ``0700``, its database file ``0600`` before SQLite opens it (SQLite gives ``-wal`` and ``-shm``
 the database file's mode), whatever the umask; an existing database, ``-wal`` or ``-shm`` file
