@@ -23,8 +23,9 @@ ListTasks semantics (specification §3.1.4, ``ListTasksRequest`` in ``a2a.proto`
   long as the answer can be sent (``max_answer_bytes``, the server's ``max_send_message_bytes``);
   a task too large for any answer is refused with :class:`~a2a_grpc.errors.LimitExceededError`
   naming it and ``max_send_message_bytes``. The budget counts what is returned (artifacts only
-  when asked for, history trimmed), and a store reads no more than that: artifacts are kept apart
-  from the rest of a task, and neither read nor copied for a list without them.
+  when asked for, history trimmed), and a store reads no more than that: the artifacts of a list
+  without them are neither read nor copied (the SQLite store keeps them apart from the rest of a
+  task; the memory store copies field by field, :func:`copy_listed`).
 
 Page tokens are opaque: urlsafe base64 (no padding) of
 ``version | kind | filter fingerprint (8) | cursor | checksum (8)``. The fingerprint binds a
