@@ -35,7 +35,7 @@ from a2a_grpc._validation import (
 )
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater, new_id, text_message
 from a2a_grpc.security.authentication import owner_key, request_tenant, tenant_of
-from a2a_grpc.security.limits import Limits
+from a2a_grpc.security.limits import Limits, MiB
 from a2a_grpc.security.quota import Quotas
 from a2a_grpc.security.redact import without_credentials
 from a2a_grpc.service import ABSENT_VERSION, SUPPORTED_VERSIONS, CallContext, version_supported
@@ -44,7 +44,7 @@ from a2a_grpc.tasks.eventlog import EventLog, InMemoryEventLog
 from a2a_grpc.tasks.lifecycle import SETTLED_STATES, TERMINAL_STATES
 from a2a_grpc.tasks.registry import InMemoryRegistry, TaskRegistry
 from a2a_grpc.tasks.run import DEFAULT_RETAIN_BYTES, TaskRun
-from a2a_grpc.tasks.store import PUSH_MAX_PAGE_SIZE, STORED, trim_task_in_place
+from a2a_grpc.tasks.store import ANSWER_ROOM, PUSH_MAX_PAGE_SIZE, STORED, trim_task_in_place
 
 if TYPE_CHECKING:
     from a2a_grpc.push import PushNotifier
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["RequestHandler", "checked"]
 
 log = logging.getLogger("a2a_grpc.handler")
+DEFAULT_SEND_BYTES = 64 * MiB
+"""The largest answer a RequestHandler assumes the transport sends, unless told (the server default)."""
 
 _FOREIGN_WKT = re.compile(r"<class 'google\.protobuf\.(struct|timestamp|duration|wrappers)_pb2\.\w+'>")
 
@@ -104,17 +106,23 @@ class RequestHandler:
         retain_bytes: int = DEFAULT_RETAIN_BYTES,
         limits: Limits | None = None,
         quotas: Quotas | None = None,
+        max_send_bytes: int = DEFAULT_SEND_BYTES,
     ) -> None:
         """``events``: where task events go (default: in memory, made durable by the store's
         ``event_sink`` if it has one); ``registry``: who runs which task (default: the store's
         ``registry``, else one for this process alone); ``quotas``: the per-principal counters
-        (default: new ones from ``limits``; a server shares its own with its session host)."""
+        (default: new ones from ``limits``; a server shares its own with its session host);
+        ``max_send_bytes``: the largest answer the transport sends
+        (``ServerSettings.max_send_message_bytes``)."""
         self.agent = agent
         self.store = store
         self.card = card if card is not None else agent.card
         self.notifier = notifier
         self.limits = limits if limits is not None else Limits()
         self.quotas = quotas if quotas is not None else Quotas(self.limits)
+        # What a ListTasks page's tasks may take at most, whatever its budget: an answer that can
+        # be sent, with room for its other fields (a send limit set very low keeps half of it).
+        self.max_answer_bytes = max_send_bytes - min(ANSWER_ROOM, max_send_bytes // 2)
         self._webhook_policy = webhook_policy(notifier)  # the notifier's, judged once
         if events is None:
             events = InMemoryEventLog(sink=getattr(store, "event_sink", None))
@@ -492,7 +500,12 @@ class RequestHandler:
     async def list_tasks(self, request: types.ListTasksRequest, call: CallContext) -> types.ListTasksResponse:
         validate_state(request.status, "status")
         try:
-            return await self.store.list(self._owner(call, request.tenant)[1], request)
+            return await self.store.list(
+                self._owner(call, request.tenant)[1],
+                request,
+                max_bytes=self.limits.max_list_page_bytes,
+                max_answer_bytes=self.max_answer_bytes,
+            )
         except InvalidListRequestError as exc:
             raise invalid(exc.field, str(exc)) from None
 

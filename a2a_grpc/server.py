@@ -639,6 +639,7 @@ class A2AServer(GrpcService):
             retain_bytes=s.max_retained_artifact_bytes,
             limits=s.limits,
             quotas=self.quotas,
+            max_send_bytes=s.max_send_message_bytes,
         )
         # Before the first call: tasks a previous life left running get their truthful end.
         await self.handler.start()

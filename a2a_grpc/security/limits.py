@@ -40,6 +40,10 @@ class Limits:
     """Messages a task's history keeps, and a ``history_length`` may ask for."""
     max_push_configs_per_task: int = 16
     """Push notification configs one task may hold."""
+    max_list_page_bytes: int = 32 * MiB
+    """Bytes of tasks one ListTasks page may carry: the page ends before the task that would pass
+    it, and its ``next_page_token`` goes on from there. A first task larger on its own still comes
+    alone, if the answer can be sent (``max_send_message_bytes``); see ``a2a_grpc.tasks.store``."""
 
     # -- what one principal may hold at once ------------------------------------------------------
     max_running_tasks_per_principal: int = 1024

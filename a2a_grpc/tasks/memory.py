@@ -3,41 +3,59 @@
 Built for the hot path: ``save`` and ``get`` are one protobuf copy plus a dict operation,
 with no locks (each coroutine step runs alone on the event loop) and no thread hops.
 Listing scans the tenant's tasks, which is fine for the sizes a process-local store holds.
+A listing copies only what it returns: never the artifacts of a listing without them, nor the
+messages a ``history_length`` drops (:func:`~a2a_grpc.tasks.store.copy_listed`). A listing with
+them copies up to a page's byte budget, and lets other coroutines run after each few megabytes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 from collections.abc import Awaitable
-from typing import NamedTuple
 
 from a2a_grpc import types
 from a2a_grpc.tasks.eventlog import EventSink
 from a2a_grpc.tasks.registry import InMemoryRegistry
 from a2a_grpc.tasks.store import (
+    DEFAULT_LIST_ANSWER_BYTES,
+    DEFAULT_LIST_PAGE_BYTES,
     STORED,
+    PageBudget,
     PushConfigPage,
+    copy_listed,
     copy_push_config,
     copy_task,
     encode_push_cursor,
     encode_task_cursor,
+    field_bytes,
     parse_list_request,
     parse_push_query,
     timestamp_micros,
-    trim_task_in_place,
 )
 
 __all__ = ["InMemoryTaskStore"]
 
+_COPY_SLICE = 4 * 1024 * 1024
+"""Bytes of artifacts a listing copies before it lets the event loop run (about 2 ms of copying)."""
 
-class _Entry(NamedTuple):
-    # The filter/sort columns are extracted once at save time so listing never re-reads
-    # nested messages.
-    key: tuple[int, str]  # (status timestamp µs, id)
-    context_id: str
-    state: int
-    task: types.Task
-    seq: int  # the event position the snapshot includes
+
+class _Entry:
+    """One stored task. The filter/sort columns are extracted once at save time so listing never
+    re-reads nested messages."""
+
+    __slots__ = ("artifact_bytes", "context_id", "key", "seq", "state", "task")
+
+    def __init__(self, task: types.Task, seq: int) -> None:
+        status = task.status
+        self.key = (timestamp_micros(status.timestamp), task.id)  # (status timestamp µs, id)
+        self.context_id = task.context_id
+        self.state = status.state
+        self.task = task  # never changed: a save makes a new entry
+        self.seq = seq  # the event position the snapshot includes
+        # The artifacts' encoded size, once a listing with them asked: measuring encodes them, as
+        # costly as a copy, so the hot path (save) never does.
+        self.artifact_bytes: int | None = None
 
 
 class InMemoryTaskStore:
@@ -81,15 +99,20 @@ class InMemoryTaskStore:
         # is then held twice at most (the run's and the store's), not three times. Nothing awaits
         # in between, so no reader sees the task missing.
         bucket.pop(task.id, None)
-        copy = copy_task(task)
-        status = copy.status
-        key = (timestamp_micros(status.timestamp), copy.id)
-        bucket[copy.id] = _Entry(key, copy.context_id, status.state, copy, seq)
+        bucket[task.id] = _Entry(copy_task(task), seq)
         return STORED
 
-    async def list(self, tenant: str, request: types.ListTasksRequest) -> types.ListTasksResponse:
+    async def list(
+        self,
+        tenant: str,
+        request: types.ListTasksRequest,
+        *,
+        max_bytes: int = DEFAULT_LIST_PAGE_BYTES,
+        max_answer_bytes: int = DEFAULT_LIST_ANSWER_BYTES,
+    ) -> types.ListTasksResponse:
         self._check_open()
         query = parse_list_request(tenant, request)
+        budget = PageBudget(max_bytes, max_answer_bytes)
         bucket = self._tasks.get(tenant, {})
         matching = [e for e in bucket.values() if query.matches(e.context_id, e.state, e.key[0])]
         after = matching
@@ -99,13 +122,37 @@ class InMemoryTaskStore:
         # One extra row tells whether another page exists without a second pass.
         page = heapq.nlargest(query.page_size + 1, after, key=lambda e: e.key)
         response = types.ListTasksResponse(page_size=query.page_size, total_size=len(matching))
-        if len(page) > query.page_size:
-            page = page[: query.page_size]
-            response.next_page_token = encode_task_cursor(query, page[-1].key)
-        for entry in page:
+        more = len(page) > query.page_size
+        last = page[0].key if page else (0, "")
+        copied = 0
+        for entry in page[: query.page_size]:
             out = response.tasks.add()
-            out.CopyFrom(entry.task)
-            trim_task_in_place(out, query.history_length, query.include_artifacts)
+            copy_listed(out, entry.task, query.history_length, include_artifacts=False)
+            size = out.ByteSize()
+            artifact_bytes = 0
+            if query.include_artifacts:
+                if entry.artifact_bytes is None:
+                    entry.artifact_bytes = sum(field_bytes(a.ByteSize()) for a in entry.task.artifacts)
+                    copied += entry.artifact_bytes
+                artifact_bytes = entry.artifact_bytes
+                size += artifact_bytes
+            if not budget.admits(entry.key[1], size):
+                del response.tasks[-1]  # the next page starts with it
+                more = True
+                break
+            if query.include_artifacts:
+                # Entries are replaced by a save, never changed: a pause leaves the page the same.
+                if copied >= _COPY_SLICE:
+                    copied = 0
+                    await asyncio.sleep(0)
+                out.artifacts.MergeFrom(entry.task.artifacts)
+                copied += artifact_bytes
+                if copied >= _COPY_SLICE:
+                    copied = 0
+                    await asyncio.sleep(0)
+            last = entry.key
+        if more:
+            response.next_page_token = encode_task_cursor(query, last)
         return response
 
     async def put_push_config(self, tenant: str, config: types.TaskPushNotificationConfig) -> None:

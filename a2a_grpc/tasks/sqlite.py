@@ -28,6 +28,13 @@ and a commit costs no fsync (a process crash loses nothing committed; a power lo
 after the last checkpoint; never corruption). Filters, ordering, ``total_size`` and cursor
 pagination are done in SQL (see :mod:`a2a_grpc.tasks.store` for the semantics).
 
+**Reads proportional to answers.** A task's history and artifacts are kept in columns of their own
+(:mod:`a2a_grpc.tasks._encoded`), its artifacts last in the row with their size beside them. A
+ListTasks reads the page's keys and sizes first, then each task's columns only as far as the page's
+byte budget goes, and of those only what the answer holds: never the artifacts of a listing
+without them, nor the messages a ``history_length`` drops parsed. Artifacts are read as a blob,
+which SQLite copies without holding the GIL.
+
 **Private files, sealed secrets.** The store's folder (when the store creates it) is made
 ``0700``, its database file ``0600`` before SQLite opens it (SQLite gives ``-wal`` and ``-shm``
 the database file's mode), whatever the umask; an existing database, ``-wal`` or ``-shm`` file
@@ -61,12 +68,16 @@ from functools import partial
 from typing import Any, NamedTuple, TypeVar
 
 from a2a_grpc import errors, types
+from a2a_grpc.tasks._encoded import Blob, history_tail, split_task
 from a2a_grpc.tasks._errors import StoreError
 from a2a_grpc.tasks.eventlog import TaskLog
 from a2a_grpc.tasks.files import make_private_dirs, make_private_file, tighten
 from a2a_grpc.tasks.registry import new_owner_id
 from a2a_grpc.tasks.sealing import MARK, Sealer, store_sealer
 from a2a_grpc.tasks.store import (
+    DEFAULT_LIST_ANSWER_BYTES,
+    DEFAULT_LIST_PAGE_BYTES,
+    PageBudget,
     PushConfigPage,
     PushQuery,
     TaskQuery,
@@ -75,7 +86,6 @@ from a2a_grpc.tasks.store import (
     parse_list_request,
     parse_push_query,
     timestamp_micros,
-    trim_task_in_place,
 )
 
 __all__ = ["SCHEMA_VERSION", "SqliteTaskStore"]
@@ -84,11 +94,13 @@ _T = TypeVar("_T")
 
 log = logging.getLogger("a2a_grpc.tasks")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Stored in ``PRAGMA user_version``; bump it with a migration when the schema changes.
 
 Version 3 changes no table: ``push_configs.body`` may be sealed (:mod:`a2a_grpc.tasks.sealing`),
-which an a2a-grpc that reads version 2 would take for damaged protobuf; it refuses the file instead."""
+which an a2a-grpc that reads version 2 would take for damaged protobuf; it refuses the file instead.
+Version 4 keeps a task's history and artifacts apart from the rest of it (a ListTasks reads only
+what it returns); opening an older file moves them, once, in the transaction that upgrades it."""
 _RUNNING = (types.TASK_STATE_SUBMITTED, types.TASK_STATE_WORKING)
 
 _SCHEMA = """
@@ -146,12 +158,24 @@ CREATE TABLE IF NOT EXISTS cancels (
 );
 """
 
+# Version 4: ``body`` holds the task without its history and artifacts, which get columns of
+# their own, each the task's encoded fields as they are (body + history + artifacts, parsed in
+# turn, is the task). Added last, and the artifacts after everything else: SQLite reads a row's
+# columns in order, so a read of the others never walks the pages of megabytes of artifacts.
+_COLUMNS_4 = (
+    ("artifacts_size", "INTEGER NOT NULL DEFAULT 0"),  # length(artifacts), known without reading them
+    ("history", "BLOB NOT NULL DEFAULT x''"),  # the Task's history fields
+    ("artifacts", "BLOB NOT NULL DEFAULT x''"),  # the Task's artifacts fields
+)
+
 _UPSERT_TASK = """
-INSERT INTO tasks (tenant, id, context_id, state, status_ts, updated_seq, body, seq, owner)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO tasks (tenant, id, context_id, state, status_ts, updated_seq, body, seq, owner,
+                   artifacts_size, history, artifacts)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant, id) DO UPDATE SET
     context_id = excluded.context_id, state = excluded.state, status_ts = excluded.status_ts,
-    updated_seq = excluded.updated_seq, body = excluded.body, seq = excluded.seq, owner = excluded.owner
+    updated_seq = excluded.updated_seq, body = excluded.body, seq = excluded.seq, owner = excluded.owner,
+    artifacts_size = excluded.artifacts_size, history = excluded.history, artifacts = excluded.artifacts
 """
 
 _RESTORE = "restore it from a backup, or move it aside to start with an empty store"
@@ -256,13 +280,21 @@ class SqliteTaskStore:
         owner = self.registry.owner if status.state in _RUNNING else ""
         row = (tenant, task.id, task.context_id, status.state, timestamp_micros(status.timestamp))
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        fn = partial(self._save_sync, row, task.SerializeToString(), seq, owner)
+        fn = partial(self._save_sync, row, split_task(task.SerializeToString()), seq, owner)
         self._push(_Op(fn, future, kind=_SAVE, key=(tenant, task.id), seq=seq))
         return future
 
-    async def list(self, tenant: str, request: types.ListTasksRequest) -> types.ListTasksResponse:
+    async def list(
+        self,
+        tenant: str,
+        request: types.ListTasksRequest,
+        *,
+        max_bytes: int = DEFAULT_LIST_PAGE_BYTES,
+        max_answer_bytes: int = DEFAULT_LIST_ANSWER_BYTES,
+    ) -> types.ListTasksResponse:
         query = parse_list_request(tenant, request)  # validation errors without a thread hop
-        return await self._call(partial(self._list_sync, query))
+        budget = PageBudget(max_bytes, max_answer_bytes)
+        return await self._call(partial(self._list_sync, query, budget))
 
     async def put_push_config(self, tenant: str, config: types.TaskPushNotificationConfig) -> None:
         if not config.task_id or not config.id:
@@ -507,7 +539,17 @@ class SqliteTaskStore:
                 # executescript() would commit an open transaction first, so the script
                 # carries its own: schema and version land together or not at all.
                 script = (_SCHEMA if version < 1 else "") + (_SCHEMA_2 if version < 2 else "")
-                conn.executescript(f"BEGIN IMMEDIATE;{script}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+                try:
+                    # The script opens the transaction and leaves it open: the rows move in it too.
+                    conn.executescript(f"BEGIN IMMEDIATE;{script}")
+                    if version < 4:
+                        self._split_bodies(conn)
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
             elif on_disk:
                 # Take the write lock once: a file we can read but not write (or that another
                 # process keeps locked) fails now, not on the first task.
@@ -526,6 +568,38 @@ class SqliteTaskStore:
             conn.close()
             raise
         return conn
+
+    def _split_bodies(self, conn: sqlite3.Connection) -> None:
+        """Version 4: the columns, then each task's history and artifacts moved out of its body (one
+        row at a time, so that memory holds one task, whatever the store's size). A row whose body
+        holds neither is left as it is, so running it again changes nothing."""
+        have = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+        for name, definition in _COLUMNS_4:
+            if name not in have:
+                conn.execute(f"ALTER TABLE tasks ADD COLUMN {name} {definition}")
+        rowids = [r for (r,) in conn.execute("SELECT rowid FROM tasks")]
+        moved = 0
+        for rowid in rowids:
+            tenant, task_id, body = conn.execute(
+                "SELECT tenant, id, body FROM tasks WHERE rowid = ?", (rowid,)
+            ).fetchone()
+            try:
+                rest, history, artifacts = split_task(body)
+            except ValueError as exc:
+                raise StoreError(
+                    f"task store {self._path} holds a damaged task ({errors.echo(task_id)} of tenant "
+                    f"{errors.echo(tenant)}: {exc}); {_RESTORE}",
+                    path=self._path,
+                ) from None
+            if history or artifacts:
+                moved += 1
+                conn.execute(
+                    "UPDATE tasks SET body = ?, history = ?, artifacts = ?, artifacts_size = ? "
+                    "WHERE rowid = ?",
+                    (rest, history, artifacts, len(artifacts), rowid),
+                )
+        if moved:
+            log.info("task store %s: %d task(s) now keep history and artifacts apart", self._path, moved)
 
     def _check_key(self, conn: sqlite3.Connection) -> None:
         """A key that cannot open the sealed configs fails the open, not every later push."""
@@ -606,14 +680,15 @@ class SqliteTaskStore:
     def _save_sync(
         self,
         row: tuple[str, str, str, int, int],
-        body: bytes,
+        parts: tuple[Blob, Blob, Blob],
         seq: int,
         owner: str,
         prune: int,
         db: sqlite3.Connection,
     ) -> None:
         self._seq += 1
-        db.execute(_UPSERT_TASK, (*row, self._seq, body, seq, owner))
+        rest, history, artifacts = parts
+        db.execute(_UPSERT_TASK, (*row, self._seq, rest, seq, owner, len(artifacts), history, artifacts))
         if prune:
             db.execute(
                 "DELETE FROM events WHERE tenant = ? AND task_id = ? AND last_seq <= ?",
@@ -622,9 +697,17 @@ class SqliteTaskStore:
 
     def _load_sync(self, tenant: str, task_id: str, db: sqlite3.Connection) -> tuple[types.Task, int] | None:
         found = db.execute(
-            "SELECT body, seq FROM tasks WHERE tenant = ? AND id = ?", (tenant, task_id)
+            "SELECT body, seq, history, artifacts_size, rowid FROM tasks WHERE tenant = ? AND id = ?",
+            (tenant, task_id),
         ).fetchone()
-        return (types.Task.FromString(found[0]), found[1]) if found is not None else None
+        if found is None:
+            return None
+        body, seq, history, artifacts_size, rowid = found
+        task = types.Task.FromString(body)
+        task.MergeFromString(history)
+        if artifacts_size:
+            task.MergeFromString(_artifacts(db, rowid))
+        return task, seq
 
     def _events_after_sync(
         self, tenant: str, task_id: str, seq: int, db: sqlite3.Connection
@@ -644,7 +727,9 @@ class SqliteTaskStore:
                 at, n = at + 4 + size, n + 1
         return out
 
-    def _list_sync(self, query: TaskQuery, db: sqlite3.Connection) -> types.ListTasksResponse:
+    def _list_sync(
+        self, query: TaskQuery, budget: PageBudget, db: sqlite3.Connection
+    ) -> types.ListTasksResponse:
         where = ["tenant = ?"]
         params: list[object] = [query.tenant]
         if query.context_id:
@@ -661,21 +746,35 @@ class SqliteTaskStore:
         if query.cursor is not None:
             page_where += " AND (status_ts, id) < (?, ?)"
             page_params = [*params, *query.cursor]
-        # Both in the batch's transaction: total_size and the page come from the same snapshot.
+        # All in the batch's transaction: total_size and the page come from the same snapshot.
         (total,) = db.execute(f"SELECT COUNT(*) FROM tasks WHERE {filters}", params).fetchone()
-        rows = db.execute(
-            f"SELECT status_ts, id, body FROM tasks WHERE {page_where} "
+        # The page's keys and sizes first; each task's columns then only as far as the budget goes,
+        # and of those only what the answer holds (never the artifacts of a listing without them).
+        keys = db.execute(
+            f"SELECT status_ts, id, artifacts_size, rowid FROM tasks WHERE {page_where} "
             "ORDER BY status_ts DESC, id DESC LIMIT ?",
             (*page_params, query.page_size + 1),  # one extra row: is there a next page?
         ).fetchall()
         response = types.ListTasksResponse(page_size=query.page_size, total_size=total)
-        if len(rows) > query.page_size:
-            rows = rows[: query.page_size]
-            response.next_page_token = encode_task_cursor(query, (rows[-1][0], rows[-1][1]))
-        for _, _, body in rows:
+        more = len(keys) > query.page_size
+        columns = "body, x''" if query.history_length == 0 else "body, history"
+        read = f"SELECT {columns} FROM tasks WHERE rowid = ?"
+        last = (0, "")
+        for status_ts, task_id, artifacts_size, rowid in keys[: query.page_size]:
+            body, history = db.execute(read, (rowid,)).fetchone()
+            tail = history_tail(history, query.history_length)
+            size = len(body) + len(tail) + (artifacts_size if query.include_artifacts else 0)
+            if not budget.admits(task_id, size):
+                more = True  # the next page starts with this task
+                break
             task = response.tasks.add()
             task.ParseFromString(body)
-            trim_task_in_place(task, query.history_length, query.include_artifacts)
+            task.MergeFromString(tail)  # type: ignore[arg-type]  # a view: parsed in place, not copied
+            if query.include_artifacts and artifacts_size:
+                task.MergeFromString(_artifacts(db, rowid))
+            last = (status_ts, task_id)
+        if more:
+            response.next_page_token = encode_task_cursor(query, last)
         return response
 
     def _get_push_sync(
@@ -698,6 +797,14 @@ class SqliteTaskStore:
             rows = rows[: query.page_size]
             token = encode_push_cursor(query, rows[-1][0])
         return [self._config(query.tenant, query.task_id, i, body) for i, body in rows], token
+
+
+def _artifacts(db: sqlite3.Connection, rowid: int) -> bytes:
+    """A task's artifacts column, read as a blob: SQLite's blob read runs without the GIL, where a
+    column fetched by a query is copied holding it (tens of milliseconds of megabytes, during which
+    the event loop could not run)."""
+    with db.blobopen("tasks", "artifacts", rowid, readonly=True) as blob:
+        return blob.read()
 
 
 def _reason(exc: OSError) -> str:

@@ -15,6 +15,17 @@ ListTasks semantics (specification §3.1.4, ``ListTasksRequest`` in ``a2a.proto`
   the last task returned and the next page starts strictly after it. A task added or updated
   while a client pages moves to the front, so it never shows up twice nor shifts the rest.
 * ``total_size`` counts every task matching the filters, across all pages.
+* A byte budget per page (``max_bytes``, the server's ``Limits.max_list_page_bytes``): a page
+  stops before the task that would take its tasks past the budget, and its ``next_page_token``
+  resumes at that task, so a page may hold fewer than ``page_size`` tasks with more to come
+  (``ListTasksRequest.page_size`` is a maximum: "the service may return fewer than this value").
+  A page's first task always comes, so paging always moves on, even alone over the budget, as
+  long as the answer can be sent (``max_answer_bytes``, the server's ``max_send_message_bytes``);
+  a task too large for any answer is refused with :class:`~a2a_grpc.errors.LimitExceededError`
+  naming it and ``max_send_message_bytes``. The budget counts what is returned (artifacts only
+  when asked for, history trimmed), and a store reads no more than that: the artifacts of a list
+  without them are neither read nor copied (the SQLite store keeps them apart from the rest of a
+  task; the memory store copies field by field, :func:`copy_listed`).
 
 Page tokens are opaque: urlsafe base64 (no padding) of
 ``version | kind | filter fingerprint (8) | cursor | checksum (8)``. The fingerprint binds a
@@ -37,23 +48,29 @@ from typing import Protocol, runtime_checkable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from a2a_grpc import types
+from a2a_grpc import errors, types
 from a2a_grpc.tasks._errors import InvalidListRequestError, InvalidPageTokenError
 
 __all__ = [
+    "ANSWER_ROOM",
+    "DEFAULT_LIST_ANSWER_BYTES",
+    "DEFAULT_LIST_PAGE_BYTES",
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
     "PUSH_DEFAULT_PAGE_SIZE",
     "PUSH_MAX_PAGE_SIZE",
     "STORED",
+    "PageBudget",
     "PushConfigPage",
     "PushQuery",
     "TaskQuery",
     "TaskStore",
+    "copy_listed",
     "copy_push_config",
     "copy_task",
     "encode_push_cursor",
     "encode_task_cursor",
+    "field_bytes",
     "parse_list_request",
     "parse_push_query",
     "task_sort_key",
@@ -62,6 +79,14 @@ __all__ = [
     "trim_task_in_place",
 ]
 
+MiB = 1024 * 1024
+DEFAULT_LIST_PAGE_BYTES = 32 * MiB
+"""The default byte budget of one ListTasks page (``Limits.max_list_page_bytes``)."""
+ANSWER_ROOM = 64 * 1024
+"""Room an answer keeps beside its tasks (page size, total size, the next page's token)."""
+DEFAULT_LIST_ANSWER_BYTES = 64 * MiB - ANSWER_ROOM
+"""The default bound on a page's tasks whatever the budget: the server's default send limit
+(``ServerSettings.max_send_message_bytes``) less :data:`ANSWER_ROOM`."""
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 # The spec gives no bounds for push configs; a task rarely has more than a handful.
@@ -121,10 +146,19 @@ class TaskStore(Protocol):
         """The full task and the event position its snapshot includes (see :meth:`save`), or None."""
         ...
 
-    async def list(self, tenant: str, request: types.ListTasksRequest) -> types.ListTasksResponse:
+    async def list(
+        self,
+        tenant: str,
+        request: types.ListTasksRequest,
+        *,
+        max_bytes: int = DEFAULT_LIST_PAGE_BYTES,
+        max_answer_bytes: int = DEFAULT_LIST_ANSWER_BYTES,
+    ) -> types.ListTasksResponse:
         """One page of ListTasks; raises InvalidListRequestError / InvalidPageTokenError.
 
-        ``request.tenant`` is ignored: the caller resolves the tenant and passes it.
+        ``request.tenant`` is ignored: the caller resolves the tenant and passes it. The page's
+        tasks take at most ``max_bytes`` encoded, except a first task alone, which may take up to
+        ``max_answer_bytes``; beyond that it raises LimitExceededError (see the module doc).
         """
         ...
 
@@ -182,6 +216,83 @@ def trim_task(task: types.Task, history_length: int | None, include_artifacts: b
     out = copy_task(task)
     trim_task_in_place(out, history_length, include_artifacts)
     return out
+
+
+_ARTIFACTS = types.Task.DESCRIPTOR.fields_by_name["artifacts"].number
+_HISTORY = types.Task.DESCRIPTOR.fields_by_name["history"].number
+
+
+def copy_listed(
+    out: types.Task, task: types.Task, history_length: int | None, include_artifacts: bool
+) -> None:
+    """Copy into the empty ``out`` what a listing of ``task`` returns, and nothing more: the
+    ``history_length`` most recent messages (None = all), artifacts only if asked for.
+
+    When something is left out, field by field, so that it is never copied (``trim_task`` copies
+    the whole task first: megabytes of artifacts, for a listing that drops them); otherwise in one
+    copy, which is faster for the small tasks most listings hold.
+    """
+    trimmed = history_length is not None and len(task.history) > history_length
+    if not trimmed and (include_artifacts or not task.artifacts):
+        out.CopyFrom(task)
+        return
+    for field, value in task.ListFields():
+        number = field.number
+        if number == _ARTIFACTS:
+            if include_artifacts:
+                out.artifacts.MergeFrom(value)
+        elif number == _HISTORY:
+            if not trimmed:
+                out.history.MergeFrom(value)
+            elif history_length:
+                out.history.extend(value[-history_length:])
+        elif field.is_repeated:
+            getattr(out, field.name).MergeFrom(value)
+        elif field.message_type is not None:
+            getattr(out, field.name).CopyFrom(value)
+        else:
+            setattr(out, field.name, value)
+
+
+def field_bytes(size: int) -> int:
+    """Bytes a length-delimited field of ``size`` bytes takes in its message (numbers up to 15:
+    one byte of tag, the length as a varint, the content): a task's share of a ListTasksResponse."""
+    return 1 + max(1, (size.bit_length() + 6) // 7) + size
+
+
+class PageBudget:
+    """A ListTasks page being filled: which tasks still fit (see the module doc)."""
+
+    __slots__ = ("_answer", "_limit", "used")
+
+    def __init__(self, max_bytes: int, max_answer_bytes: int) -> None:
+        for name, value in (("max_bytes", max_bytes), ("max_answer_bytes", max_answer_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        self._limit = min(max_bytes, max_answer_bytes)
+        self._answer = max_answer_bytes
+        self.used = 0
+
+    def admits(self, task_id: str, size: int) -> bool:
+        """Whether the task of ``size`` encoded bytes joins the page (counted if so); False ends the
+        page before it. Raises LimitExceededError for a first task no answer can carry."""
+        framed = field_bytes(size)
+        if self.used + framed <= self._limit:
+            self.used += framed
+            return True
+        if self.used:
+            return False
+        if framed > self._answer:
+            raise errors.LimitExceededError(
+                f"task {errors.echo(task_id)} takes {size} bytes as listed, more than one answer may "
+                f"carry ({self._answer} bytes, max_send_message_bytes): list it without "
+                "include_artifacts or with a smaller history_length",
+                limit="max_send_message_bytes",
+                value=self._answer,
+                metadata={"task_id": task_id},
+            )
+        self.used = framed  # alone over the budget, but sendable: paging must move on
+        return True
 
 
 MIN_TIMESTAMP_SECONDS = -62_135_596_800
