@@ -30,6 +30,7 @@ import asyncio
 import collections
 import dataclasses
 import enum
+import json
 import time
 
 import grpc
@@ -50,6 +51,7 @@ __all__ = [
     "may_repeat",
     "retry_advice",
     "retry_delay",
+    "retry_service_config",
 ]
 
 ALWAYS_RETRIED = frozenset(
@@ -66,6 +68,13 @@ ALWAYS_RETRIED = frozenset(
     }
 )
 """The operations whose repeat has the effect of one call, whatever they carry."""
+
+
+READS = ALWAYS_RETRIED - {"CancelTask", "DeleteTaskPushNotificationConfig"}
+"""The operations that change nothing: the ones gRPC's own retry policy may repeat blindly (a
+repeated cancel or delete needs the answer read, which only our loop does)."""
+GRPC_MAX_ATTEMPTS = 5
+"""gRPC caps a retry policy's ``maxAttempts`` at 5 (its gRFC A6)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -304,3 +313,23 @@ class CircuitBreaker:
     def _close(self) -> None:
         self._state, self._in_a_row, self._failed_in_window = BreakerState.CLOSED, 0, 0
         self._window.clear()
+
+
+def retry_service_config(policy: ResiliencePolicy, services: dict[str, str]) -> str | None:
+    """A gRPC service config (JSON) whose ``retryPolicy`` repeats the reads (:data:`READS`) on
+    UNAVAILABLE with the policy's attempts and backoff (gRPC's backoff has full jitter too, and
+    never passes the call's deadline); None when the policy makes one attempt. ``services`` maps
+    each operation's name to its gRPC service. For channels that no loop of ours drives (the
+    bridge's gRPC upstream): :class:`a2a_grpc.client.A2AClient` retries itself, and the two must
+    not multiply."""
+    if policy.max_attempts == 1:
+        return None
+    names = [{"service": services[op], "method": op} for op in sorted(READS) if op in services]
+    retry = {
+        "maxAttempts": min(policy.max_attempts, GRPC_MAX_ATTEMPTS),
+        "initialBackoff": f"{policy.backoff_base:.3f}s",
+        "maxBackoff": f"{policy.backoff_cap:.3f}s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    }
+    return json.dumps({"methodConfig": [{"name": names, "retryPolicy": retry}]})

@@ -726,3 +726,39 @@ async def test_keepalive_pings_the_server_accepts_keep_the_channel_usable() -> N
         f"cut off after {cut_after:.1f} s"
     )
     assert cut_after < 20.0
+
+
+# -- the bridge's gRPC upstream: gRPC's own retry policy ---------------------------------------------
+
+
+@ASYNC
+async def test_the_bridges_grpc_upstream_retries_reads_through_grpcs_own_policy(peer: ScriptedPeer) -> None:
+    from a2a_grpc.bridge.upstream import Call, GrpcUpstream
+
+    call = Call({"a2a-version": "1.0"}, 10.0)
+    upstream = GrpcUpstream(peer.address)
+    try:
+        peer.scripts["GetTask"] = [UNAVAILABLE, UNAVAILABLE]
+        task = await upstream.unary("GetTask", types.GetTaskRequest(id="t1"), call)
+        assert isinstance(task, types.Task)
+        assert peer.calls["GetTask"] == 3  # two failures, then the answer, in one call
+        # A message is never sent again by the channel (our loop alone may, by message id).
+        peer.scripts["SendMessage"] = [UNAVAILABLE]
+        with pytest.raises(errors.UnavailableError):
+            await upstream.unary("SendMessage", A2AClient.text_request("hi"), call)
+        assert peer.calls["SendMessage"] == 1
+        # Attempts are bounded: a read that keeps failing fails, after four attempts.
+        peer.scripts["ListTasks"] = [UNAVAILABLE] * 10
+        with pytest.raises(errors.UnavailableError):
+            await upstream.unary("ListTasks", types.ListTasksRequest(), call)
+        assert peer.calls["ListTasks"] == 4
+    finally:
+        await upstream.aclose()
+    once = GrpcUpstream(peer.address, settings=ClientSettings(resilience=ResiliencePolicy(max_attempts=1)))
+    try:
+        peer.scripts["GetTask"] = [UNAVAILABLE]
+        with pytest.raises(errors.UnavailableError):
+            await once.unary("GetTask", types.GetTaskRequest(id="t1"), call)
+        assert peer.calls["GetTask"] == 4
+    finally:
+        await once.aclose()

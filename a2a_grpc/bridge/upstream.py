@@ -34,6 +34,7 @@ from a2a_grpc import errors, types
 from a2a_grpc._handler import RequestHandler
 from a2a_grpc.client import ClientSettings, channel_calls
 from a2a_grpc.discovery import GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
+from a2a_grpc.resilience import retry_service_config
 from a2a_grpc.security.identity import ClientCertificate
 from a2a_grpc.security.tls import ClientTls
 from a2a_grpc.service import SUPPORTED_VERSIONS, CallContext, Service, deadline_after
@@ -243,6 +244,13 @@ def _unavailable(target: str, exc: errors.A2AError) -> errors.A2AError:
     return exc
 
 
+_SERVICES = {
+    **{method.name: types.A2A_SERVICE.full_name for method in types.A2A_SERVICE.methods},
+    "GetAgentCard": GET_AGENT_CARD.strip("/").split("/")[0],
+}
+"""Each operation's gRPC service, for the channel's retry policy."""
+
+
 class GrpcUpstream:
     """An A2A agent served over gRPC at ``target`` (``host:port``).
 
@@ -263,6 +271,11 @@ class GrpcUpstream:
     ) -> None:
         self.target = target
         self.settings = settings or ClientSettings()
+        # No loop of ours drives this channel: gRPC's own retry policy repeats the reads on
+        # UNAVAILABLE (never a message, a cancel or a delete), with the settings' attempts and
+        # backoff, within each call's deadline.
+        config = retry_service_config(self.settings.resilience, _SERVICES)
+        options = [*(() if config is None else [("grpc.service_config", config)]), *options]
         self._card = card
         self.card_source = "given" if card is not None else ""
         """Where :meth:`card` found the card: given, GetAgentCard or GetExtendedAgentCard."""
