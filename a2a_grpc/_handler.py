@@ -36,6 +36,7 @@ from a2a_grpc.agent import Agent, RequestContext, TaskUpdater, new_id, text_mess
 from a2a_grpc.security.authentication import owner_key, request_tenant, tenant_of
 from a2a_grpc.security.limits import Limits
 from a2a_grpc.security.redact import without_credentials
+from a2a_grpc.security.shape import check_request
 from a2a_grpc.service import ABSENT_VERSION, SUPPORTED_VERSIONS, CallContext, version_supported
 from a2a_grpc.tasks import INTERRUPTED_STATES, InvalidListRequestError, TaskStore, trim_task
 from a2a_grpc.tasks.eventlog import EventLog, InMemoryEventLog
@@ -69,8 +70,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def checked(operation: F) -> F:
-    """An operation that checks the call (:meth:`RequestHandler.check_call`) and the ids and
-    tenants of its request (:func:`a2a_grpc._validation.check_identifiers`) before anything else.
+    """An operation that checks the call (:meth:`RequestHandler.check_call`), the ids and tenants
+    of its request (:func:`a2a_grpc._validation.check_identifiers`) and what it holds
+    (:func:`a2a_grpc.security.shape.check_request`: parts, nesting) before anything else.
 
     The check runs when the operation is called, before its coroutine or generator exists, so a
     refused call raises where it is made.
@@ -82,6 +84,7 @@ def checked(operation: F) -> F:
     def call_checked(self: RequestHandler, request: Any, call: CallContext) -> Any:
         self.check_call(call)
         check_identifiers(request)
+        check_request(request, self.limits)
         return operation(self, request, call)
 
     return cast(F, call_checked)
@@ -125,7 +128,13 @@ class RequestHandler:
         self._push = caps.push_notifications
         self._required_extensions = frozenset(e.uri for e in caps.extensions if e.required)
         self.runs = Runs(
-            store, self.events, self.registry, notifier=notifier, push=self._push, retain_bytes=retain_bytes
+            store,
+            self.events,
+            self.registry,
+            notifier=notifier,
+            push=self._push,
+            retain_bytes=retain_bytes,
+            max_history=self.limits.max_history_length,
         )
 
     # -- service parameters --------------------------------------------------------------------
@@ -222,7 +231,7 @@ class RequestHandler:
             message.context_id = run.task.context_id
             before = types.Task()
             before.CopyFrom(run.task)
-            run.task.history.append(message)
+            run.remember(message)
         else:
             message.task_id = new_id()
             message.context_id = message.context_id or new_id()

@@ -40,6 +40,7 @@ class Runs:
         notifier: Notifier | None,
         push: bool,
         retain_bytes: int,
+        max_history: int | None = None,
     ) -> None:
         self.store = store
         self.events = events
@@ -47,6 +48,7 @@ class Runs:
         self.notifier = notifier
         self.push = push and notifier is not None
         self.retain_bytes = retain_bytes
+        self.max_history = max_history
         self._runs: dict[tuple[str, str], TaskRun] = {}
         self._loading: dict[tuple[str, str], asyncio.Future[TaskRun | None]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
@@ -122,6 +124,7 @@ class Runs:
             notifier=self.notifier if self.push else None,
             push_configs=configs,
             retain_bytes=self.retain_bytes,
+            max_history=self.max_history,
             last_seq=last_seq,
         )
         self._runs[(tenant, task.id)] = run

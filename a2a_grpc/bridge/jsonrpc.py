@@ -36,6 +36,8 @@ from a2a_grpc.bridge.exchange import (
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.sse import encode_event, serve_stream
 from a2a_grpc.bridge.upstream import Upstream
+from a2a_grpc.security.limits import Limits
+from a2a_grpc.security.shape import check_json_body, check_json_request
 from a2a_grpc.service import METHODS
 
 __all__ = ["JsonRpcBinding", "from_jsonrpc_error", "to_jsonrpc_error"]
@@ -83,6 +85,7 @@ class JsonRpcBinding:
         self.upstream = upstream
         self.settings = settings
         self.card = card
+        self.limits = settings.limits or Limits()
 
     async def serve(self, request: HttpRequest, receive: Receive, send: Send) -> None:
         rpc_id: Any = None
@@ -114,7 +117,11 @@ class JsonRpcBinding:
                     f"method {errors.echo(name)} not found", metadata={"method": name}
                 )
             request.scope[METHOD_KEY] = name  # for the access log
-            message = transcoding.decode(envelope.get("params", {}), method.request, where="")
+            # What the request holds is judged on the parsed JSON: transcoding costs far more.
+            params = envelope.get("params", {})
+            check_json_request(params, method.request, self.limits)
+            check_json_body(envelope, self.limits)
+            message = transcoding.decode(params, method.request, where="")
             call = upstream_call(request, self.settings)
         except HttpFailure as failure:
             body = _answer(rpc_id, "error", to_jsonrpc_error(failure.error))

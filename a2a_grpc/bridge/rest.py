@@ -41,6 +41,8 @@ from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.sse import encode_event, serve_stream
 from a2a_grpc.bridge.upstream import Upstream
 from a2a_grpc.errors import A2AError, ErrorSpec, FieldViolation
+from a2a_grpc.security.limits import Limits
+from a2a_grpc.security.shape import check_json_body, check_json_request
 from a2a_grpc.service import METHODS
 
 __all__ = [
@@ -227,6 +229,7 @@ class RestBinding:
         self.upstream = upstream
         self.settings = settings
         self.card = card
+        self.limits = settings.limits or Limits()
         self.router = Router(compile_routes())  # refuses to start on a method without an HTTP rule
 
     def _message(self, route: Route, bound: Mapping[str, str], members: dict[str, Any]) -> Message:
@@ -278,6 +281,9 @@ class RestBinding:
         members = transcoding.loads(body) if body.strip() else {}
         if not isinstance(members, dict):
             raise errors.InvalidParamsError("the request body must be a JSON object")
+        # What the request holds is judged on the parsed JSON: transcoding costs far more.
+        check_json_request(members, METHODS[route.method.name].request, self.limits)
+        check_json_body(members, self.limits)
         return members
 
     async def serve(self, request: HttpRequest, receive: Receive, send: Send) -> None:

@@ -94,6 +94,7 @@ class TaskRun:
         notifier: Notifier | None = None,
         push_configs: list[types.TaskPushNotificationConfig] | None = None,
         retain_bytes: int = DEFAULT_RETAIN_BYTES,
+        max_history: int | None = None,
         last_seq: int = 0,
     ) -> None:
         self.tenant = tenant
@@ -104,6 +105,9 @@ class TaskRun:
         self.notifier = notifier
         self.push_configs = list(push_configs) if push_configs else []
         self.retain_bytes = retain_bytes
+        self.max_history = max_history
+        """Messages the snapshot's history keeps, the most recent (``Limits.max_history_length``);
+        None: all. Older ones leave the snapshot; their events stay in the log while retained."""
         self.retained = sum(a.ByteSize() for a in task.artifacts) if task.artifacts else 0
         """Artifact bytes the snapshot keeps (an upper bound: parts are counted as they arrive)."""
         self.saved_seq = self.log.last
@@ -119,6 +123,14 @@ class TaskRun:
         self._on_idle = on_idle
         if self.finished:
             events.finish(self.log)
+
+    def remember(self, message: types.Message) -> None:
+        """Add a message to the task's history, keeping the ``max_history`` most recent (spec
+        3.2.4: without ``history_length`` a server returns its default amount of history)."""
+        history = self.task.history
+        history.append(message)
+        if self.max_history is not None and len(history) > self.max_history:
+            del history[: len(history) - self.max_history]
 
     @property
     def state(self) -> int:
@@ -174,7 +186,7 @@ class TaskRun:
         status.timestamp.FromNanoseconds(time.time_ns())
         if message is not None:
             status.message.CopyFrom(message)
-            task.history.append(message)
+            self.remember(message)
             size = event.ByteSize()
         else:
             size = _STATUS_SIZE  # near enough for the byte bounds, without measuring
