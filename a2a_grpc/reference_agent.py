@@ -253,7 +253,9 @@ class ReferenceAgent(Agent):
     """See the module docstring for the skills; ``delegation`` says where ``delegate`` may go
     (default: nowhere), ``bounds`` how much ``stream``, ``bytes`` and ``slow`` may ask for."""
 
-    def __init__(self, delegation: DelegationPolicy | None = None, *, bounds: SkillBounds | None = None) -> None:
+    def __init__(
+        self, delegation: DelegationPolicy | None = None, *, bounds: SkillBounds | None = None
+    ) -> None:
         self.delegation = delegation or DelegationPolicy()
         self.bounds = bounds or SkillBounds()
         self.peers: PeerPool[_PeerKey, _Link] = PeerPool(self._open_peer, idle_seconds=PEER_IDLE_SECONDS)

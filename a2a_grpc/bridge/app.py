@@ -55,7 +55,8 @@ class BridgeApp:
         if settings.limits is None:  # the in-process server's, so that both fronts refuse alike
             handler = getattr(upstream, "handler", None)
             limits = getattr(handler, "limits", None)
-            settings = dataclasses.replace(settings, limits=limits if isinstance(limits, Limits) else Limits())
+            limits = limits if isinstance(limits, Limits) else Limits()
+            settings = dataclasses.replace(settings, limits=limits)
         self.settings = settings
         self.card = CardEndpoint(upstream, self.settings.card_max_age, self.settings.public_url)
         self.jsonrpc = JsonRpcBinding(upstream, self.settings, self.card)

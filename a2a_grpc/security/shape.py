@@ -20,7 +20,6 @@ value's depth is its own, wherever it sits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf.message import Message
