@@ -278,7 +278,9 @@ class RestBinding:
                 f"send {name} there, not in the query",
                 field_violations=[FieldViolation(name, "belongs in the body")],
             )
-        members = transcoding.loads(body) if body.strip() else {}
+        members = (
+            await transcoding.parse_body(body, self.settings.parse_in_thread_bytes) if body.strip() else {}
+        )
         if not isinstance(members, dict):
             raise errors.InvalidParamsError("the request body must be a JSON object")
         # What the request holds is judged on the parsed JSON: transcoding costs far more.
