@@ -104,10 +104,12 @@ class RequestHandler:
         registry: TaskRegistry | None = None,
         retain_bytes: int = DEFAULT_RETAIN_BYTES,
         limits: Limits | None = None,
+        max_artifact_update_bytes: int | None = None,
     ) -> None:
         """``events``: where task events go (default: in memory, made durable by the store's
         ``event_sink`` if it has one); ``registry``: who runs which task (default: the store's
-        ``registry``, else one for this process alone)."""
+        ``registry``, else one for this process alone); ``max_artifact_update_bytes``: the largest
+        artifact update an agent may report (the server's ``max_send_message_bytes``)."""
         self.agent = agent
         self.store = store
         self.card = card if card is not None else agent.card
@@ -135,6 +137,7 @@ class RequestHandler:
             push=self._push,
             retain_bytes=retain_bytes,
             max_history=self.limits.max_history_length,
+            max_artifact_update_bytes=max_artifact_update_bytes,
         )
 
     # -- service parameters --------------------------------------------------------------------

@@ -91,6 +91,9 @@ class ServerSettings:
     """Larger requests fail with RESOURCE_EXHAUSTED (LimitExceededError naming this setting)
     before they are decoded; grpc itself drops messages over twice this size unread."""
     max_send_message_bytes: int = 64 * MiB
+    """The largest message sent; an agent's artifact update larger than this is refused when the
+    agent reports it (LimitExceededError naming this setting; the agent sends big content in
+    chunks), as no gRPC reader could receive it."""
     max_concurrent_streams: int = 1024
     """Calls open at once on one client connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a
     client's further calls wait in its own channel until one ends. A session or a stream holds one
@@ -667,6 +670,7 @@ class A2AServer(GrpcService):
             events=events,
             retain_bytes=s.max_retained_artifact_bytes,
             limits=s.limits,
+            max_artifact_update_bytes=s.max_send_message_bytes,
         )
         # Before the first call: tasks a previous life left running get their truthful end.
         await self.handler.start()

@@ -369,3 +369,46 @@ async def test_a_body_parsed_in_a_thread_refuses_what_orjson_refuses(body: bytes
         transcoding.loads(body)
     with pytest.raises(errors.ParseError, match="invalid JSON"):
         await transcoding.parse_body(body, in_thread_above=0)
+
+
+# -- an agent's large artifact ------------------------------------------------------------------------
+
+
+async def test_an_artifact_update_larger_than_any_reader_could_receive_is_refused_to_the_agent() -> None:
+    most = 1024 * 1024
+    agent = ReferenceAgent(bounds=SkillBounds(max_artifact_bytes=4 * most))
+    stack = AgentStack(agent, "memory", grpc=ServerSettings(max_send_message_bytes=most))
+    async with stack, A2AClient(stack.grpc_address, timeout=WAIT) as client:
+        answer = await client.send_message(A2AClient.text_request(f"bytes {2 * most}"))
+        task = answer.task
+        assert task.status.state == types.TASK_STATE_FAILED
+        assert "max_send_message_bytes" in task.status.message.parts[0].text
+        ok = await client.send_message(A2AClient.text_request(f"bytes {most // 2}"))
+        assert ok.task.status.state == types.TASK_STATE_COMPLETED
+        assert len(ok.task.artifacts[0].parts[0].raw) == most // 2
+
+
+async def test_a_large_artifact_streamed_as_json_leaves_others_served() -> None:
+    # Under retained_event_bytes (16 MiB): one event larger than what a task's log keeps would end
+    # its reader's stream (EventsNotRetainedError).
+    size = 12 * 1024 * 1024
+    agent = ReferenceAgent(bounds=SkillBounds(max_artifact_bytes=size))
+    async with served(Limits(), agent) as s, EchoProbe(s.stack.grpc_address) as probe:
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "SendStreamingMessage",
+            "params": send_params(f"bytes {size}"),
+        }
+        received = 0
+        started = time.monotonic()
+        async with s.http.stream("POST", "/", json=body) as response:
+            async for chunk in response.aiter_bytes():
+                received += len(chunk)
+        took = time.monotonic() - started
+    print(
+        f"\n{size >> 20} MiB artifact streamed as JSON-RPC SSE ({received >> 20} MiB) in {took:.2f} s; "
+        f"worst echo of another caller {probe.worst * 1000:.0f} ms ({probe.count} echoes)"
+    )
+    assert received > size * 4 // 3  # base64
+    assert probe.worst < 5.0

@@ -92,7 +92,7 @@ class JsonRpcBinding:
         try:
             check_content_type(request, has_body=True, preferred=JSON)
             body = await read_body(request, receive, self.settings.max_body_bytes)
-            envelope = await transcoding.parse_body(body, self.settings.parse_in_thread_bytes)
+            envelope = await transcoding.parse_body(body, self.settings.offload_bytes)
             if not isinstance(envelope, dict):
                 kind = "a batch (an array)" if isinstance(envelope, list) else transcoding.json_kind(envelope)
                 raise errors.InvalidRequestError(f"a JSON-RPC request must be an object, not {kind}")

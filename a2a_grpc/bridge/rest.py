@@ -278,9 +278,7 @@ class RestBinding:
                 f"send {name} there, not in the query",
                 field_violations=[FieldViolation(name, "belongs in the body")],
             )
-        members = (
-            await transcoding.parse_body(body, self.settings.parse_in_thread_bytes) if body.strip() else {}
-        )
+        members = await transcoding.parse_body(body, self.settings.offload_bytes) if body.strip() else {}
         if not isinstance(members, dict):
             raise errors.InvalidParamsError("the request body must be a JSON object")
         # What the request holds is judged on the parsed JSON: transcoding costs far more.

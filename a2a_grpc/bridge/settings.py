@@ -30,10 +30,11 @@ class BridgeSettings:
     before it is transcoded (:mod:`a2a_grpc.security.shape`). None: the in-process server's
     (``AgentStack``, ``a2a-grpc serve --http-port``), else the defaults of
     :class:`a2a_grpc.security.limits.Limits`."""
-    parse_in_thread_bytes: int = 1 * MiB
-    """Request bodies larger than this are parsed in a worker thread, by a parser that lets other
-    callers be served meanwhile (:func:`a2a_grpc.bridge.transcoding.parse_body`); smaller ones at
-    once (faster, and short enough not to hold others up)."""
+    offload_bytes: int = 1 * MiB
+    """Request bodies and streamed artifact updates larger than this are parsed or encoded in a
+    worker thread, in a way that lets other callers be served meanwhile
+    (:func:`a2a_grpc.bridge.transcoding.parse_body`); smaller ones at once (faster, and short
+    enough not to hold others up)."""
     header_timeout_seconds: float = 10.0
     """A connection that has not sent a whole request head (request line and headers) this long
     after it opened, or after its previous response, is closed."""
@@ -71,8 +72,8 @@ class BridgeSettings:
             raise ValueError(f"header_timeout_seconds must be positive, not {self.header_timeout_seconds}")
         if isinstance(self.max_connections, bool) or self.max_connections <= 0:
             raise ValueError(f"max_connections must be positive, not {self.max_connections}")
-        if self.parse_in_thread_bytes < 0:
-            raise ValueError(f"parse_in_thread_bytes must not be negative, not {self.parse_in_thread_bytes}")
+        if self.offload_bytes < 0:
+            raise ValueError(f"offload_bytes must not be negative, not {self.offload_bytes}")
         if self.max_forwarded_header_bytes <= 0:
             raise ValueError(
                 f"max_forwarded_header_bytes must be positive, not {self.max_forwarded_header_bytes}"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
+from a2a_grpc import types
 from a2a_grpc.bridge.exchange import Receive, Send
 from a2a_grpc.bridge.settings import BridgeSettings
 
@@ -78,7 +79,12 @@ async def serve_stream(
             if item is None:
                 await _chunk(send, b"", more=False)
                 return
-            await _chunk(send, encode(item))
+            if _heavy(item, settings.offload_bytes):
+                # A large artifact: encoded (base64, JSON) in a worker thread, mostly in Python code
+                # that lets the loop serve others meanwhile.
+                await _chunk(send, await asyncio.to_thread(encode, item))
+            else:
+                await _chunk(send, encode(item))
             upcoming = asyncio.ensure_future(_next(events))
     finally:
         gone.cancel()
@@ -86,6 +92,16 @@ async def serve_stream(
             upcoming.cancel()
             await asyncio.wait({upcoming})
         await events.aclose()
+
+
+def _heavy(item: Message, above: int) -> bool:
+    """Whether ``item`` is an artifact update of more than ``above`` bytes (sizing a small one
+    costs microseconds; only artifact updates carry content of any size)."""
+    return (
+        isinstance(item, types.StreamResponse)
+        and item.WhichOneof("payload") == "artifact_update"
+        and item.ByteSize() > above
+    )
 
 
 async def _next(events: AsyncGenerator[Message, None]) -> Message | None:
