@@ -412,3 +412,18 @@ async def test_a_large_artifact_streamed_as_json_leaves_others_served() -> None:
     )
     assert received > size * 4 // 3  # base64
     assert probe.worst < 5.0
+
+
+async def test_the_session_binding_holds_requests_to_the_same_limits(small: Served) -> None:
+    async with small.client.session() as session:
+        for params, limit in (
+            (send_params(parts=6), "max_parts"),
+            (with_free_form("data", 5), "max_struct_depth"),
+        ):
+            with pytest.raises(errors.LimitExceededError) as caught:
+                await session.send_message(transcoding.decode(params, types.SendMessageRequest))
+            assert caught.value.limit == limit
+        answer = await session.send_message(
+            transcoding.decode(send_params(parts=5), types.SendMessageRequest)
+        )
+        assert answer.task.status.state == types.TASK_STATE_COMPLETED
