@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import types as types_
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 from a2a_grpc import errors, types
+from a2a_grpc.bridge import httpserver
 from a2a_grpc.bridge.httpserver import HttpServer
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.client import A2AClient
@@ -87,8 +89,18 @@ async def test_half_sent_requests_are_closed_within_the_header_timeout_and_other
             assert (await client.get("/")).status_code == 200
 
 
-async def test_an_idle_connection_and_a_half_sent_second_request_are_closed() -> None:
+@pytest.mark.parametrize("protocol", ["httptools", "h11"])
+async def test_an_idle_connection_and_a_half_sent_second_request_are_closed(
+    protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if protocol == "h11":  # HttpServer takes httptools when it is installed: hide it
+        hidden = types_.SimpleNamespace(util=types_.SimpleNamespace(find_spec=lambda name: None))
+        monkeypatch.setattr(httpserver, "importlib", hidden)
     async with http_server(header_timeout=0.3) as server:
+        assert server._server is not None
+        assert server._server.config.http_protocol_class.__name__.endswith(
+            {"httptools": "HttpToolsProtocol", "h11": "H11Protocol"}[protocol]
+        )
         idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", server.port)
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # a whole request, answered ...
