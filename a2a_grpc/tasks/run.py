@@ -107,12 +107,12 @@ class TaskRun:
         self.push_configs = list(push_configs) if push_configs else []
         self.retain_bytes = retain_bytes
         self.max_history = max_history
+        """Messages the snapshot's history keeps, the most recent (``Limits.max_history_length``);
+        None: all. Older ones leave the snapshot; their events stay in the log while retained."""
         self.max_artifact_update_bytes = max_artifact_update_bytes
         """The largest artifact update taken (``ServerSettings.max_send_message_bytes``: a larger one
         could reach no gRPC reader); None: any. Every copy of one is a single call that holds the
         event loop (protobuf copies bytes fields whole), so this also bounds how long it is held."""
-        """Messages the snapshot's history keeps, the most recent (``Limits.max_history_length``);
-        None: all. Older ones leave the snapshot; their events stay in the log while retained."""
         self.retained = sum(a.ByteSize() for a in task.artifacts) if task.artifacts else 0
         """Artifact bytes the snapshot keeps (an upper bound: parts are counted as they arrive)."""
         self.saved_seq = self.log.last
