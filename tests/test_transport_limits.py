@@ -89,13 +89,17 @@ async def test_half_sent_requests_are_closed_within_the_header_timeout_and_other
             assert (await client.get("/")).status_code == 200
 
 
+def use_protocol(protocol: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if protocol == "h11":  # HttpServer takes httptools when it is installed: hide it
+        hidden = types_.SimpleNamespace(util=types_.SimpleNamespace(find_spec=lambda name: None))
+        monkeypatch.setattr(httpserver, "importlib", hidden)
+
+
 @pytest.mark.parametrize("protocol", ["httptools", "h11"])
 async def test_an_idle_connection_and_a_half_sent_second_request_are_closed(
     protocol: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if protocol == "h11":  # HttpServer takes httptools when it is installed: hide it
-        hidden = types_.SimpleNamespace(util=types_.SimpleNamespace(find_spec=lambda name: None))
-        monkeypatch.setattr(httpserver, "importlib", hidden)
+    use_protocol(protocol, monkeypatch)
     async with http_server(header_timeout=0.3) as server:
         assert server._server is not None
         assert server._server.config.http_protocol_class.__name__.endswith(
@@ -114,7 +118,11 @@ async def test_an_idle_connection_and_a_half_sent_second_request_are_closed(
         idle_writer.close()
 
 
-async def test_a_whole_head_stops_the_timer_however_long_the_answer_takes() -> None:
+@pytest.mark.parametrize("protocol", ["httptools", "h11"])
+async def test_a_whole_head_stops_the_timer_however_long_the_answer_takes(
+    protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_protocol(protocol, monkeypatch)
     async with (
         http_server(header_timeout=0.3) as server,
         httpx.AsyncClient(base_url=server.url, timeout=WAIT) as client,
