@@ -84,7 +84,8 @@ def checked(operation: F) -> F:
     def call_checked(self: RequestHandler, request: Any, call: CallContext) -> Any:
         self.check_call(call)
         check_identifiers(request)
-        check_request(request, self.limits)
+        # The bridge in this process (front "http") checked the nesting on the JSON already.
+        check_request(request, self.limits, nesting=call.front != "http")
         return operation(self, request, call)
 
     return cast(F, call_checked)

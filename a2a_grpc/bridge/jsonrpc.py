@@ -11,6 +11,7 @@ methods answer with Server-Sent Events whose data are JSON-RPC responses (:mod:`
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,7 +38,7 @@ from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.sse import encode_event, serve_stream
 from a2a_grpc.bridge.upstream import Upstream
 from a2a_grpc.security.limits import Limits
-from a2a_grpc.security.shape import check_json_body, check_json_request
+from a2a_grpc.security.shape import check_json
 from a2a_grpc.service import METHODS
 
 __all__ = ["JsonRpcBinding", "from_jsonrpc_error", "to_jsonrpc_error"]
@@ -117,11 +118,16 @@ class JsonRpcBinding:
                     f"method {errors.echo(name)} not found", metadata={"method": name}
                 )
             request.scope[METHOD_KEY] = name  # for the access log
-            # What the request holds is judged on the parsed JSON: transcoding costs far more.
+            # What the request holds is judged on the parsed JSON: transcoding costs far more. A
+            # large body is judged and transcoded in a worker thread (Python code: the loop serves
+            # others meanwhile).
             params = envelope.get("params", {})
-            check_json_request(params, method.request, self.limits)
-            check_json_body(envelope, self.limits)
-            message = transcoding.decode(params, method.request, where="")
+            large = len(body) > self.settings.offload_bytes
+            if large:
+                await asyncio.to_thread(check_json, envelope, params, method.request, self.limits)
+            else:
+                check_json(envelope, params, method.request, self.limits)
+            message = await transcoding.decode_body(params, method.request, in_thread=large)
             call = upstream_call(request, self.settings)
         except HttpFailure as failure:
             body = _answer(rpc_id, "error", to_jsonrpc_error(failure.error))
@@ -151,7 +157,8 @@ class JsonRpcBinding:
         except Exception as exc:
             await self._error(send, rpc_id, exc)
             return
-        await respond(send, 200, _answer(rpc_id, "result", transcoding.encode(result)))
+        encoded = await transcoding.encode_answer(result, self.settings.offload_bytes)
+        await respond(send, 200, _answer(rpc_id, "result", encoded))
 
     async def _error(self, send: Send, rpc_id: Any, exc: BaseException) -> None:
         # A refusal of credentials is an HTTP 401 with its challenge, a rate limit a 429 with

@@ -42,9 +42,11 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_MESSAGE_DEPTH",
     "decode",
+    "decode_body",
     "dumps",
     "dumps_sorted",
     "encode",
+    "encode_answer",
     "from_json",
     "json_kind",
     "loads",
@@ -194,6 +196,15 @@ def encode(message: Message) -> dict[str, Any]:
     for name, default in _required_defaults(message.DESCRIPTOR):
         obj.setdefault(name, default)
     return obj
+
+
+async def encode_answer(message: Message, in_thread_above: int) -> dict[str, Any]:
+    """:func:`encode`; in a worker thread for a message over ``in_thread_above`` bytes (a task
+    holding large parts: json_format writes it in Python code, during which the thread lets the
+    event loop serve others). Measuring the size is one fast C pass."""
+    if message.ByteSize() > in_thread_above:
+        return await asyncio.to_thread(encode, message)
+    return encode(message)
 
 
 def to_json(message: Message) -> bytes:
@@ -467,6 +478,15 @@ def decode(data: object, cls: type[M], *, where: str = "", lenient: bool = False
     if _holds_bytes(descriptor):
         _check_bytes(members, descriptor, where)
     return message
+
+
+async def decode_body(data: object, cls: type[M], *, in_thread: bool, where: str = "") -> M:
+    """:func:`decode`; in a worker thread when ``in_thread`` (a large body: json_format reads it in
+    Python code, seconds for a few MiB of data parts, during which the thread lets the event loop
+    serve others)."""
+    if in_thread:
+        return await asyncio.to_thread(decode, data, cls, where=where)
+    return decode(data, cls, where=where)
 
 
 def from_json(body: bytes | str, cls: type[M]) -> M:

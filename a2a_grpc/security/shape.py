@@ -27,7 +27,7 @@ from google.protobuf.message import Message
 from a2a_grpc import errors, types
 from a2a_grpc.security.limits import Limits
 
-__all__ = ["check_json_body", "check_json_request", "check_request", "json_deeper_than"]
+__all__ = ["check_json", "check_json_body", "check_json_request", "check_request", "json_deeper_than"]
 
 
 def _exceeded(limit: str, value: int, what: str) -> errors.LimitExceededError:
@@ -102,6 +102,13 @@ def check_json_request(params: object, request_type: type[Message], limits: Limi
         _json_free_form(params["metadata"], "metadata", limits)
 
 
+def check_json(body: object, params: object, request_type: type[Message], limits: Limits) -> None:
+    """Both checks of a JSON request: :func:`check_json_request` of its ``params`` (the body of an
+    HTTP+JSON request, the ``params`` of a JSON-RPC one), then :func:`check_json_body`."""
+    check_json_request(params, request_type, limits)
+    check_json_body(body, limits)
+
+
 # -- decoded requests (every binding) -------------------------------------------------------------
 
 
@@ -118,22 +125,27 @@ def _value_deeper_than(value: Any, levels: int) -> bool:
     """Whether a ``google.protobuf.Value`` nests structs and lists more than ``levels`` deep."""
     kind = value.WhichOneof("kind")
     if kind == "struct_value":
-        return _struct_deeper_than(value.struct_value, levels)
+        return _items_deeper_than(value.struct_value.fields.values(), levels)
     if kind == "list_value":
-        return _list_deeper_than(value.list_value, levels)
+        return _items_deeper_than(value.list_value.values, levels)
     return False
 
 
-def _struct_deeper_than(struct: Any, levels: int) -> bool:
+def _items_deeper_than(items: Any, levels: int) -> bool:
+    """Whether a struct's or list's items (``Value``) nest more than ``levels - 1`` deep. Written
+    for long lists of scalars (a data part of a million numbers): one ``WhichOneof`` per item and
+    no call for a scalar, about 0.2 µs each."""
     if levels <= 0:
         return True
-    return any(_value_deeper_than(item, levels - 1) for item in struct.fields.values())
-
-
-def _list_deeper_than(values: Any, levels: int) -> bool:
-    if levels <= 0:
-        return True
-    return any(_value_deeper_than(item, levels - 1) for item in values.values)
+    below = levels - 1
+    for item in items:
+        kind = item.WhichOneof("kind")
+        if kind == "struct_value":
+            if _items_deeper_than(item.struct_value.fields.values(), below):
+                return True
+        elif kind == "list_value" and _items_deeper_than(item.list_value.values, below):
+            return True
+    return False
 
 
 def _free_form(holder: Message, name: str, where: str, limits: Limits, value: bool = False) -> None:
@@ -143,7 +155,7 @@ def _free_form(holder: Message, name: str, where: str, limits: Limits, value: bo
     deeper = (
         _value_deeper_than(field, limits.max_struct_depth)
         if value
-        else _struct_deeper_than(field, limits.max_struct_depth)
+        else _items_deeper_than(field.fields.values(), limits.max_struct_depth)
     )
     if deeper:
         raise _exceeded(
@@ -153,16 +165,19 @@ def _free_form(holder: Message, name: str, where: str, limits: Limits, value: bo
         )
 
 
-def check_request(request: object, limits: Limits) -> None:
+def check_request(request: object, limits: Limits, *, nesting: bool = True) -> None:
     """LimitExceededError naming the limit if a decoded request holds more than ``limits`` allow:
     ``max_parts`` (parts of its message), ``max_struct_depth`` (its metadata, its message's, each
-    part's metadata and data)."""
+    part's metadata and data). ``nesting=False`` skips the walk of free-form values, for a request
+    whose JSON was checked already (:func:`check_json_request`, several times faster)."""
     if type(request) is not types.SendMessageRequest:
         return
     if request.HasField("message"):
         message = request.message
         parts = message.parts
         _check_parts(len(parts), limits)
+        if not nesting:
+            return
         for i, part in enumerate(parts):
             _free_form(part, "data", f"message.parts[{i}].data", limits, value=True)
             _free_form(part, "metadata", f"message.parts[{i}].metadata", limits)
