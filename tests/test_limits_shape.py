@@ -25,6 +25,7 @@ import pytest_asyncio
 from a2a_grpc import errors, types
 from a2a_grpc.bridge import transcoding
 from a2a_grpc.bridge.errordetails import ERROR_INFO_TYPE
+from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.stack import AgentStack
 from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import ReferenceAgent, SkillBounds
@@ -427,3 +428,21 @@ async def test_the_session_binding_holds_requests_to_the_same_limits(small: Serv
             transcoding.decode(send_params(parts=5), types.SendMessageRequest)
         )
         assert answer.task.status.state == types.TASK_STATE_COMPLETED
+
+
+@pytest.mark.parametrize("binding", ["jsonrpc", "rest"])
+async def test_a_large_legal_body_is_served_off_the_loop(default: Served, binding: str) -> None:
+    params = send_params(parts=0)
+    params["message"]["parts"] = [{"data": {"v": list(range(400))}} for _ in range(999)] + [{"text": "echo"}]
+    assert len(orjson.dumps(params)) > BridgeSettings().offload_bytes  # parsed, judged, decoded in a thread
+    async with EchoProbe(default.stack.grpc_address) as probe:
+        started = time.monotonic()
+        outcome = await send(default, binding, params)
+        took = time.monotonic() - started
+    size = len(orjson.dumps(params)) / 2**20
+    print(
+        f"\n{size:.1f} MiB of data parts over {binding}: served in {took:.2f} s; "
+        f"worst echo of another caller {probe.worst * 1000:.0f} ms ({probe.count} echoes)"
+    )
+    assert outcome.state == "TASK_STATE_COMPLETED"
+    assert probe.worst < 5.0

@@ -27,9 +27,9 @@ class BridgeSettings:
     before they are read in full."""
     limits: Limits | None = None
     """What one request may hold (parts, JSON and metadata nesting), checked on the parsed JSON
-    before it is transcoded (:mod:`a2a_grpc.security.shape`). None: the in-process server's
-    (``AgentStack``, ``a2a-grpc serve --http-port``), else the defaults of
-    :class:`a2a_grpc.security.limits.Limits`."""
+    before it is transcoded (:mod:`a2a_grpc.security.shape`); an in-process server does not walk
+    the nesting of these requests again. None: the in-process server's (``AgentStack``,
+    ``a2a-grpc serve --http-port``), else the defaults of :class:`a2a_grpc.security.limits.Limits`."""
     offload_bytes: int = 1 * MiB
     """Request bodies and streamed artifact updates larger than this are parsed or encoded in a
     worker thread, in a way that lets other callers be served meanwhile
