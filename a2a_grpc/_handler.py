@@ -38,6 +38,7 @@ from a2a_grpc.security.authentication import owner_key, request_tenant, tenant_o
 from a2a_grpc.security.limits import Limits, MiB
 from a2a_grpc.security.quota import Quotas
 from a2a_grpc.security.redact import without_credentials
+from a2a_grpc.security.shape import check_request
 from a2a_grpc.service import ABSENT_VERSION, SUPPORTED_VERSIONS, CallContext, version_supported
 from a2a_grpc.tasks import INTERRUPTED_STATES, InvalidListRequestError, TaskStore, trim_task
 from a2a_grpc.tasks.eventlog import EventLog, InMemoryEventLog
@@ -73,8 +74,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def checked(operation: F) -> F:
-    """An operation that checks the call (:meth:`RequestHandler.check_call`) and the ids and
-    tenants of its request (:func:`a2a_grpc._validation.check_identifiers`) before anything else.
+    """An operation that checks the call (:meth:`RequestHandler.check_call`), the ids and tenants
+    of its request (:func:`a2a_grpc._validation.check_identifiers`) and what it holds
+    (:func:`a2a_grpc.security.shape.check_request`: parts, nesting) before anything else.
 
     The check runs when the operation is called, before its coroutine or generator exists, so a
     refused call raises where it is made.
@@ -86,6 +88,8 @@ def checked(operation: F) -> F:
     def call_checked(self: RequestHandler, request: Any, call: CallContext) -> Any:
         self.check_call(call)
         check_identifiers(request)
+        # The bridge in this process (front "http") checked the nesting on the JSON already.
+        check_request(request, self.limits, nesting=call.front != "http")
         return operation(self, request, call)
 
     return cast(F, call_checked)
@@ -107,13 +111,15 @@ class RequestHandler:
         limits: Limits | None = None,
         quotas: Quotas | None = None,
         max_send_bytes: int = DEFAULT_SEND_BYTES,
+        max_artifact_update_bytes: int | None = None,
     ) -> None:
         """``events``: where task events go (default: in memory, made durable by the store's
         ``event_sink`` if it has one); ``registry``: who runs which task (default: the store's
         ``registry``, else one for this process alone); ``quotas``: the per-principal counters
         (default: new ones from ``limits``; a server shares its own with its session host);
         ``max_send_bytes``: the largest answer the transport sends
-        (``ServerSettings.max_send_message_bytes``)."""
+        (``ServerSettings.max_send_message_bytes``); ``max_artifact_update_bytes``: the largest
+        artifact update an agent may report (the server's ``max_send_message_bytes``)."""
         self.agent = agent
         self.store = store
         self.card = card if card is not None else agent.card
@@ -145,6 +151,8 @@ class RequestHandler:
             push=self._push,
             retain_bytes=retain_bytes,
             stored=self.quotas.stored,
+            max_history=self.limits.max_history_length,
+            max_artifact_update_bytes=max_artifact_update_bytes,
         )
         self.repeats = Repeats(self.limits)
         """Messages received lately, so that one sent again is not run twice (``a2a_grpc._dedupe``)."""
@@ -281,7 +289,7 @@ class RequestHandler:
             run.grow(message.ByteSize())  # it joins the history: refused first if that passes a bound
             before = types.Task()
             before.CopyFrom(run.task)
-            run.task.history.append(message)
+            run.remember(message)
         else:
             self.quotas.stored.admit(key, message.ByteSize())
             message.task_id = new_id()

@@ -41,6 +41,8 @@ class Runs:
         push: bool,
         retain_bytes: int,
         stored: StoredBytes | None = None,
+        max_history: int | None = None,
+        max_artifact_update_bytes: int | None = None,
     ) -> None:
         self.store = store
         self.stored = stored
@@ -51,6 +53,8 @@ class Runs:
         self.notifier = notifier
         self.push = push and notifier is not None
         self.retain_bytes = retain_bytes
+        self.max_history = max_history
+        self.max_artifact_update_bytes = max_artifact_update_bytes
         self._runs: dict[tuple[str, str], TaskRun] = {}
         self._loading: dict[tuple[str, str], asyncio.Future[TaskRun | None]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
@@ -129,6 +133,8 @@ class Runs:
             notifier=self.notifier if self.push else None,
             push_configs=configs,
             retain_bytes=self.retain_bytes,
+            max_history=self.max_history,
+            max_artifact_update_bytes=self.max_artifact_update_bytes,
             last_seq=last_seq,
             stored=self.stored,
         )

@@ -14,6 +14,9 @@ from a terminal, a test or a benchmark:
 | ``ask``                | input-required; the next message to the task completes it               |
 | ``delegate ADDR TEXT`` | sends TEXT to the agent at ADDR over A2A gRPC, relays its artifacts      |
 
+``stream``, ``bytes`` and ``slow`` are bounded by :class:`SkillBounds` (``ReferenceAgent(bounds=...)``):
+a number over a bound is refused at once with LimitExceededError naming it.
+
 ``delegate`` follows :class:`DelegationPolicy` (``ReferenceAgent(delegation=...)``, or
 ``a2a-grpc serve --delegate-allow``): it reaches only allowlisted peers (none by default), reports
 every failure with one text whatever its cause (so that it cannot be used to probe which ports are
@@ -42,7 +45,7 @@ from a2a_grpc.session.pool import PeerPool
 if TYPE_CHECKING:  # imported where used: the client module imports this one's neighbours
     from a2a_grpc.client import A2AClient
 
-__all__ = ["DELEGATION_DEPTH_HEADER", "DelegationPolicy", "ReferenceAgent", "reference_card"]
+__all__ = ["DELEGATION_DEPTH_HEADER", "DelegationPolicy", "ReferenceAgent", "SkillBounds", "reference_card"]
 
 log = logging.getLogger("a2a_grpc.reference_agent")
 
@@ -128,9 +131,29 @@ class _Link:
         return self.session is None or self.session.alive
 
 
-MAX_STREAM_CHUNKS = 100_000
-MAX_BYTES = 1 << 30
-MAX_SLOW_SECONDS = 3600.0
+@dataclass(frozen=True, slots=True)
+class SkillBounds:
+    """How much one request may make the reference agent do. A request over a bound fails at once
+    with LimitExceededError naming the field (``stream 1000000`` -> ``max_stream_chunks``), before
+    any work, so the caller gets the error itself rather than a failed task."""
+
+    max_stream_chunks: int = 100_000
+    """``stream N``: the most chunks."""
+    max_artifact_bytes: int = 8 * 1024 * 1024
+    """``bytes N``: the largest artifact. Its bytes are built and encoded in memory several
+    times over (the event, the task kept, each binding's encoding), so this bounds memory too. The
+    default is half of what a task's event log keeps by default (``retained_event_bytes``, 16 MiB):
+    one event larger than that can end the streams reading it."""
+    max_slow_seconds: float = 600.0
+    """``slow SECONDS``: the longest stay."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_stream_chunks", "max_artifact_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+        if not self.max_slow_seconds >= 0:
+            raise ValueError(f"max_slow_seconds must be >= 0 seconds, not {self.max_slow_seconds!r}")
 
 
 def _skill(skill_id: str, name: str, description: str, example: str) -> types.AgentSkill:
@@ -139,7 +162,9 @@ def _skill(skill_id: str, name: str, description: str, example: str) -> types.Ag
     )
 
 
-def reference_card() -> types.AgentCard:
+def reference_card(bounds: SkillBounds | None = None) -> types.AgentCard:
+    """The reference agent's card; its skill descriptions state ``bounds`` (default: the defaults)."""
+    bounds = bounds or SkillBounds()
     card = types.AgentCard(
         name="a2a-grpc reference agent",
         description="Reaches every A2A protocol path; the first word of the message picks the behaviour.",
@@ -165,20 +190,20 @@ def reference_card() -> types.AgentCard:
                 "stream",
                 "Stream chunks",
                 "'stream N': N artifact chunks appended to one artifact "
-                f"(N <= {MAX_STREAM_CHUNKS}), then completes.",
+                f"(N <= {bounds.max_stream_chunks}), then completes.",
                 "stream 5",
             ),
             _skill(
                 "slow",
                 "Slow task",
                 "'slow SECONDS': stays working for SECONDS, reporting progress every "
-                "0.1 s; CancelTask stops it.",
+                f"0.1 s (SECONDS <= {bounds.max_slow_seconds:g}); CancelTask stops it.",
                 "slow 2",
             ),
             _skill(
                 "bytes",
                 "Large artifact",
-                f"'bytes N': one artifact with a raw part of N bytes (N <= {MAX_BYTES}).",
+                f"'bytes N': one artifact with a raw part of N bytes (N <= {bounds.max_artifact_bytes}).",
                 "bytes 1048576",
             ),
             _skill(
@@ -210,25 +235,34 @@ def reference_card() -> types.AgentCard:
     return card
 
 
-def _count(word: str, arg: str, limit: float, kind: type[int] | type[float]) -> float:
+def _count(word: str, arg: str, bound: str, limit: float, kind: type[int] | type[float]) -> float:
     try:
         value = kind(arg)
     except ValueError:
         raise errors.InvalidParamsError(f"'{word}' takes a number, not {arg!r}") from None
-    if not 0 <= value <= limit:
-        raise errors.InvalidParamsError(f"'{word}' takes a number from 0 to {limit}, not {arg}")
+    if not value >= 0:
+        raise errors.InvalidParamsError(f"'{word}' takes a number from 0 to {limit:g}, not {arg}")
+    if value > limit:
+        raise errors.LimitExceededError(
+            f"'{word}' takes a number from 0 to {limit:g} ({bound} of this agent), not {arg}",
+            limit=bound,
+            value=limit,
+        )
     return value
 
 
 class ReferenceAgent(Agent):
     """See the module docstring for the skills; ``delegation`` says where ``delegate`` may go
-    (default: nowhere)."""
+    (default: nowhere), ``bounds`` how much ``stream``, ``bytes`` and ``slow`` may ask for."""
 
-    def __init__(self, delegation: DelegationPolicy | None = None) -> None:
+    def __init__(
+        self, delegation: DelegationPolicy | None = None, *, bounds: SkillBounds | None = None
+    ) -> None:
         self.delegation = delegation or DelegationPolicy()
+        self.bounds = bounds or SkillBounds()
         self.peers: PeerPool[_PeerKey, _Link] = PeerPool(self._open_peer, idle_seconds=PEER_IDLE_SECONDS)
         """The connections to the peers ``delegate`` calls, one per peer, shared by its calls."""
-        self.card = reference_card()
+        self.card = reference_card(self.bounds)
         extended = types.AgentCard()
         extended.CopyFrom(self.card)
         extended.description += " (extended card: shown to authenticated callers)"
@@ -254,11 +288,14 @@ class ReferenceAgent(Agent):
             case "reply":
                 await updater.reply(rest or "hello")
             case "stream":
-                await self._stream(updater, int(_count(word, rest or "3", MAX_STREAM_CHUNKS, int)))
+                bound = self.bounds.max_stream_chunks
+                await self._stream(updater, int(_count(word, rest or "3", "max_stream_chunks", bound, int)))
             case "slow":
-                await self._slow(updater, _count(word, rest or "1", MAX_SLOW_SECONDS, float))
+                bound_s = self.bounds.max_slow_seconds
+                await self._slow(updater, _count(word, rest or "1", "max_slow_seconds", bound_s, float))
             case "bytes":
-                size = int(_count(word, rest or "1024", MAX_BYTES, int))
+                bound = self.bounds.max_artifact_bytes
+                size = int(_count(word, rest or "1024", "max_artifact_bytes", bound, int))
                 await updater.artifact(
                     [types.Part(raw=b"\x00" * size, media_type="application/octet-stream")],
                     name="bytes",

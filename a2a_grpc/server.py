@@ -89,8 +89,25 @@ class ServerSettings:
     port: int = 0
     """0 picks a free port; read it back from ``A2AServer.port``."""
     max_receive_message_bytes: int = 16 * MiB
-    """Larger requests fail with RESOURCE_EXHAUSTED before any handler runs."""
+    """Larger requests fail with RESOURCE_EXHAUSTED (LimitExceededError naming this setting)
+    before they are decoded; grpc itself drops messages over twice this size unread."""
     max_send_message_bytes: int = 64 * MiB
+    """The largest message sent; an agent's artifact update larger than this is refused when the
+    agent reports it (LimitExceededError naming this setting; the agent sends big content in
+    chunks), as no gRPC reader could receive it."""
+    max_concurrent_streams: int = 1024
+    """Calls open at once on one client connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a
+    client's further calls wait in its own channel until one ends. A session or a stream holds one
+    for its whole life."""
+    max_connection_age_ms: int | None = None
+    """Close a client connection this long after it opened (gracefully: GOAWAY, then
+    ``max_connection_age_grace_ms`` for its calls to finish), so clients spread over new servers
+    behind a load balancer. None (default): connections live as long as their clients want;
+    sessions and SubscribeToTask streams may run for hours."""
+    max_connection_age_grace_ms: int | None = None
+    """With ``max_connection_age_ms``: how long the calls of an aged connection may still run
+    before they are cut off. None: as long as they run. A session cut off resumes on a new
+    connection (``docs/session-binding.md``); a plain stream ends with UNAVAILABLE."""
     keepalive_time_ms: int = 30_000
     """Ping an idle client this often, to notice dead peers and keep middleboxes open."""
     keepalive_timeout_ms: int = 10_000
@@ -156,9 +173,16 @@ class ServerSettings:
             "retained_events",
             "retained_event_bytes",
             "max_retained_artifact_bytes",
+            "max_concurrent_streams",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+        for name in ("max_connection_age_ms", "max_connection_age_grace_ms"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise ValueError(f"{name} must be a positive number of milliseconds or None, not {value!r}")
+        if self.max_connection_age_grace_ms is not None and self.max_connection_age_ms is None:
+            raise ValueError("max_connection_age_grace_ms needs max_connection_age_ms")
         if self.grace_seconds < 0:
             raise ValueError(f"grace_seconds must not be negative, not {self.grace_seconds}")
         self.backpressure.check_within(self.retention)
@@ -196,15 +220,23 @@ class ServerSettings:
         return Backpressure(self.stream_window, self.stream_window_bytes)
 
     def grpc_options(self) -> list[tuple[str, int]]:
-        return [
-            ("grpc.max_receive_message_length", self.max_receive_message_bytes),
+        options = [
+            # grpc's own bound is twice ours: a request just over ours reaches the deserializer,
+            # which refuses it naming max_receive_message_bytes (grpc's refusal names nothing).
+            ("grpc.max_receive_message_length", min(2 * self.max_receive_message_bytes, 2**31 - 1)),
             ("grpc.max_send_message_length", self.max_send_message_bytes),
+            ("grpc.max_concurrent_streams", self.max_concurrent_streams),
             ("grpc.keepalive_time_ms", self.keepalive_time_ms),
             ("grpc.keepalive_timeout_ms", self.keepalive_timeout_ms),
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.so_reuseport", int(self.reuse_port)),
         ]
+        if self.max_connection_age_ms is not None:
+            options.append(("grpc.max_connection_age_ms", self.max_connection_age_ms))
+            if self.max_connection_age_grace_ms is not None:
+                options.append(("grpc.max_connection_age_grace_ms", self.max_connection_age_grace_ms))
+        return options
 
 
 def call_context(
@@ -264,13 +296,21 @@ class Undecodable:
     servicer raises :meth:`error` instead, an INVALID_ARGUMENT that says what was wrong.
     """
 
-    __slots__ = ("problem", "type_name")
+    __slots__ = ("problem", "too_large", "type_name")
 
-    def __init__(self, type_name: str, problem: str) -> None:
+    def __init__(self, type_name: str, problem: str, too_large: int | None = None) -> None:
         self.type_name = type_name
         self.problem = problem
+        self.too_large = too_large
+        """The limit (``max_receive_message_bytes``) a request too large to decode passed."""
 
-    def error(self) -> errors.InvalidRequestError:
+    def error(self) -> errors.A2AError:
+        if self.too_large is not None:
+            return errors.LimitExceededError(
+                f"the request {self.problem}: at most {self.too_large} are read (max_receive_message_bytes)",
+                limit="max_receive_message_bytes",
+                value=self.too_large,
+            )
         return errors.InvalidRequestError(
             f"the request is not a valid {self.type_name} message ({self.problem})",
             metadata={"message_type": self.type_name},
@@ -283,11 +323,13 @@ def check_decoded(request: object) -> None:
         raise request.error()
 
 
-def _deserializer(cls: type[Message]) -> Callable[[bytes], Message | Undecodable]:
+def _deserializer(cls: type[Message], most: int | None = None) -> Callable[[bytes], Message | Undecodable]:
     parse = cls.FromString
     name = cls.DESCRIPTOR.full_name
 
     def deserialize(data: bytes) -> Message | Undecodable:
+        if most is not None and len(data) > most:  # refused undecoded (grpc's own bound is 2x, above)
+            return Undecodable(name, f"is {len(data)} bytes", too_large=most)
         try:
             return parse(data)
         except DecodeError:
@@ -329,7 +371,7 @@ def _stream_rpc(
 
 
 def _generic_handler(
-    service: Service, methods: Mapping[str, Method], certificates: bool = False
+    service: Service, methods: Mapping[str, Method], certificates: bool = False, most: int | None = None
 ) -> grpc.GenericRpcHandler:
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     service_name = ""
@@ -338,24 +380,26 @@ def _generic_handler(
         if method.streaming:
             handlers[name] = grpc.unary_stream_rpc_method_handler(
                 _stream_rpc(service.stream(name), certificates),
-                request_deserializer=_deserializer(method.request),
+                request_deserializer=_deserializer(method.request, most),
                 response_serializer=method.response.SerializeToString,
             )
         else:
             handlers[name] = grpc.unary_unary_rpc_method_handler(
                 _unary_rpc(service.unary(name), certificates),
-                request_deserializer=_deserializer(method.request),
+                request_deserializer=_deserializer(method.request, most),
                 response_serializer=method.response.SerializeToString,
             )
     return grpc.method_handlers_generic_handler(service_name, handlers)
 
 
-def a2a_service_handler(service: Service, *, client_certificates: bool = False) -> grpc.GenericRpcHandler:
+def a2a_service_handler(
+    service: Service, *, client_certificates: bool = False, max_receive_message_bytes: int | None = None
+) -> grpc.GenericRpcHandler:
     """lf.a2a.v1.A2AService, every RPC of the method table served by ``service``'s chain. Bytes
-    that do not decode are refused before the chain (:func:`check_decoded`). With
-    ``client_certificates`` (a mutual-TLS listener) each call's context names the client's
-    certificate."""
-    return _generic_handler(service, METHODS, client_certificates)
+    that do not decode, or more than ``max_receive_message_bytes`` of them, are refused before the
+    chain (:func:`check_decoded`). With ``client_certificates`` (a mutual-TLS listener) each call's
+    context names the client's certificate."""
+    return _generic_handler(service, METHODS, client_certificates, max_receive_message_bytes)
 
 
 CARD_METHODS = method_table(CARD_SERVICE)
@@ -507,8 +551,12 @@ class GrpcService(abc.ABC):
 
         server.add_generic_rpc_handlers(
             (
-                a2a_service_handler(service, client_certificates=mutual),
-                _generic_handler(cards, CARD_METHODS, mutual),
+                a2a_service_handler(
+                    service,
+                    client_certificates=mutual,
+                    max_receive_message_bytes=self.settings.max_receive_message_bytes,
+                ),
+                _generic_handler(cards, CARD_METHODS, mutual, self.settings.max_receive_message_bytes),
                 # The session binding: the same seam, many calls over one stream (a2a_grpc.session).
                 self._sessions(service, session_context).handler(),
                 # The live stream: the same seam, one task's turns over one call (a2a_grpc.live).
@@ -640,6 +688,7 @@ class A2AServer(GrpcService):
             limits=s.limits,
             quotas=self.quotas,
             max_send_bytes=s.max_send_message_bytes,
+            max_artifact_update_bytes=s.max_send_message_bytes,
         )
         # Before the first call: tasks a previous life left running get their truthful end.
         await self.handler.start()

@@ -376,8 +376,11 @@ async def test_a_body_over_the_limit_is_413(bridge: HttpBridge, binding: str, ch
     reply = raw_json(received)
     error = reply["error"]
     assert f"limit of {LIMIT} bytes" in error["message"]
+    details = error["data"] if binding == "jsonrpc" else error["details"]
+    (found,) = [d for d in details if d["@type"] == ERROR_INFO_TYPE]
+    assert (found["reason"], found["metadata"]["limit"]) == ("LIMIT_EXCEEDED", "max_body_bytes")
     if binding == "jsonrpc":
-        assert error["code"] == -32600
+        assert error["code"] == -32099
     else:
         assert (error["code"], error["status"]) == (413, "RESOURCE_EXHAUSTED")
     await still_serving(bridge)
@@ -398,16 +401,17 @@ async def test_json_nested_past_1024_levels_is_a_parse_error(bridge: HttpBridge,
 
 
 @pytest.mark.parametrize("binding", BINDINGS)
-async def test_deeply_nested_metadata_is_invalid_params(bridge: HttpBridge, binding: str) -> None:
+async def test_deeply_nested_metadata_is_refused_by_its_limit(bridge: HttpBridge, binding: str) -> None:
     deep: Any = "leaf"
     for _ in range(200):
         deep = {"k": deep}
     params = send_body("echo deep", metadata=deep)
     if binding == "jsonrpc":
-        details = rpc_error(await bridge.client.post("/", json=rpc("SendMessage", params)), -32602)["data"]
+        details = rpc_error(await bridge.client.post("/", json=rpc("SendMessage", params)), -32099)["data"]
     else:
-        details = rest_error(await bridge.client.post("/message:send", json=params), 400)["details"]
-    assert violated(details) == ["metadata"]
+        details = rest_error(await bridge.client.post("/message:send", json=params), 413)["details"]
+    (found,) = [d for d in details if d["@type"] == ERROR_INFO_TYPE]
+    assert found["metadata"]["limit"] == "max_struct_depth"
     await still_serving(bridge)
 
 

@@ -346,7 +346,12 @@ async def test_mutual_tls_on_http_names_the_client_certificate_to_interceptors(
         assert running.http is not None
         assert running.http._server is not None
         used = running.http._server.config.http_protocol_class.__name__
-        assert used == {"httptools": "TlsScopeHttpToolsProtocol", "h11": "TlsScopeH11Protocol"}[protocol]
+        assert (
+            used
+            == {"httptools": "TlsScopeHeadTimeoutHttpToolsProtocol", "h11": "TlsScopeHeadTimeoutH11Protocol"}[
+                protocol
+            ]
+        )
         async with httpx.AsyncClient(verify=certs.client(mutual=True).ssl_context(), timeout=WAIT) as http:
             assert (await http.post(url + "/", json=jsonrpc("one"), headers=A2A)).status_code == 200
             assert (await http.post(url + "/message:send", json=rest("two"), headers=A2A)).status_code == 200

@@ -24,6 +24,7 @@ logged traceback and an "internal error".
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 
@@ -35,6 +36,7 @@ from a2a_grpc.bridge.jsonrpc import JsonRpcBinding
 from a2a_grpc.bridge.rest import RestBinding, send_rest_error
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.upstream import CARD_PATH, Upstream
+from a2a_grpc.security.limits import Limits
 
 __all__ = ["BridgeApp"]
 
@@ -49,7 +51,13 @@ class BridgeApp:
 
     def __init__(self, upstream: Upstream, settings: BridgeSettings | None = None) -> None:
         self.upstream = upstream
-        self.settings = settings or BridgeSettings()
+        settings = settings or BridgeSettings()
+        if settings.limits is None:  # the in-process server's, so that both fronts refuse alike
+            handler = getattr(upstream, "handler", None)
+            limits = getattr(handler, "limits", None)
+            limits = limits if isinstance(limits, Limits) else Limits()
+            settings = dataclasses.replace(settings, limits=limits)
+        self.settings = settings
         self.card = CardEndpoint(upstream, self.settings.card_max_age, self.settings.public_url)
         self.jsonrpc = JsonRpcBinding(upstream, self.settings, self.card)
         self.rest = RestBinding(upstream, self.settings, self.card)

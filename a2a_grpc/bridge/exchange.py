@@ -185,8 +185,11 @@ async def read_body(request: HttpRequest, receive: Receive, limit: int) -> bytes
 def _too_large(limit: int) -> HttpFailure:
     return HttpFailure(
         413,
-        errors.InvalidRequestError(
-            f"request body exceeds the limit of {limit} bytes", metadata={"limit_bytes": limit}
+        errors.LimitExceededError(
+            f"request body exceeds the limit of {limit} bytes (max_body_bytes)",
+            limit="max_body_bytes",
+            value=limit,
+            metadata={"limit_bytes": limit},
         ),
     )
 

@@ -26,12 +26,15 @@ from typing import Any
 import uvicorn
 
 from a2a_grpc.bridge.exchange import CLIENT_CERTIFICATE
+from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.security.identity import ClientCertificate
 from a2a_grpc.security.tls import TlsSettings
 
-__all__ = ["HttpServer", "tls_protocol"]
+__all__ = ["HttpServer", "head_timeout_protocol", "tls_protocol"]
 
 log = logging.getLogger("a2a_grpc.bridge.http")
+
+_DEFAULTS = BridgeSettings()
 
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 """``tls_version`` as the ASGI TLS extension writes it: the protocol's number on the wire."""
@@ -85,8 +88,73 @@ def tls_protocol(base: type[asyncio.Protocol]) -> type[asyncio.Protocol]:
     return TlsScopeProtocol
 
 
+def head_timeout_protocol(base: type[asyncio.Protocol], seconds: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol class ``base``, closing a connection that does not send a whole
+    request head (request line and headers) within ``seconds`` of opening or of its previous
+    response. uvicorn has no such bound: a client that sends half a request is held forever.
+
+    Both of uvicorn's protocols set ``self.cycle`` to a new request cycle the moment a head is
+    complete: the subclass sees that assignment (a property) and stops the timer; it starts the
+    timer again when a response is complete and no pipelined request is waiting.
+    """
+
+    class HeadTimeoutProtocol(base):  # type: ignore[valid-type,misc]
+        transport: Any  # set by uvicorn's protocol
+        loop: asyncio.AbstractEventLoop
+        _head_timer: asyncio.TimerHandle | None = None
+
+        @property
+        def cycle(self) -> Any:
+            return self.__dict__.get("_cycle")
+
+        @cycle.setter
+        def cycle(self, value: Any) -> None:
+            self.__dict__["_cycle"] = value
+            if value is not None:
+                self._stop_head_timer()
+
+        def _start_head_timer(self) -> None:
+            self._stop_head_timer()
+            self._head_timer = self.loop.call_later(seconds, self._head_timed_out)
+
+        def _stop_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                log.debug("closing an HTTP connection that sent no whole request head in %g s", seconds)
+                transport.close()
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            self._start_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_head_timer()
+            super().connection_lost(exc)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            cycle = self.cycle
+            if not self.transport.is_closing() and (cycle is None or cycle.response_complete):
+                self._start_head_timer()
+
+    HeadTimeoutProtocol.__name__ = HeadTimeoutProtocol.__qualname__ = f"HeadTimeout{base.__name__}"
+    return HeadTimeoutProtocol
+
+
 class HttpServer:
-    """One uvicorn server on one listening socket, started and stopped from async code."""
+    """One uvicorn server on one listening socket, started and stopped from async code.
+
+    ``header_timeout`` and ``max_connections`` bound what clients can hold
+    (``BridgeSettings.header_timeout_seconds`` and ``max_connections``): a connection that sends
+    no whole request head within ``header_timeout`` seconds is closed, and a request arriving while
+    more than ``max_connections`` connections are open (or as many requests run) is answered 503.
+    """
 
     def __init__(
         self,
@@ -97,9 +165,15 @@ class HttpServer:
         grace: float = 5.0,
         reuse_port: bool = False,
         tls: TlsSettings | None = None,
+        header_timeout: float = _DEFAULTS.header_timeout_seconds,
+        max_connections: int = _DEFAULTS.max_connections,
     ) -> None:
+        if not header_timeout > 0 or max_connections <= 0:
+            raise ValueError("header_timeout and max_connections must be positive")
         self.app = app
         self.tls = tls
+        self.header_timeout = header_timeout
+        self.max_connections = max_connections
         self.host = host
         self.requested_port = port
         self.grace = grace
@@ -148,15 +222,16 @@ class HttpServer:
     async def start(self, timeout: float = 10.0) -> int:
         self.bind()
         assert self._socket is not None
-        http: str | type[asyncio.Protocol] = "httptools" if importlib.util.find_spec("httptools") else "h11"
+        base: type[asyncio.Protocol]
+        if importlib.util.find_spec("httptools"):
+            from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as base
+        else:
+            from uvicorn.protocols.http.h11_impl import H11Protocol as base
+        http = head_timeout_protocol(base, self.header_timeout)
         tls: dict[str, Any] = {}
         if self.tls is not None:
             context = self.tls.ssl_context()
-            if http == "httptools":
-                from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as base
-            else:
-                from uvicorn.protocols.http.h11_impl import H11Protocol as base  # type: ignore[assignment]
-            http = tls_protocol(base)
+            http = tls_protocol(http)
             tls = {"ssl_context_factory": lambda config, default: context}
         config = uvicorn.Config(
             self.app,
@@ -166,6 +241,9 @@ class HttpServer:
             ws="none",
             http=http,
             timeout_graceful_shutdown=int(max(self.grace, 1)),
+            # uvicorn counts the connection asking among the open ones: one more lets exactly
+            # max_connections be served.
+            limit_concurrency=self.max_connections + 1,
             **tls,
         )
         server = uvicorn.Server(config)

@@ -11,6 +11,7 @@ methods answer with Server-Sent Events whose data are JSON-RPC responses (:mod:`
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +37,8 @@ from a2a_grpc.bridge.exchange import (
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.sse import encode_event, serve_stream
 from a2a_grpc.bridge.upstream import Upstream
+from a2a_grpc.security.limits import Limits
+from a2a_grpc.security.shape import check_json
 from a2a_grpc.service import METHODS
 
 __all__ = ["JsonRpcBinding", "from_jsonrpc_error", "to_jsonrpc_error"]
@@ -83,13 +86,14 @@ class JsonRpcBinding:
         self.upstream = upstream
         self.settings = settings
         self.card = card
+        self.limits = settings.limits or Limits()
 
     async def serve(self, request: HttpRequest, receive: Receive, send: Send) -> None:
         rpc_id: Any = None
         try:
             check_content_type(request, has_body=True, preferred=JSON)
             body = await read_body(request, receive, self.settings.max_body_bytes)
-            envelope = transcoding.loads(body)
+            envelope = await transcoding.parse_body(body, self.settings.offload_bytes)
             if not isinstance(envelope, dict):
                 kind = "a batch (an array)" if isinstance(envelope, list) else transcoding.json_kind(envelope)
                 raise errors.InvalidRequestError(f"a JSON-RPC request must be an object, not {kind}")
@@ -114,7 +118,16 @@ class JsonRpcBinding:
                     f"method {errors.echo(name)} not found", metadata={"method": name}
                 )
             request.scope[METHOD_KEY] = name  # for the access log
-            message = transcoding.decode(envelope.get("params", {}), method.request, where="")
+            # What the request holds is judged on the parsed JSON: transcoding costs far more. A
+            # large body is judged and transcoded in a worker thread (Python code: the loop serves
+            # others meanwhile).
+            params = envelope.get("params", {})
+            large = len(body) > self.settings.offload_bytes
+            if large:
+                await asyncio.to_thread(check_json, envelope, params, method.request, self.limits)
+            else:
+                check_json(envelope, params, method.request, self.limits)
+            message = await transcoding.decode_body(params, method.request, in_thread=large)
             call = upstream_call(request, self.settings)
         except HttpFailure as failure:
             body = _answer(rpc_id, "error", to_jsonrpc_error(failure.error))
@@ -142,7 +155,9 @@ class JsonRpcBinding:
             return
         try:
             result = self.card.published(await self.upstream.unary(name, message, call))
-            answer = transcoding.encode(result, fault=errors.InvalidAgentResponseError)
+            answer = await transcoding.encode_answer(
+                result, self.settings.offload_bytes, fault=errors.InvalidAgentResponseError
+            )
         except Exception as exc:
             await self._error(send, rpc_id, exc)
             return

@@ -11,6 +11,7 @@ string. Streaming routes answer with Server-Sent Events of ``StreamResponse`` (:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -42,6 +43,8 @@ from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.sse import encode_event, serve_stream
 from a2a_grpc.bridge.upstream import Upstream
 from a2a_grpc.errors import A2AError, ErrorSpec, FieldViolation
+from a2a_grpc.security.limits import Limits
+from a2a_grpc.security.shape import check_json
 from a2a_grpc.service import METHODS
 
 __all__ = [
@@ -228,9 +231,12 @@ class RestBinding:
         self.upstream = upstream
         self.settings = settings
         self.card = card
+        self.limits = settings.limits or Limits()
         self.router = Router(compile_routes())  # refuses to start on a method without an HTTP rule
 
-    def _message(self, route: Route, bound: Mapping[str, str], members: dict[str, Any]) -> Message:
+    async def _message(
+        self, route: Route, bound: Mapping[str, str], members: dict[str, Any], large: bool
+    ) -> Message:
         fields = route.method.input_type.fields_by_name
         for name, value in bound.items():
             json_name = fields[name].json_name
@@ -243,7 +249,7 @@ class RestBinding:
                 )
             members.pop(name, None)
             members[json_name] = value
-        return transcoding.decode(members, METHODS[route.method.name].request)
+        return await transcoding.decode_body(members, METHODS[route.method.name].request, in_thread=large)
 
     def _route(self, request: HttpRequest) -> tuple[Route, dict[str, str]]:
         try:
@@ -265,11 +271,14 @@ class RestBinding:
         assert isinstance(found, dict)
         return route, found
 
-    async def _members(self, route: Route, request: HttpRequest, receive: Receive) -> dict[str, Any]:
-        """The request's JSON members: the body's, or the query string's."""
+    async def _members(
+        self, route: Route, request: HttpRequest, receive: Receive
+    ) -> tuple[dict[str, Any], bool]:
+        """The request's JSON members: the body's, or the query string's; and whether the body is
+        large (over ``offload_bytes``: decoded in a worker thread)."""
         query = parse_qsl(request.query.decode("latin-1"), keep_blank_values=True)
         if route.body != "*":
-            return query_to_json(route.method, query)
+            return query_to_json(route.method, query), False
         body = await read_body(request, receive, self.settings.max_body_bytes)
         check_content_type(request, has_body=bool(body.strip()), preferred=A2A_JSON)
         if given := query_to_json(route.method, query):  # unknown parameters are ignored (5.7)
@@ -279,10 +288,17 @@ class RestBinding:
                 f"send {name} there, not in the query",
                 field_violations=[FieldViolation(name, "belongs in the body")],
             )
-        members = transcoding.loads(body) if body.strip() else {}
+        members = await transcoding.parse_body(body, self.settings.offload_bytes) if body.strip() else {}
         if not isinstance(members, dict):
             raise errors.InvalidParamsError("the request body must be a JSON object")
-        return members
+        # What the request holds is judged on the parsed JSON: transcoding costs far more. A large
+        # body is judged (and transcoded) in a worker thread: the loop serves others meanwhile.
+        kind, large = METHODS[route.method.name].request, len(body) > self.settings.offload_bytes
+        if large:
+            await asyncio.to_thread(check_json, members, members, kind, self.limits)
+        else:
+            check_json(members, members, kind, self.limits)
+        return members, large
 
     async def serve(self, request: HttpRequest, receive: Receive, send: Send) -> None:
         """Answer a request that is not for ``/`` or the card; :class:`HttpFailure` for no route."""
@@ -290,7 +306,8 @@ class RestBinding:
         name = route.method.name
         request.scope[METHOD_KEY] = name  # for the access log
         try:
-            message = self._message(route, bound, await self._members(route, request, receive))
+            members, large = await self._members(route, request, receive)
+            message = await self._message(route, bound, members, large)
             call = upstream_call(request, self.settings)
         except errors.A2AError as exc:
             await send_rest_error(request, send, exc)
@@ -314,7 +331,9 @@ class RestBinding:
             return
         try:
             result = self.card.published(await self.upstream.unary(name, message, call))
-            answer = transcoding.encode(result, fault=errors.InvalidAgentResponseError)
+            answer = await transcoding.encode_answer(
+                result, self.settings.offload_bytes, fault=errors.InvalidAgentResponseError
+            )
         except Exception as exc:
             await send_rest_error(request, send, exc)
             return

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from a2a_grpc.security.limits import Limits
+
 __all__ = ["BridgeSettings", "MiB", "OutboundSettings"]
 
 MiB = 1024 * 1024
@@ -22,7 +24,23 @@ class BridgeSettings:
     """How the HTTP front behaves. The defaults suit one machine."""
 
     max_body_bytes: int = 16 * MiB
-    """Larger request bodies are refused with 413 before they are read in full."""
+    """Larger request bodies are refused with 413 (LimitExceededError, limit ``max_body_bytes``)
+    before they are read in full."""
+    limits: Limits | None = None
+    """What one request may hold (parts, JSON and metadata nesting), checked on the parsed JSON
+    before it is transcoded (:mod:`a2a_grpc.security.shape`); an in-process server does not walk
+    the nesting of these requests again. None: the in-process server's (``AgentStack``,
+    ``a2a-grpc serve --http-port``), else the defaults of :class:`a2a_grpc.security.limits.Limits`."""
+    offload_bytes: int = 1 * MiB
+    """Request bodies and streamed artifact updates larger than this are parsed or encoded in a
+    worker thread, in a way that lets other callers be served meanwhile
+    (:func:`a2a_grpc.bridge.transcoding.parse_body`); smaller ones at once (faster, and short
+    enough not to hold others up)."""
+    header_timeout_seconds: float = 10.0
+    """A connection that has not sent a whole request head (request line and headers) this long
+    after it opened, or after its previous response, is closed."""
+    max_connections: int = 1024
+    """Open HTTP connections served at once; a request arriving on one more is answered 503."""
     heartbeat_seconds: float = 15.0
     """An SSE stream idle this long gets a comment line, so proxies and clients keep it open."""
     first_event_wait: float = 1.0
@@ -49,6 +67,14 @@ class BridgeSettings:
     def __post_init__(self) -> None:
         if self.max_body_bytes <= 0:
             raise ValueError(f"max_body_bytes must be positive, not {self.max_body_bytes}")
+        if self.limits is not None and not isinstance(self.limits, Limits):
+            raise ValueError(f"limits must be a2a_grpc.security.limits.Limits or None, not {self.limits!r}")
+        if not self.header_timeout_seconds > 0:
+            raise ValueError(f"header_timeout_seconds must be positive, not {self.header_timeout_seconds}")
+        if isinstance(self.max_connections, bool) or self.max_connections <= 0:
+            raise ValueError(f"max_connections must be positive, not {self.max_connections}")
+        if self.offload_bytes < 0:
+            raise ValueError(f"offload_bytes must not be negative, not {self.offload_bytes}")
         if self.max_forwarded_header_bytes <= 0:
             raise ValueError(
                 f"max_forwarded_header_bytes must be positive, not {self.max_forwarded_header_bytes}"

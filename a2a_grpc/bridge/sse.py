@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
+from a2a_grpc import types
 from a2a_grpc._bodies import AnswerError
 from a2a_grpc.bridge.exchange import Receive, Send
 from a2a_grpc.bridge.settings import BridgeSettings
@@ -67,7 +68,14 @@ async def serve_stream(
                 continue
             try:
                 item = upcoming.result()
-                data = b"" if item is None else encode(item)  # an event JSON cannot hold: typed error
+                # An event JSON cannot hold: a typed error. A large artifact: encoded (base64,
+                # JSON) in a worker thread, mostly in Python code that lets the loop serve others.
+                if item is None:
+                    data = b""
+                elif _heavy(item, settings.offload_bytes):
+                    data = await asyncio.to_thread(encode, item)
+                else:
+                    data = encode(item)
             except Exception as exc:
                 if not started:  # refused before any event: a real HTTP / JSON-RPC error
                     await refuse(exc)
@@ -87,6 +95,16 @@ async def serve_stream(
             upcoming.cancel()
             await asyncio.wait({upcoming})
         await events.aclose()
+
+
+def _heavy(item: Message, above: int) -> bool:
+    """Whether ``item`` is an artifact update of more than ``above`` bytes (sizing a small one
+    costs microseconds; only artifact updates carry content of any size)."""
+    return (
+        isinstance(item, types.StreamResponse)
+        and item.WhichOneof("payload") == "artifact_update"
+        and item.ByteSize() > above
+    )
 
 
 async def _next(events: AsyncGenerator[Message, None]) -> Message | None:

@@ -137,7 +137,14 @@ class AgentStack:
             from a2a_grpc.bridge.httpserver import HttpServer
 
             # Every listener of the stack serves TLS alike: the gRPC settings' (https:// in the card).
-            self.http = HttpServer(None, self.http_host, self.http_port, tls=self.grpc_settings.tls)
+            self.http = HttpServer(
+                None,
+                self.http_host,
+                self.http_port,
+                tls=self.grpc_settings.tls,
+                header_timeout=self.bridge_settings.header_timeout_seconds,
+                max_connections=self.bridge_settings.max_connections,
+            )
             self.http.bind()  # first, so that the card can name the port
             public = (self.bridge_settings.public_url or self.http.url).rstrip("/")
             interfaces = bridge_interfaces(public)

@@ -231,7 +231,16 @@ def bind_http(app: Any, host: str, port: int, reuse_port: bool, tls: Any = None)
     # The composition root: the CLI is the one place that puts the bridge and the runtime together.
     from a2a_grpc.bridge.httpserver import HttpServer
 
-    http = HttpServer(app, host, port, reuse_port=reuse_port, tls=tls)
+    settings = app.settings  # a BridgeApp's: its connection bounds are the listener's
+    http = HttpServer(
+        app,
+        host,
+        port,
+        reuse_port=reuse_port,
+        tls=tls,
+        header_timeout=settings.header_timeout_seconds,
+        max_connections=settings.max_connections,
+    )
     try:
         http.bind()
     except OSError as exc:

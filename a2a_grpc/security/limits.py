@@ -37,7 +37,9 @@ class Limits:
     max_struct_depth: int = 32
     """Nesting of free-form values (metadata, data parts: ``google.protobuf.Struct``) on every binding."""
     max_history_length: int = 1_000
-    """Messages a task's history keeps, and a ``history_length`` may ask for."""
+    """Messages a task's history keeps: the most recent; an older one leaves the task (its event
+    stays in the event log while retained). A ``history_length`` asking for more is not refused
+    (spec 3.2.4: "at most this many"): it gets what is kept."""
     max_push_configs_per_task: int = 16
     """Push notification configs one task may hold."""
     max_list_page_bytes: int = 32 * MiB

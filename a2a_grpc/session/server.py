@@ -444,8 +444,11 @@ class ServerSession:
         if size > self._max_frame:
             self._end(
                 call_id,
-                errors.InvalidRequestError(
-                    f"the call's frame is {size} bytes; this session's frames are at most {self._max_frame}"
+                errors.LimitExceededError(
+                    f"the call's frame is {size} bytes; this session's frames are at most "
+                    f"{self._max_frame} (max_frame_bytes)",
+                    limit="max_frame_bytes",
+                    value=self._max_frame,
                 ),
             )
             return

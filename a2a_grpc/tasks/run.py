@@ -110,6 +110,8 @@ class TaskRun:
         notifier: Notifier | None = None,
         push_configs: list[types.TaskPushNotificationConfig] | None = None,
         retain_bytes: int = DEFAULT_RETAIN_BYTES,
+        max_history: int | None = None,
+        max_artifact_update_bytes: int | None = None,
         last_seq: int = 0,
         stored: StoredBytes | None = None,
     ) -> None:
@@ -125,6 +127,13 @@ class TaskRun:
         self.notifier = notifier
         self.push_configs = list(push_configs) if push_configs else []
         self.retain_bytes = retain_bytes
+        self.max_history = max_history
+        """Messages the snapshot's history keeps, the most recent (``Limits.max_history_length``);
+        None: all. Older ones leave the snapshot; their events stay in the log while retained."""
+        self.max_artifact_update_bytes = max_artifact_update_bytes
+        """The largest artifact update taken (``ServerSettings.max_send_message_bytes``: a larger one
+        could reach no gRPC reader); None: any. Every copy of one is a single call that holds the
+        event loop (protobuf copies bytes fields whole), so this also bounds how long it is held."""
         self.retained = sum(a.ByteSize() for a in task.artifacts) if task.artifacts else 0
         """Artifact bytes the snapshot keeps (an upper bound: parts are counted as they arrive)."""
         self.saved_seq = self.log.last
@@ -140,6 +149,14 @@ class TaskRun:
         self._on_idle = on_idle
         if self.finished:
             events.finish(self.log)
+
+    def remember(self, message: types.Message) -> None:
+        """Add a message to the task's history, keeping the ``max_history`` most recent (spec
+        3.2.4: without ``history_length`` a server returns its default amount of history)."""
+        history = self.task.history
+        history.append(message)
+        if self.max_history is not None and len(history) > self.max_history:
+            del history[: len(history) - self.max_history]
 
     @property
     def state(self) -> int:
@@ -204,7 +221,7 @@ class TaskRun:
         status.timestamp.FromNanoseconds(time.time_ns())
         if message is not None:
             status.message.CopyFrom(message)
-            task.history.append(message)
+            self.remember(message)
             size = event.ByteSize()
         else:
             size = _STATUS_SIZE  # near enough for the byte bounds, without measuring
@@ -237,6 +254,15 @@ class TaskRun:
                 f"task {self.task.id} has no artifact {artifact.artifact_id!r} to append to: "
                 "send the first chunk without append"
             )
+        size = artifact.ByteSize()
+        most = self.max_artifact_update_bytes
+        if most is not None and size > most:
+            raise errors.LimitExceededError(
+                f"an artifact update of {size} bytes is larger than the {most} bytes one may hold "
+                "(max_send_message_bytes): send its content in chunks (updater.artifact_writer())",
+                limit="max_send_message_bytes",
+                value=most,
+            )
         if self.log.holding():
             await self.log.room()
             if self.finished:  # it may have ended while the agent waited for room
@@ -245,7 +271,6 @@ class TaskRun:
                 )
             existing = next((a for a in self.task.artifacts if a.artifact_id == wanted), None)
         update.task_id, update.context_id = self.task.id, self.task.context_id
-        size = artifact.ByteSize()
         if self.stored is not None:  # the content the snapshot will keep counts, before it is kept
             replaced = existing.ByteSize() if existing is not None and not update.append else 0
             if self.retained - replaced + size <= self.retain_bytes:
@@ -279,13 +304,16 @@ class TaskRun:
         self, artifact: types.Artifact, existing: types.Artifact | None, append: bool, size: int
     ) -> None:
         """Keep the artifact's identity, not its content, and say so (see the module doc)."""
-        if existing is None:
-            existing = self.task.artifacts.add()
-            existing.CopyFrom(artifact)
-            del existing.parts[:]
-        elif not append:
-            existing.CopyFrom(artifact)
-            del existing.parts[:]
+        if existing is None or not append:
+            if existing is None:
+                existing = self.task.artifacts.add()
+            # The identity only: copying the content to drop it would cost as much as keeping it.
+            existing.Clear()
+            existing.artifact_id, existing.name = artifact.artifact_id, artifact.name
+            existing.description = artifact.description
+            existing.extensions.extend(artifact.extensions)
+            if artifact.HasField("metadata"):
+                existing.metadata.CopyFrom(artifact.metadata)
         fields = existing.metadata.fields
         before = fields[UNRETAINED_KEY].number_value if UNRETAINED_KEY in fields else 0.0
         if not before:
