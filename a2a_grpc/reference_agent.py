@@ -140,10 +140,9 @@ class SkillBounds:
     max_stream_chunks: int = 100_000
     """``stream N``: the most chunks."""
     max_artifact_bytes: int = 8 * 1024 * 1024
-    """``bytes N``: the largest artifact. Its bytes are built and encoded in memory several
-    times over (the event, the task kept, each binding's encoding), so this bounds memory too. The
-    default is half of what a task's event log keeps by default (``retained_event_bytes``, 16 MiB):
-    one event larger than that can end the streams reading it."""
+    """``bytes N``: the largest artifact, sent as one event. Its bytes are built and encoded in
+    memory several times over (the event, the task kept, each binding's encoding), so this bounds
+    memory too; an agent that sends more sends it in chunks."""
     max_slow_seconds: float = 600.0
     """``slow SECONDS``: the longest stay."""
 

@@ -120,6 +120,25 @@ async def test_only_the_primary_reader_holds_the_producer_back() -> None:
         append(log, status(i))
 
 
+async def test_an_event_larger_than_the_retained_bytes_never_cuts_the_primary_reader() -> None:
+    log = InMemoryEventLog(Retention(events=100, bytes=10_000), Backpressure(events=50, bytes=5_000))
+    task_log = log.open("", "t")
+    primary = task_log.reader(after=0, primary=True)
+    behind = task_log.reader(after=0)  # another reader, that reads nothing yet
+    append(task_log, status(1))  # the task, unread
+    append(task_log, chunk(2, 20_000))  # one event twice the retained bytes
+    # The caller's own stream reads both: nothing it has yet to read was dropped.
+    assert await read(primary, 2) == [1, 2]
+    await asyncio.wait_for(task_log.room(), 1)
+    append(task_log, status(3))  # once read, retention applies again: the large event goes
+    assert task_log.first == 3
+    assert task_log.retained_bytes < 10_000
+    # Any other reader falls out of the window as before, with the typed error.
+    with pytest.raises(errors.EventsNotRetainedError):
+        await read(behind, 1)
+    primary.close()
+
+
 async def test_backpressure_bounds_memory_with_a_slow_primary_reader() -> None:
     size = 100_000
     log = InMemoryEventLog(

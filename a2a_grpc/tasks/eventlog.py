@@ -239,7 +239,14 @@ class TaskLog:
     def _trim(self) -> None:
         retention = self.retention
         entries = self._entries
+        # What the primary reader (the stream of the call that started the task) has yet to read
+        # stays: backpressure bounds it (its allowance, which fits the retention, plus one event),
+        # and cutting it would end the caller's own stream because one event was large.
+        primary = self._primary
+        unread = self.last + 1 if primary is None else primary.pos + 1
         while len(entries) > retention.events or (self.retained_bytes > retention.bytes and len(entries) > 1):
+            if entries[0].seq >= unread:
+                break
             dropped = entries.popleft()
             self.retained_bytes -= dropped.size
             self.first = dropped.seq + 1
