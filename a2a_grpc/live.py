@@ -93,6 +93,23 @@ class _Holder:
         return request.result()
 
 
+class _Checked:
+    """The requests of a call, each passed to ``check`` (which raises for one that was not read)
+    as it is taken. A plain iterator, not a generator: a pending read is cancelled freely."""
+
+    def __init__(self, requests: AsyncIterator[Any], check: Callable[[Any], None]) -> None:
+        self._requests = aiter(requests)
+        self._check = check
+
+    def __aiter__(self) -> _Checked:
+        return self
+
+    async def __anext__(self) -> LiveRequest:
+        request = await anext(self._requests)
+        self._check(request)
+        return request  # type: ignore[no-any-return]
+
+
 class LiveHost:
     """Serves ``SendLiveMessage`` over ``service`` (the call seam); ``context_of`` gives a call's
     base context from its gRPC context and first request. One live stream per task: the streams
@@ -105,17 +122,26 @@ class LiveHost:
         self.context_of = context_of
         self.holders: dict[tuple[str, str], _Holder] = {}
         """The live stream that holds each task, by (tenant, task id)."""
+        self._check: Callable[[Any], None] = lambda request: None
 
-    def handler(self) -> grpc.GenericRpcHandler:
+    def handler(
+        self,
+        deserialize: Callable[[bytes], Any] = LiveRequest.FromString,
+        check: Callable[[Any], None] = lambda request: None,
+    ) -> grpc.GenericRpcHandler:
+        """``deserialize`` reads a request's bytes; ``check`` raises the typed error of what it
+        could not read (the server's: a request over ``max_receive_message_bytes``, or not a
+        LiveRequest), so that a bad request ends its stream with that error, never UNKNOWN."""
+        self._check = check
         method = grpc.stream_stream_rpc_method_handler(
             self._serve,
-            request_deserializer=LiveRequest.FromString,
+            request_deserializer=deserialize,
             response_serializer=types.StreamResponse.SerializeToString,
         )
         return grpc.method_handlers_generic_handler(LIVE_SERVICE.full_name, {"SendLiveMessage": method})
 
     async def _serve(self, requests: AsyncIterator[LiveRequest], context: grpc.aio.ServicerContext) -> None:
-        frames = aiter(requests)
+        frames = _Checked(requests, self._check)
         held: list[tuple[str, str]] = []
         me = _Holder()
         try:

@@ -31,7 +31,7 @@ from a2a_grpc._accesslog import AccessLog
 from a2a_grpc._handler import RequestHandler
 from a2a_grpc.agent import Agent
 from a2a_grpc.discovery import CARD_SERVICE
-from a2a_grpc.live import LIVE_EXTENSION, LiveHost, live_extension
+from a2a_grpc.live import LIVE_EXTENSION, LiveHost, LiveRequest, live_extension
 from a2a_grpc.security.authentication import Authentication, check_exposure
 from a2a_grpc.security.identity import ClientCertificate
 from a2a_grpc.security.limits import Limits
@@ -562,7 +562,7 @@ class GrpcService(abc.ABC):
                 # The live stream: the same seam, one task's turns over one call (a2a_grpc.live).
                 LiveHost(
                     service, lambda context, first: call_context(context, first, client_certificates=mutual)
-                ).handler(),
+                ).handler(_deserializer(LiveRequest, self.settings.max_receive_message_bytes), check_decoded),
             )
         )
         # grpc.health.v1 (A2AService and the server SERVING) and reflection over our descriptor pool.

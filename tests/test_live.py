@@ -161,6 +161,17 @@ async def live_refusal(served: Any, *requests: LiveRequest) -> errors.A2AError:
         return from_rpc_error(ended.value)
 
 
+async def live_refusal_raw(served: Any, data: bytes) -> errors.A2AError:
+    async with grpc.aio.insecure_channel(served.address) as channel:
+        call = channel.stream_stream(SEND_LIVE, response_deserializer=types.StreamResponse.FromString)(
+            metadata=(("a2a-version", "1.0"),)
+        )
+        await call.write(data)
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await asyncio.wait_for(read_all(call), WAIT)
+        return from_rpc_error(ended.value)
+
+
 async def read_all(call: Any) -> None:
     while await call.read() is not grpc.aio.EOF:
         pass
@@ -181,6 +192,15 @@ async def test_hostile_live_streams_get_typed_errors_and_the_server_keeps_servin
         assert "bound to task" in wrong.message
         no_message = await live_refusal(served, start, LiveRequest())
         assert isinstance(no_message, errors.InvalidRequestError)
+        # A request over max_receive_message_bytes (16 MiB), first or later: the error names it.
+        huge = LiveRequest(message=A2AClient.text_request("x" * (16 * 1024 * 1024 + 1)).message)
+        for sent in ((huge,), (start, huge)):
+            too_large = await live_refusal(served, *sent)
+            assert isinstance(too_large, errors.LimitExceededError)
+            assert too_large.limit == "max_receive_message_bytes"
+        # Bytes that are no LiveRequest: a typed error, not UNKNOWN.
+        garbage = await live_refusal_raw(served, b"\xff\xff\xff")
+        assert isinstance(garbage, errors.InvalidRequestError)
         with pytest.raises(ValueError, match="starts with a message"):
             served.client.live()
         async with served.client.live("begin") as live:  # still serving
