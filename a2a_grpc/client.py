@@ -30,6 +30,7 @@ the given CA, presenting a client certificate for mutual TLS.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import logging
 import random
@@ -529,18 +530,22 @@ class A2AClient(ClientOperations):
         deadline: float | None,
         advised: float | None,
     ) -> None:
-        """Wait before the next attempt, or raise: ``error`` when the call is not tried again,
-        DeadlineExceededError when the wait would outlast the call's deadline. ``advised``: the
-        wait the server's RetryInfo asked for."""
+        """Wait before the next attempt, or raise: ``error`` when the call is not tried again, or
+        when the wait would outlast the call's deadline (its message then says so: the deadline has
+        not passed, the peer's failure is the news). ``advised``: the wait the server's RetryInfo
+        asked for."""
         policy, chance = self.settings.resilience, self._rng.random()
         delay = retry_delay(name, request, error, attempts, policy, chance, advised)
         if delay is None:
             raise error
         if deadline is not None and self._clock.now() + delay >= deadline:
-            raise errors.DeadlineExceededError(
-                f"{name}: attempt {attempts} failed ({error.message}); the next one, in {delay:.3f} s, "
-                "would come after the call's deadline"
-            ) from error
+            last = copy.copy(error)  # the same class, code and details
+            last.message = (
+                f"{error.message} ({name}: {attempts} attempts; the next, in {delay:.3f} s, would come "
+                "after the call's deadline)"
+            )
+            last.args = (last.message,)
+            raise last from error
         await self._clock.sleep(delay)
 
     async def _unary(

@@ -208,11 +208,14 @@ async def test_a_backoff_that_would_pass_the_deadline_ends_the_call(peer: Script
     peer.scripts["GetTask"] = [UNAVAILABLE] * 5
     clock = FakeClock()
     async with client_of(peer, clock, 0.99, 0.99, timeout=1.0, backoff_base=0.4) as client:
-        with pytest.raises(errors.DeadlineExceededError, match="after the call's deadline") as caught:
+        with pytest.raises(errors.UnavailableError, match="after the call's deadline") as caught:
             await client.get_task("t1")
     # 0.396 s fits in the 1 s deadline; the next wait (0.792 s) would end past it: no third attempt.
+    # The error is the peer's (the deadline has not passed), saying why no attempt followed.
     assert clock.slept == pytest.approx([0.396])
     assert peer.calls["GetTask"] == 2
+    assert "GetTask: 2 attempts" in caught.value.message
+    assert caught.value.grpc_code == grpc.StatusCode.UNAVAILABLE
     assert isinstance(caught.value.__cause__, errors.UnavailableError)
 
 
