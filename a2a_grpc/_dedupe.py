@@ -25,6 +25,7 @@ refused (InvalidParamsError naming ``message.message_id``): the id was reused fo
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -46,16 +47,30 @@ __all__ = ["Earlier", "Receipt", "Repeats"]
 _Shape = tuple[str, str, int, int]
 
 
-class _Entry:
-    __slots__ = ("at", "outcome", "settled", "shape", "size")
+_PENDING = object()
+"""The outcome of a first receipt still being started."""
 
-    def __init__(self, at: float, shape: _Shape, outcome: asyncio.Future[str | types.Message | None]) -> None:
+
+class _Entry:
+    # Thousands are held (Limits.max_remembered_messages): plain slots, no Future of their own
+    # unless a repeat arrives while the first is being started (every object held is one more for
+    # the garbage collector to walk, which each call paid for in throughput).
+    __slots__ = ("at", "outcome", "settled", "shape", "size", "waiter")
+
+    def __init__(self, at: float, shape: _Shape) -> None:
         self.at = at
         self.shape = shape
-        self.outcome = outcome
+        self.outcome: object = _PENDING
         """The task id or the direct reply; None: the first receipt failed before either existed."""
+        self.waiter: asyncio.Future[None] | None = None
+        """Set when a repeat waits for the outcome."""
         self.settled: asyncio.Future[None] | None = None
         self.size = 0
+
+    def decided(self, outcome: str | types.Message | None) -> None:
+        self.outcome = outcome
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
 
 
 class Earlier:
@@ -141,7 +156,9 @@ class Repeats:
     def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits
         self.clock = clock
-        self._entries: dict[tuple[str, str], _Entry] = {}  # oldest first
+        # Oldest first. An OrderedDict, not a dict: a dict used as a queue (added at the end,
+        # removed at the front) finds its first item by skipping every removed one before it.
+        self._entries: collections.OrderedDict[tuple[str, str], _Entry] = collections.OrderedDict()
         self._reply_bytes = 0
 
     def __len__(self) -> int:
@@ -155,12 +172,12 @@ class Repeats:
         key = (owner, message.message_id)
         shape = (message.task_id, message.context_id, message.role, len(message.parts))
         while True:
-            self._forget_old()
+            now = self.clock()
+            self._forget_old(now, room=1)
             entry = self._entries.get(key)
             if entry is None:
-                entry = _Entry(self.clock(), shape, asyncio.get_running_loop().create_future())
+                entry = _Entry(now, shape)
                 self._entries[key] = entry
-                self._forget_old()  # within max_remembered_messages, the new one included
                 return Receipt(self, key, entry)
             if entry.shape != shape:
                 raise invalid(
@@ -168,11 +185,15 @@ class Repeats:
                     f"{errors.echo(message.message_id)} was used by another message within the last "
                     f"{self.limits.dedupe_window_seconds} s (dedupe_window_seconds): ids must be unique",
                 )
-            outcome = await asyncio.shield(entry.outcome)
+            while entry.outcome is _PENDING:
+                if entry.waiter is None:
+                    entry.waiter = asyncio.get_running_loop().create_future()
+                await asyncio.shield(entry.waiter)
+            outcome = entry.outcome
             if outcome is None:
                 continue  # the first failed and was forgotten: this one goes in its place
             receipt = Receipt(None, key, None)
-            receipt.earlier = Earlier(outcome, entry.settled)
+            receipt.earlier = Earlier(cast("str | types.Message", outcome), entry.settled)
             return receipt
 
     def known(
@@ -186,27 +207,29 @@ class Repeats:
         if isinstance(result, types.Message):
             entry.size = result.ByteSize()
             self._reply_bytes += entry.size if self._entries.get(key) is entry else 0
-            entry.outcome.set_result(result)
+            entry.decided(result)
+            self._forget_old(self.clock(), room=0)  # within max_remembered_reply_bytes
         else:
-            entry.outcome.set_result(result.task.id)
-        self._forget_old()
+            entry.decided(result.task.id)
 
     def drop(self, key: tuple[str, str], entry: _Entry) -> None:
         """Forget a first receipt that failed: waiting repeats are handled as first receipts."""
         if self._entries.get(key) is entry:
             del self._entries[key]
             self._reply_bytes -= entry.size
-        if not entry.outcome.done():
-            entry.outcome.set_result(None)
+        if entry.outcome is _PENDING:
+            entry.decided(None)
 
-    def _forget_old(self) -> None:
+    def _forget_old(self, now: float, room: int) -> None:
+        """Forget the oldest receipts until every bound holds with ``room`` more receipts."""
         limits, entries = self.limits, self._entries
-        oldest = self.clock() - limits.dedupe_window_seconds
+        oldest = now - limits.dedupe_window_seconds
+        most = limits.max_remembered_messages - room
         while entries:
             key, entry = next(iter(entries.items()))
             if (
                 entry.at > oldest
-                and len(entries) <= limits.max_remembered_messages
+                and len(entries) <= most
                 and self._reply_bytes <= limits.max_remembered_reply_bytes
             ):
                 return
