@@ -96,7 +96,13 @@ async def _serve_ours(args: argparse.Namespace, announce: Announce) -> None:
 
     store = open_store(args.store)
     settings = ServerSettings(
-        host=HOST, port=0, authentication=_authentication(args.auth), limits=_capacity_limits()
+        host=HOST,
+        port=0,
+        authentication=_authentication(args.auth),
+        limits=_capacity_limits(),
+        # The load generator multiplexes up to 10,000 sessions over a few connections (session-idle);
+        # a mesh's clients open one per peer, within the default 1,024 per connection.
+        max_concurrent_streams=1_000_000,
     )
     server = A2AServer(EchoAgent(), store, settings)
     await server.start()
