@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import base64
+import collections
 import contextlib
 import logging
 import socket
@@ -265,7 +266,8 @@ def call_context(
     )
 
 
-_CERTIFICATES: dict[bytes, ClientCertificate] = {}
+# An OrderedDict: a dict used as a queue finds its oldest item by skipping every one removed before it.
+_CERTIFICATES: collections.OrderedDict[bytes, ClientCertificate] = collections.OrderedDict()
 _CERTIFICATES_KEPT = 1024
 
 
@@ -284,7 +286,7 @@ def peer_certificate(context: grpc.aio.ServicerContext) -> ClientCertificate | N
     found = _CERTIFICATES.get(text)
     if found is None:
         if len(_CERTIFICATES) >= _CERTIFICATES_KEPT:  # bounded: forget the oldest
-            del _CERTIFICATES[next(iter(_CERTIFICATES))]
+            _CERTIFICATES.popitem(last=False)
         found = _CERTIFICATES[text] = ClientCertificate.from_pem(text)
     return found
 
