@@ -268,15 +268,20 @@ def _field(descriptor: Descriptor, key: str) -> FieldDescriptor | None:
 
 
 @cache
-def _needs_check(descriptor: Descriptor, seen: frozenset[str] = frozenset()) -> bool:
+@cache
+def _needs_check(descriptor: Descriptor) -> bool:
     """Whether a message can hold a bytes or enum field at any depth (else :func:`_check_values`
-    has nothing to look at)."""
+    has nothing to look at). Asked for every message of every request: worked out once per type."""
+    return _can_hold_checked(descriptor, frozenset())
+
+
+def _can_hold_checked(descriptor: Descriptor, seen: frozenset[str]) -> bool:
     if descriptor.full_name.startswith("google.protobuf.") or descriptor.full_name in seen:
         return False
     seen = seen | {descriptor.full_name}
     return any(
         f.type in (FieldDescriptor.TYPE_BYTES, FieldDescriptor.TYPE_ENUM)
-        or (f.message_type is not None and _needs_check(f.message_type, seen))
+        or (f.message_type is not None and _can_hold_checked(f.message_type, seen))
         for f in descriptor.fields
     )
 
