@@ -127,14 +127,20 @@ async def serve_stack(
     settings: BridgeSettings | None = None,
     interceptors: Iterable[Interceptor] = (),
     authentication: Authentication | None = None,
+    **server_settings: Any,
 ) -> AsyncIterator[Stack]:
     """``a2a-grpc serve --grpc-port 0 --http-port 0 --store memory``, in this event loop; every call,
-    gRPC or JSON, passes ``authentication`` (if any), then ``interceptors``."""
+    gRPC or JSON, passes ``authentication`` (if any), then ``interceptors``. ``server_settings``:
+    more ``ServerSettings`` (limits, session ...)."""
     server = A2AServer(
         agent or ReferenceAgent(),
         InMemoryTaskStore(),
         ServerSettings(
-            host="127.0.0.1", port=0, interceptors=tuple(interceptors), authentication=authentication
+            host="127.0.0.1",
+            port=0,
+            interceptors=tuple(interceptors),
+            authentication=authentication,
+            **server_settings,
         ),
     )
     if authentication is not None:  # as AgentStack does: the schemes' headers reach the seam

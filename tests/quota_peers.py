@@ -17,19 +17,12 @@ from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-unty
 
 from a2a_grpc import types
 from a2a_grpc.bridge import transcoding
-from a2a_grpc.bridge.app import BridgeApp
-from a2a_grpc.bridge.httpserver import HttpServer
-from a2a_grpc.bridge.settings import BridgeSettings
-from a2a_grpc.bridge.upstream import LocalUpstream
 from a2a_grpc.client import A2AClient, ClientSettings
-from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.resilience import ResiliencePolicy
 from a2a_grpc.security import ApiKey, ApiKeyScheme, Authentication
 from a2a_grpc.security.limits import Limits
-from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.session.negotiation import SessionSettings
-from a2a_grpc.tasks import InMemoryTaskStore
-from tests.bridge_peers import Stack
+from tests.bridge_peers import Stack, serve_stack
 
 __all__ = ["KEYS", "RawRefusal", "grpc_client", "headers_of", "percentiles", "raw_call", "serve_limited"]
 
@@ -66,37 +59,13 @@ async def serve_limited(
 ) -> AsyncIterator[Stack]:
     """The reference agent over gRPC and the in-process bridge (as ``a2a-grpc serve --http-port 0``),
     every call held to ``limits``; with ``authenticated``, the API keys of :data:`KEYS`."""
-    auth = authentication() if authenticated else None
-    server = A2AServer(
-        ReferenceAgent(),
-        InMemoryTaskStore(),
-        ServerSettings(
-            host="127.0.0.1",
-            port=0,
-            authentication=auth,
-            limits=limits,
-            session=session or SessionSettings(),
-            grace_seconds=0.5,
-        ),
-    )
-    settings = BridgeSettings()
-    if auth is not None:
-        settings = dataclasses.replace(settings, forward_headers=(*settings.forward_headers, *auth.headers))
-    await server.start()
-    try:
-        assert server.handler is not None
-        app = BridgeApp(LocalUpstream(server.handler, server.service), settings)
-        http = HttpServer(app, "127.0.0.1", 0, grace=0.5)
-        http.bind()
-        app.public_url = http.url
-        await http.start()
-        try:
-            yield Stack(server.address, http.url, server)
-        finally:
-            await http.stop()
-    finally:
-        await server.stop(0.5)
-        await server.store.close()
+    async with serve_stack(
+        authentication=authentication() if authenticated else None,
+        limits=limits,
+        session=session or SessionSettings(),
+        grace_seconds=0.5,
+    ) as stack:
+        yield stack
 
 
 @dataclasses.dataclass

@@ -146,27 +146,17 @@ async def drain(live: Any) -> None:
         pass
 
 
-async def live_refusal(served: Any, *requests: LiveRequest) -> errors.A2AError:
+async def live_refusal(served: Any, *requests: LiveRequest | bytes) -> errors.A2AError:
+    """The error a live stream ends with after ``requests`` (bytes are sent as they are)."""
     stream = grpc.aio.insecure_channel(served.address)
     async with stream as channel:
         call = channel.stream_stream(
             SEND_LIVE,
-            request_serializer=LiveRequest.SerializeToString,
+            request_serializer=lambda r: r if isinstance(r, bytes) else r.SerializeToString(),
             response_deserializer=types.StreamResponse.FromString,
         )(metadata=(("a2a-version", "1.0"),))
         for request in requests:
             await call.write(request)
-        with pytest.raises(grpc.aio.AioRpcError) as ended:
-            await asyncio.wait_for(read_all(call), WAIT)
-        return from_rpc_error(ended.value)
-
-
-async def live_refusal_raw(served: Any, data: bytes) -> errors.A2AError:
-    async with grpc.aio.insecure_channel(served.address) as channel:
-        call = channel.stream_stream(SEND_LIVE, response_deserializer=types.StreamResponse.FromString)(
-            metadata=(("a2a-version", "1.0"),)
-        )
-        await call.write(data)
         with pytest.raises(grpc.aio.AioRpcError) as ended:
             await asyncio.wait_for(read_all(call), WAIT)
         return from_rpc_error(ended.value)
@@ -199,7 +189,7 @@ async def test_hostile_live_streams_get_typed_errors_and_the_server_keeps_servin
             assert isinstance(too_large, errors.LimitExceededError)
             assert too_large.limit == "max_receive_message_bytes"
         # Bytes that are no LiveRequest: a typed error, not UNKNOWN.
-        garbage = await live_refusal_raw(served, b"\xff\xff\xff")
+        garbage = await live_refusal(served, b"\xff\xff\xff")
         assert isinstance(garbage, errors.InvalidRequestError)
         with pytest.raises(ValueError, match="starts with a message"):
             served.client.live()
