@@ -226,6 +226,12 @@ def with_tenant(request: R, tenant: str) -> R:
     return copy
 
 
+def _advice(failure: grpc.RpcError, error: errors.A2AError) -> float | None:
+    """The RetryInfo wait of a failed call, read only where it counts (RESOURCE_EXHAUSTED: see
+    :func:`a2a_grpc.resilience.retry_delay`); every other failure skips parsing the trailer again."""
+    return retry_advice(failure) if error.grpc_code == grpc.StatusCode.RESOURCE_EXHAUSTED else None
+
+
 class _Default:
     """The type of :data:`DEFAULT`."""
 
@@ -323,7 +329,6 @@ class A2AClient(ClientOperations):
         self.tenant = route.tenant
         """Put into every request that names no tenant (the selected interface's ``tenant``)."""
         self._channel = route.channel
-        self._calls = route.calls
 
     @property
     def targets(self) -> list[str]:
@@ -569,7 +574,7 @@ class A2AClient(ClientOperations):
                 self._failed(route, error)
                 if attempts > 1 and name == "CancelTask" and isinstance(error, errors.TaskNotCancelableError):
                     return await self._canceled_already(request, error, deadline, md)
-                await self._pause(name, request, error, attempts, deadline, retry_advice(exc))
+                await self._pause(name, request, error, attempts, deadline, _advice(exc, error))
                 continue
             except BaseException:
                 route.breaker.release()
@@ -625,7 +630,7 @@ class A2AClient(ClientOperations):
                 if started:
                     raise error from None
                 self._failed(route, error)
-                advised = retry_advice(exc)
+                advised = _advice(exc, error)
             except BaseException:
                 if not started:
                     route.breaker.release()

@@ -137,11 +137,6 @@ class Route:
                 raise invalid(name, "the path segment is not percent-encoded UTF-8 text") from None
         return bound
 
-    def match(self, parts: Sequence[str]) -> dict[str, str] | None:
-        """The decoded variables if ``parts`` (the path's raw segments) fit this route, else None."""
-        raw = self.bind(parts)
-        return None if raw is None else self.decode(raw)
-
     def expand(
         self, request: Message, encoded: Mapping[str, Any], literals: frozenset[str] = frozenset()
     ) -> tuple[str, dict[str, Any], str]:

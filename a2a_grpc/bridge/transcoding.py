@@ -268,7 +268,6 @@ def _field(descriptor: Descriptor, key: str) -> FieldDescriptor | None:
 
 
 @cache
-@cache
 def _needs_check(descriptor: Descriptor) -> bool:
     """Whether a message can hold a bytes or enum field at any depth (else :func:`_check_values`
     has nothing to look at). Asked for every message of every request: worked out once per type."""
@@ -579,13 +578,13 @@ def decode(data: object, cls: type[M], *, where: str = "", lenient: bool = False
     return message
 
 
-async def decode_body(data: object, cls: type[M], *, in_thread: bool, where: str = "") -> M:
+async def decode_body(data: object, cls: type[M], *, in_thread: bool) -> M:
     """:func:`decode`; in a worker thread when ``in_thread`` (a large body: json_format reads it in
     Python code, seconds for a few MiB of data parts, during which the thread lets the event loop
     serve others)."""
     if in_thread:
-        return await asyncio.to_thread(decode, data, cls, where=where)
-    return decode(data, cls, where=where)
+        return await asyncio.to_thread(decode, data, cls)
+    return decode(data, cls)
 
 
 def from_json(body: bytes | str, cls: type[M]) -> M:

@@ -33,7 +33,7 @@ from google.protobuf.message import Message
 from a2a_grpc import errors, types
 from a2a_grpc._handler import RequestHandler
 from a2a_grpc.client import ClientSettings, channel_calls
-from a2a_grpc.discovery import GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
+from a2a_grpc.discovery import CARD_SERVICE, GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
 from a2a_grpc.resilience import retry_service_config
 from a2a_grpc.security.identity import ClientCertificate
 from a2a_grpc.security.tls import ClientTls
@@ -246,7 +246,7 @@ def _unavailable(target: str, exc: errors.A2AError) -> errors.A2AError:
 
 _SERVICES = {
     **{method.name: types.A2A_SERVICE.full_name for method in types.A2A_SERVICE.methods},
-    "GetAgentCard": GET_AGENT_CARD.strip("/").split("/")[0],
+    "GetAgentCard": CARD_SERVICE.full_name,
 }
 """Each operation's gRPC service, for the channel's retry policy."""
 

@@ -36,7 +36,7 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from a2a_grpc import errors
-from a2a_grpc.security.authentication import OWNER_SEPARATOR
+from a2a_grpc.security.authentication import owner_key
 from a2a_grpc.security.limits import Limits
 from a2a_grpc.service import CallContext, Interceptor, Method, StreamCall, UnaryCall
 
@@ -52,9 +52,7 @@ def principal_key(context: CallContext) -> str:
     """Whose budget a call spends: its principal (within the tenant its credential binds it to);
     :data:`ANONYMOUS` without authentication."""
     principal = context.principal
-    if principal is None:
-        return ANONYMOUS
-    return f"{principal.tenant}{OWNER_SEPARATOR}{principal.id}"
+    return ANONYMOUS if principal is None else owner_key(principal, principal.tenant)
 
 
 def _tenant(context: CallContext) -> str:

@@ -68,9 +68,9 @@ log = logging.getLogger("a2a_grpc.session")
 
 _CANCELLED = status_pb2.Status(code=grpc.StatusCode.CANCELLED.value[0], message="the call was canceled")
 _COUNTED = frozenset({"event", "end", "chunk"})
+"""The server's frames a session counts and keeps until acknowledged (see replay)."""
 MAX_CALL_TIMEOUT = 366 * 86400.0
 """A call's timeout beyond this (a year) counts as this: a deadline the clock can hold."""
-"""The server's frames a session counts and keeps until acknowledged (see replay)."""
 EXPIRED_REMEMBERED = 10_000
 """Ended sessions remembered, so that resuming one says "expired", not "unknown"."""
 CLOSE_SECONDS = 5.0

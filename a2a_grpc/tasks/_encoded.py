@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from a2a_grpc import types
 
-__all__ = ["Blob", "history_tail", "split_task"]
+__all__ = ["ARTIFACTS_FIELD", "HISTORY_FIELD", "Blob", "history_tail", "split_task"]
 
-_ARTIFACTS_FIELD = types.Task.DESCRIPTOR.fields_by_name["artifacts"].number
-_HISTORY_FIELD = types.Task.DESCRIPTOR.fields_by_name["history"].number
+ARTIFACTS_FIELD = types.Task.DESCRIPTOR.fields_by_name["artifacts"].number
+HISTORY_FIELD = types.Task.DESCRIPTOR.fields_by_name["history"].number
 Blob = bytes | memoryview
 """Bytes, or a view into bytes (what SQLite and protobuf parsing take alike)."""
 
@@ -71,7 +71,7 @@ def split_task(data: bytes) -> tuple[Blob, Blob, Blob]:
     """An encoded Task as (the rest, its history fields, its artifacts fields), which parsed in turn
     give the task back. The encoder writes fields in number order, so history and artifacts are
     each one run: views into ``data``, not copies (the rest, a few small fields, is joined)."""
-    spans: dict[int, list[tuple[int, int]]] = {_HISTORY_FIELD: [], _ARTIFACTS_FIELD: [], 0: []}
+    spans: dict[int, list[tuple[int, int]]] = {HISTORY_FIELD: [], ARTIFACTS_FIELD: [], 0: []}
     for number, start, end in _fields(data):
         runs = spans.get(number, spans[0])
         if runs and runs[-1][1] == start:
@@ -85,7 +85,7 @@ def split_task(data: bytes) -> tuple[Blob, Blob, Blob]:
             return view[runs[0][0] : runs[0][1]]
         return b"".join(view[a:b] for a, b in runs)
 
-    return part(spans[0]), part(spans[_HISTORY_FIELD]), part(spans[_ARTIFACTS_FIELD])
+    return part(spans[0]), part(spans[HISTORY_FIELD]), part(spans[ARTIFACTS_FIELD])
 
 
 def history_tail(history: bytes, history_length: int | None) -> Blob:

@@ -68,7 +68,7 @@ from functools import partial
 from typing import Any, NamedTuple, TypeVar
 
 from a2a_grpc import errors, types
-from a2a_grpc.tasks._encoded import Blob, history_tail, split_task
+from a2a_grpc.tasks._encoded import history_tail, split_task
 from a2a_grpc.tasks._errors import StoreError
 from a2a_grpc.tasks.eventlog import TaskLog
 from a2a_grpc.tasks.files import make_private_dirs, make_private_file, tighten
@@ -280,7 +280,9 @@ class SqliteTaskStore:
         owner = self.registry.owner if status.state in _RUNNING else ""
         row = (tenant, task.id, task.context_id, status.state, timestamp_micros(status.timestamp))
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        fn = partial(self._save_sync, row, split_task(task.SerializeToString()), seq, owner)
+        # Cut into its stored parts on the store's thread, where a save the batch supersedes
+        # (see _coalesce) costs nothing more.
+        fn = partial(self._save_sync, row, task.SerializeToString(), seq, owner)
         self._push(_Op(fn, future, kind=_SAVE, key=(tenant, task.id), seq=seq))
         return future
 
@@ -680,14 +682,14 @@ class SqliteTaskStore:
     def _save_sync(
         self,
         row: tuple[str, str, str, int, int],
-        parts: tuple[Blob, Blob, Blob],
+        encoded: bytes,
         seq: int,
         owner: str,
         prune: int,
         db: sqlite3.Connection,
     ) -> None:
         self._seq += 1
-        rest, history, artifacts = parts
+        rest, history, artifacts = split_task(encoded)
         db.execute(_UPSERT_TASK, (*row, self._seq, rest, seq, owner, len(artifacts), history, artifacts))
         if prune:
             db.execute(

@@ -49,6 +49,7 @@ from typing import Protocol, runtime_checkable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from a2a_grpc import errors, types
+from a2a_grpc.tasks._encoded import ARTIFACTS_FIELD, HISTORY_FIELD
 from a2a_grpc.tasks._errors import InvalidListRequestError, InvalidPageTokenError
 
 __all__ = [
@@ -218,10 +219,6 @@ def trim_task(task: types.Task, history_length: int | None, include_artifacts: b
     return out
 
 
-_ARTIFACTS = types.Task.DESCRIPTOR.fields_by_name["artifacts"].number
-_HISTORY = types.Task.DESCRIPTOR.fields_by_name["history"].number
-
-
 def copy_listed(
     out: types.Task, task: types.Task, history_length: int | None, include_artifacts: bool
 ) -> None:
@@ -238,10 +235,10 @@ def copy_listed(
         return
     for field, value in task.ListFields():
         number = field.number
-        if number == _ARTIFACTS:
+        if number == ARTIFACTS_FIELD:
             if include_artifacts:
                 out.artifacts.MergeFrom(value)
-        elif number == _HISTORY:
+        elif number == HISTORY_FIELD:
             if not trimmed:
                 out.history.MergeFrom(value)
             elif history_length:
