@@ -14,7 +14,18 @@ from google.protobuf.message import Message
 from a2a_grpc import types
 from a2a_grpc.agent import new_id
 
-__all__ = ["ClientOperations"]
+__all__ = ["ClientOperations", "task_id_of"]
+
+
+def task_id_of(event: types.StreamResponse) -> str:
+    """The task a stream event is about: the task's id, or an update's ``task_id``; "" for a
+    direct reply (a Message)."""
+    kind = event.WhichOneof("payload")
+    if kind == "task":
+        return event.task.id
+    if kind in ("status_update", "artifact_update"):
+        return str(getattr(event, kind).task_id)
+    return ""
 
 
 class ClientOperations(abc.ABC):

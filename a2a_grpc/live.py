@@ -26,6 +26,7 @@ import grpc
 from a2a_grpc import errors, types
 from a2a_grpc._gen.a2a_grpc.live.v1 import live_pb2 as pb
 from a2a_grpc._gen.a2a_grpc.live.v1.live_pb2 import LiveRequest
+from a2a_grpc._operations import task_id_of
 from a2a_grpc.agent import new_id
 from a2a_grpc.service import CallContext, Service
 from a2a_grpc.status import abort, from_rpc_error
@@ -52,14 +53,13 @@ def live_extension() -> types.AgentExtension:
 
 
 def _task_and_state(event: types.StreamResponse) -> tuple[str, int | None]:
+    """The event's task (:func:`task_id_of`) and the state it reports, if it reports one."""
     kind = event.WhichOneof("payload")
     if kind == "task":
         return event.task.id, event.task.status.state
     if kind == "status_update":
         return event.status_update.task_id, event.status_update.status.state
-    if kind == "artifact_update":
-        return event.artifact_update.task_id, None
-    return "", None  # a direct reply (a Message): no task
+    return task_id_of(event), None
 
 
 class _Holder:
@@ -322,7 +322,7 @@ class LiveStream:
                 if event is grpc.aio.EOF:
                     return
                 if not self.task_id:
-                    self.task_id = _task_and_state(event)[0]
+                    self.task_id = task_id_of(event)
                 yield event
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None

@@ -28,7 +28,7 @@ import grpc
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
-from a2a_grpc._operations import ClientOperations
+from a2a_grpc._operations import ClientOperations, task_id_of
 from a2a_grpc.client import with_tenant
 from a2a_grpc.service import SUPPORTED_VERSIONS
 from a2a_grpc.session.credit import Ledger
@@ -794,7 +794,7 @@ class Session(ClientOperations):
                         raise from_status(status_in(item))
                     return
                 event = item.stream_response
-                task_id = task_id or _task_of(event)
+                task_id = task_id or task_id_of(event)
                 yield event
         finally:
             if not finished:  # the reader left early, or failed: this call ends, no other
@@ -846,15 +846,6 @@ class Session(ClientOperations):
             get = types.GetTaskRequest(id=task_id, tenant=self.tenant)
             task = await self._fallback._unary("GetTask", get, self._left(deadline), extra)
             yield types.StreamResponse(task=task)
-
-
-def _task_of(event: types.StreamResponse) -> str:
-    kind = event.WhichOneof("payload")
-    if kind == "task":
-        return event.task.id
-    if kind in ("status_update", "artifact_update"):
-        return str(getattr(event, kind).task_id)
-    return ""
 
 
 def session_interface(card: types.AgentCard) -> types.AgentInterface | None:
