@@ -16,6 +16,7 @@ frames are its calls' starts, cancels and credits since the server's last batch 
 from __future__ import annotations
 
 import collections
+import itertools
 
 from a2a_grpc import errors
 
@@ -70,7 +71,7 @@ class Replay:
         """The frames after ``position`` (at least the oldest kept), without forgetting any: what
         was sent meanwhile on a connection still being resumed, not yet acknowledged."""
         skip = max(position - self.acked, 0)
-        return list(self._frames)[skip:]
+        return list(itertools.islice(self._frames, skip, None))  # no copy of what is skipped
 
     def __len__(self) -> int:
         return len(self._frames)
