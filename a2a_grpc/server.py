@@ -33,6 +33,7 @@ from a2a_grpc._handler import RequestHandler
 from a2a_grpc.agent import Agent
 from a2a_grpc.discovery import CARD_SERVICE
 from a2a_grpc.live import LIVE_EXTENSION, LiveHost, LiveRequest, live_extension
+from a2a_grpc.observability.settings import ObservabilitySettings
 from a2a_grpc.security.authentication import Authentication, check_exposure
 from a2a_grpc.security.identity import ClientCertificate
 from a2a_grpc.security.limits import Limits
@@ -158,6 +159,8 @@ class ServerSettings:
     """Serve TLS (and with ``require_client_cert`` mutual TLS, each call's
     ``CallContext.client_certificate`` filled in); None: plaintext. ``AgentStack`` serves its HTTP
     port with the same settings."""
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    """Metrics, trace context and spans, logs and debug endpoints (docs/operations.md)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -198,6 +201,8 @@ class ServerSettings:
             if not isinstance(link, Interceptor):
                 raise ValueError(f"interceptors must be a2a_grpc.service.Interceptor objects, not {link!r}")
         object.__setattr__(self, "interceptors", chain)
+        if not isinstance(self.observability, ObservabilitySettings):
+            raise ValueError(f"observability must be an ObservabilitySettings, not {self.observability!r}")
         if not isinstance(self.limits, Limits):
             raise ValueError(f"limits must be a2a_grpc.security.limits.Limits, not {self.limits!r}")
         if self.authentication is not None and not isinstance(self.authentication, Authentication):
