@@ -19,6 +19,7 @@ from a2a_grpc import errors
 from a2a_grpc.cli.calls import bench
 from a2a_grpc.cli.common import CliError
 from a2a_grpc.cli.parser import LOG_LEVELS, parser
+from a2a_grpc.observability.logs import configure_logging
 
 __all__ = ["main", "parse", "parser"]
 
@@ -30,12 +31,6 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     if unknown:
         getattr(args, "usage_parser", top).error(f"unrecognized arguments: {' '.join(unknown)}")
     return args
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
 
 
 def _run(argv: list[str]) -> int:
