@@ -17,7 +17,10 @@ from typing import Any, TextIO
 from a2a_grpc.observability import context
 from a2a_grpc.observability.settings import LOG_FORMATS
 
-__all__ = ["ContextFilter", "JsonFormatter", "TextFormatter", "configure_logging"]
+__all__ = ["DEBUG_LOGGER", "ContextFilter", "JsonFormatter", "TextFormatter", "configure_logging"]
+
+DEBUG_LOGGER = "a2a_grpc.debug"
+"""Where full handshakes and request payloads are logged (at DEBUG), credentials redacted."""
 
 _FIELDS = ("agent", "session_id", "task_id", "call_id", "trace_id")
 
@@ -69,10 +72,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(
-    level: str = "warning", log_format: str = "text", *, stream: TextIO | None = None
+    level: str = "warning", log_format: str = "text", *, debug: bool = False, stream: TextIO | None = None
 ) -> None:
     """Send the process's log records at ``level`` and above to ``stream`` (stderr) in ``log_format``
-    (``text`` or ``json``), replacing the root logger's handlers."""
+    (``text`` or ``json``), replacing the root logger's handlers. With ``debug`` the
+    :data:`DEBUG_LOGGER` logs at DEBUG whatever ``level`` says."""
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
     handler = logging.StreamHandler(stream or sys.stderr)
@@ -83,3 +87,4 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    logging.getLogger(DEBUG_LOGGER).setLevel(logging.DEBUG if debug else logging.NOTSET)
