@@ -33,6 +33,7 @@ from a2a_grpc._handler import RequestHandler
 from a2a_grpc.agent import Agent
 from a2a_grpc.discovery import CARD_SERVICE
 from a2a_grpc.live import LIVE_EXTENSION, LiveHost, LiveRequest, live_extension
+from a2a_grpc.observability.metrics import Metrics
 from a2a_grpc.observability.settings import ObservabilitySettings
 from a2a_grpc.security.authentication import Authentication, check_exposure
 from a2a_grpc.security.identity import ClientCertificate
@@ -246,7 +247,11 @@ class ServerSettings:
 
 
 def call_context(
-    context: grpc.aio.ServicerContext, request: object, *, client_certificates: bool = False
+    context: grpc.aio.ServicerContext,
+    request: object,
+    *,
+    client_certificates: bool = False,
+    front: str = "grpc",
 ) -> CallContext:
     """The context of a call: its metadata, a ``-bin`` value (bytes) as unpadded base64 (the form
     it has on the HTTP/2 wire and in the bridge's headers, so an agent sees the same text whichever
@@ -255,7 +260,7 @@ def call_context(
     official SDK sends ``a2a-version`` twice that way).
 
     With ``client_certificates`` (a mutual-TLS listener) the certificate the client presented, as
-    grpc verified it (:func:`peer_certificate`)."""
+    grpc verified it (:func:`peer_certificate`). ``front`` names the front (``live`` for the live stream)."""
     headers: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
         if isinstance(value, bytes):
@@ -266,7 +271,7 @@ def call_context(
         tenant=getattr(request, "tenant", ""),
         deadline=deadline_after(context.time_remaining()),
         peer=context.peer(),
-        front="grpc",
+        front=front,
         client_certificate=peer_certificate(context) if client_certificates else None,
     )
 
@@ -482,11 +487,14 @@ class GrpcService(abc.ABC):
         """The call seam that serves lf.a2a.v1.A2AService (called once, at start)."""
 
     def seam_chain(self) -> tuple[Interceptor, ...]:
-        """What every call passes before the operation: authentication, the quotas (which count by
-        the principal authentication names), then ``settings.interceptors``."""
+        """What every call passes before the operation: the metrics link (with
+        ``observability.metrics``), authentication, the quotas (which count by the principal
+        authentication names), then ``settings.interceptors``."""
         chain = self.settings.chain  # authentication first, if any: the quotas go right after it
         after = 1 if self.settings.authentication is not None else 0
-        return (*chain[:after], *self.quotas.links(), *chain[after:])
+        # Metrics outermost: they count every call, refused ones too, of every binding sharing the seam.
+        metrics = (Metrics(),) if self.settings.observability.metrics else ()
+        return (*metrics, *chain[:after], *self.quotas.links(), *chain[after:])
 
     def _front_links(self) -> list[Interceptor]:
         """What this front puts in front of the seam's own chain."""
@@ -568,7 +576,10 @@ class GrpcService(abc.ABC):
                 self._sessions(service, session_context).handler(),
                 # The live stream: the same seam, one task's turns over one call (a2a_grpc.live).
                 LiveHost(
-                    service, lambda context, first: call_context(context, first, client_certificates=mutual)
+                    service,
+                    lambda context, first: call_context(
+                        context, first, client_certificates=mutual, front="live"
+                    ),
                 ).handler(_deserializer(LiveRequest, self.settings.max_receive_message_bytes), check_decoded),
             )
         )

@@ -8,6 +8,8 @@ Served at the bridge's root URL, over any upstream (:mod:`a2a_grpc.bridge.upstre
 * ``GET /.well-known/agent-card.json``: the upstream card with this bridge's interfaces
   (:mod:`a2a_grpc.bridge.card`);
 * ``GET /healthz``: 200 while the app serves;
+* ``GET /metrics``: the Prometheus metrics of the process, and whatever else is mounted on
+  :attr:`BridgeApp.ops` (:mod:`a2a_grpc.bridge.ops`);
 * ``GET /.well-known/jwks.json``: the public keys of this agent's delegation tokens, when
   ``BridgeSettings.jwks`` holds them (:mod:`a2a_grpc.security.delegation`).
 
@@ -33,9 +35,11 @@ from a2a_grpc.bridge.accesslog import access_logged
 from a2a_grpc.bridge.card import CardEndpoint
 from a2a_grpc.bridge.exchange import ClientGone, HttpFailure, HttpRequest, Receive, Scope, Send, respond
 from a2a_grpc.bridge.jsonrpc import JsonRpcBinding
+from a2a_grpc.bridge.ops import OpsApp
 from a2a_grpc.bridge.rest import RestBinding, send_rest_error
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.upstream import CARD_PATH, Upstream
+from a2a_grpc.observability.metrics import HTTP_BINDING
 from a2a_grpc.security.limits import Limits
 
 __all__ = ["BridgeApp"]
@@ -49,8 +53,13 @@ JWKS_PATH = "/.well-known/jwks.json"
 class BridgeApp:
     """ASGI app serving the JSON-RPC and HTTP+JSON bindings and the card of one upstream agent."""
 
-    def __init__(self, upstream: Upstream, settings: BridgeSettings | None = None) -> None:
+    def __init__(
+        self, upstream: Upstream, settings: BridgeSettings | None = None, *, ops: OpsApp | None = None
+    ) -> None:
         self.upstream = upstream
+        self.ops = ops if ops is not None else OpsApp()
+        """``/metrics`` and what else is mounted on it (:mod:`a2a_grpc.bridge.ops`), served
+        before the HTTP+JSON routes; ``OpsApp(metrics=False)`` serves no metrics."""
         settings = settings or BridgeSettings()
         if settings.limits is None:  # the in-process server's, so that both fronts refuse alike
             handler = getattr(upstream, "handler", None)
@@ -102,6 +111,7 @@ class BridgeApp:
                         ),
                         [("allow", "POST")],
                     )
+                HTTP_BINDING.set("jsonrpc")  # this request's task only: the metrics link reads it
                 await self.jsonrpc.serve(request, receive, send)
             elif path == CARD_PATH:
                 await self.card.serve(request, send, refuse)
@@ -113,7 +123,10 @@ class BridgeApp:
                 )
             elif path == "/healthz" and request.verb in ("GET", "HEAD"):
                 await respond(send, 200, b'{"status":"SERVING"}')
+            elif (ops := self.ops.route(scope["path"])) is not None:
+                await ops(scope, receive, send)
             else:
+                HTTP_BINDING.set("rest")
                 await self.rest.serve(request, receive, send)
         except HttpFailure as failure:  # refused before reaching a binding: Status body
             await send_rest_error(request, send, failure.error, failure.status, failure.headers)
