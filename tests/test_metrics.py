@@ -239,6 +239,7 @@ async def test_every_binding_reaches_the_one_metrics_link() -> None:
         delta = Delta()
         with pytest.raises(errors.TaskNotFoundError):
             await client.get_task("no-such-task")
+        await client.send_message(A2AClient.text_request("echo over grpc"))  # an answer: bytes out
         async with client.session() as session:
             with pytest.raises(errors.TaskNotFoundError):
                 await session.get_task("no-such-task")
@@ -247,8 +248,13 @@ async def test_every_binding_reaches_the_one_metrics_link() -> None:
         rpc = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "no-such-task"}}
         assert "error" in (await http.post("/", json=rpc)).json()
         assert (await http.get("/tasks/no-such-task")).status_code == 404
+        message = {"message": {"messageId": "m-rest", "role": "ROLE_USER", "parts": [{"text": "echo rest"}]}}
+        assert (await http.post("/message:send", json=message)).status_code == 200  # a body in
         for binding in ("grpc", "session", "jsonrpc", "rest"):
             assert delta("a2a_requests_total", method="GetTask", binding=binding) == 1, binding
+        for binding in ("grpc", "session", "live", "jsonrpc", "rest"):  # each binding's own bytes
+            assert delta("a2a_received_bytes_total", binding=binding) > 0, binding
+            assert delta("a2a_sent_bytes_total", binding=binding) > 0, binding
         assert delta("a2a_requests_total", method="SendStreamingMessage", binding="live") == 1
         assert (
             delta("a2a_stream_events_total", method="SendStreamingMessage", binding="live") == len(events) > 0

@@ -29,6 +29,8 @@ import contextlib
 import dataclasses
 import json
 import logging
+from collections.abc import MutableMapping
+from typing import Any
 
 from a2a_grpc import errors
 from a2a_grpc.bridge.accesslog import access_logged
@@ -39,7 +41,7 @@ from a2a_grpc.bridge.ops import OpsApp
 from a2a_grpc.bridge.rest import RestBinding, send_rest_error
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.upstream import CARD_PATH, Upstream
-from a2a_grpc.observability.metrics import HTTP_BINDING
+from a2a_grpc.observability.metrics import HTTP_BINDING, WIRES
 from a2a_grpc.security.limits import Limits
 
 __all__ = ["BridgeApp"]
@@ -112,6 +114,8 @@ class BridgeApp:
                         [("allow", "POST")],
                     )
                 HTTP_BINDING.set("jsonrpc")  # this request's task only: the metrics link reads it
+                if self.ops.metrics:
+                    receive, send = _counted("jsonrpc", receive, send)
                 await self.jsonrpc.serve(request, receive, send)
             elif path == CARD_PATH:
                 await self.card.serve(request, send, refuse)
@@ -127,6 +131,8 @@ class BridgeApp:
                 await ops(scope, receive, send)
             else:
                 HTTP_BINDING.set("rest")
+                if self.ops.metrics:
+                    receive, send = _counted("rest", receive, send)
                 await self.rest.serve(request, receive, send)
         except HttpFailure as failure:  # refused before reaching a binding: Status body
             await send_rest_error(request, send, failure.error, failure.status, failure.headers)
@@ -145,3 +151,21 @@ class BridgeApp:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _counted(binding: str, receive: Receive, send: Send) -> tuple[Receive, Send]:
+    """``receive`` and ``send``, adding the body bytes they carry to ``binding``'s
+    ``a2a_received_bytes_total`` and ``a2a_sent_bytes_total``."""
+    wire = WIRES[binding]
+
+    async def counted_receive() -> MutableMapping[str, Any]:
+        message = await receive()
+        wire.received += len(message.get("body", b""))
+        return message
+
+    async def counted_send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            wire.sent += len(message.get("body", b""))
+        await send(message)
+
+    return counted_receive, counted_send

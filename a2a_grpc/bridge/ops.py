@@ -47,6 +47,8 @@ class OpsApp:
     def __init__(self, routes: Mapping[str, ASGIApp] | None = None, *, metrics: bool = True) -> None:
         self._exact: dict[str, ASGIApp] = {}
         self._prefixes: dict[str, ASGIApp] = {}
+        self.metrics = metrics
+        """Whether metrics are served (the bridge's HTTP front counts its bytes only then)."""
         if metrics:
             self.mount(METRICS_PATH, metrics_endpoint)
         for path, app in (routes or {}).items():

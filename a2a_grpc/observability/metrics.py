@@ -23,6 +23,7 @@ is ever a label.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -30,7 +31,10 @@ from contextvars import ContextVar
 from typing import Any
 
 from google.protobuf.message import Message
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from a2a_grpc import errors, types
 from a2a_grpc.security.limits import Limits
@@ -38,27 +42,24 @@ from a2a_grpc.service import METHODS, CallContext, Interceptor, Method, StreamCa
 
 __all__ = [
     "BINDINGS",
-    "CALLS_IN_FLIGHT",
     "ERRORS",
     "EVENTS_NOT_RETAINED",
     "HANDSHAKE_DURATION",
     "HANDSHAKE_OUTCOMES",
     "HTTP_BINDING",
     "RATE_LIMITED",
-    "RECEIVED_BYTES",
-    "REQUESTS",
-    "REQUEST_DURATION",
-    "SENT_BYTES",
     "SESSIONS_ACTIVE",
-    "STREAM_EVENTS",
     "SUBSCRIBER_LAG",
     "TASKS_IN_FLIGHT",
     "TASK_DURATION",
     "UPSTREAM_DURATION",
     "WEBHOOK_DELIVERIES",
     "WEBHOOK_RETRIES",
+    "WIRES",
     "Metrics",
     "TaskMetrics",
+    "counting_deserializer",
+    "counting_serializer",
     "error_code",
     "handshake_observed",
     "upstream_timer",
@@ -82,29 +83,10 @@ _TASK_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400)
 _HANDSHAKE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _LAG_BUCKETS = (0, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
 
-REQUESTS = Counter("a2a_requests", "A2A calls received, by method and binding.", ["method", "binding"])
-REQUEST_DURATION = Histogram(
-    "a2a_request_duration_seconds",
-    "Time from a call's arrival in the call seam to its answer (a stream: to its last event).",
-    ["method", "binding"],
-    buckets=_CALL_BUCKETS,
-)
-CALLS_IN_FLIGHT = Gauge("a2a_calls_in_flight", "Calls being served now (streams included).", ["binding"])
 ERRORS = Counter(
     "a2a_errors",
     "Calls that ended with an error, by its code (the A2A error reason, else the gRPC status name).",
     ["error_code"],
-)
-STREAM_EVENTS = Counter(
-    "a2a_stream_events",
-    "Events sent on streams (SendStreamingMessage, SubscribeToTask).",
-    ["method", "binding"],
-)
-RECEIVED_BYTES = Counter(
-    "a2a_received_bytes", "Requests received, in bytes of their protobuf encoding.", ["binding"]
-)
-SENT_BYTES = Counter(
-    "a2a_sent_bytes", "Answers and stream events sent, in bytes of their protobuf encoding.", ["binding"]
 )
 RATE_LIMITED = Counter(
     "a2a_rate_limited",
@@ -203,18 +185,144 @@ def handshake_observed(outcome: str, started: float) -> None:
     _HANDSHAKES.get(outcome, _HANDSHAKES["failed"]).observe(time.perf_counter() - started)
 
 
-class _Series:
-    """The labelled children one (method, binding) pair updates, looked up once."""
+# -- the call seam's counts -----------------------------------------------------------------------
+#
+# Kept as plain numbers and exposed by a collector of our own (_SeamCollector), not as
+# prometheus-client's Counter/Gauge/Histogram: each of those updates takes a lock, about 1 us apiece,
+# and a call made six of them (9.5 us per call through the seam, measured against 3.4 us for the
+# call itself); an attribute increment costs about 0.05 us. The seam runs on the event loop's
+# thread, so nothing else writes these; a scrape from another thread reads a value at most one
+# update old.
 
-    __slots__ = ("duration", "events", "in_flight", "received", "requests", "sent")
+_CALL_BOUNDS = tuple(float(b) for b in _CALL_BUCKETS)
+_LE = [str(floatToGoString(b)) for b in _CALL_BOUNDS] + ["+Inf"]  # type: ignore[no-untyped-call]
 
-    def __init__(self, method: str, binding: str) -> None:
-        self.requests = REQUESTS.labels(method, binding)
-        self.duration = REQUEST_DURATION.labels(method, binding)
-        self.in_flight = CALLS_IN_FLIGHT.labels(binding)
-        self.events = STREAM_EVENTS.labels(method, binding)
-        self.received = RECEIVED_BYTES.labels(binding)
-        self.sent = SENT_BYTES.labels(binding)
+
+class _Wire:
+    """One binding's calls in flight and bytes in and out."""
+
+    __slots__ = ("in_flight", "received", "sent")
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.received = 0
+        self.sent = 0
+
+
+WIRES: dict[str, _Wire] = {binding: _Wire() for binding in BINDINGS}
+"""Each binding's counts; :func:`counting_deserializer` and friends add the bytes."""
+
+
+class _Calls:
+    """One (method, binding) pair's requests, latency histogram and stream events."""
+
+    __slots__ = ("buckets", "events", "requests", "seconds", "wire")
+
+    def __init__(self, wire: _Wire) -> None:
+        self.wire = wire
+        self.requests = 0
+        self.events = 0
+        self.seconds = 0.0
+        self.buckets = [0] * len(_LE)
+
+    def observe(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.buckets[bisect.bisect_left(_CALL_BOUNDS, seconds)] += 1
+
+
+_CALLS: dict[tuple[str, str], _Calls] = {}
+"""Every (method, binding) pair seen, process-wide (the registry is the process's too)."""
+
+
+class _SeamCollector(Collector):
+    """Exposes the seam's counts: a2a_requests_total, a2a_request_duration_seconds,
+    a2a_calls_in_flight, a2a_stream_events_total, a2a_received_bytes_total, a2a_sent_bytes_total."""
+
+    def collect(self) -> Iterable[Metric]:
+        requests = CounterMetricFamily(
+            "a2a_requests", "A2A calls received, by method and binding.", labels=["method", "binding"]
+        )
+        duration = HistogramMetricFamily(
+            "a2a_request_duration_seconds",
+            "Time from a call's arrival in the call seam to its answer (a stream: to its last event).",
+            labels=["method", "binding"],
+        )
+        events = CounterMetricFamily(
+            "a2a_stream_events",
+            "Events sent on streams (SendStreamingMessage, SubscribeToTask), by method and binding.",
+            labels=["method", "binding"],
+        )
+        for (method, binding), calls in list(_CALLS.items()):
+            labels = [method, binding]
+            requests.add_metric(labels, calls.requests)
+            cumulative, running = [], 0
+            for le, count in zip(_LE, calls.buckets, strict=True):
+                running += count
+                cumulative.append((le, float(running)))
+            duration.add_metric(labels, cumulative, calls.seconds)
+            if calls.events:
+                events.add_metric(labels, calls.events)
+        in_flight = GaugeMetricFamily(
+            "a2a_calls_in_flight",
+            "Calls being served now (streams included), by binding.",
+            labels=["binding"],
+        )
+        received = CounterMetricFamily(
+            "a2a_received_bytes",
+            "Bytes received: gRPC messages, session frames, JSON request bodies, by binding.",
+            labels=["binding"],
+        )
+        sent = CounterMetricFamily(
+            "a2a_sent_bytes",
+            "Bytes sent: gRPC messages, session frames, JSON and SSE response bodies, by binding.",
+            labels=["binding"],
+        )
+        for binding, wire in WIRES.items():
+            in_flight.add_metric([binding], wire.in_flight)
+            received.add_metric([binding], wire.received)
+            sent.add_metric([binding], wire.sent)
+        return [requests, duration, events, in_flight, received, sent]
+
+
+REGISTRY.register(_SeamCollector())
+
+
+_LOOKUP: dict[tuple[str, str], _Calls] = {}
+"""The same, by the method name as called (any name not in the method table shares ``other``)."""
+
+
+def _calls_of(method: str, binding: str) -> _Calls:
+    calls = _LOOKUP.get((method, binding))
+    if calls is None:  # once per pair: label values are looked up and checked once, not per call
+        name = method if method in _METHOD_NAMES else "other"
+        calls = _CALLS.get((name, binding))
+        if calls is None:
+            calls = _CALLS[(name, binding)] = _Calls(WIRES[binding])
+        _LOOKUP[(method, binding)] = calls
+    return calls
+
+
+def counting_deserializer(binding: str, deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """``deserialize``, adding the bytes it reads to ``binding``'s ``a2a_received_bytes_total``."""
+    wire = WIRES[binding]
+
+    def counted(data: bytes) -> Any:
+        wire.received += len(data)
+        return deserialize(data)
+
+    return counted
+
+
+def counting_serializer(binding: str, serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """``serialize``, adding the bytes it writes to ``binding``'s ``a2a_sent_bytes_total``."""
+    wire = WIRES[binding]
+
+    def counted(message: Any) -> bytes:
+        data = serialize(message)
+        wire.sent += len(data)
+        return data
+
+    return counted
 
 
 _QUIET = (GeneratorExit,)
@@ -223,63 +331,50 @@ _QUIET = (GeneratorExit,)
 
 class Metrics(Interceptor):
     """The call seam's metrics link (see the module doc): the outermost link of a server's seam,
-    present only while ``ObservabilitySettings.metrics`` is on."""
-
-    def __init__(self) -> None:
-        self._series: dict[tuple[str, str], _Series] = {}
-
-    def _of(self, method: Method, context: CallContext) -> _Series:
-        front = context.front
-        binding = HTTP_BINDING.get() if front == "http" else _FRONTS.get(front, "other")
-        series = self._series.get((method.name, binding))
-        if series is None:  # once per pair: the label lookups are not paid per call
-            name = method.name if method.name in _METHOD_NAMES else "other"
-            series = self._series[(method.name, binding)] = _Series(name, binding)
-        return series
+    present only while ``ObservabilitySettings.metrics`` is on. Bytes are counted where they are
+    (de)serialized, not here: sizing a protobuf message costs as much as encoding it."""
 
     async def unary(
         self, method: Method, request: Message, context: CallContext, call_next: UnaryCall
     ) -> Message:
-        series = self._of(method, context)
-        series.requests.inc()
-        series.received.inc(request.ByteSize())
-        in_flight = series.in_flight
-        in_flight.inc()
+        front = context.front
+        binding = HTTP_BINDING.get() if front == "http" else _FRONTS.get(front, "other")
+        calls = _calls_of(method.name, binding)
+        wire = calls.wire
+        calls.requests += 1
+        wire.in_flight += 1
         start = time.perf_counter()
         try:
-            response = await call_next(request, context)
+            return await call_next(request, context)
         except BaseException as exc:
             if not isinstance(exc, _QUIET):
                 _count_error(exc)
             raise
         finally:
-            series.duration.observe(time.perf_counter() - start)
-            in_flight.dec()
-        series.sent.inc(response.ByteSize())
-        return response
+            calls.observe(time.perf_counter() - start)
+            wire.in_flight -= 1
 
     async def stream(
         self, method: Method, request: Message, context: CallContext, call_next: StreamCall
     ) -> AsyncIterator[Message]:
-        series = self._of(method, context)
-        series.requests.inc()
-        series.received.inc(request.ByteSize())
-        in_flight = series.in_flight
-        in_flight.inc()
+        front = context.front
+        binding = HTTP_BINDING.get() if front == "http" else _FRONTS.get(front, "other")
+        calls = _calls_of(method.name, binding)
+        wire = calls.wire
+        calls.requests += 1
+        wire.in_flight += 1
         start = time.perf_counter()
-        events, sent = series.events, series.sent
         try:
             async for event in call_next(request, context):
-                events.inc()
-                sent.inc(event.ByteSize())
+                calls.events += 1
                 yield event
         except BaseException as exc:
             if not isinstance(exc, _QUIET):
                 _count_error(exc)
             raise
         finally:
-            series.duration.observe(time.perf_counter() - start)
-            in_flight.dec()
+            calls.observe(time.perf_counter() - start)
+            wire.in_flight -= 1
 
 
 _STATE_NAMES = {

@@ -35,7 +35,12 @@ import grpc
 from google.rpc import status_pb2  # type: ignore[import-untyped]  # .pyi but no py.typed
 
 from a2a_grpc import errors, types
-from a2a_grpc.observability.metrics import SESSIONS_ACTIVE, handshake_observed
+from a2a_grpc.observability.metrics import (
+    SESSIONS_ACTIVE,
+    counting_deserializer,
+    counting_serializer,
+    handshake_observed,
+)
 from a2a_grpc.security.authentication import Authentication
 from a2a_grpc.security.quota import SessionQuota
 from a2a_grpc.service import CallContext, EventCursor, Service, deadline_after, parse_extensions
@@ -840,11 +845,15 @@ class SessionHost:
         assert session is not None
         return session
 
-    def handler(self) -> grpc.GenericRpcHandler:
+    def handler(self, *, count_bytes: bool = False) -> grpc.GenericRpcHandler:
+        """``SessionService/Connect``; with ``count_bytes`` every frame's bytes count in the
+        ``session`` binding's ``a2a_received_bytes_total`` and ``a2a_sent_bytes_total``."""
         method = grpc.stream_stream_rpc_method_handler(
             self._connect,
-            request_deserializer=_deserialize,
-            response_serializer=serialize,
+            request_deserializer=counting_deserializer("session", _deserialize)
+            if count_bytes
+            else _deserialize,
+            response_serializer=counting_serializer("session", serialize) if count_bytes else serialize,
         )
         return grpc.method_handlers_generic_handler(SESSION_SERVICE.full_name, {"Connect": method})
 
