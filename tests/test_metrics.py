@@ -4,11 +4,13 @@ input never becomes a label; ``/metrics`` on the bridge's port and on a metrics 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import socket
 from collections.abc import AsyncIterator
 
+import grpc
 import httpx
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY
@@ -31,6 +33,8 @@ from a2a_grpc.security.limits import Limits
 from a2a_grpc.security.webhooks import WebhookPolicy
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.service import METHODS, CallContext
+from a2a_grpc.session.frames import CONNECT, ClientFrame, ServerFrame
+from a2a_grpc.session.negotiation import SessionSettings
 from a2a_grpc.tasks import InMemoryTaskStore
 from a2a_grpc.tasks.eventlog import Backpressure, Retention, TaskLog
 from tests.webhook import Receiver, until
@@ -476,3 +480,31 @@ async def test_hostile_input_never_becomes_a_label() -> None:
             for name, value in sample.labels.items():
                 assert len(value) <= 64, (sample.name, name)
                 assert re.fullmatch(r"[A-Za-z0-9_.:+\-]*", value), (sample.name, name, value)
+
+
+@ASYNC
+async def test_a_handshake_that_never_comes_is_a_timeout_and_a_peer_that_leaves_a_failure() -> None:
+    settings = ServerSettings(session=SessionSettings(handshake_timeout=0.3))
+    server = A2AServer(ReferenceAgent(), InMemoryTaskStore(), settings)
+    await server.start()
+    try:
+        delta = Delta()
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            connect = channel.stream_stream(
+                CONNECT,
+                request_serializer=ClientFrame.SerializeToString,
+                response_deserializer=ServerFrame.FromString,
+            )
+            silent = connect()
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                await asyncio.wait_for(silent.read(), 10)
+            assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert delta("a2a_handshake_duration_seconds_count", outcome="timeout") == 1
+            leaving = connect()
+            await asyncio.sleep(0.05)
+            leaving.cancel()
+        await until(lambda: delta("a2a_handshake_duration_seconds_count", outcome="failed") == 1)
+        assert delta("a2a_handshake_duration_seconds_count", outcome="opened") == 0
+        assert delta("a2a_sessions_active") == 0
+    finally:
+        await server.stop(grace=1.0)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextvars import ContextVar
@@ -51,7 +52,6 @@ __all__ = [
     "SESSIONS_ACTIVE",
     "SUBSCRIBER_LAG",
     "TASKS_IN_FLIGHT",
-    "TASK_DURATION",
     "UPSTREAM_DURATION",
     "WEBHOOK_DELIVERIES",
     "WEBHOOK_RETRIES",
@@ -105,23 +105,6 @@ a typed error (negotiation, credentials, a limit, a bad token); ``timeout``: no 
 ``failed``: anything else (the peer left, a malformed first frame)."""
 SESSIONS_ACTIVE = Gauge(
     "a2a_sessions_active", "Sessions open now (attached to a connection or waiting to be resumed)."
-)
-TASK_DURATION = Histogram(
-    "a2a_task_duration_seconds",
-    "Tasks created here, from creation to their terminal state, by skill and final state.",
-    ["skill", "state"],
-    buckets=_TASK_BUCKETS,
-)
-TASKS_IN_FLIGHT = Gauge(
-    "a2a_tasks_in_flight",
-    "Executions running now: the agent working on one incoming message (or a cancel, or a task "
-    "resumed after a restart), from its start until execute returns.",
-)
-SUBSCRIBER_LAG = Histogram(
-    "a2a_subscriber_lag_events",
-    "How many events a subscriber (a reader other than the task's own caller) is behind after "
-    "each event it reads.",
-    buckets=_LAG_BUCKETS,
 )
 EVENTS_NOT_RETAINED = Counter(
     "a2a_events_not_retained",
@@ -185,17 +168,68 @@ def handshake_observed(outcome: str, started: float) -> None:
     _HANDSHAKES.get(outcome, _HANDSHAKES["failed"]).observe(time.perf_counter() - started)
 
 
-# -- the call seam's counts -----------------------------------------------------------------------
+# -- what is counted per call, per task and per event --------------------------------------------
 #
 # Kept as plain numbers and exposed by a collector of our own (_SeamCollector), not as
 # prometheus-client's Counter/Gauge/Histogram: each of those updates takes a lock, about 1 us apiece,
 # and a call made six of them (9.5 us per call through the seam, measured against 3.4 us for the
-# call itself); an attribute increment costs about 0.05 us. The seam runs on the event loop's
-# thread, so nothing else writes these; a scrape from another thread reads a value at most one
-# update old.
+# call itself); an attribute increment costs about 0.05 us. Only the event loop's thread writes
+# these (the seam, the handler, the event log run there); a scrape from another thread reads a
+# value at most one update old. Rare events (errors, handshakes, webhooks) keep prometheus-client's
+# own collectors.
+
+
+class _Histogram:
+    """A histogram's counts as plain numbers: ``observe`` puts a value in the first bucket whose
+    bound is at least the value (Prometheus's ``le``), the last one being +Inf."""
+
+    __slots__ = ("bounds", "buckets", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.buckets = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.total += value
+        self.buckets[bisect.bisect_left(self.bounds, value)] += 1
+
+    def points(self) -> list[tuple[str, float]]:
+        """The cumulative buckets, as ``HistogramMetricFamily.add_metric`` takes them."""
+        out, running = [], 0
+        for le, count in zip(_le(self.bounds), self.buckets, strict=True):
+            running += count
+            out.append((le, float(running)))
+        return out
+
+
+@functools.cache
+def _le(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    return (*(str(floatToGoString(b)) for b in bounds), "+Inf")  # type: ignore[no-untyped-call]
+
+
+class _Level:
+    """A gauge as a plain number."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self) -> None:
+        self.value += 1
+
+    def dec(self) -> None:
+        self.value -= 1
+
 
 _CALL_BOUNDS = tuple(float(b) for b in _CALL_BUCKETS)
-_LE = [str(floatToGoString(b)) for b in _CALL_BOUNDS] + ["+Inf"]  # type: ignore[no-untyped-call]
+_TASK_BOUNDS = tuple(float(b) for b in _TASK_BUCKETS)
+TASKS_IN_FLIGHT = _Level()
+"""``a2a_tasks_in_flight``: executions running now (the request handler counts them)."""
+SUBSCRIBER_LAG = _Histogram(tuple(float(b) for b in _LAG_BUCKETS))
+"""``a2a_subscriber_lag_events`` (the event log observes it for every reader but the primary)."""
+_TASK_DURATIONS: dict[tuple[str, str], _Histogram] = {}
 
 
 class _Wire:
@@ -216,18 +250,13 @@ WIRES: dict[str, _Wire] = {binding: _Wire() for binding in BINDINGS}
 class _Calls:
     """One (method, binding) pair's requests, latency histogram and stream events."""
 
-    __slots__ = ("buckets", "events", "requests", "seconds", "wire")
+    __slots__ = ("duration", "events", "requests", "wire")
 
     def __init__(self, wire: _Wire) -> None:
         self.wire = wire
         self.requests = 0
         self.events = 0
-        self.seconds = 0.0
-        self.buckets = [0] * len(_LE)
-
-    def observe(self, seconds: float) -> None:
-        self.seconds += seconds
-        self.buckets[bisect.bisect_left(_CALL_BOUNDS, seconds)] += 1
+        self.duration = _Histogram(_CALL_BOUNDS)
 
 
 _CALLS: dict[tuple[str, str], _Calls] = {}
@@ -235,8 +264,9 @@ _CALLS: dict[tuple[str, str], _Calls] = {}
 
 
 class _SeamCollector(Collector):
-    """Exposes the seam's counts: a2a_requests_total, a2a_request_duration_seconds,
-    a2a_calls_in_flight, a2a_stream_events_total, a2a_received_bytes_total, a2a_sent_bytes_total."""
+    """Exposes the plain counts: a2a_requests_total, a2a_request_duration_seconds,
+    a2a_calls_in_flight, a2a_stream_events_total, a2a_received_bytes_total, a2a_sent_bytes_total,
+    a2a_task_duration_seconds, a2a_tasks_in_flight, a2a_subscriber_lag_events."""
 
     def collect(self) -> Iterable[Metric]:
         requests = CounterMetricFamily(
@@ -255,11 +285,7 @@ class _SeamCollector(Collector):
         for (method, binding), calls in list(_CALLS.items()):
             labels = [method, binding]
             requests.add_metric(labels, calls.requests)
-            cumulative, running = [], 0
-            for le, count in zip(_LE, calls.buckets, strict=True):
-                running += count
-                cumulative.append((le, float(running)))
-            duration.add_metric(labels, cumulative, calls.seconds)
+            duration.add_metric(labels, calls.duration.points(), calls.duration.total)
             if calls.events:
                 events.add_metric(labels, calls.events)
         in_flight = GaugeMetricFamily(
@@ -281,7 +307,27 @@ class _SeamCollector(Collector):
             in_flight.add_metric([binding], wire.in_flight)
             received.add_metric([binding], wire.received)
             sent.add_metric([binding], wire.sent)
-        return [requests, duration, events, in_flight, received, sent]
+        tasks = HistogramMetricFamily(
+            "a2a_task_duration_seconds",
+            "Tasks created here, from creation to their terminal state, by skill and final state.",
+            labels=["skill", "state"],
+        )
+        for (skill, state), histogram in list(_TASK_DURATIONS.items()):
+            tasks.add_metric([skill, state], histogram.points(), histogram.total)
+        running = GaugeMetricFamily(
+            "a2a_tasks_in_flight",
+            "Executions running now: the agent working on one incoming message (or a cancel, or a "
+            "task resumed after a restart), from its start until execute returns.",
+            value=TASKS_IN_FLIGHT.value,
+        )
+        lag = HistogramMetricFamily(
+            "a2a_subscriber_lag_events",
+            "How many events a subscriber (a reader other than the task's own caller) is behind "
+            "after each event it reads.",
+            buckets=SUBSCRIBER_LAG.points(),
+            sum_value=SUBSCRIBER_LAG.total,
+        )
+        return [requests, duration, events, in_flight, received, sent, tasks, running, lag]
 
 
 REGISTRY.register(_SeamCollector())
@@ -351,7 +397,7 @@ class Metrics(Interceptor):
                 _count_error(exc)
             raise
         finally:
-            calls.observe(time.perf_counter() - start)
+            calls.duration.observe(time.perf_counter() - start)
             wire.in_flight -= 1
 
     async def stream(
@@ -373,7 +419,7 @@ class Metrics(Interceptor):
                 _count_error(exc)
             raise
         finally:
-            calls.observe(time.perf_counter() - start)
+            calls.duration.observe(time.perf_counter() - start)
             wire.in_flight -= 1
 
 
@@ -392,7 +438,7 @@ class TaskMetrics:
     def __init__(self, card: types.AgentCard, terminal: Iterable[int]) -> None:
         self.skills = frozenset(skill.id for skill in card.skills)
         self.terminal = frozenset(terminal)
-        self._children: dict[tuple[str, int], Any] = {}
+        self._children: dict[tuple[str, int], _Histogram] = {}
 
     def skill(self, declared: str | None) -> str:
         if not declared:
@@ -413,11 +459,14 @@ class TaskMetrics:
             if done or state not in terminal:
                 return
             done = True
-            child = children.get((skill, state))
-            if child is None:
-                name = _STATE_NAMES.get(state, "other")
-                child = children[(skill, state)] = TASK_DURATION.labels(skill, name)
-            child.observe(time.perf_counter() - start)
+            histogram = children.get((skill, state))
+            if histogram is None:
+                key = (skill, _STATE_NAMES.get(state, "other"))
+                histogram = _TASK_DURATIONS.get(key)
+                if histogram is None:
+                    histogram = _TASK_DURATIONS[key] = _Histogram(_TASK_BOUNDS)
+                children[(skill, state)] = histogram
+            histogram.observe(time.perf_counter() - start)
 
         return listener
 

@@ -711,9 +711,9 @@ class ServerSession:
 
 def _refusal(context: grpc.aio.ServicerContext) -> str:
     """The ``a2a_handshake_duration_seconds`` outcome of a handshake that did not complete: the
-    status it was aborted with tells (none: the peer left, or the server stopped)."""
+    status it was aborted with tells, unless the peer left (it cancelled, or the server stopped)."""
     code = context.code()
-    if code is None or code in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+    if context.cancelled() or code is None or code in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
         return "failed"
     return "timeout" if code == grpc.StatusCode.DEADLINE_EXCEEDED else "refused"
 
@@ -757,8 +757,12 @@ class SessionHost:
         )
         frames = aiter(requests)
         started = time.perf_counter()
+        left = False
         try:
             hello = await self._hello(frames, context)
+            if hello is None:  # the client closed its side (or went away) before its Hello
+                left = True
+                await abort(context, errors.InvalidRequestError("the stream ended before its Hello"))
             if hello.HasField("resume"):
                 session = await self._resumable(hello, context)
                 await session.resume(hello, context, base)
@@ -780,7 +784,7 @@ class SessionHost:
                         self.quota.ended(session)
                     raise
         except BaseException:
-            handshake_observed(_refusal(context), started)
+            handshake_observed("failed" if left else _refusal(context), started)
             raise
         if hello.HasField("resume"):
             handshake_observed("resumed", started)
@@ -800,7 +804,9 @@ class SessionHost:
 
     async def _hello(
         self, frames: AsyncIterator[ClientFrame | _Undecodable], context: grpc.aio.ServicerContext
-    ) -> Hello:
+    ) -> Hello | None:
+        """The stream's first frame, a Hello (an error status ends the stream otherwise); None if
+        the stream ended before any frame came."""
         timeout = self.settings.handshake_timeout
         try:
             async with asyncio.timeout(timeout):
@@ -815,7 +821,7 @@ class SessionHost:
                 ),
             )
         except StopAsyncIteration:
-            await abort(context, errors.InvalidRequestError("the stream ended before its Hello"))
+            return None
         if isinstance(first, _Undecodable):
             await abort(
                 context, errors.InvalidRequestError(f"the first frame is not a ClientFrame ({first.problem})")
