@@ -34,7 +34,9 @@ from a2a_grpc._validation import (
     webhook_policy,
 )
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater, new_id, text_message
+from a2a_grpc.observability.metrics import TASKS_IN_FLIGHT, TaskMetrics
 from a2a_grpc.security.authentication import owner_key, request_tenant, tenant_of
+from a2a_grpc.security.delegation import SKILL_HEADER
 from a2a_grpc.security.limits import Limits, MiB
 from a2a_grpc.security.quota import Quotas
 from a2a_grpc.security.redact import without_credentials
@@ -154,6 +156,8 @@ class RequestHandler:
             max_history=self.limits.max_history_length,
             max_artifact_update_bytes=max_artifact_update_bytes,
         )
+        self.task_metrics = TaskMetrics(self.card, TERMINAL_STATES)
+        """``a2a_task_duration_seconds`` of the tasks created here, by the skill the card declares."""
         self.repeats = Repeats(self.limits)
         """Messages received lately, so that one sent again is not run twice (``a2a_grpc._dedupe``)."""
 
@@ -207,6 +211,7 @@ class RequestHandler:
         task.status.timestamp.FromNanoseconds(time.time_ns())
         task.history.append(ctx.message)
         run = self.runs.create(key, task)
+        run.listeners.append(self.task_metrics.started(ctx.headers.get(SKILL_HEADER)))
         # Not awaited here: the save shares a transaction with the first events; whatever sends
         # the task to a client waits for it first (TaskRun.durable).
         saved = self.store.save(key, task)
@@ -364,6 +369,7 @@ class RequestHandler:
     async def _execute(self, execution: Execution, *, resume: bool = False) -> None:
         error: BaseException | None = None
         updater = TaskUpdater(execution)
+        TASKS_IN_FLIGHT.inc()
         try:
             if resume:
                 await self.agent.resume(execution.context, updater)
@@ -387,6 +393,7 @@ class RequestHandler:
                 await self._abandoned(execution)
         finally:
             run = execution.run
+            TASKS_IN_FLIGHT.dec()
             if run is not None and run.saved_seq < run.log.last:  # events since the last snapshot
                 await run.save()
             execution.finish(error if execution.run is None else None)

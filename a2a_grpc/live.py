@@ -128,15 +128,17 @@ class LiveHost:
         self,
         deserialize: Callable[[bytes], Any] = LiveRequest.FromString,
         check: Callable[[Any], None] = lambda request: None,
+        serialize: Callable[[Any], bytes] = types.StreamResponse.SerializeToString,
     ) -> grpc.GenericRpcHandler:
         """``deserialize`` reads a request's bytes; ``check`` raises the typed error of what it
         could not read (the server's: a request over ``max_receive_message_bytes``, or not a
-        LiveRequest), so that a bad request ends its stream with that error, never UNKNOWN."""
+        LiveRequest), so that a bad request ends its stream with that error, never UNKNOWN;
+        ``serialize`` writes an event (the server's counts the bytes for its metrics)."""
         self._check = check
         method = grpc.stream_stream_rpc_method_handler(
             self._serve,
             request_deserializer=deserialize,
-            response_serializer=types.StreamResponse.SerializeToString,
+            response_serializer=serialize,
         )
         return grpc.method_handlers_generic_handler(LIVE_SERVICE.full_name, {"SendLiveMessage": method})
 

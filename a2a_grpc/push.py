@@ -54,6 +54,7 @@ import httpx
 from a2a_grpc import types
 from a2a_grpc._push_attempt import attempt
 from a2a_grpc._push_body import Body, carries_content, encode_in_steps, encode_inline
+from a2a_grpc.observability.metrics import WEBHOOK_DELIVERIES, WEBHOOK_RETRIES
 from a2a_grpc.security.redact import redact_url
 from a2a_grpc.security.webhooks import WebhookPolicy, sign
 
@@ -139,6 +140,11 @@ class PushSettings:
         for name in ("timeout", "attempt_deadline"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+
+
+_DELIVERED = WEBHOOK_DELIVERIES.labels("delivered")
+_FAILED = WEBHOOK_DELIVERIES.labels("failed")
+_DROPPED = WEBHOOK_DELIVERIES.labels("dropped")
 
 
 @dataclass(slots=True)
@@ -373,6 +379,7 @@ class PushNotifier:
         reason: str,
     ) -> None:
         self.stats.dropped += 1
+        _DROPPED.inc()
         count = log.due()
         if count:
             logger.warning(
@@ -397,6 +404,7 @@ class PushNotifier:
                     await self._deliver(target, config, payload)
                 except Exception:  # a bug or a malformed config must not wedge the queue
                     self.stats.failed += 1
+                    _FAILED.inc()
                     logger.exception(
                         "push notification failed: task=%s config=%s target=%s",
                         _task_id(config, payload.event),
@@ -420,6 +428,7 @@ class PushNotifier:
         if not left:
             return
         self.stats.failed += left
+        _FAILED.inc(left)
         config, payload = next(lane.pending[0] for lane in target.lanes.values() if lane.pending)
         logger.error(
             "push notifier closed with %d undelivered update(s): task=%s config=%s url=%s (%d webhook(s))",
@@ -493,6 +502,7 @@ class PushNotifier:
             self.stats.timed_out += outcome.timed_out
             if outcome.delivered:
                 self.stats.delivered += 1
+                _DELIVERED.inc()
                 return
             last = outcome.last
             if outcome.final or number == settings.max_attempts:
@@ -503,8 +513,10 @@ class PushNotifier:
                 step = min(settings.max_backoff, settings.initial_backoff * 2 ** (number - 1))
                 wait = step / 2 + self._rng.uniform(0, step / 2)
             self.stats.retried += 1
+            WEBHOOK_RETRIES.inc()
             await asyncio.sleep(min(wait, settings.max_backoff))
         self.stats.failed += 1
+        _FAILED.inc()
         logger.error(
             "push notification failed after %d attempt(s): task=%s config=%s url=%s last=%s",
             number,

@@ -33,6 +33,7 @@ from a2a_grpc._handler import RequestHandler
 from a2a_grpc.agent import Agent
 from a2a_grpc.discovery import CARD_SERVICE
 from a2a_grpc.live import LIVE_EXTENSION, LiveHost, LiveRequest, live_extension
+from a2a_grpc.observability.metrics import Metrics, counting_deserializer, counting_serializer
 from a2a_grpc.observability.settings import ObservabilitySettings
 from a2a_grpc.security.authentication import Authentication, check_exposure
 from a2a_grpc.security.identity import ClientCertificate
@@ -246,7 +247,11 @@ class ServerSettings:
 
 
 def call_context(
-    context: grpc.aio.ServicerContext, request: object, *, client_certificates: bool = False
+    context: grpc.aio.ServicerContext,
+    request: object,
+    *,
+    client_certificates: bool = False,
+    front: str = "grpc",
 ) -> CallContext:
     """The context of a call: its metadata, a ``-bin`` value (bytes) as unpadded base64 (the form
     it has on the HTTP/2 wire and in the bridge's headers, so an agent sees the same text whichever
@@ -255,7 +260,7 @@ def call_context(
     official SDK sends ``a2a-version`` twice that way).
 
     With ``client_certificates`` (a mutual-TLS listener) the certificate the client presented, as
-    grpc verified it (:func:`peer_certificate`)."""
+    grpc verified it (:func:`peer_certificate`). ``front`` names the front (``live`` for the live stream)."""
     headers: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
         if isinstance(value, bytes):
@@ -266,7 +271,7 @@ def call_context(
         tenant=getattr(request, "tenant", ""),
         deadline=deadline_after(context.time_remaining()),
         peer=context.peer(),
-        front="grpc",
+        front=front,
         client_certificate=peer_certificate(context) if client_certificates else None,
     )
 
@@ -378,35 +383,49 @@ def _stream_rpc(
 
 
 def _generic_handler(
-    service: Service, methods: Mapping[str, Method], certificates: bool = False, most: int | None = None
+    service: Service,
+    methods: Mapping[str, Method],
+    certificates: bool = False,
+    most: int | None = None,
+    count_bytes: bool = False,
 ) -> grpc.GenericRpcHandler:
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     service_name = ""
     for name, method in methods.items():
         service_name = method.descriptor.containing_service.full_name
+        deserialize: Callable[[bytes], Any] = _deserializer(method.request, most)
+        serialize: Callable[[Any], bytes] = method.response.SerializeToString
+        if count_bytes:  # a2a_received_bytes_total / a2a_sent_bytes_total, where the bytes are
+            deserialize = counting_deserializer("grpc", deserialize)
+            serialize = counting_serializer("grpc", serialize)
         if method.streaming:
             handlers[name] = grpc.unary_stream_rpc_method_handler(
                 _stream_rpc(service.stream(name), certificates),
-                request_deserializer=_deserializer(method.request, most),
-                response_serializer=method.response.SerializeToString,
+                request_deserializer=deserialize,
+                response_serializer=serialize,
             )
         else:
             handlers[name] = grpc.unary_unary_rpc_method_handler(
                 _unary_rpc(service.unary(name), certificates),
-                request_deserializer=_deserializer(method.request, most),
-                response_serializer=method.response.SerializeToString,
+                request_deserializer=deserialize,
+                response_serializer=serialize,
             )
     return grpc.method_handlers_generic_handler(service_name, handlers)
 
 
 def a2a_service_handler(
-    service: Service, *, client_certificates: bool = False, max_receive_message_bytes: int | None = None
+    service: Service,
+    *,
+    client_certificates: bool = False,
+    max_receive_message_bytes: int | None = None,
+    count_bytes: bool = False,
 ) -> grpc.GenericRpcHandler:
     """lf.a2a.v1.A2AService, every RPC of the method table served by ``service``'s chain. Bytes
     that do not decode, or more than ``max_receive_message_bytes`` of them, are refused before the
     chain (:func:`check_decoded`). With ``client_certificates`` (a mutual-TLS listener) each call's
-    context names the client's certificate."""
-    return _generic_handler(service, METHODS, client_certificates, max_receive_message_bytes)
+    context names the client's certificate. With ``count_bytes`` the bytes of every request and
+    answer count in the ``grpc`` binding's metrics (:mod:`a2a_grpc.observability.metrics`)."""
+    return _generic_handler(service, METHODS, client_certificates, max_receive_message_bytes, count_bytes)
 
 
 CARD_METHODS = method_table(CARD_SERVICE)
@@ -482,11 +501,14 @@ class GrpcService(abc.ABC):
         """The call seam that serves lf.a2a.v1.A2AService (called once, at start)."""
 
     def seam_chain(self) -> tuple[Interceptor, ...]:
-        """What every call passes before the operation: authentication, the quotas (which count by
-        the principal authentication names), then ``settings.interceptors``."""
+        """What every call passes before the operation: the metrics link (with
+        ``observability.metrics``), authentication, the quotas (which count by the principal
+        authentication names), then ``settings.interceptors``."""
         chain = self.settings.chain  # authentication first, if any: the quotas go right after it
         after = 1 if self.settings.authentication is not None else 0
-        return (*chain[:after], *self.quotas.links(), *chain[after:])
+        # Metrics outermost: they count every call, refused ones too, of every binding sharing the seam.
+        metrics = (Metrics(),) if self.settings.observability.metrics else ()
+        return (*metrics, *chain[:after], *self.quotas.links(), *chain[after:])
 
     def _front_links(self) -> list[Interceptor]:
         """What this front puts in front of the seam's own chain."""
@@ -556,20 +578,29 @@ class GrpcService(abc.ABC):
             certificate = peer_certificate(context) if mutual else None
             return CallContext(peer=context.peer(), front="session", client_certificate=certificate)
 
+        counted = self.settings.observability.metrics
+        live_in = _deserializer(LiveRequest, self.settings.max_receive_message_bytes)
+        live_out: Callable[[Any], bytes] = types.StreamResponse.SerializeToString
+        if counted:
+            live_in, live_out = counting_deserializer("live", live_in), counting_serializer("live", live_out)
         server.add_generic_rpc_handlers(
             (
                 a2a_service_handler(
                     service,
                     client_certificates=mutual,
                     max_receive_message_bytes=self.settings.max_receive_message_bytes,
+                    count_bytes=counted,
                 ),
                 _generic_handler(cards, CARD_METHODS, mutual, self.settings.max_receive_message_bytes),
                 # The session binding: the same seam, many calls over one stream (a2a_grpc.session).
-                self._sessions(service, session_context).handler(),
+                self._sessions(service, session_context).handler(count_bytes=counted),
                 # The live stream: the same seam, one task's turns over one call (a2a_grpc.live).
                 LiveHost(
-                    service, lambda context, first: call_context(context, first, client_certificates=mutual)
-                ).handler(_deserializer(LiveRequest, self.settings.max_receive_message_bytes), check_decoded),
+                    service,
+                    lambda context, first: call_context(
+                        context, first, client_certificates=mutual, front="live"
+                    ),
+                ).handler(live_in, check_decoded, live_out),
             )
         )
         # grpc.health.v1 (A2AService and the server SERVING) and reflection over our descriptor pool.

@@ -8,6 +8,8 @@ Served at the bridge's root URL, over any upstream (:mod:`a2a_grpc.bridge.upstre
 * ``GET /.well-known/agent-card.json``: the upstream card with this bridge's interfaces
   (:mod:`a2a_grpc.bridge.card`);
 * ``GET /healthz``: 200 while the app serves;
+* ``GET /metrics``: the Prometheus metrics of the process, and whatever else is mounted on
+  :attr:`BridgeApp.ops` (:mod:`a2a_grpc.bridge.ops`);
 * ``GET /.well-known/jwks.json``: the public keys of this agent's delegation tokens, when
   ``BridgeSettings.jwks`` holds them (:mod:`a2a_grpc.security.delegation`).
 
@@ -27,15 +29,19 @@ import contextlib
 import dataclasses
 import json
 import logging
+from collections.abc import MutableMapping
+from typing import Any
 
 from a2a_grpc import errors
 from a2a_grpc.bridge.accesslog import access_logged
 from a2a_grpc.bridge.card import CardEndpoint
 from a2a_grpc.bridge.exchange import ClientGone, HttpFailure, HttpRequest, Receive, Scope, Send, respond
 from a2a_grpc.bridge.jsonrpc import JsonRpcBinding
+from a2a_grpc.bridge.ops import OpsApp
 from a2a_grpc.bridge.rest import RestBinding, send_rest_error
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.upstream import CARD_PATH, Upstream
+from a2a_grpc.observability.metrics import HTTP_BINDING, WIRES
 from a2a_grpc.security.limits import Limits
 
 __all__ = ["BridgeApp"]
@@ -49,8 +55,13 @@ JWKS_PATH = "/.well-known/jwks.json"
 class BridgeApp:
     """ASGI app serving the JSON-RPC and HTTP+JSON bindings and the card of one upstream agent."""
 
-    def __init__(self, upstream: Upstream, settings: BridgeSettings | None = None) -> None:
+    def __init__(
+        self, upstream: Upstream, settings: BridgeSettings | None = None, *, ops: OpsApp | None = None
+    ) -> None:
         self.upstream = upstream
+        self.ops = ops if ops is not None else OpsApp()
+        """``/metrics`` and what else is mounted on it (:mod:`a2a_grpc.bridge.ops`), served
+        before the HTTP+JSON routes; ``OpsApp(metrics=False)`` serves no metrics."""
         settings = settings or BridgeSettings()
         if settings.limits is None:  # the in-process server's, so that both fronts refuse alike
             handler = getattr(upstream, "handler", None)
@@ -102,6 +113,9 @@ class BridgeApp:
                         ),
                         [("allow", "POST")],
                     )
+                HTTP_BINDING.set("jsonrpc")  # this request's task only: the metrics link reads it
+                if self.ops.metrics:
+                    receive, send = _counted("jsonrpc", receive, send)
                 await self.jsonrpc.serve(request, receive, send)
             elif path == CARD_PATH:
                 await self.card.serve(request, send, refuse)
@@ -113,7 +127,12 @@ class BridgeApp:
                 )
             elif path == "/healthz" and request.verb in ("GET", "HEAD"):
                 await respond(send, 200, b'{"status":"SERVING"}')
+            elif (ops := self.ops.route(scope["path"])) is not None:
+                await ops(scope, receive, send)
             else:
+                HTTP_BINDING.set("rest")
+                if self.ops.metrics:
+                    receive, send = _counted("rest", receive, send)
                 await self.rest.serve(request, receive, send)
         except HttpFailure as failure:  # refused before reaching a binding: Status body
             await send_rest_error(request, send, failure.error, failure.status, failure.headers)
@@ -132,3 +151,21 @@ class BridgeApp:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _counted(binding: str, receive: Receive, send: Send) -> tuple[Receive, Send]:
+    """``receive`` and ``send``, adding the body bytes they carry to ``binding``'s
+    ``a2a_received_bytes_total`` and ``a2a_sent_bytes_total``."""
+    wire = WIRES[binding]
+
+    async def counted_receive() -> MutableMapping[str, Any]:
+        message = await receive()
+        wire.received += len(message.get("body", b""))
+        return message
+
+    async def counted_send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            wire.sent += len(message.get("body", b""))
+        await send(message)
+
+    return counted_receive, counted_send

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING
 
 from google.protobuf.message import Message
 
@@ -30,6 +31,9 @@ from a2a_grpc.bridge.upstream import Call, Upstream, check_header, forwardable
 from a2a_grpc.security.credentials import credential_headers
 from a2a_grpc.server import GrpcService, ServerSettings, grpc_interface
 from a2a_grpc.service import METHODS, CallContext, Interceptor, Method, Service, StreamCall, UnaryCall
+
+if TYPE_CHECKING:
+    from a2a_grpc.bridge.ops import OpsServer
 
 __all__ = ["GrpcFront", "forwarding_service", "upstream_call"]
 
@@ -95,6 +99,8 @@ class GrpcFront(GrpcService):
         """Headers passed on besides the usual ones: those carrying the credentials the upstream's
         card asks for (an API key's header), filled in at start."""
         self.service = forwarding_service(upstream, self.seam_chain(), self.forward_headers)
+        self.ops: OpsServer | None = None
+        """The metrics port (``settings.observability.metrics_port``), once started."""
 
     def _service(self) -> Service:
         return self.service
@@ -122,10 +128,19 @@ class GrpcFront(GrpcService):
                 exc.message,
             )
         port = await super().start()
+        if self.settings.observability.metrics_port is not None:  # a metrics port of its own
+            from a2a_grpc.bridge.ops import ops_server  # here: uvicorn only when it is asked for
+
+            self.ops = ops_server(self.settings.observability)
+            assert self.ops is not None
+            await self.ops.start()
         log.info("serving %s on %s for %s", SERVICE, self.address, type(self.upstream).__name__)
         return port
 
     async def stop(self, grace: float | None = None) -> None:
+        ops, self.ops = self.ops, None
+        if ops is not None:
+            await ops.stop()
         await super().stop(grace)
         if self.settings.authentication is not None:
             await self.settings.authentication.aclose()

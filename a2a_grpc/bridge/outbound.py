@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from functools import cache
 from typing import Any, NoReturn
@@ -53,6 +54,7 @@ from a2a_grpc.bridge.settings import OutboundSettings
 from a2a_grpc.bridge.sse import SseDecoder, SseEvent
 from a2a_grpc.bridge.upstream import CARD_PATH, Call, Upstream, check_header
 from a2a_grpc.client import ClientSettings, with_tenant
+from a2a_grpc.observability.metrics import upstream_timer
 from a2a_grpc.security.redact import redact_userinfo, scrub_urls, split_userinfo
 from a2a_grpc.service import METHODS, version_supported
 
@@ -133,6 +135,8 @@ def _origin(url: str) -> str:
 
 class _JsonUpstream:
     """The HTTP client, headers, deadlines, error mapping and SSE reading of both bindings."""
+
+    transport = ""
 
     def __init__(
         self,
@@ -244,15 +248,19 @@ class _JsonUpstream:
         caller's deadline, if sooner) and ``max_response_bytes``; the response is closed."""
         request = self._request(verb, url, body, call, self.answers)
         deadline, ours = _sooner(_deadline(call), _now() + self.settings.unary_timeout)
-        with self._guard(method, call, "unary_timeout" if ours else ""):
-            async with asyncio.timeout_at(deadline):
-                response = await self._client.send(
-                    request, stream=True, auth=self._auth, follow_redirects=False
-                )
-                try:
-                    return response, await read_body(response, self.settings.max_response_bytes)
-                finally:
-                    await response.aclose()  # at once, if the read stopped short: the agent sees us go
+        start = time.perf_counter()
+        try:
+            with self._guard(method, call, "unary_timeout" if ours else ""):
+                async with asyncio.timeout_at(deadline):
+                    response = await self._client.send(
+                        request, stream=True, auth=self._auth, follow_redirects=False
+                    )
+                    try:
+                        return response, await read_body(response, self.settings.max_response_bytes)
+                    finally:
+                        await response.aclose()  # at once, if the read stopped short: the agent sees us go
+        finally:
+            upstream_timer(self.transport, method).observe(time.perf_counter() - start)
 
     async def _events(
         self, method: str, call: Call, verb: str, url: str, body: object
@@ -267,11 +275,15 @@ class _JsonUpstream:
         caller = _deadline(call)
         request = self._request(verb, url, body, call, _SSE)
         until, ours = _sooner(caller, _now() + settings.stream_idle_timeout)
-        with self._guard(method, call, "stream_idle_timeout" if ours else ""):
-            async with asyncio.timeout_at(until):
-                response = await self._client.send(
-                    request, stream=True, auth=self._auth, follow_redirects=False
-                )
+        start = time.perf_counter()
+        try:
+            with self._guard(method, call, "stream_idle_timeout" if ours else ""):
+                async with asyncio.timeout_at(until):
+                    response = await self._client.send(
+                        request, stream=True, auth=self._auth, follow_redirects=False
+                    )
+        finally:  # the upstream's latency of a stream: until its response headers
+            upstream_timer(self.transport, method).observe(time.perf_counter() - start)
         try:
             if not (response.is_success and _media_type(response) == _SSE):
                 until, ours = _sooner(caller, _now() + settings.unary_timeout)
@@ -353,6 +365,8 @@ class JsonRpcUpstream(_JsonUpstream):
     """An A2A agent over JSON-RPC 2.0 (spec section 9): every call is a POST to :attr:`url`."""
 
     binding = "JSONRPC"
+    transport = "jsonrpc"
+    """The ``transport`` label of ``a2a_bridge_upstream_duration_seconds``."""
 
     def __init__(
         self,
@@ -432,6 +446,7 @@ class RestUpstream(_JsonUpstream):
     """
 
     binding = "HTTP+JSON"
+    transport = "rest"
     media = _A2A_JSON
     answers = f"{_A2A_JSON}, {_JSON}"
 

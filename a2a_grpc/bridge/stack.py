@@ -31,6 +31,7 @@ from a2a_grpc.types import AgentCard
 
 if TYPE_CHECKING:
     from a2a_grpc.bridge.httpserver import HttpServer
+    from a2a_grpc.bridge.ops import OpsServer
 
 __all__ = ["AgentStack"]
 
@@ -76,6 +77,8 @@ class AgentStack:
         self.notifier = notifier
         self.server: A2AServer | None = None
         self.http: HttpServer | None = None
+        self.ops: OpsServer | None = None
+        """The metrics port (``grpc.observability.metrics_port``), once started; None without one."""
         self._started = False
 
     # -- where it is -------------------------------------------------------------------------------
@@ -152,15 +155,27 @@ class AgentStack:
             self.agent, self.store, self.grpc_settings, notifier=self.notifier, extra_interfaces=interfaces
         )
         await self.server.start()
+        observability = self.grpc_settings.observability
         if self.http is not None:
             from a2a_grpc.bridge.app import BridgeApp
+            from a2a_grpc.bridge.ops import OpsApp
             from a2a_grpc.bridge.upstream import LocalUpstream
 
             assert self.server.handler is not None
-            app = BridgeApp(LocalUpstream(self.server.handler, self.server.service), self.bridge_settings)
+            app = BridgeApp(
+                LocalUpstream(self.server.handler, self.server.service),
+                self.bridge_settings,
+                ops=OpsApp(metrics=observability.metrics),
+            )
             app.public_url = public
             self.http.app = app
             await self.http.start()
+        if observability.metrics_port is not None:  # a port of its own, with or without the HTTP one
+            from a2a_grpc.bridge.ops import ops_server
+
+            self.ops = ops_server(observability)
+            assert self.ops is not None
+            await self.ops.start()
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, let running ones finish for ``grace`` seconds, then close what the
@@ -174,6 +189,9 @@ class AgentStack:
             http, self.http = self.http, None
             if http is not None:
                 await http.stop()
+            ops, self.ops = self.ops, None
+            if ops is not None:
+                await ops.stop()
         if self._own_notifier and self.notifier is not None:
             await self.notifier.aclose()
             self.notifier = None

@@ -22,6 +22,7 @@ import base64
 import binascii
 import contextlib
 import re
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ from a2a_grpc import errors, types
 from a2a_grpc._handler import RequestHandler
 from a2a_grpc.client import ClientSettings, channel_calls
 from a2a_grpc.discovery import CARD_SERVICE, GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
+from a2a_grpc.observability.metrics import upstream_timer
 from a2a_grpc.resilience import retry_service_config
 from a2a_grpc.security.identity import ClientCertificate
 from a2a_grpc.security.tls import ClientTls
@@ -295,18 +297,25 @@ class GrpcUpstream:
         )
 
     async def unary(self, method: str, request: Message, call: Call) -> Message:
+        start = time.perf_counter()
         try:
             response: Message = await self._calls[method](
                 request, metadata=call.metadata(), timeout=call.timeout
             )
         except grpc.aio.AioRpcError as exc:
             raise _unavailable(self.target, from_rpc_error(exc)) from None
+        finally:
+            upstream_timer("grpc", method).observe(time.perf_counter() - start)
         return response
 
     async def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
+        start: float | None = time.perf_counter()
         rpc = self._calls[method](request, metadata=call.metadata(), timeout=call.timeout)
         try:
             async for event in rpc:
+                if start is not None:  # the upstream's latency: until its first event
+                    upstream_timer("grpc", method).observe(time.perf_counter() - start)
+                    start = None
                 yield event
         except grpc.aio.AioRpcError as exc:
             raise _unavailable(self.target, from_rpc_error(exc)) from None

@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -34,6 +35,12 @@ import grpc
 from google.rpc import status_pb2  # type: ignore[import-untyped]  # .pyi but no py.typed
 
 from a2a_grpc import errors, types
+from a2a_grpc.observability.metrics import (
+    SESSIONS_ACTIVE,
+    counting_deserializer,
+    counting_serializer,
+    handshake_observed,
+)
 from a2a_grpc.security.authentication import Authentication
 from a2a_grpc.security.quota import SessionQuota
 from a2a_grpc.service import CallContext, EventCursor, Service, deadline_after, parse_extensions
@@ -702,6 +709,15 @@ class ServerSession:
         log.info("session %s closed", self.session_id)
 
 
+def _refusal(context: grpc.aio.ServicerContext) -> str:
+    """The ``a2a_handshake_duration_seconds`` outcome of a handshake that did not complete: the
+    status it was aborted with tells, unless the peer left (it cancelled, or the server stopped)."""
+    code = context.code()
+    if context.cancelled() or code is None or code in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+        return "failed"
+    return "timeout" if code == grpc.StatusCode.DEADLINE_EXCEEDED else "refused"
+
+
 def _who(context: CallContext) -> tuple[str, str] | None:
     principal = context.principal
     return None if principal is None else (principal.id, principal.tenant)
@@ -740,41 +756,57 @@ class SessionHost:
             else CallContext(peer=context.peer(), front="session")
         )
         frames = aiter(requests)
-        hello = await self._hello(frames, context)
-        if hello.HasField("resume"):
-            session = await self._resumable(hello, context)
-            await session.resume(hello, context, base)
-            await session.serve(frames, context)
-            return
-        card = await self.card()
-        session = ServerSession(
-            self.service,
-            card,
-            self.settings,
-            self.authentication,
-            base,
-            on_ended=self._forget,
-            quota=self.quota,
-        )
+        started = time.perf_counter()
+        left = False
         try:
-            await session.open(hello, context)
+            hello = await self._hello(frames, context)
+            if hello is None:  # the client closed its side (or went away) before its Hello
+                left = True
+                await abort(context, errors.InvalidRequestError("the stream ended before its Hello"))
+            if hello.HasField("resume"):
+                session = await self._resumable(hello, context)
+                await session.resume(hello, context, base)
+            else:
+                card = await self.card()
+                session = ServerSession(
+                    self.service,
+                    card,
+                    self.settings,
+                    self.authentication,
+                    base,
+                    on_ended=self._forget,
+                    quota=self.quota,
+                )
+                try:
+                    await session.open(hello, context)
+                except BaseException:
+                    if self.quota is not None:  # refused or dropped at its handshake: it never counted
+                        self.quota.ended(session)
+                    raise
         except BaseException:
-            if self.quota is not None:  # refused or dropped at its handshake: it never counted
-                self.quota.ended(session)
+            handshake_observed("failed" if left else _refusal(context), started)
             raise
-        self.sessions[session.session_id] = session
+        if hello.HasField("resume"):
+            handshake_observed("resumed", started)
+        else:
+            handshake_observed("opened", started)
+            self.sessions[session.session_id] = session
+            SESSIONS_ACTIVE.inc()
         await session.serve(frames, context)
 
     def _forget(self, session: ServerSession) -> None:
         """A session ended: it is no longer open, and resuming it says "expired"."""
-        self.sessions.pop(session.session_id, None)
+        if self.sessions.pop(session.session_id, None) is not None:
+            SESSIONS_ACTIVE.dec()
         self._expired[session.session_id] = None
         while len(self._expired) > EXPIRED_REMEMBERED:
             self._expired.popitem(last=False)
 
     async def _hello(
         self, frames: AsyncIterator[ClientFrame | _Undecodable], context: grpc.aio.ServicerContext
-    ) -> Hello:
+    ) -> Hello | None:
+        """The stream's first frame, a Hello (an error status ends the stream otherwise); None if
+        the stream ended before any frame came."""
         timeout = self.settings.handshake_timeout
         try:
             async with asyncio.timeout(timeout):
@@ -789,7 +821,7 @@ class SessionHost:
                 ),
             )
         except StopAsyncIteration:
-            await abort(context, errors.InvalidRequestError("the stream ended before its Hello"))
+            return None
         if isinstance(first, _Undecodable):
             await abort(
                 context, errors.InvalidRequestError(f"the first frame is not a ClientFrame ({first.problem})")
@@ -819,11 +851,15 @@ class SessionHost:
         assert session is not None
         return session
 
-    def handler(self) -> grpc.GenericRpcHandler:
+    def handler(self, *, count_bytes: bool = False) -> grpc.GenericRpcHandler:
+        """``SessionService/Connect``; with ``count_bytes`` every frame's bytes count in the
+        ``session`` binding's ``a2a_received_bytes_total`` and ``a2a_sent_bytes_total``."""
         method = grpc.stream_stream_rpc_method_handler(
             self._connect,
-            request_deserializer=_deserialize,
-            response_serializer=serialize,
+            request_deserializer=counting_deserializer("session", _deserialize)
+            if count_bytes
+            else _deserialize,
+            response_serializer=counting_serializer("session", serialize) if count_bytes else serialize,
         )
         return grpc.method_handlers_generic_handler(SESSION_SERVICE.full_name, {"Connect": method})
 

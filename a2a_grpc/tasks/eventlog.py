@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol, cast
 
 from a2a_grpc import errors, types
+from a2a_grpc.observability.metrics import EVENTS_NOT_RETAINED, SUBSCRIBER_LAG
 
 __all__ = [
     "DEFAULT_BACKPRESSURE",
@@ -334,6 +335,7 @@ class LogReader:
 
     def _lost(self) -> errors.EventsNotRetainedError:
         log = self._log
+        EVENTS_NOT_RETAINED.inc()
         return errors.EventsNotRetainedError(
             f"task {errors.echo(log.task_id)}: events {self.pos + 1} to {log.first - 1} are no longer "
             f"retained (the reader fell behind the last {log.retention.events} events or "
@@ -355,6 +357,7 @@ async def _walk(reader: LogReader, *, numbered: bool) -> AsyncIterator[object]:
     alone (the hot loop of every reader: one generator, no second one to reshape what it yields)."""
     log = reader._log
     primary = reader is log._primary
+    lag = SUBSCRIBER_LAG.observe  # of the other readers: the primary one is held, never far behind
     while not reader._closed:
         if log.error is not None:
             raise log.error
@@ -367,6 +370,8 @@ async def _walk(reader: LogReader, *, numbered: bool) -> AsyncIterator[object]:
             reader.read_bytes += entry.size
             if primary:
                 log._read(reader)
+            else:
+                lag(log.visible - entry.seq)
             yield (entry.seq, entry.event) if numbered else entry.event
         elif log.closed and log.visible >= log.last:
             return
