@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from a2a_grpc import errors
 from a2a_grpc.cli.calls import bench
 from a2a_grpc.cli.common import CliError
-from a2a_grpc.cli.parser import LOG_LEVELS, parser
+from a2a_grpc.cli.config import LOG_LEVELS, command_of, configuration
+from a2a_grpc.cli.parser import parser
 from a2a_grpc.observability.logs import configure_logging
+from a2a_grpc.settings import ConfigError
 
 __all__ = ["main", "parse", "parser"]
 
@@ -44,8 +46,15 @@ def _run(argv: list[str]) -> int:
         configure_logging(before.parse_args(argv[:first]).log_level)
         return bench(argv[first + 1 :])
     args = parse(argv)
-    configure_logging(args.log_level)
-    if getattr(args, "log_requests", False):  # one line per call, whatever the level
+    if command_of(args) is None:  # a client command: its flags are its whole configuration
+        configure_logging(getattr(args, "log_level", "warning"))
+        return int(asyncio.run(args.func(args)))
+    # serve and bridge: defaults < the --config file < A2A_* variables < flags (a2a_grpc.settings).
+    args.config = config = configuration(args)
+    observability = config.built["observability"]
+    configure_logging(config.value("log.level"), observability.log_format, debug=observability.debug)
+    logs_requests = (config.values.get(f"{s}.log_requests") for s in ("server", "bridge"))
+    if any(logs_requests):  # one line per call, whatever the level
         logging.getLogger("a2a_grpc.access").setLevel(logging.INFO)
     return int(asyncio.run(args.func(args)))
 
@@ -53,7 +62,7 @@ def _run(argv: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
-    except CliError as exc:
+    except (CliError, ConfigError) as exc:
         print(f"a2a-grpc: error: {exc}", file=sys.stderr)
         return 1
     except errors.A2AError as exc:
