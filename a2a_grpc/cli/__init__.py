@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from a2a_grpc import errors
 from a2a_grpc.cli.calls import bench
 from a2a_grpc.cli.common import CliError
-from a2a_grpc.cli.config import LOG_LEVELS, command_of, configuration
+from a2a_grpc.cli.config import LOG_LEVELS, command_of, configuration, given_flags
 from a2a_grpc.cli.parser import parser
 from a2a_grpc.observability.logs import configure_logging
 from a2a_grpc.settings import ConfigError
@@ -32,6 +32,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     args, unknown = top.parse_known_args(argv)
     if unknown:
         getattr(args, "usage_parser", top).error(f"unrecognized arguments: {' '.join(unknown)}")
+    if command_of(args) is not None:  # which flags set configuration keys (the others leave them)
+        args.given_flags = given_flags(list(argv), parser(explicit=True))
     return args
 
 
@@ -47,7 +49,7 @@ def _run(argv: list[str]) -> int:
         return bench(argv[first + 1 :])
     args = parse(argv)
     if command_of(args) is None:  # a client command: its flags are its whole configuration
-        configure_logging(getattr(args, "log_level", "warning"))
+        configure_logging(args.log_level)
         return int(asyncio.run(args.func(args)))
     # serve and bridge: defaults < the --config file < A2A_* variables < flags (a2a_grpc.settings).
     args.config = config = configuration(args)

@@ -33,6 +33,7 @@ __all__ = [
     "command_of",
     "config_args",
     "configuration",
+    "given_flags",
     "sections_of",
     "show",
 ]
@@ -311,11 +312,12 @@ def command_of(args: argparse.Namespace) -> str | None:
 
 
 def _given(command: str, args: argparse.Namespace, keys: set[str]) -> dict[str, tuple[Any, str]]:
-    """``{key: (value, flag)}`` of the flags given (the others are absent from ``args``)."""
+    """``{key: (value, flag)}`` of the flags given (``args.given_flags``, see :func:`given_flags`)."""
     out: dict[str, tuple[Any, str]] = {}
     table = {**_FLAGS, **_BY_COMMAND[command]}
+    given = getattr(args, "given_flags", frozenset())
     for dest, (flag, targets) in table.items():
-        if not hasattr(args, dest) or not set(targets) <= keys:
+        if dest not in given or not set(targets) <= keys:
             continue
         value = getattr(args, dest)
         converted = _CONVERT.get(dest, _same(len(targets)))(value)
@@ -365,10 +367,11 @@ def show(config: Configuration, as_json: bool) -> str:
     return json.dumps(config.as_json(), indent=2) if as_json else config.as_text()
 
 
-def config_args(p: argparse.ArgumentParser, command: str) -> None:
-    """``--config`` and the observability flags of ``command``; every flag that sets a key gets no
-    default of its own (argparse.SUPPRESS), so that a flag not given leaves the key to the
-    configuration file, the environment or the default."""
+def config_args(p: argparse.ArgumentParser, command: str, *, explicit: bool) -> None:
+    """``--config`` and the observability flags of ``command``. With ``explicit`` every flag that
+    sets a key has no default (argparse.SUPPRESS): the namespace then holds the flags given, and
+    only those (:func:`given_flags`); a flag not given leaves its key to the configuration file,
+    the environment or the default."""
     from a2a_grpc.observability.settings import LOG_FORMATS, ObservabilitySettings
 
     defaults = ObservabilitySettings()
@@ -391,11 +394,13 @@ def config_args(p: argparse.ArgumentParser, command: str) -> None:
     g.add_argument(
         "--metrics-host",
         metavar="HOST",
+        default=defaults.metrics_host,
         help=f"the address of --metrics-port (default: {defaults.metrics_host})",
     )
     g.add_argument(
         "--log-format",
         choices=LOG_FORMATS,
+        default=defaults.log_format,
         help=f"log lines as text or one JSON object each (default: {defaults.log_format})",
     )
     g.add_argument(
@@ -415,8 +420,16 @@ def config_args(p: argparse.ArgumentParser, command: str) -> None:
     g.add_argument(
         "--service-name", metavar="NAME", help="service.name of the spans (default: the agent card's name)"
     )
-    dests = {*_FLAGS, *_BY_COMMAND[command]}
-    # Not set_defaults(): it would put the SUPPRESS marker itself into the namespace.
-    for action in p._actions:
-        if action.dest in dests:
-            action.default = argparse.SUPPRESS
+    if explicit:
+        dests = {*_FLAGS, *_BY_COMMAND[command]}
+        # Not set_defaults(): it would put the SUPPRESS marker itself into the namespace.
+        for action in p._actions:
+            if action.dest in dests:
+                action.default = argparse.SUPPRESS
+
+
+def given_flags(argv: list[str], explicit_parser: argparse.ArgumentParser) -> frozenset[str]:
+    """The destinations of the flags ``argv`` gives explicitly: argparse fills in defaults, so the
+    command line is parsed again by a parser without them (``parser(explicit=True)``)."""
+    bare, _ = explicit_parser.parse_known_args(argv)
+    return frozenset(vars(bare))

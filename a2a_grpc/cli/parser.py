@@ -60,14 +60,19 @@ LOG_LEVEL_HELP = (
 )
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(explicit: bool = False) -> argparse.ArgumentParser:
+    """The parser of every command. ``explicit``: the flags of ``serve`` and ``bridge`` that set a
+    configuration key have no defaults, so that a namespace holds only the flags given."""
     top = argparse.ArgumentParser(
         prog="a2a-grpc", description="A gRPC-native transport for the A2A protocol v1.0."
     )
     top.add_argument("--version", action="version", version=version())
-    # No default here: serve and bridge take theirs from the configuration (log.level).
     top.add_argument(
-        "--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS, metavar="LEVEL", help=LOG_LEVEL_HELP
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=argparse.SUPPRESS if explicit else "warning",
+        metavar="LEVEL",
+        help=LOG_LEVEL_HELP,
     )
     # Also accepted after the command; SUPPRESS keeps the top-level value when it is not given there.
     common = argparse.ArgumentParser(add_help=False)
@@ -222,7 +227,7 @@ def parser() -> argparse.ArgumentParser:
     )
     listener_args(p, "the gRPC and HTTP ports")
     caller_args(p, "delegations")
-    config_args(p, "serve")
+    config_args(p, "serve", explicit=explicit)
     p.set_defaults(func=serve)
 
     p = sub.add_parser(
@@ -271,7 +276,7 @@ def parser() -> argparse.ArgumentParser:
     http_args(b)
     listener_args(b, "the HTTP port")
     caller_args(b, "the calls to the upstream")
-    config_args(b, "bridge http-to-grpc")
+    config_args(b, "bridge http-to-grpc", explicit=explicit)
     b.set_defaults(func=bridge_http_to_grpc)
     b = command(
         bsub,
@@ -299,7 +304,7 @@ def parser() -> argparse.ArgumentParser:
     log_requests_arg(b)
     listener_args(b, "the gRPC port")
     caller_args(b, "the calls to the upstream", urls=True)
-    config_args(b, "bridge grpc-to-http")
+    config_args(b, "bridge grpc-to-http", explicit=explicit)
     b.set_defaults(func=bridge_grpc_to_http)
 
     p = sub.add_parser(
