@@ -113,6 +113,7 @@ class ServerSettings:
     keepalive_time_ms: int = 30_000
     """Ping an idle client this often, to notice dead peers and keep middleboxes open."""
     keepalive_timeout_ms: int = 10_000
+    """How long such a ping may wait for its answer before the connection is declared dead."""
     stream_window: int = DEFAULT_BACKPRESSURE.events
     """Unread events the caller's own stream may hold before the agent's next report waits (until
     half are read): the only backpressure on an agent (other readers never hold it; see

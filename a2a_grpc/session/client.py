@@ -60,6 +60,7 @@ from a2a_grpc.session.frames import (
     serialize,
     status_in,
 )
+from a2a_grpc.session.negotiation import SessionSettings
 from a2a_grpc.session.replay import Replay
 from a2a_grpc.status import from_rpc_error, from_status
 
@@ -93,6 +94,9 @@ def _worth_resuming(exc: grpc.RpcError, cause: errors.A2AError) -> bool:
     )
 
 
+_SERVER = SessionSettings()
+
+
 @dataclass(frozen=True, slots=True)
 class SessionOptions:
     """What a client asks for in its Hello, and how long it waits for the Welcome."""
@@ -102,12 +106,15 @@ class SessionOptions:
     required_skills: Iterable[Skill | str] = ()
     """Skills the server must offer: ``Skill(id=..., version=...)`` or an id."""
     offered_skills: Iterable[Skill | str] = ()
-    heartbeat_interval: float = 15.0
-    """Seconds; the session uses the shorter of this and the server's."""
-    max_frame_bytes: int = 4 * MiB
-    handshake_timeout: float = 10.0
+    heartbeat_interval: float = _SERVER.heartbeat_interval
+    """Seconds; the session uses the shorter of this and the server's. By default a server's (as
+    ``max_frame_bytes``, ``handshake_timeout`` and ``max_joined_bytes``: :class:`SessionSettings`),
+    so that neither side's defaults impose on the other's."""
+    max_frame_bytes: int = _SERVER.max_frame_bytes
+    """The largest frame the client sends or takes; the session uses the smaller of this and the server's."""
+    handshake_timeout: float = _SERVER.handshake_timeout
     """Seconds to wait for the Welcome: its own setting, apart from call deadlines."""
-    max_joined_bytes: int = 64 * MiB
+    max_joined_bytes: int = _SERVER.max_joined_bytes
     """The largest CallEvent frame joined from chunks; a larger one fails its call."""
     metadata: Mapping[str, str] = field(default_factory=dict)
     """Service parameters and credentials for every call (``authorization``, an API key's header)."""
