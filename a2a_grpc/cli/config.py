@@ -315,7 +315,7 @@ def _given(command: str, args: argparse.Namespace, keys: set[str]) -> dict[str, 
     """``{key: (value, flag)}`` of the flags given (``args.given_flags``, see :func:`given_flags`)."""
     out: dict[str, tuple[Any, str]] = {}
     table = {**_FLAGS, **_BY_COMMAND[command]}
-    given = getattr(args, "given_flags", frozenset())
+    given: frozenset[str] = getattr(args, "given_flags", frozenset())
     for dest, (flag, targets) in table.items():
         if dest not in given or not set(targets) <= keys:
             continue
