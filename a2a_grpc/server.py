@@ -88,6 +88,7 @@ class ServerSettings:
     """How the gRPC server listens and what it accepts. Defaults suit one machine."""
 
     host: str = "127.0.0.1"
+    """The address to listen on (``0.0.0.0`` or ``::`` for every interface)."""
     port: int = 0
     """0 picks a free port; read it back from ``A2AServer.port``."""
     max_receive_message_bytes: int = 16 * MiB

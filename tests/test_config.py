@@ -16,7 +16,7 @@ import pytest
 
 from a2a_grpc import types
 from a2a_grpc.cli import parse
-from a2a_grpc.cli.config import COMMANDS, configuration, sections_of
+from a2a_grpc.cli.config import COMMANDS, configuration, reference, sections_of, with_tables
 from a2a_grpc.settings import MAX_FILE_BYTES, ConfigError, Configuration, Section, library_sections, load
 from tests.conftest import stop_popen
 
@@ -361,6 +361,14 @@ def test_every_configured_command_has_its_sections() -> None:
         assert len(names) == len(set(names))
         assert "log" in names
         assert "observability" in names
+
+
+def test_the_tables_of_the_docs_are_the_keys_of_the_model() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    assert with_tables(page) == page, "docs/configuration.md is stale: run python tools/config_tables.py"
+    for name, table in reference().items():
+        assert f"### {name}\n" in page, name
+        assert table.count("\n| `") >= 1, name
 
 
 # --- config show -------------------------------------------------------------------------------------

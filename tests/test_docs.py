@@ -15,6 +15,10 @@ http://127.0.0.1:8080 for JSON, ``grpc_port=50051`` ...) are rewritten to the on
   ``make`` targets are checked with ``make -n``; commands that take minutes (the benchmarks,
   ``buf generate``) are checked against their ``--help``: every option they use must exist.
 * ``json``: must parse. ``text``: a diagram (a sequence of arrows between lifelines), not code.
+* ``yaml``: a configuration file (docs/configuration.md): read and judged as ``a2a-grpc serve``
+  reads it (``command="bridge grpc-to-http"`` in the fence: as that command does), so every key,
+  type and value must be one the configuration takes; with ``title="name.yaml"`` it is also
+  written to that file, for the commands after it.
   Any other language fails the test: add it here first.
 """
 
@@ -51,6 +55,23 @@ COMMAND_LIMIT = 60.0
 START_LIMIT = 20.0
 MAIN_RUNS = 1.0
 FENCE = re.compile(r"^```([\w+-]*)([^\n]*)\n(.*?)^```", re.S | re.M)
+
+
+def check_yaml(page: Page, block: Block) -> None:
+    """A configuration file of the docs: every key known, every value one its setting takes."""
+    from a2a_grpc.cli.config import sections_of
+    from a2a_grpc.settings import ConfigError, load
+
+    found = re.search(r'command="([^"]+)"', block.info)
+    command = found.group(1) if found else "serve"
+    path = page.workdir / (block.title or "config.yaml")
+    path.write_text(page.rewrite(block.code))
+    try:
+        load(sections_of(command), file=path)
+    except ConfigError as exc:
+        raise AssertionError(f"{block.where}: a configuration {command} refuses: {exc}") from None
+    if block.title is None:
+        path.unlink()
 
 
 @dataclass
@@ -332,6 +353,8 @@ async def test_page(
                 await run_sh(page, block)
             elif block.lang == "json":
                 json.loads(block.code)
+            elif block.lang == "yaml":
+                check_yaml(page, block)
             elif block.lang == "text":  # a diagram: nothing to run, but it must look like one
                 assert "|" in block.code or "->" in block.code, (
                     f"{block.where}: a ```text block that is no diagram"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,8 +35,10 @@ __all__ = [
     "config_args",
     "configuration",
     "given_flags",
+    "reference",
     "sections_of",
     "show",
+    "with_tables",
 ]
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -433,3 +436,57 @@ def given_flags(argv: list[str], explicit_parser: argparse.ArgumentParser) -> fr
     command line is parsed again by a parser without them (``parser(explicit=True)``)."""
     bare, _ = explicit_parser.parse_known_args(argv)
     return frozenset(vars(bare))
+
+
+# -- the reference tables of docs/configuration.md -------------------------------------------------
+
+
+def _markdown(doc: str) -> str:
+    """A docstring as a table cell: ``x`` and :role:`~a.b.x` as `x`, no pipes, one line."""
+    text = re.sub(r":\w+:`~?(?:[\w.]+\.)?([^`.]+)`", r"`\1`", doc)
+    return text.replace("``", "`").replace("|", "\\|")
+
+
+def reference() -> dict[str, str]:
+    """Per section, its table of keys for docs/configuration.md (key, default, meaning): every
+    section any configured command reads, a key's default per command where they differ."""
+    from a2a_grpc.settings import describe
+
+    rows: dict[str, dict[str, list[tuple[str, str]]]] = {}  # section -> key -> [(command, default)]
+    docs: dict[tuple[str, str], str] = {}
+    for command in COMMANDS:
+        for section in sections_of(command):
+            keys = rows.setdefault(section.name, {})
+            for name, default, doc in describe(section):
+                keys.setdefault(name, []).append((command, default))
+                docs.setdefault((section.name, name), doc)
+    tables = {}
+    for section_name, keys in rows.items():
+        lines = ["| key | default | meaning |", "| --- | --- | --- |"]
+        for name, defaults in keys.items():
+            if len({d for _, d in defaults}) == 1:
+                shown = f"`{defaults[0][1]}`"
+            else:
+                shown = "; ".join(f"`{d}` ({c})" for c, d in defaults)
+            lines.append(f"| `{name}` | {shown} | {_markdown(docs[(section_name, name)])} |")
+        tables[section_name] = "\n".join(lines)
+    return tables
+
+
+TABLE_START = "<!-- keys of {} (python tools/config_tables.py writes this table) -->"
+TABLE_END = "<!-- end of keys -->"
+
+
+def with_tables(page: str) -> str:
+    """``page`` (docs/configuration.md) with each section's table written afresh between its
+    markers; ValueError naming a section whose markers are missing."""
+    for name, table in reference().items():
+        start = TABLE_START.format(name)
+        before, found, rest = page.partition(start)
+        if not found:
+            raise ValueError(f"docs/configuration.md has no table of section {name}: add {start}")
+        _, end, after = rest.partition(TABLE_END)
+        if not end:
+            raise ValueError(f"the table of section {name} has no {TABLE_END}")
+        page = f"{before}{start}\n{table}\n{TABLE_END}{after}"
+    return page
