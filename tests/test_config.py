@@ -4,12 +4,13 @@ every bad file, variable or value refused naming the key and where it came from,
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from a2a_grpc import types
 from a2a_grpc.cli import parse
 from a2a_grpc.cli.config import COMMANDS, configuration, reference, sections_of, with_tables
 from a2a_grpc.settings import MAX_FILE_BYTES, ConfigError, Configuration, Section, library_sections, load
-from tests.conftest import stop_popen
+from tests.conftest import stop_process
 
 CLI = [sys.executable, "-m", "a2a_grpc.cli"]
 
@@ -371,6 +372,35 @@ def test_the_tables_of_the_docs_are_the_keys_of_the_model() -> None:
         assert table.count("\n| `") >= 1, name
 
 
+def test_the_command_line_logs_as_the_configuration_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import a2a_grpc.cli
+
+    parser_module = importlib.import_module("a2a_grpc.cli.parser")  # the package exports a parser()
+    logging_calls: list[tuple[object, ...]] = []
+    ran: list[Configuration] = []
+
+    async def fake_serve(args: object) -> int:
+        ran.append(args.config)  # type: ignore[attr-defined]
+        return 0
+
+    monkeypatch.setattr(parser_module, "serve", fake_serve)
+    monkeypatch.setattr(
+        a2a_grpc.cli, "configure_logging", lambda *a, **k: logging_calls.append((*a, k["debug"]))
+    )
+    path = write(tmp_path, "log:\n  level: info\nobservability:\n  log_format: json\n")
+    assert a2a_grpc.cli.main(["serve", "--config", path]) == 0
+    assert logging_calls == [("info", "json", False)]
+    monkeypatch.setenv("A2A_DEBUG", "1")
+    assert a2a_grpc.cli.main(["serve", "--config", path, "--log-format", "text", "--metrics-port", "0"]) == 0
+    assert logging_calls[-1] == ("info", "text", True)
+    # ServerSettings.observability carries the values (other parts of the server act on them).
+    observability = ran[-1].built["observability"]
+    assert (observability.metrics_port, observability.debug) == (0, True)
+    assert a2a_grpc.cli.main(["serve", "--config", str(tmp_path / "nope.yaml")]) == 1
+
+
 # --- config show -------------------------------------------------------------------------------------
 
 
@@ -439,41 +469,45 @@ def test_serve_refuses_a_bad_file_before_starting(tmp_path: Path) -> None:
 # --- a real server runs with the file's values -------------------------------------------------------
 
 
-@pytest.fixture
-def served_with_file(tmp_path: Path) -> Iterator[str]:
-    path = write(
-        tmp_path,
-        "serve:\n  store: memory\nserver:\n  port: 0\n  public_address: agents.example:443\n"
-        "limits:\n  max_parts: 1\n",
-    )
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--config", path],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={k: v for k, v in os.environ.items() if not k.upper().startswith("A2A_")},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        found = re.search(r"at (127\.0\.0\.1:\d+)", line)
-        assert found, line + proc.stdout.read()
-        yield found.group(1)
-    finally:
-        stop_popen(proc)
-
-
 @pytest.mark.asyncio
-async def test_serve_runs_with_the_values_of_its_file(served_with_file: str) -> None:
+async def test_serve_runs_with_the_values_of_its_file(tmp_path: Path) -> None:
     from a2a_grpc import errors
     from a2a_grpc.client import A2AClient
 
-    async with A2AClient(served_with_file) as client:
-        card = await client.get_agent_card()
-        assert card.supported_interfaces[0].url == "agents.example:443"  # server.public_address
-        await client.send_message(A2AClient.text_request("echo one part"))
-        request = A2AClient.text_request("echo two parts")
-        request.message.parts.append(types.Part(text="the second"))
-        with pytest.raises(errors.LimitExceededError) as refused:  # limits.max_parts: 1
-            await client.send_message(request)
-        assert "max_parts" in str(refused.value.metadata) or "max_parts" in refused.value.message
+    path = write(
+        tmp_path,
+        "serve:\n  store: memory\nserver:\n  port: 0\n  public_address: agents.example:443\n"
+        "  log_requests: true\nlimits:\n  max_parts: 1\nobservability:\n  log_format: json\n",
+    )
+    log = tmp_path / "stderr.log"
+    with log.open("w") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            *CLI,
+            "serve",
+            "--config",
+            path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            env={k: v for k, v in os.environ.items() if not k.upper().startswith("A2A_")},
+        )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        found = re.search(r"at (127\.0\.0\.1:\d+)", line)
+        assert found, line + log.read_text()
+        async with A2AClient(found.group(1)) as client:
+            card = await client.get_agent_card()
+            assert card.supported_interfaces[0].url == "agents.example:443"  # server.public_address
+            await client.send_message(A2AClient.text_request("echo one part"))
+            request = A2AClient.text_request("echo two parts")
+            request.message.parts.append(types.Part(text="the second"))
+            with pytest.raises(errors.LimitExceededError) as refused:  # limits.max_parts: 1
+                await client.send_message(request)
+            assert refused.value.metadata["limit"] == "max_parts"
+    finally:
+        await stop_process(proc)
+    # observability.log_format and server.log_requests: one JSON access line per call.
+    lines = [json.loads(text) for text in log.read_text().splitlines() if text.startswith("{")]
+    access = [entry for entry in lines if entry["logger"] == "a2a_grpc.access"]
+    assert len(access) == 3, log.read_text()
+    assert all("SendMessage" in entry["message"] or "GetAgentCard" in entry["message"] for entry in access)
