@@ -40,7 +40,7 @@ import yaml
 from pydantic import AllowInfNan, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
-from a2a_grpc.security.redact import redact_userinfo
+from a2a_grpc.security.redact import scrub_urls
 
 __all__ = [
     "CONFIG_ENV",
@@ -81,7 +81,11 @@ _SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlist, _SHOWN.maxdi
 
 
 class ConfigError(ValueError):
-    """A configuration refused: the message names the key and where its value came from."""
+    """A configuration refused: the message names the key and where its value came from (a URL in
+    it without the user and password it may hold)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(scrub_urls(message))
 
 
 # -- sections, derived from the settings dataclasses -------------------------------------------------
@@ -328,10 +332,10 @@ class Configuration:
         name = path.rpartition(".")[2]
         if value is not None and any(word in name for word in self.SECRET_WORDS) and "file" not in name:
             return "(hidden)"
-        if isinstance(value, str) and "://" in value:
-            return redact_userinfo(value)
+        if isinstance(value, str):
+            return scrub_urls(value)
         if isinstance(value, tuple):
-            return [redact_userinfo(v) if "://" in v else v for v in value]
+            return [scrub_urls(v) for v in value]
         return value
 
     def as_json(self) -> dict[str, dict[str, dict[str, Any]]]:

@@ -291,6 +291,22 @@ def test_variables_hold_lists_and_nulls_and_credentials_are_left_alone(
     assert "s3cret-value" not in config.as_text() + json.dumps(config.as_json())
 
 
+def test_passwords_in_urls_are_never_shown_nor_echoed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("A2A_SERVE__STORE", "redis://user:hunter2@cache.internal/0")
+    monkeypatch.setenv("A2A_AUTH__TRUST_DELEGATIONS", '["planner=https://u:hunter2@idp.example/jwks.json"]')
+    config = config_of("serve")
+    shown = config.as_text() + json.dumps(config.as_json())
+    assert "hunter2" not in shown
+    assert "redis://cache.internal/0" in shown
+    assert config.value("serve.store") == "redis://user:hunter2@cache.internal/0"  # the value itself is kept
+    bad = write(tmp_path, "limits:\n  rate_storage: async+nosuch://:hunter2@cache.internal\n")
+    message = refusal("serve", "--config", bad)
+    assert message.startswith(f"{bad}: limits.rate_storage: rate_storage must be an asyncio storage URI")
+    assert "hunter2" not in message
+
+
 def test_the_same_key_twice_in_the_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("A2A_SERVER__PORT", "1")
     monkeypatch.setenv("a2a_server__port", "2")
