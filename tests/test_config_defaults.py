@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 
+import pytest
+
 from a2a_grpc import types
 from a2a_grpc.bridge.settings import BridgeSettings, OutboundSettings
 from a2a_grpc.client import SERVER_MIN_PING_INTERVAL_MS, ClientSettings
@@ -63,3 +65,15 @@ def test_the_notifier_takes_its_defaults_from_push_settings() -> None:
     defaults = PushSettings()
     for field in dataclasses.fields(PushSettings):
         assert parameters[field.name].default == getattr(defaults, field.name), field.name
+
+
+def test_the_session_client_times_are_checked_options() -> None:
+    assert SessionOptions().resume_backoff_base <= SessionOptions().resume_backoff_cap
+    for bad in (
+        {"close_flush_seconds": 0},
+        {"resume_backoff_base": float("nan")},
+        {"resume_backoff_cap": float("inf")},
+        {"resume_backoff_base": 2.0, "resume_backoff_cap": 1.0},
+    ):
+        with pytest.raises(ValueError, match=next(iter(bad)) if len(bad) == 1 else "resume_backoff_cap"):
+            SessionOptions(**bad)  # type: ignore[arg-type]
