@@ -467,6 +467,8 @@ def test_config_show_of_a_bridge_and_its_refusals(tmp_path: Path) -> None:
     assert bad.stderr.strip().splitlines() == [
         f"a2a-grpc: error: {tmp_path / 'a2a.yaml'}:2: unknown key server.prot (did you mean port?)"
     ]
+    unset = run("config", "show", "--json", "bridge", "http-to-grpc")  # shown even before it is set
+    assert json.loads(unset.stdout)["upstream"]["url"] == {"value": None, "source": "default"}
     wrong = run("config", "show", "send", "127.0.0.1:1", "hi")
     assert wrong.returncode == 1
     assert "not of send" in wrong.stderr

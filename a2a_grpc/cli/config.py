@@ -340,9 +340,10 @@ _ARGS: dict[str, str] = {
 }
 
 
-def configuration(args: argparse.Namespace) -> Configuration:
+def configuration(args: argparse.Namespace, *, to_run: bool = True) -> Configuration:
     """The configuration of the command ``args`` run: its file, the environment and its flags;
-    ``args`` gets the values the command line's helpers read. ConfigError names what is wrong."""
+    ``args`` gets the values the command line's helpers read. ConfigError names what is wrong;
+    ``to_run`` (not ``config show``): a bridge without an upstream is refused too."""
     command = command_of(args)
     if command is None:
         raise ValueError(f"a2a-grpc {args.command} reads no configuration")
@@ -355,6 +356,8 @@ def configuration(args: argparse.Namespace) -> Configuration:
             setattr(args, dest, list(value) if isinstance(value, tuple) else value)
     if config.has("upstream"):
         upstream = config.value("upstream.url")
+        if upstream is None and not to_run:
+            return config
         if upstream is None:
             raise CliError(f"a2a-grpc {command} needs its upstream: --upstream, or upstream.url in a file")
         # A flag was checked by its argparse type already; a value from a file or the environment here.

@@ -364,5 +364,5 @@ async def config_show(args: argparse.Namespace) -> int:
     shown = parse(argv)
     if command_of(shown) is None:
         raise CliError(f"config show shows the configuration of {', '.join(COMMANDS)}, not of {argv[0]}")
-    print(show(configuration(shown), args.json), flush=True)
+    print(show(configuration(shown, to_run=False), args.json), flush=True)
     return 0
