@@ -372,6 +372,22 @@ def test_a_field_added_to_a_dataclass_is_a_key_without_more_code() -> None:
         load([section], flags={"drain.grace": (-1, "--grace")})
 
 
+def test_the_help_names_the_variables_of_the_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    from a2a_grpc.settings import CONFIG_ENV, DEBUG_ENV
+
+    with pytest.raises(SystemExit):
+        parse(["serve", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"${CONFIG_ENV}" in shown
+    assert f"{DEBUG_ENV}=1" in shown
+
+
+def test_client_commands_do_not_load_the_configuration_model() -> None:
+    loaded = "'pydantic' in sys.modules or 'a2a_grpc.settings' in sys.modules"
+    code = f"import sys, a2a_grpc.cli; sys.exit({loaded})"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60, check=False).returncode == 0
+
+
 def test_every_configured_command_has_its_sections() -> None:
     for command in COMMANDS:
         names = [s.name for s in sections_of(command)]

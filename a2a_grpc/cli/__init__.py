@@ -21,7 +21,6 @@ from a2a_grpc.cli.common import CliError
 from a2a_grpc.cli.config import LOG_LEVELS, command_of, configuration, given_flags
 from a2a_grpc.cli.parser import parser
 from a2a_grpc.observability.logs import configure_logging
-from a2a_grpc.settings import ConfigError
 
 __all__ = ["main", "parse", "parser"]
 
@@ -52,19 +51,24 @@ def _run(argv: list[str]) -> int:
         configure_logging(args.log_level)
         return int(asyncio.run(args.func(args)))
     # serve and bridge: defaults < the --config file < A2A_* variables < flags (a2a_grpc.settings).
-    args.config = config = configuration(args)
-    observability = config.built["observability"]
-    configure_logging(config.value("log.level"), observability.log_format, debug=observability.debug)
-    logs_requests = (config.values.get(f"{s}.log_requests") for s in ("server", "bridge"))
-    if any(logs_requests):  # one line per call, whatever the level
-        logging.getLogger("a2a_grpc.access").setLevel(logging.INFO)
-    return int(asyncio.run(args.func(args)))
+    from a2a_grpc.settings import ConfigError
+
+    try:
+        args.config = config = configuration(args)
+        observability = config.built["observability"]
+        configure_logging(config.value("log.level"), observability.log_format, debug=observability.debug)
+        logs_requests = (config.values.get(f"{s}.log_requests") for s in ("server", "bridge"))
+        if any(logs_requests):  # one line per call, whatever the level
+            logging.getLogger("a2a_grpc.access").setLevel(logging.INFO)
+        return int(asyncio.run(args.func(args)))
+    except ConfigError as exc:  # a value the settings refuse when the command builds them
+        raise CliError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
-    except (CliError, ConfigError) as exc:
+    except CliError as exc:
         print(f"a2a-grpc: error: {exc}", file=sys.stderr)
         return 1
     except errors.A2AError as exc:

@@ -14,11 +14,13 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from a2a_grpc.cli.args import DEFAULT_GRPC_PORT, grpc_address, http_url, port
 from a2a_grpc.cli.common import CliError
-from a2a_grpc.settings import CONFIG_ENV, DEBUG_ENV, Configuration, Section, library_sections, load
+
+if TYPE_CHECKING:  # a2a_grpc.settings (pydantic) is imported when a configuration is read, not for --help
+    from a2a_grpc.settings import Configuration, Section
 
 __all__ = [
     "COMMANDS",
@@ -169,6 +171,7 @@ COMMANDS = ("serve", "bridge http-to-grpc", "bridge grpc-to-http")
 def sections_of(command: str) -> tuple[Section, ...]:
     """The sections ``command`` reads, in the order ``config show`` prints them."""
     from a2a_grpc.bridge.settings import BridgeSettings, OutboundSettings
+    from a2a_grpc.settings import Section, library_sections
 
     own = {
         "log": Section.of("log", LogSettings),
@@ -344,6 +347,8 @@ def configuration(args: argparse.Namespace, *, to_run: bool = True) -> Configura
     """The configuration of the command ``args`` run: its file, the environment and its flags;
     ``args`` gets the values the command line's helpers read. ConfigError names what is wrong;
     ``to_run`` (not ``config show``): a bridge without an upstream is refused too."""
+    from a2a_grpc.settings import load
+
     command = command_of(args)
     if command is None:
         raise ValueError(f"a2a-grpc {args.command} reads no configuration")
@@ -385,9 +390,9 @@ def config_args(p: argparse.ArgumentParser, command: str, *, explicit: bool) -> 
         "--config",
         dest="config_file",
         metavar="FILE",
-        help=f"read settings from this YAML file (default: the file ${CONFIG_ENV} names, if any); flags "
-        f"override it, and A2A_<SECTION>__<KEY> environment variables override it too "
-        f"(docs/configuration.md; a2a-grpc config show prints what is in force)",
+        help="read settings from this YAML file (default: the file $A2A_CONFIG names, if any); flags "
+        "override it, and A2A_<SECTION>__<KEY> environment variables override it too "
+        "(docs/configuration.md; a2a-grpc config show prints what is in force)",
     )
     g = p.add_argument_group("metrics, traces and logs (docs/configuration.md, section observability)")
     g.add_argument(
@@ -412,7 +417,7 @@ def config_args(p: argparse.ArgumentParser, command: str, *, explicit: bool) -> 
     g.add_argument(
         "--debug",
         action="store_true",
-        help=f"log full session handshakes and request payloads, credentials redacted (also {DEBUG_ENV}=1)",
+        help="log full session handshakes and request payloads, credentials redacted (also A2A_DEBUG=1)",
     )
     g.add_argument(
         "--spans",

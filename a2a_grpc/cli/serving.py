@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from a2a_grpc import errors, types
 from a2a_grpc.cli.common import (
@@ -35,7 +35,9 @@ from a2a_grpc.cli.tls import caller_tls, listener_tls
 from a2a_grpc.security.authentication import Unprotected, is_loopback
 from a2a_grpc.security.credentials import credential_headers
 from a2a_grpc.security.redact import redact_userinfo
-from a2a_grpc.settings import Configuration
+
+if TYPE_CHECKING:
+    from a2a_grpc.settings import Configuration
 
 __all__ = [
     "DEFAULT_STORE",
@@ -364,5 +366,11 @@ async def config_show(args: argparse.Namespace) -> int:
     shown = parse(argv)
     if command_of(shown) is None:
         raise CliError(f"config show shows the configuration of {', '.join(COMMANDS)}, not of {argv[0]}")
-    print(show(configuration(shown, to_run=False), args.json), flush=True)
+    from a2a_grpc.settings import ConfigError
+
+    try:
+        config = configuration(shown, to_run=False)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    print(show(config, args.json), flush=True)
     return 0
