@@ -145,6 +145,8 @@ class PushSettings:
 _DELIVERED = WEBHOOK_DELIVERIES.labels("delivered")
 _FAILED = WEBHOOK_DELIVERIES.labels("failed")
 _DROPPED = WEBHOOK_DELIVERIES.labels("dropped")
+_DEFAULTS: Final = PushSettings()
+"""The notifier's keyword defaults: written once, in PushSettings."""
 
 
 @dataclass(slots=True)
@@ -221,16 +223,16 @@ class PushNotifier:
         self,
         *,
         client: httpx.AsyncClient | None = None,
-        max_attempts: int = 5,
-        initial_backoff: float = 0.2,
-        max_backoff: float = 5.0,
-        timeout: float = 10.0,
-        queue_size: int = 10_000,
-        attempt_deadline: float = 30.0,
-        target_queue_size: int = 1_000,
-        target_concurrency: int = 8,
-        max_targets: int = 1_000,
-        max_connections: int = 512,
+        max_attempts: int = _DEFAULTS.max_attempts,
+        initial_backoff: float = _DEFAULTS.initial_backoff,
+        max_backoff: float = _DEFAULTS.max_backoff,
+        timeout: float = _DEFAULTS.timeout,
+        queue_size: int = _DEFAULTS.queue_size,
+        attempt_deadline: float = _DEFAULTS.attempt_deadline,
+        target_queue_size: int = _DEFAULTS.target_queue_size,
+        target_concurrency: int = _DEFAULTS.target_concurrency,
+        max_targets: int = _DEFAULTS.max_targets,
+        max_connections: int = _DEFAULTS.max_connections,
         policy: WebhookPolicy | None = None,
         signing_secret: bytes | str | None = None,
     ) -> None:

@@ -89,6 +89,7 @@ class ServerSettings:
     """How the gRPC server listens and what it accepts. Defaults suit one machine."""
 
     host: str = "127.0.0.1"
+    """The address to listen on (``0.0.0.0`` or ``::`` for every interface)."""
     port: int = 0
     """0 picks a free port; read it back from ``A2AServer.port``."""
     max_receive_message_bytes: int = 16 * MiB
@@ -114,6 +115,7 @@ class ServerSettings:
     keepalive_time_ms: int = 30_000
     """Ping an idle client this often, to notice dead peers and keep middleboxes open."""
     keepalive_timeout_ms: int = 10_000
+    """How long such a ping may wait for its answer before the connection is declared dead."""
     stream_window: int = DEFAULT_BACKPRESSURE.events
     """Unread events the caller's own stream may hold before the agent's next report waits (until
     half are read): the only backpressure on an agent (other readers never hold it; see

@@ -15,6 +15,11 @@ http://127.0.0.1:8080 for JSON, ``grpc_port=50051`` ...) are rewritten to the on
   ``make`` targets are checked with ``make -n``; commands that take minutes (the benchmarks,
   ``buf generate``) are checked against their ``--help``: every option they use must exist.
 * ``json``: must parse. ``text``: a diagram (a sequence of arrows between lifelines), not code.
+* ``yaml``: a configuration file (docs/configuration.md): read and judged as ``a2a-grpc serve``
+  reads it (``command="bridge grpc-to-http"`` in the fence: as that command does), so every key,
+  type and value must be one the configuration takes; with ``title="name.yaml"`` it is also
+  written to that file, for the commands after it. A YAML block of another program's (a
+  Prometheus or Kubernetes file) says ``other`` in its fence, and must only parse.
   Any other language fails the test: add it here first.
 """
 
@@ -35,9 +40,12 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import yaml
 
 from a2a_grpc.bridge.stack import AgentStack
+from a2a_grpc.cli.config import sections_of
 from a2a_grpc.reference_agent import ReferenceAgent
+from a2a_grpc.settings import ConfigError, load
 from tests.conftest import stop_process
 
 pytestmark = pytest.mark.asyncio
@@ -307,6 +315,26 @@ async def run_script(script: list[str], page: Page, block: Block) -> None:
     assert code == 0, f"{block.where}: exit {code}:\n{body}\n---\n{out}"
 
 
+# --- yaml --------------------------------------------------------------------------------------------
+
+
+def check_yaml(page: Page, block: Block) -> None:
+    """A configuration file of the docs: every key known, every value one its setting takes."""
+    if re.search(r"\bother\b", block.info):  # another program's file: it must be YAML, no more
+        yaml.safe_load(block.code)
+        return
+    found = re.search(r'command="([^"]+)"', block.info)
+    command = found.group(1) if found else "serve"
+    path = page.workdir / (block.title or "config.yaml")
+    path.write_text(page.rewrite(block.code))
+    try:
+        load(sections_of(command), file=path)
+    except ConfigError as exc:
+        raise AssertionError(f"{block.where}: a configuration {command} refuses: {exc}") from None
+    if block.title is None:
+        path.unlink()
+
+
 # --- pages -------------------------------------------------------------------------------------------
 
 
@@ -332,6 +360,8 @@ async def test_page(
                 await run_sh(page, block)
             elif block.lang == "json":
                 json.loads(block.code)
+            elif block.lang == "yaml":
+                check_yaml(page, block)
             elif block.lang == "text":  # a diagram: nothing to run, but it must look like one
                 assert "|" in block.code or "->" in block.code, (
                     f"{block.where}: a ```text block that is no diagram"

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from a2a_grpc import errors
 from a2a_grpc.cli.calls import bench
 from a2a_grpc.cli.common import CliError
-from a2a_grpc.cli.parser import LOG_LEVELS, parser
+from a2a_grpc.cli.config import LOG_LEVELS, command_of, configuration, given_flags
+from a2a_grpc.cli.parser import parser
 from a2a_grpc.observability.logs import configure_logging
 
 __all__ = ["main", "parse", "parser"]
@@ -30,6 +31,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     args, unknown = top.parse_known_args(argv)
     if unknown:
         getattr(args, "usage_parser", top).error(f"unrecognized arguments: {' '.join(unknown)}")
+    if command_of(args) is not None:  # which flags set configuration keys (the others leave them)
+        args.given_flags = given_flags(list(argv), parser(explicit=True))
     return args
 
 
@@ -44,10 +47,22 @@ def _run(argv: list[str]) -> int:
         configure_logging(before.parse_args(argv[:first]).log_level)
         return bench(argv[first + 1 :])
     args = parse(argv)
-    configure_logging(args.log_level)
-    if getattr(args, "log_requests", False):  # one line per call, whatever the level
-        logging.getLogger("a2a_grpc.access").setLevel(logging.INFO)
-    return int(asyncio.run(args.func(args)))
+    if command_of(args) is None:  # a client command: its flags are its whole configuration
+        configure_logging(args.log_level)
+        return int(asyncio.run(args.func(args)))
+    # serve and bridge: defaults < the --config file < A2A_* variables < flags (a2a_grpc.settings).
+    from a2a_grpc.settings import ConfigError
+
+    try:
+        args.config = config = configuration(args)
+        observability = config.built["observability"]
+        configure_logging(config.value("log.level"), observability.log_format, debug=observability.debug)
+        logs_requests = (config.values.get(f"{s}.log_requests") for s in ("server", "bridge"))
+        if any(logs_requests):  # one line per call, whatever the level
+            logging.getLogger("a2a_grpc.access").setLevel(logging.INFO)
+        return int(asyncio.run(args.func(args)))
+    except ConfigError as exc:  # a value the settings refuse when the command builds them
+        raise CliError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,9 +21,10 @@ from a2a_grpc.cli.args import (
     seconds,
 )
 from a2a_grpc.cli.calls import card, send, tasks
+from a2a_grpc.cli.config import COMMANDS, LOG_LEVELS, config_args
 from a2a_grpc.cli.quota import quota_args
 from a2a_grpc.cli.security import API_KEY_ENV, BEARER_TOKEN_ENV, auth_args
-from a2a_grpc.cli.serving import DEFAULT_STORE, bridge_grpc_to_http, bridge_http_to_grpc, serve
+from a2a_grpc.cli.serving import DEFAULT_STORE, bridge_grpc_to_http, bridge_http_to_grpc, config_show, serve
 from a2a_grpc.cli.tls import caller_args, listener_args
 from a2a_grpc.client import ClientSettings
 from a2a_grpc.server import ServerSettings
@@ -31,8 +32,6 @@ from a2a_grpc.service import SUPPORTED_VERSIONS
 from a2a_grpc.tasks.store import MAX_PAGE_SIZE
 
 __all__ = ["LOG_LEVELS", "parser"]
-
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def default(settings: type[Any], name: str) -> Any:
@@ -61,13 +60,19 @@ LOG_LEVEL_HELP = (
 )
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(explicit: bool = False) -> argparse.ArgumentParser:
+    """The parser of every command. ``explicit``: the flags of ``serve`` and ``bridge`` that set a
+    configuration key have no defaults, so that a namespace holds only the flags given."""
     top = argparse.ArgumentParser(
         prog="a2a-grpc", description="A gRPC-native transport for the A2A protocol v1.0."
     )
     top.add_argument("--version", action="version", version=version())
     top.add_argument(
-        "--log-level", choices=LOG_LEVELS, default="warning", metavar="LEVEL", help=LOG_LEVEL_HELP
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=argparse.SUPPRESS if explicit else "warning",
+        metavar="LEVEL",
+        help=LOG_LEVEL_HELP,
     )
     # Also accepted after the command; SUPPRESS keeps the top-level value when it is not given there.
     common = argparse.ArgumentParser(add_help=False)
@@ -222,6 +227,7 @@ def parser() -> argparse.ArgumentParser:
     )
     listener_args(p, "the gRPC and HTTP ports")
     caller_args(p, "delegations")
+    config_args(p, "serve", explicit=explicit)
     p.set_defaults(func=serve)
 
     p = sub.add_parser(
@@ -247,7 +253,10 @@ def parser() -> argparse.ArgumentParser:
         help=f"HOST:PORT to serve HTTP on; port 0 picks a free one (default: {HOST}:8080)",
     )
     b.add_argument(
-        "--upstream", metavar="HOST:PORT", type=grpc_address, required=True, help="the gRPC agent, HOST:PORT"
+        "--upstream",
+        metavar="HOST:PORT",
+        type=grpc_address,
+        help="the gRPC agent, HOST:PORT (required, here or as upstream.url in the --config file)",
     )
     b.add_argument(
         "--card",
@@ -267,6 +276,7 @@ def parser() -> argparse.ArgumentParser:
     http_args(b)
     listener_args(b, "the HTTP port")
     caller_args(b, "the calls to the upstream")
+    config_args(b, "bridge http-to-grpc", explicit=explicit)
     b.set_defaults(func=bridge_http_to_grpc)
     b = command(
         bsub,
@@ -286,15 +296,47 @@ def parser() -> argparse.ArgumentParser:
         "--upstream",
         metavar="URL",
         type=http_url,
-        required=True,
-        help="the JSON agent's base URL (its card is read from there)",
+        help="the JSON agent's base URL, its card is read from there (required, here or as upstream.url "
+        "in the --config file)",
     )
     public_address_arg(b)
     reuse_port_arg(b, "the gRPC port")
     log_requests_arg(b)
     listener_args(b, "the gRPC port")
     caller_args(b, "the calls to the upstream", urls=True)
+    config_args(b, "bridge grpc-to-http", explicit=explicit)
     b.set_defaults(func=bridge_grpc_to_http)
+
+    p = sub.add_parser(
+        "config",
+        parents=[common],
+        help="print the configuration serve or bridge would run with",
+        description="Work with the configuration of serve and bridge (docs/configuration.md).",
+    )
+    csub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    c = command(
+        csub,
+        "show",
+        help="print every setting in force and where its value comes from",
+        description="Print every setting a command would run with, and its source: default, the "
+        "configuration file, an A2A_* environment variable, or a flag. Secrets (passwords in URLs) are "
+        "not shown. COMMAND and its options are given as to the command itself, e.g. "
+        "a2a-grpc config show bridge grpc-to-http --config a2a.yaml --listen :0",
+    )
+    c.add_argument("--json", action="store_true", help="one JSON object: {section: {key: {value, source}}}")
+    c.add_argument(
+        "--config",
+        dest="config_file",
+        metavar="FILE",
+        help="the configuration file (as COMMAND --config FILE)",
+    )
+    c.add_argument(
+        "shown",
+        nargs=argparse.REMAINDER,
+        metavar="COMMAND ...",
+        help=f"{' | '.join(COMMANDS)}, with its options (default: serve)",
+    )
+    c.set_defaults(func=config_show)
 
     p = command(
         sub,

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from limits import parse_many
 
 from a2a_grpc.cli.args import positive_int
 from a2a_grpc.security.limits import Limits
 
-__all__ = ["quota_args", "quota_limits"]
+__all__ = ["quota_args"]
 
 _DEFAULTS = Limits()
 _COUNTS = {
@@ -55,10 +54,3 @@ def quota_args(p: argparse.ArgumentParser) -> None:
             type=positive_int,
             help=f"{what} (default: {getattr(_DEFAULTS, name)})",
         )
-
-
-def quota_limits(args: argparse.Namespace, base: Limits | None = None) -> Limits:
-    """``base`` (default: the defaults) with the flags given."""
-    chosen = {"rate_per_principal": args.rate_per_principal, "rate_per_tenant": args.rate_per_tenant}
-    chosen |= {name: getattr(args, name) for name in _COUNTS}
-    return dataclasses.replace(base or Limits(), **{k: v for k, v in chosen.items() if v is not None})

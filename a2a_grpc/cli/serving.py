@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from a2a_grpc import errors, types
 from a2a_grpc.cli.common import (
@@ -29,16 +29,25 @@ from a2a_grpc.cli.common import (
     shown,
     until_signal,
 )
-from a2a_grpc.cli.quota import quota_limits
+from a2a_grpc.cli.config import DEFAULT_STORE, show
 from a2a_grpc.cli.security import authentication_from, credentials_from, listening_audience
 from a2a_grpc.cli.tls import caller_tls, listener_tls
 from a2a_grpc.security.authentication import Unprotected, is_loopback
 from a2a_grpc.security.credentials import credential_headers
 from a2a_grpc.security.redact import redact_userinfo
 
-__all__ = ["DEFAULT_STORE", "bridge_grpc_to_http", "bridge_http_to_grpc", "fetch_card", "load_agent", "serve"]
+if TYPE_CHECKING:
+    from a2a_grpc.settings import Configuration
 
-DEFAULT_STORE = "sqlite:///.a2a/tasks.db"
+__all__ = [
+    "DEFAULT_STORE",
+    "bridge_grpc_to_http",
+    "bridge_http_to_grpc",
+    "config_show",
+    "fetch_card",
+    "load_agent",
+    "serve",
+]
 
 
 def load_agent(spec: str, app_dir: str = ".") -> Any:
@@ -93,23 +102,9 @@ async def listening(start: Awaitable[object], host: str, port: int) -> None:
         raise CliError(str(exc)) from None
 
 
-def bridge_settings(args: argparse.Namespace, jwks: Any = None) -> Any:
-    from a2a_grpc.bridge.settings import BridgeSettings, MiB
-
-    try:
-        return BridgeSettings(
-            public_url=args.public_url,
-            max_body_bytes=args.max_body_mib * MiB,
-            heartbeat_seconds=args.heartbeat,
-            log_requests=args.log_requests,
-            jwks=jwks,
-        )
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-
-
-def push_notifier(args: argparse.Namespace) -> Any:
-    """The notifier of ``serve``: its webhook policy and signing secret from the command line."""
+def push_notifier(args: argparse.Namespace, config: Configuration) -> Any:
+    """The notifier of ``serve``: its delivery settings (section ``push``), webhook policy and
+    signing secret from the configuration."""
     from a2a_grpc.push import PushNotifier
     from a2a_grpc.security.webhooks import WebhookPolicy
 
@@ -121,34 +116,37 @@ def push_notifier(args: argparse.Namespace) -> Any:
         except OSError as exc:
             raise CliError(f"cannot read the webhook signing secret {shown(path)}: {exc.strerror}") from None
     try:
-        return PushNotifier(policy=WebhookPolicy(allow=tuple(args.webhook_allow)), signing_secret=secret)
+        return PushNotifier(
+            **config.section("push"),
+            policy=WebhookPolicy(allow=tuple(args.webhook_allow)),
+            signing_secret=secret,
+        )
     except ValueError as exc:
         raise CliError(f"webhooks: {exc}") from None
 
 
+def server_settings(config: Configuration, **objects: Any) -> Any:
+    """``ServerSettings`` from section ``server`` with the sections it holds (``session``,
+    ``limits``, ``observability``, where the command reads them) and ``objects``."""
+    held = {name: config.built[name] for name in ("session", "limits", "observability") if config.has(name)}
+    return config.build("server", **held, **objects)
+
+
 async def serve(args: argparse.Namespace) -> int:
-    if args.http_port is not None:
+    config: Configuration = args.config
+    http = config.section("http")
+    if http["port"] is not None:
         require_http_extra("--http-port")
     from a2a_grpc.bridge.stack import AgentStack
-    from a2a_grpc.server import ServerSettings
     from a2a_grpc.tasks import open_store
 
     agent = load_agent(args.agent, args.app_dir)
-    notifier = push_notifier(args)  # before the store: it holds no connection until it delivers
+    notifier = push_notifier(args, config)  # before the store: it holds no connection until it delivers
     minter = delegation(agent, args)
     tls = listener_tls(args)
+    settings = server_settings(config, authentication=authentication_from(args), tls=tls)
+    bridge = config.build("bridge", jwks=minter.jwks() if minter is not None else None)
     try:
-        settings = ServerSettings(
-            host=args.host,
-            port=args.grpc_port,
-            reuse_port=args.reuse_port,
-            public_address=args.public_address,
-            log_requests=args.log_requests,
-            authentication=authentication_from(args),
-            allow_unauthenticated=args.allow_unauthenticated,
-            tls=tls,
-            limits=quota_limits(args),
-        )
         store = open_store(args.store, check_integrity=args.integrity_check)
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
@@ -156,13 +154,13 @@ async def serve(args: argparse.Namespace) -> int:
         agent,
         store,
         grpc=settings,
-        http_port=args.http_port,
-        http_host=args.http_host,
-        bridge=bridge_settings(args, minter.jwks() if minter is not None else None),
+        http_port=http["port"],
+        http_host=http["host"],
+        bridge=bridge,
         notifier=notifier,
     )
     try:
-        await listening(stack.start(), args.host, args.grpc_port)
+        await listening(stack.start(), settings.host, settings.port)
         listening_audience(settings.authentication, stack.grpc_address, args)
         print(f"a2a-grpc: serving {agent.card.name!r} over gRPC at {stack.grpc_address}", flush=True)
         if stack.http_url is not None:
@@ -174,11 +172,11 @@ async def serve(args: argparse.Namespace) -> int:
         if auth is not None:
             print(f"a2a-grpc: authentication: {', '.join(s.name for s in auth.schemes)}", flush=True)
         else:
-            hosts = (args.host, args.http_host or args.host)
+            hosts = (settings.host, http["host"] or settings.host)
             why = "loopback only" if all(is_loopback(h) for h in hosts) else "--allow-unauthenticated"
             print(f"a2a-grpc: authentication: none ({why}: every caller reaches every task)", flush=True)
         assert stack.server is not None
-        hint = f"{self_command()} send {dial_address(args.host, stack.server.port)} 'hello'"
+        hint = f"{self_command()} send {dial_address(settings.host, stack.server.port)} 'hello'"
         if tls is not None:
             hint += " --tls-ca CA_FILE" + (
                 " --tls-client-cert CERT --tls-client-key KEY" if tls.require_client_cert else ""
@@ -283,15 +281,17 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
     require_http_extra("a2a-grpc bridge")
     from a2a_grpc.bridge.app import BridgeApp
     from a2a_grpc.bridge.upstream import GrpcUpstream
-    from a2a_grpc.client import ClientSettings
 
-    host, port = args.listen
+    config: Configuration = args.config
+    http_config = config.section("http")
+    host, port, reuse_port = http_config["host"], http_config["port"], http_config["reuse_port"]
     tls, upstream_tls = listener_tls(args), caller_tls(args)
-    card = await card_source(args.card, args.timeout, upstream_tls) if args.card else None
-    # --timeout bounds every wait at start: the connection, and the card over gRPC.
-    upstream = GrpcUpstream(
-        args.upstream, card=card, settings=ClientSettings(connect_timeout=args.timeout), tls=upstream_tls
-    )
+    client_settings = config.build("client", resilience=config.built["resilience"])
+    # client.connect_timeout (--timeout) bounds every wait at start: the connection, and the card.
+    timeout = client_settings.connect_timeout
+    card_file = config.value("upstream.card")
+    card = await card_source(card_file, timeout, upstream_tls) if card_file else None
+    upstream = GrpcUpstream(args.upstream, card=card, settings=client_settings, tls=upstream_tls)
     http = None
     try:
         await upstream.wait_ready()
@@ -309,11 +309,11 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
                     "card (GetExtendedAgentCard); pass --card to publish a public one",
                     flush=True,
                 )
-        settings = bridge_settings(args)
+        settings = config.build("bridge")
         # The headers that carry the credentials the upstream's card asks for (an API key's) cross.
         forwarded = (*settings.forward_headers, *credential_headers(card))
         app = BridgeApp(upstream, dataclasses.replace(settings, forward_headers=forwarded))
-        http = bind_http(app, host, port, args.reuse_port, tls)
+        http = bind_http(app, host or "127.0.0.1", 8080 if port is None else port, reuse_port, tls)
         if app.public_url is None:
             app.public_url = http.url
         await http.start()
@@ -332,37 +332,45 @@ async def bridge_grpc_to_http(args: argparse.Namespace) -> int:
 
     from a2a_grpc.bridge.grpcfront import GrpcFront
     from a2a_grpc.bridge.outbound import open_json_upstream
-    from a2a_grpc.server import ServerSettings
 
-    host, port = args.listen
+    config: Configuration = args.config
     tls, upstream_tls = listener_tls(args), caller_tls(args)
+    settings = server_settings(config, tls=tls)
     # No per-read timeout: a call's deadline is the only bound (as open_json_upstream's own client).
     client = httpx.AsyncClient(timeout=None, verify=upstream_tls.ssl_context() if upstream_tls else True)
     try:
-        upstream = await open_json_upstream(args.upstream, client=client)
+        upstream = await open_json_upstream(args.upstream, client=client, settings=config.built["outbound"])
     except BaseException:
         await client.aclose()
         raise
-    try:
-        settings = ServerSettings(
-            host=host,
-            port=port,
-            reuse_port=args.reuse_port,
-            public_address=args.public_address,
-            log_requests=args.log_requests,
-            tls=tls,
-        )
-    except ValueError as exc:
-        await upstream.aclose()
-        await client.aclose()
-        raise CliError(str(exc)) from None
     front = GrpcFront(upstream, settings)
     try:
-        await listening(front.start(), host, port)
+        await listening(front.start(), settings.host, settings.port)
         print(f"a2a-grpc: bridging gRPC at {front.address} to {redact_userinfo(args.upstream)}", flush=True)
         await until_signal()
     finally:
         await front.stop()
         await upstream.aclose()
         await client.aclose()
+    return 0
+
+
+async def config_show(args: argparse.Namespace) -> int:
+    """``a2a-grpc config show [--json] [--config FILE] [COMMAND OPTIONS...]``."""
+    from a2a_grpc.cli import parse
+    from a2a_grpc.cli.config import COMMANDS, command_of, configuration
+
+    argv = list(args.shown) or ["serve"]
+    if args.config_file is not None:
+        argv += ["--config", args.config_file]
+    shown = parse(argv)
+    if command_of(shown) is None:
+        raise CliError(f"config show shows the configuration of {', '.join(COMMANDS)}, not of {argv[0]}")
+    from a2a_grpc.settings import ConfigError
+
+    try:
+        config = configuration(shown, to_run=False)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    print(show(config, args.json), flush=True)
     return 0

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import math
 import random
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ from a2a_grpc.session.frames import (
     serialize,
     status_in,
 )
+from a2a_grpc.session.negotiation import SessionSettings
 from a2a_grpc.session.replay import Replay
 from a2a_grpc.status import from_rpc_error, from_status
 
@@ -67,11 +69,6 @@ __all__ = ["Session", "SessionOptions", "connect", "session_interface"]
 
 log = logging.getLogger("a2a_grpc.session")
 MiB = 1024 * 1024
-CLOSE_FLUSH_SECONDS = 5.0
-"""How long closing waits for the frames queued before the Goodbye to be sent."""
-RESUME_BASE_SECONDS = 0.1
-RESUME_CAP_SECONDS = 5.0
-"""Resume attempts wait 0.1 s, 0.2 s, 0.4 s ... (each with jitter), at most 5 s, between them."""
 _COUNTED = frozenset({"call", "cancel", "chunk", "credit", "refresh"})
 """The client's frames a session counts and keeps until acknowledged (see replay)."""
 _RESUMABLE_CODES = frozenset(
@@ -93,6 +90,9 @@ def _worth_resuming(exc: grpc.RpcError, cause: errors.A2AError) -> bool:
     )
 
 
+_SERVER = SessionSettings()
+
+
 @dataclass(frozen=True, slots=True)
 class SessionOptions:
     """What a client asks for in its Hello, and how long it waits for the Welcome."""
@@ -102,12 +102,15 @@ class SessionOptions:
     required_skills: Iterable[Skill | str] = ()
     """Skills the server must offer: ``Skill(id=..., version=...)`` or an id."""
     offered_skills: Iterable[Skill | str] = ()
-    heartbeat_interval: float = 15.0
-    """Seconds; the session uses the shorter of this and the server's."""
-    max_frame_bytes: int = 4 * MiB
-    handshake_timeout: float = 10.0
+    heartbeat_interval: float = _SERVER.heartbeat_interval
+    """Seconds; the session uses the shorter of this and the server's. By default a server's (as
+    ``max_frame_bytes``, ``handshake_timeout`` and ``max_joined_bytes``: :class:`SessionSettings`),
+    so that neither side's defaults impose on the other's."""
+    max_frame_bytes: int = _SERVER.max_frame_bytes
+    """The largest frame the client sends or takes; the session uses the smaller of this and the server's."""
+    handshake_timeout: float = _SERVER.handshake_timeout
     """Seconds to wait for the Welcome: its own setting, apart from call deadlines."""
-    max_joined_bytes: int = 64 * MiB
+    max_joined_bytes: int = _SERVER.max_joined_bytes
     """The largest CallEvent frame joined from chunks; a larger one fails its call."""
     metadata: Mapping[str, str] = field(default_factory=dict)
     """Service parameters and credentials for every call (``authorization``, an API key's header)."""
@@ -118,6 +121,24 @@ class SessionOptions:
     resume_timeout: float = 30.0
     """Seconds to keep trying to resume before the waiting calls end (a call's own deadline may
     end it sooner)."""
+    resume_backoff_base: float = 0.1
+    """Seconds before the second resume attempt, doubled for each further one (with jitter) ..."""
+    resume_backoff_cap: float = 5.0
+    """... up to this many seconds between attempts."""
+    close_flush_seconds: float = 5.0
+    """How long closing waits for the frames queued before the Goodbye to be sent, and then for the
+    server to end the stream."""
+
+    def __post_init__(self) -> None:
+        for name in ("resume_backoff_base", "resume_backoff_cap", "close_flush_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        if self.resume_backoff_cap < self.resume_backoff_base:
+            raise ValueError(
+                f"resume_backoff_cap ({self.resume_backoff_cap!r}) must be at least resume_backoff_base "
+                f"({self.resume_backoff_base!r})"
+            )
 
     def hello(self) -> Hello:
         def skill(value: Skill | str) -> Skill:
@@ -247,10 +268,11 @@ class Session(ClientOperations):
         self._closing = True
         self._queued.set()
         reader, writer = self._tasks[0], self._tasks[-1]
-        await asyncio.wait({writer}, timeout=CLOSE_FLUSH_SECONDS)  # it half-closes once all is sent
+        flush = self.options.close_flush_seconds
+        await asyncio.wait({writer}, timeout=flush)  # it half-closes once all is sent
         # The server ends the stream once it has read the Goodbye: cancelling before that could
         # reach it first, and a stream cancelled without a Goodbye is a drop it keeps for a resume.
-        await asyncio.wait({reader}, timeout=CLOSE_FLUSH_SECONDS)
+        await asyncio.wait({reader}, timeout=flush)
         stream, self._connection = self._connection, None
         for task in self._tasks:
             task.cancel()
@@ -471,7 +493,7 @@ class Session(ClientOperations):
             old.cancel()
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.options.resume_timeout
-        delay, attempts, last = RESUME_BASE_SECONDS, 0, cause
+        delay, attempts, last = self.options.resume_backoff_base, 0, cause
         log.info("session %s: the connection broke (%s); resuming", self.session_id, cause.message)
         while True:
             attempts += 1
@@ -533,7 +555,7 @@ class Session(ClientOperations):
                 )
                 return False
             await asyncio.sleep(min(remaining, delay * random.uniform(0.5, 1.0)))  # jitter
-            delay = min(delay * 2, RESUME_CAP_SECONDS)
+            delay = min(delay * 2, self.options.resume_backoff_cap)
 
     async def _handle(self, frame: ServerFrame) -> bool:
         """Act on one frame from the server; False when the session must end (a flood)."""
