@@ -34,6 +34,8 @@ import grpc
 from google.rpc import status_pb2  # type: ignore[import-untyped]  # .pyi but no py.typed
 
 from a2a_grpc import errors, types
+from a2a_grpc.observability import debuglog
+from a2a_grpc.observability.context import SESSION_ID
 from a2a_grpc.security.authentication import Authentication
 from a2a_grpc.security.quota import SessionQuota
 from a2a_grpc.service import CallContext, EventCursor, Service, deadline_after, parse_extensions
@@ -74,6 +76,8 @@ MAX_CALL_TIMEOUT = 366 * 86400.0
 EXPIRED_REMEMBERED = 10_000
 """Ended sessions remembered, so that resuming one says "expired", not "unknown"."""
 CLOSE_SECONDS = 5.0
+RESUMES_KEPT = 4
+"""Handshakes of resumes a session keeps for its debug view (the latest), besides its opening one."""
 
 
 class _Undecodable:
@@ -114,8 +118,11 @@ class ServerSession:
         base: CallContext,
         on_ended: Callable[[ServerSession], None] | None = None,
         quota: SessionQuota | None = None,
+        debug: bool = False,
     ) -> None:
         self.service = service
+        self.debug = debug
+        """Log each handshake in full (``a2a_grpc.observability.debuglog``)."""
         self.quota = quota
         self.card = card
         self.settings = settings
@@ -150,6 +157,13 @@ class ServerSession:
         self._pump: asyncio.Task[None] | None = None
         self._expiry: asyncio.Task[None] | None = None
         self._last_call_ended = 0.0
+        # For the debug view (a2a_grpc.observability.debug): kept as received, redacted when shown.
+        self.hello = Hello()
+        self.resumes: collections.deque[tuple[Hello, Welcome]] = collections.deque(maxlen=RESUMES_KEPT)
+        self.opened = asyncio.get_running_loop().time()
+        self.last_heartbeat: float | None = None
+        self.call_methods: dict[int, tuple[str, float]] = {}
+        """The running calls' operation (the Call's request field) and start, by call id."""
 
     @property
     def finishing(self) -> bool:
@@ -183,10 +197,14 @@ class ServerSession:
                 self.quota.open(self, base)
         except errors.A2AError as exc:
             log.info("session from %s refused at its handshake: %s", self.base.peer or "?", exc.message)
+            if self.debug:
+                debuglog.log_refusal(hello, exc.message, self.base.peer)
             await abort(context, exc)
         self.base = base
         self.welcome = welcome
         self.session_id = welcome.session_id
+        self.hello = hello
+        SESSION_ID.set(self.session_id)  # for everything this connection's tasks do, calls included
         self._tenant = hello.tenant
         self._max_frame = welcome.max_frame_bytes
         self._window = welcome.window
@@ -194,6 +212,8 @@ class ServerSession:
         self._beat = welcome.heartbeat_interval.ToTimedelta().total_seconds()
         self._missed = welcome.missed_heartbeats
         await context.write(ServerFrame(welcome=welcome))
+        if self.debug:
+            debuglog.log_handshake(hello, welcome, self.base.peer)
         self._pump = asyncio.get_running_loop().create_task(
             self._run_pump(), name=f"session-{self.session_id}-pump"
         )
@@ -221,6 +241,7 @@ class ServerSession:
         and the principal, write a Welcome marked resumed, send what the client has not
         received, then go live. Typed errors (SessionTokenError, SessionPositionNotRetainedError)
         abort the new stream and leave the session as it was."""
+        SESSION_ID.set(self.session_id)
         async with self._resuming:  # one resume at a time; the later takes over
             await self._resume(hello, context, base)
 
@@ -238,6 +259,8 @@ class ServerSession:
             missed = self.replay.after(resume.received)
         except errors.A2AError as exc:
             log.info("resuming session %s refused: %s", self.session_id, exc.message)
+            if self.debug:
+                debuglog.log_refusal(hello, exc.message, base.peer)
             await abort(context, exc)
         old = self._connection
         self._detach()
@@ -250,6 +273,9 @@ class ServerSession:
         welcome.resumed = True
         welcome.received = self._received
         await context.write(ServerFrame(welcome=welcome))
+        self.resumes.append((hello, welcome))
+        if self.debug:
+            debuglog.log_handshake(hello, welcome, base.peer)
         # What the client missed, then whatever the pump kept meanwhile, then live.
         position = resume.received
         while position < self.replay.sent:
@@ -393,6 +419,7 @@ class ServerSession:
             self._received += 1
             self._join(frame.chunk)
         elif kind == "heartbeat":  # a sign of life (counted by the reader), and an acknowledgement
+            self.last_heartbeat = self._last_seen
             if frame.heartbeat.received:
                 self.replay.ack(frame.heartbeat.received)
         elif kind == "goodbye":
@@ -483,7 +510,9 @@ class ServerSession:
             timeout = min(given.seconds + given.nanos / 1e9, MAX_CALL_TIMEOUT)
         window = self._window
         self._credits[call_id] = Account(window.call_frames, window.call_bytes)
-        task = asyncio.get_running_loop().create_task(self._run_call(call_id, field, call, timeout))
+        loop = asyncio.get_running_loop()
+        self.call_methods[call_id] = (field, loop.time())
+        task = loop.create_task(self._run_call(call_id, field, call, timeout))
         self._calls[call_id] = task
 
     def _end(self, call_id: int, exc: BaseException) -> None:
@@ -543,6 +572,7 @@ class ServerSession:
         finally:
             self._calls.pop(call_id, None)
             self._credits.pop(call_id, None)
+            self.call_methods.pop(call_id, None)
             self._last_call_ended = asyncio.get_running_loop().time()
         if end is None:  # the last event said it
             return
@@ -720,9 +750,12 @@ class SessionHost:
         authentication: Authentication | None = None,
         context_of: Callable[[grpc.aio.ServicerContext], CallContext] | None = None,
         quota: SessionQuota | None = None,
+        debug: bool = False,
     ) -> None:
         self.service = service
         self.card = card
+        self.debug = debug
+        """Log each session's handshake in full, credentials redacted (``ObservabilitySettings.debug``)."""
         self.quota = quota
         """Sessions per principal (open, and waiting to be resumed); None: not counted."""
         self.settings = settings or SessionSettings()
@@ -755,6 +788,7 @@ class SessionHost:
             base,
             on_ended=self._forget,
             quota=self.quota,
+            debug=self.debug,
         )
         try:
             await session.open(hello, context)
@@ -815,6 +849,8 @@ class SessionHost:
                 else errors.SessionUnknownError(f"no session {shown} was opened here")
             )
             log.info("resuming a session refused: %s", error.message)
+            if self.debug:
+                debuglog.log_refusal(hello, error.message, context.peer())
             await abort(context, error)
         assert session is not None
         return session
