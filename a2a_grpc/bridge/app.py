@@ -9,7 +9,8 @@ Served at the bridge's root URL, over any upstream (:mod:`a2a_grpc.bridge.upstre
   (:mod:`a2a_grpc.bridge.card`);
 * ``GET /healthz``: 200 while the app serves;
 * ``GET /.well-known/jwks.json``: the public keys of this agent's delegation tokens, when
-  ``BridgeSettings.jwks`` holds them (:mod:`a2a_grpc.security.delegation`).
+  ``BridgeSettings.jwks`` holds them (:mod:`a2a_grpc.security.delegation`);
+* ``/debug/a2a/...``: the debug endpoints, when given (``debug``, :mod:`a2a_grpc.bridge.debug`).
 
 Streaming methods answer with Server-Sent Events (:mod:`a2a_grpc.bridge.sse`). Headers cross to the upstream
 through an allowlist (``authorization``, ``a2a-*``, ``traceparent``, ``tracestate``);
@@ -27,10 +28,12 @@ import contextlib
 import dataclasses
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 from a2a_grpc import errors
 from a2a_grpc.bridge.accesslog import access_logged
 from a2a_grpc.bridge.card import CardEndpoint
+from a2a_grpc.bridge.debug import PREFIX as DEBUG_PREFIX
 from a2a_grpc.bridge.exchange import ClientGone, HttpFailure, HttpRequest, Receive, Scope, Send, respond
 from a2a_grpc.bridge.jsonrpc import JsonRpcBinding
 from a2a_grpc.bridge.rest import RestBinding, send_rest_error
@@ -49,8 +52,17 @@ JWKS_PATH = "/.well-known/jwks.json"
 class BridgeApp:
     """ASGI app serving the JSON-RPC and HTTP+JSON bindings and the card of one upstream agent."""
 
-    def __init__(self, upstream: Upstream, settings: BridgeSettings | None = None) -> None:
+    def __init__(
+        self,
+        upstream: Upstream,
+        settings: BridgeSettings | None = None,
+        *,
+        debug: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
+    ) -> None:
         self.upstream = upstream
+        self.debug = debug
+        """The debug endpoints' app (:class:`a2a_grpc.bridge.debug.DebugApp`), served under
+        ``/debug/a2a/``; None: not served."""
         settings = settings or BridgeSettings()
         if settings.limits is None:  # the in-process server's, so that both fronts refuse alike
             handler = getattr(upstream, "handler", None)
@@ -113,6 +125,8 @@ class BridgeApp:
                 )
             elif path == "/healthz" and request.verb in ("GET", "HEAD"):
                 await respond(send, 200, b'{"status":"SERVING"}')
+            elif self.debug is not None and path.startswith(DEBUG_PREFIX):
+                await self.debug(scope, receive, send)
             else:
                 await self.rest.serve(request, receive, send)
         except HttpFailure as failure:  # refused before reaching a binding: Status body

@@ -30,6 +30,7 @@ from a2a_grpc.tasks import TaskStore, open_store
 from a2a_grpc.types import AgentCard
 
 if TYPE_CHECKING:
+    from a2a_grpc.bridge.debug import DebugApp
     from a2a_grpc.bridge.httpserver import HttpServer
 
 __all__ = ["AgentStack"]
@@ -157,10 +158,19 @@ class AgentStack:
             from a2a_grpc.bridge.upstream import LocalUpstream
 
             assert self.server.handler is not None
-            app = BridgeApp(LocalUpstream(self.server.handler, self.server.service), self.bridge_settings)
+            upstream = LocalUpstream(self.server.handler, self.server.service)
+            app = BridgeApp(upstream, self.bridge_settings, debug=self._debug_app(self.server))
             app.public_url = public
             self.http.app = app
             await self.http.start()
+
+    def _debug_app(self, server: A2AServer) -> DebugApp | None:
+        """The debug endpoints of the server's sessions, unless ``observability.debug_endpoints`` is off."""
+        if not self.grpc_settings.observability.debug_endpoints:
+            return None
+        from a2a_grpc.bridge.debug import DebugApp
+
+        return DebugApp(lambda: server.sessions, self.grpc_settings.authentication)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, let running ones finish for ``grace`` seconds, then close what the

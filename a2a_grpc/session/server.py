@@ -174,6 +174,16 @@ class ServerSession:
     def attached(self) -> bool:
         return self._conn is not None
 
+    @property
+    def last_seen(self) -> float:
+        """When the peer last sent a frame (the loop's clock)."""
+        return self._last_seen
+
+    def credit(self) -> tuple[tuple[int, int], dict[int, tuple[int, int]]]:
+        """(frames, bytes) the server may send now before the client gives credit back: the
+        session's, and each running call's."""
+        return self._session_credit.available, {c: a.available for c, a in self._credits.items()}
+
     def end(self, reason: str) -> None:
         """End the session from the server's side: a Goodbye saying ``reason`` if it is attached,
         then the stream ends (OK); running calls end, their tasks do not."""
