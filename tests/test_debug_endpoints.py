@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ import pytest_asyncio
 from a2a_grpc import types
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.bridge.stack import AgentStack
+from a2a_grpc.cli.security import API_KEY_ENV, BEARER_TOKEN_ENV
 from a2a_grpc.client import A2AClient
 from a2a_grpc.observability import ObservabilitySettings
 from a2a_grpc.security import Credentials
@@ -309,14 +311,32 @@ async def test_without_authentication_every_session_is_listed() -> None:
 # -- the command line ---------------------------------------------------------------------------
 
 
+async def sessions_cli(*args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``a2a-grpc sessions ARGS`` with ``key`` (if any) in the environment, as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if k not in (API_KEY_ENV, BEARER_TOKEN_ENV)}
+    if key is not None:
+        env[API_KEY_ENV] = key
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "sessions", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    assert proc.returncode is not None
+    return subprocess.CompletedProcess(list(args), proc.returncode, out.decode(), err.decode())
+
+
 @pytest.mark.asyncio
 async def test_the_sessions_command_against_a_server_process(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"alice {KEYS['alice']}\nbob {KEYS['bob']}\n")
     output = tmp_path / "serve.log"
-    proc = await asyncio.to_thread(
-        start_serving,
-        [*CLI, "serve", "--host", "127.0.0.1", "--grpc-port", "0", "--http-port", "0", "--store", "memory"],
-        output,
-    )
+    command = [*CLI, "serve", "--host", "127.0.0.1", "--grpc-port", "0", "--http-port", "0"]
+    command += ["--store", "memory"]
+    proc = await asyncio.to_thread(start_serving, [*command, "--api-keys-file", str(keys)], output)
     try:
         text = output.read_text()
         grpc_at = re.search(r"over gRPC at (\S+)", text)
@@ -324,31 +344,53 @@ async def test_the_sessions_command_against_a_server_process(tmp_path: Path) -> 
         assert grpc_at, text
         assert http_at, text
         url = http_at.group(1)
-        async with A2AClient(grpc_at.group(1), timeout=WAIT) as caller, caller.session(agent_name="cli") as s:
+        credentials = Credentials(api_key=KEYS["alice"])
+        async with (
+            A2AClient(grpc_at.group(1), credentials=credentials, timeout=WAIT) as caller,
+            caller.session(agent_name="cli") as s,
+        ):
             session_id = s.welcome.session_id
-            table = await run_async("sessions", url)
+            refused = await sessions_cli(url)
+            assert refused.returncode == 1
+            assert "answered 401" in refused.stderr
+            assert "requires credentials" in refused.stderr
+            table = await sessions_cli(url, key=KEYS["alice"])
             assert table.returncode == 0, table.stderr
             header, *rows = table.stdout.splitlines()
             assert header.split()[:4] == ["SESSION", "PEER", "PRINCIPAL", "AGE"]
             assert len(rows) == 1
-            assert rows[0].startswith(session_id)
-            as_json = await run_async("sessions", url, "--json")
+            assert rows[0].split()[:3] == [session_id, rows[0].split()[1], "alice"]
+            others = await sessions_cli(url, key=KEYS["bob"])
+            assert others.returncode == 0, others.stderr
+            assert others.stdout.splitlines()[1:] == []  # bob has none, and sees none of alice's
+            as_json = await sessions_cli(url, "--json", key=KEYS["alice"])
             assert as_json.returncode == 0, as_json.stderr
             assert [v["session_id"] for v in json.loads(as_json.stdout)] == [session_id]
-            one = await run_async("sessions", url, "--id", session_id, "--json")
+            one = await sessions_cli(url, "--id", session_id, "--json", key=KEYS["alice"])
             assert one.returncode == 0, one.stderr
             assert json.loads(one.stdout)["handshake"]["hello"]["agentName"] == "cli"
-            shown = await run_async("sessions", url, "--id", session_id)
+            shown = await sessions_cli(url, "--id", session_id, key=KEYS["alice"])
             assert shown.returncode == 0, shown.stderr
             assert "hello:" in shown.stdout
             assert "welcome:" in shown.stdout
             assert session_id in shown.stdout
-            missing = await run_async("sessions", url, "--id", "../nope")
+            assert KEYS["alice"] not in shown.stdout
+            theirs = await sessions_cli(url, "--id", session_id, key=KEYS["bob"])
+            assert theirs.returncode == 1
+            assert "answered 404" in theirs.stderr
+            missing = await sessions_cli(url, "--id", "../nope", key=KEYS["alice"])
             assert missing.returncode == 1
             assert "answered 404" in missing.stderr
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         await asyncio.to_thread(proc.wait, 15)
+
+
+@pytest.mark.asyncio
+async def test_the_sessions_command_wants_a_url() -> None:
+    result = await run_async("sessions", "127.0.0.1:50051")
+    assert result.returncode == 2
+    assert "must be an http(s):// URL" in result.stderr
 
 
 @pytest.mark.asyncio
