@@ -34,6 +34,7 @@ from a2a_grpc.observability import ObservabilitySettings
 from a2a_grpc.security import Credentials
 from a2a_grpc.server import ServerSettings
 from a2a_grpc.session.negotiation import SessionSettings
+from a2a_grpc.testing import CuttingProxy
 from tests.test_auth import KEYS, authentication
 from tests.test_cli_card import start_serving
 from tests.test_cli_first_hour import CLI, run_async
@@ -306,6 +307,41 @@ async def test_without_authentication_every_session_is_listed() -> None:
         views = (await get(served, SESSIONS)).json()
         assert [v["session_id"] for v in views] == [s.welcome.session_id]
         assert views[0]["principal"] is None
+
+
+@pytest.mark.asyncio
+async def test_a_dropped_session_shows_detached_then_its_resume_handshake() -> None:
+    async with (
+        AgentStack(Gate(), host="127.0.0.1", grpc_port=0, http_port=0) as served,
+        CuttingProxy(int(served.grpc_address.rsplit(":", 1)[1])) as proxy,
+        A2AClient(f"127.0.0.1:{proxy.port}", timeout=WAIT) as caller,
+        caller.session(resume_timeout=WAIT) as s,
+    ):
+        session_id = s.welcome.session_id
+        path = f"{SESSIONS}/{session_id}"
+
+        def view_when(check: Callable[[dict[str, Any]], bool]) -> Callable[[], Awaitable[Any]]:
+            async def seen() -> dict[str, Any] | None:
+                view: dict[str, Any] = (await get(served, path)).json()
+                return view if check(view) else None
+
+            return seen
+
+        proxy.down = True  # the client cannot reconnect: the session waits, detached
+        proxy.cut()
+        detached = await until(view_when(lambda v: v["attached"] is False), "detached")
+        assert detached["resumes"] == 0
+        proxy.down = False
+        answer = await s.send_message(A2AClient.text_request("hi"))  # resumes first
+        assert answer.message.parts[0].text == "done"
+        resumed = await until(view_when(lambda v: v["resumes"] == 1 and v["attached"]), "resumed")
+        (again,) = resumed["handshake"]["resumes"]
+        assert again["welcome"]["resumed"] is True
+        assert again["welcome"]["sessionId"] == session_id
+        assert again["welcome"]["resumeToken"] == "(hidden)"
+        assert again["hello"]["resume"]["sessionId"] == session_id
+        assert again["hello"]["resume"]["resumeToken"] == "(hidden)"
+        assert s.welcome.resume_token not in json.dumps(resumed)
 
 
 # -- the command line ---------------------------------------------------------------------------
