@@ -274,6 +274,8 @@ async def test_debug_logs_payloads_and_answers_redacted_and_cut(caplog: pytest.L
         config.authentication.credentials = SECRETS["push_credentials"]
         with pytest.raises(errors.A2AError):  # push is not configured here: refused, but logged first
             await served.client.create_task_push_notification_config(config, metadata=headers)
+        # Over 600 * 256 bytes: named with its size, never converted.
+        await served.client.send_message(A2AClient.text_request("y" * 200_000))
         long = A2AClient.text_request("x" * 5000)
         async for _ in served.client.send_streaming_message(long):
             pass
@@ -297,6 +299,9 @@ async def test_debug_logs_payloads_and_answers_redacted_and_cut(caplog: pytest.L
     assert streamed[0].endswith("chars)")  # cut: 5000 characters of text do not fit in 600
     assert "x" * 700 not in streamed[0]
     assert any(t.startswith("SendStreamingMessage event 1=") for t in texts)
+    huge = [t for t in texts if t.startswith("grpc SendMessage from") and "too large to show" in t]
+    assert len(huge) == 1, texts
+    assert "SendMessageRequest of" in huge[0]
     assert any(t.startswith("SendStreamingMessage ended after") for t in texts)
     assert_no_secret([r.getMessage() for r in caplog.records])
 

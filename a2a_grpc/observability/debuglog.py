@@ -10,7 +10,8 @@ What is never written, wherever it appears:
   push notification configs and message metadata included;
 * the user and password of any URL (``https://user:pw@host`` is written ``https://host``).
 
-A payload's JSON is cut after ``debug_payload_chars`` characters (its full length said). With
+A payload's JSON is cut after ``debug_payload_chars`` characters (its full length said); one of
+more than 256 times that many bytes is only named, with its size. With
 debug off none of this runs: the server puts no :class:`DebugLog` link in its seam, and a session
 checks one flag per handshake.
 """
@@ -47,6 +48,8 @@ __all__ = [
 
 debug_log = logging.getLogger("a2a_grpc.debug")
 
+TOO_LARGE_FACTOR = 256
+"""Messages over ``debug_payload_chars`` times this many bytes are described, not shown."""
 HIDDEN = "(hidden)"
 """What a credential is written as."""
 SHOWN_HEADERS = frozenset(
@@ -97,7 +100,12 @@ def redacted(message: Message) -> dict[str, Any]:
 
 
 def payload_text(message: Message, limit: int) -> str:
-    """``message`` redacted, as one line of JSON, cut after ``limit`` characters."""
+    """``message`` redacted, as one line of JSON, cut after ``limit`` characters. A message of more
+    than ``limit * 256`` bytes is not converted at all (a large artifact would cost its size again
+    in memory, to show its first characters): its type and size are said instead."""
+    size = message.ByteSize()
+    if size > limit * TOO_LARGE_FACTOR:
+        return f"({message.DESCRIPTOR.name} of {size} bytes: too large to show)"
     text = scrub_urls(json.dumps(redacted(message), ensure_ascii=False, separators=(",", ":")))
     return text if len(text) <= limit else f"{text[:limit]}\u2026({len(text)} chars)"
 
