@@ -200,6 +200,8 @@ SECRETS = {
     "metadata_key": "metadata-api-key-1q2w3e4r5t",
     "password": "password-secret-6y7u8i9o0p",
     "userinfo": "userinfo-secret-a1s2d3f4",
+    "hook_path": "hook-path-secret-5g6h7j8k",
+    "hook_query": "hook-query-secret-9l0z1x2c",
 }
 
 
@@ -267,7 +269,7 @@ async def test_debug_logs_payloads_and_answers_redacted_and_cut(caplog: pytest.L
         answer = await served.client.send_message(request, metadata=headers)
         config = types.TaskPushNotificationConfig(
             task_id=answer.task.id,
-            url=f"https://user:{SECRETS['userinfo']}@127.0.0.1:1/hook",
+            url=f"https://user:{SECRETS['userinfo']}@127.0.0.1:1/{SECRETS['hook_path']}?sig={SECRETS['hook_query']}",
             token=SECRETS["push_token"],
         )
         config.authentication.scheme = "Bearer"
@@ -293,6 +295,7 @@ async def test_debug_logs_payloads_and_answers_redacted_and_cut(caplog: pytest.L
     assert len(pushed) == 1, texts
     assert '"credentials":"(hidden)"' in pushed[0]
     assert '"token":"(hidden)"' in pushed[0]
+    assert '"url":"https://127.0.0.1:1/…"' in pushed[0]
     assert any(t.startswith("CreateTaskPushNotificationConfig failed:") for t in texts)
     streamed = [t for t in texts if t.startswith("grpc SendStreamingMessage from")]
     assert len(streamed) == 1

@@ -8,7 +8,9 @@ What is never written, wherever it appears:
 * members whose name says they hold a secret (:data:`SECRET_NAMES`: ``credentials``, ``token``,
   ``resumeToken``, ``apiKey``, ``password``, ``authorization`` ...), at any depth of a payload,
   push notification configs and message metadata included;
-* the user and password of any URL (``https://user:pw@host`` is written ``https://host``).
+* the path, query and user of a URL member (``url``, ``uri``, ``...Url``: a webhook's, a file's):
+  it is written ``scheme://host[:port]/…``, since a webhook or a signed file URL carries its secret
+  there; and the user and password of any other URL.
 
 A payload's JSON is cut after ``debug_payload_chars`` characters (its full length said); one of
 more than 256 times that many bytes is only named, with its size. With
@@ -28,7 +30,7 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from a2a_grpc.security.redact import scrub_urls
+from a2a_grpc.security.redact import redact_url, scrub_urls
 from a2a_grpc.service import CallContext, Interceptor, Method, StreamCall, UnaryCall
 from a2a_grpc.session.frames import Hello, Welcome
 
@@ -72,6 +74,8 @@ SECRET_NAMES = re.compile(
     r"(?i)(authorization|credential|token|secret|password|passwd|api[-_]?key|cookie|private[-_]?key)"
 )
 """Members of a payload whose value is hidden, by name (JSON or proto spelling)."""
+_URL_NAMES = re.compile(r"(?i)(url|uri)$")
+"""Members holding a URL: shown as ``scheme://host[:port]/…`` (``security.redact.redact_url``)."""
 _NOT_SECRET = frozenset({"pageToken", "nextPageToken", "page_token", "next_page_token"})
 """List cursors: opaque, but no credential, and what one debugs a listing with."""
 
@@ -85,9 +89,17 @@ def _secret(name: str, value: Any) -> bool:
     return bool(SECRET_NAMES.search(name)) and name not in _NOT_SECRET and value not in ("", None)
 
 
+def _shown(name: str, value: Any) -> Any:
+    if _secret(name, value):
+        return HIDDEN
+    if isinstance(value, str) and _URL_NAMES.search(name):
+        return redact_url(value)  # a webhook's or a file's URL may carry its secret in path or query
+    return _hide(value)
+
+
 def _hide(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: (HIDDEN if _secret(k, v) else _hide(v)) for k, v in value.items()}
+        return {k: _shown(k, v) for k, v in value.items()}
     if isinstance(value, list):
         return [_hide(v) for v in value]
     return value
