@@ -3,7 +3,9 @@
 ``grpc SendMessage OK 1.4 ms peer=ipv4:127.0.0.1:53712``: the front that took the call, the
 method, the gRPC status the call ended with (``OK``, the code of the A2A error, ``INTERNAL`` for
 anything else, ``CANCELLED`` when the caller left), the time until the call (a stream: its last
-event) ended, and the caller. ``ServerSettings.log_requests`` puts it first in the gRPC servers'
+event) ended, and the caller. Each record also carries these facts as ``extra`` (``binding``,
+``method``, ``status``, ``duration_ms``, ``peer``, and ``call_id``), members of a JSON log line
+(:mod:`a2a_grpc.observability.logs`). ``ServerSettings.log_requests`` puts it first in the gRPC servers'
 chain. The bridge's HTTP requests are logged by :mod:`a2a_grpc.bridge.accesslog` on the same logger, with
 HTTP facts, so one handler sees every call of a process whichever binding it came by.
 """
@@ -43,7 +45,22 @@ class AccessLog(Interceptor):
     def _line(self, method: Method, context: CallContext, status: str, start: float) -> None:
         elapsed = (time.perf_counter() - start) * 1000
         front = context.front or "-"
-        self.logger.info("%s %s %s %.1f ms peer=%s", front, method.name, status, elapsed, context.peer or "-")
+        self.logger.info(
+            "%s %s %s %.1f ms peer=%s",
+            front,
+            method.name,
+            status,
+            elapsed,
+            context.peer or "-",
+            extra={
+                "binding": front,
+                "method": method.name,
+                "status": status,
+                "duration_ms": round(elapsed, 3),
+                "peer": context.peer or None,
+                "call_id": context.call_id,  # the context's own: also for a call refused before the seam
+            },
+        )
 
     async def unary(
         self, method: Method, request: Message, context: CallContext, call_next: UnaryCall

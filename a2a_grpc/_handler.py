@@ -34,6 +34,7 @@ from a2a_grpc._validation import (
     webhook_policy,
 )
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater, new_id, text_message
+from a2a_grpc.observability.context import TASK_ID
 from a2a_grpc.observability.metrics import TASKS_IN_FLIGHT, TaskMetrics
 from a2a_grpc.security.authentication import owner_key, request_tenant, tenant_of
 from a2a_grpc.security.delegation import SKILL_HEADER
@@ -300,6 +301,8 @@ class RequestHandler:
             self.quotas.stored.admit(key, message.ByteSize())
             message.task_id = new_id()
             message.context_id = message.context_id or new_id()
+        # The logs' task_id from here on: the rest of the call, and the execution started below.
+        TASK_ID.set(message.task_id)
         metadata = json_format.MessageToDict(request.metadata) if request.HasField("metadata") else {}
         context = RequestContext(
             message=message,
@@ -487,6 +490,7 @@ class RequestHandler:
 
     async def _existing(self, tenant: str, task_id: str, field_name: str = "id") -> types.Task:
         require(task_id, field_name)
+        TASK_ID.set(task_id)  # the call's task, for its log lines (each call runs in its own task)
         run = self.runs.get(tenant, task_id)
         task = run.task if run is not None else await self.store.get(tenant, task_id)
         if task is None:
@@ -497,6 +501,7 @@ class RequestHandler:
 
     async def _require_run(self, tenant: str, task_id: str) -> TaskRun:
         require(task_id, "id")
+        TASK_ID.set(task_id)
         run = await self.runs.load(tenant, task_id)
         if run is None:
             raise errors.TaskNotFoundError(
@@ -510,6 +515,7 @@ class RequestHandler:
             raise invalid("history_length", "must not be negative")
         history = request.history_length if request.HasField("history_length") else None
         _, key = self._owner(call, request.tenant)
+        TASK_ID.set(request.id)
         run = self.runs.get(key, request.id)
         if run is not None:  # live: the snapshot as of now, once that much is stored
             seq, task = run.seq, trim_task(run.task, history)
@@ -719,19 +725,25 @@ class RequestHandler:
     async def _cancel_signalled(self, tenant: str, task_id: str) -> None:
         run = self.runs.get(tenant, task_id)
         if run is not None and not run.finished:
-            log.info("task %s: canceled on a signal from another process", task_id)
-            await self._cancel(run)
+            token = TASK_ID.set(task_id)  # the lease task goes on to other tasks' signals
+            try:
+                log.info("task %s: canceled on a signal from another process", task_id)
+                await self._cancel(run)
+            finally:
+                TASK_ID.reset(token)
 
     async def recover(self) -> list[str]:
         """Give every orphan a truthful end: the SUBMITTED or WORKING tasks of the store that no
         live owner holds (the server stopped or died meanwhile). A ``resumable`` agent resumes
         each (:meth:`Agent.resume`); otherwise the task is failed, saying why. The ids recovered."""
         recovered = []
+        outer = TASK_ID.set(None)
         for tenant, task_id in await self.registry.orphans():
             run = await self.runs.load(tenant, task_id)
             if run is None or run.state in SETTLED_STATES:
                 continue
             recovered.append(task_id)
+            TASK_ID.set(task_id)  # the resumed execution's too (it copies the ids)
             if self.agent.resumable:
                 log.warning("task %s was %s when its server stopped: resuming it", task_id, _name(run.state))
                 self._resume(run)
@@ -750,6 +762,7 @@ class RequestHandler:
                 )
             finally:
                 run.release(self)
+        TASK_ID.reset(outer)  # recover runs in the task that starts the server
         return recovered
 
     def _resume(self, run: TaskRun) -> None:

@@ -33,6 +33,8 @@ from a2a_grpc._handler import RequestHandler
 from a2a_grpc.agent import Agent
 from a2a_grpc.discovery import CARD_SERVICE
 from a2a_grpc.live import LIVE_EXTENSION, LiveHost, LiveRequest, live_extension
+from a2a_grpc.observability.debuglog import DebugLog
+from a2a_grpc.observability.logs import CallIds, open_debug_logger
 from a2a_grpc.observability.metrics import Metrics, counting_deserializer, counting_serializer
 from a2a_grpc.observability.settings import ObservabilitySettings
 from a2a_grpc.security.authentication import Authentication, check_exposure
@@ -510,7 +512,21 @@ class GrpcService(abc.ABC):
         after = 1 if self.settings.authentication is not None else 0
         # Metrics outermost: they count every call, refused ones too, of every binding sharing the seam.
         metrics = (Metrics(),) if self.settings.observability.metrics else ()
-        return (*metrics, *chain[:after], *self.quotas.links(), *chain[after:])
+        return (*metrics, *self._log_links(), *chain[:after], *self.quotas.links(), *chain[after:])
+
+    def _log_links(self) -> list[Interceptor]:
+        """First in the seam: each call's ids for the logs, and with ``observability.debug`` its
+        payloads on the debug logger (no link at all without it)."""
+        seen = self.settings.observability
+        links: list[Interceptor] = [CallIds(self._agent_name())]
+        if seen.debug:
+            open_debug_logger()
+            links.append(DebugLog(seen.debug_payload_chars))
+        return links
+
+    def _agent_name(self) -> str | None:
+        """The name the logs give the agent served (``agent``); None: not known when the seam is built."""
+        return None
 
     def _front_links(self) -> list[Interceptor]:
         """What this front puts in front of the seam's own chain."""
@@ -566,6 +582,7 @@ class GrpcService(abc.ABC):
             self.settings.authentication,
             context_of,
             quota=self.quotas.sessions,
+            debug=self.settings.observability.debug,
         )
         return self.sessions
 
@@ -705,6 +722,9 @@ class A2AServer(GrpcService):
     async def public_card(self) -> types.AgentCard:
         assert self.handler is not None
         return self.handler.card
+
+    def _agent_name(self) -> str | None:
+        return self.agent.card.name
 
     def _service(self) -> Service:
         assert self.handler is not None

@@ -19,6 +19,7 @@ import pytest
 from a2a_grpc import errors, types
 from a2a_grpc.bridge.stack import AgentStack
 from a2a_grpc.client import A2AClient
+from a2a_grpc.observability import ObservabilitySettings
 from a2a_grpc.push import PushNotifier
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.security import Credentials, WebhookPolicy
@@ -49,11 +50,17 @@ def leaked(texts: Iterable[str]) -> list[tuple[str, str]]:
     return [(secret[:12], text[:200]) for text in texts for secret in SECRETS if secret in text]
 
 
+@pytest.mark.parametrize("debug", [False, True], ids=["", "debug"])  # debug: every payload logged too
 @pytest.mark.asyncio
 async def test_no_secret_reaches_a_log_or_an_error(
-    receiver: Receiver, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    receiver: Receiver, tmp_path: Path, caplog: pytest.LogCaptureFixture, debug: bool
 ) -> None:
-    settings = ServerSettings(authentication=authentication(), log_requests=True, grace_seconds=1.0)
+    settings = ServerSettings(
+        authentication=authentication(),
+        log_requests=True,
+        grace_seconds=1.0,
+        observability=ObservabilitySettings(debug=debug),
+    )
     notifier = PushNotifier(policy=WebhookPolicy(allow=("127.0.0.0/8",)), initial_backoff=0.01)
     refusals: list[str] = []
     caplog.set_level(logging.DEBUG)
@@ -116,6 +123,11 @@ async def test_no_secret_reaches_a_log_or_an_error(
     assert any("refused credentials" in t for t in texts)  # the refusals were logged ...
     assert any("SendMessage" in t for t in texts)  # ... and so was every call (the access log)
     assert any("POST" in t and "127.0.0.1" in t for t in texts)  # ... and each webhook request
+    if debug:  # ... and, with debug, every payload (the push config's among them)
+        assert any(
+            r.name == "a2a_grpc.debug" and "CreateTaskPushNotificationConfig" in r.getMessage()
+            for r in caplog.records
+        )
     assert leaked(texts) == []  # ... without a single secret
     assert leaked(refusals) == []
     # Nor in the store's file, for the push credentials (sealed at rest).

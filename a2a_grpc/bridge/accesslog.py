@@ -3,7 +3,9 @@
 ``http POST /message:send 200 SendMessage 1.4 ms peer=127.0.0.1:53712``: the verb and path (as
 sent, percent-encoded: a decoded ``%0A`` would start a forged log line; long paths cut), the status
 sent, the A2A method the request was for (the JSON-RPC method, or the route's RPC; ``-`` when none
-was reached), the time until the response ended, and the client.
+was reached), the time until the response ended, and the client. The record carries them as
+``extra`` too (``binding`` ``http``, ``method``, ``status``, ``duration_ms``, ``peer``, ``verb``,
+``path``): members of a JSON log line, with the ids of the call the request made.
 The same logger carries the gRPC servers' lines (``a2a_grpc._accesslog.AccessLog``), so one
 handler sees every call of a process whichever binding it came by.
 """
@@ -54,7 +56,25 @@ async def access_logged(app: App, scope: Scope, receive: Receive, send: Send) ->
         peer = f"{client[0]}:{client[1]}" if client else "-"
         elapsed = (time.perf_counter() - start) * 1000
         method = scope.get(METHOD_KEY, "-")
-        log.info("http %s %s %s %s %.1f ms peer=%s", scope.get("method"), path, status, method, elapsed, peer)
+        verb = scope.get("method")
+        log.info(
+            "http %s %s %s %s %.1f ms peer=%s",
+            verb,
+            path,
+            status,
+            method,
+            elapsed,
+            peer,
+            extra={
+                "binding": "http",
+                "method": None if method == "-" else method,
+                "status": status,
+                "duration_ms": round(elapsed, 3),
+                "peer": peer if client else None,
+                "verb": verb,
+                "path": path,
+            },
+        )
 
 
 def _shown_path(scope: Scope) -> str:

@@ -11,7 +11,8 @@ Served at the bridge's root URL, over any upstream (:mod:`a2a_grpc.bridge.upstre
 * ``GET /metrics``: the Prometheus metrics of the process, and whatever else is mounted on
   :attr:`BridgeApp.ops` (:mod:`a2a_grpc.bridge.ops`);
 * ``GET /.well-known/jwks.json``: the public keys of this agent's delegation tokens, when
-  ``BridgeSettings.jwks`` holds them (:mod:`a2a_grpc.security.delegation`).
+  ``BridgeSettings.jwks`` holds them (:mod:`a2a_grpc.security.delegation`);
+* ``/debug/a2a/...``: the debug endpoints, when given (``debug``, :mod:`a2a_grpc.bridge.debug`).
 
 Streaming methods answer with Server-Sent Events (:mod:`a2a_grpc.bridge.sse`). Headers cross to the upstream
 through an allowlist (``authorization``, ``a2a-*``, ``traceparent``, ``tracestate``);
@@ -60,8 +61,9 @@ class BridgeApp:
     ) -> None:
         self.upstream = upstream
         self.ops = ops if ops is not None else OpsApp()
-        """``/metrics`` and what else is mounted on it (:mod:`a2a_grpc.bridge.ops`), served
-        before the HTTP+JSON routes; ``OpsApp(metrics=False)`` serves no metrics."""
+        """``/metrics`` and what else is mounted on it (:mod:`a2a_grpc.bridge.ops`; the debug
+        endpoints, ``/debug/a2a/``, in ``AgentStack``), served before the HTTP+JSON routes;
+        ``OpsApp(metrics=False)`` serves no metrics."""
         settings = settings or BridgeSettings()
         if settings.limits is None:  # the in-process server's, so that both fronts refuse alike
             handler = getattr(upstream, "handler", None)

@@ -129,9 +129,11 @@ class GrpcFront(GrpcService):
             )
         port = await super().start()
         if self.settings.observability.metrics_port is not None:  # a metrics port of its own
-            from a2a_grpc.bridge.ops import ops_server  # here: uvicorn only when it is asked for
+            # here: uvicorn only when it is asked for
+            from a2a_grpc.bridge.debug import debug_routes
+            from a2a_grpc.bridge.ops import ops_server
 
-            self.ops = ops_server(self.settings.observability)
+            self.ops = ops_server(self.settings.observability, debug_routes(self))
             assert self.ops is not None
             await self.ops.start()
         log.info("serving %s on %s for %s", SERVICE, self.address, type(self.upstream).__name__)

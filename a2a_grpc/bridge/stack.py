@@ -158,6 +158,7 @@ class AgentStack:
         observability = self.grpc_settings.observability
         if self.http is not None:
             from a2a_grpc.bridge.app import BridgeApp
+            from a2a_grpc.bridge.debug import debug_routes
             from a2a_grpc.bridge.ops import OpsApp
             from a2a_grpc.bridge.upstream import LocalUpstream
 
@@ -165,15 +166,16 @@ class AgentStack:
             app = BridgeApp(
                 LocalUpstream(self.server.handler, self.server.service),
                 self.bridge_settings,
-                ops=OpsApp(metrics=observability.metrics),
+                ops=OpsApp(debug_routes(self.server), metrics=observability.metrics),
             )
             app.public_url = public
             self.http.app = app
             await self.http.start()
         if observability.metrics_port is not None:  # a port of its own, with or without the HTTP one
+            from a2a_grpc.bridge.debug import debug_routes
             from a2a_grpc.bridge.ops import ops_server
 
-            self.ops = ops_server(observability)
+            self.ops = ops_server(observability, debug_routes(self.server))
             assert self.ops is not None
             await self.ops.start()
 

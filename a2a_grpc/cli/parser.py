@@ -466,4 +466,29 @@ def parser(explicit: bool = False) -> argparse.ArgumentParser:
     )
     ls.add_argument("--page-token", metavar="TOKEN", help="nextPageToken of the previous page")
     p.set_defaults(func=tasks)
+
+    # `sessions`: the debug endpoints (a2a_grpc.cli.debug), imported here to keep this block whole.
+    from a2a_grpc.cli.debug import sessions
+
+    p = command(
+        sub,
+        "sessions",
+        help="list a server's live sessions (its debug endpoints)",
+        description="Print the live sessions of a server from its debug endpoints (/debug/a2a/sessions "
+        "on its HTTP port): peer, age, negotiated values, calls in flight, credit, last heartbeat. "
+        f"Credentials come from {API_KEY_ENV} and {BEARER_TOKEN_ENV}; only the sessions of the "
+        "principal they prove are shown.",
+    )
+    p.add_argument("url", type=http_url, help="the server's http(s):// base URL (its HTTP port)")
+    p.add_argument("--id", metavar="SESSION", help="one session, with its handshake negotiation")
+    p.add_argument("--json", action="store_true", help="print the endpoint's JSON instead of a table")
+    p.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=seconds,
+        default=CALL_TIMEOUT,
+        help=f"deadline in seconds, above 0 (default: {CALL_TIMEOUT:g})",
+    )
+    caller_args(p, "the request", urls=True)
+    p.set_defaults(func=sessions)
     return top

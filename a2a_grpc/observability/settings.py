@@ -42,6 +42,8 @@ class ObservabilitySettings:
     (``A2A_DEBUG=1``). For finding a problem, not for production: payloads can be large."""
     debug_endpoints: bool = True
     """Serve ``/debug/a2a/sessions`` (authenticated like every call) beside ``/metrics``."""
+    debug_payload_chars: int = 4096
+    """With ``debug``: a logged payload's JSON is cut after this many characters (its length said)."""
 
     def __post_init__(self) -> None:
         if self.metrics_port is not None and (
@@ -52,6 +54,12 @@ class ObservabilitySettings:
             raise ValueError(f"metrics_port must be 0..65535 or None, not {self.metrics_port!r}")
         if self.log_format not in LOG_FORMATS:
             raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}, not {self.log_format!r}")
+        if (
+            isinstance(self.debug_payload_chars, bool)
+            or not isinstance(self.debug_payload_chars, int)
+            or self.debug_payload_chars < 1
+        ):
+            raise ValueError(f"debug_payload_chars must be a positive int, not {self.debug_payload_chars!r}")
         for name in ("metrics", "spans", "debug", "debug_endpoints"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, not {getattr(self, name)!r}")

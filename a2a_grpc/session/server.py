@@ -35,6 +35,8 @@ import grpc
 from google.rpc import status_pb2  # type: ignore[import-untyped]  # .pyi but no py.typed
 
 from a2a_grpc import errors, types
+from a2a_grpc.observability import debuglog
+from a2a_grpc.observability.context import SESSION_ID
 from a2a_grpc.observability.metrics import (
     SESSIONS_ACTIVE,
     counting_deserializer,
@@ -81,6 +83,8 @@ MAX_CALL_TIMEOUT = 366 * 86400.0
 EXPIRED_REMEMBERED = 10_000
 """Ended sessions remembered, so that resuming one says "expired", not "unknown"."""
 CLOSE_SECONDS = 5.0
+RESUMES_KEPT = 4
+"""Handshakes of resumes a session keeps for its debug view (the latest), besides its opening one."""
 
 
 class _Undecodable:
@@ -121,8 +125,11 @@ class ServerSession:
         base: CallContext,
         on_ended: Callable[[ServerSession], None] | None = None,
         quota: SessionQuota | None = None,
+        debug: bool = False,
     ) -> None:
         self.service = service
+        self.debug = debug
+        """Log each handshake in full (``a2a_grpc.observability.debuglog``)."""
         self.quota = quota
         self.card = card
         self.settings = settings
@@ -157,6 +164,13 @@ class ServerSession:
         self._pump: asyncio.Task[None] | None = None
         self._expiry: asyncio.Task[None] | None = None
         self._last_call_ended = 0.0
+        # For the debug view (a2a_grpc.observability.debug): kept as received, redacted when shown.
+        self.hello = Hello()
+        self.resumes: collections.deque[tuple[Hello, Welcome]] = collections.deque(maxlen=RESUMES_KEPT)
+        self.opened = asyncio.get_running_loop().time()
+        self.last_heartbeat: float | None = None
+        self.call_methods: dict[int, tuple[str, float]] = {}
+        """The running calls' operation (the Call's request field) and start, by call id."""
 
     @property
     def finishing(self) -> bool:
@@ -166,6 +180,16 @@ class ServerSession:
     @property
     def attached(self) -> bool:
         return self._conn is not None
+
+    @property
+    def last_seen(self) -> float:
+        """When the peer last sent a frame (the loop's clock)."""
+        return self._last_seen
+
+    def credit(self) -> tuple[tuple[int, int], dict[int, tuple[int, int]]]:
+        """(frames, bytes) the server may send now before the client gives credit back: the
+        session's, and each running call's."""
+        return self._session_credit.available, {c: a.available for c, a in self._credits.items()}
 
     def end(self, reason: str) -> None:
         """End the session from the server's side: a Goodbye saying ``reason`` if it is attached,
@@ -190,10 +214,14 @@ class ServerSession:
                 self.quota.open(self, base)
         except errors.A2AError as exc:
             log.info("session from %s refused at its handshake: %s", self.base.peer or "?", exc.message)
+            if self.debug:
+                debuglog.log_refusal(hello, exc.message, self.base.peer)
             await abort(context, exc)
         self.base = base
         self.welcome = welcome
         self.session_id = welcome.session_id
+        self.hello = hello
+        SESSION_ID.set(self.session_id)  # for everything this connection's tasks do, calls included
         self._tenant = hello.tenant
         self._max_frame = welcome.max_frame_bytes
         self._window = welcome.window
@@ -201,6 +229,8 @@ class ServerSession:
         self._beat = welcome.heartbeat_interval.ToTimedelta().total_seconds()
         self._missed = welcome.missed_heartbeats
         await context.write(ServerFrame(welcome=welcome))
+        if self.debug:
+            debuglog.log_handshake(hello, welcome, self.base.peer)
         self._pump = asyncio.get_running_loop().create_task(
             self._run_pump(), name=f"session-{self.session_id}-pump"
         )
@@ -228,6 +258,7 @@ class ServerSession:
         and the principal, write a Welcome marked resumed, send what the client has not
         received, then go live. Typed errors (SessionTokenError, SessionPositionNotRetainedError)
         abort the new stream and leave the session as it was."""
+        SESSION_ID.set(self.session_id)
         async with self._resuming:  # one resume at a time; the later takes over
             await self._resume(hello, context, base)
 
@@ -245,6 +276,8 @@ class ServerSession:
             missed = self.replay.after(resume.received)
         except errors.A2AError as exc:
             log.info("resuming session %s refused: %s", self.session_id, exc.message)
+            if self.debug:
+                debuglog.log_refusal(hello, exc.message, base.peer)
             await abort(context, exc)
         old = self._connection
         self._detach()
@@ -257,6 +290,9 @@ class ServerSession:
         welcome.resumed = True
         welcome.received = self._received
         await context.write(ServerFrame(welcome=welcome))
+        self.resumes.append((hello, welcome))
+        if self.debug:
+            debuglog.log_handshake(hello, welcome, base.peer)
         # What the client missed, then whatever the pump kept meanwhile, then live.
         position = resume.received
         while position < self.replay.sent:
@@ -400,6 +436,7 @@ class ServerSession:
             self._received += 1
             self._join(frame.chunk)
         elif kind == "heartbeat":  # a sign of life (counted by the reader), and an acknowledgement
+            self.last_heartbeat = self._last_seen
             if frame.heartbeat.received:
                 self.replay.ack(frame.heartbeat.received)
         elif kind == "goodbye":
@@ -490,7 +527,9 @@ class ServerSession:
             timeout = min(given.seconds + given.nanos / 1e9, MAX_CALL_TIMEOUT)
         window = self._window
         self._credits[call_id] = Account(window.call_frames, window.call_bytes)
-        task = asyncio.get_running_loop().create_task(self._run_call(call_id, field, call, timeout))
+        loop = asyncio.get_running_loop()
+        self.call_methods[call_id] = (field, loop.time())
+        task = loop.create_task(self._run_call(call_id, field, call, timeout))
         self._calls[call_id] = task
 
     def _end(self, call_id: int, exc: BaseException) -> None:
@@ -550,6 +589,7 @@ class ServerSession:
         finally:
             self._calls.pop(call_id, None)
             self._credits.pop(call_id, None)
+            self.call_methods.pop(call_id, None)
             self._last_call_ended = asyncio.get_running_loop().time()
         if end is None:  # the last event said it
             return
@@ -736,9 +776,12 @@ class SessionHost:
         authentication: Authentication | None = None,
         context_of: Callable[[grpc.aio.ServicerContext], CallContext] | None = None,
         quota: SessionQuota | None = None,
+        debug: bool = False,
     ) -> None:
         self.service = service
         self.card = card
+        self.debug = debug
+        """Log each session's handshake in full, credentials redacted (``ObservabilitySettings.debug``)."""
         self.quota = quota
         """Sessions per principal (open, and waiting to be resumed); None: not counted."""
         self.settings = settings or SessionSettings()
@@ -776,6 +819,7 @@ class SessionHost:
                     base,
                     on_ended=self._forget,
                     quota=self.quota,
+                    debug=self.debug,
                 )
                 try:
                     await session.open(hello, context)
@@ -847,6 +891,8 @@ class SessionHost:
                 else errors.SessionUnknownError(f"no session {shown} was opened here")
             )
             log.info("resuming a session refused: %s", error.message)
+            if self.debug:
+                debuglog.log_refusal(hello, error.message, context.peer())
             await abort(context, error)
         assert session is not None
         return session
