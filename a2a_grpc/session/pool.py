@@ -16,6 +16,12 @@ failed, see :attr:`Session.alive <a2a_grpc.session.client.Session.alive>`, or an
 ``alive`` attribute is False) is closed and opened again at the next lease; a lease already running
 keeps what it has and sees its call fail with the session's typed error (resuming a session is
 not the pool's work). A failed opening is not kept: the next lease tries again.
+
+A Session a draining server told to go away (:attr:`Session.going_away
+<a2a_grpc.session.client.Session.going_away>`) is not alive either: the next lease opens a new one
+(on a new connection: behind a load balancer, another replica; the same server refuses it with
+ServerDrainingError while it drains). The old one is closed once the leases using it have ended,
+so that their calls run to their end.
 """
 
 from __future__ import annotations
@@ -35,16 +41,28 @@ K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 CLOSE_SECONDS = 5.0
 """How long closing one peer's connection may take before it is left to the garbage collector."""
+GOING_AWAY_SECONDS = 120.0
+"""How long a peer whose server is going away is kept for the leases still using it (their calls
+run on) before it is closed under them; a server's drain is over well before that (its grace
+period; Kubernetes allows 30 s by default)."""
 
 
 class _Peer(Generic[T]):
-    __slots__ = ("last_used", "opening", "stack", "users")
+    __slots__ = ("last_used", "left", "opening", "stack", "users")
 
     def __init__(self, opening: asyncio.Task[T], stack: AsyncExitStack) -> None:
         self.opening = opening
         self.stack = stack
         self.users = 0
         self.last_used = 0.0
+        self.left = asyncio.Event()
+        """Set whenever no lease uses it."""
+        self.left.set()
+
+    def going_away(self) -> bool:
+        """Open, and its server told it to go away (see the module doc)."""
+        done = self.opening.done() and not self.opening.cancelled() and self.opening.exception() is None
+        return done and bool(getattr(self.opening.result(), "going_away", False))
 
     def alive(self) -> bool:
         if not self.opening.done():
@@ -106,19 +124,26 @@ class PeerPool(Generic[K, T]):
             peer = _Peer(loop.create_task(self._enter(stack, key), name=f"peer-pool-open-{key!r}"), stack)
             self._peers[key] = peer
         peer.users += 1
+        peer.left.clear()
         try:
             value = await asyncio.shield(peer.opening)  # a caller that gives up does not stop it
         except BaseException:
-            peer.users -= 1
+            self._release(peer, loop.time())
             if peer.opening.done() and not peer.alive() and self._peers.get(key) is peer:
                 self._forget(key, peer)
             raise
         try:
             yield value
         finally:
-            peer.users -= 1
-            peer.last_used = loop.time()
+            self._release(peer, loop.time())
             self._reap_later()
+
+    @staticmethod
+    def _release(peer: _Peer[T], now: float) -> None:
+        peer.users -= 1
+        peer.last_used = now
+        if not peer.users:
+            peer.left.set()
 
     async def _enter(self, stack: AsyncExitStack, key: K) -> T:
         return await stack.enter_async_context(self._open_peer(key))
@@ -148,6 +173,10 @@ class PeerPool(Generic[K, T]):
             peer.opening.cancel()
         with contextlib.suppress(BaseException):
             await peer.opening
+        if peer.going_away():  # its server drains: the calls of the leases using it run to their end
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(GOING_AWAY_SECONDS):
+                    await peer.left.wait()
         try:
             async with asyncio.timeout(CLOSE_SECONDS):
                 await peer.stack.aclose()
