@@ -375,19 +375,63 @@ async def test_hurry_cuts_a_long_grace_short_and_the_stop_stays_truthful() -> No
     store = InMemoryTaskStore()
     server = A2AServer(ReferenceAgent(), store, ServerSettings(grace_seconds=3600.0))
     await server.start()
-    async with A2AClient(server.address, timeout=WAIT) as client:
-        long = client.send_streaming_message(A2AClient.text_request("slow 120"))
-        task_id = task_id_of(await asyncio.wait_for(anext(long), WAIT))
-        draining = asyncio.ensure_future(server.drain())
-        await until(lambda: server.drain_gate.closed)
+    try:
+        async with A2AClient(server.address, timeout=WAIT) as client:
+            long = client.send_streaming_message(A2AClient.text_request("slow 120"))
+            task_id = task_id_of(await asyncio.wait_for(anext(long), WAIT))
+            draining = asyncio.ensure_future(server.drain())
+            await until(lambda: server.drain_gate.closed)
+            server.hurry()
+            # Bounded far below the grace: only hurry() can have ended the drain in time.
+            await asyncio.wait_for(draining, WAIT)
+            await asyncio.wait_for(server.drain(), WAIT)  # again: the same drain, over already
+            assert final_state(await rest_of(long)) == types.TASK_STATE_FAILED
+    finally:
         server.hurry()
-        # Bounded far below the grace: only hurry() can have ended the drain in time.
-        await asyncio.wait_for(draining, WAIT)
-        await asyncio.wait_for(server.drain(), WAIT)  # again: the same drain, over already
-        assert final_state(await rest_of(long)) == types.TASK_STATE_FAILED
+        await asyncio.wait_for(server.stop(0), WAIT)
     stored = await store.get("", task_id)
     assert stored is not None
     assert stored.status.state == types.TASK_STATE_FAILED
+
+
+@ASYNC
+async def test_a_bridge_in_front_of_a_draining_server_answers_503_with_its_retry_hint() -> None:
+    from a2a_grpc.bridge.upstream import GrpcUpstream
+    from a2a_grpc.tasks import InMemoryTaskStore
+    from tests.bridge_http_peers import http_bridge
+
+    server = A2AServer(
+        ReferenceAgent(),
+        InMemoryTaskStore(),
+        ServerSettings(grace_seconds=3600.0, drain_retry_after_seconds=7),
+    )
+    await server.start()
+    upstream = GrpcUpstream(server.address)
+    try:
+        async with (
+            http_bridge(upstream) as bridge,
+            A2AClient(server.address, timeout=WAIT) as client,
+        ):
+            long = client.send_streaming_message(A2AClient.text_request("slow 120"))
+            task_id = task_id_of(await asyncio.wait_for(anext(long), WAIT))
+            draining = asyncio.ensure_future(server.drain())
+            await until(lambda: server.drain_gate.closed)
+            rest = await bridge.client.get(f"/tasks/{task_id}")
+            assert (rest.status_code, rest.headers.get("retry-after")) == (503, "7")
+            refused = from_rest_error(rest.status_code, rest.json())
+            assert isinstance(refused, errors.ServerDrainingError)
+            assert refused.retry_after == 7
+            get = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": task_id}}
+            rpc = await bridge.client.post("/", json=get)
+            assert (rpc.status_code, rpc.headers.get("retry-after")) == (503, "7")
+            assert rpc.json()["error"]["code"] == -32088
+            server.hurry()
+            await asyncio.wait_for(draining, WAIT)
+            assert final_state(await rest_of(long)) == types.TASK_STATE_FAILED
+    finally:
+        await upstream.aclose()
+        server.hurry()  # a drain already under way ends at once (its grace is an hour)
+        await asyncio.wait_for(server.stop(0), WAIT)
 
 
 @ASYNC
