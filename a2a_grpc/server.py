@@ -663,9 +663,12 @@ class GrpcService(abc.ABC):
         server, self._server = self._server, None
         if server is not None:
             stopping = asyncio.ensure_future(server.stop(final_grace))
-            await self._until(asyncio.shield(stopping), loop.time() + final_grace + 1)
-            if not stopping.done():  # hurried: grpc cuts the calls left at once
-                await server.stop(0)
+            # Hurried before this point, the final events still get their moment (final_grace);
+            # hurried during it, grpc cuts the calls left at once.
+            if not self._hurry.is_set():
+                await self._until(asyncio.shield(stopping), loop.time() + final_grace + 1)
+                if not stopping.done():
+                    await server.stop(0)
             await stopping
 
     async def _drain_calls(self, deadline: float) -> float:

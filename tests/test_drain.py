@@ -261,6 +261,8 @@ async def test_sigterm_during_streams_ends_them_truthfully_and_refuses_new_calls
             assert (streamed.status_code, streamed.headers.get("retry-after")) == (503, "1")
             healthz = await http.get("/healthz")
             assert (healthz.status_code, healthz.json()) == (503, {"status": "NOT_SERVING"})
+            # The card still describes the agent (it is no call to the agent).
+            assert (await http.get("/.well-known/agent-card.json")).status_code == 200
 
             # 4. The streams in flight: a clean end each, with their final event.
             quick_rest, long_rest = await asyncio.gather(rest_of(quick), rest_of(long))
