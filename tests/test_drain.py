@@ -43,7 +43,7 @@ from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.session.client import Session
 from a2a_grpc.session.frames import Goodbye
 from a2a_grpc.session.pool import PeerPool
-from a2a_grpc.status import STATUS_DETAILS_KEY, from_rpc_error, to_rpc_status
+from a2a_grpc.status import STATUS_DETAILS_KEY, from_rpc_error, from_status, to_rpc_status
 from a2a_grpc.tasks import SqliteTaskStore
 
 CLI = [sys.executable, "-m", "a2a_grpc.cli"]
@@ -433,6 +433,70 @@ async def test_a_bridge_in_front_of_a_draining_server_answers_503_with_its_retry
     finally:
         await upstream.aclose()
         server.hurry()  # a drain already under way ends at once (its grace is an hour)
+        await asyncio.wait_for(server.stop(0), WAIT)
+
+
+@ASYNC
+async def test_a_draining_server_session_on_the_wire_go_away_refusals_resume_then_the_end() -> None:
+    from a2a_grpc.session.frames import Call, ClientFrame, Hello, status_in
+    from a2a_grpc.tasks import InMemoryTaskStore
+    from tests.test_session_resume import opened, resume_hello
+
+    server = A2AServer(ReferenceAgent(), InMemoryTaskStore(), ServerSettings(grace_seconds=3600.0))
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stream, welcome, reader = await opened(channel)
+            slow = ClientFrame(
+                call=Call(call_id=1, send_streaming_message=A2AClient.text_request("slow 120"))
+            )
+            await stream.write(slow)
+            while (await reader.next()).WhichOneof("frame") != "event":
+                pass
+            draining = asyncio.ensure_future(server.drain())
+            # The notice: going away, with the retry delay; the call runs on.
+            while (frame := await reader.next()).WhichOneof("frame") != "goodbye":
+                assert frame.WhichOneof("frame") in ("event", "heartbeat"), frame
+            assert frame.goodbye.going_away
+            assert frame.goodbye.retry_delay.seconds == 1
+            # A new call on the session: refused, typed, with the hint.
+            await stream.write(ClientFrame(call=Call(call_id=2, get_task=types.GetTaskRequest(id="x"))))
+            while not (
+                (frame := await reader.next()).WhichOneof("frame") == "end" and frame.end.call_id == 2
+            ):
+                pass
+            refused = from_status(status_in(frame.end))
+            assert isinstance(refused, errors.ServerDrainingError)
+            assert refused.retry_after == 1
+            # A new session: refused at its handshake.
+            with pytest.raises(grpc.aio.AioRpcError) as handshake:
+                await opened(channel, Hello(protocol_versions=["1.0"]))
+            assert retry_info(handshake.value) == 1
+            assert isinstance(from_rpc_error(handshake.value), errors.ServerDrainingError)
+            # The connection drops: the session may still be resumed, and is told again.
+            stream.cancel()
+            assert server.sessions is not None
+            held = server.sessions.sessions[welcome.session_id]
+            await until(lambda: not held.attached)
+            again, resumed, reader2 = await opened(channel, resume_hello(welcome, reader.received))
+            assert resumed.resumed
+            while (frame := await reader2.next()).WhichOneof("frame") != "goodbye":
+                pass
+            assert frame.goodbye.going_away
+            # The grace ends (hurried): the call gets its task's final state, then the plain Goodbye.
+            server.hurry()
+            states = []
+            while (frame := await reader2.next()) is not grpc.aio.EOF:
+                kind = frame.WhichOneof("frame")
+                if kind == "event" and frame.event.stream_response.HasField("status_update"):
+                    states.append(frame.event.stream_response.status_update.status.state)
+                if kind == "goodbye":
+                    assert not frame.goodbye.going_away
+            assert states[-1] == types.TASK_STATE_FAILED
+            await asyncio.wait_for(draining, WAIT)
+            again.cancel()
+    finally:
+        server.hurry()
         await asyncio.wait_for(server.stop(0), WAIT)
 
 
