@@ -571,3 +571,60 @@ def test_a_session_reads_any_going_away_notice_as_a_typed_refusal(
     refusal = session._draining()
     assert isinstance(refusal, errors.ServerDrainingError)
     assert refusal.retry_after == hint
+
+
+class Peer:
+    """What a pool holds: alive until its server says it goes away; knows when it was closed."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.going_away = False
+        self.closed = asyncio.Event()
+
+    @property
+    def alive(self) -> bool:
+        return not self.going_away
+
+
+def peers_pool(opened: list[Peer]) -> PeerPool[str, Peer]:
+    @contextlib.asynccontextmanager
+    async def open_peer(key: str) -> AsyncIterator[Peer]:
+        peer = Peer(f"{key}#{len(opened)}")
+        opened.append(peer)
+        try:
+            yield peer
+        finally:
+            peer.closed.set()
+
+    return PeerPool(open_peer)
+
+
+@ASYNC
+async def test_a_pooled_peer_going_away_is_replaced_and_closed_only_once_its_leases_end() -> None:
+    opened: list[Peer] = []
+    pool = peers_pool(opened)
+    try:
+        async with pool.lease("replica") as old:
+            old.going_away = True  # its server drains, while this lease's call runs
+            async with pool.lease("replica") as new:
+                assert new is not old  # the next lease gets a new connection
+            await asyncio.sleep(0.05)  # the pool had its chance to close the old one under us
+            assert not old.closed.is_set()
+        await asyncio.wait_for(old.closed.wait(), WAIT)  # closed once its lease ended
+        assert not opened[1].closed.is_set()
+    finally:
+        await pool.aclose()
+    assert opened[1].closed.is_set()
+
+
+@ASYNC
+async def test_closing_the_pool_does_not_wait_for_the_leases_of_a_peer_going_away() -> None:
+    opened: list[Peer] = []
+    pool = peers_pool(opened)
+    async with pool.lease("replica") as old:
+        old.going_away = True
+        async with pool.lease("replica"):
+            pass
+        await asyncio.wait_for(pool.aclose(), WAIT)  # within CLOSE_SECONDS, not GOING_AWAY_SECONDS
+        assert old.closed.is_set()
+        assert opened[1].closed.is_set()

@@ -94,6 +94,8 @@ class PeerPool(Generic[K, T]):
         self._peers: dict[K, _Peer[T]] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self._leaving: set[_Peer[T]] = set()  # going away, closed once their leases end
+        self._closing_all = False  # aclose runs: nothing waits for leases
 
     def __len__(self) -> int:
         return len(self._peers)
@@ -167,16 +169,20 @@ class PeerPool(Generic[K, T]):
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    @staticmethod
-    async def _close(key: K, peer: _Peer[T]) -> None:
+    async def _close(self, key: K, peer: _Peer[T]) -> None:
         if not peer.opening.done():
             peer.opening.cancel()
         with contextlib.suppress(BaseException):
             await peer.opening
-        if peer.going_away():  # its server drains: the calls of the leases using it run to their end
-            with contextlib.suppress(TimeoutError):
+        if peer.going_away() and not self._closing_all:  # its server drains: its leases' calls run on
+            self._leaving.add(peer)
+            try:
                 async with asyncio.timeout(GOING_AWAY_SECONDS):
                     await peer.left.wait()
+            except TimeoutError:
+                log.info("closing the pooled connection to %r under the leases still using it", key)
+            finally:
+                self._leaving.discard(peer)
         try:
             async with asyncio.timeout(CLOSE_SECONDS):
                 await peer.stack.aclose()
@@ -204,11 +210,17 @@ class PeerPool(Generic[K, T]):
         stays usable: a later lease opens its peer again."""
         if self._reaper is not None:
             self._reaper.cancel()
-        for key, peer in list(self._peers.items()):
-            self._forget(key, peer)
-        closing: list[Any] = list(self._closing)
-        if closing:
-            await asyncio.wait(closing, timeout=CLOSE_SECONDS * 2)
+        self._closing_all = True
+        try:
+            for key, peer in list(self._peers.items()):
+                self._forget(key, peer)
+            for peer in list(self._leaving):  # those waiting for their leases close now
+                peer.left.set()
+            closing: list[Any] = list(self._closing)
+            if closing:
+                await asyncio.wait(closing, timeout=CLOSE_SECONDS * 2)
+        finally:
+            self._closing_all = False
         if self._reaper is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
