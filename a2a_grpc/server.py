@@ -657,7 +657,7 @@ class GrpcService(abc.ABC):
         if self.sessions is not None:
             self.sessions.go_away(retry)
         log.info("draining: NOT_SERVING, new calls refused; running calls get %g s", grace)
-        final_grace = await self._drain_calls(deadline)
+        final_grace = await self._drain_calls(deadline, grace)
         if self.sessions is not None:  # those still open end now (their calls with them, not their tasks)
             await self.sessions.close("the server is stopping", timeout=max(final_grace, 0.1))
         server, self._server = self._server, None
@@ -671,10 +671,11 @@ class GrpcService(abc.ABC):
                     await server.stop(0)
             await stopping
 
-    async def _drain_calls(self, deadline: float) -> float:
-        """Let running calls end until ``deadline`` (the event loop's clock) or :meth:`hurry`; the
-        grace the gRPC server then gives the calls still open. Here: the sessions' calls (each
-        session ends with its last call); plain calls get what is left from grpc itself."""
+    async def _drain_calls(self, deadline: float, grace: float) -> float:
+        """Let running calls end until ``deadline`` (the event loop's clock, ``grace`` seconds after
+        the drain began) or :meth:`hurry`; the grace the gRPC server then gives the calls still
+        open. Here: the sessions' calls (each session ends with its last call); plain calls get
+        what is left from grpc itself."""
         if self.sessions is not None:
             await self._until(self.sessions.quiet(), deadline)
         return 0.0 if self._hurry.is_set() else max(deadline - asyncio.get_running_loop().time(), 0.0)
@@ -766,17 +767,18 @@ class A2AServer(GrpcService):
         self.service = Service.serving(self.handler, self.seam_chain())
         return self.service
 
-    async def _drain_calls(self, deadline: float) -> float:
+    async def _drain_calls(self, deadline: float, grace: float) -> float:
         """Executions drain until ``deadline`` or :meth:`hurry`; then the task core's truthful stop
         (``RequestHandler.aclose``): the streams have their final events by now, and a moment
-        (SEND_SECONDS) to send them."""
+        (SEND_SECONDS) to send them. A grace shorter than those moments shortens them (a stop
+        with no grace waits for nothing)."""
         if self.handler is None:
             return 0.0
         jobs = [e.job for e in self.handler.executions.running() if e.job is not None and not e.job.done()]
         if jobs:
             await self._until(asyncio.wait(jobs), deadline)
-        await self.handler.aclose(CUT_SECONDS)
-        return SEND_SECONDS
+        await self.handler.aclose(min(CUT_SECONDS, grace))
+        return min(SEND_SECONDS, grace)
 
     async def start(self) -> int:
         s = self.settings
