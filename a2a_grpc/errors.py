@@ -77,6 +77,7 @@ __all__ = [
     "PermissionDeniedError",
     "PushNotificationNotSupportedError",
     "RateLimitedError",
+    "ServerDrainingError",
     "SessionExpiredError",
     "SessionNotResumableError",
     "SessionPositionNotRetainedError",
@@ -207,6 +208,13 @@ class A2AError(Exception):
         )
         self.grpc_code: grpc.StatusCode = self.spec.grpc_code if grpc_code is None else grpc_code
         super().__init__(self.message)
+
+    @property
+    def retry_after(self) -> int | None:
+        """Whole seconds to wait before trying again, if the server said (``RETRY_AFTER_KEY``: a
+        :class:`RateLimitedError`, a :class:`ServerDrainingError`)."""
+        text = self.metadata.get(RETRY_AFTER_KEY, "")
+        return int(text) if text.isdigit() else None
 
     def __repr__(self) -> str:
         extra = f", metadata={self.metadata!r}" if self.metadata else ""
@@ -361,8 +369,9 @@ LIMIT_KEY = "limit"
 :class:`RateLimitedError` is about: the setting's name (``max_parts``, ``requests_per_second``),
 so a caller (or its operator) knows which bound to respect or raise."""
 RETRY_AFTER_KEY = "retry_after_seconds"
-"""The ErrorInfo metadata key of a :class:`RateLimitedError`'s advice: whole seconds to wait before
-trying again. HTTP fronts send it as ``Retry-After``; gRPC as a ``google.rpc.RetryInfo`` too."""
+"""The ErrorInfo metadata key of the advice of a :class:`RateLimitedError` or a
+:class:`ServerDrainingError`: whole seconds to wait before trying again. HTTP fronts send it as
+``Retry-After``; gRPC as a ``google.rpc.RetryInfo`` too."""
 
 
 class LimitExceededError(A2AError):
@@ -423,12 +432,6 @@ class RateLimitedError(LimitExceededError):
             grpc_code=grpc_code,
         )
 
-    @property
-    def retry_after(self) -> int | None:
-        """Whole seconds to wait before trying again, if the server said."""
-        text = self.metadata.get(RETRY_AFTER_KEY, "")
-        return int(text) if text.isdigit() else None
-
 
 class TransportError(A2AError):
     """A gRPC failure that is no A2A error (not in the spec's table, no ErrorInfo on the wire).
@@ -439,6 +442,28 @@ class TransportError(A2AError):
 
 class UnavailableError(TransportError):
     """Transport error, not an A2A error type: the server could not be reached (UNAVAILABLE)."""
+
+
+class ServerDrainingError(UnavailableError):
+    """a2a-grpc's own error: the server is draining (it stops soon) and takes no new call; calls
+    already running go on within its grace period. Try again after ``retry_after`` seconds: behind
+    a load balancer another replica answers, else this server once it has restarted. An
+    :class:`UnavailableError` (whoever retries those retries this), the one that carries an
+    ErrorInfo: gRPC UNAVAILABLE with a ``google.rpc.RetryInfo``, HTTP 503 with ``Retry-After``."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: float | None = None,
+        metadata: Mapping[str, object] | None = None,
+        field_violations: Iterable[FieldViolation] = (),
+        grpc_code: grpc.StatusCode | None = None,
+    ) -> None:
+        facts = dict(metadata or {})
+        if retry_after is not None:
+            facts[RETRY_AFTER_KEY] = max(1, math.ceil(retry_after))
+        super().__init__(message, metadata=facts, field_violations=field_violations, grpc_code=grpc_code)
 
 
 class DeadlineExceededError(TransportError):
@@ -727,6 +752,18 @@ OUR_ERRORS: tuple[ErrorSpec, ...] = (
         403,
         "Permission denied",
         grpc_fallback=True,
+        domain=OUR_DOMAIN,
+    ),
+    # UNAVAILABLE: gRPC's code for "try again later", with RetryInfo saying when; -32088 follows
+    # on from -32089 towards the A2A range.
+    ErrorSpec(
+        "ServerDrainingError",
+        ServerDrainingError,
+        -32088,
+        _C.UNAVAILABLE,
+        "SERVER_DRAINING",
+        503,
+        "The server is draining: try again later",
         domain=OUR_DOMAIN,
     ),
 )

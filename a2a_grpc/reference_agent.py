@@ -130,6 +130,11 @@ class _Link:
     def alive(self) -> bool:
         return self.session is None or self.session.alive
 
+    @property
+    def going_away(self) -> bool:
+        """Its session's server drains (the pool closes it once the calls using it are over)."""
+        return self.session is not None and self.session.going_away
+
 
 @dataclass(frozen=True, slots=True)
 class SkillBounds:

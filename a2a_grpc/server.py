@@ -13,10 +13,12 @@ every exception is turned into a gRPC status in one place
 from __future__ import annotations
 
 import abc
+import asyncio
 import base64
 import collections
 import contextlib
 import logging
+import math
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from a2a_grpc import _pool, errors, types
 from a2a_grpc._accesslog import AccessLog
+from a2a_grpc._drain import DrainGate
 from a2a_grpc._handler import RequestHandler
 from a2a_grpc.agent import Agent
 from a2a_grpc.discovery import CARD_SERVICE
@@ -84,6 +87,11 @@ __all__ = [
 log = logging.getLogger("a2a_grpc.server")
 SERVICE = types.A2A_SERVICE.full_name
 MiB = 1024 * 1024
+CUT_SECONDS = 0.5
+"""At the end of a drain's grace: how long executions still running get to take their cancellation
+before the task core records their end (``RequestHandler.aclose``)."""
+SEND_SECONDS = 1.0
+"""After the task core's stop: how long open calls get to send their final events."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +142,12 @@ class ServerSettings:
     max_retained_artifact_bytes: int = DEFAULT_RETAIN_BYTES
     """Artifact content kept per task; beyond it content is streamed, not kept (``a2a_grpc.tasks.run``)."""
     grace_seconds: float = 5.0
-    """On stop: how long running calls and executions may finish."""
+    """On stop (SIGTERM): how long running calls and executions may finish while the server drains
+    (``docs/shutdown.md``); then tasks still running get their truthful end and the server stops."""
+    drain_retry_after_seconds: float = 1.0
+    """While the server drains, the calls and session handshakes it refuses advise trying again
+    after this long (gRPC RetryInfo, HTTP Retry-After, the session Goodbye's ``retry_delay``); whole
+    seconds, rounded up, at least 1. Behind a load balancer another replica answers at once."""
     public_address: str | None = None
     """``HOST:PORT`` clients use to reach this server (a load balancer, a container's published
     port), for the card's GRPC interface; default: the address the server is bound to."""
@@ -192,8 +205,13 @@ class ServerSettings:
                 raise ValueError(f"{name} must be a positive number of milliseconds or None, not {value!r}")
         if self.max_connection_age_grace_ms is not None and self.max_connection_age_ms is None:
             raise ValueError("max_connection_age_grace_ms needs max_connection_age_ms")
-        if self.grace_seconds < 0:
-            raise ValueError(f"grace_seconds must not be negative, not {self.grace_seconds}")
+        if not 0 <= self.grace_seconds < math.inf:
+            raise ValueError(f"grace_seconds must be a finite number >= 0, not {self.grace_seconds}")
+        if not 0 < self.drain_retry_after_seconds <= 86400:
+            raise ValueError(
+                "drain_retry_after_seconds must be more than 0 and at most 86400 (a day), "
+                f"not {self.drain_retry_after_seconds}"
+            )
         self.backpressure.check_within(self.retention)
         if not isinstance(self.reuse_port, bool):
             raise ValueError(f"reuse_port must be True or False, not {self.reuse_port!r}")
@@ -485,6 +503,10 @@ class GrpcService(abc.ABC):
         """The session binding's sessions, once serving."""
         self.quotas = Quotas(self.settings.limits)
         """Rates and per-principal counts (``settings.limits``), shared by every front."""
+        self.drain_gate = DrainGate()
+        """The seam's first link: closed by :meth:`drain`, it refuses every new call."""
+        self._drained: asyncio.Future[None] | None = None
+        self._hurry = asyncio.Event()
 
     @property
     def address(self) -> str:
@@ -506,17 +528,25 @@ class GrpcService(abc.ABC):
 
     def seam_chain(self) -> tuple[Interceptor, ...]:
         """What every call passes before the operation: the metrics link (with
-        ``observability.metrics``), authentication, the quotas (which count by the principal
+        ``observability.metrics``), the logs' ids (and with ``observability.debug`` the payload
+        log), the drain gate, authentication, the quotas (which count by the principal
         authentication names), then ``settings.interceptors``."""
         chain = self.settings.chain  # authentication first, if any: the quotas go right after it
         after = 1 if self.settings.authentication is not None else 0
         # Metrics outermost: they count every call, refused ones too, of every binding sharing the seam.
         metrics = (Metrics(),) if self.settings.observability.metrics else ()
-        return (*metrics, *self._log_links(), *chain[:after], *self.quotas.links(), *chain[after:])
+        return (
+            *metrics,
+            *self._log_links(),
+            self.drain_gate,
+            *chain[:after],
+            *self.quotas.links(),
+            *chain[after:],
+        )
 
     def _log_links(self) -> list[Interceptor]:
-        """First in the seam: each call's ids for the logs, and with ``observability.debug`` its
-        payloads on the debug logger (no link at all without it)."""
+        """Each call's ids for the logs, and with ``observability.debug`` its payloads on the debug
+        logger (no link at all without it)."""
         seen = self.settings.observability
         links: list[Interceptor] = [CallIds(self._agent_name())]
         if seen.debug:
@@ -646,14 +676,81 @@ class GrpcService(abc.ABC):
         return await self._serve(server)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Refuse new calls and give running ones ``grace`` seconds (default: the settings')."""
-        grace = self.settings.grace_seconds if grace is None else grace
+        """Drain (:meth:`drain`), giving running calls ``grace`` seconds (default: the settings')."""
+        await self.drain(grace)
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Stop gracefully (``docs/shutdown.md``), in this order:
+
+        1. grpc.health.v1 says NOT_SERVING (for "" and every service), so load balancers stop
+           sending;
+        2. every new call, on every front, is refused with :class:`errors.ServerDrainingError`
+           (UNAVAILABLE with a RetryInfo of ``drain_retry_after_seconds``; HTTP 503 and
+           Retry-After), and so is a new session's handshake;
+        3. every session is told to go away (a Goodbye with ``going_away``): its running calls go
+           on, and it ends once they are over;
+        4. running calls drain for up to ``grace`` seconds (default ``grace_seconds``), or until
+           :meth:`hurry`; then whatever still runs ends as the task core's stop says (a task still
+           running is failed, or kept for a resumable agent, and every open stream receives that
+           final state), and the gRPC server stops.
+
+        Called again (or by :meth:`stop`) while it runs, it waits for the same drain."""
+        if self._drained is None:
+            self._drained = asyncio.ensure_future(
+                self._drain(self.settings.grace_seconds if grace is None else grace)
+            )
+        await asyncio.shield(self._drained)
+
+    def hurry(self) -> None:
+        """Cut a drain's grace short (a second SIGTERM): calls still running end now, as they
+        would at the end of the grace; the stop stays truthful."""
+        self._hurry.set()
+
+    async def _drain(self, grace: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        retry = self.settings.drain_retry_after_seconds
         await self._health.enter_graceful_shutdown()
-        if self.sessions is not None:  # sessions live until someone ends them: we do
-            await self.sessions.close("the server is stopping", timeout=max(grace, 0.1))
-        if self._server is not None:
-            await self._server.stop(grace)
-            self._server = None
+        self.drain_gate.close(retry)
+        if self.sessions is not None:
+            self.sessions.go_away(retry)
+        log.info("draining: NOT_SERVING, new calls refused; running calls get %g s", grace)
+        final_grace = await self._drain_calls(deadline, grace)
+        if self.sessions is not None:  # those still open end now (their calls with them, not their tasks)
+            await self.sessions.close("the server is stopping", timeout=max(final_grace, 0.1))
+        server, self._server = self._server, None
+        if server is not None:
+            stopping = asyncio.ensure_future(server.stop(final_grace))
+            # Hurried before this point, the final events still get their moment (final_grace);
+            # hurried during it, grpc cuts the calls left at once.
+            if not self._hurry.is_set():
+                await self._until(asyncio.shield(stopping), loop.time() + final_grace + 1)
+                if not stopping.done():
+                    await server.stop(0)
+            await stopping
+
+    async def _drain_calls(self, deadline: float, grace: float) -> float:
+        """Let running calls end until ``deadline`` (the event loop's clock, ``grace`` seconds after
+        the drain began) or :meth:`hurry`; the grace the gRPC server then gives the calls still
+        open. Here: the sessions' calls (each session ends with its last call); plain calls get
+        what is left from grpc itself."""
+        if self.sessions is not None:
+            await self._until(self.sessions.quiet(), deadline)
+        return 0.0 if self._hurry.is_set() else max(deadline - asyncio.get_running_loop().time(), 0.0)
+
+    async def _until(self, waiting: Awaitable[object], deadline: float) -> bool:
+        """Wait for ``waiting`` until ``deadline`` or :meth:`hurry`; whether it completed."""
+        loop = asyncio.get_running_loop()
+        work = asyncio.ensure_future(waiting)
+        hurried = asyncio.ensure_future(self._hurry.wait())
+        try:
+            await asyncio.wait(
+                {work, hurried}, timeout=max(deadline - loop.time(), 0.0), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in (work, hurried):
+                task.cancel()
+        return work.done() and not work.cancelled()
 
     async def wait(self) -> None:
         if self._server is not None:
@@ -731,6 +828,19 @@ class A2AServer(GrpcService):
         self.service = Service.serving(self.handler, self.seam_chain())
         return self.service
 
+    async def _drain_calls(self, deadline: float, grace: float) -> float:
+        """Executions drain until ``deadline`` or :meth:`hurry`; then the task core's truthful stop
+        (``RequestHandler.aclose``): the streams have their final events by now, and a moment
+        (SEND_SECONDS) to send them. A grace shorter than those moments shortens them (a stop
+        with no grace waits for nothing)."""
+        if self.handler is None:
+            return 0.0
+        jobs = [e.job for e in self.handler.executions.running() if e.job is not None and not e.job.done()]
+        if jobs:
+            await self._until(asyncio.wait(jobs), deadline)
+        await self.handler.aclose(min(CUT_SECONDS, grace))
+        return min(SEND_SECONDS, grace)
+
     async def start(self) -> int:
         s = self.settings
         check_exposure(s.host, s.authentication, s.allow_unauthenticated, "gRPC")
@@ -764,14 +874,9 @@ class A2AServer(GrpcService):
         return port
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop gracefully: refuse new messages, let running executions finish for ``grace``
-        seconds, give every task still running a truthful end (which every open stream receives
-        before it ends), then stop the gRPC server."""
-        grace = self.settings.grace_seconds if grace is None else grace
-        await self._health.enter_graceful_shutdown()
-        if self.handler is not None:
-            await self.handler.aclose(grace)
-        # The streams have their final events by now: a moment to send them, then calls end.
-        await super().stop(min(grace, 1.0))
+        """Stop gracefully (:meth:`drain`): refuse new calls, let running executions finish for
+        ``grace`` seconds, give every task still running a truthful end (which every open stream
+        receives before it ends), then stop the gRPC server."""
+        await self.drain(grace)
         if self.settings.authentication is not None:
             await self.settings.authentication.aclose()

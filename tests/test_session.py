@@ -793,8 +793,11 @@ async def test_a_stopping_server_gives_running_calls_their_end_then_says_goodbye
             # execution stopped, as on the unary binding); the server then fails the task.
             ended = await slow
             assert ended.task.status.state in (types.TASK_STATE_WORKING, types.TASK_STATE_FAILED)
-            with pytest.raises(errors.UnavailableError, match="ended the session"):
+            # The server drained: it told the session to go away, so a new call on it is refused
+            # at once, typed, with the server's advice on when to try again.
+            with pytest.raises(errors.ServerDrainingError, match="draining") as refused:
                 await session.get_task(ended.task.id)
+            assert refused.value.retry_after == 1
     finally:
         await server.stop(0)
 

@@ -7,7 +7,8 @@ Served at the bridge's root URL, over any upstream (:mod:`a2a_grpc.bridge.upstre
   ``google.api.http`` rules, tenant bindings included;
 * ``GET /.well-known/agent-card.json``: the upstream card with this bridge's interfaces
   (:mod:`a2a_grpc.bridge.card`);
-* ``GET /healthz``: 200 while the app serves;
+* ``GET /healthz``: 200 ``SERVING`` while the app serves, 503 ``NOT_SERVING`` once it drains
+  (:attr:`BridgeApp.serving` False; docs/shutdown.md);
 * ``GET /metrics``: the Prometheus metrics of the process, and whatever else is mounted on
   :attr:`BridgeApp.ops` (:mod:`a2a_grpc.bridge.ops`);
 * ``GET /.well-known/jwks.json``: the public keys of this agent's delegation tokens, when
@@ -76,6 +77,9 @@ class BridgeApp:
         self.rest = RestBinding(upstream, self.settings, self.card)
         jwks = self.settings.jwks
         self._jwks = json.dumps(dict(jwks), separators=(",", ":")).encode() if jwks is not None else None
+        self.serving = True
+        """False once the server behind it drains: ``/healthz`` answers 503, so load balancers stop
+        sending (the calls themselves are refused by the server's drain gate)."""
 
     @property
     def public_url(self) -> str | None:
@@ -128,7 +132,10 @@ class BridgeApp:
                     send, 200, body, cache, media="application/jwk-set+json", length=len(self._jwks)
                 )
             elif path == "/healthz" and request.verb in ("GET", "HEAD"):
-                await respond(send, 200, b'{"status":"SERVING"}')
+                if self.serving:
+                    await respond(send, 200, b'{"status":"SERVING"}')
+                else:
+                    await respond(send, 503, b'{"status":"NOT_SERVING"}')
             elif (ops := self.ops.route(scope["path"])) is not None:
                 await ops(scope, receive, send)
             else:

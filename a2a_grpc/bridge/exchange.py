@@ -134,11 +134,14 @@ def upstream_call(request: HttpRequest, settings: BridgeSettings) -> Call:
 
 def challenge_headers(exc: BaseException) -> list[tuple[str, str]]:
     """The HTTP headers an error carries: ``WWW-Authenticate`` for a refusal of credentials (RFC
-    9110 11.6.1: a 401 carries one), naming the schemes the agent accepts; ``Retry-After`` for a
-    rate limit (RFC 9110 10.2.3, with a 429); nothing for any other error."""
+    9110 11.6.1: a 401 carries one), naming the schemes the agent accepts; ``Retry-After`` for an
+    error that advises when to try again (RFC 9110 10.2.3: a rate limit's 429, a draining server's
+    503); nothing for any other error."""
+    if not isinstance(exc, errors.A2AError):
+        return []
     if isinstance(exc, errors.UnauthenticatedError) and exc.challenge:
         return [("www-authenticate", exc.challenge)]
-    if isinstance(exc, errors.RateLimitedError) and exc.retry_after is not None:
+    if exc.retry_after is not None:
         return [("retry-after", str(exc.retry_after))]
     return []
 

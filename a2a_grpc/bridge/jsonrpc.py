@@ -164,14 +164,14 @@ class JsonRpcBinding:
         await respond(send, 200, _answer(rpc_id, "result", answer))
 
     async def _error(self, send: Send, rpc_id: Any, exc: BaseException) -> None:
-        # A refusal of credentials is an HTTP 401 with its challenge, a rate limit a 429 with
-        # Retry-After (the body still a JSON-RPC error): HTTP clients and proxies handle both at
-        # that level.
+        # A refusal of credentials is an HTTP 401 with its challenge, a rate limit a 429 and a
+        # draining server a 503, both with Retry-After (the body still a JSON-RPC error): HTTP
+        # clients, proxies and load balancers handle these at that level.
         headers = challenge_headers(exc)
         status = 200
         if isinstance(exc, errors.UnauthenticatedError) and headers:
             status = 401
-        elif isinstance(exc, errors.RateLimitedError):
-            status = 429
+        elif isinstance(exc, errors.RateLimitedError | errors.ServerDrainingError):
+            status = exc.spec.http_status
         body = _answer(rpc_id, "error", to_jsonrpc_error(exc))
         await respond(send, status, body, headers)

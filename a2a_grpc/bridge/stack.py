@@ -30,6 +30,7 @@ from a2a_grpc.tasks import TaskStore, open_store
 from a2a_grpc.types import AgentCard
 
 if TYPE_CHECKING:
+    from a2a_grpc.bridge.app import BridgeApp
     from a2a_grpc.bridge.httpserver import HttpServer
     from a2a_grpc.bridge.ops import OpsServer
 
@@ -79,6 +80,7 @@ class AgentStack:
         self.http: HttpServer | None = None
         self.ops: OpsServer | None = None
         """The metrics port (``grpc.observability.metrics_port``), once started; None without one."""
+        self._app: BridgeApp | None = None
         self._started = False
 
     # -- where it is -------------------------------------------------------------------------------
@@ -169,7 +171,7 @@ class AgentStack:
                 ops=OpsApp(debug_routes(self.server), metrics=observability.metrics),
             )
             app.public_url = public
-            self.http.app = app
+            self.http.app = self._app = app
             await self.http.start()
         if observability.metrics_port is not None:  # a port of its own, with or without the HTTP one
             from a2a_grpc.bridge.debug import debug_routes
@@ -179,12 +181,21 @@ class AgentStack:
             assert self.ops is not None
             await self.ops.start()
 
+    def hurry(self) -> None:
+        """Cut the grace of a stop under way short (a second SIGTERM): see ``A2AServer.hurry``."""
+        if self.server is not None:
+            self.server.hurry()
+
     async def stop(self, grace: float | None = None) -> None:
-        """Stop taking calls, let running ones finish for ``grace`` seconds, then close what the
-        stack opened. Idempotent."""
+        """Drain (``A2AServer.drain``: NOT_SERVING on gRPC health and on ``/healthz``, new calls
+        refused on every binding, sessions told to go away, running calls given ``grace``
+        seconds, then the task core's truthful stop), then close what the stack opened.
+        Idempotent."""
         # The agent first: running tasks get their final state, which every stream (gRPC and
         # SSE alike) delivers before it ends; the HTTP server then has nothing left to cut.
         try:
+            if self._app is not None:
+                self._app.serving = False
             if self.server is not None:
                 await self.server.stop(grace)
         finally:

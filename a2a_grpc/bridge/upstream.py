@@ -239,6 +239,8 @@ class LocalUpstream:
 
 
 def _unavailable(target: str, exc: errors.A2AError) -> errors.A2AError:
+    if isinstance(exc, errors.ServerDrainingError):  # as it is: its retry advice becomes Retry-After
+        return exc
     if isinstance(exc, errors.UnavailableError):
         return errors.UnavailableError(
             f"upstream agent at {target} is unavailable: {exc.message}", grpc_code=grpc.StatusCode.UNAVAILABLE

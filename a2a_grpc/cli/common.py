@@ -11,6 +11,7 @@ import shutil
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -108,10 +109,20 @@ def dial_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def until_signal() -> None:
+async def until_signal(again: Callable[[], object] | None = None) -> None:
+    """Until SIGINT or SIGTERM; the caller then drains (docs/shutdown.md). ``again`` is called on
+    each further signal: a second one during the drain stops at once (still truthfully)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def signalled() -> None:
+        if not stop.is_set():
+            stop.set()
+        elif again is not None:
+            print("a2a-grpc: signalled again: stopping now", flush=True)
+            again()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, signalled)
     await stop.wait()
-    print("a2a-grpc: stopping", flush=True)
+    print("a2a-grpc: stopping: draining (a second signal stops at once)", flush=True)

@@ -182,9 +182,10 @@ async def serve(args: argparse.Namespace) -> int:
                 " --tls-client-cert CERT --tls-client-key KEY" if tls.require_client_cert else ""
             )
         print(f"a2a-grpc: try  {hint}   (Ctrl-C stops)", flush=True)
-        await until_signal()
+        await until_signal(again=stack.hurry)
     finally:
         await stack.stop()
+        print("a2a-grpc: stopped", flush=True)
         await notifier.aclose()  # given to the stack, so not closed by it
         await store.close()
     return 0
@@ -347,7 +348,7 @@ async def bridge_grpc_to_http(args: argparse.Namespace) -> int:
     try:
         await listening(front.start(), settings.host, settings.port)
         print(f"a2a-grpc: bridging gRPC at {front.address} to {redact_userinfo(args.upstream)}", flush=True)
-        await until_signal()
+        await until_signal(again=front.hurry)
     finally:
         await front.stop()
         await upstream.aclose()

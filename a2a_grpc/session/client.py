@@ -9,6 +9,12 @@ hands each frame to its call; a heartbeat task beats on the negotiated interval 
 server dead when it stays silent for the negotiated number of beats, ending every call with
 :class:`~a2a_grpc.errors.UnavailableError` (their tasks go on: GetTask and SubscribeToTask reach
 them). Closing a streaming call's iterator early cancels that call (CancelCall), and no other.
+
+A draining server tells the session to go away (a Goodbye with ``going_away``): the calls running
+go on, a new call on it fails at once with :class:`~a2a_grpc.errors.ServerDrainingError` (its
+``retry_after`` the server's advice), and :attr:`Session.alive` turns False, so that whoever holds
+it (a :class:`~a2a_grpc.session.pool.PeerPool`) opens a new session, on a new connection, for the
+next calls.
 """
 
 from __future__ import annotations
@@ -199,6 +205,7 @@ class Session(ClientOperations):
         self._room.set()
         self._closing = False
         self._goodbye: str | None = None  # the server's Goodbye reason, once it said it
+        self._going_away: Goodbye | None = None  # a draining server's notice, once it sent it
         self._ready = asyncio.Event()  # a connection is there to write to (clear: resuming)
         self._replay = Replay()  # the counted frames sent, until the server acknowledges them
         self._received = 0  # the server's counted frames received
@@ -289,8 +296,23 @@ class Session(ClientOperations):
     @property
     def alive(self) -> bool:
         """Open, and neither closed nor failed (its stream ended for good, or its peer was declared
-        dead and the session could not be resumed). A session resuming is alive."""
-        return self._connection is not None and self._failure is None
+        dead and the session could not be resumed), nor told to go away by a draining server. A
+        session resuming is alive."""
+        return self._connection is not None and self._failure is None and self._going_away is None
+
+    @property
+    def going_away(self) -> bool:
+        """The server is draining and told this session to go away: its running calls go on, it
+        takes no new one (open a new session for those)."""
+        return self._going_away is not None
+
+    def _draining(self) -> errors.ServerDrainingError:
+        assert self._going_away is not None
+        delay = self._going_away.retry_delay
+        return errors.ServerDrainingError(
+            f"session {self.session_id}: the server is draining: open a new session for new calls",
+            retry_after=delay.seconds + delay.nanos / 1e9 if delay.seconds or delay.nanos else None,
+        )
 
     @property
     def session_id(self) -> str:
@@ -402,6 +424,8 @@ class Session(ClientOperations):
             self._room.set()  # a sender waiting for room finds the failure, or the session closed
 
     def _ended_by_server(self) -> errors.UnavailableError:
+        if self._going_away is not None:  # it drained: the calls it cut may be tried elsewhere
+            return self._draining()
         said = f": {self._goodbye}" if self._goodbye else ""
         return errors.UnavailableError(f"the server ended the session{said}")
 
@@ -592,6 +616,10 @@ class Session(ClientOperations):
             if frame.heartbeat.received and not self._acked(frame.heartbeat.received):
                 return False
         elif kind == "goodbye":
+            if frame.goodbye.going_away:  # not the end yet: the running calls go on
+                log.info("session %s: the server is going away: %s", self.session_id, frame.goodbye.reason)
+                self._going_away = frame.goodbye
+                return True
             log.info("session %s: the server said goodbye: %s", self.session_id, frame.goodbye.reason)
             self._goodbye = frame.goodbye.reason or "no reason given"
         return True
@@ -679,6 +707,8 @@ class Session(ClientOperations):
         timeout: float | None,
         metadata: Sequence[tuple[str, str | bytes]] | None,
     ) -> tuple[int, _Pending]:
+        if self._going_away is not None:
+            raise self._draining()
         call_id = next(self._ids)
         call = Call(call_id=call_id)
         getattr(call, call_field(name)).CopyFrom(with_tenant(request, self.tenant))

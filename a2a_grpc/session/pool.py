@@ -16,6 +16,12 @@ failed, see :attr:`Session.alive <a2a_grpc.session.client.Session.alive>`, or an
 ``alive`` attribute is False) is closed and opened again at the next lease; a lease already running
 keeps what it has and sees its call fail with the session's typed error (resuming a session is
 not the pool's work). A failed opening is not kept: the next lease tries again.
+
+A Session a draining server told to go away (:attr:`Session.going_away
+<a2a_grpc.session.client.Session.going_away>`) is not alive either: the next lease opens a new one
+(on a new connection: behind a load balancer, another replica; the same server refuses it with
+ServerDrainingError while it drains). The old one is closed once the leases using it have ended,
+so that their calls run to their end.
 """
 
 from __future__ import annotations
@@ -35,16 +41,28 @@ K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 CLOSE_SECONDS = 5.0
 """How long closing one peer's connection may take before it is left to the garbage collector."""
+GOING_AWAY_SECONDS = 120.0
+"""How long a peer whose server is going away is kept for the leases still using it (their calls
+run on) before it is closed under them; a server's drain is over well before that (its grace
+period; Kubernetes allows 30 s by default)."""
 
 
 class _Peer(Generic[T]):
-    __slots__ = ("last_used", "opening", "stack", "users")
+    __slots__ = ("last_used", "left", "opening", "stack", "users")
 
     def __init__(self, opening: asyncio.Task[T], stack: AsyncExitStack) -> None:
         self.opening = opening
         self.stack = stack
         self.users = 0
         self.last_used = 0.0
+        self.left = asyncio.Event()
+        """Set whenever no lease uses it."""
+        self.left.set()
+
+    def going_away(self) -> bool:
+        """Open, and its server told it to go away (see the module doc)."""
+        done = self.opening.done() and not self.opening.cancelled() and self.opening.exception() is None
+        return done and bool(getattr(self.opening.result(), "going_away", False))
 
     def alive(self) -> bool:
         if not self.opening.done():
@@ -76,6 +94,8 @@ class PeerPool(Generic[K, T]):
         self._peers: dict[K, _Peer[T]] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self._leaving: set[_Peer[T]] = set()  # going away, closed once their leases end
+        self._closing_all = False  # aclose runs: nothing waits for leases
 
     def __len__(self) -> int:
         return len(self._peers)
@@ -106,19 +126,26 @@ class PeerPool(Generic[K, T]):
             peer = _Peer(loop.create_task(self._enter(stack, key), name=f"peer-pool-open-{key!r}"), stack)
             self._peers[key] = peer
         peer.users += 1
+        peer.left.clear()
         try:
             value = await asyncio.shield(peer.opening)  # a caller that gives up does not stop it
         except BaseException:
-            peer.users -= 1
+            self._release(peer, loop.time())
             if peer.opening.done() and not peer.alive() and self._peers.get(key) is peer:
                 self._forget(key, peer)
             raise
         try:
             yield value
         finally:
-            peer.users -= 1
-            peer.last_used = loop.time()
+            self._release(peer, loop.time())
             self._reap_later()
+
+    @staticmethod
+    def _release(peer: _Peer[T], now: float) -> None:
+        peer.users -= 1
+        peer.last_used = now
+        if not peer.users:
+            peer.left.set()
 
     async def _enter(self, stack: AsyncExitStack, key: K) -> T:
         return await stack.enter_async_context(self._open_peer(key))
@@ -142,12 +169,20 @@ class PeerPool(Generic[K, T]):
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    @staticmethod
-    async def _close(key: K, peer: _Peer[T]) -> None:
+    async def _close(self, key: K, peer: _Peer[T]) -> None:
         if not peer.opening.done():
             peer.opening.cancel()
         with contextlib.suppress(BaseException):
             await peer.opening
+        if peer.going_away() and not self._closing_all:  # its server drains: its leases' calls run on
+            self._leaving.add(peer)
+            try:
+                async with asyncio.timeout(GOING_AWAY_SECONDS):
+                    await peer.left.wait()
+            except TimeoutError:
+                log.info("closing the pooled connection to %r under the leases still using it", key)
+            finally:
+                self._leaving.discard(peer)
         try:
             async with asyncio.timeout(CLOSE_SECONDS):
                 await peer.stack.aclose()
@@ -175,11 +210,17 @@ class PeerPool(Generic[K, T]):
         stays usable: a later lease opens its peer again."""
         if self._reaper is not None:
             self._reaper.cancel()
-        for key, peer in list(self._peers.items()):
-            self._forget(key, peer)
-        closing: list[Any] = list(self._closing)
-        if closing:
-            await asyncio.wait(closing, timeout=CLOSE_SECONDS * 2)
+        self._closing_all = True
+        try:
+            for key, peer in list(self._peers.items()):
+                self._forget(key, peer)
+            for peer in list(self._leaving):  # those waiting for their leases close now
+                peer.left.set()
+            closing: list[Any] = list(self._closing)
+            if closing:
+                await asyncio.wait(closing, timeout=CLOSE_SECONDS * 2)
+        finally:
+            self._closing_all = False
         if self._reaper is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper

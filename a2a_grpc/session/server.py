@@ -13,7 +13,10 @@ acknowledges them (:mod:`a2a_grpc.session.replay`); a heartbeat task beats and w
 What ends what: an error about one call (an unknown operation, a frame too large, a cancel for a
 call that is not running) ends that call with an error CallEnd; an error about the session (no
 Hello in time, a second Hello, undecodable bytes, an empty frame, a call id in use) ends the
-session with an error status; a Goodbye ends it cleanly. A connection that drops (or a peer that
+session with an error status; a Goodbye ends it cleanly. A draining server
+(:meth:`SessionHost.go_away`) refuses new sessions with ServerDrainingError and tells each open one
+to go away (a Goodbye with ``going_away``): its running calls go on, its new calls are refused, and
+it ends once its last call has ended. A connection that drops (or a peer that
 stops beating) detaches the session: its calls carry on (paused by flow control once nobody reads
 them) and it waits to be resumed, for ``resume_grace`` seconds after its last call ended and
 ``max_detached`` at most, then ends. Ending a session cancels its calls, never their tasks.
@@ -27,6 +30,7 @@ import contextlib
 import dataclasses
 import hmac
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -171,6 +175,8 @@ class ServerSession:
         self.last_heartbeat: float | None = None
         self.call_methods: dict[int, tuple[str, float]] = {}
         """The running calls' operation (the Call's request field) and start, by call id."""
+        self._going_away: Goodbye | None = None  # the notice sent when the server drains
+        self._served = False  # a connection has served it (it is past its handshake)
 
     @property
     def finishing(self) -> bool:
@@ -202,6 +208,33 @@ class ServerSession:
             )
             self._ends.add(task)  # held until done: the loop keeps only a weak reference
             task.add_done_callback(self._ends.discard)
+
+    def go_away(self, retry_after: float) -> None:
+        """The server drains: tell the client to go away (a Goodbye with ``going_away``; the seam
+        refuses the session's new calls) and end the session once its running calls are over."""
+        if self._going_away is not None or self.finishing:
+            return
+        notice = Goodbye(reason="the server is draining: open a new session for new calls", going_away=True)
+        notice.retry_delay.FromNanoseconds(int(max(1, math.ceil(retry_after)) * 1e9))
+        self._going_away = notice
+        if self._conn is not None:
+            self._tell_going_away()
+        elif self._served and not self._calls:  # detached and idle: nothing to wait for
+            self.end("the server is draining")
+        # Detached with calls: told if the client resumes. Not serving yet (its handshake has
+        # just ended): serve() tells it.
+
+    def _tell_going_away(self) -> None:
+        assert self._going_away is not None
+        self._queue(ServerFrame(goodbye=self._going_away))
+        if not self._calls:
+            self.end("the server is draining")
+
+    def _queue(self, frame: ServerFrame) -> None:
+        """Put ``frame`` on the way out without waiting for room (held until it is taken)."""
+        task = asyncio.get_running_loop().create_task(self._out.put(frame))
+        self._ends.add(task)  # held until it is done: the loop keeps only a weak reference
+        task.add_done_callback(self._ends.discard)
 
     # -- opening, resuming ------------------------------------------------------------------------
 
@@ -327,6 +360,9 @@ class ServerSession:
         self._conn = context
         self._connection = asyncio.current_task()
         self._last_seen = loop.time()
+        self._served = True
+        if self._going_away is not None:  # the server drains: this connection is told too
+            self._tell_going_away()
         reader = loop.create_task(self._read(frames), name=f"session-{self.session_id}-reader")
         watch = loop.create_task(self._heartbeats(), name=f"session-{self.session_id}-heartbeats")
         ending = loop.create_task(self._ending.wait(), name=f"session-{self.session_id}-end")
@@ -534,10 +570,7 @@ class ServerSession:
 
     def _end(self, call_id: int, exc: BaseException) -> None:
         """End a call that never started: its CallEnd goes out without blocking the reader."""
-        frame = end_of(call_id, status_of(exc))
-        task = asyncio.get_running_loop().create_task(self._out.put(frame))
-        self._ends.add(task)  # held until it is done: the loop keeps only a weak reference
-        task.add_done_callback(self._ends.discard)
+        self._queue(end_of(call_id, status_of(exc)))
 
     # -- running a call ---------------------------------------------------------------------------
 
@@ -591,10 +624,11 @@ class ServerSession:
             self._credits.pop(call_id, None)
             self.call_methods.pop(call_id, None)
             self._last_call_ended = asyncio.get_running_loop().time()
-        if end is None:  # the last event said it
-            return
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._out.put(end_of(call_id, end))
+        if end is not None:  # else the last event said it
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._out.put(end_of(call_id, end))
+        if self._going_away is not None and not self._calls:  # draining, and its last call is over
+            self.end("the server is draining")
 
     async def _emit(self, call_id: int, frame: bytes) -> None:
         """Send one CallEvent (its serialized frame) once the call's and the session's credit allow
@@ -791,6 +825,7 @@ class SessionHost:
         """The sessions open now (attached to a connection or waiting to be resumed), by id."""
         self._expired: collections.OrderedDict[str, None] = collections.OrderedDict()
         """The ids of the sessions that ended, oldest first (at most EXPIRED_REMEMBERED)."""
+        self._retry_after: float | None = None  # set once the server drains (go_away)
 
     async def _connect(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
         base = (
@@ -806,6 +841,16 @@ class SessionHost:
             if hello is None:  # the client closed its side (or went away) before its Hello
                 left = True
                 await abort(context, errors.InvalidRequestError("the stream ended before its Hello"))
+            if self._retry_after is not None and not hello.HasField("resume"):
+                # Draining: no new session (a resume may still fetch what its calls sent).
+                await abort(
+                    context,
+                    errors.ServerDrainingError(
+                        "the server is draining: it opens no new session; "
+                        "try again, another replica may answer",
+                        retry_after=self._retry_after,
+                    ),
+                )
             if hello.HasField("resume"):
                 session = await self._resumable(hello, context)
                 await session.resume(hello, context, base)
@@ -836,6 +881,8 @@ class SessionHost:
             handshake_observed("opened", started)
             self.sessions[session.session_id] = session
             SESSIONS_ACTIVE.inc()
+            if self._retry_after is not None:  # the server began to drain during this handshake
+                session.go_away(self._retry_after)
         await session.serve(frames, context)
 
     def _forget(self, session: ServerSession) -> None:
@@ -908,6 +955,20 @@ class SessionHost:
             response_serializer=counting_serializer("session", serialize) if count_bytes else serialize,
         )
         return grpc.method_handlers_generic_handler(SESSION_SERVICE.full_name, {"Connect": method})
+
+    def go_away(self, retry_after: float) -> None:
+        """The server drains: refuse new sessions (ServerDrainingError advising ``retry_after``
+        seconds) and tell every open one to go away (:meth:`ServerSession.go_away`)."""
+        self._retry_after = retry_after
+        for session in list(self.sessions.values()):
+            session.go_away(retry_after)
+
+    async def quiet(self) -> None:
+        """Until every session open now has ended (after :meth:`go_away`, each ends with its last
+        call)."""
+        waits = [s.ended.wait() for s in list(self.sessions.values())]
+        if waits:
+            await asyncio.gather(*waits)
 
     async def close(self, reason: str, timeout: float = 5.0) -> None:
         """End every session with a Goodbye saying ``reason`` (their calls end; their tasks

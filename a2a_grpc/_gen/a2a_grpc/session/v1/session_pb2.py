@@ -119,10 +119,12 @@ DESCRIPTOR = _pool.add_file(
         b'\x06frames\x12\x14\n\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x1a\n\x08r'
         b'eceived\x18\x04 \x01(\x04R\x08received"H\n\x05Chunk\x12\x17\n\x07call_id'
         b'\x18\x01 \x01(\x04R\x06callId\x12\x12\n\x04data\x18\x02 \x01(\x0cR\x04da'
-        b'ta\x12\x12\n\x04last\x18\x03 \x01(\x08R\x04last"!\n\x07Goodbye\x12\x16\n'
-        b'\x06reason\x18\x01 \x01(\tR\x06reason2c\n\x0eSessionService\x12Q\n\x07Co'
-        b'nnect\x12 .a2a_grpc.session.v1.ClientFrame\x1a .a2a_grpc.session.v1.Serv'
-        b'erFrame(\x010\x01b\x06proto3'
+        b'ta\x12\x12\n\x04last\x18\x03 \x01(\x08R\x04last"|\n\x07Goodbye\x12\x16\n'
+        b'\x06reason\x18\x01 \x01(\tR\x06reason\x12\x1d\n\ngoing_away\x18\x02 \x01'
+        b'(\x08R\tgoingAway\x12:\n\x0bretry_delay\x18\x03 \x01(\x0b2\x19.google.pr'
+        b'otobuf.DurationR\nretryDelay2c\n\x0eSessionService\x12Q\n\x07Connect\x12'
+        b' .a2a_grpc.session.v1.ClientFrame\x1a .a2a_grpc.session.v1.ServerFrame('
+        b'\x010\x01b\x06proto3'
     ),
     (_dep0.DESCRIPTOR, _dep1.DESCRIPTOR, _dep2.DESCRIPTOR, _dep3.DESCRIPTOR),
 )
