@@ -165,6 +165,8 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"a2a-grpc: serving {agent.card.name!r} over gRPC at {stack.grpc_address}", flush=True)
         if stack.http_url is not None:
             print(f"a2a-grpc: serving JSON-RPC and HTTP+JSON at {stack.http_url}", flush=True)
+        if stack.ops is not None:
+            print(f"a2a-grpc: metrics and debug endpoints at {stack.ops.url}", flush=True)
         interfaces = ", ".join(f"{i.protocol_binding} {i.url}" for i in stack.card.supported_interfaces)
         print(f"a2a-grpc: the card names {interfaces}", flush=True)
         print(f"a2a-grpc: task store {args.store}", flush=True)
@@ -281,6 +283,7 @@ async def card_source(source: str, timeout: float, tls: Any = None) -> types.Age
 async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
     require_http_extra("a2a-grpc bridge")
     from a2a_grpc.bridge.app import BridgeApp
+    from a2a_grpc.bridge.ops import OpsApp, ops_server
     from a2a_grpc.bridge.upstream import GrpcUpstream
 
     config: Configuration = args.config
@@ -293,7 +296,7 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
     card_file = config.value("upstream.card")
     card = await card_source(card_file, timeout, upstream_tls) if card_file else None
     upstream = GrpcUpstream(args.upstream, card=card, settings=client_settings, tls=upstream_tls)
-    http = None
+    http = ops = None
     try:
         await upstream.wait_ready()
         if card is None:
@@ -313,14 +316,25 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
         settings = config.build("bridge")
         # The headers that carry the credentials the upstream's card asks for (an API key's) cross.
         forwarded = (*settings.forward_headers, *credential_headers(card))
-        app = BridgeApp(upstream, dataclasses.replace(settings, forward_headers=forwarded))
+        observability = config.built["observability"]
+        app = BridgeApp(
+            upstream,
+            dataclasses.replace(settings, forward_headers=forwarded),
+            ops=OpsApp(metrics=observability.metrics),
+        )
         http = bind_http(app, host or "127.0.0.1", 8080 if port is None else port, reuse_port, tls)
         if app.public_url is None:
             app.public_url = http.url
         await http.start()
         print(f"a2a-grpc: bridging JSON-RPC and HTTP+JSON at {http.url} to gRPC {args.upstream}", flush=True)
+        ops = ops_server(observability)  # this process has no sessions: metrics only
+        if ops is not None:
+            await listening(ops.start(), observability.metrics_host, observability.metrics_port)
+            print(f"a2a-grpc: metrics at {ops.url}/metrics", flush=True)
         await until_signal()
     finally:
+        if ops is not None:
+            await ops.stop()
         if http is not None:
             await http.stop()
         await upstream.aclose()
@@ -348,6 +362,8 @@ async def bridge_grpc_to_http(args: argparse.Namespace) -> int:
     try:
         await listening(front.start(), settings.host, settings.port)
         print(f"a2a-grpc: bridging gRPC at {front.address} to {redact_userinfo(args.upstream)}", flush=True)
+        if front.ops is not None:
+            print(f"a2a-grpc: metrics and debug endpoints at {front.ops.url}", flush=True)
         await until_signal(again=front.hurry)
     finally:
         await front.stop()
