@@ -182,11 +182,14 @@ def retry_delay(
         return None
     if not may_repeat(method, request, policy):
         return None
+    if advised is None and error.retry_after is not None:  # our servers' hint (a limit, a drain)
+        advised = float(error.retry_after)
     if isinstance(error, errors.UnavailableError):
-        return policy.backoff(attempts, chance)
+        # A draining server says when to come back; sooner would only be refused again (behind a
+        # load balancer the next attempt may reach another replica, which the wait costs little).
+        backoff = policy.backoff(attempts, chance)
+        return max(backoff, advised) if advised is not None and advised <= policy.backoff_cap else backoff
     if error.grpc_code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        if advised is None and isinstance(error, errors.RateLimitedError) and error.retry_after is not None:
-            advised = float(error.retry_after)
         # Only on the server's advice (a limit without it fails again), as long as we are
         # willing to wait that long.
         return advised if advised is not None and advised <= policy.backoff_cap else None

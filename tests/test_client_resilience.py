@@ -301,6 +301,19 @@ class _Advised(grpc.Status):
 
 
 @ASYNC
+async def test_a_draining_servers_retry_hint_is_waited_for(peer: ScriptedPeer) -> None:
+    draining = errors.ServerDrainingError("draining", retry_after=2)
+    peer.scripts["GetTask"] = [draining, errors.ServerDrainingError("draining", retry_after=3600)]
+    clock = FakeClock()
+    async with client_of(peer, clock, 0.5, 0.5) as client:
+        assert (await client.get_task("t1")).id == "t1"
+    # The hint when it is longer than the backoff; a hint past backoff_cap (10 s) is not waited
+    # for: the backoff is (200 ms times its draw).
+    assert clock.slept == pytest.approx([2.0, 0.1])
+    assert peer.calls["GetTask"] == 3
+
+
+@ASYNC
 async def test_resource_exhausted_is_retried_on_any_servers_retry_info(peer: ScriptedPeer) -> None:
     peer.scripts["GetTask"] = [_Advised()]
     clock = FakeClock()
