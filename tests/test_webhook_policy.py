@@ -511,29 +511,33 @@ def test_redact_url(url: str, shown: str) -> None:
 
 @pytest.mark.asyncio
 async def test_serve_flags_build_the_notifier(tmp_path: Path) -> None:
+    from a2a_grpc.cli import parse
     from a2a_grpc.cli.common import CliError
-    from a2a_grpc.cli.parser import parser
+    from a2a_grpc.cli.config import configuration
     from a2a_grpc.cli.serving import push_notifier
+
+    def notifier_of(argv: list[str]) -> PushNotifier:
+        args = parse(argv)
+        return push_notifier(args, configuration(args))  # type: ignore[no-any-return]
 
     secret = tmp_path / "secret"
     secret.write_bytes(SECRET + b"\n")
-    args = parser().parse_args(
+    notifier = notifier_of(
         ["serve", "--webhook-allow", "127.0.0.0/8", "--webhook-allow", "hooks.internal",
          "--webhook-signing-secret-file", str(secret)]
     )  # fmt: skip
-    notifier = push_notifier(args)
     try:
         assert notifier.policy.allow == ("127.0.0.0/8", "hooks.internal")
         assert notifier._signing_key == SECRET
     finally:
         await notifier.aclose()
-    default = push_notifier(parser().parse_args(["serve"]))
+    default = notifier_of(["serve"])
     assert default.policy == WebhookPolicy()
     await default.aclose()
     with pytest.raises(CliError, match=r"webhooks: allow entry '10\.0\.0\.1/8' is not a network"):
-        push_notifier(parser().parse_args(["serve", "--webhook-allow", "10.0.0.1/8"]))
+        notifier_of(["serve", "--webhook-allow", "10.0.0.1/8"])
     with pytest.raises(CliError, match="cannot read the webhook signing secret"):
-        push_notifier(parser().parse_args(["serve", "--webhook-signing-secret-file", str(tmp_path / "none")]))
+        notifier_of(["serve", "--webhook-signing-secret-file", str(tmp_path / "none")])
     secret.write_text("short\n")
     with pytest.raises(CliError, match="at least 16 bytes"):
-        push_notifier(parser().parse_args(["serve", "--webhook-signing-secret-file", str(secret)]))
+        notifier_of(["serve", "--webhook-signing-secret-file", str(secret)])
