@@ -33,7 +33,9 @@ from a2a_grpc._handler import RequestHandler
 from a2a_grpc.agent import Agent
 from a2a_grpc.discovery import CARD_SERVICE
 from a2a_grpc.live import LIVE_EXTENSION, LiveHost, LiveRequest, live_extension
+from a2a_grpc.observability import spans
 from a2a_grpc.observability.settings import ObservabilitySettings
+from a2a_grpc.observability.trace import TraceLink
 from a2a_grpc.security.authentication import Authentication, check_exposure
 from a2a_grpc.security.identity import ClientCertificate
 from a2a_grpc.security.limits import Limits
@@ -462,6 +464,8 @@ class GrpcService(abc.ABC):
         """The session binding's sessions, once serving."""
         self.quotas = Quotas(self.settings.limits)
         """Rates and per-principal counts (``settings.limits``), shared by every front."""
+        self._agent_name = ""  # the served card's, for spans: known once started
+        self._spans = False
 
     @property
     def address(self) -> str:
@@ -482,11 +486,19 @@ class GrpcService(abc.ABC):
         """The call seam that serves lf.a2a.v1.A2AService (called once, at start)."""
 
     def seam_chain(self) -> tuple[Interceptor, ...]:
-        """What every call passes before the operation: authentication, the quotas (which count by
-        the principal authentication names), then ``settings.interceptors``."""
+        """What every call passes before the operation: the trace context (a span, with spans on),
+        authentication, the quotas (which count by the principal authentication names), then
+        ``settings.interceptors``."""
         chain = self.settings.chain  # authentication first, if any: the quotas go right after it
         after = 1 if self.settings.authentication is not None else 0
-        return (*chain[:after], *self.quotas.links(), *chain[after:])
+        return (*self._trace_links(), *chain[:after], *self.quotas.links(), *chain[after:])
+
+    def _trace_links(self) -> tuple[Interceptor, ...]:
+        # Outermost: a refused call has its trace (and span) too (docs/tracing.md).
+        observe = self.settings.observability
+        if not observe.trace_context:
+            return ()
+        return (spans.SpanLink(lambda: self._agent_name),) if observe.spans else (TraceLink(),)
 
     def _front_links(self) -> list[Interceptor]:
         """What this front puts in front of the seam's own chain."""
@@ -546,6 +558,13 @@ class GrpcService(abc.ABC):
         return self.sessions
 
     async def _serve(self, server: grpc.aio.Server) -> int:
+        if self.settings.observability.spans:
+            try:
+                self._agent_name = (await self.public_card()).name
+            except errors.A2AError:  # a bridge whose upstream is away: its spans name no agent
+                self._agent_name = ""
+            spans.setup(self.settings.observability, self._agent_name)
+            self._spans = True
         front = self._front_links()
         cards = card_service(self.public_card, [*front, *self.settings.interceptors])
         # Only a mutual-TLS listener reads each call's auth context: plaintext calls pay nothing.
@@ -604,6 +623,9 @@ class GrpcService(abc.ABC):
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
+        if self._spans:  # the last spans, flushed (the last server of the process shuts the export)
+            self._spans = False
+            spans.release()
 
     async def wait(self) -> None:
         if self._server is not None:

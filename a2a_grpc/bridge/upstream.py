@@ -21,6 +21,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from a2a_grpc import errors, types
 from a2a_grpc._handler import RequestHandler
 from a2a_grpc.client import ClientSettings, channel_calls
 from a2a_grpc.discovery import CARD_SERVICE, GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
+from a2a_grpc.observability import trace
+from a2a_grpc.observability.context import TraceHeaders
 from a2a_grpc.resilience import retry_service_config
 from a2a_grpc.security.identity import ClientCertificate
 from a2a_grpc.security.tls import ClientTls
@@ -251,6 +254,23 @@ _SERVICES = {
 """Each operation's gRPC service, for the channel's retry policy."""
 
 
+def _parent(call: Call) -> TraceHeaders | None:
+    """The trace an upstream call continues: the one being served in this process, else the one
+    the bridge received (its headers), if valid."""
+    current = trace.outgoing()
+    if current is not None:
+        return current
+    traceparent = trace.parse_traceparent(call.headers.get(trace.TRACEPARENT))
+    if traceparent is None:
+        return None
+    return TraceHeaders(traceparent, trace.parse_tracestate(call.headers.get(trace.TRACESTATE)))
+
+
+def _sending(call: Call, sent: TraceHeaders | None) -> Call:
+    """``call`` with ``sent`` as its trace context (the bridge's span replaces what it received)."""
+    return dataclasses.replace(call, headers=trace.with_trace(call.headers, sent))
+
+
 class GrpcUpstream:
     """An A2A agent served over gRPC at ``target`` (``host:port``).
 
@@ -295,6 +315,16 @@ class GrpcUpstream:
         )
 
     async def unary(self, method: str, request: Message, call: Call) -> Message:
+        if trace.recorder() is not None:  # spans on: the call is a span of ours, sent as the parent
+            return await trace.traced_unary(
+                f"A2AService/{method}",
+                _parent(call),
+                lambda sent: self._unary(method, request, _sending(call, sent)),
+                self.target,
+            )
+        return await self._unary(method, request, call)
+
+    async def _unary(self, method: str, request: Message, call: Call) -> Message:
         try:
             response: Message = await self._calls[method](
                 request, metadata=call.metadata(), timeout=call.timeout
@@ -303,7 +333,17 @@ class GrpcUpstream:
             raise _unavailable(self.target, from_rpc_error(exc)) from None
         return response
 
-    async def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
+    def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
+        if trace.recorder() is not None:
+            return trace.traced_stream(
+                f"A2AService/{method}",
+                _parent(call),
+                lambda sent: self._stream(method, request, _sending(call, sent)),
+                self.target,
+            )
+        return self._stream(method, request, call)
+
+    async def _stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
         rpc = self._calls[method](request, metadata=call.metadata(), timeout=call.timeout)
         try:
             async for event in rpc:

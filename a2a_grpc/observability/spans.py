@@ -1,0 +1,320 @@
+"""OpenTelemetry spans, when ``ObservabilitySettings.spans`` is on (off by default).
+
+The SDK is an optional extra (``pip install a2a-grpc[otel]``) and is imported only here, only when
+spans are switched on: a process without spans never loads it.
+
+* A SERVER span per call (``A2AService/SendMessage``), child of the call's ``traceparent`` (a root
+  span when it had none, or an invalid one): :class:`SpanLink`, the outermost link of the call
+  seam. :data:`~a2a_grpc.observability.context.TRACE` holds the span's context while the call
+  runs, so log lines name its trace and every call the agent makes continues it.
+* A CLIENT span per outgoing call (our gRPC and session clients, the bridge's upstream calls),
+  whose context is the ``traceparent`` sent (:func:`a2a_grpc.observability.trace.traced_unary`).
+* Attributes: ``rpc.system`` (``a2a``), ``rpc.service``, ``rpc.method``, ``a2a.front``,
+  ``a2a.agent`` (the called agent), ``a2a.caller`` (the principal's id; never a credential),
+  ``a2a.skill`` (the ``a2a-grpc-skill`` header, when sent), ``a2a.task.id``,
+  ``a2a.task.state``, ``a2a.outcome`` (``ok`` or the error's reason), ``rpc.grpc.status_code``.
+
+Per process, once: :func:`setup` builds a TracerProvider exporting over OTLP/gRPC with a
+BatchSpanProcessor (each server that starts with spans on calls it; :func:`release`, called on
+stop, flushes and shuts the provider down when the last one stops). Tests and programs that own
+their TracerProvider call :func:`install` first (an ``InMemorySpanExporter``'s, say); it is then
+used as is, flushed on release, and never shut down by us.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from google.protobuf.message import Message
+
+from a2a_grpc import errors, types
+from a2a_grpc.observability import trace as _trace
+from a2a_grpc.observability.context import CALL_ID, TRACE, TraceHeaders
+from a2a_grpc.observability.settings import ObservabilitySettings
+from a2a_grpc.service import CallContext, Interceptor, Method, StreamCall, UnaryCall
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Span, Tracer
+
+__all__ = ["OTEL_MISSING", "SpanLink", "install", "otel_context", "release", "setup", "uninstall"]
+
+log = logging.getLogger("a2a_grpc.observability.spans")
+
+OTEL_MISSING = "spans need the OpenTelemetry SDK: pip install a2a-grpc[otel]"
+SKILL_HEADER = "a2a-grpc-skill"  # as a2a_grpc.security.delegation names it (not imported: no cycle)
+_SERVICE = types.A2A_SERVICE.full_name
+_STATE_NAMES = {value: name for name, value in types.TaskState.items()}
+
+
+class _Process:
+    """The process's one provider and how many servers use it."""
+
+    provider: TracerProvider | None = None
+    owned = False  # built by setup(): shut down by the last release()
+    users = 0
+    recorder: _Recorder | None = None
+
+
+def _otel() -> Any:
+    try:
+        from opentelemetry import trace as otel_trace
+    except ImportError as exc:  # pragma: no cover - the extra is installed where tests run
+        raise RuntimeError(OTEL_MISSING) from exc
+    return otel_trace
+
+
+def install(provider: TracerProvider) -> None:
+    """Record spans with ``provider`` (yours: it is flushed, never shut down, by :func:`release`)
+    from now on, whether or not a server has spans on; replaces any provider installed before."""
+    _otel()
+    _Process.provider, _Process.owned = provider, False
+    _Process.recorder = _Recorder(provider.get_tracer("a2a_grpc"))
+    _trace.set_recorder(_Process.recorder)
+
+
+def uninstall() -> None:
+    """Stop recording spans (what :func:`install` started); does not shut the provider down."""
+    _Process.provider, _Process.owned, _Process.users, _Process.recorder = None, False, 0, None
+    _trace.set_recorder(None)
+
+
+def setup(settings: ObservabilitySettings, service_name: str) -> None:
+    """Spans on for this process, once: a TracerProvider (``service.name``: the settings' or
+    ``service_name``) exporting over OTLP/gRPC to ``settings.otlp_endpoint`` in batches. Counted:
+    each call needs a :func:`release`. RuntimeError naming the extra if the SDK is missing."""
+    if _Process.provider is None:
+        _otel()
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        except ImportError as exc:
+            raise RuntimeError(OTEL_MISSING) from exc
+        resource = Resource.create({SERVICE_NAME: settings.service_name or service_name or "a2a-grpc"})
+        provider = TracerProvider(resource=resource)
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint)))
+        install(provider)
+        _Process.owned = True
+    _Process.users += 1
+
+
+def release() -> None:
+    """One :func:`setup` less: flush; the last one shuts down the provider setup built."""
+    provider = _Process.provider
+    if provider is None:
+        return
+    _Process.users = max(_Process.users - 1, 0)
+    provider.force_flush()
+    if _Process.users == 0 and _Process.owned:
+        provider.shutdown()
+        uninstall()
+
+
+def otel_context() -> Context:
+    """An OpenTelemetry Context holding the current :data:`TRACE` as the parent, for an agent's own
+    spans: ``tracer.start_as_current_span("work", context=otel_context())``."""
+    return _parent_context(TRACE.get())
+
+
+# -- spans ---------------------------------------------------------------------------------------
+
+
+def _parent_context(parent: TraceHeaders | None) -> Context:
+    from opentelemetry.context import Context
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+    from opentelemetry.trace.span import TraceState
+
+    if parent is None:
+        return Context()
+    _, trace_id, span_id, flags = parent.traceparent.split("-")
+    state = TraceState.from_header([parent.tracestate]) if parent.tracestate else None
+    span_context = SpanContext(
+        int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(int(flags, 16)),
+        trace_state=state,
+    )  # fmt: skip
+    return set_span_in_context(NonRecordingSpan(span_context))
+
+
+def _headers(span: Span, parent: TraceHeaders | None) -> TraceHeaders:
+    context = span.get_span_context()
+    traceparent = f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+    return TraceHeaders(traceparent, parent.tracestate if parent is not None else None)
+
+
+class _ClientSpan:
+    __slots__ = ("headers", "span")
+
+    def __init__(self, span: Span, headers: TraceHeaders) -> None:
+        self.span, self.headers = span, headers
+
+    def finish(self, error: BaseException | None = None) -> None:
+        if error is not None:
+            _failed(self.span, error)
+        else:
+            self.span.set_attribute("a2a.outcome", "ok")
+        self.span.end()
+
+
+class _Recorder:
+    def __init__(self, tracer: Tracer) -> None:
+        from opentelemetry.trace import SpanKind
+
+        self.tracer = tracer
+        self.kinds = SpanKind
+
+    def client_span(self, name: str, parent: TraceHeaders | None, peer: str = "") -> _ClientSpan:
+        attributes = {"rpc.system": "a2a", "rpc.service": _SERVICE, "rpc.method": name.rpartition("/")[2]}
+        if peer:
+            attributes["server.address"] = peer
+        span = self.tracer.start_span(
+            name, context=_parent_context(parent), kind=self.kinds.CLIENT, attributes=attributes
+        )
+        return _ClientSpan(span, _headers(span, parent))
+
+    def server_span(self, method: Method, context: CallContext, agent: str) -> tuple[Span, TraceHeaders]:
+        parent = None
+        if (traceparent := _trace.parse_traceparent(context.traceparent)) is not None:
+            parent = TraceHeaders(traceparent, _trace.parse_tracestate(context.tracestate))
+        attributes = {
+            "rpc.system": "a2a",
+            "rpc.service": _SERVICE,
+            "rpc.method": method.name,
+            "a2a.front": context.front,
+            "a2a.call_id": context.call_id,
+        }
+        if agent:
+            attributes["a2a.agent"] = agent
+        if context.principal is not None:
+            attributes["a2a.caller"] = context.principal.id
+        if skill := context.headers.get(SKILL_HEADER):
+            attributes["a2a.skill"] = skill[:256]
+        span = self.tracer.start_span(
+            f"A2AService/{method.name}",
+            context=_parent_context(parent),
+            kind=self.kinds.SERVER,
+            attributes=attributes,
+        )
+        return span, _headers(span, parent)
+
+
+def _failed(span: Span, error: BaseException) -> None:
+    from opentelemetry.trace import Status, StatusCode
+
+    if isinstance(error, errors.A2AError):
+        reason = error.spec.reason or error.spec.name
+        span.set_attribute("a2a.outcome", reason)
+        span.set_attribute("rpc.grpc.status_code", error.grpc_code.value[0])
+        span.set_status(Status(StatusCode.ERROR, error.spec.name))
+    elif isinstance(error, GeneratorExit):  # the reader left: not the call's failure
+        span.set_attribute("a2a.outcome", "closed")
+    else:
+        span.set_attribute(
+            "a2a.outcome", "cancelled" if type(error).__name__ == "CancelledError" else "error"
+        )
+        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+
+
+def _task_of_request(method: Method, request: Message) -> str:
+    if isinstance(request, types.SendMessageRequest):
+        return request.message.task_id
+    task_id = getattr(request, "task_id", "") or (
+        getattr(request, "id", "") if method.name.endswith("Task") else ""
+    )
+    return task_id if isinstance(task_id, str) else ""
+
+
+def _note(span: Span, message: Message) -> None:
+    """The task id and state a response or stream event names, on the span."""
+    task: Any = None
+    if isinstance(message, types.Task):
+        task = message
+    elif isinstance(message, types.SendMessageResponse):
+        if message.HasField("task"):
+            task = message.task
+        elif message.HasField("message") and message.message.task_id:
+            span.set_attribute("a2a.task.id", message.message.task_id)
+    elif isinstance(message, types.StreamResponse):
+        kind = message.WhichOneof("payload")
+        if kind == "task":
+            task = message.task
+        elif kind == "status_update":
+            span.set_attribute("a2a.task.id", message.status_update.task_id)
+            span.set_attribute("a2a.task.state", _STATE_NAMES.get(message.status_update.status.state, ""))
+    if task is not None:
+        span.set_attribute("a2a.task.id", task.id)
+        span.set_attribute("a2a.task.state", _STATE_NAMES.get(task.status.state, ""))
+
+
+class SpanLink(Interceptor):
+    """A SERVER span per call (what :class:`a2a_grpc.observability.trace.TraceLink` does, and
+    more). ``agent`` names the called agent (read at each call: known once the server has
+    started). Without a recorder (spans never set up in this process) it only propagates."""
+
+    def __init__(self, agent: Callable[[], str] = lambda: "") -> None:
+        self.agent = agent
+        self._propagate = _trace.TraceLink()
+
+    async def unary(
+        self, method: Method, request: Message, context: CallContext, call_next: UnaryCall
+    ) -> Message:
+        recorder = _Process.recorder
+        if recorder is None:
+            return await self._propagate.unary(method, request, context, call_next)
+        span, headers = recorder.server_span(method, context, self.agent())
+        if task_id := _task_of_request(method, request):
+            span.set_attribute("a2a.task.id", task_id)
+        call_id, trace = CALL_ID.set(context.call_id), TRACE.set(headers)
+        try:
+            response = await call_next(request, context)
+        except BaseException as exc:
+            _failed(span, exc)
+            span.end()
+            raise
+        finally:
+            TRACE.reset(trace)
+            CALL_ID.reset(call_id)
+        _note(span, response)
+        span.set_attribute("a2a.outcome", "ok")
+        span.end()
+        return response
+
+    def stream(
+        self, method: Method, request: Message, context: CallContext, call_next: StreamCall
+    ) -> AsyncIterator[Message]:
+        recorder = _Process.recorder
+        if recorder is None:
+            return self._propagate.stream(method, request, context, call_next)
+        return self._stream(recorder, method, request, context, call_next)
+
+    async def _stream(
+        self,
+        recorder: _Recorder,
+        method: Method,
+        request: Message,
+        context: CallContext,
+        call_next: StreamCall,
+    ) -> AsyncIterator[Message]:
+        span, headers = recorder.server_span(method, context, self.agent())
+        if task_id := _task_of_request(method, request):
+            span.set_attribute("a2a.task.id", task_id)
+        CALL_ID.set(context.call_id)  # the call's own task: see TraceLink
+        TRACE.set(headers)
+        failure: BaseException | None = None
+        try:
+            async for event in call_next(request, context):
+                _note(span, event)
+                yield event
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            if failure is None:
+                span.set_attribute("a2a.outcome", "ok")
+            else:
+                _failed(span, failure)
+            span.end()
