@@ -491,7 +491,8 @@ class GrpcService(abc.ABC):
         ``settings.interceptors``."""
         chain = self.settings.chain  # authentication first, if any: the quotas go right after it
         after = 1 if self.settings.authentication is not None else 0
-        return (*self._trace_links(), *chain[:after], *self.quotas.links(), *chain[after:])
+        caller = (spans.CallerLink(),) if after and self.settings.observability.spans else ()
+        return (*self._trace_links(), *chain[:after], *caller, *self.quotas.links(), *chain[after:])
 
     def _trace_links(self) -> tuple[Interceptor, ...]:
         # Outermost: a refused call has its trace (and span) too (docs/tracing.md).

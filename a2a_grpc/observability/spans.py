@@ -23,8 +23,8 @@ used as is, flushed on release, and never shut down by us.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
@@ -40,14 +40,23 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Span, Tracer
 
-__all__ = ["OTEL_MISSING", "SpanLink", "install", "otel_context", "release", "setup", "uninstall"]
-
-log = logging.getLogger("a2a_grpc.observability.spans")
+__all__ = [
+    "OTEL_MISSING",
+    "CallerLink",
+    "SpanLink",
+    "install",
+    "otel_context",
+    "release",
+    "setup",
+    "uninstall",
+]
 
 OTEL_MISSING = "spans need the OpenTelemetry SDK: pip install a2a-grpc[otel]"
 SKILL_HEADER = "a2a-grpc-skill"  # as a2a_grpc.security.delegation names it (not imported: no cycle)
 _SERVICE = types.A2A_SERVICE.full_name
 _STATE_NAMES = {value: name for name, value in types.TaskState.items()}
+_SERVING: ContextVar[Span | None] = ContextVar("a2a_server_span", default=None)
+"""The SERVER span of the call being served, for :class:`CallerLink`."""
 
 
 class _Process:
@@ -189,7 +198,7 @@ class _Recorder:
         }
         if agent:
             attributes["a2a.agent"] = agent
-        if context.principal is not None:
+        if context.principal is not None:  # a front that knew it already; else CallerLink says it
             attributes["a2a.caller"] = context.principal.id
         if skill := context.headers.get(SKILL_HEADER):
             attributes["a2a.skill"] = skill[:256]
@@ -268,7 +277,7 @@ class SpanLink(Interceptor):
         span, headers = recorder.server_span(method, context, self.agent())
         if task_id := _task_of_request(method, request):
             span.set_attribute("a2a.task.id", task_id)
-        call_id, trace = CALL_ID.set(context.call_id), TRACE.set(headers)
+        call_id, trace, serving = CALL_ID.set(context.call_id), TRACE.set(headers), _SERVING.set(span)
         try:
             response = await call_next(request, context)
         except BaseException as exc:
@@ -276,6 +285,7 @@ class SpanLink(Interceptor):
             span.end()
             raise
         finally:
+            _SERVING.reset(serving)
             TRACE.reset(trace)
             CALL_ID.reset(call_id)
         _note(span, response)
@@ -304,6 +314,7 @@ class SpanLink(Interceptor):
             span.set_attribute("a2a.task.id", task_id)
         CALL_ID.set(context.call_id)  # the call's own task: see TraceLink
         TRACE.set(headers)
+        _SERVING.set(span)
         failure: BaseException | None = None
         try:
             async for event in call_next(request, context):
@@ -318,3 +329,27 @@ class SpanLink(Interceptor):
             else:
                 _failed(span, failure)
             span.end()
+
+
+class CallerLink(Interceptor):
+    """Names the caller (``a2a.caller``: the principal's id) on the call's span. Right after
+    authentication in the chain, which is where the principal becomes known (the span starts
+    before it, so that a refused call has one too)."""
+
+    async def unary(
+        self, method: Method, request: Message, context: CallContext, call_next: UnaryCall
+    ) -> Message:
+        _name_caller(context)
+        return await call_next(request, context)
+
+    def stream(
+        self, method: Method, request: Message, context: CallContext, call_next: StreamCall
+    ) -> AsyncIterator[Message]:
+        _name_caller(context)
+        return call_next(request, context)
+
+
+def _name_caller(context: CallContext) -> None:
+    span = _SERVING.get()
+    if span is not None and context.principal is not None:
+        span.set_attribute("a2a.caller", context.principal.id)
