@@ -583,3 +583,24 @@ async def test_the_reverse_bridge_carries_the_trace_to_the_json_agent(
     assert parent_of(at_front) == int(CLIENT_SPAN, 16)
     assert parent_of(at_agent) == outbound.context.span_id
     assert seen.received == f"00-{TRACE_ID}-{outbound.context.span_id:016x}-01"
+
+
+@ASYNC
+async def test_with_spans_a_stream_through_the_bridge_is_one_trace(exporter: InMemorySpanExporter) -> None:
+    async with chain(spans_on=True) as hops:
+        body = rpc("SendStreamingMessage", send_body("echo streamed"))
+        headers = {"a2a-version": "1.0", "traceparent": TRACEPARENT, "accept": "text/event-stream"}
+        async with httpx.AsyncClient(base_url=hops.url, timeout=20) as http:
+            answer = await http.post("/", json=body, headers=headers)
+        assert answer.status_code == 200
+        assert "TASK_STATE_COMPLETED" in answer.text
+        await until(lambda: len(exporter.get_finished_spans()) >= 2)
+    bridge = finished(exporter, SpanKind.CLIENT, "A2AService/SendStreamingMessage")
+    at_a = finished(exporter, SpanKind.SERVER, "A2AService/SendStreamingMessage")
+    assert parent_of(bridge) == int(CLIENT_SPAN, 16)
+    assert parent_of(at_a) == bridge.context.span_id
+    assert at_a.context.trace_id == int(TRACE_ID, 16)
+    assert at_a.attributes is not None
+    assert at_a.attributes["a2a.task.state"] == "TASK_STATE_COMPLETED"
+    assert at_a.attributes["a2a.outcome"] == "ok"
+    assert (bridge.attributes or {})["a2a.outcome"] == "ok"
