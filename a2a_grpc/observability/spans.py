@@ -23,9 +23,10 @@ used as is, flushed on release, and never shut down by us.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from google.protobuf.message import Message
 
@@ -133,20 +134,26 @@ def otel_context() -> Context:
 # -- spans ---------------------------------------------------------------------------------------
 
 
-def _parent_context(parent: TraceHeaders | None) -> Context:
-    from opentelemetry.context import Context
-    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
-    from opentelemetry.trace.span import TraceState
+@functools.cache
+def _api() -> Any:
+    """The OpenTelemetry API names a span needs, imported once (not in every call)."""
+    from opentelemetry import context, trace
+    from opentelemetry.trace import span
 
+    return context, trace, span
+
+
+def _parent_context(parent: TraceHeaders | None) -> Context:
+    context, otel, span = _api()
     if parent is None:
-        return Context()
+        return cast("Context", context.Context())
     _, trace_id, span_id, flags = parent.traceparent.split("-")
-    state = TraceState.from_header([parent.tracestate]) if parent.tracestate else None
-    span_context = SpanContext(
-        int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(int(flags, 16)),
+    state = span.TraceState.from_header([parent.tracestate]) if parent.tracestate else None
+    span_context = otel.SpanContext(
+        int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=otel.TraceFlags(int(flags, 16)),
         trace_state=state,
     )  # fmt: skip
-    return set_span_in_context(NonRecordingSpan(span_context))
+    return cast("Context", otel.set_span_in_context(otel.NonRecordingSpan(span_context)))
 
 
 def _headers(span: Span, parent: TraceHeaders | None) -> TraceHeaders:
@@ -185,7 +192,9 @@ class _Recorder:
         )
         return _ClientSpan(span, _headers(span, parent))
 
-    def server_span(self, method: Method, context: CallContext, agent: str) -> tuple[Span, TraceHeaders]:
+    def server_span(
+        self, method: Method, request: Message, context: CallContext, agent: str
+    ) -> tuple[Span, TraceHeaders]:
         parent = None
         if (traceparent := _trace.parse_traceparent(context.traceparent)) is not None:
             parent = TraceHeaders(traceparent, _trace.parse_tracestate(context.tracestate))
@@ -202,6 +211,8 @@ class _Recorder:
             attributes["a2a.caller"] = context.principal.id
         if skill := context.headers.get(SKILL_HEADER):
             attributes["a2a.skill"] = skill[:256]
+        if task_id := _task_of_request(method, request):
+            attributes["a2a.task.id"] = task_id
         span = self.tracer.start_span(
             f"A2AService/{method.name}",
             context=_parent_context(parent),
@@ -237,8 +248,8 @@ def _task_of_request(method: Method, request: Message) -> str:
     return task_id if isinstance(task_id, str) else ""
 
 
-def _note(span: Span, message: Message) -> None:
-    """The task id and state a response or stream event names, on the span."""
+def _noted(message: Message) -> dict[str, str]:
+    """The task id and state a response or stream event names, as span attributes."""
     task: Any = None
     if isinstance(message, types.Task):
         task = message
@@ -246,17 +257,18 @@ def _note(span: Span, message: Message) -> None:
         if message.HasField("task"):
             task = message.task
         elif message.HasField("message") and message.message.task_id:
-            span.set_attribute("a2a.task.id", message.message.task_id)
+            return {"a2a.task.id": message.message.task_id}
     elif isinstance(message, types.StreamResponse):
         kind = message.WhichOneof("payload")
         if kind == "task":
             task = message.task
         elif kind == "status_update":
-            span.set_attribute("a2a.task.id", message.status_update.task_id)
-            span.set_attribute("a2a.task.state", _STATE_NAMES.get(message.status_update.status.state, ""))
-    if task is not None:
-        span.set_attribute("a2a.task.id", task.id)
-        span.set_attribute("a2a.task.state", _STATE_NAMES.get(task.status.state, ""))
+            update = message.status_update
+            state = _STATE_NAMES.get(update.status.state, "")
+            return {"a2a.task.id": update.task_id, "a2a.task.state": state}
+    if task is None:
+        return {}
+    return {"a2a.task.id": task.id, "a2a.task.state": _STATE_NAMES.get(task.status.state, "")}
 
 
 class SpanLink(Interceptor):
@@ -274,9 +286,7 @@ class SpanLink(Interceptor):
         recorder = _Process.recorder
         if recorder is None:
             return await self._propagate.unary(method, request, context, call_next)
-        span, headers = recorder.server_span(method, context, self.agent())
-        if task_id := _task_of_request(method, request):
-            span.set_attribute("a2a.task.id", task_id)
+        span, headers = recorder.server_span(method, request, context, self.agent())
         call_id, trace, serving = CALL_ID.set(context.call_id), TRACE.set(headers), _SERVING.set(span)
         try:
             response = await call_next(request, context)
@@ -288,8 +298,7 @@ class SpanLink(Interceptor):
             _SERVING.reset(serving)
             TRACE.reset(trace)
             CALL_ID.reset(call_id)
-        _note(span, response)
-        span.set_attribute("a2a.outcome", "ok")
+        span.set_attributes({**_noted(response), "a2a.outcome": "ok"})  # one lock, not one per value
         span.end()
         return response
 
@@ -309,16 +318,15 @@ class SpanLink(Interceptor):
         context: CallContext,
         call_next: StreamCall,
     ) -> AsyncIterator[Message]:
-        span, headers = recorder.server_span(method, context, self.agent())
-        if task_id := _task_of_request(method, request):
-            span.set_attribute("a2a.task.id", task_id)
+        span, headers = recorder.server_span(method, request, context, self.agent())
         CALL_ID.set(context.call_id)  # the call's own task: see TraceLink
         TRACE.set(headers)
         _SERVING.set(span)
         failure: BaseException | None = None
         try:
             async for event in call_next(request, context):
-                _note(span, event)
+                if noted := _noted(event):
+                    span.set_attributes(noted)
                 yield event
         except BaseException as exc:
             failure = exc

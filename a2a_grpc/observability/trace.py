@@ -16,10 +16,11 @@ sent on every call made while serving one. Always on, and nearly free.
   :func:`outgoing` to what they send. With spans on, each outgoing call is a CLIENT span
   (:func:`traced_unary`, :func:`traced_stream`) whose context is sent instead.
 
-Hand-written rather than OpenTelemetry's ``TraceContextTextMapPropagator``: measured on this
-machine (``tests/test_tracing.py`` shows how), reading a valid ``traceparent`` costs 0.5 µs here
-and 7.4 µs through the propagator's ``extract`` (it builds a SpanContext, a span and a Context per
-call), and the SDK stays an optional extra.
+Hand-written rather than OpenTelemetry's ``TraceContextTextMapPropagator``: on the benchmark
+machine (2026-11-30, ``timeit``, 200,000 calls) reading a valid ``traceparent`` costs 0.7 µs here
+and 3.4 µs through the propagator's ``extract`` (which builds a SpanContext, a span and a Context
+per call, before anything is formatted again for the next hop); and the SDK stays an optional
+extra, never imported without spans.
 """
 
 from __future__ import annotations
@@ -136,8 +137,10 @@ def continued(traceparent: str | None, tracestate: str | None) -> TraceHeaders:
 class TraceLink(Interceptor):
     """Sets :data:`TRACE` (the call's trace, or a new one) and :data:`CALL_ID` for the call.
 
-    Cheaper here than in each front (gRPC, session, live stream, the in-process bridge): one place,
-    and a link costs about 0.4 µs a unary call (measured with ``Service`` alone, no network). A
+    One link rather than code in each front (gRPC, session, live stream, the in-process bridge):
+    measured with ``Service`` alone (no network), a unary call through this link costs 1.4 µs more
+    than without it, and setting the same variables in the front instead 0.9 µs: 0.5 µs a call
+    for one place instead of four, next to a call's 100-500 µs of server CPU. A
     stream's link sets the variables and hands the events through untouched (no generator of its
     own, no cost per event); it does not reset them: every front runs each call in an asyncio task
     of its own, whose context ends with it.
