@@ -564,7 +564,7 @@ class A2AClient(ClientOperations):
     ) -> Any:
         # Every call continues the trace of the call being served, if any (docs/tracing.md).
         return await trace.traced_unary(
-            f"A2AService/{name}",
+            trace.span_name(name),
             trace.outgoing(),
             lambda sent: self._call_unary(name, request, timeout, trace.carry(metadata or (), sent)),
             self.target,
@@ -625,7 +625,7 @@ class A2AClient(ClientOperations):
         metadata: Sequence[tuple[str, str | bytes]] | None,
     ) -> AsyncIterator[types.StreamResponse]:
         return trace.traced_stream(
-            f"A2AService/{name}",
+            trace.span_name(name),
             trace.outgoing(),
             lambda sent: self._call_stream(name, request, timeout, trace.carry(metadata or (), sent)),
             self.target,

@@ -442,6 +442,10 @@ async def test_with_spans_one_trace_and_a_parent_link_at_every_hop(exporter: InM
     assert at_a.attributes["a2a.outcome"] == "ok"
     assert at_b.attributes["a2a.outcome"] == "ok"
     assert (at_a.attributes["rpc.method"], at_a.attributes["rpc.system"]) == ("SendMessage", "a2a")
+    # A's agent read B's card first (a2a-grpc's card service): a CLIENT span of A's call too.
+    card = finished(exporter, SpanKind.CLIENT, "AgentCardService/GetAgentCard")
+    assert parent_of(card) == at_a.context.span_id
+    assert (card.attributes or {})["rpc.service"] == "a2a_grpc.discovery.v1.AgentCardService"
     # What B was told while serving: its own span's context, in the same trace.
     (seen,) = hops.seen_by_b.sends()
     assert seen.trace is not None
@@ -604,3 +608,18 @@ async def test_with_spans_a_stream_through_the_bridge_is_one_trace(exporter: InM
     assert at_a.attributes["a2a.task.state"] == "TASK_STATE_COMPLETED"
     assert at_a.attributes["a2a.outcome"] == "ok"
     assert (bridge.attributes or {})["a2a.outcome"] == "ok"
+
+
+def test_an_agents_own_spans_continue_the_calls_trace() -> None:
+    tracer = TracerProvider().get_tracer("agent")
+    token = context.TRACE.set(context.TraceHeaders(TRACEPARENT, TRACESTATE))
+    try:
+        with tracer.start_as_current_span("lookup", context=spans.otel_context()) as own:
+            assert f"{own.get_span_context().trace_id:032x}" == TRACE_ID
+            assert own.parent is not None
+            assert own.parent.span_id == int(CLIENT_SPAN, 16)
+            assert own.get_span_context().trace_state.get("congo") == "t61rcWkgMzE"
+    finally:
+        context.TRACE.reset(token)
+    with tracer.start_as_current_span("alone", context=spans.otel_context()) as alone:
+        assert alone.parent is None  # outside a call: a trace of its own

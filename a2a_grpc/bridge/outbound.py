@@ -249,7 +249,7 @@ class _JsonUpstream:
         """The response to a unary call and its body, read whole within ``unary_timeout`` (or the
         caller's deadline, if sooner) and ``max_response_bytes``; the response is closed."""
         return await trace.traced_unary(
-            f"A2AService/{method}",
+            trace.span_name(method),
             trace.outgoing(),
             lambda sent: self._exchange(method, call, verb, url, body, sent),
             self.url,
@@ -274,7 +274,7 @@ class _JsonUpstream:
         self, method: str, call: Call, verb: str, url: str, body: object
     ) -> AsyncGenerator[SseEvent, None]:
         return trace.traced_stream(
-            f"A2AService/{method}",
+            trace.span_name(method),
             trace.outgoing(),
             lambda sent: self._stream_events(method, call, verb, url, body, sent),
             self.url,

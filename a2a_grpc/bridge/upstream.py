@@ -317,7 +317,7 @@ class GrpcUpstream:
     async def unary(self, method: str, request: Message, call: Call) -> Message:
         if trace.recorder() is not None:  # spans on: the call is a span of ours, sent as the parent
             return await trace.traced_unary(
-                f"A2AService/{method}",
+                trace.span_name(method),
                 _parent(call),
                 lambda sent: self._unary(method, request, _sending(call, sent)),
                 self.target,
@@ -336,7 +336,7 @@ class GrpcUpstream:
     def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
         if trace.recorder() is not None:
             return trace.traced_stream(
-                f"A2AService/{method}",
+                trace.span_name(method),
                 _parent(call),
                 lambda sent: self._stream(method, request, _sending(call, sent)),
                 self.target,

@@ -55,6 +55,7 @@ __all__ = [
 OTEL_MISSING = "spans need the OpenTelemetry SDK: pip install a2a-grpc[otel]"
 SKILL_HEADER = "a2a-grpc-skill"  # as a2a_grpc.security.delegation names it (not imported: no cycle)
 _SERVICE = types.A2A_SERVICE.full_name
+_SERVICES = {"A2AService": _SERVICE, "AgentCardService": "a2a_grpc.discovery.v1.AgentCardService"}
 _STATE_NAMES = {value: name for name, value in types.TaskState.items()}
 _SERVING: ContextVar[Span | None] = ContextVar("a2a_server_span", default=None)
 """The SERVER span of the call being served, for :class:`CallerLink`."""
@@ -184,7 +185,8 @@ class _Recorder:
         self.kinds = SpanKind
 
     def client_span(self, name: str, parent: TraceHeaders | None, peer: str = "") -> _ClientSpan:
-        attributes = {"rpc.system": "a2a", "rpc.service": _SERVICE, "rpc.method": name.rpartition("/")[2]}
+        service, _, rpc = name.partition("/")
+        attributes = {"rpc.system": "a2a", "rpc.service": _SERVICES.get(service, service), "rpc.method": rpc}
         if peer:
             attributes["server.address"] = peer
         span = self.tracer.start_span(

@@ -50,6 +50,7 @@ __all__ = [
     "parse_tracestate",
     "recorder",
     "set_recorder",
+    "span_name",
     "traced_stream",
     "traced_unary",
     "with_trace",
@@ -166,6 +167,13 @@ class TraceLink(Interceptor):
 
 
 # -- outgoing ------------------------------------------------------------------------------------
+
+_SPAN_NAMES = {"GetAgentCard": "AgentCardService/GetAgentCard"}  # a2a-grpc's card service
+
+
+def span_name(method: str) -> str:
+    """The name of a call's span: ``A2AService/SendMessage`` (the card: ``AgentCardService/...``)."""
+    return _SPAN_NAMES.get(method) or f"A2AService/{method}"
 
 
 def outgoing() -> TraceHeaders | None:

@@ -724,7 +724,7 @@ class Session(ClientOperations):
     ) -> Any:
         # Every call's frame carries the trace of the call being served, if any (docs/tracing.md).
         return await trace.traced_unary(
-            f"A2AService/{name}",
+            trace.span_name(name),
             trace.outgoing(),
             lambda sent: self._call_unary(name, request, timeout, trace.carry(metadata or (), sent)),
             self._peer(),
@@ -778,7 +778,7 @@ class Session(ClientOperations):
         metadata: Sequence[tuple[str, str | bytes]] | None,
     ) -> AsyncIterator[types.StreamResponse]:
         return trace.traced_stream(
-            f"A2AService/{name}",
+            trace.span_name(name),
             trace.outgoing(),
             lambda sent: self._call_stream(name, request, timeout, trace.carry(metadata or (), sent)),
             self._peer(),
