@@ -565,7 +565,7 @@ class A2AClient(ClientOperations):
         # Every call continues the trace of the call being served, if any (docs/tracing.md).
         return await trace.traced_unary(
             trace.span_name(name),
-            trace.outgoing(),
+            trace.parent_of(metadata),
             lambda sent: self._call_unary(name, request, timeout, trace.carry(metadata or (), sent)),
             self.target,
         )
@@ -626,7 +626,7 @@ class A2AClient(ClientOperations):
     ) -> AsyncIterator[types.StreamResponse]:
         return trace.traced_stream(
             trace.span_name(name),
-            trace.outgoing(),
+            trace.parent_of(metadata),
             lambda sent: self._call_stream(name, request, timeout, trace.carry(metadata or (), sent)),
             self.target,
         )

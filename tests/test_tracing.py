@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 from google.protobuf.message import Message
@@ -119,16 +120,36 @@ def test_an_invalid_traceparent_starts_a_new_trace_and_drops_the_tracestate() ->
     assert len({started.traceparent.split("-")[1] for started in fresh}) == 3
 
 
-def test_outgoing_metadata_carries_the_trace_unless_the_caller_names_one() -> None:
+def test_outgoing_metadata_carries_the_current_trace_or_the_one_the_caller_names() -> None:
     current = context.TraceHeaders(TRACEPARENT, TRACESTATE)
     assert trace.carry((("a", "b"),), current) == (
         ("a", "b"),
         ("traceparent", TRACEPARENT),
         ("tracestate", TRACESTATE),
     )
-    own = (("traceparent", f"00-{'1' * 32}-{'2' * 16}-01"),)
-    assert trace.carry(own, current) == own
     assert trace.carry((), None) == ()
+    own_parent = f"00-{'1' * 32}-{'2' * 16}-01"
+    own = (("traceparent", own_parent), ("tracestate", "mine=1"), ("a", "b"))
+    token = context.TRACE.set(current)
+    try:
+        # Named by the caller: that is the parent, sent as given (without spans nothing else is made).
+        assert trace.parent_of(own) == context.TraceHeaders(own_parent, "mine=1")
+        assert trace.carry(own, trace.parent_of(own)) == own
+        # With spans, the client span (child of the one named) is sent in its place.
+        span = context.TraceHeaders(f"00-{'1' * 32}-{'3' * 16}-01", "mine=1")
+        assert trace.carry(own, span) == (
+            ("a", "b"),
+            ("traceparent", span.traceparent),
+            ("tracestate", "mine=1"),
+        )
+        # None named: the call being served's; an invalid one named: none (and it is sent as given).
+        assert trace.parent_of((("a", "b"),)) == current
+        assert trace.parent_of(None) == current
+        garbage = (("traceparent", "garbage"),)
+        assert trace.parent_of(garbage) is None
+        assert trace.carry(garbage, trace.parent_of(garbage)) == garbage
+    finally:
+        context.TRACE.reset(token)
 
 
 def test_the_opentelemetry_sdk_is_not_loaded_without_spans() -> None:
@@ -488,7 +509,14 @@ async def test_span_attributes_name_caller_skill_task_and_outcome(exporter: InMe
     assert refused.attributes["a2a.task.id"] == "no-such-task"
     assert refused.attributes["a2a.caller"] == "carol"  # the principal's id, never its key
     assert refused.attributes["rpc.grpc.status_code"] == 5
-    assert parent_of(refused) == int(CLIENT_SPAN, 16)  # an explicit traceparent wins over the client's span
+    # The traceparent the client named is its CLIENT span's parent; the server's is that span.
+    asked = next(
+        s
+        for s in exporter.get_finished_spans()
+        if s.kind == SpanKind.CLIENT and s.name == "A2AService/GetTask" and s.parent is not None
+    )
+    assert parent_of(asked) == int(CLIENT_SPAN, 16)
+    assert parent_of(refused) == asked.context.span_id
     assert unknown.attributes is not None
     assert unknown.attributes["rpc.grpc.status_code"] == 16
     assert "a2a.caller" not in unknown.attributes  # refused before anyone was named
@@ -584,7 +612,9 @@ async def test_the_reverse_bridge_carries_the_trace_to_the_json_agent(
     outbound = next(
         s for s in finished_spans if s.kind == SpanKind.CLIENT and parent_of(s) == at_front.context.span_id
     )
-    assert parent_of(at_front) == int(CLIENT_SPAN, 16)
+    caller = next(s for s in finished_spans if s.kind == SpanKind.CLIENT and s.parent is not None
+                  and s.parent.span_id == int(CLIENT_SPAN, 16))  # fmt: skip
+    assert parent_of(at_front) == caller.context.span_id  # our client's span, child of the one it named
     assert parent_of(at_agent) == outbound.context.span_id
     assert seen.received == f"00-{TRACE_ID}-{outbound.context.span_id:016x}-01"
 
@@ -623,3 +653,37 @@ def test_an_agents_own_spans_continue_the_calls_trace() -> None:
         context.TRACE.reset(token)
     with tracer.start_as_current_span("alone", context=spans.otel_context()) as alone:
         assert alone.parent is None  # outside a call: a trace of its own
+
+
+@ASYNC
+async def test_with_spans_an_invalid_traceparent_starts_a_new_trace(exporter: InMemorySpanExporter) -> None:
+    observe = ObservabilitySettings(spans=True)
+    settings = ServerSettings(host="127.0.0.1", port=0, observability=observe)
+    server = A2AServer(ReferenceAgent(), InMemoryTaskStore(), settings)
+    await server.start()
+    method = METHODS["SendMessage"]
+    try:
+        # A bare channel: the server reads exactly what was sent (our client would send its own span).
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            send = channel.unary_unary(
+                method.path,
+                request_serializer=method.request.SerializeToString,
+                response_deserializer=method.response.FromString,
+            )
+            for headers in HOSTILE:
+                metadata = (("a2a-version", "1.0"), *headers.items())
+                response = await send(A2AClient.text_request("echo hi"), metadata=metadata, timeout=10)
+                assert response.task.status.state == types.TASK_STATE_COMPLETED
+    finally:
+        await server.stop(1.0)
+    served = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert len(served) == len(HOSTILE)
+    for span, headers in zip(served, HOSTILE, strict=True):
+        if trace.parse_traceparent(headers["traceparent"]):
+            assert parent_of(span) == int(CLIENT_SPAN, 16)
+            assert span.context.trace_id == int(TRACE_ID, 16)
+        else:  # a root span: a new trace
+            assert span.parent is None
+            assert span.context.trace_id not in (0, int(TRACE_ID, 16))
+        assert span.attributes is not None
+        assert span.attributes["a2a.outcome"] == "ok"

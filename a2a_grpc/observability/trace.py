@@ -46,6 +46,7 @@ __all__ = [
     "continued",
     "new_trace",
     "outgoing",
+    "parent_of",
     "parse_traceparent",
     "parse_tracestate",
     "recorder",
@@ -182,13 +183,32 @@ def outgoing() -> TraceHeaders | None:
     return TRACE.get()
 
 
+def parent_of(metadata: Sequence[tuple[str, str | bytes]] | None) -> TraceHeaders | None:
+    """The trace a call with ``metadata`` continues: the ``traceparent`` the metadata names itself
+    (if valid; an invalid one: none), else :func:`outgoing`."""
+    if metadata:
+        given = {key: value for key, value in metadata if key in (TRACEPARENT, TRACESTATE)}
+        if TRACEPARENT in given:
+            traceparent, tracestate = given[TRACEPARENT], given.get(TRACESTATE)
+            parsed = parse_traceparent(traceparent) if isinstance(traceparent, str) else None
+            if parsed is None:
+                return None
+            return TraceHeaders(parsed, parse_tracestate(tracestate) if isinstance(tracestate, str) else None)
+    return TRACE.get()
+
+
 def carry(
     metadata: Sequence[tuple[str, str | bytes]], trace: TraceHeaders | None
 ) -> Sequence[tuple[str, str | bytes]]:
-    """``metadata`` plus ``trace``'s headers, unless ``metadata`` names a ``traceparent`` of its own
-    (an explicit one wins)."""
-    if trace is None or any(key == TRACEPARENT for key, _ in metadata):
+    """``metadata`` with ``trace`` as its trace context: added, or in place of a ``traceparent`` the
+    metadata names itself when ``trace`` differs from it (a CLIENT span, child of the one named)."""
+    if trace is None:
         return metadata
+    named = [value for key, value in metadata if key == TRACEPARENT]
+    if named and named[0] == trace.traceparent:
+        return metadata
+    if named:
+        metadata = tuple((k, v) for k, v in metadata if k not in (TRACEPARENT, TRACESTATE))
     if trace.tracestate:
         return (*metadata, (TRACEPARENT, trace.traceparent), (TRACESTATE, trace.tracestate))
     return (*metadata, (TRACEPARENT, trace.traceparent))

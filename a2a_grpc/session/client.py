@@ -725,7 +725,7 @@ class Session(ClientOperations):
         # Every call's frame carries the trace of the call being served, if any (docs/tracing.md).
         return await trace.traced_unary(
             trace.span_name(name),
-            trace.outgoing(),
+            trace.parent_of(metadata),
             lambda sent: self._call_unary(name, request, timeout, trace.carry(metadata or (), sent)),
             self._peer(),
         )
@@ -779,7 +779,7 @@ class Session(ClientOperations):
     ) -> AsyncIterator[types.StreamResponse]:
         return trace.traced_stream(
             trace.span_name(name),
-            trace.outgoing(),
+            trace.parent_of(metadata),
             lambda sent: self._call_stream(name, request, timeout, trace.carry(metadata or (), sent)),
             self._peer(),
         )
