@@ -45,6 +45,7 @@ from google.protobuf.message import Message
 from a2a_grpc import errors, types
 from a2a_grpc._operations import ClientOperations
 from a2a_grpc.discovery import GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
+from a2a_grpc.observability import trace
 from a2a_grpc.resilience import CircuitBreaker, Clock, ResiliencePolicy, retry_advice, retry_delay
 from a2a_grpc.security.credentials import Credentials
 from a2a_grpc.security.tls import ClientTls
@@ -438,6 +439,7 @@ class A2AClient(ClientOperations):
         elif not task_id:
             raise ValueError("a live stream starts with a message, or reattaches to a task_id")
         carried = [(k, v) for k, v in self._metadata if isinstance(v, str)]
+        carried += [(k, v) for k, v in trace.carry((), trace.outgoing()) if isinstance(v, str)]
         return LiveStream(self._channel, request, carried)
 
     async def wait_ready(self, timeout: float | None = None) -> None:
@@ -560,6 +562,21 @@ class A2AClient(ClientOperations):
         timeout: float | None,
         metadata: Sequence[tuple[str, str | bytes]] | None,
     ) -> Any:
+        # Every call continues the trace of the call being served, if any (docs/tracing.md).
+        return await trace.traced_unary(
+            trace.span_name(name),
+            trace.parent_of(metadata),
+            lambda sent: self._call_unary(name, request, timeout, trace.carry(metadata or (), sent)),
+            self.target,
+        )
+
+    async def _call_unary(
+        self,
+        name: str,
+        request: Message,
+        timeout: float | None,
+        metadata: Sequence[tuple[str, str | bytes]] | None,
+    ) -> Any:
         md = self._md(metadata)
         deadline = self._deadline(self.timeout if timeout is None else timeout)
         attempts = 0
@@ -600,7 +617,21 @@ class A2AClient(ClientOperations):
             raise error
         return task
 
-    async def _stream(
+    def _stream(
+        self,
+        name: str,
+        request: Message,
+        timeout: float | None,
+        metadata: Sequence[tuple[str, str | bytes]] | None,
+    ) -> AsyncIterator[types.StreamResponse]:
+        return trace.traced_stream(
+            trace.span_name(name),
+            trace.parent_of(metadata),
+            lambda sent: self._call_stream(name, request, timeout, trace.carry(metadata or (), sent)),
+            self.target,
+        )
+
+    async def _call_stream(
         self,
         name: str,
         request: Message,

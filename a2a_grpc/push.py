@@ -54,6 +54,7 @@ import httpx
 from a2a_grpc import types
 from a2a_grpc._push_attempt import attempt
 from a2a_grpc._push_body import Body, carries_content, encode_in_steps, encode_inline
+from a2a_grpc.observability.context import TRACE, TraceHeaders
 from a2a_grpc.observability.metrics import WEBHOOK_DELIVERIES, WEBHOOK_RETRIES
 from a2a_grpc.security.redact import redact_url
 from a2a_grpc.security.webhooks import WebhookPolicy, sign
@@ -171,6 +172,7 @@ class _Payload:
     event: types.StreamResponse
     users: int = 0  # queue entries holding it
     body: asyncio.Future[Body] | None = None
+    trace: TraceHeaders | None = None  # of the call (or the task's execution) that produced it
 
 
 _Key = tuple[str, str, str]  # task id, config id, URL: one webhook
@@ -359,7 +361,9 @@ class PushNotifier:
     def _payload(self, event: types.StreamResponse) -> _Payload:
         payload = self._payloads.get(id(event))
         if payload is None or payload.event is not event:
-            payload = self._payloads[id(event)] = _Payload(event)
+            # The update's trace is taken now, where it was produced (the task's execution runs in
+            # the context of the call that started it): a delivery made later continues it.
+            payload = self._payloads[id(event)] = _Payload(event, trace=TRACE.get())
         payload.users += 1
         return payload
 
@@ -486,6 +490,10 @@ class PushNotifier:
             headers["Authorization"] = f"{auth.scheme} {auth.credentials}"
         if config.token:
             headers[TOKEN_HEADER] = config.token
+        if payload.trace is not None:
+            headers["traceparent"] = payload.trace.traceparent
+            if payload.trace.tracestate:
+                headers["tracestate"] = payload.trace.tracestate
         settings = self.settings
         last = "no attempt"
         signer = self._signature if self._signing_key is not None else None

@@ -36,10 +36,12 @@ from a2a_grpc._handler import RequestHandler
 from a2a_grpc.agent import Agent
 from a2a_grpc.discovery import CARD_SERVICE
 from a2a_grpc.live import LIVE_EXTENSION, LiveHost, LiveRequest, live_extension
+from a2a_grpc.observability import spans
 from a2a_grpc.observability.debuglog import DebugLog
 from a2a_grpc.observability.logs import CallIds, open_debug_logger
 from a2a_grpc.observability.metrics import Metrics, counting_deserializer, counting_serializer
 from a2a_grpc.observability.settings import ObservabilitySettings
+from a2a_grpc.observability.trace import TraceLink
 from a2a_grpc.security.authentication import Authentication, check_exposure
 from a2a_grpc.security.identity import ClientCertificate
 from a2a_grpc.security.limits import Limits
@@ -507,6 +509,8 @@ class GrpcService(abc.ABC):
         """The seam's first link: closed by :meth:`drain`, it refuses every new call."""
         self._drained: asyncio.Future[None] | None = None
         self._hurry = asyncio.Event()
+        self._span_agent = ""  # the served card's name, for spans: known once started
+        self._spans = False
 
     @property
     def address(self) -> str:
@@ -529,17 +533,20 @@ class GrpcService(abc.ABC):
     def seam_chain(self) -> tuple[Interceptor, ...]:
         """What every call passes before the operation: the metrics link (with
         ``observability.metrics``), the logs' ids (and with ``observability.debug`` the payload
-        log), the drain gate, authentication, the quotas (which count by the principal
-        authentication names), then ``settings.interceptors``."""
+        log), the trace context (a span, with spans on), the drain gate, authentication, the
+        quotas (which count by the principal authentication names), then ``settings.interceptors``."""
         chain = self.settings.chain  # authentication first, if any: the quotas go right after it
         after = 1 if self.settings.authentication is not None else 0
         # Metrics outermost: they count every call, refused ones too, of every binding sharing the seam.
         metrics = (Metrics(),) if self.settings.observability.metrics else ()
+        caller = (spans.CallerLink(),) if after and self.settings.observability.spans else ()
         return (
             *metrics,
             *self._log_links(),
+            *self._trace_links(),
             self.drain_gate,
             *chain[:after],
+            *caller,
             *self.quotas.links(),
             *chain[after:],
         )
@@ -557,6 +564,14 @@ class GrpcService(abc.ABC):
     def _agent_name(self) -> str | None:
         """The name the logs give the agent served (``agent``); None: not known when the seam is built."""
         return None
+
+    def _trace_links(self) -> tuple[Interceptor, ...]:
+        # Before the drain gate and authentication: a refused call has its trace (and span) too
+        # (docs/tracing.md).
+        observe = self.settings.observability
+        if not observe.trace_context:
+            return ()
+        return (spans.SpanLink(lambda: self._span_agent),) if observe.spans else (TraceLink(),)
 
     def _front_links(self) -> list[Interceptor]:
         """What this front puts in front of the seam's own chain."""
@@ -617,6 +632,13 @@ class GrpcService(abc.ABC):
         return self.sessions
 
     async def _serve(self, server: grpc.aio.Server) -> int:
+        if self.settings.observability.spans:
+            try:
+                self._span_agent = (await self.public_card()).name
+            except errors.A2AError:  # a bridge whose upstream is away: its spans name no agent
+                self._span_agent = ""
+            spans.setup(self.settings.observability, self._span_agent)
+            self._spans = True
         front = self._front_links()
         cards = card_service(self.public_card, [*front, *self.settings.interceptors])
         # Only a mutual-TLS listener reads each call's auth context: plaintext calls pay nothing.
@@ -728,6 +750,9 @@ class GrpcService(abc.ABC):
                 if not stopping.done():
                     await server.stop(0)
             await stopping
+        if self._spans:  # the last spans, flushed (the last server of the process shuts the export)
+            self._spans = False
+            spans.release()
 
     async def _drain_calls(self, deadline: float, grace: float) -> float:
         """Let running calls end until ``deadline`` (the event loop's clock, ``grace`` seconds after

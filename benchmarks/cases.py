@@ -25,8 +25,16 @@ from benchmarks import payload
 from benchmarks.agents import EchoAgent
 from benchmarks.httpclient import HttpConnection, HttpError
 from benchmarks.load import Workload
-from benchmarks.payload import BENCH_API_KEY, GRPC_METADATA
-from benchmarks.servers import SERVER_CPU, Endpoint, ServerError, ServerSet, cli_ready, python_module
+from benchmarks.payload import BENCH_API_KEY, BENCH_TRACEPARENT, GRPC_METADATA
+from benchmarks.servers import (
+    CLIENT_CPU,
+    SERVER_CPU,
+    Endpoint,
+    ServerError,
+    ServerSet,
+    cli_ready,
+    python_module,
+)
 from benchmarks.workload import stream_text
 from benchmarks.workloads import (
     GrpcBidi,
@@ -117,6 +125,12 @@ BRIDGE_PROXY = [
 def _bridge_missing() -> str | None:
     if importlib.util.find_spec("uvicorn") is None:
         return "the bridge's HTTP dependencies are not installed (pip install 'a2a-grpc[http]')"
+    return None
+
+
+def _otel_missing() -> str | None:
+    if importlib.util.find_spec("opentelemetry.sdk") is None:
+        return "the OpenTelemetry SDK is not installed (pip install 'a2a-grpc[otel]')"
     return None
 
 
@@ -257,7 +271,7 @@ def _case(
     *baselines: str,
     shot: Shot | None = None,
 ) -> Case:
-    requires = _bridge_missing if group == "bridge" else _always
+    requires = {"bridge": _bridge_missing, "tracing": _otel_missing}.get(group, _always)
     return Case(name, group, summary, launch, load, request, unit, baselines, requires, shot)
 
 
@@ -306,6 +320,36 @@ async def _launch_jwt(servers: ServerSet, options: Options) -> Endpoint:
     token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "bench"})
     (options.workdir / "token.txt").write_text(token)
     return await _SERVE_JWT(servers, options)
+
+
+def _traced(mode: str) -> Launcher:
+    """Our server with trace context instrumentation ``mode`` (none, propagation, spans). With spans
+    it exports over OTLP to a dummy collector process of its own, pinned to the load generator's
+    core (a real collector runs elsewhere; its work is not the server's)."""
+    if mode != "spans":
+        return _bench_server("ours", "--tracing", mode)
+
+    async def launch(servers: ServerSet, options: Options) -> Endpoint:
+        collector = await servers.start(
+            "otlp-collector", python_module("benchmarks.serve", "otlp-collector", "--cpu", str(CLIENT_CPU))
+        )
+        endpoint = f"http://{HOST}:{collector.info['port']}"
+        args = ["ours", "--cpu", str(SERVER_CPU), "--tracing", "spans", "--otlp-endpoint", endpoint]
+        server = await servers.start("ours", python_module("benchmarks.serve", *args))
+        return Endpoint(HOST, [server], grpc_port=int(server.info["port"]))
+
+    return launch
+
+
+TRACED_METADATA = (*GRPC_METADATA, ("traceparent", BENCH_TRACEPARENT))
+
+
+def _grpc_unary_traced(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
+    return GrpcUnary(endpoint.grpc_target, request, metadata=TRACED_METADATA)
+
+
+def _session_unary_traced(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
+    return SessionUnary(endpoint.grpc_target, request, metadata=(("traceparent", BENCH_TRACEPARENT),))
 
 
 def _session_unary(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
@@ -368,6 +412,22 @@ CASES: dict[str, Case] = {
               _SERVE_OURS, _grpc_streaming, _grpc_stream, "events/s", "sdk-grpc-stream"),
         _case("grpc-stream-sqlite", "ours", "our A2AServer, SQLite store (events durable), N artifact events",
               _SERVE_SQLITE, _grpc_streaming, _grpc_stream, "events/s", "sdk-grpc-stream", "grpc-stream"),
+        # -- trace context: every call carries a traceparent; the server reads it (or not) and records
+        # spans exported over OTLP (or not)
+        _case("grpc-unary-untraced", "tracing", "grpc-unary, trace context off (no instrumentation)",
+              _traced("none"), _grpc_unary_traced, _grpc_echo, "req/s", "grpc-unary"),
+        _case("grpc-unary-propagate", "tracing", "grpc-unary, W3C trace context read and continued (default)",
+              _traced("propagation"), _grpc_unary_traced, _grpc_echo, "req/s", "grpc-unary-untraced"),
+        _case("grpc-unary-spans", "tracing", "grpc-unary, OpenTelemetry spans exported over OTLP",
+              _traced("spans"), _grpc_unary_traced, _grpc_echo, "req/s", "grpc-unary-untraced",
+              "grpc-unary-propagate"),
+        _case("session-unary-untraced", "tracing", "session-unary, trace context off (no instrumentation)",
+              _traced("none"), _session_unary_traced, _grpc_echo, "req/s", "session-unary"),
+        _case("session-unary-propagate", "tracing", "session-unary, W3C trace context in every Call frame",
+              _traced("propagation"), _session_unary_traced, _grpc_echo, "req/s", "session-unary-untraced"),
+        _case("session-unary-spans", "tracing", "session-unary, OpenTelemetry spans exported over OTLP",
+              _traced("spans"), _session_unary_traced, _grpc_echo, "req/s", "session-unary-untraced",
+              "session-unary-propagate"),
         _case("artifact-256mib", "ours", "our A2AServer streams one chunked artifact: MB/s, RSS growth",
               _SERVE_OURS, None, None, "MB/s"),
         _case("session-artifact-256mib", "ours", "the large artifact over ONE session: MB/s, RSS growth",

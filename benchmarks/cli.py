@@ -57,7 +57,10 @@ session-idle (10,000 idle sessions held with heartbeats: server RSS; once),
 artifact-256mib (once, not per concurrency: MB/s and server peak RSS growth); our JSON
 bindings jsonrpc-inproc, rest-inproc, jsonrpc-stream-inproc (a2a-grpc serve --http-port)
 and jsonrpc-bridge, rest-bridge (a2a-grpc bridge http-to-grpc in front of our gRPC server),
-reported as skipped when the bridge package is not importable.
+reported as skipped when the bridge package is not importable; trace context
+grpc-unary-untraced, grpc-unary-propagate, grpc-unary-spans and the same three for session-unary
+(every call sends a traceparent; the server reads none of it, continues it, or records spans it
+exports over OTLP to a dummy collector process), skipped without the OpenTelemetry SDK.
 
 columns: rate = requests (events, messages) per second in the measured window; p50/p99 =
 latency of one request (one whole stream); srv CPU = server CPU seconds per second (1.00 =

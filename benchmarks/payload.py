@@ -20,6 +20,7 @@ from benchmarks.workload import TEXT
 
 __all__ = [
     "BENCH_API_KEY",
+    "BENCH_TRACEPARENT",
     "GRPC_METADATA",
     "Template",
     "check_json_task",
@@ -34,6 +35,8 @@ GRPC_METADATA = (("a2a-version", "1.0"),)
 BENCH_API_KEY = "bench-api-key-0123456789abcdef"
 """The API key of the ``grpc-unary-apikey`` case (a benchmark secret, nothing else)."""
 """Our server refuses a call without the protocol version (read as 0.3); the SDK accepts it too."""
+BENCH_TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+"""The W3C trace context the tracing cases send with every call, as a traced caller does."""
 HTTP_HEADERS = {"Content-Type": "application/json", "A2A-Version": "1.0"}
 SSE_HEADERS = {**HTTP_HEADERS, "Accept": "text/event-stream"}
 

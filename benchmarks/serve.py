@@ -18,12 +18,20 @@ Kinds:
   or REST routes, served by uvicorn.
 * ``grpc-bare``: a generic gRPC handler answering SendMessage with canned bytes.
 * ``grpc-bare-bidi``: a generic bidirectional-stream handler echoing every message.
+* ``otlp-collector``: a dummy OpenTelemetry collector (OTLP/gRPC ``TraceService.Export``) that
+  counts the spans it receives and drops them: where ``ours --tracing spans`` exports.
+
+``ours --tracing`` chooses the trace context instrumentation: ``propagation`` (the default: W3C
+trace context read and continued), ``none`` (``ObservabilitySettings.trace_context`` off: the
+"no instrumentation" baseline), or ``spans`` (OpenTelemetry spans, exported over OTLP to
+``--otlp-endpoint``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -104,14 +112,25 @@ async def _serve_ours(args: argparse.Namespace, announce: Announce) -> None:
         # a mesh's clients open one per peer, within the default 1,024 per connection.
         max_concurrent_streams=1_000_000,
     )
+    settings = dataclasses.replace(settings, observability=_observability(args))
     server = A2AServer(EchoAgent(), store, settings)
     await server.start()
     try:
-        announce(server.port, store=args.store)
+        announce(server.port, store=args.store, tracing=args.tracing)
         await _until_stopped()
     finally:
         await server.stop(STOP_GRACE_SECONDS)
         await store.close()
+
+
+def _observability(args: argparse.Namespace) -> Any:
+    from a2a_grpc.observability.settings import ObservabilitySettings
+
+    if args.tracing == "none":
+        return ObservabilitySettings(trace_context=False)
+    if args.tracing == "spans":
+        return ObservabilitySettings(spans=True, otlp_endpoint=args.otlp_endpoint, service_name="bench")
+    return ObservabilitySettings()
 
 
 def _capacity_limits() -> Any:
@@ -277,6 +296,34 @@ def _canned_response() -> bytes:
     return types.SendMessageResponse(task=task).SerializeToString()
 
 
+async def _serve_collector(args: argparse.Namespace, announce: Announce) -> None:
+    """Answers every OTLP trace export at once, counting its spans (logged on exit)."""
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    received = {"exports": 0, "spans": 0}
+
+    class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+        async def Export(self, request: Any, context: Any) -> Any:
+            received["exports"] += 1
+            received["spans"] += sum(
+                len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans
+            )
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.aio.server(options=_grpc_options())
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port(f"{HOST}:0")
+    await server.start()
+    try:
+        announce(port)
+        await _until_stopped()
+    finally:
+        await server.stop(STOP_GRACE_SECONDS)
+        spans, exports = received["spans"], received["exports"]
+        print(f"otlp-collector received {spans} spans in {exports} exports", file=sys.stderr)
+
+
 KINDS: dict[str, Callable[[argparse.Namespace, Announce], Coroutine[Any, Any, None]]] = {
     "ours": _serve_ours,
     "sdk-grpc": _serve_sdk_grpc,
@@ -284,6 +331,7 @@ KINDS: dict[str, Callable[[argparse.Namespace, Announce], Coroutine[Any, Any, No
     "sdk-rest": _serve_sdk_http,
     "grpc-bare": _serve_bare,
     "grpc-bare-bidi": _serve_bare,
+    "otlp-collector": _serve_collector,
 }
 
 
@@ -302,6 +350,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cpu", type=int, default=None, help="pin to this core")
     parser.add_argument("--store", default="memory", help="task store URL (kind 'ours')")
     parser.add_argument("--auth", metavar="SCHEME", help="kind 'ours': apikey, or jwt:JWKS_PATH")
+    parser.add_argument(
+        "--tracing",
+        choices=("none", "propagation", "spans"),
+        default="propagation",
+        help="kind 'ours': trace context instrumentation (default: propagation)",
+    )
+    parser.add_argument("--otlp-endpoint", help="kind 'ours' with --tracing spans: where spans are exported")
     parser.add_argument("--cprofile", metavar="PATH", help="run under cProfile; write its stats here on exit")
     args = parser.parse_args(argv)
     pinned = pin_to_cpu(args.cpu)

@@ -224,15 +224,17 @@ class SessionUnary(_OneSession):
 
     unit = "req"
 
-    def __init__(self, target: str, request: Template) -> None:
+    def __init__(self, target: str, request: Template, metadata: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(target)
-        self.request = request
+        self.request, self.metadata = request, metadata
 
     async def operation(self, index: int) -> Operation:
-        render, parse = self.request.render, types.SendMessageRequest.FromString
+        render, parse, metadata = self.request.render, types.SendMessageRequest.FromString, self.metadata
 
         async def send() -> int:
-            response = await self.session.send_message(parse(render()), timeout=CALL_TIMEOUT_SECONDS)
+            response = await self.session.send_message(
+                parse(render()), timeout=CALL_TIMEOUT_SECONDS, metadata=metadata
+            )
             if response.task.status.state != types.TASK_STATE_COMPLETED:
                 raise WorkloadError(f"task ended {response.task.status.state}")
             return 1

@@ -54,6 +54,8 @@ from a2a_grpc.bridge.settings import OutboundSettings
 from a2a_grpc.bridge.sse import SseDecoder, SseEvent
 from a2a_grpc.bridge.upstream import CARD_PATH, Call, Upstream, check_header
 from a2a_grpc.client import ClientSettings, with_tenant
+from a2a_grpc.observability import trace
+from a2a_grpc.observability.context import TraceHeaders
 from a2a_grpc.observability.metrics import upstream_timer
 from a2a_grpc.security.redact import redact_userinfo, scrub_urls, split_userinfo
 from a2a_grpc.service import METHODS, version_supported
@@ -184,10 +186,14 @@ class _JsonUpstream:
     answers: str = _JSON
     """The ``Accept`` of a call answered by one JSON document."""
 
-    def _request(self, verb: str, url: str, body: object, call: Call, accept: str) -> httpx.Request:
+    def _request(
+        self, verb: str, url: str, body: object, call: Call, accept: str, sent: TraceHeaders | None = None
+    ) -> httpx.Request:
         for name, value in call.headers.items():
             check_header(name, value)  # what httpx cannot write is the caller's error, named
-        headers = {_header_name(k): v for k, v in call.headers.items()}
+        # The trace this process continues (its span's, with spans on) replaces the one received.
+        forwarded = call.headers if sent is None else trace.with_trace(call.headers, sent)
+        headers = {_header_name(k): v for k, v in forwarded.items()}
         headers["Accept"] = accept
         headers["Accept-Encoding"] = ACCEPT_ENCODING  # what _bodies.ContentDecoder reads, bounded
         if body is not None:
@@ -246,7 +252,17 @@ class _JsonUpstream:
     ) -> tuple[httpx.Response, bytes]:
         """The response to a unary call and its body, read whole within ``unary_timeout`` (or the
         caller's deadline, if sooner) and ``max_response_bytes``; the response is closed."""
-        request = self._request(verb, url, body, call, self.answers)
+        return await trace.traced_unary(
+            trace.span_name(method),
+            trace.outgoing(),
+            lambda sent: self._exchange(method, call, verb, url, body, sent),
+            self.url,
+        )
+
+    async def _exchange(
+        self, method: str, call: Call, verb: str, url: str, body: object, sent: TraceHeaders | None
+    ) -> tuple[httpx.Response, bytes]:
+        request = self._request(verb, url, body, call, self.answers, sent)
         deadline, ours = _sooner(_deadline(call), _now() + self.settings.unary_timeout)
         start = time.perf_counter()
         try:
@@ -262,8 +278,18 @@ class _JsonUpstream:
         finally:
             upstream_timer(self.transport, method).observe(time.perf_counter() - start)
 
-    async def _events(
+    def _events(
         self, method: str, call: Call, verb: str, url: str, body: object
+    ) -> AsyncGenerator[SseEvent, None]:
+        return trace.traced_stream(
+            trace.span_name(method),
+            trace.outgoing(),
+            lambda sent: self._stream_events(method, call, verb, url, body, sent),
+            self.url,
+        )
+
+    async def _stream_events(
+        self, method: str, call: Call, verb: str, url: str, body: object, sent: TraceHeaders | None
     ) -> AsyncGenerator[SseEvent, None]:
         """The events of a streaming call; the HTTP response is closed whenever this generator is.
 
@@ -273,7 +299,7 @@ class _JsonUpstream:
         """
         settings = self.settings
         caller = _deadline(call)
-        request = self._request(verb, url, body, call, _SSE)
+        request = self._request(verb, url, body, call, _SSE, sent)
         until, ours = _sooner(caller, _now() + settings.stream_idle_timeout)
         start = time.perf_counter()
         try:

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
@@ -35,6 +36,8 @@ from a2a_grpc import errors, types
 from a2a_grpc._handler import RequestHandler
 from a2a_grpc.client import ClientSettings, channel_calls
 from a2a_grpc.discovery import CARD_SERVICE, GET_AGENT_CARD, GetAgentCardRequest, GetAgentCardResponse
+from a2a_grpc.observability import trace
+from a2a_grpc.observability.context import TraceHeaders
 from a2a_grpc.observability.metrics import upstream_timer
 from a2a_grpc.resilience import retry_service_config
 from a2a_grpc.security.identity import ClientCertificate
@@ -255,6 +258,23 @@ _SERVICES = {
 """Each operation's gRPC service, for the channel's retry policy."""
 
 
+def _parent(call: Call) -> TraceHeaders | None:
+    """The trace an upstream call continues: the one being served in this process, else the one
+    the bridge received (its headers), if valid."""
+    current = trace.outgoing()
+    if current is not None:
+        return current
+    traceparent = trace.parse_traceparent(call.headers.get(trace.TRACEPARENT))
+    if traceparent is None:
+        return None
+    return TraceHeaders(traceparent, trace.parse_tracestate(call.headers.get(trace.TRACESTATE)))
+
+
+def _sending(call: Call, sent: TraceHeaders | None) -> Call:
+    """``call`` with ``sent`` as its trace context (the bridge's span replaces what it received)."""
+    return dataclasses.replace(call, headers=trace.with_trace(call.headers, sent))
+
+
 class GrpcUpstream:
     """An A2A agent served over gRPC at ``target`` (``host:port``).
 
@@ -299,6 +319,16 @@ class GrpcUpstream:
         )
 
     async def unary(self, method: str, request: Message, call: Call) -> Message:
+        if trace.recorder() is not None:  # spans on: the call is a span of ours, sent as the parent
+            return await trace.traced_unary(
+                trace.span_name(method),
+                _parent(call),
+                lambda sent: self._unary(method, request, _sending(call, sent)),
+                self.target,
+            )
+        return await self._unary(method, request, call)
+
+    async def _unary(self, method: str, request: Message, call: Call) -> Message:
         start = time.perf_counter()
         try:
             response: Message = await self._calls[method](
@@ -310,7 +340,17 @@ class GrpcUpstream:
             upstream_timer("grpc", method).observe(time.perf_counter() - start)
         return response
 
-    async def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
+    def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
+        if trace.recorder() is not None:
+            return trace.traced_stream(
+                trace.span_name(method),
+                _parent(call),
+                lambda sent: self._stream(method, request, _sending(call, sent)),
+                self.target,
+            )
+        return self._stream(method, request, call)
+
+    async def _stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
         start: float | None = time.perf_counter()
         rpc = self._calls[method](request, metadata=call.metadata(), timeout=call.timeout)
         try:

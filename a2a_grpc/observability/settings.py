@@ -29,6 +29,11 @@ class ObservabilitySettings:
     spans: bool = False
     """Record OpenTelemetry spans (needs ``a2a-grpc[otel]``) and export them over OTLP. W3C trace
     context (``traceparent``, ``tracestate``) is propagated on every hop whether or not this is on."""
+    trace_context: bool = True
+    """Read and send W3C trace context (``traceparent``, ``tracestate``) on every hop: keep it on.
+    Off only to measure what propagation costs (the benchmark's "no instrumentation" case): calls
+    then neither join nor continue a trace, and log lines carry no call or trace id (spans too
+    need it on)."""
     otlp_endpoint: str | None = None
     """Where spans are exported (OTLP over gRPC, e.g. ``http://127.0.0.1:4317``); None: the
     OpenTelemetry SDK's own default (``OTEL_EXPORTER_OTLP_ENDPOINT``, else localhost:4317)."""
@@ -60,6 +65,8 @@ class ObservabilitySettings:
             or self.debug_payload_chars < 1
         ):
             raise ValueError(f"debug_payload_chars must be a positive int, not {self.debug_payload_chars!r}")
-        for name in ("metrics", "spans", "debug", "debug_endpoints"):
+        for name in ("metrics", "spans", "trace_context", "debug", "debug_endpoints"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, not {getattr(self, name)!r}")
+        if self.spans and not self.trace_context:
+            raise ValueError("spans need trace_context on")

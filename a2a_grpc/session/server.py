@@ -579,7 +579,8 @@ class ServerSession:
         request = getattr(call, field)
         if not request.tenant and self._tenant:
             request.tenant = self._tenant
-        headers = {**self.base.headers, **_lower(call.metadata)} if call.metadata else self.base.headers
+        own = _lower(call.metadata) if call.metadata else {}
+        headers = {**self.base.headers, **own} if own else self.base.headers
         context = dataclasses.replace(
             self.base,
             headers=headers,
@@ -587,6 +588,10 @@ class ServerSession:
             tenant=request.tenant,
             deadline=deadline_after(timeout),
             call_id=f"{self.session_id}/{call_id}",
+            # Each call's own trace (its Call frame's), never the Hello's: calls of one session
+            # belong to many traces.
+            traceparent=own.get("traceparent"),
+            tracestate=own.get("tracestate"),
         )
         end: Any = status_pb2.Status()
         try:
