@@ -752,7 +752,7 @@ class GrpcService(abc.ABC):
             await stopping
         if self._spans:  # the last spans, flushed (the last server of the process shuts the export)
             self._spans = False
-            spans.release()
+            await asyncio.to_thread(spans.release)  # an export may wait for its collector
 
     async def _drain_calls(self, deadline: float, grace: float) -> float:
         """Let running calls end until ``deadline`` (the event loop's clock, ``grace`` seconds after

@@ -10,6 +10,7 @@ import asyncio
 import os
 import re
 import sys
+from typing import Any
 
 import httpx
 import pytest
@@ -111,3 +112,82 @@ async def test_the_http_bridge_process_serves_its_upstream_latency_on_its_metric
         if bridge is not None:
             await stop_process(bridge)
         await stop_process(agent)
+
+
+class Collector:
+    """An OpenTelemetry collector in the test: OTLP/gRPC ``TraceService.Export``, keeping every span."""
+
+    def __init__(self) -> None:
+        self.spans: list[Any] = []
+        self.services: list[str] = []
+
+    async def __aenter__(self) -> str:
+        import grpc
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+        outer = self
+
+        class Service(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+            async def Export(self, request: Any, context: Any) -> Any:
+                for resource in request.resource_spans:
+                    names = [
+                        a.value.string_value for a in resource.resource.attributes if a.key == "service.name"
+                    ]
+                    for scope in resource.scope_spans:
+                        outer.spans.extend(scope.spans)
+                        outer.services.extend(names * len(scope.spans))
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        self.server = grpc.aio.server()
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), self.server)  # type: ignore[no-untyped-call]
+        port = self.server.add_insecure_port("127.0.0.1:0")
+        await self.server.start()
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.server.stop(None)
+
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+@pytest.mark.asyncio
+async def test_serve_with_spans_exports_the_callers_trace_over_otlp_and_flushes_on_sigterm() -> None:
+    collector = Collector()  # started first, read after the server stopped
+    endpoint = await collector.__aenter__()
+    proc = await start(
+        "serve", "--grpc-port", "0", "--store", "memory", "--spans", "--otlp-endpoint", endpoint,
+        "--service-name", "checkout-agent",
+    )  # fmt: skip
+    try:
+        grpc_at, _ = await read_until(proc, r"over gRPC at (127\.0\.0\.1:\d+)")
+        async with A2AClient(grpc_at.group(1)) as client:
+            await client.send_message(
+                A2AClient.text_request("echo traced"),
+                metadata=[("traceparent", f"00-{TRACE_ID}-00f067aa0ba902b7-01")],
+            )
+        await stop_process(proc)  # SIGTERM: the drain flushes the last spans
+        assert proc.returncode == 0
+        ours = [s for s in collector.spans if s.trace_id.hex() == TRACE_ID]
+        assert [s.name for s in ours] == ["A2AService/SendMessage"], collector.spans
+        assert ours[0].parent_span_id.hex() == "00f067aa0ba902b7"
+        assert set(collector.services) == {"checkout-agent"}
+    finally:
+        await stop_process(proc)
+        await collector.__aexit__()
+
+
+@pytest.mark.asyncio
+async def test_spans_without_the_opentelemetry_sdk_are_refused_before_anything_starts() -> None:
+    code = (
+        "import sys; sys.modules['opentelemetry.sdk'] = sys.modules['opentelemetry.sdk.trace'] = None\n"
+        "from a2a_grpc.cli import main\n"
+        "sys.exit(main(['serve', '--spans', '--grpc-port', '0', '--store', 'memory']))"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=ENV
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert "pip install a2a-grpc[otel]" in err.decode()
+    assert b"serving" not in out

@@ -36,6 +36,18 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+def require_otel() -> None:
+    """Spans are asked for: the OpenTelemetry SDK and its OTLP exporter must be installed (the
+    ``otel`` extra), said before anything starts."""
+    from a2a_grpc.observability.spans import OTEL_MISSING
+
+    try:
+        import opentelemetry.exporter.otlp.proto.grpc.trace_exporter
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError:
+        raise CliError(OTEL_MISSING) from None
+
+
 def _run(argv: list[str]) -> int:
     # `bench` hands everything after it to the harness, which parses its own options (and --help).
     first = 0
@@ -57,6 +69,8 @@ def _run(argv: list[str]) -> int:
         args.config = config = configuration(args)
         observability = config.built["observability"]
         configure_logging(config.value("log.level"), observability.log_format, debug=observability.debug)
+        if observability.spans:
+            require_otel()
         logs_requests = (config.values.get(f"{s}.log_requests") for s in ("server", "bridge"))
         if any(logs_requests):  # one line per call, whatever the level
             logging.getLogger("a2a_grpc.access").setLevel(logging.INFO)

@@ -297,6 +297,7 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
     card = await card_source(card_file, timeout, upstream_tls) if card_file else None
     upstream = GrpcUpstream(args.upstream, card=card, settings=client_settings, tls=upstream_tls)
     http = ops = None
+    traced = False
     try:
         await upstream.wait_ready()
         if card is None:
@@ -317,6 +318,11 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
         # The headers that carry the credentials the upstream's card asks for (an API key's) cross.
         forwarded = (*settings.forward_headers, *credential_headers(card))
         observability = config.built["observability"]
+        if observability.spans:  # no seam here: the spans are the upstream calls' (CLIENT spans)
+            from a2a_grpc.observability import spans
+
+            spans.setup(observability, card.name)  # the SDK is there: checked before the command ran
+            traced = True
         app = BridgeApp(
             upstream,
             dataclasses.replace(settings, forward_headers=forwarded),
@@ -338,6 +344,10 @@ async def bridge_http_to_grpc(args: argparse.Namespace) -> int:
         if http is not None:
             await http.stop()
         await upstream.aclose()
+        if traced:
+            from a2a_grpc.observability import spans
+
+            await asyncio.to_thread(spans.release)
     return 0
 
 

@@ -93,6 +93,11 @@ def uninstall() -> None:
     _trace.set_recorder(None)
 
 
+FLUSH_MILLIS = 5_000
+"""How long a stopping process waits for its last spans to be exported (a collector that is away
+must not hold the stop up for the SDK's own 30 s)."""
+
+
 def setup(settings: ObservabilitySettings, service_name: str) -> None:
     """Spans on for this process, once: a TracerProvider (``service.name``: the settings' or
     ``service_name``) exporting over OTLP/gRPC to ``settings.otlp_endpoint`` in batches. Counted:
@@ -120,7 +125,7 @@ def release() -> None:
     if provider is None:
         return
     _Process.users = max(_Process.users - 1, 0)
-    provider.force_flush()
+    provider.force_flush(FLUSH_MILLIS)
     if _Process.users == 0 and _Process.owned:
         provider.shutdown()
         uninstall()
