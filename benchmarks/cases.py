@@ -323,7 +323,7 @@ async def _launch_jwt(servers: ServerSet, options: Options) -> Endpoint:
 
 
 def _traced(mode: str) -> Launcher:
-    """Our server with trace context instrumentation ``mode`` (none, propagation, spans). With spans
+    """Our server with instrumentation ``mode`` (default, none, propagation, spans). With spans
     it exports over OTLP to a dummy collector process of its own, pinned to the load generator's
     core (a real collector runs elsewhere; its work is not the server's)."""
     if mode != "spans":
@@ -412,21 +412,28 @@ CASES: dict[str, Case] = {
               _SERVE_OURS, _grpc_streaming, _grpc_stream, "events/s", "sdk-grpc-stream"),
         _case("grpc-stream-sqlite", "ours", "our A2AServer, SQLite store (events durable), N artifact events",
               _SERVE_SQLITE, _grpc_streaming, _grpc_stream, "events/s", "sdk-grpc-stream", "grpc-stream"),
-        # -- trace context: every call carries a traceparent; the server reads it (or not) and records
-        # spans exported over OTLP (or not)
-        _case("grpc-unary-untraced", "tracing", "grpc-unary, trace context off (no instrumentation)",
+        # -- instrumentation: every call carries a traceparent; the server has none (untraced), only
+        # trace context (propagate), trace context and spans exported over OTLP (spans), or the
+        # library's defaults: metrics and trace context (observed)
+        _case("grpc-unary-untraced", "tracing", "grpc-unary, no instrumentation (metrics, trace context off)",
               _traced("none"), _grpc_unary_traced, _grpc_echo, "req/s", "grpc-unary"),
-        _case("grpc-unary-propagate", "tracing", "grpc-unary, W3C trace context read and continued (default)",
+        _case("grpc-unary-propagate", "tracing", "grpc-unary, W3C trace context only (read and continued)",
               _traced("propagation"), _grpc_unary_traced, _grpc_echo, "req/s", "grpc-unary-untraced"),
-        _case("grpc-unary-spans", "tracing", "grpc-unary, OpenTelemetry spans exported over OTLP",
+        _case("grpc-unary-spans", "tracing", "grpc-unary, trace context and spans exported over OTLP",
               _traced("spans"), _grpc_unary_traced, _grpc_echo, "req/s", "grpc-unary-untraced",
               "grpc-unary-propagate"),
-        _case("session-unary-untraced", "tracing", "session-unary, trace context off (no instrumentation)",
+        _case("grpc-unary-observed", "tracing", "grpc-unary, the defaults: metrics and trace context",
+              _traced("default"), _grpc_unary_traced, _grpc_echo, "req/s", "grpc-unary-untraced",
+              "grpc-unary-propagate"),
+        _case("session-unary-untraced", "tracing", "session-unary, no instrumentation",
               _traced("none"), _session_unary_traced, _grpc_echo, "req/s", "session-unary"),
         _case("session-unary-propagate", "tracing", "session-unary, W3C trace context in every Call frame",
               _traced("propagation"), _session_unary_traced, _grpc_echo, "req/s", "session-unary-untraced"),
-        _case("session-unary-spans", "tracing", "session-unary, OpenTelemetry spans exported over OTLP",
+        _case("session-unary-spans", "tracing", "session-unary, trace context and spans exported over OTLP",
               _traced("spans"), _session_unary_traced, _grpc_echo, "req/s", "session-unary-untraced",
+              "session-unary-propagate"),
+        _case("session-unary-observed", "tracing", "session-unary, the defaults: metrics and trace context",
+              _traced("default"), _session_unary_traced, _grpc_echo, "req/s", "session-unary-untraced",
               "session-unary-propagate"),
         _case("artifact-256mib", "ours", "our A2AServer streams one chunked artifact: MB/s, RSS growth",
               _SERVE_OURS, None, None, "MB/s"),

@@ -58,9 +58,10 @@ artifact-256mib (once, not per concurrency: MB/s and server peak RSS growth); ou
 bindings jsonrpc-inproc, rest-inproc, jsonrpc-stream-inproc (a2a-grpc serve --http-port)
 and jsonrpc-bridge, rest-bridge (a2a-grpc bridge http-to-grpc in front of our gRPC server),
 reported as skipped when the bridge package is not importable; trace context
-grpc-unary-untraced, grpc-unary-propagate, grpc-unary-spans and the same three for session-unary
-(every call sends a traceparent; the server reads none of it, continues it, or records spans it
-exports over OTLP to a dummy collector process), skipped without the OpenTelemetry SDK.
+grpc-unary-untraced, grpc-unary-propagate, grpc-unary-spans, grpc-unary-observed and the same
+four for session-unary (every call sends a traceparent; the server has no instrumentation, trace
+context only, trace context and spans it exports over OTLP to a dummy collector process, or the
+defaults: metrics and trace context), skipped without the OpenTelemetry SDK.
 
 columns: rate = requests (events, messages) per second in the measured window; p50/p99 =
 latency of one request (one whole stream); srv CPU = server CPU seconds per second (1.00 =

@@ -21,10 +21,11 @@ Kinds:
 * ``otlp-collector``: a dummy OpenTelemetry collector (OTLP/gRPC ``TraceService.Export``) that
   counts the spans it receives and drops them: where ``ours --tracing spans`` exports.
 
-``ours --tracing`` chooses the trace context instrumentation: ``propagation`` (the default: W3C
-trace context read and continued), ``none`` (``ObservabilitySettings.trace_context`` off: the
-"no instrumentation" baseline), or ``spans`` (OpenTelemetry spans, exported over OTLP to
-``--otlp-endpoint``).
+``ours --tracing`` chooses the instrumentation: ``default`` (the library's defaults: metrics
+collected, W3C trace context read and continued), ``none`` (no instrumentation: metrics and
+``ObservabilitySettings.trace_context`` off), ``propagation`` (trace context only, metrics off),
+or ``spans`` (trace context and OpenTelemetry spans exported over OTLP to ``--otlp-endpoint``,
+metrics off).
 """
 
 from __future__ import annotations
@@ -127,9 +128,13 @@ def _observability(args: argparse.Namespace) -> Any:
     from a2a_grpc.observability.settings import ObservabilitySettings
 
     if args.tracing == "none":
-        return ObservabilitySettings(trace_context=False)
+        return ObservabilitySettings(metrics=False, trace_context=False)
+    if args.tracing == "propagation":
+        return ObservabilitySettings(metrics=False)
     if args.tracing == "spans":
-        return ObservabilitySettings(spans=True, otlp_endpoint=args.otlp_endpoint, service_name="bench")
+        return ObservabilitySettings(
+            metrics=False, spans=True, otlp_endpoint=args.otlp_endpoint, service_name="bench"
+        )
     return ObservabilitySettings()
 
 
@@ -352,9 +357,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--auth", metavar="SCHEME", help="kind 'ours': apikey, or jwt:JWKS_PATH")
     parser.add_argument(
         "--tracing",
-        choices=("none", "propagation", "spans"),
-        default="propagation",
-        help="kind 'ours': trace context instrumentation (default: propagation)",
+        choices=("default", "none", "propagation", "spans"),
+        default="default",
+        help="kind 'ours': instrumentation: the library's defaults (metrics and trace context), none, "
+        "trace context only, or spans (default: default)",
     )
     parser.add_argument("--otlp-endpoint", help="kind 'ours' with --tracing spans: where spans are exported")
     parser.add_argument("--cprofile", metavar="PATH", help="run under cProfile; write its stats here on exit")
