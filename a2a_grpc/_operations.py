@@ -1,7 +1,9 @@
 """The eleven A2A operations as client methods, written once for every client of ours: the
 unary and streaming client (:class:`a2a_grpc.client.A2AClient`) and the session binding's
 (:class:`a2a_grpc.session.client.Session`). A client provides ``tenant`` and the two ways of
-making a call, ``_unary`` and ``_stream``; everything here is built on them."""
+making a call, ``_call_unary`` and ``_call_stream``; everything here is built on them, through
+``_unary`` and ``_stream``, which make every call continue the trace of the call being served, if
+any (with spans on, as a CLIENT span of its own: docs/tracing.md)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from google.protobuf.message import Message
 
 from a2a_grpc import types
 from a2a_grpc.agent import new_id
+from a2a_grpc.observability import trace
 
 __all__ = ["ClientOperations", "task_id_of"]
 
@@ -33,8 +36,42 @@ class ClientOperations(abc.ABC):
 
     tenant: str = ""
 
-    @abc.abstractmethod
     async def _unary(
+        self,
+        name: str,
+        request: Message,
+        timeout: float | None,
+        metadata: Sequence[tuple[str, str | bytes]] | None,
+    ) -> Any:
+        """A unary call of A2A method ``name`` (:meth:`_call_unary`), in the current trace."""
+        return await trace.traced_unary(
+            trace.span_name(name),
+            trace.parent_of(metadata),
+            lambda sent: self._call_unary(name, request, timeout, trace.carry(metadata or (), sent)),
+            self._trace_peer(),
+        )
+
+    def _stream(
+        self,
+        name: str,
+        request: Message,
+        timeout: float | None,
+        metadata: Sequence[tuple[str, str | bytes]] | None,
+    ) -> AsyncIterator[types.StreamResponse]:
+        """A streaming call of A2A method ``name`` (:meth:`_call_stream`), in the current trace."""
+        return trace.traced_stream(
+            trace.span_name(name),
+            trace.parent_of(metadata),
+            lambda sent: self._call_stream(name, request, timeout, trace.carry(metadata or (), sent)),
+            self._trace_peer(),
+        )
+
+    def _trace_peer(self) -> str:
+        """The peer a CLIENT span names ("": unknown)."""
+        return ""
+
+    @abc.abstractmethod
+    async def _call_unary(
         self,
         name: str,
         request: Message,
@@ -44,7 +81,7 @@ class ClientOperations(abc.ABC):
         """Make a unary call of A2A method ``name``; its response, or the typed error."""
 
     @abc.abstractmethod
-    def _stream(
+    def _call_stream(
         self,
         name: str,
         request: Message,

@@ -555,20 +555,8 @@ class A2AClient(ClientOperations):
             raise last from error
         await self._clock.sleep(delay)
 
-    async def _unary(
-        self,
-        name: str,
-        request: Message,
-        timeout: float | None,
-        metadata: Sequence[tuple[str, str | bytes]] | None,
-    ) -> Any:
-        # Every call continues the trace of the call being served, if any (docs/tracing.md).
-        return await trace.traced_unary(
-            trace.span_name(name),
-            trace.parent_of(metadata),
-            lambda sent: self._call_unary(name, request, timeout, trace.carry(metadata or (), sent)),
-            self.target,
-        )
+    def _trace_peer(self) -> str:
+        return self.target
 
     async def _call_unary(
         self,
@@ -616,20 +604,6 @@ class A2AClient(ClientOperations):
         if task.status.state != types.TASK_STATE_CANCELED:
             raise error
         return task
-
-    def _stream(
-        self,
-        name: str,
-        request: Message,
-        timeout: float | None,
-        metadata: Sequence[tuple[str, str | bytes]] | None,
-    ) -> AsyncIterator[types.StreamResponse]:
-        return trace.traced_stream(
-            trace.span_name(name),
-            trace.parent_of(metadata),
-            lambda sent: self._call_stream(name, request, timeout, trace.carry(metadata or (), sent)),
-            self.target,
-        )
 
     async def _call_stream(
         self,

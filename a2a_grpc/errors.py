@@ -374,6 +374,14 @@ RETRY_AFTER_KEY = "retry_after_seconds"
 ``Retry-After``; gRPC as a ``google.rpc.RetryInfo`` too."""
 
 
+def _with_retry_after(metadata: Mapping[str, object] | None, retry_after: float | None) -> dict[str, object]:
+    """``metadata`` with the retry hint: whole seconds, rounded up, at least 1."""
+    facts = dict(metadata or {})
+    if retry_after is not None:
+        facts[RETRY_AFTER_KEY] = max(1, math.ceil(retry_after))
+    return facts
+
+
 class LimitExceededError(A2AError):
     """a2a-grpc's own error: the request is larger, deeper or more numerous than a configured limit
     allows (bytes, parts, nesting, history, push configs, stored bytes...). Sending it again will
@@ -420,9 +428,7 @@ class RateLimitedError(LimitExceededError):
         field_violations: Iterable[FieldViolation] = (),
         grpc_code: grpc.StatusCode | None = None,
     ) -> None:
-        facts = dict(metadata or {})
-        if retry_after is not None:
-            facts[RETRY_AFTER_KEY] = max(1, math.ceil(retry_after))
+        facts = _with_retry_after(metadata, retry_after)
         super().__init__(
             message,
             limit=limit,
@@ -460,9 +466,7 @@ class ServerDrainingError(UnavailableError):
         field_violations: Iterable[FieldViolation] = (),
         grpc_code: grpc.StatusCode | None = None,
     ) -> None:
-        facts = dict(metadata or {})
-        if retry_after is not None:
-            facts[RETRY_AFTER_KEY] = max(1, math.ceil(retry_after))
+        facts = _with_retry_after(metadata, retry_after)
         super().__init__(message, metadata=facts, field_violations=field_violations, grpc_code=grpc_code)
 
 

@@ -375,6 +375,16 @@ _QUIET = (GeneratorExit,)
 """How a stream ends when its reader stops reading (a client that left): not an error."""
 
 
+def _started(method: Method, context: CallContext) -> _Calls:
+    """The counts of the call's method and binding, with the call counted in."""
+    front = context.front
+    binding = HTTP_BINDING.get() if front == "http" else _FRONTS.get(front, "other")
+    calls = _calls_of(method.name, binding)
+    calls.requests += 1
+    calls.wire.in_flight += 1
+    return calls
+
+
 class Metrics(Interceptor):
     """The call seam's metrics link (see the module doc): the outermost link of a server's seam,
     present only while ``ObservabilitySettings.metrics`` is on. Bytes are counted where they are
@@ -383,12 +393,8 @@ class Metrics(Interceptor):
     async def unary(
         self, method: Method, request: Message, context: CallContext, call_next: UnaryCall
     ) -> Message:
-        front = context.front
-        binding = HTTP_BINDING.get() if front == "http" else _FRONTS.get(front, "other")
-        calls = _calls_of(method.name, binding)
+        calls = _started(method, context)
         wire = calls.wire
-        calls.requests += 1
-        wire.in_flight += 1
         start = time.perf_counter()
         try:
             return await call_next(request, context)
@@ -403,12 +409,8 @@ class Metrics(Interceptor):
     async def stream(
         self, method: Method, request: Message, context: CallContext, call_next: StreamCall
     ) -> AsyncIterator[Message]:
-        front = context.front
-        binding = HTTP_BINDING.get() if front == "http" else _FRONTS.get(front, "other")
-        calls = _calls_of(method.name, binding)
+        calls = _started(method, context)
         wire = calls.wire
-        calls.requests += 1
-        wire.in_flight += 1
         start = time.perf_counter()
         try:
             async for event in call_next(request, context):

@@ -37,7 +37,6 @@ from google.protobuf.message import Message
 from a2a_grpc import errors, types
 from a2a_grpc._operations import ClientOperations, task_id_of
 from a2a_grpc.client import with_tenant
-from a2a_grpc.observability import trace
 from a2a_grpc.service import SUPPORTED_VERSIONS
 from a2a_grpc.session.credit import Ledger
 from a2a_grpc.session.frames import (
@@ -767,21 +766,6 @@ class Session(ClientOperations):
         if self._calls.pop(call_id, None) is not None:
             await self._cancel_sent(call_id)
 
-    async def _unary(
-        self,
-        name: str,
-        request: Message,
-        timeout: float | None,
-        metadata: Sequence[tuple[str, str | bytes]] | None,
-    ) -> Any:
-        # Every call's frame carries the trace of the call being served, if any (docs/tracing.md).
-        return await trace.traced_unary(
-            trace.span_name(name),
-            trace.parent_of(metadata),
-            lambda sent: self._call_unary(name, request, timeout, trace.carry(metadata or (), sent)),
-            self._peer(),
-        )
-
     async def _call_unary(
         self,
         name: str,
@@ -822,21 +806,7 @@ class Session(ClientOperations):
                 name, request, self._left(deadline), self._metadata_for(metadata)
             )
 
-    def _stream(
-        self,
-        name: str,
-        request: Message,
-        timeout: float | None,
-        metadata: Sequence[tuple[str, str | bytes]] | None,
-    ) -> AsyncIterator[types.StreamResponse]:
-        return trace.traced_stream(
-            trace.span_name(name),
-            trace.parent_of(metadata),
-            lambda sent: self._call_stream(name, request, timeout, trace.carry(metadata or (), sent)),
-            self._peer(),
-        )
-
-    def _peer(self) -> str:
+    def _trace_peer(self) -> str:
         return self._fallback.target if self._fallback is not None else ""
 
     async def _call_stream(
