@@ -32,8 +32,8 @@ class ObservabilitySettings:
     trace_context: bool = True
     """Read and send W3C trace context (``traceparent``, ``tracestate``) on every hop: keep it on.
     Off only to measure what propagation costs (the benchmark's "no instrumentation" case): calls
-    then neither join nor continue a trace, and log lines carry no call or trace id (spans too
-    need it on)."""
+    then neither join nor continue a trace, and log lines carry no trace id (spans too need it
+    on)."""
     otlp_endpoint: str | None = None
     """Where spans are exported (OTLP over gRPC, e.g. ``http://127.0.0.1:4317``); None: the
     OpenTelemetry SDK's own default (``OTEL_EXPORTER_OTLP_ENDPOINT``, else localhost:4317)."""
