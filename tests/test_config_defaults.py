@@ -58,6 +58,9 @@ def test_a_default_session_client_gets_what_it_asks_for_from_a_default_server() 
     assert options.max_joined_bytes == settings.max_joined_bytes
     # A client keeps resuming no longer than a server keeps a dropped session waiting for it.
     assert options.resume_timeout <= settings.resume_grace <= settings.max_detached
+    # A client closing its session waits for the server to end the stream at least as long as the
+    # server's end of a session may take (its calls, then its queued frames).
+    assert options.close_flush_seconds >= settings.close_seconds
 
 
 def test_the_notifier_takes_its_defaults_from_push_settings() -> None:
