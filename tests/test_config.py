@@ -138,6 +138,29 @@ def test_the_values_of_a_file_reach_the_cli_helpers(tmp_path: Path) -> None:
     assert (args.tls_cert, args.tls, args.tls_ca) == ("c.pem", True, None)
 
 
+def test_the_peers_section_reaches_the_reference_agents_pool(tmp_path: Path) -> None:
+    from a2a_grpc.cli.common import CliError
+    from a2a_grpc.cli.serving import delegation
+    from a2a_grpc.reference_agent import ReferenceAgent
+    from a2a_grpc.session.pool import PoolSettings
+
+    path = write(tmp_path, "peers:\n  idle_seconds: 2.5\n  max_peers: 3\n  going_away_seconds: 30\n")
+    args = parse(["serve", "--config", path])
+    config = configuration(args)
+    agent = ReferenceAgent()
+    delegation(agent, args, config)
+    assert agent.peers.settings == PoolSettings(idle_seconds=2.5, max_peers=3, going_away_seconds=30.0)
+
+    class Other:
+        pass
+
+    with pytest.raises(CliError, match="peers"):  # keys no other agent reads are not silently ignored
+        delegation(Other(), args, config)
+    bad = write(tmp_path, "peers:\n  max_peers: 0\n", "bad.yaml")
+    problem = refusal("serve", "--config", bad)
+    assert re.search(r"bad.yaml: peers.max_peers: max_peers must be at least 1", problem)
+
+
 # --- bad files ---------------------------------------------------------------------------------------
 
 

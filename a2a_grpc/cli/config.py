@@ -171,6 +171,7 @@ COMMANDS = ("serve", "bridge http-to-grpc", "bridge grpc-to-http")
 def sections_of(command: str) -> tuple[Section, ...]:
     """The sections ``command`` reads, in the order ``config show`` prints them."""
     from a2a_grpc.bridge.settings import BridgeSettings, OutboundSettings
+    from a2a_grpc.session.pool import PoolSettings
     from a2a_grpc.settings import Section, library_sections
 
     own = {
@@ -184,8 +185,11 @@ def sections_of(command: str) -> tuple[Section, ...]:
     if command == "serve":
         lib = library_sections(server={"port": DEFAULT_GRPC_PORT})
         http = Section.of("http", HttpSettings, only=["host", "port"])
-        names = ("log", "serve", "server", "http", "session", "limits", "bridge", "push", "observability")
-        table = {**own, **lib, "http": http, "bridge": Section.of("bridge", BridgeSettings)}
+        names = ("log", "serve", "server", "http", "session", "limits", "bridge", "push", "peers",
+                 "observability")  # fmt: skip
+        peers = Section.of("peers", PoolSettings, doc="How the reference agent's delegate keeps its "
+                           "connections to peers (one per peer, shared by its calls).")  # fmt: skip
+        table = {**own, **lib, "http": http, "bridge": Section.of("bridge", BridgeSettings), "peers": peers}
         return (*(table[n] for n in names), own["auth"], own["tls"], own["caller_tls"])
     if command == "bridge http-to-grpc":
         lib = library_sections()

@@ -142,7 +142,7 @@ async def serve(args: argparse.Namespace) -> int:
 
     agent = load_agent(args.agent, args.app_dir)
     notifier = push_notifier(args, config)  # before the store: it holds no connection until it delivers
-    minter = delegation(agent, args)
+    minter = delegation(agent, args, config)
     tls = listener_tls(args)
     settings = server_settings(config, authentication=authentication_from(args), tls=tls)
     bridge = config.build("bridge", jwks=minter.jwks() if minter is not None else None)
@@ -193,18 +193,21 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def delegation(agent: Any, args: argparse.Namespace) -> Any:
+def delegation(agent: Any, args: argparse.Namespace, config: Configuration) -> Any:
     """Give the reference agent its delegation policy (--delegate-allow, the caller TLS options,
-    --delegation-key); the token minter, if any (its public keys are published)."""
+    --delegation-key, the section ``peers``); the token minter, if any (its public keys are
+    published)."""
     from a2a_grpc.reference_agent import DelegationPolicy, ReferenceAgent
     from a2a_grpc.security import DelegationMinter
+    from a2a_grpc.settings import DEFAULT
 
     tls = caller_tls(args)
     if not isinstance(agent, ReferenceAgent):
-        if args.delegate_allow or tls is not None or args.delegation_key:
+        pooled = [k for k, source in config.sources.items() if k.startswith("peers.") and source != DEFAULT]
+        if args.delegate_allow or tls is not None or args.delegation_key or pooled:
             raise CliError(
-                "--delegate-allow, --delegation-key and the caller --tls options configure the "
-                "reference agent's delegate"
+                "--delegate-allow, --delegation-key, the caller --tls options and the section peers "
+                "configure the reference agent's delegate"
             )
         return None
     minter = None
@@ -221,7 +224,11 @@ def delegation(agent: Any, args: argparse.Namespace) -> Any:
     try:
         # Credentials for peers come from the environment, as for every client command.
         agent.delegation = DelegationPolicy(
-            allow=args.delegate_allow, tls=tls, credentials=credentials_from(), tokens=minter
+            allow=args.delegate_allow,
+            tls=tls,
+            credentials=credentials_from(),
+            tokens=minter,
+            pool=config.built["peers"],
         )
     except ValueError as exc:
         raise CliError(f"--delegate-allow: {exc}") from None
