@@ -161,6 +161,30 @@ def test_the_peers_section_reaches_the_reference_agents_pool(tmp_path: Path) -> 
     assert re.search(r"bad.yaml: peers.max_peers: max_peers must be at least 1", problem)
 
 
+@pytest.mark.asyncio
+async def test_the_store_section_reaches_the_sqlite_store_serve_opens(tmp_path: Path) -> None:
+    from a2a_grpc.cli.serving import task_store
+    from a2a_grpc.tasks import SqliteTaskStore, StoreSettings
+
+    path = write(
+        tmp_path,
+        f"serve:\n  store: sqlite:///{tmp_path}/tasks.db\n"
+        "store:\n  lease_seconds: 3\n  busy_timeout: 0.5\n  commit_delay: 0\n",
+    )
+    args = parse(["serve", "--config", path])
+    store = task_store(args, configuration(args))
+    try:
+        assert isinstance(store, SqliteTaskStore)
+        assert store.settings == StoreSettings(busy_timeout=0.5, lease_seconds=3.0, commit_delay=0.0)
+        assert store.registry.lease_seconds == 3.0  # the leases it writes
+    finally:
+        await store.close()
+    bad = write(tmp_path, "store:\n  lease_seconds: 0\n", "bad.yaml")
+    assert re.search(
+        r"bad.yaml: store.lease_seconds: lease_seconds must be", refusal("serve", "--config", bad)
+    )
+
+
 # --- bad files ---------------------------------------------------------------------------------------
 
 

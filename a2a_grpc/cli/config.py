@@ -173,6 +173,7 @@ def sections_of(command: str) -> tuple[Section, ...]:
     from a2a_grpc.bridge.settings import BridgeSettings, OutboundSettings
     from a2a_grpc.session.pool import PoolSettings
     from a2a_grpc.settings import Section, library_sections
+    from a2a_grpc.tasks.settings import StoreSettings
 
     own = {
         "log": Section.of("log", LogSettings),
@@ -185,11 +186,14 @@ def sections_of(command: str) -> tuple[Section, ...]:
     if command == "serve":
         lib = library_sections(server={"port": DEFAULT_GRPC_PORT})
         http = Section.of("http", HttpSettings, only=["host", "port"])
-        names = ("log", "serve", "server", "http", "session", "limits", "bridge", "push", "peers",
+        names = ("log", "serve", "store", "server", "http", "session", "limits", "bridge", "push", "peers",
                  "observability")  # fmt: skip
         peers = Section.of("peers", PoolSettings, doc="How the reference agent's delegate keeps its "
                            "connections to peers (one per peer, shared by its calls).")  # fmt: skip
-        table = {**own, **lib, "http": http, "bridge": Section.of("bridge", BridgeSettings), "peers": peers}
+        store = Section.of("store", StoreSettings, doc="How an SQLite task store (serve.store) waits, "
+                           "commits and leases its tasks.")  # fmt: skip
+        table = {**own, **lib, "http": http, "bridge": Section.of("bridge", BridgeSettings), "peers": peers,
+                 "store": store}  # fmt: skip
         return (*(table[n] for n in names), own["auth"], own["tls"], own["caller_tls"])
     if command == "bridge http-to-grpc":
         lib = library_sections()

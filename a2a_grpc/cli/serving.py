@@ -125,6 +125,16 @@ def push_notifier(args: argparse.Namespace, config: Configuration) -> Any:
         raise CliError(f"webhooks: {exc}") from None
 
 
+def task_store(args: argparse.Namespace, config: Configuration) -> Any:
+    """The task store of ``serve``: ``serve.store`` opened with the section ``store``."""
+    from a2a_grpc.tasks import open_store
+
+    try:
+        return open_store(args.store, check_integrity=args.integrity_check, settings=config.built["store"])
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from None
+
+
 def server_settings(config: Configuration, **objects: Any) -> Any:
     """``ServerSettings`` from section ``server`` with the sections it holds (``session``,
     ``limits``, ``observability``, where the command reads them) and ``objects``."""
@@ -138,7 +148,6 @@ async def serve(args: argparse.Namespace) -> int:
     if http["port"] is not None:
         require_http_extra("--http-port")
     from a2a_grpc.bridge.stack import AgentStack
-    from a2a_grpc.tasks import open_store
 
     agent = load_agent(args.agent, args.app_dir)
     notifier = push_notifier(args, config)  # before the store: it holds no connection until it delivers
@@ -146,10 +155,7 @@ async def serve(args: argparse.Namespace) -> int:
     tls = listener_tls(args)
     settings = server_settings(config, authentication=authentication_from(args), tls=tls)
     bridge = config.build("bridge", jwks=minter.jwks() if minter is not None else None)
-    try:
-        store = open_store(args.store, check_integrity=args.integrity_check)
-    except (ValueError, OSError) as exc:
-        raise CliError(str(exc)) from None
+    store = task_store(args, config)
     stack = AgentStack(
         agent,
         store,
