@@ -254,6 +254,7 @@ def bind_http(app: Any, host: str, port: int, reuse_port: bool, tls: Any = None)
         tls=tls,
         header_timeout=settings.header_timeout_seconds,
         max_connections=settings.max_connections,
+        grace=settings.shutdown_grace_seconds,
     )
     try:
         http.bind()
