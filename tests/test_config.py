@@ -185,6 +185,44 @@ async def test_the_store_section_reaches_the_sqlite_store_serve_opens(tmp_path: 
     )
 
 
+def test_serve_delegation_lifetime_is_the_lifetime_of_the_tokens_serve_mints(tmp_path: Path) -> None:
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from a2a_grpc.cli.common import CliError
+    from a2a_grpc.cli.serving import delegation
+    from a2a_grpc.reference_agent import ReferenceAgent
+    from a2a_grpc.security.delegation import DEFAULT_LIFETIME
+
+    key = tmp_path / "planner.pem"
+    key.write_bytes(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    assert config_of("serve").value("serve.delegation_lifetime") == DEFAULT_LIFETIME  # shown, not null
+    path = write(tmp_path, f"serve:\n  delegation_key: {key}\n  delegation_lifetime: 42\n")
+    args = parse(["serve", "--config", path])
+    minter = delegation(ReferenceAgent(), args, configuration(args))
+    token = minter.mint(audience="127.0.0.1:1", task_id="t-1", skill="echo")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 42
+    alone = write(tmp_path, "serve:\n  delegation_lifetime: 42\n", "alone.yaml")
+    args = parse(["serve", "--config", alone])
+    with pytest.raises(ConfigError, match=r"alone.yaml: serve.delegation_lifetime: .*delegation_key"):
+        delegation(ReferenceAgent(), args, configuration(args))
+
+    class Other:
+        card = types.AgentCard(name="other")
+
+    with pytest.raises(CliError, match="delegation_lifetime"):
+        delegation(Other(), args, configuration(args))
+    for bad in ("0", "-1", "nan"):
+        bad_file = write(tmp_path, f"serve:\n  delegation_lifetime: {bad}\n", "bad.yaml")
+        assert "serve.delegation_lifetime" in refusal("serve", "--config", bad_file)
+
+
 # --- bad files ---------------------------------------------------------------------------------------
 
 

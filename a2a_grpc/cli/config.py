@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +80,14 @@ class ServeSettings:
     """A PEM private key: mint a task-scoped delegation token for every delegated call."""
     delegation_issuer: str | None = None
     """The issuer of the tokens ``delegation_key`` mints; None: the agent card's name."""
+    delegation_lifetime: float | None = None
+    """Seconds each token ``delegation_key`` mints is valid for (its ``exp``); null: the minter's
+    default (``DelegationMinter``'s, shown here)."""
+
+    def __post_init__(self) -> None:
+        lifetime = self.delegation_lifetime
+        if lifetime is not None and not 0 < lifetime < math.inf:
+            raise ValueError(f"delegation_lifetime must be a finite number of seconds > 0, not {lifetime}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,13 +180,14 @@ COMMANDS = ("serve", "bridge http-to-grpc", "bridge grpc-to-http")
 def sections_of(command: str) -> tuple[Section, ...]:
     """The sections ``command`` reads, in the order ``config show`` prints them."""
     from a2a_grpc.bridge.settings import BridgeSettings, OutboundSettings
+    from a2a_grpc.security.delegation import DEFAULT_LIFETIME
     from a2a_grpc.session.pool import PoolSettings
     from a2a_grpc.settings import Section, library_sections
     from a2a_grpc.tasks.settings import StoreSettings
 
     own = {
         "log": Section.of("log", LogSettings),
-        "serve": Section.of("serve", ServeSettings),
+        "serve": Section.of("serve", ServeSettings, defaults={"delegation_lifetime": DEFAULT_LIFETIME}),
         "auth": Section.of("auth", AuthSettings),
         "tls": Section.of("tls", ListenerTlsSettings),
         "caller_tls": Section.of("caller_tls", CallerTlsSettings),

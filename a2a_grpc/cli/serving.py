@@ -209,24 +209,35 @@ def delegation(agent: Any, args: argparse.Namespace, config: Configuration) -> A
 
     tls = caller_tls(args)
     if not isinstance(agent, ReferenceAgent):
-        pooled = [k for k, source in config.sources.items() if k.startswith("peers.") and source != DEFAULT]
-        if args.delegate_allow or tls is not None or args.delegation_key or pooled:
+        keys = [
+            k
+            for k, source in config.sources.items()
+            if (k.startswith("peers.") or k == "serve.delegation_lifetime") and source != DEFAULT
+        ]
+        if args.delegate_allow or tls is not None or args.delegation_key or keys:
             raise CliError(
-                "--delegate-allow, --delegation-key, the caller --tls options and the section peers "
-                "configure the reference agent's delegate"
+                "--delegate-allow, --delegation-key, serve.delegation_lifetime, the caller --tls options "
+                "and the section peers configure the reference agent's delegate"
             )
         return None
     minter = None
+    # null: the minter's own default
+    lifetime = {"lifetime": args.delegation_lifetime} if args.delegation_lifetime is not None else {}
     if args.delegation_key:
         path = Path(args.delegation_key)
         try:
-            minter = DelegationMinter.from_pem(path, issuer=args.delegation_issuer or agent.card.name)
+            minter = DelegationMinter.from_pem(
+                path, issuer=args.delegation_issuer or agent.card.name, **lifetime
+            )
         except OSError as exc:
             raise CliError(f"cannot read the delegation key {shown(str(path))}: {exc.strerror}") from None
         except ValueError as exc:
             raise CliError(f"--delegation-key {shown(str(path))}: {exc}") from None
     elif args.delegation_issuer:
         raise CliError("--delegation-issuer names the tokens --delegation-key mints: give that too")
+    elif config.sources["serve.delegation_lifetime"] != DEFAULT:
+        problem = "the lifetime of the tokens serve.delegation_key mints: give that too"
+        raise config.refuse("serve.delegation_lifetime", problem)
     try:
         # Credentials for peers come from the environment, as for every client command.
         agent.delegation = DelegationPolicy(
