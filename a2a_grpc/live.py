@@ -38,8 +38,6 @@ LIVE_EXTENSION = "urn:a2a-grpc:extension:live:v1"
 """The URI under which a card's ``capabilities.extensions`` declares the live stream."""
 LIVE_SERVICE = pb.DESCRIPTOR.services_by_name["LiveService"]
 SEND_LIVE = f"/{LIVE_SERVICE.full_name}/SendLiveMessage"
-FIRST_REQUEST_SECONDS = 10.0
-"""How long a new live stream may take to send its first request."""
 
 
 def live_extension() -> types.AgentExtension:
@@ -113,13 +111,19 @@ class _Checked:
 class LiveHost:
     """Serves ``SendLiveMessage`` over ``service`` (the call seam); ``context_of`` gives a call's
     base context from its gRPC context and first request. One live stream per task: the streams
-    holding a task are kept by (tenant, task id)."""
+    holding a task are kept by (tenant, task id). ``first_request_seconds``: how long a new stream
+    may take to send its first request (``ServerSettings.live_first_request_seconds``)."""
 
     def __init__(
-        self, service: Service, context_of: Callable[[grpc.aio.ServicerContext, Any], CallContext]
+        self,
+        service: Service,
+        context_of: Callable[[grpc.aio.ServicerContext, Any], CallContext],
+        *,
+        first_request_seconds: float,
     ) -> None:
         self.service = service
         self.context_of = context_of
+        self.first_request_seconds = first_request_seconds
         self.holders: dict[tuple[str, str], _Holder] = {}
         """The live stream that holds each task, by (tenant, task id)."""
         self._check: Callable[[Any], None] = lambda request: None
@@ -148,11 +152,11 @@ class LiveHost:
         me = _Holder()
         try:
             try:
-                async with asyncio.timeout(FIRST_REQUEST_SECONDS):
+                async with asyncio.timeout(self.first_request_seconds):
                     first = await anext(frames)
             except (TimeoutError, StopAsyncIteration):
                 raise errors.InvalidRequestError(
-                    f"a live stream sends its first request within {FIRST_REQUEST_SECONDS:g} s"
+                    f"a live stream sends its first request within {self.first_request_seconds:g} s"
                 ) from None
             base = self.context_of(context, first)
             tenant = first.tenant

@@ -69,7 +69,6 @@ TOKEN_HEADER: Final = "X-A2A-Notification-Token"
 _DROP_LOG_INTERVAL: Final = 1.0  # seconds; an overload must not turn into a log flood
 _ENCODER_THREADS: Final = 4  # updates encoded at once: a few, so two huge ones do not hold up small ones
 _SIGN_INLINE_BYTES: Final = 1024 * 1024  # a longer body is signed on a worker thread
-_KEEPALIVE_CONNECTIONS: Final = 100  # idle connections kept for the next delivery (all targets)
 MIN_SIGNING_SECRET_BYTES: Final = 16
 """Shortest signing secret accepted: an HMAC key shorter than this is guessable."""
 
@@ -121,6 +120,12 @@ class PushSettings:
     """Connections open at once across all targets (each one a file descriptor). A target holds at most
     ``target_concurrency`` of them, so it takes ``max_connections / target_concurrency`` targets that
     hold theirs (each for at most ``attempt_deadline``) before others wait for one."""
+    keepalive_connections: int = 100
+    """Idle connections kept open for the next delivery, across all targets (at most
+    ``max_connections`` of them); 0: every delivery opens its own."""
+    close_seconds: float = 5.0
+    """On stop: how long the updates queued or in flight still get to be delivered; then the rest
+    are cancelled, logged and counted as failed."""
 
     def __post_init__(self) -> None:
         counts = ("max_attempts", "queue_size", "target_queue_size", "target_concurrency", "max_targets")
@@ -128,12 +133,16 @@ class PushSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        for name in ("initial_backoff", "max_backoff", "timeout", "attempt_deadline"):
+        value = self.keepalive_connections
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"keepalive_connections must be an integer >= 0, got {value!r}")
+        for name in ("initial_backoff", "max_backoff", "timeout", "attempt_deadline", "close_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
-        if self.initial_backoff < 0:
-            raise ValueError(f"initial_backoff must be >= 0, got {self.initial_backoff!r}")
+        for name in ("initial_backoff", "close_seconds"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.max_backoff < self.initial_backoff:
             raise ValueError(
                 f"max_backoff ({self.max_backoff!r}) must be >= initial_backoff ({self.initial_backoff!r})"
@@ -235,6 +244,8 @@ class PushNotifier:
         target_concurrency: int = _DEFAULTS.target_concurrency,
         max_targets: int = _DEFAULTS.max_targets,
         max_connections: int = _DEFAULTS.max_connections,
+        keepalive_connections: int = _DEFAULTS.keepalive_connections,
+        close_seconds: float = _DEFAULTS.close_seconds,
         policy: WebhookPolicy | None = None,
         signing_secret: bytes | str | None = None,
     ) -> None:
@@ -254,6 +265,8 @@ class PushNotifier:
             target_concurrency,
             max_targets,
             max_connections,
+            keepalive_connections,
+            close_seconds,
         )
         self.policy = policy if policy is not None else WebhookPolicy()
         if not isinstance(self.policy, WebhookPolicy):
@@ -266,7 +279,7 @@ class PushNotifier:
         if client is None:
             # Room for many targets' whole budgets: the per-target cap is what keeps one target from
             # taking the pool; the pool's own bound keeps the process within its file descriptors.
-            idle = min(max_connections, _KEEPALIVE_CONNECTIONS)
+            idle = min(max_connections, keepalive_connections)
             limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=idle)
             # Redirects are never followed (also forced per request, for a caller's client): a 3xx
             # could bounce the credentials and the payload to a host the client never registered.
@@ -337,8 +350,11 @@ class PushNotifier:
         return {name: target.size for name, target in self._targets.items()}
 
     # A drain deadline, not a cancel scope: after it, undelivered updates must still be counted.
-    async def aclose(self, timeout: float = 5.0) -> None:
-        """Stop accepting updates, drain for up to ``timeout`` seconds, then cancel what is left."""
+    async def aclose(self, timeout: float | None = None) -> None:
+        """Stop accepting updates, drain for up to ``timeout`` seconds (default:
+        ``PushSettings.close_seconds``), then cancel what is left."""
+        if timeout is None:
+            timeout = self.settings.close_seconds
         if timeout < 0:
             raise ValueError(f"timeout must be >= 0, got {timeout!r}")
         self._closed = True

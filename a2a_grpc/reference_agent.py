@@ -40,7 +40,7 @@ from a2a_grpc.security.delegation import DELEGATION_HEADER, SKILL_CLAIM, SKILL_H
 from a2a_grpc.security.peers import PeerAllowlist, parse_peer_address
 from a2a_grpc.security.tls import ClientTls
 from a2a_grpc.session.client import Session, SessionOptions, session_interface
-from a2a_grpc.session.pool import PeerPool
+from a2a_grpc.session.pool import PeerPool, PoolSettings
 
 if TYPE_CHECKING:  # imported where used: the client module imports this one's neighbours
     from a2a_grpc.client import A2AClient
@@ -67,7 +67,8 @@ class DelegationPolicy:
     every credential held). ``tokens``: mint a task-scoped delegation token per delegated call
     (:mod:`a2a_grpc.security.delegation`), for the peer as dialled (``HOST:PORT``), this task, and
     the skill the text invokes (its first word, if the peer's card has a skill by that id; else the
-    card's first skill), declared in ``a2a-grpc-skill``.
+    card's first skill), declared in ``a2a-grpc-skill``. ``pool``: how the connections to peers are
+    kept (one per peer, shared by the delegated calls; :class:`~a2a_grpc.session.pool.PoolSettings`).
     """
 
     allow: Iterable[str] | PeerAllowlist = ()
@@ -76,6 +77,7 @@ class DelegationPolicy:
     timeout: float = 30.0
     credentials: Credentials | None = None
     tokens: DelegationMinter | None = None
+    pool: PoolSettings = field(default_factory=PoolSettings)
     peers: PeerAllowlist = field(init=False, repr=False, compare=False, default=PeerAllowlist())
 
     def __post_init__(self) -> None:
@@ -86,10 +88,8 @@ class DelegationPolicy:
             raise ValueError(f"max_depth must be a whole number >= 0, not {self.max_depth!r}")
         if not self.timeout > 0:
             raise ValueError(f"timeout must be positive seconds, not {self.timeout!r}")
-
-
-PEER_IDLE_SECONDS = 60.0
-"""A connection to a peer that ``delegate`` has not used for this long is closed."""
+        if not isinstance(self.pool, PoolSettings):
+            raise ValueError(f"pool must be a2a_grpc.session.pool.PoolSettings, not {self.pool!r}")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -262,15 +262,27 @@ class ReferenceAgent(Agent):
     def __init__(
         self, delegation: DelegationPolicy | None = None, *, bounds: SkillBounds | None = None
     ) -> None:
+        self.peers: PeerPool[_PeerKey, _Link] = PeerPool(self._open_peer)
+        """The connections to the peers ``delegate`` calls, one per peer, shared by its calls; kept
+        as the delegation policy's ``pool`` says."""
         self.delegation = delegation or DelegationPolicy()
         self.bounds = bounds or SkillBounds()
-        self.peers: PeerPool[_PeerKey, _Link] = PeerPool(self._open_peer, idle_seconds=PEER_IDLE_SECONDS)
-        """The connections to the peers ``delegate`` calls, one per peer, shared by its calls."""
         self.card = reference_card(self.bounds)
         extended = types.AgentCard()
         extended.CopyFrom(self.card)
         extended.description += " (extended card: shown to authenticated callers)"
         self.extended_card = extended
+
+    @property
+    def delegation(self) -> DelegationPolicy:
+        """Where ``delegate`` may go, and how it keeps its connections (a new policy applies to the
+        connections held too)."""
+        return self._delegation
+
+    @delegation.setter
+    def delegation(self, policy: DelegationPolicy) -> None:
+        self._delegation = policy
+        self.peers.settings = policy.pool
 
     async def execute(self, context: RequestContext, updater: TaskUpdater) -> None:
         depth = _depth(context)

@@ -89,11 +89,6 @@ __all__ = [
 log = logging.getLogger("a2a_grpc.server")
 SERVICE = types.A2A_SERVICE.full_name
 MiB = 1024 * 1024
-CUT_SECONDS = 0.5
-"""At the end of a drain's grace: how long executions still running get to take their cancellation
-before the task core records their end (``RequestHandler.aclose``)."""
-SEND_SECONDS = 1.0
-"""After the task core's stop: how long open calls get to send their final events."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +145,16 @@ class ServerSettings:
     """While the server drains, the calls and session handshakes it refuses advise trying again
     after this long (gRPC RetryInfo, HTTP Retry-After, the session Goodbye's ``retry_delay``); whole
     seconds, rounded up, at least 1. Behind a load balancer another replica answers at once."""
+    drain_cut_seconds: float = 0.5
+    """At the end of a drain's grace: how long executions still running get to take their
+    cancellation before the task core records their end; shortened to ``grace_seconds`` if that is
+    shorter."""
+    drain_send_seconds: float = 1.0
+    """After the task core's stop: how long open calls get to send their final events before the
+    gRPC server cuts them; shortened to ``grace_seconds`` if that is shorter."""
+    live_first_request_seconds: float = 10.0
+    """How long a new live stream (``a2a_grpc.live``) may take to send its first request; then it
+    ends with InvalidRequestError."""
     public_address: str | None = None
     """``HOST:PORT`` clients use to reach this server (a load balancer, a container's published
     port), for the card's GRPC interface; default: the address the server is bound to."""
@@ -209,6 +214,10 @@ class ServerSettings:
             raise ValueError("max_connection_age_grace_ms needs max_connection_age_ms")
         if not 0 <= self.grace_seconds < math.inf:
             raise ValueError(f"grace_seconds must be a finite number >= 0, not {self.grace_seconds}")
+        for name in ("drain_cut_seconds", "drain_send_seconds", "live_first_request_seconds"):
+            value = getattr(self, name)
+            if not 0 < value < math.inf:
+                raise ValueError(f"{name} must be a finite number of seconds > 0, not {value}")
         if not 0 < self.drain_retry_after_seconds <= 86400:
             raise ValueError(
                 "drain_retry_after_seconds must be more than 0 and at most 86400 (a day), "
@@ -671,6 +680,7 @@ class GrpcService(abc.ABC):
                     lambda context, first: call_context(
                         context, first, client_certificates=mutual, front="live"
                     ),
+                    first_request_seconds=self.settings.live_first_request_seconds,
                 ).handler(live_in, check_decoded, live_out),
             )
         )
@@ -856,15 +866,15 @@ class A2AServer(GrpcService):
     async def _drain_calls(self, deadline: float, grace: float) -> float:
         """Executions drain until ``deadline`` or :meth:`hurry`; then the task core's truthful stop
         (``RequestHandler.aclose``): the streams have their final events by now, and a moment
-        (SEND_SECONDS) to send them. A grace shorter than those moments shortens them (a stop
+        (``drain_send_seconds``) to send them. A grace shorter than those moments shortens them (a stop
         with no grace waits for nothing)."""
         if self.handler is None:
             return 0.0
         jobs = [e.job for e in self.handler.executions.running() if e.job is not None and not e.job.done()]
         if jobs:
             await self._until(asyncio.wait(jobs), deadline)
-        await self.handler.aclose(min(CUT_SECONDS, grace))
-        return min(SEND_SECONDS, grace)
+        await self.handler.aclose(min(self.settings.drain_cut_seconds, grace))
+        return min(self.settings.drain_send_seconds, grace)
 
     async def start(self) -> int:
         s = self.settings

@@ -138,6 +138,91 @@ def test_the_values_of_a_file_reach_the_cli_helpers(tmp_path: Path) -> None:
     assert (args.tls_cert, args.tls, args.tls_ca) == ("c.pem", True, None)
 
 
+def test_the_peers_section_reaches_the_reference_agents_pool(tmp_path: Path) -> None:
+    from a2a_grpc.cli.common import CliError
+    from a2a_grpc.cli.serving import delegation
+    from a2a_grpc.reference_agent import ReferenceAgent
+    from a2a_grpc.session.pool import PoolSettings
+
+    path = write(tmp_path, "peers:\n  idle_seconds: 2.5\n  max_peers: 3\n  going_away_seconds: 30\n")
+    args = parse(["serve", "--config", path])
+    config = configuration(args)
+    agent = ReferenceAgent()
+    delegation(agent, args, config)
+    assert agent.peers.settings == PoolSettings(idle_seconds=2.5, max_peers=3, going_away_seconds=30.0)
+
+    class Other:
+        pass
+
+    with pytest.raises(CliError, match="peers"):  # keys no other agent reads are not silently ignored
+        delegation(Other(), args, config)
+    bad = write(tmp_path, "peers:\n  max_peers: 0\n", "bad.yaml")
+    problem = refusal("serve", "--config", bad)
+    assert re.search(r"bad.yaml: peers.max_peers: max_peers must be at least 1", problem)
+
+
+@pytest.mark.asyncio
+async def test_the_store_section_reaches_the_sqlite_store_serve_opens(tmp_path: Path) -> None:
+    from a2a_grpc.cli.serving import task_store
+    from a2a_grpc.tasks import SqliteTaskStore, StoreSettings
+
+    path = write(
+        tmp_path,
+        f"serve:\n  store: sqlite:///{tmp_path}/tasks.db\n"
+        "store:\n  lease_seconds: 3\n  busy_timeout: 0.5\n  commit_delay: 0\n",
+    )
+    args = parse(["serve", "--config", path])
+    store = task_store(args, configuration(args))
+    try:
+        assert isinstance(store, SqliteTaskStore)
+        assert store.settings == StoreSettings(busy_timeout=0.5, lease_seconds=3.0, commit_delay=0.0)
+        assert store.registry.lease_seconds == 3.0  # the leases it writes
+    finally:
+        await store.close()
+    bad = write(tmp_path, "store:\n  lease_seconds: 0\n", "bad.yaml")
+    assert re.search(
+        r"bad.yaml: store.lease_seconds: lease_seconds must be", refusal("serve", "--config", bad)
+    )
+
+
+def test_serve_delegation_lifetime_is_the_lifetime_of_the_tokens_serve_mints(tmp_path: Path) -> None:
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from a2a_grpc.cli.common import CliError
+    from a2a_grpc.cli.serving import delegation
+    from a2a_grpc.reference_agent import ReferenceAgent
+    from a2a_grpc.security.delegation import DEFAULT_LIFETIME
+
+    key = tmp_path / "planner.pem"
+    key.write_bytes(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    assert config_of("serve").value("serve.delegation_lifetime") == DEFAULT_LIFETIME  # shown, not null
+    path = write(tmp_path, f"serve:\n  delegation_key: {key}\n  delegation_lifetime: 42\n")
+    args = parse(["serve", "--config", path])
+    minter = delegation(ReferenceAgent(), args, configuration(args))
+    token = minter.mint(audience="127.0.0.1:1", task_id="t-1", skill="echo")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 42
+    alone = write(tmp_path, "serve:\n  delegation_lifetime: 42\n", "alone.yaml")
+    args = parse(["serve", "--config", alone])
+    with pytest.raises(ConfigError, match=r"alone.yaml: serve.delegation_lifetime: .*delegation_key"):
+        delegation(ReferenceAgent(), args, configuration(args))
+
+    class Other:
+        card = types.AgentCard(name="other")
+
+    with pytest.raises(CliError, match="delegation_lifetime"):
+        delegation(Other(), args, configuration(args))
+    for bad in ("0", "-1", "nan"):
+        bad_file = write(tmp_path, f"serve:\n  delegation_lifetime: {bad}\n", "bad.yaml")
+        assert "serve.delegation_lifetime" in refusal("serve", "--config", bad_file)
+
+
 # --- bad files ---------------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from a2a_grpc.push import PushNotifier, PushSettings
 from a2a_grpc.server import ServerSettings
 from a2a_grpc.session.client import SessionOptions
 from a2a_grpc.session.negotiation import SessionSettings, negotiate
+from a2a_grpc.session.pool import PoolSettings
 
 SERVER = ServerSettings()
 CLIENT = ClientSettings()
@@ -58,6 +59,17 @@ def test_a_default_session_client_gets_what_it_asks_for_from_a_default_server() 
     assert options.max_joined_bytes == settings.max_joined_bytes
     # A client keeps resuming no longer than a server keeps a dropped session waiting for it.
     assert options.resume_timeout <= settings.resume_grace <= settings.max_detached
+    # A client closing its session waits for the server to end the stream at least as long as the
+    # server's end of a session may take (its calls, then its queued frames).
+    assert options.close_flush_seconds >= settings.close_seconds
+
+
+def test_a_pool_keeps_a_peer_going_away_for_as_long_as_a_default_server_drains() -> None:
+    # A pooled session told to go away carries its running calls to their end: the pool closes it
+    # under them only after the server's whole drain (grace, the executions' cut twice, the final
+    # events' moment), so a default server's drain never has its calls cut by a default client.
+    drain = SERVER.grace_seconds + 2 * SERVER.drain_cut_seconds + SERVER.drain_send_seconds
+    assert PoolSettings().going_away_seconds > drain
 
 
 def test_the_notifier_takes_its_defaults_from_push_settings() -> None:

@@ -397,6 +397,47 @@ async def test_hurry_cuts_a_long_grace_short_and_the_stop_stays_truthful() -> No
 
 
 @ASYNC
+async def test_the_drain_gives_executions_drain_cut_seconds_and_final_events_drain_send_seconds() -> None:
+    from a2a_grpc.tasks import InMemoryTaskStore
+
+    store = InMemoryTaskStore()
+    settings = ServerSettings(grace_seconds=3600.0, drain_cut_seconds=0.25, drain_send_seconds=0.75)
+    server = A2AServer(ReferenceAgent(), store, settings)
+    await server.start()
+    given: dict[str, float] = {}
+    try:
+        assert server.handler is not None
+        assert server._server is not None
+        handler_close, grpc_stop = server.handler.aclose, server._server.stop
+
+        async def close_handler(grace: float = 5.0) -> None:
+            given.setdefault("cut", grace)
+            await handler_close(grace)
+
+        async def stop_grpc(grace: float | None) -> None:
+            given.setdefault("send", grace if grace is not None else -1.0)
+            await grpc_stop(grace)
+
+        server.handler.aclose = close_handler  # type: ignore[method-assign]
+        server._server.stop = stop_grpc  # type: ignore[method-assign]
+        async with A2AClient(server.address, timeout=WAIT) as client:
+            long = client.send_streaming_message(A2AClient.text_request("slow 120"))
+            task_id = task_id_of(await asyncio.wait_for(anext(long), WAIT))
+            draining = asyncio.ensure_future(server.drain())
+            await until(lambda: server.drain_gate.closed)
+            server.hurry()
+            await asyncio.wait_for(draining, WAIT)
+            assert final_state(await rest_of(long)) == types.TASK_STATE_FAILED
+    finally:
+        server.hurry()
+        await asyncio.wait_for(server.stop(0), WAIT)
+    assert given == {"cut": 0.25, "send": 0.75}
+    stored = await store.get("", task_id)
+    assert stored is not None
+    assert stored.status.state == types.TASK_STATE_FAILED
+
+
+@ASYNC
 async def test_a_bridge_in_front_of_a_draining_server_answers_503_with_its_retry_hint() -> None:
     from a2a_grpc.bridge.upstream import GrpcUpstream
     from a2a_grpc.tasks import InMemoryTaskStore
@@ -549,6 +590,10 @@ def test_server_draining_error_carries_its_retry_hint_on_every_wire() -> None:
         ("grace_seconds", -1.0),
         ("grace_seconds", float("inf")),
         ("grace_seconds", float("nan")),
+        ("drain_cut_seconds", 0),
+        ("drain_cut_seconds", float("inf")),
+        ("drain_send_seconds", -1.0),
+        ("drain_send_seconds", float("nan")),
     ],
 )
 def test_drain_settings_refuse_bad_values_naming_the_setting(field: str, value: float) -> None:

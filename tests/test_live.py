@@ -5,6 +5,7 @@ reattaching to a live task after a drop; hostile first requests."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.client import A2AClient
 from a2a_grpc.live import LIVE_EXTENSION, SEND_LIVE, LiveRequest
 from a2a_grpc.reference_agent import ReferenceAgent, reference_card
+from a2a_grpc.server import ServerSettings
 from a2a_grpc.status import from_rpc_error
 from a2a_grpc.testing import serving
 
@@ -195,6 +197,23 @@ async def test_hostile_live_streams_get_typed_errors_and_the_server_keeps_servin
             served.client.live()
         async with served.client.live("begin") as live:  # still serving
             await until_state(aiter(live), types.TASK_STATE_INPUT_REQUIRED)
+
+
+@ASYNC
+async def test_a_live_stream_silent_past_live_first_request_seconds_ends_with_a_typed_error() -> None:
+    settings = ServerSettings(live_first_request_seconds=0.2)
+    async with serving(Interview(), settings=settings) as served:
+        silent = await live_refusal(served)  # opened, and nothing sent (nor closed)
+        assert isinstance(silent, errors.InvalidRequestError)
+        assert "first request within 0.2 s" in silent.message
+        async with served.client.live("begin") as live:  # a stream that speaks is served
+            await until_state(aiter(live), types.TASK_STATE_INPUT_REQUIRED)
+
+
+def test_live_first_request_seconds_must_be_positive_and_finite() -> None:
+    for bad in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="live_first_request_seconds"):
+            ServerSettings(live_first_request_seconds=bad)
 
 
 class Gatekeeper(Agent):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from a2a_grpc.session.pool import PeerPool
+from a2a_grpc.session.pool import PeerPool, PoolSettings
 from tests.webhook import until
 
 ASYNC = pytest.mark.asyncio
@@ -23,6 +23,7 @@ class Conn:
     number: int
     alive: bool = True
     closed: bool = False
+    going_away: bool = False
 
 
 @dataclass
@@ -157,8 +158,41 @@ async def test_a_full_pool_of_busy_peers_still_lends_a_new_one_then_trims_back()
     await pool.aclose()
 
 
+@ASYNC
+async def test_the_pool_keeps_peers_as_its_settings_say_and_keywords_replace_them() -> None:
+    opener = Opener()
+    pool: PeerPool[str, Conn] = PeerPool(opener, PoolSettings(idle_seconds=0.1, max_peers=5))
+    async with pool.lease("a") as a:
+        pass
+    await until(lambda: a.closed)  # idle for 0.1 s (the default keeps it a minute)
+    assert len(pool) == 0
+    await pool.aclose()
+    both = PeerPool(opener, PoolSettings(idle_seconds=0.1, max_peers=5), max_peers=2)
+    assert both.settings == PoolSettings(idle_seconds=0.1, max_peers=2)
+
+
+@ASYNC
+async def test_a_peer_going_away_is_closed_under_its_lease_after_going_away_seconds() -> None:
+    opener = Opener()
+    pool: PeerPool[str, Conn] = PeerPool(opener, PoolSettings(going_away_seconds=0.1))
+    try:
+        async with pool.lease("replica") as old:
+            old.going_away, old.alive = True, False  # its server drains; this lease never ends
+            async with pool.lease("replica") as new:
+                assert new is not old
+            await until(lambda: old.closed)  # after 0.1 s (the default waits two minutes)
+    finally:
+        await pool.aclose()
+
+
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="idle_seconds"):
         PeerPool(Opener(), idle_seconds=0)
     with pytest.raises(ValueError, match="max_peers"):
         PeerPool(Opener(), max_peers=0)
+    for name in ("idle_seconds", "close_seconds", "going_away_seconds"):
+        for bad in (0.0, -1.0, float("inf"), float("nan")):
+            with pytest.raises(ValueError, match=name):
+                PoolSettings(**{name: bad})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_peers"):
+        PoolSettings(max_peers=True)

@@ -53,6 +53,9 @@ def test_settings_defaults_and_validation() -> None:
         ({"max_backoff": float("inf")}, "max_backoff must be a finite number"),
         ({"initial_backoff": 2.0, "max_backoff": 1.0}, r"max_backoff \(1.0\) must be >= initial_backoff"),
         ({"timeout": 0}, "timeout must be > 0"),
+        ({"keepalive_connections": -1}, "keepalive_connections must be an integer >= 0"),
+        ({"close_seconds": -1.0}, "close_seconds must be >= 0"),
+        ({"close_seconds": float("nan")}, "close_seconds must be a finite number"),
     ]
     for kwargs, message in bad:
         with pytest.raises(ValueError, match=message):
@@ -235,3 +238,26 @@ async def test_aclose_cancels_after_timeout(receiver: Receiver, caplog: pytest.L
         assert not client.is_closed  # a caller's client is left open
     assert notifier.stats == PushStats(failed=3)
     assert "closed with 3 undelivered update(s): task=task-1 config=cfg-1" in caplog.text
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("keepalive", "connections"), [(0, 3), (100, 1)])
+async def test_keepalive_connections_decides_whether_deliveries_share_a_connection(
+    receiver: Receiver, keepalive: int, connections: int
+) -> None:
+    async with PushNotifier(keepalive_connections=keepalive, **FAST) as notifier:  # type: ignore[arg-type]
+        for i in range(3):  # one webhook: delivered one after another
+            notifier.notify(webhook(receiver.url()), status_event(i))
+        await until(lambda: notifier.stats.delivered == 3)
+    assert len({seen.port for seen in receiver.requests}) == connections
+
+
+@pytest.mark.asyncio
+async def test_close_seconds_is_how_long_a_stop_waits_for_deliveries(receiver: Receiver) -> None:
+    receiver.gate.clear()  # the receiver holds every request
+    notifier = PushNotifier(close_seconds=0.1, **FAST)  # type: ignore[arg-type]
+    notifier.notify(webhook(receiver.url()), status_event())
+    await until(lambda: len(receiver.requests) == 1)
+    # Bounded below the default close_seconds (5 s): only the setting can have ended the wait in time.
+    await asyncio.wait_for(notifier.aclose(), 3.0)
+    assert notifier.stats == PushStats(failed=1)

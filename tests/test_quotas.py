@@ -68,7 +68,7 @@ def slow(seconds: float = 30, tenant: str = "") -> types.SendMessageRequest:
 @ASYNC
 async def test_one_task_more_than_max_running_tasks_is_refused_before_anything_is_stored() -> None:
     async with (
-        serve_limited(Limits(max_running_tasks_per_principal=2)) as stack,
+        serve_limited(Limits(max_running_tasks_per_principal=2, busy_retry_after_seconds=7)) as stack,
         grpc_client(stack, "alice") as alice,
         grpc_client(stack, "bob") as bob,
     ):
@@ -77,13 +77,13 @@ async def test_one_task_more_than_max_running_tasks_is_refused_before_anything_i
             await alice.send_message(slow())
         assert caught.value.limit == "max_running_tasks_per_principal"
         assert caught.value.metadata["limit_value"] == "2"
-        assert caught.value.retry_after == 1
+        assert caught.value.retry_after == 7  # busy_retry_after_seconds
         for binding in ("jsonrpc", "rest"):  # the same count, whichever binding asks
             refused = await raw_call(binding, stack, "alice", text="echo over")
             assert (refused.status, refused.limit, refused.retry_after) == (
                 429,
                 "max_running_tasks_per_principal",
-                1,
+                7,
             )
         listed = await alice.list_tasks()
         assert sorted(t.id for t in listed.tasks) == sorted(running)  # the refused ones left nothing
@@ -245,7 +245,7 @@ async def goodbye(stream: Any, reader: Reader) -> None:
 async def test_one_session_more_than_max_sessions_is_refused_at_its_handshake_and_counts_are_released() -> (
     None
 ):
-    limits = Limits(max_sessions_per_principal=2)
+    limits = Limits(max_sessions_per_principal=2, busy_retry_after_seconds=5)
     async with (
         serve_limited(limits) as stack,
         grpc_client(stack, "alice") as alice,
@@ -259,7 +259,7 @@ async def test_one_session_more_than_max_sessions_is_refused_at_its_handshake_an
             with pytest.raises(errors.RateLimitedError) as caught:
                 await open_raw(channel, hello_of("alice"))
             assert caught.value.limit == "max_sessions_per_principal"
-            assert caught.value.retry_after == 1
+            assert caught.value.retry_after == 5
             async with bob.session() as his:  # bob has his own count
                 await his.send_message(A2AClient.text_request("echo bob"))
             reply = await alice.send_message(A2AClient.text_request("echo unary"))  # not a session

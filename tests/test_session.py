@@ -246,6 +246,35 @@ async def test_a_handshake_that_never_comes_fails_at_the_servers_timeout() -> No
         assert "no Hello within 0.3 s" in error.message
 
 
+class Stuck:
+    """A session that is told to end and never does (its calls ignore their cancellation)."""
+
+    def __init__(self) -> None:
+        self.ended = asyncio.Event()
+        self.told: list[str] = []
+
+    def end(self, reason: str) -> None:
+        self.told.append(reason)
+
+
+@ASYNC
+async def test_closing_the_sessions_waits_close_seconds_for_one_that_never_ends() -> None:
+    from a2a_grpc.session.server import SessionHost
+
+    async def card() -> types.AgentCard:
+        return types.AgentCard()
+
+    stuck = Stuck()
+    host = SessionHost(None, card, SessionSettings(close_seconds=0.1))  # type: ignore[arg-type]
+    host.sessions["s"] = stuck  # type: ignore[assignment]
+    # Bounded below the default close_seconds (5 s): only the setting can have ended the wait in time.
+    await asyncio.wait_for(host.close("the server is stopping"), 3.0)
+    assert stuck.told == ["the server is stopping"]
+    assert not stuck.ended.is_set()
+    with pytest.raises(ValueError, match="close_seconds"):
+        SessionSettings(close_seconds=0)
+
+
 @ASYNC
 async def test_a_server_that_never_welcomes_fails_at_the_clients_timeout() -> None:
     async def mute(requests: Any, context: Any) -> None:

@@ -6,8 +6,10 @@ import asyncio
 import base64
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -19,6 +21,7 @@ from a2a_grpc.tasks import (
     InvalidPageTokenError,
     SqliteTaskStore,
     StoreError,
+    StoreSettings,
     TaskStore,
     open_store,
     trim_task,
@@ -637,7 +640,12 @@ def test_sqlite_refuses_an_unwritable_path(tmp_path: Path) -> None:
     assert not path.exists()
 
 
-def test_sqlite_refuses_a_file_another_process_keeps_locked(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "given",
+    [{"busy_timeout": 0.2}, {"settings": StoreSettings(busy_timeout=0.2)}],
+    ids=["keyword", "settings"],
+)
+def test_sqlite_refuses_a_file_another_process_keeps_locked(tmp_path: Path, given: dict[str, Any]) -> None:
     path = tmp_path / "tasks.db"
     asyncio.run(filled_store(path, 1))
     holder = sqlite3.connect(path, isolation_level=None)
@@ -646,7 +654,7 @@ def test_sqlite_refuses_a_file_another_process_keeps_locked(tmp_path: Path) -> N
         holder.execute("BEGIN EXCLUSIVE")
         holder.execute("DELETE FROM tasks")  # an exclusive lock in WAL mode comes with the first write
         with pytest.raises(StoreError) as error:
-            SqliteTaskStore(str(path), busy_timeout=0.2)
+            SqliteTaskStore(str(path), **given)
         assert "is locked by another process (waited 0.2 s)" in one_line(error, path)
     finally:
         holder.close()
@@ -708,3 +716,31 @@ async def test_over_grpc_an_out_of_range_timestamp_is_invalid_params_and_the_ser
             await served.client.list_tasks(asked)
         reply = await served.client.send_message(A2AClient.text_request("echo still here"))
         assert reply.task.artifacts[0].parts[0].text == "echo still here"
+
+
+@pytest.mark.asyncio
+async def test_sqlite_leases_last_lease_seconds_of_its_settings(tmp_path: Path) -> None:
+    store = SqliteTaskStore(str(tmp_path / "tasks.db"), settings=StoreSettings(lease_seconds=3600.0))
+    try:
+        before = time.time()
+        await store.registry.renew()  # the owner's lease, written
+        with sqlite3.connect(tmp_path / "tasks.db") as conn:
+            (expires,) = conn.execute("SELECT MAX(expires) FROM owners").fetchone()
+        conn.close()
+        assert before + 3600.0 <= expires <= time.time() + 3600.0
+    finally:
+        await store.close()
+
+
+def test_store_settings_are_checked_naming_the_setting(tmp_path: Path) -> None:
+    for name, bad in (
+        ("busy_timeout", -1.0),
+        ("commit_delay", float("inf")),
+        ("lease_seconds", 0.0),
+        ("lease_seconds", float("nan")),
+    ):
+        with pytest.raises(ValueError, match=name):
+            StoreSettings(**{name: bad})  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=name):
+            SqliteTaskStore(str(tmp_path / "never.db"), **{name: bad})  # type: ignore[arg-type]
+    assert not (tmp_path / "never.db").exists()

@@ -37,11 +37,13 @@ HALF_HEAD = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: appl"
 
 
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """A tiny ASGI app: ``/slow`` answers after 1 s, anything else at once."""
+    """A tiny ASGI app: ``/slow`` answers after 1 s, ``/hang`` never, anything else at once."""
     if scope["type"] != "http":
         return
     if scope["path"] == "/slow":
         await asyncio.sleep(1.0)
+    if scope["path"] == "/hang":
+        await asyncio.Event().wait()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
     await send({"type": "http.response.body", "body": b"ok"})
 
@@ -165,9 +167,34 @@ async def test_a_request_past_the_connection_limit_is_refused_with_503() -> None
             assert (await client.get("/")).status_code == 200  # served again once they left
 
 
+async def test_a_stop_gives_requests_in_flight_the_bridges_shutdown_grace_seconds() -> None:
+    from a2a_grpc.cli.serving import bind_http
+
+    class App:
+        settings = BridgeSettings(shutdown_grace_seconds=1.0)
+        __call__ = staticmethod(_app)
+
+    server = bind_http(App(), "127.0.0.1", 0, reuse_port=False)  # as the bridge command binds
+    await server.start()
+    async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as client:
+        hanging = asyncio.ensure_future(client.get("/hang"))
+        await until(lambda: _open_count(server) == 1, WAIT)
+        # Bounded below the default grace (5 s): only the setting can have ended the stop in time.
+        await asyncio.wait_for(server.stop(), 4.0)
+        # Cut after the grace (uvicorn answers 500 or drops it), not left hanging.
+        (ended,) = await asyncio.wait_for(asyncio.gather(hanging, return_exceptions=True), WAIT)
+        assert isinstance(ended, httpx.HTTPError) or ended.status_code == 500
+
+
 async def test_http_bounds_are_validated_settings() -> None:
     assert (BridgeSettings().header_timeout_seconds, BridgeSettings().max_connections) == (10.0, 1024)
-    for bad in ({"header_timeout_seconds": 0}, {"max_connections": 0}, {"max_connections": True}):
+    for bad in (
+        {"header_timeout_seconds": 0},
+        {"max_connections": 0},
+        {"max_connections": True},
+        {"shutdown_grace_seconds": 0},
+        {"shutdown_grace_seconds": float("inf")},
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             BridgeSettings(**bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="header_timeout"):

@@ -22,6 +22,8 @@ class Seen:
     headers: httpx.Headers
     body: bytes
     at: float
+    port: int = 0
+    """The sender's port: a new one per connection."""
 
 
 @dataclass
@@ -40,7 +42,8 @@ class Receiver:
 
     async def handle(self, request: Request) -> Response:
         body = await request.body()
-        seen = Seen(request.url.path, httpx.Headers(request.headers.raw), body, time.monotonic())
+        port = request.client.port if request.client is not None else 0
+        seen = Seen(request.url.path, httpx.Headers(request.headers.raw), body, time.monotonic(), port)
         self.requests.append(seen)
         await self.gate.wait()
         status, headers = self.script.pop(0) if self.script else (200, {})

@@ -154,6 +154,7 @@ class HttpServer:
     (``BridgeSettings.header_timeout_seconds`` and ``max_connections``): a connection that sends
     no whole request head within ``header_timeout`` seconds is closed, and a request arriving while
     more than ``max_connections`` connections are open (or as many requests run) is answered 503.
+    ``grace``: on stop, how long requests in flight may finish (``BridgeSettings.shutdown_grace_seconds``).
     """
 
     def __init__(
@@ -162,7 +163,7 @@ class HttpServer:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        grace: float = 5.0,
+        grace: float = _DEFAULTS.shutdown_grace_seconds,
         reuse_port: bool = False,
         tls: TlsSettings | None = None,
         header_timeout: float = _DEFAULTS.header_timeout_seconds,

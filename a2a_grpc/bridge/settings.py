@@ -8,6 +8,7 @@ upstream agent (:mod:`a2a_grpc.bridge.outbound`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,9 @@ class BridgeSettings:
     after it opened, or after its previous response, is closed."""
     max_connections: int = 1024
     """Open HTTP connections served at once; a request arriving on one more is answered 503."""
+    shutdown_grace_seconds: float = 5.0
+    """On stop, once the port takes no new connections: how long the requests in flight get to
+    finish before their connections are closed (whole seconds, rounded down, at least 1)."""
     heartbeat_seconds: float = 15.0
     """An SSE stream idle this long gets a comment line, so proxies and clients keep it open."""
     first_event_wait: float = 1.0
@@ -71,6 +75,9 @@ class BridgeSettings:
             raise ValueError(f"limits must be a2a_grpc.security.limits.Limits or None, not {self.limits!r}")
         if not self.header_timeout_seconds > 0:
             raise ValueError(f"header_timeout_seconds must be positive, not {self.header_timeout_seconds}")
+        grace = self.shutdown_grace_seconds
+        if not 0 < grace < math.inf:
+            raise ValueError(f"shutdown_grace_seconds must be a finite number of seconds > 0, not {grace}")
         if isinstance(self.max_connections, bool) or self.max_connections <= 0:
             raise ValueError(f"max_connections must be positive, not {self.max_connections}")
         if self.offload_bytes < 0:

@@ -149,6 +149,7 @@ class AgentStack:
                 tls=self.grpc_settings.tls,
                 header_timeout=self.bridge_settings.header_timeout_seconds,
                 max_connections=self.bridge_settings.max_connections,
+                grace=self.bridge_settings.shutdown_grace_seconds,
             )
             self.http.bind()  # first, so that the card can name the port
             public = (self.bridge_settings.public_url or self.http.url).rstrip("/")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +80,14 @@ class ServeSettings:
     """A PEM private key: mint a task-scoped delegation token for every delegated call."""
     delegation_issuer: str | None = None
     """The issuer of the tokens ``delegation_key`` mints; None: the agent card's name."""
+    delegation_lifetime: float | None = None
+    """Seconds each token ``delegation_key`` mints is valid for (its ``exp``); null: the minter's
+    default (``DelegationMinter``'s, shown here)."""
+
+    def __post_init__(self) -> None:
+        lifetime = self.delegation_lifetime
+        if lifetime is not None and not 0 < lifetime < math.inf:
+            raise ValueError(f"delegation_lifetime must be a finite number of seconds > 0, not {lifetime}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,11 +180,14 @@ COMMANDS = ("serve", "bridge http-to-grpc", "bridge grpc-to-http")
 def sections_of(command: str) -> tuple[Section, ...]:
     """The sections ``command`` reads, in the order ``config show`` prints them."""
     from a2a_grpc.bridge.settings import BridgeSettings, OutboundSettings
+    from a2a_grpc.security.delegation import DEFAULT_LIFETIME
+    from a2a_grpc.session.pool import PoolSettings
     from a2a_grpc.settings import Section, library_sections
+    from a2a_grpc.tasks.settings import StoreSettings
 
     own = {
         "log": Section.of("log", LogSettings),
-        "serve": Section.of("serve", ServeSettings),
+        "serve": Section.of("serve", ServeSettings, defaults={"delegation_lifetime": DEFAULT_LIFETIME}),
         "auth": Section.of("auth", AuthSettings),
         "tls": Section.of("tls", ListenerTlsSettings),
         "caller_tls": Section.of("caller_tls", CallerTlsSettings),
@@ -184,8 +196,14 @@ def sections_of(command: str) -> tuple[Section, ...]:
     if command == "serve":
         lib = library_sections(server={"port": DEFAULT_GRPC_PORT})
         http = Section.of("http", HttpSettings, only=["host", "port"])
-        names = ("log", "serve", "server", "http", "session", "limits", "bridge", "push", "observability")
-        table = {**own, **lib, "http": http, "bridge": Section.of("bridge", BridgeSettings)}
+        names = ("log", "serve", "store", "server", "http", "session", "limits", "bridge", "push", "peers",
+                 "observability")  # fmt: skip
+        peers = Section.of("peers", PoolSettings, doc="How the reference agent's delegate keeps its "
+                           "connections to peers (one per peer, shared by its calls).")  # fmt: skip
+        store = Section.of("store", StoreSettings, doc="How an SQLite task store (serve.store) waits, "
+                           "commits and leases its tasks.")  # fmt: skip
+        table = {**own, **lib, "http": http, "bridge": Section.of("bridge", BridgeSettings), "peers": peers,
+                 "store": store}  # fmt: skip
         return (*(table[n] for n in names), own["auth"], own["tls"], own["caller_tls"])
     if command == "bridge http-to-grpc":
         lib = library_sections()

@@ -125,6 +125,16 @@ def push_notifier(args: argparse.Namespace, config: Configuration) -> Any:
         raise CliError(f"webhooks: {exc}") from None
 
 
+def task_store(args: argparse.Namespace, config: Configuration) -> Any:
+    """The task store of ``serve``: ``serve.store`` opened with the section ``store``."""
+    from a2a_grpc.tasks import open_store
+
+    try:
+        return open_store(args.store, check_integrity=args.integrity_check, settings=config.built["store"])
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from None
+
+
 def server_settings(config: Configuration, **objects: Any) -> Any:
     """``ServerSettings`` from section ``server`` with the sections it holds (``session``,
     ``limits``, ``observability``, where the command reads them) and ``objects``."""
@@ -138,18 +148,14 @@ async def serve(args: argparse.Namespace) -> int:
     if http["port"] is not None:
         require_http_extra("--http-port")
     from a2a_grpc.bridge.stack import AgentStack
-    from a2a_grpc.tasks import open_store
 
     agent = load_agent(args.agent, args.app_dir)
     notifier = push_notifier(args, config)  # before the store: it holds no connection until it delivers
-    minter = delegation(agent, args)
+    minter = delegation(agent, args, config)
     tls = listener_tls(args)
     settings = server_settings(config, authentication=authentication_from(args), tls=tls)
     bridge = config.build("bridge", jwks=minter.jwks() if minter is not None else None)
-    try:
-        store = open_store(args.store, check_integrity=args.integrity_check)
-    except (ValueError, OSError) as exc:
-        raise CliError(str(exc)) from None
+    store = task_store(args, config)
     stack = AgentStack(
         agent,
         store,
@@ -193,35 +199,53 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def delegation(agent: Any, args: argparse.Namespace) -> Any:
+def delegation(agent: Any, args: argparse.Namespace, config: Configuration) -> Any:
     """Give the reference agent its delegation policy (--delegate-allow, the caller TLS options,
-    --delegation-key); the token minter, if any (its public keys are published)."""
+    --delegation-key, the section ``peers``); the token minter, if any (its public keys are
+    published)."""
     from a2a_grpc.reference_agent import DelegationPolicy, ReferenceAgent
     from a2a_grpc.security import DelegationMinter
+    from a2a_grpc.settings import DEFAULT
 
     tls = caller_tls(args)
     if not isinstance(agent, ReferenceAgent):
-        if args.delegate_allow or tls is not None or args.delegation_key:
+        keys = [
+            k
+            for k, source in config.sources.items()
+            if (k.startswith("peers.") or k == "serve.delegation_lifetime") and source != DEFAULT
+        ]
+        if args.delegate_allow or tls is not None or args.delegation_key or keys:
             raise CliError(
-                "--delegate-allow, --delegation-key and the caller --tls options configure the "
-                "reference agent's delegate"
+                "--delegate-allow, --delegation-key, serve.delegation_lifetime, the caller --tls options "
+                "and the section peers configure the reference agent's delegate"
             )
         return None
     minter = None
+    # null: the minter's own default
+    lifetime = {"lifetime": args.delegation_lifetime} if args.delegation_lifetime is not None else {}
     if args.delegation_key:
         path = Path(args.delegation_key)
         try:
-            minter = DelegationMinter.from_pem(path, issuer=args.delegation_issuer or agent.card.name)
+            minter = DelegationMinter.from_pem(
+                path, issuer=args.delegation_issuer or agent.card.name, **lifetime
+            )
         except OSError as exc:
             raise CliError(f"cannot read the delegation key {shown(str(path))}: {exc.strerror}") from None
         except ValueError as exc:
             raise CliError(f"--delegation-key {shown(str(path))}: {exc}") from None
     elif args.delegation_issuer:
         raise CliError("--delegation-issuer names the tokens --delegation-key mints: give that too")
+    elif config.sources["serve.delegation_lifetime"] != DEFAULT:
+        problem = "the lifetime of the tokens serve.delegation_key mints: give that too"
+        raise config.refuse("serve.delegation_lifetime", problem)
     try:
         # Credentials for peers come from the environment, as for every client command.
         agent.delegation = DelegationPolicy(
-            allow=args.delegate_allow, tls=tls, credentials=credentials_from(), tokens=minter
+            allow=args.delegate_allow,
+            tls=tls,
+            credentials=credentials_from(),
+            tokens=minter,
+            pool=config.built["peers"],
         )
     except ValueError as exc:
         raise CliError(f"--delegate-allow: {exc}") from None
@@ -241,6 +265,7 @@ def bind_http(app: Any, host: str, port: int, reuse_port: bool, tls: Any = None)
         tls=tls,
         header_timeout=settings.header_timeout_seconds,
         max_connections=settings.max_connections,
+        grace=settings.shutdown_grace_seconds,
     )
     try:
         http.bind()

@@ -58,6 +58,10 @@ class Limits:
     max_detached_sessions_per_principal: int = 16
     """Sessions of one principal waiting to be resumed (each keeps its replay); beyond it the
     oldest detached one ends."""
+    busy_retry_after_seconds: int = 1
+    """The retry hint (gRPC RetryInfo, HTTP Retry-After) of a refusal for holding too much at once
+    (``max_running_tasks_per_principal``, ``max_streams_per_principal``,
+    ``max_sessions_per_principal``): nobody knows when one ends, so a short one."""
     max_stored_bytes_per_task: int = 64 * MiB
     """Bytes one stored task may take (history, artifacts kept, metadata). A message that would pass
     it is refused; an agent update that would is refused to the agent, whose task then fails."""

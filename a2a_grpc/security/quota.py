@@ -44,8 +44,6 @@ __all__ = ["Quotas", "SessionQuota", "StoredBytesQuota", "principal_key"]
 
 ANONYMOUS = ""
 """The key of every caller of a server without authentication: one shared budget."""
-BUSY_RETRY_SECONDS = 1
-"""The ``Retry-After`` of a refusal for holding too much at once: nobody knows when one ends."""
 
 
 def principal_key(context: CallContext) -> str:
@@ -63,12 +61,13 @@ def _tenant(context: CallContext) -> str:
 class _Counter:
     """How many of one thing each principal holds, against one bound."""
 
-    __slots__ = ("bound", "held", "limit", "noun")
+    __slots__ = ("bound", "held", "limit", "noun", "retry_after")
 
-    def __init__(self, limit: str, bound: int, noun: str) -> None:
+    def __init__(self, limit: str, bound: int, noun: str, retry_after: int) -> None:
         self.limit = limit
         self.bound = bound
         self.noun = noun
+        self.retry_after = retry_after
         self.held: dict[str, int] = {}
 
     def acquire(self, key: str) -> Callable[[], None]:
@@ -81,7 +80,7 @@ class _Counter:
                 "try again when one has ended",
                 limit=self.limit,
                 value=self.bound,
-                retry_after=BUSY_RETRY_SECONDS,
+                retry_after=self.retry_after,
             )
         self.held[key] = held + 1
         released = False
@@ -204,6 +203,7 @@ class SessionQuota:
     def __init__(self, limits: Limits) -> None:
         self.max_sessions = limits.max_sessions_per_principal
         self.max_detached = limits.max_detached_sessions_per_principal
+        self.retry_after = limits.busy_retry_after_seconds
         self._keys: dict[_Endable, str] = {}
         self._open: dict[str, int] = {}
         self._detached: dict[str, collections.OrderedDict[_Endable, None]] = {}
@@ -218,7 +218,7 @@ class SessionQuota:
                 "(max_sessions_per_principal); end one (Goodbye) or try again later",
                 limit="max_sessions_per_principal",
                 value=self.max_sessions,
-                retry_after=BUSY_RETRY_SECONDS,
+                retry_after=self.retry_after,
             )
         self._open[key] = held + 1
         self._keys[session] = key
@@ -317,9 +317,12 @@ class Quotas:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self._rates = _Rates(limits)
-        self.streams = _Counter("max_streams_per_principal", limits.max_streams_per_principal, "open streams")
+        busy = limits.busy_retry_after_seconds
+        self.streams = _Counter(
+            "max_streams_per_principal", limits.max_streams_per_principal, "open streams", busy
+        )
         self.running = _Counter(
-            "max_running_tasks_per_principal", limits.max_running_tasks_per_principal, "running tasks"
+            "max_running_tasks_per_principal", limits.max_running_tasks_per_principal, "running tasks", busy
         )
         self.sessions = SessionQuota(limits)
         self.stored = StoredBytesQuota(limits)

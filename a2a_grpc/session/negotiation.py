@@ -60,9 +60,13 @@ class SessionSettings:
     max_detached: float = 300.0
     """Seconds a dropped session waits at most, running calls or not; then it ends (its calls end,
     their tasks do not)."""
+    close_seconds: float = 5.0
+    """Seconds a session's end waits for its calls to stop, its queued frames to be written and
+    its reader to finish (each), and the server's closing waits for its sessions to be gone; then
+    what is left is cut."""
 
     def __post_init__(self) -> None:
-        for name in ("handshake_timeout", "heartbeat_interval"):
+        for name in ("handshake_timeout", "heartbeat_interval", "close_seconds"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive seconds, not {getattr(self, name)!r}")
         if not 0 <= self.resume_grace <= self.max_detached:

@@ -3,7 +3,8 @@
 A session carries any number of calls at once, so an agent that calls the same peer again and
 again (a planner's delegations) wants one session per peer, not one per call: a handshake per call
 would cost what the session binding exists to save. A pool opens a peer's connection on first use,
-lends it to every caller, and closes it once nobody has used it for ``idle_seconds``::
+lends it to every caller, and closes it once nobody has used it for ``idle_seconds``
+(:class:`PoolSettings`)::
 
     pool = PeerPool(open_peer, idle_seconds=60)      # open_peer(key) -> async context manager
     async with pool.lease("10.0.0.7:50051") as peer:  # opened once, shared while it lives
@@ -28,23 +29,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import math
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-__all__ = ["PeerPool"]
+__all__ = ["PeerPool", "PoolSettings"]
 
 log = logging.getLogger("a2a_grpc.session")
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
-CLOSE_SECONDS = 5.0
-"""How long closing one peer's connection may take before it is left to the garbage collector."""
-GOING_AWAY_SECONDS = 120.0
-"""How long a peer whose server is going away is kept for the leases still using it (their calls
-run on) before it is closed under them; a server's drain is over well before that (its grace
-period; Kubernetes allows 30 s by default)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """How a pool keeps connections to peers (the reference agent's ``delegate``)."""
+
+    idle_seconds: float = 60.0
+    """A connection to a peer that nobody has used for this long is closed."""
+    max_peers: int = 64
+    """Connections held at most; past it, the least recently used one that nobody uses is closed."""
+    close_seconds: float = 5.0
+    """How long closing one peer's connection may take before it is left to the garbage collector."""
+    going_away_seconds: float = 120.0
+    """How long a connection whose server is going away is kept for the leases still using it
+    (their calls run on) before it is closed under them; a server's drain is over well before that
+    (its grace period; Kubernetes allows 30 s by default)."""
+
+    def __post_init__(self) -> None:
+        for name in ("idle_seconds", "close_seconds", "going_away_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise ValueError(f"{name} must be positive seconds, not {value!r}")
+        if isinstance(self.max_peers, bool) or not isinstance(self.max_peers, int) or self.max_peers < 1:
+            raise ValueError(f"max_peers must be at least 1, not {self.max_peers!r}")
 
 
 class _Peer(Generic[T]):
@@ -74,23 +96,24 @@ class _Peer(Generic[T]):
 
 class PeerPool(Generic[K, T]):
     """One shared connection per key (see the module doc). ``open_peer(key)`` gives an async context
-    manager whose value is lent; it is exited when the pool closes that peer. ``max_peers`` bounds
-    the peers held: past it, the least recently used one that nobody is using is closed."""
+    manager whose value is lent; it is exited when the pool closes that peer. ``settings`` says
+    how long idle peers are kept and how many (:class:`PoolSettings`); ``idle_seconds`` and
+    ``max_peers``, if given, replace those of ``settings``."""
 
     def __init__(
         self,
         open_peer: Callable[[K], AbstractAsyncContextManager[T]],
+        settings: PoolSettings | None = None,
         *,
-        idle_seconds: float = 60.0,
-        max_peers: int = 64,
+        idle_seconds: float | None = None,
+        max_peers: int | None = None,
     ) -> None:
-        if not idle_seconds > 0:
-            raise ValueError(f"idle_seconds must be positive, not {idle_seconds!r}")
-        if max_peers < 1:
-            raise ValueError(f"max_peers must be at least 1, not {max_peers!r}")
+        given: dict[str, Any] = {
+            k: v for k, v in (("idle_seconds", idle_seconds), ("max_peers", max_peers)) if v is not None
+        }
         self._open_peer = open_peer
-        self.idle_seconds = idle_seconds
-        self.max_peers = max_peers
+        self.settings = dataclasses.replace(settings or PoolSettings(), **given)
+        """Read at every use: a new one applies to the peers held too."""
         self._peers: dict[K, _Peer[T]] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
@@ -121,7 +144,7 @@ class PeerPool(Generic[K, T]):
             self._forget(key, peer)
             peer = None
         if peer is None:
-            self._trim(self.max_peers - 1)  # room for this one
+            self._trim(self.settings.max_peers - 1)  # room for this one
             stack = AsyncExitStack()
             peer = _Peer(loop.create_task(self._enter(stack, key), name=f"peer-pool-open-{key!r}"), stack)
             self._peers[key] = peer
@@ -177,14 +200,14 @@ class PeerPool(Generic[K, T]):
         if peer.going_away() and not self._closing_all:  # its server drains: its leases' calls run on
             self._leaving.add(peer)
             try:
-                async with asyncio.timeout(GOING_AWAY_SECONDS):
+                async with asyncio.timeout(self.settings.going_away_seconds):
                     await peer.left.wait()
             except TimeoutError:
                 log.info("closing the pooled connection to %r under the leases still using it", key)
             finally:
                 self._leaving.discard(peer)
         try:
-            async with asyncio.timeout(CLOSE_SECONDS):
+            async with asyncio.timeout(self.settings.close_seconds):
                 await peer.stack.aclose()
         except Exception as exc:  # closing a dead peer may fail: it is gone either way
             log.info("closing the pooled connection to %r: %s: %s", key, type(exc).__name__, exc)
@@ -197,13 +220,13 @@ class PeerPool(Generic[K, T]):
         """Close peers idle for ``idle_seconds``; runs while the pool holds any."""
         loop = asyncio.get_running_loop()
         while self._peers:
-            await asyncio.sleep(self.idle_seconds / 2)
-            now = loop.time()
+            await asyncio.sleep(self.settings.idle_seconds / 2)
+            since = loop.time() - self.settings.idle_seconds
             for key, peer in list(self._peers.items()):
-                idle = peer.users == 0 and peer.opening.done() and now - peer.last_used >= self.idle_seconds
+                idle = peer.users == 0 and peer.opening.done() and peer.last_used <= since
                 if idle or not peer.alive():
                     self._forget(key, peer)
-            self._trim(self.max_peers)
+            self._trim(self.settings.max_peers)
 
     async def aclose(self) -> None:
         """Close every peer (calls still running on one end with its connection's error). The pool
@@ -218,7 +241,7 @@ class PeerPool(Generic[K, T]):
                 peer.left.set()
             closing: list[Any] = list(self._closing)
             if closing:
-                await asyncio.wait(closing, timeout=CLOSE_SECONDS * 2)
+                await asyncio.wait(closing, timeout=self.settings.close_seconds * 2)
         finally:
             self._closing_all = False
         if self._reaper is not None:

@@ -86,7 +86,6 @@ MAX_CALL_TIMEOUT = 366 * 86400.0
 """A call's timeout beyond this (a year) counts as this: a deadline the clock can hold."""
 EXPIRED_REMEMBERED = 10_000
 """Ended sessions remembered, so that resuming one says "expired", not "unknown"."""
-CLOSE_SECONDS = 5.0
 RESUMES_KEPT = 4
 """Handshakes of resumes a session keeps for its debug view (the latest), besides its opening one."""
 
@@ -396,7 +395,7 @@ class ServerSession:
         finally:
             for task in (reader, watch, ending):
                 task.cancel()
-            await asyncio.wait({reader, watch, ending}, timeout=CLOSE_SECONDS)
+            await asyncio.wait({reader, watch, ending}, timeout=self.settings.close_seconds)
             if self._connection is asyncio.current_task():
                 if detach and self._resumable():
                     self._detach()
@@ -769,12 +768,12 @@ class ServerSession:
         for task in calls:
             task.cancel()
         if calls:
-            await asyncio.wait(calls, timeout=CLOSE_SECONDS)
+            await asyncio.wait(calls, timeout=self.settings.close_seconds)
         pump = self._pump
         if pump is not None:
             with contextlib.suppress(asyncio.QueueFull):
                 self._out.put_nowait(None)  # let the pump flush what is queued (the calls' CallEnds)
-            done, _ = await asyncio.wait({pump}, timeout=CLOSE_SECONDS)
+            done, _ = await asyncio.wait({pump}, timeout=self.settings.close_seconds)
             if not done:
                 pump.cancel()
         for task in list(self._ends):  # CallEnds the pump never took: no one reads them now
@@ -975,9 +974,12 @@ class SessionHost:
         if waits:
             await asyncio.gather(*waits)
 
-    async def close(self, reason: str, timeout: float = 5.0) -> None:
+    async def close(self, reason: str, timeout: float | None = None) -> None:
         """End every session with a Goodbye saying ``reason`` (their calls end; their tasks
-        do not), waiting up to ``timeout`` seconds for them to be gone."""
+        do not), waiting up to ``timeout`` seconds (default: ``SessionSettings.close_seconds``) for
+        them to be gone."""
+        if timeout is None:
+            timeout = self.settings.close_seconds
         open_now = list(self.sessions.values())
         for session in open_now:
             session.end(reason)

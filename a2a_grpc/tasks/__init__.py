@@ -29,6 +29,7 @@ from a2a_grpc.tasks.lifecycle import (
     is_terminal,
 )
 from a2a_grpc.tasks.memory import InMemoryTaskStore
+from a2a_grpc.tasks.settings import StoreSettings
 from a2a_grpc.tasks.sqlite import SqliteTaskStore
 from a2a_grpc.tasks.store import TaskStore, trim_task
 
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidTransitionError",
     "SqliteTaskStore",
     "StoreError",
+    "StoreSettings",
     "TaskStore",
     "check_transition",
     "is_interrupted",
@@ -53,9 +55,10 @@ __all__ = [
 _SQLITE_PREFIX = "sqlite:///"
 
 
-def open_store(url: str, *, check_integrity: bool = True) -> TaskStore:
+def open_store(url: str, *, check_integrity: bool = True, settings: StoreSettings | None = None) -> TaskStore:
     """Open the task store named by ``url`` (see the module docstring); :class:`StoreError` if it
-    cannot be used. ``check_integrity``: see :class:`SqliteTaskStore` (other backends ignore it)."""
+    cannot be used. ``check_integrity`` and ``settings``: see :class:`SqliteTaskStore` (the memory
+    store needs neither)."""
     if url in ("memory", "memory://"):
         return InMemoryTaskStore()
     if url.startswith(_SQLITE_PREFIX):
@@ -64,7 +67,7 @@ def open_store(url: str, *, check_integrity: bool = True) -> TaskStore:
             raise StoreError(
                 f"task store URL {url!r} has no database file path, e.g. sqlite:///tasks.db", path=path
             )
-        return SqliteTaskStore(path, check_integrity=check_integrity)
+        return SqliteTaskStore(path, check_integrity=check_integrity, settings=settings)
     scheme, sep, _ = url.partition("://")
     if sep and scheme == "sqlite":
         raise StoreError(

@@ -21,7 +21,11 @@ import socket
 import uuid
 from typing import Protocol
 
+from a2a_grpc.tasks.settings import StoreSettings
+
 __all__ = ["InMemoryRegistry", "TaskRegistry", "new_owner_id"]
+
+_DEFAULTS = StoreSettings()
 
 
 def new_owner_id() -> str:
@@ -65,7 +69,7 @@ class TaskRegistry(Protocol):
 class InMemoryRegistry:
     """A registry for one process and a store that dies with it (``memory``): no orphans, ever."""
 
-    def __init__(self, owner: str | None = None, lease_seconds: float = 10.0) -> None:
+    def __init__(self, owner: str | None = None, lease_seconds: float = _DEFAULTS.lease_seconds) -> None:
         self.owner = owner or new_owner_id()
         self.lease_seconds = lease_seconds
         self._claims: set[tuple[str, str]] = set()

@@ -55,6 +55,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -74,6 +75,7 @@ from a2a_grpc.tasks.eventlog import TaskLog
 from a2a_grpc.tasks.files import make_private_dirs, make_private_file, tighten
 from a2a_grpc.tasks.registry import new_owner_id
 from a2a_grpc.tasks.sealing import MARK, Sealer, store_sealer
+from a2a_grpc.tasks.settings import StoreSettings
 from a2a_grpc.tasks.store import (
     DEFAULT_LIST_ANSWER_BYTES,
     DEFAULT_LIST_PAGE_BYTES,
@@ -211,8 +213,9 @@ class SqliteTaskStore:
     ``0600``) when missing (see :mod:`a2a_grpc.tasks.sealing`). A store whose sealed configs were
     written with another key refuses to open, with :class:`~a2a_grpc.tasks.StoreError`.
 
-    ``busy_timeout`` is how long, in seconds, a statement waits for another process's lock
-    before failing (at open too: a file another process holds locked fails after it).
+    ``settings`` (:class:`~a2a_grpc.tasks.settings.StoreSettings`): how long a statement waits for
+    another process's lock, how long this process's leases last, how long a write may wait to share
+    a commit; ``busy_timeout``, ``lease_seconds`` and ``commit_delay``, if given, replace those.
 
     Besides the :class:`~a2a_grpc.tasks.store.TaskStore` protocol it is the server's
     :attr:`event_sink` (durable events) and :attr:`registry` (owners and leases); see the
@@ -224,17 +227,22 @@ class SqliteTaskStore:
         path: str,
         *,
         check_integrity: bool = True,
-        busy_timeout: float = 5.0,
+        settings: StoreSettings | None = None,
+        busy_timeout: float | None = None,
         owner: str | None = None,
-        lease_seconds: float = 10.0,
-        commit_delay: float = 0.002,
+        lease_seconds: float | None = None,
+        commit_delay: float | None = None,
         key: bytes | str | None = None,
     ) -> None:
+        given = {"busy_timeout": busy_timeout, "lease_seconds": lease_seconds, "commit_delay": commit_delay}
+        self.settings = dataclasses.replace(
+            settings or StoreSettings(), **{k: v for k, v in given.items() if v is not None}
+        )
         self._path = path
         self._key = key
         self._sealer: Sealer | None = None  # set by the open, from key, the environment or a key file
         self._check_integrity = check_integrity
-        self._busy_timeout = busy_timeout
+        self._busy_timeout = self.settings.busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="a2a-task-store")
         self._conn: sqlite3.Connection | None = None
         self._seq = 0  # only touched on the worker thread
@@ -244,11 +252,11 @@ class SqliteTaskStore:
         self._scheduled = False
         self._last_commit = 0.0
         self._width = 0.0
-        self._commit_delay = commit_delay
+        self._commit_delay = self.settings.commit_delay
         self._idle: asyncio.Future[None] | None = None
         self._events_on_disk: dict[tuple[str, str], int] = {}  # loop side: newest event stored per task
         self._pending: dict[tuple[str, str], _Events] = {}  # loop side: events for the next transaction
-        self.registry = SqliteRegistry(self, owner or new_owner_id(), lease_seconds)
+        self.registry = SqliteRegistry(self, owner or new_owner_id(), self.settings.lease_seconds)
         self.event_sink = SqliteEventSink(self)
         try:
             # Blocks the caller once, at startup; every later call goes through the queue.
