@@ -83,18 +83,15 @@ async def send(args: argparse.Namespace) -> int:
     return await with_client(args, run)
 
 
-SHOWN_METADATA = frozenset({"a2a-version", "a2a-extensions", "traceparent", "tracestate"})
-"""Hello metadata printed with its value by ``--show-handshake``; any other (credentials) is not."""
-
-
 def show_handshake(session: Any) -> None:
-    """Print a session's Hello and Welcome to stderr, one JSON object each (credentials hidden)."""
-    hello = session.options.hello()
-    for key in hello.metadata:
-        if key not in SHOWN_METADATA:
-            hello.metadata[key] = "(hidden)"
-    for name, frame in (("hello", hello), ("welcome", session.welcome)):
-        shown = json_format.MessageToDict(frame, preserving_proto_field_name=False)
+    """Print a session's Hello and Welcome to stderr, one JSON object each, redacted as the debug
+    log and the debug endpoints show them (credentials and the resume token hidden)."""
+    from a2a_grpc.observability.debuglog import hello_view, welcome_view
+
+    for name, shown in (
+        ("hello", hello_view(session.options.hello())),
+        ("welcome", welcome_view(session.welcome)),
+    ):
         print(json.dumps({name: shown}), file=sys.stderr, flush=True)
 
 
