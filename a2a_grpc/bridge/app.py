@@ -37,7 +37,16 @@ from typing import Any
 from a2a_grpc import errors
 from a2a_grpc.bridge.accesslog import access_logged
 from a2a_grpc.bridge.card import CardEndpoint
-from a2a_grpc.bridge.exchange import ClientGone, HttpFailure, HttpRequest, Receive, Scope, Send, respond
+from a2a_grpc.bridge.exchange import (
+    ClientGone,
+    HttpFailure,
+    HttpRequest,
+    Receive,
+    Scope,
+    Send,
+    respond,
+    serve_lifespan,
+)
 from a2a_grpc.bridge.jsonrpc import JsonRpcBinding
 from a2a_grpc.bridge.ops import OpsApp
 from a2a_grpc.bridge.rest import RestBinding, send_rest_error
@@ -99,7 +108,7 @@ class BridgeApp:
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
-            await self._lifespan(receive, send)
+            await serve_lifespan(receive, send)
             return
         if kind != "http":
             return
@@ -151,15 +160,6 @@ class BridgeApp:
             log.exception("unhandled error serving %s %s", request.verb, request.path)
             with contextlib.suppress(Exception):  # fails if the response had already started
                 await send_rest_error(request, send, errors.InternalError(errors.INTERNAL_MESSAGE))
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
 
 def _counted(binding: str, receive: Receive, send: Send) -> tuple[Receive, Send]:

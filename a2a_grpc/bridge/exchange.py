@@ -35,6 +35,7 @@ __all__ = [
     "raw_headers",
     "read_body",
     "respond",
+    "serve_lifespan",
     "upstream_call",
 ]
 
@@ -217,3 +218,14 @@ async def respond(
     ]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+async def serve_lifespan(receive: Receive, send: Send) -> None:
+    """Answer an ASGI lifespan scope: nothing to start or stop, so each step is acknowledged."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

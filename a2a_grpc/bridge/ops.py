@@ -20,7 +20,7 @@ from typing import Self
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from a2a_grpc.bridge.exchange import Receive, Scope, Send, respond
+from a2a_grpc.bridge.exchange import Receive, Scope, Send, respond, serve_lifespan
 from a2a_grpc.bridge.httpserver import HttpServer
 from a2a_grpc.observability.settings import ObservabilitySettings
 
@@ -75,13 +75,8 @@ class OpsApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await serve_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         app = self.route(scope["path"])

@@ -60,6 +60,17 @@ LOG_LEVEL_HELP = (
 )
 
 
+def call_timeout_arg(p: argparse.ArgumentParser) -> None:
+    """``--timeout SECONDS``: the deadline of a client command's calls."""
+    p.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=seconds,
+        default=CALL_TIMEOUT,
+        help=f"deadline in seconds, above 0 (default: {CALL_TIMEOUT:g})",
+    )
+
+
 def parser(explicit: bool = False) -> argparse.ArgumentParser:
     """The parser of every command. ``explicit``: the flags of ``serve`` and ``bridge`` that set a
     configuration key have no defaults, so that a namespace holds only the flags given."""
@@ -353,13 +364,7 @@ def parser(explicit: bool = False) -> argparse.ArgumentParser:
             help="the agent: its gRPC HOST:PORT ([::1]:PORT for IPv6), or an http(s):// URL whose "
             "agent card names its gRPC interface (the first GRPC entry, and its tenant, are used)",
         )
-        p.add_argument(
-            "--timeout",
-            metavar="SECONDS",
-            type=seconds,
-            default=CALL_TIMEOUT,
-            help=f"deadline in seconds, above 0 (default: {CALL_TIMEOUT:g})",
-        )
+        call_timeout_arg(p)
         p.epilog = (
             f"credentials: the environment's {API_KEY_ENV} (an API key) or {BEARER_TOKEN_ENV} (a bearer "
             "token), presented as the agent's card asks (docs/security.md)"
@@ -413,13 +418,7 @@ def parser(explicit: bool = False) -> argparse.ArgumentParser:
         action="store_true",
         help="the extended card (GetExtendedAgentCard), over gRPC; with a URL, of the card's gRPC interface",
     )
-    p.add_argument(
-        "--timeout",
-        metavar="SECONDS",
-        type=seconds,
-        default=CALL_TIMEOUT,
-        help=f"deadline in seconds, above 0 (default: {CALL_TIMEOUT:g})",
-    )
+    call_timeout_arg(p)
     caller_args(p, "the calls to the agent", urls=True)
     p.set_defaults(func=card)
 
@@ -482,13 +481,7 @@ def parser(explicit: bool = False) -> argparse.ArgumentParser:
     p.add_argument("url", type=http_url, help="the server's http(s):// base URL (its HTTP port)")
     p.add_argument("--id", metavar="SESSION", help="one session, with its handshake negotiation")
     p.add_argument("--json", action="store_true", help="print the endpoint's JSON instead of a table")
-    p.add_argument(
-        "--timeout",
-        metavar="SECONDS",
-        type=seconds,
-        default=CALL_TIMEOUT,
-        help=f"deadline in seconds, above 0 (default: {CALL_TIMEOUT:g})",
-    )
+    call_timeout_arg(p)
     caller_args(p, "the request", urls=True)
     p.set_defaults(func=sessions)
     return top
