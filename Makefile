@@ -8,7 +8,7 @@ GRPC_PORT ?= 50051
 HTTP_PORT ?= 8080
 
 .DEFAULT_GOAL := help
-.PHONY: help install stubs check-stubs lint breaking test soak curl openssl run bench clean
+.PHONY: help install stubs check-stubs lint breaking test soak curl openssl redis run bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,10 +45,10 @@ lint: $(STAMP) ## ruff, mypy (strict, hand-written code), buf lint
 breaking: $(STAMP) ## buf breaking against the main branch
 	$(BIN)/python tools/buf.py breaking --against main
 
-test: $(STAMP) curl openssl ## run the test suite
+test: $(STAMP) curl openssl redis ## run the test suite (the tests start their own redis-server)
 	$(BIN)/pytest -q
 
-soak: $(STAMP) ## the long soak tests, outside make test (minutes)
+soak: $(STAMP) redis ## the long soak tests, outside make test (minutes)
 	$(BIN)/pytest -q -m soak
 
 curl: ## make sure curl is there (the README's curl cookbook is executed by the tests)
@@ -56,6 +56,9 @@ curl: ## make sure curl is there (the README's curl cookbook is executed by the 
 
 openssl: ## make sure openssl is there (docs/tls.md makes its certificates with it, and the tests run it)
 	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
+
+redis: ## make sure redis-server is there (the replica tests start their own, on a loopback port)
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 
 run: $(RUN_STAMP) ## serve the reference agent, SQLite store: gRPC on GRPC_PORT (50051), JSON on HTTP_PORT (8080)
 	$(BIN)/a2a-grpc serve --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT)

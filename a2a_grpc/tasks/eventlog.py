@@ -45,6 +45,7 @@ __all__ = [
     "InMemoryEventLog",
     "LogReader",
     "Retention",
+    "SharedEventSink",
     "TaskLog",
 ]
 
@@ -113,6 +114,21 @@ class EventSink(Protocol):
         self, tenant: str, task_id: str, seq: int
     ) -> list[tuple[int, types.StreamResponse]]:
         """The stored events of a task after position ``seq``, in order."""
+        ...
+
+
+class SharedEventSink(EventSink, Protocol):
+    """A sink other processes read (Redis): what one replica stores, the others follow live.
+
+    A replica that serves a task another replica runs (SubscribeToTask, a stream resumed on it)
+    reads the task's events through :meth:`follow`."""
+
+    def follow(
+        self, tenant: str, task_id: str, after: int
+    ) -> AsyncIterator[tuple[int, types.StreamResponse]]:
+        """The stored events of a task after position ``after``, in order, then each one as it is
+        stored, until the reader stops (it stops at the task's final status); ends with
+        :class:`~a2a_grpc.errors.EventsNotRetainedError` when event ``after + 1`` is no longer kept."""
         ...
 
 

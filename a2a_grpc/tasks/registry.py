@@ -41,8 +41,9 @@ class TaskRegistry(Protocol):
     lease_seconds: float
     """How long a claim lives without renewal."""
 
-    async def claim(self, tenant: str, task_id: str) -> None:
-        """This owner runs the task now."""
+    async def claim(self, tenant: str, task_id: str) -> bool:
+        """This owner runs the task now; False (and nothing claimed) when another live owner holds
+        it: two replicas given the same task at once, only one runs it."""
         ...
 
     async def release(self, tenant: str, task_id: str) -> None:
@@ -75,8 +76,9 @@ class InMemoryRegistry:
         self._claims: set[tuple[str, str]] = set()
         self._cancels: set[tuple[str, str]] = set()
 
-    async def claim(self, tenant: str, task_id: str) -> None:
+    async def claim(self, tenant: str, task_id: str) -> bool:
         self._claims.add((tenant, task_id))
+        return True
 
     async def release(self, tenant: str, task_id: str) -> None:
         self._claims.discard((tenant, task_id))
