@@ -259,11 +259,11 @@ class Router:
         """The address of the replica for (``skill``, ``context_id``): the first healthy one in
         ring order. NoReplicaError when none offers the skill or none is healthy."""
         ring = await self.ring(skill)
-        order = ring.preference(route_key(skill, context_id), len(ring)) if len(ring) else []
-        for address in order:
-            if self.healthy(address):
-                return address
-        raise self._none(skill, len(order))
+        if len(ring):
+            for address in ring.walk(route_key(skill, context_id)):
+                if self.healthy(address):
+                    return address
+        raise self._none(skill, len(ring))
 
     @contextlib.asynccontextmanager
     async def lease(
@@ -277,7 +277,7 @@ class Router:
         is a success; a call that failed is not tried elsewhere: the caller knows whether it may
         be repeated)."""
         ring = await self.ring(skill)
-        order = ring.preference(route_key(skill, context_id), len(ring)) if len(ring) else []
+        order = ring.walk(route_key(skill, context_id)) if len(ring) else iter(())
         last: errors.A2AError | None = None
         for address in order:
             if self._health is not None and self._health(address) is BreakerState.OPEN:
@@ -309,7 +309,7 @@ class Router:
                     raise
                 breaker.record(None)
                 return
-        raise self._none(skill, len(order), last)
+        raise self._none(skill, len(ring), last)
 
     @staticmethod
     def _none(skill: str, offered: int, last: errors.A2AError | None = None) -> NoReplicaError:
