@@ -316,3 +316,34 @@ async def test_client_breakers_read_the_breakers_of_a_pooled_client() -> None:
         assert await router.route("s", "ctx") == owner
     finally:
         await pool.aclose()
+
+
+@ASYNC
+async def test_made_up_skills_cannot_grow_the_router() -> None:
+    router = Router(StaticReplicas(REPLICAS), max_skills=8)
+    first = await router.route("skill-0", "ctx")
+    for i in range(1000):
+        assert await router.route(f"skill-{i}", "ctx") in REPLICAS
+    assert len(router._rings) == 8
+    assert router.rebuilds == 1  # the one ring of the one replica set, kept while skills use it
+    assert await router.route("skill-0", "ctx") == first  # forgotten, looked up again: the same
+    with pytest.raises(ValueError, match="max_skills"):
+        Router(StaticReplicas(REPLICAS), max_skills=0)
+
+
+@ASYNC
+async def test_a_replica_that_leaves_and_comes_back_starts_with_a_closed_breaker() -> None:
+    source = StaticReplicas(REPLICAS)
+    router = Router(source, policy=POLICY, clock=FakeClock())
+    await router.route("s", "ctx")
+    open_breaker(router, REPLICAS[0])
+    source.set(REPLICAS[1:])
+    await router.route("s", "ctx")
+    source.set(REPLICAS)
+    await router.route("s", "ctx")
+    assert router.breaker(REPLICAS[0]).state is BreakerState.CLOSED
+    # While it stays, its breaker is kept across ring rebuilds.
+    open_breaker(router, REPLICAS[1])
+    source.set([*REPLICAS, "10.0.0.9:50051"])
+    await router.route("s", "ctx")
+    assert router.breaker(REPLICAS[1]).state is BreakerState.OPEN

@@ -149,7 +149,9 @@ class Router:
     per replica (:data:`~a2a_grpc.mesh.ring.DEFAULT_VNODES`). ``policy`` and ``clock``: the
     breakers' (:class:`~a2a_grpc.resilience.ResiliencePolicy`). ``health``: another word on a
     replica's health (an open breaker skips it), as :func:`client_breakers` gives.
-    ``source_timeout``: seconds to wait for the source before NoReplicaError."""
+    ``source_timeout``: seconds to wait for the source before NoReplicaError (its own errors
+    propagate). ``max_skills``: skills whose ring is remembered; past it the oldest is forgotten
+    (looked up again at its next call), so that made-up skill names cannot grow the router."""
 
     def __init__(
         self,
@@ -160,6 +162,7 @@ class Router:
         clock: Clock | None = None,
         health: Callable[[str], BreakerState | None] | None = None,
         source_timeout: float = 10.0,
+        max_skills: int = 4096,
     ) -> None:
         if not 0 < source_timeout < math.inf:
             raise ValueError(f"source_timeout must be positive seconds, not {source_timeout!r}")
@@ -172,6 +175,9 @@ class Router:
         self.clock = clock or Clock()
         self._health = health
         self._source_timeout = source_timeout
+        if isinstance(max_skills, bool) or not isinstance(max_skills, int) or max_skills < 1:
+            raise ValueError(f"max_skills must be a positive integer, not {max_skills!r}")
+        self._max_skills = max_skills
         self._rings: dict[str, _Ring] = {}
         self._shared: dict[frozenset[tuple[str, float]], HashRing] = {}  # one ring per replica set
         self._breakers: dict[str, CircuitBreaker] = {}
@@ -213,13 +219,17 @@ class Router:
                 weights[address] = max(weight, weights.get(address, 0.0))
             ring = HashRing(weights, vnodes=self.vnodes)
             self.rebuilds += 1
-        if members:
-            self._rings[skill] = _Ring(listed, members, ring)
-        else:
-            self._rings.pop(skill, None)
-        self._forget_unused()
+        dropped = held is not None  # its former set may have lost its last skill
         if members:
             self._shared[members] = ring
+            self._rings[skill] = _Ring(listed, members, ring)
+            while len(self._rings) > self._max_skills:  # skills a caller made up: the oldest go
+                del self._rings[next(iter(self._rings))]
+                dropped = True
+        else:
+            self._rings.pop(skill, None)
+        if dropped:
+            self._forget_unused()
         return ring
 
     def _forget_unused(self) -> None:
@@ -228,7 +238,7 @@ class Router:
         used = {held.members for held in self._rings.values()}
         for members in [m for m in self._shared if m not in used]:
             del self._shared[members]
-        present = {address for held in self._rings.values() for address in held.ring.nodes}
+        present = {address for ring in self._shared.values() for address in ring.nodes}
         for address in [a for a in self._breakers if a not in present]:
             del self._breakers[address]
 
