@@ -22,7 +22,7 @@ from a2a_grpc.mesh.routing import (
     StaticReplicas,
     client_breakers,
 )
-from a2a_grpc.resilience import BreakerState, CircuitBreaker, Clock, ResiliencePolicy
+from a2a_grpc.resilience import BreakerState, CircuitBreaker, CircuitOpenError, Clock, ResiliencePolicy
 from a2a_grpc.session.pool import PeerPool
 
 ASYNC = pytest.mark.asyncio
@@ -225,7 +225,8 @@ class Opener:
 async def test_a_lease_by_skill_and_context_uses_the_pool_and_feeds_the_breakers() -> None:
     opener = Opener()
     pool: PeerPool[str, Peer] = PeerPool(opener)
-    router = Router(StaticReplicas(REPLICAS), policy=POLICY, clock=FakeClock())
+    clock = FakeClock()
+    router = Router(StaticReplicas(REPLICAS), policy=POLICY, clock=clock)
     order = await router.preference("s", "ctx", 5)
     try:
         async with router.lease(pool, "s", "ctx") as (address, peer):
@@ -251,6 +252,24 @@ async def test_a_lease_by_skill_and_context_uses_the_pool_and_feeds_the_breakers
         with pytest.raises(asyncio.CancelledError):
             async with router.lease(pool, "s", "ctx") as (address, _):
                 raise asyncio.CancelledError
+        # A call its client refused itself (the client's own breaker) says nothing either: the
+        # router's half-open breaker of the home replica is not closed by it.
+        clock.t += POLICY.breaker_cooldown
+        leased: list[str] = []
+
+        async def refused_by_its_client() -> None:
+            async with router.lease(pool, "s", "ctx") as (address, _):
+                leased.append(address)
+                raise CircuitOpenError("the client's breaker is open")
+
+        with pytest.raises(CircuitOpenError):
+            await refused_by_its_client()
+        assert leased == [order[0]]
+        assert router.breaker(order[0]).state is BreakerState.HALF_OPEN
+        async with router.lease(pool, "s", "ctx") as (address, _):
+            assert address == order[0]  # the probe, and it went well
+        assert router.breaker(order[0]).state is BreakerState.CLOSED
+        open_breaker(router, order[0])
 
         # An opener's error that says nothing about the peer's health is the caller's ...
         open_breaker(router, order[1])

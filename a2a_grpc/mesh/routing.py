@@ -311,6 +311,9 @@ class Router:
                     raise
                 try:
                     yield address, value
+                except CircuitOpenError:
+                    breaker.release()  # refused on this side (the client's own breaker): no verdict
+                    raise
                 except errors.A2AError as exc:
                     breaker.record(exc)
                     raise
