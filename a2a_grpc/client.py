@@ -420,7 +420,12 @@ class A2AClient(ClientOperations):
         carried = {k: v for k, v in self._metadata if isinstance(v, str)}
         metadata = {**carried, **chosen.metadata}
         return Session(
-            self._channel, dataclasses.replace(chosen, metadata=metadata), tenant=self.tenant, fallback=self
+            self._channel,
+            dataclasses.replace(chosen, metadata=metadata),
+            tenant=self.tenant,
+            fallback=self,
+            clock=self._clock,
+            rng=self._rng,
         )
 
     def live(self, first: types.Message | str | None = None, *, task_id: str = "") -> LiveStream:
