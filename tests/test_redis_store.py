@@ -14,7 +14,7 @@ import random
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -620,3 +620,87 @@ def test_the_key_layout_pins_each_atomic_operation_to_one_slot() -> None:
         o = keys.owner_tag(f"host/1/{task_id}")
         owner = [keys.lease(o), keys.owned(o), keys.cancels(o), keys.channel(o)]
         assert len({key_slot(k.encode()) for k in owner}) == 1
+
+
+# ---------------------------------------------------------------- Redis Cluster
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[str]:
+    """A real three-node Redis Cluster (no replicas) on free loopback ports, stopped by PID."""
+    nodes: list[RedisServer] = []
+    try:
+        for n in range(3):
+            folder = tmp_path / f"node{n}"
+            nodes.append(
+                start_redis(folder, "--cluster-enabled", "yes", "--cluster-config-file", str(folder / "nodes.conf"))
+            )
+        cli = shutil.which("redis-cli")
+        assert cli is not None, "redis-cli is not installed (Debian: redis-tools)"
+        made = subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{s.port}" for s in nodes)]
+            + ["--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True,
+            timeout=60,
+        )
+        assert made.returncode == 0, made.stdout.decode()[-500:] + made.stderr.decode()[-500:]
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            info = raw(nodes[0].url).execute_command("CLUSTER INFO")  # parsed into a dict
+            if str(info.get("cluster_state")) == "ok":
+                break
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{nodes[0].port}/0?cluster=true"
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+@pytest.mark.asyncio
+async def test_store_sink_and_registry_on_a_real_cluster(cluster: str) -> None:
+    a = RedisTaskStore(cluster, key=KEY, owner="replica-a")
+    b = RedisTaskStore(cluster, key=KEY, owner="replica-b")
+    b.registry._host = "another-host"
+    try:
+        # Records and indexes of several tenants, spread over the nodes.
+        for tenant in ("", "t1", "a:{b}"):
+            for i in range(12):
+                await a.save(tenant, task_of(f"x{i:02d}", ts=BASE_TS + i, ctx=f"c{i % 2}"))
+            pages, token = [], ""
+            for _ in range(10):
+                page = await b.list(tenant, types.ListTasksRequest(page_size=5, page_token=token, context_id="c1"))
+                pages += [t.id for t in page.tasks]
+                token = page.next_page_token
+                if not token:
+                    break
+            assert pages == [f"x{i:02d}" for i in reversed(range(12)) if i % 2]
+            assert await b.get(tenant, "x03") == task_of("x03", ts=BASE_TS + 3, ctx="c1")
+        await a.put_push_config("", types.TaskPushNotificationConfig(task_id="x01", id="p", url="https://h/"))
+        assert (await b.list_push_configs("", "x01", 0, ""))[0][0].url == "https://h/"
+        # Events: written through one store, followed through the other.
+        log = InMemoryEventLog(Retention(events=4), Backpressure(events=4)).open("", "x01")
+        log.sink = a.event_sink
+        for n in range(1, 7):
+            append(log, status(n))
+        await log.durable(6)
+        assert await take(b.event_sink.follow("", "x01", 2), 4) == [3, 4, 5, 6]
+        # Registry: claims, a cancel signal through pub/sub and renew, leave.
+        await a.registry.renew()
+        await b.registry.renew()
+        assert await a.registry.claim("", "r1") and not await b.registry.claim("", "r1")
+        await a.save("", task_of("r1"))
+        signals = a.registry.cancel_signals()
+        first = asyncio.ensure_future(anext(signals))
+        await asyncio.sleep(0.3)
+        assert await b.registry.signal_cancel("", "r1")
+        async with asyncio.timeout(WAIT):
+            assert await first == ("", "r1")
+        await signals.aclose()  # type: ignore[attr-defined]
+        assert await a.registry.renew() == [("", "r1")]
+        await a.registry.leave()
+        orphans = await b.registry.orphans()  # every running task a saved, r1 among them
+        assert ("", "r1") in orphans and len(orphans) == 3 * 12 + 1
+        assert await b.registry.claim("", "r1")
+    finally:
+        await a.close()
+        await b.close()

@@ -105,6 +105,48 @@ class _Events:
     items: builtins.list[tuple[int, bytes]] = field(default_factory=builtins.list)
 
 
+class _Batch:
+    """Commands recorded for :meth:`RedisTaskStore.pipeline` (``batch.hget(...)`` records one)."""
+
+    def __init__(self) -> None:
+        self.calls: builtins.list[tuple[object, str, tuple[Any, ...], dict[str, Any]]] = []
+        self._chain: object = None
+
+    def chain(self, name: object) -> None:
+        self._chain = name
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        def record(*args: Any, **kwargs: Any) -> None:
+            self.calls.append((self._chain if self._chain is not None else len(self.calls), name, args, kwargs))
+
+        return record
+
+    async def run_pipeline(self, client: Any) -> builtins.list[Any]:
+        pipe = client.pipeline(transaction=False)
+        try:
+            for _, name, args, kwargs in self.calls:
+                getattr(pipe, name)(*args, **kwargs)
+            results: builtins.list[Any] = await pipe.execute()
+            return results
+        finally:
+            with contextlib.suppress(Exception):
+                await pipe.reset()
+
+    async def run_chains(self, client: Any) -> builtins.list[Any]:
+        results: builtins.list[Any] = [None] * len(self.calls)
+        chains: dict[object, builtins.list[int]] = {}
+        for at, (chain, *_) in enumerate(self.calls):
+            chains.setdefault(chain, []).append(at)
+
+        async def run(ats: builtins.list[int]) -> None:
+            for at in ats:
+                _, name, args, kwargs = self.calls[at]
+                results[at] = await getattr(client, name)(*args, **kwargs)
+
+        await asyncio.gather(*(run(ats) for ats in chains.values()))
+        return results
+
+
 class RedisTaskStore:
     """A :class:`~a2a_grpc.tasks.store.TaskStore` in Redis at ``url`` (see the module doc).
 
@@ -274,24 +316,26 @@ class RedisTaskStore:
                 self._shas.clear()
         raise AssertionError("unreachable")
 
-    async def pipeline(self, build: Callable[[Any, dict[str, str]], None]) -> builtins.list[Any]:
-        """Run ``build(pipe, shas)``'s commands in one round trip (per node, on a cluster)."""
+    async def pipeline(self, build: Callable[[Any, dict[str, str]], object]) -> builtins.list[Any]:
+        """Run ``build(batch, shas)``'s commands in one round trip; their answers, in order.
+
+        On a Redis Cluster (whose pipelines refuse scripts) the commands run as chains instead:
+        ``batch.chain(name)`` starts one; chains run at once, each one's commands in order.
+        """
         import redis
 
         for attempt in (0, 1):
             shas = {name: await self._sha(name) for name in SCRIPTS}
-            pipe = self.client.pipeline(transaction=False)
-            build(pipe, shas)
+            batch = _Batch()
+            build(batch, shas)
             try:
-                results: builtins.list[Any] = await pipe.execute()
-                return results
+                if self.target.cluster:
+                    return await batch.run_chains(self.client)
+                return await batch.run_pipeline(self.client)
             except redis.exceptions.NoScriptError:
                 if attempt:
                     raise
                 self._shas.clear()
-            finally:
-                with contextlib.suppress(Exception):
-                    await pipe.reset()
         raise AssertionError("unreachable")
 
     # ------------------------------------------------------------ TaskStore
@@ -547,6 +591,7 @@ class RedisTaskStore:
 
         def build(pipe: Any, shas: dict[str, str]) -> None:
             for (tenant, task_id), pending in events.items():
+                pipe.chain((tenant, task_id))  # a task's writes in order: events, record, index
                 t = keys.task_tag(tenant, task_id)
                 retention = pending.log.retention
                 args: builtins.list[Any] = [retention.events, retention.bytes]
@@ -555,6 +600,7 @@ class RedisTaskStore:
                 pipe.evalsha(shas["events"], 2, keys.events(t), keys.emeta(t), *args)
             running = False
             for (tenant, task_id), save in saves.items():
+                pipe.chain((tenant, task_id))
                 t = keys.task_tag(tenant, task_id)
                 task_keys = (keys.task(t), keys.claim(t), keys.events(t), keys.emeta(t))
                 pipe.evalsha(shas["save"], 4, *task_keys, *save.fields, me, lease_ms)
@@ -574,6 +620,7 @@ class RedisTaskStore:
                     pipe.sadd(keys.owned(owner_tag), pair)
                 else:
                     pipe.srem(keys.owned(owner_tag), pair)
+            pipe.chain("owner")
             if running:  # the lease too: a saver that has not renewed yet is alive for the others
                 pipe.sadd(keys.owners, me)
                 pipe.set(keys.lease(owner_tag), self.registry.lease_value(), px=lease_ms)
