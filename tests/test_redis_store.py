@@ -14,7 +14,7 @@ import random
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ import trustme
 from a2a_grpc import errors, types
 from a2a_grpc.tasks import RedisTaskStore, StoreError, StoreSettings, open_store
 from a2a_grpc.tasks._redis_keys import Keys
-from a2a_grpc.tasks.eventlog import Backpressure, InMemoryEventLog, Retention, TaskLog
+from a2a_grpc.tasks.eventlog import Backpressure, InMemoryEventLog, LogReader, Retention, TaskLog
 from a2a_grpc.tasks.redis_store import StoreUnavailableError
 from a2a_grpc.tasks.sealing import MARK
 from tests.redisserver import RedisServer, start_redis
@@ -35,7 +35,9 @@ KEY = base64.b64encode(bytes(range(32))).decode()
 BASE_TS = 1_700_000_000
 
 
-def task_of(task_id: str, *, state: int = types.TASK_STATE_WORKING, ts: int = BASE_TS, ctx: str = "c") -> types.Task:
+def task_of(
+    task_id: str, *, state: int = types.TASK_STATE_WORKING, ts: int = BASE_TS, ctx: str = "c"
+) -> types.Task:
     task = types.Task(id=task_id, context_id=ctx, status=types.TaskStatus(state=state))  # type: ignore[arg-type]
     task.status.timestamp.seconds = ts
     task.history.add(message_id=f"{task_id}-m", role=types.ROLE_USER).parts.add(text="hello")
@@ -59,6 +61,18 @@ def sized(n: int, size: int) -> types.StreamResponse:
 
 def append(log: TaskLog, event: types.StreamResponse) -> int:
     return log.append(event, event.ByteSize())
+
+
+async def drain(reader: LogReader) -> None:
+    async for _ in reader:
+        pass
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
 
 
 def raw(url: str) -> redis.Redis:
@@ -129,7 +143,9 @@ async def test_every_filter_is_one_index_with_an_exact_total(store: RedisTaskSto
     # A task moving state and context leaves its old index entries.
     await store.save("", task_of("t00", state=types.TASK_STATE_CANCELED, ts=BASE_TS + 100, ctx="c9"))
     both = await store.list("", types.ListTasksRequest(context_id="c1", status=types.TASK_STATE_COMPLETED))
-    assert [t.id for t in both.tasks] == [f"t{i:02d}" for i in reversed(range(30)) if i % 3 == 1 and i % 2 == 1]
+    assert [t.id for t in both.tasks] == [
+        f"t{i:02d}" for i in reversed(range(30)) if i % 3 == 1 and i % 2 == 1
+    ]
     assert both.total_size == len(both.tasks)
     assert (await store.list("", types.ListTasksRequest(context_id="c0"))).total_size == 14
     assert (await store.list("", types.ListTasksRequest(status=types.TASK_STATE_WORKING))).total_size == 9
@@ -199,8 +215,12 @@ async def test_retention_by_count_trims_in_redis_and_a_trimmed_position_is_a_typ
 
 
 @pytest.mark.asyncio
-async def test_retention_by_bytes_keeps_the_newest_event_always(store: RedisTaskStore, redis_url: str) -> None:
-    log = InMemoryEventLog(Retention(events=100, bytes=10_000), Backpressure(events=10, bytes=10_000)).open("", "t")
+async def test_retention_by_bytes_keeps_the_newest_event_always(
+    store: RedisTaskStore, redis_url: str
+) -> None:
+    log = InMemoryEventLog(Retention(events=100, bytes=10_000), Backpressure(events=10, bytes=10_000)).open(
+        "", "t"
+    )
     log.sink = store.event_sink
     for n in range(1, 9):
         append(log, sized(n, 3_000))
@@ -228,10 +248,7 @@ async def test_retention_in_time_after_the_task_settles_then_followers_are_told(
     assert raw(redis_url).ttl(name) == -1  # running: kept
     await store.save("", task_of("t", state=types.TASK_STATE_COMPLETED), seq=3)
     assert raw(redis_url).pttl(name) > 0
-    deadline = time.monotonic() + WAIT
-    while raw(redis_url).exists(name) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert not raw(redis_url).exists(name)
+    await until(lambda: not raw(redis_url).exists(name))
     with pytest.raises(errors.EventsNotRetainedError):
         await take(store.event_sink.follow("", "t", 1), 1)
     assert await store.get("", "t") is not None  # the record itself stays
@@ -309,7 +326,9 @@ async def test_a_lapsed_lease_leaves_orphans_found_without_a_scan(redis_url: str
         assert await b.registry.orphans() == []  # a is alive
         # a stops renewing (a replica that died): its lease and claims lapse.
         deadline = time.monotonic() + WAIT
-        while await b.registry.owner_of("", "run0") is not None and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            if await b.registry.owner_of("", "run0") is None:
+                break
             await asyncio.sleep(0.1)
         orphans = await b.registry.orphans()
         assert sorted(orphans) == [("", "run0"), ("", "run1"), ("", "run2")]
@@ -380,7 +399,9 @@ async def test_leave_ends_the_lease_and_claims_at_once(pair: tuple[RedisTaskStor
 
 
 @pytest.mark.asyncio
-async def test_garbage_in_a_record_is_a_typed_error_naming_the_task(store: RedisTaskStore, redis_url: str) -> None:
+async def test_garbage_in_a_record_is_a_typed_error_naming_the_task(
+    store: RedisTaskStore, redis_url: str
+) -> None:
     await store.save("", task_of("good", ts=BASE_TS))
     await store.save("", task_of("bad", ts=BASE_TS + 1))
     r = raw(redis_url)
@@ -397,7 +418,9 @@ async def test_garbage_in_a_record_is_a_typed_error_naming_the_task(store: Redis
 
 
 @pytest.mark.asyncio
-async def test_garbage_in_a_stream_is_a_typed_error_naming_the_task(store: RedisTaskStore, redis_url: str) -> None:
+async def test_garbage_in_a_stream_is_a_typed_error_naming_the_task(
+    store: RedisTaskStore, redis_url: str
+) -> None:
     log = InMemoryEventLog().open("", "t")
     log.sink = store.event_sink
     append(log, status(1))
@@ -405,7 +428,7 @@ async def test_garbage_in_a_stream_is_a_typed_error_naming_the_task(store: Redis
     name = store.keys.events(store.keys.task_tag("", "t"))
     raw(redis_url).xadd(name, {"e": b"\xff\xff\xff\xff"}, id="0-2")
     raw(redis_url).xadd(name, {"x": b"y"}, id="0-3")
-    with pytest.raises(errors.InternalError, match="'t'|t:") as caught:
+    with pytest.raises(errors.InternalError, match=r"task 't'") as caught:
         await store.event_sink.stored_after("", "t", 0)
     assert caught.value.metadata["task_id"] == "t"
     with pytest.raises(errors.InternalError):
@@ -420,12 +443,15 @@ async def test_ids_with_colons_and_braces_stay_apart(store: RedisTaskStore) -> N
     cases = [("a", "b:c"), ("a:b", "c"), ("{x}", "y"), ("", "{x}:y"), ("t%3A", "%"), ("a}", "{b")]
     for n, (tenant, task_id) in enumerate(cases):
         await store.save(tenant, task_of(task_id, ts=BASE_TS + n))
-        await store.put_push_config(tenant, types.TaskPushNotificationConfig(task_id=task_id, id="p", url=f"https://h/{n}"))
+        await store.put_push_config(
+            tenant, types.TaskPushNotificationConfig(task_id=task_id, id="p", url=f"https://h/{n}")
+        )
     for n, (tenant, task_id) in enumerate(cases):
         assert (await store.get(tenant, task_id)) == task_of(task_id, ts=BASE_TS + n)
         assert [t.id for t in (await store.list(tenant, types.ListTasksRequest())).tasks] == [task_id]
         config = await store.get_push_config(tenant, task_id, "p")
-        assert config is not None and config.url == f"https://h/{n}"
+        assert config is not None
+        assert config.url == f"https://h/{n}"
         assert await store.registry.claim(tenant, task_id)
         assert await store.registry.owner_of(tenant, task_id) == store.registry.owner
     log = InMemoryEventLog().open("a:b", "c")
@@ -447,7 +473,9 @@ async def test_push_configs_are_sealed_with_the_key_and_refused_without_it(redis
     try:
         await sealed.put_push_config("", config)
         stored = raw(redis_url).hget(sealed.keys.push(sealed.keys.task_tag("", "t")), "p")
-        assert stored is not None and stored[:1] == MARK and b"s3cret" not in stored
+        assert stored is not None
+        assert stored[:1] == MARK
+        assert b"s3cret" not in stored
         assert await sealed.get_push_config("", "t", "p") == config
     finally:
         await sealed.close()
@@ -466,12 +494,17 @@ async def test_without_a_key_push_configs_are_in_clear_and_the_store_says_so(
     monkeypatch.delenv("A2A_GRPC_STORE_KEY", raising=False)
     with caplog.at_level(logging.WARNING, logger="a2a_grpc.tasks"):
         plain = RedisTaskStore(redis_url)
-    assert "stored in clear" in caplog.text and "A2A_GRPC_STORE_KEY" in caplog.text
+    assert "stored in clear" in caplog.text
+    assert "A2A_GRPC_STORE_KEY" in caplog.text
     try:
-        await plain.put_push_config("", types.TaskPushNotificationConfig(task_id="t", id="p", url="https://h/"))
+        await plain.put_push_config(
+            "", types.TaskPushNotificationConfig(task_id="t", id="p", url="https://h/")
+        )
         keyed = RedisTaskStore(redis_url, key=KEY)
         try:
-            await keyed.put_push_config("", types.TaskPushNotificationConfig(task_id="t", id="q", url="https://h/"))
+            await keyed.put_push_config(
+                "", types.TaskPushNotificationConfig(task_id="t", id="q", url="https://h/")
+            )
         finally:
             await keyed.close()
         with pytest.raises(StoreError, match="A2A_GRPC_STORE_KEY"):
@@ -488,8 +521,10 @@ def test_opening_a_redis_that_is_not_there_is_one_line_naming_the_url() -> None:
     with pytest.raises(StoreError) as caught:
         open_store("redis://user:hunter2@127.0.0.1:1/0", settings=StoreSettings(redis_connect_timeout=2))
     message = str(caught.value)
-    assert "\n" not in message and "hunter2" not in message
-    assert "redis://user:***@127.0.0.1:1/0" in message and "cannot connect" in message
+    assert "\n" not in message
+    assert "hunter2" not in message
+    assert "redis://user:***@127.0.0.1:1/0" in message
+    assert "cannot connect" in message
     with pytest.raises(StoreError, match="cluster='maybe' must be true or false"):
         open_store("redis://127.0.0.1:1/0?cluster=maybe")
 
@@ -502,7 +537,8 @@ def test_a_refused_password_is_one_line_without_the_password(tmp_path: Path) -> 
             open_store(f"redis://:wrong-one@127.0.0.1:{server.port}/0")
         message = str(caught.value)
         assert "authentication" in message.lower() or "invalid" in message.lower()
-        assert "wrong-one" not in message and "\n" not in message
+        assert "wrong-one" not in message
+        assert "\n" not in message
         good = open_store(f"redis://:right-one@127.0.0.1:{server.port}/0")
         asyncio.run(good.close())
     finally:
@@ -530,7 +566,9 @@ def _restart(server: RedisServer) -> subprocess.Popen[bytes]:
 async def test_redis_stopped_mid_use_fails_calls_typed_and_serves_again_once_back(tmp_path: Path) -> None:
     server = start_redis(tmp_path / "r")
     url = f"redis://127.0.0.1:{server.port}/0"
-    store = RedisTaskStore(url, key=KEY, settings=StoreSettings(redis_socket_timeout=2, redis_connect_timeout=2))
+    store = RedisTaskStore(
+        url, key=KEY, settings=StoreSettings(redis_socket_timeout=2, redis_connect_timeout=2)
+    )
     again: subprocess.Popen[bytes] | None = None
     try:
         await store.save("", task_of("before"))
@@ -548,9 +586,7 @@ async def test_redis_stopped_mid_use_fails_calls_typed_and_serves_again_once_bac
             await store.registry.renew()
         append(log, status(1))  # an event that cannot be stored ends its readers, loudly
         with pytest.raises(errors.InternalError, match="could not be stored"):
-            async with asyncio.timeout(WAIT):
-                async for _ in reader:
-                    pass
+            await asyncio.wait_for(drain(reader), WAIT)
         again = _restart(server)
         # Back (empty: this Redis keeps nothing on disk): the same store serves, scripts reloaded.
         await store.save("", task_of("after"))
@@ -600,7 +636,7 @@ async def test_a_rediss_url_reaches_redis_over_tls(tmp_path: Path) -> None:
         finally:
             await store.close()
         # Not trusting the server's certificate: refused at open, one line.
-        with pytest.raises(StoreError, match="rediss://127.0.0.1"):
+        with pytest.raises(StoreError, match=r"rediss://127\.0\.0\.1"):
             open_store(f"rediss://127.0.0.1:{port}/0")
     finally:
         server.stop()
@@ -612,7 +648,15 @@ def test_the_key_layout_pins_each_atomic_operation_to_one_slot() -> None:
     keys = Keys("a2a")
     for tenant, task_id in [("", "t"), ("a:b", "{c}"), ("}", "{"), ("tenant", "x" * 300)]:
         t = keys.task_tag(tenant, task_id)
-        assert len({key_slot(k.encode()) for k in (keys.task(t), keys.events(t), keys.emeta(t), keys.claim(t), keys.push(t))}) == 1
+        assert (
+            len(
+                {
+                    key_slot(k.encode())
+                    for k in (keys.task(t), keys.events(t), keys.emeta(t), keys.claim(t), keys.push(t))
+                }
+            )
+            == 1
+        )
         n = keys.tenant_tag(tenant)
         index = [keys.index_entries(n), keys.index(n), keys.index(n, "c:{x}"), keys.index(n, None, 3)]
         index.append(keys.index(n, "c:{x}", 3))
@@ -633,13 +677,15 @@ def cluster(tmp_path: Path) -> Iterator[str]:
         for n in range(3):
             folder = tmp_path / f"node{n}"
             nodes.append(
-                start_redis(folder, "--cluster-enabled", "yes", "--cluster-config-file", str(folder / "nodes.conf"))
+                start_redis(
+                    folder, "--cluster-enabled", "yes", "--cluster-config-file", str(folder / "nodes.conf")
+                )
             )
         cli = shutil.which("redis-cli")
         assert cli is not None, "redis-cli is not installed (Debian: redis-tools)"
+        addresses = [f"127.0.0.1:{s.port}" for s in nodes]
         made = subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{s.port}" for s in nodes)]
-            + ["--cluster-replicas", "0", "--cluster-yes"],
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
             capture_output=True,
             timeout=60,
         )
@@ -668,7 +714,9 @@ async def test_store_sink_and_registry_on_a_real_cluster(cluster: str) -> None:
                 await a.save(tenant, task_of(f"x{i:02d}", ts=BASE_TS + i, ctx=f"c{i % 2}"))
             pages, token = [], ""
             for _ in range(10):
-                page = await b.list(tenant, types.ListTasksRequest(page_size=5, page_token=token, context_id="c1"))
+                page = await b.list(
+                    tenant, types.ListTasksRequest(page_size=5, page_token=token, context_id="c1")
+                )
                 pages += [t.id for t in page.tasks]
                 token = page.next_page_token
                 if not token:
@@ -687,7 +735,8 @@ async def test_store_sink_and_registry_on_a_real_cluster(cluster: str) -> None:
         # Registry: claims, a cancel signal through pub/sub and renew, leave.
         await a.registry.renew()
         await b.registry.renew()
-        assert await a.registry.claim("", "r1") and not await b.registry.claim("", "r1")
+        assert await a.registry.claim("", "r1")
+        assert not await b.registry.claim("", "r1")
         await a.save("", task_of("r1"))
         signals = a.registry.cancel_signals()
         first = asyncio.ensure_future(anext(signals))
@@ -699,7 +748,8 @@ async def test_store_sink_and_registry_on_a_real_cluster(cluster: str) -> None:
         assert await a.registry.renew() == [("", "r1")]
         await a.registry.leave()
         orphans = await b.registry.orphans()  # every running task a saved, r1 among them
-        assert ("", "r1") in orphans and len(orphans) == 3 * 12 + 1
+        assert ("", "r1") in orphans
+        assert len(orphans) == 3 * 12 + 1
         assert await b.registry.claim("", "r1")
     finally:
         await a.close()

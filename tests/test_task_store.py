@@ -67,7 +67,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     elif request.param == "sqlite":
         backend = SqliteTaskStore(str(tmp_path / "tasks.db"))
     else:
-        backend = RedisTaskStore(request.getfixturevalue("redis_url"), key=base64.b64encode(bytes(32)).decode())
+        backend = RedisTaskStore(
+            request.getfixturevalue("redis_url"), key=base64.b64encode(bytes(32)).decode()
+        )
     try:
         yield backend
     finally:

@@ -30,10 +30,11 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from a2a_grpc import types
-from a2a_grpc.tasks._redis_keys import decode_pair, encode_pair
+from a2a_grpc.tasks._redis_keys import Keys, decode_pair, encode_pair
 
 if TYPE_CHECKING:
     from a2a_grpc.tasks.redis_store import RedisTaskStore
@@ -79,9 +80,8 @@ class RedisRegistry:
             got = await store.script("claim", [keys.claim(t), keys.task(t)], [self.owner, self._lease_ms, ""])
             if not got:
                 holder = await store.client.get(keys.claim(t))
-                if holder is None or await self._alive(holder.decode(errors="replace")):
-                    if holder is not None:
-                        return False
+                if holder is not None and await self._alive(holder.decode(errors="replace")):
+                    return False
                 # The holder is dead (this host's previous life) or just let go: take it over.
                 dead = "" if holder is None else holder.decode(errors="replace")
                 args = [self.owner, self._lease_ms, dead]
@@ -107,7 +107,10 @@ class RedisRegistry:
         with store.talking(f"releasing task {task_id!r}"):
             await store.script("release", [keys.claim(t)], [self.owner])
             await store.pipeline(
-                lambda pipe, _: (pipe.srem(keys.owned(self._tag), member), pipe.srem(keys.cancels(self._tag), member))
+                lambda pipe, _: (
+                    pipe.srem(keys.owned(self._tag), member),
+                    pipe.srem(keys.cancels(self._tag), member),
+                )
             )
 
     async def renew(self) -> builtins.list[tuple[str, str]]:
@@ -121,7 +124,9 @@ class RedisRegistry:
             pipe.sadd(keys.owners, self.owner)
             pipe.evalsha(shas["take"], 1, keys.cancels(self._tag))
             for tenant, task_id in held:
-                pipe.evalsha(shas["extend"], 1, keys.claim(keys.task_tag(tenant, task_id)), self.owner, self._lease_ms)
+                pipe.evalsha(
+                    shas["extend"], 1, keys.claim(keys.task_tag(tenant, task_id)), self.owner, self._lease_ms
+                )
 
         with store.talking("renewing the lease"):
             results = await store.pipeline(build)
@@ -144,16 +149,7 @@ class RedisRegistry:
                 o = keys.owner_tag(owner)
                 members = sorted(await store.client.smembers(keys.owned(o)))
                 pairs = [decode_pair(m) for m in members]
-                rows = await store.pipeline(
-                    lambda pipe, _: [
-                        (
-                            pipe.hmget(keys.task(keys.task_tag(*p)), "state", "owner")
-                            if p is not None
-                            else pipe.echo(b"")
-                        )
-                        for p in pairs
-                    ]
-                )
+                rows = await store.pipeline(partial(_read_states, keys, pairs))
                 stale = []
                 for member, pair, row in zip(members, pairs, rows, strict=True):
                     state, holder = (row if isinstance(row, list) else [None, None])[:2]
@@ -226,12 +222,16 @@ class RedisRegistry:
                 await pubsub.subscribe(channel)
                 delay = 0.1
                 while not self._stopping.is_set():
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_LISTEN_SECONDS)
+                    message = await pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=_LISTEN_SECONDS
+                    )
                     if message is None or message.get("type") != "message":
                         continue
                     pair = decode_pair(message["data"])
                     if pair is None:
-                        log.warning("cancel channel of owner %s: a message that is no task: ignored", self.owner)
+                        log.warning(
+                            "cancel channel of owner %s: a message that is no task: ignored", self.owner
+                        )
                         continue
                     if pair in self.held:
                         yield pair
@@ -263,6 +263,14 @@ class RedisRegistry:
         if host == self._host and pid.isdigit():
             return int(pid) != os.getpid() and _process_alive(int(pid))
         return True
+
+
+def _read_states(keys: Keys, pairs: builtins.list[tuple[str, str] | None], batch: Any, _: object) -> None:
+    for pair in pairs:
+        if pair is None:
+            batch.echo(b"")  # a member that is no task: keeps the answers in step
+        else:
+            batch.hmget(keys.task(keys.task_tag(*pair)), "state", "owner")
 
 
 def _int(value: bytes | None) -> int:

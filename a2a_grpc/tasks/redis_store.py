@@ -117,7 +117,9 @@ class _Batch:
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         def record(*args: Any, **kwargs: Any) -> None:
-            self.calls.append((self._chain if self._chain is not None else len(self.calls), name, args, kwargs))
+            self.calls.append(
+                (self._chain if self._chain is not None else len(self.calls), name, args, kwargs)
+            )
 
         return record
 
@@ -175,10 +177,9 @@ class RedisTaskStore:
         from a2a_grpc.tasks.redis_events import RedisEventSink
         from a2a_grpc.tasks.redis_registry import RedisRegistry
 
-        given = {"lease_seconds": lease_seconds}
-        self.settings = dataclasses.replace(
-            settings or StoreSettings(), **{k: v for k, v in given.items() if v is not None}
-        )
+        self.settings = settings or StoreSettings()
+        if lease_seconds is not None:
+            self.settings = dataclasses.replace(self.settings, lease_seconds=lease_seconds)
         try:
             self.target = url if isinstance(url, RedisTarget) else parse_redis_url(url)
         except ValueError as exc:
@@ -349,7 +350,9 @@ class RedisTaskStore:
         await self._written(tenant, task_id)
         name = self.keys.task(self.keys.task_tag(tenant, task_id))
         with self.talking(f"reading task {task_id!r}"):
-            body, history, artifacts, seq = await self.client.hmget(name, "body", "history", "artifacts", "seq")
+            body, history, artifacts, seq = await self.client.hmget(
+                name, "body", "history", "artifacts", "seq"
+            )
         if body is None:
             return None
         try:
@@ -463,7 +466,8 @@ class RedisTaskStore:
             with self.talking("listing tasks"):
                 blobs = await self.pipeline(
                     lambda pipe, _: [
-                        pipe.hget(self.keys.task(self.keys.task_tag(tenant, i)), "artifacts") for i, _t in admitted
+                        pipe.hget(self.keys.task(self.keys.task_tag(tenant, i)), "artifacts")
+                        for i, _t in admitted
                     ]
                 )
             for (task_id, task), blob in zip(admitted, blobs, strict=True):
@@ -584,7 +588,9 @@ class RedisTaskStore:
         job = asyncio.get_running_loop().create_task(self._write(saves, events))
         job.add_done_callback(lambda done: self._flushed(saves, events, writing, done))
 
-    async def _write(self, saves: dict[tuple[str, str], _Save], events: dict[tuple[str, str], _Events]) -> None:
+    async def _write(
+        self, saves: dict[tuple[str, str], _Save], events: dict[tuple[str, str], _Events]
+    ) -> None:
         keys, me = self.keys, self.registry.owner
         lease_ms = int(self.registry.lease_seconds * 1000)
         owner_tag = keys.owner_tag(me)
@@ -645,7 +651,9 @@ class RedisTaskStore:
         done: asyncio.Task[None],
     ) -> None:
         failure: BaseException | None = (
-            RuntimeError("the write was cancelled (the store is closing)") if done.cancelled() else done.exception()
+            RuntimeError("the write was cancelled (the store is closing)")
+            if done.cancelled()
+            else done.exception()
         )
         for save in saves.values():
             for future in save.futures:
@@ -689,4 +697,3 @@ class RedisTaskStore:
 
     def __repr__(self) -> str:
         return f"RedisTaskStore({self.shown!r})"
-
