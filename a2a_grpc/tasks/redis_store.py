@@ -185,8 +185,8 @@ class RedisTaskStore:
         except ValueError as exc:
             raise StoreError(f"task store URL: {exc}", path="") from None
         self.keys = Keys(self.target.prefix)
-        self._sealer = self._make_sealer(key)
         self._check_reachable()
+        self._sealer = self._make_sealer(key)  # after: a start that fails says one line only
         self.client: Any = self._connect(blocking=True)
         self._followers: Any = None  # a pool of its own: a follower holds a connection while it waits
         self._closed = False
