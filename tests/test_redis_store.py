@@ -418,6 +418,26 @@ async def test_garbage_in_a_record_is_a_typed_error_naming_the_task(
 
 
 @pytest.mark.asyncio
+async def test_a_damaged_index_or_size_is_a_typed_error_not_a_crash(
+    store: RedisTaskStore, redis_url: str
+) -> None:
+    await store.save("", task_of("t"))
+    r = raw(redis_url)
+    r.hset(store.keys.task(store.keys.task_tag("", "t")), "asize", b"lots")
+    with pytest.raises(errors.InternalError, match="'t'"):
+        await store.list("", types.ListTasksRequest())
+    r.hset(store.keys.task(store.keys.task_tag("", "t")), "history", b"\xff\xff\xff")
+    r.hset(store.keys.task(store.keys.task_tag("", "t")), "asize", b"0")
+    with pytest.raises(errors.InternalError, match="'t'"):
+        await store.list("", types.ListTasksRequest(history_length=1))
+    r.zadd(store.keys.index(store.keys.tenant_tag("")), {b"\xff": 0})  # shorter than any entry
+    with pytest.raises(errors.InternalError, match="index is damaged"):
+        await store.list("", types.ListTasksRequest())
+    await store.save("other", task_of("fine"))
+    assert [t.id for t in (await store.list("other", types.ListTasksRequest())).tasks] == ["fine"]
+
+
+@pytest.mark.asyncio
 async def test_garbage_in_a_stream_is_a_typed_error_naming_the_task(
     store: RedisTaskStore, redis_url: str
 ) -> None:

@@ -51,6 +51,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,6 +104,14 @@ class _Save:
 class _Events:
     log: TaskLog
     items: builtins.list[tuple[int, bytes]] = field(default_factory=builtins.list)
+
+
+def _size(value: bytes | None) -> int | None:
+    try:
+        size = int(value or 0)
+    except ValueError:
+        return None
+    return size if size >= 0 else None
 
 
 class _Batch:
@@ -326,7 +335,7 @@ class RedisTaskStore:
         import redis
 
         for attempt in (0, 1):
-            shas = {name: await self._sha(name) for name in SCRIPTS}
+            shas = self._shas if len(self._shas) == len(SCRIPTS) else {n: await self._sha(n) for n in SCRIPTS}
             batch = _Batch()
             build(batch, shas)
             try:
@@ -431,7 +440,7 @@ class RedisTaskStore:
         high = b"+" if query.cursor is None else b"(" + index_member(*query.cursor)
         with self.talking("listing tasks"):
             total, *members = await self.script("page", [index], [low, high, query.page_size + 1])
-            keys = [member_id(m) for m in members]
+            keys = self._index_keys(tenant, members)
             response = types.ListTasksResponse(page_size=query.page_size, total_size=int(total))
             more = len(keys) > query.page_size
             keys = keys[: query.page_size]
@@ -444,11 +453,16 @@ class RedisTaskStore:
         last = (0, "")
         admitted: builtins.list[tuple[str, types.Task]] = []
         for (ts, task_id), row in zip(keys, rows, strict=True):
-            body, asize = row[0], int(row[1] or 0)
+            body, asize = row[0], _size(row[1])
             if body is None:  # its record is gone (a FLUSH, a lost key): nothing to list
                 log.warning("task store %s: task %r is indexed but has no record", self.shown, task_id)
                 continue
-            tail = history_tail(row[2], query.history_length) if len(row) > 2 and row[2] else b""
+            if asize is None:
+                raise self.damaged(tenant, task_id, "record", ValueError(f"artifacts size {row[1]!r}"))
+            try:
+                tail = history_tail(row[2], query.history_length) if len(row) > 2 and row[2] else b""
+            except ValueError as exc:
+                raise self.damaged(tenant, task_id, "record", exc) from None
             size = len(body) + len(tail) + (asize if query.include_artifacts else 0)
             if not budget.admits(task_id, size):
                 more = True  # the next page starts with this task
@@ -478,6 +492,13 @@ class RedisTaskStore:
         if more:
             response.next_page_token = encode_task_cursor(query, last)
         return response
+
+    def _index_keys(self, tenant: str, members: builtins.list[bytes]) -> builtins.list[tuple[int, str]]:
+        try:
+            return [member_id(m) for m in members]
+        except (struct.error, UnicodeDecodeError) as exc:
+            log.error("task store %s: the task index of tenant %r is damaged: %s", self.shown, tenant, exc)
+            raise errors.InternalError("the task index is damaged: ListTasks cannot page it") from None
 
     async def put_push_config(self, tenant: str, config: types.TaskPushNotificationConfig) -> None:
         self._check_open()
