@@ -62,6 +62,7 @@ from a2a_grpc import errors, types
 from a2a_grpc.redisconn import RedisTarget, connect, parse_redis_url, redis_problem
 from a2a_grpc.tasks._encoded import history_tail, split_task
 from a2a_grpc.tasks._errors import StoreError
+from a2a_grpc.tasks._redis_batch import Batch
 from a2a_grpc.tasks._redis_keys import SCRIPTS, Keys, index_member, member_id
 from a2a_grpc.tasks.eventlog import DEFAULT_RETENTION, Retention, TaskLog
 from a2a_grpc.tasks.lifecycle import TERMINAL_STATES, is_interrupted
@@ -112,50 +113,6 @@ def _size(value: bytes | None) -> int | None:
     except ValueError:
         return None
     return size if size >= 0 else None
-
-
-class _Batch:
-    """Commands recorded for :meth:`RedisTaskStore.pipeline` (``batch.hget(...)`` records one)."""
-
-    def __init__(self) -> None:
-        self.calls: builtins.list[tuple[object, str, tuple[Any, ...], dict[str, Any]]] = []
-        self._chain: object = None
-
-    def chain(self, name: object) -> None:
-        self._chain = name
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        def record(*args: Any, **kwargs: Any) -> None:
-            self.calls.append(
-                (self._chain if self._chain is not None else len(self.calls), name, args, kwargs)
-            )
-
-        return record
-
-    async def run_pipeline(self, client: Any) -> builtins.list[Any]:
-        pipe = client.pipeline(transaction=False)
-        try:
-            for _, name, args, kwargs in self.calls:
-                getattr(pipe, name)(*args, **kwargs)
-            results: builtins.list[Any] = await pipe.execute()
-            return results
-        finally:
-            with contextlib.suppress(Exception):
-                await pipe.reset()
-
-    async def run_chains(self, client: Any) -> builtins.list[Any]:
-        results: builtins.list[Any] = [None] * len(self.calls)
-        chains: dict[object, builtins.list[int]] = {}
-        for at, (chain, *_) in enumerate(self.calls):
-            chains.setdefault(chain, []).append(at)
-
-        async def run(ats: builtins.list[int]) -> None:
-            for at in ats:
-                _, name, args, kwargs = self.calls[at]
-                results[at] = await getattr(client, name)(*args, **kwargs)
-
-        await asyncio.gather(*(run(ats) for ats in chains.values()))
-        return results
 
 
 class RedisTaskStore:
@@ -336,7 +293,7 @@ class RedisTaskStore:
 
         for attempt in (0, 1):
             shas = self._shas if len(self._shas) == len(SCRIPTS) else {n: await self._sha(n) for n in SCRIPTS}
-            batch = _Batch()
+            batch = Batch()
             build(batch, shas)
             try:
                 if self.target.cluster:
