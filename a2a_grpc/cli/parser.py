@@ -162,8 +162,9 @@ def parser(explicit: bool = False) -> argparse.ArgumentParser:
         "--store",
         metavar="URL",
         default=DEFAULT_STORE,
-        help=f"task store: memory, or sqlite:///PATH (relative), sqlite:////PATH (absolute) "
-        f"(default: {DEFAULT_STORE})",
+        help=f"task store: memory, sqlite:///PATH (relative), sqlite:////PATH (absolute), or "
+        f"redis://[:PASSWORD@]HOST:PORT/DB (rediss:// for TLS; ?prefix=NAME, ?cluster=true), shared by "
+        f"replicas (default: {DEFAULT_STORE})",
     )
     p.add_argument(
         "--no-integrity-check",

@@ -175,7 +175,8 @@ async def serve(args: argparse.Namespace) -> int:
             print(f"a2a-grpc: metrics and debug endpoints at {stack.ops.url}", flush=True)
         interfaces = ", ".join(f"{i.protocol_binding} {i.url}" for i in stack.card.supported_interfaces)
         print(f"a2a-grpc: the card names {interfaces}", flush=True)
-        print(f"a2a-grpc: task store {args.store}", flush=True)
+        # The Redis URL's password is not printed.
+        print(f"a2a-grpc: task store {getattr(store, 'shown', args.store)}", flush=True)
         auth = settings.authentication
         if auth is not None:
             print(f"a2a-grpc: authentication: {', '.join(s.name for s in auth.schemes)}", flush=True)
