@@ -28,7 +28,7 @@ import collections
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from google.protobuf.message import Message
 from limits import RateLimitItem, parse_many
@@ -36,8 +36,10 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from a2a_grpc import errors
+from a2a_grpc.redisconn import RedisTarget, parse_redis_url
 from a2a_grpc.security.authentication import owner_key
-from a2a_grpc.security.limits import Limits
+from a2a_grpc.security.limits import Limits, is_redis_url
+from a2a_grpc.security.shared import REDIS_ERRORS, Outage, SharedCounts, rate_storage
 from a2a_grpc.service import CallContext, Interceptor, Method, StreamCall, UnaryCall
 
 __all__ = ["Quotas", "SessionQuota", "StoredBytesQuota", "principal_key"]
@@ -75,13 +77,7 @@ class _Counter:
         already); the function that releases it, once however often it is called."""
         held = self.held.get(key, 0)
         if held >= self.bound:
-            raise errors.RateLimitedError(
-                f"this principal already has {held} {self.noun}, its limit ({self.limit}); "
-                "try again when one has ended",
-                limit=self.limit,
-                value=self.bound,
-                retry_after=self.retry_after,
-            )
+            raise self.refusal(held)
         self.held[key] = held + 1
         released = False
 
@@ -98,6 +94,36 @@ class _Counter:
 
         return release
 
+    def refusal(self, held: int) -> errors.RateLimitedError:
+        return errors.RateLimitedError(
+            f"this principal already has {held} {self.noun}, its limit ({self.limit}); "
+            "try again when one has ended",
+            limit=self.limit,
+            value=self.bound,
+            retry_after=self.retry_after,
+        )
+
+
+class _SharedCounter(_Counter):
+    """A :class:`_Counter` whose bound holds across replicas: what the principal holds on the
+    others (as of the last sync, :class:`~a2a_grpc.security.shared.SharedCounts`) counts too."""
+
+    __slots__ = ("kind", "shared")
+
+    def __init__(self, counter: _Counter, shared: SharedCounts, kind: str) -> None:
+        super().__init__(counter.limit, counter.bound, counter.noun, counter.retry_after)
+        self.shared = shared
+        self.kind = kind
+
+    def acquire(self, key: str) -> Callable[[], None]:
+        self.shared.check()
+        others = self.shared.others[self.kind].get(key, 0)
+        if others:
+            held = self.held.get(key, 0) + others
+            if held >= self.bound:
+                raise self.refusal(held)
+        return super().acquire(key)
+
 
 def _items(rate: str | None) -> tuple[RateLimitItem, ...]:
     return tuple(parse_many(rate)) if rate else ()
@@ -106,14 +132,15 @@ def _items(rate: str | None) -> tuple[RateLimitItem, ...]:
 class _Rates:
     """``rate_per_principal`` and ``rate_per_tenant`` over one ``limits`` storage."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, storage_uri: str = "async+memory://") -> None:
         self.per_principal = _items(limits.rate_per_principal)
         self.per_tenant = _items(limits.rate_per_tenant)
         self.principal_rate = limits.rate_per_principal
         self.tenant_rate = limits.rate_per_tenant
         self.enabled = bool(self.per_principal or self.per_tenant)
+        self.limits = limits
         # Built lazily: an asyncio storage belongs with the loop that serves.
-        self._storage_uri = limits.rate_storage
+        self._storage_uri = storage_uri
         self._limiter: SlidingWindowCounterRateLimiter | None = None
 
     @property
@@ -151,6 +178,44 @@ class _Rates:
             value=rate,
             retry_after=wait,
         )
+
+
+class _SharedRates(_Rates):
+    """The rates counted in Redis, shared by every replica; while Redis does not answer, counted
+    in this process's memory (``redis_unreachable: local``) or refused (``refuse``)."""
+
+    def __init__(self, limits: Limits, target: RedisTarget) -> None:
+        super().__init__(limits)
+        self.target = target
+        self.outage = Outage("rates", target, limits)
+        self.local = _Rates(limits)
+        self._client: Any = None
+
+    @property
+    def limiter(self) -> SlidingWindowCounterRateLimiter:
+        if self._limiter is None:
+            storage, self._client = rate_storage(self.target, self.limits)
+            self._limiter = SlidingWindowCounterRateLimiter(storage)
+        return self._limiter
+
+    async def check(self, context: CallContext) -> None:
+        outage = self.outage
+        if not outage.skip():
+            try:
+                await super().check(context)
+            except REDIS_ERRORS as exc:
+                outage.failed(exc)
+            else:
+                outage.answered()
+                return
+        outage.decide()  # UnavailableError under "refuse"
+        await self.local.check(context)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        self._limiter = None
+        if client is not None:
+            await client.aclose()
 
 
 class _RateLink(Interceptor):
@@ -207,11 +272,16 @@ class SessionQuota:
         self._keys: dict[_Endable, str] = {}
         self._open: dict[str, int] = {}
         self._detached: dict[str, collections.OrderedDict[_Endable, None]] = {}
+        self.shared: SharedCounts | None = None
+        """With Redis: the sessions of each principal on the other replicas count too."""
 
     def open(self, session: _Endable, context: CallContext) -> None:
         """Count a session being opened by ``context``'s principal, or refuse it."""
         key = principal_key(context)
         held = self._open.get(key, 0)
+        if self.shared is not None:
+            self.shared.check()
+            held += self.shared.others["sessions"].get(key, 0)
         if held >= self.max_sessions:
             raise errors.RateLimitedError(
                 f"this principal already has {held} open sessions, its limit "
@@ -220,7 +290,7 @@ class SessionQuota:
                 value=self.max_sessions,
                 retry_after=self.retry_after,
             )
-        self._open[key] = held + 1
+        self._open[key] = self._open.get(key, 0) + 1
         self._keys[session] = key
 
     def detached(self, session: _Endable) -> None:
@@ -312,11 +382,24 @@ class StoredBytesQuota:
 
 
 class Quotas:
-    """The rate and concurrency bounds of one server (see the module doc)."""
+    """The rate and concurrency bounds of one server (see the module doc).
 
-    def __init__(self, limits: Limits) -> None:
+    ``redis``: the Redis of the server's task store, if it has one: the rates default to it
+    (``Limits.rate_storage`` None) and the counts of running tasks, streams and sessions are shared
+    through it, so that the bounds hold across the replicas that share that store. A Redis URL in
+    ``rate_storage`` does the same without a Redis store."""
+
+    def __init__(self, limits: Limits, redis: RedisTarget | None = None) -> None:
         self.limits = limits
-        self._rates = _Rates(limits)
+        uri = limits.rate_storage
+        if uri is not None and is_redis_url(uri):
+            redis = parse_redis_url(uri)
+        self.redis = redis
+        """Where the limits are shared across replicas (None: this process alone)."""
+        if redis is not None and (uri is None or is_redis_url(uri)):
+            self._rates: _Rates = _SharedRates(limits, redis)
+        else:
+            self._rates = _Rates(limits, uri or "async+memory://")
         busy = limits.busy_retry_after_seconds
         self.streams = _Counter(
             "max_streams_per_principal", limits.max_streams_per_principal, "open streams", busy
@@ -326,6 +409,36 @@ class Quotas:
         )
         self.sessions = SessionQuota(limits)
         self.stored = StoredBytesQuota(limits)
+        self.shared: SharedCounts | None = None
+        """With Redis: what each principal holds on the other replicas (started by :meth:`start`)."""
+        if redis is not None:
+            sessions = self.sessions
+            self.shared = SharedCounts(
+                redis,
+                limits,
+                {
+                    "running": lambda: self.running.held,
+                    "streams": lambda: self.streams.held,
+                    "sessions": lambda: sessions._open,
+                },
+            )
+            self.streams = _SharedCounter(self.streams, self.shared, "streams")
+            self.running = _SharedCounter(self.running, self.shared, "running")
+            sessions.shared = self.shared
+
+    async def start(self) -> None:
+        """With Redis: read the other replicas' counts once, then keep them fresh in the background
+        (a server calls it when it starts; without it this replica's bounds hold for its own
+        counts only)."""
+        if self.shared is not None:
+            await self.shared.start()
+
+    async def aclose(self) -> None:
+        """Stop sharing: withdraw this replica's counts and close the Redis clients."""
+        if self.shared is not None:
+            await self.shared.aclose()
+        if isinstance(self._rates, _SharedRates):
+            await self._rates.aclose()
 
     def links(self) -> tuple[Interceptor, ...]:
         """The links for the call seam, right after authentication: the stream count (with the
