@@ -51,8 +51,8 @@ def _check_rate_storage(value: object) -> None:
         storage_from_string(value)
     except ConfigurationError as exc:
         raise ValueError(
-            f"rate_storage must be a Redis URL (redis://, rediss://, unix://) or an asyncio storage URI "
-            f"of the limits library (async+memory://), not {value!r}: {exc}"
+            f"rate_storage must be an asyncio storage URI of the limits library (async+memory://) or a "
+            f"Redis URL (redis://, rediss://, unix://), not {value!r}: {exc}"
         ) from None
 
 
@@ -127,8 +127,10 @@ class Limits:
     """Where the rate counters live. None (the default): in the task store's Redis when the server
     stores its tasks in Redis (so that its replicas share one budget), else in this process's
     memory. A Redis URL (``redis://``, ``rediss://``, ``unix://``, with ``prefix=`` and
-    ``cluster=true`` as for the store; see ``a2a_grpc.redisconn``) puts them there; an asyncio
-    storage URI of the ``limits`` library (``async+memory://``) names one of its storages."""
+    ``cluster=true`` as for the store; see ``a2a_grpc.redisconn``) puts them there, and shares
+    the counts of running tasks, streams and sessions and the receipts of messages there too; an
+    asyncio storage URI of the ``limits`` library (``async+memory://``) names one of its storages
+    (for the rates alone)."""
 
     # -- limits shared by replicas through Redis (``a2a_grpc.security.shared``) -----------------
     redis_unreachable: str = "local"
