@@ -32,6 +32,7 @@ from a2a_grpc.security.quota import Quotas, principal_key
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.service import CallContext
 from a2a_grpc.tasks.memory import InMemoryTaskStore
+from a2a_grpc.testing import serving
 from tests.quota_peers import KEYS, ONCE, authentication
 from tests.redisserver import RedisServer, start_redis
 
@@ -522,3 +523,53 @@ class _TaskRun:
 
     def __init__(self, task_id: str) -> None:
         self.task = types.Task(id=task_id)
+
+
+@ASYNC
+@pytest.mark.parametrize("policy", ["local", "refuse"])
+async def test_a_server_whose_redis_stops_mid_call_follows_its_policy_on_the_wire(
+    own_redis: RedisServer, policy: str
+) -> None:
+    limits = Limits(
+        rate_per_principal="100/minute",
+        rate_storage=own_redis.url,
+        redis_unreachable=policy,
+        redis_timeout_ms=300,
+    )
+    agent = Counting()
+    async with (
+        serving(agent, settings=ServerSettings(limits=limits)) as served,
+        A2AClient(served.server.address, timeout=WAIT, settings=ONCE) as once,
+    ):
+        await once.send_message(A2AClient.text_request("work"))
+        own_redis.stop()
+        if policy == "refuse":
+            for _ in range(2):
+                with pytest.raises(errors.UnavailableError) as caught:
+                    await once.send_message(A2AClient.text_request("work"))
+                assert "cannot be reached" in caught.value.message
+            assert agent.runs == 1
+        else:
+            task = (await once.send_message(A2AClient.text_request("work"))).task
+            assert task.status.state == types.TASK_STATE_COMPLETED
+            assert agent.runs == 2
+
+
+@ASYNC
+async def test_hostile_rate_counters_in_redis_are_an_outage_not_a_crash(redis_url: str) -> None:
+    limits = Limits(rate_per_principal="2/minute", redis_timeout_ms=100)
+    async with replicas(limits, redis_url, count=1) as (a,):
+        await a._rates.check(ALICE)
+        store = raw(redis_url)
+        counters = store.keys("a2a:rate:*")
+        assert counters
+        for name in counters:
+            store.set(name, b"\xffnot a number")
+        before = unreachable("rates")
+        await a._rates.check(ALICE)  # the library's script fails in Redis: counted here instead
+        assert unreachable("rates") - before == 1
+        store.delete(*counters)
+        await asyncio.sleep(0.2)  # past redis_timeout_ms: the next call asks Redis again
+        await a._rates.check(ALICE)
+        await a._rates.check(ALICE)
+        assert isinstance(await refused(lambda: a._rates.check(ALICE)), errors.RateLimitedError)
