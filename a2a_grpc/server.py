@@ -711,6 +711,7 @@ class GrpcService(abc.ABC):
     async def stop(self, grace: float | None = None) -> None:
         """Drain (:meth:`drain`), giving running calls ``grace`` seconds (default: the settings')."""
         await self.drain(grace)
+        await self.quotas.aclose()  # a Redis client, if its limits are shared
 
     async def drain(self, grace: float | None = None) -> None:
         """Stop gracefully (``docs/shutdown.md``), in this order:

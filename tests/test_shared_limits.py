@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -573,3 +574,60 @@ async def test_hostile_rate_counters_in_redis_are_an_outage_not_a_crash(redis_ur
         await a._rates.check(ALICE)
         await a._rates.check(ALICE)
         assert isinstance(await refused(lambda: a._rates.check(ALICE)), errors.RateLimitedError)
+
+
+@pytest.fixture
+def cluster_redis(tmp_path: Path) -> Any:
+    """A one-node Redis Cluster of this test alone (every slot on it), stopped by PID."""
+    folder = tmp_path / "cluster"
+    server = start_redis(
+        folder, "--cluster-enabled", "yes", "--cluster-config-file", str(folder / "nodes.conf")
+    )
+    try:
+        admin = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=5)
+        try:
+            admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+            for _ in range(200):  # bounded: the node says ok once it has taken the slots
+                if b"cluster_state:ok" in admin.execute_command("CLUSTER", "INFO"):
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the one-node cluster never said cluster_state:ok")
+        finally:
+            admin.close()
+        yield server
+    finally:
+        server.stop()
+
+
+@ASYNC
+async def test_rates_counts_and_receipts_work_on_a_redis_cluster(cluster_redis: RedisServer) -> None:
+    url = f"redis://127.0.0.1:{cluster_redis.port}?cluster=true"
+    limits = Limits(
+        rate_per_principal="2/minute", max_running_tasks_per_principal=1, shared_counts_sync_ms=100
+    )
+    async with replicas(limits, url) as (a, b):
+        await a._rates.check(ALICE)
+        await b._rates.check(ALICE)
+        assert isinstance(await refused(lambda: a._rates.check(ALICE)), errors.RateLimitedError)
+        a.start_task(ALICE)
+
+        async def b_knows() -> bool:
+            assert b.shared is not None
+            return b.shared.others["running"].get(principal_key(ALICE)) == 1
+
+        await until(b_knows, "b reads a's count through the cluster")
+        assert isinstance(await refused(_sync(lambda: b.start_task(ALICE))), errors.RateLimitedError)
+    target = parse_redis_url(url)
+    first, other = SharedRepeats(limits, target), SharedRepeats(limits, target)
+    try:
+        await first.receive("alice", _message("m-1"))
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_result(_TaskRun("task-9"))
+        first.known(("alice", "m-1"), first._entries[("alice", "m-1")], done)
+        await first.aclose()  # the outcome written before the client closes
+        repeat = await other.receive("alice", _message("m-1"))
+        assert repeat.earlier is not None
+        assert repeat.earlier.task_id == "task-9"
+    finally:
+        await other.aclose()
