@@ -631,3 +631,62 @@ async def test_rates_counts_and_receipts_work_on_a_redis_cluster(cluster_redis: 
         assert repeat.earlier.task_id == "task-9"
     finally:
         await other.aclose()
+
+
+@ASYNC
+async def test_between_syncs_a_count_passes_its_bound_by_at_most_the_other_replicas_share(
+    redis_url: str,
+) -> None:
+    # One sync at start, none after unless asked: both replicas admit before they know of each other.
+    limits = Limits(max_running_tasks_per_principal=2, shared_counts_sync_ms=600_000)
+    async with replicas(limits, redis_url) as (a, b):
+        assert a.shared is not None
+        assert b.shared is not None
+        held = [a.start_task(ALICE), a.start_task(ALICE), b.start_task(ALICE), b.start_task(ALICE)]
+        # Each replica still holds its own bound: at most (replicas - 1) x bound over it in all.
+        for replica in (a, b):
+            assert isinstance(
+                await refused(_sync(lambda q=replica: q.start_task(ALICE))), errors.RateLimitedError
+            )
+        held.pop()()  # b holds 1 now, a 2: at the bound together once both have synced
+        await a.shared.sync()
+        await b.shared.sync()
+        await a.shared.sync()
+        for replica in (a, b):
+            refusal = await refused(_sync(lambda q=replica: q.start_task(ALICE)))
+            assert isinstance(refusal, errors.RateLimitedError)
+            assert "3 running tasks" in refusal.message
+        while held:
+            held.pop()()
+        await a.shared.sync()
+        await b.shared.sync()
+        a.start_task(ALICE)()
+        b.start_task(ALICE)()
+
+
+@ASYNC
+async def test_redis_down_the_other_replicas_counts_are_forgotten_after_their_lease(
+    own_redis: RedisServer,
+) -> None:
+    limits = Limits(max_running_tasks_per_principal=1, shared_counts_sync_ms=100, redis_timeout_ms=300)
+    async with replicas(limits, own_redis.url) as (a, b):
+        b.start_task(ALICE)
+
+        async def a_knows() -> bool:
+            assert a.shared is not None
+            return a.shared.others["running"].get(principal_key(ALICE)) == 1
+
+        await until(a_knows, "a reads b's count")
+        assert isinstance(await refused(_sync(lambda: a.start_task(ALICE))), errors.RateLimitedError)
+        before = unreachable("counts")
+        own_redis.stop()
+
+        async def forgotten() -> bool:
+            assert a.shared is not None
+            return not a.shared.others["running"]
+
+        await until(forgotten, "b's count is forgotten once older than its lease (local)")
+        a.start_task(ALICE)()  # each replica its own bound until Redis answers
+        assert a.shared is not None
+        assert not a.shared.stale
+        assert unreachable("counts") == before  # counts decide nothing per call: nothing refused
