@@ -8,13 +8,15 @@ bridge's JSON-RPC and HTTP+JSON, each call of a session, each turn of a live str
 
 * Rates (``rate_per_principal``, ``rate_per_tenant``) are counted by the maintained ``limits``
   library, with its sliding window counter (O(1) per key and per call, approximate at the edge
-  of a window) in the storage ``Limits.rate_storage`` names: this process's memory by default; a
-  shared storage (Redis) lets replicas share one budget. Without a configured rate no rate link
-  joins the chain: nothing is paid.
+  of a window) in the storage ``Limits.rate_storage`` names: this process's memory by default, or
+  Redis (the task store's, or a Redis URL), which lets replicas share one budget. Without a
+  configured rate no rate link joins the chain: nothing is paid.
 * Open streams are counted by the stream link from the first event it is asked for until the
   stream is closed, whichever way (the end, the reader leaving, an error, a cancellation).
 * Running tasks are counted by the request handler (:meth:`Quotas.start_task`), sessions by the
   session host (:class:`SessionQuota`).
+* With Redis, the counts hold across replicas too (:mod:`a2a_grpc.security.shared`): each replica
+  counts in its memory and syncs with the others periodically.
 
 Who "a principal" is: the authenticated caller (its id, within the tenant its credential binds
 it to). Without authentication every caller is the same anonymous principal, as it is for task
@@ -28,7 +30,7 @@ import collections
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from google.protobuf.message import Message
 from limits import RateLimitItem, parse_many
@@ -39,8 +41,10 @@ from a2a_grpc import errors
 from a2a_grpc.redisconn import RedisTarget, parse_redis_url
 from a2a_grpc.security.authentication import owner_key
 from a2a_grpc.security.limits import Limits, is_redis_url
-from a2a_grpc.security.shared import REDIS_ERRORS, Outage, SharedCounts, rate_storage
 from a2a_grpc.service import CallContext, Interceptor, Method, StreamCall, UnaryCall
+
+if TYPE_CHECKING:
+    from a2a_grpc.security.shared import SharedCounts
 
 __all__ = ["Quotas", "SessionQuota", "StoredBytesQuota", "principal_key"]
 
@@ -104,27 +108,6 @@ class _Counter:
         )
 
 
-class _SharedCounter(_Counter):
-    """A :class:`_Counter` whose bound holds across replicas: what the principal holds on the
-    others (as of the last sync, :class:`~a2a_grpc.security.shared.SharedCounts`) counts too."""
-
-    __slots__ = ("kind", "shared")
-
-    def __init__(self, counter: _Counter, shared: SharedCounts, kind: str) -> None:
-        super().__init__(counter.limit, counter.bound, counter.noun, counter.retry_after)
-        self.shared = shared
-        self.kind = kind
-
-    def acquire(self, key: str) -> Callable[[], None]:
-        self.shared.check()
-        others = self.shared.others[self.kind].get(key, 0)
-        if others:
-            held = self.held.get(key, 0) + others
-            if held >= self.bound:
-                raise self.refusal(held)
-        return super().acquire(key)
-
-
 def _items(rate: str | None) -> tuple[RateLimitItem, ...]:
     return tuple(parse_many(rate)) if rate else ()
 
@@ -148,6 +131,9 @@ class _Rates:
         if self._limiter is None:
             self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(self._storage_uri))
         return self._limiter
+
+    async def aclose(self) -> None:
+        """Close what the storage holds outside this process (nothing, in memory)."""
 
     async def check(self, context: CallContext) -> None:
         """Spend one call of the principal's and the tenant's rates; RateLimitedError naming the
@@ -178,44 +164,6 @@ class _Rates:
             value=rate,
             retry_after=wait,
         )
-
-
-class _SharedRates(_Rates):
-    """The rates counted in Redis, shared by every replica; while Redis does not answer, counted
-    in this process's memory (``redis_unreachable: local``) or refused (``refuse``)."""
-
-    def __init__(self, limits: Limits, target: RedisTarget) -> None:
-        super().__init__(limits)
-        self.target = target
-        self.outage = Outage("rates", target, limits)
-        self.local = _Rates(limits)
-        self._client: Any = None
-
-    @property
-    def limiter(self) -> SlidingWindowCounterRateLimiter:
-        if self._limiter is None:
-            storage, self._client = rate_storage(self.target, self.limits)
-            self._limiter = SlidingWindowCounterRateLimiter(storage)
-        return self._limiter
-
-    async def check(self, context: CallContext) -> None:
-        outage = self.outage
-        if not outage.skip():
-            try:
-                await super().check(context)
-            except REDIS_ERRORS as exc:
-                outage.failed(exc)
-            else:
-                outage.answered()
-                return
-        outage.decide()  # UnavailableError under "refuse"
-        await self.local.check(context)
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        self._limiter = None
-        if client is not None:
-            await client.aclose()
 
 
 class _RateLink(Interceptor):
@@ -397,7 +345,9 @@ class Quotas:
         self.redis = redis
         """Where the limits are shared across replicas (None: this process alone)."""
         if redis is not None and (uri is None or is_redis_url(uri)):
-            self._rates: _Rates = _SharedRates(limits, redis)
+            from a2a_grpc.security.shared import SharedRates
+
+            self._rates: _Rates = SharedRates(limits, redis)
         else:
             self._rates = _Rates(limits, uri or "async+memory://")
         busy = limits.busy_retry_after_seconds
@@ -412,6 +362,8 @@ class Quotas:
         self.shared: SharedCounts | None = None
         """With Redis: what each principal holds on the other replicas (started by :meth:`start`)."""
         if redis is not None:
+            from a2a_grpc.security.shared import SharedCounter, SharedCounts
+
             sessions = self.sessions
             self.shared = SharedCounts(
                 redis,
@@ -422,8 +374,8 @@ class Quotas:
                     "sessions": lambda: sessions._open,
                 },
             )
-            self.streams = _SharedCounter(self.streams, self.shared, "streams")
-            self.running = _SharedCounter(self.running, self.shared, "running")
+            self.streams = SharedCounter(self.streams, self.shared, "streams")
+            self.running = SharedCounter(self.running, self.shared, "running")
             sessions.shared = self.shared
 
     async def start(self) -> None:
@@ -437,8 +389,7 @@ class Quotas:
         """Stop sharing: withdraw this replica's counts and close the Redis clients."""
         if self.shared is not None:
             await self.shared.aclose()
-        if isinstance(self._rates, _SharedRates):
-            await self._rates.aclose()
+        await self._rates.aclose()
 
     def links(self) -> tuple[Interceptor, ...]:
         """The links for the call seam, right after authentication: the stream count (with the

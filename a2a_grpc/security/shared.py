@@ -6,14 +6,18 @@ counts of what each principal holds) and of :mod:`a2a_grpc._dedupe` (receipts of
   (``a2a_shared_limits_unreachable_total``). While Redis is down, one call per
   ``Limits.redis_timeout_ms`` tries it again; the others go straight to the policy, so that an
   unreachable Redis costs a call nothing.
-* :func:`rate_storage`: the ``limits`` library's Redis storage on redis-py (its ``redispy``
-  implementation), keys ``<prefix>:rate:{...}`` (the library's hash tag keeps a sliding window's
-  two keys on one Cluster node).
-* :class:`SharedCounts`: the running tasks, open streams and sessions of each principal, summed
+* :class:`SharedRates`: the rates in the ``limits`` library's Redis storage on redis-py (its
+  ``redispy`` implementation, :func:`rate_storage`), keys ``<prefix>:rate:{...}`` (the library's
+  hash tag keeps a sliding window's two keys on one Cluster node); in this process's memory while
+  Redis does not answer (``local``).
+* :class:`SharedCounts` (read by each :class:`SharedCounter` and the session quota): the running tasks, open streams and sessions of each principal, summed
   over live replicas. Local first: a replica counts in its memory as it always did (the hot path
   pays nothing more than a dictionary look-up) and, every ``Limits.shared_counts_sync_ms``,
   publishes its counts and reads the others' in one Lua call. Each replica's counts carry a lease
   of five periods: those of a replica that died vanish when it lapses.
+
+  Every count lives in one hash and one sorted set that share the tag ``{held}`` (one Cluster
+  slot: the sync is one script).
 
   Bound: a replica knows the others' counts as of its last publication, so a principal may pass a
   bound by what it opened on the other replicas since then (within one period), and never by more
@@ -31,12 +35,26 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
 from a2a_grpc import errors
 from a2a_grpc.observability.metrics import SHARED_LIMITS_UNREACHABLE
 from a2a_grpc.redisconn import RedisTarget, connect, key, redis_problem, tag
 from a2a_grpc.security.limits import Limits
+from a2a_grpc.security.quota import _Counter, _Rates
+from a2a_grpc.service import CallContext
 
-__all__ = ["KINDS", "REDIS_ERRORS", "Outage", "SharedCounts", "rate_storage", "redis_client", "store_redis"]
+__all__ = [
+    "KINDS",
+    "REDIS_ERRORS",
+    "Outage",
+    "SharedCounter",
+    "SharedCounts",
+    "SharedRates",
+    "rate_storage",
+    "redis_client",
+    "store_redis",
+]
 
 log = logging.getLogger("a2a_grpc.security")
 
@@ -318,3 +336,62 @@ def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
+
+
+class SharedRates(_Rates):
+    """The rates counted in Redis, shared by every replica; while Redis does not answer, counted
+    in this process's memory (``redis_unreachable: local``) or refused (``refuse``)."""
+
+    def __init__(self, limits: Limits, target: RedisTarget) -> None:
+        super().__init__(limits)
+        self.target = target
+        self.outage = Outage("rates", target, limits)
+        self.local = _Rates(limits)
+        self._client: Any = None
+
+    @property
+    def limiter(self) -> SlidingWindowCounterRateLimiter:
+        if self._limiter is None:
+            storage, self._client = rate_storage(self.target, self.limits)
+            self._limiter = SlidingWindowCounterRateLimiter(storage)
+        return self._limiter
+
+    async def check(self, context: CallContext) -> None:
+        outage = self.outage
+        if not outage.skip():
+            try:
+                await super().check(context)
+            except REDIS_ERRORS as exc:
+                outage.failed(exc)
+            else:
+                outage.answered()
+                return
+        outage.decide()  # UnavailableError under "refuse"
+        await self.local.check(context)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        self._limiter = None
+        if client is not None:
+            await client.aclose()
+
+
+class SharedCounter(_Counter):
+    """A per-principal count whose bound holds across replicas: what the principal holds on the
+    others (as of the last sync, :class:`SharedCounts`) counts too."""
+
+    __slots__ = ("kind", "shared")
+
+    def __init__(self, counter: _Counter, shared: SharedCounts, kind: str) -> None:
+        super().__init__(counter.limit, counter.bound, counter.noun, counter.retry_after)
+        self.shared = shared
+        self.kind = kind
+
+    def acquire(self, key: str) -> Callable[[], None]:
+        self.shared.check()
+        others = self.shared.others[self.kind].get(key, 0)
+        if others:
+            held = self.held.get(key, 0) + others
+            if held >= self.bound:
+                raise self.refusal(held)
+        return super().acquire(key)
