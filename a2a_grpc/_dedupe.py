@@ -255,8 +255,8 @@ class Repeats:
 
 
 def repeats_for(limits: Limits, redis: RedisTarget | None) -> Repeats:
-    """The receipts of a server: in its memory, and also in ``redis`` when its limits are shared
-    there (``Quotas.redis``)."""
+    """The receipts of a server: in its memory, and also in ``redis``, the Redis its tasks are
+    stored in (a repeat reaching another replica is answered with the task from that store)."""
     if redis is None:
         return Repeats(limits)
     from a2a_grpc._shared_dedupe import SharedRepeats

@@ -160,7 +160,7 @@ class RequestHandler:
         )
         self.task_metrics = TaskMetrics(self.card, TERMINAL_STATES)
         """``a2a_task_duration_seconds`` of the tasks created here, by the skill the card declares."""
-        self.repeats = repeats_for(self.limits, self.quotas.redis)
+        self.repeats = repeats_for(self.limits, store_redis(store))
         """Messages received lately, so that one sent again is not run twice (``a2a_grpc._dedupe``)."""
 
     # -- service parameters --------------------------------------------------------------------

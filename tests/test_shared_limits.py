@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from a2a_grpc import errors, types
-from a2a_grpc._dedupe import repeats_for
+from a2a_grpc._dedupe import Repeats, repeats_for
 from a2a_grpc._shared_dedupe import SharedRepeats, _digest
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.client import A2AClient
@@ -542,6 +542,8 @@ async def test_a_server_whose_redis_stops_mid_call_follows_its_policy_on_the_wir
         serving(agent, settings=ServerSettings(limits=limits)) as served,
         A2AClient(served.server.address, timeout=WAIT, settings=ONCE) as once,
     ):
+        assert served.server.handler is not None  # tasks in memory: receipts stay in memory
+        assert type(served.server.handler.repeats) is Repeats
         await once.send_message(A2AClient.text_request("work"))
         own_redis.stop()
         if policy == "refuse":

@@ -128,9 +128,9 @@ class Limits:
     stores its tasks in Redis (so that its replicas share one budget), else in this process's
     memory. A Redis URL (``redis://``, ``rediss://``, ``unix://``, with ``prefix=`` and
     ``cluster=true`` as for the store; see ``a2a_grpc.redisconn``) puts them there, and shares
-    the counts of running tasks, streams and sessions and the receipts of messages there too; an
-    asyncio storage URI of the ``limits`` library (``async+memory://``) names one of its storages
-    (for the rates alone)."""
+    the counts of running tasks, streams and sessions there too; an asyncio storage URI of the
+    ``limits`` library (``async+memory://``) names one of its storages (for the rates alone).
+    Receipts of messages (``a2a_grpc._dedupe``) are shared only with a Redis task store."""
 
     # -- limits shared by replicas through Redis (``a2a_grpc.security.shared``) -----------------
     redis_unreachable: str = "local"
