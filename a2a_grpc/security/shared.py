@@ -10,11 +10,12 @@ counts of what each principal holds) and of :mod:`a2a_grpc._dedupe` (receipts of
   ``redispy`` implementation, :func:`rate_storage`), keys ``<prefix>:rate:{...}`` (the library's
   hash tag keeps a sliding window's two keys on one Cluster node); in this process's memory while
   Redis does not answer (``local``).
-* :class:`SharedCounts` (read by each :class:`SharedCounter` and the session quota): the running tasks, open streams and sessions of each principal, summed
-  over live replicas. Local first: a replica counts in its memory as it always did (the hot path
-  pays nothing more than a dictionary look-up) and, every ``Limits.shared_counts_sync_ms``,
-  publishes its counts and reads the others' in one Lua call. Each replica's counts carry a lease
-  of five periods: those of a replica that died vanish when it lapses.
+* :class:`SharedCounts` (read by each :class:`SharedCounter` and by the session quota): the
+  running tasks, open streams and sessions of each principal, summed over live replicas. Local
+  first: a replica counts in its memory as it always did (the hot path pays nothing more than a
+  dictionary look-up) and, every ``Limits.shared_counts_sync_ms``, publishes its counts and reads
+  the others' in one Lua call. Each replica's counts carry a lease of five periods: those of a
+  replica that died vanish when it lapses.
 
   Every count lives in one hash and one sorted set that share the tag ``{held}`` (one Cluster
   slot: the sync is one script).
