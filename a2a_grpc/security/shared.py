@@ -276,7 +276,10 @@ class SharedCounts:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.period)
-            await self.sync()
+            try:
+                await self.sync()
+            except Exception:  # a bug here must not end the syncs: say it, go on
+                log.exception("shared counts: a sync failed")
 
     async def sync(self, *, leave: bool = False) -> None:
         """Publish this replica's counts and read the others' (``leave``: withdraw them all)."""
