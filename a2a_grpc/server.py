@@ -46,6 +46,7 @@ from a2a_grpc.security.authentication import Authentication, check_exposure
 from a2a_grpc.security.identity import ClientCertificate
 from a2a_grpc.security.limits import Limits
 from a2a_grpc.security.quota import Quotas
+from a2a_grpc.security.shared import store_redis
 from a2a_grpc.security.tls import TlsSettings
 from a2a_grpc.service import (
     METHODS,
@@ -710,6 +711,7 @@ class GrpcService(abc.ABC):
     async def stop(self, grace: float | None = None) -> None:
         """Drain (:meth:`drain`), giving running calls ``grace`` seconds (default: the settings')."""
         await self.drain(grace)
+        await self.quotas.aclose()  # a Redis client, if its limits are shared
 
     async def drain(self, grace: float | None = None) -> None:
         """Stop gracefully (``docs/shutdown.md``), in this order:
@@ -814,6 +816,7 @@ class A2AServer(GrpcService):
         super().__init__(settings)
         self.agent = agent
         self.store = store
+        self.quotas = Quotas(self.settings.limits, store_redis(store))  # shared in the store's Redis, if any
         self.notifier = notifier
         self.extra_interfaces = list(extra_interfaces or [])
         self.handler: RequestHandler | None = None
@@ -897,6 +900,7 @@ class A2AServer(GrpcService):
         )
         # Before the first call: tasks a previous life left running get their truthful end.
         await self.handler.start()
+        await self.quotas.start()  # with Redis: the other replicas' counts, before the first call
         port = await self._serve(server)
         log.info("serving %s on %s", self.agent.card.name, self.address)
         if self.settings.host in ("0.0.0.0", "::", "") and not self.settings.public_address:
@@ -913,5 +917,8 @@ class A2AServer(GrpcService):
         ``grace`` seconds, give every task still running a truthful end (which every open stream
         receives before it ends), then stop the gRPC server."""
         await self.drain(grace)
+        await self.quotas.aclose()
+        if self.handler is not None:
+            await self.handler.repeats.aclose()
         if self.settings.authentication is not None:
             await self.settings.authentication.aclose()

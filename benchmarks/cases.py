@@ -356,6 +356,49 @@ _SERVE_SDK_GRPC = _bench_server("sdk-grpc")
 _SERVE_SDK_JSONRPC = _bench_server("sdk-jsonrpc")
 _SERVE_APIKEY = _bench_server("ours", "--auth", "apikey")
 _SERVE_JWT = _bench_server("ours", "--auth", "jwt:{workdir}/jwks.json")
+_BENCH_RATE = "100000000/second"
+"""A rate per principal the load never reaches: the cases measure the counting, never a refusal."""
+_SERVE_RATES = _bench_server("ours", "--rate", _BENCH_RATE)
+
+
+def _redis_ready(line: str, info: dict[str, Any]) -> bool:
+    if line.startswith("{"):  # benchmarks.serve exec: pinned, then redis-server's own lines
+        info.update(json.loads(line))
+    return "Ready to accept connections" in line
+
+
+async def _launch_rates_redis(servers: ServerSet, options: Options) -> Endpoint:
+    """grpc-unary counting its rate in a redis-server of its own (loopback, no persistence), pinned
+    to the server's core: what one call costs the core that serves it, Redis included."""
+    port = _free_port()
+    redis_server = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        HOST,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(options.workdir),
+    ]
+    await servers.start(
+        "redis",
+        python_module("benchmarks.serve", "exec", "--cpu", str(SERVER_CPU), "--", *redis_server),
+        _redis_ready,
+    )
+    serve = _bench_server("ours", "--rate", _BENCH_RATE, "--rate-storage", f"redis://{HOST}:{port}/0")
+    return await serve(servers, options)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
 
 
 async def _launch_jwt(servers: ServerSet, options: Options) -> Endpoint:
@@ -460,6 +503,10 @@ CASES: dict[str, Case] = {
               requires=_redis_missing),
         _case("grpc-unary-apikey", "ours", "grpc-unary, API keys checked per call (X-API-Key)",
               _SERVE_APIKEY, _grpc_unary_apikey, _grpc_echo, "req/s", "grpc-unary"),
+        _case("grpc-unary-rates", "ours", "grpc-unary, rate_per_principal counted in memory",
+              _SERVE_RATES, _grpc_unary, _grpc_echo, "req/s", "grpc-unary"),
+        _case("grpc-unary-rates-redis", "ours", "grpc-unary, rate_per_principal counted in Redis (loopback)",
+              _launch_rates_redis, _grpc_unary, _grpc_echo, "req/s", "grpc-unary", "grpc-unary-rates"),
         _case("grpc-unary-jwt", "ours", "grpc-unary with bearer JWTs (ES256, one token reused, JWKS file)",
               _launch_jwt, _grpc_unary_jwt, _grpc_echo, "req/s", "grpc-unary"),
         _case("session-unary", "ours", "our A2AServer, SendMessage calls of every worker over ONE session",
