@@ -309,6 +309,8 @@ def _redis_missing() -> str | None:
 
 
 def _redis_ready(line: str, info: dict[str, Any]) -> bool:
+    if line.startswith("{"):  # benchmarks.serve exec: where it pinned, then redis-server's own lines
+        info.update(json.loads(line))
     return "Ready to accept connections" in line
 
 
@@ -318,31 +320,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def _start_redis(servers: ServerSet, options: Options) -> tuple[int, Any]:
+    """A redis-server of the case's own (loopback, no persistence, pinned to the server core,
+    stopped by PID with the case's servers): its port and its process."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ServerError(_redis_missing() or "redis-server is not installed")
+    port = _free_port()
+    flags = ["--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+    flags += ["--dir", str(options.workdir)]
+    pinned = python_module("benchmarks.serve", "exec", "--cpu", str(SERVER_CPU), "--", binary, *flags)
+    redis = await servers.start("redis-server", pinned, _redis_ready)
+    redis.info["pinned"] = True
+    return port, redis
+
+
 def _with_redis(kind: str = "ours") -> Launcher:
-    """A redis-server of the case's own (no persistence, pinned to the server core, stopped by PID
-    with the case's servers), then our server with ``--store redis://`` on it. Both count as the
-    server: Redis's CPU and memory are the store's cost."""
+    """A redis-server of the case's own, then our server with ``--store redis://`` on it. Both count
+    as the server: Redis's CPU and memory are the store's cost."""
 
     async def launch(servers: ServerSet, options: Options) -> Endpoint:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise ServerError(_redis_missing() or "redis-server is not installed")
-        port = _free_port()
-        flags = [
-            "--port",
-            str(port),
-            "--bind",
-            HOST,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(options.workdir),
-        ]
-        pinned = python_module("benchmarks.serve", "exec", "--cpu", str(SERVER_CPU), "--", binary, *flags)
-        redis = await servers.start("redis-server", pinned, _redis_ready)
-        redis.info["pinned"] = True
+        port, redis = await _start_redis(servers, options)
         args = [kind, "--cpu", str(SERVER_CPU), "--store", f"redis://{HOST}:{port}/0"]
         server = await servers.start(kind, python_module("benchmarks.serve", *args))
         return Endpoint(HOST, [server, redis], grpc_port=int(server.info["port"]))
@@ -361,44 +359,14 @@ _BENCH_RATE = "100000000/second"
 _SERVE_RATES = _bench_server("ours", "--rate", _BENCH_RATE)
 
 
-def _redis_ready(line: str, info: dict[str, Any]) -> bool:
-    if line.startswith("{"):  # benchmarks.serve exec: pinned, then redis-server's own lines
-        info.update(json.loads(line))
-    return "Ready to accept connections" in line
-
-
 async def _launch_rates_redis(servers: ServerSet, options: Options) -> Endpoint:
-    """grpc-unary counting its rate in a redis-server of its own (loopback, no persistence), pinned
-    to the server's core: what one call costs the core that serves it, Redis included."""
-    port = _free_port()
-    redis_server = [
-        "redis-server",
-        "--port",
-        str(port),
-        "--bind",
-        HOST,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(options.workdir),
-    ]
-    await servers.start(
-        "redis",
-        python_module("benchmarks.serve", "exec", "--cpu", str(SERVER_CPU), "--", *redis_server),
-        _redis_ready,
-    )
+    """grpc-unary counting its rate in a redis-server of its own, pinned to the server's core: what
+    one call costs the core that serves it, Redis included."""
+    port, redis = await _start_redis(servers, options)
     serve = _bench_server("ours", "--rate", _BENCH_RATE, "--rate-storage", f"redis://{HOST}:{port}/0")
-    return await serve(servers, options)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+    endpoint = await serve(servers, options)
+    endpoint.servers.append(redis)  # Redis's CPU is the rate's cost
+    return endpoint
 
 
 async def _launch_jwt(servers: ServerSet, options: Options) -> Endpoint:
