@@ -19,6 +19,7 @@ import collections
 import contextlib
 import logging
 import math
+import os
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from a2a_grpc.observability.logs import CallIds, open_debug_logger
 from a2a_grpc.observability.metrics import Metrics, counting_deserializer, counting_serializer
 from a2a_grpc.observability.settings import ObservabilitySettings
 from a2a_grpc.observability.trace import TraceLink
+from a2a_grpc.redisconn import RedisTarget
 from a2a_grpc.security.authentication import Authentication, check_exposure
 from a2a_grpc.security.identity import ClientCertificate
 from a2a_grpc.security.limits import Limits
@@ -59,6 +61,8 @@ from a2a_grpc.service import (
     deadline_after,
     method_table,
 )
+from a2a_grpc.session.directory import Home, MemorySessionDirectory, RedisSessionDirectory, SessionDirectory
+from a2a_grpc.session.forward import Forwarder
 from a2a_grpc.session.frames import BINDING_URI, SESSION_SERVICE
 from a2a_grpc.session.negotiation import SessionSettings
 from a2a_grpc.session.server import SessionHost
@@ -158,6 +162,11 @@ class ServerSettings:
     public_address: str | None = None
     """``HOST:PORT`` clients use to reach this server (a load balancer, a container's published
     port), for the card's GRPC interface; default: the address the server is bound to."""
+    advertise_address: str | None = None
+    """``HOST:PORT`` the other replicas of this agent reach this server at (not through the load
+    balancer): a session resumed on another replica is forwarded here, where it lives
+    (``docs/session-binding.md``, "Resuming on another replica"); default: the address the server
+    is bound to (a wildcard bind: this machine's host name)."""
     log_requests: bool = False
     """Log one line per call (method, status, duration, peer) to the ``a2a_grpc.access`` logger at INFO."""
     reuse_port: bool = False
@@ -190,10 +199,13 @@ class ServerSettings:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, not {self.port}")
-        if self.public_address is not None:
-            host, sep, port = self.public_address.rpartition(":")
+        for name in ("public_address", "advertise_address"):
+            address = getattr(self, name)
+            if address is None:
+                continue
+            host, sep, port = address.rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
-                raise ValueError(f"public_address must look like HOST:PORT, not {self.public_address!r}")
+                raise ValueError(f"{name} must look like HOST:PORT, not {address!r}")
         for name in (
             "max_receive_message_bytes",
             "max_send_message_bytes",
@@ -535,6 +547,39 @@ class GrpcService(abc.ABC):
             return f"{socket.gethostname()}:{self.port}"
         return self.address
 
+    @property
+    def replica_address(self) -> str:
+        """Where the other replicas reach this server: ``advertise_address``, else the bound
+        address (a wildcard bind under this machine's host name)."""
+        if self.settings.advertise_address:
+            return self.settings.advertise_address
+        if self.settings.host in ("0.0.0.0", "::", ""):
+            return f"{socket.gethostname()}:{self.port}"
+        return self.address
+
+    def session_directory(self) -> SessionDirectory:
+        """Where this server writes the homes of its sessions (called once, at start): a directory
+        of this process unless a subclass shares one (``A2AServer``: the store's Redis)."""
+        return MemorySessionDirectory(timeout=self.settings.session.directory_timeout)
+
+    def _forwarder(self) -> Forwarder | None:
+        if self.settings.tls is not None:  # forwarding over TLS is not built: sessions resume at home
+            return None
+        s = self.settings
+        options = [
+            ("grpc.max_receive_message_length", s.max_send_message_bytes),
+            ("grpc.max_send_message_length", min(2 * s.max_receive_message_bytes, 2**31 - 1)),
+        ]
+        return Forwarder(
+            self.session_directory(),
+            Home(os.urandom(8).hex(), self.replica_address),
+            s.session,
+            lambda address: grpc.aio.insecure_channel(address, options=options),
+            s.authentication,
+            quota=self.quotas.sessions,
+            debug=s.observability.debug,
+        )
+
     @abc.abstractmethod
     def _service(self) -> Service:
         """The call seam that serves lf.a2a.v1.A2AService (called once, at start)."""
@@ -637,6 +682,7 @@ class GrpcService(abc.ABC):
             context_of,
             quota=self.quotas.sessions,
             debug=self.settings.observability.debug,
+            forwarder=self._forwarder(),
         )
         return self.sessions
 
@@ -810,10 +856,12 @@ class A2AServer(GrpcService):
         *,
         notifier: Any = None,
         extra_interfaces: list[types.AgentInterface] | None = None,
+        session_directory: SessionDirectory | None = None,
     ) -> None:
         super().__init__(settings)
         self.agent = agent
         self.store = store
+        self._directory = session_directory
         self.notifier = notifier
         self.extra_interfaces = list(extra_interfaces or [])
         self.handler: RequestHandler | None = None
@@ -850,6 +898,16 @@ class A2AServer(GrpcService):
                 seen.add(key)
                 card.supported_interfaces.append(interface)
         return card
+
+    def session_directory(self) -> SessionDirectory:
+        """The directory given, else the store's Redis when it has one (its ``target``), so that
+        the replicas sharing a store find each other's sessions; else this process's."""
+        if self._directory is not None:
+            return self._directory
+        target = getattr(self.store, "target", None)
+        if isinstance(target, RedisTarget):
+            return RedisSessionDirectory(target, self.settings.session.directory_timeout)
+        return super().session_directory()
 
     async def public_card(self) -> types.AgentCard:
         assert self.handler is not None
