@@ -129,9 +129,9 @@ class Forwarding:
 
     async def run(self, call: Any, hello: Hello, frames: AsyncIterator[Any], timeout: float) -> None:
         """Pass ``hello`` and ``frames`` up, the home's frames down, until either side ends."""
-        await call.write(ClientFrame(hello=hello))
         try:
             async with asyncio.timeout(timeout):
+                await call.write(ClientFrame(hello=hello))
                 first = await call.read()
         except TimeoutError:
             raise _gone(self.session_id, self.home, f"it did not answer within {timeout:g} s") from None
