@@ -38,11 +38,14 @@ from a2a_grpc.session.directory import (
     digest,
     encode,
 )
-from a2a_grpc.session.frames import Hello
+from a2a_grpc.session.forward import FORWARDED_BY
+from a2a_grpc.session.frames import ClientFrame, Hello
 from a2a_grpc.session.negotiation import SessionSettings
+from a2a_grpc.status import from_rpc_error
 from a2a_grpc.tasks import InMemoryTaskStore
 from tests.redisserver import start_redis
-from tests.test_session_resume import opened, refused, resume_hello
+from tests.test_session import raw
+from tests.test_session_resume import opened, read_all, refused, resume_hello
 
 ASYNC = pytest.mark.asyncio
 WAIT = 20.0
@@ -482,3 +485,44 @@ async def test_a_draining_forwarder_tells_its_forwarded_sessions_to_go_away(redi
             welcome, received = await detached_on(a)
             error = await refused(channel, resume_hello(welcome, received))
             assert isinstance(error, errors.ServerDrainingError), error
+
+
+# --- hostile clients through the forwarder -----------------------------------------------------------
+
+
+@ASYNC
+async def test_a_resume_already_forwarded_is_never_forwarded_again(redis_url: str) -> None:
+    """A replica that does not hold the session answers a forwarded resume itself: stale entries
+    (or a client setting the mark) can make no loop."""
+    async with two_replicas(redis_url) as (a, b, front):
+        welcome, received = await detached_on(a)
+        async with grpc.aio.insecure_channel(b.address) as channel:
+            stream = raw(channel)(metadata=((FORWARDED_BY, "someone"),))
+            await stream.write(ClientFrame(hello=resume_hello(welcome, received)))
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                async with asyncio.timeout(WAIT):
+                    await read_all(stream)
+        assert isinstance(from_rpc_error(ended.value), errors.SessionUnknownError)
+        assert front.accepted == 0
+
+
+@ASYNC
+async def test_bytes_that_are_not_a_frame_end_a_forwarded_session_with_a_typed_error(redis_url: str) -> None:
+    async with two_replicas(redis_url) as (a, b, _):
+        welcome, received = await detached_on(a)
+        async with grpc.aio.insecure_channel(b.address) as channel:
+            stream = raw(channel, serializer=lambda data: data)()
+            await stream.write(ClientFrame(hello=resume_hello(welcome, received)).SerializeToString())
+            first = await stream.read()
+            assert first.welcome.resumed  # from A, through B
+            await stream.write(b"\xff\xff\xff garbage")
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                async with asyncio.timeout(WAIT):
+                    await read_all(stream)
+        error = from_rpc_error(ended.value)
+        assert isinstance(error, errors.InvalidRequestError), error
+        assert "not a ClientFrame" in error.message
+        async with grpc.aio.insecure_channel(b.address) as channel:  # B serves on
+            again, resumed, _ = await opened(channel, resume_hello(welcome, received))
+            assert resumed.resumed
+            again.cancel()

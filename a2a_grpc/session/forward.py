@@ -99,6 +99,7 @@ class Forwarding:
         self._going_away: Goodbye | None = None
         self._told = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._undecodable = False  # the client sent bytes that are not a frame
 
     def end(self, reason: str) -> None:
         """Cut it (a limit, or the forwarder stops): both sides end; the home waits for a resume."""
@@ -145,25 +146,40 @@ class Forwarding:
         if self._going_away is not None:
             self._tell()
         loop = asyncio.get_running_loop()
-        up = loop.create_task(self._up(call, frames), name=f"forward-{self.session_id}-up")
+        down = loop.create_task(self._pass_down(call), name=f"forward-{self.session_id}-down")
+        up = loop.create_task(self._pass_up(call, frames), name=f"forward-{self.session_id}-up")
+        try:
+            await asyncio.wait({down, up}, return_when=asyncio.FIRST_COMPLETED)
+            if not self._undecodable:
+                await down  # the home's end ends both sides (the client's half-close waits for it)
+        finally:
+            for task in (down, up):
+                task.cancel()
+            await asyncio.wait({down, up}, timeout=1.0)
+        if self._undecodable:  # what the home would have said, had it read those bytes
+            raise errors.InvalidRequestError(
+                "a frame is not a ClientFrame (protobuf could not decode its bytes)"
+            )
+        await _ended_by_home(self.context, call, self.session_id, self.home)
+
+    async def _pass_down(self, call: Any) -> None:
         try:
             while (data := await call.read()) is not grpc.aio.EOF:
                 async with self._down:
                     await self.context.write(data)
         except grpc.RpcError:
-            pass  # its status says what happened: below
-        finally:
-            up.cancel()
-            await asyncio.wait({up}, timeout=1.0)
-        await _ended_by_home(self.context, call, self.session_id, self.home)
+            pass  # the call's status says what happened (_ended_by_home)
 
-    async def _up(self, call: Any, frames: AsyncIterator[Any]) -> None:
-        async for frame in frames:
-            if not isinstance(frame, ClientFrame):  # bytes that are not a frame: the home ends it
-                call.cancel()
-                return
-            await call.write(frame)
-        await call.done_writing()
+    async def _pass_up(self, call: Any, frames: AsyncIterator[Any]) -> None:
+        try:
+            async for frame in frames:
+                if not isinstance(frame, ClientFrame):  # bytes that are not a frame: the session ends
+                    self._undecodable = True
+                    return
+                await call.write(frame)
+            await call.done_writing()
+        except (grpc.RpcError, asyncio.InvalidStateError):
+            pass  # the home's side ended: its status ends the client's (_pass_down sees it)
 
 
 def _gone(session_id: str, home: Home, why: str) -> errors.SessionExpiredError:
