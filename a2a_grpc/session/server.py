@@ -20,6 +20,11 @@ it ends once its last call has ended. A connection that drops (or a peer that
 stops beating) detaches the session: its calls carry on (paused by flow control once nobody reads
 them) and it waits to be resumed, for ``resume_grace`` seconds after its last call ended and
 ``max_detached`` at most, then ends. Ending a session cancels its calls, never their tasks.
+
+Replicas: with a :class:`~a2a_grpc.session.forward.Forwarder`, the host writes where each of its
+sessions lives in the session directory (before the Welcome) and hands a resume of a session it
+never held to the forwarder, which passes the connection through to the session's home
+(:mod:`a2a_grpc.session.forward`).
 """
 
 from __future__ import annotations
