@@ -61,7 +61,7 @@ from a2a_grpc.service import (
     deadline_after,
     method_table,
 )
-from a2a_grpc.session.directory import Home, MemorySessionDirectory, RedisSessionDirectory, SessionDirectory
+from a2a_grpc.session.directory import Home, RedisSessionDirectory, SessionDirectory
 from a2a_grpc.session.forward import Forwarder
 from a2a_grpc.session.frames import BINDING_URI, SESSION_SERVICE
 from a2a_grpc.session.negotiation import SessionSettings
@@ -557,13 +557,17 @@ class GrpcService(abc.ABC):
             return f"{socket.gethostname()}:{self.port}"
         return self.address
 
-    def session_directory(self) -> SessionDirectory:
-        """Where this server writes the homes of its sessions (called once, at start): a directory
-        of this process unless a subclass shares one (``A2AServer``: the store's Redis)."""
-        return MemorySessionDirectory(timeout=self.settings.session.directory_timeout)
+    def session_directory(self) -> SessionDirectory | None:
+        """Where this server writes the homes of its sessions, shared with the other replicas
+        (called once, at start); None (here): no other replica, so sessions resume here only and
+        nothing is written (``A2AServer`` shares its store's Redis, or the directory it is given)."""
+        return None
 
     def _forwarder(self) -> Forwarder | None:
-        if self.settings.tls is not None:  # forwarding over TLS is not built: sessions resume at home
+        # No directory by default: one that no other server reads would only cost each handshake
+        # (an entry written and a tombstone, 25 us in memory as measured; a round trip on Redis).
+        directory = self.session_directory()
+        if directory is None or self.settings.tls is not None:  # forwarding over TLS is not built
             return None
         s = self.settings
         options = [
@@ -571,7 +575,7 @@ class GrpcService(abc.ABC):
             ("grpc.max_send_message_length", min(2 * s.max_receive_message_bytes, 2**31 - 1)),
         ]
         return Forwarder(
-            self.session_directory(),
+            directory,
             Home(os.urandom(8).hex(), self.replica_address),
             s.session,
             lambda address: grpc.aio.insecure_channel(address, options=options),
@@ -899,9 +903,10 @@ class A2AServer(GrpcService):
                 card.supported_interfaces.append(interface)
         return card
 
-    def session_directory(self) -> SessionDirectory:
+    def session_directory(self) -> SessionDirectory | None:
         """The directory given, else the store's Redis when it has one (its ``target``), so that
-        the replicas sharing a store find each other's sessions; else this process's."""
+        the replicas sharing a store find each other's sessions; else None (one process: its
+        sessions resume on it only)."""
         if self._directory is not None:
             return self._directory
         target = getattr(self.store, "target", None)
