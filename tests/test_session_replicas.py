@@ -166,11 +166,10 @@ async def detached_on(server: A2AServer, hello: Hello | None = None) -> tuple[An
     async with grpc.aio.insecure_channel(server.address) as channel:
         stream, welcome, reader = await opened(channel, hello)
         stream.cancel()
-    assert server.sessions is not None
-    for _ in range(200):
-        if not server.sessions.sessions[welcome.session_id].attached:
-            break
-        await asyncio.sleep(0.01)
+    held = server.sessions
+    assert held is not None
+    # The Welcome may arrive before its server has recorded the session: wait for it, detached.
+    await until(lambda: (s := held.sessions.get(welcome.session_id)) is not None and not s.attached)
     return welcome, reader.received
 
 
@@ -379,9 +378,6 @@ def test_an_entry_keeps_digests_never_the_token_nor_the_principal() -> None:
     assert back.token_matches("the-token")
     assert not back.token_matches("the-token ")
     assert back.principal_matches("alice|")
-    ended = decode(encode(SessionEntry(entry.home, ended=True)))
-    assert ended.ended
-    assert not ended.token_matches("the-token")
 
 
 @ASYNC
@@ -450,11 +446,9 @@ async def test_a_server_takes_its_directory_from_a_store_with_a_redis_target(red
             assert await r.exists(f"agent7:session:{{{welcome.session_id}}}")
     finally:
         await server.stop(0.5)
-    async with redis.asyncio.Redis.from_url(redis_url) as r:  # it ended: a tombstone, and no liveness
-        stored = await r.get(f"agent7:session:{{{welcome.session_id}}}")
-        assert isinstance(stored, bytes)
-        assert decode(stored).ended
+    async with redis.asyncio.Redis.from_url(redis_url) as r:  # it stopped: no liveness left
         assert not await r.keys("agent7:replica:*")
+        assert 0 < await r.pttl(f"agent7:session:{{{welcome.session_id}}}") <= 30_000  # lapses with the lease
 
 
 # --- a draining forwarder -----------------------------------------------------------------------------

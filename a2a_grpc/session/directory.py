@@ -10,14 +10,15 @@ instead would put a write on every frame of every session (the hot path) to serv
 lookup and a pass-through cost only the resume that needs them.
 
 What an entry holds (JSON, one key per session, ``<prefix>:session:{<id>}``): the home's owner id
-(random per process) and advertised address, the SHA-256 of the resume token and of the principal
-that opened the session (so that a replica refuses a forged token or another principal's resume
-at its edge, without contacting the home; neither secret is stored), or, once the session ended, a
-tombstone saying so (resuming it then says "expired", not "unknown"). Each replica also holds a
-liveness key, ``<prefix>:replica:{<owner>}``. Both are renewed every ``home_refresh_seconds`` and
-lapse after three times that unless renewed, so a replica that died is known gone within it and
-leaves nothing behind for longer; a replica that stops cleanly writes its sessions' tombstones and
-removes its key at once.
+(random per process) and advertised address, and the SHA-256 of the resume token and of the
+principal that opened the session (so that a replica refuses a forged token or another principal's
+resume at its edge, without contacting the home; neither secret is stored). Each replica also
+holds a liveness key, ``<prefix>:replica:{<owner>}``. Both are renewed every
+``home_refresh_seconds`` and lapse after three times that unless renewed, so a replica that died
+is known gone within it and leaves nothing behind for longer; a replica that stops cleanly removes
+its liveness key at once. A session that ends is not written: its entry lapses with the lease, and
+meanwhile its home, still alive, answers a resume of it itself ("expired"), as it would directly;
+a write per session end would cost every session to serve that rare resume.
 
 Two backends: :class:`RedisSessionDirectory` (replicas of one agent share one Redis, the URL's
 ``prefix`` keeping agents apart; each key has its own hash tag, as no operation touches two) and
@@ -73,19 +74,18 @@ class Home:
 
 @dataclass(frozen=True, slots=True)
 class SessionEntry:
-    """What the directory says of one session: its home, the digests of its resume token and of its
-    principal, or (``ended``) that it ended."""
+    """What the directory says of one session: its home, and the digests of its resume token and
+    of its principal."""
 
     home: Home
-    token: str = ""
-    principal: str = ""
-    ended: bool = False
+    token: str
+    principal: str
 
     def token_matches(self, token: str) -> bool:
-        return not self.ended and hmac.compare_digest(digest(token), self.token)
+        return hmac.compare_digest(digest(token), self.token)
 
     def principal_matches(self, principal: str) -> bool:
-        return not self.ended and hmac.compare_digest(digest(principal), self.principal)
+        return hmac.compare_digest(digest(principal), self.principal)
 
 
 class DirectoryEntryError(Exception):
@@ -97,12 +97,13 @@ class DirectoryUnavailableError(Exception):
 
 
 def encode(entry: SessionEntry) -> bytes:
-    fields: dict[str, Any] = {"v": _VERSION, "owner": entry.home.owner, "address": entry.home.address}
-    if entry.ended:
-        fields["ended"] = True
-    else:
-        fields["token"] = entry.token
-        fields["principal"] = entry.principal
+    fields = {
+        "v": _VERSION,
+        "owner": entry.home.owner,
+        "address": entry.home.address,
+        "token": entry.token,
+        "principal": entry.principal,
+    }
     return json.dumps(fields, separators=(",", ":")).encode()
 
 
@@ -122,8 +123,6 @@ def decode(data: bytes) -> SessionEntry:
     if not isinstance(address, str) or not _is_address(address):
         raise DirectoryEntryError("its address is not HOST:PORT")
     home = Home(owner, address)
-    if fields.get("ended") is True:
-        return SessionEntry(home, ended=True)
     token, principal = fields.get("token"), fields.get("principal")
     for name, value in (("token", token), ("principal", principal)):
         if not isinstance(value, str) or len(value) != 64 or not set(value) <= _HEX:
@@ -162,11 +161,6 @@ class SessionDirectory:
         replica = self._replica_key(home.owner)
         await self._bounded(self._put({replica: home.address.encode()}, ttl))
         await self._bounded(self._expire([self._session_key(s) for s in session_ids], ttl))
-
-    async def leave(self, session_id: str, home: Home, remembered: float) -> None:
-        """The session ended: its entry becomes a tombstone for ``remembered`` seconds."""
-        tombstone = encode(SessionEntry(home, ended=True))
-        await self._bounded(self._put({self._session_key(session_id): tombstone}, remembered))
 
     async def depart(self, home: Home) -> None:
         """``home`` stops: it is no longer alive."""

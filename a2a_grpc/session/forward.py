@@ -3,7 +3,7 @@
 A session lives in the process that opened it, its home (:mod:`a2a_grpc.session.directory` says
 why). A replica's :class:`Forwarder` writes the homes of its own sessions in the session directory
 (when each opens, before its Welcome, so that a client never holds a session id the directory does
-not know; renewed while they live; a tombstone when they end), and takes the resumes of sessions
+not know; renewed while they live), and takes the resumes of sessions
 it does not hold: it looks the session up, checks at its edge what it can (the resume token's and
 the principal's digests, its own limits), and when the home is alive opens ``Connect`` to the
 home's advertised address and passes the frames through both ways, unchanged: the client's Hello
@@ -18,7 +18,7 @@ deployment whose sessions authenticate by client certificate resumes them on the
 the client's address (the home logs the forwarder's). A forwarded resume is never forwarded again
 (the metadata key :data:`FORWARDED_BY` marks it), so that stale entries cannot make a loop.
 
-Refusals are the binding's own typed errors: no entry, ``SessionUnknownError``; a tombstone, a
+Refusals are the binding's own typed errors: no entry, ``SessionUnknownError``; a
 home that is not alive, or one that cannot be reached or does not answer within the handshake
 timeout, ``SessionExpiredError`` (the client then reads its tasks, which the task registry keeps,
 with GetTask and SubscribeToTask); a token or principal that does not match the entry,
@@ -243,7 +243,7 @@ class Forwarder:
         """The connections being passed through now."""
         self._channel_of = channel_of
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._writes: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self._renewing: asyncio.Task[None] | None = None
         self.sessions: Callable[[], Iterable[str]] = tuple
         """The ids of this replica's sessions now (set by the session host), renewed together."""
@@ -273,20 +273,6 @@ class Forwarder:
                 "session %s: the session directory cannot be written (%s): it resumes on this replica only",
                 session_id,
                 exc,
-            )
-
-    def left(self, session_id: str) -> None:
-        """A session of this replica ended: its entry says so (in the background, bounded)."""
-        task = asyncio.get_running_loop().create_task(self._leave(session_id))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
-
-    async def _leave(self, session_id: str) -> None:
-        try:
-            await self.directory.leave(session_id, self.home, self.settings.max_detached)
-        except DirectoryUnavailableError as exc:  # its entry lapses within the lease instead
-            log.warning(
-                "session %s: its end cannot be written to the session directory (%s)", session_id, exc
             )
 
     async def _renew(self) -> None:
@@ -386,10 +372,6 @@ class Forwarder:
             ) from None
         if entry is None:
             raise refusal(wanted)
-        if entry.ended:
-            raise errors.SessionExpiredError(
-                f"session {errors.echo(wanted)} ended: it was not resumed in time"
-            )
         return entry
 
     async def _alive(self, owner: str) -> bool:
@@ -412,8 +394,8 @@ class Forwarder:
 
     def _close_later(self, channel: grpc.aio.Channel) -> None:
         task = asyncio.get_running_loop().create_task(channel.close(self.settings.close_seconds))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     # -- draining, stopping -----------------------------------------------------------------------
 
@@ -438,8 +420,8 @@ class Forwarder:
         if self._renewing is not None:
             self._renewing.cancel()
             await asyncio.wait({self._renewing}, timeout=timeout)
-        if self._writes:
-            await asyncio.wait(set(self._writes), timeout=timeout)
+        if self._closing:
+            await asyncio.wait(set(self._closing), timeout=timeout)
         started = time.monotonic()
         try:
             await self.directory.depart(self.home)

@@ -928,8 +928,6 @@ class SessionHost:
         self._expired[session.session_id] = None
         while len(self._expired) > EXPIRED_REMEMBERED:
             self._expired.popitem(last=False)
-        if self.forwarder is not None:
-            self.forwarder.left(session.session_id)
 
     async def _entered(self, session: ServerSession) -> None:
         assert self.forwarder is not None
