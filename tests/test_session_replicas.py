@@ -244,6 +244,36 @@ async def test_a_session_forwarded_twice_in_a_row_still_loses_nothing(redis_url:
                 balancer.cut()
         assert chunks(events) == [f"chunk {i}" for i in range(1200)]
         assert session.resumes == 3
+        # Its last connection is A's own: the client's leaving B ended B's upstream call too.
+        await until(lambda: not b.sessions.forwarder.forwarded)  # type: ignore[union-attr]
+        assert a.sessions is not None
+        assert a.sessions.sessions[session.session_id].attached
+
+
+@ASYNC
+async def test_the_home_ending_a_forwarded_session_ends_it_at_the_client_and_at_the_forwarder(
+    redis_url: str,
+) -> None:
+    async with (
+        two_replicas(redis_url) as (a, b, _),
+        Switch(a.port) as balancer,
+        A2AClient(f"127.0.0.1:{balancer.port}", timeout=WAIT) as client,
+        client.session(resume_timeout=WAIT) as session,
+    ):
+        await session.send_message(A2AClient.text_request("echo on A"))
+        balancer.target = b.port
+        balancer.cut()
+        reply = await session.send_message(A2AClient.text_request("echo through B"))
+        assert reply.task.artifacts[0].parts[0].text == "echo through B"
+        assert b.sessions is not None
+        assert b.sessions.forwarder is not None
+        assert len(b.sessions.forwarder.forwarded) == 1
+        await a.stop(0.5)  # the home drains: it tells the session to go away, then ends it
+        await until(lambda: not session.alive)
+        assert session.going_away
+        await until(lambda: not b.sessions.forwarder.forwarded)  # type: ignore[union-attr]
+        with pytest.raises(errors.UnavailableError):  # ServerDrainingError: try elsewhere
+            await session.send_message(A2AClient.text_request("echo after"))
 
 
 # --- a home that is gone: a typed error, promptly ----------------------------------------------------
