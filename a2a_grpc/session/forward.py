@@ -192,14 +192,16 @@ def _gone(session_id: str, home: Home, why: str) -> errors.SessionExpiredError:
 async def _refused_by_home(
     context: grpc.aio.ServicerContext, exc: grpc.RpcError, session_id: str, home: Home
 ) -> None:
-    """The home failed the resume before its Welcome: its own typed refusal passes unchanged; a
-    home that cannot be reached is gone."""
+    """The home failed the resume before its Welcome: a home that cannot be reached (UNAVAILABLE
+    from the transport, no A2A error) is gone; anything else (its own typed refusal) passes
+    unchanged."""
     trailing = _trailers(exc)
-    if any(k == "grpc-status-details-bin" for k, _ in trailing):
-        await context.abort(exc.code(), exc.details() or "", trailing)
-    code = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None
-    name = code.name if code is not None else type(exc).__name__
-    await abort(context, _gone(session_id, home, f"it cannot be reached: {name}"))
+    code = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else grpc.StatusCode.UNAVAILABLE
+    typed = any(k == "grpc-status-details-bin" for k, _ in trailing)
+    if code == grpc.StatusCode.UNAVAILABLE and not typed:
+        await abort(context, _gone(session_id, home, "it cannot be reached"))
+    details = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else ""
+    await context.abort(code, details or "", tuple(trailing))
 
 
 async def _ended_by_home(context: grpc.aio.ServicerContext, call: Any, session_id: str, home: Home) -> None:
