@@ -3,24 +3,25 @@
 A session lives in the process that opened it, its home (:mod:`a2a_grpc.session.directory` says
 why). A replica's :class:`Forwarder` writes the homes of its own sessions in the session directory
 (when each opens, before its Welcome, so that a client never holds a session id the directory does
-not know; renewed while they live), and takes the resumes of sessions
-it does not hold: it looks the session up, checks at its edge what it can (the resume token's and
-the principal's digests, its own limits), and when the home is alive opens ``Connect`` to the
-home's advertised address and passes the frames through both ways, unchanged: the client's Hello
-and frames up, the home's Welcome, replay and live frames down (as bytes, never decoded), and the
-home's final status. The home checks the token and the credentials again, as for any resume, and
-its replay sends exactly what the client missed. Either side ending ends the other: the client
-leaving cancels the upstream call (the home sees a drop and waits for the next resume), the home
-ending ends the client's stream with the home's status.
+not know; renewed while they live), and takes the resumes of sessions it does not hold: it looks
+the session up, checks at its edge what it can (the resume token's and the principal's digests, its
+own limits), and when the home is alive opens ``Connect`` to the home's advertised address and
+passes the frames through both ways, unchanged: the client's Hello and frames up, the home's
+Welcome, replay and live frames down (as bytes, never decoded), and the home's final status. The
+home checks the token and the credentials again, as for any resume, and its replay sends exactly
+what the client missed. Either side ending ends the other: the client leaving cancels the upstream
+call (the home sees a drop and waits for the next resume), the home ending ends the client's stream
+with the home's status.
 
 What does not pass: the client's TLS certificate (the home sees the forwarder's connection), so a
 deployment whose sessions authenticate by client certificate resumes them on their home only; and
-the client's address (the home logs the forwarder's). A forwarded resume is never forwarded again
+the client's address (the home logs the forwarder's). Forwarding between TLS replicas is not built
+(the server makes no forwarder when it serves TLS). A forwarded resume is never forwarded again
 (the metadata key :data:`FORWARDED_BY` marks it), so that stale entries cannot make a loop.
 
-Refusals are the binding's own typed errors: no entry, ``SessionUnknownError``; a
-home that is not alive, or one that cannot be reached or does not answer within the handshake
-timeout, ``SessionExpiredError`` (the client then reads its tasks, which the task registry keeps,
+Refusals are the binding's own typed errors: no entry, ``SessionUnknownError``; a home that is
+not alive, or one that cannot be reached or does not answer within the handshake timeout,
+``SessionExpiredError`` (the client then reads its tasks, which the task registry keeps,
 with GetTask and SubscribeToTask); a token or principal that does not match the entry,
 ``SessionTokenError``, without contacting the home; an unreadable entry, ``SessionUnknownError``
 (logged); a directory that cannot be read, ``UnavailableError`` (the client retries its resume
