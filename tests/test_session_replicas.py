@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+import redis
 import redis.asyncio
 
 from a2a_grpc import errors, types
@@ -184,11 +187,12 @@ async def resumed_on(server: A2AServer, hello: Hello) -> errors.A2AError:
 
 
 @ASYNC
-@pytest.mark.parametrize("backend", ["redis", "memory"])
+@pytest.mark.parametrize("backend", ["redis", "redis-cluster", "memory"])
 async def test_a_session_cut_from_one_replica_resumes_on_the_other_with_every_event_once(
     backend: str, request: pytest.FixtureRequest
 ) -> None:
-    url = request.getfixturevalue("redis_url") if backend == "redis" else None
+    fixture = {"redis": "redis_url", "redis-cluster": "redis_cluster"}.get(backend)
+    url = request.getfixturevalue(fixture) if fixture is not None else None
     async with (
         two_replicas(url) as (a, b, front),
         Switch(a.port) as balancer,
@@ -550,3 +554,56 @@ async def test_bytes_that_are_not_a_frame_end_a_forwarded_session_with_a_typed_e
             again, resumed, _ = await opened(channel, resume_hello(welcome, received))
             assert resumed.resumed
             again.cancel()
+
+
+# --- Redis Cluster ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[str]:
+    """A three-node Redis Cluster on loopback (masters only), stopped by PID; its URL."""
+    nodes = [
+        start_redis(tmp_path / f"node{i}", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+        for i in range(3)
+    ]
+    try:
+        addresses = [f"127.0.0.1:{n.port}" for n in nodes]
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *addresses, "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        client = redis.Redis(host="127.0.0.1", port=nodes[0].port, socket_timeout=5)
+        try:
+            deadline = time.monotonic() + 20
+            while client.cluster("info").get("cluster_state") != "ok":  # type: ignore[no-untyped-call]
+                assert time.monotonic() < deadline, "the cluster did not come up"
+                time.sleep(0.05)
+        finally:
+            client.close()
+        yield f"redis://127.0.0.1:{nodes[0].port}/0?cluster=true"
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+@ASYNC
+async def test_the_directory_works_on_a_redis_cluster(redis_cluster: str) -> None:
+    directory = redis_directory(redis_cluster)
+    home = Home("owner-1", "10.0.0.1:50051")
+    ids = [f"session-{i}" for i in range(40)]  # spread over the cluster's slots
+    try:
+        for i, session_id in enumerate(ids):
+            entry = SessionEntry(home, digest(f"token-{i}"), digest("alice|"))
+            await directory.enter(session_id, entry, ttl=30)
+        await directory.renew(home, ids, ttl=60)  # one pipeline across slots
+        assert await directory.alive(home.owner)
+        found = await directory.find(ids[7])
+        assert found is not None
+        assert found.token_matches("token-7")
+        assert await directory.find("never-opened") is None
+        await directory.depart(home)
+        assert not await directory.alive(home.owner)
+    finally:
+        await directory.aclose()
