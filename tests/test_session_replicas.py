@@ -32,6 +32,7 @@ from a2a_grpc.security.limits import Limits
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.session.directory import (
     DirectoryEntryError,
+    DirectoryUnavailableError,
     Home,
     MemorySessionDirectory,
     RedisSessionDirectory,
@@ -138,12 +139,12 @@ async def replica(
 
 @contextlib.asynccontextmanager
 async def two_replicas(
-    url: str | None = None, **settings: Any
+    url: str | None = None, directory: SessionDirectory | None = None, **settings: Any
 ) -> AsyncIterator[tuple[A2AServer, A2AServer, Switch]]:
     """Replica A (reached by the others through a counting forwarder: ``front.accepted`` counts the
     connections made to A by other replicas) and replica B, sharing one directory: Redis at ``url``,
-    else one of this process."""
-    shared = MemorySessionDirectory() if url is None else None
+    else ``directory`` (default: one of this process)."""
+    shared = (directory or MemorySessionDirectory()) if url is None else None
     async with (
         Switch() as front,
         replica(shared or redis_directory(url or ""), advertise=f"127.0.0.1:{front.port}", **settings) as a,
@@ -455,6 +456,41 @@ async def test_redis_gone_during_a_resume_is_a_typed_error_and_the_replicas_serv
                 stream.cancel()
     finally:
         own.stop()
+
+
+class Flaky(MemorySessionDirectory):
+    """A directory that stops answering while ``down``."""
+
+    down = False
+
+    async def _bounded(self, work: Any) -> Any:
+        if self.down:
+            work.close()
+            raise DirectoryUnavailableError("down (a test)")
+        return await super()._bounded(work)
+
+
+@ASYNC
+async def test_sessions_opened_while_the_directory_is_away_resume_anywhere_once_it_is_back() -> None:
+    directory = Flaky()
+    async with two_replicas(directory=directory, session=SessionSettings(home_refresh_seconds=0.2)) as (
+        a,
+        b,
+        front,
+    ):
+        directory.down = True
+        welcome, received = await detached_on(a)  # its handshake did not wait for the directory
+        error = await resumed_on(b, resume_hello(welcome, received))
+        assert isinstance(error, errors.UnavailableError), error
+        directory.down = False  # back: the renewal writes the entry it kept
+        forwarder = a.sessions.forwarder  # type: ignore[union-attr]
+        assert forwarder is not None
+        await until(lambda: not forwarder._unwritten)
+        async with grpc.aio.insecure_channel(b.address) as channel:
+            stream, resumed, _ = await opened(channel, resume_hello(welcome, received))
+            assert resumed.resumed
+            stream.cancel()
+        assert front.accepted == 1
 
 
 @ASYNC

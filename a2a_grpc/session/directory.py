@@ -156,6 +156,11 @@ class SessionDirectory:
         """Write a session's entry (it lapses after ``ttl`` seconds unless renewed)."""
         await self._bounded(self._put({self._session_key(session_id): encode(entry)}, ttl))
 
+    async def enter_many(self, entries: dict[str, SessionEntry], ttl: float) -> None:
+        """Write several sessions' entries (one round trip)."""
+        values = {self._session_key(s): encode(e) for s, e in entries.items()}
+        await self._bounded(self._put(values, ttl))
+
     async def renew(self, home: Home, session_ids: Iterable[str], ttl: float) -> None:
         """``home`` is alive, and so are these sessions of it: both lapse ``ttl`` seconds from now."""
         replica = self._replica_key(home.owner)

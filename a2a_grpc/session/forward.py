@@ -248,6 +248,8 @@ class Forwarder:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._renewing: asyncio.Task[None] | None = None
+        self._reachable = True  # the directory answered its last write
+        self._unwritten: dict[str, SessionEntry] = {}  # entries of sessions opened while it did not
         self.sessions: Callable[[], Iterable[str]] = tuple
         """The ids of this replica's sessions now (set by the session host), renewed together."""
         self._going_away: Goodbye | None = None
@@ -261,22 +263,33 @@ class Forwarder:
     # -- the homes of this replica's sessions -----------------------------------------------------
 
     async def entered(self, session_id: str, token: str, context: CallContext) -> None:
-        """A session opens here: write its entry (before its Welcome). A directory that cannot be
-        written is logged, and the session goes on: it resumes on this replica only."""
+        """A session opens here: write its entry (before its Welcome). While the directory does not
+        answer, nobody waits for it: the entry is kept and written once the renewal reaches it again
+        (until then the session resumes on this replica only)."""
         if self._renewing is None:  # the first session: this replica announces itself first
             self._renewing = asyncio.get_running_loop().create_task(
                 self._renew(), name="session-directory-renewal"
             )
             await self._renew_once()
         entry = SessionEntry(self.home, digest(token), caller_digest(context))
+        if not self._reachable:  # one failed write is enough: the renewal finds when it is back
+            self._unwritten[session_id] = entry
+            return
         try:
             await self.directory.enter(session_id, entry, self.lease)
         except DirectoryUnavailableError as exc:
+            self._unreachable(exc)
+            self._unwritten[session_id] = entry
+
+    def _unreachable(self, exc: DirectoryUnavailableError) -> None:
+        if self._reachable:
             log.warning(
-                "session %s: the session directory cannot be written (%s): it resumes on this replica only",
-                session_id,
+                "the session directory does not answer (%s): sessions opened meanwhile resume on this "
+                "replica only until it does (retried every %g s)",
                 exc,
+                self.settings.home_refresh_seconds,
             )
+        self._reachable = False
 
     async def _renew(self) -> None:
         while True:
@@ -284,10 +297,21 @@ class Forwarder:
             await self._renew_once()
 
     async def _renew_once(self) -> None:
+        open_now = list(self.sessions())
+        if self._unwritten:  # only those still open (bounded by the sessions held)
+            held = set(open_now)
+            self._unwritten = {s: e for s, e in self._unwritten.items() if s in held}
         try:
-            await self.directory.renew(self.home, list(self.sessions()), self.lease)
+            if self._unwritten:
+                await self.directory.enter_many(self._unwritten, self.lease)
+                self._unwritten = {}
+            await self.directory.renew(self.home, open_now, self.lease)
         except DirectoryUnavailableError as exc:
-            log.warning("the session directory cannot be renewed (%s): retrying", exc)
+            self._unreachable(exc)
+            return
+        if not self._reachable:
+            log.info("the session directory answers again: every session here resumes on any replica")
+            self._reachable = True
 
     # -- resumes of sessions that live elsewhere --------------------------------------------------
 
