@@ -201,7 +201,7 @@ async def test_a_session_cut_from_one_replica_resumes_on_the_other_with_every_ev
         client.session(resume_timeout=WAIT) as session,
     ):
         assert session.session_id in a.sessions.sessions  # type: ignore[union-attr]
-        unary = asyncio.ensure_future(session.send_message(A2AClient.text_request("slow 1.5")))
+        unary = asyncio.ensure_future(session.send_message(A2AClient.text_request("slow 3")))
         events: list[types.StreamResponse] = []
         cut = False
         async for event in session.send_streaming_message(
