@@ -170,7 +170,6 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         await listening(stack.start(), settings.host, settings.port)
         listening_audience(settings.authentication, stack.grpc_address, args)
-        registration = await start_registration(config, stack.card, stack.grpc_address)
         print(f"a2a-grpc: serving {agent.card.name!r} over gRPC at {stack.grpc_address}", flush=True)
         if stack.http_url is not None:
             print(f"a2a-grpc: serving JSON-RPC and HTTP+JSON at {stack.http_url}", flush=True)
@@ -186,6 +185,7 @@ async def serve(args: argparse.Namespace) -> int:
             hosts = (settings.host, http["host"] or settings.host)
             why = "loopback only" if all(is_loopback(h) for h in hosts) else "--allow-unauthenticated"
             print(f"a2a-grpc: authentication: none ({why}: every caller reaches every task)", flush=True)
+        registration = await start_registration(config, stack.card, stack.grpc_address)
         assert stack.server is not None
         hint = f"{self_command()} send {dial_address(settings.host, stack.server.port)} 'hello'"
         if tls is not None:
