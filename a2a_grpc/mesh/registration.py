@@ -2,10 +2,11 @@
 
 ``start`` registers the card (a refusal or an unreachable Redis is raised: a server started with
 ``--registry`` that cannot register says so at once); then a heartbeat every
-``heartbeat_seconds``, each a little early or late at random (up to 10 %) so that replicas started
-together do not beat together. A heartbeat carries the card's ETag only; when the registry no
-longer holds that card for this replica (the card changed with :meth:`Registration.update`, the
-entry lapsed while Redis was away, Redis lost its data) the card is uploaded again. A heartbeat
+``heartbeat_seconds``, each a little early or late at random (up to 10 %), the first at a random
+point of the first interval, so that replicas started together do not beat together. A heartbeat
+carries the card's ETag only; when the registry no longer holds that card for this replica (the
+card changed with :meth:`Registration.update`, the entry lapsed while Redis was away, Redis lost
+its data) the card is uploaded again. A heartbeat
 that fails is logged (once per outage, and when Redis is back) and counted; the replica keeps
 serving, and the next beat comes sooner (a tenth of the interval, at least 1 s) so that the entry
 is back before its TTL lapses if Redis is. ``stop`` ends the heartbeats and removes the entry, so
@@ -55,6 +56,7 @@ class Registration:
         self._registered_as: tuple[str, tuple[str, ...]] | None = None  # (etag, skills) in Redis
         self._rng = rng or random.Random()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._failing = False
 
     async def __aenter__(self) -> Registration:
@@ -68,8 +70,24 @@ class Registration:
 
     async def start(self) -> None:
         """Register, then heartbeat in the background. CardTooLargeError, RegistryUnavailableError."""
+        await self.register()
+        self.keep_alive()
+
+    async def register(self) -> None:
+        """Register the card now (no heartbeats). CardTooLargeError, RegistryUnavailableError."""
         await self._register()
-        self._task = asyncio.get_running_loop().create_task(self._beat_forever(), name="registry-heartbeat")
+
+    def keep_alive(self) -> None:
+        """Heartbeat in the background from now on, until :meth:`stop` (once started, a no-op)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._beat_forever(), name="registry-heartbeat"
+            )
+
+    @property
+    def beating(self) -> bool:
+        """Whether the heartbeats run (they outlive a Redis outage; :meth:`stop` ends them)."""
+        return self._task is not None and not self._task.done()
 
     def update(self, card: types.AgentCard) -> None:
         """Register ``card`` instead from the next heartbeat on (CardTooLargeError now if refused)."""
@@ -105,30 +123,47 @@ class Registration:
         return base * (1 + self._rng.uniform(-_JITTER, _JITTER))
 
     async def _beat_forever(self) -> None:
+        me = asyncio.current_task()
+        # The first beat at a random point of the first interval: replicas started together (a
+        # deploy, a restart of many) spread their heartbeats over the interval from the start.
+        wait = self._rng.uniform(0, self.registry.settings.heartbeat_seconds)
         while True:
-            await asyncio.sleep(self._interval())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), wait)
+            if self._stopping.is_set():
+                return
             try:
                 await self.beat()
             except RegistryUnavailableError as exc:
                 if not self._failing:
                     log.warning("registry heartbeat of %r failed (will retry): %s", self.card.name, exc)
                 self._failing = True
-                continue
             except Exception:  # a bug must not end the heartbeats silently: logged, then tried again
                 log.exception("registry heartbeat of %r failed", self.card.name)
                 self._failing = True
-                continue
-            if self._failing:
-                log.warning("registry heartbeat of %r succeeded again", self.card.name)
-                self._failing = False
+            else:
+                if self._failing:
+                    log.warning("registry heartbeat of %r succeeded again", self.card.name)
+                    self._failing = False
+            if me is not None and me.cancelling():
+                # redis-py may swallow a cancellation that lands mid-command (it answers or fails
+                # the command instead): stop asked, so stop.
+                raise asyncio.CancelledError
+            wait = self._interval()
 
     async def stop(self, *, deregister: bool = True) -> None:
         """End the heartbeats and (``deregister``) remove the entry; a registry that does not answer
         is logged, and the entry lapses by its TTL."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Asked, not cancelled: a heartbeat under way ends first (redis-py may lose a pooled
+            # connection to a command cancelled midway); cancelled only if it outlasts its timeout.
+            self._stopping.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self.registry.settings.timeout_seconds * 2)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
         if deregister and self.entry is not None:
             try:

@@ -35,6 +35,7 @@ logged and counted (``a2a_registry_entries_skipped_total``), and the lookup answ
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -600,6 +601,11 @@ class Registry:
             EXPIRED.inc(count)
 
     def _unavailable(self, doing: str, exc: BaseException) -> RegistryUnavailableError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # redis-py can answer a cancellation that lands mid-command with an error of its own:
+            # the caller was cancelled, and must see that, not an unavailable registry.
+            raise asyncio.CancelledError(f"cancelled while {doing}: {type(exc).__name__}") from exc
         return RegistryUnavailableError(f"registry {self.target.shown}: {doing}: {redis_problem(exc)}")
 
     async def ping(self) -> None:
