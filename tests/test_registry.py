@@ -274,8 +274,7 @@ async def test_redis_gone_gives_a_typed_error_after_a_bounded_stale_answer(tmp_p
         with pytest.raises(RegistryUnavailableError):
             await stale.register(card(), ["b:1"])
         # The heartbeat loop outlives the outage; stop leaves the entry to its TTL.
-        assert registration._task is not None
-        assert not registration._task.done()
+        assert registration.beating
         await registration.stop()
     finally:
         await stale.aclose()
@@ -459,3 +458,54 @@ async def test_registry_list_with_redis_unreachable_is_one_line_and_fails() -> N
     )
     assert bad.returncode == 1
     assert "scheme" in bad.stderr
+
+
+# -- cancellation, and a Redis that accepts but never answers --------------------------------------
+
+
+async def test_a_cancelled_lookup_is_cancelled_and_stop_is_bounded_when_redis_hangs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # reads nothing, answers nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    registry = Registry(RegistrySettings(url=f"redis://127.0.0.1:{port}/0", timeout_seconds=1.0))
+    try:
+        lookup = asyncio.get_running_loop().create_task(registry.replicas("plan"))
+        await asyncio.sleep(0.3)  # connected, the command sent, its answer awaited
+        assert held
+        lookup.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await lookup
+        # No answer within timeout_seconds: a typed error, not a hang.
+        with pytest.raises(RegistryUnavailableError, match="timeout"):
+            await registry.replicas("plan")
+        registration = Registration(registry, card(), ["a:1"])
+        with pytest.raises(RegistryUnavailableError, match="registering"):
+            await registration.start()
+        assert not registration.beating
+    finally:
+        await registry.aclose()
+        server.close()
+        for writer in held:
+            writer.close()
+        await server.wait_closed()
+
+
+async def test_stop_during_a_heartbeat_ends_the_loop(redis_url: str) -> None:
+    registry = Registry(RegistrySettings(url=redis_url, heartbeat_seconds=0.05, ttl_seconds=5))
+    try:
+        registrations = [Registration(registry, card(), [f"r:{i}"]) for i in range(30)]
+        for registration in registrations:
+            await registration.start()
+        await asyncio.sleep(0.3)  # many beats under way at any moment
+        await asyncio.wait_for(asyncio.gather(*(r.stop() for r in registrations)), 30)
+        assert not any(r.beating for r in registrations)
+        registry.invalidate()
+        assert await registry.entries() == []
+    finally:
+        await registry.aclose()
