@@ -509,3 +509,17 @@ async def test_stop_during_a_heartbeat_ends_the_loop(redis_url: str) -> None:
         assert await registry.entries() == []
     finally:
         await registry.aclose()
+
+
+async def test_serve_with_an_unreachable_registry_says_so_and_exits() -> None:
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [*CLI, "serve", "--grpc-port", "0", "--store", "memory", "--registry", "redis://127.0.0.1:1/0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("a2a-grpc: error: registry redis://127.0.0.1:1/0: registering: cannot connect")
+    assert "a2a-grpc: stopped" in result.stdout
