@@ -523,3 +523,35 @@ async def test_serve_with_an_unreachable_registry_says_so_and_exits() -> None:
     (line,) = result.stderr.splitlines()
     assert line.startswith("a2a-grpc: error: registry redis://127.0.0.1:1/0: registering: cannot connect")
     assert "a2a-grpc: stopped" in result.stdout
+
+
+async def test_concurrent_misses_share_one_read_and_a_burst_does_not_exhaust_the_pool(
+    redis_url: str, registry: Registry
+) -> None:
+    for i in range(5):
+        await registry.register(card(skills=tuple(f"s{j}" for j in range(i, i + 60))), [f"r:{i}"])
+    registry.invalidate()
+    direct = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        await registry.replicas("warm-the-script")
+        before = (await direct.info("commandstats"))["cmdstat_evalsha"]["calls"]
+        answers = await asyncio.gather(*(registry.replicas("s4") for _ in range(200)))
+        after = (await direct.info("commandstats"))["cmdstat_evalsha"]["calls"]
+    finally:
+        await direct.aclose()
+    assert after == before + 1
+    assert all(len(a) == 5 for a in answers)
+    # 300 distinct queries at once: more than redis-py's pool of 100 connections holds.
+    registry.invalidate()
+    many = await asyncio.gather(*(registry.replicas(f"s{j}") for j in range(300)))
+    assert [len(a) for a in many[:6]] == [1, 2, 3, 4, 5, 5]
+    assert sum(len(a) for a in many) == 5 * 60
+    # A caller that gives up does not cancel the read the others wait for.
+    registry.invalidate()
+    first = asyncio.get_running_loop().create_task(registry.replicas("s10"))
+    second = asyncio.get_running_loop().create_task(registry.replicas("s10"))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert len(await second) == 5
+    with pytest.raises(asyncio.CancelledError):
+        await first

@@ -10,7 +10,8 @@ are no longer read (and are pruned by the next registration or heartbeat).
 
 Lookups (by skill: :meth:`Registry.replicas`, by agent name, all) take two round trips: the index
 (a sorted set) then the entries; cards come from a local cache by ETag (a card's content never
-changes under its ETag) or a third round trip. Answers are cached in the caller for
+changes under its ETag) or a third round trip. Callers that miss the same query at once share one
+read. Answers are cached in the caller for
 ``cache_seconds`` (at most ``cache_size`` of them, least recently used dropped first); see
 :class:`RegistrySettings` and docs/registry.md for how the cache is invalidated.
 
@@ -36,6 +37,7 @@ logged and counted (``a2a_registry_entries_skipped_total``), and the lookup answ
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -68,6 +70,9 @@ MiB = 1024 * 1024
 _TAG = tag("registry")
 _MAX_RECORD_BYTES = 64 * 1024  # addresses and skill ids of one replica; a larger record is not ours
 _MAX_NAME = 1024
+# Reads of distinct queries in flight at once: below redis-py's pool size (100 connections, and it
+# refuses a command past it rather than waiting), so a burst of misses waits here instead of failing.
+_MAX_READS = 32
 
 
 class RegistryError(Exception):
@@ -326,6 +331,8 @@ class Registry:
             )
         }
         self._answers = _Answers(settings.cache_size)
+        self._reading: dict[tuple[str, str], asyncio.Task[tuple[Entry, ...]]] = {}
+        self._reads = asyncio.Semaphore(_MAX_READS)
         self._card_cache: OrderedDict[str, types.AgentCard] = OrderedDict()
         self.clock = time.monotonic
         """Times the cache (replaceable in tests)."""
@@ -465,7 +472,7 @@ class Registry:
             _LOOKUPS[kind, "hit"].inc()
             return list(cached[1])
         try:
-            entries = await self._read(kind, value)
+            entries = await self._shared_read(kind, value)
         except RegistryUnavailableError as exc:
             if cached is not None and now - cached[0] < s.cache_seconds + s.stale_seconds:
                 _LOOKUPS[kind, "stale"].inc()
@@ -483,6 +490,28 @@ class Registry:
         if s.cache_seconds > 0 or s.stale_seconds > 0:
             self._answers.put((kind, value), now, entries)
         return list(entries)
+
+    async def _shared_read(self, kind: str, value: str) -> tuple[Entry, ...]:
+        """One read from Redis for every caller that misses the same query at once (a cache entry
+        that lapses under a thousand concurrent calls costs one read, not a thousand). The read runs
+        as a task of its own: a caller that gives up does not cancel it for the others."""
+        query = (kind, value)
+        task = self._reading.get(query)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._read_one(kind, value), name="registry-lookup")
+            self._reading[query] = task
+            task.add_done_callback(functools.partial(self._read_done, query))
+        return await asyncio.shield(task)
+
+    def _read_done(self, query: tuple[str, str], task: asyncio.Task[tuple[Entry, ...]]) -> None:
+        if self._reading.get(query) is task:
+            del self._reading[query]
+        if not task.cancelled():
+            task.exception()  # retrieved: each waiter gets it; with none left it is not an orphan
+
+    async def _read_one(self, kind: str, value: str) -> tuple[Entry, ...]:
+        async with self._reads:
+            return await self._read(kind, value)
 
     async def _read(self, kind: str, value: str) -> tuple[Entry, ...]:
         index = self._all if kind == "all" else self._index_key(kind, value)
@@ -616,4 +645,8 @@ class Registry:
             raise self._unavailable("ping", exc) from None
 
     async def aclose(self) -> None:
+        reading = list(self._reading.values())
+        for task in reading:
+            task.cancel()
+        await asyncio.gather(*reading, return_exceptions=True)
         await self._redis.aclose()
