@@ -555,3 +555,43 @@ async def test_concurrent_misses_share_one_read_and_a_burst_does_not_exhaust_the
     assert len(await second) == 5
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+async def test_the_registry_works_on_a_redis_cluster(tmp_path: Path) -> None:
+    # A one-node cluster holding every slot: cluster mode's rules (one slot per script and per
+    # multi-key command, MOVED redirections) apply as on many nodes.
+    server = start_redis(
+        tmp_path / "cluster", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"
+    )
+    try:
+        admin = redis.asyncio.Redis(host="127.0.0.1", port=server.port)
+        try:
+            await admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+            await until(lambda: _cluster_ok(admin))
+        finally:
+            await admin.aclose()
+        registry = Registry(
+            RegistrySettings(url=f"redis://127.0.0.1:{server.port}?cluster=true", cache_seconds=0)
+        )
+        try:
+            registration = Registration(registry, card("{a}:b", ("plan", "x{y}")), ["10.0.0.1:1"])
+            await registration.start()
+            await registry.register(card("coder", ("code",)), ["10.0.0.2:1"])
+            assert await registration.beat() == "refreshed"
+            assert [e.name for e in await registry.replicas("x{y}")] == ["{a}:b"]
+            assert sorted(e.name for e in await registry.entries()) == ["coder", "{a}:b"]
+            registration.update(card("{a}:b", ("plan",), version="2"))
+            assert await registration.beat() == "uploaded"
+            assert [e.card.version for e in await registry.agent("{a}:b")] == ["2"]
+            await registration.stop()
+            assert [e.name for e in await registry.entries()] == ["coder"]
+        finally:
+            await registry.aclose()
+    finally:
+        server.stop()
+
+
+async def _cluster_ok(admin: redis.asyncio.Redis) -> bool:
+    info = await admin.execute_command("CLUSTER", "INFO")
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    return "cluster_state:ok" in text
