@@ -6,7 +6,8 @@ sends a capability heartbeat every ``heartbeat_seconds`` (:meth:`Registry.heartb
 only, which pushes the entry's deadline on. The card is uploaded again only when it changed (the
 heartbeat answers that the registry does not hold that ETag). A replica that stops heartbeating
 is gone once its TTL lapses: its keys expire, and the index entries, scored by their deadline,
-are no longer read (and are pruned by the next registration or heartbeat).
+are no longer read; they are pruned by the next registration or heartbeat that touches their
+index, and an index nobody refreshes expires a TTL after its last refresh.
 
 Lookups (by skill: :meth:`Registry.replicas`, by agent name, all) take two round trips: the index
 (a sorted set) then the entries; cards come from a local cache by ETag (a card's content never
