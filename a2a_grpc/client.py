@@ -349,7 +349,8 @@ class A2AClient(ClientOperations):
     @classmethod
     def from_card(cls, card: types.AgentCard, **options: Any) -> A2AClient:
         """A client of the GRPC interfaces of ``card`` that speak A2A 1.x, in card order (the
-        agent's preference), each with its own tenant. ``options`` are the constructor's.
+        agent's preference), each with its own tenant. ``options`` are the constructor's; with
+        ``cards`` (a :class:`~a2a_grpc.mesh.drift.CardBook`) ``card`` is the first it holds of the agent.
 
         Calls go to the first; when it is unavailable (UNAVAILABLE, or its circuit breaker is
         open) the client falls back to the next, and so on round the list, staying on whichever
@@ -400,6 +401,8 @@ class A2AClient(ClientOperations):
         client = cls(target, tenant=tenant, tls=asked or tls, **options)
         for target, tls, tenant in others:
             client._add_route(target, tenant, None, asked or tls)
+        if client.cards is not None:  # the card the client was made from is the one negotiated
+            client.cards.observe(card)
         return client
 
     async def close(self) -> None:

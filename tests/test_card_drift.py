@@ -245,3 +245,19 @@ async def test_registry_lookups_report_drift_in_the_cards_they_read(redis_url: s
         await registration.stop()
     finally:
         await registry.aclose()
+
+
+async def test_a_client_made_from_a_card_starts_its_book_with_that_card() -> None:
+    served = await serve(Translator(V1))
+    book = CardBook(relies_on=["summarize"], pin=True)
+    try:
+        first = await served.client.get_agent_card()
+        client = A2AClient.from_card(first, cards=book, timeout=10.0)
+        try:
+            assert book.card("translator") == first
+            assert await client.get_agent_card() == first
+            assert book.etag("translator") == card_etag(first)
+        finally:
+            await client.close()
+    finally:
+        await shutdown(served)
