@@ -53,6 +53,7 @@ from google.protobuf.message import DecodeError
 from prometheus_client import Counter
 
 from a2a_grpc import types
+from a2a_grpc.mesh import _scripts
 from a2a_grpc.mesh.drift import CardBook, card_etag
 from a2a_grpc.redisconn import connect, key, parse_redis_url, redis_problem, tag
 
@@ -214,63 +215,6 @@ _LOOKUPS = {
     (k, r): LOOKUPS.labels(k, r) for k in ("skill", "name", "all") for r in ("hit", "miss", "stale", "failed")
 }
 
-# -- the scripts (atomic on one node: every key shares the tag) -----------------------------------
-
-_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
-# Refresh the indexes KEYS[3..] (KEYS[3] is "all") with the entry KEYS[1] until now + ARGV ttl;
-# prune lapsed members, counting those of "all"; keep each index key as long as its freshest member.
-_INDEX = """
-local deadline = now + ttl
-local expired = 0
-for i = 3, #KEYS do
-  local gone = redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-  if i == 3 then expired = gone end
-  redis.call('ZADD', KEYS[i], deadline, KEYS[1])
-  if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
-end
-"""
-# KEYS: entry, card, all, name, skills...; ARGV: etag, record, card bytes, ttl ms.
-_REGISTER = (
-    _NOW
-    + """
-local ttl = tonumber(ARGV[4])
-redis.call('SET', KEYS[2], ARGV[3], 'PX', ttl)
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'etag', ARGV[1], 'record', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ttl)
-"""
-    + _INDEX
-    + "return {deadline, expired}"
-)
-# The same without the card: 0 when the entry or its card is gone, or holds another ETag.
-_HEARTBEAT = (
-    _NOW
-    + """
-local ttl = tonumber(ARGV[2])
-if redis.call('HGET', KEYS[1], 'etag') ~= ARGV[1] then return {0, 0} end
-if redis.call('PEXPIRE', KEYS[2], ttl) == 0 then return {0, 0} end
-redis.call('PEXPIRE', KEYS[1], ttl)
-"""
-    + _INDEX
-    + "return {deadline, expired}"
-)
-# KEYS[1]: an index; ARGV: the most to answer. Members still within their deadline, freshest first.
-_LIVE = (
-    _NOW
-    + """
-return redis.call('ZRANGE', KEYS[1], '+inf', '(' .. now, 'BYSCORE', 'REV', 'LIMIT', 0, tonumber(ARGV[1]),
-                  'WITHSCORES')
-"""
-)
-_DEREGISTER = """
-redis.call('DEL', KEYS[1])
-for i = 2, #KEYS do redis.call('ZREM', KEYS[i], KEYS[1]) end
-return 1
-"""
-
 
 class _Answers:
     """The caller's cache of lookup answers: bounded LRU, each answer with the time it was read.
@@ -325,10 +269,10 @@ class Registry:
         self._scripts = {
             name: self._redis.register_script(text)
             for name, text in (
-                ("register", _REGISTER),
-                ("heartbeat", _HEARTBEAT),
-                ("live", _LIVE),
-                ("deregister", _DEREGISTER),
+                ("register", _scripts.REGISTER),
+                ("heartbeat", _scripts.HEARTBEAT),
+                ("live", _scripts.LIVE),
+                ("deregister", _scripts.DEREGISTER),
             )
         }
         self._answers = _Answers(settings.cache_size)
