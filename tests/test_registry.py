@@ -595,3 +595,53 @@ async def _cluster_ok(admin: redis.asyncio.Redis) -> bool:
     info = await admin.execute_command("CLUSTER", "INFO")
     text = info.decode() if isinstance(info, bytes) else str(info)
     return "cluster_state:ok" in text
+
+
+# -- retries after a failed heartbeat --------------------------------------------------------------
+
+
+class _FailingRegistry(Registry):
+    """A registry whose heartbeats fail as if Redis were gone, then answer again."""
+
+    def __init__(self, settings: RegistrySettings) -> None:
+        super().__init__(settings)
+        self.failing = True
+        self.beats: list[float] = []
+
+    async def heartbeat(self, name: str, replica: str, etag: str, skills: tuple[str, ...]) -> float | None:
+        self.beats.append(asyncio.get_running_loop().time())
+        if self.failing:
+            raise RegistryUnavailableError("the registry does not answer (test)")
+        return 1e12
+
+
+async def test_failed_heartbeats_are_retried_after_full_jitter_waits_that_double_to_the_cap() -> None:
+    import random
+
+    settings = RegistrySettings(
+        url="redis://127.0.0.1:1/0", heartbeat_seconds=60, retry_base_seconds=0.1, retry_cap_seconds=10
+    )
+    registry = _FailingRegistry(settings)
+    registration = Registration(registry, card(), ["10.0.0.1:50051"], rng=random.Random(7))
+    registration._registered_as = (card_etag(card()), ("plan", "echo"))  # registered: beats are heartbeats
+    ceilings = []
+    for failures in range(1, 10):
+        with pytest.raises(RegistryUnavailableError):
+            await registration.beat()
+        registration._failures = failures
+        waits = [registration._interval() for _ in range(200)]
+        assert all(0 <= w <= min(10, 0.1 * 2 ** (failures - 1)) for w in waits)
+        ceilings.append(max(waits))
+    # The window doubles (0.1, 0.2, ... s) until the cap: a herd spreads over it, never past 10 s.
+    assert ceilings[0] < 0.1 < ceilings[1] < 0.2 < ceilings[2]
+    assert 5 < ceilings[-1] <= 10
+    registration._failures = 0  # a beat that succeeds: back to the heartbeat interval
+    assert all(54 <= registration._interval() <= 66 for _ in range(50))
+    await registry.aclose()
+
+
+async def test_retry_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="retry_cap_seconds"):
+        RegistrySettings(retry_base_seconds=2, retry_cap_seconds=1)
+    with pytest.raises(ValueError, match="retry_base_seconds"):
+        RegistrySettings(retry_base_seconds=0)

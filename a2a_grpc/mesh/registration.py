@@ -8,9 +8,11 @@ carries the card's ETag only; when the registry no longer holds that card for th
 card changed with :meth:`Registration.update`, the entry lapsed while Redis was away, Redis lost
 its data) the card is uploaded again. A heartbeat
 that fails is logged (once per outage, and when Redis is back) and counted; the replica keeps
-serving, and the next beat comes sooner (a tenth of the interval, at least 1 s) so that the entry
-is back before its TTL lapses if Redis is. ``stop`` ends the heartbeats and removes the entry, so
-that callers stop routing to a replica that drains.
+serving, and the next beats come sooner, after a random wait below ``retry_base_seconds`` doubling
+with each failure up to ``retry_cap_seconds`` (full jitter, as every retry of the library:
+:func:`a2a_grpc.resilience.full_jitter`), so that the entry is back before its TTL lapses when Redis
+is, and 10,000 replicas that lost Redis together do not come back at once. ``stop`` ends the
+heartbeats and removes the entry, so that callers stop routing to a replica that drains.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from types import TracebackType
 from a2a_grpc import types
 from a2a_grpc.mesh.drift import card_etag
 from a2a_grpc.mesh.registry import Entry, Registry, RegistryUnavailableError
+from a2a_grpc.resilience import full_jitter
 
 __all__ = ["Registration"]
 
@@ -58,6 +61,7 @@ class Registration:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._failing = False
+        self._failures = 0  # heartbeats failed in a row
 
     async def __aenter__(self) -> Registration:
         await self.start()
@@ -117,10 +121,11 @@ class Registration:
                 await self.registry.deregister(previous.name, self.replica, previous.skills)
 
     def _interval(self) -> float:
-        base = self.registry.settings.heartbeat_seconds
-        if self._failing:
-            base = max(1.0, base / 10)
-        return base * (1 + self._rng.uniform(-_JITTER, _JITTER))
+        s = self.registry.settings
+        if self._failures:
+            cap = min(s.retry_cap_seconds, s.heartbeat_seconds)
+            return full_jitter(self._failures, min(s.retry_base_seconds, cap), cap, self._rng.random())
+        return s.heartbeat_seconds * (1 + self._rng.uniform(-_JITTER, _JITTER))
 
     async def _beat_forever(self) -> None:
         me = asyncio.current_task()
@@ -138,13 +143,16 @@ class Registration:
                 if not self._failing:
                     log.warning("registry heartbeat of %r failed (will retry): %s", self.card.name, exc)
                 self._failing = True
+                self._failures += 1
             except Exception:  # a bug must not end the heartbeats silently: logged, then tried again
                 log.exception("registry heartbeat of %r failed", self.card.name)
                 self._failing = True
+                self._failures += 1
             else:
                 if self._failing:
                     log.warning("registry heartbeat of %r succeeded again", self.card.name)
                     self._failing = False
+                self._failures = 0
             if me is not None and me.cancelling():
                 # redis-py may swallow a cancellation that lands mid-command (it answers or fails
                 # the command instead): stop asked, so stop.

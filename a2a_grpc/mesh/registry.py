@@ -119,6 +119,13 @@ class RegistrySettings:
     """Entries one lookup answers at most (those with the latest deadlines)."""
     timeout_seconds: float = 5.0
     """How long one Redis command may wait for its answer (and a connection for its handshake)."""
+    retry_base_seconds: float = 0.1
+    """After a failed heartbeat, the next is tried after a random wait below this, doubling with each
+    failure in a row up to ``retry_cap_seconds`` (full jitter: replicas that lost Redis together
+    come back spread over the window, not at once)."""
+    retry_cap_seconds: float = 10.0
+    """The longest wait between two heartbeats tried while the registry fails (at most the heartbeat
+    interval)."""
     address: str | None = None
     """``a2a-grpc serve``: the ``HOST:PORT`` registered for this replica; None: ``server.public_address``,
     else the address the gRPC server is bound to."""
@@ -129,7 +136,7 @@ class RegistrySettings:
                 parse_redis_url(self.url)
             except ValueError as exc:
                 raise ValueError(f"url: {exc}") from None
-        for name in ("heartbeat_seconds", "timeout_seconds"):
+        for name in ("heartbeat_seconds", "timeout_seconds", "retry_base_seconds", "retry_cap_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
                 raise ValueError(f"{name} must be a finite number of seconds > 0, not {value!r}")
@@ -137,6 +144,11 @@ class RegistrySettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
                 raise ValueError(f"{name} must be a finite number of seconds >= 0, not {value!r}")
+        if self.retry_cap_seconds < self.retry_base_seconds:
+            raise ValueError(
+                f"retry_cap_seconds ({self.retry_cap_seconds}) must be at least retry_base_seconds "
+                f"({self.retry_base_seconds})"
+            )
         ttl = self.ttl_seconds
         if ttl is not None and (not 0 < ttl < math.inf or ttl < self.heartbeat_seconds):
             raise ValueError(
