@@ -78,6 +78,10 @@ pings more often collects strikes, and after two the server ends the connection 
 ``too_many_pings``, failing the calls on it."""
 
 
+LOAD_BALANCING = ("round_robin", "pick_first")
+"""The load-balancing policies of :attr:`ClientSettings.load_balancing` (gRPC's own)."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ClientSettings:
     """How the client side calls agents (:class:`A2AClient`, the bridge's ``GrpcUpstream``, the
@@ -102,6 +106,11 @@ class ClientSettings:
     resilience: ResiliencePolicy = dataclasses.field(default_factory=ResiliencePolicy)
     """Retries (which calls, how often, how long apart) and circuit breakers
     (:class:`a2a_grpc.resilience.ResiliencePolicy`)."""
+    load_balancing: str | None = None
+    """How a channel whose target names several servers spreads its calls: ``round_robin`` (every
+    address the resolver gives: a ``dns:///agent.example:50051`` target of a headless Service, or
+    ``ipv4:10.0.0.1:50051,10.0.0.2:50051``), ``pick_first`` (one at a time, gRPC's default), or
+    None (gRPC's default, or what the resolver's service config says: xDS)."""
 
     def __post_init__(self) -> None:
         if self.timeout is not None and not self.timeout > 0:
@@ -113,13 +122,20 @@ class ClientSettings:
             raise ValueError(f"keepalive_time_ms must be positive or None, not {self.keepalive_time_ms}")
         if self.keepalive_timeout_ms <= 0:
             raise ValueError(f"keepalive_timeout_ms must be positive, not {self.keepalive_timeout_ms}")
+        if self.load_balancing not in (None, *LOAD_BALANCING):
+            raise ValueError(
+                f"load_balancing must be one of {', '.join(LOAD_BALANCING)} or None, "
+                f"not {self.load_balancing!r}"
+            )
 
-    def grpc_options(self) -> list[tuple[str, int]]:
+    def grpc_options(self) -> list[tuple[str, int | str]]:
         """The channel options these settings stand for."""
-        options = [
+        options: list[tuple[str, int | str]] = [
             ("grpc.max_receive_message_length", self.max_receive_message_bytes),
             ("grpc.max_send_message_length", self.max_send_message_bytes),
         ]
+        if self.load_balancing is not None:
+            options.append(("grpc.lb_policy_name", self.load_balancing))
         if self.keepalive_time_ms is not None:
             options += [
                 ("grpc.keepalive_time_ms", self.keepalive_time_ms),
