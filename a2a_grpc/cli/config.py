@@ -67,7 +67,8 @@ class ServeSettings:
     app_dir: str = "."
     """Look for the agent's module in this directory first."""
     store: str = DEFAULT_STORE
-    """The task store: ``memory``, ``sqlite:///PATH`` (relative) or ``sqlite:////PATH`` (absolute)."""
+    """The task store: ``memory``, ``sqlite:///PATH`` (relative) or ``sqlite:////PATH`` (absolute), or
+    ``redis://HOST:PORT/DB?prefix=NAME`` (``rediss://`` for TLS) shared by replicas (docs/scaling.md)."""
     integrity_check: bool = True
     """Check an SQLite store's integrity at start (it reads the whole file)."""
     webhook_allow: tuple[str, ...] = ()
@@ -201,8 +202,8 @@ def sections_of(command: str) -> tuple[Section, ...]:
                  "registry", "observability")  # fmt: skip
         peers = Section.of("peers", PoolSettings, doc="How the reference agent's delegate keeps its "
                            "connections to peers (one per peer, shared by its calls).")  # fmt: skip
-        store = Section.of("store", StoreSettings, doc="How an SQLite task store (serve.store) waits, "
-                           "commits and leases its tasks.")  # fmt: skip
+        store = Section.of("store", StoreSettings, doc="How a durable task store (serve.store: SQLite "
+                           "or Redis) waits, commits, connects and leases its tasks.")  # fmt: skip
         registry = Section.of("registry", RegistrySettings, doc="The capability registry this agent "
                               "registers in (docs/registry.md).")  # fmt: skip
         table = {**own, **lib, "http": http, "bridge": Section.of("bridge", BridgeSettings), "peers": peers,
