@@ -42,7 +42,7 @@ from a2a_grpc._dedupe import Earlier, Receipt, Repeats, _Entry, _Shape
 from a2a_grpc._validation import invalid
 from a2a_grpc.redisconn import RedisTarget, key, tag
 from a2a_grpc.security.limits import Limits
-from a2a_grpc.security.shared import REDIS_ERRORS, Outage, redis_client
+from a2a_grpc.security.shared import Outage, redis_client, redis_errors
 
 if TYPE_CHECKING:
     from a2a_grpc.tasks.run import TaskRun
@@ -120,7 +120,7 @@ class SharedRepeats(Repeats):
         if not outage.skip():
             try:
                 receipt = await self._shared(owner, message)
-            except REDIS_ERRORS as exc:
+            except redis_errors() as exc:
                 outage.failed(exc)
             else:
                 outage.answered()
@@ -242,7 +242,7 @@ class SharedRepeats(Repeats):
     async def _written(self, redis_key: str, args: list[Any]) -> None:
         try:
             await self._if_same(keys=[redis_key], args=args)
-        except REDIS_ERRORS as exc:
+        except redis_errors() as exc:
             # The pending receipt lapses on its own; meanwhile a repeat elsewhere waits, then is
             # told to try again: never run twice.
             self.outage.failed(exc)

@@ -24,6 +24,7 @@ from a2a_grpc.bridge.outbound import JsonRpcUpstream, RestUpstream
 from a2a_grpc.bridge.stack import AgentStack
 from a2a_grpc.bridge.upstream import Call, GrpcUpstream
 from a2a_grpc.client import A2AClient, ClientSettings
+from a2a_grpc.mesh.drift import CHANGES
 from a2a_grpc.observability.metrics import BINDINGS, Metrics, error_code
 from a2a_grpc.observability.settings import ObservabilitySettings
 from a2a_grpc.push import PushNotifier
@@ -390,8 +391,14 @@ ALLOWED = {
     # The cards of this file's agents (the registry is the process's: other tests' labels are there).
     "skill": {"", "other", "alpha", *(skill.id for skill in ReferenceAgent().card.skills)},
     "state": {"completed", "failed", "canceled", "rejected", "other"},
-    "outcome": {"opened", "resumed", "refused", "timeout", "failed", "delivered", "dropped"},
+    "outcome": {"opened", "resumed", "refused", "timeout", "failed", "delivered", "dropped"}
+    | {"registered", "refreshed", "uploaded"},  # the capability registry's
     "transport": {"grpc", "jsonrpc", "rest"},
+    # Other tests' counters in this process's registry: closed sets too.
+    "change": set(CHANGES),
+    "kind": {"skill", "name", "all"},
+    "result": {"hit", "miss", "stale", "failed"},
+    "what": {"rates", "counts", "receipts"},
 }
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import urllib.parse
@@ -47,13 +48,13 @@ from a2a_grpc.service import CallContext
 
 __all__ = [
     "KINDS",
-    "REDIS_ERRORS",
     "Outage",
     "SharedCounter",
     "SharedCounts",
     "SharedRates",
     "rate_storage",
     "redis_client",
+    "redis_errors",
     "store_redis",
 ]
 
@@ -67,15 +68,15 @@ LEASE_PERIODS = 5
 (a busy loop, a slow Redis) do not make its principals' places vanish."""
 
 
-def _redis_errors() -> tuple[type[BaseException], ...]:
+@functools.cache
+def redis_errors() -> tuple[type[BaseException], ...]:
+    """What talking to Redis raises when it does not answer (or answers an error). A function, not a
+    constant: redis-py is imported only by a server that uses Redis (importing it costs ~200 ms, and
+    loads OpenTelemetry when that is installed)."""
     from redis.exceptions import RedisError
 
     # OSError: a socket error redis-py did not wrap; asyncio's TimeoutError: a wait we bounded.
     return (RedisError, OSError, asyncio.TimeoutError)
-
-
-REDIS_ERRORS = _redis_errors()
-"""What talking to Redis raises when it does not answer (or answers an error)."""
 
 
 def store_redis(store: object) -> RedisTarget | None:
@@ -292,7 +293,7 @@ class SharedCounts:
                 args += [f"{kind}|{principal}", held.get(principal, 0)]
         try:
             answer = await self._script(keys=self._keys, args=args)
-        except REDIS_ERRORS as exc:
+        except redis_errors() as exc:
             self.outage.failed(exc)
             if time.monotonic() - self._last_sync > self.lease_ms / 1000:
                 # The others' counts are older than their lease: forget them (local) or stop
@@ -320,7 +321,7 @@ class SharedCounts:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._client is not None:
-            with contextlib.suppress(*REDIS_ERRORS):
+            with contextlib.suppress(*redis_errors()):
                 await self._script(
                     keys=self._keys, args=[self.replica, self.lease_ms, "leave", *_all_fields(self._pushed)]
                 )
@@ -365,7 +366,7 @@ class SharedRates(_Rates):
         if not outage.skip():
             try:
                 await super().check(context)
-            except REDIS_ERRORS as exc:
+            except redis_errors() as exc:
                 outage.failed(exc)
             else:
                 outage.answered()
