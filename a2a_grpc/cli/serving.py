@@ -154,6 +154,9 @@ async def serve(args: argparse.Namespace) -> int:
             return await supervise(args, config, *count)
     else:
         worker.bind_to_parent()
+        from a2a_grpc.observability.metrics import WORKER
+
+        WORKER.labels(worker=str(worker.index)).set(1)
         args.integrity_check = args.integrity_check and not worker.store_checked
     http = config.section("http")
     if worker is not None and http["port"] is not None:
@@ -247,7 +250,8 @@ async def supervise(args: argparse.Namespace, config: Configuration, count: int,
             held += more
         address = dial_address(host, grpc_port)
         shared = f"gRPC {address}" + (f" and HTTP port {http_port}" if http_port is not None else "")
-        say(f"starting {count} workers ({why}) sharing {shared}; task store {args.store}")
+        workers = f"{count} worker{'s' if count != 1 else ''}"
+        say(f"starting {workers} ({why}) sharing {shared}; task store {args.store}")
         supervisor = Supervisor(
             list(args.argv),
             count,

@@ -36,6 +36,7 @@ from typing import Any
 from a2a_grpc.cli.common import CliError, say
 
 __all__ = [
+    "CPU_MAX",
     "GIVE_UP_AFTER",
     "RESTART_BACKOFF_MAX_SECONDS",
     "RESTART_BACKOFF_SECONDS",
@@ -66,13 +67,17 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 """Where the a2a_grpc this process runs is found: the workers run the same one."""
 
 
-def allowed_cores() -> tuple[int, str]:
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+"""The cgroup (v2) CPU quota of this process's container: ``QUOTA PERIOD`` (microseconds) or ``max``."""
+
+
+def allowed_cores(cpu_max: Path = CPU_MAX) -> tuple[int, str]:
     """How many cores this process may use, and why: its CPU affinity, lowered by a cgroup (v2)
-    CPU quota (``cpu.max``) when one is set (a container's CPU limit)."""
+    CPU quota (``cpu_max``) when one is set (a container's CPU limit), rounded up."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    why = f"{cores} core{'s' if cores != 1 else ''} this process may use"
+    why = f"the {cores} core{'s' if cores != 1 else ''} this process may use"
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        quota, period = cpu_max.read_text().split()[:2]
         if quota != "max" and int(period) > 0:
             limit = max(1, math.ceil(int(quota) / int(period)))
             if limit < cores:
@@ -87,7 +92,7 @@ def worker_count(value: int | str) -> tuple[int, str] | None:
     if value == "auto":
         return allowed_cores()
     assert isinstance(value, int)
-    return None if value == 1 else (value, "serve.workers")
+    return None if value == 1 else (value, "serve.workers, --workers")
 
 
 def reserve_port(host: str, port: int) -> tuple[list[socket.socket], int]:
