@@ -33,6 +33,7 @@ from a2a_grpc.cli.common import CliError
 from a2a_grpc.cli.config import ServeSettings
 from a2a_grpc.cli.workers import WORKER_ENV, WorkerRole, allowed_cores, reserve_port, worker_count
 from a2a_grpc.server import ServerSettings
+from benchmarks.servers import workers_ready
 
 CLI = [sys.executable, "-m", "a2a_grpc.cli"]
 START = 60.0
@@ -245,6 +246,10 @@ async def test_two_workers_share_the_grpc_and_http_ports_both_answer_and_sigterm
         for index in (0, 1):
             assert any(line.startswith(f"a2a-grpc[worker {index}]: serving") for line in served.lines)
             assert any(f'"worker": "{index}"' in line for line in served.lines)
+        # The benchmark harness reads the same lines (python -m benchmarks --cases grpc-unary-workers-2).
+        info: dict[str, object] = {}
+        assert [workers_ready(line, info) for line in served.lines].count(True) == 1
+        assert info == {"grpc_port": int(served.address.rpartition(":")[2]), "worker_pids": workers}
         os.kill(served.proc.pid, signal.SIGTERM)
         assert served.exited() == 0
         for index in (0, 1):
