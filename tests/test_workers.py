@@ -62,7 +62,7 @@ class WhoAmI(Agent):
 
     async def execute(self, context, updater):
         if context.text == "slow":
-            await updater.working()
+            await updater.working(str(os.getpid()))
             await asyncio.sleep(600)
         await updater.artifact([types.Part(text=str(os.getpid()))], name="pid")
         await updater.complete()
@@ -456,3 +456,47 @@ async def test_a_second_signal_hurries_every_worker_and_the_stop_stays_truthful(
         final = events[-1].status_update.status
         assert final.state == types.TASK_STATE_FAILED
         assert "the server stopped" in final.message.parts[0].text
+
+
+@ASYNC
+async def test_a_task_of_a_killed_worker_is_ended_truthfully_whichever_worker_reads_it(
+    tmp_path: Path,
+) -> None:
+    with supervising(tmp_path, "--workers", "2") as served:
+        async with grpc.aio.insecure_channel(served.address) as channel:
+            stream = channel.unary_stream(
+                "/lf.a2a.v1.A2AService/SendStreamingMessage",
+                request_serializer=types.SendMessageRequest.SerializeToString,
+                response_deserializer=types.StreamResponse.FromString,
+            )
+            call = stream(request("slow"), metadata=(("a2a-version", "1.0"),), timeout=EXIT)
+            task = (await call.read()).task
+            working = (await call.read()).status_update.status
+            runner = int(working.message.parts[0].text)  # the worker running it
+            assert runner in served.workers.values()
+            index = next(i for i, pid in served.workers.items() if pid == runner)
+            mark = len(served.lines)
+            os.kill(runner, signal.SIGKILL)
+            with contextlib.suppress(grpc.aio.AioRpcError):  # the stream's connection was that worker's
+                while await call.read() is not grpc.aio.EOF:
+                    pass
+        served.until_line(rf"^a2a-grpc: worker {index} ready again", after=mark)
+        get = types.GetTaskRequest(id=task.id)
+        states = set()
+        for _ in range(20):  # over new connections: whichever worker answers, the store says the same
+            async with grpc.aio.insecure_channel(
+                served.address, options=[("grpc.use_local_subchannel_pool", 1)]
+            ) as fresh:
+                read = fresh.unary_unary(
+                    "/lf.a2a.v1.A2AService/GetTask",
+                    request_serializer=types.GetTaskRequest.SerializeToString,
+                    response_deserializer=types.Task.FromString,
+                )
+                found = await read(get, metadata=(("a2a-version", "1.0"),), timeout=20)
+            states.add((found.status.state, found.status.message.parts[0].text))
+        (state, text), *others = states
+        assert others == []
+        assert state == types.TASK_STATE_FAILED
+        assert "stopped while it was TASK_STATE_WORKING" in text
+        os.kill(served.proc.pid, signal.SIGTERM)
+        assert served.exited() == 0

@@ -250,7 +250,7 @@ class Supervisor:
         if self.failure is None:
             self.failure = reason
         if not self._stopping.is_set():
-            say(f"giving up: {reason}; stopping the other workers")
+            say("giving up: stopping the other workers (the reason follows once they have stopped)")
             self._stopping.set()
             self._signal_all(signal.SIGTERM)
 
