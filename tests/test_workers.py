@@ -448,6 +448,8 @@ async def test_a_second_signal_hurries_every_worker_and_the_stop_stays_truthful(
             events = [await call.read(), await call.read()]  # the task, then WORKING: it sleeps
             os.kill(served.proc.pid, signal.SIGTERM)
             served.until_line(r"^a2a-grpc: stopping: draining 2 workers")
+            for index in (0, 1):  # each has taken the first (two signals sent at once would be one)
+                served.until_line(rf"^a2a-grpc\[worker {index}\]: stopping: draining")
             os.kill(served.proc.pid, signal.SIGINT)
             while (event := await call.read()) is not grpc.aio.EOF:
                 events.append(event)

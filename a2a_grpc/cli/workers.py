@@ -228,6 +228,7 @@ class Supervisor:
         self.store_checked = store_checked
         self.failure: str | None = None
         self._stopping = asyncio.Event()
+        self._first_ready = asyncio.Event()
         self._all_ready = False
 
     # -- signals ------------------------------------------------------------------------------------
@@ -306,6 +307,7 @@ class Supervisor:
         if slot.ready_before:
             say(f"worker {slot.index} ready again (pid {process.pid})")
         slot.ready_before = True
+        self._first_ready.set()
         if not self._all_ready and all(s.ready_at is not None for s in self.slots):
             self._all_ready = True
             pids = ", ".join(str(s.process.pid) for s in self.slots if s.process is not None)
@@ -354,12 +356,21 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._signalled)
+        stopping = asyncio.ensure_future(self._stopping.wait())
         try:
-            done = asyncio.gather(*(self._run_slot(slot) for slot in self.slots))
-            stopping = asyncio.ensure_future(self._stopping.wait())
+            # Worker 0 first: it ends the tasks a previous run left running (the orphans a server
+            # recovers at start, docs/shutdown.md) before the others start, so that no two workers
+            # end the same task.
+            runs = [asyncio.ensure_future(self._run_slot(self.slots[0]))]
+            first = asyncio.ensure_future(self._first_ready.wait())
+            starting: set[asyncio.Future[Any]] = {first, stopping, runs[0]}
+            await asyncio.wait(starting, return_when=asyncio.FIRST_COMPLETED)
+            first.cancel()
+            if not self._stopping.is_set():
+                runs += [asyncio.ensure_future(self._run_slot(slot)) for slot in self.slots[1:]]
+            done = asyncio.gather(*runs)
             waits: set[asyncio.Future[Any]] = {stopping, done}
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
             bound = self.grace + KILL_AFTER_SECONDS
             try:
                 await asyncio.wait_for(asyncio.shield(done), bound)
@@ -368,6 +379,7 @@ class Supervisor:
                 self._signal_all(signal.SIGKILL)
                 await done
         finally:
+            stopping.cancel()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             self._signal_all(signal.SIGKILL)  # only if this coroutine itself was cancelled or failed
