@@ -405,7 +405,12 @@ def test_a_worker_role_travels_whole_and_a_forged_one_is_refused(monkeypatch: py
     )
     monkeypatch.setenv(WORKER_ENV, role.to_env())
     assert WorkerRole.from_env() == role
-    for forged in ("", "{", "[]", '{"index": "x"}', '{"index": 1}', role.to_env().replace("7", '"7"')):
+    forgeries = ["", "{", "[]", "null", '{"index": "x"}', '{"index": 1}', role.to_env().replace("7", '"7"')]
+    bad_indexes = ("-1", "true", "1.5", "null")
+    forgeries += [role.to_env().replace('"index": 1', f'"index": {bad}') for bad in bad_indexes]
+    forgeries += [role.to_env().replace("5000", "70000"), role.to_env().replace("true", "1")]
+    forgeries += [role.to_env().replace("}", ', "extra": 1}'), "9" * 5000]
+    for forged in forgeries:
         monkeypatch.setenv(WORKER_ENV, forged)
         with pytest.raises(CliError, match="is set by a2a-grpc serve --workers for its workers"):
             WorkerRole.from_env()

@@ -147,10 +147,14 @@ class WorkerRole:
         if text is None:
             return None
         try:
-            fields = json.loads(text)
-            role = cls(**fields)
-            if not all(isinstance(getattr(role, name), int) for name in ("index", "parent", "ready_fd")):
-                raise TypeError("not numbers")
+            role = cls(**json.loads(text))
+            numbers = [role.index, role.parent, role.ready_fd, role.grpc_port]
+            if role.http_port is not None:
+                numbers.append(role.http_port)
+            if not all(type(n) is int and n >= 0 for n in numbers) or type(role.store_checked) is not bool:
+                raise TypeError("not a role")
+            if max(role.grpc_port, role.http_port or 0) > 65535:
+                raise ValueError("not a port")
         except (ValueError, TypeError):
             raise CliError(
                 f"{WORKER_ENV} is set by a2a-grpc serve --workers for its workers; unset it"
