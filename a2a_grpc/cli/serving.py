@@ -31,6 +31,7 @@ from a2a_grpc.cli.common import (
     until_signal,
 )
 from a2a_grpc.cli.config import DEFAULT_STORE, show
+from a2a_grpc.cli.registry import start_registration, stop_registration
 from a2a_grpc.cli.security import authentication_from, credentials_from, listening_audience
 from a2a_grpc.cli.tls import caller_tls, listener_tls
 from a2a_grpc.cli.workers import Supervisor, WorkerRole, reserve_port, worker_count
@@ -183,6 +184,7 @@ async def serve(args: argparse.Namespace) -> int:
         bridge=bridge,
         notifier=notifier,
     )
+    registration = None
     try:
         await listening(stack.start(), settings.host, settings.port)
         listening_audience(settings.authentication, stack.grpc_address, args)
@@ -193,7 +195,7 @@ async def serve(args: argparse.Namespace) -> int:
             say(f"metrics and debug endpoints at {stack.ops.url}")
         interfaces = ", ".join(f"{i.protocol_binding} {i.url}" for i in stack.card.supported_interfaces)
         say(f"the card names {interfaces}")
-        say(f"task store {args.store}")
+        say(f"task store {getattr(store, 'shown', args.store)}")  # a Redis URL without its password
         auth = settings.authentication
         if auth is not None:
             say(f"authentication: {', '.join(s.name for s in auth.schemes)}")
@@ -201,6 +203,7 @@ async def serve(args: argparse.Namespace) -> int:
             hosts = (settings.host, http["host"] or settings.host)
             why = "loopback only" if all(is_loopback(h) for h in hosts) else "--allow-unauthenticated"
             say(f"authentication: none ({why}: every caller reaches every task)")
+        registration = await start_registration(config, stack.card, stack.grpc_address)
         assert stack.server is not None
         hint = f"{self_command()} send {dial_address(settings.host, stack.server.port)} 'hello'"
         if tls is not None:
@@ -212,6 +215,7 @@ async def serve(args: argparse.Namespace) -> int:
             worker.ready()
         await until_signal(again=stack.hurry)
     finally:
+        await stop_registration(registration)  # first: callers stop routing here before the drain
         await stack.stop()
         say("stopped")
         await notifier.aclose()  # given to the stack, so not closed by it
@@ -241,6 +245,7 @@ async def supervise(args: argparse.Namespace, config: Configuration, count: int,
         )
     # Opened (created, migrated, checked) once here, so that the workers do not race to do it.
     store = task_store(args, config)
+    shown_store = getattr(store, "shown", args.store)  # a Redis URL without its password
     await store.close()
     held, grpc_port = reserve_port(host, config.value("server.port"))
     try:
@@ -251,7 +256,7 @@ async def supervise(args: argparse.Namespace, config: Configuration, count: int,
         address = dial_address(host, grpc_port)
         shared = f"gRPC {address}" + (f" and HTTP port {http_port}" if http_port is not None else "")
         workers = f"{count} worker{'s' if count != 1 else ''}"
-        say(f"starting {workers} ({why}) sharing {shared}; task store {args.store}")
+        say(f"starting {workers} ({why}) sharing {shared}; task store {shown_store}")
         supervisor = Supervisor(
             list(args.argv),
             count,
