@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -151,11 +152,13 @@ class Supervised:
 
 
 @contextlib.contextmanager
-def supervising(tmp_path: Path, *args: str, ready: bool = True, **popen: object) -> Iterator[Supervised]:
+def supervising(
+    tmp_path: Path, *args: str, ready: bool = True, store: str | None = None, **popen: object
+) -> Iterator[Supervised]:
     """``a2a-grpc serve --workers ... ARGS`` with the WhoAmI agent and an SQLite store in
     ``tmp_path``; waits until all its workers are ready unless ``ready`` is False."""
     (tmp_path / "whoami.py").write_text(AGENT)
-    store = f"sqlite:///{tmp_path / 'tasks.db'}"
+    store = store or f"sqlite:///{tmp_path / 'tasks.db'}"
     agent = ["--agent", "whoami:WhoAmI", "--app-dir", str(tmp_path)]
     proc = subprocess.Popen(
         [*CLI, "serve", "--store", store, *agent, "--grpc-port", "0", *args],
@@ -505,5 +508,47 @@ async def test_a_task_of_a_killed_worker_is_ended_truthfully_whichever_worker_re
         assert others == []
         assert state == types.TASK_STATE_FAILED
         assert "stopped while it was TASK_STATE_WORKING" in text
+        os.kill(served.proc.pid, signal.SIGTERM)
+        assert served.exited() == 0
+
+
+async def unary(address: str, method: str, message: Any, answer: Any) -> Any:
+    """One call of ``method`` over a new connection (any worker may take it)."""
+    async with grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+        call = channel.unary_unary(
+            f"/lf.a2a.v1.A2AService/{method}",
+            request_serializer=type(message).SerializeToString,
+            response_deserializer=answer.FromString,
+        )
+        return await call(message, metadata=(("a2a-version", "1.0"),), timeout=20)
+
+
+@ASYNC
+async def test_workers_share_a_redis_store_a_task_is_read_and_canceled_through_any(
+    tmp_path: Path, redis_url: str
+) -> None:
+    with supervising(tmp_path, "--workers", "2", store=redis_url) as served:
+        pids = set(served.workers.values())
+        assert await pids_seen(lambda: pid_over_grpc(served.address), pids) == pids
+        async with grpc.aio.insecure_channel(served.address) as channel:
+            stream = channel.unary_stream(
+                "/lf.a2a.v1.A2AService/SendStreamingMessage",
+                request_serializer=types.SendMessageRequest.SerializeToString,
+                response_deserializer=types.StreamResponse.FromString,
+            )
+            call = stream(request("slow"), metadata=(("a2a-version", "1.0"),), timeout=EXIT)
+            task = (await call.read()).task
+            await call.read()  # WORKING, on one of the workers
+            for _ in range(12):  # new connections: both workers read it from Redis
+                found = await unary(served.address, "GetTask", types.GetTaskRequest(id=task.id), types.Task)
+                assert found.status.state == types.TASK_STATE_WORKING
+            canceled = await unary(
+                served.address, "CancelTask", types.CancelTaskRequest(id=task.id), types.Task
+            )
+            assert canceled.status.state == types.TASK_STATE_CANCELED
+            events = []
+            while (event := await call.read()) is not grpc.aio.EOF:
+                events.append(event)
+        assert events[-1].status_update.status.state == types.TASK_STATE_CANCELED
         os.kill(served.proc.pid, signal.SIGTERM)
         assert served.exited() == 0
