@@ -67,9 +67,9 @@ CONFIG_ENV = "A2A_CONFIG"
 """The configuration file, when no ``--config`` is given."""
 DEBUG_ENV = "A2A_DEBUG"
 """Short for ``A2A_OBSERVABILITY__DEBUG``."""
-OTHER_ENV = frozenset({"A2A_GRPC_API_KEY", "A2A_GRPC_BEARER_TOKEN", "A2A_GRPC_STORE_KEY"})
+OTHER_ENV = frozenset({"A2A_GRPC_API_KEY", "A2A_GRPC_BEARER_TOKEN", "A2A_GRPC_STORE_KEY", "A2A_GRPC_WORKER"})
 """``A2A_`` variables that are no configuration keys but are read elsewhere (credentials, the
-store's key): never refused, never shown."""
+store's key, the role ``serve --workers`` gives each worker): never refused, never shown."""
 MAX_FILE_BYTES = 1024 * 1024
 """A configuration file larger than this is refused unread: a few hundred keys take a few KiB."""
 DEFAULT = "default"
@@ -115,7 +115,8 @@ def _attribute_docs(cls: type) -> dict[str, str]:
 
 def _plain(hint: Any) -> bool:
     """Whether a field of this type is configuration: a number, string, boolean, one of some
-    strings, a tuple of strings, or one of these or None."""
+    strings, a tuple of strings, or one of these or None; or a whole number or one of some
+    strings (``int | Literal["auto"]``)."""
     origin, args = get_origin(hint), get_args(hint)
     if hint in _SCALARS:
         return True
@@ -125,7 +126,9 @@ def _plain(hint: Any) -> bool:
         return len(args) == 2 and args[0] is str and args[1] is Ellipsis
     if origin in (Union, types.UnionType):
         rest = [a for a in args if a is not type(None)]
-        return len(rest) == 1 and len(args) == 2 and _plain(rest[0])
+        if len(rest) == 1:
+            return len(args) == 2 and _plain(rest[0])
+        return len(args) == 2 and int in args and any(get_origin(a) is Literal and _plain(a) for a in args)
     return False
 
 
@@ -154,6 +157,8 @@ def _describe(hint: Any) -> str:
         return f"{_describe(inner)} or null"
     if get_origin(hint) is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(hint))
+    if get_origin(hint) in (Union, types.UnionType):  # int | Literal[...]
+        return " or ".join(_describe(a) for a in get_args(hint))
     if get_origin(hint) is tuple:
         return "a list of strings"
     return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[hint]

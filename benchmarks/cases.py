@@ -36,6 +36,7 @@ from benchmarks.servers import (
     ServerSet,
     cli_ready,
     python_module,
+    workers_ready,
 )
 from benchmarks.workload import stream_text
 from benchmarks.workloads import (
@@ -142,6 +143,36 @@ def _cli(*args: str) -> list[str]:
     return python_module(
         "benchmarks.serve", "exec", "--cpu", str(SERVER_CPU), "--", *python_module("a2a_grpc.cli", *args)
     )
+
+
+WORKERS_CONNECTIONS = 32
+"""The TCP connections the callers of a workers case are spread over (each caller one, up to this):
+the kernel gives each new connection to one of the workers sharing the port."""
+
+
+def _serve_workers(count: int, redis: bool = False) -> Launcher:
+    """``a2a-grpc serve`` with ``count`` processes (1: the plain single process; more: ``--workers``),
+    SQLite store (``redis``: a redis-server of the case's own, pinned to the server core, counted as
+    the server), NOT pinned: the workers may use every core, the load generator's too."""
+
+    async def launch(servers: ServerSet, options: Options) -> Endpoint:
+        store = f"sqlite:///{options.workdir}/workers-{count}.db"
+        shared = []
+        if redis:
+            port, server = await _start_redis(servers, options)
+            store, shared = f"redis://{HOST}:{port}/0", [server]
+        args = ["serve", "--host", HOST, "--grpc-port", "0", "--agent", _AGENT, "--store", store,
+                "--workers", str(count)]  # fmt: skip
+        ready = workers_ready if count > 1 else cli_ready(want_grpc=True, want_http=False)
+        server = await servers.start(f"a2a-grpc-serve-w{count}", python_module("a2a_grpc.cli", *args), ready)
+        workers = [int(pid) for _, pid in sorted(server.info.get("worker_pids", {}).items())]
+        return Endpoint(HOST, [server, *shared], grpc_port=int(server.info["grpc_port"]), worker_pids=workers)
+
+    return launch
+
+
+def _grpc_unary_spread(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
+    return GrpcUnary(endpoint.grpc_target, request, connections=WORKERS_CONNECTIONS)
 
 
 async def _launch_inproc(servers: ServerSet, options: Options) -> Endpoint:
@@ -521,6 +552,18 @@ CASES: dict[str, Case] = {
         _case("session-unary-observed", "tracing", "session-unary, the defaults: metrics and trace context",
               _traced("default"), _session_unary_traced, _grpc_echo, "req/s", "session-unary-untraced",
               "session-unary-propagate"),
+        # -- all the cores: a2a-grpc serve with 1 and 2 processes sharing the port (not pinned), the
+        # callers spread over up to 32 connections
+        _case("grpc-unary-workers-1", "workers", "a2a-grpc serve, 1 process (unpinned), SQLite, SendMessage",
+              _serve_workers(1), _grpc_unary_spread, _grpc_echo, "req/s", "grpc-bare"),
+        _case("grpc-unary-workers-2", "workers", "a2a-grpc serve --workers 2 (unpinned), SQLite, SendMessage",
+              _serve_workers(2), _grpc_unary_spread, _grpc_echo, "req/s", "grpc-unary-workers-1"),
+        _case("grpc-unary-workers-1-redis", "workers", "a2a-grpc serve, 1 process, Redis, SendMessage",
+              _serve_workers(1, redis=True), _grpc_unary_spread, _grpc_echo, "req/s", "grpc-unary-workers-1",
+              requires=_redis_missing),
+        _case("grpc-unary-workers-2-redis", "workers", "serve --workers 2 (unpinned), Redis, SendMessage",
+              _serve_workers(2, redis=True), _grpc_unary_spread, _grpc_echo, "req/s",
+              "grpc-unary-workers-1-redis", "grpc-unary-workers-2", requires=_redis_missing),
         _case("artifact-256mib", "ours", "our A2AServer streams one chunked artifact: MB/s, RSS growth",
               _SERVE_OURS, None, None, "MB/s"),
         _case("session-artifact-256mib", "ours", "the large artifact over ONE session: MB/s, RSS growth",

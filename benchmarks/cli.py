@@ -64,7 +64,12 @@ reported as skipped when the bridge package is not importable; trace context
 grpc-unary-untraced, grpc-unary-propagate, grpc-unary-spans, grpc-unary-observed and the same
 four for session-unary (every call sends a traceparent; the server has no instrumentation, trace
 context only, trace context and spans it exports over OTLP to a dummy collector process, or the
-defaults: metrics and trace context), skipped without the OpenTelemetry SDK.
+defaults: metrics and trace context), skipped without the OpenTelemetry SDK; all the cores
+grpc-unary-workers-1 and grpc-unary-workers-2 (a2a-grpc serve as one process, and with
+--workers 2, SQLite store; the same with -redis, on a redis-server of their own; neither
+pinned, so the workers may use both cores, the load generator's included; the callers spread
+over up to 32 connections, as the kernel spreads connections, not calls, over the workers;
+srv CPU counts the supervisor and every worker).
 
 columns: rate = requests (events, messages) per second in the measured window; p50/p99 =
 latency of one request (one whole stream); srv CPU = server CPU seconds per second (1.00 =

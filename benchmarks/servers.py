@@ -33,6 +33,7 @@ __all__ = [
     "cli_ready",
     "json_ready",
     "python_module",
+    "workers_ready",
 ]
 
 SERVER_CPU = 0
@@ -75,6 +76,21 @@ def json_ready(line: str, info: dict[str, Any]) -> bool:
 
 _GRPC_LINE = re.compile(r"gRPC\b.*?(?:\d{1,3}\.){3}\d{1,3}:(\d+)")
 _HTTP_LINE = re.compile(r"https?://(?:\d{1,3}\.){3}\d{1,3}:(\d+)")
+
+
+_WORKER_STARTED = re.compile(r"^a2a-grpc: worker (\d+) started \(pid (\d+)\)")
+_SHARING = re.compile(r"^a2a-grpc: starting \d+ workers? .*? sharing gRPC [\d.]+:(\d+)")
+_ALL_READY = re.compile(r"^a2a-grpc: all \d+ workers ready")
+
+
+def workers_ready(line: str, info: dict[str, Any]) -> bool:
+    """For ``a2a-grpc serve --workers N``: the shared gRPC port, each worker's PID (``worker_pids``,
+    by index), ready once the supervisor says all its workers are."""
+    if m := _SHARING.search(line):
+        info["grpc_port"] = int(m.group(1))
+    elif m := _WORKER_STARTED.search(line):
+        info.setdefault("worker_pids", {})[int(m.group(1))] = int(m.group(2))
+    return bool(_ALL_READY.search(line)) and "grpc_port" in info
 
 
 def cli_ready(*, want_grpc: bool, want_http: bool) -> ReadyParser:
@@ -131,6 +147,8 @@ class Endpoint:
     grpc_port: int = 0
     http_port: int = 0
     paths: dict[str, str] = field(default_factory=dict)
+    worker_pids: list[int] = field(default_factory=list)
+    """The workers of an ``a2a-grpc serve --workers`` among ``servers``: they count as the server too."""
     """HTTP path prefixes by binding (``JSONRPC``, ``HTTP+JSON``), when the server's card names them."""
 
     @property
@@ -139,7 +157,7 @@ class Endpoint:
 
     @property
     def pids(self) -> list[int]:
-        return [s.pid for s in self.servers]
+        return [s.pid for s in self.servers] + self.worker_pids
 
     @property
     def pinned(self) -> bool:

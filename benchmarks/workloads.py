@@ -57,15 +57,16 @@ _TAG_STATUS = 0x1A  # StreamResponse.status_update
 _TAG_ARTIFACT = 0x22  # StreamResponse.artifact_update
 
 
-async def grpc_channel(target: str) -> grpc.aio.Channel:
-    """An insecure channel to ``target``, connected (bounded wait)."""
-    channel = grpc.aio.insecure_channel(
-        target,
-        options=[
-            ("grpc.max_receive_message_length", GRPC_MESSAGE_LIMIT),
-            ("grpc.max_send_message_length", GRPC_MESSAGE_LIMIT),
-        ],
-    )
+async def grpc_channel(target: str, *, own_connection: bool = False) -> grpc.aio.Channel:
+    """An insecure channel to ``target``, connected (bounded wait). ``own_connection``: a TCP
+    connection of its own (grpc otherwise shares one among channels to the same target)."""
+    options = [
+        ("grpc.max_receive_message_length", GRPC_MESSAGE_LIMIT),
+        ("grpc.max_send_message_length", GRPC_MESSAGE_LIMIT),
+    ]
+    if own_connection:
+        options.append(("grpc.use_local_subchannel_pool", 1))
+    channel = grpc.aio.insecure_channel(target, options=options)
     try:
         await asyncio.wait_for(channel.channel_ready(), CHANNEL_READY_SECONDS)
     except BaseException:
@@ -88,7 +89,9 @@ class _Sampler:
 
 
 class GrpcUnary:
-    """SendMessage over gRPC; an answer succeeds if it is a completed task holding the echo."""
+    """SendMessage over gRPC; an answer succeeds if it is a completed task holding the echo.
+    ``connections``: the callers spread over that many TCP connections (one by default), so that
+    servers sharing a port (``serve --workers``) all get some: the kernel spreads connections."""
 
     unit = "req"
 
@@ -98,20 +101,23 @@ class GrpcUnary:
         request: Template,
         path: str = SEND_MESSAGE,
         metadata: tuple[tuple[str, str], ...] = GRPC_METADATA,
+        connections: int = 1,
     ) -> None:
         self.target, self.request, self.path, self.metadata = target, request, path, metadata
-        self._channel: grpc.aio.Channel | None = None
+        self.connections = connections
+        self._channels: list[grpc.aio.Channel] = []
 
     async def open(self) -> None:
-        self._channel = await grpc_channel(self.target)
+        for _ in range(self.connections):
+            self._channels.append(await grpc_channel(self.target, own_connection=self.connections > 1))
 
     async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
+        for channel in self._channels:
+            await channel.close()
 
     async def operation(self, index: int) -> Operation:
-        assert self._channel is not None
-        call = self._channel.unary_unary(self.path)
+        assert self._channels
+        call = self._channels[index % len(self._channels)].unary_unary(self.path)
         render, sampler, metadata = self.request.render, _Sampler(), self.metadata
 
         async def send() -> int:

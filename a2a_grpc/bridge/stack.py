@@ -147,6 +147,7 @@ class AgentStack:
                 self.http_host,
                 self.http_port,
                 tls=self.grpc_settings.tls,
+                reuse_port=self.grpc_settings.reuse_port,  # both ports shared alike (serve --workers)
                 header_timeout=self.bridge_settings.header_timeout_seconds,
                 max_connections=self.bridge_settings.max_connections,
                 grace=self.bridge_settings.shutdown_grace_seconds,

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 
 from a2a_grpc import errors
 from a2a_grpc.cli.calls import bench
-from a2a_grpc.cli.common import CliError
+from a2a_grpc.cli.common import CliError, set_speaker, speaker
 from a2a_grpc.cli.config import LOG_LEVELS, command_of, configuration, given_flags
 from a2a_grpc.cli.parser import parser
+from a2a_grpc.cli.workers import WorkerRole
 from a2a_grpc.observability.logs import configure_logging
 
 __all__ = ["main", "parse", "parser"]
@@ -31,6 +32,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     args, unknown = top.parse_known_args(argv)
     if unknown:
         getattr(args, "usage_parser", top).error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.argv = list(argv)  # serve --workers runs each worker with the same command line
     if command_of(args) is not None:  # which flags set configuration keys (the others leave them)
         args.given_flags = given_flags(list(argv), parser(explicit=True))
     return args
@@ -66,9 +68,17 @@ def _run(argv: list[str]) -> int:
     from a2a_grpc.settings import ConfigError
 
     try:
+        worker = args.worker = WorkerRole.from_env() if args.command == "serve" else None
+        if worker is not None:
+            set_speaker(f"a2a-grpc[worker {worker.index}]")
         args.config = config = configuration(args)
         observability = config.built["observability"]
-        configure_logging(config.value("log.level"), observability.log_format, debug=observability.debug)
+        configure_logging(
+            config.value("log.level"),
+            observability.log_format,
+            debug=observability.debug,
+            worker=None if worker is None else worker.index,
+        )
         if observability.spans:
             require_otel()
         logs_requests = (config.values.get(f"{s}.log_requests") for s in ("server", "bridge"))
@@ -83,10 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
     except CliError as exc:
-        print(f"a2a-grpc: error: {exc}", file=sys.stderr)
+        print(f"{speaker()}: error: {exc}", file=sys.stderr)
         return 1
     except errors.A2AError as exc:
-        print(f"a2a-grpc: error: {type(exc).__name__}: {exc.message}", file=sys.stderr)
+        print(f"{speaker()}: error: {type(exc).__name__}: {exc.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -22,6 +22,7 @@ __all__ = [
     "port",
     "positive_int",
     "seconds",
+    "workers",
 ]
 
 DEFAULT_GRPC_PORT = 50051
@@ -60,6 +61,19 @@ def positive_int(text: str) -> int:
     value = int(number(text, int, "a whole number"))
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def workers(text: str) -> int | str:
+    """``--workers``: a whole number, at least 1, or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 or auto, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 or auto, not {text!r}")
     return value
 
 

@@ -23,8 +23,11 @@ __all__ = [
     "is_url",
     "os_reason",
     "require_http_extra",
+    "say",
     "self_command",
+    "set_speaker",
     "shown",
+    "speaker",
     "to_json",
     "until_signal",
 ]
@@ -32,6 +35,25 @@ __all__ = [
 
 class CliError(Exception):
     """A problem worth one line to the user."""
+
+
+_speaker = "a2a-grpc"
+
+
+def set_speaker(name: str) -> None:
+    """Who the lines of :func:`say` (and the one-line errors) come from: ``a2a-grpc``, or for a
+    worker of ``serve --workers`` ``a2a-grpc[worker N]``, so that interleaved lines say whose they are."""
+    global _speaker
+    _speaker = name
+
+
+def speaker() -> str:
+    return _speaker
+
+
+def say(text: str) -> None:
+    """One line for the operator on stdout, as ``a2a-grpc: text`` (see :func:`set_speaker`)."""
+    print(f"{_speaker}: {text}", flush=True)
 
 
 def to_json(message: Message) -> str:
@@ -119,10 +141,10 @@ async def until_signal(again: Callable[[], object] | None = None) -> None:
         if not stop.is_set():
             stop.set()
         elif again is not None:
-            print("a2a-grpc: signalled again: stopping now", flush=True)
+            say("signalled again: stopping now")
             again()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, signalled)
     await stop.wait()
-    print("a2a-grpc: stopping: draining (a second signal stops at once)", flush=True)
+    say("stopping: draining (a second signal stops at once)")

@@ -84,8 +84,17 @@ class ServeSettings:
     delegation_lifetime: float | None = None
     """Seconds each token ``delegation_key`` mints is valid for (its ``exp``); null: the minter's
     default (``DelegationMinter``'s, shown here)."""
+    workers: int | Literal["auto"] = 1
+    """Server processes sharing the ports (docs/workers.md): 1 serves from this process; N > 1 or
+    ``auto`` (the cores this process may use) starts that many workers under a supervisor, which needs
+    a store they share (SQLite or Redis, not ``memory``)."""
 
     def __post_init__(self) -> None:
+        workers = self.workers
+        if isinstance(workers, bool) or not (
+            workers == "auto" or (isinstance(workers, int) and workers >= 1)
+        ):
+            raise ValueError(f"workers must be a whole number >= 1 or 'auto', not {workers!r}")
         lifetime = self.delegation_lifetime
         if lifetime is not None and not 0 < lifetime < math.inf:
             raise ValueError(f"delegation_lifetime must be a finite number of seconds > 0, not {lifetime}")
@@ -286,6 +295,7 @@ _SERVE_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {
             "delegate_allow",
             "delegation_key",
             "delegation_issuer",
+            "workers",
         )
     },
     "integrity_check": ("--no-integrity-check", ("serve.integrity_check",)),

@@ -19,6 +19,7 @@ from a2a_grpc.cli.args import (
     port,
     positive_int,
     seconds,
+    workers,
 )
 from a2a_grpc.cli.calls import card, send, tasks
 from a2a_grpc.cli.config import COMMANDS, LOG_LEVELS, config_args
@@ -211,6 +212,15 @@ def parser(explicit: bool = False) -> argparse.ArgumentParser:
         help="sign every push notification with the secret in PATH (at least 16 bytes; surrounding "
         "whitespace ignored): header A2A-Grpc-Signature: t=UNIX_SECONDS,v1=HEX, the HMAC-SHA256 of "
         "'t.' + body; receivers check it with a2a_grpc.security.webhooks.verify_signature",
+    )
+    p.add_argument(
+        "--workers",
+        metavar="N",
+        type=workers,
+        default=1,
+        help="serve from N processes sharing the gRPC and HTTP ports (SO_REUSEPORT, Linux), started, "
+        "restarted and drained by this one; auto: one per core this process may use. Needs a store "
+        "they share (SQLite or Redis, not memory). docs/workers.md (default: 1, this process serves)",
     )
     public_address_arg(p)
     registry_args(p)

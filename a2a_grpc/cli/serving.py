@@ -25,6 +25,7 @@ from a2a_grpc.cli.common import (
     is_url,
     os_reason,
     require_http_extra,
+    say,
     self_command,
     shown,
     until_signal,
@@ -33,6 +34,7 @@ from a2a_grpc.cli.config import DEFAULT_STORE, show
 from a2a_grpc.cli.registry import start_registration, stop_registration
 from a2a_grpc.cli.security import authentication_from, credentials_from, listening_audience
 from a2a_grpc.cli.tls import caller_tls, listener_tls
+from a2a_grpc.cli.workers import Supervisor, WorkerRole, reserve_port, worker_count
 from a2a_grpc.security.authentication import Unprotected, is_loopback
 from a2a_grpc.security.credentials import credential_headers
 from a2a_grpc.security.redact import redact_userinfo
@@ -48,6 +50,7 @@ __all__ = [
     "fetch_card",
     "load_agent",
     "serve",
+    "supervise",
 ]
 
 
@@ -145,7 +148,20 @@ def server_settings(config: Configuration, **objects: Any) -> Any:
 
 async def serve(args: argparse.Namespace) -> int:
     config: Configuration = args.config
+    worker: WorkerRole | None = getattr(args, "worker", None)
+    if worker is None:
+        count = worker_count(config.value("serve.workers"))
+        if count is not None:
+            return await supervise(args, config, *count)
+    else:
+        worker.bind_to_parent()
+        from a2a_grpc.observability.metrics import WORKER
+
+        WORKER.labels(worker=str(worker.index)).set(1)
+        args.integrity_check = args.integrity_check and not worker.store_checked
     http = config.section("http")
+    if worker is not None and http["port"] is not None:
+        http["port"] = worker.http_port
     if http["port"] is not None:
         require_http_extra("--http-port")
     from a2a_grpc.bridge.stack import AgentStack
@@ -155,6 +171,8 @@ async def serve(args: argparse.Namespace) -> int:
     minter = delegation(agent, args, config)
     tls = listener_tls(args)
     settings = server_settings(config, authentication=authentication_from(args), tls=tls)
+    if worker is not None:
+        settings = worker.adapt(settings)
     bridge = config.build("bridge", jwks=minter.jwks() if minter is not None else None)
     store = task_store(args, config)
     stack = AgentStack(
@@ -170,22 +188,21 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         await listening(stack.start(), settings.host, settings.port)
         listening_audience(settings.authentication, stack.grpc_address, args)
-        print(f"a2a-grpc: serving {agent.card.name!r} over gRPC at {stack.grpc_address}", flush=True)
+        say(f"serving {agent.card.name!r} over gRPC at {stack.grpc_address}")
         if stack.http_url is not None:
-            print(f"a2a-grpc: serving JSON-RPC and HTTP+JSON at {stack.http_url}", flush=True)
+            say(f"serving JSON-RPC and HTTP+JSON at {stack.http_url}")
         if stack.ops is not None:
-            print(f"a2a-grpc: metrics and debug endpoints at {stack.ops.url}", flush=True)
+            say(f"metrics and debug endpoints at {stack.ops.url}")
         interfaces = ", ".join(f"{i.protocol_binding} {i.url}" for i in stack.card.supported_interfaces)
-        print(f"a2a-grpc: the card names {interfaces}", flush=True)
-        # The Redis URL's password is not printed.
-        print(f"a2a-grpc: task store {getattr(store, 'shown', args.store)}", flush=True)
+        say(f"the card names {interfaces}")
+        say(f"task store {getattr(store, 'shown', args.store)}")  # a Redis URL without its password
         auth = settings.authentication
         if auth is not None:
-            print(f"a2a-grpc: authentication: {', '.join(s.name for s in auth.schemes)}", flush=True)
+            say(f"authentication: {', '.join(s.name for s in auth.schemes)}")
         else:
             hosts = (settings.host, http["host"] or settings.host)
             why = "loopback only" if all(is_loopback(h) for h in hosts) else "--allow-unauthenticated"
-            print(f"a2a-grpc: authentication: none ({why}: every caller reaches every task)", flush=True)
+            say(f"authentication: none ({why}: every caller reaches every task)")
         registration = await start_registration(config, stack.card, stack.grpc_address)
         assert stack.server is not None
         hint = f"{self_command()} send {dial_address(settings.host, stack.server.port)} 'hello'"
@@ -193,15 +210,70 @@ async def serve(args: argparse.Namespace) -> int:
             hint += " --tls-ca CA_FILE" + (
                 " --tls-client-cert CERT --tls-client-key KEY" if tls.require_client_cert else ""
             )
-        print(f"a2a-grpc: try  {hint}   (Ctrl-C stops)", flush=True)
+        say(f"try  {hint}   (Ctrl-C stops)")
+        if worker is not None:
+            worker.ready()
         await until_signal(again=stack.hurry)
     finally:
         await stop_registration(registration)  # first: callers stop routing here before the drain
         await stack.stop()
-        print("a2a-grpc: stopped", flush=True)
+        say("stopped")
         await notifier.aclose()  # given to the stack, so not closed by it
         await store.close()
     return 0
+
+
+async def supervise(args: argparse.Namespace, config: Configuration, count: int, why: str) -> int:
+    """``serve --workers``: ``count`` workers on the same ports under a supervisor (a2a_grpc.cli.workers)."""
+    if not sys.platform.startswith("linux"):
+        raise CliError(
+            "--workers needs Linux: only there does SO_REUSEPORT spread connections over processes"
+        )
+    if args.store in ("memory", "memory://"):
+        raise CliError(
+            f"{count} workers need a task store they share (sqlite:///PATH or redis://...): "
+            "the memory store lives inside one process"
+        )
+    http = config.section("http")
+    if http["port"] is not None:
+        require_http_extra("--http-port")
+    host, grace = config.value("server.host"), config.value("server.grace_seconds")
+    metrics_port = config.value("observability.metrics_port")
+    if metrics_port and metrics_port + count - 1 > 65535:
+        raise CliError(
+            f"--metrics-port {metrics_port}: {count} workers take ports up to {metrics_port + count - 1}"
+        )
+    # Opened (created, migrated, checked) once here, so that the workers do not race to do it.
+    store = task_store(args, config)
+    shown_store = getattr(store, "shown", args.store)  # a Redis URL without its password
+    await store.close()
+    held, grpc_port = reserve_port(host, config.value("server.port"))
+    try:
+        http_port = None
+        if http["port"] is not None:
+            more, http_port = reserve_port(http["host"] or host, http["port"])
+            held += more
+        address = dial_address(host, grpc_port)
+        shared = f"gRPC {address}" + (f" and HTTP port {http_port}" if http_port is not None else "")
+        workers = f"{count} worker{'s' if count != 1 else ''}"
+        say(f"starting {workers} ({why}) sharing {shared}; task store {shown_store}")
+        supervisor = Supervisor(
+            list(args.argv),
+            count,
+            grpc_port=grpc_port,
+            http_port=http_port,
+            address=address,
+            grace=grace,
+            store_checked=True,
+        )
+        code = await supervisor.run()
+    finally:
+        for sock in held:
+            sock.close()
+    if supervisor.failure is not None:
+        raise CliError(supervisor.failure)
+    say("stopped" if code == 0 else "stopped; a worker did not stop cleanly (see above)")
+    return code
 
 
 def delegation(agent: Any, args: argparse.Namespace, config: Configuration) -> Any:

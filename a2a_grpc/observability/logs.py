@@ -2,7 +2,8 @@
 
 :func:`configure_logging` sets up the root logger of a process (the command line calls it once).
 Each record gets the ids of :mod:`a2a_grpc.observability.context` that are set where it was
-written: ``agent``, ``session_id``, ``task_id``, ``call_id`` and ``trace_id``; the text format
+written: ``agent``, ``session_id``, ``task_id``, ``call_id`` and ``trace_id`` (and in a worker of
+``a2a-grpc serve --workers``, ``worker``: its index); the text format
 appends them as ``key=value``, the JSON format makes them members of the object, with every
 ``extra=`` a record was logged with (the access log's ``binding``, ``method``, ``status``,
 ``duration_ms``, ``peer``).
@@ -41,7 +42,7 @@ __all__ = [
 DEBUG_LOGGER = "a2a_grpc.debug"
 """Where full handshakes and request payloads are logged (at DEBUG), credentials redacted."""
 
-_FIELDS = ("agent", "session_id", "task_id", "call_id", "trace_id")
+_FIELDS = ("worker", "agent", "session_id", "task_id", "call_id", "trace_id")
 
 
 # What every LogRecord has: anything else on a record came from ``extra=`` (JSON members).
@@ -51,10 +52,17 @@ _SKIPPED = _STANDARD | set(_FIELDS) | {"color_message"}  # uvicorn's copy of the
 
 class ContextFilter(logging.Filter):
     """Puts the ids of the current call on each record (None where unknown); an id the record
-    already has (``extra={"call_id": ...}``, as the access log gives it) is kept."""
+    already has (``extra={"call_id": ...}``, as the access log gives it) is kept. ``worker``: the
+    index of this process among the workers of ``a2a-grpc serve --workers``, on every record."""
+
+    def __init__(self, worker: int | None = None) -> None:
+        super().__init__()
+        self.worker = None if worker is None else str(worker)  # a string: worker 0 is shown too
 
     def filter(self, record: logging.LogRecord) -> bool:
         given = record.__dict__
+        if "worker" not in given:
+            record.worker = self.worker
         if "agent" not in given:
             record.agent = AGENT.get()
         if "session_id" not in given:
@@ -109,16 +117,22 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(
-    level: str = "warning", log_format: str = "text", *, debug: bool = False, stream: TextIO | None = None
+    level: str = "warning",
+    log_format: str = "text",
+    *,
+    debug: bool = False,
+    stream: TextIO | None = None,
+    worker: int | None = None,
 ) -> None:
     """Send the process's log records at ``level`` and above to ``stream`` (stderr) in ``log_format``
     (``text`` or ``json``), replacing the root logger's handlers. With ``debug`` the
-    :data:`DEBUG_LOGGER` logs at DEBUG whatever ``level`` says."""
+    :data:`DEBUG_LOGGER` logs at DEBUG whatever ``level`` says. ``worker``: this process is that
+    worker of ``a2a-grpc serve --workers``; every record says so (``worker=N``)."""
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
-    handler.addFilter(ContextFilter())
+    handler.addFilter(ContextFilter(worker))
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)

@@ -57,6 +57,7 @@ __all__ = [
     "WEBHOOK_DELIVERIES",
     "WEBHOOK_RETRIES",
     "WIRES",
+    "WORKER",
     "Metrics",
     "TaskMetrics",
     "counting_deserializer",
@@ -124,6 +125,12 @@ WEBHOOK_DELIVERIES = Counter(
     ["outcome"],
 )
 WEBHOOK_RETRIES = Counter("a2a_webhook_retries", "Push notification attempts made again after a failure.")
+WORKER = Gauge(
+    "a2a_worker_info",
+    "1, labelled with this process's index among the workers of a2a-grpc serve --workers (each "
+    "serves its own metrics: scrape every worker's port); absent from a single process.",
+    ["worker"],
+)
 UPSTREAM_DURATION = Histogram(
     "a2a_bridge_upstream_duration_seconds",
     "The bridge's calls to the agent behind it: a unary call until its answer, a stream until its "
