@@ -167,7 +167,9 @@ class ServerSettings:
     """``HOST:PORT`` the other replicas of this agent reach this server at (not through the load
     balancer): a session resumed on another replica is forwarded here, where it lives
     (``docs/session-binding.md``, "Resuming on another replica"); default: the address the server
-    is bound to (a wildcard bind: this machine's host name)."""
+    is bound to (a wildcard bind: this machine's host name). With ``reuse_port`` (``serve
+    --workers``) the shared port names no one process: the server also listens on a port of its
+    own, picked by the system on the same host, and that is the default here."""
     log_requests: bool = False
     """Log one line per call (method, status, duration, peer) to the ``a2a_grpc.access`` logger at INFO."""
     reuse_port: bool = False
@@ -521,6 +523,9 @@ class GrpcService(abc.ABC):
         self.settings = settings or ServerSettings()
         self.port = 0
         """The bound port, once started (``settings.port`` 0 picks a free one)."""
+        self.own_port = 0
+        """With ``reuse_port`` and no ``advertise_address``: the port only this process listens on
+        (for the other replicas, see :attr:`ServerSettings.advertise_address`); else 0."""
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self.sessions: SessionHost | None = None
@@ -551,12 +556,14 @@ class GrpcService(abc.ABC):
     @property
     def replica_address(self) -> str:
         """Where the other replicas reach this server: ``advertise_address``, else the bound
-        address (a wildcard bind under this machine's host name)."""
+        address (a wildcard bind under this machine's host name), on this process's own port when
+        the bound one is shared (:attr:`own_port`)."""
         if self.settings.advertise_address:
             return self.settings.advertise_address
+        port = self.own_port or self.port
         if self.settings.host in ("0.0.0.0", "::", ""):
-            return f"{socket.gethostname()}:{self.port}"
-        return self.address
+            return f"{socket.gethostname()}:{port}"
+        return f"{self.settings.host}:{port}"
 
     def session_directory(self) -> SessionDirectory | None:
         """Where this server writes the homes of its sessions, shared with the other replicas
@@ -674,6 +681,10 @@ class GrpcService(abc.ABC):
         if port == 0:
             raise OSError(f"cannot listen on {s.host}:{s.port}")
         self.port = int(port)
+        if s.reuse_port and not s.advertise_address and s.tls is None:
+            # The shared port reaches whichever process the kernel picks: a session forwarded to
+            # its home must reach this one (sessions are forwarded only without TLS).
+            self.own_port = int(server.add_insecure_port(f"{s.host}:0"))
         return server, self.port
 
     def _sessions(
