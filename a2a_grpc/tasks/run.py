@@ -20,6 +20,7 @@ every part any client was sent (see ``a2a_grpc.tasks.sqlite``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -146,6 +147,16 @@ class TaskRun:
         """Called with the new state after each status change (executions watch for rest)."""
         self.created: Awaitable[None] | None = None
         """The save of the task's first snapshot, for a task created here (see :meth:`durable`)."""
+        self.owned = True
+        """Whether this process's copy is the task's truth: the run of a process that runs the task
+        (or the only process). False for a *follower* (``a2a_grpc._runs``): a replica's copy of a
+        task another replica may run, which only mirrors the events that one stores."""
+        self.at_rest: Callable[[TaskRun], None] | None = None
+        """Called when the last holder lets go (replicas: the claim on the task is released then)."""
+        self.on_watch: Callable[[TaskRun], None] | None = None
+        """Called when a follower gets a subscriber (replicas: it starts following the task)."""
+        self.follow_job: asyncio.Task[None] | None = None
+        """What mirrors another replica's events into this follower, while it does."""
         self._on_idle = on_idle
         if self.finished:
             events.finish(self.log)
@@ -180,6 +191,8 @@ class TaskRun:
         snapshot.CopyFrom(self.task)
         sub = Subscription(self, self.log.reader(self.log.last, primary=primary), snapshot, self.log.last)
         self.subscribers.add(sub)
+        if not self.owned and self.on_watch is not None:
+            self.on_watch(self)
         return sub
 
     def _unsubscribe(self, sub: Subscription) -> None:
@@ -188,6 +201,8 @@ class TaskRun:
 
     def release(self, holder: object) -> None:
         self.holders.discard(holder)
+        if not self.holders and self.at_rest is not None:
+            self.at_rest(self)
         self.maybe_idle()
 
     def maybe_idle(self) -> None:
@@ -283,6 +298,40 @@ class TaskRun:
         window = self.log.retention
         if seq - self.saved_seq >= window.events // 2 or self._unsaved_bytes >= window.bytes // 2:
             await self.save(seq)  # keep the stored snapshot within reach of the retained events
+
+    def mirror(self, seq: int, event: types.StreamResponse) -> None:
+        """Apply event ``seq`` of the task that another process reported and stored (a follower):
+        to the snapshot (within the retention cap) and to the log's readers. Never stored, pushed or
+        counted again here: the process that runs the task did all that."""
+        kind = event.WhichOneof("payload")
+        state = None
+        if kind == "status_update":
+            status = event.status_update.status
+            if status.HasField("message") and not any(
+                m.message_id == status.message.message_id for m in self.task.history
+            ):
+                self.remember(status.message)
+            self.task.status.CopyFrom(status)
+            state = status.state
+        elif kind == "artifact_update":
+            update = event.artifact_update
+            artifact = update.artifact
+            existing = next((a for a in self.task.artifacts if a.artifact_id == artifact.artifact_id), None)
+            self._retain(artifact, existing, update.append and existing is not None, artifact.ByteSize())
+        self.log.mirror(seq, event, event.ByteSize())
+        if state is not None:
+            if state in TERMINAL_STATES:
+                self.events.finish(self.log)
+            for listener in self.listeners[:]:
+                listener(state)
+
+    def rebase(self, task: types.Task) -> None:
+        """Take ``task`` (the stored snapshot as of :attr:`seq`) as the snapshot: what a follower
+        mirrored misses the messages the other process added to the history without an event."""
+        self.task.CopyFrom(task)
+        self.retained = sum(a.ByteSize() for a in task.artifacts) if task.artifacts else 0
+        if self.stored is not None:
+            self.stored_bytes = task.ByteSize()
 
     def _retain(
         self, artifact: types.Artifact, existing: types.Artifact | None, append: bool, size: int
