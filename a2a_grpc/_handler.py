@@ -212,8 +212,6 @@ class RequestHandler:
         task.status.state = types.TASK_STATE_SUBMITTED
         task.status.timestamp.FromNanoseconds(time.time_ns())
         task.history.append(ctx.message)
-        if self.runs.replicated:  # this replica's before any other can see it (nobody else can want it)
-            await self.registry.claim(key, task.id)
         run = self.runs.create(key, task)
         run.listeners.append(self.task_metrics.started(ctx.headers.get(SKILL_HEADER)))
         # Not awaited here: the save shares a transaction with the first events; whatever sends
@@ -381,7 +379,11 @@ class RequestHandler:
         if taken is not None:
             if taken.state not in SETTLED_STATES and not self.executions.of(taken):
                 # Claimed while SUBMITTED or WORKING with nothing running it here: its replica died.
-                await self._recover_one(taken)
+                try:
+                    await self._recover_one(taken)
+                except BaseException:
+                    taken.release(hold)
+                    raise
             return taken
         found = await self.store.load(run.tenant, run.task.id)
         state = found[0].status.state if found is not None else run.state
@@ -568,7 +570,13 @@ class RequestHandler:
         _, key = self._owner(call, request.tenant)
         TASK_ID.set(request.id)
         run = self.runs.get(key, request.id)
-        if run is not None and run.owned:  # live: the snapshot as of now, once that much is stored
+        # Live: the snapshot as of now, once that much is stored (with replicas, not one waiting
+        # for input: another replica may have continued it since).
+        if (
+            run is not None
+            and run.owned
+            and (run.state not in INTERRUPTED_STATES or not self.runs.replicated)
+        ):
             seq, task = run.seq, trim_task(run.task, history)
             await run.durable(seq)
             return task

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -54,7 +55,9 @@ _REFOLLOW_SECONDS = 0.2
 class _Signalling(Protocol):
     """A registry that hands this owner its cancel signals as they are raised (Redis pub/sub)."""
 
-    def cancel_signals(self) -> AsyncIterator[tuple[str, str]]: ...
+    def cancel_signals(self) -> object:
+        """An async iterator of (tenant, task id), or a coroutine that gives one."""
+        ...
 
 
 class _Closable(Protocol):
@@ -252,12 +255,18 @@ class Runs:
                     return None
                 try:
                     current.holders.add(holder)
-                    if not current.owned:
+                    # A follower, or a run of this process at rest (its claim went with the save
+                    # that put it at rest, and another replica may have continued it since).
+                    if not current.owned or current.state in SETTLED_STATES:
+                        if current.owned:
+                            with contextlib.suppress(Exception):  # logged where its events failed
+                                await current.durable()
                         await self._unfollow_now(current)
                         current = await self._catch_up(current, holder)
-                        if self.push:  # another replica may have added some
+                        if self.push and not current.owned:  # another replica may have added some
                             current.push_configs = await self._push_configs(tenant, task_id)
                         current.owned = True
+                    current.claimed = True
                 except BaseException:
                     current.holders.discard(holder)
                     await self._release_claim(key)
@@ -325,8 +334,11 @@ class Runs:
         return run
 
     def _rested(self, run: TaskRun) -> None:
-        """The last holder let go: an owned task at rest is released (see :meth:`_let_go`)."""
-        if run.owned and run.state in SETTLED_STATES:
+        """The last holder let go of an owned task at rest: the claim this process took is
+        released, and a run still read here becomes a follower (see :meth:`_let_go`). (The claim
+        on a task created here went with the save that put it at rest: nothing to do then, unless
+        somebody reads it.)"""
+        if run.owned and run.state in SETTLED_STATES and (run.claimed or run.subscribers):
             self._spawn(self._let_go(run), "a2a-release")
 
     async def _let_go(self, run: TaskRun) -> None:
@@ -344,7 +356,9 @@ class Runs:
                 with contextlib.suppress(Exception):  # logged where the events failed; the claim must go
                     await run.durable()
                 run.owned = False
-                await self._release_claim(key)
+                if run.claimed:
+                    run.claimed = False
+                    await self._release_claim(key)
                 if run.subscribers and not run.finished and self._runs.get(key) is run:
                     self._follow(run)
         finally:
@@ -486,9 +500,12 @@ class Runs:
         """Cancel signals as they are raised; the renewal still catches those this misses."""
         pause = self.registry.lease_seconds / 3
         while True:
-            signals = registry.cancel_signals()
+            signals: object = None
             try:
-                async for tenant, task_id in signals:
+                signals = registry.cancel_signals()
+                if inspect.isawaitable(signals):  # a coroutine giving the iterator, or the iterator
+                    signals = await signals
+                async for tenant, task_id in cast("AsyncIterator[tuple[str, str]]", signals):
                     self._spawn(on_cancel(tenant, task_id), "a2a-cancel")
             except asyncio.CancelledError:
                 raise

@@ -11,7 +11,7 @@ owner), in memory, so that the logic is tested without a server process or Redis
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 from a2a_grpc import errors, types
 from a2a_grpc.tasks import InMemoryTaskStore
@@ -188,11 +188,27 @@ class SharedRegistry:
 
 
 class ReplicaStore(InMemoryTaskStore):
-    """One replica's view of the shared store: the same tasks and push configs, its own owner."""
+    """One replica's view of the shared store: the same tasks and push configs, its own owner.
+
+    As the SQLite and Redis stores do, a snapshot of a SUBMITTED or WORKING task records its saver
+    as the owner (claiming it, unless another live owner holds it), and one of a task at rest
+    releases the saver's claim."""
 
     def __init__(self, shared: Shared, owner: str) -> None:
         super().__init__()
+        self.shared = shared
         self._tasks = shared.tasks._tasks
         self._push = shared.tasks._push
         self.registry = SharedRegistry(shared, owner)  # type: ignore[assignment]
         self.event_sink = SharedSink(shared)
+
+    def save(self, tenant: str, task: types.Task, *, seq: int = 0) -> Awaitable[None]:
+        key = (tenant, task.id)
+        owner = self.registry.owner
+        holder = self.shared.claims.get(key)
+        if task.status.state in _RUNNING:
+            if holder is None or holder == owner or not self.shared.alive(holder):
+                self.shared.claims[key] = owner
+        elif holder == owner:
+            del self.shared.claims[key]
+        return super().save(tenant, task, seq=seq)

@@ -40,6 +40,7 @@ class Scripted(Agent):
         self.steps: asyncio.Queue[None] = asyncio.Queue()
         self.executed: list[str] = []
         self.started = asyncio.Event()
+        self.lingering = asyncio.Event()
 
     def allow(self, n: int = 1) -> None:
         for _ in range(n):
@@ -56,6 +57,10 @@ class Scripted(Agent):
         word, _, rest = context.text.partition(" ")
         if word == "ask":
             await updater.require_input("what should I work on?")
+            return
+        if word == "linger":  # asks, then goes on holding the task here for a while
+            await updater.require_input("what should I work on?")
+            await self.lingering.wait()
             return
         await updater.working()
         artifact_id = None
@@ -232,6 +237,21 @@ async def test_a_task_is_continued_through_the_other_replica_and_the_first_ones_
             assert "blue" in [p.text for m in read.history for p in m.parts]
         with pytest.raises(errors.UnsupportedOperationError, match="TASK_STATE_COMPLETED"):
             await one.client.send_message(A2AClient.text_request("again", task_id=task.id))
+
+
+async def test_the_first_replicas_own_copy_at_rest_learns_that_the_other_continued_the_task() -> None:
+    a, b = Scripted(), Scripted()
+    async with replicas(a, b) as (_, (one, two)):
+        task = (await one.client.send_message(A2AClient.text_request("linger"))).task
+        assert task.status.state == types.TASK_STATE_INPUT_REQUIRED  # A's execution still holds it
+        answer = two.client.send_message(A2AClient.text_request("blue", task_id=task.id))
+        b.allow()
+        assert (await asyncio.wait_for(answer, WAIT)).task.status.state == types.TASK_STATE_COMPLETED
+        assert (await one.client.get_task(task.id)).status.state == types.TASK_STATE_COMPLETED
+        with pytest.raises(errors.UnsupportedOperationError, match="TASK_STATE_COMPLETED"):
+            await one.client.send_message(A2AClient.text_request("again", task_id=task.id))
+        assert a.executed == ["linger"]
+        a.lingering.set()
 
 
 async def test_a_continuation_sent_to_both_replicas_at_once_runs_once() -> None:

@@ -151,6 +151,9 @@ class TaskRun:
         """Whether this process's copy is the task's truth: the run of a process that runs the task
         (or the only process). False for a *follower* (``a2a_grpc._runs``): a replica's copy of a
         task another replica may run, which only mirrors the events that one stores."""
+        self.claimed = False
+        """Whether this process claimed the task in the registry itself (``Runs.take``), so releases
+        it itself; a task created here is claimed and released by the store's saves."""
         self.at_rest: Callable[[TaskRun], None] | None = None
         """Called when the last holder lets go (replicas: the claim on the task is released then)."""
         self.on_watch: Callable[[TaskRun], None] | None = None
