@@ -254,6 +254,27 @@ async def test_the_first_replicas_own_copy_at_rest_learns_that_the_other_continu
         a.lingering.set()
 
 
+async def test_a_new_subscriber_of_a_followed_task_gets_the_messages_that_continued_it() -> None:
+    a, b = Scripted(), Scripted()
+    async with replicas(a, b) as (_, (one, two)):
+        task = (await one.client.send_message(A2AClient.text_request("ask"))).task
+        first = aiter(two.client.subscribe_to_task(task.id, timeout=WAIT))  # B follows from here on
+        assert (await anext(first)).HasField("task")
+        await one.client.send_message(
+            A2AClient.text_request("blue", task_id=task.id, return_immediately=True)
+        )
+        working = await anext(first)  # no event carries the message "blue" itself
+        assert working.status_update.status.state == types.TASK_STATE_WORKING
+        second = aiter(two.client.subscribe_to_task(task.id, timeout=WAIT))
+        snapshot = (await anext(second)).task
+        said = [p.text for m in snapshot.history for p in m.parts]
+        assert said == ["ask", "what should I work on?", "blue", "thinking it over"]
+        a.allow()
+        for stream in (first, second):
+            rest = [e async for e in stream]
+            assert rest[-1].status_update.status.state == types.TASK_STATE_COMPLETED
+
+
 async def test_a_continuation_sent_to_both_replicas_at_once_runs_once() -> None:
     a, b = Scripted(), Scripted()
     async with replicas(a, b) as (_, (one, two)):

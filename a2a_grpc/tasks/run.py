@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, cast
 
 from a2a_grpc import errors, types
@@ -335,6 +335,27 @@ class TaskRun:
         self.retained = sum(a.ByteSize() for a in task.artifacts) if task.artifacts else 0
         if self.stored is not None:
             self.stored_bytes = task.ByteSize()
+
+    def merge_history(self, stored: Sequence[types.Message]) -> None:
+        """Take the history of a stored snapshot (older than this follower's, or as old), then the
+        messages this one has after the last of it (those later status updates carried)."""
+        if not stored:
+            return
+        last = stored[-1].message_id
+        mine = self.task.history
+        at = next((i for i in range(len(mine) - 1, -1, -1) if mine[i].message_id == last), None)
+        if at is not None:
+            kept = mine[at + 1 :]
+        else:  # the snapshot's last message never reached this copy: keep what it lacks, in order
+            ids = {m.message_id for m in stored}
+            kept = [m for m in mine if m.message_id not in ids]
+        later = [types.Message() for _ in kept]
+        for copy, message in zip(later, kept, strict=True):
+            copy.CopyFrom(message)
+        del mine[:]
+        mine.extend(stored)
+        for message in later:
+            self.remember(message)
 
     def _retain(
         self, artifact: types.Artifact, existing: types.Artifact | None, append: bool, size: int
