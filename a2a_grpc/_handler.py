@@ -293,7 +293,7 @@ class RequestHandler:
                 raise errors.TaskNotFoundError(
                     f"task {errors.echo(message.task_id)} not found", metadata={"task_id": message.task_id}
                 )
-            if self.runs.replicated:  # claimed here first: another replica may run it, or want to
+            if self.runs.replicated and not run.finished:  # claimed first: another replica may run it
                 hold = object()
                 run = await self._take_to_continue(run, hold)
         try:
@@ -315,6 +315,10 @@ class RequestHandler:
                 message.task_id = new_id()
                 message.context_id = message.context_id or new_id()
             execution = self._prepare(request, call, subscribe, message, run, before, tenant, key)
+        except BaseException:
+            if run is not None and hold is None and run.finished:
+                run.maybe_idle()  # loaded for this only, it may be: nothing will ever hold it
+            raise
         finally:
             if hold is not None and run is not None:  # the execution holds the run from here
                 run.release(hold)
@@ -608,6 +612,7 @@ class RequestHandler:
     async def cancel_task(self, request: types.CancelTaskRequest, call: CallContext) -> types.Task:
         run = await self._require_run(self._owner(call, request.tenant)[1], request.id)
         if run.finished:
+            run.maybe_idle()  # loaded for this only, it may be: a finished task is read from the store
             raise self._not_cancelable(run)
         if self.runs.replicated and not self.executions.of(run):
             return await self._cancel_replicated(run, call)
@@ -696,6 +701,7 @@ class RequestHandler:
         if not run.owned:  # a replica's copy of a task another may run: from the store's state on
             run = await self.runs.refresh(run)
         if run.finished:
+            run.maybe_idle()
             raise errors.UnsupportedOperationError(
                 f"task {errors.echo(request.id)} is {types.TaskState.Name(run.state)}: "
                 "subscriptions are for tasks that are not finished"
@@ -814,7 +820,8 @@ class RequestHandler:
 
     async def start(self) -> None:
         """Recover what the store says is running but nothing runs (see :meth:`recover`), then keep
-        this process's lease alive and take cancel signals from other processes."""
+        this process's lease alive and take cancel signals from other processes; with replicas,
+        recover again every lease or so (a replica may die any time)."""
         await self.recover()
         self.runs.start(self._cancel_signalled, self.recover)
 
@@ -835,7 +842,8 @@ class RequestHandler:
     async def recover(self) -> list[str]:
         """Give every orphan a truthful end: the SUBMITTED or WORKING tasks of the store that no
         live owner holds (the server stopped or died meanwhile). A ``resumable`` agent resumes
-        each (:meth:`Agent.resume`); otherwise the task is failed, saying why. The ids recovered."""
+        each (:meth:`Agent.resume`); otherwise the task is failed, saying why. With replicas each is
+        claimed first, so that of several replicas finding it, one ends it. The ids recovered."""
         recovered = []
         outer = TASK_ID.set(None)
         try:
@@ -844,9 +852,7 @@ class RequestHandler:
                 if run is None or self.executions.of(run):  # gone, or running here after all
                     continue
                 TASK_ID.set(task_id)  # the resumed execution's too (it copies the ids)
-                # Held here while its end is recorded; with replicas, claimed first: of several
-                # replicas finding the same orphan, one ends it.
-                hold = object()
+                hold = object()  # held here while its end is recorded
                 taken = await self.runs.take(run, hold)
                 if taken is None:
                     continue

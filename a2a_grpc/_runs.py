@@ -252,6 +252,7 @@ class Runs:
                 if current is None:
                     return None
                 if not await self.registry.claim(tenant, task_id):
+                    current.maybe_idle()  # loaded for this only: not kept to go stale
                     return None
                 try:
                     current.holders.add(holder)

@@ -237,6 +237,19 @@ async def test_a_task_is_continued_through_the_other_replica_and_the_first_ones_
             assert "blue" in [p.text for m in read.history for p in m.parts]
         with pytest.raises(errors.UnsupportedOperationError, match="TASK_STATE_COMPLETED"):
             await one.client.send_message(A2AClient.text_request("again", task_id=task.id))
+        with pytest.raises(errors.TaskNotCancelableError):
+            await two.client.cancel_task(task.id)
+        with pytest.raises(errors.UnsupportedOperationError):
+            async for _ in two.client.subscribe_to_task(task.id):
+                pass
+        await no_copies_left(one, two)
+
+
+async def no_copies_left(*served: Served) -> None:
+    """Nothing holds a task any more: no replica keeps a copy (it would only go stale)."""
+    for one in served:
+        runs = one.server.handler.runs
+        await eventually(lambda runs=runs: truthy(not runs.all()))  # type: ignore[misc]
 
 
 async def test_the_first_replicas_own_copy_at_rest_learns_that_the_other_continued_the_task() -> None:
@@ -304,6 +317,7 @@ async def test_a_continuation_sent_to_both_replicas_at_once_runs_once() -> None:
             a.steps = asyncio.Queue()
             b.steps = asyncio.Queue()
             b.executed.clear()
+        await no_copies_left(one, two)
 
 
 async def test_cancel_through_the_other_replica_reaches_the_owner_at_once() -> None:
@@ -359,6 +373,7 @@ async def test_a_dead_replicas_task_is_failed_with_a_reason_once_and_its_followe
         ]
         assert len(finals) == 1  # one replica ended it (the stand-in refuses an event stored twice)
         assert chunks(failed) == ["chunk 0"]  # what was reported before the death is kept
+        await no_copies_left(*others)  # nor do the replicas that lost the race keep a copy
 
 
 async def test_a_dead_replicas_task_is_resumed_by_a_live_one_for_a_resumable_agent() -> None:
