@@ -697,8 +697,10 @@ class RequestHandler:
         self, request: types.SubscribeToTaskRequest, call: CallContext
     ) -> AsyncIterator[types.StreamResponse]:
         self._require_streaming()
-        run = await self._require_run(self._owner(call, request.tenant)[1], request.id)
-        if not run.owned:  # a replica's copy of a task another may run: from the store's state on
+        key = self._owner(call, request.tenant)[1]
+        kept = self.runs.get(key, request.id)
+        run = await self._require_run(key, request.id)
+        if not run.owned and run is kept:  # a copy kept here may lag the store: not one loaded now
             run = await self.runs.refresh(run)
         if run.finished:
             run.maybe_idle()

@@ -279,10 +279,10 @@ class Runs:
             self._unlock(key, lock)
 
     async def refresh(self, run: TaskRun) -> TaskRun:
-        """With replicas, before a follower gets a new reader: one that does not follow yet caught
-        up with the store (a copy loaded earlier lags whatever happened since); one that follows
-        given the messages the store's snapshot has and its events do not carry (those that
-        continued the task). An owned run as it is."""
+        """With replicas, before a follower kept here gets a new reader: one that does not follow
+        caught up with the store (a copy loaded earlier lags whatever happened since); one that
+        follows, once it was continued elsewhere, given the messages the store's snapshot has and
+        no event carries (those that continued the task). An owned run as it is."""
         if run.owned:
             return run
         key = (run.tenant, run.task.id)
@@ -292,9 +292,11 @@ class Runs:
                 if run.owned or self._runs.get(key) is not run:
                     return self._runs.get(key) or run
                 if run.follow_job is not None:
-                    found = await self.store.load(run.tenant, run.task.id)
-                    if found is not None:
-                        run.merge_history(found[0].history)
+                    if run.unmerged:  # it was continued elsewhere while followed here
+                        run.unmerged = False
+                        found = await self.store.load(run.tenant, run.task.id)
+                        if found is not None:
+                            run.merge_history(found[0].history)
                     return run
                 hold = object()
                 run.holders.add(hold)

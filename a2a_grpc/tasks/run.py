@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from a2a_grpc import errors, types
 from a2a_grpc.tasks.eventlog import EventLog, LogReader, TaskLog
-from a2a_grpc.tasks.lifecycle import TERMINAL_STATES, check_transition, state_name
+from a2a_grpc.tasks.lifecycle import INTERRUPTED_STATES, TERMINAL_STATES, check_transition, state_name
 from a2a_grpc.tasks.store import STORED
 
 if TYPE_CHECKING:
@@ -160,6 +160,9 @@ class TaskRun:
         """Called when a follower gets a subscriber (replicas: it starts following the task)."""
         self.follow_job: asyncio.Task[None] | None = None
         """What mirrors another replica's events into this follower, while it does."""
+        self.unmerged = False
+        """A follower mirrored the task leaving input-required: the message that continued it is in
+        the stored snapshot, not here (``Runs.refresh`` merges it before a new reader reads)."""
         self._on_idle = on_idle
         if self.finished:
             events.finish(self.log)
@@ -314,6 +317,8 @@ class TaskRun:
                 m.message_id == status.message.message_id for m in self.task.history
             ):
                 self.remember(status.message)
+            if self.task.status.state in INTERRUPTED_STATES:
+                self.unmerged = True
             self.task.status.CopyFrom(status)
             state = status.state
         elif kind == "artifact_update":
