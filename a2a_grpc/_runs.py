@@ -309,17 +309,17 @@ class Runs:
             self._unlock(key, lock)
 
     async def _catch_up(self, run: TaskRun, holder: object) -> TaskRun:
-        """A follower about to be owned: the events it has not mirrored yet, then the stored snapshot
-        (which holds what no event carries, the messages that continued the task). A follower that
-        can no longer be caught up ends its readers and is replaced by a fresh load."""
+        """A run about to be owned (a follower, or this process's own at rest, which another replica
+        may have continued since): the events it lacks, then the stored snapshot's history (which
+        holds what no event carries: the messages that continued the task). One that can no longer
+        be caught up ends its readers and is replaced by a fresh load."""
         tenant, task_id = run.tenant, run.task.id
-        found = await self.store.load(tenant, task_id)
+        found, tail = await asyncio.gather(
+            self.store.load(tenant, task_id), self.events.stored_after(tenant, task_id, run.seq)
+        )
         if found is None:
             return run
         task, saved = found
-        start = min(saved, run.seq)
-        newer = await self.events.stored_after(tenant, task_id, start)
-        tail = [(seq, event) for seq, event in newer if seq > run.seq]
         if (tail and tail[0][0] != run.seq + 1) or (saved > run.seq and not tail):
             lost = self._lost(run, run.seq, tail[0][0] if tail else saved + 1)
             self._drop(run, lost)
@@ -331,16 +331,18 @@ class Runs:
             return fresh
         for seq, event in tail:
             run.mirror(seq, event)
-        expected = saved + 1
-        for seq, event in newer:
-            if seq <= saved:
-                continue
-            if seq != expected:
-                return run  # the snapshot cannot be brought to the run's position: keep the run's
-            apply_event(task, event)
-            expected += 1
-        if expected - 1 == run.seq:
+        if not run.unmerged:
+            return run  # nothing continued it elsewhere: its history is whole
+        # The stored snapshot brought to the run's position: by the events the run's log keeps,
+        # else by the store's.
+        newer = run.log.retained_after(saved)
+        if newer is None:
+            newer = await self.events.stored_after(tenant, task_id, saved)
+        if [seq for seq, _ in newer] == list(range(saved + 1, run.seq + 1)):
+            for _, event in newer:
+                apply_event(task, event)
             run.rebase(task)
+            run.unmerged = False
         return run
 
     def _rested(self, run: TaskRun) -> None:

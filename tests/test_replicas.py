@@ -50,6 +50,9 @@ class Scripted(Agent):
         self.executed.append(context.text)
         self.started.set()
         if context.task is not None and context.task.status.state == types.TASK_STATE_INPUT_REQUIRED:
+            if context.text == "more":
+                await updater.require_input("and then?")
+                return
             await updater.working("thinking it over")
             await self.steps.get()
             await updater.complete(f"thanks, you said: {context.text}")
@@ -286,6 +289,27 @@ async def test_a_new_subscriber_of_a_followed_task_gets_the_messages_that_contin
         for stream in (first, second):
             rest = [e async for e in stream]
             assert rest[-1].status_update.status.state == types.TASK_STATE_COMPLETED
+
+
+async def test_turns_taken_on_alternate_replicas_keep_the_whole_history() -> None:
+    a, b = Scripted(), Scripted()
+    async with replicas(a, b) as (_, (one, two)):
+        task = (await one.client.send_message(A2AClient.text_request("ask"))).task
+        # A keeps a copy (a reader) while B takes a turn that asks again; then A takes the next.
+        watching = aiter(one.client.subscribe_to_task(task.id, timeout=WAIT))
+        assert (await anext(watching)).HasField("task")
+        again = (await two.client.send_message(A2AClient.text_request("more", task_id=task.id))).task
+        assert again.status.state == types.TASK_STATE_INPUT_REQUIRED
+        answer = asyncio.create_task(one.client.send_message(A2AClient.text_request("blue", task_id=task.id)))
+        a.allow()
+        done = (await asyncio.wait_for(answer, WAIT)).task
+        assert done.status.state == types.TASK_STATE_COMPLETED
+        expected = ["ask", "what should I work on?", "more", "and then?", "blue", "thinking it over"]
+        expected.append("thanks, you said: blue")
+        for client in (one.client, two.client):
+            stored = await client.get_task(task.id)
+            assert [p.text for m in stored.history for p in m.parts] == expected
+        assert [e async for e in watching][-1].status_update.status.state == types.TASK_STATE_COMPLETED
 
 
 async def test_a_continuation_sent_to_both_replicas_at_once_runs_once() -> None:

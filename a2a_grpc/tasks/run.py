@@ -251,6 +251,8 @@ class TaskRun:
         if self.push_configs:
             self._notify(event)
         await self.save(seq)
+        if self.claimed and (terminal or state in INTERRUPTED_STATES):
+            self.claimed = False  # a snapshot at rest releases its saver's claim (SQLite, Redis)
         if terminal:
             self.events.finish(self.log)
         for listener in self.listeners[:]:
