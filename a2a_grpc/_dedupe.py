@@ -6,8 +6,9 @@ that its client may retry a send (:mod:`a2a_grpc.resilience`). A receipt is reme
 caller's owner key (principal and tenant: one caller's ids never meet another's) and message id,
 for ``Limits.dedupe_window_seconds``, at most ``Limits.max_remembered_messages`` receipts and
 ``Limits.max_remembered_reply_bytes`` of direct replies; past any of them the oldest is forgotten
-first (a repeat of it then runs as a new message). Memory of one process: a repeat that reaches
-another replica is not recognized.
+first (a repeat of it then runs as a new message). In the memory of one process; with Redis (the
+task store's), receipts are also written there (``a2a_grpc._shared_dedupe``), so that a repeat
+reaching another replica is recognized too.
 
 A repeat gets what the first receipt became:
 
@@ -39,10 +40,11 @@ from a2a_grpc.tasks.lifecycle import SETTLED_STATES
 if TYPE_CHECKING:
     from a2a_grpc._execution import Execution
     from a2a_grpc._handler import RequestHandler
+    from a2a_grpc.redisconn import RedisTarget
     from a2a_grpc.service import CallContext
     from a2a_grpc.tasks.run import TaskRun
 
-__all__ = ["Earlier", "Receipt", "Repeats"]
+__all__ = ["Earlier", "Receipt", "Repeats", "repeats_for"]
 
 _Shape = tuple[str, str, int, int]
 
@@ -74,15 +76,20 @@ class _Entry:
 
 
 class Earlier:
-    """What the first receipt of a message became (see the module doc)."""
+    """What the first receipt of a message became (see the module doc). ``remote``: the first was
+    received by another replica (``a2a_grpc._shared_dedupe``), whose task is followed through the
+    shared store until it settles."""
 
-    def __init__(self, outcome: str | types.Message, settled: asyncio.Future[None] | None) -> None:
+    def __init__(
+        self, outcome: str | types.Message, settled: asyncio.Future[None] | None, *, remote: bool = False
+    ) -> None:
         self.task_id = outcome if isinstance(outcome, str) else ""
         self.reply = outcome if isinstance(outcome, types.Message) else None
         self.settled = settled
+        self.remote = remote
 
     def _settled(self) -> bool:
-        return self.settled is None or self.settled.done()
+        return not self.remote and (self.settled is None or self.settled.done())
 
     async def response(
         self, handler: RequestHandler, request: types.SendMessageRequest, call: CallContext
@@ -93,6 +100,11 @@ class Earlier:
         config = request.configuration
         if not config.return_immediately and self.settled is not None:
             await asyncio.shield(self.settled)
+        elif not config.return_immediately and self.remote:
+            events = cast(AsyncGenerator[types.StreamResponse, None], self.events(handler, request, call))
+            async with contextlib.aclosing(events):
+                async for _event in events:  # until it settles
+                    pass
         ask = types.GetTaskRequest(id=self.task_id, tenant=request.tenant)
         if config.HasField("history_length"):
             ask.history_length = config.history_length
@@ -119,6 +131,8 @@ class Earlier:
                 yield types.StreamResponse(task=await handler.get_task(snapshot, call))
                 return
             yield first
+            if first.HasField("task") and first.task.status.state in SETTLED_STATES:
+                return  # it settled meanwhile (waiting for input: no status update will come)
             async for event in stream:
                 yield event
                 if event.HasField("status_update") and event.status_update.status.state in SETTLED_STATES:
@@ -163,6 +177,9 @@ class Repeats:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    async def aclose(self) -> None:
+        """Release what the receipts hold outside this process (nothing, in memory)."""
 
     async def receive(self, owner: str, message: types.Message) -> Receipt:
         """A message arrives from ``owner`` (its owner key): a :class:`Receipt` whose ``earlier``
@@ -235,3 +252,13 @@ class Repeats:
                 return
             del entries[key]
             self._reply_bytes -= entry.size
+
+
+def repeats_for(limits: Limits, redis: RedisTarget | None) -> Repeats:
+    """The receipts of a server: in its memory, and also in ``redis``, the Redis its tasks are
+    stored in (a repeat reaching another replica is answered with the task from that store)."""
+    if redis is None:
+        return Repeats(limits)
+    from a2a_grpc._shared_dedupe import SharedRepeats
+
+    return SharedRepeats(limits, redis)

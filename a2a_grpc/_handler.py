@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from google.protobuf import json_format
 
 from a2a_grpc import errors, types
-from a2a_grpc._dedupe import Repeats
+from a2a_grpc._dedupe import repeats_for
 from a2a_grpc._execution import Execution, Executions
 from a2a_grpc._runs import Runs
 from a2a_grpc._validation import (
@@ -42,6 +42,7 @@ from a2a_grpc.security.limits import Limits, MiB
 from a2a_grpc.security.quota import Quotas
 from a2a_grpc.security.redact import without_credentials
 from a2a_grpc.security.shape import check_request
+from a2a_grpc.security.shared import store_redis
 from a2a_grpc.service import ABSENT_VERSION, SUPPORTED_VERSIONS, CallContext, version_supported
 from a2a_grpc.tasks import INTERRUPTED_STATES, InvalidListRequestError, TaskStore, trim_task
 from a2a_grpc.tasks.eventlog import EventLog, InMemoryEventLog
@@ -128,7 +129,7 @@ class RequestHandler:
         self.card = card if card is not None else agent.card
         self.notifier = notifier
         self.limits = limits if limits is not None else Limits()
-        self.quotas = quotas if quotas is not None else Quotas(self.limits)
+        self.quotas = quotas if quotas is not None else Quotas(self.limits, store_redis(store))
         # What a ListTasks page's tasks may take at most, whatever its budget: an answer that can
         # be sent, with room for its other fields (a send limit set very low keeps half of it).
         self.max_answer_bytes = max_send_bytes - min(ANSWER_ROOM, max_send_bytes // 2)
@@ -160,7 +161,7 @@ class RequestHandler:
         )
         self.task_metrics = TaskMetrics(self.card, TERMINAL_STATES)
         """``a2a_task_duration_seconds`` of the tasks created here, by the skill the card declares."""
-        self.repeats = Repeats(self.limits)
+        self.repeats = repeats_for(self.limits, store_redis(store))
         """Messages received lately, so that one sent again is not run twice (``a2a_grpc._dedupe``)."""
 
     # -- service parameters --------------------------------------------------------------------

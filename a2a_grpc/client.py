@@ -54,6 +54,7 @@ from a2a_grpc.status import from_rpc_error
 
 if TYPE_CHECKING:  # imported when used: the session client builds on this module
     from a2a_grpc.live import LiveStream
+    from a2a_grpc.mesh.drift import CardBook
     from a2a_grpc.session.client import Session, SessionOptions
 
 __all__ = [
@@ -75,6 +76,10 @@ SERVER_MIN_PING_INTERVAL_MS = 300_000
 ``grpc.http2.min_ping_interval_without_data_ms``; a2a-grpc's server keeps it): a client that
 pings more often collects strikes, and after two the server ends the connection with GOAWAY
 ``too_many_pings``, failing the calls on it."""
+
+
+LOAD_BALANCING = ("round_robin", "pick_first")
+"""The load-balancing policies of :attr:`ClientSettings.load_balancing` (gRPC's own)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,6 +106,11 @@ class ClientSettings:
     resilience: ResiliencePolicy = dataclasses.field(default_factory=ResiliencePolicy)
     """Retries (which calls, how often, how long apart) and circuit breakers
     (:class:`a2a_grpc.resilience.ResiliencePolicy`)."""
+    load_balancing: str | None = None
+    """How a channel whose target names several servers spreads its calls: ``round_robin`` (every
+    address the resolver gives: a ``dns:///agent.example:50051`` target of a headless Service, or
+    ``ipv4:10.0.0.1:50051,10.0.0.2:50051``), ``pick_first`` (one at a time, gRPC's default), or
+    None (gRPC's default, or what the resolver's service config says: xDS)."""
 
     def __post_init__(self) -> None:
         if self.timeout is not None and not self.timeout > 0:
@@ -112,13 +122,20 @@ class ClientSettings:
             raise ValueError(f"keepalive_time_ms must be positive or None, not {self.keepalive_time_ms}")
         if self.keepalive_timeout_ms <= 0:
             raise ValueError(f"keepalive_timeout_ms must be positive, not {self.keepalive_timeout_ms}")
+        if self.load_balancing not in (None, *LOAD_BALANCING):
+            raise ValueError(
+                f"load_balancing must be one of {', '.join(LOAD_BALANCING)} or None, "
+                f"not {self.load_balancing!r}"
+            )
 
-    def grpc_options(self) -> list[tuple[str, int]]:
+    def grpc_options(self) -> list[tuple[str, int | str]]:
         """The channel options these settings stand for."""
-        options = [
+        options: list[tuple[str, int | str]] = [
             ("grpc.max_receive_message_length", self.max_receive_message_bytes),
             ("grpc.max_send_message_length", self.max_send_message_bytes),
         ]
+        if self.load_balancing is not None:
+            options.append(("grpc.lb_policy_name", self.load_balancing))
         if self.keepalive_time_ms is not None:
             options += [
                 ("grpc.keepalive_time_ms", self.keepalive_time_ms),
@@ -280,6 +297,7 @@ class A2AClient(ClientOperations):
         credentials: Credentials | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        cards: CardBook | None = None,
     ) -> None:
         settings = settings or ClientSettings()
         if not isinstance(timeout, _Default):  # shortcuts for the settings everyone sets
@@ -302,6 +320,8 @@ class A2AClient(ClientOperations):
         self._metadata = tuple(base)
         self._clock = clock or Clock()
         self._rng = rng or random.Random()
+        self.cards = cards
+        """Shown every card :meth:`get_agent_card` fetches, for card drift (a2a_grpc.mesh.drift)."""
         self._routes: list[_Route] = []
         self._add_route(target, tenant, channel, tls)
         self._use(0)
@@ -345,7 +365,8 @@ class A2AClient(ClientOperations):
     @classmethod
     def from_card(cls, card: types.AgentCard, **options: Any) -> A2AClient:
         """A client of the GRPC interfaces of ``card`` that speak A2A 1.x, in card order (the
-        agent's preference), each with its own tenant. ``options`` are the constructor's.
+        agent's preference), each with its own tenant. ``options`` are the constructor's; with
+        ``cards`` (a :class:`~a2a_grpc.mesh.drift.CardBook`) ``card`` is the first it holds of the agent.
 
         Calls go to the first; when it is unavailable (UNAVAILABLE, or its circuit breaker is
         open) the client falls back to the next, and so on round the list, staying on whichever
@@ -396,6 +417,8 @@ class A2AClient(ClientOperations):
         client = cls(target, tenant=tenant, tls=asked or tls, **options)
         for target, tls, tenant in others:
             client._add_route(target, tenant, None, asked or tls)
+        if client.cards is not None:  # the card the client was made from is the one negotiated
+            client.cards.observe(card)
         return client
 
     async def close(self) -> None:
@@ -420,7 +443,12 @@ class A2AClient(ClientOperations):
         carried = {k: v for k, v in self._metadata if isinstance(v, str)}
         metadata = {**carried, **chosen.metadata}
         return Session(
-            self._channel, dataclasses.replace(chosen, metadata=metadata), tenant=self.tenant, fallback=self
+            self._channel,
+            dataclasses.replace(chosen, metadata=metadata),
+            tenant=self.tenant,
+            fallback=self,
+            clock=self._clock,
+            rng=self._rng,
         )
 
     def live(self, first: types.Message | str | None = None, *, task_id: str = "") -> LiveStream:
@@ -654,10 +682,13 @@ class A2AClient(ClientOperations):
         """The agent's public card, from a2a-grpc's ``a2a_grpc.discovery.v1.AgentCardService``.
 
         Not part of A2A (which publishes the public card over HTTP): agents served by other
-        implementations answer :class:`errors.MethodNotFoundError` (UNIMPLEMENTED).
+        implementations answer :class:`errors.MethodNotFoundError` (UNIMPLEMENTED). A client given
+        ``cards`` (a :class:`~a2a_grpc.mesh.drift.CardBook`) shows it the card, which reports drift.
         """
         response: GetAgentCardResponse = await self._unary(
             "GetAgentCard", GetAgentCardRequest(tenant=tenant), timeout, metadata
         )
         card: types.AgentCard = response.card
+        if self.cards is not None:
+            self.cards.observe(card)
         return card

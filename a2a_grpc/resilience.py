@@ -48,6 +48,7 @@ __all__ = [
     "Clock",
     "ResiliencePolicy",
     "counts_against_peer",
+    "full_jitter",
     "may_repeat",
     "retry_advice",
     "retry_delay",
@@ -119,10 +120,24 @@ class ResiliencePolicy:
             raise ValueError(f"breaker_failure_ratio must be in (0, 1], not {self.breaker_failure_ratio!r}")
 
     def backoff(self, retry: int, chance: float) -> float:
-        """The delay before retry number ``retry`` (1 for the first) with full jitter: ``chance``
-        (uniform in [0, 1)) times ``min(backoff_cap, backoff_base * 2 ** (retry - 1))``."""
-        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** min(retry - 1, 64))
-        return float(ceiling * chance)
+        """The delay before retry number ``retry`` (1 for the first): :func:`full_jitter` with
+        ``backoff_base`` and ``backoff_cap``."""
+        return full_jitter(retry, self.backoff_base, self.backoff_cap, chance)
+
+
+def full_jitter(retry: int, base: float, cap: float, chance: float) -> float:
+    """Seconds to wait before retry number ``retry`` (1 for the first): ``chance`` (uniform in
+    [0, 1)) times the ceiling ``min(cap, base * 2 ** (retry - 1))``. Every wait of the library
+    before dialling again (a call's retry, a session's resume, a pool reopening a peer) is this.
+
+    Full jitter rather than equal or decorrelated jitter: callers that failed together (10,000
+    agents whose peer restarted) spread their next attempt evenly over the whole window, the
+    lowest peak a window allows, and the window doubles while they keep failing; it needs no
+    state but the attempt's number (decorrelated jitter carries the last wait from one attempt to
+    the next, and spreads the herd no better), and it is what gRPC's own retry policy does. The
+    price, an occasional wait near zero, costs one early attempt."""
+    ceiling = min(cap, base * 2 ** min(max(retry, 1) - 1, 64))
+    return float(ceiling * min(max(chance, 0.0), 1.0))
 
 
 class Clock:

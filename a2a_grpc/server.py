@@ -19,6 +19,7 @@ import collections
 import contextlib
 import logging
 import math
+import os
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,10 +43,12 @@ from a2a_grpc.observability.logs import CallIds, open_debug_logger
 from a2a_grpc.observability.metrics import Metrics, counting_deserializer, counting_serializer
 from a2a_grpc.observability.settings import ObservabilitySettings
 from a2a_grpc.observability.trace import TraceLink
+from a2a_grpc.redisconn import RedisTarget
 from a2a_grpc.security.authentication import Authentication, check_exposure
 from a2a_grpc.security.identity import ClientCertificate
 from a2a_grpc.security.limits import Limits
 from a2a_grpc.security.quota import Quotas
+from a2a_grpc.security.shared import store_redis
 from a2a_grpc.security.tls import TlsSettings
 from a2a_grpc.service import (
     METHODS,
@@ -59,6 +62,8 @@ from a2a_grpc.service import (
     deadline_after,
     method_table,
 )
+from a2a_grpc.session.directory import Home, RedisSessionDirectory, SessionDirectory
+from a2a_grpc.session.forward import Forwarder
 from a2a_grpc.session.frames import BINDING_URI, SESSION_SERVICE
 from a2a_grpc.session.negotiation import SessionSettings
 from a2a_grpc.session.server import SessionHost
@@ -158,6 +163,11 @@ class ServerSettings:
     public_address: str | None = None
     """``HOST:PORT`` clients use to reach this server (a load balancer, a container's published
     port), for the card's GRPC interface; default: the address the server is bound to."""
+    advertise_address: str | None = None
+    """``HOST:PORT`` the other replicas of this agent reach this server at (not through the load
+    balancer): a session resumed on another replica is forwarded here, where it lives
+    (``docs/session-binding.md``, "Resuming on another replica"); default: the address the server
+    is bound to (a wildcard bind: this machine's host name)."""
     log_requests: bool = False
     """Log one line per call (method, status, duration, peer) to the ``a2a_grpc.access`` logger at INFO."""
     reuse_port: bool = False
@@ -190,10 +200,13 @@ class ServerSettings:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, not {self.port}")
-        if self.public_address is not None:
-            host, sep, port = self.public_address.rpartition(":")
+        for name in ("public_address", "advertise_address"):
+            address = getattr(self, name)
+            if address is None:
+                continue
+            host, sep, port = address.rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
-                raise ValueError(f"public_address must look like HOST:PORT, not {self.public_address!r}")
+                raise ValueError(f"{name} must look like HOST:PORT, not {address!r}")
         for name in (
             "max_receive_message_bytes",
             "max_send_message_bytes",
@@ -535,6 +548,43 @@ class GrpcService(abc.ABC):
             return f"{socket.gethostname()}:{self.port}"
         return self.address
 
+    @property
+    def replica_address(self) -> str:
+        """Where the other replicas reach this server: ``advertise_address``, else the bound
+        address (a wildcard bind under this machine's host name)."""
+        if self.settings.advertise_address:
+            return self.settings.advertise_address
+        if self.settings.host in ("0.0.0.0", "::", ""):
+            return f"{socket.gethostname()}:{self.port}"
+        return self.address
+
+    def session_directory(self) -> SessionDirectory | None:
+        """Where this server writes the homes of its sessions, shared with the other replicas
+        (called once, at start); None (here): no other replica, so sessions resume here only and
+        nothing is written (``A2AServer`` shares its store's Redis, or the directory it is given)."""
+        return None
+
+    def _forwarder(self) -> Forwarder | None:
+        # No directory by default: one that no other server reads would only cost each handshake
+        # (an entry written and a tombstone, 25 us in memory as measured; a round trip on Redis).
+        directory = self.session_directory()
+        if directory is None or self.settings.tls is not None:  # forwarding over TLS is not built
+            return None
+        s = self.settings
+        options = [
+            ("grpc.max_receive_message_length", s.max_send_message_bytes),
+            ("grpc.max_send_message_length", min(2 * s.max_receive_message_bytes, 2**31 - 1)),
+        ]
+        return Forwarder(
+            directory,
+            Home(os.urandom(8).hex(), self.replica_address),
+            s.session,
+            lambda address: grpc.aio.insecure_channel(address, options=options),
+            s.authentication,
+            quota=self.quotas.sessions,
+            debug=s.observability.debug,
+        )
+
     @abc.abstractmethod
     def _service(self) -> Service:
         """The call seam that serves lf.a2a.v1.A2AService (called once, at start)."""
@@ -637,6 +687,7 @@ class GrpcService(abc.ABC):
             context_of,
             quota=self.quotas.sessions,
             debug=self.settings.observability.debug,
+            forwarder=self._forwarder(),
         )
         return self.sessions
 
@@ -710,6 +761,7 @@ class GrpcService(abc.ABC):
     async def stop(self, grace: float | None = None) -> None:
         """Drain (:meth:`drain`), giving running calls ``grace`` seconds (default: the settings')."""
         await self.drain(grace)
+        await self.quotas.aclose()  # a Redis client, if its limits are shared
 
     async def drain(self, grace: float | None = None) -> None:
         """Stop gracefully (``docs/shutdown.md``), in this order:
@@ -810,10 +862,13 @@ class A2AServer(GrpcService):
         *,
         notifier: Any = None,
         extra_interfaces: list[types.AgentInterface] | None = None,
+        session_directory: SessionDirectory | None = None,
     ) -> None:
         super().__init__(settings)
         self.agent = agent
         self.store = store
+        self.quotas = Quotas(self.settings.limits, store_redis(store))  # shared in the store's Redis, if any
+        self._directory = session_directory
         self.notifier = notifier
         self.extra_interfaces = list(extra_interfaces or [])
         self.handler: RequestHandler | None = None
@@ -850,6 +905,17 @@ class A2AServer(GrpcService):
                 seen.add(key)
                 card.supported_interfaces.append(interface)
         return card
+
+    def session_directory(self) -> SessionDirectory | None:
+        """The directory given, else the store's Redis when it has one (its ``target``), so that
+        the replicas sharing a store find each other's sessions; else None (one process: its
+        sessions resume on it only)."""
+        if self._directory is not None:
+            return self._directory
+        target = getattr(self.store, "target", None)
+        if isinstance(target, RedisTarget):
+            return RedisSessionDirectory(target, self.settings.session.directory_timeout)
+        return super().session_directory()
 
     async def public_card(self) -> types.AgentCard:
         assert self.handler is not None
@@ -897,6 +963,7 @@ class A2AServer(GrpcService):
         )
         # Before the first call: tasks a previous life left running get their truthful end.
         await self.handler.start()
+        await self.quotas.start()  # with Redis: the other replicas' counts, before the first call
         port = await self._serve(server)
         log.info("serving %s on %s", self.agent.card.name, self.address)
         if self.settings.host in ("0.0.0.0", "::", "") and not self.settings.public_address:
@@ -913,5 +980,8 @@ class A2AServer(GrpcService):
         ``grace`` seconds, give every task still running a truthful end (which every open stream
         receives before it ends), then stop the gRPC server."""
         await self.drain(grace)
+        await self.quotas.aclose()
+        if self.handler is not None:
+            await self.handler.repeats.aclose()
         if self.settings.authentication is not None:
             await self.settings.authentication.aclose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from a2a_grpc import types
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
-from benchmarks.workload import parse_command
+from benchmarks.workload import ASK, parse_command
 
 __all__ = ["EchoAgent"]
 
@@ -28,12 +28,16 @@ def _card() -> types.AgentCard:
 
 
 class EchoAgent(Agent):
-    """Echo (one artifact), ``!stream N`` (N artifact events) or ``!blob TOTAL CHUNK`` (raw bytes)."""
+    """Echo (one artifact), ``!stream N`` (N artifact events), ``!blob TOTAL CHUNK`` (raw bytes), or
+    ``!ask`` (the task waits for input; the next message of the task is one of the others)."""
 
     card = _card()
 
     async def execute(self, context: RequestContext, updater: TaskUpdater) -> None:
         text = context.text
+        if text == ASK and context.task is None:  # SubscribeToTask fan-out: subscribers gather here
+            await updater.require_input("go on")
+            return
         if not text.startswith("!"):
             await updater.artifact([types.Part(text=text)], name="echo")
             await updater.complete()

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import shutil
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,7 @@ from benchmarks.workloads import (
     SessionHandshake,
     SessionStream,
     SessionUnary,
+    SubscribeFanOut,
 )
 
 __all__ = ["CASES", "Case", "Options", "case_names"]
@@ -270,8 +273,10 @@ def _case(
     unit: str,
     *baselines: str,
     shot: Shot | None = None,
+    requires: Callable[[], str | None] | None = None,
 ) -> Case:
-    requires = {"bridge": _bridge_missing, "tracing": _otel_missing}.get(group, _always)
+    if requires is None:
+        requires = {"bridge": _bridge_missing, "tracing": _otel_missing}.get(group, _always)
     return Case(name, group, summary, launch, load, request, unit, baselines, requires, shot)
 
 
@@ -297,12 +302,71 @@ def _always() -> str | None:
     return None
 
 
+def _redis_missing() -> str | None:
+    if shutil.which("redis-server") is None:
+        return "redis-server is not installed (make redis; Debian: apt-get install redis-server)"
+    return None
+
+
+def _redis_ready(line: str, info: dict[str, Any]) -> bool:
+    if line.startswith("{"):  # benchmarks.serve exec: where it pinned, then redis-server's own lines
+        info.update(json.loads(line))
+    return "Ready to accept connections" in line
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+async def _start_redis(servers: ServerSet, options: Options) -> tuple[int, Any]:
+    """A redis-server of the case's own (loopback, no persistence, pinned to the server core,
+    stopped by PID with the case's servers): its port and its process."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ServerError(_redis_missing() or "redis-server is not installed")
+    port = _free_port()
+    flags = ["--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+    flags += ["--dir", str(options.workdir)]
+    pinned = python_module("benchmarks.serve", "exec", "--cpu", str(SERVER_CPU), "--", binary, *flags)
+    redis = await servers.start("redis-server", pinned, _redis_ready)
+    redis.info["pinned"] = True
+    return port, redis
+
+
+def _with_redis(kind: str = "ours") -> Launcher:
+    """A redis-server of the case's own, then our server with ``--store redis://`` on it. Both count
+    as the server: Redis's CPU and memory are the store's cost."""
+
+    async def launch(servers: ServerSet, options: Options) -> Endpoint:
+        port, redis = await _start_redis(servers, options)
+        args = [kind, "--cpu", str(SERVER_CPU), "--store", f"redis://{HOST}:{port}/0"]
+        server = await servers.start(kind, python_module("benchmarks.serve", *args))
+        return Endpoint(HOST, [server, redis], grpc_port=int(server.info["port"]))
+
+    return launch
+
+
 _SERVE_OURS = _bench_server("ours")
 _SERVE_SQLITE = _bench_server("ours", "--store", "sqlite:///{workdir}/tasks.db")
 _SERVE_SDK_GRPC = _bench_server("sdk-grpc")
 _SERVE_SDK_JSONRPC = _bench_server("sdk-jsonrpc")
 _SERVE_APIKEY = _bench_server("ours", "--auth", "apikey")
 _SERVE_JWT = _bench_server("ours", "--auth", "jwt:{workdir}/jwks.json")
+_BENCH_RATE = "100000000/second"
+"""A rate per principal the load never reaches: the cases measure the counting, never a refusal."""
+_SERVE_RATES = _bench_server("ours", "--rate", _BENCH_RATE)
+
+
+async def _launch_rates_redis(servers: ServerSet, options: Options) -> Endpoint:
+    """grpc-unary counting its rate in a redis-server of its own, pinned to the server's core: what
+    one call costs the core that serves it, Redis included."""
+    port, redis = await _start_redis(servers, options)
+    serve = _bench_server("ours", "--rate", _BENCH_RATE, "--rate-storage", f"redis://{HOST}:{port}/0")
+    endpoint = await serve(servers, options)
+    endpoint.servers.append(redis)  # Redis's CPU is the rate's cost
+    return endpoint
 
 
 async def _launch_jwt(servers: ServerSet, options: Options) -> Endpoint:
@@ -352,6 +416,10 @@ def _session_unary_traced(endpoint: Endpoint, request: payload.Template, options
     return SessionUnary(endpoint.grpc_target, request, metadata=(("traceparent", BENCH_TRACEPARENT),))
 
 
+def _fanout(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
+    return SubscribeFanOut(endpoint.grpc_target, options.stream_events)
+
+
 def _session_unary(endpoint: Endpoint, request: payload.Template, options: Options) -> Workload:
     return SessionUnary(endpoint.grpc_target, request)
 
@@ -398,8 +466,15 @@ CASES: dict[str, Case] = {
               _SERVE_OURS, _grpc_unary, _grpc_echo, "req/s", "sdk-grpc", "grpc-bare"),
         _case("grpc-unary-sqlite", "ours", "our A2AServer, EchoAgent, SQLite store file, SendMessage",
               _SERVE_SQLITE, _grpc_unary, _grpc_echo, "req/s", "sdk-grpc", "grpc-bare", "grpc-unary"),
+        _case("grpc-unary-redis", "ours", "our A2AServer, EchoAgent, Redis store (own redis), SendMessage",
+              _with_redis(), _grpc_unary, _grpc_echo, "req/s", "grpc-unary", "grpc-unary-sqlite",
+              requires=_redis_missing),
         _case("grpc-unary-apikey", "ours", "grpc-unary, API keys checked per call (X-API-Key)",
               _SERVE_APIKEY, _grpc_unary_apikey, _grpc_echo, "req/s", "grpc-unary"),
+        _case("grpc-unary-rates", "ours", "grpc-unary, rate_per_principal counted in memory",
+              _SERVE_RATES, _grpc_unary, _grpc_echo, "req/s", "grpc-unary"),
+        _case("grpc-unary-rates-redis", "ours", "grpc-unary, rate_per_principal counted in Redis (loopback)",
+              _launch_rates_redis, _grpc_unary, _grpc_echo, "req/s", "grpc-unary", "grpc-unary-rates"),
         _case("grpc-unary-jwt", "ours", "grpc-unary with bearer JWTs (ES256, one token reused, JWKS file)",
               _launch_jwt, _grpc_unary_jwt, _grpc_echo, "req/s", "grpc-unary"),
         _case("session-unary", "ours", "our A2AServer, SendMessage calls of every worker over ONE session",
@@ -412,6 +487,17 @@ CASES: dict[str, Case] = {
               _SERVE_OURS, _grpc_streaming, _grpc_stream, "events/s", "sdk-grpc-stream"),
         _case("grpc-stream-sqlite", "ours", "our A2AServer, SQLite store (events durable), N artifact events",
               _SERVE_SQLITE, _grpc_streaming, _grpc_stream, "events/s", "sdk-grpc-stream", "grpc-stream"),
+        _case("grpc-stream-redis", "ours", "our A2AServer, Redis store (events durable), N artifact events",
+              _with_redis(), _grpc_streaming, _grpc_stream, "events/s", "grpc-stream", "grpc-stream-sqlite",
+              requires=_redis_missing),
+        # -- SubscribeToTask fan-out: N subscribers (the concurrency) on ONE task streaming events
+        _case("subscribe-fanout", "ours", "N SubscribeToTask subscribers on ONE task, memory store",
+              _SERVE_OURS, _fanout, _grpc_echo, "events/s"),
+        _case("subscribe-fanout-sqlite", "ours", "N subscribers on ONE task, SQLite store (events durable)",
+              _SERVE_SQLITE, _fanout, _grpc_echo, "events/s", "subscribe-fanout"),
+        _case("subscribe-fanout-redis", "ours", "N subscribers on ONE task, Redis store (events durable)",
+              _with_redis(), _fanout, _grpc_echo, "events/s", "subscribe-fanout", "subscribe-fanout-sqlite",
+              requires=_redis_missing),
         # -- instrumentation: every call carries a traceparent; the server has none (untraced), only
         # trace context (propagate), trace context and spans exported over OTLP (spans), or the
         # library's defaults: metrics and trace context (observed)

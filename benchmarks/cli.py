@@ -25,7 +25,8 @@ DEFAULTS = {
 }
 SMOKE = {"concurrency": "1,4", "duration": 0.3, "warmup": 0.2, "stream_events": 10, "artifact_mib": 4}
 SMOKE_CASES = ["sdk-grpc", "grpc-bare", "grpc-unary", "grpc-stream", "sdk-jsonrpc", "artifact-256mib",
-               "jsonrpc-inproc", "rest-inproc", "session-unary"]  # fmt: skip
+               "jsonrpc-inproc", "rest-inproc", "session-unary", "grpc-unary-redis",
+               "subscribe-fanout-redis"]  # fmt: skip
 
 DESCRIPTION = """\
 Measure our A2A servers side by side with the official a2a-sdk's and with a bare gRPC server
@@ -50,7 +51,9 @@ throughput >= 5x sdk-grpc", "artifact-256mib peak RSS growth < 64 MiB"), read at
 EPILOG = """\
 cases (see --list): baselines sdk-grpc, sdk-grpc-stream, sdk-jsonrpc, sdk-jsonrpc-stream,
 sdk-rest, grpc-bare, grpc-bare-bidi; ours grpc-unary, grpc-unary-sqlite, grpc-unary-apikey,
-grpc-unary-jwt, grpc-stream, grpc-stream-sqlite, session-unary and session-stream (every
+grpc-unary-jwt, grpc-unary-redis, grpc-stream, grpc-stream-sqlite, grpc-stream-redis,
+subscribe-fanout (N subscribers on ONE task; -sqlite and -redis on those stores; the -redis cases
+start a redis-server of their own), session-unary and session-stream (every
 worker's calls over ONE session), session-handshake (open and close a session per operation),
 session-artifact-256mib (the large artifact over one session, 4 MiB frames; once),
 session-idle (10,000 idle sessions held with heartbeats: server RSS; once),

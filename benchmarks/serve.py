@@ -108,7 +108,7 @@ async def _serve_ours(args: argparse.Namespace, announce: Announce) -> None:
         host=HOST,
         port=0,
         authentication=_authentication(args.auth),
-        limits=_capacity_limits(),
+        limits=_capacity_limits(args),
         # The load generator multiplexes up to 10,000 sessions over a few connections (session-idle);
         # a mesh's clients open one per peer, within the default 1,024 per connection.
         max_concurrent_streams=1_000_000,
@@ -138,10 +138,11 @@ def _observability(args: argparse.Namespace) -> Any:
     return ObservabilitySettings()
 
 
-def _capacity_limits() -> Any:
+def _capacity_limits(args: argparse.Namespace) -> Any:
     """The per-principal counts lifted out of the way: a benchmark measures what the server carries,
     and its one load generator is one principal (10,000 sessions, thousands of streams, gigabytes of
-    tasks over a run)."""
+    tasks over a run). ``--rate`` checks a rate per principal (set far above what the load reaches:
+    the cost of counting, never a refusal) in ``--rate-storage``."""
     from a2a_grpc.security.limits import Limits
 
     many = 1_000_000
@@ -150,6 +151,8 @@ def _capacity_limits() -> Any:
         max_streams_per_principal=many,
         max_sessions_per_principal=many,
         max_detached_sessions_per_principal=many,
+        rate_per_principal=args.rate,
+        rate_storage=args.rate_storage,
     )
 
 
@@ -355,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cpu", type=int, default=None, help="pin to this core")
     parser.add_argument("--store", default="memory", help="task store URL (kind 'ours')")
     parser.add_argument("--auth", metavar="SCHEME", help="kind 'ours': apikey, or jwt:JWKS_PATH")
+    parser.add_argument("--rate", metavar="RATE", help="kind 'ours': Limits.rate_per_principal")
+    parser.add_argument("--rate-storage", metavar="URL", help="kind 'ours': Limits.rate_storage")
     parser.add_argument(
         "--tracing",
         choices=("default", "none", "propagation", "spans"),

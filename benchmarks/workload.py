@@ -9,6 +9,8 @@ character:
   artifact) each holding TEXT, complete it: N artifact-update events.
 * ``!blob TOTAL CHUNK``: create a task, stream one raw artifact of TOTAL
   bytes in CHUNK-byte pieces, complete it.
+* ``!ask`` (our agent only, for the SubscribeToTask fan-out): create a task that waits for input;
+  the task's next message is one of the above.
 
 Nothing here imports protobuf or a server, so a server process loads only
 what it serves.
@@ -18,12 +20,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["TEXT", "Command", "blob_text", "parse_command", "stream_text"]
+__all__ = ["ASK", "TEXT", "Command", "blob_text", "parse_command", "stream_text"]
 
 TEXT = "a2a benchmark payload: the same hundred bytes of text for every server, echoed back as one artifact."
 """The echo payload: 100 ASCII bytes (one text part of the request, one artifact of the answer)."""
 
 _COMMAND = "!"
+ASK = "!ask"
 _STREAM = "!stream"
 _BLOB = "!blob"
 

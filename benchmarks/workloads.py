@@ -7,6 +7,8 @@
   binding, our own client); :class:`SessionHandshake`: each operation opens and closes a session.
 * :class:`HttpUnary`: one keep-alive HTTP/1.1 connection per worker; JSON-RPC or REST bodies.
 * :class:`HttpStream`: the same, reading Server-Sent Events; units are artifact-update events.
+* :class:`SubscribeFanOut`: every worker subscribes to ONE task (SubscribeToTask); units are the
+  artifact-update events delivered to the subscribers.
 
 Every worker fully decodes and checks its first answer and one in :data:`FULL_CHECK_EVERY`
 after that; the others get byte-level checks only (status, leading tag, key names).
@@ -15,7 +17,9 @@ after that; the others get byte-level checks only (status, leading tag, key name
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import uuid
 from typing import Any
 
 import grpc
@@ -24,6 +28,7 @@ from a2a_grpc import types
 from benchmarks.httpclient import HttpConnection
 from benchmarks.load import Operation, WorkloadError
 from benchmarks.payload import GRPC_METADATA, Template, check_json_task, check_stream_events, check_task_bytes
+from benchmarks.workload import ASK, stream_text
 
 __all__ = [
     "GrpcBidi",
@@ -34,6 +39,7 @@ __all__ = [
     "SessionHandshake",
     "SessionStream",
     "SessionUnary",
+    "SubscribeFanOut",
     "grpc_channel",
 ]
 
@@ -379,3 +385,112 @@ def _check_json_stream(events: list[bytes], expected: int, jsonrpc: bool) -> Non
     kinds = [next(iter(p), "") for p in payloads]
     if kinds[:1] != ["task"] or kinds.count("artifactUpdate") != expected or kinds[-1] != "statusUpdate":
         raise WorkloadError(f"unexpected event sequence {kinds[:3]}...{kinds[-2:]}")
+
+
+SUBSCRIBE_TO_TASK = "/lf.a2a.v1.A2AService/SubscribeToTask"
+FANOUT_GATHER_SECONDS = 10.0
+"""How long a round waits for every subscriber (one that left at the end of the run is not waited for)."""
+
+
+class SubscribeFanOut:
+    """SubscribeToTask fan-out: every worker subscribes to ONE task, which then streams ``events``
+    artifact events; units are events delivered to subscribers (``events`` per worker per round).
+
+    A round: worker 0 creates a task that waits for input (``!ask``), every worker subscribes to it
+    and reads its snapshot, then worker 0 sends the task's next message (``!stream N``); each
+    subscriber reads the N events and the final status. Workers run the rounds in step.
+    """
+
+    unit = "event"
+
+    def __init__(self, target: str, events: int) -> None:
+        self.target, self.events = target, events
+        self._channel: grpc.aio.Channel | None = None
+        self._workers = 0
+        self._rounds: dict[int, asyncio.Future[str]] = {}
+        self._joined: dict[int, int] = {}
+        self._all_in: dict[int, asyncio.Event] = {}
+
+    async def open(self) -> None:
+        self._channel = await grpc_channel(self.target)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+
+    def _round(self, n: int) -> asyncio.Future[str]:
+        if n not in self._rounds:
+            self._rounds[n] = asyncio.get_running_loop().create_future()
+            self._all_in[n] = asyncio.Event()
+            self._joined[n] = 0
+            self._rounds.pop(n - 2, None)  # rounds two behind are over for every worker
+            self._all_in.pop(n - 2, None)
+            self._joined.pop(n - 2, None)
+        return self._rounds[n]
+
+    async def operation(self, index: int) -> Operation:
+        assert self._channel is not None
+        self._workers += 1
+        send = self._channel.unary_unary(SEND_MESSAGE)
+        subscribe = self._channel.unary_stream(SUBSCRIBE_TO_TASK)
+        expected, leader = self.events, index == 0
+        state = {"round": 0}
+
+        async def follow(task_id: str, n: int) -> int:
+            request = types.SubscribeToTaskRequest(id=task_id).SerializeToString()
+            artifacts, first, last = 0, True, b""
+            async for last in subscribe(request, metadata=GRPC_METADATA, timeout=CALL_TIMEOUT_SECONDS):
+                if first:
+                    first = False
+                    if not last or last[0] != _TAG_TASK:
+                        raise WorkloadError(f"a subscription began with {last[:20]!r}, not the task")
+                    self._joined[n] += 1
+                    if self._joined[n] >= self._workers:
+                        self._all_in[n].set()
+                elif last and last[0] == _TAG_ARTIFACT:
+                    artifacts += 1
+            if artifacts != expected or not last or last[0] != _TAG_STATUS:
+                raise WorkloadError(
+                    f"subscriber got {artifacts}/{expected} artifact events, last {last[:20]!r}"
+                )
+            return artifacts
+
+        async def lead(n: int) -> int:
+            ask = _message_request(ASK)
+            answer = types.SendMessageResponse.FromString(
+                await send(ask, metadata=GRPC_METADATA, timeout=CALL_TIMEOUT_SECONDS)
+            )
+            if answer.task.status.state != types.TASK_STATE_INPUT_REQUIRED:
+                raise WorkloadError(f"the !ask task is {types.TaskState.Name(answer.task.status.state)}")
+            task_id = answer.task.id
+            self._round(n).set_result(task_id)
+            own = asyncio.ensure_future(follow(task_id, n))
+            with contextlib.suppress(TimeoutError):  # the others may have left: the run is over
+                await asyncio.wait_for(self._all_in[n].wait(), FANOUT_GATHER_SECONDS)
+            go = _message_request(stream_text(expected), task_id=task_id, context_id=answer.task.context_id)
+            await send(go, metadata=GRPC_METADATA, timeout=CALL_TIMEOUT_SECONDS)
+            return await own
+
+        async def run() -> int:
+            n = state["round"] = state["round"] + 1
+            if leader:
+                return await lead(n)
+            try:
+                task_id = await asyncio.wait_for(asyncio.shield(self._round(n)), FANOUT_GATHER_SECONDS)
+            except TimeoutError:
+                state["round"] = n - 1  # the leader has left (the run is over): nothing done
+                return 0
+            return await follow(task_id, n)
+
+        return run
+
+
+def _message_request(text: str, *, task_id: str = "", context_id: str = "") -> bytes:
+    request = types.SendMessageRequest()
+    message = request.message
+    message.message_id = uuid.uuid4().hex
+    message.role = types.ROLE_USER
+    message.task_id = task_id
+    message.context_id = context_id
+    message.parts.add(text=text)
+    return request.SerializeToString()

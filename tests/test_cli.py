@@ -71,10 +71,14 @@ def test_errors_are_one_line_and_non_zero(address: str) -> None:
     bad_status = run("tasks", "list", address, "--status", "sleepy")
     assert bad_status.returncode == 1
     assert bad_status.stderr.startswith("a2a-grpc: error: unknown status 'sleepy'")
-    bad_store = run("serve", "--store", "redis://x", "--grpc-port", "0")
+    bad_store = run("serve", "--store", "postgresql://x", "--grpc-port", "0")
     assert bad_store.returncode == 1
     assert len(bad_store.stderr.strip().splitlines()) == 1
     assert "not supported" in bad_store.stderr
+    no_redis = run("serve", "--store", "redis://:pw@127.0.0.1:1/0", "--grpc-port", "0")
+    assert no_redis.returncode == 1
+    assert len(no_redis.stderr.strip().splitlines()) == 1, no_redis.stderr
+    assert "task store redis://:***@127.0.0.1:1/0: cannot connect" in no_redis.stderr
 
 
 def test_serve_holds_callers_to_the_rates_and_quotas_its_flags_set() -> None:

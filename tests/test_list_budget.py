@@ -15,6 +15,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,12 @@ from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.security.limits import Limits
 from a2a_grpc.server import A2AServer, ServerSettings
-from a2a_grpc.tasks import InMemoryTaskStore, SqliteTaskStore, StoreError, TaskStore
+from a2a_grpc.tasks import InMemoryTaskStore, RedisTaskStore, SqliteTaskStore, StoreError, TaskStore
 from a2a_grpc.tasks import sqlite as sqlite_store
 from a2a_grpc.tasks._encoded import history_tail, split_task
 from a2a_grpc.tasks.sqlite import SCHEMA_VERSION
 from a2a_grpc.tasks.store import ANSWER_ROOM, DEFAULT_LIST_PAGE_BYTES, field_bytes
+from tests.redisserver import start_redis
 
 MiB = 1024 * 1024
 COUNT = 60
@@ -88,14 +90,41 @@ def sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest_asyncio.fixture(params=["memory", "sqlite"])
+@pytest.fixture(scope="module")
+def redis_filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of the module's own (the session's is flushed by other tests) holding the
+    sixty tasks, stopped by PID at the end."""
+    server = start_redis(tmp_path_factory.mktemp("list-budget-redis"))
+    url = f"redis://127.0.0.1:{server.port}/0"
+
+    async def write() -> None:
+        store = RedisTaskStore(url)
+        try:
+            await fill(store)
+        finally:
+            await store.close()
+
+    try:
+        # On a thread of its own: the fixture is asked for from inside a running event loop.
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, write()).result()
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest_asyncio.fixture(params=["memory", "sqlite", "redis"])
 async def big_store(
     request: pytest.FixtureRequest, memory_store: InMemoryTaskStore, sqlite_file: Path
 ) -> AsyncIterator[TaskStore]:
     if request.param == "memory":
         yield memory_store
         return
-    store = SqliteTaskStore(str(sqlite_file), check_integrity=False)
+    store: TaskStore
+    if request.param == "redis":
+        store = RedisTaskStore(request.getfixturevalue("redis_filled"))
+    else:
+        store = SqliteTaskStore(str(sqlite_file), check_integrity=False)
     try:
         yield store
     finally:

@@ -42,12 +42,22 @@ class Server:
         return A2AClient(self.grpc, timeout=WAIT)
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where the servers of a test keep their tasks: an SQLite file, or a Redis (a URL)."""
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    return tmp_path / "tasks.db"
+
+
 @contextlib.asynccontextmanager
 async def serving(
-    db: Path, *extra: str, http: bool = False, cwd: Path | None = None
+    db: Path | str, *extra: str, http: bool = False, cwd: Path | None = None
 ) -> AsyncIterator[Server]:
-    """``a2a-grpc serve`` on the SQLite file ``db``, until the block ends (then SIGTERM, by PID)."""
-    args = [sys.executable, "-m", "a2a_grpc.cli", "serve", "--grpc-port", "0", "--store", f"sqlite:///{db}"]
+    """``a2a-grpc serve`` on the SQLite file ``db`` (or the Redis URL), until the block ends (then
+    SIGTERM, by PID)."""
+    store = db if isinstance(db, str) else f"sqlite:///{db}"
+    args = [sys.executable, "-m", "a2a_grpc.cli", "serve", "--grpc-port", "0", "--store", store]
     if http:
         args += ["--http-port", "0"]
     proc = await asyncio.create_subprocess_exec(
@@ -99,9 +109,9 @@ def text_of(status: types.TaskStatus) -> str:
 
 
 async def test_a_graceful_stop_ends_running_tasks_truthfully_and_every_stream_with_them(
-    tmp_path: Path,
+    store_at: Path | str,
 ) -> None:
-    db = tmp_path / "tasks.db"
+    db = store_at
     async with serving(db, http=True) as server:
         assert server.http is not None
         async with server.client() as client:
@@ -162,8 +172,8 @@ async def read_then_kill(server: Server, text: str, count: int) -> tuple[str, li
     return task_id, received
 
 
-async def test_kill_9_mid_stream_then_restart_fails_the_task_with_a_reason(tmp_path: Path) -> None:
-    db = tmp_path / "tasks.db"
+async def test_kill_9_mid_stream_then_restart_fails_the_task_with_a_reason(store_at: Path | str) -> None:
+    db = store_at
     async with serving(db) as server:
         task_id, received = await read_then_kill(server, "stream 1000", 200)
     async with serving(db) as again, again.client() as client:
@@ -233,9 +243,11 @@ class Counter(Agent):
 '''
 
 
-async def test_a_resumable_agent_is_resumed_after_kill_9_and_completes(tmp_path: Path) -> None:
+async def test_a_resumable_agent_is_resumed_after_kill_9_and_completes(
+    tmp_path: Path, store_at: Path | str
+) -> None:
     (tmp_path / "counter.py").write_text(RESUMABLE)
-    db = tmp_path / "tasks.db"
+    db = store_at
     agent = ("--agent", "counter:Counter", "--app-dir", str(tmp_path))
     async with serving(db, *agent) as server:
         task_id, _ = await read_then_kill(server, "count 300", 50)

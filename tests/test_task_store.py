@@ -19,6 +19,7 @@ from a2a_grpc.tasks import (
     InMemoryTaskStore,
     InvalidListRequestError,
     InvalidPageTokenError,
+    RedisTaskStore,
     SqliteTaskStore,
     StoreError,
     StoreSettings,
@@ -58,11 +59,17 @@ def request(**fields: object) -> types.ListTasksRequest:
     return types.ListTasksRequest(**fields)  # type: ignore[arg-type]
 
 
-@pytest_asyncio.fixture(params=["memory", "sqlite"])
+@pytest_asyncio.fixture(params=["memory", "sqlite", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TaskStore]:
-    backend: TaskStore = (
-        InMemoryTaskStore() if request.param == "memory" else SqliteTaskStore(str(tmp_path / "tasks.db"))
-    )
+    backend: TaskStore
+    if request.param == "memory":
+        backend = InMemoryTaskStore()
+    elif request.param == "sqlite":
+        backend = SqliteTaskStore(str(tmp_path / "tasks.db"))
+    else:
+        backend = RedisTaskStore(
+            request.getfixturevalue("redis_url"), key=base64.b64encode(bytes(32)).decode()
+        )
     try:
         yield backend
     finally:
@@ -553,8 +560,7 @@ async def test_open_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("redis://localhost:6379/0", "'redis' is not supported yet"),
-        ("postgresql://db/a2a", "'postgresql' is not supported yet"),
+        ("postgresql://db/a2a", "'postgresql' is not supported"),
         ("sqlite:///", "no database file path"),
         ("sqlite://relative.db", "malformed"),
         ("tasks.db", "not recognised"),

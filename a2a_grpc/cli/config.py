@@ -67,7 +67,8 @@ class ServeSettings:
     app_dir: str = "."
     """Look for the agent's module in this directory first."""
     store: str = DEFAULT_STORE
-    """The task store: ``memory``, ``sqlite:///PATH`` (relative) or ``sqlite:////PATH`` (absolute)."""
+    """The task store: ``memory``, ``sqlite:///PATH`` (relative) or ``sqlite:////PATH`` (absolute), or
+    ``redis://HOST:PORT/DB?prefix=NAME`` (``rediss://`` for TLS) shared by replicas (docs/scaling.md)."""
     integrity_check: bool = True
     """Check an SQLite store's integrity at start (it reads the whole file)."""
     webhook_allow: tuple[str, ...] = ()
@@ -180,6 +181,7 @@ COMMANDS = ("serve", "bridge http-to-grpc", "bridge grpc-to-http")
 def sections_of(command: str) -> tuple[Section, ...]:
     """The sections ``command`` reads, in the order ``config show`` prints them."""
     from a2a_grpc.bridge.settings import BridgeSettings, OutboundSettings
+    from a2a_grpc.mesh.registry import RegistrySettings
     from a2a_grpc.security.delegation import DEFAULT_LIFETIME
     from a2a_grpc.session.pool import PoolSettings
     from a2a_grpc.settings import Section, library_sections
@@ -197,13 +199,15 @@ def sections_of(command: str) -> tuple[Section, ...]:
         lib = library_sections(server={"port": DEFAULT_GRPC_PORT})
         http = Section.of("http", HttpSettings, only=["host", "port"])
         names = ("log", "serve", "store", "server", "http", "session", "limits", "bridge", "push", "peers",
-                 "observability")  # fmt: skip
+                 "registry", "observability")  # fmt: skip
         peers = Section.of("peers", PoolSettings, doc="How the reference agent's delegate keeps its "
                            "connections to peers (one per peer, shared by its calls).")  # fmt: skip
-        store = Section.of("store", StoreSettings, doc="How an SQLite task store (serve.store) waits, "
-                           "commits and leases its tasks.")  # fmt: skip
+        store = Section.of("store", StoreSettings, doc="How a durable task store (serve.store: SQLite "
+                           "or Redis) waits, commits, connects and leases its tasks.")  # fmt: skip
+        registry = Section.of("registry", RegistrySettings, doc="The capability registry this agent "
+                              "registers in (docs/registry.md).")  # fmt: skip
         table = {**own, **lib, "http": http, "bridge": Section.of("bridge", BridgeSettings), "peers": peers,
-                 "store": store}  # fmt: skip
+                 "store": store, "registry": registry}  # fmt: skip
         return (*(table[n] for n in names), own["auth"], own["tls"], own["caller_tls"])
     if command == "bridge http-to-grpc":
         lib = library_sections()
@@ -285,6 +289,8 @@ _SERVE_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {
         )
     },
     "integrity_check": ("--no-integrity-check", ("serve.integrity_check",)),
+    "registry": ("--registry", ("registry.url",)),
+    "registry_address": ("--registry-address", ("registry.address",)),
     **{
         name: ("--" + name.replace("_", "-"), ("auth." + name,))
         for name in (

@@ -23,6 +23,7 @@ from a2a_grpc.cli.args import (
 from a2a_grpc.cli.calls import card, send, tasks
 from a2a_grpc.cli.config import COMMANDS, LOG_LEVELS, config_args
 from a2a_grpc.cli.quota import quota_args
+from a2a_grpc.cli.registry import registry_args, registry_command
 from a2a_grpc.cli.security import API_KEY_ENV, BEARER_TOKEN_ENV, auth_args
 from a2a_grpc.cli.serving import DEFAULT_STORE, bridge_grpc_to_http, bridge_http_to_grpc, config_show, serve
 from a2a_grpc.cli.tls import caller_args, listener_args
@@ -162,8 +163,9 @@ def parser(explicit: bool = False) -> argparse.ArgumentParser:
         "--store",
         metavar="URL",
         default=DEFAULT_STORE,
-        help=f"task store: memory, or sqlite:///PATH (relative), sqlite:////PATH (absolute) "
-        f"(default: {DEFAULT_STORE})",
+        help=f"task store: memory, sqlite:///PATH (relative), sqlite:////PATH (absolute), or "
+        f"redis://[:PASSWORD@]HOST:PORT/DB (rediss:// for TLS; ?prefix=NAME, ?cluster=true), shared by "
+        f"replicas (default: {DEFAULT_STORE})",
     )
     p.add_argument(
         "--no-integrity-check",
@@ -211,6 +213,7 @@ def parser(explicit: bool = False) -> argparse.ArgumentParser:
         "'t.' + body; receivers check it with a2a_grpc.security.webhooks.verify_signature",
     )
     public_address_arg(p)
+    registry_args(p)
     reuse_port_arg(p, "the gRPC and HTTP ports")
     log_requests_arg(p)
     http_args(p)
@@ -484,4 +487,6 @@ def parser(explicit: bool = False) -> argparse.ArgumentParser:
     call_timeout_arg(p)
     caller_args(p, "the request", urls=True)
     p.set_defaults(func=sessions)
+
+    registry_command(sub, command, call_timeout_arg)
     return top

@@ -30,6 +30,7 @@ from a2a_grpc.cli.common import (
     until_signal,
 )
 from a2a_grpc.cli.config import DEFAULT_STORE, show
+from a2a_grpc.cli.registry import start_registration, stop_registration
 from a2a_grpc.cli.security import authentication_from, credentials_from, listening_audience
 from a2a_grpc.cli.tls import caller_tls, listener_tls
 from a2a_grpc.security.authentication import Unprotected, is_loopback
@@ -165,6 +166,7 @@ async def serve(args: argparse.Namespace) -> int:
         bridge=bridge,
         notifier=notifier,
     )
+    registration = None
     try:
         await listening(stack.start(), settings.host, settings.port)
         listening_audience(settings.authentication, stack.grpc_address, args)
@@ -175,7 +177,8 @@ async def serve(args: argparse.Namespace) -> int:
             print(f"a2a-grpc: metrics and debug endpoints at {stack.ops.url}", flush=True)
         interfaces = ", ".join(f"{i.protocol_binding} {i.url}" for i in stack.card.supported_interfaces)
         print(f"a2a-grpc: the card names {interfaces}", flush=True)
-        print(f"a2a-grpc: task store {args.store}", flush=True)
+        # The Redis URL's password is not printed.
+        print(f"a2a-grpc: task store {getattr(store, 'shown', args.store)}", flush=True)
         auth = settings.authentication
         if auth is not None:
             print(f"a2a-grpc: authentication: {', '.join(s.name for s in auth.schemes)}", flush=True)
@@ -183,6 +186,7 @@ async def serve(args: argparse.Namespace) -> int:
             hosts = (settings.host, http["host"] or settings.host)
             why = "loopback only" if all(is_loopback(h) for h in hosts) else "--allow-unauthenticated"
             print(f"a2a-grpc: authentication: none ({why}: every caller reaches every task)", flush=True)
+        registration = await start_registration(config, stack.card, stack.grpc_address)
         assert stack.server is not None
         hint = f"{self_command()} send {dial_address(settings.host, stack.server.port)} 'hello'"
         if tls is not None:
@@ -192,6 +196,7 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"a2a-grpc: try  {hint}   (Ctrl-C stops)", flush=True)
         await until_signal(again=stack.hurry)
     finally:
+        await stop_registration(registration)  # first: callers stop routing here before the drain
         await stack.stop()
         print("a2a-grpc: stopped", flush=True)
         await notifier.aclose()  # given to the stack, so not closed by it

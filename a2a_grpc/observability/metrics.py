@@ -50,6 +50,7 @@ __all__ = [
     "HTTP_BINDING",
     "RATE_LIMITED",
     "SESSIONS_ACTIVE",
+    "SHARED_LIMITS_UNREACHABLE",
     "SUBSCRIBER_LAG",
     "TASKS_IN_FLIGHT",
     "UPSTREAM_DURATION",
@@ -92,6 +93,12 @@ RATE_LIMITED = Counter(
     "a2a_rate_limited",
     "Calls refused by a rate or count limit (RateLimitedError), by the Limits setting that refused.",
     ["limit"],
+)
+SHARED_LIMITS_UNREACHABLE = Counter(
+    "a2a_shared_limits_unreachable",
+    "Decisions made by Limits.redis_unreachable because Redis did not answer, by what asked: rates, "
+    "counts (running tasks, streams, sessions of other replicas) or receipts (repeated messages).",
+    ["what"],
 )
 HANDSHAKE_DURATION = Histogram(
     "a2a_handshake_duration_seconds",

@@ -14,14 +14,46 @@ from limits import parse_many
 from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 
-__all__ = ["GiB", "Limits", "MiB"]
+__all__ = ["UNREACHABLE_POLICIES", "GiB", "Limits", "MiB", "is_redis_url"]
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
 
-_OPTIONAL = frozenset({"max_stored_bytes_per_principal", "rate_per_principal", "rate_per_tenant"})
+_OPTIONAL = frozenset(
+    {"max_stored_bytes_per_principal", "rate_per_principal", "rate_per_tenant", "rate_storage"}
+)
 """The bounds that None switches off."""
+
+UNREACHABLE_POLICIES = ("local", "refuse")
+"""The values of ``Limits.redis_unreachable``."""
+
+
+def is_redis_url(value: str) -> bool:
+    """Whether ``rate_storage`` names a Redis of ours (``a2a_grpc.redisconn``'s URL grammar)."""
+    return value.startswith(("redis://", "rediss://", "unix://"))
+
+
+def _check_rate_storage(value: object) -> None:
+    if isinstance(value, str) and is_redis_url(value):
+        from a2a_grpc.redisconn import parse_redis_url
+
+        try:
+            parse_redis_url(value)
+        except ValueError as exc:
+            raise ValueError(f"rate_storage: {exc}") from None
+        return
+    # Built once here to be judged (an unknown scheme, a missing client library); the server
+    # builds its own when it serves.
+    try:
+        if not isinstance(value, str) or not value.startswith("async+"):
+            raise ConfigurationError("not an asyncio storage")
+        storage_from_string(value)
+    except ConfigurationError as exc:
+        raise ValueError(
+            f"rate_storage must be an asyncio storage URI of the limits library (async+memory://) or a "
+            f"Redis URL (redis://, rediss://, unix://), not {value!r}: {exc}"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +123,41 @@ class Limits:
     same anonymous principal: they share one rate."""
     rate_per_tenant: str | None = None
     """Calls all principals of one tenant may make together; None: no rate limit."""
-    rate_storage: str = "async+memory://"
-    """Where the rate counters live: an asyncio storage URI of the ``limits`` library. The default
-    counts in this process's memory (each replica its own budget); a shared storage (Redis, once
-    its client is installed) lets replicas share one."""
+    rate_storage: str | None = None
+    """Where the rate counters live. None (the default): in the task store's Redis when the server
+    stores its tasks in Redis (so that its replicas share one budget), else in this process's
+    memory. A Redis URL (``redis://``, ``rediss://``, ``unix://``, with ``prefix=`` and
+    ``cluster=true`` as for the store; see ``a2a_grpc.redisconn``) puts them there, and shares
+    the counts of running tasks, streams and sessions there too; an asyncio storage URI of the
+    ``limits`` library (``async+memory://``) names one of its storages (for the rates alone).
+    Receipts of messages (``a2a_grpc._dedupe``) are shared only with a Redis task store."""
+
+    # -- limits shared by replicas through Redis (``a2a_grpc.security.shared``) -----------------
+    redis_unreachable: str = "local"
+    """What the shared limits (rates, counts, receipts kept in Redis) do while Redis does not
+    answer: ``local`` (each replica counts and remembers in its own memory until Redis answers
+    again: callers keep being served, each replica holding them to the whole budget) or
+    ``refuse`` (calls that need Redis are refused with UnavailableError, retryable). Each outage
+    is logged once when it starts and once when it ends, and counted in
+    ``a2a_shared_limits_unreachable_total``."""
+    redis_timeout_ms: int = 1_000
+    """How long a call waits for Redis to answer a shared rate or receipt question before
+    ``redis_unreachable`` applies; while Redis is unreachable, one call in each such period tries
+    it again, the others go straight to the policy."""
+    shared_counts_sync_ms: int = 1_000
+    """With Redis, how often each replica publishes the running tasks, open streams and sessions
+    of its principals and reads the others' (``max_running_tasks_per_principal``,
+    ``max_streams_per_principal``, ``max_sessions_per_principal`` hold across replicas). A
+    replica's counts vanish five periods after its last publication (a replica that died)."""
+    dedupe_pending_seconds: int = 30
+    """With Redis, how long a repeat that reaches another replica waits while the first receipt of
+    its message is still being started (renewed by the replica starting it, so a receipt left by
+    a replica that died lapses within it); a repeat still waiting then is refused with
+    UnavailableError (retryable), never run twice."""
+    max_shared_reply_bytes: int = 1 * MiB
+    """With Redis, the largest direct reply (an agent's message, no task) kept in Redis for repeats
+    that reach another replica; the receipt of a larger one says so, and such a repeat is refused
+    with LimitExceededError naming this setting instead of running twice."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -102,17 +165,10 @@ class Limits:
             if value is None and f.name in _OPTIONAL:
                 continue
             if f.name == "rate_storage":
-                # Built once here to be judged (an unknown scheme, a missing client library);
-                # the server builds its own when it serves.
-                try:
-                    if not isinstance(value, str) or not value.startswith("async+"):
-                        raise ConfigurationError("not an asyncio storage")
-                    storage_from_string(value)
-                except ConfigurationError as exc:
-                    raise ValueError(
-                        f"rate_storage must be an asyncio storage URI of the limits library "
-                        f"(async+memory://, async+redis://...), not {value!r}: {exc}"
-                    ) from None
+                _check_rate_storage(value)
+            elif f.name == "redis_unreachable":
+                if value not in UNREACHABLE_POLICIES:
+                    raise ValueError(f"redis_unreachable must be 'local' or 'refuse', not {value!r}")
             elif f.name.startswith("rate_"):
                 if value is not None:
                     try:

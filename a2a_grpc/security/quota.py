@@ -8,13 +8,15 @@ bridge's JSON-RPC and HTTP+JSON, each call of a session, each turn of a live str
 
 * Rates (``rate_per_principal``, ``rate_per_tenant``) are counted by the maintained ``limits``
   library, with its sliding window counter (O(1) per key and per call, approximate at the edge
-  of a window) in the storage ``Limits.rate_storage`` names: this process's memory by default; a
-  shared storage (Redis) lets replicas share one budget. Without a configured rate no rate link
-  joins the chain: nothing is paid.
+  of a window) in the storage ``Limits.rate_storage`` names: this process's memory by default, or
+  Redis (the task store's, or a Redis URL), which lets replicas share one budget. Without a
+  configured rate no rate link joins the chain: nothing is paid.
 * Open streams are counted by the stream link from the first event it is asked for until the
   stream is closed, whichever way (the end, the reader leaving, an error, a cancellation).
 * Running tasks are counted by the request handler (:meth:`Quotas.start_task`), sessions by the
   session host (:class:`SessionQuota`).
+* With Redis, the counts hold across replicas too (:mod:`a2a_grpc.security.shared`): each replica
+  counts in its memory and syncs with the others periodically.
 
 Who "a principal" is: the authenticated caller (its id, within the tenant its credential binds
 it to). Without authentication every caller is the same anonymous principal, as it is for task
@@ -28,7 +30,7 @@ import collections
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from google.protobuf.message import Message
 from limits import RateLimitItem, parse_many
@@ -36,9 +38,13 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from a2a_grpc import errors
+from a2a_grpc.redisconn import RedisTarget, parse_redis_url
 from a2a_grpc.security.authentication import owner_key
-from a2a_grpc.security.limits import Limits
+from a2a_grpc.security.limits import Limits, is_redis_url
 from a2a_grpc.service import CallContext, Interceptor, Method, StreamCall, UnaryCall
+
+if TYPE_CHECKING:
+    from a2a_grpc.security.shared import SharedCounts
 
 __all__ = ["Quotas", "SessionQuota", "StoredBytesQuota", "principal_key"]
 
@@ -75,13 +81,7 @@ class _Counter:
         already); the function that releases it, once however often it is called."""
         held = self.held.get(key, 0)
         if held >= self.bound:
-            raise errors.RateLimitedError(
-                f"this principal already has {held} {self.noun}, its limit ({self.limit}); "
-                "try again when one has ended",
-                limit=self.limit,
-                value=self.bound,
-                retry_after=self.retry_after,
-            )
+            raise self.refusal(held)
         self.held[key] = held + 1
         released = False
 
@@ -98,6 +98,15 @@ class _Counter:
 
         return release
 
+    def refusal(self, held: int) -> errors.RateLimitedError:
+        return errors.RateLimitedError(
+            f"this principal already has {held} {self.noun}, its limit ({self.limit}); "
+            "try again when one has ended",
+            limit=self.limit,
+            value=self.bound,
+            retry_after=self.retry_after,
+        )
+
 
 def _items(rate: str | None) -> tuple[RateLimitItem, ...]:
     return tuple(parse_many(rate)) if rate else ()
@@ -106,14 +115,15 @@ def _items(rate: str | None) -> tuple[RateLimitItem, ...]:
 class _Rates:
     """``rate_per_principal`` and ``rate_per_tenant`` over one ``limits`` storage."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, storage_uri: str = "async+memory://") -> None:
         self.per_principal = _items(limits.rate_per_principal)
         self.per_tenant = _items(limits.rate_per_tenant)
         self.principal_rate = limits.rate_per_principal
         self.tenant_rate = limits.rate_per_tenant
         self.enabled = bool(self.per_principal or self.per_tenant)
+        self.limits = limits
         # Built lazily: an asyncio storage belongs with the loop that serves.
-        self._storage_uri = limits.rate_storage
+        self._storage_uri = storage_uri
         self._limiter: SlidingWindowCounterRateLimiter | None = None
 
     @property
@@ -121,6 +131,9 @@ class _Rates:
         if self._limiter is None:
             self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(self._storage_uri))
         return self._limiter
+
+    async def aclose(self) -> None:
+        """Close what the storage holds outside this process (nothing, in memory)."""
 
     async def check(self, context: CallContext) -> None:
         """Spend one call of the principal's and the tenant's rates; RateLimitedError naming the
@@ -207,11 +220,16 @@ class SessionQuota:
         self._keys: dict[_Endable, str] = {}
         self._open: dict[str, int] = {}
         self._detached: dict[str, collections.OrderedDict[_Endable, None]] = {}
+        self.shared: SharedCounts | None = None
+        """With Redis: the sessions of each principal on the other replicas count too."""
 
     def open(self, session: _Endable, context: CallContext) -> None:
         """Count a session being opened by ``context``'s principal, or refuse it."""
         key = principal_key(context)
         held = self._open.get(key, 0)
+        if self.shared is not None:
+            self.shared.check()
+            held += self.shared.others["sessions"].get(key, 0)
         if held >= self.max_sessions:
             raise errors.RateLimitedError(
                 f"this principal already has {held} open sessions, its limit "
@@ -220,7 +238,7 @@ class SessionQuota:
                 value=self.max_sessions,
                 retry_after=self.retry_after,
             )
-        self._open[key] = held + 1
+        self._open[key] = self._open.get(key, 0) + 1
         self._keys[session] = key
 
     def detached(self, session: _Endable) -> None:
@@ -312,11 +330,26 @@ class StoredBytesQuota:
 
 
 class Quotas:
-    """The rate and concurrency bounds of one server (see the module doc)."""
+    """The rate and concurrency bounds of one server (see the module doc).
 
-    def __init__(self, limits: Limits) -> None:
+    ``redis``: the Redis of the server's task store, if it has one: the rates default to it
+    (``Limits.rate_storage`` None) and the counts of running tasks, streams and sessions are shared
+    through it, so that the bounds hold across the replicas that share that store. A Redis URL in
+    ``rate_storage`` does the same without a Redis store."""
+
+    def __init__(self, limits: Limits, redis: RedisTarget | None = None) -> None:
         self.limits = limits
-        self._rates = _Rates(limits)
+        uri = limits.rate_storage
+        if uri is not None and is_redis_url(uri):
+            redis = parse_redis_url(uri)
+        self.redis = redis
+        """Where the limits are shared across replicas (None: this process alone)."""
+        if redis is not None and (uri is None or is_redis_url(uri)):
+            from a2a_grpc.security.shared import SharedRates
+
+            self._rates: _Rates = SharedRates(limits, redis)
+        else:
+            self._rates = _Rates(limits, uri or "async+memory://")
         busy = limits.busy_retry_after_seconds
         self.streams = _Counter(
             "max_streams_per_principal", limits.max_streams_per_principal, "open streams", busy
@@ -326,6 +359,37 @@ class Quotas:
         )
         self.sessions = SessionQuota(limits)
         self.stored = StoredBytesQuota(limits)
+        self.shared: SharedCounts | None = None
+        """With Redis: what each principal holds on the other replicas (started by :meth:`start`)."""
+        if redis is not None:
+            from a2a_grpc.security.shared import SharedCounter, SharedCounts
+
+            sessions = self.sessions
+            self.shared = SharedCounts(
+                redis,
+                limits,
+                {
+                    "running": lambda: self.running.held,
+                    "streams": lambda: self.streams.held,
+                    "sessions": lambda: sessions._open,
+                },
+            )
+            self.streams = SharedCounter(self.streams, self.shared, "streams")
+            self.running = SharedCounter(self.running, self.shared, "running")
+            sessions.shared = self.shared
+
+    async def start(self) -> None:
+        """With Redis: read the other replicas' counts once, then keep them fresh in the background
+        (a server calls it when it starts; without it this replica's bounds hold for its own
+        counts only)."""
+        if self.shared is not None:
+            await self.shared.start()
+
+    async def aclose(self) -> None:
+        """Stop sharing: withdraw this replica's counts and close the Redis clients."""
+        if self.shared is not None:
+            await self.shared.aclose()
+        await self._rates.aclose()
 
     def links(self) -> tuple[Interceptor, ...]:
         """The links for the call seam, right after authentication: the stream count (with the

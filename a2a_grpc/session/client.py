@@ -37,6 +37,7 @@ from google.protobuf.message import Message
 from a2a_grpc import errors, types
 from a2a_grpc._operations import ClientOperations, task_id_of
 from a2a_grpc.client import with_tenant
+from a2a_grpc.resilience import Clock, full_jitter
 from a2a_grpc.service import SUPPORTED_VERSIONS
 from a2a_grpc.session.credit import Ledger
 from a2a_grpc.session.frames import (
@@ -128,9 +129,12 @@ class SessionOptions:
     """Seconds to keep trying to resume before the waiting calls end (a call's own deadline may
     end it sooner)."""
     resume_backoff_base: float = 0.1
-    """Seconds before the second resume attempt, doubled for each further one (with jitter) ..."""
-    resume_backoff_cap: float = 5.0
-    """... up to this many seconds between attempts."""
+    """Seconds: the ceiling of the wait before the second resume attempt, doubled for each further
+    one; each wait is a uniform draw below its ceiling (full jitter,
+    :func:`~a2a_grpc.resilience.full_jitter`), so that the clients of a restarted server do not
+    all come back at once ..."""
+    resume_backoff_cap: float = 10.0
+    """... and no ceiling grows past this many seconds."""
     close_flush_seconds: float = 5.0
     """How long closing waits for the frames queued before the Goodbye to be sent, and then for the
     server to end the stream."""
@@ -180,9 +184,19 @@ class Session(ClientOperations):
     """An open session (see the module doc); make one with ``A2AClient.session()``."""
 
     def __init__(
-        self, channel: grpc.aio.Channel, options: SessionOptions, *, tenant: str = "", fallback: Any = None
+        self,
+        channel: grpc.aio.Channel,
+        options: SessionOptions,
+        *,
+        tenant: str = "",
+        fallback: Any = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.options = options
+        self._clock = clock or Clock()
+        self._rng = rng or random.Random()
+        """Where the resume's backoff reads time, sleeps and draws its jitter (tests pass theirs)."""
         self._fallback = fallback
         """The unary client of the same channel: where a call's task is read when the session is
         gone for good (``A2AClient.session()`` gives it)."""
@@ -505,7 +519,8 @@ class Session(ClientOperations):
 
     async def _resume(self, cause: errors.A2AError) -> bool:
         """Resume the session on a new stream after its connection broke (``cause``): bounded
-        retries with exponential backoff and jitter, within ``resume_timeout``. The server sends
+        retries with exponential backoff and full jitter (``resume_backoff_base`` and
+        ``resume_backoff_cap``), within ``resume_timeout``. The server sends
         what this side missed; this side sends what the server missed. False (every waiting call
         ended with the reason) when it cannot be resumed."""
         if not self.options.resume or self.welcome is None or self._closing:
@@ -515,9 +530,9 @@ class Session(ClientOperations):
         old = self._connection
         if old is not None:
             old.cancel()
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.options.resume_timeout
-        delay, attempts, last = self.options.resume_backoff_base, 0, cause
+        loop, clock = asyncio.get_running_loop(), self._clock
+        give_up = clock.now() + self.options.resume_timeout
+        attempts, last = 0, cause
         log.info("session %s: the connection broke (%s); resuming", self.session_id, cause.message)
         while True:
             attempts += 1
@@ -529,7 +544,7 @@ class Session(ClientOperations):
                     received=self._received,
                 )
             )
-            remaining = give_up - loop.time()
+            remaining = give_up - clock.now()
             missed: list[bytes] = []
             try:
                 stream, welcome = await self._handshake(
@@ -569,7 +584,7 @@ class Session(ClientOperations):
                     len(missed),
                 )
                 return True
-            remaining = give_up - loop.time()
+            remaining = give_up - clock.now()
             if remaining <= 0 or self._closing:
                 self._fail_all(
                     errors.UnavailableError(
@@ -578,8 +593,8 @@ class Session(ClientOperations):
                     )
                 )
                 return False
-            await asyncio.sleep(min(remaining, delay * random.uniform(0.5, 1.0)))  # jitter
-            delay = min(delay * 2, self.options.resume_backoff_cap)
+            base, cap = self.options.resume_backoff_base, self.options.resume_backoff_cap
+            await clock.sleep(min(remaining, full_jitter(attempts, base, cap, self._rng.random())))
 
     async def _handle(self, frame: ServerFrame) -> bool:
         """Act on one frame from the server; False when the session must end (a flood)."""

@@ -64,11 +64,28 @@ class SessionSettings:
     """Seconds a session's end waits for its calls to stop, its queued frames to be written and
     its reader to finish (each), and the server's closing waits for its sessions to be gone; then
     what is left is cut."""
+    home_refresh_seconds: float = 10.0
+    """Replicas: how often a server renews its liveness and its sessions' entries in the session
+    directory (``a2a_grpc.session.directory``); each lapses after three times this unless renewed,
+    so the other replicas know within that when one died (a resume of its sessions is then refused
+    with SessionExpiredError)."""
+    directory_timeout: float = 2.0
+    """Replicas: seconds one read or write of the session directory may take; a resume that cannot
+    read it in time is refused with UnavailableError (the client tries again)."""
 
     def __post_init__(self) -> None:
-        for name in ("handshake_timeout", "heartbeat_interval", "close_seconds"):
+        for name in (
+            "handshake_timeout",
+            "heartbeat_interval",
+            "close_seconds",
+            "home_refresh_seconds",
+            "directory_timeout",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive seconds, not {getattr(self, name)!r}")
+        for name in ("home_refresh_seconds", "directory_timeout"):
+            if not getattr(self, name) <= 86400:
+                raise ValueError(f"{name} must be at most 86400 seconds (a day), not {getattr(self, name)!r}")
         if not 0 <= self.resume_grace <= self.max_detached:
             raise ValueError(
                 f"resume_grace must be from 0 to max_detached ({self.max_detached!r}) seconds, "

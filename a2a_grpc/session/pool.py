@@ -16,13 +16,21 @@ What ``open_peer`` yields is the pool's to hold (a :class:`~a2a_grpc.session.cli
 failed, see :attr:`Session.alive <a2a_grpc.session.client.Session.alive>`, or anything whose
 ``alive`` attribute is False) is closed and opened again at the next lease; a lease already running
 keeps what it has and sees its call fail with the session's typed error (resuming a session is
-not the pool's work). A failed opening is not kept: the next lease tries again.
+not the pool's work). A failed opening is not kept: the next lease tries again, after a wait that
+grows with the failures in a row (full jitter from ``reopen_backoff_base`` doubling up to
+``reopen_backoff_cap``: :func:`~a2a_grpc.resilience.full_jitter`), shared by every lease of that
+peer, so that the agents of a mesh whose peer restarted do not all dial it again at once.
 
 A Session a draining server told to go away (:attr:`Session.going_away
 <a2a_grpc.session.client.Session.going_away>`) is not alive either: the next lease opens a new one
 (on a new connection: behind a load balancer, another replica; the same server refuses it with
 ServerDrainingError while it drains). The old one is closed once the leases using it have ended,
 so that their calls run to their end.
+
+To call an agent by what it does rather than where it is, a
+:class:`~a2a_grpc.mesh.routing.Router` leases through a pool keyed by address: ``async with
+router.lease(pool, skill, context_id) as (address, peer):`` (the replica that context sticks to,
+skipping those whose circuit breaker is open; docs/routing.md).
 """
 
 from __future__ import annotations
@@ -32,10 +40,13 @@ import contextlib
 import dataclasses
 import logging
 import math
+import random
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+
+from a2a_grpc.resilience import Clock, full_jitter
 
 __all__ = ["PeerPool", "PoolSettings"]
 
@@ -59,14 +70,31 @@ class PoolSettings:
     """How long a connection whose server is going away is kept for the leases still using it
     (their calls run on) before it is closed under them; a server's drain is over well before that
     (its grace period; Kubernetes allows 30 s by default)."""
+    reopen_backoff_base: float = 0.1
+    """Seconds: after a peer's connection failed to open, the ceiling of the wait before it is
+    dialled again, doubled for each further failure in a row (each wait a uniform draw below its
+    ceiling: full jitter) ..."""
+    reopen_backoff_cap: float = 10.0
+    """... and no ceiling grows past this many seconds. A successful opening starts afresh."""
 
     def __post_init__(self) -> None:
-        for name in ("idle_seconds", "close_seconds", "going_away_seconds"):
+        for name in (
+            "idle_seconds",
+            "close_seconds",
+            "going_away_seconds",
+            "reopen_backoff_base",
+            "reopen_backoff_cap",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
                 raise ValueError(f"{name} must be positive seconds, not {value!r}")
         if isinstance(self.max_peers, bool) or not isinstance(self.max_peers, int) or self.max_peers < 1:
             raise ValueError(f"max_peers must be at least 1, not {self.max_peers!r}")
+        if self.reopen_backoff_cap < self.reopen_backoff_base:
+            raise ValueError(
+                f"reopen_backoff_cap ({self.reopen_backoff_cap!r}) must be at least reopen_backoff_base "
+                f"({self.reopen_backoff_base!r})"
+            )
 
 
 class _Peer(Generic[T]):
@@ -98,7 +126,8 @@ class PeerPool(Generic[K, T]):
     """One shared connection per key (see the module doc). ``open_peer(key)`` gives an async context
     manager whose value is lent; it is exited when the pool closes that peer. ``settings`` says
     how long idle peers are kept and how many (:class:`PoolSettings`); ``idle_seconds`` and
-    ``max_peers``, if given, replace those of ``settings``."""
+    ``max_peers``, if given, replace those of ``settings``. ``clock`` and ``rng``: where the
+    wait before dialling a failed peer again sleeps and draws its jitter (tests pass theirs)."""
 
     def __init__(
         self,
@@ -107,6 +136,8 @@ class PeerPool(Generic[K, T]):
         *,
         idle_seconds: float | None = None,
         max_peers: int | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         given: dict[str, Any] = {
             k: v for k, v in (("idle_seconds", idle_seconds), ("max_peers", max_peers)) if v is not None
@@ -119,6 +150,9 @@ class PeerPool(Generic[K, T]):
         self._closing: set[asyncio.Task[None]] = set()
         self._leaving: set[_Peer[T]] = set()  # going away, closed once their leases end
         self._closing_all = False  # aclose runs: nothing waits for leases
+        self._clock = clock or Clock()
+        self._rng = rng or random.Random()
+        self._failed: dict[K, int] = {}  # failed openings in a row, by key (bounded: see _enter)
 
     def __len__(self) -> int:
         return len(self._peers)
@@ -171,7 +205,23 @@ class PeerPool(Generic[K, T]):
             peer.left.set()
 
     async def _enter(self, stack: AsyncExitStack, key: K) -> T:
-        return await stack.enter_async_context(self._open_peer(key))
+        failed = self._failed.get(key, 0)
+        if failed:
+            settings = self.settings
+            base, cap = settings.reopen_backoff_base, settings.reopen_backoff_cap
+            await self._clock.sleep(full_jitter(failed, base, cap, self._rng.random()))
+        try:
+            value = await stack.enter_async_context(self._open_peer(key))
+        except asyncio.CancelledError:
+            raise  # closed while opening: no word on the peer
+        except BaseException:
+            self._failed.pop(key, None)  # re-inserted last: the oldest failures are dropped first
+            self._failed[key] = failed + 1
+            while len(self._failed) > 4 * self.settings.max_peers:
+                del self._failed[next(iter(self._failed))]
+            raise
+        self._failed.pop(key, None)
+        return value
 
     def _trim(self, limit: int) -> None:
         """Close the least recently used peers nobody uses until ``limit`` are held; if every one

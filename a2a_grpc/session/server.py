@@ -20,6 +20,11 @@ it ends once its last call has ended. A connection that drops (or a peer that
 stops beating) detaches the session: its calls carry on (paused by flow control once nobody reads
 them) and it waits to be resumed, for ``resume_grace`` seconds after its last call ended and
 ``max_detached`` at most, then ends. Ending a session cancels its calls, never their tasks.
+
+Replicas: with a :class:`~a2a_grpc.session.forward.Forwarder`, the host writes where each of its
+sessions lives in the session directory (before the Welcome) and hands a resume of a session it
+never held to the forwarder, which passes the connection through to the session's home
+(:mod:`a2a_grpc.session.forward`).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from a2a_grpc.security.authentication import Authentication
 from a2a_grpc.security.quota import SessionQuota
 from a2a_grpc.service import CallContext, EventCursor, Service, deadline_after, parse_extensions
 from a2a_grpc.session.credit import Account
+from a2a_grpc.session.forward import Forwarder
 from a2a_grpc.session.frames import (
     BATCH_OVERHEAD,
     CALLS,
@@ -129,10 +135,12 @@ class ServerSession:
         on_ended: Callable[[ServerSession], None] | None = None,
         quota: SessionQuota | None = None,
         debug: bool = False,
+        on_open: Callable[[ServerSession], Awaitable[None]] | None = None,
     ) -> None:
         self.service = service
         self.debug = debug
         """Log each handshake in full (``a2a_grpc.observability.debuglog``)."""
+        self._on_open = on_open  # before the Welcome: the session directory learns its home
         self.quota = quota
         self.card = card
         self.settings = settings
@@ -213,9 +221,7 @@ class ServerSession:
         refuses the session's new calls) and end the session once its running calls are over."""
         if self._going_away is not None or self.finishing:
             return
-        notice = Goodbye(reason="the server is draining: open a new session for new calls", going_away=True)
-        notice.retry_delay.FromNanoseconds(int(max(1, math.ceil(retry_after)) * 1e9))
-        self._going_away = notice
+        self._going_away = going_away_notice(retry_after)
         if self._conn is not None:
             self._tell_going_away()
         elif self._served and not self._calls:  # detached and idle: nothing to wait for
@@ -254,6 +260,8 @@ class ServerSession:
         self.session_id = welcome.session_id
         self.hello = hello
         SESSION_ID.set(self.session_id)  # for everything this connection's tasks do, calls included
+        if self._on_open is not None:
+            await self._on_open(self)
         self._tenant = hello.tenant
         self._max_frame = welcome.max_frame_bytes
         self._window = welcome.window
@@ -787,6 +795,13 @@ class ServerSession:
         log.info("session %s closed", self.session_id)
 
 
+def going_away_notice(retry_after: float) -> Goodbye:
+    """The Goodbye a draining server sends its sessions (``retry_after``: seconds, whole, at least 1)."""
+    notice = Goodbye(reason="the server is draining: open a new session for new calls", going_away=True)
+    notice.retry_delay.FromNanoseconds(int(max(1, math.ceil(retry_after)) * 1e9))
+    return notice
+
+
 def _refusal(context: grpc.aio.ServicerContext) -> str:
     """The ``a2a_handshake_duration_seconds`` outcome of a handshake that did not complete: the
     status it was aborted with tells, unless the peer left (it cancelled, or the server stopped)."""
@@ -815,9 +830,16 @@ class SessionHost:
         context_of: Callable[[grpc.aio.ServicerContext], CallContext] | None = None,
         quota: SessionQuota | None = None,
         debug: bool = False,
+        forwarder: Forwarder | None = None,
     ) -> None:
         self.service = service
         self.card = card
+        self.forwarder = forwarder
+        """Replicas: writes this host's sessions in the session directory and forwards the resumes
+        of sessions that live on another replica (:mod:`a2a_grpc.session.forward`); None: one
+        process, whose sessions resume here only."""
+        if forwarder is not None:
+            forwarder.sessions = self.sessions_open
         self.debug = debug
         """Log each session's handshake in full, credentials redacted (``ObservabilitySettings.debug``)."""
         self.quota = quota
@@ -840,6 +862,7 @@ class SessionHost:
         frames = aiter(requests)
         started = time.perf_counter()
         left = False
+        elsewhere = False  # a resume of a session this host does not hold: forwarded
         try:
             hello = await self._hello(frames, context)
             if hello is None:  # the client closed its side (or went away) before its Hello
@@ -856,8 +879,12 @@ class SessionHost:
                     ),
                 )
             if hello.HasField("resume"):
-                session = await self._resumable(hello, context)
-                await session.resume(hello, context, base)
+                held = await self._resumable(hello, context)
+                if held is None:
+                    elsewhere = True
+                else:
+                    session = held
+                    await session.resume(hello, context, base)
             else:
                 card = await self.card()
                 session = ServerSession(
@@ -869,6 +896,7 @@ class SessionHost:
                     on_ended=self._forget,
                     quota=self.quota,
                     debug=self.debug,
+                    on_open=self._entered if self.forwarder is not None else None,
                 )
                 try:
                     await session.open(hello, context)
@@ -879,6 +907,10 @@ class SessionHost:
         except BaseException:
             handshake_observed("failed" if left else _refusal(context), started)
             raise
+        if elsewhere:
+            assert self.forwarder is not None
+            await self.forwarder.forward(hello, frames, context, base, self._refusal)
+            return
         if hello.HasField("resume"):
             handshake_observed("resumed", started)
         else:
@@ -896,6 +928,21 @@ class SessionHost:
         self._expired[session.session_id] = None
         while len(self._expired) > EXPIRED_REMEMBERED:
             self._expired.popitem(last=False)
+
+    async def _entered(self, session: ServerSession) -> None:
+        assert self.forwarder is not None
+        await self.forwarder.entered(session.session_id, session.welcome.resume_token, session.base)
+
+    def sessions_open(self) -> list[str]:
+        """The ids of the sessions open now (attached or waiting to be resumed)."""
+        return list(self.sessions)
+
+    def _refusal(self, wanted: str) -> errors.A2AError:
+        """Why a session not held here cannot be resumed here."""
+        shown = errors.echo(wanted, 64)
+        if wanted in self._expired:
+            return errors.SessionExpiredError(f"session {shown} ended: it was not resumed in time")
+        return errors.SessionUnknownError(f"no session {shown} was opened here")
 
     async def _hello(
         self, frames: AsyncIterator[ClientFrame | _Undecodable], context: grpc.aio.ServicerContext
@@ -931,16 +978,15 @@ class SessionHost:
             )
         return first.hello
 
-    async def _resumable(self, hello: Hello, context: grpc.aio.ServicerContext) -> ServerSession:
+    async def _resumable(self, hello: Hello, context: grpc.aio.ServicerContext) -> ServerSession | None:
+        """The session ``hello`` resumes, if held here; None if another replica may hold it (the
+        forwarder asks the session directory); else the stream ends with the typed refusal."""
         wanted = hello.resume.session_id
         session = self.sessions.get(wanted)
         if session is None or session.finishing:
-            shown = errors.echo(wanted, 64)
-            error: errors.A2AError = (
-                errors.SessionExpiredError(f"session {shown} ended: it was not resumed in time")
-                if wanted in self._expired
-                else errors.SessionUnknownError(f"no session {shown} was opened here")
-            )
+            if session is None and self.forwarder is not None and wanted not in self._expired:
+                return None  # never held here: it may live on another replica
+            error = self._refusal(wanted)
             log.info("resuming a session refused: %s", error.message)
             if self.debug:
                 debuglog.log_refusal(hello, error.message, context.peer())
@@ -966,13 +1012,16 @@ class SessionHost:
         self._retry_after = retry_after
         for session in list(self.sessions.values()):
             session.go_away(retry_after)
+        if self.forwarder is not None:  # and every session forwarded through here
+            self.forwarder.go_away(going_away_notice(retry_after), retry_after)
 
     async def quiet(self) -> None:
         """Until every session open now has ended (after :meth:`go_away`, each ends with its last
-        call)."""
-        waits = [s.ended.wait() for s in list(self.sessions.values())]
-        if waits:
-            await asyncio.gather(*waits)
+        call), and every forwarded one."""
+        waits: list[Awaitable[object]] = [s.ended.wait() for s in list(self.sessions.values())]
+        if self.forwarder is not None:
+            waits.append(self.forwarder.quiet())
+        await asyncio.gather(*waits)
 
     async def close(self, reason: str, timeout: float | None = None) -> None:
         """End every session with a Goodbye saying ``reason`` (their calls end; their tasks
@@ -988,3 +1037,5 @@ class SessionHost:
             _, pending = await asyncio.wait(waits, timeout=timeout)
             for wait in pending:
                 wait.cancel()
+        if self.forwarder is not None:  # the forwarded ones are cut; the directory hears this replica stops
+            await self.forwarder.aclose(reason, timeout)

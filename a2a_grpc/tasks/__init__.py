@@ -6,9 +6,13 @@
 * ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``: :class:`SqliteTaskStore`
   (three slashes, then the path; a fourth slash makes it absolute, as in SQLAlchemy).
   ``sqlite:///:memory:`` is a private in-memory SQLite database.
+* ``redis://[user:password@]host[:port][/db]``, ``rediss://...`` (TLS), ``unix:///path.sock``:
+  :class:`RedisTaskStore`, shared by the replicas that open the same URL (query parameters:
+  ``prefix=``, ``cluster=true``, and redis-py's TLS options; see :mod:`a2a_grpc.redisconn`).
 
 A store that cannot be used (a bad URL; a database file that is damaged, locked by another
-process, unwritable, or a directory) raises :class:`StoreError`, a ``ValueError`` whose message
+process, unwritable, or a directory; a Redis that refuses the connection or the password, or does
+not answer in time) raises :class:`StoreError`, a ``ValueError`` whose message
 is one line naming the file and the problem.
 """
 
@@ -29,6 +33,7 @@ from a2a_grpc.tasks.lifecycle import (
     is_terminal,
 )
 from a2a_grpc.tasks.memory import InMemoryTaskStore
+from a2a_grpc.tasks.redis_store import RedisTaskStore
 from a2a_grpc.tasks.settings import StoreSettings
 from a2a_grpc.tasks.sqlite import SqliteTaskStore
 from a2a_grpc.tasks.store import TaskStore, trim_task
@@ -41,6 +46,7 @@ __all__ = [
     "InvalidListRequestError",
     "InvalidPageTokenError",
     "InvalidTransitionError",
+    "RedisTaskStore",
     "SqliteTaskStore",
     "StoreError",
     "StoreSettings",
@@ -53,6 +59,7 @@ __all__ = [
 ]
 
 _SQLITE_PREFIX = "sqlite:///"
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def open_store(url: str, *, check_integrity: bool = True, settings: StoreSettings | None = None) -> TaskStore:
@@ -69,6 +76,8 @@ def open_store(url: str, *, check_integrity: bool = True, settings: StoreSetting
             )
         return SqliteTaskStore(path, check_integrity=check_integrity, settings=settings)
     scheme, sep, _ = url.partition("://")
+    if sep and scheme in _REDIS_SCHEMES:
+        return RedisTaskStore(url, settings=settings)
     if sep and scheme == "sqlite":
         raise StoreError(
             f"task store URL {url!r} is malformed: use sqlite:///relative/path.db or sqlite:////absolute/path.db",
@@ -76,9 +85,12 @@ def open_store(url: str, *, check_integrity: bool = True, settings: StoreSetting
         )
     if sep:
         raise StoreError(
-            f"task store scheme {scheme!r} is not supported yet; use 'memory' or 'sqlite:///path/to/tasks.db'",
+            f"task store scheme {scheme!r} is not supported; use 'memory', 'sqlite:///path/to/tasks.db' "
+            "or 'redis://host:port/0'",
             path="",
         )
     raise StoreError(
-        f"task store URL {url!r} is not recognised; use 'memory' or 'sqlite:///path/to/tasks.db'", path=""
+        f"task store URL {url!r} is not recognised; use 'memory', 'sqlite:///path/to/tasks.db' or "
+        "'redis://host:port/0'",
+        path="",
     )

@@ -11,7 +11,8 @@ the owner sees it at its next renewal.
 
 Backends: :class:`InMemoryRegistry` (one process; everything it knows dies with it, so it never
 has orphans) and the SQLite store's (``a2a_grpc.tasks.sqlite``), shared by every process that
-opens the same file. Redis gives one to many replicas later.
+opens the same file, and the Redis store's (``a2a_grpc.tasks.redis_registry``), shared by every
+replica that opens the same Redis.
 """
 
 from __future__ import annotations

@@ -234,7 +234,11 @@ class SqliteTaskStore:
         commit_delay: float | None = None,
         key: bytes | str | None = None,
     ) -> None:
-        given = {"busy_timeout": busy_timeout, "lease_seconds": lease_seconds, "commit_delay": commit_delay}
+        given: dict[str, Any] = {
+            "busy_timeout": busy_timeout,
+            "lease_seconds": lease_seconds,
+            "commit_delay": commit_delay,
+        }
         self.settings = dataclasses.replace(
             settings or StoreSettings(), **{k: v for k, v in given.items() if v is not None}
         )
