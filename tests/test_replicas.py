@@ -18,7 +18,7 @@ from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.client import A2AClient
 from a2a_grpc.reference_agent import reference_card
 from a2a_grpc.security import ApiKey, ApiKeyScheme, Authentication
-from a2a_grpc.tasks import InMemoryTaskStore
+from a2a_grpc.tasks import InMemoryTaskStore, RedisTaskStore, TaskStore
 from a2a_grpc.tasks.lifecycle import TERMINAL_STATES
 from tests.conftest import Served, serve, shutdown
 from tests.replicas import Shared
@@ -84,15 +84,40 @@ class Resuming(Scripted):
         await updater.complete("resumed on another replica")
 
 
+Stores = Callable[[str, float], TaskStore]
+"""A store for one replica: its owner id and lease."""
+
+
+@pytest.fixture(params=["stand-in", "redis"])
+def stores(request: pytest.FixtureRequest) -> Stores:
+    """Replica stores over the in-process stand-in, or over a real Redis (the same contracts)."""
+    if request.param == "redis":
+        url = str(request.getfixturevalue("redis_url"))
+
+        def redis_store(owner: str, lease: float) -> TaskStore:
+            store = RedisTaskStore(url, owner=owner, lease_seconds=lease)
+            # Replicas in one process: each as if on a host of its own (on one host, an owner whose
+            # process is this one but is not this store's is a previous life: dead at once).
+            store.registry._host = f"host-of-{owner}"
+            return store
+
+        return redis_store
+    shared: dict[float, Shared] = {}
+    return lambda owner, lease: shared.setdefault(lease, Shared(lease_seconds=lease)).store(owner)
+
+
 @contextlib.asynccontextmanager
 async def replicas(
-    *agents: Scripted, shared: Shared | None = None, **settings: object
+    *agents: Scripted, stores: Stores | None = None, lease: float = LEASE, **settings: object
 ) -> AsyncIterator[tuple[Shared, list[Served]]]:
-    shared = shared or Shared(lease_seconds=LEASE)
+    """One server per agent, each a replica over the same store (the stand-in's, unless ``stores``
+    says otherwise; the stand-in's state is yielded too, for the tests that act on it)."""
+    shared = Shared(lease_seconds=lease)
+    make = stores or (lambda owner, _: shared.store(owner))
     served: list[Served] = []
     try:
         for i, agent in enumerate(agents):
-            served.append(await serve(agent, shared.store(f"replica-{i}"), **settings))
+            served.append(await serve(agent, make(f"replica-{i}", lease), **settings))
         yield shared, served
     finally:
         for one in served:
@@ -135,9 +160,9 @@ async def start(client: A2AClient, text: str) -> types.Task:
     return (await client.send_message(A2AClient.text_request(text, return_immediately=True))).task
 
 
-async def test_a_task_run_on_one_replica_is_read_listed_and_followed_on_the_other() -> None:
+async def test_a_task_run_on_one_replica_is_read_listed_and_followed_on_the_other(stores: Stores) -> None:
     a, b = Scripted(), Scripted()
-    async with replicas(a, b) as (_, (one, two)):
+    async with replicas(a, b, stores=stores) as (_, (one, two)):
         task = await start(one.client, "work 6")
         await until_state(one.client, task.id, types.TASK_STATE_WORKING)
         cached = await two.server.handler.runs.load("", task.id)  # B holds a copy, about to lag
@@ -170,9 +195,9 @@ async def test_a_task_run_on_one_replica_is_read_listed_and_followed_on_the_othe
         assert chunks(done) == [f"chunk {i}" for i in range(6)]
 
 
-async def test_a_follower_never_holds_the_owner_back() -> None:
+async def test_a_follower_never_holds_the_owner_back(stores: Stores) -> None:
     a, b = Scripted(), Scripted()
-    async with replicas(a, b) as (_, (one, two)):
+    async with replicas(a, b, stores=stores) as (_, (one, two)):
         task = await start(one.client, "work 400")
         await until_state(one.client, task.id, types.TASK_STATE_WORKING)
         stream = aiter(two.client.subscribe_to_task(task.id, timeout=WAIT))
@@ -211,9 +236,11 @@ async def test_a_follower_that_falls_out_of_the_store_window_ends_its_readers_wi
         assert rest[-1].status_update.status.state == types.TASK_STATE_COMPLETED
 
 
-async def test_a_task_is_continued_through_the_other_replica_and_the_first_ones_copy_follows() -> None:
+async def test_a_task_is_continued_through_the_other_replica_and_the_first_ones_copy_follows(
+    stores: Stores,
+) -> None:
     a, b = Scripted(), Scripted()
-    async with replicas(a, b) as (_, (one, two)):
+    async with replicas(a, b, stores=stores) as (_, (one, two)):
         task = (await one.client.send_message(A2AClient.text_request("ask"))).task
         assert task.status.state == types.TASK_STATE_INPUT_REQUIRED
         # A still reads the task (its copy stays in memory) while B takes the next turn.
@@ -255,9 +282,11 @@ async def no_copies_left(*served: Served) -> None:
         await eventually(lambda runs=runs: truthy(not runs.all()))  # type: ignore[misc]
 
 
-async def test_the_first_replicas_own_copy_at_rest_learns_that_the_other_continued_the_task() -> None:
+async def test_the_first_replicas_own_copy_at_rest_learns_that_the_other_continued_the_task(
+    stores: Stores,
+) -> None:
     a, b = Scripted(), Scripted()
-    async with replicas(a, b) as (_, (one, two)):
+    async with replicas(a, b, stores=stores) as (_, (one, two)):
         task = (await one.client.send_message(A2AClient.text_request("linger"))).task
         assert task.status.state == types.TASK_STATE_INPUT_REQUIRED  # A's execution still holds it
         answer = two.client.send_message(A2AClient.text_request("blue", task_id=task.id))
@@ -270,9 +299,11 @@ async def test_the_first_replicas_own_copy_at_rest_learns_that_the_other_continu
         a.lingering.set()
 
 
-async def test_a_new_subscriber_of_a_followed_task_gets_the_messages_that_continued_it() -> None:
+async def test_a_new_subscriber_of_a_followed_task_gets_the_messages_that_continued_it(
+    stores: Stores,
+) -> None:
     a, b = Scripted(), Scripted()
-    async with replicas(a, b) as (_, (one, two)):
+    async with replicas(a, b, stores=stores) as (_, (one, two)):
         task = (await one.client.send_message(A2AClient.text_request("ask"))).task
         first = aiter(two.client.subscribe_to_task(task.id, timeout=WAIT))  # B follows from here on
         assert (await anext(first)).HasField("task")
@@ -291,9 +322,9 @@ async def test_a_new_subscriber_of_a_followed_task_gets_the_messages_that_contin
             assert rest[-1].status_update.status.state == types.TASK_STATE_COMPLETED
 
 
-async def test_turns_taken_on_alternate_replicas_keep_the_whole_history() -> None:
+async def test_turns_taken_on_alternate_replicas_keep_the_whole_history(stores: Stores) -> None:
     a, b = Scripted(), Scripted()
-    async with replicas(a, b) as (_, (one, two)):
+    async with replicas(a, b, stores=stores) as (_, (one, two)):
         task = (await one.client.send_message(A2AClient.text_request("ask"))).task
         # A keeps a copy (a reader) while B takes a turn that asks again; then A takes the next.
         watching = aiter(one.client.subscribe_to_task(task.id, timeout=WAIT))
@@ -312,9 +343,9 @@ async def test_turns_taken_on_alternate_replicas_keep_the_whole_history() -> Non
         assert [e async for e in watching][-1].status_update.status.state == types.TASK_STATE_COMPLETED
 
 
-async def test_a_continuation_sent_to_both_replicas_at_once_runs_once() -> None:
+async def test_a_continuation_sent_to_both_replicas_at_once_runs_once(stores: Stores) -> None:
     a, b = Scripted(), Scripted()
-    async with replicas(a, b) as (_, (one, two)):
+    async with replicas(a, b, stores=stores) as (_, (one, two)):
         for _ in range(5):
             task = (await one.client.send_message(A2AClient.text_request("ask"))).task
             a.executed.clear()
@@ -344,10 +375,10 @@ async def test_a_continuation_sent_to_both_replicas_at_once_runs_once() -> None:
         await no_copies_left(one, two)
 
 
-async def test_cancel_through_the_other_replica_reaches_the_owner_at_once() -> None:
+async def test_cancel_through_the_other_replica_reaches_the_owner_at_once(stores: Stores) -> None:
     a, b = Scripted(), Scripted()
     # A lease long enough that a renewal could not be what delivers the signal within the test.
-    async with replicas(a, b, shared=Shared(lease_seconds=60.0)) as (_, (one, two)):
+    async with replicas(a, b, stores=stores, lease=120.0) as (_, (one, two)):
         task = await start(one.client, "work 5")
         await until_state(one.client, task.id, types.TASK_STATE_WORKING)
         canceled = await asyncio.wait_for(two.client.cancel_task(task.id), WAIT)
@@ -357,9 +388,9 @@ async def test_cancel_through_the_other_replica_reaches_the_owner_at_once() -> N
             await two.client.cancel_task(task.id)
 
 
-async def test_cancel_of_a_task_at_rest_through_the_other_replica() -> None:
+async def test_cancel_of_a_task_at_rest_through_the_other_replica(stores: Stores) -> None:
     a, b = Scripted(), Scripted()
-    async with replicas(a, b) as (_, (one, two)):
+    async with replicas(a, b, stores=stores) as (_, (one, two)):
         task = (await one.client.send_message(A2AClient.text_request("ask"))).task
         canceled = await two.client.cancel_task(task.id)
         assert canceled.status.state == types.TASK_STATE_CANCELED
@@ -412,11 +443,11 @@ async def test_a_dead_replicas_task_is_resumed_by_a_live_one_for_a_resumable_age
         assert resumed == ["resumed work 3"]
 
 
-async def test_another_principals_task_is_not_found_through_the_other_replica() -> None:
+async def test_another_principals_task_is_not_found_through_the_other_replica(stores: Stores) -> None:
     keys = {"alice": "alice-key-0123456789abcdef", "bob": "bob-key-0123456789abcdef01"}
     auth = Authentication([ApiKeyScheme([ApiKey(name, key=value) for name, value in keys.items()])])
     a, b = Scripted(), Scripted()
-    async with replicas(a, b, authentication=auth) as (_, (one, two)):
+    async with replicas(a, b, authentication=auth, stores=stores) as (_, (one, two)):
         alice = [("x-api-key", keys["alice"])]
         bob = [("x-api-key", keys["bob"])]
         task = (
