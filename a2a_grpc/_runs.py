@@ -60,6 +60,14 @@ class _Signalling(Protocol):
         ...
 
 
+class _Exclusive:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class _Closable(Protocol):
     async def aclose(self) -> None: ...
 
@@ -97,7 +105,7 @@ class Runs:
         self.replicated = self.shared is not None
         self._runs: dict[tuple[str, str], TaskRun] = {}
         self._loading: dict[tuple[str, str], asyncio.Future[TaskRun | None]] = {}
-        self._claiming: dict[tuple[str, str], asyncio.Lock] = {}
+        self._claiming: dict[tuple[str, str], _Exclusive] = {}
         self._unreleased: set[tuple[str, str]] = set()
         """Claims whose release failed (the registry was unreachable): tried again at each renewal."""
         self._heartbeat: asyncio.Task[None] | None = None
@@ -225,15 +233,21 @@ class Runs:
 
     # -- replicas: taking a task, letting it go, following it ----------------------------------------
 
-    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
-        lock = self._claiming.get(key)
-        if lock is None:
-            lock = self._claiming[key] = asyncio.Lock()
-        return lock
-
-    def _unlock(self, key: tuple[str, str], lock: asyncio.Lock) -> None:
-        if not lock.locked() and self._claiming.get(key) is lock:
-            del self._claiming[key]
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        """One claim, release or catch-up of a task at a time in this process (the lock is kept
+        while anyone holds or waits for it, then dropped)."""
+        entry = self._claiming.get(key)
+        if entry is None:
+            entry = self._claiming[key] = _Exclusive()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if not entry.users and self._claiming.get(key) is entry:
+                del self._claiming[key]
 
     async def take(self, run: TaskRun, holder: object) -> TaskRun | None:
         """With replicas: claim the task for this process before changing it, and hold its run for
@@ -245,38 +259,34 @@ class Runs:
             return run
         tenant, task_id = run.tenant, run.task.id
         key = (tenant, task_id)
-        lock = self._lock(key)
-        try:
-            async with lock:
-                current = self._runs.get(key) or await self.load(tenant, task_id)
-                if current is None:
-                    return None
-                if not await self.registry.claim(tenant, task_id):
-                    current.maybe_idle()  # loaded for this only: not kept to go stale
-                    return None
-                try:
-                    current.holders.add(holder)
-                    # A follower, or a run of this process at rest (its claim went with the save
-                    # that put it at rest, and another replica may have continued it since).
-                    if not current.owned or current.state in SETTLED_STATES:
-                        if current.owned:
-                            with contextlib.suppress(Exception):  # logged where its events failed
-                                await current.durable()
-                        await self._unfollow_now(current)
-                        current = await self._catch_up(current, holder)
-                        if self.push and not current.owned:  # another replica may have added some
-                            current.push_configs = await self._push_configs(tenant, task_id)
-                        current.owned = True
-                    current.claimed = True
-                except BaseException:
-                    current.holders.discard(holder)
-                    await self._release_claim(key)
-                    current.maybe_idle()
-                    raise
-                self._unreleased.discard(key)
-                return current
-        finally:
-            self._unlock(key, lock)
+        async with self._exclusive(key):
+            current = self._runs.get(key) or await self.load(tenant, task_id)
+            if current is None:
+                return None
+            if not await self.registry.claim(tenant, task_id):
+                current.maybe_idle()  # loaded for this only: not kept to go stale
+                return None
+            try:
+                current.holders.add(holder)
+                # A follower, or a run of this process at rest (its claim went with the save
+                # that put it at rest, and another replica may have continued it since).
+                if not current.owned or current.state in SETTLED_STATES:
+                    if current.owned:
+                        with contextlib.suppress(Exception):  # logged where its events failed
+                            await current.durable()
+                    await self._unfollow_now(current)
+                    current = await self._catch_up(current, holder)
+                    if self.push and not current.owned:  # another replica may have added some
+                        current.push_configs = await self._push_configs(tenant, task_id)
+                    current.owned = True
+                current.claimed = True
+            except BaseException:
+                current.holders.discard(holder)
+                await self._release_claim(key)
+                current.maybe_idle()
+                raise
+            self._unreleased.discard(key)
+            return current
 
     async def refresh(self, run: TaskRun) -> TaskRun:
         """With replicas, before a follower kept here gets a new reader: one that does not follow
@@ -286,27 +296,23 @@ class Runs:
         if run.owned:
             return run
         key = (run.tenant, run.task.id)
-        lock = self._lock(key)
-        try:
-            async with lock:
-                if run.owned or self._runs.get(key) is not run:
-                    return self._runs.get(key) or run
-                if run.follow_job is not None:
-                    if run.unmerged:  # it was continued elsewhere while followed here
-                        run.unmerged = False
-                        found = await self.store.load(run.tenant, run.task.id)
-                        if found is not None:
-                            run.merge_history(found[0].history)
-                    return run
-                hold = object()
-                run.holders.add(hold)
-                try:
-                    run = await self._catch_up(run, hold)
-                finally:
-                    run.holders.discard(hold)  # the caller subscribes next: no rest to take
+        async with self._exclusive(key):
+            if run.owned or self._runs.get(key) is not run:
+                return self._runs.get(key) or run
+            if run.follow_job is not None:
+                if run.unmerged:  # it was continued elsewhere while followed here
+                    run.unmerged = False
+                    found = await self.store.load(run.tenant, run.task.id)
+                    if found is not None:
+                        run.merge_history(found[0].history)
                 return run
-        finally:
-            self._unlock(key, lock)
+            hold = object()
+            run.holders.add(hold)
+            try:
+                run = await self._catch_up(run, hold)
+            finally:
+                run.holders.discard(hold)  # the caller subscribes next: no rest to take
+            return run
 
     async def _catch_up(self, run: TaskRun, holder: object) -> TaskRun:
         """A run about to be owned (a follower, or this process's own at rest, which another replica
@@ -330,7 +336,8 @@ class Runs:
             fresh.holders.add(holder)
             return fresh
         for seq, event in tail:
-            run.mirror(seq, event)
+            if seq > run.seq:
+                run.mirror(seq, event)
         if not run.unmerged:
             return run  # nothing continued it elsewhere: its history is whole
         # The stored snapshot brought to the run's position: by the events the run's log keeps,
@@ -357,24 +364,20 @@ class Runs:
         """Release the claim on a task at rest once its events are stored; a run still read here
         becomes a follower (the next message may go to another replica)."""
         key = (run.tenant, run.task.id)
-        lock = self._lock(key)
-        try:
-            async with lock:
-                current = self._runs.get(key)
-                if current is not None and current is not run and current.owned:
-                    return  # taken again meanwhile: that run lets go when it rests
-                if run.holders or not run.owned or run.state not in SETTLED_STATES:
-                    return
-                with contextlib.suppress(Exception):  # logged where the events failed; the claim must go
-                    await run.durable()
-                run.owned = False
-                if run.claimed:
-                    run.claimed = False
-                    await self._release_claim(key)
-                if run.subscribers and not run.finished and self._runs.get(key) is run:
-                    self._follow(run)
-        finally:
-            self._unlock(key, lock)
+        async with self._exclusive(key):
+            current = self._runs.get(key)
+            if current is not None and current is not run and current.owned:
+                return  # taken again meanwhile: that run lets go when it rests
+            if run.holders or not run.owned or run.state not in SETTLED_STATES:
+                return
+            with contextlib.suppress(Exception):  # logged where the events failed; the claim must go
+                await run.durable()
+            run.owned = False
+            if run.claimed:
+                run.claimed = False
+                await self._release_claim(key)
+            if run.subscribers and not run.finished and self._runs.get(key) is run:
+                self._follow(run)
 
     async def _release_claim(self, key: tuple[str, str]) -> None:
         try:
@@ -388,9 +391,26 @@ class Runs:
             self._unreleased.discard(key)
 
     def _watch(self, run: TaskRun) -> None:
-        """A follower got a subscriber: follow the task, if it is not done or followed already."""
-        if run.follow_job is None and not run.finished and self._runs.get((run.tenant, run.task.id)) is run:
+        """A follower got a subscriber: follow the task, if it is not done or followed already (once
+        what is under way for it is done, if something is: a take may be making it owned)."""
+        key = (run.tenant, run.task.id)
+        if key in self._claiming:
+            self._spawn(self._watch_later(run), "a2a-watch")
+        elif self._followable(run):
             self._follow(run)
+
+    async def _watch_later(self, run: TaskRun) -> None:
+        async with self._exclusive((run.tenant, run.task.id)):
+            if self._followable(run) and run.subscribers:
+                self._follow(run)
+
+    def _followable(self, run: TaskRun) -> bool:
+        return (
+            not run.owned
+            and run.follow_job is None
+            and not run.finished
+            and self._runs.get((run.tenant, run.task.id)) is run
+        )
 
     def _follow(self, run: TaskRun) -> None:
         run.follow_job = asyncio.get_running_loop().create_task(self._following(run), name="a2a-follow")
@@ -404,6 +424,8 @@ class Runs:
                 events = shared.follow(tenant, task_id, run.seq)
                 try:
                     async for seq, event in events:
+                        if run.owned:
+                            return  # taken here meanwhile: this process writes it now
                         if seq <= run.seq:
                             continue  # mirrored already (a catch-up went first)
                         if seq != run.seq + 1:
@@ -497,14 +519,10 @@ class Runs:
             await asyncio.sleep(period)
 
     async def _retry_release(self, key: tuple[str, str]) -> None:
-        lock = self._lock(key)
-        try:
-            async with lock:
-                run = self._runs.get(key)
-                if key in self._unreleased and (run is None or not run.owned):
-                    await self._release_claim(key)
-        finally:
-            self._unlock(key, lock)
+        async with self._exclusive(key):
+            run = self._runs.get(key)
+            if key in self._unreleased and (run is None or not run.owned):
+                await self._release_claim(key)
 
     async def _listen(
         self, registry: _Signalling, on_cancel: Callable[[str, str], Coroutine[object, object, object]]
