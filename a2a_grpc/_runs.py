@@ -34,8 +34,8 @@ import contextlib
 import inspect
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Protocol, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from typing import Any, Protocol, cast
 
 from a2a_grpc import errors, types
 from a2a_grpc.tasks.eventlog import EventLog, SharedEventSink
@@ -474,12 +474,15 @@ class Runs:
         job, run.follow_job = run.follow_job, None
         if job is not None and job is not asyncio.current_task():
             job.cancel()
+            # A cancel is now and then swallowed by a blocking read under the follow (seen with
+            # redis-py's XREAD): cancelled again until it ends, or the follow would wait on forever.
+            self._spawn(_stop_all([job]), "a2a-unfollow")
 
     async def _unfollow_now(self, run: TaskRun) -> None:
         job = run.follow_job
         self._unfollow(run)
         if job is not None and job is not asyncio.current_task():
-            await asyncio.wait({job})
+            await _stop_all([job])
 
     def _spawn(self, job: Coroutine[object, object, object], name: str) -> None:
         task = asyncio.get_running_loop().create_task(job, name=name)
@@ -580,7 +583,24 @@ class Runs:
                 run.log.fail(
                     errors.UnavailableError("this server is stopping: subscribe to the task again elsewhere")
                 )
-        for task in jobs:
-            task.cancel()
-        if jobs:
-            await asyncio.wait(jobs)
+        await _stop_all(jobs)
+
+
+_STOP_SECONDS = 10.0
+"""How long background jobs are cancelled again and again before they are given up on (logged)."""
+
+
+async def _stop_all(jobs: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel ``jobs`` and wait for them to end, cancelling again what swallowed the cancel (a
+    blocking read that completed just as it was cancelled does), within :data:`_STOP_SECONDS`."""
+    pending = {job for job in jobs if not job.done()}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _STOP_SECONDS
+    for job in pending:
+        job.cancel()
+    while pending and loop.time() < deadline:
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+        for job in pending:
+            job.cancel()
+    if pending:
+        log.warning("%d background job(s) did not stop within %.0f s", len(pending), _STOP_SECONDS)
