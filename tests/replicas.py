@@ -37,6 +37,9 @@ class Shared:
         self.cancels: set[Key] = set()
         self.signals: dict[str, asyncio.Queue[Key]] = {}
         self.claim_calls = 0
+        self.swallowed_cancels = 0
+        """Cancels a follower waiting for events ignores, as a blocking read that completed just then
+        does (redis-py's XREAD, now and then)."""
         self.flowing = asyncio.Event()
         """Cleared: followers get nothing more (they fall behind) until it is set again."""
         self.flowing.set()
@@ -121,7 +124,12 @@ class SharedSink:
                 if event.HasField("status_update") and event.status_update.status.state in TERMINAL_STATES:
                     return
             if waiter is not None:
-                await waiter
+                try:
+                    await waiter
+                except asyncio.CancelledError:
+                    if not self.shared.swallowed_cancels:
+                        raise
+                    self.shared.swallowed_cancels -= 1
 
 
 class SharedRegistry:

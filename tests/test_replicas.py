@@ -343,6 +343,21 @@ async def test_turns_taken_on_alternate_replicas_keep_the_whole_history(stores: 
         assert [e async for e in watching][-1].status_update.status.state == types.TASK_STATE_COMPLETED
 
 
+async def test_a_follow_that_swallows_its_cancel_does_not_hold_up_a_continuation() -> None:
+    a, b = Scripted(), Scripted()
+    async with replicas(a, b) as (shared, (one, two)):
+        task = (await one.client.send_message(A2AClient.text_request("ask"))).task
+        watching = aiter(two.client.subscribe_to_task(task.id, timeout=WAIT))
+        assert (await anext(watching)).HasField("task")  # B follows it, waiting for events
+        shared.swallowed_cancels = 1
+        answer = asyncio.create_task(two.client.send_message(A2AClient.text_request("blue", task_id=task.id)))
+        b.allow()
+        done = (await asyncio.wait_for(answer, WAIT)).task
+        assert done.status.state == types.TASK_STATE_COMPLETED
+        assert shared.swallowed_cancels == 0
+        assert [e async for e in watching][-1].status_update.status.state == types.TASK_STATE_COMPLETED
+
+
 async def test_a_continuation_sent_to_both_replicas_at_once_runs_once(stores: Stores) -> None:
     a, b = Scripted(), Scripted()
     async with replicas(a, b, stores=stores) as (_, (one, two)):
