@@ -274,7 +274,7 @@ class Runs:
                     if current.owned:
                         with contextlib.suppress(Exception):  # logged where its events failed
                             await current.durable()
-                    await self._unfollow_now(current)
+                    self._retire(current)
                     current = await self._catch_up(current, holder)
                     if self.push and not current.owned:  # another replica may have added some
                         current.push_configs = await self._push_configs(tenant, task_id)
@@ -420,12 +420,13 @@ class Runs:
         assert shared is not None
         tenant, task_id = run.tenant, run.task.id
         try:
-            while not run.finished and not run.owned:
+            me = asyncio.current_task()
+            while not run.finished and not run.owned and run.follow_job is me:
                 events = shared.follow(tenant, task_id, run.seq)
                 try:
                     async for seq, event in events:
-                        if run.owned:
-                            return  # taken here meanwhile: this process writes it now
+                        if run.owned or run.follow_job is not me:
+                            return  # taken here meanwhile (this process writes it now), or retired
                         if seq <= run.seq:
                             continue  # mirrored already (a catch-up went first)
                         if seq != run.seq + 1:
@@ -478,10 +479,19 @@ class Runs:
             # redis-py's XREAD): cancelled again until it ends, or the follow would wait on forever.
             self._spawn(_stop_all([job]), "a2a-unfollow")
 
-    async def _unfollow_now(self, run: TaskRun) -> None:
-        job = run.follow_job
-        self._unfollow(run)
-        if job is not None and job is not asyncio.current_task():
+    def _retire(self, run: TaskRun) -> None:
+        """Stop following a run about to be taken, without cancelling the follow in the middle of a
+        read (redis-py drops the connection of a command cancelled under way, and connecting again
+        costs more than the read): detached, it ends by itself at the next event, which the taker
+        is about to write; cancelled only if it has not ended within :data:`_RETIRE_SECONDS`."""
+        job, run.follow_job = run.follow_job, None
+        if job is not None:
+            self._spawn(self._retire_later(job), "a2a-unfollow")
+
+    @staticmethod
+    async def _retire_later(job: asyncio.Task[None]) -> None:
+        done, _ = await asyncio.wait({job}, timeout=_RETIRE_SECONDS)
+        if not done:
             await _stop_all([job])
 
     def _spawn(self, job: Coroutine[object, object, object], name: str) -> None:
@@ -586,6 +596,8 @@ class Runs:
         await _stop_all(jobs)
 
 
+_RETIRE_SECONDS = 3.0
+"""How long a follow detached from a run that was taken may take to end by itself (see Runs._retire)."""
 _STOP_SECONDS = 10.0
 """How long background jobs are cancelled again and again before they are given up on (logged)."""
 

@@ -343,19 +343,31 @@ async def test_turns_taken_on_alternate_replicas_keep_the_whole_history(stores: 
         assert [e async for e in watching][-1].status_update.status.state == types.TASK_STATE_COMPLETED
 
 
-async def test_a_follow_that_swallows_its_cancel_does_not_hold_up_a_continuation() -> None:
+def follows() -> list[asyncio.Task[object]]:
+    return [t for t in asyncio.all_tasks() if t.get_name() == "a2a-follow" and not t.done()]
+
+
+async def test_no_follow_outlives_its_copy_even_one_that_swallows_its_cancel() -> None:
     a, b = Scripted(), Scripted()
     async with replicas(a, b) as (shared, (one, two)):
         task = (await one.client.send_message(A2AClient.text_request("ask"))).task
+        # Followed, then left: the copy is forgotten and its follow cancelled, which it ignores once.
         watching = aiter(two.client.subscribe_to_task(task.id, timeout=WAIT))
-        assert (await anext(watching)).HasField("task")  # B follows it, waiting for events
+        assert (await anext(watching)).HasField("task")
+        assert len(follows()) == 1
         shared.swallowed_cancels = 1
+        await watching.aclose()  # type: ignore[attr-defined]
+        await eventually(lambda: truthy(not follows()))
+        assert shared.swallowed_cancels == 0
+        # Followed, then taken by a continuation here: the follow ends at once, cancelled or not.
+        watching = aiter(two.client.subscribe_to_task(task.id, timeout=WAIT))
+        assert (await anext(watching)).HasField("task")
         answer = asyncio.create_task(two.client.send_message(A2AClient.text_request("blue", task_id=task.id)))
         b.allow()
-        done = (await asyncio.wait_for(answer, WAIT)).task
-        assert done.status.state == types.TASK_STATE_COMPLETED
-        assert shared.swallowed_cancels == 0
+        assert (await asyncio.wait_for(answer, WAIT)).task.status.state == types.TASK_STATE_COMPLETED
         assert [e async for e in watching][-1].status_update.status.state == types.TASK_STATE_COMPLETED
+        await eventually(lambda: truthy(not follows()))
+        await no_copies_left(one, two)
 
 
 async def test_a_continuation_sent_to_both_replicas_at_once_runs_once(stores: Stores) -> None:
