@@ -274,8 +274,9 @@ class Runs:
                     if current.owned:
                         with contextlib.suppress(Exception):  # logged where its events failed
                             await current.durable()
+                    live = current.follow_job is not None
                     self._retire(current)
-                    current = await self._catch_up(current, holder)
+                    current = await self._catch_up(current, holder, live=live)
                     if self.push and not current.owned:  # another replica may have added some
                         current.push_configs = await self._push_configs(tenant, task_id)
                     current.owned = True
@@ -314,27 +315,33 @@ class Runs:
                 run.holders.discard(hold)  # the caller subscribes next: no rest to take
             return run
 
-    async def _catch_up(self, run: TaskRun, holder: object) -> TaskRun:
+    async def _catch_up(self, run: TaskRun, holder: object, *, live: bool = False) -> TaskRun:
         """A run about to be owned (a follower, or this process's own at rest, which another replica
         may have continued since): the events it lacks, then the stored snapshot's history (which
         holds what no event carries: the messages that continued the task). One that can no longer
         be caught up ends its readers and is replaced by a fresh load."""
         tenant, task_id = run.tenant, run.task.id
+        if live and not run.unmerged:
+            # It followed the store up to now, and nothing continued it meanwhile: the events it has
+            # not mirrored yet are all it lacks (its follow would have ended had the store lost any).
+            tail = await self.events.stored_after(tenant, task_id, run.seq)
+            tail = [(seq, event) for seq, event in tail if seq > run.seq]
+            if tail and tail[0][0] != run.seq + 1:
+                return await self._replace(run, holder, self._lost(run, run.seq, tail[0][0]))
+            for seq, event in tail:
+                run.mirror(seq, event)
+            if not run.unmerged:
+                return run
         found, tail = await asyncio.gather(
             self.store.load(tenant, task_id), self.events.stored_after(tenant, task_id, run.seq)
         )
         if found is None:
             return run
         task, saved = found
+        tail = [(seq, event) for seq, event in tail if seq > run.seq]  # a follow may have gone on
         if (tail and tail[0][0] != run.seq + 1) or (saved > run.seq and not tail):
-            lost = self._lost(run, run.seq, tail[0][0] if tail else saved + 1)
-            self._drop(run, lost)
-            run.holders.discard(holder)
-            fresh = await self.load(tenant, task_id)
-            if fresh is None:
-                raise lost
-            fresh.holders.add(holder)
-            return fresh
+            first = tail[0][0] if tail else saved + 1
+            return await self._replace(run, holder, self._lost(run, run.seq, first))
         for seq, event in tail:
             if seq > run.seq:
                 run.mirror(seq, event)
@@ -351,6 +358,17 @@ class Runs:
             run.rebase(task)
             run.unmerged = False
         return run
+
+    async def _replace(self, run: TaskRun, holder: object, lost: errors.EventsNotRetainedError) -> TaskRun:
+        """A copy that can no longer be caught up: its readers end with ``lost``; a fresh load
+        takes its place, held for ``holder``."""
+        self._drop(run, lost)
+        run.holders.discard(holder)
+        fresh = await self.load(run.tenant, run.task.id)
+        if fresh is None:
+            raise lost
+        fresh.holders.add(holder)
+        return fresh
 
     def _rested(self, run: TaskRun) -> None:
         """The last holder let go of an owned task at rest: the claim this process took is
@@ -440,7 +458,9 @@ class Runs:
                 await asyncio.sleep(_REFOLLOW_SECONDS)  # the follow ended early: follow again
         except asyncio.CancelledError:
             raise
-        except errors.EventsNotRetainedError as exc:
+        except errors.A2AError as exc:  # not kept any more, damaged, the store away: said as it is
+            if not isinstance(exc, errors.EventsNotRetainedError):
+                log.warning("task %s: following its events from the store failed: %s", task_id, exc)
             self._drop(run, exc)
         except Exception as exc:
             log.warning("task %s: lost the stream of its events from the store (%s)", task_id, exc)

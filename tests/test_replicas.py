@@ -88,20 +88,22 @@ Stores = Callable[[str, float], TaskStore]
 """A store for one replica: its owner id and lease."""
 
 
+def redis_stores(url: str) -> Stores:
+    def redis_store(owner: str, lease: float) -> TaskStore:
+        store = RedisTaskStore(url, owner=owner, lease_seconds=lease)
+        # Replicas in one process: each as if on a host of its own (on one host, an owner whose
+        # process is this one but is not this store's is a previous life: dead at once).
+        store.registry._host = f"host-of-{owner}"
+        return store
+
+    return redis_store
+
+
 @pytest.fixture(params=["stand-in", "redis"])
 def stores(request: pytest.FixtureRequest) -> Stores:
     """Replica stores over the in-process stand-in, or over a real Redis (the same contracts)."""
     if request.param == "redis":
-        url = str(request.getfixturevalue("redis_url"))
-
-        def redis_store(owner: str, lease: float) -> TaskStore:
-            store = RedisTaskStore(url, owner=owner, lease_seconds=lease)
-            # Replicas in one process: each as if on a host of its own (on one host, an owner whose
-            # process is this one but is not this store's is a previous life: dead at once).
-            store.registry._host = f"host-of-{owner}"
-            return store
-
-        return redis_store
+        return redis_stores(str(request.getfixturevalue("redis_url")))
     shared: dict[float, Shared] = {}
     return lambda owner, lease: shared.setdefault(lease, Shared(lease_seconds=lease)).store(owner)
 
@@ -468,6 +470,29 @@ async def test_a_dead_replicas_task_is_resumed_by_a_live_one_for_a_resumable_age
         assert " ".join(p.text for p in done.status.message.parts) == "resumed on another replica"
         resumed = [e for agent in agents[1:] for e in agent.executed if e.startswith("resumed")]
         assert resumed == ["resumed work 3"]
+
+
+async def test_a_damaged_event_in_redis_ends_a_followers_readers_typed_and_the_replica_serves_on(
+    redis_url: str,
+) -> None:
+    a, b = Scripted(), Scripted()
+    async with replicas(a, b, stores=redis_stores(redis_url)) as (_, (one, two)):
+        task = await start(one.client, "work 3")
+        await until_state(one.client, task.id, types.TASK_STATE_WORKING)
+        watching = aiter(two.client.subscribe_to_task(task.id, timeout=WAIT))
+        assert (await anext(watching)).HasField("task")
+        store = one.server.store
+        assert isinstance(store, RedisTaskStore)
+        stream = store.keys.events(store.keys.task_tag("", task.id))
+        [(last, _)] = await store.client.xrevrange(stream, count=1)
+        following = int(last.decode().partition("-")[2]) + 1
+        await store.client.xadd(stream, {b"e": b"\xff\x00 not an event"}, id=f"0-{following}")
+        with pytest.raises(errors.InternalError, match="damaged"):
+            async for _ in watching:
+                pass
+        assert [t.id for t in (await two.client.list_tasks()).tasks] == [task.id]  # B serves on
+        assert (await two.client.get_agent_card()).name
+        a.allow(3)
 
 
 async def test_another_principals_task_is_not_found_through_the_other_replica(stores: Stores) -> None:
