@@ -495,6 +495,24 @@ async def test_a_damaged_event_in_redis_ends_a_followers_readers_typed_and_the_r
         a.allow(3)
 
 
+async def test_a_stopping_replica_ends_the_readers_of_the_tasks_it_follows_typed() -> None:
+    a, b = Scripted(), Scripted()
+    async with replicas(a, b) as (_, (one, two)):
+        task = await start(one.client, "work 3")
+        await until_state(one.client, task.id, types.TASK_STATE_WORKING)
+        watching = aiter(two.client.subscribe_to_task(task.id, timeout=WAIT))
+        assert (await anext(watching)).HasField("task")
+        stopping = asyncio.create_task(two.server.stop(grace=1.0))
+        with pytest.raises(errors.UnavailableError):
+            async for _ in watching:
+                pass
+        await asyncio.wait_for(stopping, WAIT)
+        assert not follows()
+        # The task runs on, on its own replica.
+        a.allow(3)
+        assert (await until_state(one.client, task.id, types.TASK_STATE_COMPLETED)).id == task.id
+
+
 async def test_another_principals_task_is_not_found_through_the_other_replica(stores: Stores) -> None:
     keys = {"alice": "alice-key-0123456789abcdef", "bob": "bob-key-0123456789abcdef01"}
     auth = Authentication([ApiKeyScheme([ApiKey(name, key=value) for name, value in keys.items()])])
