@@ -142,6 +142,7 @@ class RequestHandler:
         self.registry: TaskRegistry = registry
         self.executions = Executions()
         self._jobs: set[asyncio.Task[None]] = set()
+        self._cancelling: set[tuple[str, str]] = set()
         self._stopping = False
         caps = self.card.capabilities
         self._streaming = caps.streaming
@@ -286,22 +287,71 @@ class RequestHandler:
         before: types.Task | None = None
         if self._stopping:
             raise errors.UnavailableError("the server is stopping: it takes no new messages")
+        hold: object | None = None
         if message.task_id:
             run = await self.runs.load(key, message.task_id)
             if run is None:
                 raise errors.TaskNotFoundError(
                     f"task {errors.echo(message.task_id)} not found", metadata={"task_id": message.task_id}
                 )
-            self._check_continuable(run, message)
-            message.context_id = run.task.context_id
-            run.grow(message.ByteSize())  # it joins the history: refused first if that passes a bound
-            before = types.Task()
-            before.CopyFrom(run.task)
-            run.remember(message)
-        else:
-            self.quotas.stored.admit(key, message.ByteSize())
-            message.task_id = new_id()
-            message.context_id = message.context_id or new_id()
+            if self.runs.replicated and not run.finished:  # claimed first: another replica may run it
+                hold = object()
+                run = await self._take_to_continue(run, hold)
+        try:
+            if run is not None:
+                self._check_continuable(run, message)
+                if hold is not None and any(m.message_id == message.message_id for m in run.task.history):
+                    raise errors.UnsupportedOperationError(
+                        f"message {errors.echo(message.message_id)} was delivered to task "
+                        f"{errors.echo(run.task.id)} already (through another server)",
+                        metadata={"task_id": run.task.id, "state": types.TaskState.Name(run.state)},
+                    )
+                message.context_id = run.task.context_id
+                run.grow(message.ByteSize())  # it joins the history: refused first if that passes a bound
+                before = types.Task()
+                before.CopyFrom(run.task)
+                run.remember(message)
+            else:
+                self.quotas.stored.admit(key, message.ByteSize())
+                message.task_id = new_id()
+                message.context_id = message.context_id or new_id()
+            execution = self._prepare(request, call, subscribe, message, run, before, tenant, key)
+        except BaseException:
+            if run is not None and hold is None and run.finished:
+                run.maybe_idle()  # loaded for this only, it may be: nothing will ever hold it
+            raise
+        finally:
+            if hold is not None and run is not None:  # the execution holds the run from here
+                run.release(hold)
+        loop = execution.first.get_loop()
+        if run is not None:
+            try:
+                await self._attach_push_config(run, request)
+            except BaseException as exc:
+                execution.finish(exc)
+                raise
+        job = loop.create_task(self._execute(execution))
+        execution.job = job
+        self._jobs.add(job)
+
+        def done(job: asyncio.Task[None]) -> None:  # one callback for both: one less per message
+            self._jobs.discard(job)
+            release()
+
+        job.add_done_callback(done)
+        return execution
+
+    def _prepare(
+        self,
+        request: types.SendMessageRequest,
+        call: CallContext,
+        subscribe: bool,
+        message: types.Message,
+        run: TaskRun | None,
+        before: types.Task | None,
+        tenant: str,
+        key: str,
+    ) -> Execution:
         # The logs' task_id from here on: the rest of the call, and the execution started below.
         TASK_ID.set(message.task_id)
         metadata = json_format.MessageToDict(request.metadata) if request.HasField("metadata") else {}
@@ -325,23 +375,34 @@ class RequestHandler:
         # Attached to the run before anything awaits: a second message racing this one finds the
         # task busy (see _check_continuable).
         loop = asyncio.get_running_loop()
-        execution = Execution(context, create, run, subscribe=subscribe, registry=self.executions, loop=loop)
-        if run is not None:
-            try:
-                await self._attach_push_config(run, request)
-            except BaseException as exc:
-                execution.finish(exc)
-                raise
-        job = loop.create_task(self._execute(execution))
-        execution.job = job
-        self._jobs.add(job)
+        return Execution(context, create, run, subscribe=subscribe, registry=self.executions, loop=loop)
 
-        def done(job: asyncio.Task[None]) -> None:  # one callback for both: one less per message
-            self._jobs.discard(job)
-            release()
+    async def _take_to_continue(self, run: TaskRun, hold: object) -> TaskRun:
+        """Replicas: claim the task for a message continuing it; busy (the same error as a task busy
+        here) when another live replica holds it."""
+        taken = await self.runs.take(run, hold)
+        if taken is not None:
+            if taken.state not in SETTLED_STATES and not self.executions.of(taken):
+                # Claimed while SUBMITTED or WORKING with nothing running it here: its replica died.
+                try:
+                    await self._recover_one(taken)
+                except BaseException:
+                    taken.release(hold)
+                    raise
+            return taken
+        found = await self.store.load(run.tenant, run.task.id)
+        state = found[0].status.state if found is not None else run.state
+        raise self._busy(run.task.id, state, elsewhere=True)
 
-        job.add_done_callback(done)
-        return execution
+    @staticmethod
+    def _busy(task_id: str, state: int, *, elsewhere: bool = False) -> errors.UnsupportedOperationError:
+        name = types.TaskState.Name(state)
+        where = " (another server runs it)" if elsewhere else ""
+        return errors.UnsupportedOperationError(
+            f"task {errors.echo(task_id)} is {name} and busy with an earlier message{where}: it accepts "
+            "a new one when it asks for input (TASK_STATE_INPUT_REQUIRED or TASK_STATE_AUTH_REQUIRED)",
+            metadata={"task_id": task_id, "state": name},
+        )
 
     def _check_continuable(self, run: TaskRun, message: types.Message) -> None:
         """A message may continue a task only when the task waits for one.
@@ -362,11 +423,7 @@ class RequestHandler:
                 metadata=facts,
             )
         if run.state not in INTERRUPTED_STATES or self.executions.busy(run):
-            raise errors.UnsupportedOperationError(
-                f"task {errors.echo(task_id)} is {state} and busy with an earlier message: it accepts a "
-                "new one when it asks for input (TASK_STATE_INPUT_REQUIRED or TASK_STATE_AUTH_REQUIRED)",
-                metadata=facts,
-            )
+            raise self._busy(task_id, run.state)
         if message.context_id and message.context_id != run.task.context_id:
             raise invalid("message.context_id", f"does not match the context of task {errors.echo(task_id)}")
 
@@ -518,10 +575,25 @@ class RequestHandler:
         _, key = self._owner(call, request.tenant)
         TASK_ID.set(request.id)
         run = self.runs.get(key, request.id)
-        if run is not None:  # live: the snapshot as of now, once that much is stored
+        # Live: the snapshot as of now, once that much is stored (with replicas, not one waiting
+        # for input: another replica may have continued it since).
+        if (
+            run is not None
+            and run.owned
+            and (run.state not in INTERRUPTED_STATES or not self.runs.replicated)
+        ):
             seq, task = run.seq, trim_task(run.task, history)
             await run.durable(seq)
             return task
+        if self.runs.replicated:  # another replica may run it: the store's, not a copy that may lag
+            require(request.id, "id")
+            found = await self.runs.read(key, request.id)
+            if found is None:
+                raise errors.TaskNotFoundError(
+                    f"task {errors.echo(request.id)} not found", metadata={"task_id": request.id}
+                )
+            trim_task_in_place(found, history, include_artifacts=True)
+            return found
         return trim_task(await self._existing(key, request.id), history)
 
     @checked
@@ -541,17 +613,44 @@ class RequestHandler:
     async def cancel_task(self, request: types.CancelTaskRequest, call: CallContext) -> types.Task:
         run = await self._require_run(self._owner(call, request.tenant)[1], request.id)
         if run.finished:
-            raise errors.TaskNotCancelableError(
-                f"task {errors.echo(request.id)} is {types.TaskState.Name(run.state)}: "
-                "only unfinished tasks can be canceled",
-                metadata={"task_id": request.id},
-            )
+            run.maybe_idle()  # loaded for this only, it may be: a finished task is read from the store
+            raise self._not_cancelable(run)
+        if self.runs.replicated and not self.executions.of(run):
+            return await self._cancel_replicated(run, call)
         if not self.executions.of(run) and run.state not in SETTLED_STATES:
             owner = await self.registry.owner_of(run.tenant, run.task.id)
             if owner is not None and owner != self.registry.owner:
-                return await self._cancel_elsewhere(run, owner)
+                task = await self._cancel_elsewhere(run, owner)
+                run.maybe_idle()  # nothing here holds it: a copy kept would only go stale
+                return task
         await self._cancel(run, call)
         return trim_task(run.task, None)
+
+    @staticmethod
+    def _not_cancelable(run: TaskRun) -> errors.TaskNotCancelableError:
+        return errors.TaskNotCancelableError(
+            f"task {errors.echo(run.task.id)} is {types.TaskState.Name(run.state)}: "
+            "only unfinished tasks can be canceled",
+            metadata={"task_id": run.task.id},
+        )
+
+    async def _cancel_replicated(self, run: TaskRun, call: CallContext) -> types.Task:
+        """Replicas, a task nothing here runs: claimed, it is canceled here (it was at rest, or its
+        replica died); held by another live replica, that one is signalled."""
+        hold = object()
+        taken = await self.runs.take(run, hold)
+        if taken is None:
+            owner = await self.registry.owner_of(run.tenant, run.task.id)
+            task = await self._cancel_elsewhere(run, owner or "(none alive)")
+            run.maybe_idle()
+            return task
+        try:
+            if taken.finished:
+                raise self._not_cancelable(taken)
+            await self._cancel(taken, call)
+            return trim_task(taken.task, None)
+        finally:
+            taken.release(hold)
 
     async def _cancel(self, run: TaskRun, call: CallContext | None = None) -> None:
         """Cancel a task this process holds: the agent's ``cancel``, then every execution stops."""
@@ -599,8 +698,13 @@ class RequestHandler:
         self, request: types.SubscribeToTaskRequest, call: CallContext
     ) -> AsyncIterator[types.StreamResponse]:
         self._require_streaming()
-        run = await self._require_run(self._owner(call, request.tenant)[1], request.id)
+        key = self._owner(call, request.tenant)[1]
+        kept = self.runs.get(key, request.id)
+        run = await self._require_run(key, request.id)
+        if not run.owned and run is kept:  # a copy kept here may lag the store: not one loaded now
+            run = await self.runs.refresh(run)
         if run.finished:
+            run.maybe_idle()
             raise errors.UnsupportedOperationError(
                 f"task {errors.echo(request.id)} is {types.TaskState.Name(run.state)}: "
                 "subscriptions are for tasks that are not finished"
@@ -719,52 +823,68 @@ class RequestHandler:
 
     async def start(self) -> None:
         """Recover what the store says is running but nothing runs (see :meth:`recover`), then keep
-        this process's lease alive and take cancel signals from other processes."""
+        this process's lease alive and take cancel signals from other processes; with replicas,
+        recover again every lease or so (a replica may die any time)."""
         await self.recover()
-        self.runs.start(self._cancel_signalled)
+        self.runs.start(self._cancel_signalled, self.recover)
 
     async def _cancel_signalled(self, tenant: str, task_id: str) -> None:
         run = self.runs.get(tenant, task_id)
-        if run is not None and not run.finished:
+        key = (tenant, task_id)
+        # A signal may come twice (pushed, then seen again at the renewal): one cancel runs.
+        if run is not None and not run.finished and run.owned and key not in self._cancelling:
+            self._cancelling.add(key)
             token = TASK_ID.set(task_id)  # the lease task goes on to other tasks' signals
             try:
                 log.info("task %s: canceled on a signal from another process", task_id)
                 await self._cancel(run)
             finally:
                 TASK_ID.reset(token)
+                self._cancelling.discard(key)
 
     async def recover(self) -> list[str]:
         """Give every orphan a truthful end: the SUBMITTED or WORKING tasks of the store that no
         live owner holds (the server stopped or died meanwhile). A ``resumable`` agent resumes
-        each (:meth:`Agent.resume`); otherwise the task is failed, saying why. The ids recovered."""
+        each (:meth:`Agent.resume`); otherwise the task is failed, saying why. With replicas each is
+        claimed first, so that of several replicas finding it, one ends it. The ids recovered."""
         recovered = []
         outer = TASK_ID.set(None)
-        for tenant, task_id in await self.registry.orphans():
-            run = await self.runs.load(tenant, task_id)
-            if run is None or run.state in SETTLED_STATES:
-                continue
-            recovered.append(task_id)
-            TASK_ID.set(task_id)  # the resumed execution's too (it copies the ids)
-            if self.agent.resumable:
-                log.warning("task %s was %s when its server stopped: resuming it", task_id, _name(run.state))
-                self._resume(run)
-                continue
-            log.warning("task %s was %s when its server stopped: failing it", task_id, _name(run.state))
-            # The run is nobody's: held here only while the failure is recorded.
-            run.holders.add(self)
-            try:
-                await run.fail_safely(
-                    text_message(
-                        f"the server running this task stopped while it was {_name(run.state)}; "
-                        "nothing runs it any more",
-                        task_id=task_id,
-                        context_id=run.task.context_id,
-                    )
-                )
-            finally:
-                run.release(self)
-        TASK_ID.reset(outer)  # recover runs in the task that starts the server
+        try:
+            for tenant, task_id in await self.registry.orphans():
+                run = await self.runs.load(tenant, task_id)
+                if run is None or self.executions.of(run):  # gone, or running here after all
+                    continue
+                TASK_ID.set(task_id)  # the resumed execution's too (it copies the ids)
+                hold = object()  # held here while its end is recorded
+                taken = await self.runs.take(run, hold)
+                if taken is None:
+                    continue
+                try:
+                    if taken.state not in SETTLED_STATES and not self.executions.of(taken):
+                        await self._recover_one(taken)
+                        recovered.append(task_id)
+                finally:
+                    taken.release(hold)
+        finally:
+            TASK_ID.reset(outer)  # recover runs in the task that starts the server, or the sweep's
         return recovered
+
+    async def _recover_one(self, run: TaskRun) -> None:
+        """An orphan held here: resumed by a resumable agent, else failed, saying why."""
+        task_id = run.task.id
+        if self.agent.resumable:
+            log.warning("task %s was %s when its server stopped: resuming it", task_id, _name(run.state))
+            self._resume(run)
+            return
+        log.warning("task %s was %s when its server stopped: failing it", task_id, _name(run.state))
+        await run.fail_safely(
+            text_message(
+                f"the server running this task stopped while it was {_name(run.state)}; "
+                "nothing runs it any more",
+                task_id=task_id,
+                context_id=run.task.context_id,
+            )
+        )
 
     def _resume(self, run: TaskRun) -> None:
         user = [m for m in run.task.history if m.role == types.ROLE_USER]

@@ -216,6 +216,22 @@ class TaskLog:
                 self._wake()
         return seq
 
+    def mirror(self, seq: int, event: types.StreamResponse, size: int) -> None:
+        """Keep event ``seq`` that another process appended and stored (a follower's log, see
+        ``a2a_grpc._runs``): readable at once, never handed to the sink again."""
+        if seq != self.last + 1:
+            raise ValueError(f"task {self.task_id}: event {seq} does not follow event {self.last}")
+        self.last = self.visible = seq
+        entries = self._entries
+        entries.append(_new_entry(_Entry, (seq, event, size)))
+        self.retained_bytes += size
+        self.appended_bytes += size
+        retention = self.retention
+        if len(entries) > retention.events or self.retained_bytes > retention.bytes:
+            self._trim()
+        if self._waiters:
+            self._wake()
+
     def stored(self, seq: int) -> None:
         """The sink stored every event up to ``seq``: readers may see them."""
         if seq > self.visible:
@@ -415,6 +431,11 @@ class EventLog(Protocol):
         (at once if no reader left before its end: nobody will come back for it)."""
         ...
 
+    def discard(self, log: TaskLog) -> None:
+        """Drop ``log`` now, whoever reads it (its readers were ended): the next :meth:`open` of its
+        task starts a new one (a follower whose log fell behind, see ``a2a_grpc._runs``)."""
+        ...
+
     async def stored_after(
         self, tenant: str, task_id: str, seq: int
     ) -> list[tuple[int, types.StreamResponse]]:
@@ -469,6 +490,14 @@ class InMemoryEventLog:
             return
         loop = asyncio.get_running_loop()
         self._expiries[key] = loop.call_later(self.retention.terminal_seconds, self._expire, key, log)
+
+    def discard(self, log: TaskLog) -> None:
+        key = (log.tenant, log.task_id)
+        if self._logs.get(key) is log:
+            del self._logs[key]
+            expiry = self._expiries.pop(key, None)
+            if expiry is not None:
+                expiry.cancel()
 
     def _expire(self, key: tuple[str, str], log: TaskLog) -> None:
         self._expiries.pop(key, None)

@@ -20,14 +20,15 @@ every part any client was sent (see ``a2a_grpc.tasks.sqlite``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, cast
 
 from a2a_grpc import errors, types
 from a2a_grpc.tasks.eventlog import EventLog, LogReader, TaskLog
-from a2a_grpc.tasks.lifecycle import TERMINAL_STATES, check_transition, state_name
+from a2a_grpc.tasks.lifecycle import INTERRUPTED_STATES, TERMINAL_STATES, check_transition, state_name
 from a2a_grpc.tasks.store import STORED
 
 if TYPE_CHECKING:
@@ -146,6 +147,22 @@ class TaskRun:
         """Called with the new state after each status change (executions watch for rest)."""
         self.created: Awaitable[None] | None = None
         """The save of the task's first snapshot, for a task created here (see :meth:`durable`)."""
+        self.owned = True
+        """Whether this process's copy is the task's truth: the run of a process that runs the task
+        (or the only process). False for a *follower* (``a2a_grpc._runs``): a replica's copy of a
+        task another replica may run, which only mirrors the events that one stores."""
+        self.claimed = False
+        """Whether this process claimed the task in the registry itself (``Runs.take``), so releases
+        it itself; a task created here is claimed and released by the store's saves."""
+        self.at_rest: Callable[[TaskRun], None] | None = None
+        """Called when the last holder lets go (replicas: the claim on the task is released then)."""
+        self.on_watch: Callable[[TaskRun], None] | None = None
+        """Called when a follower gets a subscriber (replicas: it starts following the task)."""
+        self.follow_job: asyncio.Task[None] | None = None
+        """What mirrors another replica's events into this follower, while it does."""
+        self.unmerged = False
+        """A follower mirrored the task leaving input-required: the message that continued it is in
+        the stored snapshot, not here (``Runs.refresh`` merges it before a new reader reads)."""
         self._on_idle = on_idle
         if self.finished:
             events.finish(self.log)
@@ -180,6 +197,8 @@ class TaskRun:
         snapshot.CopyFrom(self.task)
         sub = Subscription(self, self.log.reader(self.log.last, primary=primary), snapshot, self.log.last)
         self.subscribers.add(sub)
+        if not self.owned and self.on_watch is not None:
+            self.on_watch(self)
         return sub
 
     def _unsubscribe(self, sub: Subscription) -> None:
@@ -188,6 +207,8 @@ class TaskRun:
 
     def release(self, holder: object) -> None:
         self.holders.discard(holder)
+        if not self.holders and self.at_rest is not None:
+            self.at_rest(self)
         self.maybe_idle()
 
     def maybe_idle(self) -> None:
@@ -230,6 +251,8 @@ class TaskRun:
         if self.push_configs:
             self._notify(event)
         await self.save(seq)
+        if self.claimed and (terminal or state in INTERRUPTED_STATES):
+            self.claimed = False  # a snapshot at rest releases its saver's claim (SQLite, Redis)
         if terminal:
             self.events.finish(self.log)
         for listener in self.listeners[:]:
@@ -283,6 +306,63 @@ class TaskRun:
         window = self.log.retention
         if seq - self.saved_seq >= window.events // 2 or self._unsaved_bytes >= window.bytes // 2:
             await self.save(seq)  # keep the stored snapshot within reach of the retained events
+
+    def mirror(self, seq: int, event: types.StreamResponse) -> None:
+        """Apply event ``seq`` of the task that another process reported and stored (a follower):
+        to the snapshot (within the retention cap) and to the log's readers. Never stored, pushed or
+        counted again here: the process that runs the task did all that."""
+        kind = event.WhichOneof("payload")
+        state = None
+        if kind == "status_update":
+            status = event.status_update.status
+            if status.HasField("message") and not any(
+                m.message_id == status.message.message_id for m in self.task.history
+            ):
+                self.remember(status.message)
+            if self.task.status.state in INTERRUPTED_STATES:
+                self.unmerged = True
+            self.task.status.CopyFrom(status)
+            state = status.state
+        elif kind == "artifact_update":
+            update = event.artifact_update
+            artifact = update.artifact
+            existing = next((a for a in self.task.artifacts if a.artifact_id == artifact.artifact_id), None)
+            self._retain(artifact, existing, update.append and existing is not None, artifact.ByteSize())
+        self.log.mirror(seq, event, event.ByteSize())
+        if state is not None:
+            if state in TERMINAL_STATES:
+                self.events.finish(self.log)
+            for listener in self.listeners[:]:
+                listener(state)
+
+    def rebase(self, task: types.Task) -> None:
+        """Take ``task`` (the stored snapshot as of :attr:`seq`) as the snapshot: what a follower
+        mirrored misses the messages the other process added to the history without an event."""
+        self.task.CopyFrom(task)
+        self.retained = sum(a.ByteSize() for a in task.artifacts) if task.artifacts else 0
+        if self.stored is not None:
+            self.stored_bytes = task.ByteSize()
+
+    def merge_history(self, stored: Sequence[types.Message]) -> None:
+        """Take the history of a stored snapshot (older than this follower's, or as old), then the
+        messages this one has after the last of it (those later status updates carried)."""
+        if not stored:
+            return
+        last = stored[-1].message_id
+        mine = self.task.history
+        at = next((i for i in range(len(mine) - 1, -1, -1) if mine[i].message_id == last), None)
+        if at is not None:
+            kept = mine[at + 1 :]
+        else:  # the snapshot's last message never reached this copy: keep what it lacks, in order
+            ids = {m.message_id for m in stored}
+            kept = [m for m in mine if m.message_id not in ids]
+        later = [types.Message() for _ in kept]
+        for copy, message in zip(later, kept, strict=True):
+            copy.CopyFrom(message)
+        del mine[:]
+        mine.extend(stored)
+        for message in later:
+            self.remember(message)
 
     def _retain(
         self, artifact: types.Artifact, existing: types.Artifact | None, append: bool, size: int
