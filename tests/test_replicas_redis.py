@@ -413,3 +413,39 @@ async def test_a_replica_whose_redis_goes_away_answers_typed_errors_and_serves_a
             again.terminate()
             again.wait(timeout=10)
         server.stop()
+
+
+async def test_a_session_cut_from_one_replica_process_resumes_through_the_other_with_every_event_once(
+    redis_url: str,
+) -> None:
+    """Two `serve --store redis://` processes behind a load balancer (a TCP switch in this test): a
+    session opened on A, cut while a stream and a unary call run, resumes through B, which finds
+    A in the session directory (the store's Redis) and forwards it there: every event once, in order."""
+    from tests.test_session_replicas import Switch, chunks
+
+    async with replica(prefixed(redis_url)) as a, replica(prefixed(redis_url)) as b:
+        a_port, b_port = (int(r.address.rpartition(":")[2]) for r in (a, b))
+        async with (
+            Switch(a_port) as balancer,
+            A2AClient(f"127.0.0.1:{balancer.port}", settings=PLAIN, timeout=WAIT) as client,
+            client.session(resume_timeout=WAIT) as session,
+        ):
+            unary = asyncio.ensure_future(session.send_message(A2AClient.text_request("slow 3")))
+            events: list[types.StreamResponse] = []
+            cut = False
+            async for event in session.send_streaming_message(
+                A2AClient.text_request("stream 600"), timeout=WAIT * 3
+            ):
+                events.append(event)
+                if not cut and len(chunks(events)) == 150:
+                    cut = True
+                    assert not unary.done()  # in flight across the cut
+                    balancer.target = b_port  # new connections now reach B
+                    balancer.cut()
+            assert chunks(events) == [f"chunk {i}" for i in range(600)]  # no gap, no duplicate
+            assert events[-1].status_update.status.state == types.TASK_STATE_COMPLETED
+            reply = await asyncio.wait_for(unary, WAIT)
+            assert reply.task.status.state == types.TASK_STATE_COMPLETED
+            assert session.resumes == 1
+            after = await session.send_message(A2AClient.text_request("echo through B"))
+            assert after.task.artifacts[0].parts[0].text == "echo through B"
