@@ -31,10 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Protocol, cast
 
 from a2a_grpc import errors, types
@@ -55,8 +54,8 @@ _REFOLLOW_SECONDS = 0.2
 class _Signalling(Protocol):
     """A registry that hands this owner its cancel signals as they are raised (Redis pub/sub)."""
 
-    def cancel_signals(self) -> object:
-        """An async iterator of (tenant, task id), or a coroutine that gives one."""
+    def cancel_signals(self) -> AsyncGenerator[tuple[str, str], None]:
+        """The (tenant, task id) of each cancel signal as it is raised."""
         ...
 
 
@@ -563,12 +562,9 @@ class Runs:
         """Cancel signals as they are raised; the renewal still catches those this misses."""
         pause = self.registry.lease_seconds / 3
         while True:
-            signals: object = None
+            signals = registry.cancel_signals()
             try:
-                signals = registry.cancel_signals()
-                if inspect.isawaitable(signals):  # a coroutine giving the iterator, or the iterator
-                    signals = await signals
-                async for tenant, task_id in cast("AsyncIterator[tuple[str, str]]", signals):
+                async for tenant, task_id in signals:
                     self._spawn(on_cancel(tenant, task_id), "a2a-cancel")
             except asyncio.CancelledError:
                 raise
@@ -577,9 +573,8 @@ class Runs:
                     "cancel signals of owner %s interrupted (%s); listening again", self.registry.owner, exc
                 )
             finally:
-                if hasattr(signals, "aclose"):
-                    with contextlib.suppress(Exception):
-                        await cast(_Closable, signals).aclose()
+                with contextlib.suppress(Exception):
+                    await signals.aclose()
             await asyncio.sleep(pause)
 
     async def _sweep(self, on_orphans: Callable[[], Awaitable[object]]) -> None:
