@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_PREFIX",
     "RedisTarget",
     "Tag",
@@ -102,35 +103,49 @@ def _hide(parts: urllib.parse.SplitResult) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=""))
 
 
+DEFAULT_MAX_CONNECTIONS = 64
+"""The connections one client opens at most, unless told (:func:`connect`)."""
+
+
 def connect(
     target: RedisTarget | str,
     *,
     socket_timeout: float | None = 5.0,
     connect_timeout: float = 5.0,
-    max_connections: int | None = None,
+    max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
 ) -> Any:
     """An asyncio client for ``target`` (``redis.asyncio.Redis``, or ``RedisCluster`` with
     ``cluster=true``). Nothing is sent until it is used: check it with ``await client.ping()``.
 
     ``socket_timeout``: how long one command may wait for its answer (None: forever; blocking
-    reads such as ``XREAD BLOCK`` pass their own). Typed ``Any``: redis-py's two clients share no
-    protocol, and callers use the commands both have."""
+    reads such as ``XREAD BLOCK`` pass their own). ``max_connections``: the most connections the
+    client opens; a command that finds them all busy waits for one (up to ``socket_timeout``, else
+    ``connect_timeout``), where redis-py's own pool would fail it at once, so a burst of calls
+    queues rather than fails. None: no bound (blocking reads that each hold a connection for as
+    long as they wait). Typed ``Any``: redis-py's two clients share no protocol, and callers use the
+    commands both have."""
     if isinstance(target, str):
         target = parse_redis_url(target)
     options: dict[str, Any] = {
         "socket_timeout": socket_timeout,
         "socket_connect_timeout": connect_timeout,
         "decode_responses": False,
+        "max_connections": max_connections if max_connections is not None else _UNBOUNDED,
     }
-    if max_connections is not None:
-        options["max_connections"] = max_connections
     if target.cluster:
         from redis.asyncio.cluster import RedisCluster
 
         return RedisCluster.from_url(target.url, **options)
-    from redis.asyncio import Redis
+    from redis.asyncio import BlockingConnectionPool, Redis
 
-    return Redis.from_url(target.url, **options)
+    if max_connections is None:
+        return Redis.from_url(target.url, **options)
+    wait = socket_timeout if socket_timeout is not None else connect_timeout
+    pool = BlockingConnectionPool.from_url(target.url, timeout=wait, **options)
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
+
+
+_UNBOUNDED = 2**31
 
 
 class Tag(str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -94,3 +95,25 @@ async def test_an_unreachable_server_is_named_in_one_line(redis_server: object) 
     finally:
         await client.aclose()
     assert redis_problem(caught.value).startswith("cannot connect")
+
+
+@pytest.mark.asyncio
+async def test_a_burst_past_the_bound_waits_for_a_connection_rather_than_failing(redis_url: str) -> None:
+    client = connect(redis_url, max_connections=4)
+    try:
+        answers = await asyncio.gather(*(client.execute_command("PING") for _ in range(200)))
+        assert all(answers)
+        assert client.connection_pool.max_connections == 4
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_no_bound_holds_more_blocking_readers_than_redis_pys_own_pool(redis_url: str) -> None:
+    client = connect(redis_url, max_connections=None)
+    try:
+        # 120 readers each holding a connection while they wait (redis-py's own pool fails the 101st).
+        reads = [client.xread({f"s{i}": "0-0"}, block=500) for i in range(120)]
+        assert await asyncio.gather(*reads) == [[]] * 120
+    finally:
+        await client.aclose()

@@ -72,9 +72,6 @@ MiB = 1024 * 1024
 _TAG = tag("registry")
 _MAX_RECORD_BYTES = 64 * 1024  # addresses and skill ids of one replica; a larger record is not ours
 _MAX_NAME = 1024
-# Reads of distinct queries in flight at once: below redis-py's pool size (100 connections, and it
-# refuses a command past it rather than waiting), so a burst of misses waits here instead of failing.
-_MAX_READS = 32
 
 
 class RegistryError(Exception):
@@ -289,7 +286,6 @@ class Registry:
         }
         self._answers = _Answers(settings.cache_size)
         self._reading: dict[tuple[str, str], asyncio.Task[tuple[Entry, ...]]] = {}
-        self._reads = asyncio.Semaphore(_MAX_READS)
         self._card_cache: OrderedDict[str, types.AgentCard] = OrderedDict()
         self.clock = time.monotonic
         """Times the cache (replaceable in tests)."""
@@ -455,7 +451,7 @@ class Registry:
         query = (kind, value)
         task = self._reading.get(query)
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._read_one(kind, value), name="registry-lookup")
+            task = asyncio.get_running_loop().create_task(self._read(kind, value), name="registry-lookup")
             self._reading[query] = task
             task.add_done_callback(functools.partial(self._read_done, query))
         return await asyncio.shield(task)
@@ -465,10 +461,6 @@ class Registry:
             del self._reading[query]
         if not task.cancelled():
             task.exception()  # retrieved: each waiter gets it; with none left it is not an orphan
-
-    async def _read_one(self, kind: str, value: str) -> tuple[Entry, ...]:
-        async with self._reads:
-            return await self._read(kind, value)
 
     async def _read(self, kind: str, value: str) -> tuple[Entry, ...]:
         index = self._all if kind == "all" else self._index_key(kind, value)

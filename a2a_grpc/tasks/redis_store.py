@@ -168,20 +168,9 @@ class RedisTaskStore:
         self.event_sink = RedisEventSink(self)
 
     def _connect(self, *, blocking: bool) -> Any:
+        # Calls share a bounded pool and wait for a free connection; followers each hold one for as
+        # long as they wait, so theirs is not bounded (redisconn.connect).
         s = self.settings
-        if blocking and not self.target.cluster:
-            # A bounded pool that makes a call wait for a free connection (redis-py's default pool
-            # fails it at once): a burst of calls must not open a connection each.
-            from redis.asyncio import BlockingConnectionPool, Redis
-
-            pool = BlockingConnectionPool.from_url(
-                self.target.url,
-                max_connections=s.redis_max_connections,
-                timeout=s.redis_socket_timeout,
-                socket_timeout=s.redis_socket_timeout,
-                socket_connect_timeout=s.redis_connect_timeout,
-            )
-            return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
         return connect(
             self.target,
             socket_timeout=s.redis_socket_timeout,
