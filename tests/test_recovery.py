@@ -52,22 +52,27 @@ def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
 
 @contextlib.asynccontextmanager
 async def serving(
-    db: Path | str, *extra: str, http: bool = False, cwd: Path | None = None
+    db: Path | str,
+    *extra: str,
+    http: bool = False,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    start: float = START,
 ) -> AsyncIterator[Server]:
     """``a2a-grpc serve`` on the SQLite file ``db`` (or the Redis URL), until the block ends (then
-    SIGTERM, by PID)."""
+    SIGTERM, by PID); ``env``: the variables it sees (default: this process's)."""
     store = db if isinstance(db, str) else f"sqlite:///{db}"
     args = [sys.executable, "-m", "a2a_grpc.cli", "serve", "--grpc-port", "0", "--store", store]
     if http:
         args += ["--http-port", "0"]
     proc = await asyncio.create_subprocess_exec(
-        *args, *extra, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        *args, *extra, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     assert proc.stdout is not None
     lines: list[str] = []
     drain: asyncio.Task[None] | None = None
     try:
-        async with asyncio.timeout(START):
+        async with asyncio.timeout(start):
             while not lines or "Ctrl-C" not in lines[-1]:
                 line = (await proc.stdout.readline()).decode()
                 if not line:

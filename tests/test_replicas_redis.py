@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,8 +28,8 @@ from a2a_grpc.agent import Agent, RequestContext, TaskUpdater
 from a2a_grpc.client import A2AClient, ClientSettings
 from a2a_grpc.reference_agent import reference_card
 from a2a_grpc.resilience import ResiliencePolicy
-from tests.conftest import stop_process
 from tests.redisserver import RedisServer, start_redis
+from tests.test_recovery import serving
 
 pytestmark = pytest.mark.asyncio
 
@@ -80,34 +79,8 @@ class Replica:
 async def replica(url: str, *extra: str, lease: float = LEASE) -> AsyncIterator[Replica]:
     """``a2a-grpc serve --store URL`` with a short lease, until the block ends (SIGTERM by PID)."""
     env = {**os.environ, "A2A_STORE__LEASE_SECONDS": str(lease)}
-    args = [sys.executable, "-m", "a2a_grpc.cli", "serve", "--grpc-port", "0", "--store", url, *extra]
-    proc = await asyncio.create_subprocess_exec(
-        *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    drain: asyncio.Task[None] | None = None
-    try:
-        async with asyncio.timeout(START):
-            while not lines or "Ctrl-C" not in lines[-1]:
-                line = (await proc.stdout.readline()).decode()
-                if not line:
-                    raise AssertionError("the server exited:\n" + "".join(lines))
-                lines.append(line)
-        found = re.search(r"over gRPC at (\S+)", "".join(lines))
-        assert found, "".join(lines)
-
-        async def keep_reading() -> None:
-            assert proc.stdout is not None
-            while line := await proc.stdout.readline():
-                lines.append(line.decode())
-
-        drain = asyncio.ensure_future(keep_reading())
-        yield Replica(proc, found.group(1), lines)
-    finally:
-        await stop_process(proc, signal.SIGTERM, grace=20)
-        if drain is not None:
-            await asyncio.wait_for(drain, 10)
+    async with serving(url, *extra, env=env, start=START) as server:
+        yield Replica(server.proc, server.grpc, server.lines)
 
 
 @contextlib.asynccontextmanager
