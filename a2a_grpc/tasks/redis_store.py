@@ -50,7 +50,6 @@ import builtins
 import contextlib
 import dataclasses
 import logging
-import os
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -67,7 +66,7 @@ from a2a_grpc.tasks._redis_keys import SCRIPTS, Keys, index_member, member_id
 from a2a_grpc.tasks.eventlog import DEFAULT_RETENTION, Retention, TaskLog
 from a2a_grpc.tasks.lifecycle import TERMINAL_STATES, is_interrupted
 from a2a_grpc.tasks.registry import new_owner_id
-from a2a_grpc.tasks.sealing import STORE_KEY_ENV, Sealer, _decode_key, is_sealed
+from a2a_grpc.tasks.sealing import STORE_KEY_ENV, Sealer, given_sealer, is_sealed
 from a2a_grpc.tasks.settings import StoreSettings
 from a2a_grpc.tasks.store import (
     DEFAULT_LIST_ANSWER_BYTES,
@@ -193,12 +192,9 @@ class RedisTaskStore:
     # ------------------------------------------------------------ opening
 
     def _make_sealer(self, key: bytes | str | None) -> Sealer | None:
-        if key is not None:
-            raw = key if isinstance(key, bytes) else _decode_key(key, "the key given to the store")
-            return Sealer(raw, "the key given to the store")
-        env = os.environ.get(STORE_KEY_ENV, "")
-        if env.strip():
-            return Sealer(_decode_key(env, STORE_KEY_ENV), STORE_KEY_ENV)
+        given = given_sealer(key)
+        if given is not None:
+            return given
         log.warning(
             "task store %s: no store key (%s): push configs, webhook credentials included, are "
             "stored in clear in Redis; set %s (base64 of 32 random bytes, the same on every replica) "

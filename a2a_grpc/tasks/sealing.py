@@ -46,6 +46,7 @@ __all__ = [
     "MARK",
     "STORE_KEY_ENV",
     "Sealer",
+    "given_sealer",
     "is_sealed",
     "new_store_key",
     "store_sealer",
@@ -165,6 +166,18 @@ def _decode_key(text: str, source: str) -> bytes:
     return key
 
 
+def given_sealer(key: bytes | str | None) -> Sealer | None:
+    """The sealer of the key given to the store (raw bytes, or base64 text), else of
+    ``A2A_GRPC_STORE_KEY``; None when neither is there."""
+    if key is not None:
+        raw = key if isinstance(key, bytes) else _decode_key(key, "the key given to the store")
+        return Sealer(raw, "the key given to the store")
+    env = os.environ.get(STORE_KEY_ENV, "")
+    if env.strip():
+        return Sealer(_decode_key(env, STORE_KEY_ENV), STORE_KEY_ENV)
+    return None
+
+
 def store_sealer(db_path: str, key: bytes | str | None, holds_sealed: Callable[[], bool]) -> Sealer:
     """The sealer of the store at ``db_path``, its key from the first source the module doc lists.
 
@@ -172,12 +185,9 @@ def store_sealer(db_path: str, key: bytes | str | None, holds_sealed: Callable[[
     sealed values; a key file is created only when it does not (a lost key file is an error,
     never silently replaced by a new key the old values cannot be opened with).
     """
-    if key is not None:
-        raw = key if isinstance(key, bytes) else _decode_key(key, "the key given to the store")
-        return Sealer(raw, "the key given to the store")
-    env = os.environ.get(STORE_KEY_ENV, "")
-    if env.strip():
-        return Sealer(_decode_key(env, STORE_KEY_ENV), STORE_KEY_ENV)
+    given = given_sealer(key)
+    if given is not None:
+        return given
     if db_path == ":memory:":  # nothing outlives the process: a key of its own
         return Sealer(os.urandom(KEY_BYTES), "this process (an in-memory database)")
     key_path = db_path + KEY_FILE_SUFFIX
