@@ -208,10 +208,6 @@ class MemorySessionDirectory(SessionDirectory):
         self.values: dict[str, tuple[bytes, float]] = {}
         """Key -> (bytes, monotonic expiry): open to tests, which may spoil an entry."""
 
-    def set_raw(self, session_id: str, data: bytes, ttl: float = 60.0) -> None:
-        """Store ``data`` as the session's entry (tests: a spoiled entry)."""
-        self.values[self._session_key(session_id)] = (data, time.monotonic() + ttl)
-
     async def _put(self, values: dict[str, bytes], ttl: float) -> None:
         until = time.monotonic() + ttl
         for name, data in values.items():
