@@ -53,20 +53,29 @@ def copy_deps(workspace: Path) -> None:
             todo.append(found.read_text())
 
 
-def run(*args: str, cwd: Path = ROOT) -> int:
-    return subprocess.call([buf(), *args], cwd=cwd)
-
-
 def lint() -> int:
     copy_deps(ROOT)
-    code = run("lint")
+    code = subprocess.call([buf(), "lint"], cwd=ROOT)
     if code == 0:
         print("buf lint: ok")
     return code
 
 
-def breaking(ref: str) -> int:
-    copy_deps(ROOT)
+def breaking_between(old: Path, new: Path) -> subprocess.CompletedProcess[str]:
+    """buf breaking of the workspace ``new`` against the workspace ``old`` (each a folder with
+    buf.yaml and protos/); google/api comes from googleapis-common-protos in both."""
+    copy_deps(old)
+    copy_deps(new)
+    image = old / "against.binpb"
+    built = subprocess.run([buf(), "build", "-o", str(image)], cwd=old, capture_output=True, text=True)
+    if built.returncode != 0:
+        return built
+    return subprocess.run(
+        [buf(), "breaking", "--against", str(image)], cwd=new, capture_output=True, text=True
+    )
+
+
+def breaking(ref: str, required: bool) -> int:
     if (
         subprocess.call(
             ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
@@ -75,6 +84,9 @@ def breaking(ref: str) -> int:
         )
         != 0
     ):
+        if required:
+            print(f"buf breaking: no commit {ref} in this clone (a shallow one? git fetch --unshallow)")
+            return 1
         print(f"buf breaking: no git ref {ref!r} to compare against; skipped")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,14 +98,11 @@ def breaking(ref: str) -> int:
             print(f"buf breaking: {ref} has no protos yet; skipped")
             return 0
         subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
-        copy_deps(old)
-        image = old / "against.binpb"
-        if run("build", "-o", str(image), cwd=old) != 0:
-            return 1
-        code = run("breaking", "--against", str(image))
-    if code == 0:
+        done = breaking_between(old, ROOT)
+    sys.stdout.write(done.stdout + done.stderr)
+    if done.returncode == 0:
         print(f"buf breaking: no breaking change against {ref}")
-    return code
+    return done.returncode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,13 +110,19 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("lint", help="buf lint (STANDARD and COMMENTS)")
     b = sub.add_parser("breaking", help="buf breaking against a git ref")
-    b.add_argument("--against", default="main", help="git ref to compare with (default: main)")
+    b.add_argument(
+        "--against",
+        action="append",
+        help="git ref to compare with, repeatable (default: main); a ref other than main "
+        "must exist in the clone",
+    )
     sub.add_parser("deps", help="only copy the google/api protos into build/buf-deps")
     args = parser.parse_args(argv)
     if args.command == "lint":
         return lint()
     if args.command == "breaking":
-        return breaking(args.against)
+        refs = args.against or ["main"]
+        return max(breaking(ref, required=ref != "main") for ref in refs)
     copy_deps(ROOT)
     return 0
 
