@@ -63,15 +63,21 @@ def lint() -> int:
 
 def breaking_between(old: Path, new: Path) -> subprocess.CompletedProcess[str]:
     """buf breaking of the workspace ``new`` against the workspace ``old`` (each a folder with
-    buf.yaml and protos/); google/api comes from googleapis-common-protos in both."""
-    copy_deps(old)
-    copy_deps(new)
-    image = old / "against.binpb"
-    built = subprocess.run([buf(), "build", "-o", str(image)], cwd=old, capture_output=True, text=True)
-    if built.returncode != 0:
-        return built
+    buf.yaml and protos/); google/api comes from googleapis-common-protos in both.
+
+    Both sides are built into images first: given the workspace itself as its input, buf 1.x
+    matched none of its files against an image and passed every change, renumbered fields
+    included. The rules are those of ``new``'s buf.yaml (it runs from there)."""
+    images = []
+    for side in (old, new):
+        copy_deps(side)
+        image = side / "build" / "image.binpb"
+        built = subprocess.run([buf(), "build", "-o", str(image)], cwd=side, capture_output=True, text=True)
+        if built.returncode != 0:
+            return built
+        images.append(str(image))
     return subprocess.run(
-        [buf(), "breaking", "--against", str(image)], cwd=new, capture_output=True, text=True
+        [buf(), "breaking", images[1], "--against", images[0]], cwd=new, capture_output=True, text=True
     )
 
 

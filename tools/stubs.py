@@ -50,8 +50,10 @@ INSTALL = {
     "grpc_java_plugin": "apt-get install protobuf-compiler-grpc-java-plugin",
     "grpc_csharp_plugin": "the NuGet package Grpc.Tools (no Debian, npm or PyPI package has it)",
     "tsc": "npm ci --prefix tools/node (make stubs-ts does it)",
-    "go": "apt-get install golang-go golang-google-protobuf-dev golang-google-grpc-dev golang-google-genproto-dev",
-    "javac": "apt-get install default-jdk-headless libprotobuf-java libgrpc-java libgeronimo-annotation-1.3-spec-java",
+    "go": "apt-get install golang-go golang-google-protobuf-dev golang-google-grpc-dev"
+    " golang-google-genproto-dev",
+    "javac": "apt-get install default-jdk-headless libprotobuf-java libgrpc-java"
+    " libgeronimo-annotation-1.3-spec-java",
     "g++": "apt-get install g++ libprotobuf-dev libgrpc++-dev",
     "mcs": "apt-get install mono-mcs",
 }
@@ -142,9 +144,7 @@ def generate(lang: str, out: Path) -> list[str]:
     config = {**config, "plugins": chosen, "clean": False}
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "buf.py"), "deps"], cwd=ROOT, check=True
-    )
+    subprocess.run([sys.executable, str(ROOT / "tools" / "buf.py"), "deps"], cwd=ROOT, check=True)
     argv = [buf(), "generate", "--template", json.dumps(config)]
     for path in PROTO_PATHS:
         argv += ["--path", path]
@@ -193,9 +193,7 @@ def check_python(out: Path) -> str:
     # The generated packages are namespace packages, and one of them is named a2a_grpc, like
     # this library: import them from a copy where each folder is a regular package, first on
     # sys.path, in a fresh interpreter.
-    modules = [
-        ".".join(Path(f).relative_to(out).with_suffix("").parts) for f in files(out, "_pb2.py")
-    ]
+    modules = [".".join(Path(f).relative_to(out).with_suffix("").parts) for f in files(out, "_pb2.py")]
     modules += [m + "_grpc" for m in modules if (out / (m.replace(".", "/") + "_grpc.py")).exists()]
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "python"
@@ -273,7 +271,8 @@ def java_classpath() -> str:
     ]
     missing = [j for j in jars if not (Path(JAVA_JARS) / f"{j}.jar").exists()]
     if missing:
-        raise StubsError(f"javac: no {', '.join(j + '.jar' for j in missing)} in {JAVA_JARS}: {INSTALL['javac']}")
+        names = ", ".join(j + ".jar" for j in missing)
+        raise StubsError(f"javac: no {names} in {JAVA_JARS}: {INSTALL['javac']}")
     return os.pathsep.join(str(Path(JAVA_JARS) / f"{j}.jar") for j in jars)
 
 
@@ -292,7 +291,8 @@ def check_cpp(out: Path) -> str:
 
         def compile_one(source: str) -> None:
             target = Path(tmp) / (Path(source).relative_to(out).as_posix().replace("/", "_") + ".o")
-            run([gxx, "-std=c++17", "-c", "-I", str(out), source, "-o", str(target)], f"g++ {source}")
+            argv = [gxx, "-std=c++17", "-c", "-I", str(out), source, "-o", str(target)]
+            run(argv, f"g++ {Path(source).relative_to(out)}")
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             for future in [pool.submit(compile_one, s) for s in sources]:
@@ -363,7 +363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("all", "generate and compile, one report line per language; fails if any fails"),
     ):
         cmd = sub.add_parser(name, help=what, description=what)
-        cmd.add_argument("langs", nargs="+", choices=[*LANGS, "all"], metavar="LANG", help=f"{', '.join(LANGS)} or all")
+        cmd.add_argument(
+            "langs", nargs="+", choices=[*LANGS, "all"], metavar="LANG", help=f"{', '.join(LANGS)} or all"
+        )
         cmd.add_argument(
             "--out",
             type=Path,
