@@ -261,3 +261,16 @@ async def test_the_node_client_exits_1_when_nothing_listens(node_client: Path) -
     assert f"unary failed against 127.0.0.1:{port}" in run.stderr
     assert "Unavailable" in run.stderr
     assert "ECONNREFUSED" in run.stderr
+
+
+@ASYNC
+@SLOW_START
+async def test_the_node_client_gives_up_at_its_deadline_on_a_silent_peer(node_client: Path) -> None:
+    # A listening socket that accepts connections and never says a word (no HTTP/2 preface).
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        run = await run_client(node_client, f"127.0.0.1:{port}", "--timeout", "2")
+    assert run.code == 1
+    assert run.steps == {}
+    assert f"unary failed against 127.0.0.1:{port}" in run.stderr
+    assert "due to timeout" in run.stderr

@@ -27,23 +27,33 @@ import {
 } from "./gen/lf/a2a/v1/a2a_pb.js";
 import { Session } from "./session.js";
 
-const { values: options, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    "api-key": { type: "string" }, // sent as X-API-Key, if the server asks for one
-    "require-skill": { type: "string", multiple: true }, // what the session's Hello requires
-    timeout: { type: "string", default: "30" }, // seconds for the whole run
-  },
-});
-if (positionals.length !== 1) {
-  console.error("usage: node dist/main.js HOST:PORT [--api-key KEY] [--require-skill ID ...] [--timeout SECONDS]");
+const USAGE = "usage: node dist/main.js HOST:PORT [--api-key KEY] [--require-skill ID ...] [--timeout SECONDS]";
+function args() {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        "api-key": { type: "string" }, // sent as X-API-Key, if the server asks for one
+        "require-skill": { type: "string", multiple: true }, // what the session's Hello requires
+        timeout: { type: "string", default: "30" }, // seconds for the whole run
+      },
+    });
+  } catch (err) {
+    console.error(`${(err as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+const { values: options, positionals } = args();
+const seconds = Number(options.timeout);
+if (positionals.length !== 1 || !(seconds > 0)) {
+  console.error(USAGE);
   process.exit(2);
 }
 const address = positionals[0];
 const CALL_MS = 10_000; // each call's deadline
 
 // Every call, the session included, also stops when the whole run's deadline passes.
-const deadline = AbortSignal.timeout(Number(options.timeout) * 1000);
+const deadline = AbortSignal.timeout(seconds * 1000);
 // Credentials, if the server asks for them: an API key in X-API-Key (header names go lower-case).
 const credentials: Record<string, string> = options["api-key"] ? { "x-api-key": options["api-key"] } : {};
 // The A2A version every call speaks (a server reads a call without it as 0.3, and refuses it).

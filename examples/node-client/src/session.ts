@@ -3,7 +3,7 @@
 // comments of protos/a2a_grpc/session/v1/session.proto; docs/session-binding.md explains them.
 
 import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
-import { durationMs } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
 
 import {
@@ -92,19 +92,24 @@ export class Session {
   ): Promise<Session> {
     const outbox = new Outbox();
     outbox.push({ frame: { case: "hello", value: hello } });
+    // No deadline of its own (a session lives as long as it is used): `signal` ends it.
     const frames = client.connect(outbox, { signal, timeoutMs: 0 })[Symbol.asyncIterator]();
-    const first = await frames.next();
-    if (first.done || first.value.frame.case !== "welcome") {
+    try {
+      const first = await frames.next();
+      if (first.done || first.value.frame.case !== "welcome") {
+        throw new Error(`the server answered the Hello with ${first.done ? "nothing" : first.value.frame.case}`);
+      }
+      return new Session(outbox, frames, first.value.frame.value);
+    } catch (err) {
       outbox.close();
-      throw new Error(`the server answered the Hello with ${first.done ? "nothing" : first.value.frame.case}`);
+      throw err;
     }
-    return new Session(outbox, frames, first.value.frame.value);
   }
 
   /** Starts one call under `callId` (above 0, unused by a running call). */
   start(callId: bigint, request: MessageInitShape<typeof CallSchema>["request"], timeoutMs: number): void {
     this.outbox.push({
-      frame: { case: "call", value: { callId, request, timeout: { seconds: BigInt(Math.ceil(timeoutMs / 1000)) } } },
+      frame: { case: "call", value: { callId, request, timeout: durationFromMs(timeoutMs) } },
     });
   }
 
@@ -197,6 +202,6 @@ export class Session {
   abort(): void {
     clearInterval(this.beating);
     this.outbox.close();
-    void this.frames.return?.();
+    this.frames.return?.().catch(() => undefined); // cancels the call
   }
 }
