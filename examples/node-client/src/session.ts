@@ -60,6 +60,8 @@ class Outbox implements AsyncIterable<ClientFrame> {
 export class Session {
   /** Why the server ended the session, if it sent a Goodbye. */
   goodbye: string | undefined;
+  /** The server drains (a Goodbye with going_away): start no new call here, open a new session. */
+  goingAway = false;
   /** The server's counted frames (CallEvent, CallEnd, Chunk) received: acknowledged to it. */
   private received = 0n;
   private heartbeats = 0n;
@@ -155,6 +157,11 @@ export class Session {
         return this.joined(Buffer.concat(pieces));
       }
       case "goodbye":
+        if (f.value.goingAway) {
+          // The server drains: the running calls go on to their ends, new ones belong elsewhere.
+          this.goingAway = true;
+          return undefined;
+        }
         this.goodbye = f.value.reason || "(no reason given)";
         return "goodbye";
       default:
