@@ -368,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         cmd.add_argument(
             "--out",
-            type=Path,
+            type=lambda text: Path(text).resolve(),  # buf runs from the repository's root
             help="output folder (default gen/, a language in gen/<lang>; with one language "
             "given, --out is that language's folder)",
         )
