@@ -14,6 +14,9 @@ http://127.0.0.1:8080 for JSON, ``grpc_port=50051`` ...) are rewritten to the on
   (stopped by PID at the end of the page) and from then on the page's addresses are theirs;
   ``make`` targets are checked with ``make -n``; commands that take minutes (the benchmarks,
   ``buf generate``) are checked against their ``--help``: every option they use must exist.
+* ``ts`` and ``go``: an excerpt of an example program, named by ``title="examples/..."`` in the
+  fence, which must contain the block word for word; the example's own test builds and runs it
+  (tests/test_node_client.py, tests/test_go_client.py).
 * ``json``: must parse. ``text``: a diagram (a sequence of arrows between lifelines), not code.
 * ``yaml``: a configuration file (docs/configuration.md): read and judged as ``a2a-grpc serve``
   reads it (``command="bridge grpc-to-http"`` in the fence: as that command does), so every key,
@@ -335,6 +338,19 @@ def check_yaml(page: Page, block: Block) -> None:
         path.unlink()
 
 
+# --- excerpts ----------------------------------------------------------------------------------------
+
+
+def check_excerpt(block: Block) -> None:
+    """Code of another language: quoted from an example program that its own test builds and runs."""
+    title = block.title
+    assert title is not None, f'{block.where}: a ```{block.lang} block needs title="examples/..."'
+    assert title.startswith("examples/"), f"{block.where}: {title} is not an example program"
+    source = ROOT / title
+    assert source.is_file(), f"{block.where}: no file {title}"
+    assert block.code in source.read_text(), f"{block.where}: not word for word in {title}"
+
+
 # --- pages -------------------------------------------------------------------------------------------
 
 
@@ -358,6 +374,8 @@ async def test_page(
                 await run_python(page, block)
             elif block.lang in ("sh", "bash"):
                 await run_sh(page, block)
+            elif block.lang in ("ts", "go"):
+                check_excerpt(block)
             elif block.lang == "json":
                 json.loads(block.code)
             elif block.lang == "yaml":
