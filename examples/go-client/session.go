@@ -19,6 +19,7 @@ import (
 	sessionv1 "github.com/a2a-grpc/stubs/go/a2a_grpc/session/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -81,6 +82,9 @@ func openSession(ctx context.Context, conn grpc.ClientConnInterface, hello *sess
 		cancel()
 		if err == io.EOF {
 			return nil, errors.New("the server ended the stream without answering the Hello")
+		}
+		if code := status.Code(err); code == codes.Unavailable || code == codes.DeadlineExceeded {
+			return nil, fmt.Errorf("the session could not be opened: %w", describe(err))
 		}
 		return nil, fmt.Errorf("the server refused the session: %w", describe(err))
 	}
