@@ -12,7 +12,7 @@ STUB_LANGS   := python ts go java cpp csharp
 STUB_TARGETS := $(addprefix stubs-,$(STUB_LANGS))
 STUB_DEBS    := protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev g++ \
 	golang-go golang-google-protobuf-dev golang-google-grpc-dev golang-google-genproto-dev \
-	protoc-gen-go protoc-gen-go-grpc \
+	protoc-gen-go protoc-gen-go-grpc golang-github-golang-protobuf-1-5-dev \
 	protobuf-compiler-grpc-java-plugin libprotobuf-java libgrpc-java libguava-java \
 	libgeronimo-annotation-1.3-spec-java mono-mcs
 NODE_TOOLS   := tools/node/node_modules/.installed

@@ -51,7 +51,7 @@ INSTALL = {
     "grpc_csharp_plugin": "the NuGet package Grpc.Tools (no Debian, npm or PyPI package has it)",
     "tsc": "npm ci --prefix tools/node (make stubs-ts does it)",
     "go": "apt-get install golang-go golang-google-protobuf-dev golang-google-grpc-dev"
-    " golang-google-genproto-dev",
+    " golang-google-genproto-dev golang-github-golang-protobuf-1-5-dev",
     "javac": "apt-get install default-jdk-headless libprotobuf-java libgrpc-java"
     " libgeronimo-annotation-1.3-spec-java",
     "g++": "apt-get install g++ libprotobuf-dev libgrpc++-dev",
@@ -252,11 +252,44 @@ def go_env(gopath: Path) -> dict[str, str]:
     }
 
 
+# Compiling is not enough in Go: grpc-go encodes through github.com/golang/protobuf, and its
+# 1.3 line (Debian's golang-github-golang-protobuf-1-3-dev) compiles against our stubs but
+# panics on the first message it encodes. One message through grpc's own codec tells.
+GO_CODEC_CHECK = """package main
+
+import (
+\t"fmt"
+
+\ta2a "google.golang.org/lf/a2a/v1"
+\t"google.golang.org/grpc/encoding"
+\t_ "google.golang.org/grpc/encoding/proto"
+)
+
+func main() {
+\tcodec := encoding.GetCodec("proto")
+\tdata, err := codec.Marshal(&a2a.Task{Id: "t-1", ContextId: "c-1"})
+\tif err != nil {
+\t\tpanic(err)
+\t}
+\tvar back a2a.Task
+\tif err := codec.Unmarshal(data, &back); err != nil || back.Id != "t-1" {
+\t\tpanic(fmt.Sprintf("round trip: %v %q", err, back.Id))
+\t}
+\tfmt.Println("ok")
+}
+"""
+
+
 def check_go(out: Path) -> str:
     go = need("go")
     packages = go_packages(out)
     run([go, "build", *packages], "go build", env=go_env(out), cwd=out)
-    return f"go build: {len(packages)} packages"
+    with tempfile.TemporaryDirectory() as tmp:
+        program = Path(tmp) / "codec.go"
+        program.write_text(GO_CODEC_CHECK)
+        hint = "grpc's codec could not encode a generated message (golang-github-golang-protobuf-1-5-dev?)"
+        run([go, "run", str(program)], f"go run: {hint}", env=go_env(out), cwd=tmp)
+    return f"go build: {len(packages)} packages; a message through grpc's codec"
 
 
 def java_classpath() -> str:
