@@ -8,7 +8,6 @@ succeeded; any failure is a message on stderr and exit status 1.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import shutil
 import socket
@@ -26,6 +25,7 @@ from a2a_grpc import types
 from a2a_grpc.reference_agent import ReferenceAgent
 from a2a_grpc.security import ApiKey, ApiKeyScheme, Authentication
 from tests.conftest import Served, serve, shutdown, stop_process
+from tests.tools import load_tool
 
 pytestmark = pytest.mark.asyncio
 
@@ -33,18 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = "./examples/go-client"
 MISSING = "run `make stubs-tools` (it installs Go and Debian's Go packages)"
 API_KEY = "go-client-key-0123456789"
-
-
-def _stubs_tool() -> Any:
-    """tools/stubs.py as a module (tools/ is no package), for its go_env: one definition of the
-    GOPATH-mode environment (GO111MODULE=off, GOPATH with Debian's /usr/share/gocode, GOCACHE)."""
-    spec = importlib.util.spec_from_file_location("stubs_tool", ROOT / "tools" / "stubs.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run(args: list[str], what: str, **kwargs: Any) -> str:
@@ -68,7 +56,7 @@ def go_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=ROOT,
         timeout=120,
     )
-    env = _stubs_tool().go_env(gopath)
+    env = load_tool("stubs").go_env(gopath)
     # grpc-go marshals through github.com/golang/protobuf: its 1.3 runtime (Debian's
     # golang-github-golang-protobuf-1-3-dev) builds, then panics on protoc-gen-go 1.28's messages.
     imports = _run(

@@ -8,7 +8,6 @@ from ``make stubs-tools`` (``make test`` runs it): when one is missing, these te
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -16,26 +15,17 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.tools import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 STUBS = ROOT / "tools" / "stubs.py"
 LANGS = ("python", "ts", "go", "java", "cpp", "csharp")
 
 
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", ROOT / "tools" / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-buf_tool = load("buf")
+buf_tool = load_tool("buf")
 
 
 def stubs(
@@ -159,7 +149,7 @@ def test_all_reports_a_language_it_cannot_generate_and_fails(tmp_path: Path) -> 
 
 
 def test_every_template_entry_writes_a_known_language() -> None:
-    tool = load("stubs")
+    tool = load_tool("stubs")
     config = tool.template()
     assert {tool.lang_of(p) for p in config["plugins"]} == set(LANGS)
     assert all(str(p["out"]).startswith("gen/") for p in config["plugins"])
