@@ -10,6 +10,7 @@ searched for each secret.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,7 +30,9 @@ from tests.webhook import Receiver, until
 
 API_KEY = KEYS["alice"]
 WRONG_KEY = "wrong-key-but-secret-0123456789"
-TOKEN = token()
+# Minted when the module is collected, minutes before the test runs in a full suite: it must
+# outlive the whole run (token()'s default of 5 min did not, on a loaded machine).
+TOKEN = token(exp=int(time.time()) + 24 * 3600)
 EXPIRED_TOKEN = token(exp=1)
 PUSH_CREDENTIALS = "push-credentials-9f8e7d6c5b4a"
 PUSH_TOKEN = "push-token-1a2b3c4d5e6f"
