@@ -37,7 +37,9 @@ TEMPLATE = ROOT / "buf.gen.yaml"
 NODE_TOOLS = ROOT / "tools" / "node"
 GOPATH_SYSTEM = "/usr/share/gocode"  # Debian's golang-*-dev packages install here
 JAVA_JARS = "/usr/share/java"
-PROTO_PATHS = ("protos/lf", "protos/a2a_grpc")  # our files; google/* are generated as imports
+# Our files (google/* are generated as imports). Not protos/a2a: the legacy v0.3 wire lives only
+# in our private Python pool, so other languages do not get a second a2a.v1 package from us.
+PROTO_PATHS = ("protos/lf", "protos/a2a_grpc")
 
 # What brings each program, said to whoever misses it.
 INSTALL = {
