@@ -250,7 +250,7 @@ def from_rest_error_v03(http_status: int, body: object) -> A2AError:
     code = _GRPC_BY_NAME.get(name) if isinstance(name, str) else None
     row = row or reason_row or (errors.spec_for_grpc_code(code) if code is not None else None)
     if row is None:
-        if http_status == 404 and not isinstance(message, str):
+        if http_status == 404 and not isinstance(o.get("message"), str):
             row = errors.MethodNotFoundError.spec
         else:
             cls = _BY_V03_HTTP.get(http_status)
