@@ -13,11 +13,10 @@ InvalidAgentResponseError; unknown state and role strings become the zero value)
 write JSON that the v0.3 schema accepts; what v0.3 cannot say raises ``fault``.
 
 What does not cross (docs/versions.md): a part's ``mediaType``/``filename`` on text and data
-parts; ``final`` of a v0.3 status update (synthesised on the way out: terminal or interrupted
-state, since our streams end there); a non-object data value travels as ``{"value": x}`` with part
-metadata ``data_part_compat: true`` and is unwrapped on the way back (as the official SDK does);
-role UNSPECIFIED is written ``"agent"``; several authentication schemes keep only the first;
-the ``tenant`` of push configs.
+parts (``final`` of status updates: :mod:`a2a_grpc.v03.jsonrpc_events`); a non-object data
+value travels as ``{"value": x}`` with part metadata ``data_part_compat: true`` and is
+unwrapped on the way back (as the official SDK does); role UNSPECIFIED is written ``"agent"``;
+several authentication schemes keep only the first; the ``tenant`` of push configs.
 """
 
 from __future__ import annotations
