@@ -3,7 +3,11 @@
 * :mod:`a2a_grpc.v03.types`: the v0.3 proto classes (package ``a2a.v1``, our private pool);
 * :mod:`a2a_grpc.v03.convert`: parts, messages, tasks, events and answers, both ways;
 * :mod:`a2a_grpc.v03.requests`: requests, push notification configs and resource names, both ways;
-* :mod:`a2a_grpc.v03.card`: the agent card both ways, the merged card JSON, card parsing.
+* :mod:`a2a_grpc.v03.card`: the agent card both ways, the merged card JSON, card parsing;
+* :mod:`a2a_grpc.v03.jsonrpc_shapes`, :mod:`~a2a_grpc.v03.jsonrpc_events` and
+  :mod:`~a2a_grpc.v03.jsonrpc_methods`: the v0.3 JSON-RPC shapes (``kind``, lower-case states,
+  ``referenceTaskIds`` ...) read into and written from ``lf.a2a.v1`` directly, and the method table;
+* :mod:`a2a_grpc.v03.errors`: our errors in their v0.3 forms on each binding, and back.
 
 Every function is named ``to_v10_<thing>`` (v0.3 in, ``lf.a2a.v1`` out) or ``to_v03_<thing>``
 (``lf.a2a.v1`` in, v0.3 out) and refuses what it cannot convert with
