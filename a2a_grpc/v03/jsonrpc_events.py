@@ -17,6 +17,7 @@ from typing import Any
 
 from a2a_grpc import errors, types
 from a2a_grpc.v03._members import STRICT, Reader, at, free_json
+from a2a_grpc.v03.convert import FINAL_STATES
 from a2a_grpc.v03.jsonrpc_shapes import (
     artifact_from_v03,
     artifact_to_v03,
@@ -35,20 +36,6 @@ __all__ = [
     "stream_event_from_v03",
     "stream_event_to_v03",
 ]
-
-_S = types.TaskState
-FINAL_STATES = frozenset(
-    {
-        _S.TASK_STATE_COMPLETED,
-        _S.TASK_STATE_CANCELED,
-        _S.TASK_STATE_FAILED,
-        _S.TASK_STATE_REJECTED,
-        _S.TASK_STATE_INPUT_REQUIRED,
-        _S.TASK_STATE_AUTH_REQUIRED,
-    }
-)
-"""States whose v0.3 status update says ``final: true``: terminal ones, and the interrupted ones,
-since our streams end there."""
 
 
 def _status_update_from(o: Mapping[str, Any], path: str, read: Reader) -> types.TaskStatusUpdateEvent:

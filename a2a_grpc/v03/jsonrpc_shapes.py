@@ -26,6 +26,7 @@ from typing import Any
 
 from a2a_grpc import errors, types
 from a2a_grpc.v03._members import STRICT, Reader, at, b64, free_json, index, timestamp_json
+from a2a_grpc.v03.convert import COMPAT_KEY
 
 __all__ = [
     "ROLES",
@@ -62,7 +63,6 @@ _STATE_NAMES = {number: name for name, number in STATES.items()}
 ROLES: Mapping[str, int] = {"user": types.Role.ROLE_USER, "agent": types.Role.ROLE_AGENT}
 """v0.3 role strings -> v1.0 ``Role``."""
 
-_COMPAT_KEY = "data_part_compat"  # the official SDK's marker of a wrapped non-object data value
 _PART_KINDS = ("text", "file", "data")
 
 
@@ -105,9 +105,9 @@ def part_from_v03(value: object, path: str = "", read: Reader = STRICT) -> types
         if o.get("data") is None:
             raise read.missing(at(path, "data"))
         data = read.obj(o["data"], at(path, "data"))
-        compat = part.metadata.fields.get(_COMPAT_KEY)
+        compat = part.metadata.fields.get(COMPAT_KEY)
         if compat is not None and compat.bool_value and set(data) == {"value"}:
-            del part.metadata.fields[_COMPAT_KEY]  # the wrapped non-object value, unwrapped
+            del part.metadata.fields[COMPAT_KEY]  # the wrapped non-object value, unwrapped
             if not part.metadata.fields:
                 part.ClearField("metadata")
             read.free(data["value"], at(at(path, "data"), "value"), part.data)
@@ -136,7 +136,7 @@ def part_to_v03(
         data = free_json(part.data)
         if not isinstance(data, dict):  # v0.3 data is an object: wrap, and mark it to unwrap
             data = {"value": data}
-            metadata = {**(metadata or {}), _COMPAT_KEY: True}
+            metadata = {**(metadata or {}), COMPAT_KEY: True}
         out = {"kind": "data", "data": data}
     else:
         where = path or "part"
