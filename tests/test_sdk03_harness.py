@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.sdk03 import bootstrap
+from tests.sdk03 import bootstrap, plugin
 from tests.sdk03.plugin import (
     TRANSPORTS,
     Sdk03Server,
@@ -23,6 +24,7 @@ from tests.sdk03.plugin import (
     run_sdk03_client_sync,
     steps,
 )
+from tests.webhook import Receiver, until
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -183,6 +185,26 @@ async def test_push_config_crud(sdk03_python: Path, sdk03_server: Sdk03Server, t
         assert after["error"]["grpcStatus"] == "UNIMPLEMENTED"
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.asyncio
+async def test_push_notifications_reach_a_webhook(
+    sdk03_python: Path, sdk03_server: Sdk03Server, transport: str, receiver: Receiver
+) -> None:
+    lines = await run(sdk03_python, sdk03_server, transport, "push", receiver.url("hook"), "echo pushed")
+    task = one(lines, "result")
+    assert task["state"] == "completed"
+
+    def bodies() -> list[dict[str, Any]]:
+        return [json.loads(seen.body) for seen in receiver.paths("hook")]
+
+    # The 0.3 server posts the whole Task (v0.3 JSON), the token in X-A2A-Notification-Token.
+    await until(lambda: any(b.get("status", {}).get("state") == "completed" for b in bodies()), 15.0)
+    assert {seen.headers.get("x-a2a-notification-token") for seen in receiver.paths("hook")} == {"push-token"}
+    assert {(b["kind"], b["id"]) for b in bodies()} == {("task", task["id"])}
+    done = next(b for b in bodies() if b["status"]["state"] == "completed")
+    assert done["artifacts"][0]["parts"] == [{"kind": "text", "text": "echo pushed"}]
+
+
 EXPECTED_ERRORS = {
     # probe: (JSON-RPC code, REST status, gRPC status, gRPC details' error name)
     "get-unknown": (-32001, 404, "NOT_FOUND", "TaskNotFoundError"),
@@ -263,3 +285,10 @@ def test_a_build_waits_for_the_lock_and_gives_up_at_its_limit(sdk03_python: Path
     # Released: the stamp matches, nothing is rebuilt, the same interpreter comes back.
     assert bootstrap.is_ready()
     assert bootstrap.ensure_venv(timeout=10) == sdk03_python
+
+
+def test_a_failed_build_fails_the_test_never_skips(monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = bootstrap.Sdk03VenvError("installing a2a-sdk 0.3.26 from requirements.txt (needs PyPI) failed")
+    monkeypatch.setattr(plugin, "_built", broken)
+    with pytest.raises(pytest.fail.Exception, match=r"could not be built: installing a2a-sdk 0\.3\.26"):
+        plugin.sdk03_interpreter()

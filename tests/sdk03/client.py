@@ -11,7 +11,7 @@ ClientFactory picks the TRANSPORT interface the way a v0.3 application would.
 It prints JSON lines ``{"scenario": S, "step": STEP, ...}`` of what it saw, normalized so that
 they do not depend on the binding (normal.py says how). Scenarios (see SCENARIOS):
 ``send [TEXT]``, ``stream [TEXT]``, ``get [TEXT]``, ``get-task ID [HISTORY]``, ``cancel [S]``,
-``resubscribe [S]``, ``push-config [URL]``, ``errors``, ``card`` (needs ``--card``).
+``resubscribe [S]``, ``push-config [URL]``, ``push URL [TEXT]``, ``errors``, ``card`` (needs ``--card``).
 An error the scenario expects is a line with ``"error"``; an unexpected one ends the run with a
 ``"crash"`` line and exit status 2 (3 for the time limit).
 
@@ -79,10 +79,13 @@ class Session:
         self.url = interface_url(card, TRANSPORTS[transport])
         self._clients: list[Client] = []
 
-    def client(self, *, streaming: bool = False, polling: bool = False) -> Client:
+    def client(
+        self, *, streaming: bool = False, polling: bool = False, push: PushNotificationConfig | None = None
+    ) -> Client:
         config = ClientConfig(
             streaming=streaming,
             polling=polling,
+            push_notification_configs=[push] if push else [],
             httpx_client=httpx.AsyncClient(timeout=30.0),
             grpc_channel_factory=grpc.aio.insecure_channel,
             supported_transports=[TRANSPORTS[self.transport]],
@@ -223,6 +226,15 @@ async def scenario_push_config(s: Session, url: str = "http://127.0.0.1:9/webhoo
     await step("push-config", "list-after", lambda: raw.list(task.id), normal.config_list)
 
 
+async def scenario_push(s: Session, url: str, text: str = "echo pushed") -> None:
+    """A blocking send whose configuration carries a push config: the agent posts to ``url``."""
+    config = PushNotificationConfig(id="push-1", url=url, token="push-token")
+    async for item in s.client(push=config).send_message(user_message(text)):
+        emit("push", "result", **result_fields(item if isinstance(item, Message) else item[0]))
+        return
+    raise RuntimeError("send_message yielded nothing")
+
+
 async def scenario_errors(s: Session) -> None:
     unknown = f"no-such-task-{uuid.uuid4()}"
     done = await send_blocking(s, "echo finished")
@@ -265,6 +277,7 @@ SCENARIOS: dict[str, Callable[..., Awaitable[None]]] = {
     "cancel": scenario_cancel,
     "resubscribe": scenario_resubscribe,
     "push-config": scenario_push_config,
+    "push": scenario_push,
     "errors": scenario_errors,
     "card": scenario_card,
 }
