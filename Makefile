@@ -21,7 +21,7 @@ NODE_TOOLS   := tools/node/node_modules/.installed
 PROTO_BASELINE := 55977e9a7dbf5a9fa5f01913e56c7083269380ca
 
 .DEFAULT_GOAL := help
-.PHONY: help install stubs check-stubs lint breaking test soak curl openssl redis run bench clean \
+.PHONY: help install stubs check-stubs lint breaking test soak curl openssl redis run bench clean sdk03 \
 	stubs-tools stubs-all $(STUB_TARGETS)
 
 help: ## list the targets
@@ -64,6 +64,9 @@ test: $(STAMP) curl openssl redis stubs-tools ## run the test suite (the tests s
 
 soak: $(STAMP) redis ## the long soak tests, outside make test (minutes)
 	$(BIN)/pytest -q -m soak
+
+sdk03: $(STAMP) ## the a2a-sdk 0.3 virtualenv the v0.3 interop tests drive (build/sdk03-venv; the tests build it too)
+	$(BIN)/python -m tests.sdk03.bootstrap
 
 curl: ## make sure curl is there (the README's curl cookbook is executed by the tests)
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }

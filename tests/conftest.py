@@ -24,7 +24,7 @@ from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.service import CallContext, Interceptor, Method, StreamCall, UnaryCall
 from a2a_grpc.tasks import InMemoryTaskStore, TaskStore
 
-pytest_plugins = ["tests.webhook", "tests.redisserver"]
+pytest_plugins = ["tests.webhook", "tests.redisserver", "tests.sdk03.plugin"]
 
 
 class Authenticated(Interceptor):
