@@ -196,8 +196,7 @@ class ItkAgent(Agent):
         self.call_timeout = call_timeout
 
     async def execute(self, ctx: RequestContext, updater: TaskUpdater) -> None:
-        await updater.status(types.TASK_STATE_SUBMITTED)
-        await updater.working()
+        await updater.working()  # the task comes into being SUBMITTED, then goes WORKING
         instruction = extract_instruction(ctx.message)
         if instruction is None:
             await updater.fail(NO_INSTRUCTION)
