@@ -41,7 +41,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples" / "itk-agent"))
-import instruction_pb2 as itk  # noqa: E402
+import instruction_pb2 as itk
 
 HOST = "127.0.0.1"
 FINISHED = "task-finished"
@@ -137,13 +137,17 @@ async def call_agent(call: itk.CallAgent) -> list[str]:
     if call.HasField("push_notification"):
         url = call.push_notification.url
         url = url if url.startswith(("http://", "https://")) else "http://" + url
-        config.push_notification_config = sdk.TaskPushNotificationConfig(url=url + "/notifications", token="itk-token")
+        config.push_notification_config = sdk.TaskPushNotificationConfig(
+            url=url + "/notifications", token="itk-token"
+        )
     async with httpx.AsyncClient(timeout=30.0) as http:
         config.httpx_client = http
         client = await create_client(call.agent_card_uri, client_config=config)
         message = sdk.Message(role=sdk.ROLE_USER, message_id=str(uuid.uuid4()))
         message.parts.add(
-            raw=call.instruction.SerializeToString(), media_type="application/x-protobuf", filename="instruction.bin"
+            raw=call.instruction.SerializeToString(),
+            media_type="application/x-protobuf",
+            filename="instruction.bin",
         )
         request = sdk.SendMessageRequest(message=message)
         if call.HasField("resubscribe"):
@@ -170,7 +174,8 @@ class ItkExecutor(AgentExecutor):
         self.hold_seconds = hold_seconds
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
-        assert context.task_id is not None and context.context_id is not None
+        assert context.task_id is not None
+        assert context.context_id is not None
         updater = TaskUpdater(event_queue, context.task_id, context.context_id)
         task = sdk.Task(id=context.task_id, context_id=context.context_id)
         task.status.state = sdk.TASK_STATE_SUBMITTED
@@ -185,7 +190,7 @@ class ItkExecutor(AgentExecutor):
             return
         try:
             response = "\n".join(await run(instruction))
-        except Exception as exc:  # noqa: BLE001 - the task fails, saying why
+        except Exception as exc:
             await updater.failed(updater.new_agent_message([sdk.Part(text=f"failed: {exc}")]))
             return
         if holds(instruction):
@@ -197,7 +202,8 @@ class ItkExecutor(AgentExecutor):
         await updater.complete(updater.new_agent_message([sdk.Part(text=response)]))
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
-        assert context.task_id is not None and context.context_id is not None
+        assert context.task_id is not None
+        assert context.context_id is not None
         await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
 
 
@@ -251,7 +257,7 @@ async def serve(http_port: int, grpc_port: int, hold_seconds: float) -> None:
         loop.add_signal_handler(signum, lambda: setattr(web, "should_exit", True))
 
     async def announce() -> None:
-        while not web.started:
+        while not web.started:  # noqa: ASYNC110 - uvicorn offers no event for it
             await asyncio.sleep(0.05)
         print(f"ITK agent ready http={http_port} grpc={grpc_port}", flush=True)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import os
 import select
@@ -116,7 +117,7 @@ def hop_chain(
     inner.return_response.response = f"traversal-completed:{transport}"
     inner.return_response.hold_task = hold
     tokens: list[str] = []
-    for u, v in reversed(list(zip(circuit, circuit[1:], strict=False))):
+    for u, v in reversed(list(itertools.pairwise(circuit))):
         hop = itk.Instruction()
         hop.steps.response_generator = itk.SeriesOfSteps.RESPONSE_GENERATOR_CONCAT
         marker = f"[{u.name} -> {v.name} ({transport})]"
@@ -151,7 +152,9 @@ def suite(
     return top, expected
 
 
-def payload(instruction: itk.Instruction | bytes, streaming: bool, push: dict[str, str] | None = None) -> dict[str, Any]:
+def payload(
+    instruction: itk.Instruction | bytes, streaming: bool, push: dict[str, str] | None = None
+) -> dict[str, Any]:
     raw = instruction if isinstance(instruction, bytes) else instruction.SerializeToString()
     params: dict[str, Any] = {
         "message": {
@@ -243,7 +246,8 @@ class Notifications:
             try:
                 event = json.loads(body)
                 ok = isinstance(event, dict) and bool(
-                    event.get("task", {}).get("id") or event.get("statusUpdate", {}).get("taskId")
+                    event.get("task", {}).get("id")
+                    or event.get("statusUpdate", {}).get("taskId")
                     or event.get("artifactUpdate", {}).get("taskId")
                 )
             except ValueError:
@@ -255,7 +259,13 @@ class Notifications:
         elif scope["path"] == "/notifications" and scope["method"] == "GET":
             status, answer = 200, {"notifications": self.kept}
         data = json.dumps(answer).encode()
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": data})
 
 
@@ -299,7 +309,9 @@ async def test_send_chains(agents: dict[str, Running], first: str, second: str) 
     assert [t for t in expected if t not in text] == []
     # the hops in the order they ran (the runner only checks presence; we check the shape too)
     ran = [f"[{x} -> {y} ({t})]" for t in TRANSPORTS for x, y in ((first, second), (second, first))]
-    ran = [line for t in TRANSPORTS for line in [*(r for r in ran if f"({t})" in r), f"traversal-completed:{t}"]]
+    ran = [
+        line for t in TRANSPORTS for line in [*(r for r in ran if f"({t})" in r), f"traversal-completed:{t}"]
+    ]
     assert result["task"]["status"]["message"]["parts"][0]["text"].split("\n") == ran
 
 
@@ -317,7 +329,7 @@ async def test_stream_chains(agents: dict[str, Running], first: str, second: str
 @pytest.mark.asyncio
 async def test_push_chains(agents: dict[str, Running], first: str, second: str) -> None:
     a, b = agents[first], agents[second]
-    async for url, notifications in notification_server():
+    async for url, _ in notification_server():
         instruction, expected = suite(a, b, "push_notification", streaming=False, notify_url=url)
         token = str(uuid.uuid4())
         body = payload(instruction, streaming=False, push={"url": f"{url}/notifications", "token": token})
@@ -364,7 +376,10 @@ def test_layout_strips_the_kit_prefixes() -> None:
 
 def test_instruction_module_is_fresh() -> None:
     check = subprocess.run(
-        [sys.executable, str(EXAMPLE / "gen_instruction.py"), "--check"], capture_output=True, text=True, timeout=60
+        [sys.executable, str(EXAMPLE / "gen_instruction.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert check.returncode == 0, check.stderr
 
@@ -377,7 +392,10 @@ async def test_card_and_rest_layout(agents: dict[str, Running]) -> None:
     ret.return_response.response = "over rest"
     message = payload(ret, streaming=False)["params"]
     async with httpx.AsyncClient(timeout=30) as http:
-        cards = [(await http.get(base + p + "/.well-known/agent-card.json")).json() for p in ("", "/jsonrpc", "/rest")]
+        cards = [
+            (await http.get(base + p + "/.well-known/agent-card.json")).json()
+            for p in ("", "/jsonrpc", "/rest")
+        ]
         assert cards[0] == cards[1] == cards[2]
         interfaces = [(i["protocolBinding"], i["url"]) for i in cards[0]["supportedInterfaces"]]
         assert ("GRPC", f"127.0.0.1:{a.grpc_port}") in interfaces
@@ -385,7 +403,9 @@ async def test_card_and_rest_layout(agents: dict[str, Running]) -> None:
         assert ("HTTP+JSON", f"{base}/rest/") in interfaces
         assert cards[0]["capabilities"]["pushNotifications"] is True
         for prefix in ("/rest", ""):
-            task = (await http.post(base + prefix + "/message:send", json=message, headers=V10)).json()["task"]
+            task = (await http.post(base + prefix + "/message:send", json=message, headers=V10)).json()[
+                "task"
+            ]
             assert task["status"]["state"] == "TASK_STATE_COMPLETED"
             assert task["status"]["message"]["parts"][0]["text"] == "over rest"
 
@@ -429,3 +449,25 @@ async def test_hostile_instructions_fail_the_task_and_the_agent_serves_on(agents
         task = await _send_one(http, a, plain)
         assert parts_text(task["status"]["message"]) == ["still serving"]
     assert a.proc.poll() is None
+
+
+@pytest.mark.asyncio
+async def test_a_held_task_is_canceled_on_request(agents: dict[str, Running]) -> None:
+    a = agents["a2a_grpc"]
+    held = itk.Instruction()
+    held.return_response.response, held.return_response.hold_task = "holding", True
+    body = payload(held, streaming=False)
+    body["params"]["configuration"] = {"returnImmediately": True}
+    async with httpx.AsyncClient(timeout=30) as http:
+        task = await _send_one(http, a, body)
+        deadline = time.monotonic() + 15
+        while "task-finished" not in json.dumps(task.get("status", {})) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            get = {"jsonrpc": "2.0", "id": 2, "method": "GetTask", "params": {"id": task["id"]}}
+            task = (await http.post(a.uri() + "/", json=get, headers=V10)).json()["result"]
+        # held: WORKING, the marker in the status message a late subscriber's snapshot shows
+        assert task["status"]["state"] == "TASK_STATE_WORKING"
+        assert parts_text(task["status"]["message"]) == ["holding\ntask-finished"]
+        cancel = {"jsonrpc": "2.0", "id": 3, "method": "CancelTask", "params": {"id": task["id"]}}
+        canceled = (await http.post(a.uri() + "/", json=cancel, headers=V10)).json()["result"]
+    assert canceled["status"]["state"] == "TASK_STATE_CANCELED"

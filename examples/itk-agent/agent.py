@@ -29,12 +29,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from google.protobuf.message import DecodeError
-
 import instruction_pb2 as itk
+from google.protobuf.message import DecodeError
+from peer import Peer, open_peer
+
 from a2a_grpc import errors, types
 from a2a_grpc.agent import Agent, RequestContext, TaskUpdater, new_id
-from peer import Peer, open_peer
 
 __all__ = ["FINISHED", "NO_INSTRUCTION", "ItkAgent", "extract_instruction", "texts_of"]
 
@@ -116,10 +116,18 @@ def texts_of(event: types.StreamResponse | types.SendMessageResponse) -> list[st
 def _check_not_failed(event: types.StreamResponse | types.SendMessageResponse, who: str) -> None:
     """A nested task that failed fails this one, saying where (rather than passing its text on)."""
     kind = event.WhichOneof("payload")
-    status = event.task.status if kind == "task" else event.status_update.status if kind == "status_update" else None
+    status = (
+        event.task.status
+        if kind == "task"
+        else event.status_update.status
+        if kind == "status_update"
+        else None
+    )
     if status is not None and status.state in _TERMINAL_FAILURES:
         said = " ".join(_message_texts(status.message)) or "no message"
-        raise errors.InternalError(f"the agent at {who} ended its task {types.TaskState.Name(status.state)}: {said}")
+        raise errors.InternalError(
+            f"the agent at {who} ended its task {types.TaskState.Name(status.state)}: {said}"
+        )
 
 
 def nested_request(call: itk.CallAgent) -> types.SendMessageRequest:
@@ -190,7 +198,9 @@ class ItkAgent(Agent):
     """The kit's agent. ``card`` is served as given (main.py builds it with this process's ports);
     ``hold_seconds`` is how long a held task stays WORKING; ``call_timeout`` bounds each outbound call."""
 
-    def __init__(self, card: types.AgentCard, *, hold_seconds: float = 10.0, call_timeout: float = 60.0) -> None:
+    def __init__(
+        self, card: types.AgentCard, *, hold_seconds: float = 10.0, call_timeout: float = 60.0
+    ) -> None:
         self.card = card
         self.hold_seconds = hold_seconds
         self.call_timeout = call_timeout

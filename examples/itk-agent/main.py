@@ -27,6 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # agent.py, peer.py, instruction_pb2.py
 
+from agent import ItkAgent
+from layout import KitLayout
+
 from a2a_grpc import types
 from a2a_grpc.bridge.app import BridgeApp
 from a2a_grpc.bridge.httpserver import HttpServer
@@ -35,8 +38,6 @@ from a2a_grpc.push import PushNotifier
 from a2a_grpc.security.webhooks import WebhookPolicy
 from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import open_store
-from agent import ItkAgent
-from layout import KitLayout
 
 HOST = "127.0.0.1"
 PROTOCOL_VERSIONS = ("1.0",)
@@ -97,7 +98,8 @@ async def serve(http_port: int, grpc_port: int, hold_seconds: float) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         await server.start()
-        assert server.handler is not None and server.service is not None
+        assert server.handler is not None
+        assert server.service is not None
         # No public_url: the card keeps exactly the interfaces above (no extra root ones).
         http.app = KitLayout(BridgeApp(LocalUpstream(server.handler, server.service)))
         await http.start()
@@ -113,7 +115,9 @@ async def serve(http_port: int, grpc_port: int, hold_seconds: float) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="a2a-grpc's agent for the A2A Integration Test Kit")
-    parser.add_argument("--httpPort", type=int, default=10102, help="JSON-RPC, HTTP+JSON and the card (0: free)")
+    parser.add_argument(
+        "--httpPort", type=int, default=10102, help="JSON-RPC, HTTP+JSON and the card (0: free)"
+    )
     parser.add_argument("--grpcPort", type=int, default=11002, help="gRPC (0: a free port)")
     parser.add_argument(
         "--holdSeconds", type=float, default=10.0, help="how long a held task stays WORKING (kit: 10)"

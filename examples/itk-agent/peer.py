@@ -107,7 +107,9 @@ class _JsonPeer:
         assert isinstance(answer, types.SendMessageResponse)
         return answer
 
-    async def _events(self, method: str, request: types.Message) -> AsyncGenerator[types.StreamResponse, None]:
+    async def _events(
+        self, method: str, request: types.Message
+    ) -> AsyncGenerator[types.StreamResponse, None]:
         async with contextlib.aclosing(self.upstream.stream(method, request, self._call())) as events:
             async for event in events:
                 assert isinstance(event, types.StreamResponse)
