@@ -468,6 +468,8 @@ async def test_a_held_task_is_canceled_on_request(agents: dict[str, Running]) ->
         # held: WORKING, the marker in the status message a late subscriber's snapshot shows
         assert task["status"]["state"] == "TASK_STATE_WORKING"
         assert parts_text(task["status"]["message"]) == ["holding\ntask-finished"]
+        kept = [t for m in task.get("history", []) if m["role"] == "ROLE_AGENT" for t in parts_text(m)]
+        assert "holding\ntask-finished" in kept  # in the history too, where the SDK's agent looks
         cancel = {"jsonrpc": "2.0", "id": 3, "method": "CancelTask", "params": {"id": task["id"]}}
         canceled = (await http.post(a.uri() + "/", json=cancel, headers=V10)).json()["result"]
     assert canceled["status"]["state"] == "TASK_STATE_CANCELED"

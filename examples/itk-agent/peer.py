@@ -18,6 +18,7 @@ from typing import Protocol
 from urllib.parse import urljoin
 
 import httpx
+from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
 from a2a_grpc.bridge.outbound import JsonRpcUpstream, RestUpstream, card_url_for, choose_interface, fetch_card
@@ -54,7 +55,10 @@ def binding_of(transport: str) -> str:
 class Peer(Protocol):
     """The four calls the kit's behaviours make on the next agent."""
 
-    binding: str
+    @property
+    def binding(self) -> str:
+        """The card binding the calls go over (GRPC, JSONRPC, HTTP+JSON)."""
+        ...
 
     async def send(self, request: types.SendMessageRequest) -> types.SendMessageResponse: ...
 
@@ -107,9 +111,7 @@ class _JsonPeer:
         assert isinstance(answer, types.SendMessageResponse)
         return answer
 
-    async def _events(
-        self, method: str, request: types.Message
-    ) -> AsyncGenerator[types.StreamResponse, None]:
+    async def _events(self, method: str, request: Message) -> AsyncGenerator[types.StreamResponse, None]:
         async with contextlib.aclosing(self.upstream.stream(method, request, self._call())) as events:
             async for event in events:
                 assert isinstance(event, types.StreamResponse)
