@@ -129,6 +129,10 @@ class CallContext:
 
     version: str | None = None
     """The ``a2a-version`` service parameter, if sent."""
+    wire_version: str = ""
+    """The A2A version the call arrived in when a front translated it, e.g. ``"0.3"`` for a v0.3
+    client served through :mod:`a2a_grpc.v03` (its :attr:`version` is then the version the core
+    handles, ``"1.0"``); "" when the call arrived as it is handled. For logs and metrics."""
     extensions: frozenset[str] = frozenset()
     """The ``a2a-extensions`` service parameter, split on commas."""
     headers: Mapping[str, str] = field(default_factory=dict)
