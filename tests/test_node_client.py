@@ -98,15 +98,6 @@ async def run_client(program: Path, address: str, *args: str) -> Run:
     return Run(proc.returncode, steps, err.decode())
 
 
-@pytest_asyncio.fixture
-async def reference() -> AsyncIterator[Served]:
-    served = await serve(ReferenceAgent())
-    try:
-        yield served
-    finally:
-        await shutdown(served)
-
-
 async def still_serves(served: Served) -> None:
     reply = await served.client.send_message(A2AClient.text_request("still here"))
     assert reply.task.artifacts[0].parts[0].text == "still here"
