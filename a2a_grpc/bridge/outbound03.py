@@ -41,6 +41,7 @@ from a2a_grpc.v03 import types as v03
 from a2a_grpc.v03.card import V03_VERSION, parse_card_json
 from a2a_grpc.v03.convert import to_v10_send_response, to_v10_stream_response, to_v10_task
 from a2a_grpc.v03.errors import from_jsonrpc_error_v03, from_rest_error_v03
+from a2a_grpc.v03.grpc_client import keep_history_as_asked
 from a2a_grpc.v03.jsonrpc_methods import V03Method, method_table
 from a2a_grpc.v03.requests import (
     task_name,
@@ -132,7 +133,8 @@ class JsonRpc03Upstream(JsonRpcUpstream):
         if not response.is_success:
             self._refuse(method, response, content)
         result = self._result(method, rpc_id, self._json(method, content, "a response"))
-        return _translated(self, method, "a result", row.decode_result, result)
+        answer = _translated(self, method, "a result", row.decode_result, result)
+        return keep_history_as_asked(request, answer)
 
     async def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
         rpc_id, row, envelope = self._envelope03(method, request)
@@ -249,7 +251,7 @@ class Rest03Upstream(RestUpstream):
         if not response.is_success:
             self._refuse(method, response, content)
         data = self._json(method, content, "a response") if content else None
-        return _translated(self, method, "a response", route.read, data)
+        return keep_history_as_asked(request, _translated(self, method, "a response", route.read, data))
 
     async def stream(self, method: str, request: Message, call: Call) -> AsyncGenerator[Message, None]:
         route = _rest_route(method, request)

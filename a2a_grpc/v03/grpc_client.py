@@ -44,7 +44,7 @@ from a2a_grpc.v03.requests import (
     to_v10_task_push_config,
 )
 
-__all__ = ["V03_OPERATIONS", "V03Operation", "v03_calls", "v03_metadata"]
+__all__ = ["V03_OPERATIONS", "V03Operation", "keep_history_as_asked", "v03_calls", "v03_metadata"]
 
 Metadata = Sequence[tuple[str, str | bytes]]
 
@@ -120,10 +120,14 @@ def _wanted_no_history(request: Message) -> bool:
     return holder.HasField("history_length") and holder.history_length == 0
 
 
-def _trim(answer: Message) -> None:
-    task = answer.task if isinstance(answer, types.SendMessageResponse) else answer
-    if isinstance(task, types.Task):
-        del task.history[:]
+def keep_history_as_asked(request: Message, answer: Message) -> Message:
+    """``answer`` without its task's history if ``request`` asked for none (``history_length = 0``,
+    which a v0.3 agent reads as "all": it is sent unset, and the history dropped here)."""
+    if _wanted_no_history(request):
+        task = answer.task if isinstance(answer, types.SendMessageResponse) else answer
+        if isinstance(task, types.Task):
+            del task.history[:]
+    return answer
 
 
 class _Translator:
@@ -170,10 +174,7 @@ class _Unary:
     async def __call__(self, request: Message, *, timeout: float | None, metadata: Metadata) -> Message:
         sent = self._translator.request(request)
         raw = await self._rpc(sent, timeout=timeout, metadata=v03_metadata(metadata))
-        answer = self._translator.answer(raw, "an answer")
-        if _wanted_no_history(request):
-            _trim(answer)
-        return answer
+        return keep_history_as_asked(request, self._translator.answer(raw, "an answer"))
 
 
 class _Stream:
