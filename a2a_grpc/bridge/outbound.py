@@ -657,7 +657,7 @@ async def open_json_upstream(
 
         kinds = (JsonRpc03Upstream, Rest03Upstream)
     json_rpc = interface.protocol_binding.upper() == JsonRpcUpstream.binding
-    kind: type[_JsonUpstream] = kinds[0] if json_rpc else kinds[1]
+    kind: type[JsonRpcUpstream] | type[RestUpstream] = kinds[0] if json_rpc else kinds[1]
     upstream = kind(
         urljoin(card_url, interface.url),
         client=http,

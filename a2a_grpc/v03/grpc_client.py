@@ -69,7 +69,7 @@ class V03Operation:
     def answer(self) -> type[Message]:
         """The v0.3 response (or event) class."""
         output = v03.A2A_SERVICE.methods_by_name[self.rpc].output_type
-        return message_factory.GetMessageClass(output)  # type: ignore[no-any-return]
+        return message_factory.GetMessageClass(output)
 
 
 def _empty(_: Message) -> empty_pb2.Empty:
