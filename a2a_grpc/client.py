@@ -312,6 +312,7 @@ class A2AClient(ClientOperations):
         clock: Clock | None = None,
         rng: random.Random | None = None,
         cards: CardBook | None = None,
+        v03: bool = False,
     ) -> None:
         settings = settings or ClientSettings()
         if not isinstance(timeout, _Default):  # shortcuts for the settings everyone sets
@@ -324,10 +325,13 @@ class A2AClient(ClientOperations):
             )
         self.settings = settings
         self.timeout = settings.timeout
-        self.protocol_version = V03_VERSION if is_v03_version(version) else version
-        """The A2A version this client speaks: a 0.x ``version`` calls the v0.3 gRPC service
-        ``a2a.v1.A2AService`` (:mod:`a2a_grpc.v03.grpc_client`), any other ``lf.a2a.v1.A2AService``."""
-        self._v03 = self.protocol_version == V03_VERSION
+        self._v03 = v03
+        if v03:
+            version = V03_VERSION
+        self.protocol_version = version
+        """The A2A version this client speaks: with ``v03`` it calls the v0.3 gRPC service
+        ``a2a.v1.A2AService`` (:mod:`a2a_grpc.v03.grpc_client`) as ``a2a-version: 0.3``, else
+        ``lf.a2a.v1.A2AService``, sending ``version``."""
         # Credentials first: explicit metadata may override them.
         presented = credentials.headers() if credentials is not None else ()
         check_metadata(metadata)
@@ -408,17 +412,14 @@ class A2AClient(ClientOperations):
         interfaces whose ``protocol_version`` is 0.x): when the card offers no GRPC interface for
         1.x, the client talks to its 0.x ones over the v0.3 service (``a2a.v1.A2AService``,
         :mod:`a2a_grpc.v03.grpc_client`); a 1.x interface is always preferred when there is one
-        (spec 3.6.3: no silent downgrade). ``version="0.3"`` asks for the 0.x interfaces whatever
-        else the card offers; ``version="1.0"`` refuses them.
+        (spec 3.6.3: no silent downgrade). ``v03=True`` asks for the 0.x interfaces whatever else
+        the card offers; ``v03=False`` refuses them.
         """
-        asked_version = options.get("version")
-        if asked_version is None:
+        asked = options.get("v03")
+        if asked is None:
             offered_v10 = any(_grpc_major(i) == "1" for i in card.supported_interfaces)
-            wanted = "1" if offered_v10 else "0"
-            if wanted == "0":
-                options["version"] = V03_VERSION
-        else:
-            wanted = "0" if is_v03_version(asked_version) else asked_version.split(".")[0]
+            options["v03"] = not offered_v10
+        wanted = "0" if options["v03"] else "1"
         chosen: list[tuple[str, bool, str]] = []
         for interface in card.supported_interfaces:
             if _grpc_major(interface) == wanted:
@@ -435,7 +436,7 @@ class A2AClient(ClientOperations):
                 f"{i.protocol_binding} {i.protocol_version or '(no version)'} at {i.url}"
                 for i in card.supported_interfaces
             )
-            which = "0.x or 1.x" if asked_version is None else f"{wanted}.x"
+            which = "1.x or 0.x" if asked is None else f"{wanted}.x"
             raise errors.UnavailableError(
                 f"agent {card.name!r} has no GRPC interface for A2A {which}; "
                 f"its card offers {offered or 'nothing'}"
@@ -444,13 +445,13 @@ class A2AClient(ClientOperations):
         if credentials is not None:  # what the card asks for, nothing more
             presented = credentials.headers(card)
             options["metadata"] = (*presented, *options.get("metadata", ()))
-        asked = options.pop("tls", False)
+        tls_asked = options.pop("tls", False)
         if options.get("channel") is not None and len(chosen) > 1:
             raise ValueError("a client given its own channel has one interface: pass no channel to fall back")
         (target, tls, tenant), *others = chosen
-        client = cls(target, tenant=tenant, tls=asked or tls, **options)
+        client = cls(target, tenant=tenant, tls=tls_asked or tls, **options)
         for target, tls, tenant in others:
-            client._add_route(target, tenant, None, asked or tls)
+            client._add_route(target, tenant, None, tls_asked or tls)
         if client.cards is not None:  # the card the client was made from is the one negotiated
             client.cards.observe(card)
         return client

@@ -117,7 +117,7 @@ async def test_a_v10_interface_is_always_preferred() -> None:
         ("JSONRPC", "http://127.0.0.1:4/", "1.0"),
     )
     client = A2AClient.from_card(mixed)
-    asked = A2AClient.from_card(mixed, version="0.3")  # the caller may ask for v0.3
+    asked = A2AClient.from_card(mixed, v03=True)  # the caller may ask for v0.3
     try:
         assert (client.target, client.protocol_version) == ("127.0.0.1:3", "1.0")
         assert (asked.target, asked.protocol_version) == ("127.0.0.1:1", "0.3")
@@ -127,7 +127,7 @@ async def test_a_v10_interface_is_always_preferred() -> None:
     assert choose_interface(mixed).url == "http://127.0.0.1:4/"
     only03 = _card(("GRPC", "127.0.0.1:1", "0.3"))
     with pytest.raises(errors.UnavailableError, match=r"no GRPC interface for A2A 1\.x"):
-        A2AClient.from_card(only03, version="1.0")  # no silent downgrade when 1.0 is asked
+        A2AClient.from_card(only03, v03=False)  # no silent downgrade when 1.x is asked
     with pytest.raises(errors.UnavailableError, match=r"GRPC 0\.3 at 127\.0\.0\.1:1"):
         choose_interface(only03)
 
@@ -297,7 +297,7 @@ def _v03_task(state: int = v03.TASK_STATE_COMPLETED) -> bytes:
 async def test_a_garbage_grpc_peer_is_an_invalid_agent_response() -> None:
     fake = FakeGrpc03()
     await fake.server.start()
-    client = A2AClient(f"127.0.0.1:{fake.port}", version="0.3", extensions=["urn:x"], timeout=10)
+    client = A2AClient(f"127.0.0.1:{fake.port}", v03=True, extensions=["urn:x"], timeout=10)
     try:
         fake.unary = lambda: b"\xff\xff\xff"  # not a protobuf message
         with pytest.raises(errors.InvalidAgentResponseError, match=r"not an a2a\.v1\.SendMessageResponse"):
@@ -325,7 +325,7 @@ async def test_a_grpc_peer_that_vanishes_mid_stream_is_a_typed_error() -> None:
     fake = FakeGrpc03()
     fake.events = [v03.StreamResponse(task=v03.Task(id="t1", context_id="c1")).SerializeToString()]
     await fake.server.start()
-    client = A2AClient(f"127.0.0.1:{fake.port}", version="0.3")
+    client = A2AClient(f"127.0.0.1:{fake.port}", v03=True)
     try:
         seen: list[types.StreamResponse] = []
         stream = client.send_streaming_message(A2AClient.text_request("x"))
