@@ -13,7 +13,9 @@ per A2A error (``a2a_grpc.errors``), decoded from the gRPC status details.
 A client made from an agent card (:meth:`A2AClient.from_card`) talks to the card's
 first gRPC interface and puts that interface's ``tenant`` into every request, as the
 specification asks of clients (a request that names its own tenant keeps it); when that
-interface is unavailable it falls back to the card's next gRPC interface.
+interface is unavailable it falls back to the card's next gRPC interface. An agent whose card
+offers only A2A v0.3 gRPC interfaces (or a client made with ``v03=True``) is called over the v0.3
+service ``a2a.v1.A2AService``, every request and answer translated (:mod:`a2a_grpc.v03.grpc_client`).
 
 Failed calls that may be repeated are tried again with backoff, within the call's deadline, and a
 circuit breaker per interface stops calling a peer that keeps failing (:mod:`a2a_grpc.resilience`,

@@ -460,3 +460,36 @@ async def test_a_jsonrpc_peer_that_vanishes_mid_stream_is_a_typed_error() -> Non
             await upstream.aclose()
     assert [e.task.id for e in seen] == ["t1"]
     assert seen[0].task.status.state == types.TASK_STATE_WORKING
+
+
+@pytest.mark.asyncio
+async def test_the_cli_reads_a_v03_card_file(tmp_path: Any) -> None:
+    from a2a_grpc.cli.serving import card_source
+
+    path = tmp_path / "card.json"
+    path.write_text(
+        json.dumps(
+            {
+                "name": "old",
+                "description": "a v0.3 card",
+                "url": "http://127.0.0.1:1/",
+                "version": "1",
+                "protocolVersion": "0.3.0",
+                "capabilities": {},
+                "defaultInputModes": [],
+                "defaultOutputModes": [],
+                "skills": [],
+                "additionalInterfaces": [{"url": "127.0.0.1:2", "transport": "GRPC"}],
+            }
+        )
+    )
+    card = await card_source(str(path), 5)
+    assert [(i.protocol_binding, i.url, i.protocol_version) for i in card.supported_interfaces] == [
+        ("JSONRPC", "http://127.0.0.1:1/", "0.3.0"),
+        ("GRPC", "127.0.0.1:2", "0.3.0"),
+    ]
+    client = A2AClient.from_card(card)
+    try:
+        assert (client.target, client.protocol_version) == ("127.0.0.1:2", "0.3")
+    finally:
+        await client.close()
