@@ -13,7 +13,9 @@ per A2A error (``a2a_grpc.errors``), decoded from the gRPC status details.
 A client made from an agent card (:meth:`A2AClient.from_card`) talks to the card's
 first gRPC interface and puts that interface's ``tenant`` into every request, as the
 specification asks of clients (a request that names its own tenant keeps it); when that
-interface is unavailable it falls back to the card's next gRPC interface.
+interface is unavailable it falls back to the card's next gRPC interface. An agent whose card
+offers only A2A v0.3 gRPC interfaces (or a client made with ``v03=True``) is called over the v0.3
+service ``a2a.v1.A2AService``, every request and answer translated (:mod:`a2a_grpc.v03.grpc_client`).
 
 Failed calls that may be repeated are tried again with backoff, within the call's deadline, and a
 circuit breaker per interface stops calling a peer that keeps failing (:mod:`a2a_grpc.resilience`,
@@ -35,7 +37,7 @@ import dataclasses
 import logging
 import random
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -51,6 +53,9 @@ from a2a_grpc.security.credentials import Credentials
 from a2a_grpc.security.tls import ClientTls
 from a2a_grpc.service import METHODS, SUPPORTED_VERSIONS
 from a2a_grpc.status import from_rpc_error
+from a2a_grpc.v03.card import V03_VERSION, is_v03_version
+from a2a_grpc.v03.errors import from_grpc_error_v03
+from a2a_grpc.v03.grpc_client import v03_calls
 
 if TYPE_CHECKING:  # imported when used: the session client builds on this module
     from a2a_grpc.live import LiveStream
@@ -250,6 +255,15 @@ def _advice(failure: grpc.RpcError, error: errors.A2AError) -> float | None:
     return retry_advice(failure) if error.grpc_code == grpc.StatusCode.RESOURCE_EXHAUSTED else None
 
 
+def _grpc_major(interface: types.AgentInterface) -> str:
+    """The major A2A version of a GRPC interface ("0" for v0.3 and older; no version is 1.x);
+    "" for another binding."""
+    if interface.protocol_binding.upper() != "GRPC":
+        return ""
+    version = interface.protocol_version.strip() or SUPPORTED_VERSIONS[-1]
+    return "0" if is_v03_version(version) else version.split(".")[0]
+
+
 class _Default:
     """The type of :data:`DEFAULT`."""
 
@@ -268,6 +282,8 @@ class _Route:
     own_channel: bool
     calls: dict[str, Any]
     breaker: CircuitBreaker
+    decode: Callable[[grpc.RpcError], errors.A2AError] = from_rpc_error
+    """Reads a failed call (the v0.3 service's errors have forms of their own)."""
 
 
 class A2AClient(ClientOperations):
@@ -298,6 +314,7 @@ class A2AClient(ClientOperations):
         clock: Clock | None = None,
         rng: random.Random | None = None,
         cards: CardBook | None = None,
+        v03: bool = False,
     ) -> None:
         settings = settings or ClientSettings()
         if not isinstance(timeout, _Default):  # shortcuts for the settings everyone sets
@@ -310,6 +327,13 @@ class A2AClient(ClientOperations):
             )
         self.settings = settings
         self.timeout = settings.timeout
+        self._v03 = v03
+        if v03:
+            version = V03_VERSION
+        self.protocol_version = version
+        """The A2A version this client speaks: with ``v03`` it calls the v0.3 gRPC service
+        ``a2a.v1.A2AService`` (:mod:`a2a_grpc.v03.grpc_client`) as ``a2a-version: 0.3``, else
+        ``lf.a2a.v1.A2AService``, sending ``version``."""
         # Credentials first: explicit metadata may override them.
         presented = credentials.headers() if credentials is not None else ()
         check_metadata(metadata)
@@ -332,14 +356,15 @@ class A2AClient(ClientOperations):
         own = channel is None
         if channel is None:
             channel = open_channel(target, self.settings, tls)
-        calls = channel_calls(channel)
+        calls = v03_calls(channel) if self._v03 else channel_calls(channel)
         calls["GetAgentCard"] = channel.unary_unary(
             GET_AGENT_CARD,
             request_serializer=GetAgentCardRequest.SerializeToString,
             response_deserializer=GetAgentCardResponse.FromString,
         )
         breaker = CircuitBreaker(target, self.settings.resilience, self._clock)
-        self._routes.append(_Route(target, tenant, channel, own, calls, breaker))
+        decode = from_grpc_error_v03 if self._v03 else from_rpc_error
+        self._routes.append(_Route(target, tenant, channel, own, calls, breaker, decode))
 
     def _use(self, index: int) -> None:
         """Make the interface at ``index`` the one calls go to."""
@@ -384,11 +409,22 @@ class A2AClient(ClientOperations):
         :func:`a2a_grpc.server.grpc_interface`); a TLS URL is never called in plaintext.
         :class:`errors.UnavailableError` names what the card offers when it has no such interface;
         ValueError says what is wrong with an interface URL that is not one of those.
+
+        A2A v0.3 agents (a v0.3 card read by :func:`a2a_grpc.v03.card.parse_card_json`, or GRPC
+        interfaces whose ``protocol_version`` is 0.x): when the card offers no GRPC interface for
+        1.x, the client talks to its 0.x ones over the v0.3 service (``a2a.v1.A2AService``,
+        :mod:`a2a_grpc.v03.grpc_client`); a 1.x interface is always preferred when there is one
+        (spec 3.6.3: no silent downgrade). ``v03=True`` asks for the 0.x interfaces whatever else
+        the card offers; ``v03=False`` refuses them.
         """
+        asked = options.get("v03")
+        if asked is None:
+            offered_v10 = any(_grpc_major(i) == "1" for i in card.supported_interfaces)
+            options["v03"] = not offered_v10
+        wanted = "0" if options["v03"] else "1"
         chosen: list[tuple[str, bool, str]] = []
         for interface in card.supported_interfaces:
-            version = interface.protocol_version or SUPPORTED_VERSIONS[-1]
-            if interface.protocol_binding.upper() == "GRPC" and version.split(".")[0] == "1":
+            if _grpc_major(interface) == wanted:
                 try:
                     target, tls = grpc_target(interface.url)
                 except ValueError:
@@ -402,21 +438,22 @@ class A2AClient(ClientOperations):
                 f"{i.protocol_binding} {i.protocol_version or '(no version)'} at {i.url}"
                 for i in card.supported_interfaces
             )
+            which = "1.x or 0.x" if asked is None else f"{wanted}.x"
             raise errors.UnavailableError(
-                f"agent {card.name!r} has no GRPC interface for A2A 1.x; "
+                f"agent {card.name!r} has no GRPC interface for A2A {which}; "
                 f"its card offers {offered or 'nothing'}"
             )
         credentials = options.pop("credentials", None)
         if credentials is not None:  # what the card asks for, nothing more
             presented = credentials.headers(card)
             options["metadata"] = (*presented, *options.get("metadata", ()))
-        asked = options.pop("tls", False)
+        tls_asked = options.pop("tls", False)
         if options.get("channel") is not None and len(chosen) > 1:
             raise ValueError("a client given its own channel has one interface: pass no channel to fall back")
         (target, tls, tenant), *others = chosen
-        client = cls(target, tenant=tenant, tls=asked or tls, **options)
+        client = cls(target, tenant=tenant, tls=tls_asked or tls, **options)
         for target, tls, tenant in others:
-            client._add_route(target, tenant, None, asked or tls)
+            client._add_route(target, tenant, None, tls_asked or tls)
         if client.cards is not None:  # the card the client was made from is the one negotiated
             client.cards.observe(card)
         return client
@@ -439,6 +476,7 @@ class A2AClient(ClientOperations):
         parameters and credentials go into the Hello and hold for every call."""
         from a2a_grpc.session.client import Session, SessionOptions
 
+        self._not_v03("a session")
         chosen = options or SessionOptions(**choices)
         carried = {k: v for k, v in self._metadata if isinstance(v, str)}
         metadata = {**carried, **chosen.metadata}
@@ -459,6 +497,7 @@ class A2AClient(ClientOperations):
         that task (after a dropped connection; it takes over from the earlier stream)."""
         from a2a_grpc.live import LiveRequest, LiveStream
 
+        self._not_v03("a live stream")
         request = LiveRequest(task_id=task_id, tenant=self.tenant)
         if isinstance(first, str):
             request.message.CopyFrom(A2AClient.text_request(first).message)
@@ -469,6 +508,12 @@ class A2AClient(ClientOperations):
         carried = [(k, v) for k, v in self._metadata if isinstance(v, str)]
         carried += [(k, v) for k, v in trace.carry((), trace.outgoing()) if isinstance(v, str)]
         return LiveStream(self._channel, request, carried)
+
+    def _not_v03(self, what: str) -> None:
+        if self._v03:
+            raise errors.UnsupportedOperationError(
+                f"{what} is a2a-grpc's own binding (A2A 1.x); this client talks A2A v0.3 to {self.target}"
+            )
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Wait until the channel is connected (useful right after starting a server); ``timeout``
@@ -603,7 +648,7 @@ class A2AClient(ClientOperations):
             try:
                 response = await route.calls[name](self._tenanted(request), timeout=left, metadata=md)
             except grpc.RpcError as exc:
-                error = from_rpc_error(exc)
+                error = route.decode(exc)
                 self._failed(route, error)
                 if attempts > 1 and name == "CancelTask" and isinstance(error, errors.TaskNotCancelableError):
                     return await self._canceled_already(request, error, deadline, md)
@@ -659,7 +704,7 @@ class A2AClient(ClientOperations):
                     route.breaker.record(None)
                 return
             except grpc.RpcError as exc:
-                error = from_rpc_error(exc)
+                error = route.decode(exc)
                 if started:
                     raise error from None
                 self._failed(route, error)

@@ -667,12 +667,19 @@ async def test_the_first_json_interface_of_the_card_is_used() -> None:
 @interop
 @in_module_loop
 async def test_a_card_without_a_json_interface_is_refused() -> None:
-    async with sdk_json_peer([("JSONRPC", "0.3")]) as agent:
+    async with sdk_json_peer([("JSONRPC", "2.0")]) as agent:
         with pytest.raises(errors.UnavailableError) as info:
             await open_json_upstream(agent.url)
-    assert "has no JSONRPC or HTTP+JSON interface for A2A 1.0" in info.value.message
+    assert "has no JSONRPC or HTTP+JSON interface for A2A 1.0 or 0.x" in info.value.message
     assert "GRPC 1.0 at 127.0.0.1:1" in info.value.message
-    assert f"JSONRPC 0.3 at {agent.url}{JSONRPC_PATH}" in info.value.message
+    assert f"JSONRPC 2.0 at {agent.url}{JSONRPC_PATH}" in info.value.message
+    # A 0.3 interface is spoken in v0.3 (a2a_grpc.bridge.outbound03; tests/test_v03_client.py).
+    async with sdk_json_peer([("JSONRPC", "0.3")]) as agent:
+        upstream = await open_json_upstream(agent.url)
+        try:
+            assert type(upstream).__name__ == "JsonRpc03Upstream"
+        finally:
+            await upstream.aclose()
 
 
 @interop

@@ -194,7 +194,9 @@ async def test_a_client_from_a_card_sends_the_interfaces_tenant_everywhere(refer
     with pytest.raises(
         errors.UnavailableError, match=r"no GRPC interface for A2A 1\.x; its card offers JSONRPC"
     ):
-        A2AClient.from_card(types.AgentCard(name="x", supported_interfaces=card.supported_interfaces[:2]))
+        A2AClient.from_card(
+            types.AgentCard(name="x", supported_interfaces=card.supported_interfaces[:2]), v03=False
+        )
 
 
 async def _raw(address: str, method: str, payload: bytes) -> grpc.aio.AioRpcError:

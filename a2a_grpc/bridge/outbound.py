@@ -59,6 +59,7 @@ from a2a_grpc.observability.context import TraceHeaders
 from a2a_grpc.observability.metrics import upstream_timer
 from a2a_grpc.security.redact import redact_userinfo, scrub_urls, split_userinfo
 from a2a_grpc.service import METHODS, version_supported
+from a2a_grpc.v03.card import is_v03_version, parse_card_json
 
 __all__ = [
     "CARD_PATH",
@@ -393,6 +394,10 @@ class JsonRpcUpstream(_JsonUpstream):
     binding = "JSONRPC"
     transport = "jsonrpc"
     """The ``transport`` label of ``a2a_bridge_upstream_duration_seconds``."""
+    rpc_error = staticmethod(from_jsonrpc_error)
+    """Reads a JSON-RPC error object (the v0.3 upstream reads v0.3's)."""
+    http_error = staticmethod(from_rest_error)
+    """Reads an HTTP error status and body."""
 
     def __init__(
         self,
@@ -439,7 +444,7 @@ class JsonRpcUpstream(_JsonUpstream):
             if not isinstance(error, Mapping):
                 raise self._invalid(method, "sent a JSON-RPC error that is not an object")
             if got is None or got == rpc_id:  # null: the agent could not read the request's id
-                raise from_jsonrpc_error(error)
+                raise self.rpc_error(error)
         if type(got) is not int or got != rpc_id:
             raise self._invalid(
                 method, f"answered JSON-RPC id {transcoding.quote(got)} to request id {rpc_id}"
@@ -451,9 +456,9 @@ class JsonRpcUpstream(_JsonUpstream):
     def _refuse(self, method: str, response: httpx.Response, content: bytes) -> NoReturn:
         body = self._body(content)
         if isinstance(body, Mapping) and "jsonrpc" in body and isinstance(body.get("error"), Mapping):
-            raise from_jsonrpc_error(body["error"])
+            raise self.rpc_error(body["error"])
         if not response.is_success:
-            raise self._named(from_rest_error(response.status_code, body))
+            raise self._named(self.http_error(response.status_code, body))
         raise self._invalid(method, f"answered {_media_type(response) or 'no media type'}, not {_SSE}")
 
 
@@ -533,6 +538,8 @@ async def fetch_card(
     inflated, the read stopping there) is refused. :class:`UnavailableError` if it cannot be
     fetched, :class:`InvalidAgentResponseError` if what comes back is no agent card, or too large
     (``metadata["limit"]`` is ``max_response_bytes``). Members our proto does not define are ignored.
+    A v0.3 card (``url`` and no ``supportedInterfaces``) is read by
+    :func:`a2a_grpc.v03.card.parse_card_json`: its interfaces carry its ``protocolVersion`` (0.3).
     """
     shown, credentials = split_userinfo(url)
     headers = {"Accept": _JSON, "Accept-Encoding": ACCEPT_ENCODING}
@@ -563,6 +570,8 @@ async def fetch_card(
         )
     try:
         data = transcoding.loads(content)
+        if isinstance(data, Mapping) and "supportedInterfaces" not in data and "url" in data:
+            return parse_card_json(data)  # a v0.3 card: its interfaces say protocol_version 0.x
         return transcoding.decode(data, types.AgentCard, lenient=True)
     except errors.A2AError as exc:
         raise errors.InvalidAgentResponseError(
@@ -588,23 +597,29 @@ async def _follow(
 
 
 def choose_interface(card: types.AgentCard, prefer: Sequence[str] = JSON_BINDINGS) -> types.AgentInterface:
-    """The first interface of ``card`` (card order, spec 8.3.2) with a binding in ``prefer`` and A2A 1.0.
+    """The first interface of ``card`` (card order, spec 8.3.2) with a binding in ``prefer`` and A2A
+    1.0 (an interface naming no version counts as 1.0); else the first with A2A 0.x (v0.3: spoken by
+    :mod:`a2a_grpc.bridge.outbound03`). A 1.0 interface is always preferred (spec 3.6.3).
 
     :class:`UnavailableError` listing what the card offers if there is none.
     """
     wanted = {p.upper() for p in prefer}
     if not wanted or not wanted <= set(JSON_BINDINGS):
         raise ValueError(f"prefer must name bindings among {', '.join(JSON_BINDINGS)}, not {list(prefer)}")
-    for interface in card.supported_interfaces:
+    usable = [i for i in card.supported_interfaces if i.protocol_binding.upper() in wanted]
+    for interface in usable:
         version = interface.protocol_version
-        if interface.protocol_binding.upper() in wanted and (not version or version_supported(version)):
+        if not version or version_supported(version):
+            return interface
+    for interface in usable:
+        if is_v03_version(interface.protocol_version):
             return interface
     offered = ", ".join(
         f"{i.protocol_binding or '?'} {i.protocol_version or '(no version)'} at {redact_userinfo(i.url)}"
         for i in card.supported_interfaces
     )
     raise errors.UnavailableError(
-        f"agent {errors.echo(card.name)} has no {' or '.join(prefer)} interface for A2A 1.0; "
+        f"agent {errors.echo(card.name)} has no {' or '.join(prefer)} interface for A2A 1.0 or 0.x; "
         f"its card offers {offered or 'no interfaces'}"
     )
 
@@ -621,7 +636,8 @@ async def open_json_upstream(
 
     ``url`` is the agent's base URL (its card is read from :data:`CARD_PATH` under it) or the
     card's own URL (ending in ``.json``). Of the card's interfaces, the first (in card order) whose
-    binding is in ``prefer`` and whose version is 1.0 is used, with its ``tenant``. The upstream
+    binding is in ``prefer`` and whose version is 1.0 is used, with its ``tenant``; with none, the
+    first of version 0.x, spoken in A2A v0.3 (:mod:`a2a_grpc.bridge.outbound03`). The upstream
     owns a client it creates; a ``client`` given is left open by ``aclose``. ``settings`` bound
     every read from the agent, the card's included (default: :class:`OutboundSettings`'s).
     """
@@ -635,7 +651,13 @@ async def open_json_upstream(
         if client is None:
             await http.aclose()
         raise
-    kind = JsonRpcUpstream if interface.protocol_binding.upper() == JsonRpcUpstream.binding else RestUpstream
+    kinds: tuple[type[JsonRpcUpstream], type[RestUpstream]] = (JsonRpcUpstream, RestUpstream)
+    if interface.protocol_version and is_v03_version(interface.protocol_version):
+        from a2a_grpc.bridge.outbound03 import JsonRpc03Upstream, Rest03Upstream
+
+        kinds = (JsonRpc03Upstream, Rest03Upstream)
+    json_rpc = interface.protocol_binding.upper() == JsonRpcUpstream.binding
+    kind: type[JsonRpcUpstream] | type[RestUpstream] = kinds[0] if json_rpc else kinds[1]
     upstream = kind(
         urljoin(card_url, interface.url),
         client=http,

@@ -367,7 +367,8 @@ async def fetch_card(source: str, timeout: float, tls: Any = None) -> types.Agen
 
 
 async def card_source(source: str, timeout: float, tls: Any = None) -> types.AgentCard:
-    """An agent card from a JSON file or an http(s) URL (a base URL gets the well-known path)."""
+    """An agent card from a JSON file or an http(s) URL (a base URL gets the well-known path); a
+    v0.3 card is read as our card, its interfaces with protocol version 0.3."""
     from a2a_grpc.bridge import transcoding
 
     if is_url(source):
@@ -377,6 +378,11 @@ async def card_source(source: str, timeout: float, tls: Any = None) -> types.Age
     except OSError as exc:
         raise CliError(f"cannot read the card file {source}: {exc.strerror}") from None
     try:
+        data = transcoding.loads(body)
+        if isinstance(data, dict) and "supportedInterfaces" not in data and "url" in data:
+            from a2a_grpc.v03.card import parse_card_json
+
+            return parse_card_json(data)  # a v0.3 card
         return transcoding.from_json(body, types.AgentCard)
     except errors.A2AError as exc:
         raise CliError(f"{source} is not an A2A agent card: {exc.message}") from None
