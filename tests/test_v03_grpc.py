@@ -437,6 +437,36 @@ async def test_v03_calls_are_logged_and_counted_under_the_v10_method_names(
 
 
 @pytest.mark.asyncio
+async def test_a_client_leaving_a_v03_stream_closes_it_and_the_drain_gate_refuses_v03_calls(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="a2a_grpc.access")
+    async with serving(log_requests=True) as server:
+        slow = v03_send("slow 30")
+        slow.configuration.blocking = False
+        sent = await raw(server.address, "SendMessage", slow, v03.SendMessageResponse)
+        name = f"tasks/{sent.task.id}"
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            subscribe = channel.unary_stream(
+                f"{SERVICE}/TaskSubscription", response_deserializer=v03.StreamResponse.FromString
+            )
+            call = subscribe(v03.TaskSubscriptionRequest(name=name).SerializeToString(), timeout=20)
+            first = await call.read()
+            assert first.task.id == sent.task.id
+            call.cancel()  # the client leaves
+        await until(lambda: any("SubscribeToTask CANCELLED" in r.getMessage() for r in caplog.records), 10.0)
+        # The task runs on, and takes its cancel.
+        canceled = await raw(server.address, "CancelTask", v03.CancelTaskRequest(name=name), v03.Task)
+        assert canceled.status.state == v03.TASK_STATE_CANCELLED
+
+        server.drain_gate.close(2.0)  # what a drain does first: every front's new calls refused
+        draining = await refused(raw(server.address, "GetTask", v03.GetTaskRequest(name=name), v03.Task))
+        assert draining.code() == grpc.StatusCode.UNAVAILABLE
+        assert draining.details().startswith("ServerDrainingError: ")
+        assert isinstance(from_grpc_error_v03(draining), errors.ServerDrainingError)
+
+
+@pytest.mark.asyncio
 async def test_serve_v03_off_removes_the_service_and_the_card_entry() -> None:
     async with serving() as server:
         async with grpc.aio.insecure_channel(server.address) as channel:
