@@ -76,6 +76,8 @@ from a2a_grpc.tasks.eventlog import (
     Retention,
 )
 from a2a_grpc.tasks.run import DEFAULT_RETAIN_BYTES
+from a2a_grpc.v03 import V03_SERVICE, V03_VERSION
+from a2a_grpc.v03.grpc_service import V03GrpcFront
 
 __all__ = [
     "A2AServer",
@@ -198,6 +200,12 @@ class ServerSettings:
     port with the same settings."""
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     """Metrics, trace context and spans, logs and debug endpoints (docs/operations.md)."""
+    serve_v03: bool = True
+    """Also serve A2A v0.3 clients: the v0.3 gRPC service ``a2a.v1.A2AService`` beside
+    ``lf.a2a.v1.A2AService`` on the same port, translated to and from the same v1.0 core
+    (``a2a_grpc.v03.grpc_service``), and a GRPC interface with ``protocol_version`` 0.3 in the card
+    (after the 1.0 one, which v1.0 clients pick). Off: neither (calls to ``a2a.v1`` are
+    UNIMPLEMENTED). The reverse bridge's gRPC front serves v1.0 only."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -239,8 +247,9 @@ class ServerSettings:
                 f"not {self.drain_retry_after_seconds}"
             )
         self.backpressure.check_within(self.retention)
-        if not isinstance(self.reuse_port, bool):
-            raise ValueError(f"reuse_port must be True or False, not {self.reuse_port!r}")
+        for name in ("reuse_port", "serve_v03"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, not {getattr(self, name)!r}")
         if self.tls is not None:
             if not isinstance(self.tls, TlsSettings):
                 raise ValueError(f"tls must be a2a_grpc.security.tls.TlsSettings or None, not {self.tls!r}")
@@ -500,14 +509,15 @@ def session_interface(address: str) -> types.AgentInterface:
     )
 
 
-def grpc_interface(address: str) -> types.AgentInterface:
-    """The card entry of an A2A gRPC endpoint at ``address`` (``HOST:PORT``), TLS or not.
+def grpc_interface(address: str, version: str = SUPPORTED_VERSIONS[-1]) -> types.AgentInterface:
+    """The card entry of an A2A gRPC endpoint at ``address`` (``HOST:PORT``), TLS or not, speaking
+    A2A ``version`` (``"0.3"``: the v0.3 service ``a2a.v1.A2AService``).
 
     Plain ``HOST:PORT`` with TLS too: the official SDK hands the URL unchanged to its channel
     factory (``grpc.aio.secure_channel(url, ...)``), and grpc cannot resolve ``https://`` or
     ``grpcs://`` targets; whether to use TLS is the client's configuration (specification 7.1:
     production deployments use TLS)."""
-    return types.AgentInterface(url=address, protocol_binding="GRPC", protocol_version=SUPPORTED_VERSIONS[-1])
+    return types.AgentInterface(url=address, protocol_binding="GRPC", protocol_version=version)
 
 
 class GrpcService(abc.ABC):
@@ -595,6 +605,11 @@ class GrpcService(abc.ABC):
     @abc.abstractmethod
     def _service(self) -> Service:
         """The call seam that serves lf.a2a.v1.A2AService (called once, at start)."""
+
+    def _serves_v03(self) -> bool:
+        """Whether the v0.3 service ``a2a.v1.A2AService`` is served too (``A2AServer``: the
+        ``serve_v03`` setting; here: no, as this front's card would not offer it)."""
+        return False
 
     def seam_chain(self) -> tuple[Interceptor, ...]:
         """What every call passes before the operation: the metrics link (with
@@ -746,14 +761,34 @@ class GrpcService(abc.ABC):
                 ).handler(live_in, check_decoded, live_out),
             )
         )
+        served = [SERVICE]
+        if self._serves_v03():
+            # The v0.3 service: the same seam (and card service), translated (a2a_grpc.v03.grpc_service).
+            most = self.settings.max_receive_message_bytes
+
+            def decoder(cls: type[Message]) -> Callable[[bytes], Any]:
+                decode: Callable[[bytes], Any] = _deserializer(cls, most)
+                return counting_deserializer("grpc", decode) if counted else decode
+
+            def serializer(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+                return counting_serializer("grpc", serialize) if counted else serialize
+
+            legacy = V03GrpcFront(
+                service,
+                cards,
+                lambda context, request: call_context(context, request, client_certificates=mutual),
+                extended=self.settings.authentication is not None,
+            )
+            server.add_generic_rpc_handlers((legacy.handler(decoder, check_decoded, serializer),))
+            served.append(V03_SERVICE.full_name)
         # grpc.health.v1 (A2AService and the server SERVING) and reflection over our descriptor pool.
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        for name in ("", SERVICE):
+        for name in ("", *served):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         _pool.include(health_pb2.DESCRIPTOR)
         _pool.include(reflection_pb2.DESCRIPTOR)
         names = (
-            SERVICE,
+            *served,
             CARD_SERVICE.full_name,
             SESSION_SERVICE.full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -891,9 +926,10 @@ class A2AServer(GrpcService):
         """The public card as served: the agent's card, completed by the server.
 
         * ``supported_interfaces``: this server's GRPC interface first (:attr:`advertised_address`),
-          then the session binding at the same address (a custom binding:
+          then (with ``serve_v03``) the same address as a GRPC interface of A2A 0.3, then the
+          session binding at the same address (a custom binding:
           ``a2a_grpc.session.frames.BINDING_URI``), then ``extra_interfaces`` (the bridge's JSON
-          ones), then the agent's own, without repeats.
+          ones), then the agent's own, without repeats (same binding, URL, tenant and version).
         * ``capabilities.streaming`` is true unless the agent's card says otherwise: this server
           streams for every agent; ``capabilities.extensions`` declares the live stream
           (``a2a_grpc.live.LIVE_EXTENSION``).
@@ -908,10 +944,18 @@ class A2AServer(GrpcService):
             self.settings.authentication.declare(card)
         own = list(card.supported_interfaces)
         del card.supported_interfaces[:]
-        seen: set[tuple[str, str, str]] = set()
+        seen: set[tuple[str, str, str, str]] = set()
         address = self.advertised_address
-        for interface in [grpc_interface(address), session_interface(address), *self.extra_interfaces, *own]:
-            key = (interface.protocol_binding.upper(), interface.url, interface.tenant)
+        legacy = [grpc_interface(address, V03_VERSION)] if self.settings.serve_v03 else []
+        ours = [grpc_interface(address), *legacy, session_interface(address)]
+        for interface in [*ours, *self.extra_interfaces, *own]:
+            # The version counts: the same address may serve 1.0 and 0.3 (two entries).
+            key = (
+                interface.protocol_binding.upper(),
+                interface.url,
+                interface.tenant,
+                interface.protocol_version,
+            )
             if key not in seen:
                 seen.add(key)
                 card.supported_interfaces.append(interface)
@@ -934,6 +978,9 @@ class A2AServer(GrpcService):
 
     def _agent_name(self) -> str | None:
         return self.agent.card.name
+
+    def _serves_v03(self) -> bool:
+        return self.settings.serve_v03
 
     def _service(self) -> Service:
         assert self.handler is not None

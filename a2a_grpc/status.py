@@ -11,6 +11,7 @@ error"; its traceback stays in the log.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, NamedTuple, NoReturn
 
 import grpc
@@ -82,15 +83,20 @@ class _Status(NamedTuple):
     trailing_metadata: tuple[tuple[str, str | bytes], ...]
 
 
-async def abort(context: grpc.aio.ServicerContext, exc: BaseException) -> NoReturn:
-    """End the RPC with the status of ``exc`` (see :func:`to_rpc_status`).
+async def abort(
+    context: grpc.aio.ServicerContext,
+    exc: BaseException,
+    to_status: Callable[[BaseException], grpc.Status] | None = None,
+) -> NoReturn:
+    """End the RPC with the status of ``exc`` (see :func:`to_rpc_status`; ``to_status``: another
+    form, the v0.3 service's).
 
     Trailing metadata the handler already set is kept. Cancellation and other non-``Exception``
     throwables, and gRPC's own abort signal, are re-raised untouched.
     """
     if not isinstance(exc, Exception) or isinstance(exc, grpc.aio.AbortError):
         raise exc
-    status = to_rpc_status(exc)
+    status = (to_status or to_rpc_status)(exc)
     kept = tuple((k, v) for k, v in (context.trailing_metadata() or ()) if k != STATUS_DETAILS_KEY)
     merged = _Status(status.code, status.details, kept + tuple(status.trailing_metadata))
     await context.abort_with_status(merged)

@@ -508,7 +508,7 @@ async def test_get_extended_agent_card(main: Stack, binding: str) -> None:
     assert card["description"].endswith("(extended card: shown to authenticated callers)")
     assert card["capabilities"] == {"streaming": True, "pushNotifications": True, "extendedAgentCard": True}
     assert [s["name"] for s in card["skills"]][:2] == ["Echo", "Direct reply"]
-    grpc_interface = [["GRPC", main.address, "1.0"]]
+    grpc_interface = [["GRPC", main.address, "1.0"], ["GRPC", main.address, "0.3"]]  # serve_v03
     session = [[BINDING_URI, main.address, "1.0"]]
     if binding == "grpc":
         assert out["interfaces"] == [*grpc_interface, *session]

@@ -166,6 +166,7 @@ async def test_sdk_client_is_built_from_the_card_the_bridge_serves(peer: Peer) -
     interfaces = [(i.protocol_binding, i.url, i.protocol_version) for i in peer.card.supported_interfaces]
     assert interfaces == [
         ("GRPC", peer.stack.address, "1.0"),
+        ("GRPC", peer.stack.address, "0.3"),  # the v0.3 service, same port (serve_v03)
         (BINDING_URI, peer.stack.address, "1.0"),
         ("JSONRPC", peer.stack.url + "/", "1.0"),
         ("HTTP+JSON", peer.stack.url, "1.0"),
@@ -360,6 +361,7 @@ async def test_sdk_get_extended_agent_card(peer: Peer) -> None:
     assert card.description.endswith("(extended card: shown to authenticated callers)")
     assert [(i.protocol_binding, i.url) for i in card.supported_interfaces] == [
         ("GRPC", peer.stack.address),
+        ("GRPC", peer.stack.address),  # v0.3 (serve_v03)
         (BINDING_URI, peer.stack.address),
         ("JSONRPC", peer.stack.url + "/"),
         ("HTTP+JSON", peer.stack.url),

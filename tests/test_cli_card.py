@@ -66,7 +66,7 @@ async def test_the_bridge_publishes_the_public_card_of_a_grpc_only_agent() -> No
             card = (await http.get(url + "/.well-known/agent-card.json")).json()
         assert card["name"] == "plain"
         bindings = [i["protocolBinding"] for i in card["supportedInterfaces"]]
-        assert bindings == ["GRPC", "urn:a2a-grpc:binding:session:v1", "JSONRPC", "HTTP+JSON"]
+        assert bindings == ["GRPC", "GRPC", "urn:a2a-grpc:binding:session:v1", "JSONRPC", "HTTP+JSON"]
     finally:
         await shutdown(served)
 
@@ -98,7 +98,10 @@ def test_serve_public_address_names_the_card_and_log_requests_logs(tmp_path: Pat
     try:
         deadline = time.monotonic() + 20
         text = output.read_text()
-        named = "GRPC agents.example:443, urn:a2a-grpc:binding:session:v1 agents.example:443, JSONRPC"
+        named = (
+            "GRPC agents.example:443, GRPC agents.example:443 (A2A 0.3), "
+            "urn:a2a-grpc:binding:session:v1 agents.example:443, JSONRPC"
+        )
         assert f"the card names {named}" in text
         grpc_at = re.search(r"over gRPC at (\S+)", text)
         http_at = re.search(r"HTTP\+JSON at (\S+)", text)

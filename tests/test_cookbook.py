@@ -56,7 +56,7 @@ def states(events: list[dict[str, object]]) -> list[str]:
 def check_card(out: str) -> None:
     card = json.loads(out)
     bindings = [i["protocolBinding"] for i in card["supportedInterfaces"]]
-    assert bindings == ["GRPC", "urn:a2a-grpc:binding:session:v1", "JSONRPC", "HTTP+JSON"]
+    assert bindings == ["GRPC", "GRPC", "urn:a2a-grpc:binding:session:v1", "JSONRPC", "HTTP+JSON"]
 
 
 def check_rest_send(out: str) -> None:

@@ -414,6 +414,7 @@ async def test_sdk_get_extended_agent_card(peer: SdkPeer) -> None:
     assert card.description.endswith("(extended card: shown to authenticated callers)")
     assert [(i.protocol_binding, i.url) for i in card.supported_interfaces] == [
         ("GRPC", peer.server.address),
+        ("GRPC", peer.server.address),  # v0.3 (serve_v03)
         (BINDING_URI, peer.server.address),
     ]
     assert card.capabilities.streaming

@@ -46,9 +46,10 @@ async def test_the_public_card_over_grpc_needs_no_extended_card() -> None:
     try:
         card = await served.client.get_agent_card()
         assert card.name == "plain"
-        assert [(i.protocol_binding, i.url) for i in card.supported_interfaces] == [
-            ("GRPC", served.server.address),
-            (BINDING_URI, served.server.address),
+        assert [(i.protocol_binding, i.url, i.protocol_version) for i in card.supported_interfaces] == [
+            ("GRPC", served.server.address, "1.0"),
+            ("GRPC", served.server.address, "0.3"),  # serve_v03: the v0.3 service, same port
+            (BINDING_URI, served.server.address, "1.0"),
         ]
         with pytest.raises(errors.UnsupportedOperationError):
             await served.client.get_extended_agent_card()
@@ -88,17 +89,22 @@ async def test_public_address_and_the_agents_own_interfaces() -> None:
                     url="https://a.example/a2a", protocol_binding="HTTP+JSON", protocol_version="1.0"
                 ),
                 types.AgentInterface(url="lb.example:443", protocol_binding="grpc", protocol_version="1.0"),
+                types.AgentInterface(url="lb.example:443", protocol_binding="GRPC", protocol_version="0.3"),
             ],
         )
 
     served = await serve(Declared(), public_address="agents.example:50051")
     try:
         card = await served.client.get_agent_card()
-        assert [(i.protocol_binding, i.url) for i in card.supported_interfaces] == [
-            ("GRPC", "agents.example:50051"),
-            (BINDING_URI, "agents.example:50051"),
-            ("GRPC", "lb.example:443"),
-            ("HTTP+JSON", "https://a.example/a2a"),
+        # The repeat (same binding, URL, tenant and version; binding case aside) is dropped; the
+        # same address in another version is kept.
+        assert [(i.protocol_binding, i.url, i.protocol_version) for i in card.supported_interfaces] == [
+            ("GRPC", "agents.example:50051", "1.0"),
+            ("GRPC", "agents.example:50051", "0.3"),
+            (BINDING_URI, "agents.example:50051", "1.0"),
+            ("GRPC", "lb.example:443", "1.0"),
+            ("HTTP+JSON", "https://a.example/a2a", "1.0"),
+            ("GRPC", "lb.example:443", "0.3"),
         ]
     finally:
         await shutdown(served)

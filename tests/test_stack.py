@@ -32,6 +32,7 @@ async def test_one_call_serves_grpc_and_json(tmp_path: Path) -> None:
         bindings = [(i.protocol_binding, i.url) for i in stack.card.supported_interfaces]
         assert bindings == [
             ("GRPC", stack.grpc_address),
+            ("GRPC", stack.grpc_address),  # v0.3, the same port (serve_v03)
             (BINDING_URI, stack.grpc_address),  # the session binding, on the gRPC port
             ("JSONRPC", stack.http_url + "/"),
             ("HTTP+JSON", stack.http_url),
@@ -64,7 +65,7 @@ async def test_grpc_only_and_a_store_of_yours_left_open() -> None:
     await stack.start()
     try:
         assert stack.http_url is None
-        assert [i.protocol_binding for i in stack.card.supported_interfaces] == ["GRPC", BINDING_URI]
+        assert [i.protocol_binding for i in stack.card.supported_interfaces] == ["GRPC", "GRPC", BINDING_URI]
     finally:
         await stack.stop(0)
     await stack.stop()  # idempotent
@@ -81,6 +82,7 @@ async def test_public_urls_name_the_interfaces() -> None:
     ) as stack:
         assert [i.url for i in stack.card.supported_interfaces] == [
             "agents.example:443",
+            "agents.example:443",  # v0.3 (serve_v03)
             "agents.example:443",  # the session binding
             "https://agents.example/a2a/",
             "https://agents.example/a2a",

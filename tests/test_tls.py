@@ -296,6 +296,7 @@ async def test_json_bindings_over_https_and_the_card_names_https(certs: Certs) -
             card = (await http.get(url + "/.well-known/agent-card.json")).json()
             assert [(i["protocolBinding"], i["url"]) for i in card["supportedInterfaces"]] == [
                 ("GRPC", running.grpc_address),
+                ("GRPC", running.grpc_address),  # v0.3 (serve_v03)
                 ("urn:a2a-grpc:binding:session:v1", running.grpc_address),
                 ("JSONRPC", url + "/"),
                 ("HTTP+JSON", url),

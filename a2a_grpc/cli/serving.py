@@ -38,6 +38,7 @@ from a2a_grpc.cli.workers import Supervisor, WorkerRole, reserve_port, worker_co
 from a2a_grpc.security.authentication import Unprotected, is_loopback
 from a2a_grpc.security.credentials import credential_headers
 from a2a_grpc.security.redact import redact_userinfo
+from a2a_grpc.service import SUPPORTED_VERSIONS
 
 if TYPE_CHECKING:
     from a2a_grpc.settings import Configuration
@@ -193,7 +194,7 @@ async def serve(args: argparse.Namespace) -> int:
             say(f"serving JSON-RPC and HTTP+JSON at {stack.http_url}")
         if stack.ops is not None:
             say(f"metrics and debug endpoints at {stack.ops.url}")
-        interfaces = ", ".join(f"{i.protocol_binding} {i.url}" for i in stack.card.supported_interfaces)
+        interfaces = ", ".join(_shown(i) for i in stack.card.supported_interfaces)
         say(f"the card names {interfaces}")
         say(f"task store {getattr(store, 'shown', args.store)}")  # a Redis URL without its password
         auth = settings.authentication
@@ -509,3 +510,10 @@ async def config_show(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     print(show(config, args.json), flush=True)
     return 0
+
+
+def _shown(interface: types.AgentInterface) -> str:
+    """``BINDING URL``, and the A2A version when it is not the current one (the v0.3 twins)."""
+    version = interface.protocol_version
+    shown = f"{interface.protocol_binding} {interface.url}"
+    return f"{shown} (A2A {version})" if version and version != SUPPORTED_VERSIONS[-1] else shown
