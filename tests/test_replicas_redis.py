@@ -15,10 +15,10 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import pytest
 import redis
@@ -137,12 +137,21 @@ def clean(*replicas: Replica) -> None:
         assert " ERROR " not in text, text
 
 
+T = TypeVar("T")
+
+
 async def served_again(client: A2AClient) -> types.Task:
-    """A message answered once Redis is back (a call on a connection that died with it may still
-    fail, with the typed error, before the pool has new ones)."""
+    """A message answered once Redis is back."""
+    return (await once_served(lambda: client.send_message(A2AClient.text_request("echo back")))).task
+
+
+async def once_served(call: Callable[[], Awaitable[T]]) -> T:
+    """``call()``'s answer once the replica serves again: a call on a Redis connection that died
+    may still fail, with the typed error, before the replica's pool has new ones (each replica's
+    pool, so every replica of a test needs this, not only the first one asked)."""
     for _ in range(int(WAIT / 0.2)):
         try:
-            return (await client.send_message(A2AClient.text_request("echo back"))).task
+            return await call()
         except errors.UnavailableError:
             await asyncio.sleep(0.2)
     raise TimeoutError(f"not served again within {WAIT} s")
@@ -378,7 +387,8 @@ async def test_a_replica_whose_redis_goes_away_answers_typed_errors_and_serves_a
             again = _restart(server)
             echoed = await served_again(b)
             assert echoed.status.state == types.TASK_STATE_COMPLETED
-            assert (await a.get_task(echoed.id)).status.state == types.TASK_STATE_COMPLETED
+            again_on_a = await once_served(lambda: a.get_task(echoed.id))
+            assert again_on_a.status.state == types.TASK_STATE_COMPLETED
             for replica_ in (one, two):
                 assert replica_.proc.returncode is None
     finally:
