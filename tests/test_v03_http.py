@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 from google.protobuf.message import Message
 
-from a2a_grpc import errors, types
+from a2a_grpc import types
 from a2a_grpc.agent import RequestContext, TaskUpdater
 from a2a_grpc.bridge import transcoding
 from a2a_grpc.bridge.app import BridgeApp
@@ -75,8 +75,11 @@ async def agent_stack(
 ) -> AsyncIterator[AgentStack]:
     notifier = PushNotifier(policy=WebhookPolicy(allow=("127.0.0.0/8",)))  # the test's own receiver
     settings = ServerSettings(host="127.0.0.1", port=0, interceptors=interceptors)
-    async with AgentStack(Agent(), grpc=settings, http_port=0, bridge=bridge, notifier=notifier) as stack:
-        yield stack
+    try:
+        async with AgentStack(Agent(), grpc=settings, http_port=0, bridge=bridge, notifier=notifier) as stack:
+            yield stack
+    finally:
+        await notifier.aclose(5.0)  # given, so the stack leaves it open
 
 
 @pytest_asyncio.fixture
@@ -86,9 +89,9 @@ async def stack() -> AsyncIterator[AgentStack]:
 
 
 @pytest.fixture
-def http(stack: AgentStack) -> Iterator[str]:
+def http(stack: AgentStack) -> str:
     assert stack.http_url is not None
-    yield stack.http_url
+    return stack.http_url
 
 
 def target(url: str, transport: str) -> str:
@@ -164,7 +167,8 @@ async def test_the_sdk03_client_runs_every_scenario(
 
     sent = one(resub, "sent")
     streamed = steps(resub, "event")
-    assert streamed and all(e.get("taskId", e.get("id")) == sent["id"] for e in streamed)
+    assert streamed
+    assert all(e.get("taskId", e.get("id")) == sent["id"] for e in streamed)
     assert one(resub, "result")["state"] == "completed"
 
     task_id = one(push_config, "sent")["id"]
@@ -179,11 +183,12 @@ async def test_the_sdk03_client_runs_every_scenario(
     assert one(push_config, "delete") == {"scenario": "push-config", "step": "delete", "deleted": True}
     assert [c["id"] for c in one(push_config, "list-after")["configs"]] == ["cfg-2"]
 
-    expected = {  # probe: (JSON-RPC code, REST status), as the 0.3 SDK's own server answers
+    expected = {  # probe: (JSON-RPC code, REST status), as the 0.3 client reports them
         "get-unknown": (-32001, 404),
         "cancel-unknown": (-32001, 404),
         "cancel-completed": (-32002, 409),
-        "resubscribe-unknown": (-32001, 404),
+        # The 0.3 REST client reads no status on resubscribe: any non-SSE answer is its "400".
+        "resubscribe-unknown": (-32001, 400),
     }
     for probe, (code, status) in expected.items():
         error = one(errs, probe)["error"]
@@ -272,7 +277,7 @@ async def test_v10_and_v03_clients_share_tasks_at_the_same_time(
         answer = await rpc(raw, "message/send", {"message": v03_message("echo from v0.3")})
         v03_task = answer["result"]["id"]
         assert answer["result"]["kind"] == "task"
-        task = await v10.get_task(types.GetTaskRequest(id=v03_task))
+        task = await v10.get_task(v03_task)
         assert task.status.state == types.TASK_STATE_COMPLETED
         assert task.artifacts[0].parts[0].text == "echo from v0.3"
         v10_json = await raw.post(
@@ -352,7 +357,8 @@ async def test_hostile_jsonrpc_gets_v03_errors_and_the_server_keeps_serving(
         wrong = await rpc(raw, "message/send", {"message": 5})
         assert wrong["error"]["code"] == -32602
         kind = await rpc(raw, "message/send", {"message": v03_message("x", role="boss")})
-        assert kind["error"]["code"] == -32602 and "role" in kind["error"]["message"]
+        assert kind["error"]["code"] == -32602
+        assert "role" in kind["error"]["message"]
         assert (await rpc(raw, "tasks/get", {"id": 5}))["error"]["code"] == -32602
         assert (await rpc(raw, "tasks/get", []))["error"]["code"] == -32602
         for name in ("tasks/list", "message/sendd", "agent/getCard", "tasks/pushNotificationConfig/put"):
@@ -375,6 +381,11 @@ async def test_hostile_jsonrpc_gets_v03_errors_and_the_server_keeps_serving(
             deep = {"a": deep}
         nested = await rpc(raw, "message/send", {"message": v03_message("x", metadata=deep)})
         assert (nested["error"]["code"], reason(nested["error"])) == (-32603, "LIMIT_EXCEEDED")
+        body = {"jsonrpc": "2.0", "id": 3, "method": "tasks/resubscribe", "params": {"id": "none"}}
+        events = await raw.post("/", json=body)  # refused as an event stream: all v0.3 clients read
+        assert events.headers["content-type"].startswith("text/event-stream")
+        data = json.loads(events.text.split("data: ", 1)[1])
+        assert (data["id"], data["error"]["code"]) == (3, -32001)
         push = await rpc(
             raw, "tasks/pushNotificationConfig/set", {"taskId": "t", "pushNotificationConfig": {"url": 3}}
         )
@@ -403,6 +414,9 @@ async def test_hostile_rest_gets_v03_errors_and_the_server_keeps_serving(
         assert (unknown.status_code, unknown.json()["type"]) == (404, "MethodNotFoundError")
         verb = await raw.delete("/v1/message:send")
         assert verb.status_code == 405
+        for verb in ("GET", "POST"):  # the proto's GET, and the spec text's POST
+            stream = await raw.request(verb, "/v1/tasks/no-such-task:subscribe")
+            assert (stream.status_code, stream.json()["type"]) == (404, "TaskNotFoundError")
         missing = await raw.get("/v1/tasks/no-such-task")
         assert (missing.status_code, missing.json()["type"]) == (404, "TaskNotFoundError")
         assert missing.json()["error"]["status"] == "NOT_FOUND"  # the v1.0 body, for v1.0 readers
@@ -454,25 +468,27 @@ async def test_hostile_rest_gets_v03_errors_and_the_server_keeps_serving(
 
 
 async def test_another_principals_task_is_not_found_over_v03() -> None:
-    async with serve_stack(ReferenceAgent(), authentication=authentication()) as served:
-        async with httpx.AsyncClient(base_url=served.url, timeout=30) as raw:
-            alice, bob = api_key("alice"), api_key("bob")
-            nobody = await rpc(raw, "message/send", {"message": v03_message("echo x")}, 401)
-            assert reason(nobody["error"]) == "UNAUTHENTICATED"
-            made = await rpc(raw, "message/send", {"message": v03_message("ask")}, **alice)
-            task_id = made["result"]["id"]
-            for method, params in (
-                ("tasks/get", {"id": task_id}),
-                ("tasks/cancel", {"id": task_id}),
-                ("tasks/pushNotificationConfig/list", {"id": task_id}),
-            ):
-                refused = await rpc(raw, method, params, **bob)
-                assert refused["error"]["code"] == -32001, method
-            for verb, path in (("GET", f"/v1/tasks/{task_id}"), ("POST", f"/v1/tasks/{task_id}:cancel")):
-                answer = await raw.request(verb, path, headers=bob, json={} if verb == "POST" else None)
-                assert (answer.status_code, answer.json()["type"]) == (404, "TaskNotFoundError")
-            mine = await rpc(raw, "tasks/get", {"id": task_id}, **alice)
-            assert mine["result"]["status"]["state"] == "input-required"
+    async with (
+        serve_stack(ReferenceAgent(), authentication=authentication()) as served,
+        httpx.AsyncClient(base_url=served.url, timeout=30) as raw,
+    ):
+        alice, bob = api_key("alice"), api_key("bob")
+        nobody = await rpc(raw, "message/send", {"message": v03_message("echo x")}, 401)
+        assert reason(nobody["error"]) == "UNAUTHENTICATED"
+        made = await rpc(raw, "message/send", {"message": v03_message("ask")}, **alice)
+        task_id = made["result"]["id"]
+        for method, params in (
+            ("tasks/get", {"id": task_id}),
+            ("tasks/cancel", {"id": task_id}),
+            ("tasks/pushNotificationConfig/list", {"id": task_id}),
+        ):
+            refused = await rpc(raw, method, params, **bob)
+            assert refused["error"]["code"] == -32001, method
+        for verb, path in (("GET", f"/v1/tasks/{task_id}"), ("POST", f"/v1/tasks/{task_id}:cancel")):
+            answer = await raw.request(verb, path, headers=bob, json={} if verb == "POST" else None)
+            assert (answer.status_code, answer.json()["type"]) == (404, "TaskNotFoundError")
+        mine = await rpc(raw, "tasks/get", {"id": task_id}, **alice)
+        assert mine["result"]["status"]["state"] == "input-required"
 
 
 # -- v0.3 turned off --------------------------------------------------------------------------------
@@ -488,6 +504,7 @@ async def test_serve_v03_false_removes_methods_routes_and_card_members() -> None
         assert {i["protocolVersion"] for i in card["supportedInterfaces"]} == {"1.0"}
         assert (await rpc(raw, "message/send", {"message": v03_message("x")}))["error"]["code"] == -32601
         v10 = await raw.post("/v1/message:send", json={"message": {"content": [{"text": "x"}]}})
-        assert v10.status_code == 400 and "error" in v10.json() and "type" not in v10.json()
+        assert v10.status_code == 400  # v1.0's refusal, as before v0.3 was served
+        assert v10.json()["error"]["status"] == "FAILED_PRECONDITION"
+        assert "type" not in v10.json()
         assert "VERSION_NOT_SUPPORTED" in v10.text
-    assert errors.VersionNotSupportedError  # the refusal is v1.0's, as before v0.3 was served

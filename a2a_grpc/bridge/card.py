@@ -112,7 +112,7 @@ class CardEndpoint:
             await refuse(exc)
             return
         document = transcoding.encode(card)
-        if self.serve_v03:
+        if self.serve_v03 and isinstance(card, types.AgentCard):
             document = merged_card_json(card, document)
         body = transcoding.dumps_sorted(document)  # sorted: the same card, the same ETag
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'

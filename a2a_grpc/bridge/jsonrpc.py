@@ -42,7 +42,7 @@ from a2a_grpc.bridge.exchange import (
     upstream_call,
 )
 from a2a_grpc.bridge.settings import BridgeSettings
-from a2a_grpc.bridge.sse import encode_event, serve_stream
+from a2a_grpc.bridge.sse import encode_event, send_event_stream, serve_stream
 from a2a_grpc.bridge.upstream import Upstream
 from a2a_grpc.bridge.v03front import check_v03_version, v03_call, v03_upstream
 from a2a_grpc.security.limits import Limits
@@ -223,7 +223,10 @@ class JsonRpcBinding:
                 return encode_event(_answer(rpc_id, "error", rpc.error(exc)), "error")
 
             async def refuse(exc: BaseException) -> None:
-                await self._error(send, rpc_id, exc, rpc.error)
+                if rpc.v03:  # an event stream whatever happens: v0.3 clients read nothing else
+                    await send_event_stream(send, encode_error(exc))
+                else:
+                    await self._error(send, rpc_id, exc, rpc.error)
 
             events = upstream.stream(rpc.upstream, message, call)
             await serve_stream(
