@@ -426,9 +426,9 @@ def probe_file() -> FileDescriptor:
         ("DropProbe", _rule("delete", "/probes/{id}")),
     )
     service("NoRuleService", ("Ruled", _rule("get", "/ruled")), ("Unruled", None))
-    service("BadTemplateService", ("Deep", _rule("get", "/probes/{id=things/*}")))
+    service("BadTemplateService", ("Deep", _rule("get", "/probes/{id=things/**}")))
     service("BadVariableService", ("ByNumber", _rule("get", "/probes/{small}")))
-    service("BadBodyService", ("Partial", _rule("post", "/probes", "inner")))
+    service("BadBodyService", ("Partial", _rule("post", "/probes", "inners")))
     custom = http_pb2.HttpRule()
     custom.custom.kind, custom.custom.path = "SEARCH", "/probes"
     service("BadPatternService", ("Search", custom))

@@ -269,13 +269,14 @@ async def test_jsonrpc_refuses_what_is_not_a_request(
 
 
 async def test_jsonrpc_unknown_method_names_it(bridge: HttpBridge) -> None:
-    response = await bridge.client.post("/", json=rpc("message/send", send_body("echo x")))
+    # "message/send" is a v0.3 method now (tests/test_v03_http.py); "tasks/list" is no method at all.
+    response = await bridge.client.post("/", json=rpc("tasks/list", send_body("echo x")))
     error = rpc_error(response, -32601)
     assert info(error["data"]) == {
         "@type": ERROR_INFO_TYPE,
         "reason": "METHOD_NOT_FOUND",
         "domain": "a2a-protocol.org",
-        "metadata": {"method": "message/send"},
+        "metadata": {"method": "tasks/list"},
     }
     await still_serving(bridge)
 
@@ -933,6 +934,8 @@ async def test_the_card_lists_the_bridge_interfaces_after_the_grpc_one(bridge: H
         (BINDING_URI, bridge.server.address, "1.0"),  # the session binding, on the gRPC port
         ("JSONRPC", bridge.url + "/", "1.0"),
         ("HTTP+JSON", bridge.url, "1.0"),
+        ("JSONRPC", bridge.url + "/", "0.3"),  # the same URLs serve v0.3 clients (BridgeSettings.serve_v03)
+        ("HTTP+JSON", bridge.url, "0.3"),
     ]
     assert card.name == "a2a-grpc reference agent"
     assert re.fullmatch(r'"[0-9a-f]{16,}"', response.headers["etag"])

@@ -518,6 +518,8 @@ async def test_get_extended_agent_card(main: Stack, binding: str) -> None:
             *session,
             ["JSONRPC", main.url + "/", "1.0"],
             ["HTTP+JSON", main.url, "1.0"],
+            ["JSONRPC", main.url + "/", "0.3"],  # the same URLs serve v0.3 clients
+            ["HTTP+JSON", main.url, "0.3"],
         ]
 
 

@@ -170,6 +170,8 @@ async def test_sdk_client_is_built_from_the_card_the_bridge_serves(peer: Peer) -
         (BINDING_URI, peer.stack.address, "1.0"),
         ("JSONRPC", peer.stack.url + "/", "1.0"),
         ("HTTP+JSON", peer.stack.url, "1.0"),
+        ("JSONRPC", peer.stack.url + "/", "0.3"),  # the merged card: SDK 1.x still picks 1.0
+        ("HTTP+JSON", peer.stack.url, "0.3"),
     ]
     assert peer.card.name == "a2a-grpc reference agent"
     assert (peer.card.capabilities.streaming, peer.card.capabilities.push_notifications) == (True, True)
@@ -364,6 +366,8 @@ async def test_sdk_get_extended_agent_card(peer: Peer) -> None:
         ("GRPC", peer.stack.address),  # v0.3 (serve_v03)
         (BINDING_URI, peer.stack.address),
         ("JSONRPC", peer.stack.url + "/"),
+        ("HTTP+JSON", peer.stack.url),
+        ("JSONRPC", peer.stack.url + "/"),  # again for v0.3 clients (protocolVersion 0.3)
         ("HTTP+JSON", peer.stack.url),
     ]
 

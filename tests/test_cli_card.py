@@ -66,7 +66,9 @@ async def test_the_bridge_publishes_the_public_card_of_a_grpc_only_agent() -> No
             card = (await http.get(url + "/.well-known/agent-card.json")).json()
         assert card["name"] == "plain"
         bindings = [i["protocolBinding"] for i in card["supportedInterfaces"]]
-        assert bindings == ["GRPC", "GRPC", "urn:a2a-grpc:binding:session:v1", "JSONRPC", "HTTP+JSON"]
+        # The bridge's two JSON interfaces, for v1.0 and again for v0.3 (BridgeSettings.serve_v03).
+        assert bindings == ["GRPC", "GRPC", "urn:a2a-grpc:binding:session:v1", *["JSONRPC", "HTTP+JSON"] * 2]
+        assert card["protocolVersion"] == "0.3"  # the merged card's v0.3 members
     finally:
         await shutdown(served)
 

@@ -56,7 +56,9 @@ def states(events: list[dict[str, object]]) -> list[str]:
 def check_card(out: str) -> None:
     card = json.loads(out)
     bindings = [i["protocolBinding"] for i in card["supportedInterfaces"]]
-    assert bindings == ["GRPC", "GRPC", "urn:a2a-grpc:binding:session:v1", "JSONRPC", "HTTP+JSON"]
+    assert bindings == ["GRPC", "GRPC", "urn:a2a-grpc:binding:session:v1", *["JSONRPC", "HTTP+JSON"] * 2]
+    assert [i["protocolVersion"] for i in card["supportedInterfaces"]][-2:] == ["0.3", "0.3"]
+    assert (card["protocolVersion"], card["preferredTransport"]) == ("0.3", "JSONRPC")  # for v0.3 clients
 
 
 def check_rest_send(out: str) -> None:

@@ -77,9 +77,9 @@ def test_a_method_without_an_http_rule_is_refused_by_name() -> None:
 @pytest.mark.parametrize(
     ("service", "said"),
     [
-        ("BadTemplateService", "unsupported variable"),
+        ("BadTemplateService", "unsupported variable pattern 'things/[*][*]'"),
         ("BadVariableService", "'small' is not a string field"),
-        ("BadBodyService", "body 'inner' is not supported"),
+        ("BadBodyService", "body 'inners' is not supported"),
         ("BadPatternService", "pattern 'custom' is not supported"),
     ],
 )
@@ -105,6 +105,30 @@ def test_templates_the_router_cannot_read_exactly_are_refused(template: str, sai
     # Found by tests/test_properties.py (test_a_template_is_read_exactly_or_refused).
     with pytest.raises(RouteError, match=re.escape(said)):
         _parse_template(template)
+
+
+def test_the_v03_rules_compile_with_patterns_and_a_body_field() -> None:
+    # a2a.v1 (v0.3) writes resource names: {name=tasks/*} binds "tasks/<segment>".
+    from a2a_grpc.v03 import V03_SERVICE
+    from a2a_grpc.v03 import types as v03
+
+    router = Router(compile_routes(V03_SERVICE))
+    route, bound = router.match("GET", "/v1/tasks/t%2F1:subscribe")
+    assert route is not None
+    assert (route.method.name, bound) == ("TaskSubscription", {"name": "tasks/t/1"})
+    route, bound = router.match("DELETE", "/v1/tasks/t1/pushNotificationConfigs/c1")
+    assert route is not None
+    assert bound == {"name": "tasks/t1/pushNotificationConfigs/c1"}
+    route, bound = router.match("POST", "/v1/tasks/t1/pushNotificationConfigs")
+    assert route is not None
+    assert (route.body, bound) == ("config", {"parent": "tasks/t1/pushNotificationConfigs"})
+    assert router.match("GET", "/v1/tasks") == (None, [])
+    target = router.target("GetTask", v03.GetTaskRequest(name="tasks/a:b"), {"name": "tasks/a:b"})
+    assert target.path == "/v1/tasks/a%3Ab"
+    with pytest.raises(errors.InvalidParamsError, match="does not have the form tasks/"):
+        router.target("GetTask", v03.GetTaskRequest(name="jobs/x"), {"name": "jobs/x"})
+    with pytest.raises(errors.InvalidParamsError, match="cannot be sent as a URL path segment"):
+        router.target("GetTask", v03.GetTaskRequest(name="tasks/.."), {"name": "tasks/.."})
 
 
 def test_a_well_formed_foreign_service_compiles() -> None:

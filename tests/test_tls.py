@@ -300,7 +300,10 @@ async def test_json_bindings_over_https_and_the_card_names_https(certs: Certs) -
                 ("urn:a2a-grpc:binding:session:v1", running.grpc_address),
                 ("JSONRPC", url + "/"),
                 ("HTTP+JSON", url),
+                ("JSONRPC", url + "/"),  # for v0.3 clients: https too
+                ("HTTP+JSON", url),
             ]
+            assert card["url"] == url + "/"
             answer = (await http.post(url + "/", json=jsonrpc("echo rpc"), headers=A2A)).json()
             assert answer["result"]["task"]["artifacts"][0]["parts"][0]["text"] == "echo rpc"
             answer = (await http.post(url + "/message:send", json=rest("echo rest"), headers=A2A)).json()

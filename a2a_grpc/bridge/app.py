@@ -7,6 +7,10 @@ Served at the bridge's root URL, over any upstream (:mod:`a2a_grpc.bridge.upstre
   ``google.api.http`` rules, tenant bindings included;
 * ``GET /.well-known/agent-card.json``: the upstream card with this bridge's interfaces
   (:mod:`a2a_grpc.bridge.card`);
+* A2A v0.3 beside v1.0 (``BridgeSettings.serve_v03``, :mod:`a2a_grpc.bridge.v03front`): the v0.3
+  JSON-RPC method names at ``POST /``, and the v0.3 HTTP+JSON routes (:mod:`a2a_grpc.bridge.rest03`)
+  for ``/v1/...`` requests whose ``A2A-Version`` (header, else query parameter) is absent or 0.x;
+  with 1.x they are v1.0's (tenant ``v1``);
 * ``GET /healthz``: 200 ``SERVING`` while the app serves, 503 ``NOT_SERVING`` once it drains
   (:attr:`BridgeApp.serving` False; docs/shutdown.md);
 * ``GET /metrics``: the Prometheus metrics of the process, and whatever else is mounted on
@@ -44,14 +48,17 @@ from a2a_grpc.bridge.exchange import (
     Receive,
     Scope,
     Send,
+    requested_version,
     respond,
     serve_lifespan,
 )
 from a2a_grpc.bridge.jsonrpc import JsonRpcBinding
 from a2a_grpc.bridge.ops import OpsApp
 from a2a_grpc.bridge.rest import RestBinding, send_rest_error
+from a2a_grpc.bridge.rest03 import RestV03Binding
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.upstream import CARD_PATH, Upstream
+from a2a_grpc.bridge.v03front import is_v03_rest
 from a2a_grpc.observability.metrics import HTTP_BINDING, WIRES
 from a2a_grpc.security.limits import Limits
 
@@ -81,9 +88,12 @@ class BridgeApp:
             limits = limits if isinstance(limits, Limits) else Limits()
             settings = dataclasses.replace(settings, limits=limits)
         self.settings = settings
-        self.card = CardEndpoint(upstream, self.settings.card_max_age, self.settings.public_url)
+        self.card = CardEndpoint(
+            upstream, self.settings.card_max_age, self.settings.public_url, serve_v03=self.settings.serve_v03
+        )
         self.jsonrpc = JsonRpcBinding(upstream, self.settings, self.card)
         self.rest = RestBinding(upstream, self.settings, self.card)
+        self.rest03 = RestV03Binding(upstream, self.settings, self.card) if self.settings.serve_v03 else None
         jwks = self.settings.jwks
         self._jwks = json.dumps(dict(jwks), separators=(",", ":")).encode() if jwks is not None else None
         self.serving = True
@@ -151,7 +161,12 @@ class BridgeApp:
                 HTTP_BINDING.set("rest")
                 if self.ops.metrics:
                     receive, send = _counted("rest", receive, send)
-                await self.rest.serve(request, receive, send)
+                # Header first (spec 3.6.1): A2A-Version 1.x is v1.0 (/v1/... is then tenant "v1"),
+                # none or 0.x on /v1/... is v0.3; anything else is v1.0's to answer (or refuse).
+                if self.rest03 is not None and is_v03_rest(path, requested_version(request)):
+                    await self.rest03.serve(request, receive, send)
+                else:
+                    await self.rest.serve(request, receive, send)
         except HttpFailure as failure:  # refused before reaching a binding: Status body
             await send_rest_error(request, send, failure.error, failure.status, failure.headers)
         except ClientGone:

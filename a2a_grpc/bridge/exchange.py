@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from a2a_grpc import errors
 from a2a_grpc.bridge.settings import BridgeSettings
@@ -32,8 +32,10 @@ __all__ = [
     "Scope",
     "Send",
     "check_content_type",
+    "query_version",
     "raw_headers",
     "read_body",
+    "requested_version",
     "respond",
     "serve_lifespan",
     "upstream_call",
@@ -105,6 +107,23 @@ class HttpRequest:
         return extensions.get(CLIENT_CERTIFICATE) if extensions else None
 
 
+def query_version(request: HttpRequest) -> str | None:
+    """The ``A2A-Version`` query parameter (spec 3.6.1; the name read case-insensitively, as
+    service parameter names are), or None."""
+    if b"=" not in request.query:
+        return None
+    for name, value in parse_qsl(request.query.decode("latin-1"), keep_blank_values=True):
+        if name.lower() == "a2a-version":
+            return value
+    return None
+
+
+def requested_version(request: HttpRequest) -> str | None:
+    """The A2A version a request names: its ``A2A-Version`` header, else the query parameter."""
+    header = request.headers.get("a2a-version")
+    return header if header is not None else query_version(request)
+
+
 def upstream_call(request: HttpRequest, settings: BridgeSettings) -> Call:
     """The headers to pass upstream, checked here so that every upstream refuses them alike, and
     the deadline ``Grpc-Timeout`` asks for."""
@@ -122,6 +141,8 @@ def upstream_call(request: HttpRequest, settings: BridgeSettings) -> Call:
                 metadata={"header": largest, "limit_bytes": limit},
             ),
         )
+    if "a2a-version" not in headers and (version := query_version(request)) is not None:
+        headers["a2a-version"] = version  # spec 3.6.1: a client MAY send it as a query parameter
     for name, value in headers.items():
         check_header(name, value)
     timeout = request.headers.get("grpc-timeout")

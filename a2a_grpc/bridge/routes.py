@@ -35,8 +35,13 @@ proto's, never a second hand-written list. :class:`Router` works both ways:
 
 Query parameters (section 11.5) are read and written by :mod:`a2a_grpc.bridge.query`.
 
-One documented addition: ``SubscribeToTask`` is also accepted with POST, as section 11.3.2 of the
-specification text writes it and the official SDK's REST client sends it; the proto says GET.
+One documented addition: ``SubscribeToTask`` (v0.3: ``TaskSubscription``) is also accepted with
+POST, as section 11.3.2 of the specification text writes it and the official SDK's REST client
+sends it; the proto says GET.
+
+The v0.3 proto (``a2a.v1``, :data:`a2a_grpc.v03.V03_SERVICE`) compiles too: its variables bind
+patterns (``/v1/{name=tasks/*}`` binds ``name`` to ``tasks/{segment}``, one ``*`` per segment) and
+one rule names a body field (``body: "config"``); :mod:`a2a_grpc.bridge.rest03` serves them.
 """
 
 from __future__ import annotations
@@ -58,10 +63,10 @@ from a2a_grpc.errors import FieldViolation
 
 __all__ = ["EXTRA_VERBS", "Route", "RouteError", "Router", "Target", "compile_routes"]
 
-EXTRA_VERBS: Mapping[str, tuple[str, ...]] = {"SubscribeToTask": ("POST",)}
+EXTRA_VERBS: Mapping[str, tuple[str, ...]] = {"SubscribeToTask": ("POST",), "TaskSubscription": ("POST",)}
 """Verbs accepted besides the proto's, per method (see the module docstring)."""
 
-_VAR = re.compile(r"\{([a-z_][a-z0-9_]*)(?:=\*)?\}")
+_VAR_PATTERN = re.compile(r"\{([a-z_][a-z0-9_]*)(?:=([A-Za-z0-9._~*/-]+))?\}")
 _LITERAL = re.compile(r"[A-Za-z0-9._~-]+")
 
 
@@ -83,9 +88,16 @@ class Route:
     custom_verb: str
     """The ``:cancel`` suffix of the last segment, without the colon ("" if none)."""
     body: str
-    """``*`` (the whole request is the body) or "" (no body: query parameters)."""
+    """``*`` (the whole request is the body), "" (no body: query parameters), or the name of the
+    request field the body holds (v0.3's ``config``)."""
     alias: bool = False
     """An :data:`EXTRA_VERBS` verb, accepted but never sent."""
+    patterns: tuple[tuple[str, tuple[str | None, ...]], ...] = ()
+    """Each variable's field and the segments it binds, in path order (None: a ``*``); empty
+    when every variable is one segment. ``{name=tasks/*}`` binds ``name`` to ``tasks/{segment}``."""
+
+    def _patterns(self) -> tuple[tuple[str, tuple[str | None, ...]], ...]:
+        return self.patterns or tuple((name, (None,)) for name in self.variables)
 
     @property
     def streaming(self) -> bool:
@@ -125,17 +137,21 @@ class Route:
 
         InvalidParamsError naming the field if a value's bytes are not UTF-8 text.
         """
-        bound: dict[str, str] = {}
+        values: list[str] = []
         for name, part in zip(self.variables, raw, strict=True):
             try:
                 data = part.encode("latin-1")  # the request target's bytes, as HttpRequest reads them
             except UnicodeEncodeError:
                 data = part.encode("utf-8")  # a path given as text
             try:
-                bound[name] = unquote_to_bytes(data).decode("utf-8")
+                values.append(unquote_to_bytes(data).decode("utf-8"))
             except UnicodeDecodeError:
                 raise invalid(name, "the path segment is not percent-encoded UTF-8 text") from None
-        return bound
+        taken = iter(values)
+        return {
+            name: "/".join(next(taken) if p is None else p for p in pattern)
+            for name, pattern in self._patterns()
+        }
 
     def expand(
         self, request: Message, encoded: Mapping[str, Any], literals: frozenset[str] = frozenset()
@@ -148,27 +164,34 @@ class Route:
         (for ``body: "*"`` routes), the query the same for the others.
         """
         rest = dict(encoded)
-        path_parts: list[str] = []
-        names = iter(self.variables)
-        for literal in self.segments:
-            if literal is not None:
-                path_parts.append(literal)
-                continue
-            name = next(names)
+        pieces: list[str] = []
+        for name, pattern in self._patterns():
             field = request.DESCRIPTOR.fields_by_name[name]
             value = getattr(request, name)
             if not value:
                 raise errors.InvalidParamsError(
                     f"{name} is required", field_violations=[FieldViolation(name, "is required")]
                 )
-            if value in DOT_SEGMENTS:
-                # An HTTP client removes these from the path (RFC 3986 5.2.4): the request
-                # would reach another resource, e.g. the agent's base path for GetTask("..").
-                raise invalid(name, f"{errors.echo(value)} cannot be sent as a URL path segment")
+            given = value.split("/") if len(pattern) > 1 else [value]
+            fits = len(given) == len(pattern) and all(
+                p is None or p == g for p, g in zip(pattern, given, strict=False)
+            )
+            if not fits:
+                shape = "/".join("*" if p is None else p for p in pattern)
+                raise invalid(name, f"{errors.echo(value)} does not have the form {shape}")
+            for p, piece in zip(pattern, given, strict=True):
+                if p is not None:
+                    continue
+                if piece in DOT_SEGMENTS or not piece:
+                    # An HTTP client removes these from the path (RFC 3986 5.2.4): the request
+                    # would reach another resource, e.g. the agent's base path for GetTask("..").
+                    raise invalid(name, f"{errors.echo(value)} cannot be sent as a URL path segment")
+                pieces.append(piece)
             rest.pop(field.json_name, None)
-            path_parts.append(_segment(value, literals))
+        taken = iter(pieces)
+        path_parts = [s if s is not None else _segment(next(taken), literals) for s in self.segments]
         path = "/" + "/".join(path_parts) + (f":{self.custom_verb}" if self.custom_verb else "")
-        if self.body == "*":
+        if self.body:  # a named body too: the whole request is sent (what v0.3 servers read)
             return path, rest, ""
         return path, {}, encode_query(rest)
 
@@ -192,34 +215,70 @@ def _parse_template(template: str) -> tuple[tuple[str | None, ...], tuple[str, .
     What the router can serve: ``/`` then segments that are a literal or a one-segment variable
     (``{name}`` or ``{name=*}``), then an optional ``:verb``. Literals and the verb are unreserved
     characters only (letters, digits, ``-._~``), so that a literal is never spelled two ways in a
-    path; anything else is a :class:`RouteError` naming the template.
+    path; anything else is a :class:`RouteError` naming the template. A variable may also take a
+    pattern of literals and ``*`` segments (``{name=tasks/*}``, as the v0.3 proto's rules write):
+    its name then stands once per ``*`` (see :func:`_parse`).
     """
+    segments, variables, custom, _ = _parse(template)
+    return segments, variables, custom
+
+
+_Pattern = tuple[str | None, ...]
+"""The segments one variable binds: literals, and None for each ``*``."""
+
+
+def _parse(
+    template: str,
+) -> tuple[tuple[str | None, ...], tuple[str, ...], str, tuple[tuple[str, _Pattern], ...]]:
+    """:func:`_parse_template`, plus each variable's pattern in path order."""
     if not template.startswith("/"):
         raise RouteError(f"path template {template!r} does not start with '/'")
-    raw = template[1:].split("/")
+    if "\x00" in template:  # the marker of a variable cut out below
+        raise RouteError(f"unsupported segment in {template!r}")
+    body = template[1:]
     custom = ""
-    if ":" in raw[-1] and not raw[-1].endswith("}"):
-        raw[-1], _, custom = raw[-1].rpartition(":")
+    colon = body.rfind(":")
+    if colon > max(body.rfind("/"), body.rfind("}")):
+        body, custom = body[:colon], body[colon + 1 :]
         if not _LITERAL.fullmatch(custom):
             raise RouteError(f"unsupported verb {custom!r} in {template!r}")
+    # A variable's pattern may hold '/': each {...} is cut out before the path is split.
+    found: list[tuple[str, str, str]] = []
+
+    def hole(m: re.Match[str]) -> str:
+        found.append((m.group(1), m.group(2) or "*", m.group(0)))
+        return f"\x00{len(found) - 1}\x00"
+
+    holed = _VAR_PATTERN.sub(hole, body)
     segments: list[str | None] = []
     variables: list[str] = []
-    for part in raw:
-        if part.startswith("{"):
-            m = _VAR.fullmatch(part)
-            if m is None:
-                raise RouteError(
-                    f"unsupported variable {part!r} in {template!r} (only {{name}} or {{name=*}})"
-                )
-            if m.group(1) in variables:
-                raise RouteError(f"variable {m.group(1)!r} bound twice in {template!r}")
-            segments.append(None)
-            variables.append(m.group(1))
-        elif not _LITERAL.fullmatch(part):
-            raise RouteError(f"unsupported segment {part!r} in {template!r}")
-        else:
+    patterns: list[tuple[str, _Pattern]] = []
+    for part in holed.split("/"):
+        if part.startswith("\x00") and part.endswith("\x00") and part[1:-1].isdigit():
+            name, pattern, _ = found[int(part[1:-1])]
+            if any(name == seen for seen, _ in patterns):
+                raise RouteError(f"variable {name!r} bound twice in {template!r}")
+            shape = _pattern(pattern, template)
+            patterns.append((name, shape))
+            for literal in shape:
+                segments.append(literal)
+                if literal is None:
+                    variables.append(name)
+        elif _LITERAL.fullmatch(part):
             segments.append(part)
-    return tuple(segments), tuple(variables), custom
+        else:
+            shown = re.sub("\x00(\\d+)\x00", lambda m: found[int(m.group(1))][2], part)
+            kind = "variable" if part.startswith(("{", "\x00")) else "segment"
+            raise RouteError(f"unsupported {kind} {shown!r} in {template!r} (only {{name}} or {{name=*}})")
+    return tuple(segments), tuple(variables), custom, tuple(patterns)
+
+
+def _pattern(pattern: str, template: str) -> _Pattern:
+    """The segments of a variable's pattern: ``*`` (None) or literals, at least one ``*``."""
+    shape = tuple(None if p == "*" else p for p in pattern.split("/"))
+    if None not in shape or not all(p is None or _LITERAL.fullmatch(p) for p in shape):
+        raise RouteError(f"unsupported variable pattern {pattern!r} in {template!r}")
+    return shape
 
 
 def _bindings(rule: http_pb2.HttpRule) -> Iterable[http_pb2.HttpRule]:
@@ -232,17 +291,29 @@ def _route(method: MethodDescriptor, rule: http_pb2.HttpRule, verb: str | None =
     if kind not in ("get", "post", "put", "delete", "patch"):
         raise RouteError(f"{method.full_name}: HTTP rule pattern {kind!r} is not supported")
     template = getattr(rule, kind)
-    segments, variables, custom = _parse_template(template)
+    segments, variables, custom, patterns = _parse(template)
     for name in variables:
         field = method.input_type.fields_by_name.get(name)
         if field is None or field.type != FieldDescriptor.TYPE_STRING or field.is_repeated:
             raise RouteError(
                 f"{method.full_name}: path variable {name!r} is not a string field of the request"
             )
-    if rule.body not in ("", "*"):
-        raise RouteError(f"{method.full_name}: body {rule.body!r} is not supported (only '*' or none)")
+    body = method.input_type.fields_by_name.get(rule.body)
+    if rule.body not in ("", "*") and (body is None or body.message_type is None or body.is_repeated):
+        raise RouteError(
+            f"{method.full_name}: body {rule.body!r} is not supported (only '*', none, or a message field)"
+        )
+    simple = all(pattern == (None,) for _, pattern in patterns)
     return Route(
-        method, verb or kind.upper(), template, segments, variables, custom, rule.body, verb is not None
+        method,
+        verb or kind.upper(),
+        template,
+        segments,
+        variables,
+        custom,
+        rule.body,
+        verb is not None,
+        () if simple else patterns,
     )
 
 
@@ -335,4 +406,4 @@ class Router:
         """
         route = self.for_method(name, getattr(request, "tenant", ""))
         path, body, query = route.expand(request, encoded, self.literals)
-        return Target(route, path, body if route.body == "*" else None, query)
+        return Target(route, path, body if route.body else None, query)

@@ -60,6 +60,10 @@ class BridgeSettings:
     """Headers to pass upstream besides the standard allowlist (lower-case names)."""
     max_jsonrpc_id_chars: int = 256
     """Longest JSON-RPC string ``id`` read; every answer repeats it, so a longer one is refused."""
+    serve_v03: bool = True
+    """Serve A2A v0.3 clients beside v1.0: the v0.3 JSON-RPC method names at ``/``, the v0.3
+    HTTP+JSON routes (``/v1/...`` without ``A2A-Version`` 1.x), and the card's v0.3 members and
+    interfaces (:mod:`a2a_grpc.bridge.v03front`). False: v1.0 only."""
     log_requests: bool = False
     """Log one line per request (verb, path, status, A2A method, duration, peer) to ``a2a_grpc.access``."""
     max_forwarded_header_bytes: int = 7 * 1024

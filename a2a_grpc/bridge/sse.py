@@ -24,7 +24,7 @@ from a2a_grpc._bodies import AnswerError
 from a2a_grpc.bridge.exchange import Receive, Send
 from a2a_grpc.bridge.settings import BridgeSettings
 
-__all__ = ["SseDecoder", "SseEvent", "encode_event", "serve_stream"]
+__all__ = ["SseDecoder", "SseEvent", "encode_event", "send_event_stream", "serve_stream"]
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -95,6 +95,13 @@ async def serve_stream(
             upcoming.cancel()
             await asyncio.wait({upcoming})
         await events.aclose()
+
+
+async def send_event_stream(send: Send, data: bytes) -> None:
+    """A whole event stream holding one encoded event: how a v0.3 JSON-RPC stream is refused
+    (the v0.3 SDK's clients read a stream's answer only as events, errors included)."""
+    await _start(send)
+    await _chunk(send, data, more=False)
 
 
 def _heavy(item: Message, above: int) -> bool:

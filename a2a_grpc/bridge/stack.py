@@ -154,7 +154,7 @@ class AgentStack:
             )
             self.http.bind()  # first, so that the card can name the port
             public = (self.bridge_settings.public_url or self.http.url).rstrip("/")
-            interfaces = bridge_interfaces(public)
+            interfaces = bridge_interfaces(public, v03=self.bridge_settings.serve_v03)
         self.server = A2AServer(
             self.agent, self.store, self.grpc_settings, notifier=self.notifier, extra_interfaces=interfaces
         )

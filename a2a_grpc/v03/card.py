@@ -92,8 +92,11 @@ def to_v03_agent_card(card: types.AgentCard) -> v03.AgentCard:
     )
     legacy = [i for i in card.supported_interfaces if is_v03_version(i.protocol_version)]
     if legacy:
-        out.url, out.preferred_transport = legacy[0].url, legacy[0].protocol_binding
-        out.protocol_version = legacy[0].protocol_version or V03_VERSION
+        # The main interface: JSON-RPC when offered, v0.3's default transport, which clients that
+        # predate preferredTransport (v0.2) assume at `url`; else the first.
+        main = next((i for i in legacy if i.protocol_binding == "JSONRPC"), legacy[0])
+        out.url, out.preferred_transport = main.url, main.protocol_binding
+        out.protocol_version = main.protocol_version or V03_VERSION
     if len(legacy) > 1:
         out.additional_interfaces.extend(
             v03.AgentInterface(url=i.url, transport=i.protocol_binding) for i in legacy
