@@ -607,8 +607,8 @@ class GrpcService(abc.ABC):
         """The call seam that serves lf.a2a.v1.A2AService (called once, at start)."""
 
     def _serves_v03(self) -> bool:
-        """Whether the v0.3 service ``a2a.v1.A2AService`` is served too (``A2AServer``: the
-        ``serve_v03`` setting; here: no, as this front's card would not offer it)."""
+        """Whether the v0.3 service ``a2a.v1.A2AService`` is served too (the ``serve_v03``
+        setting, where the subclass's card offers it; here: no)."""
         return False
 
     def seam_chain(self) -> tuple[Interceptor, ...]:

@@ -282,7 +282,12 @@ async def test_the_card_declares_the_schemes_and_any_one_suffices(stack: Stack) 
             "location": "header",
             "name": "X-API-Key",
             "description": "an API key issued by the agent's operator",
-        }
+        },
+        # The same scheme as v0.3 clients read it: the merged card (docs/versions.md).
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "an API key issued by the agent's operator",
     }
 
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -26,7 +27,7 @@ from a2a_grpc.client import A2AClient
 from a2a_grpc.server import ServerSettings
 from a2a_grpc.v03 import types as v03
 from a2a_grpc.v03.card import parse_card_json
-from tests.sdk03.plugin import Sdk03Server
+from tests.sdk03.plugin import Sdk03Server, one, run_sdk03_client, steps
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -493,3 +494,37 @@ async def test_the_cli_reads_a_v03_card_file(tmp_path: Any) -> None:
         assert (client.target, client.protocol_version) == ("127.0.0.1:2", "0.3")
     finally:
         await client.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["jsonrpc", "rest"])
+async def test_a_v03_json_agent_behind_our_reverse_bridge_serves_v03_grpc_clients(
+    sdk03_server: Sdk03Server, sdk03_python: Path, path: str
+) -> None:
+    """Both ends v0.3: the official 0.3 client calls our bridge's v0.3 gRPC service, and the bridge
+    calls the official 0.3 agent over v0.3 JSON; the core in between speaks v1.0."""
+    upstream = await open_json_upstream(sdk03_server.card, prefer=(BINDING[path],))
+    try:
+        async with GrpcFront(upstream, ServerSettings(host="127.0.0.1", port=0)) as front:
+            card = await front.public_card()
+            grpcs = [
+                (i.url, i.protocol_version) for i in card.supported_interfaces if i.protocol_binding == "GRPC"
+            ]
+            assert grpcs[:2] == [(front.address, "1.0"), (front.address, "0.3")]
+            sent = one(
+                await run_sdk03_client(sdk03_python, "grpc", front.address, "send", "echo both ends"),
+                "result",
+            )
+            assert (sent["kind"], sent["state"]) == ("task", "completed")
+            assert [a["texts"] for a in sent["artifacts"]] == [["echo both ends"]]
+            got = one(
+                await run_sdk03_client(sdk03_python, "grpc", front.address, "get-task", sent["id"]), "result"
+            )
+            assert (got["id"], got["state"]) == (sent["id"], "completed")
+            streamed = steps(
+                await run_sdk03_client(sdk03_python, "grpc", front.address, "stream", "stream 2"), "event"
+            )
+            assert [e["kind"] for e in streamed if e["kind"] == "artifact-update"] == ["artifact-update"] * 2
+            assert streamed[-1]["state"] == "completed"
+    finally:
+        await upstream.aclose()

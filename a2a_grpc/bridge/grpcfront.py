@@ -31,6 +31,7 @@ from a2a_grpc.bridge.upstream import Call, Upstream, check_header, forwardable
 from a2a_grpc.security.credentials import credential_headers
 from a2a_grpc.server import GrpcService, ServerSettings, grpc_interface
 from a2a_grpc.service import METHODS, CallContext, Interceptor, Method, Service, StreamCall, UnaryCall
+from a2a_grpc.v03.card import V03_VERSION
 
 if TYPE_CHECKING:
     from a2a_grpc.bridge.ops import OpsServer
@@ -105,16 +106,24 @@ class GrpcFront(GrpcService):
     def _service(self) -> Service:
         return self.service
 
+    def _serves_v03(self) -> bool:
+        return self.settings.serve_v03
+
     async def public_card(self) -> types.AgentCard:
-        """The upstream's public card, with this front's GRPC interface first."""
+        """The upstream's public card, with this front's GRPC interfaces first: A2A 1.0, then 0.3
+        (the same address) when ``serve_v03`` is on."""
         card = types.AgentCard()
         card.CopyFrom(await self.upstream.card())
-        ours = grpc_interface(self.advertised_address)
+        ours = [grpc_interface(self.advertised_address)]
+        if self.settings.serve_v03:
+            ours.append(grpc_interface(self.advertised_address, V03_VERSION))
         others = [
-            i for i in card.supported_interfaces if (i.protocol_binding.upper(), i.url) != ("GRPC", ours.url)
+            i
+            for i in card.supported_interfaces
+            if (i.protocol_binding.upper(), i.url) != ("GRPC", ours[0].url)
         ]
         del card.supported_interfaces[:]
-        card.supported_interfaces.extend([ours, *others])
+        card.supported_interfaces.extend([*ours, *others])
         return card
 
     async def start(self) -> int:
