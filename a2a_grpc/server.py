@@ -205,7 +205,7 @@ class ServerSettings:
     ``lf.a2a.v1.A2AService`` on the same port, translated to and from the same v1.0 core
     (``a2a_grpc.v03.grpc_service``), and a GRPC interface with ``protocol_version`` 0.3 in the card
     (after the 1.0 one, which v1.0 clients pick). Off: neither (calls to ``a2a.v1`` are
-    UNIMPLEMENTED). The reverse bridge's gRPC front serves v1.0 only."""
+    UNIMPLEMENTED). The reverse bridge's gRPC front (``bridge grpc-to-http``) follows the same setting."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
