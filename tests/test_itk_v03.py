@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import select
 import subprocess
 import sys
@@ -51,6 +52,10 @@ from tests.test_itk_agent import (
 sys.path.insert(0, str(EXAMPLE))
 import instruction_pb2 as itk
 from agent import extract_instruction
+from peer import open_peer
+
+from a2a_grpc.bridge.outbound import JsonRpcUpstream, RestUpstream
+from a2a_grpc.bridge.outbound03 import JsonRpc03Upstream, Rest03Upstream
 
 SDK03_AGENT = Path(__file__).resolve().parent / "sdk03" / "itk_agent.py"
 OURS, THEIRS = "a2a_grpc", "python_v03"
@@ -135,6 +140,29 @@ async def test_our_card_reads_right_for_a_v03_client(pair: tuple[Running, Runnin
         ("HTTP+JSON", f"{base}/rest/"),
     ):
         assert listed.index((binding, url, "1.0")) < listed.index((binding, url, "0.3"))
+
+
+@pytest.mark.asyncio
+async def test_peer_speaks_v03_to_the_sdk_agent_and_v10_to_ours(pair: tuple[Running, Running]) -> None:
+    ours, theirs = pair
+    for running, v03 in ((theirs, True), (ours, False)):
+        for layout in (True, False):
+            uri = running.uri(jsonrpc_layout=layout)
+            for transport, v10_kind, v03_kind in (
+                ("jsonrpc", JsonRpcUpstream, JsonRpc03Upstream),
+                ("http_json", RestUpstream, Rest03Upstream),
+            ):
+                peer = await open_peer(transport, uri, timeout=30)
+                try:
+                    upstream = peer.upstream  # type: ignore[attr-defined]
+                    assert type(upstream) is (v03_kind if v03 else v10_kind)
+                finally:
+                    await peer.aclose()
+            peer = await open_peer("GRPC", uri, timeout=30)
+            try:
+                assert peer.client.protocol_version == ("0.3" if v03 else "1.0")  # type: ignore[attr-defined]
+            finally:
+                await peer.aclose()
 
 
 # --- the runner's chains, ours first --------------------------------------------------------------
@@ -253,6 +281,34 @@ async def test_a_v03_first_hop_runs_the_chain(pair: tuple[Running, Running]) -> 
     assert task["status"]["message"]["role"] == "agent"
     assert parts_text(task["status"]["message"])[0].split("\n") == _ran()
     assert [t for t in expected if t not in response_text(task)] == []  # the runner reads v0.3 too
+
+
+@pytest.mark.asyncio
+async def test_a_v03_streaming_first_hop_runs_the_chain(pair: tuple[Running, Running]) -> None:
+    ours, theirs = pair
+    instruction, expected = suite(ours, theirs, "send_message", streaming=True)
+    collected: list[str] = []
+    kinds: list[str] = []
+    async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+        body = v03_payload(instruction, True)
+        async with http.stream(
+            "POST", ours.uri() + "/", json=body, headers={"A2A-Version": "0.3"}
+        ) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    assert "error" not in event, event
+                    result = event["result"]
+                    kinds.append(result["kind"])
+                    if result["kind"] == "status-update":  # the runner's v0.3 reading
+                        message = result["status"].get("message") or {}
+                        if message.get("role") == "agent":
+                            collected.extend(parts_text(message))
+    assert [t for t in expected if t not in "\n".join(collected)] == []
+    assert kinds[-1] == "status-update"
+    assert result["final"] is True
+    assert result["status"]["state"] == "completed"
 
 
 @pytest.mark.asyncio
