@@ -284,6 +284,32 @@ async def test_a_v03_first_hop_runs_the_chain(pair: tuple[Running, Running]) -> 
 
 
 @pytest.mark.asyncio
+async def test_a_v03_first_hop_with_a_push_config_runs_the_push_chain(pair: tuple[Running, Running]) -> None:
+    ours, theirs = pair
+    async for url, _ in notification_server():
+        instruction, expected = suite(ours, theirs, "push_notification", streaming=False, notify_url=url)
+        token = str(uuid.uuid4())
+        body = v03_payload(instruction, False)
+        body["params"]["configuration"] = {
+            "pushNotificationConfig": {"url": f"{url}/notifications", "token": token}
+        }
+        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+            answer = (await http.post(ours.uri() + "/", json=body, headers={"A2A-Version": "0.3"})).json()
+            assert answer["result"]["status"]["state"] == "completed", answer
+            deadline = time.monotonic() + 20  # deliveries run in the background: bounded wait
+            while True:
+                listed = (await http.get(f"{url}/notifications")).json()["notifications"]
+                mine = [t for n in listed if n["token"] == token for t in push_texts(n["event"])]
+                if any(t.split("\n") == _ran() for t in mine) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+        # the first hop's config (given in the v0.3 form) got the whole result
+        assert any(t.split("\n") == _ran() for t in mine), mine
+        texts = [t for n in listed for t in push_texts(n["event"])]
+        assert [s for s in push_states(expected) if not any(s in t for t in texts)] == []
+
+
+@pytest.mark.asyncio
 async def test_a_v03_streaming_first_hop_runs_the_chain(pair: tuple[Running, Running]) -> None:
     ours, theirs = pair
     instruction, expected = suite(ours, theirs, "send_message", streaming=True)
