@@ -226,9 +226,32 @@ async def first_hop_stream(
 # --- the notification server --------------------------------------------------------------------
 
 
+def is_notification(event: dict[str, Any]) -> bool:
+    """What the kit's notification server keeps: a v1.0 StreamResponse, or a v0.3 body (a Task or
+    a status or artifact update, by ``kind``: the official 0.3 SDK posts the Task)."""
+    if event.get("kind") == "task":
+        return bool(event.get("id"))
+    if event.get("kind") in ("status-update", "artifact-update"):
+        return bool(event.get("taskId"))
+    return bool(
+        event.get("task", {}).get("id")
+        or event.get("statusUpdate", {}).get("taskId")
+        or event.get("artifactUpdate", {}).get("taskId")
+    )
+
+
+def push_texts(event: dict[str, Any]) -> list[str]:
+    """The runner's reading of a notification: a v1.0 status update's agent message, or a v0.3
+    body's ``status.message`` with role ``agent``."""
+    if "kind" not in event:
+        return status_update_texts(event)
+    message = event.get("status", {}).get("message") or {}
+    return parts_text(message) if message.get("role") == "agent" else []
+
+
 class Notifications:
-    """The kit's notification server: POST /notifications keeps a StreamResponse (400 for what is
-    none), GET /notifications lists them with their tokens."""
+    """The kit's notification server: POST /notifications keeps a StreamResponse or a v0.3 body
+    (400 for what is neither), GET /notifications lists them with their tokens."""
 
     def __init__(self) -> None:
         self.kept: list[dict[str, Any]] = []
@@ -245,11 +268,7 @@ class Notifications:
         if scope["path"] == "/notifications" and scope["method"] == "POST":
             try:
                 event = json.loads(body)
-                ok = isinstance(event, dict) and bool(
-                    event.get("task", {}).get("id")
-                    or event.get("statusUpdate", {}).get("taskId")
-                    or event.get("artifactUpdate", {}).get("taskId")
-                )
+                ok = isinstance(event, dict) and is_notification(event)
             except ValueError:
                 ok = False
             headers = {k.decode(): v.decode() for k, v in scope["headers"]}
@@ -340,7 +359,7 @@ async def test_push_chains(agents: dict[str, Running], first: str, second: str) 
             deadline = time.monotonic() + 15  # deliveries run in the background: bounded wait
             while True:
                 listed = (await http.get(f"{url}/notifications")).json()["notifications"]
-                texts = [t for n in listed for t in status_update_texts(n["event"])]
+                texts = [t for n in listed for t in push_texts(n["event"])]
                 missing = [s for s in states if not any(s in t for t in texts)]
                 if not missing or time.monotonic() > deadline:
                     break

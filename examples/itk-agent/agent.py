@@ -67,15 +67,29 @@ def _unbase64(text: str) -> bytes | None:
         return None
 
 
+def _parse_raw(raw: bytes) -> itk.Instruction | None:
+    """``raw`` as an instruction, or as the ASCII base64 of one: a v0.3 ``file_with_bytes`` that
+    came through undecoded (a peer that double-encodes). Base64 text never parses as a step: the
+    tags of fields 1 to 3 (0x0a, 0x12, 0x1a) are not base64 characters."""
+    found = _parse(raw)
+    if found is None and raw.isascii():
+        text = _unbase64(raw.decode("ascii"))
+        found = _parse(text) if text is not None else None
+    return found
+
+
 def extract_instruction(message: types.Message) -> itk.Instruction | None:
     """The instruction ``message`` carries: the first part marked as one (media type
     application/x-protobuf or file name instruction.bin: its bytes, or its text in base64), else
-    the first text part that is one in base64; None if no part holds one."""
+    the first text part that is one in base64; None if no part holds one.
+
+    A v0.3 caller's FilePart (``file.bytes`` base64, ``mimeType``, ``name``, as the kit's runner
+    and v0.3 agents send it) arrives here translated: ``raw`` bytes, ``media_type``, ``filename``."""
     for part in message.parts:
         kind = part.WhichOneof("content")
         if part.media_type == MEDIA_TYPE or part.filename == FILENAME:
             raw = part.raw if kind == "raw" else _unbase64(part.text) if kind == "text" else None
-            found = _parse(raw) if raw is not None else None
+            found = _parse_raw(raw) if raw is not None else None
             if found is not None:
                 return found
         if kind == "text":

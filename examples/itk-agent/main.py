@@ -2,9 +2,10 @@
 
 Serves, in one process (the layout the kit's runner and its agents use):
 
-* gRPC (``lf.a2a.v1.A2AService``) on ``127.0.0.1:G``;
-* on ``http://127.0.0.1:H``: JSON-RPC at ``/``, ``/jsonrpc`` and ``/jsonrpc/``; HTTP+JSON at the
-  root and under ``/rest/``; the agent card at ``/.well-known/agent-card.json``,
+* gRPC on ``127.0.0.1:G``: ``lf.a2a.v1.A2AService`` (A2A 1.0) and ``a2a.v1.A2AService`` (0.3);
+* on ``http://127.0.0.1:H``: JSON-RPC at ``/``, ``/jsonrpc`` and ``/jsonrpc/`` (the v0.3 method
+  names too); HTTP+JSON at the root and under ``/rest/`` (the v0.3 routes ``/v1/...`` for a
+  request without ``A2A-Version: 1.0``); the agent card at ``/.well-known/agent-card.json``,
   ``/jsonrpc/.well-known/agent-card.json`` and ``/rest/.well-known/agent-card.json``.
 
 Port 0 picks a free port; the line ``ITK agent ready http=H grpc=G`` on stdout says which, once
@@ -40,15 +41,18 @@ from a2a_grpc.server import A2AServer, ServerSettings
 from a2a_grpc.tasks import open_store
 
 HOST = "127.0.0.1"
-PROTOCOL_VERSIONS = ("1.0",)
-"""The A2A versions each interface is offered in. When a2a-grpc serves v0.3, add "0.3" here: every
-interface then gets its 0.3 twin (same URL), as the kit's own agents publish them."""
+PROTOCOL_VERSIONS = ("1.0", "0.3")
+"""The A2A versions each interface is offered in: the 1.0 interfaces, then their 0.3 twins at the
+same URLs (the kit's own agents publish both; a2a-grpc's server and HTTP front serve v0.3 beside
+v1.0). The served card also carries the v0.3 members (``url``, ``preferredTransport`` JSON-RPC,
+``additionalInterfaces``, ``protocolVersion``), so a v0.3 client reads it too."""
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
 def build_card(http_port: int, grpc_port: int) -> types.AgentCard:
     """The card the kit's agents publish: streaming and push notifications, one skill, and the
-    three interfaces (gRPC, JSON-RPC under /jsonrpc/, HTTP+JSON under /rest/) per version."""
+    three interfaces (gRPC, JSON-RPC under /jsonrpc/, HTTP+JSON under /rest/) for A2A 1.0, then
+    the same three for A2A 0.3."""
     where = [
         ("GRPC", f"{HOST}:{grpc_port}"),
         ("JSONRPC", f"http://{HOST}:{http_port}/jsonrpc/"),
@@ -71,8 +75,8 @@ def build_card(http_port: int, grpc_port: int) -> types.AgentCard:
         ],
         supported_interfaces=[
             types.AgentInterface(protocol_binding=binding, url=url, protocol_version=version)
-            for binding, url in where
             for version in PROTOCOL_VERSIONS
+            for binding, url in where
         ],
     )
 

@@ -3,10 +3,14 @@
 :func:`open_peer` reads the agent card at ``<agent_card_uri>/.well-known/agent-card.json`` and
 returns a :class:`Peer` over the card's interface of that binding: gRPC through
 :class:`a2a_grpc.client.A2AClient`, JSON-RPC and HTTP+JSON through the reverse bridge's JSON
-upstreams (:mod:`a2a_grpc.bridge.outbound`), every call saying ``A2A-Version: 1.0``.
+upstreams (:func:`a2a_grpc.bridge.outbound.open_json_upstream`).
 
-Only A2A 1.0 interfaces are used today. When the library speaks v0.3, a card (or interface)
-whose ``protocolVersion`` is 0.x is handled here, in :func:`open_peer`, and nowhere else.
+The A2A version follows the card: its interface of that binding for A2A 1.0 when it has one
+(calls say ``A2A-Version: 1.0``), else its 0.x one, spoken in v0.3 (the kit's v0.3 agents: a v0.3
+card, ``url`` + ``additionalInterfaces``, is read by :func:`a2a_grpc.v03.card.parse_card_json`
+inside :func:`~a2a_grpc.bridge.outbound.fetch_card`; the v0.3 JSON-RPC method names, the
+``/v1/...`` routes, the ``a2a.v1.A2AService`` gRPC service, all translated to and from the v1.0
+messages used here). A 1.0 interface is never passed over for a 0.x one (spec 3.6.3).
 """
 
 from __future__ import annotations
@@ -15,13 +19,18 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urljoin
 
 import httpx
 from google.protobuf.message import Message
 
 from a2a_grpc import errors, types
-from a2a_grpc.bridge.outbound import JsonRpcUpstream, RestUpstream, card_url_for, choose_interface, fetch_card
+from a2a_grpc.bridge.outbound import (
+    JsonRpcUpstream,
+    RestUpstream,
+    card_url_for,
+    fetch_card,
+    open_json_upstream,
+)
 from a2a_grpc.bridge.upstream import Call
 from a2a_grpc.client import A2AClient
 
@@ -104,6 +113,7 @@ class _JsonPeer:
         return self.upstream.binding
 
     def _call(self) -> Call:
+        # A v0.3 upstream (outbound03) replaces the version header with its own 0.3.
         return Call(headers={"a2a-version": VERSION}, timeout=self.timeout)
 
     async def send(self, request: types.SendMessageRequest) -> types.SendMessageResponse:
@@ -136,21 +146,20 @@ async def open_peer(transport: str, agent_card_uri: str, *, timeout: float = 60.
     """The agent whose card is at ``agent_card_uri``, over the binding ``transport`` names.
 
     ``timeout`` bounds each call (a stream as a whole) and the card's fetch. The card's first
-    interface of that binding for A2A 1.0 is used (the v0.3 hook: see the module docstring);
-    :class:`errors.UnavailableError` names what the card offers when it has none.
+    interface of that binding for A2A 1.0 is used, else its first for 0.x (spoken in v0.3);
+    :class:`errors.UnavailableError` names what the card offers when it has neither.
     """
     binding = binding_of(transport)
     card_url = card_url_for(agent_card_uri)
     http = httpx.AsyncClient(timeout=None)
     try:
-        card = await fetch_card(card_url, client=http, timeout=timeout)
         if binding == "GRPC":
+            card = await fetch_card(card_url, client=http, timeout=timeout)
             await http.aclose()
+            # from_card: the card's 1.x GRPC interfaces, else its 0.x ones over a2a.v1.A2AService
             return _GrpcPeer(A2AClient.from_card(card, timeout=timeout), timeout)
-        interface = choose_interface(card, [binding])
-        kind = JsonRpcUpstream if binding == "JSONRPC" else RestUpstream
-        url = urljoin(card_url, interface.url)
-        upstream = kind(url, client=http, tenant=interface.tenant, card=card, card_url=card_url)
+        upstream = await open_json_upstream(card_url, prefer=[binding], client=http, timeout=timeout)
+        assert isinstance(upstream, JsonRpcUpstream | RestUpstream)
         return _JsonPeer(upstream, http, timeout)
     except BaseException:
         await http.aclose()
