@@ -931,6 +931,7 @@ async def test_the_card_lists_the_bridge_interfaces_after_the_grpc_one(bridge: H
     card = transcoding.decode(response.json(), types.AgentCard)
     assert [(i.protocol_binding, i.url, i.protocol_version) for i in card.supported_interfaces] == [
         ("GRPC", bridge.server.address, "1.0"),
+        ("GRPC", bridge.server.address, "0.3"),  # the v0.3 service, same port (ServerSettings.serve_v03)
         (BINDING_URI, bridge.server.address, "1.0"),  # the session binding, on the gRPC port
         ("JSONRPC", bridge.url + "/", "1.0"),
         ("HTTP+JSON", bridge.url, "1.0"),

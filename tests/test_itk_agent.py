@@ -61,10 +61,18 @@ class Running:
 
 def _start(name: str, script: Path) -> Running:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ITK_LOG_LEVEL": "WARNING"}
-    args = [sys.executable, str(script), "--httpPort", "0", "--grpcPort", "0", "--holdSeconds", HOLD_SECONDS]
-    proc = subprocess.Popen(args, cwd=script.parent, env=env, stdout=subprocess.PIPE, text=True)
+    return start_agent(name, [sys.executable, str(script)], script.parent, env)
+
+
+def start_agent(
+    name: str, command: list[str], cwd: Path, env: dict[str, str], wait: float = READY_WAIT
+) -> Running:
+    """``command --httpPort 0 --grpcPort 0 --holdSeconds ..`` started in ``cwd``, once it says
+    which ports it bound (stopped by PID if it does not within ``wait`` seconds)."""
+    args = [*command, "--httpPort", "0", "--grpcPort", "0", "--holdSeconds", HOLD_SECONDS]
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
-    deadline = time.monotonic() + READY_WAIT
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
         line = proc.stdout.readline() if ready else ""
@@ -74,7 +82,7 @@ def _start(name: str, script: Path) -> Running:
         if proc.poll() is not None:
             break
     _stop(proc)
-    raise AssertionError(f"{name} did not start within {READY_WAIT} s")
+    raise AssertionError(f"{name} ({' '.join(command)}) did not start within {wait} s")
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:

@@ -9,17 +9,23 @@ a2a-grpc's dependencies from PyPI into a folder of the test's, once per run.
 from __future__ import annotations
 
 import os
-import select
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.test_itk_agent import Running, _stop, first_hop_sync, hop_chain, payload, response_text
+from tests.test_itk_agent import (
+    Running,
+    _stop,
+    first_hop_sync,
+    hop_chain,
+    payload,
+    response_text,
+    start_agent,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ITK = ROOT / "itk"
@@ -50,20 +56,7 @@ def kit_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def launch(name: str, env: dict[str, str]) -> Running:
     """``uv run main.py`` in itk/, on free ports (our agent prints the ones it bound)."""
-    args = [uv(), "run", "--locked", "main.py", "--httpPort", "0", "--grpcPort", "0", "--holdSeconds", "2"]
-    proc = subprocess.Popen(args, cwd=ITK, env=env, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + READY_WAIT
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-        line = proc.stdout.readline() if ready else ""
-        if line.startswith("ITK agent ready"):
-            ports = dict(item.split("=") for item in line.split()[3:])
-            return Running(name, proc, int(ports["http"]), int(ports["grpc"]))
-        if proc.poll() is not None:
-            break
-    _stop(proc)
-    raise AssertionError(f"`uv run main.py` in itk/ did not start within {READY_WAIT} s")
+    return start_agent(name, [uv(), "run", "--locked", "main.py"], ITK, env, wait=READY_WAIT)
 
 
 @pytest.fixture(scope="module")

@@ -252,24 +252,7 @@ class RestBinding:
         return await transcoding.decode_body(members, METHODS[route.method.name].request, in_thread=large)
 
     def _route(self, request: HttpRequest) -> tuple[Route, dict[str, str]]:
-        try:
-            route, found = self.router.match(request.verb, request.path)
-        except errors.A2AError as exc:  # a path variable that is not UTF-8 text
-            raise HttpFailure(errors.InvalidParamsError.spec.http_status, exc) from None
-        if route is None:
-            assert isinstance(found, list)
-            if found:
-                error = errors.MethodNotFoundError(
-                    f"{errors.echo(request.verb)} is not allowed on {errors.echo(request.path)}; "
-                    f"allowed: {', '.join(found)}"
-                )
-                raise HttpFailure(405, error, [("allow", ", ".join(found))])
-            error = errors.MethodNotFoundError(
-                f"no route for {errors.echo(request.verb)} {errors.echo(request.path)}"
-            )
-            raise HttpFailure(404, error)
-        assert isinstance(found, dict)
-        return route, found
+        return match_route(self.router, request)
 
     async def _members(
         self, route: Route, request: HttpRequest, receive: Receive
@@ -338,3 +321,29 @@ class RestBinding:
             await send_rest_error(request, send, exc)
             return
         await respond(send, 200, transcoding.dumps(answer), media=A2A_JSON)
+
+
+def match_route(
+    router: Router, request: HttpRequest, *, kind: str = "", hint: str = ""
+) -> tuple[Route, dict[str, str]]:
+    """The route ``request`` takes and its path variables; else the refusal: 405 naming the verbs
+    the path allows, 404 for a path no route has (its message says "no <kind>route", then
+    ``hint``), 400 for a path variable that is no UTF-8 text."""
+    try:
+        route, found = router.match(request.verb, request.path)
+    except errors.A2AError as exc:  # a path variable that is not UTF-8 text
+        raise HttpFailure(errors.InvalidParamsError.spec.http_status, exc) from None
+    if route is None:
+        assert isinstance(found, list)
+        if found:
+            error = errors.MethodNotFoundError(
+                f"{errors.echo(request.verb)} is not allowed on {errors.echo(request.path)}; "
+                f"allowed: {', '.join(found)}"
+            )
+            raise HttpFailure(405, error, [("allow", ", ".join(found))])
+        error = errors.MethodNotFoundError(
+            f"no {kind}route for {errors.echo(request.verb)} {errors.echo(request.path)}{hint}"
+        )
+        raise HttpFailure(404, error)
+    assert isinstance(found, dict)
+    return route, found

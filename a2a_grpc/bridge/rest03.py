@@ -46,6 +46,7 @@ from a2a_grpc.bridge.exchange import (
     upstream_call,
 )
 from a2a_grpc.bridge.query import query_to_json
+from a2a_grpc.bridge.rest import match_route
 from a2a_grpc.bridge.routes import Route, Router, compile_routes
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.sse import encode_event, serve_stream
@@ -149,25 +150,10 @@ class RestV03Binding:
         assert not missing, f"v0.3 RPCs without a translation: {missing}"
 
     def _route(self, request: HttpRequest) -> tuple[Route, dict[str, str]]:
-        try:
-            route, found = self.router.match(request.verb, request.path)
-        except errors.A2AError as exc:  # a path variable that is not UTF-8 text
-            raise HttpFailure(400, exc) from None
-        if route is None:
-            assert isinstance(found, list)
-            if found:
-                error = errors.MethodNotFoundError(
-                    f"{errors.echo(request.verb)} is not allowed on {errors.echo(request.path)}; "
-                    f"allowed: {', '.join(found)}"
-                )
-                raise HttpFailure(405, error, [("allow", ", ".join(found))])
-            error = errors.MethodNotFoundError(
-                f"no v0.3 route for {errors.echo(request.verb)} {errors.echo(request.path)} "
-                "(send A2A-Version: 1.0 for the v1.0 routes)"
-            )
-            raise HttpFailure(404, error)
-        assert isinstance(found, dict)
-        return route, found
+        # A v1.0 client that forgot its version lands here: the 404 says what to send.
+        return match_route(
+            self.router, request, kind="v0.3 ", hint=" (send A2A-Version: 1.0 for the v1.0 routes)"
+        )
 
     async def _members(
         self, route: Route, request: HttpRequest, receive: Receive
