@@ -36,6 +36,8 @@ async def test_one_call_serves_grpc_and_json(tmp_path: Path) -> None:
             (BINDING_URI, stack.grpc_address),  # the session binding, on the gRPC port
             ("JSONRPC", stack.http_url + "/"),
             ("HTTP+JSON", stack.http_url),
+            ("JSONRPC", stack.http_url + "/"),  # the same URLs serve v0.3 clients (serve_v03)
+            ("HTTP+JSON", stack.http_url),
         ]
         async with A2AClient(stack.grpc_address, timeout=10) as client:
             task = (await client.send_message(A2AClient.text_request("echo over grpc"))).task
@@ -85,6 +87,8 @@ async def test_public_urls_name_the_interfaces() -> None:
             "agents.example:443",  # v0.3 (serve_v03)
             "agents.example:443",  # the session binding
             "https://agents.example/a2a/",
+            "https://agents.example/a2a",
+            "https://agents.example/a2a/",  # the JSON interfaces again, for v0.3
             "https://agents.example/a2a",
         ]
 
