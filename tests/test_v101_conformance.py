@@ -329,7 +329,7 @@ JSON_ONLY: Mapping[str, Mapping[str, Callable[[str], Any]]] = {
         "rest": lambda url: _raw_rest(url, "GET", "/tasks/x", **{"Grpc-Timeout": "soon"}),
     },
     "MethodNotFoundError": {
-        "jsonrpc": lambda url: _raw_jsonrpc(url, b'{"jsonrpc": "2.0", "id": 1, "method": "tasks/frobnicate"}'),
+        "jsonrpc": lambda url: _raw_jsonrpc(url, b'{"jsonrpc": "2.0", "id": 1, "method": "tasks/nosuch"}'),
         "rest": lambda url: _raw_rest(url, "GET", "/no/such/route"),
     },
 }
