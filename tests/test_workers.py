@@ -42,6 +42,9 @@ START = 60.0
 EXIT = 40.0
 """Seconds a supervisor may take to exit once told to (each worker's grace is 5 s)."""
 ASYNC = pytest.mark.asyncio
+# Longer than every bounded wait of a test here (START, EXIT), so that a wait that runs out
+# fails with its message and the supervisor's lines, not as pytest-timeout's bare timeout.
+pytestmark = pytest.mark.timeout(3 * START)
 
 AGENT = """
 import asyncio
