@@ -44,7 +44,7 @@ from a2a_grpc.bridge.exchange import (
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.sse import encode_event, send_event_stream, serve_stream
 from a2a_grpc.bridge.upstream import Upstream
-from a2a_grpc.bridge.v03front import check_v03_version, v03_call, v03_upstream
+from a2a_grpc.bridge.v03front import check_v03_version, v03_call
 from a2a_grpc.security.limits import Limits
 from a2a_grpc.security.shape import check_json
 from a2a_grpc.service import METHODS
@@ -148,7 +148,6 @@ class JsonRpcBinding:
 
     def __init__(self, upstream: Upstream, settings: BridgeSettings, card: CardEndpoint) -> None:
         self.upstream = upstream
-        self.v03_upstream = v03_upstream(upstream)
         self.settings = settings
         self.card = card
         self.limits = settings.limits or Limits()
@@ -204,9 +203,8 @@ class JsonRpcBinding:
                 check_json(envelope, params, rpc.request, self.limits)
                 message = rpc.decode(params)
             call = upstream_call(request, self.settings)
-            upstream = self.upstream
             if rpc.v03:
-                call, upstream = v03_call(request, call), self.v03_upstream
+                call = v03_call(request, call)
         except HttpFailure as failure:
             body = _answer(rpc_id, "error", form(failure.error))
             await respond(send, failure.status, body, failure.headers)
@@ -228,13 +226,13 @@ class JsonRpcBinding:
                 else:
                     await self._error(send, rpc_id, exc, rpc.error)
 
-            events = upstream.stream(rpc.upstream, message, call)
+            events = self.upstream.stream(rpc.upstream, message, call)
             await serve_stream(
                 events, receive, send, self.settings, encode=encode, encode_error=encode_error, refuse=refuse
             )
             return
         try:
-            result = self.card.published(await upstream.unary(rpc.upstream, message, call))
+            result = self.card.published(await self.upstream.unary(rpc.upstream, message, call))
             if result.ByteSize() > self.settings.offload_bytes:  # a task holding large parts
                 answer = await asyncio.to_thread(rpc.encode, result)
             else:

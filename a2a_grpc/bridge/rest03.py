@@ -51,7 +51,7 @@ from a2a_grpc.bridge.routes import Route, Router, compile_routes
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.sse import encode_event, serve_stream
 from a2a_grpc.bridge.upstream import Upstream
-from a2a_grpc.bridge.v03front import check_v03_version, v03_call, v03_upstream
+from a2a_grpc.bridge.v03front import check_v03_version, v03_call
 from a2a_grpc.errors import FieldViolation
 from a2a_grpc.security.limits import Limits
 from a2a_grpc.security.shape import check_json
@@ -141,7 +141,7 @@ class RestV03Binding:
     """Serves the v0.3 HTTP+JSON routes over ``upstream``."""
 
     def __init__(self, upstream: Upstream, settings: BridgeSettings, card: CardEndpoint) -> None:
-        self.upstream = v03_upstream(upstream)
+        self.upstream = upstream
         self.settings = settings
         self.card = card
         self.limits = settings.limits or Limits()

@@ -153,6 +153,9 @@ class Call:
     client_certificate: ClientCertificate | None = None
     """The certificate the caller presented to a mutual-TLS front, for the in-process call's
     context; never sent on: the next hop sees this process's own identity."""
+    wire_version: str = ""
+    """The A2A version the caller spoke when the front translated its request (``"0.3"``), for
+    the in-process call's :attr:`CallContext.wire_version`; a remote upstream is not told."""
 
     def metadata(self) -> tuple[tuple[str, str | bytes], ...]:
         """The headers as gRPC metadata: a ``-bin`` value as its bytes; :class:`InvalidRequestError`
@@ -195,7 +198,7 @@ class LocalUpstream:
         self.service = service or Service.serving(handler)
 
     def _context(self, request: Message, call: Call) -> CallContext:
-        return CallContext.from_headers(
+        context = CallContext.from_headers(
             dict(call.headers),
             tenant=getattr(request, "tenant", ""),
             deadline=deadline_after(call.timeout),
@@ -203,6 +206,9 @@ class LocalUpstream:
             front="http",
             client_certificate=call.client_certificate,
         )
+        if call.wire_version:
+            context = dataclasses.replace(context, wire_version=call.wire_version)
+        return context
 
     async def unary(self, method: str, request: Message, call: Call) -> Message:
         serve = self.service.unary(method)

@@ -5,8 +5,8 @@ are disjoint) or, on HTTP+JSON, by a ``/v1/...`` path without an ``A2A-Version``
 (:func:`is_v03_rest`). It is translated to the v1.0 request by :mod:`a2a_grpc.v03` and sent to
 the SAME upstream call the v1.0 bindings make, with :func:`v03_call`'s headers: ``a2a-version:
 1.0`` (the core and a gRPC upstream handle v1.0: the translation happened here) and the v0.3
-extension header ``X-A2A-Extensions`` read as ``A2A-Extensions``. :func:`v03_upstream` marks the
-call's :attr:`a2a_grpc.service.CallContext.wire_version` "0.3" for an in-process upstream (logs
+extension header ``X-A2A-Extensions`` read as ``A2A-Extensions``, and ``Call.wire_version`` "0.3",
+which an in-process upstream passes on as :attr:`a2a_grpc.service.CallContext.wire_version` (logs
 and metrics); a remote upstream cannot be told.
 """
 
@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from google.protobuf.message import Message
-
 from a2a_grpc import errors
 from a2a_grpc.bridge.exchange import HttpRequest
-from a2a_grpc.bridge.upstream import Call, LocalUpstream, Upstream, check_header
-from a2a_grpc.service import SUPPORTED_VERSIONS, CallContext
+from a2a_grpc.bridge.upstream import Call, check_header
+from a2a_grpc.service import SUPPORTED_VERSIONS
 from a2a_grpc.v03.card import V03_VERSION, is_v03_version
 
-__all__ = ["V03_PREFIX", "WIRE_VERSION", "check_v03_version", "is_v03_rest", "v03_call", "v03_upstream"]
+__all__ = ["V03_PREFIX", "WIRE_VERSION", "check_v03_version", "is_v03_rest", "v03_call"]
 
 WIRE_VERSION = V03_VERSION
 """The :attr:`CallContext.wire_version` of a call a v0.3 client made."""
@@ -57,19 +55,4 @@ def v03_call(request: HttpRequest, call: Call) -> Call:
     if legacy is not None and "a2a-extensions" not in headers:
         check_header("a2a-extensions", legacy)
         headers["a2a-extensions"] = legacy
-    return dataclasses.replace(call, headers=headers)
-
-
-class _V03Local(LocalUpstream):
-    """The in-process upstream, its calls marked as arriving in v0.3."""
-
-    def _context(self, request: Message, call: Call) -> CallContext:
-        return dataclasses.replace(super()._context(request, call), wire_version=WIRE_VERSION)
-
-
-def v03_upstream(upstream: Upstream) -> Upstream:
-    """The upstream v0.3 calls go to: ``upstream`` itself, marking the wire version of an
-    in-process one's calls."""
-    if type(upstream) is LocalUpstream:
-        return _V03Local(upstream.handler, upstream.service)
-    return upstream
+    return dataclasses.replace(call, headers=headers, wire_version=WIRE_VERSION)
