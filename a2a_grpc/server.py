@@ -606,10 +606,12 @@ class GrpcService(abc.ABC):
     def _service(self) -> Service:
         """The call seam that serves lf.a2a.v1.A2AService (called once, at start)."""
 
-    def _serves_v03(self) -> bool:
-        """Whether the v0.3 service ``a2a.v1.A2AService`` is served too (the ``serve_v03``
-        setting, where the subclass's card offers it; here: no)."""
-        return False
+    def grpc_interfaces(self) -> list[types.AgentInterface]:
+        """This server's GRPC interfaces for the card, at :attr:`advertised_address`: A2A 1.0,
+        then (``serve_v03``) the same address again as A2A 0.3, the v0.3 service it also serves."""
+        address = self.advertised_address
+        legacy = [grpc_interface(address, V03_VERSION)] if self.settings.serve_v03 else []
+        return [grpc_interface(address), *legacy]
 
     def seam_chain(self) -> tuple[Interceptor, ...]:
         """What every call passes before the operation: the metrics link (with
@@ -762,7 +764,7 @@ class GrpcService(abc.ABC):
             )
         )
         served = [SERVICE]
-        if self._serves_v03():
+        if self.settings.serve_v03:
             # The v0.3 service: the same seam (and card service), translated (a2a_grpc.v03.grpc_service).
             most = self.settings.max_receive_message_bytes
 
@@ -945,9 +947,7 @@ class A2AServer(GrpcService):
         own = list(card.supported_interfaces)
         del card.supported_interfaces[:]
         seen: set[tuple[str, str, str, str]] = set()
-        address = self.advertised_address
-        legacy = [grpc_interface(address, V03_VERSION)] if self.settings.serve_v03 else []
-        ours = [grpc_interface(address), *legacy, session_interface(address)]
+        ours = [*self.grpc_interfaces(), session_interface(self.advertised_address)]
         for interface in [*ours, *self.extra_interfaces, *own]:
             # The version counts: the same address may serve 1.0 and 0.3 (two entries).
             key = (
@@ -978,9 +978,6 @@ class A2AServer(GrpcService):
 
     def _agent_name(self) -> str | None:
         return self.agent.card.name
-
-    def _serves_v03(self) -> bool:
-        return self.settings.serve_v03
 
     def _service(self) -> Service:
         assert self.handler is not None

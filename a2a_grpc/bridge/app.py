@@ -48,7 +48,6 @@ from a2a_grpc.bridge.exchange import (
     Receive,
     Scope,
     Send,
-    requested_version,
     respond,
     serve_lifespan,
 )
@@ -58,7 +57,7 @@ from a2a_grpc.bridge.rest import RestBinding, send_rest_error
 from a2a_grpc.bridge.rest03 import RestV03Binding
 from a2a_grpc.bridge.settings import BridgeSettings
 from a2a_grpc.bridge.upstream import CARD_PATH, Upstream
-from a2a_grpc.bridge.v03front import V03_PREFIX, is_v03_rest
+from a2a_grpc.bridge.v03front import is_v03_rest
 from a2a_grpc.observability.metrics import HTTP_BINDING, WIRES
 from a2a_grpc.security.limits import Limits
 
@@ -163,11 +162,7 @@ class BridgeApp:
                     receive, send = _counted("rest", receive, send)
                 # Header first (spec 3.6.1): A2A-Version 1.x is v1.0 (/v1/... is then tenant "v1"),
                 # none or 0.x on /v1/... is v0.3; anything else is v1.0's to answer (or refuse).
-                if (
-                    self.rest03 is not None
-                    and path.startswith(V03_PREFIX)  # before reading the version: most paths are not
-                    and is_v03_rest(path, requested_version(request))
-                ):
+                if self.rest03 is not None and is_v03_rest(request):
                     await self.rest03.serve(request, receive, send)
                 else:
                     await self.rest.serve(request, receive, send)

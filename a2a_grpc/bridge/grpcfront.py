@@ -29,9 +29,8 @@ from a2a_grpc import errors, types
 from a2a_grpc._validation import check_identifiers
 from a2a_grpc.bridge.upstream import Call, Upstream, check_header, forwardable
 from a2a_grpc.security.credentials import credential_headers
-from a2a_grpc.server import GrpcService, ServerSettings, grpc_interface
+from a2a_grpc.server import GrpcService, ServerSettings
 from a2a_grpc.service import METHODS, CallContext, Interceptor, Method, Service, StreamCall, UnaryCall
-from a2a_grpc.v03.card import V03_VERSION
 
 if TYPE_CHECKING:
     from a2a_grpc.bridge.ops import OpsServer
@@ -106,17 +105,12 @@ class GrpcFront(GrpcService):
     def _service(self) -> Service:
         return self.service
 
-    def _serves_v03(self) -> bool:
-        return self.settings.serve_v03
-
     async def public_card(self) -> types.AgentCard:
         """The upstream's public card, with this front's GRPC interfaces first: A2A 1.0, then 0.3
         (the same address) when ``serve_v03`` is on."""
         card = types.AgentCard()
         card.CopyFrom(await self.upstream.card())
-        ours = [grpc_interface(self.advertised_address)]
-        if self.settings.serve_v03:
-            ours.append(grpc_interface(self.advertised_address, V03_VERSION))
+        ours = self.grpc_interfaces()
         others = [
             i
             for i in card.supported_interfaces

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 from a2a_grpc import errors
-from a2a_grpc.bridge.exchange import HttpRequest
+from a2a_grpc.bridge.exchange import HttpRequest, requested_version
 from a2a_grpc.bridge.upstream import Call, check_header
 from a2a_grpc.service import SUPPORTED_VERSIONS
 from a2a_grpc.v03.card import V03_VERSION, is_v03_version
@@ -41,10 +41,14 @@ def check_v03_version(version: str | None) -> None:
     )
 
 
-def is_v03_rest(path: str, version: str | None) -> bool:
+def is_v03_rest(request: HttpRequest) -> bool:
     """Whether an HTTP+JSON request goes to the v0.3 routes: a ``/v1/`` path, and no
-    ``A2A-Version`` or one of major 0 (major 1 is v1.0's tenant ``v1``)."""
-    return path.startswith(V03_PREFIX) and (version is None or is_v03_version(version))
+    ``A2A-Version`` or one of major 0 (major 1 is v1.0's tenant ``v1``). The version is read only
+    for ``/v1/`` paths: most requests are not."""
+    if not request.path.startswith(V03_PREFIX):
+        return False
+    version = requested_version(request)
+    return version is None or is_v03_version(version)
 
 
 def v03_call(request: HttpRequest, call: Call) -> Call:
